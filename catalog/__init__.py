@@ -1,0 +1,1 @@
+"""The durable record of what is sold: sellers, shops, products, SKUs, prices, stock and deals."""

@@ -1,0 +1,72 @@
+"""SQL tables of the catalog. Money is integer minor units; time is epoch milliseconds."""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON, BigInteger, CheckConstraint, Column
+from sqlmodel import Field, SQLModel
+
+
+class Seller(SQLModel, table=True):
+    __tablename__ = "sellers"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    email: str = Field(max_length=320, unique=True)
+    # Only a SHA-256 of the bearer token is kept; the token itself is shown once.
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    created_ms: int = Field(sa_type=BigInteger)
+
+
+class Shop(SQLModel, table=True):
+    __tablename__ = "shops"
+    id: int | None = Field(default=None, primary_key=True)
+    seller_id: int = Field(foreign_key="sellers.id", index=True)
+    name: str = Field(max_length=200)
+    created_ms: int = Field(sa_type=BigInteger)
+
+
+class Product(SQLModel, table=True):
+    __tablename__ = "products"
+    id: int | None = Field(default=None, primary_key=True)
+    shop_id: int = Field(foreign_key="shops.id", index=True)
+    title: str = Field(max_length=300)
+    description: str = Field(default="", max_length=10_000)
+    category: str = Field(default="", max_length=100)
+    image_urls: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_ms: int = Field(sa_type=BigInteger)
+
+
+class Sku(SQLModel, table=True):
+    __tablename__ = "skus"
+    __table_args__ = (
+        CheckConstraint("stock >= 0", name="sku_stock_non_negative"),
+        CheckConstraint("list_price > 0", name="sku_price_positive"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    product_id: int = Field(foreign_key="products.id", index=True)
+    # Denormalised from the product so ownership checks and stock updates need no join.
+    shop_id: int = Field(foreign_key="shops.id", index=True)
+    variant: str = Field(default="", max_length=200)
+    list_price: int = Field(sa_type=BigInteger)
+    currency: str = Field(max_length=3)
+    stock: int
+
+
+class Deal(SQLModel, table=True):
+    __tablename__ = "deals"
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="deal_quantity_positive"),
+        CheckConstraint("per_buyer_limit > 0", name="deal_limit_positive"),
+        CheckConstraint("ends_ms > starts_ms", name="deal_window_ordered"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    shop_id: int = Field(foreign_key="shops.id", index=True)
+    sku_id: int = Field(foreign_key="skus.id", index=True)
+    deal_price: int = Field(sa_type=BigInteger)
+    currency: str = Field(max_length=3)
+    quantity: int
+    per_buyer_limit: int
+    starts_ms: int = Field(sa_type=BigInteger)
+    ends_ms: int = Field(sa_type=BigInteger)
+    # scheduled -> live (stock loaded into Redis) -> ended
+    status: str = Field(default="scheduled", max_length=16)
+    created_ms: int = Field(sa_type=BigInteger)

@@ -1,0 +1,49 @@
+"""Pure catalog rules: what makes a deal or a stock change acceptable. No I/O here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from catalog.errors import Invalid
+
+MAX_DEAL_DURATION_MS = 7 * 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class DealTerms:
+    deal_price: int
+    quantity: int
+    per_buyer_limit: int
+    starts_ms: int
+    ends_ms: int
+
+
+def check_deal_terms(terms: DealTerms, *, list_price: int, stock: int) -> None:
+    """Raise ``Invalid`` with a precise code for the first rule the terms break."""
+    if terms.deal_price <= 0:
+        raise Invalid("The deal price must be positive.", code="invalid_price")
+    if terms.deal_price >= list_price:
+        raise Invalid(
+            "The deal price must be below the SKU's list price.",
+            code="deal_price_not_below_list",
+            deal_price=terms.deal_price,
+            list_price=list_price,
+        )
+    if terms.quantity > stock:
+        raise Invalid(
+            "The deal quantity is more than the SKU has in stock.",
+            code="deal_quantity_above_stock",
+            quantity=terms.quantity,
+            stock=stock,
+        )
+    if terms.per_buyer_limit > terms.quantity:
+        raise Invalid(
+            "The per-buyer limit cannot exceed the deal quantity.",
+            code="limit_above_quantity",
+            per_buyer_limit=terms.per_buyer_limit,
+            quantity=terms.quantity,
+        )
+    if terms.ends_ms <= terms.starts_ms:
+        raise Invalid("The deal must end after it starts.", code="invalid_window")
+    if terms.ends_ms - terms.starts_ms > MAX_DEAL_DURATION_MS:
+        raise Invalid("A deal may run for at most seven days.", code="invalid_window")

@@ -1,0 +1,233 @@
+"""Catalog operations over SQL: sellers and their tokens, shops, products, SKUs and deals.
+
+Every write takes the acting seller and checks ownership here, so the HTTP layer cannot forget.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from catalog.clock import now_ms
+from catalog.errors import Conflict, NotFound, Unauthorized
+from catalog.models import Deal, Product, Seller, Shop, Sku
+from catalog.rules import DealTerms, check_deal_terms
+
+TOKEN_PREFIX = "lc_sk_"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def create_seller(
+    session: AsyncSession, name: str, email: str, shop_name: str | None = None
+) -> tuple[Seller, Shop, str]:
+    """Create a seller with one shop; return the API token, which is not stored anywhere."""
+    existing = await session.exec(select(Seller).where(Seller.email == email))
+    if existing.first() is not None:
+        raise Conflict("A seller with this email already exists.", code="seller_exists")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    seller = Seller(name=name, email=email, token_hash=hash_token(token), created_ms=now_ms())
+    session.add(seller)
+    await session.flush()
+    assert seller.id is not None
+    shop = Shop(seller_id=seller.id, name=shop_name or f"{name}'s shop", created_ms=now_ms())
+    session.add(shop)
+    await session.commit()
+    return seller, shop, token
+
+
+async def seller_for_token(session: AsyncSession, token: str) -> Seller:
+    if not token.startswith(TOKEN_PREFIX):
+        raise Unauthorized("That is not a seller token.", code="invalid_token")
+    found = await session.exec(select(Seller).where(Seller.token_hash == hash_token(token)))
+    seller = found.first()
+    if seller is None:
+        raise Unauthorized("Unknown seller token.", code="invalid_token")
+    return seller
+
+
+async def shops_of(session: AsyncSession, seller: Seller) -> Sequence[Shop]:
+    found = await session.exec(select(Shop).where(Shop.seller_id == seller.id).order_by("id"))
+    return found.all()
+
+
+async def create_shop(session: AsyncSession, seller: Seller, name: str) -> Shop:
+    assert seller.id is not None
+    shop = Shop(seller_id=seller.id, name=name, created_ms=now_ms())
+    session.add(shop)
+    await session.commit()
+    return shop
+
+
+async def owned_shop(session: AsyncSession, seller: Seller, shop_id: int) -> Shop:
+    shop = await session.get(Shop, shop_id)
+    if shop is None or shop.seller_id != seller.id:
+        raise NotFound("No such shop among yours.", code="shop_not_found", shop_id=shop_id)
+    return shop
+
+
+async def create_product(
+    session: AsyncSession, seller: Seller, shop_id: int, fields: dict[str, Any]
+) -> Product:
+    await owned_shop(session, seller, shop_id)
+    product = Product(shop_id=shop_id, created_ms=now_ms(), **fields)
+    session.add(product)
+    await session.commit()
+    return product
+
+
+async def get_product(session: AsyncSession, product_id: int) -> Product:
+    product = await session.get(Product, product_id)
+    if product is None:
+        raise NotFound("No such product.", code="product_not_found", product_id=product_id)
+    return product
+
+
+async def owned_product(session: AsyncSession, seller: Seller, product_id: int) -> Product:
+    product = await get_product(session, product_id)
+    await owned_shop(session, seller, product.shop_id)
+    return product
+
+
+async def list_products(session: AsyncSession, shop_id: int | None = None) -> Sequence[Product]:
+    query = select(Product).order_by(col(Product.id))
+    if shop_id is not None:
+        query = query.where(Product.shop_id == shop_id)
+    return (await session.exec(query)).all()
+
+
+async def update_product(
+    session: AsyncSession, seller: Seller, product_id: int, fields: dict[str, Any]
+) -> Product:
+    product = await owned_product(session, seller, product_id)
+    for name, value in fields.items():
+        setattr(product, name, value)
+    session.add(product)
+    await session.commit()
+    return product
+
+
+async def delete_product(session: AsyncSession, seller: Seller, product_id: int) -> None:
+    product = await owned_product(session, seller, product_id)
+    if (await session.exec(select(Sku.id).where(Sku.product_id == product_id))).first():
+        raise Conflict("Delete the product's SKUs first.", code="product_has_skus")
+    await session.delete(product)
+    await session.commit()
+
+
+async def create_sku(
+    session: AsyncSession, seller: Seller, product_id: int, fields: dict[str, Any]
+) -> Sku:
+    product = await owned_product(session, seller, product_id)
+    assert product.id is not None
+    sku = Sku(product_id=product.id, shop_id=product.shop_id, **fields)
+    session.add(sku)
+    await session.commit()
+    return sku
+
+
+async def get_sku(session: AsyncSession, sku_id: int) -> Sku:
+    sku = await session.get(Sku, sku_id)
+    if sku is None:
+        raise NotFound("No such SKU.", code="sku_not_found", sku_id=sku_id)
+    return sku
+
+
+async def owned_sku(session: AsyncSession, seller: Seller, sku_id: int) -> Sku:
+    sku = await get_sku(session, sku_id)
+    shop = await session.get(Shop, sku.shop_id)
+    if shop is None or shop.seller_id != seller.id:
+        # A foreign SKU looks exactly like a missing one: no existence leak.
+        raise NotFound("No such SKU.", code="sku_not_found", sku_id=sku_id)
+    return sku
+
+
+async def skus_of(session: AsyncSession, product_id: int) -> Sequence[Sku]:
+    query = select(Sku).where(Sku.product_id == product_id).order_by(col(Sku.id))
+    return (await session.exec(query)).all()
+
+
+async def update_sku(
+    session: AsyncSession, seller: Seller, sku_id: int, fields: dict[str, Any]
+) -> Sku:
+    sku = await owned_sku(session, seller, sku_id)
+    for name, value in fields.items():
+        setattr(sku, name, value)
+    session.add(sku)
+    await session.commit()
+    return sku
+
+
+async def create_deal(session: AsyncSession, seller: Seller, sku_id: int, terms: DealTerms) -> Deal:
+    sku = await owned_sku(session, seller, sku_id)
+    check_deal_terms(terms, list_price=sku.list_price, stock=sku.stock)
+    deal = Deal(
+        shop_id=sku.shop_id,
+        sku_id=sku_id,
+        deal_price=terms.deal_price,
+        currency=sku.currency,
+        quantity=terms.quantity,
+        per_buyer_limit=terms.per_buyer_limit,
+        starts_ms=terms.starts_ms,
+        ends_ms=terms.ends_ms,
+        created_ms=now_ms(),
+    )
+    session.add(deal)
+    await session.commit()
+    return deal
+
+
+async def get_deal(session: AsyncSession, deal_id: int) -> Deal:
+    deal = await session.get(Deal, deal_id)
+    if deal is None:
+        raise NotFound("No such deal.", code="deal_not_found", deal_id=deal_id)
+    return deal
+
+
+async def owned_deal(session: AsyncSession, seller: Seller, deal_id: int) -> Deal:
+    deal = await get_deal(session, deal_id)
+    shop = await session.get(Shop, deal.shop_id)
+    if shop is None or shop.seller_id != seller.id:
+        raise NotFound("No such deal.", code="deal_not_found", deal_id=deal_id)
+    return deal
+
+
+async def list_deals(session: AsyncSession, status: str | None = None) -> Sequence[Deal]:
+    query = select(Deal).order_by(col(Deal.id))
+    if status is not None:
+        query = query.where(Deal.status == status)
+    return (await session.exec(query)).all()
+
+
+async def move_deal(session: AsyncSession, deal: Deal, from_status: str, to_status: str) -> Deal:
+    """Guarded status change: only one caller wins a concurrent start or stop."""
+    result = await session.exec(
+        update(Deal)
+        .where(col(Deal.id) == deal.id, col(Deal.status) == from_status)
+        .values(status=to_status)
+    )
+    await session.commit()
+    if result.rowcount != 1:
+        raise Conflict(
+            f"The deal is not {from_status}.", code=f"deal_not_{from_status}", deal_id=deal.id
+        )
+    await session.refresh(deal)
+    return deal
+
+
+async def check_startable(session: AsyncSession, deal: Deal) -> None:
+    """A deal starts once, and only while its SKU still has the stock it promises."""
+    if deal.status != "scheduled":
+        raise Conflict("The deal is not scheduled.", code="deal_not_scheduled", deal_id=deal.id)
+    sku = await get_sku(session, deal.sku_id)
+    terms = DealTerms(deal.deal_price, deal.quantity, deal.per_buyer_limit, deal.starts_ms,
+                      deal.ends_ms)
+    check_deal_terms(terms, list_price=sku.list_price, stock=sku.stock)

@@ -1,0 +1,1 @@
+"""Stock holds in Redis, idempotent checkout, payments, the order pipeline and order states."""

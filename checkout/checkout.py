@@ -1,0 +1,46 @@
+"""Paying for a hold: begin payment (extend the hold), charge once, then commit or step back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from catalog.errors import DomainError, PaymentFailed
+from checkout.holds import HoldStore
+from checkout.payments import ChargeStatus, PaymentProvider
+
+
+@dataclass(frozen=True)
+class Receipt:
+    hold_id: str
+    qty: int
+    unit_price: int
+    amount: int
+    currency: str
+    payment_ref: str
+
+
+async def pay_for_hold(
+    holds: HoldStore, provider: PaymentProvider, *, hold_id: str, buyer: str, card: str,
+    attempt_key: str,
+) -> Receipt:
+    """Charge the buyer for the hold and mark it sold.
+
+    ``attempt_key`` names this payment attempt at the provider, so a replay charges nothing new.
+    A declined card leaves the hold held until it lapses or the buyer releases it. If the hold
+    lapsed while the charge was in flight, the charge is refunded and the error is raised.
+    """
+    terms = await holds.begin_payment(hold_id, buyer)
+    charge = await provider.charge(key=f"{hold_id}:{attempt_key}", amount=terms.amount,
+                                   currency=terms.currency, card=card)
+    if charge.status is not ChargeStatus.APPROVED:
+        await holds.payment_failed(hold_id, buyer)
+        message = ("The card was declined." if charge.status is ChargeStatus.DECLINED
+                   else "The card has insufficient funds.")
+        raise PaymentFailed(message, code=charge.status.value, hold_id=hold_id)
+    try:
+        await holds.commit(hold_id, buyer, charge.id)
+    except DomainError:
+        await provider.refund(charge)
+        raise
+    return Receipt(hold_id=hold_id, qty=terms.qty, unit_price=terms.unit_price,
+                   amount=terms.amount, currency=terms.currency, payment_ref=charge.id)

@@ -1,0 +1,211 @@
+"""The Redis side of a flash deal: loads the Redis Functions in ``lua/holds.lua`` once and calls
+them. No Python here reads stock and writes it back; every decision happens inside one function.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from redis.asyncio import Redis
+
+from catalog.errors import Conflict, DomainError, Invalid, NotFound
+from catalog.models import Deal
+from checkout.keys import DEAL_KEYS_TTL_S, Keyspace, deal_id_of_hold
+
+LIBRARY = resources.files("checkout").joinpath("lua/holds.lua").read_text()
+
+
+@dataclass(frozen=True)
+class ReserveRequest:
+    buyer: str
+    qty: int
+    request_id: str = ""
+
+
+@dataclass(frozen=True)
+class Hold:
+    id: str
+    qty: int
+    expires_ms: int
+    state: str
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class PaymentTerms:
+    hold_id: str
+    qty: int
+    unit_price: int
+    currency: str
+    sku_id: int
+    shop_id: int
+    expires_ms: int
+
+    @property
+    def amount(self) -> int:
+        return self.qty * self.unit_price
+
+
+@dataclass(frozen=True)
+class DealState:
+    quantity: int
+    available: int
+    held: int
+    sold: int
+    starts_ms: int
+    ends_ms: int
+    stopped: bool
+    per_buyer_limit: int
+    deal_price: int
+    currency: str
+    server_ms: int
+
+
+_HOLD_ERRORS: dict[str, tuple[type[DomainError], str]] = {
+    "hold_not_found": (NotFound, "No such hold among yours."),
+    "hold_expired": (Conflict, "The hold has expired; its units went back on sale."),
+    "hold_released": (Conflict, "The hold was released."),
+    "hold_already_paid": (Conflict, "The hold has already been paid."),
+    "payment_in_progress": (Conflict, "A payment for this hold is in progress."),
+}
+
+
+def hold_error(code: str, hold_id: str) -> DomainError:
+    cls, message = _HOLD_ERRORS[code]
+    return cls(message, code=code, hold_id=hold_id)
+
+
+def reserve_error(result: list[Any]) -> DomainError:
+    code = result[0]
+    if code == "deal_not_live":
+        return Conflict("The deal is not live.", code=code)
+    if code == "deal_ended":
+        return Conflict("The deal has ended.", code=code, ended_ms=int(result[1]))
+    if code == "deal_not_started":
+        return Conflict("The deal has not started yet.", code=code, starts_ms=int(result[1]))
+    if code == "limit_exceeded":
+        return Conflict(
+            "That would take you over the per-buyer limit.",
+            code=code, limit=result[1], already=result[2],
+        )
+    if code == "sold_out":
+        return Conflict("Sold out.", code=code, wanted=result[1], left=0)
+    if code == "insufficient_stock":
+        return Conflict("Not enough left.", code=code, wanted=result[1], left=result[2])
+    return Invalid("The quantity must be a positive whole number.", code="invalid_quantity")
+
+
+class HoldStore:
+    def __init__(self, redis: Redis, keyspace: Keyspace) -> None:
+        self.redis = redis
+        self.keys = keyspace
+
+    async def install(self) -> None:
+        """Register the functions. REPLACE makes a newer library win after an upgrade."""
+        await self.redis.function_load(LIBRARY, replace=True)
+
+    async def _call(self, name: str, deal_id: int, *args: Any) -> Any:
+        keys = self.keys.deal(deal_id).function_keys()
+        return await self.redis.fcall(name, len(keys), *keys, *args)
+
+    async def load_deal(self, deal: Deal, *, hold_ttl_ms: int, pay_ttl_ms: int) -> bool:
+        terms = {
+            "deal": deal.id, "sku": deal.sku_id, "shop": deal.shop_id,
+            "price": deal.deal_price, "currency": deal.currency, "quantity": deal.quantity,
+            "limit": deal.per_buyer_limit, "starts": deal.starts_ms, "ends": deal.ends_ms,
+            "hold_ttl": hold_ttl_ms, "pay_ttl": pay_ttl_ms,
+        }
+        assert deal.id is not None
+        flat = [str(part) for pair in terms.items() for part in pair]
+        loaded = await self._call("lc_load_deal", deal.id, *flat)
+        await self.redis.sadd(self.keys.live_deals, str(deal.id))
+        return bool(loaded)
+
+    async def stop_deal(self, deal_id: int) -> None:
+        await self._call("lc_stop_deal", deal_id)
+        keys = self.keys.deal(deal_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            # Keep the orders stream: the pipeline may still be reading it.
+            for key in (keys.deal, keys.holds, keys.buyers, keys.requests, keys.expiry,
+                        keys.events):
+                pipe.expire(key, DEAL_KEYS_TTL_S)
+            await pipe.execute()
+
+    async def reserve_many(
+        self, deal_id: int, requests: list[ReserveRequest]
+    ) -> list[Hold | DomainError]:
+        args: list[Any] = [deal_id]
+        for r in requests:
+            args += (r.buyer, r.qty, r.request_id)
+        raw = await self._call("lc_reserve_many", deal_id, *args)
+        return [_reserve_outcome(item) for item in raw]
+
+    async def reserve(self, deal_id: int, request: ReserveRequest) -> Hold:
+        (outcome,) = await self.reserve_many(deal_id, [request])
+        if isinstance(outcome, DomainError):
+            raise outcome
+        return outcome
+
+    async def begin_payment(self, hold_id: str, buyer: str) -> PaymentTerms:
+        deal_id = _deal_of(hold_id)
+        raw = await self._call("lc_begin_payment", deal_id, hold_id, buyer)
+        if raw[0] != "ok":
+            raise hold_error(raw[0], hold_id)
+        return PaymentTerms(
+            hold_id=hold_id, qty=int(raw[1]), unit_price=int(raw[2]), currency=raw[3],
+            sku_id=int(raw[4]), shop_id=int(raw[5]), expires_ms=int(raw[6]),
+        )
+
+    async def commit(self, hold_id: str, buyer: str, payment_ref: str) -> None:
+        raw = await self._call("lc_commit", _deal_of(hold_id), hold_id, buyer, payment_ref)
+        if raw[0] != "ok":
+            raise hold_error(raw[0], hold_id)
+
+    async def payment_failed(self, hold_id: str, buyer: str) -> None:
+        await self._call("lc_payment_failed", _deal_of(hold_id), hold_id, buyer)
+
+    async def release(self, hold_id: str, buyer: str) -> None:
+        raw = await self._call("lc_release", _deal_of(hold_id), hold_id, buyer)
+        if raw[0] != "ok":
+            raise hold_error(raw[0], hold_id)
+
+    async def get_hold(self, hold_id: str, buyer: str) -> Hold:
+        raw = await self._call("lc_get_hold", _deal_of(hold_id), hold_id, buyer)
+        if not raw:
+            raise hold_error("hold_not_found", hold_id)
+        return Hold(id=hold_id, state=raw[0], qty=int(raw[1]), expires_ms=int(raw[2]))
+
+    async def expire(self, deal_id: int) -> int:
+        return int(await self._call("lc_expire", deal_id))
+
+    async def snapshot(self, deal_id: int) -> DealState | None:
+        raw = await self._call("lc_snapshot", deal_id)
+        if not raw:
+            return None
+        q, avail, held, sold, starts, ends, stopped, limit, price, currency, now = raw
+        return DealState(
+            quantity=int(q), available=int(avail), held=int(held), sold=int(sold),
+            starts_ms=int(starts), ends_ms=int(ends), stopped=stopped == "1",
+            per_buyer_limit=int(limit), deal_price=int(price), currency=currency,
+            server_ms=int(now),
+        )
+
+    async def live_deal_ids(self) -> list[int]:
+        members = await self.redis.smembers(self.keys.live_deals)
+        return sorted(int(m) for m in members)
+
+
+def _deal_of(hold_id: str) -> int:
+    deal_id = deal_id_of_hold(hold_id)
+    if deal_id is None:
+        raise hold_error("hold_not_found", hold_id)
+    return deal_id
+
+
+def _reserve_outcome(item: list[Any]) -> Hold | DomainError:
+    if item[0] != "ok":
+        return reserve_error(item)
+    return Hold(id=item[1], qty=int(item[2]), expires_ms=int(item[3]), state=item[4],
+                replayed=bool(item[5]))

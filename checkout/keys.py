@@ -1,0 +1,72 @@
+"""Every Redis key the checkout package uses, in one place.
+
+A deal's keys share the hash tag ``{deal:ID}`` so they live in one Redis Cluster slot and one
+Redis Function can touch them all. Expiry: a deal's keys are kept while the deal runs and for
+``DEAL_KEYS_TTL_S`` after it is stopped, so late payments and the pipeline can still finish.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEAL_KEYS_TTL_S = 7 * 24 * 3600
+IDEMPOTENCY_TTL_S = 24 * 3600
+IDEMPOTENCY_PENDING_TTL_S = 60
+
+ORDER_GROUP = "order-pipeline"
+
+
+@dataclass(frozen=True)
+class DealKeys:
+    deal: str
+    holds: str
+    buyers: str
+    requests: str
+    expiry: str
+    events: str
+    orders: str
+    dead_letters: str
+
+    def function_keys(self) -> list[str]:
+        """The KEYS list every function in holds.lua expects, in its order."""
+        return [self.deal, self.holds, self.buyers, self.requests, self.expiry, self.events,
+                self.orders]
+
+
+@dataclass(frozen=True)
+class Keyspace:
+    prefix: str = "lc"
+
+    def deal(self, deal_id: int) -> DealKeys:
+        base = f"{self.prefix}:{{deal:{deal_id}}}"
+        return DealKeys(
+            deal=f"{base}:deal",
+            holds=f"{base}:holds",
+            buyers=f"{base}:buyers",
+            requests=f"{base}:requests",
+            expiry=f"{base}:expiry",
+            events=f"{base}:events",
+            orders=f"{base}:orders",
+            dead_letters=f"{base}:orders:dead",
+        )
+
+    @property
+    def live_deals(self) -> str:
+        """Set of deal ids whose order streams the pipeline reads and the sweeper sweeps."""
+        return f"{self.prefix}:deals:live"
+
+    def idempotency(self, buyer: str, key: str) -> str:
+        return f"{self.prefix}:idem:{buyer}:{key}"
+
+    @property
+    def sandbox_charges(self) -> str:
+        """Hash of the sandbox payment provider's ledger: provider key -> charge record."""
+        return f"{self.prefix}:sandbox:charges"
+
+
+def deal_id_of_hold(hold_id: str) -> int | None:
+    """Hold ids are ``<deal id>-<n>``; anything else is not a hold id."""
+    head, sep, tail = hold_id.partition("-")
+    if not sep or not head.isdigit() or not tail.isdigit() or len(hold_id) > 40:
+        return None
+    return int(head)

@@ -1,0 +1,274 @@
+#!lua name=livecart_holds_v1
+--[[
+Flash-deal stock and holds, one Redis Function per step. Every function touches only the keys of
+one deal (hash-tagged, so one Redis Cluster slot) and every key it touches arrives in KEYS:
+
+  KEYS[1] deal      hash: terms (price, limit, window, ttl) and counters available/held/sold
+  KEYS[2] holds     hash: hold id -> "state|qty|expires_ms|buyer|request_id"
+  KEYS[3] buyers    hash: buyer -> units held, paying or sold (the per-buyer limit)
+  KEYS[4] requests  hash: "buyer|request_id" -> hold id (a retried request gets the same hold)
+  KEYS[5] expiry    zset: hold id scored by expires_ms, for holds still held or paying
+  KEYS[6] events    stream, capped: what the room hears (reserved, expired, sold, ...)
+  KEYS[7] orders    stream, never trimmed here: order.paid entries for the order pipeline
+
+Invariant kept by every function: available + held + sold == quantity.
+Hold states: held -> paying -> sold; held|paying -> expired; held -> released; paying -> held
+(a declined payment keeps the hold until it lapses or the buyer releases it).
+]]
+
+local EVENTS_MAXLEN = 10000
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function fmt(n)
+  return string.format('%.0f', n)
+end
+
+local function parse_hold(raw)
+  local state, qty, expires, buyer, request =
+    string.match(raw, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$')
+  return { state = state, qty = tonumber(qty), expires = tonumber(expires),
+           buyer = buyer, request = request }
+end
+
+local function save_hold(K, id, h)
+  redis.call('HSET', K[2], id,
+    h.state .. '|' .. h.qty .. '|' .. fmt(h.expires) .. '|' .. h.buyer .. '|' .. h.request)
+end
+
+local function counters(K)
+  return redis.call('HMGET', K[1], 'available', 'held', 'sold')
+end
+
+local function emit(K, now, kind, id, qty)
+  local c = counters(K)
+  redis.call('XADD', K[6], 'MAXLEN', '~', EVENTS_MAXLEN, '*',
+    'type', kind, 'hold', id, 'qty', qty,
+    'available', c[1], 'held', c[2], 'sold', c[3], 'at', fmt(now))
+end
+
+-- Return a live hold's units to stock and close it with the given final state.
+local function close_hold(K, now, id, h, final_state)
+  h.state = final_state
+  save_hold(K, id, h)
+  redis.call('ZREM', K[5], id)
+  redis.call('HINCRBY', K[1], 'available', h.qty)
+  redis.call('HINCRBY', K[1], 'held', -h.qty)
+  redis.call('HINCRBY', K[3], h.buyer, -h.qty)
+  emit(K, now, 'hold.' .. final_state, id, h.qty)
+end
+
+-- Lazy reclaim: every lapsed hold goes back to stock before anyone reads availability.
+-- Each hold is reclaimed once, so the work is bounded by the holds ever granted.
+local function reclaim(K, now)
+  local lapsed = redis.call('ZRANGE', K[5], '-inf', now, 'BYSCORE')
+  for _, id in ipairs(lapsed) do
+    local raw = redis.call('HGET', K[2], id)
+    if raw then
+      local h = parse_hold(raw)
+      if h.state == 'held' or h.state == 'paying' then
+        close_hold(K, now, id, h, 'expired')
+      else
+        redis.call('ZREM', K[5], id)
+      end
+    else
+      redis.call('ZREM', K[5], id)
+    end
+  end
+  return #lapsed
+end
+
+local function terms(K)
+  local t = redis.call('HMGET', K[1], 'starts', 'ends', 'stopped', 'limit', 'hold_ttl')
+  return { starts = tonumber(t[1]), ends = tonumber(t[2]), stopped = t[3] == '1',
+           limit = tonumber(t[4]), hold_ttl = tonumber(t[5]) }
+end
+
+local function reserve_one(K, d, now, deal_id, buyer, qty, request)
+  local request_key = buyer .. '|' .. request
+  if request ~= '' then
+    local existing = redis.call('HGET', K[4], request_key)
+    if existing then
+      local h = parse_hold(redis.call('HGET', K[2], existing))
+      return { 'ok', existing, h.qty, fmt(h.expires), h.state, 1 }
+    end
+  end
+  if d.stopped or now >= d.ends then return { 'deal_ended', fmt(d.ends) } end
+  if now < d.starts then return { 'deal_not_started', fmt(d.starts) } end
+  if qty < 1 then return { 'invalid_quantity', qty } end
+  local mine = tonumber(redis.call('HGET', K[3], buyer) or '0')
+  if mine + qty > d.limit then return { 'limit_exceeded', d.limit, mine } end
+  local available = tonumber(redis.call('HGET', K[1], 'available'))
+  if available < qty then
+    if available == 0 then return { 'sold_out', qty, 0 } end
+    return { 'insufficient_stock', qty, available }
+  end
+  local n = redis.call('HINCRBY', K[1], 'next_hold', 1)
+  local id = deal_id .. '-' .. n
+  local h = { state = 'held', qty = qty, expires = now + d.hold_ttl, buyer = buyer,
+              request = request }
+  redis.call('HINCRBY', K[1], 'available', -qty)
+  redis.call('HINCRBY', K[1], 'held', qty)
+  redis.call('HINCRBY', K[3], buyer, qty)
+  save_hold(K, id, h)
+  redis.call('ZADD', K[5], h.expires, id)
+  if request ~= '' then redis.call('HSET', K[4], request_key, id) end
+  emit(K, now, 'hold.reserved', id, qty)
+  return { 'ok', id, qty, fmt(h.expires), 'held', 0 }
+end
+
+-- ARGV: deal_id, then (buyer, qty, request_id) triples. One result per triple, in order.
+local function reserve_many(K, ARGV)
+  local n = (#ARGV - 1) / 3
+  local results = {}
+  if redis.call('EXISTS', K[1]) == 0 then
+    for i = 1, n do results[i] = { 'deal_not_live' } end
+    return results
+  end
+  local now = now_ms()
+  reclaim(K, now)
+  local d = terms(K)
+  for i = 1, n do
+    local base = 1 + (i - 1) * 3
+    results[i] = reserve_one(K, d, now, ARGV[1], ARGV[base + 1], tonumber(ARGV[base + 2]),
+                             ARGV[base + 3])
+  end
+  return results
+end
+
+-- Load a deal's terms and stock. Loading twice is harmless: the first load wins.
+-- ARGV: field, value pairs (must include quantity).
+local function load_deal(K, ARGV)
+  if redis.call('EXISTS', K[1]) == 1 then return 0 end
+  redis.call('HSET', K[1], unpack(ARGV))
+  local q = redis.call('HGET', K[1], 'quantity')
+  redis.call('HSET', K[1], 'available', q, 'held', 0, 'sold', 0, 'next_hold', 0, 'stopped', 0)
+  emit(K, now_ms(), 'deal.live', '', q)
+  return 1
+end
+
+local function stop_deal(K, ARGV)
+  if redis.call('EXISTS', K[1]) == 0 then return 0 end
+  local now = now_ms()
+  redis.call('HSET', K[1], 'stopped', 1)
+  emit(K, now, 'deal.ended', '', 0)
+  return 1
+end
+
+-- Find the caller's hold; a foreign hold looks exactly like a missing one.
+local function own_hold(K, id, buyer)
+  local raw = redis.call('HGET', K[2], id)
+  if not raw then return nil end
+  local h = parse_hold(raw)
+  if h.buyer ~= buyer then return nil end
+  return h
+end
+
+local function closed_reason(state)
+  if state == 'sold' then return 'hold_already_paid' end
+  if state == 'expired' then return 'hold_expired' end
+  return 'hold_released'
+end
+
+-- ARGV: hold_id, buyer. held|paying -> paying with the expiry pushed out by pay_ttl.
+local function begin_payment(K, ARGV)
+  local id, buyer = ARGV[1], ARGV[2]
+  local now = now_ms()
+  local h = own_hold(K, id, buyer)
+  if not h then return { 'hold_not_found' } end
+  if (h.state == 'held' or h.state == 'paying') and h.expires <= now then
+    close_hold(K, now, id, h, 'expired')
+  end
+  if h.state ~= 'held' and h.state ~= 'paying' then return { closed_reason(h.state) } end
+  local t = redis.call('HMGET', K[1], 'pay_ttl', 'price', 'currency', 'sku', 'shop')
+  h.state = 'paying'
+  h.expires = math.max(h.expires, now + tonumber(t[1]))
+  save_hold(K, id, h)
+  redis.call('ZADD', K[5], h.expires, id)
+  return { 'ok', h.qty, t[2], t[3], t[4], t[5], fmt(h.expires) }
+end
+
+-- ARGV: hold_id, buyer, payment_ref. paying -> sold, and order.paid goes to the pipeline.
+-- A paying hold is committed even if its expiry just passed: the money was taken and the
+-- units were never returned. Once the sweeper has expired it, the caller must refund.
+local function commit(K, ARGV)
+  local id, buyer, payment_ref = ARGV[1], ARGV[2], ARGV[3]
+  local h = own_hold(K, id, buyer)
+  if not h then return { 'hold_not_found' } end
+  if h.state == 'sold' then return { 'ok', 1 } end
+  if h.state ~= 'paying' then return { closed_reason(h.state) } end
+  local now = now_ms()
+  h.state = 'sold'
+  save_hold(K, id, h)
+  redis.call('ZREM', K[5], id)
+  redis.call('HINCRBY', K[1], 'held', -h.qty)
+  redis.call('HINCRBY', K[1], 'sold', h.qty)
+  local t = redis.call('HMGET', K[1], 'deal', 'sku', 'shop', 'price', 'currency')
+  redis.call('XADD', K[7], '*', 'type', 'order.paid', 'hold', id, 'deal', t[1],
+    'sku', t[2], 'shop', t[3], 'buyer', buyer, 'qty', h.qty, 'unit_price', t[4],
+    'currency', t[5], 'payment_ref', payment_ref, 'paid_ms', fmt(now))
+  emit(K, now, 'hold.sold', id, h.qty)
+  return { 'ok', 0 }
+end
+
+-- ARGV: hold_id, buyer. The charge failed: paying -> held, the hold keeps its expiry.
+local function payment_failed(K, ARGV)
+  local h = own_hold(K, ARGV[1], ARGV[2])
+  if not h or h.state ~= 'paying' then return 0 end
+  h.state = 'held'
+  save_hold(K, ARGV[1], h)
+  return 1
+end
+
+-- ARGV: hold_id, buyer. The buyer gives the units back.
+local function release(K, ARGV)
+  local id = ARGV[1]
+  local now = now_ms()
+  local h = own_hold(K, id, ARGV[2])
+  if not h then return { 'hold_not_found' } end
+  if h.state == 'paying' then return { 'payment_in_progress' } end
+  if h.state ~= 'held' then return { closed_reason(h.state) } end
+  close_hold(K, now, id, h, 'released')
+  return { 'ok' }
+end
+
+local function expire(K, ARGV)
+  return reclaim(K, now_ms())
+end
+
+-- Counters after reclaiming lapsed holds, so a read never counts an expired hold as held.
+local function snapshot(K, ARGV)
+  if redis.call('EXISTS', K[1]) == 0 then return {} end
+  local now = now_ms()
+  reclaim(K, now)
+  local v = redis.call('HMGET', K[1], 'quantity', 'available', 'held', 'sold', 'starts', 'ends',
+                       'stopped', 'limit', 'price', 'currency')
+  table.insert(v, fmt(now))
+  return v
+end
+
+-- ARGV: hold_id, buyer. The hold as its owner sees it.
+local function get_hold(K, ARGV)
+  local id = ARGV[1]
+  local now = now_ms()
+  local h = own_hold(K, id, ARGV[2])
+  if not h then return {} end
+  if (h.state == 'held' or h.state == 'paying') and h.expires <= now then
+    close_hold(K, now, id, h, 'expired')
+  end
+  return { h.state, h.qty, fmt(h.expires) }
+end
+
+redis.register_function('lc_reserve_many', reserve_many)
+redis.register_function('lc_load_deal', load_deal)
+redis.register_function('lc_stop_deal', stop_deal)
+redis.register_function('lc_begin_payment', begin_payment)
+redis.register_function('lc_commit', commit)
+redis.register_function('lc_payment_failed', payment_failed)
+redis.register_function('lc_release', release)
+redis.register_function('lc_expire', expire)
+redis.register_function('lc_snapshot', snapshot)
+redis.register_function('lc_get_hold', get_hold)

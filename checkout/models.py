@@ -1,0 +1,37 @@
+"""SQL tables of orders and their event log."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger
+from sqlmodel import Field, SQLModel
+
+
+class Order(SQLModel, table=True):
+    __tablename__ = "orders"
+    id: int | None = Field(default=None, primary_key=True)
+    # One order per hold: the unique key that makes redelivery from the stream harmless.
+    hold_id: str = Field(max_length=40, unique=True)
+    deal_id: int = Field(foreign_key="deals.id", index=True)
+    shop_id: int = Field(foreign_key="shops.id", index=True)
+    sku_id: int = Field(foreign_key="skus.id")
+    buyer_id: str = Field(max_length=64, index=True)
+    quantity: int
+    unit_price: int = Field(sa_type=BigInteger)
+    total: int = Field(sa_type=BigInteger)
+    currency: str = Field(max_length=3)
+    status: str = Field(max_length=24)
+    payment_ref: str = Field(max_length=64)
+    paid_ms: int = Field(sa_type=BigInteger)
+    created_ms: int = Field(sa_type=BigInteger)
+    updated_ms: int = Field(sa_type=BigInteger)
+
+
+class OrderEvent(SQLModel, table=True):
+    __tablename__ = "order_events"
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="orders.id", index=True)
+    from_status: str | None = Field(default=None, max_length=24)
+    to_status: str = Field(max_length=24)
+    at_ms: int = Field(sa_type=BigInteger)
+    actor: str = Field(default="", max_length=64)
+    note: str = Field(default="", max_length=500)

@@ -1,0 +1,168 @@
+"""Orders in SQL: batch persistence from the pipeline, transitions, and scoped reads."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import insert, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from catalog.clock import now_ms
+from catalog.errors import NotFound
+from catalog.models import Sku
+from checkout.models import Order, OrderEvent
+from checkout.orders import OrderStatus, next_status
+
+
+@dataclass(frozen=True)
+class PaidOrder:
+    """One ``order.paid`` entry from a deal's stream."""
+
+    hold_id: str
+    deal_id: int
+    sku_id: int
+    shop_id: int
+    buyer_id: str
+    quantity: int
+    unit_price: int
+    currency: str
+    payment_ref: str
+    paid_ms: int
+
+    @classmethod
+    def from_stream(cls, fields: dict[str, str]) -> PaidOrder:
+        return cls(
+            hold_id=fields["hold"], deal_id=int(fields["deal"]), sku_id=int(fields["sku"]),
+            shop_id=int(fields["shop"]), buyer_id=fields["buyer"], quantity=int(fields["qty"]),
+            unit_price=int(fields["unit_price"]), currency=fields["currency"],
+            payment_ref=fields["payment_ref"], paid_ms=int(fields["paid_ms"]),
+        )
+
+
+@dataclass
+class PersistResult:
+    inserted: int = 0
+    duplicates: int = 0
+    stock_shortfalls: int = 0
+
+
+def _insert_ignoring_duplicates(session: AsyncSession) -> Any:
+    assert session.bind is not None
+    dialect = session.bind.dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(Order).on_conflict_do_nothing(index_elements=["hold_id"])
+    if dialect == "sqlite":
+        return sqlite.insert(Order).on_conflict_do_nothing(index_elements=["hold_id"])
+    raise RuntimeError(f"unsupported database dialect {dialect}")
+
+
+async def persist_paid_orders(session: AsyncSession, paid: Sequence[PaidOrder]) -> PersistResult:
+    """Insert the orders, their first event rows and the stock decrements in one transaction.
+
+    Orders already present (a redelivered entry) are skipped by the unique hold id, and only the
+    orders actually inserted take stock, so running the same batch twice changes nothing.
+    """
+    now = now_ms()
+    rows = [
+        {
+            "hold_id": p.hold_id, "deal_id": p.deal_id, "shop_id": p.shop_id, "sku_id": p.sku_id,
+            "buyer_id": p.buyer_id, "quantity": p.quantity, "unit_price": p.unit_price,
+            "total": p.quantity * p.unit_price, "currency": p.currency,
+            "status": OrderStatus.PAID.value, "payment_ref": p.payment_ref, "paid_ms": p.paid_ms,
+            "created_ms": now, "updated_ms": now,
+        }
+        for p in paid
+    ]
+    result = PersistResult()
+    if not rows:
+        return result
+    stmt = _insert_ignoring_duplicates(session).returning(
+        col(Order.id), col(Order.sku_id), col(Order.quantity)
+    )
+    inserted = (await session.execute(stmt, rows)).all()
+    result.inserted = len(inserted)
+    result.duplicates = len(rows) - len(inserted)
+    if inserted:
+        await session.execute(
+            insert(OrderEvent),
+            [{"order_id": oid, "from_status": None, "to_status": OrderStatus.PAID.value,
+              "at_ms": now, "actor": "pipeline", "note": ""} for oid, _, _ in inserted],
+        )
+    taken: dict[int, int] = defaultdict(int)
+    for _, sku_id, qty in inserted:
+        taken[sku_id] += qty
+    for sku_id, qty in sorted(taken.items()):  # sorted: a fixed lock order across workers
+        guarded = await session.execute(
+            update(Sku).where(col(Sku.id) == sku_id, col(Sku.stock) >= qty)
+            .values(stock=col(Sku.stock) - qty)
+        )
+        if guarded.rowcount != 1:  # type: ignore[attr-defined]
+            # The seller cut SQL stock below what the deal sold. The order is paid and is kept;
+            # the shortfall is counted and left for the seller to reconcile.
+            result.stock_shortfalls += 1
+    await session.commit()
+    return result
+
+
+async def transition(
+    session: AsyncSession, order: Order, action: str, actor: str, note: str = ""
+) -> Order:
+    """Move ``order`` by ``action``: a guarded UPDATE plus its event row, in one transaction."""
+    current = OrderStatus(order.status)
+    target = next_status(current, action)
+    now = now_ms()
+    moved = await session.execute(
+        update(Order).where(col(Order.id) == order.id, col(Order.status) == current.value)
+        .values(status=target.value, updated_ms=now)
+    )
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        await session.rollback()
+        await session.refresh(order)
+        next_status(OrderStatus(order.status), action)  # raises the precise conflict
+    assert order.id is not None
+    session.add(OrderEvent(order_id=order.id, from_status=current.value, to_status=target.value,
+                           at_ms=now, actor=actor, note=note))
+    await session.commit()
+    await session.refresh(order)
+    return order
+
+
+async def orders_of_buyer(session: AsyncSession, buyer_id: str) -> Sequence[Order]:
+    query = select(Order).where(Order.buyer_id == buyer_id).order_by(col(Order.id).desc())
+    return (await session.exec(query)).all()
+
+
+async def orders_of_shops(
+    session: AsyncSession, shop_ids: Sequence[int], status: str | None = None
+) -> Sequence[Order]:
+    query = select(Order).where(col(Order.shop_id).in_(shop_ids)).order_by(col(Order.id).desc())
+    if status is not None:
+        query = query.where(Order.status == status)
+    return (await session.exec(query.limit(1000))).all()
+
+
+async def order_for_shops(session: AsyncSession, order_id: int, shop_ids: Sequence[int]) -> Order:
+    order = await session.get(Order, order_id)
+    if order is None or order.shop_id not in shop_ids:
+        raise NotFound("No such order in your shops.", code="order_not_found", order_id=order_id)
+    return order
+
+
+async def order_for_buyer(session: AsyncSession, hold_id: str, buyer_id: str) -> Order:
+    found = await session.exec(select(Order).where(Order.hold_id == hold_id))
+    order = found.first()
+    if order is None or order.buyer_id != buyer_id:
+        raise NotFound("No such order among yours (yet).", code="order_not_found",
+                       hold_id=hold_id)
+    return order
+
+
+async def events_of(session: AsyncSession, order_id: int) -> Sequence[OrderEvent]:
+    query = select(OrderEvent).where(OrderEvent.order_id == order_id).order_by(
+        col(OrderEvent.id))
+    return (await session.exec(query)).all()

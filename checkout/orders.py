@@ -1,0 +1,65 @@
+"""Order states and the transitions allowed between them. Pure: no I/O.
+
+    paid -> awaiting_shipment -> shipped -> delivered -> completed
+    unpaid -> paid | cancelled;   paid, awaiting_shipment, shipped, delivered -> refunded
+
+Orders from a flash deal are born ``paid`` (the hold was paid before the order existed), with a
+``None -> paid`` event row recording it.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from catalog.errors import Conflict, NotFound
+
+
+class OrderStatus(enum.StrEnum):
+    UNPAID = "unpaid"
+    PAID = "paid"
+    AWAITING_SHIPMENT = "awaiting_shipment"
+    SHIPPED = "shipped"
+    DELIVERED = "delivered"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    REFUNDED = "refunded"
+
+
+S = OrderStatus
+
+TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    S.UNPAID: frozenset({S.PAID, S.CANCELLED}),
+    S.PAID: frozenset({S.AWAITING_SHIPMENT, S.REFUNDED}),
+    S.AWAITING_SHIPMENT: frozenset({S.SHIPPED, S.REFUNDED}),
+    S.SHIPPED: frozenset({S.DELIVERED, S.REFUNDED}),
+    S.DELIVERED: frozenset({S.COMPLETED, S.REFUNDED}),
+    S.COMPLETED: frozenset(),
+    S.CANCELLED: frozenset(),
+    S.REFUNDED: frozenset(),
+}
+
+# The seller-facing verbs, each naming the one state it leads to.
+ACTIONS: dict[str, OrderStatus] = {
+    "pay": S.PAID,
+    "confirm": S.AWAITING_SHIPMENT,
+    "ship": S.SHIPPED,
+    "deliver": S.DELIVERED,
+    "complete": S.COMPLETED,
+    "cancel": S.CANCELLED,
+    "refund": S.REFUNDED,
+}
+
+
+def next_status(current: OrderStatus, action: str) -> OrderStatus:
+    """The state ``action`` leads to from ``current``, or an error naming what is allowed."""
+    target = ACTIONS.get(action)
+    if target is None:
+        raise NotFound(f"No order action {action!r}.", code="unknown_action",
+                       allowed=sorted(ACTIONS))
+    if target not in TRANSITIONS[current]:
+        raise Conflict(
+            f"An order that is {current} cannot be moved to {target}.",
+            code="invalid_transition", status=str(current),
+            allowed=sorted(a for a, t in ACTIONS.items() if t in TRANSITIONS[current]),
+        )
+    return target

@@ -1,0 +1,186 @@
+"""The order pipeline: a Redis Streams consumer group that turns ``order.paid`` entries into SQL
+orders. It acknowledges an entry only after the transaction holding its order has committed, so
+a crash anywhere leaves the entry pending; another consumer claims it (XAUTOCLAIM) and the unique
+hold id makes the second insert a no-op. An entry that fails ``max_deliveries`` times is moved to
+the deal's dead-letter stream instead of blocking the rest forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from catalog.db import Database
+from checkout.keys import ORDER_GROUP, Keyspace
+from checkout.order_store import PaidOrder, PersistResult, persist_paid_orders
+
+log = logging.getLogger("livecart.pipeline")
+
+Entry = tuple[str, dict[str, str]]
+
+
+@dataclass
+class PipelineStats:
+    persisted: int = 0
+    duplicates: int = 0
+    stock_shortfalls: int = 0
+    dead_lettered: int = 0
+    failed_batches: int = 0
+
+    def add(self, result: PersistResult) -> None:
+        self.persisted += result.inserted
+        self.duplicates += result.duplicates
+        self.stock_shortfalls += result.stock_shortfalls
+
+
+@dataclass
+class PipelineConfig:
+    batch: int = 500
+    block_ms: int = 1000
+    claim_idle_ms: int = 30_000
+    max_deliveries: int = 5
+    stall_before_ack_s: float = 0.0
+    consumer: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+
+
+class OrderPipeline:
+    def __init__(self, redis: Redis, db: Database, keyspace: Keyspace,
+                 config: PipelineConfig | None = None) -> None:
+        self.redis = redis
+        self.db = db
+        self.keys = keyspace
+        self.config = config or PipelineConfig()
+        self.stats = PipelineStats()
+        self._grouped: set[str] = set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        log.info("order pipeline consumer %s started", self.config.consumer)
+        while not stop.is_set():
+            try:
+                await self.step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Never die on a bad round: entries stay pending and are retried.
+                log.exception("order pipeline round failed")
+                self.stats.failed_batches += 1
+                await asyncio.sleep(1)
+
+    async def streams(self) -> list[str]:
+        members = await self.redis.smembers(self.keys.live_deals)
+        streams = [self.keys.deal(int(m)).orders for m in sorted(members, key=int)]
+        for stream in streams:
+            if stream not in self._grouped:
+                await self._ensure_group(stream)
+        return streams
+
+    async def _ensure_group(self, stream: str) -> None:
+        try:
+            await self.redis.xgroup_create(stream, ORDER_GROUP, id="0", mkstream=True)
+        except ResponseError as err:
+            if "BUSYGROUP" not in str(err):
+                raise
+        self._grouped.add(stream)
+
+    async def step(self) -> int:
+        """One round: reclaim entries a dead consumer left, then read new ones. Returns how many
+        entries were handled."""
+        streams = await self.streams()
+        if not streams:
+            await asyncio.sleep(self.config.block_ms / 1000)
+            return 0
+        handled = 0
+        for stream in streams:
+            handled += await self._reclaim(stream)
+        reply: Any = await self.redis.xreadgroup(
+            ORDER_GROUP, self.config.consumer, dict.fromkeys(streams, ">"),
+            count=self.config.batch, block=self.config.block_ms,
+        )
+        for stream, entries in reply or []:
+            await self._handle(stream, entries)
+            handled += len(entries)
+        return handled
+
+    async def _reclaim(self, stream: str) -> int:
+        handled = 0
+        cursor = "0-0"
+        while True:
+            cursor, entries, _deleted = await self.redis.xautoclaim(
+                stream, ORDER_GROUP, self.config.consumer, self.config.claim_idle_ms,
+                start_id=cursor, count=self.config.batch,
+            )
+            if entries:
+                live = await self._dead_letter_exhausted(stream, entries)
+                await self._handle(stream, live)
+                handled += len(entries)
+            if cursor == "0-0" or not entries:
+                return handled
+
+    async def _dead_letter_exhausted(self, stream: str, entries: list[Entry]) -> list[Entry]:
+        ids = [entry_id for entry_id, _ in entries]
+        pending: Any = await self.redis.xpending_range(
+            stream, ORDER_GROUP, min=ids[0], max=ids[-1], count=len(ids) * 2,
+            consumername=self.config.consumer,
+        )
+        deliveries: dict[str, int] = {p["message_id"]: p["times_delivered"] for p in pending}
+        dead_key = stream + ":dead"
+        live: list[Entry] = []
+        for entry_id, fields in entries:
+            if deliveries.get(entry_id, 0) > self.config.max_deliveries:
+                dead: Any = {**fields, "original_id": entry_id}
+                await self.redis.xadd(dead_key, dead)
+                await self.redis.xack(stream, ORDER_GROUP, entry_id)
+                self.stats.dead_lettered += 1
+                log.error("dead-lettered %s from %s after %s deliveries", entry_id, stream,
+                          deliveries[entry_id])
+            else:
+                live.append((entry_id, fields))
+        return live
+
+    async def _handle(self, stream: str, entries: list[Entry]) -> None:
+        paid = [(i, f) for i, f in entries if f and f.get("type") == "order.paid"]
+        try:
+            await self._persist(stream, paid)
+        except Exception:
+            # One bad entry must not hold back the rest: retry one at a time; what still fails
+            # stays pending and is retried until it reaches the dead-letter stream.
+            log.exception("batch of %d failed; retrying entries one by one", len(paid))
+            self.stats.failed_batches += 1
+            for item in paid:
+                try:
+                    await self._persist(stream, [item])
+                except Exception:
+                    log.exception("entry %s failed", item[0])
+        other = [i for i, f in entries if not f or f.get("type") != "order.paid"]
+        if other:
+            await self.redis.xack(stream, ORDER_GROUP, *other)
+
+    async def _persist(self, stream: str, items: list[Entry]) -> None:
+        if not items:
+            return
+        orders = [PaidOrder.from_stream(fields) for _, fields in items]
+        async with self.db.session() as session:
+            result = await persist_paid_orders(session, orders)
+        self.stats.add(result)
+        if self.config.stall_before_ack_s:
+            log.warning("fault injection: committed %d orders, stalling before XACK",
+                        result.inserted)
+            print("LIVECART-FAULT committed-before-ack", flush=True)
+            await asyncio.sleep(self.config.stall_before_ack_s)
+        await self.redis.xack(stream, ORDER_GROUP, *(entry_id for entry_id, _ in items))
+
+    async def lag(self) -> int:
+        """Entries not yet persisted: never delivered plus delivered but not acknowledged."""
+        total = 0
+        for stream in await self.streams():
+            for group in await self.redis.xinfo_groups(stream):
+                if group["name"] == ORDER_GROUP:
+                    total += int(group.get("lag") or 0) + int(group.get("pending") or 0)
+        return total

@@ -1,0 +1,207 @@
+"""Seller-facing catalog API: shops, products, SKUs and deals; public reads for viewers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from catalog import service
+from catalog.clock import now_ms
+from catalog.models import Deal, Product, Shop, Sku
+from catalog.rules import DealTerms
+from checkout.holds import DealState
+from web.auth import seller
+from web.http import JSONResponse, json_body
+from web.routing import Api
+from web.schemas import DealIn, ProductIn, ProductPatch, ShopIn, SkuIn, SkuPatch
+from web.services import services
+
+api = Api()
+
+
+def shop_json(shop: Shop) -> dict[str, Any]:
+    return {"id": shop.id, "name": shop.name}
+
+
+def sku_json(sku: Sku) -> dict[str, Any]:
+    return {"id": sku.id, "product_id": sku.product_id, "variant": sku.variant,
+            "list_price": sku.list_price, "currency": sku.currency, "stock": sku.stock}
+
+
+def product_json(product: Product, skus: list[Sku] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": product.id, "shop_id": product.shop_id, "title": product.title,
+        "description": product.description, "category": product.category,
+        "image_urls": product.image_urls,
+    }
+    if skus is not None:
+        body["skus"] = [sku_json(s) for s in skus]
+    return body
+
+
+def deal_json(deal: Deal, state: DealState | None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": deal.id, "shop_id": deal.shop_id, "sku_id": deal.sku_id,
+        "deal_price": deal.deal_price, "currency": deal.currency, "quantity": deal.quantity,
+        "per_buyer_limit": deal.per_buyer_limit, "starts_ms": deal.starts_ms,
+        "ends_ms": deal.ends_ms, "status": deal.status,
+    }
+    if state is not None:
+        body["stock"] = {"available": state.available, "held": state.held, "sold": state.sold}
+        body["server_ms"] = state.server_ms
+    return body
+
+
+@api.route("GET", "/api/shops", "List your shops", auth="seller", tag="catalog")
+async def list_shops(request: Request) -> Response:
+    me = await seller(request)
+    async with services(request).db.session() as session:
+        shops = await service.shops_of(session, me)
+    return JSONResponse({"shops": [shop_json(s) for s in shops]})
+
+
+@api.route("POST", "/api/shops", "Open another shop", body=ShopIn, auth="seller", tag="catalog")
+async def create_shop(request: Request) -> Response:
+    me = await seller(request)
+    body = await json_body(request, ShopIn)
+    async with services(request).db.session() as session:
+        shop = await service.create_shop(session, me, body.name)
+    return JSONResponse({"shop": shop_json(shop)}, status_code=201)
+
+
+@api.route("GET", "/api/products", "List products (optionally ?shop_id=)", tag="catalog")
+async def list_products(request: Request) -> Response:
+    raw = request.query_params.get("shop_id")
+    shop_id = int(raw) if raw is not None and raw.isdigit() and len(raw) <= 15 else None
+    if raw is not None and shop_id is None:
+        return JSONResponse({"products": []})
+    async with services(request).db.session() as session:
+        products = await service.list_products(session, shop_id)
+    return JSONResponse({"products": [product_json(p) for p in products]})
+
+
+@api.route("POST", "/api/shops/{shop_id:id}/products", "Add a product to your shop",
+           body=ProductIn, auth="seller", tag="catalog")
+async def create_product(request: Request) -> Response:
+    me = await seller(request)
+    body = await json_body(request, ProductIn)
+    async with services(request).db.session() as session:
+        product = await service.create_product(
+            session, me, request.path_params["shop_id"], body.model_dump())
+    return JSONResponse({"product": product_json(product, [])}, status_code=201)
+
+
+@api.route("GET", "/api/products/{product_id:id}", "A product with its SKUs", tag="catalog")
+async def get_product(request: Request) -> Response:
+    async with services(request).db.session() as session:
+        product = await service.get_product(session, request.path_params["product_id"])
+        skus = await service.skus_of(session, request.path_params["product_id"])
+    return JSONResponse({"product": product_json(product, list(skus))})
+
+
+@api.route("PATCH", "/api/products/{product_id:id}", "Edit your product", body=ProductPatch,
+           auth="seller", tag="catalog")
+async def update_product(request: Request) -> Response:
+    me = await seller(request)
+    body = await json_body(request, ProductPatch)
+    async with services(request).db.session() as session:
+        product = await service.update_product(
+            session, me, request.path_params["product_id"], body.model_dump(exclude_unset=True))
+    return JSONResponse({"product": product_json(product)})
+
+
+@api.route("DELETE", "/api/products/{product_id:id}", "Delete your product (no SKUs left)",
+           auth="seller", tag="catalog")
+async def delete_product(request: Request) -> Response:
+    me = await seller(request)
+    async with services(request).db.session() as session:
+        await service.delete_product(session, me, request.path_params["product_id"])
+    return Response(status_code=204)
+
+
+@api.route("POST", "/api/products/{product_id:id}/skus", "Add a SKU to your product",
+           body=SkuIn, auth="seller", tag="catalog")
+async def create_sku(request: Request) -> Response:
+    me = await seller(request)
+    body = await json_body(request, SkuIn)
+    async with services(request).db.session() as session:
+        sku = await service.create_sku(
+            session, me, request.path_params["product_id"], body.model_dump())
+    return JSONResponse({"sku": sku_json(sku)}, status_code=201)
+
+
+@api.route("PATCH", "/api/skus/{sku_id:id}", "Change a SKU's price, stock or name",
+           body=SkuPatch, auth="seller", tag="catalog")
+async def update_sku(request: Request) -> Response:
+    me = await seller(request)
+    body = await json_body(request, SkuPatch)
+    async with services(request).db.session() as session:
+        sku = await service.update_sku(
+            session, me, request.path_params["sku_id"], body.model_dump(exclude_unset=True))
+    return JSONResponse({"sku": sku_json(sku)})
+
+
+@api.route("GET", "/api/deals", "List deals (optionally ?status=scheduled|live|ended)",
+           tag="deals")
+async def list_deals(request: Request) -> Response:
+    svc = services(request)
+    status = request.query_params.get("status")
+    async with svc.db.session() as session:
+        deals = await service.list_deals(session, status)
+    states = [await svc.holds.snapshot(d.id) if d.status != "scheduled" and d.id else None
+              for d in deals]
+    return JSONResponse({"deals": [deal_json(d, s) for d, s in zip(deals, states, strict=True)],
+                         "server_ms": now_ms()})
+
+
+@api.route("GET", "/api/deals/{deal_id:id}", "A deal with its live stock counts", tag="deals")
+async def get_deal(request: Request) -> Response:
+    svc = services(request)
+    async with svc.db.session() as session:
+        deal = await service.get_deal(session, request.path_params["deal_id"])
+    return JSONResponse({"deal": deal_json(deal, await svc.holds.snapshot(deal.id or 0))})
+
+
+@api.route("POST", "/api/deals", "Schedule a flash deal on one of your SKUs", body=DealIn,
+           auth="seller", tag="deals")
+async def create_deal(request: Request) -> Response:
+    me = await seller(request)
+    body = await json_body(request, DealIn)
+    starts = body.starts_ms if body.starts_ms is not None else now_ms()
+    terms = DealTerms(deal_price=body.deal_price, quantity=body.quantity,
+                      per_buyer_limit=body.per_buyer_limit, starts_ms=starts,
+                      ends_ms=starts + body.duration_s * 1000)
+    async with services(request).db.session() as session:
+        deal = await service.create_deal(session, me, body.sku_id, terms)
+    return JSONResponse({"deal": deal_json(deal, None)}, status_code=201)
+
+
+@api.route("POST", "/api/deals/{deal_id:id}/start", "Load the deal's stock and open it",
+           auth="seller", tag="deals")
+async def start_deal(request: Request) -> Response:
+    me = await seller(request)
+    svc = services(request)
+    async with svc.db.session() as session:
+        deal = await service.owned_deal(session, me, request.path_params["deal_id"])
+        await service.check_startable(session, deal)
+        # Load first: loading is idempotent, so a crash between the two steps is mended by
+        # starting again, and a deal is never "live" in SQL without its stock in Redis.
+        await svc.holds.load_deal(deal, hold_ttl_ms=svc.settings.hold_ttl_s * 1000,
+                                  pay_ttl_ms=svc.settings.pay_ttl_s * 1000)
+        await service.move_deal(session, deal, "scheduled", "live")
+    return JSONResponse({"deal": deal_json(deal, await svc.holds.snapshot(deal.id or 0))})
+
+
+@api.route("POST", "/api/deals/{deal_id:id}/stop", "Stop a live deal early", auth="seller",
+           tag="deals")
+async def stop_deal(request: Request) -> Response:
+    me = await seller(request)
+    svc = services(request)
+    async with svc.db.session() as session:
+        deal = await service.owned_deal(session, me, request.path_params["deal_id"])
+        await service.move_deal(session, deal, "live", "ended")
+    assert deal.id is not None
+    await svc.holds.stop_deal(deal.id)
+    return JSONResponse({"deal": deal_json(deal, await svc.holds.snapshot(deal.id))})

@@ -1,0 +1,122 @@
+"""Viewer-facing API: guest sessions, reserving deal stock, holds, and idempotent checkout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from catalog import service
+from catalog.errors import DomainError, Invalid, PaymentFailed
+from checkout.checkout import pay_for_hold
+from checkout.holds import Hold, ReserveRequest
+from checkout.idempotency import StoredResponse, body_hash
+from web.auth import bearer
+from web.http import JSONResponse, error_response, parse, read_body, status_of
+from web.routing import Api
+from web.schemas import CheckoutIn, ReserveIn
+from web.services import Services, services
+
+api = Api()
+
+
+def hold_json(hold: Hold) -> dict[str, Any]:
+    return {"id": hold.id, "qty": hold.qty, "state": hold.state, "expires_ms": hold.expires_ms}
+
+
+@api.route("POST", "/api/session", "Start a guest session (viewer/buyer identity)",
+           tag="identity")
+async def create_session(request: Request) -> Response:
+    buyer, token = services(request).sessions.issue()
+    return JSONResponse({"token": token, "buyer_id": buyer}, status_code=201)
+
+
+@api.route("POST", "/api/deals/{deal_id:id}/reserve", "Hold units of a live deal",
+           body=ReserveIn, auth="viewer", tag="checkout")
+async def reserve(request: Request) -> Response:
+    svc = services(request)
+    buyer = svc.sessions.verify(bearer(request))
+    body = parse(ReserveIn, await read_body(request))
+    deal_id: int = request.path_params["deal_id"]
+    try:
+        hold = await svc.batcher.reserve(
+            deal_id, ReserveRequest(buyer, body.qty, body.request_id or ""))
+    except DomainError as err:
+        svc.metrics.reservations.labels(result=err.code).inc()
+        if err.code == "deal_not_live":
+            await _raise_if_unknown(svc, deal_id)
+        raise
+    svc.metrics.reserved_ok.inc()
+    return JSONResponse({"hold": hold_json(hold)}, status_code=200 if hold.replayed else 201)
+
+
+async def _raise_if_unknown(svc: Services, deal_id: int) -> None:
+    async with svc.db.session() as session:
+        await service.get_deal(session, deal_id)  # raises deal_not_found
+
+
+@api.route("GET", "/api/holds/{hold_id}", "One of your holds", auth="viewer", tag="checkout")
+async def get_hold(request: Request) -> Response:
+    svc = services(request)
+    buyer = svc.sessions.verify(bearer(request))
+    hold = await svc.holds.get_hold(request.path_params["hold_id"], buyer)
+    return JSONResponse({"hold": hold_json(hold)})
+
+
+@api.route("DELETE", "/api/holds/{hold_id}", "Give a hold's units back", auth="viewer",
+           tag="checkout")
+async def release_hold(request: Request) -> Response:
+    svc = services(request)
+    buyer = svc.sessions.verify(bearer(request))
+    await svc.holds.release(request.path_params["hold_id"], buyer)
+    return Response(status_code=204)
+
+
+@api.route("POST", "/api/holds/{hold_id}/checkout", "Pay for a hold (idempotent)",
+           body=CheckoutIn, auth="viewer", tag="checkout", headers=("Idempotency-Key",))
+async def checkout(request: Request) -> Response:
+    svc = services(request)
+    buyer = svc.sessions.verify(bearer(request))
+    key = request.headers.get("idempotency-key", "")
+    if not (1 <= len(key) <= 128) or not key.isprintable():
+        raise Invalid("Send an Idempotency-Key header (1-128 printable characters).",
+                      code="idempotency_key_required")
+    raw = await read_body(request)
+    body = parse(CheckoutIn, raw)
+    digest = body_hash(request.method, request.url.path, raw)
+    stored = await svc.idempotency.begin(buyer, key, digest)
+    if stored is not None:
+        return Response(stored.body, status_code=stored.status, media_type="application/json",
+                        headers={"Idempotent-Replayed": "true"})
+    try:
+        response = await _checkout_once(svc, request.path_params["hold_id"], buyer, body, key)
+    except BaseException:
+        await svc.idempotency.abandon(buyer, key)
+        raise
+    await svc.idempotency.finish(buyer, key, digest, response)
+    return Response(response.body, status_code=response.status, media_type="application/json")
+
+
+async def _checkout_once(
+    svc: Services, hold_id: str, buyer: str, body: CheckoutIn, key: str
+) -> StoredResponse:
+    try:
+        receipt = await pay_for_hold(svc.holds, svc.payments, hold_id=hold_id, buyer=buyer,
+                                     card=body.card, attempt_key=key)
+    except PaymentFailed as err:
+        # A decline is an outcome of this key: a replay gets the same answer, no new charge.
+        svc.metrics.checkouts.labels(result=err.code).inc()
+        failed = error_response(status_of(err), err.code, err.message, err.details)
+        return StoredResponse(status=failed.status_code, body=bytes(failed.body))
+    except DomainError as err:
+        # Nothing was charged (a missing, foreign or lapsed hold, an unknown card): the key is
+        # released so the buyer may retry with it.
+        svc.metrics.checkouts.labels(result=err.code).inc()
+        raise
+    svc.metrics.checkouts.labels(result="paid").inc()
+    order = {"hold_id": receipt.hold_id, "status": "paid", "qty": receipt.qty,
+             "unit_price": receipt.unit_price, "amount": receipt.amount,
+             "currency": receipt.currency, "payment_ref": receipt.payment_ref}
+    return StoredResponse(status=201, body=orjson.dumps({"order": order}))

@@ -1,0 +1,100 @@
+"""Orders: buyers see their own, sellers see and move their shops' orders."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from catalog import service
+from catalog.models import Seller
+from catalog.service import TOKEN_PREFIX
+from checkout import order_store
+from checkout.models import Order, OrderEvent
+from web.auth import bearer, seller
+from web.http import JSONResponse, json_body
+from web.routing import Api
+from web.schemas import OrderActionIn
+from web.services import services
+
+api = Api()
+
+
+def order_json(order: Order, events: list[OrderEvent] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": order.id, "hold_id": order.hold_id, "deal_id": order.deal_id,
+        "shop_id": order.shop_id, "sku_id": order.sku_id, "buyer_id": order.buyer_id,
+        "quantity": order.quantity, "unit_price": order.unit_price, "total": order.total,
+        "currency": order.currency, "status": order.status, "payment_ref": order.payment_ref,
+        "paid_ms": order.paid_ms, "updated_ms": order.updated_ms,
+    }
+    if events is not None:
+        body["events"] = [{"from": e.from_status, "to": e.to_status, "at_ms": e.at_ms,
+                           "actor": e.actor, "note": e.note} for e in events]
+    return body
+
+
+async def _shop_ids(request: Request, me: Seller) -> list[int]:
+    async with services(request).db.session() as session:
+        return [s.id for s in await service.shops_of(session, me) if s.id is not None]
+
+
+@api.route("GET", "/api/orders", "Your orders: a buyer's own, or a seller's shops' "
+           "(?status= for sellers)", auth="viewer", tag="orders")
+async def list_orders(request: Request) -> Response:
+    svc = services(request)
+    if bearer(request).startswith(TOKEN_PREFIX):
+        me = await seller(request)
+        shop_ids = await _shop_ids(request, me)
+        async with svc.db.session() as session:
+            orders = await order_store.orders_of_shops(
+                session, shop_ids, request.query_params.get("status"))
+    else:
+        buyer = svc.sessions.verify(bearer(request))
+        async with svc.db.session() as session:
+            orders = await order_store.orders_of_buyer(session, buyer)
+    return JSONResponse({"orders": [order_json(o) for o in orders]})
+
+
+@api.route("GET", "/api/orders/by-hold/{hold_id}", "Your order for a hold, once persisted",
+           auth="viewer", tag="orders")
+async def order_by_hold(request: Request) -> Response:
+    svc = services(request)
+    buyer = svc.sessions.verify(bearer(request))
+    async with svc.db.session() as session:
+        order = await order_store.order_for_buyer(session, request.path_params["hold_id"], buyer)
+        events = await order_store.events_of(session, order.id or 0)
+    return JSONResponse({"order": order_json(order, list(events))})
+
+
+@api.route("GET", "/api/orders/{order_id:id}", "One of your shops' orders with its events",
+           auth="seller", tag="orders")
+async def get_order(request: Request) -> Response:
+    me = await seller(request)
+    shop_ids = await _shop_ids(request, me)
+    async with services(request).db.session() as session:
+        order = await order_store.order_for_shops(session, request.path_params["order_id"],
+                                                  shop_ids)
+        events = await order_store.events_of(session, order.id or 0)
+    return JSONResponse({"order": order_json(order, list(events))})
+
+
+@api.route("POST", "/api/orders/{order_id:id}/{action}",
+           "Move an order: confirm, ship, deliver, complete, cancel or refund",
+           body=OrderActionIn, auth="seller", tag="orders")
+async def order_action(request: Request) -> Response:
+    me = await seller(request)
+    body = OrderActionIn()
+    if request.headers.get("content-length", "0") not in ("", "0"):
+        body = await json_body(request, OrderActionIn)
+    shop_ids = await _shop_ids(request, me)
+    async with services(request).db.session() as session:
+        order = await order_store.order_for_shops(session, request.path_params["order_id"],
+                                                  shop_ids)
+        order = await order_store.transition(session, order, request.path_params["action"],
+                                             actor=f"seller:{me.id}", note=body.note)
+        events = await order_store.events_of(session, order.id or 0)
+    return JSONResponse({"order": order_json(order, list(events))})
+
+

@@ -1,0 +1,112 @@
+"""The Starlette application: routes, error handlers, and a lifespan that builds the services
+(Redis, database, hold store, pipeline) and tears them down."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from redis.asyncio import Redis
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from catalog.db import Database
+from catalog.errors import DomainError
+from checkout.batcher import ReserveBatcher
+from checkout.holds import HoldStore
+from checkout.idempotency import IdempotencyStore
+from checkout.keys import Keyspace
+from checkout.payments import SandboxProvider
+from checkout.pipeline import OrderPipeline, PipelineConfig
+from checkout.sweeper import sweep_forever
+from web import api_catalog, api_checkout, api_orders, ops
+from web.auth import GuestSessions
+from web.http import (
+    JSONResponse,
+    domain_error_handler,
+    http_error_handler,
+    unexpected_error_handler,
+)
+from web.metrics import Metrics
+from web.routing import Api
+from web.services import Services
+from web.settings import Settings
+
+APIS: list[Api] = [ops.api, api_checkout.api, api_catalog.api, api_orders.api]
+
+
+def openapi_document() -> dict[str, object]:
+    merged = Api()
+    for api in APIS:
+        merged.operations += api.operations
+    return merged.openapi()
+
+
+def pipeline_config(settings: Settings) -> PipelineConfig:
+    return PipelineConfig(
+        batch=settings.worker_batch, claim_idle_ms=settings.worker_claim_idle_ms,
+        max_deliveries=settings.worker_max_deliveries,
+        stall_before_ack_s=settings.fault_stall_before_ack_s,
+    )
+
+
+def build_services(settings: Settings) -> Services:
+    assert settings.redis_url and settings.database_url and settings.secret_key
+    redis = Redis.from_url(settings.redis_url, decode_responses=True, max_connections=256)
+    db = Database(settings.database_url)
+    keys = Keyspace(settings.redis_prefix)
+    holds = HoldStore(redis, keys)
+    pipeline = (OrderPipeline(redis, db, keys, pipeline_config(settings))
+                if settings.run_worker else None)
+    return Services(
+        settings=settings, redis=redis, db=db, keys=keys, holds=holds,
+        batcher=ReserveBatcher(holds), idempotency=IdempotencyStore(redis, keys),
+        payments=SandboxProvider(redis, keys.sandbox_charges, settings.payment_delay_ms),
+        sessions=GuestSessions(settings.secret_key, settings.session_max_age_s),
+        metrics=Metrics(), pipeline=pipeline,
+    )
+
+
+def create_app(settings: Settings) -> Starlette:
+    openapi = openapi_document()
+
+    async def openapi_json(request: Request) -> Response:
+        return JSONResponse(openapi)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        svc = build_services(settings)
+        await svc.holds.install()
+        app.state.services = svc
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(sweep_forever(svc.holds, settings.sweep_interval_ms, stop))]
+        if svc.pipeline is not None:
+            tasks.append(asyncio.create_task(svc.pipeline.run(stop)))
+        try:
+            yield
+        finally:
+            stop.set()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await svc.redis.aclose()
+            await svc.db.close()
+
+    routes: list[Route] = [Route("/openapi.json", openapi_json)]
+    for api in APIS:
+        routes += api.routes()
+    if settings.bench_routes:
+        routes.append(Route("/api/noop", ops.noop, methods=["POST"]))
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            DomainError: domain_error_handler,
+            HTTPException: http_error_handler,
+            Exception: unexpected_error_handler,
+        },
+    )

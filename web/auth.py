@@ -1,0 +1,68 @@
+"""Who is calling: sellers by bearer API token (looked up in SQL), viewers by a signed guest
+session token from ``POST /api/session`` (checked without any I/O)."""
+
+from __future__ import annotations
+
+import functools
+import time
+import uuid
+
+from itsdangerous import BadSignature, TimestampSigner
+from starlette.requests import Request
+
+from catalog.db import Database
+from catalog.errors import Unauthorized
+from catalog.models import Seller
+from catalog.service import TOKEN_PREFIX, seller_for_token
+
+GUEST_PREFIX = "lc_gs_"
+
+
+class GuestSessions:
+    def __init__(self, secret: str, max_age_s: int) -> None:
+        self._signer = TimestampSigner(secret, salt="livecart.guest")
+        self.max_age_s = max_age_s
+        # Verifying a signature costs more than the rest of a reservation; a viewer sends the
+        # same token on every request, so remember the ones already checked.
+        self._unsign = functools.lru_cache(maxsize=65536)(self._unsign_uncached)
+
+    def issue(self) -> tuple[str, str]:
+        buyer = uuid.uuid4().hex
+        return buyer, GUEST_PREFIX + self._signer.sign(buyer).decode()
+
+    def _unsign_uncached(self, token: str) -> tuple[str, int]:
+        value, signed_at = self._signer.unsign(token, return_timestamp=True)
+        return value.decode(), int(signed_at.timestamp())
+
+    def verify(self, token: str) -> str:
+        if not token.startswith(GUEST_PREFIX):
+            raise Unauthorized("That is not a guest session token.", code="invalid_token")
+        try:
+            buyer, signed_at = self._unsign(token[len(GUEST_PREFIX) :])
+        except BadSignature:
+            raise Unauthorized("The session token is not valid.", code="invalid_token") from None
+        if time.time() - signed_at > self.max_age_s:
+            raise Unauthorized("The session has expired; start a new one.", code="session_expired")
+        return buyer
+
+
+def bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("Send 'Authorization: Bearer <token>'.", code="missing_token")
+    return token.strip()
+
+
+def viewer(request: Request) -> str:
+    sessions: GuestSessions = request.app.state.sessions
+    return sessions.verify(bearer(request))
+
+
+async def seller(request: Request) -> Seller:
+    token = bearer(request)
+    if not token.startswith(TOKEN_PREFIX):
+        raise Unauthorized("This needs a seller API token.", code="seller_token_required")
+    db: Database = request.app.state.db
+    async with db.session() as session:
+        return await seller_for_token(session, token)

@@ -1,0 +1,119 @@
+"""The HTTP edge: JSON responses, request bodies validated by pydantic, and the one place where
+domain errors become status codes and ``{"error": {"code", "message", "details"}}`` bodies."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, TypeVar
+
+import orjson
+from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from catalog.errors import (
+    Conflict,
+    DomainError,
+    Invalid,
+    NotFound,
+    PaymentFailed,
+    Unauthorized,
+)
+
+log = logging.getLogger("livecart.http")
+
+MAX_BODY_BYTES = 64 * 1024
+Body = TypeVar("Body", bound=BaseModel)
+
+STATUS_OF: list[tuple[type[DomainError], int]] = [
+    (NotFound, 404),
+    (Invalid, 422),
+    (Conflict, 409),
+    (Unauthorized, 401),
+    (PaymentFailed, 402),
+]
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+class BadRequest(DomainError):
+    """Malformed at the HTTP level: not JSON, wrong content type, too large."""
+
+    def __init__(self, message: str, *, code: str, status: int, **details: Any) -> None:
+        super().__init__(message, code=code, **details)
+        self.status = status
+
+
+def error_response(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
+    body = {"error": {"code": code, "message": message, "details": details or {}}}
+    return JSONResponse(body, status_code=status)
+
+
+def status_of(err: DomainError) -> int:
+    if isinstance(err, BadRequest):
+        return err.status
+    for cls, status in STATUS_OF:
+        if isinstance(err, cls):
+            return status
+    return 400
+
+
+async def domain_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DomainError)
+    return error_response(status_of(exc), exc.code, exc.message, exc.details)
+
+
+async def http_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed"}
+    message = "No such endpoint." if exc.status_code == 404 else str(exc.detail)
+    return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), message)
+
+
+async def unexpected_error_handler(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "internal_error", "Something went wrong on our side.")
+
+
+async def read_body(request: Request) -> bytes:
+    content_type = request.headers.get("content-type", "")
+    if content_type.split(";")[0].strip().lower() != "application/json":
+        raise BadRequest("Send the body as application/json.", code="unsupported_media_type",
+                         status=415)
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise BadRequest("The body is too large.", code="body_too_large", status=413,
+                         limit=MAX_BODY_BYTES)
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        raise BadRequest("The body is too large.", code="body_too_large", status=413,
+                         limit=MAX_BODY_BYTES)
+    return body
+
+
+def parse(model: type[Body], body: bytes) -> Body:
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as err:
+        problems = [
+            {"field": ".".join(str(p) for p in e["loc"]) or "(body)", "problem": e["msg"]}
+            for e in err.errors(include_url=False, include_input=False)
+        ]
+        if any(e["type"] == "json_invalid" for e in err.errors()):
+            raise BadRequest("The body is not valid JSON.", code="malformed_json",
+                             status=400) from None
+        if any(e["type"] == "extra_forbidden" for e in err.errors()):
+            raise Invalid("The body has fields this endpoint does not take.",
+                          code="unknown_field", problems=problems) from None
+        raise Invalid("The body does not match what this endpoint takes.",
+                      code="invalid_request", problems=problems) from None
+
+
+async def json_body(request: Request, model: type[Body]) -> Body:
+    return parse(model, await read_body(request))

@@ -1,0 +1,56 @@
+"""Operational endpoints: liveness, readiness, Prometheus metrics, the OpenAPI document."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import text
+from starlette.requests import Request
+from starlette.responses import Response
+
+from web.http import JSONResponse, error_response
+from web.routing import Api
+from web.services import services
+
+api = Api()
+READY_TIMEOUT_S = 2.0
+
+
+@api.route("GET", "/healthz", "The process is up", tag="ops")
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+@api.route("GET", "/readyz", "Redis and the database answer", tag="ops")
+async def readyz(request: Request) -> Response:
+    svc = services(request)
+    checks: dict[str, str] = {}
+    try:
+        await asyncio.wait_for(svc.redis.ping(), READY_TIMEOUT_S)
+        checks["redis"] = "ok"
+    except Exception as err:
+        checks["redis"] = f"unreachable: {type(err).__name__}"
+    try:
+        async with svc.db.session() as session:
+            await asyncio.wait_for(session.execute(text("SELECT 1")), READY_TIMEOUT_S)
+        checks["database"] = "ok"
+    except Exception as err:
+        checks["database"] = f"unreachable: {type(err).__name__}"
+    if all(v == "ok" for v in checks.values()):
+        return JSONResponse({"status": "ready", "checks": checks})
+    return error_response(503, "not_ready", "A dependency is unreachable.", checks)
+
+
+@api.route("GET", "/metrics", "Prometheus metrics", tag="ops")
+async def metrics(request: Request) -> Response:
+    svc = services(request)
+    lag = await svc.pipeline.lag() if svc.pipeline is not None else 0
+    stats = svc.pipeline.stats if svc.pipeline is not None else None
+    return Response(svc.metrics.render(stats, lag),
+                    media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+async def noop(request: Request) -> Response:
+    """The benchmark baseline: reads the body like reserve does, then does nothing."""
+    await request.body()
+    return JSONResponse({"ok": True})

@@ -1,0 +1,74 @@
+"""Request bodies. Strict: a quantity of 1.5, "1" or true is refused, not coerced, and fields an
+endpoint does not take (a client-sent price, say) are refused by name, never used."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+MAX_MONEY = 10**12  # minor units: ten billion in a two-decimal currency
+Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)]
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+Url = Annotated[str, StringConstraints(pattern=r"^https?://\S{1,2000}$")]
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+RequestId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class ShopIn(Strict):
+    name: Title
+
+
+class ProductIn(Strict):
+    title: Title
+    description: str = Field(default="", max_length=10_000)
+    category: Text = ""
+    image_urls: list[Url] = Field(default_factory=list, max_length=20)
+
+
+class ProductPatch(Strict):
+    title: Title | None = None
+    description: str | None = Field(default=None, max_length=10_000)
+    category: Text | None = None
+    image_urls: list[Url] | None = Field(default=None, max_length=20)
+
+
+class SkuIn(Strict):
+    variant: Text = ""
+    list_price: int = Field(ge=1, le=MAX_MONEY)
+    currency: Currency
+    stock: int = Field(ge=0, le=10**9)
+
+
+class SkuPatch(Strict):
+    variant: Text | None = None
+    list_price: int | None = Field(default=None, ge=1, le=MAX_MONEY)
+    stock: int | None = Field(default=None, ge=0, le=10**9)
+
+
+class DealIn(Strict):
+    sku_id: int = Field(ge=1, le=2**62)
+    deal_price: int = Field(ge=1, le=MAX_MONEY)
+    quantity: int = Field(ge=1, le=10**7)
+    per_buyer_limit: int = Field(ge=1, le=1000)
+    starts_ms: int | None = Field(default=None, ge=0, le=2**53,
+                                  description="Epoch ms; default: now")
+    duration_s: int = Field(ge=1, le=7 * 24 * 3600)
+
+
+class ReserveIn(Strict):
+    qty: int = Field(default=1, ge=1, le=1000)
+    request_id: RequestId | None = Field(
+        default=None, description="Retrying with the same id returns the same hold")
+
+
+class CheckoutIn(Strict):
+    card: Annotated[str, StringConstraints(pattern=r"^[0-9]{12,19}$")]
+
+
+class OrderActionIn(Strict):
+    note: Text = ""

@@ -1,0 +1,39 @@
+"""Everything a request handler needs, built once in the app's lifespan and passed down."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from starlette.requests import Request
+
+from catalog.db import Database
+from checkout.batcher import ReserveBatcher
+from checkout.holds import HoldStore
+from checkout.idempotency import IdempotencyStore
+from checkout.keys import Keyspace
+from checkout.payments import SandboxProvider
+from checkout.pipeline import OrderPipeline
+from web.auth import GuestSessions
+from web.metrics import Metrics
+from web.settings import Settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    redis: Redis
+    db: Database
+    keys: Keyspace
+    holds: HoldStore
+    batcher: ReserveBatcher
+    idempotency: IdempotencyStore
+    payments: SandboxProvider
+    sessions: GuestSessions
+    metrics: Metrics
+    pipeline: OrderPipeline | None
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found

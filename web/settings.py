@@ -1,0 +1,96 @@
+"""The one typed settings object, read once from the environment with sane local defaults.
+
+With no ``REDIS_URL`` livecart runs a private Valkey under the data directory; with no
+``DATABASE_URL`` it keeps a SQLite file there.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"{name} must be a whole number, not {raw!r}") from None
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path(".livecart")
+    redis_url: str | None = None
+    database_url: str | None = None
+    redis_prefix: str = "lc"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    secret_key: str | None = None
+    hold_ttl_s: int = 120
+    pay_ttl_s: int = 120
+    session_max_age_s: int = 30 * 24 * 3600
+    run_worker: bool = True
+    sweep_interval_ms: int = 1000
+    worker_batch: int = 500
+    worker_claim_idle_ms: int = 30_000
+    worker_max_deliveries: int = 5
+    payment_delay_ms: int = 0
+    bench_routes: bool = False
+    # Fault injection for the crash tests: the worker sleeps after commit and before XACK.
+    fault_stall_before_ack_s: float = 0.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        return cls(
+            data_dir=Path(env.get("LIVECART_DATA_DIR") or ".livecart"),
+            redis_url=env.get("REDIS_URL") or None,
+            database_url=env.get("DATABASE_URL") or None,
+            redis_prefix=env.get("LIVECART_REDIS_PREFIX") or "lc",
+            host=env.get("LIVECART_HOST") or "127.0.0.1",
+            port=_int(env, "LIVECART_PORT", 8000),
+            secret_key=env.get("LIVECART_SECRET_KEY") or None,
+            hold_ttl_s=_int(env, "LIVECART_HOLD_TTL_S", 120),
+            pay_ttl_s=_int(env, "LIVECART_PAY_TTL_S", 120),
+            run_worker=_bool(env, "LIVECART_RUN_WORKER", True),
+            sweep_interval_ms=_int(env, "LIVECART_SWEEP_INTERVAL_MS", 1000),
+            worker_batch=_int(env, "LIVECART_WORKER_BATCH", 500),
+            worker_claim_idle_ms=_int(env, "LIVECART_WORKER_CLAIM_IDLE_MS", 30_000),
+            worker_max_deliveries=_int(env, "LIVECART_WORKER_MAX_DELIVERIES", 5),
+            payment_delay_ms=_int(env, "LIVECART_PAYMENT_DELAY_MS", 0),
+            bench_routes=_bool(env, "LIVECART_BENCH_ROUTES", False),
+            fault_stall_before_ack_s=float(env.get("LIVECART_FAULT_STALL_BEFORE_ACK_S") or 0),
+        )
+
+    def with_defaults(self) -> Settings:
+        """Fill in what the embedded runtime decides: the SQLite file and a persisted secret."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        updates: dict[str, str] = {}
+        if self.database_url is None:
+            updates["database_url"] = f"sqlite:///{(self.data_dir / 'livecart.db').resolve()}"
+        if self.secret_key is None:
+            updates["secret_key"] = _persisted_secret(self.data_dir / "secret.key")
+        return replace(self, **updates)  # type: ignore[arg-type]
+
+
+def _persisted_secret(path: Path) -> str:
+    # Kept on disk so guest sessions survive a restart of the embedded runtime.
+    if path.exists():
+        return path.read_text().strip()
+    secret = secrets.token_urlsafe(32)
+    path.write_text(secret)
+    path.chmod(0o600)
+    return secret
