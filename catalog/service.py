@@ -93,7 +93,10 @@ async def get_product(session: AsyncSession, product_id: int) -> Product:
 
 async def owned_product(session: AsyncSession, seller: Seller, product_id: int) -> Product:
     product = await get_product(session, product_id)
-    await owned_shop(session, seller, product.shop_id)
+    shop = await session.get(Shop, product.shop_id)
+    if shop is None or shop.seller_id != seller.id:
+        # A foreign product looks exactly like a missing one, as SKUs and deals do.
+        raise NotFound("No such product.", code="product_not_found", product_id=product_id)
     return product
 
 
@@ -228,6 +231,7 @@ async def check_startable(session: AsyncSession, deal: Deal) -> None:
     if deal.status != "scheduled":
         raise Conflict("The deal is not scheduled.", code="deal_not_scheduled", deal_id=deal.id)
     sku = await get_sku(session, deal.sku_id)
-    terms = DealTerms(deal.deal_price, deal.quantity, deal.per_buyer_limit, deal.starts_ms,
-                      deal.ends_ms)
+    terms = DealTerms(
+        deal.deal_price, deal.quantity, deal.per_buyer_limit, deal.starts_ms, deal.ends_ms
+    )
     check_deal_terms(terms, list_price=sku.list_price, stock=sku.stock)

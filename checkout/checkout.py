@@ -20,7 +20,12 @@ class Receipt:
 
 
 async def pay_for_hold(
-    holds: HoldStore, provider: PaymentProvider, *, hold_id: str, buyer: str, card: str,
+    holds: HoldStore,
+    provider: PaymentProvider,
+    *,
+    hold_id: str,
+    buyer: str,
+    card: str,
     attempt_key: str,
 ) -> Receipt:
     """Charge the buyer for the hold and mark it sold.
@@ -30,17 +35,31 @@ async def pay_for_hold(
     lapsed while the charge was in flight, the charge is refunded and the error is raised.
     """
     terms = await holds.begin_payment(hold_id, buyer)
-    charge = await provider.charge(key=f"{hold_id}:{attempt_key}", amount=terms.amount,
-                                   currency=terms.currency, card=card)
+    try:
+        charge = await provider.charge(
+            key=f"{hold_id}:{attempt_key}", amount=terms.amount, currency=terms.currency, card=card
+        )
+    except DomainError:
+        await holds.payment_failed(hold_id, buyer)  # nothing was charged (an unknown card)
+        raise
     if charge.status is not ChargeStatus.APPROVED:
         await holds.payment_failed(hold_id, buyer)
-        message = ("The card was declined." if charge.status is ChargeStatus.DECLINED
-                   else "The card has insufficient funds.")
+        message = (
+            "The card was declined."
+            if charge.status is ChargeStatus.DECLINED
+            else "The card has insufficient funds."
+        )
         raise PaymentFailed(message, code=charge.status.value, hold_id=hold_id)
     try:
         await holds.commit(hold_id, buyer, charge.id)
     except DomainError:
         await provider.refund(charge)
         raise
-    return Receipt(hold_id=hold_id, qty=terms.qty, unit_price=terms.unit_price,
-                   amount=terms.amount, currency=terms.currency, payment_ref=charge.id)
+    return Receipt(
+        hold_id=hold_id,
+        qty=terms.qty,
+        unit_price=terms.unit_price,
+        amount=terms.amount,
+        currency=terms.currency,
+        payment_ref=charge.id,
+    )

@@ -88,7 +88,9 @@ def reserve_error(result: list[Any]) -> DomainError:
     if code == "limit_exceeded":
         return Conflict(
             "That would take you over the per-buyer limit.",
-            code=code, limit=result[1], already=result[2],
+            code=code,
+            limit=result[1],
+            already=result[2],
         )
     if code == "sold_out":
         return Conflict("Sold out.", code=code, wanted=result[1], left=0)
@@ -112,10 +114,17 @@ class HoldStore:
 
     async def load_deal(self, deal: Deal, *, hold_ttl_ms: int, pay_ttl_ms: int) -> bool:
         terms = {
-            "deal": deal.id, "sku": deal.sku_id, "shop": deal.shop_id,
-            "price": deal.deal_price, "currency": deal.currency, "quantity": deal.quantity,
-            "limit": deal.per_buyer_limit, "starts": deal.starts_ms, "ends": deal.ends_ms,
-            "hold_ttl": hold_ttl_ms, "pay_ttl": pay_ttl_ms,
+            "deal": deal.id,
+            "sku": deal.sku_id,
+            "shop": deal.shop_id,
+            "price": deal.deal_price,
+            "currency": deal.currency,
+            "quantity": deal.quantity,
+            "limit": deal.per_buyer_limit,
+            "starts": deal.starts_ms,
+            "ends": deal.ends_ms,
+            "hold_ttl": hold_ttl_ms,
+            "pay_ttl": pay_ttl_ms,
         }
         assert deal.id is not None
         flat = [str(part) for pair in terms.items() for part in pair]
@@ -128,8 +137,14 @@ class HoldStore:
         keys = self.keys.deal(deal_id)
         async with self.redis.pipeline(transaction=False) as pipe:
             # Keep the orders stream: the pipeline may still be reading it.
-            for key in (keys.deal, keys.holds, keys.buyers, keys.requests, keys.expiry,
-                        keys.events):
+            for key in (
+                keys.deal,
+                keys.holds,
+                keys.buyers,
+                keys.requests,
+                keys.expiry,
+                keys.events,
+            ):
                 pipe.expire(key, DEAL_KEYS_TTL_S)
             await pipe.execute()
 
@@ -154,8 +169,13 @@ class HoldStore:
         if raw[0] != "ok":
             raise hold_error(raw[0], hold_id)
         return PaymentTerms(
-            hold_id=hold_id, qty=int(raw[1]), unit_price=int(raw[2]), currency=raw[3],
-            sku_id=int(raw[4]), shop_id=int(raw[5]), expires_ms=int(raw[6]),
+            hold_id=hold_id,
+            qty=int(raw[1]),
+            unit_price=int(raw[2]),
+            currency=raw[3],
+            sku_id=int(raw[4]),
+            shop_id=int(raw[5]),
+            expires_ms=int(raw[6]),
         )
 
     async def commit(self, hold_id: str, buyer: str, payment_ref: str) -> None:
@@ -186,9 +206,16 @@ class HoldStore:
             return None
         q, avail, held, sold, starts, ends, stopped, limit, price, currency, now = raw
         return DealState(
-            quantity=int(q), available=int(avail), held=int(held), sold=int(sold),
-            starts_ms=int(starts), ends_ms=int(ends), stopped=stopped == "1",
-            per_buyer_limit=int(limit), deal_price=int(price), currency=currency,
+            quantity=int(q),
+            available=int(avail),
+            held=int(held),
+            sold=int(sold),
+            starts_ms=int(starts),
+            ends_ms=int(ends),
+            stopped=stopped == "1",
+            per_buyer_limit=int(limit),
+            deal_price=int(price),
+            currency=currency,
             server_ms=int(now),
         )
 
@@ -207,5 +234,6 @@ def _deal_of(hold_id: str) -> int:
 def _reserve_outcome(item: list[Any]) -> Hold | DomainError:
     if item[0] != "ok":
         return reserve_error(item)
-    return Hold(id=item[1], qty=int(item[2]), expires_ms=int(item[3]), state=item[4],
-                replayed=bool(item[5]))
+    return Hold(
+        id=item[1], qty=int(item[2]), expires_ms=int(item[3]), state=item[4], replayed=bool(item[5])
+    )

@@ -57,10 +57,15 @@ class IdempotencyStore:
         raise Conflict("Could not claim the Idempotency-Key; retry.", code="request_in_progress")
 
     async def finish(self, buyer: str, key: str, digest: str, response: StoredResponse) -> None:
-        record = {"hash": digest, "state": "done", "status": response.status,
-                  "body": response.body.decode()}
-        await self.redis.set(self.keys.idempotency(buyer, key), orjson.dumps(record),
-                             ex=IDEMPOTENCY_TTL_S)
+        record = {
+            "hash": digest,
+            "state": "done",
+            "status": response.status,
+            "body": response.body.decode(),
+        }
+        await self.redis.set(
+            self.keys.idempotency(buyer, key), orjson.dumps(record), ex=IDEMPOTENCY_TTL_S
+        )
 
     async def abandon(self, buyer: str, key: str) -> None:
         """Drop the pending marker after an unexpected failure so a retry can run."""

@@ -29,8 +29,15 @@ class DealKeys:
 
     def function_keys(self) -> list[str]:
         """The KEYS list every function in holds.lua expects, in its order."""
-        return [self.deal, self.holds, self.buyers, self.requests, self.expiry, self.events,
-                self.orders]
+        return [
+            self.deal,
+            self.holds,
+            self.buyers,
+            self.requests,
+            self.expiry,
+            self.events,
+            self.orders,
+        ]
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,8 @@ class Keyspace:
 
 def deal_id_of_hold(hold_id: str) -> int | None:
     """Hold ids are ``<deal id>-<n>``; anything else is not a hold id."""
+    if not hold_id.isascii():  # "²".isdigit() is true, but int("²") raises
+        return None
     head, sep, tail = hold_id.partition("-")
     if not sep or not head.isdigit() or not tail.isdigit() or len(hold_id) > 40:
         return None

@@ -37,10 +37,16 @@ class PaidOrder:
     @classmethod
     def from_stream(cls, fields: dict[str, str]) -> PaidOrder:
         return cls(
-            hold_id=fields["hold"], deal_id=int(fields["deal"]), sku_id=int(fields["sku"]),
-            shop_id=int(fields["shop"]), buyer_id=fields["buyer"], quantity=int(fields["qty"]),
-            unit_price=int(fields["unit_price"]), currency=fields["currency"],
-            payment_ref=fields["payment_ref"], paid_ms=int(fields["paid_ms"]),
+            hold_id=fields["hold"],
+            deal_id=int(fields["deal"]),
+            sku_id=int(fields["sku"]),
+            shop_id=int(fields["shop"]),
+            buyer_id=fields["buyer"],
+            quantity=int(fields["qty"]),
+            unit_price=int(fields["unit_price"]),
+            currency=fields["currency"],
+            payment_ref=fields["payment_ref"],
+            paid_ms=int(fields["paid_ms"]),
         )
 
 
@@ -70,11 +76,20 @@ async def persist_paid_orders(session: AsyncSession, paid: Sequence[PaidOrder]) 
     now = now_ms()
     rows = [
         {
-            "hold_id": p.hold_id, "deal_id": p.deal_id, "shop_id": p.shop_id, "sku_id": p.sku_id,
-            "buyer_id": p.buyer_id, "quantity": p.quantity, "unit_price": p.unit_price,
-            "total": p.quantity * p.unit_price, "currency": p.currency,
-            "status": OrderStatus.PAID.value, "payment_ref": p.payment_ref, "paid_ms": p.paid_ms,
-            "created_ms": now, "updated_ms": now,
+            "hold_id": p.hold_id,
+            "deal_id": p.deal_id,
+            "shop_id": p.shop_id,
+            "sku_id": p.sku_id,
+            "buyer_id": p.buyer_id,
+            "quantity": p.quantity,
+            "unit_price": p.unit_price,
+            "total": p.quantity * p.unit_price,
+            "currency": p.currency,
+            "status": OrderStatus.PAID.value,
+            "payment_ref": p.payment_ref,
+            "paid_ms": p.paid_ms,
+            "created_ms": now,
+            "updated_ms": now,
         }
         for p in paid
     ]
@@ -84,21 +99,34 @@ async def persist_paid_orders(session: AsyncSession, paid: Sequence[PaidOrder]) 
     stmt = _insert_ignoring_duplicates(session).returning(
         col(Order.id), col(Order.sku_id), col(Order.quantity)
     )
-    inserted = (await session.execute(stmt, rows)).all()
+    # Core statements on the session's connection: one multi-row INSERT per batch, not one ORM
+    # flush per order.
+    conn = await session.connection()
+    inserted = (await conn.execute(stmt, rows)).all()
     result.inserted = len(inserted)
     result.duplicates = len(rows) - len(inserted)
     if inserted:
-        await session.execute(
+        await conn.execute(
             insert(OrderEvent),
-            [{"order_id": oid, "from_status": None, "to_status": OrderStatus.PAID.value,
-              "at_ms": now, "actor": "pipeline", "note": ""} for oid, _, _ in inserted],
+            [
+                {
+                    "order_id": oid,
+                    "from_status": None,
+                    "to_status": OrderStatus.PAID.value,
+                    "at_ms": now,
+                    "actor": "pipeline",
+                    "note": "",
+                }
+                for oid, _, _ in inserted
+            ],
         )
     taken: dict[int, int] = defaultdict(int)
     for _, sku_id, qty in inserted:
         taken[sku_id] += qty
     for sku_id, qty in sorted(taken.items()):  # sorted: a fixed lock order across workers
-        guarded = await session.execute(
-            update(Sku).where(col(Sku.id) == sku_id, col(Sku.stock) >= qty)
+        guarded = await conn.execute(
+            update(Sku)
+            .where(col(Sku.id) == sku_id, col(Sku.stock) >= qty)
             .values(stock=col(Sku.stock) - qty)
         )
         if guarded.rowcount != 1:  # type: ignore[attr-defined]
@@ -116,8 +144,10 @@ async def transition(
     current = OrderStatus(order.status)
     target = next_status(current, action)
     now = now_ms()
-    moved = await session.execute(
-        update(Order).where(col(Order.id) == order.id, col(Order.status) == current.value)
+    conn = await session.connection()
+    moved = await conn.execute(
+        update(Order)
+        .where(col(Order.id) == order.id, col(Order.status) == current.value)
         .values(status=target.value, updated_ms=now)
     )
     if moved.rowcount != 1:  # type: ignore[attr-defined]
@@ -125,8 +155,16 @@ async def transition(
         await session.refresh(order)
         next_status(OrderStatus(order.status), action)  # raises the precise conflict
     assert order.id is not None
-    session.add(OrderEvent(order_id=order.id, from_status=current.value, to_status=target.value,
-                           at_ms=now, actor=actor, note=note))
+    session.add(
+        OrderEvent(
+            order_id=order.id,
+            from_status=current.value,
+            to_status=target.value,
+            at_ms=now,
+            actor=actor,
+            note=note,
+        )
+    )
     await session.commit()
     await session.refresh(order)
     return order
@@ -157,12 +195,10 @@ async def order_for_buyer(session: AsyncSession, hold_id: str, buyer_id: str) ->
     found = await session.exec(select(Order).where(Order.hold_id == hold_id))
     order = found.first()
     if order is None or order.buyer_id != buyer_id:
-        raise NotFound("No such order among yours (yet).", code="order_not_found",
-                       hold_id=hold_id)
+        raise NotFound("No such order among yours (yet).", code="order_not_found", hold_id=hold_id)
     return order
 
 
 async def events_of(session: AsyncSession, order_id: int) -> Sequence[OrderEvent]:
-    query = select(OrderEvent).where(OrderEvent.order_id == order_id).order_by(
-        col(OrderEvent.id))
+    query = select(OrderEvent).where(OrderEvent.order_id == order_id).order_by(col(OrderEvent.id))
     return (await session.exec(query)).all()

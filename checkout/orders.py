@@ -54,12 +54,14 @@ def next_status(current: OrderStatus, action: str) -> OrderStatus:
     """The state ``action`` leads to from ``current``, or an error naming what is allowed."""
     target = ACTIONS.get(action)
     if target is None:
-        raise NotFound(f"No order action {action!r}.", code="unknown_action",
-                       allowed=sorted(ACTIONS))
+        raise NotFound(
+            f"No order action {action!r}.", code="unknown_action", allowed=sorted(ACTIONS)
+        )
     if target not in TRANSITIONS[current]:
         raise Conflict(
             f"An order that is {current} cannot be moved to {target}.",
-            code="invalid_transition", status=str(current),
+            code="invalid_transition",
+            status=str(current),
             allowed=sorted(a for a, t in ACTIONS.items() if t in TRANSITIONS[current]),
         )
     return target

@@ -63,8 +63,13 @@ class SandboxProvider:
             )
         if self.delay_ms:
             await asyncio.sleep(self.delay_ms / 1000)
-        charge = Charge(id="ch_" + secrets.token_hex(12), key=key, status=status,
-                        amount=amount, currency=currency)
+        charge = Charge(
+            id="ch_" + secrets.token_hex(12),
+            key=key,
+            status=status,
+            amount=amount,
+            currency=currency,
+        )
         # HSETNX makes "charge once per key" hold across concurrent requests and nodes.
         created = await self.redis.hsetnx(self.ledger_key, key, _dump(charge))
         if created:

@@ -51,8 +51,9 @@ class PipelineConfig:
 
 
 class OrderPipeline:
-    def __init__(self, redis: Redis, db: Database, keyspace: Keyspace,
-                 config: PipelineConfig | None = None) -> None:
+    def __init__(
+        self, redis: Redis, db: Database, keyspace: Keyspace, config: PipelineConfig | None = None
+    ) -> None:
         self.redis = redis
         self.db = db
         self.keys = keyspace
@@ -100,8 +101,11 @@ class OrderPipeline:
         for stream in streams:
             handled += await self._reclaim(stream)
         reply: Any = await self.redis.xreadgroup(
-            ORDER_GROUP, self.config.consumer, dict.fromkeys(streams, ">"),
-            count=self.config.batch, block=self.config.block_ms,
+            ORDER_GROUP,
+            self.config.consumer,
+            dict.fromkeys(streams, ">"),
+            count=self.config.batch,
+            block=self.config.block_ms,
         )
         for stream, entries in reply or []:
             await self._handle(stream, entries)
@@ -113,8 +117,12 @@ class OrderPipeline:
         cursor = "0-0"
         while True:
             cursor, entries, _deleted = await self.redis.xautoclaim(
-                stream, ORDER_GROUP, self.config.consumer, self.config.claim_idle_ms,
-                start_id=cursor, count=self.config.batch,
+                stream,
+                ORDER_GROUP,
+                self.config.consumer,
+                self.config.claim_idle_ms,
+                start_id=cursor,
+                count=self.config.batch,
             )
             if entries:
                 live = await self._dead_letter_exhausted(stream, entries)
@@ -126,7 +134,11 @@ class OrderPipeline:
     async def _dead_letter_exhausted(self, stream: str, entries: list[Entry]) -> list[Entry]:
         ids = [entry_id for entry_id, _ in entries]
         pending: Any = await self.redis.xpending_range(
-            stream, ORDER_GROUP, min=ids[0], max=ids[-1], count=len(ids) * 2,
+            stream,
+            ORDER_GROUP,
+            min=ids[0],
+            max=ids[-1],
+            count=len(ids) * 2,
             consumername=self.config.consumer,
         )
         deliveries: dict[str, int] = {p["message_id"]: p["times_delivered"] for p in pending}
@@ -138,8 +150,12 @@ class OrderPipeline:
                 await self.redis.xadd(dead_key, dead)
                 await self.redis.xack(stream, ORDER_GROUP, entry_id)
                 self.stats.dead_lettered += 1
-                log.error("dead-lettered %s from %s after %s deliveries", entry_id, stream,
-                          deliveries[entry_id])
+                log.error(
+                    "dead-lettered %s from %s after %s deliveries",
+                    entry_id,
+                    stream,
+                    deliveries[entry_id],
+                )
             else:
                 live.append((entry_id, fields))
         return live
@@ -170,8 +186,9 @@ class OrderPipeline:
             result = await persist_paid_orders(session, orders)
         self.stats.add(result)
         if self.config.stall_before_ack_s:
-            log.warning("fault injection: committed %d orders, stalling before XACK",
-                        result.inserted)
+            log.warning(
+                "fault injection: committed %d orders, stalling before XACK", result.inserted
+            )
             print("LIVECART-FAULT committed-before-ack", flush=True)
             await asyncio.sleep(self.config.stall_before_ack_s)
         await self.redis.xack(stream, ORDER_GROUP, *(entry_id for entry_id, _ in items))

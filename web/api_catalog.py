@@ -15,7 +15,7 @@ from checkout.holds import DealState
 from web.auth import seller
 from web.http import JSONResponse, json_body
 from web.routing import Api
-from web.schemas import DealIn, ProductIn, ProductPatch, ShopIn, SkuIn, SkuPatch
+from web.schemas import MAX_ID, DealIn, ProductIn, ProductPatch, ShopIn, SkuIn, SkuPatch
 from web.services import services
 
 api = Api()
@@ -26,14 +26,23 @@ def shop_json(shop: Shop) -> dict[str, Any]:
 
 
 def sku_json(sku: Sku) -> dict[str, Any]:
-    return {"id": sku.id, "product_id": sku.product_id, "variant": sku.variant,
-            "list_price": sku.list_price, "currency": sku.currency, "stock": sku.stock}
+    return {
+        "id": sku.id,
+        "product_id": sku.product_id,
+        "variant": sku.variant,
+        "list_price": sku.list_price,
+        "currency": sku.currency,
+        "stock": sku.stock,
+    }
 
 
 def product_json(product: Product, skus: list[Sku] | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "id": product.id, "shop_id": product.shop_id, "title": product.title,
-        "description": product.description, "category": product.category,
+        "id": product.id,
+        "shop_id": product.shop_id,
+        "title": product.title,
+        "description": product.description,
+        "category": product.category,
         "image_urls": product.image_urls,
     }
     if skus is not None:
@@ -43,10 +52,16 @@ def product_json(product: Product, skus: list[Sku] | None = None) -> dict[str, A
 
 def deal_json(deal: Deal, state: DealState | None) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "id": deal.id, "shop_id": deal.shop_id, "sku_id": deal.sku_id,
-        "deal_price": deal.deal_price, "currency": deal.currency, "quantity": deal.quantity,
-        "per_buyer_limit": deal.per_buyer_limit, "starts_ms": deal.starts_ms,
-        "ends_ms": deal.ends_ms, "status": deal.status,
+        "id": deal.id,
+        "shop_id": deal.shop_id,
+        "sku_id": deal.sku_id,
+        "deal_price": deal.deal_price,
+        "currency": deal.currency,
+        "quantity": deal.quantity,
+        "per_buyer_limit": deal.per_buyer_limit,
+        "starts_ms": deal.starts_ms,
+        "ends_ms": deal.ends_ms,
+        "status": deal.status,
     }
     if state is not None:
         body["stock"] = {"available": state.available, "held": state.held, "sold": state.sold}
@@ -74,22 +89,29 @@ async def create_shop(request: Request) -> Response:
 @api.route("GET", "/api/products", "List products (optionally ?shop_id=)", tag="catalog")
 async def list_products(request: Request) -> Response:
     raw = request.query_params.get("shop_id")
-    shop_id = int(raw) if raw is not None and raw.isdigit() and len(raw) <= 15 else None
-    if raw is not None and shop_id is None:
+    shop_id = int(raw) if raw and raw.isascii() and raw.isdigit() and len(raw) <= 15 else None
+    if raw is not None and (shop_id is None or shop_id > MAX_ID):
         return JSONResponse({"products": []})
     async with services(request).db.session() as session:
         products = await service.list_products(session, shop_id)
     return JSONResponse({"products": [product_json(p) for p in products]})
 
 
-@api.route("POST", "/api/shops/{shop_id:id}/products", "Add a product to your shop",
-           body=ProductIn, auth="seller", tag="catalog")
+@api.route(
+    "POST",
+    "/api/shops/{shop_id:id}/products",
+    "Add a product to your shop",
+    body=ProductIn,
+    auth="seller",
+    tag="catalog",
+)
 async def create_product(request: Request) -> Response:
     me = await seller(request)
     body = await json_body(request, ProductIn)
     async with services(request).db.session() as session:
         product = await service.create_product(
-            session, me, request.path_params["shop_id"], body.model_dump())
+            session, me, request.path_params["shop_id"], body.model_dump()
+        )
     return JSONResponse({"product": product_json(product, [])}, status_code=201)
 
 
@@ -101,19 +123,31 @@ async def get_product(request: Request) -> Response:
     return JSONResponse({"product": product_json(product, list(skus))})
 
 
-@api.route("PATCH", "/api/products/{product_id:id}", "Edit your product", body=ProductPatch,
-           auth="seller", tag="catalog")
+@api.route(
+    "PATCH",
+    "/api/products/{product_id:id}",
+    "Edit your product",
+    body=ProductPatch,
+    auth="seller",
+    tag="catalog",
+)
 async def update_product(request: Request) -> Response:
     me = await seller(request)
     body = await json_body(request, ProductPatch)
     async with services(request).db.session() as session:
         product = await service.update_product(
-            session, me, request.path_params["product_id"], body.model_dump(exclude_unset=True))
+            session, me, request.path_params["product_id"], body.model_dump(exclude_unset=True)
+        )
     return JSONResponse({"product": product_json(product)})
 
 
-@api.route("DELETE", "/api/products/{product_id:id}", "Delete your product (no SKUs left)",
-           auth="seller", tag="catalog")
+@api.route(
+    "DELETE",
+    "/api/products/{product_id:id}",
+    "Delete your product (no SKUs left)",
+    auth="seller",
+    tag="catalog",
+)
 async def delete_product(request: Request) -> Response:
     me = await seller(request)
     async with services(request).db.session() as session:
@@ -121,39 +155,57 @@ async def delete_product(request: Request) -> Response:
     return Response(status_code=204)
 
 
-@api.route("POST", "/api/products/{product_id:id}/skus", "Add a SKU to your product",
-           body=SkuIn, auth="seller", tag="catalog")
+@api.route(
+    "POST",
+    "/api/products/{product_id:id}/skus",
+    "Add a SKU to your product",
+    body=SkuIn,
+    auth="seller",
+    tag="catalog",
+)
 async def create_sku(request: Request) -> Response:
     me = await seller(request)
     body = await json_body(request, SkuIn)
     async with services(request).db.session() as session:
         sku = await service.create_sku(
-            session, me, request.path_params["product_id"], body.model_dump())
+            session, me, request.path_params["product_id"], body.model_dump()
+        )
     return JSONResponse({"sku": sku_json(sku)}, status_code=201)
 
 
-@api.route("PATCH", "/api/skus/{sku_id:id}", "Change a SKU's price, stock or name",
-           body=SkuPatch, auth="seller", tag="catalog")
+@api.route(
+    "PATCH",
+    "/api/skus/{sku_id:id}",
+    "Change a SKU's price, stock or name",
+    body=SkuPatch,
+    auth="seller",
+    tag="catalog",
+)
 async def update_sku(request: Request) -> Response:
     me = await seller(request)
     body = await json_body(request, SkuPatch)
     async with services(request).db.session() as session:
         sku = await service.update_sku(
-            session, me, request.path_params["sku_id"], body.model_dump(exclude_unset=True))
+            session, me, request.path_params["sku_id"], body.model_dump(exclude_unset=True)
+        )
     return JSONResponse({"sku": sku_json(sku)})
 
 
-@api.route("GET", "/api/deals", "List deals (optionally ?status=scheduled|live|ended)",
-           tag="deals")
+@api.route("GET", "/api/deals", "List deals (optionally ?status=scheduled|live|ended)", tag="deals")
 async def list_deals(request: Request) -> Response:
     svc = services(request)
     status = request.query_params.get("status")
     async with svc.db.session() as session:
         deals = await service.list_deals(session, status)
-    states = [await svc.holds.snapshot(d.id) if d.status != "scheduled" and d.id else None
-              for d in deals]
-    return JSONResponse({"deals": [deal_json(d, s) for d, s in zip(deals, states, strict=True)],
-                         "server_ms": now_ms()})
+    states = [
+        await svc.holds.snapshot(d.id) if d.status != "scheduled" and d.id else None for d in deals
+    ]
+    return JSONResponse(
+        {
+            "deals": [deal_json(d, s) for d, s in zip(deals, states, strict=True)],
+            "server_ms": now_ms(),
+        }
+    )
 
 
 @api.route("GET", "/api/deals/{deal_id:id}", "A deal with its live stock counts", tag="deals")
@@ -164,22 +216,37 @@ async def get_deal(request: Request) -> Response:
     return JSONResponse({"deal": deal_json(deal, await svc.holds.snapshot(deal.id or 0))})
 
 
-@api.route("POST", "/api/deals", "Schedule a flash deal on one of your SKUs", body=DealIn,
-           auth="seller", tag="deals")
+@api.route(
+    "POST",
+    "/api/deals",
+    "Schedule a flash deal on one of your SKUs",
+    body=DealIn,
+    auth="seller",
+    tag="deals",
+)
 async def create_deal(request: Request) -> Response:
     me = await seller(request)
     body = await json_body(request, DealIn)
     starts = body.starts_ms if body.starts_ms is not None else now_ms()
-    terms = DealTerms(deal_price=body.deal_price, quantity=body.quantity,
-                      per_buyer_limit=body.per_buyer_limit, starts_ms=starts,
-                      ends_ms=starts + body.duration_s * 1000)
+    terms = DealTerms(
+        deal_price=body.deal_price,
+        quantity=body.quantity,
+        per_buyer_limit=body.per_buyer_limit,
+        starts_ms=starts,
+        ends_ms=starts + body.duration_s * 1000,
+    )
     async with services(request).db.session() as session:
         deal = await service.create_deal(session, me, body.sku_id, terms)
     return JSONResponse({"deal": deal_json(deal, None)}, status_code=201)
 
 
-@api.route("POST", "/api/deals/{deal_id:id}/start", "Load the deal's stock and open it",
-           auth="seller", tag="deals")
+@api.route(
+    "POST",
+    "/api/deals/{deal_id:id}/start",
+    "Load the deal's stock and open it",
+    auth="seller",
+    tag="deals",
+)
 async def start_deal(request: Request) -> Response:
     me = await seller(request)
     svc = services(request)
@@ -188,14 +255,18 @@ async def start_deal(request: Request) -> Response:
         await service.check_startable(session, deal)
         # Load first: loading is idempotent, so a crash between the two steps is mended by
         # starting again, and a deal is never "live" in SQL without its stock in Redis.
-        await svc.holds.load_deal(deal, hold_ttl_ms=svc.settings.hold_ttl_s * 1000,
-                                  pay_ttl_ms=svc.settings.pay_ttl_s * 1000)
+        await svc.holds.load_deal(
+            deal,
+            hold_ttl_ms=svc.settings.hold_ttl_s * 1000,
+            pay_ttl_ms=svc.settings.pay_ttl_s * 1000,
+        )
         await service.move_deal(session, deal, "scheduled", "live")
     return JSONResponse({"deal": deal_json(deal, await svc.holds.snapshot(deal.id or 0))})
 
 
-@api.route("POST", "/api/deals/{deal_id:id}/stop", "Stop a live deal early", auth="seller",
-           tag="deals")
+@api.route(
+    "POST", "/api/deals/{deal_id:id}/stop", "Stop a live deal early", auth="seller", tag="deals"
+)
 async def stop_deal(request: Request) -> Response:
     me = await seller(request)
     svc = services(request)

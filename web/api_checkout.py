@@ -26,15 +26,20 @@ def hold_json(hold: Hold) -> dict[str, Any]:
     return {"id": hold.id, "qty": hold.qty, "state": hold.state, "expires_ms": hold.expires_ms}
 
 
-@api.route("POST", "/api/session", "Start a guest session (viewer/buyer identity)",
-           tag="identity")
+@api.route("POST", "/api/session", "Start a guest session (viewer/buyer identity)", tag="identity")
 async def create_session(request: Request) -> Response:
     buyer, token = services(request).sessions.issue()
     return JSONResponse({"token": token, "buyer_id": buyer}, status_code=201)
 
 
-@api.route("POST", "/api/deals/{deal_id:id}/reserve", "Hold units of a live deal",
-           body=ReserveIn, auth="viewer", tag="checkout")
+@api.route(
+    "POST",
+    "/api/deals/{deal_id:id}/reserve",
+    "Hold units of a live deal",
+    body=ReserveIn,
+    auth="viewer",
+    tag="checkout",
+)
 async def reserve(request: Request) -> Response:
     svc = services(request)
     buyer = svc.sessions.verify(bearer(request))
@@ -42,7 +47,8 @@ async def reserve(request: Request) -> Response:
     deal_id: int = request.path_params["deal_id"]
     try:
         hold = await svc.batcher.reserve(
-            deal_id, ReserveRequest(buyer, body.qty, body.request_id or ""))
+            deal_id, ReserveRequest(buyer, body.qty, body.request_id or "")
+        )
     except DomainError as err:
         svc.metrics.reservations.labels(result=err.code).inc()
         if err.code == "deal_not_live":
@@ -65,8 +71,9 @@ async def get_hold(request: Request) -> Response:
     return JSONResponse({"hold": hold_json(hold)})
 
 
-@api.route("DELETE", "/api/holds/{hold_id}", "Give a hold's units back", auth="viewer",
-           tag="checkout")
+@api.route(
+    "DELETE", "/api/holds/{hold_id}", "Give a hold's units back", auth="viewer", tag="checkout"
+)
 async def release_hold(request: Request) -> Response:
     svc = services(request)
     buyer = svc.sessions.verify(bearer(request))
@@ -74,22 +81,35 @@ async def release_hold(request: Request) -> Response:
     return Response(status_code=204)
 
 
-@api.route("POST", "/api/holds/{hold_id}/checkout", "Pay for a hold (idempotent)",
-           body=CheckoutIn, auth="viewer", tag="checkout", headers=("Idempotency-Key",))
+@api.route(
+    "POST",
+    "/api/holds/{hold_id}/checkout",
+    "Pay for a hold (idempotent)",
+    body=CheckoutIn,
+    auth="viewer",
+    tag="checkout",
+    headers=("Idempotency-Key",),
+)
 async def checkout(request: Request) -> Response:
     svc = services(request)
     buyer = svc.sessions.verify(bearer(request))
     key = request.headers.get("idempotency-key", "")
     if not (1 <= len(key) <= 128) or not key.isprintable():
-        raise Invalid("Send an Idempotency-Key header (1-128 printable characters).",
-                      code="idempotency_key_required")
+        raise Invalid(
+            "Send an Idempotency-Key header (1-128 printable characters).",
+            code="idempotency_key_required",
+        )
     raw = await read_body(request)
     body = parse(CheckoutIn, raw)
     digest = body_hash(request.method, request.url.path, raw)
     stored = await svc.idempotency.begin(buyer, key, digest)
     if stored is not None:
-        return Response(stored.body, status_code=stored.status, media_type="application/json",
-                        headers={"Idempotent-Replayed": "true"})
+        return Response(
+            stored.body,
+            status_code=stored.status,
+            media_type="application/json",
+            headers={"Idempotent-Replayed": "true"},
+        )
     try:
         response = await _checkout_once(svc, request.path_params["hold_id"], buyer, body, key)
     except BaseException:
@@ -103,8 +123,9 @@ async def _checkout_once(
     svc: Services, hold_id: str, buyer: str, body: CheckoutIn, key: str
 ) -> StoredResponse:
     try:
-        receipt = await pay_for_hold(svc.holds, svc.payments, hold_id=hold_id, buyer=buyer,
-                                     card=body.card, attempt_key=key)
+        receipt = await pay_for_hold(
+            svc.holds, svc.payments, hold_id=hold_id, buyer=buyer, card=body.card, attempt_key=key
+        )
     except PaymentFailed as err:
         # A decline is an outcome of this key: a replay gets the same answer, no new charge.
         svc.metrics.checkouts.labels(result=err.code).inc()
@@ -116,7 +137,13 @@ async def _checkout_once(
         svc.metrics.checkouts.labels(result=err.code).inc()
         raise
     svc.metrics.checkouts.labels(result="paid").inc()
-    order = {"hold_id": receipt.hold_id, "status": "paid", "qty": receipt.qty,
-             "unit_price": receipt.unit_price, "amount": receipt.amount,
-             "currency": receipt.currency, "payment_ref": receipt.payment_ref}
+    order = {
+        "hold_id": receipt.hold_id,
+        "status": "paid",
+        "qty": receipt.qty,
+        "unit_price": receipt.unit_price,
+        "amount": receipt.amount,
+        "currency": receipt.currency,
+        "payment_ref": receipt.payment_ref,
+    }
     return StoredResponse(status=201, body=orjson.dumps({"order": order}))

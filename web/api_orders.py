@@ -23,15 +23,32 @@ api = Api()
 
 def order_json(order: Order, events: list[OrderEvent] | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "id": order.id, "hold_id": order.hold_id, "deal_id": order.deal_id,
-        "shop_id": order.shop_id, "sku_id": order.sku_id, "buyer_id": order.buyer_id,
-        "quantity": order.quantity, "unit_price": order.unit_price, "total": order.total,
-        "currency": order.currency, "status": order.status, "payment_ref": order.payment_ref,
-        "paid_ms": order.paid_ms, "updated_ms": order.updated_ms,
+        "id": order.id,
+        "hold_id": order.hold_id,
+        "deal_id": order.deal_id,
+        "shop_id": order.shop_id,
+        "sku_id": order.sku_id,
+        "buyer_id": order.buyer_id,
+        "quantity": order.quantity,
+        "unit_price": order.unit_price,
+        "total": order.total,
+        "currency": order.currency,
+        "status": order.status,
+        "payment_ref": order.payment_ref,
+        "paid_ms": order.paid_ms,
+        "updated_ms": order.updated_ms,
     }
     if events is not None:
-        body["events"] = [{"from": e.from_status, "to": e.to_status, "at_ms": e.at_ms,
-                           "actor": e.actor, "note": e.note} for e in events]
+        body["events"] = [
+            {
+                "from": e.from_status,
+                "to": e.to_status,
+                "at_ms": e.at_ms,
+                "actor": e.actor,
+                "note": e.note,
+            }
+            for e in events
+        ]
     return body
 
 
@@ -40,8 +57,13 @@ async def _shop_ids(request: Request, me: Seller) -> list[int]:
         return [s.id for s in await service.shops_of(session, me) if s.id is not None]
 
 
-@api.route("GET", "/api/orders", "Your orders: a buyer's own, or a seller's shops' "
-           "(?status= for sellers)", auth="viewer", tag="orders")
+@api.route(
+    "GET",
+    "/api/orders",
+    "Your orders: a buyer's own, or a seller's shops' (?status= for sellers)",
+    auth="viewer",
+    tag="orders",
+)
 async def list_orders(request: Request) -> Response:
     svc = services(request)
     if bearer(request).startswith(TOKEN_PREFIX):
@@ -49,7 +71,8 @@ async def list_orders(request: Request) -> Response:
         shop_ids = await _shop_ids(request, me)
         async with svc.db.session() as session:
             orders = await order_store.orders_of_shops(
-                session, shop_ids, request.query_params.get("status"))
+                session, shop_ids, request.query_params.get("status")
+            )
     else:
         buyer = svc.sessions.verify(bearer(request))
         async with svc.db.session() as session:
@@ -57,8 +80,13 @@ async def list_orders(request: Request) -> Response:
     return JSONResponse({"orders": [order_json(o) for o in orders]})
 
 
-@api.route("GET", "/api/orders/by-hold/{hold_id}", "Your order for a hold, once persisted",
-           auth="viewer", tag="orders")
+@api.route(
+    "GET",
+    "/api/orders/by-hold/{hold_id}",
+    "Your order for a hold, once persisted",
+    auth="viewer",
+    tag="orders",
+)
 async def order_by_hold(request: Request) -> Response:
     svc = services(request)
     buyer = svc.sessions.verify(bearer(request))
@@ -68,21 +96,32 @@ async def order_by_hold(request: Request) -> Response:
     return JSONResponse({"order": order_json(order, list(events))})
 
 
-@api.route("GET", "/api/orders/{order_id:id}", "One of your shops' orders with its events",
-           auth="seller", tag="orders")
+@api.route(
+    "GET",
+    "/api/orders/{order_id:id}",
+    "One of your shops' orders with its events",
+    auth="seller",
+    tag="orders",
+)
 async def get_order(request: Request) -> Response:
     me = await seller(request)
     shop_ids = await _shop_ids(request, me)
     async with services(request).db.session() as session:
-        order = await order_store.order_for_shops(session, request.path_params["order_id"],
-                                                  shop_ids)
+        order = await order_store.order_for_shops(
+            session, request.path_params["order_id"], shop_ids
+        )
         events = await order_store.events_of(session, order.id or 0)
     return JSONResponse({"order": order_json(order, list(events))})
 
 
-@api.route("POST", "/api/orders/{order_id:id}/{action}",
-           "Move an order: confirm, ship, deliver, complete, cancel or refund",
-           body=OrderActionIn, auth="seller", tag="orders")
+@api.route(
+    "POST",
+    "/api/orders/{order_id:id}/{action}",
+    "Move an order: confirm, ship, deliver, complete, cancel or refund",
+    body=OrderActionIn,
+    auth="seller",
+    tag="orders",
+)
 async def order_action(request: Request) -> Response:
     me = await seller(request)
     body = OrderActionIn()
@@ -90,11 +129,11 @@ async def order_action(request: Request) -> Response:
         body = await json_body(request, OrderActionIn)
     shop_ids = await _shop_ids(request, me)
     async with services(request).db.session() as session:
-        order = await order_store.order_for_shops(session, request.path_params["order_id"],
-                                                  shop_ids)
-        order = await order_store.transition(session, order, request.path_params["action"],
-                                             actor=f"seller:{me.id}", note=body.note)
+        order = await order_store.order_for_shops(
+            session, request.path_params["order_id"], shop_ids
+        )
+        order = await order_store.transition(
+            session, order, request.path_params["action"], actor=f"seller:{me.id}", note=body.note
+        )
         events = await order_store.events_of(session, order.id or 0)
     return JSONResponse({"order": order_json(order, list(events))})
-
-

@@ -48,7 +48,8 @@ def openapi_document() -> dict[str, object]:
 
 def pipeline_config(settings: Settings) -> PipelineConfig:
     return PipelineConfig(
-        batch=settings.worker_batch, claim_idle_ms=settings.worker_claim_idle_ms,
+        batch=settings.worker_batch,
+        claim_idle_ms=settings.worker_claim_idle_ms,
         max_deliveries=settings.worker_max_deliveries,
         stall_before_ack_s=settings.fault_stall_before_ack_s,
     )
@@ -60,14 +61,21 @@ def build_services(settings: Settings) -> Services:
     db = Database(settings.database_url)
     keys = Keyspace(settings.redis_prefix)
     holds = HoldStore(redis, keys)
-    pipeline = (OrderPipeline(redis, db, keys, pipeline_config(settings))
-                if settings.run_worker else None)
+    pipeline = (
+        OrderPipeline(redis, db, keys, pipeline_config(settings)) if settings.run_worker else None
+    )
     return Services(
-        settings=settings, redis=redis, db=db, keys=keys, holds=holds,
-        batcher=ReserveBatcher(holds), idempotency=IdempotencyStore(redis, keys),
+        settings=settings,
+        redis=redis,
+        db=db,
+        keys=keys,
+        holds=holds,
+        batcher=ReserveBatcher(holds),
+        idempotency=IdempotencyStore(redis, keys),
         payments=SandboxProvider(redis, keys.sandbox_charges, settings.payment_delay_ms),
         sessions=GuestSessions(settings.secret_key, settings.session_max_age_s),
-        metrics=Metrics(), pipeline=pipeline,
+        metrics=Metrics(),
+        pipeline=pipeline,
     )
 
 

@@ -55,7 +55,7 @@ def bearer(request: Request) -> str:
 
 
 def viewer(request: Request) -> str:
-    sessions: GuestSessions = request.app.state.sessions
+    sessions: GuestSessions = request.app.state.services.sessions
     return sessions.verify(bearer(request))
 
 
@@ -63,6 +63,6 @@ async def seller(request: Request) -> Seller:
     token = bearer(request)
     if not token.startswith(TOKEN_PREFIX):
         raise Unauthorized("This needs a seller API token.", code="seller_token_required")
-    db: Database = request.app.state.db
+    db: Database = request.app.state.services.db
     async with db.session() as session:
         return await seller_for_token(session, token)

@@ -21,8 +21,15 @@ def _serve(settings: Settings, banner: str = "") -> None:
 
     if banner:
         print(banner, flush=True)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, loop="uvloop",
-                http="httptools", log_level="warning", timeout_graceful_shutdown=5)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        timeout_graceful_shutdown=5,
+    )
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
@@ -39,14 +46,19 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> None:
     with runtime(settings) as ready:
         demo = asyncio.run(seed_demo(ready))
         base = f"http://{ready.host}:{ready.port}"
-        _serve(ready, "\n".join([
-            f"livecart demo on {base}",
-            f"  deals:          {base}/api/deals",
-            f"  live deal:      {base}/api/deals/{demo.live_deal_id}",
-            f"  API document:   {base}/openapi.json",
-            f"  health:         {base}/healthz",
-            f"  seller token:   {demo.seller_token}",
-        ]))
+        _serve(
+            ready,
+            "\n".join(
+                [
+                    f"livecart demo on {base}",
+                    f"  deals:          {base}/api/deals",
+                    f"  live deal:      {base}/api/deals/{demo.live_deal_id}",
+                    f"  API document:   {base}/openapi.json",
+                    f"  health:         {base}/healthz",
+                    f"  seller token:   {demo.seller_token}",
+                ]
+            ),
+        )
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> None:
@@ -72,7 +84,8 @@ def cmd_create_seller(args: argparse.Namespace, settings: Settings) -> None:
         try:
             async with db.session() as session:
                 seller, shop, token = await service.create_seller(
-                    session, args.name, args.email, args.shop)
+                    session, args.name, args.email, args.shop
+                )
             return f"seller {seller.id}, shop {shop.id}\ntoken: {token}"
         finally:
             await db.close()
@@ -99,8 +112,9 @@ async def run_worker(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     print(f"livecart worker {svc.pipeline.config.consumer} running", flush=True)
     try:
-        await asyncio.gather(svc.pipeline.run(stop),
-                             sweep_forever(svc.holds, settings.sweep_interval_ms, stop))
+        await asyncio.gather(
+            svc.pipeline.run(stop), sweep_forever(svc.holds, settings.sweep_interval_ms, stop)
+        )
     finally:
         await svc.redis.aclose()
         await svc.db.close()
@@ -109,24 +123,32 @@ async def run_worker(settings: Settings) -> None:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="livecart", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
-    for name, help_text in [("serve", "run the server (and the order worker in process)"),
-                            ("demo", "serve with a seeded demo shop and a live flash deal")]:
+    for name, help_text in [
+        ("serve", "run the server (and the order worker in process)"),
+        ("demo", "serve with a seeded demo shop and a live flash deal"),
+    ]:
         s = sub.add_parser(name, help=help_text)
         s.add_argument("--host")
         s.add_argument("--port", type=int)
-        s.add_argument("--no-worker", action="store_true",
-                       help="do not run the order pipeline in this process")
+        s.add_argument(
+            "--no-worker", action="store_true", help="do not run the order pipeline in this process"
+        )
     sub.add_parser("worker", help="run the order pipeline and hold sweeper (needs REDIS_URL)")
     sub.add_parser("migrate", help="apply database migrations")
     cs = sub.add_parser("create-seller", help="create a seller with a shop; prints its API token")
     cs.add_argument("--name", required=True)
     cs.add_argument("--email", required=True)
-    cs.add_argument("--shop", help="shop name (default: \"<name>'s shop\")")
+    cs.add_argument("--shop", help='shop name (default: "<name>\'s shop")')
     return p
 
 
-COMMANDS = {"serve": cmd_serve, "demo": cmd_demo, "worker": cmd_worker,
-            "migrate": cmd_migrate, "create-seller": cmd_create_seller}
+COMMANDS = {
+    "serve": cmd_serve,
+    "demo": cmd_demo,
+    "worker": cmd_worker,
+    "migrate": cmd_migrate,
+    "create-seller": cmd_create_seller,
+}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -134,8 +156,14 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     args = parser().parse_args(argv)
     settings = Settings.from_env()
-    overrides = {k: v for k, v in {"host": getattr(args, "host", None),
-                                   "port": getattr(args, "port", None)}.items() if v}
+    overrides = {
+        k: v
+        for k, v in {
+            "host": getattr(args, "host", None),
+            "port": getattr(args, "port", None),
+        }.items()
+        if v
+    }
     if getattr(args, "no_worker", False):
         overrides["run_worker"] = False
     settings = replace(settings, **overrides)

@@ -44,33 +44,73 @@ async def seed_demo(settings: Settings) -> DemoShop:
                 shop = (await service.shops_of(session, me))[0]
             else:
                 me, shop, token = await service.create_seller(
-                    session, "Demo Seller", DEMO_EMAIL, "Mika's Live Closet")
+                    session, "Demo Seller", DEMO_EMAIL, "Mika's Live Closet"
+                )
             assert shop.id is not None
-            jacket = await service.create_product(session, me, shop.id, {
-                "title": "Puffer jacket", "category": "Apparel",
-                "description": "Warm, light, packs into its own pocket.",
-                "image_urls": ["https://example.com/jacket.jpg"]})
-            sku = await service.create_sku(session, me, jacket.id or 0, {
-                "variant": "Black / M", "list_price": 8900, "currency": "USD", "stock": 500})
-            mug = await service.create_product(session, me, shop.id, {
-                "title": "Stoneware mug", "category": "Home", "description": "350 ml."})
-            mug_sku = await service.create_sku(session, me, mug.id or 0, {
-                "variant": "Sand", "list_price": 2400, "currency": "USD", "stock": 200})
+            jacket = await service.create_product(
+                session,
+                me,
+                shop.id,
+                {
+                    "title": "Puffer jacket",
+                    "category": "Apparel",
+                    "description": "Warm, light, packs into its own pocket.",
+                    "image_urls": ["https://example.com/jacket.jpg"],
+                },
+            )
+            sku = await service.create_sku(
+                session,
+                me,
+                jacket.id or 0,
+                {"variant": "Black / M", "list_price": 8900, "currency": "USD", "stock": 500},
+            )
+            mug = await service.create_product(
+                session,
+                me,
+                shop.id,
+                {"title": "Stoneware mug", "category": "Home", "description": "350 ml."},
+            )
+            mug_sku = await service.create_sku(
+                session,
+                me,
+                mug.id or 0,
+                {"variant": "Sand", "list_price": 2400, "currency": "USD", "stock": 200},
+            )
             now = now_ms()
-            live = await service.create_deal(session, me, sku.id or 0, DealTerms(
-                deal_price=4900, quantity=100, per_buyer_limit=2, starts_ms=now,
-                ends_ms=now + 24 * 3600 * 1000))
-            scheduled = await service.create_deal(session, me, mug_sku.id or 0, DealTerms(
-                deal_price=1200, quantity=50, per_buyer_limit=1, starts_ms=now + 3600 * 1000,
-                ends_ms=now + 2 * 3600 * 1000))
+            live = await service.create_deal(
+                session,
+                me,
+                sku.id or 0,
+                DealTerms(
+                    deal_price=4900,
+                    quantity=100,
+                    per_buyer_limit=2,
+                    starts_ms=now,
+                    ends_ms=now + 24 * 3600 * 1000,
+                ),
+            )
+            scheduled = await service.create_deal(
+                session,
+                me,
+                mug_sku.id or 0,
+                DealTerms(
+                    deal_price=1200,
+                    quantity=50,
+                    per_buyer_limit=1,
+                    starts_ms=now + 3600 * 1000,
+                    ends_ms=now + 2 * 3600 * 1000,
+                ),
+            )
             holds = HoldStore(redis, Keyspace(settings.redis_prefix))
             await holds.install()
             await service.check_startable(session, live)
-            await holds.load_deal(live, hold_ttl_ms=settings.hold_ttl_s * 1000,
-                                  pay_ttl_ms=settings.pay_ttl_s * 1000)
+            await holds.load_deal(
+                live, hold_ttl_ms=settings.hold_ttl_s * 1000, pay_ttl_ms=settings.pay_ttl_s * 1000
+            )
             await service.move_deal(session, live, "scheduled", "live")
-        return DemoShop(seller_token=token, live_deal_id=live.id or 0,
-                        scheduled_deal_id=scheduled.id or 0)
+        return DemoShop(
+            seller_token=token, live_deal_id=live.id or 0, scheduled_deal_id=scheduled.id or 0
+        )
     finally:
         await redis.aclose()
         await db.close()

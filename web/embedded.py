@@ -49,11 +49,21 @@ class EmbeddedValkey:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         args = [
-            valkey_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
-            "--dir", str(self.data_dir), "--save", "",
-            "--appendonly", "yes" if self.persistent else "no",
-            "--appendfsync", "everysec",
-            "--logfile", str(self.data_dir / "valkey.log"),
+            valkey_binary(),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.data_dir),
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.persistent else "no",
+            "--appendfsync",
+            "everysec",
+            "--logfile",
+            str(self.data_dir / "valkey.log"),
         ]
         self._process = subprocess.Popen(args, stdin=subprocess.DEVNULL)
         self._wait_ready()
@@ -96,7 +106,9 @@ class EmbeddedValkey:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         self.stop()

@@ -84,16 +84,19 @@ async def unexpected_error_handler(request: Request, exc: Exception) -> Response
 async def read_body(request: Request) -> bytes:
     content_type = request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() != "application/json":
-        raise BadRequest("Send the body as application/json.", code="unsupported_media_type",
-                         status=415)
+        raise BadRequest(
+            "Send the body as application/json.", code="unsupported_media_type", status=415
+        )
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise BadRequest("The body is too large.", code="body_too_large", status=413,
-                         limit=MAX_BODY_BYTES)
+        raise BadRequest(
+            "The body is too large.", code="body_too_large", status=413, limit=MAX_BODY_BYTES
+        )
     body = await request.body()
     if len(body) > MAX_BODY_BYTES:
-        raise BadRequest("The body is too large.", code="body_too_large", status=413,
-                         limit=MAX_BODY_BYTES)
+        raise BadRequest(
+            "The body is too large.", code="body_too_large", status=413, limit=MAX_BODY_BYTES
+        )
     return body
 
 
@@ -106,13 +109,20 @@ def parse(model: type[Body], body: bytes) -> Body:
             for e in err.errors(include_url=False, include_input=False)
         ]
         if any(e["type"] == "json_invalid" for e in err.errors()):
-            raise BadRequest("The body is not valid JSON.", code="malformed_json",
-                             status=400) from None
+            raise BadRequest(
+                "The body is not valid JSON.", code="malformed_json", status=400
+            ) from None
         if any(e["type"] == "extra_forbidden" for e in err.errors()):
-            raise Invalid("The body has fields this endpoint does not take.",
-                          code="unknown_field", problems=problems) from None
-        raise Invalid("The body does not match what this endpoint takes.",
-                      code="invalid_request", problems=problems) from None
+            raise Invalid(
+                "The body has fields this endpoint does not take.",
+                code="unknown_field",
+                problems=problems,
+            ) from None
+        raise Invalid(
+            "The body does not match what this endpoint takes.",
+            code="invalid_request",
+            problems=problems,
+        ) from None
 
 
 async def json_body(request: Request, model: type[Body]) -> Body:

@@ -31,8 +31,8 @@ async def readyz(request: Request) -> Response:
     except Exception as err:
         checks["redis"] = f"unreachable: {type(err).__name__}"
     try:
-        async with svc.db.session() as session:
-            await asyncio.wait_for(session.execute(text("SELECT 1")), READY_TIMEOUT_S)
+        async with svc.db.engine.connect() as conn:
+            await asyncio.wait_for(conn.execute(text("SELECT 1")), READY_TIMEOUT_S)
         checks["database"] = "ok"
     except Exception as err:
         checks["database"] = f"unreachable: {type(err).__name__}"
@@ -46,8 +46,9 @@ async def metrics(request: Request) -> Response:
     svc = services(request)
     lag = await svc.pipeline.lag() if svc.pipeline is not None else 0
     stats = svc.pipeline.stats if svc.pipeline is not None else None
-    return Response(svc.metrics.render(stats, lag),
-                    media_type="text/plain; version=0.0.4; charset=utf-8")
+    return Response(
+        svc.metrics.render(stats, lag), media_type="text/plain; version=0.0.4; charset=utf-8"
+    )
 
 
 async def noop(request: Request) -> Response:

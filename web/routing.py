@@ -9,20 +9,26 @@ from typing import Any
 
 from pydantic import BaseModel
 from starlette.convertors import Convertor, register_url_convertor
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from web.schemas import MAX_ID
 
 Handler = Callable[[Request], Awaitable[Response]]
 
 
 class IdConvertor(Convertor[int]):
-    """Positive ids of at most 15 digits: a 40-digit id is a 404, not a database overflow."""
+    """Ids that fit the SQL INTEGER columns: a larger one is a 404, not a database overflow."""
 
     regex = "[0-9]{1,15}"
 
     def convert(self, value: str) -> int:
-        return int(value)
+        number = int(value)
+        if number > MAX_ID:  # no row can have it, and PostgreSQL would refuse the parameter
+            raise HTTPException(404)
+        return number
 
     def to_string(self, value: int) -> str:
         return str(value)
@@ -53,12 +59,20 @@ class Api:
         self.operations: list[Operation] = []
 
     def route(
-        self, method: str, path: str, summary: str, *, body: type[BaseModel] | None = None,
-        auth: str | None = None, tag: str = "api", headers: tuple[str, ...] = (),
+        self,
+        method: str,
+        path: str,
+        summary: str,
+        *,
+        body: type[BaseModel] | None = None,
+        auth: str | None = None,
+        tag: str = "api",
+        headers: tuple[str, ...] = (),
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.operations.append(
-                Operation(method, path, summary, handler, body, auth, tag, headers))
+                Operation(method, path, summary, handler, body, auth, tag, headers)
+            )
             return handler
 
         return register
@@ -67,25 +81,36 @@ class Api:
         by_path: dict[str, dict[str, Handler]] = {}
         for op in self.operations:
             by_path.setdefault(op.path, {})[op.method] = op.handler
-        return [Route(path, _dispatch(methods), methods=list(methods))
-                for path, methods in by_path.items()]
+        return [
+            Route(path, _dispatch(methods), methods=list(methods))
+            for path, methods in by_path.items()
+        ]
 
     def openapi(self) -> dict[str, Any]:
         paths: dict[str, Any] = {}
         for op in self.operations:
             path = re.sub(r"\{(\w+):\w+\}", r"{\1}", op.path)
             error = {"$ref": "#/components/responses/Error"}
-            entry: dict[str, Any] = {"summary": op.summary, "tags": [op.tag],
-                                     "responses": {"default": error}}
-            params = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
-                      for n in re.findall(r"\{(\w+)", op.path)]
-            params += [{"name": h, "in": "header", "required": True, "schema": {"type": "string"}}
-                       for h in op.headers]
+            entry: dict[str, Any] = {
+                "summary": op.summary,
+                "tags": [op.tag],
+                "responses": {"default": error},
+            }
+            params = [
+                {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+                for n in re.findall(r"\{(\w+)", op.path)
+            ]
+            params += [
+                {"name": h, "in": "header", "required": True, "schema": {"type": "string"}}
+                for h in op.headers
+            ]
             if params:
                 entry["parameters"] = params
             if op.body is not None:
-                entry["requestBody"] = {"required": True, "content": {
-                    "application/json": {"schema": op.body.model_json_schema()}}}
+                entry["requestBody"] = {
+                    "required": True,
+                    "content": {"application/json": {"schema": op.body.model_json_schema()}},
+                }
             if op.auth:
                 entry["security"] = [{op.auth: []}]
             paths.setdefault(path, {})[op.method.lower()] = entry
@@ -94,19 +119,33 @@ class Api:
             "info": {"title": "livecart", "version": "1"},
             "paths": paths,
             "components": {
-                "securitySchemes": {name: {"type": "http", "scheme": "bearer", "description": d}
-                                    for name, d in AUTH_SCHEMES.items()},
-                "responses": {"Error": {"description": "An error", "content": {
-                    "application/json": {"schema": ERROR_SCHEMA}}}},
+                "securitySchemes": {
+                    name: {"type": "http", "scheme": "bearer", "description": d}
+                    for name, d in AUTH_SCHEMES.items()
+                },
+                "responses": {
+                    "Error": {
+                        "description": "An error",
+                        "content": {"application/json": {"schema": ERROR_SCHEMA}},
+                    }
+                },
             },
         }
 
 
 ERROR_SCHEMA = {
     "type": "object",
-    "properties": {"error": {"type": "object", "properties": {
-        "code": {"type": "string"}, "message": {"type": "string"},
-        "details": {"type": "object"}}, "required": ["code", "message", "details"]}},
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "details": {"type": "object"},
+            },
+            "required": ["code", "message", "details"],
+        }
+    },
     "required": ["error"],
 }
 

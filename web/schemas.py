@@ -3,13 +3,18 @@ endpoint does not take (a client-sent price, say) are refused by name, never use
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 MAX_MONEY = 10**12  # minor units: ten billion in a two-decimal currency
+MAX_ID = 2**31 - 1  # ids are SQL INTEGER columns; PostgreSQL refuses a larger parameter
+# Lengths match the SQL columns, so PostgreSQL never refuses (with a 500) what passed here.
 Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)]
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Category = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
+Variant = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
 Url = Annotated[str, StringConstraints(pattern=r"^https?://\S{1,2000}$")]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 RequestId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
@@ -19,51 +24,64 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+class Patch(Strict):
+    """A partial update: leave a field out to keep it; null is refused, never stored."""
+
+    @model_validator(mode="after")
+    def _no_nulls(self) -> Self:
+        nulls = sorted(name for name in self.model_fields_set if getattr(self, name) is None)
+        if nulls:
+            raise ValueError(f"null is not a value for {', '.join(nulls)}; leave it out instead")
+        return self
+
+
 class ShopIn(Strict):
-    name: Title
+    name: Name
 
 
 class ProductIn(Strict):
     title: Title
     description: str = Field(default="", max_length=10_000)
-    category: Text = ""
+    category: Category = ""
     image_urls: list[Url] = Field(default_factory=list, max_length=20)
 
 
-class ProductPatch(Strict):
+class ProductPatch(Patch):
     title: Title | None = None
     description: str | None = Field(default=None, max_length=10_000)
-    category: Text | None = None
+    category: Category | None = None
     image_urls: list[Url] | None = Field(default=None, max_length=20)
 
 
 class SkuIn(Strict):
-    variant: Text = ""
+    variant: Variant = ""
     list_price: int = Field(ge=1, le=MAX_MONEY)
     currency: Currency
     stock: int = Field(ge=0, le=10**9)
 
 
-class SkuPatch(Strict):
-    variant: Text | None = None
+class SkuPatch(Patch):
+    variant: Variant | None = None
     list_price: int | None = Field(default=None, ge=1, le=MAX_MONEY)
     stock: int | None = Field(default=None, ge=0, le=10**9)
 
 
 class DealIn(Strict):
-    sku_id: int = Field(ge=1, le=2**62)
+    sku_id: int = Field(ge=1, le=MAX_ID)
     deal_price: int = Field(ge=1, le=MAX_MONEY)
     quantity: int = Field(ge=1, le=10**7)
     per_buyer_limit: int = Field(ge=1, le=1000)
-    starts_ms: int | None = Field(default=None, ge=0, le=2**53,
-                                  description="Epoch ms; default: now")
+    starts_ms: int | None = Field(
+        default=None, ge=0, le=2**53, description="Epoch ms; default: now"
+    )
     duration_s: int = Field(ge=1, le=7 * 24 * 3600)
 
 
 class ReserveIn(Strict):
     qty: int = Field(default=1, ge=1, le=1000)
     request_id: RequestId | None = Field(
-        default=None, description="Retrying with the same id returns the same hold")
+        default=None, description="Retrying with the same id returns the same hold"
+    )
 
 
 class CheckoutIn(Strict):

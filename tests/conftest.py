@@ -1,0 +1,194 @@
+"""Real parts only: a real Redis-compatible server (the embedded Valkey, or ``REDIS_URL``), a
+real SQL database (a SQLite file, or ``DATABASE_URL``), and a real ``livecart serve`` process for
+HTTP tests. Keys carry a per-run prefix and are deleted afterwards."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from catalog import service
+from catalog.db import Database, is_sqlite
+from catalog.models import Seller, Shop
+from checkout.holds import HoldStore
+from checkout.keys import Keyspace
+from web.auth import GuestSessions
+from web.embedded import EmbeddedValkey, free_port
+from web.migrate import downgrade_to_base, upgrade
+
+SECRET = "test-secret-" + secrets.token_hex(8)
+PREFIX = f"lct{os.getpid()}"
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = os.environ.get("REDIS_URL")
+    if url:
+        yield url
+        return
+    with EmbeddedValkey(tmp_path_factory.mktemp("valkey"), persistent=False) as valkey:
+        yield valkey.url
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        url = f"sqlite:///{tmp_path_factory.mktemp('sql') / 'livecart.db'}"
+    elif not is_sqlite(url):
+        downgrade_to_base(url)  # a clean schema on the shared PostgreSQL test database
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    async for key in client.scan_iter(match=f"{PREFIX}:*", count=1000):
+        await client.delete(key)
+    await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def keys() -> Keyspace:
+    return Keyspace(PREFIX)
+
+
+@pytest.fixture(scope="session")
+async def holds(redis: Redis, keys: Keyspace) -> HoldStore:
+    """Holds in the server's keyspace: deals made here are served by the test server."""
+    store = HoldStore(redis, keys)
+    await store.install()
+    return store
+
+
+@pytest.fixture(scope="session")
+def private_keys() -> Keyspace:
+    """A keyspace no server process reads: no sweeper or pipeline but the test's own."""
+    return Keyspace(PREFIX + "p")
+
+
+@pytest.fixture(scope="session")
+async def private_holds(redis: Redis, private_keys: Keyspace) -> HoldStore:
+    store = HoldStore(redis, private_keys)
+    await store.install()
+    return store
+
+
+@pytest.fixture(scope="session")
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    yield database
+    await database.close()
+
+
+@pytest.fixture(scope="session")
+def sessions() -> GuestSessions:
+    return GuestSessions(SECRET, 3600)
+
+
+@dataclass
+class SellerAccount:
+    seller: Seller
+    shop: Shop
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@pytest.fixture
+async def seller(db: Database) -> SellerAccount:
+    async with db.session() as session:
+        me, shop, token = await service.create_seller(
+            session, "Test Seller", f"seller-{secrets.token_hex(6)}@example.com"
+        )
+    return SellerAccount(me, shop, token)
+
+
+@dataclass
+class Server:
+    base_url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+def start_server(redis_url: str, database_url: str, log: Path, **env: str) -> Server:
+    port = free_port()
+    full_env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "DATABASE_URL": database_url,
+        "LIVECART_REDIS_PREFIX": PREFIX,
+        "LIVECART_SECRET_KEY": SECRET,
+        "LIVECART_DATA_DIR": str(log.parent),
+        "LIVECART_PORT": str(port),
+        **env,
+    }
+    with log.open("ab") as out:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen(
+            [sys.executable, "-m", "web.cli", "serve"],
+            env=full_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    wait_for_port(port, process, log)
+    return Server(f"http://127.0.0.1:{port}", process, log)
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{log.read_text()}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"server did not start:\n{log.read_text()}")
+
+
+def stop_server(server: Server) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+
+
+@pytest.fixture(scope="session")
+def server(
+    redis_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    running = start_server(
+        redis_url, database_url, tmp_path_factory.mktemp("server") / "server.log"
+    )
+    yield running
+    stop_server(running)
+
+
+@pytest.fixture
+async def http(server: Server) -> AsyncIterator[httpx.AsyncClient]:
+    limits = httpx.Limits(max_connections=500, max_keepalive_connections=500)
+    async with httpx.AsyncClient(base_url=server.base_url, limits=limits, timeout=60) as client:
+        yield client
+
+
+def viewer_headers(sessions: GuestSessions) -> tuple[str, dict[str, str]]:
+    buyer, token = sessions.issue()
+    return buyer, {"Authorization": f"Bearer {token}"}

@@ -1,0 +1,119 @@
+"""Builders shared by the tests: a product with a SKU, and a live deal, made over HTTP or SQL."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import httpx
+
+from catalog import service
+from catalog.clock import now_ms
+from catalog.db import Database
+from catalog.models import Deal, Sku
+from catalog.rules import DealTerms
+from checkout.holds import HoldStore
+from tests.conftest import SellerAccount
+
+
+async def make_seller(db: Database, name: str = "Other Seller") -> SellerAccount:
+    """A seller with one shop, besides the ``seller`` fixture's: for ownership tests."""
+    async with db.session() as session:
+        me, shop, token = await service.create_seller(
+            session, name, f"seller-{secrets.token_hex(6)}@example.com"
+        )
+    return SellerAccount(me, shop, token)
+
+
+async def make_sku(
+    db: Database, seller: SellerAccount, *, stock: int = 1000, list_price: int = 5000
+) -> Sku:
+    async with db.session() as session:
+        assert seller.shop.id is not None
+        product = await service.create_product(
+            session, seller.seller, seller.shop.id, {"title": "Test product"}
+        )
+        return await service.create_sku(
+            session,
+            seller.seller,
+            product.id or 0,
+            {"variant": "One size", "list_price": list_price, "currency": "USD", "stock": stock},
+        )
+
+
+async def make_live_deal(
+    db: Database,
+    holds: HoldStore,
+    seller: SellerAccount,
+    *,
+    quantity: int = 100,
+    limit: int = 5,
+    stock: int | None = None,
+    hold_ttl_ms: int = 60_000,
+    pay_ttl_ms: int = 60_000,
+    starts_in_ms: int = -1000,
+    duration_ms: int = 3_600_000,
+) -> Deal:
+    sku = await make_sku(db, seller, stock=quantity if stock is None else stock)
+    start = now_ms() + starts_in_ms
+    async with db.session() as session:
+        deal = await service.create_deal(
+            session,
+            seller.seller,
+            sku.id or 0,
+            DealTerms(
+                deal_price=2500,
+                quantity=quantity,
+                per_buyer_limit=min(limit, quantity),
+                starts_ms=start,
+                ends_ms=start + duration_ms,
+            ),
+        )
+        await holds.load_deal(deal, hold_ttl_ms=hold_ttl_ms, pay_ttl_ms=pay_ttl_ms)
+        await service.move_deal(session, deal, "scheduled", "live")
+    return deal
+
+
+async def http_live_deal(
+    http: httpx.AsyncClient,
+    seller: SellerAccount,
+    *,
+    quantity: int,
+    limit: int = 1,
+    stock: int | None = None,
+) -> dict[str, Any]:
+    h = seller.headers
+    product = (
+        await http.post(
+            f"/api/shops/{seller.shop.id}/products", headers=h, json={"title": "Race jacket"}
+        )
+    ).json()["product"]
+    sku = (
+        await http.post(
+            f"/api/products/{product['id']}/skus",
+            headers=h,
+            json={
+                "variant": "M",
+                "list_price": 9900,
+                "currency": "USD",
+                "stock": quantity if stock is None else stock,
+            },
+        )
+    ).json()["sku"]
+    deal = (
+        await http.post(
+            "/api/deals",
+            headers=h,
+            json={
+                "sku_id": sku["id"],
+                "deal_price": 4900,
+                "quantity": quantity,
+                "per_buyer_limit": limit,
+                "duration_s": 3600,
+            },
+        )
+    ).json()["deal"]
+    started = await http.post(f"/api/deals/{deal['id']}/start", headers=h)
+    assert started.status_code == 200, started.text
+    result: dict[str, Any] = started.json()["deal"]
+    return result

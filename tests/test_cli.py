@@ -1,0 +1,103 @@
+"""The commands a person types: ``livecart demo`` with no configuration (embedded Valkey and
+SQLite), a restart that keeps holds, and ``livecart create-seller``."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import wait_for_port
+from web.embedded import free_port
+
+pytestmark = pytest.mark.storage
+
+UNCONFIGURED = {
+    k: v
+    for k, v in os.environ.items()
+    if k not in {"REDIS_URL", "DATABASE_URL", "LIVECART_REDIS_PREFIX"}
+}
+
+
+@contextmanager
+def livecart(command: str, data_dir: Path) -> Iterator[str]:
+    port = free_port()
+    log = data_dir.parent / f"{data_dir.name}-{command}-{port}.log"
+    env = {**UNCONFIGURED, "LIVECART_DATA_DIR": str(data_dir)}
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "web.cli", command, "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for_port(port, process, log)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=20) == 0, log.read_text()
+
+
+def valkey_running(data_dir: Path) -> bool:
+    """Is the private Valkey of this data dir answering on the port its log names?"""
+    ports = re.findall(r"port=(\d+)", (data_dir / "valkey" / "valkey.log").read_text())
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", int(ports[-1]))) == 0
+
+
+def test_demo_runs_with_no_configuration_and_keeps_holds_across_restarts(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with livecart("demo", data) as base:
+        assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
+        assert httpx.get(f"{base}/readyz").status_code == 200
+        deals = httpx.get(f"{base}/api/deals").json()["deals"]
+        live = [d for d in deals if d["status"] == "live"]
+        assert len(live) == 1 and live[0]["stock"]["available"] == live[0]["quantity"]
+        session = httpx.post(f"{base}/api/session").json()
+        auth = {"Authorization": f"Bearer {session['token']}"}
+        hold = httpx.post(
+            f"{base}/api/deals/{live[0]['id']}/reserve", json={"qty": 1}, headers=auth
+        ).json()["hold"]
+        assert valkey_running(data)
+    assert not valkey_running(data)  # the private Valkey stops with the server
+    assert (data / "livecart.db").exists()
+    assert any((data / "valkey" / "appendonlydir").iterdir())  # append-only file on
+
+    with livecart("serve", data) as base:
+        kept = httpx.get(f"{base}/api/holds/{hold['id']}", headers=auth)
+        assert kept.json()["hold"] == {**hold, "state": "held"}
+        assert httpx.get(f"{base}/api/deals/{live[0]['id']}").json()["deal"]["stock"]["held"] == 1
+
+
+def test_create_seller_prints_a_working_token(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    created = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "web.cli",
+            "create-seller",
+            "--name",
+            "Ana",
+            "--email",
+            "ana@example.com",
+        ],
+        env={**UNCONFIGURED, "LIVECART_DATA_DIR": str(data)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    token = created.stdout.split("token: ")[1].strip()
+    with livecart("serve", data) as base:
+        shops = httpx.get(f"{base}/api/shops", headers={"Authorization": f"Bearer {token}"})
+        assert shops.json() == {"shops": [{"id": 1, "name": "Ana's shop"}]}

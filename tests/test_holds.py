@@ -1,0 +1,219 @@
+"""The hold functions in Redis, called directly: every rule, and races fought for real."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+import pytest
+from redis.asyncio import Redis
+
+from catalog.db import Database
+from catalog.errors import Conflict, DomainError, NotFound
+from checkout.holds import Hold, HoldStore, ReserveRequest
+from checkout.keys import Keyspace
+from tests.conftest import SellerAccount
+from tests.helpers import make_live_deal
+
+pytestmark = pytest.mark.storage
+
+
+def buyer() -> str:
+    return secrets.token_hex(8)
+
+
+async def totals(store: HoldStore, deal_id: int) -> tuple[int, int, int]:
+    state = await store.snapshot(deal_id)
+    assert state is not None
+    assert state.available + state.held + state.sold == state.quantity
+    return state.available, state.held, state.sold
+
+
+async def reserve_or_error(store: HoldStore, deal_id: int, req: ReserveRequest) -> Hold | str:
+    try:
+        return await store.reserve(deal_id, req)
+    except DomainError as err:
+        return err.code
+
+
+async def test_reserve_takes_stock_and_commit_sells_it(
+    db: Database, private_holds: HoldStore, seller: SellerAccount
+) -> None:
+    deal = await make_live_deal(db, private_holds, seller, quantity=10, limit=3)
+    me = buyer()
+    hold = await private_holds.reserve(deal.id or 0, ReserveRequest(me, 3))
+    assert (hold.qty, hold.state) == (3, "held")
+    assert await totals(private_holds, deal.id or 0) == (7, 3, 0)
+    terms = await private_holds.begin_payment(hold.id, me)
+    assert terms.amount == 3 * 2500
+    await private_holds.commit(hold.id, me, "pay-1")
+    assert await totals(private_holds, deal.id or 0) == (7, 0, 3)
+    assert (await private_holds.get_hold(hold.id, me)).state == "sold"
+
+
+async def test_commit_writes_one_order_entry(
+    db: Database,
+    private_holds: HoldStore,
+    seller: SellerAccount,
+    redis: Redis,
+    private_keys: Keyspace,
+) -> None:
+    deal = await make_live_deal(db, private_holds, seller, quantity=5)
+    me = buyer()
+    hold = await private_holds.reserve(deal.id or 0, ReserveRequest(me, 2))
+    await private_holds.begin_payment(hold.id, me)
+    await private_holds.commit(hold.id, me, "pay-9")
+    await private_holds.commit(hold.id, me, "pay-9")  # a repeated commit is a no-op
+    entries = await redis.xrange(private_keys.deal(deal.id or 0).orders)
+    assert [(f["hold"], f["qty"], f["buyer"], f["payment_ref"]) for _, f in entries] == [
+        (hold.id, "2", me, "pay-9")
+    ]
+
+
+async def test_retried_request_id_returns_the_same_hold(
+    db: Database, private_holds: HoldStore, seller: SellerAccount
+) -> None:
+    deal = await make_live_deal(db, private_holds, seller, quantity=10, limit=5)
+    me = buyer()
+    first = await private_holds.reserve(deal.id or 0, ReserveRequest(me, 2, "req-1"))
+    again = await private_holds.reserve(deal.id or 0, ReserveRequest(me, 2, "req-1"))
+    assert again.id == first.id and again.replayed and not first.replayed
+    assert await totals(private_holds, deal.id or 0) == (8, 2, 0)
+    other = await private_holds.reserve(deal.id or 0, ReserveRequest(buyer(), 1, "req-1"))
+    assert other.id != first.id  # request ids are scoped to the buyer
+
+
+async def test_refusals_change_nothing(
+    db: Database, private_holds: HoldStore, seller: SellerAccount
+) -> None:
+    deal = await make_live_deal(db, private_holds, seller, quantity=5, limit=3)
+    deal_id = deal.id or 0
+    me = buyer()
+    assert await reserve_or_error(private_holds, deal_id, ReserveRequest(me, 4)) == "limit_exceeded"
+    await private_holds.reserve(deal_id, ReserveRequest(me, 3))
+    assert await reserve_or_error(private_holds, deal_id, ReserveRequest(me, 1)) == "limit_exceeded"
+    with pytest.raises(Conflict) as caught:
+        await private_holds.reserve(deal_id, ReserveRequest(buyer(), 3))
+    assert (caught.value.code, caught.value.details) == (
+        "insufficient_stock",
+        {"wanted": 3, "left": 2},
+    )
+    await private_holds.reserve(deal_id, ReserveRequest(buyer(), 2))
+    assert await reserve_or_error(private_holds, deal_id, ReserveRequest(buyer(), 1)) == "sold_out"
+    assert (
+        await reserve_or_error(private_holds, deal_id, ReserveRequest(buyer(), 0))
+        == "invalid_quantity"
+    )
+    assert await totals(private_holds, deal_id) == (0, 5, 0)
+
+
+async def test_window_is_enforced(
+    db: Database, private_holds: HoldStore, seller: SellerAccount
+) -> None:
+    later = await make_live_deal(db, private_holds, seller, starts_in_ms=60_000)
+    assert (
+        await reserve_or_error(private_holds, later.id or 0, ReserveRequest(buyer(), 1))
+        == "deal_not_started"
+    )
+    over = await make_live_deal(db, private_holds, seller, starts_in_ms=-2000, duration_ms=1000)
+    assert (
+        await reserve_or_error(private_holds, over.id or 0, ReserveRequest(buyer(), 1))
+        == "deal_ended"
+    )
+    stopped = await make_live_deal(db, private_holds, seller)
+    await private_holds.stop_deal(stopped.id or 0)
+    assert (
+        await reserve_or_error(private_holds, stopped.id or 0, ReserveRequest(buyer(), 1))
+        == "deal_ended"
+    )
+
+
+async def test_lapsed_holds_return_their_stock_before_any_sweeper(
+    db: Database, private_holds: HoldStore, seller: SellerAccount
+) -> None:
+    deal = await make_live_deal(db, private_holds, seller, quantity=4, limit=4, hold_ttl_ms=300)
+    me = buyer()
+    hold = await private_holds.reserve(deal.id or 0, ReserveRequest(me, 4))
+    assert (
+        await reserve_or_error(private_holds, deal.id or 0, ReserveRequest(buyer(), 1))
+        == "sold_out"
+    )
+    await asyncio.sleep(0.45)
+    # No sweeper runs in this test: the read itself reclaims the lapsed hold.
+    assert await totals(private_holds, deal.id or 0) == (4, 0, 0)
+    assert (await private_holds.get_hold(hold.id, me)).state == "expired"
+    with pytest.raises(Conflict) as caught:
+        await private_holds.begin_payment(hold.id, me)
+    assert caught.value.code == "hold_expired"
+    # The buyer's limit is freed too.
+    assert (await private_holds.reserve(deal.id or 0, ReserveRequest(me, 4))).qty == 4
+
+
+async def test_paying_extends_the_hold_and_decline_keeps_it(
+    db: Database, private_holds: HoldStore, seller: SellerAccount
+) -> None:
+    deal = await make_live_deal(
+        db, private_holds, seller, quantity=2, hold_ttl_ms=300, pay_ttl_ms=5000
+    )
+    me = buyer()
+    hold = await private_holds.reserve(deal.id or 0, ReserveRequest(me, 1))
+    await private_holds.begin_payment(hold.id, me)
+    await asyncio.sleep(0.45)  # past the hold ttl, inside the payment ttl
+    await private_holds.payment_failed(hold.id, me)
+    assert (await private_holds.get_hold(hold.id, me)).state == "held"
+    assert await totals(private_holds, deal.id or 0) == (1, 1, 0)
+
+
+async def test_release_and_foreign_holds(
+    db: Database, private_holds: HoldStore, seller: SellerAccount
+) -> None:
+    deal = await make_live_deal(db, private_holds, seller, quantity=3)
+    me, stranger = buyer(), buyer()
+    hold = await private_holds.reserve(deal.id or 0, ReserveRequest(me, 2))
+    for call in (private_holds.release, private_holds.begin_payment, private_holds.get_hold):
+        with pytest.raises(NotFound):
+            await call(hold.id, stranger)
+    await private_holds.release(hold.id, me)
+    assert await totals(private_holds, deal.id or 0) == (3, 0, 0)
+    with pytest.raises(Conflict) as caught:
+        await private_holds.release(hold.id, me)
+    assert caught.value.code == "hold_released"
+    for bad in ("nonsense", f"{deal.id}-999", "999999-1"):
+        with pytest.raises(NotFound):
+            await private_holds.begin_payment(bad, me)
+
+
+async def test_a_paying_hold_cannot_be_released(
+    db: Database, private_holds: HoldStore, seller: SellerAccount
+) -> None:
+    deal = await make_live_deal(db, private_holds, seller, quantity=3)
+    me = buyer()
+    hold = await private_holds.reserve(deal.id or 0, ReserveRequest(me, 1))
+    await private_holds.begin_payment(hold.id, me)
+    with pytest.raises(Conflict) as caught:
+        await private_holds.release(hold.id, me)
+    assert caught.value.code == "payment_in_progress"
+
+
+async def test_per_buyer_limit_holds_under_concurrent_requests(
+    db: Database, private_holds: HoldStore, seller: SellerAccount, redis_url: str
+) -> None:
+    deal = await make_live_deal(db, private_holds, seller, quantity=100, limit=3)
+    me = buyer()
+    # Separate connections, so the requests really are concurrent at the server.
+    clients = [Redis.from_url(redis_url, decode_responses=True) for _ in range(20)]
+    stores = [HoldStore(c, private_holds.keys) for c in clients]
+    try:
+        outcomes = await asyncio.gather(
+            *[
+                reserve_or_error(stores[i % 20], deal.id or 0, ReserveRequest(me, 1))
+                for i in range(200)
+            ]
+        )
+    finally:
+        for c in clients:
+            await c.aclose()
+    granted = [o for o in outcomes if isinstance(o, Hold)]
+    assert len(granted) == 3
+    assert {o for o in outcomes if isinstance(o, str)} == {"limit_exceeded"}
+    assert await totals(private_holds, deal.id or 0) == (97, 3, 0)

@@ -1,0 +1,175 @@
+"""The order pipeline against real Redis streams and a real database: batches, redelivery,
+claims from a dead consumer, the dead-letter stream, and the guarded stock decrement."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+from redis.asyncio import Redis
+from sqlmodel import col, func, select
+
+from catalog.db import Database
+from catalog.models import Deal, Sku
+from checkout.holds import HoldStore, ReserveRequest
+from checkout.keys import ORDER_GROUP, Keyspace
+from checkout.models import Order, OrderEvent
+from checkout.order_store import PaidOrder, persist_paid_orders
+from checkout.pipeline import OrderPipeline, PipelineConfig
+from tests.conftest import SellerAccount
+from tests.helpers import make_live_deal
+
+pytestmark = pytest.mark.storage
+
+
+async def sell(store: HoldStore, deal: Deal, buyers: int, qty: int = 1) -> list[str]:
+    sold = []
+    for _ in range(buyers):
+        me = secrets.token_hex(6)
+        hold = await store.reserve(deal.id or 0, ReserveRequest(me, qty))
+        await store.begin_payment(hold.id, me)
+        await store.commit(hold.id, me, "pay-" + hold.id)
+        sold.append(hold.id)
+    return sold
+
+
+async def orders_of(db: Database, deal_id: int) -> list[Order]:
+    async with db.session() as session:
+        found = await session.exec(select(Order).where(Order.deal_id == deal_id))
+        return list(found.all())
+
+
+async def stock_of(db: Database, sku_id: int) -> int:
+    async with db.session() as session:
+        sku = await session.get(Sku, sku_id)
+        assert sku is not None
+        await session.refresh(sku)
+        return sku.stock
+
+
+def pipeline(redis: Redis, db: Database, keys: Keyspace, **config: object) -> OrderPipeline:
+    settings = {"block_ms": 50, "consumer": "test-" + secrets.token_hex(4), **config}
+    return OrderPipeline(redis, db, keys, PipelineConfig(**settings))  # type: ignore[arg-type]
+
+
+async def drain(p: OrderPipeline, rounds: int = 20) -> None:
+    for _ in range(rounds):
+        if await p.step() == 0 and await p.lag() == 0:
+            return
+    raise AssertionError(f"pipeline did not drain, lag {await p.lag()}")
+
+
+def paid(deal: Deal, hold_id: str, qty: int = 1) -> PaidOrder:
+    return PaidOrder(
+        hold_id=hold_id,
+        deal_id=deal.id or 0,
+        sku_id=deal.sku_id,
+        shop_id=deal.shop_id,
+        buyer_id="b",
+        quantity=qty,
+        unit_price=2500,
+        currency="USD",
+        payment_ref="p",
+        paid_ms=1,
+    )
+
+
+async def test_persisting_a_batch_twice_changes_nothing_the_second_time(
+    db: Database, private_holds: HoldStore, seller: SellerAccount
+) -> None:
+    deal = await make_live_deal(db, private_holds, seller, quantity=10, stock=10)
+    batch = [paid(deal, f"{deal.id}-{n}", qty=2) for n in range(1, 4)]
+    async with db.session() as session:
+        first = await persist_paid_orders(session, batch)
+    async with db.session() as session:
+        second = await persist_paid_orders(session, batch)
+    assert (first.inserted, first.duplicates) == (3, 0)
+    assert (second.inserted, second.duplicates) == (0, 3)
+    assert len(await orders_of(db, deal.id or 0)) == 3
+    assert await stock_of(db, deal.sku_id) == 10 - 6
+    async with db.session() as session:
+        events = await session.exec(
+            select(func.count())
+            .select_from(OrderEvent)
+            .where(col(OrderEvent.order_id).in_([o.id for o in await orders_of(db, deal.id or 0)]))
+        )
+        assert events.one() == 3
+
+
+async def test_a_stock_shortfall_keeps_the_paid_order(
+    db: Database, private_holds: HoldStore, seller: SellerAccount
+) -> None:
+    deal = await make_live_deal(db, private_holds, seller, quantity=3, stock=3)
+    async with db.session() as session:
+        sku = await session.get(Sku, deal.sku_id)
+        assert sku is not None
+        sku.stock = 1  # the seller cut stock after the deal started
+        session.add(sku)
+        await session.commit()
+    async with db.session() as session:
+        result = await persist_paid_orders(session, [paid(deal, f"{deal.id}-1", qty=2)])
+    assert (result.inserted, result.stock_shortfalls) == (1, 1)
+    assert await stock_of(db, deal.sku_id) == 1  # never negative, never below zero
+
+
+async def test_pipeline_persists_every_sale_once(
+    db: Database,
+    private_holds: HoldStore,
+    private_keys: Keyspace,
+    redis: Redis,
+    seller: SellerAccount,
+) -> None:
+    deal = await make_live_deal(db, private_holds, seller, quantity=40, stock=50)
+    sold = await sell(private_holds, deal, 40)
+    p = pipeline(redis, db, private_keys, batch=16)
+    await drain(p)
+    orders = await orders_of(db, deal.id or 0)
+    assert sorted(o.hold_id for o in orders) == sorted(sold)
+    assert await stock_of(db, deal.sku_id) == 10
+    assert await redis.xpending(private_keys.deal(deal.id or 0).orders, ORDER_GROUP) == {
+        "pending": 0,
+        "min": None,
+        "max": None,
+        "consumers": [],
+    }
+
+
+async def test_entries_left_by_a_dead_consumer_are_claimed(
+    db: Database,
+    private_holds: HoldStore,
+    private_keys: Keyspace,
+    redis: Redis,
+    seller: SellerAccount,
+) -> None:
+    deal = await make_live_deal(db, private_holds, seller, quantity=5)
+    stream = private_keys.deal(deal.id or 0).orders
+    await pipeline(redis, db, private_keys).streams()  # creates the consumer group
+    sold = await sell(private_holds, deal, 5)
+    # A consumer reads the entries and dies before persisting or acknowledging them.
+    taken = await redis.xreadgroup(ORDER_GROUP, "dead-consumer", {stream: ">"}, count=100)
+    assert len(taken[0][1]) == 5
+    alive = pipeline(redis, db, private_keys, claim_idle_ms=0)
+    await drain(alive)
+    assert sorted(o.hold_id for o in await orders_of(db, deal.id or 0)) == sorted(sold)
+    assert (await redis.xpending(stream, ORDER_GROUP))["pending"] == 0
+
+
+async def test_poison_entries_go_to_the_dead_letter_stream(
+    db: Database,
+    private_holds: HoldStore,
+    private_keys: Keyspace,
+    redis: Redis,
+    seller: SellerAccount,
+) -> None:
+    deal = await make_live_deal(db, private_holds, seller, quantity=5)
+    keys = private_keys.deal(deal.id or 0)
+    sold = await sell(private_holds, deal, 2)
+    await redis.xadd(keys.orders, {"type": "order.paid", "hold": "broken"})  # fields missing
+    p = pipeline(redis, db, private_keys, claim_idle_ms=0, max_deliveries=2)
+    for _ in range(6):
+        await p.step()
+    assert sorted(o.hold_id for o in await orders_of(db, deal.id or 0)) == sorted(sold)
+    dead = await redis.xrange(keys.dead_letters)
+    assert [fields["hold"] for _, fields in dead] == ["broken"]
+    assert (await redis.xpending(keys.orders, ORDER_GROUP))["pending"] == 0
+    assert p.stats.dead_lettered == 1
