@@ -129,7 +129,7 @@ async def persist_paid_orders(session: AsyncSession, paid: Sequence[PaidOrder]) 
             .where(col(Sku.id) == sku_id, col(Sku.stock) >= qty)
             .values(stock=col(Sku.stock) - qty)
         )
-        if guarded.rowcount != 1:  # type: ignore[attr-defined]
+        if guarded.rowcount != 1:
             # The seller cut SQL stock below what the deal sold. The order is paid and is kept;
             # the shortfall is counted and left for the seller to reconcile.
             result.stock_shortfalls += 1
@@ -150,7 +150,7 @@ async def transition(
         .where(col(Order.id) == order.id, col(Order.status) == current.value)
         .values(status=target.value, updated_ms=now)
     )
-    if moved.rowcount != 1:  # type: ignore[attr-defined]
+    if moved.rowcount != 1:
         await session.rollback()
         await session.refresh(order)
         next_status(OrderStatus(order.status), action)  # raises the precise conflict
