@@ -8,6 +8,8 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -29,6 +31,7 @@ from web.http import (
     JSONResponse,
     domain_error_handler,
     http_error_handler,
+    unavailable_handler,
     unexpected_error_handler,
 )
 from web.metrics import Metrics
@@ -115,6 +118,8 @@ def create_app(settings: Settings) -> Starlette:
         exception_handlers={
             DomainError: domain_error_handler,
             HTTPException: http_error_handler,
+            RedisConnectionError: unavailable_handler,
+            RedisTimeoutError: unavailable_handler,
             Exception: unexpected_error_handler,
         },
     )

@@ -76,6 +76,15 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), message)
 
 
+async def unavailable_handler(request: Request, exc: Exception) -> Response:
+    log.warning("dependency unavailable on %s: %r", request.url.path, exc)
+    response = error_response(
+        503, "service_unavailable", "A backing service is unreachable; retry shortly."
+    )
+    response.headers["Retry-After"] = "1"
+    return response
+
+
 async def unexpected_error_handler(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(500, "internal_error", "Something went wrong on our side.")
