@@ -169,6 +169,19 @@ async def update_sku(
     return sku
 
 
+async def delete_sku(session: AsyncSession, seller: Seller, sku_id: int) -> None:
+    sku = await owned_sku(session, seller, sku_id)
+    if (await session.exec(select(Deal.id).where(Deal.sku_id == sku_id))).first():
+        # Deals and their orders point at the SKU: it stays as their record.
+        raise Conflict(
+            "A deal was made on this SKU; set its stock to 0 instead.",
+            code="sku_in_use",
+            sku_id=sku_id,
+        )
+    await session.delete(sku)
+    await session.commit()
+
+
 async def create_deal(session: AsyncSession, seller: Seller, sku_id: int, terms: DealTerms) -> Deal:
     sku = await owned_sku(session, seller, sku_id)
     check_deal_terms(terms, list_price=sku.list_price, stock=sku.stock)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from catalog.errors import DomainError, PaymentFailed
@@ -31,19 +32,22 @@ async def pay_for_hold(
     """Charge the buyer for the hold and mark it sold.
 
     ``attempt_key`` names this payment attempt at the provider, so a replay charges nothing new.
-    A declined card leaves the hold held until it lapses or the buyer releases it. If the hold
+    Only one attempt may be paying for a hold at a time. A declined card returns the hold to its
+    own deadline: it stays held until then or until the buyer releases it. If the hold
     lapsed while the charge was in flight, the charge is refunded and the error is raised.
     """
-    terms = await holds.begin_payment(hold_id, buyer)
+    # The attempt id goes into the hold record, so it must not contain the record's separator.
+    attempt = hashlib.sha256(attempt_key.encode()).hexdigest()[:24]
+    terms = await holds.begin_payment(hold_id, buyer, attempt)
     try:
         charge = await provider.charge(
             key=f"{hold_id}:{attempt_key}", amount=terms.amount, currency=terms.currency, card=card
         )
     except DomainError:
-        await holds.payment_failed(hold_id, buyer)  # nothing was charged (an unknown card)
+        await holds.payment_failed(hold_id, buyer, attempt)  # nothing was charged (an unknown card)
         raise
     if charge.status is not ChargeStatus.APPROVED:
-        await holds.payment_failed(hold_id, buyer)
+        await holds.payment_failed(hold_id, buyer, attempt)
         message = (
             "The card was declined."
             if charge.status is ChargeStatus.DECLINED
@@ -51,7 +55,7 @@ async def pay_for_hold(
         )
         raise PaymentFailed(message, code=charge.status.value, hold_id=hold_id)
     try:
-        await holds.commit(hold_id, buyer, charge.id)
+        await holds.commit(hold_id, buyer, charge.id, attempt)
     except DomainError:
         await provider.refund(charge)
         raise

@@ -163,9 +163,9 @@ class HoldStore:
             raise outcome
         return outcome
 
-    async def begin_payment(self, hold_id: str, buyer: str) -> PaymentTerms:
+    async def begin_payment(self, hold_id: str, buyer: str, attempt: str = "") -> PaymentTerms:
         deal_id = _deal_of(hold_id)
-        raw = await self._call("lc_begin_payment", deal_id, hold_id, buyer)
+        raw = await self._call("lc_begin_payment", deal_id, hold_id, buyer, attempt)
         if raw[0] != "ok":
             raise hold_error(raw[0], hold_id)
         return PaymentTerms(
@@ -178,13 +178,13 @@ class HoldStore:
             expires_ms=int(raw[6]),
         )
 
-    async def commit(self, hold_id: str, buyer: str, payment_ref: str) -> None:
-        raw = await self._call("lc_commit", _deal_of(hold_id), hold_id, buyer, payment_ref)
+    async def commit(self, hold_id: str, buyer: str, payment_ref: str, attempt: str = "") -> None:
+        raw = await self._call("lc_commit", _deal_of(hold_id), hold_id, buyer, payment_ref, attempt)
         if raw[0] != "ok":
             raise hold_error(raw[0], hold_id)
 
-    async def payment_failed(self, hold_id: str, buyer: str) -> None:
-        await self._call("lc_payment_failed", _deal_of(hold_id), hold_id, buyer)
+    async def payment_failed(self, hold_id: str, buyer: str, attempt: str = "") -> None:
+        await self._call("lc_payment_failed", _deal_of(hold_id), hold_id, buyer, attempt)
 
     async def release(self, hold_id: str, buyer: str) -> None:
         raw = await self._call("lc_release", _deal_of(hold_id), hold_id, buyer)

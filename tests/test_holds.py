@@ -149,7 +149,7 @@ async def test_lapsed_holds_return_their_stock_before_any_sweeper(
     assert (await private_holds.reserve(deal.id or 0, ReserveRequest(me, 4))).qty == 4
 
 
-async def test_paying_extends_the_hold_and_decline_keeps_it(
+async def test_paying_extends_the_hold_and_a_decline_gives_the_extension_back(
     db: Database, private_holds: HoldStore, seller: SellerAccount
 ) -> None:
     deal = await make_live_deal(
@@ -157,11 +157,34 @@ async def test_paying_extends_the_hold_and_decline_keeps_it(
     )
     me = buyer()
     hold = await private_holds.reserve(deal.id or 0, ReserveRequest(me, 1))
-    await private_holds.begin_payment(hold.id, me)
-    await asyncio.sleep(0.45)  # past the hold ttl, inside the payment ttl
-    await private_holds.payment_failed(hold.id, me)
-    assert (await private_holds.get_hold(hold.id, me)).state == "held"
+    await private_holds.begin_payment(hold.id, me, "attempt-1")
+    await asyncio.sleep(0.45)  # past the hold's own deadline, inside the payment window
+    assert (await private_holds.get_hold(hold.id, me)).state == "paying"
     assert await totals(private_holds, deal.id or 0) == (1, 1, 0)
+    with pytest.raises(Conflict) as caught:  # one payment attempt at a time
+        await private_holds.begin_payment(hold.id, me, "attempt-2")
+    assert caught.value.code == "payment_in_progress"
+    await private_holds.payment_failed(hold.id, me, "attempt-2")  # not the paying attempt
+    assert (await private_holds.get_hold(hold.id, me)).state == "paying"
+    await private_holds.payment_failed(hold.id, me, "attempt-1")
+    # Back to its own deadline, which has passed: declining cannot keep a hold alive.
+    assert (await private_holds.get_hold(hold.id, me)).state == "expired"
+    assert await totals(private_holds, deal.id or 0) == (2, 0, 0)
+
+
+async def test_a_decline_inside_the_deadline_keeps_the_hold(
+    db: Database, private_holds: HoldStore, seller: SellerAccount
+) -> None:
+    deal = await make_live_deal(db, private_holds, seller, quantity=2)
+    me = buyer()
+    hold = await private_holds.reserve(deal.id or 0, ReserveRequest(me, 1))
+    await private_holds.begin_payment(hold.id, me, "a")
+    await private_holds.payment_failed(hold.id, me, "a")
+    after = await private_holds.get_hold(hold.id, me)
+    assert (after.state, after.expires_ms) == ("held", hold.expires_ms)
+    await private_holds.begin_payment(hold.id, me, "b")  # another card may try now
+    await private_holds.commit(hold.id, me, "pay-b", "b")
+    assert await totals(private_holds, deal.id or 0) == (1, 0, 1)
 
 
 async def test_release_and_foreign_holds(

@@ -191,6 +191,20 @@ async def update_sku(request: Request) -> Response:
     return JSONResponse({"sku": sku_json(sku)})
 
 
+@api.route(
+    "DELETE",
+    "/api/skus/{sku_id:id}",
+    "Delete a SKU no deal was made on",
+    auth="seller",
+    tag="catalog",
+)
+async def delete_sku(request: Request) -> Response:
+    me = await seller(request)
+    async with services(request).db.session() as session:
+        await service.delete_sku(session, me, request.path_params["sku_id"])
+    return Response(status_code=204)
+
+
 @api.route("GET", "/api/deals", "List deals (optionally ?status=scheduled|live|ended)", tag="deals")
 async def list_deals(request: Request) -> Response:
     svc = services(request)

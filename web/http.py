@@ -96,17 +96,25 @@ async def read_body(request: Request) -> bytes:
         raise BadRequest(
             "Send the body as application/json.", code="unsupported_media_type", status=415
         )
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise BadRequest(
-            "The body is too large.", code="body_too_large", status=413, limit=MAX_BODY_BYTES
-        )
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise BadRequest(
-            "The body is too large.", code="body_too_large", status=413, limit=MAX_BODY_BYTES
-        )
-    return body
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise _too_large()
+    # Read chunk by chunk so a chunked body without a length cannot make us buffer more than
+    # the limit.
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise _too_large()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large() -> BadRequest:
+    return BadRequest(
+        "The body is too large.", code="body_too_large", status=413, limit=MAX_BODY_BYTES
+    )
 
 
 def parse(model: type[Body], body: bytes) -> Body:

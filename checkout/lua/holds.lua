@@ -4,7 +4,9 @@ Flash-deal stock and holds, one Redis Function per step. Every function touches 
 one deal (hash-tagged, so one Redis Cluster slot) and every key it touches arrives in KEYS:
 
   KEYS[1] deal      hash: terms (price, limit, window, ttl) and counters available/held/sold
-  KEYS[2] holds     hash: hold id -> "state|qty|expires_ms|buyer|request_id"
+  KEYS[2] holds     hash: hold id -> "state|qty|expires_ms|held_until_ms|attempt|buyer|request_id"
+                    (expires_ms moves while paying; held_until_ms is the hold's own deadline;
+                    attempt names the one payment attempt allowed at a time)
   KEYS[3] buyers    hash: buyer -> units held, paying or sold (the per-buyer limit)
   KEYS[4] requests  hash: "buyer|request_id" -> hold id (a retried request gets the same hold)
   KEYS[5] expiry    zset: hold id scored by expires_ms, for holds still held or paying
@@ -13,7 +15,7 @@ one deal (hash-tagged, so one Redis Cluster slot) and every key it touches arriv
 
 Invariant kept by every function: available + held + sold == quantity.
 Hold states: held -> paying -> sold; held|paying -> expired; held -> released; paying -> held
-(a declined payment keeps the hold until it lapses or the buyer releases it).
+(a declined payment returns the hold to its own deadline: paying never extends a hold for good).
 ]]
 
 local EVENTS_MAXLEN = 10000
@@ -28,15 +30,17 @@ local function fmt(n)
 end
 
 local function parse_hold(raw)
-  local state, qty, expires, buyer, request =
-    string.match(raw, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$')
+  local state, qty, expires, held_until, attempt, buyer, request =
+    string.match(raw, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$')
   return { state = state, qty = tonumber(qty), expires = tonumber(expires),
-           buyer = buyer, request = request }
+           held_until = tonumber(held_until), attempt = attempt, buyer = buyer,
+           request = request }
 end
 
 local function save_hold(K, id, h)
   redis.call('HSET', K[2], id,
-    h.state .. '|' .. h.qty .. '|' .. fmt(h.expires) .. '|' .. h.buyer .. '|' .. h.request)
+    h.state .. '|' .. h.qty .. '|' .. fmt(h.expires) .. '|' .. fmt(h.held_until) .. '|' ..
+    h.attempt .. '|' .. h.buyer .. '|' .. h.request)
 end
 
 local function counters(K)
@@ -108,8 +112,8 @@ local function reserve_one(K, d, now, deal_id, buyer, qty, request)
   end
   local n = redis.call('HINCRBY', K[1], 'next_hold', 1)
   local id = deal_id .. '-' .. n
-  local h = { state = 'held', qty = qty, expires = now + d.hold_ttl, buyer = buyer,
-              request = request }
+  local h = { state = 'held', qty = qty, expires = now + d.hold_ttl,
+              held_until = now + d.hold_ttl, attempt = '', buyer = buyer, request = request }
   redis.call('HINCRBY', K[1], 'available', -qty)
   redis.call('HINCRBY', K[1], 'held', qty)
   redis.call('HINCRBY', K[3], buyer, qty)
@@ -173,9 +177,10 @@ local function closed_reason(state)
   return 'hold_released'
 end
 
--- ARGV: hold_id, buyer. held|paying -> paying with the expiry pushed out by pay_ttl.
+-- ARGV: hold_id, buyer, attempt. held -> paying with the expiry pushed out by pay_ttl.
+-- One attempt at a time: the same attempt may begin again (a retry), another one must wait.
 local function begin_payment(K, ARGV)
-  local id, buyer = ARGV[1], ARGV[2]
+  local id, buyer, attempt = ARGV[1], ARGV[2], ARGV[3]
   local now = now_ms()
   local h = own_hold(K, id, buyer)
   if not h then return { 'hold_not_found' } end
@@ -183,23 +188,27 @@ local function begin_payment(K, ARGV)
     close_hold(K, now, id, h, 'expired')
   end
   if h.state ~= 'held' and h.state ~= 'paying' then return { closed_reason(h.state) } end
+  if h.state == 'paying' and h.attempt ~= attempt then return { 'payment_in_progress' } end
   local t = redis.call('HMGET', K[1], 'pay_ttl', 'price', 'currency', 'sku', 'shop')
   h.state = 'paying'
+  h.attempt = attempt
   h.expires = math.max(h.expires, now + tonumber(t[1]))
   save_hold(K, id, h)
   redis.call('ZADD', K[5], h.expires, id)
   return { 'ok', h.qty, t[2], t[3], t[4], t[5], fmt(h.expires) }
 end
 
--- ARGV: hold_id, buyer, payment_ref. paying -> sold, and order.paid goes to the pipeline.
+-- ARGV: hold_id, buyer, payment_ref, attempt. paying -> sold, and order.paid goes to the
+-- pipeline.
 -- A paying hold is committed even if its expiry just passed: the money was taken and the
 -- units were never returned. Once the sweeper has expired it, the caller must refund.
 local function commit(K, ARGV)
-  local id, buyer, payment_ref = ARGV[1], ARGV[2], ARGV[3]
+  local id, buyer, payment_ref, attempt = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
   local h = own_hold(K, id, buyer)
   if not h then return { 'hold_not_found' } end
   if h.state == 'sold' then return { 'ok', 1 } end
   if h.state ~= 'paying' then return { closed_reason(h.state) } end
+  if h.attempt ~= attempt then return { 'payment_in_progress' } end
   local now = now_ms()
   h.state = 'sold'
   save_hold(K, id, h)
@@ -214,12 +223,17 @@ local function commit(K, ARGV)
   return { 'ok', 0 }
 end
 
--- ARGV: hold_id, buyer. The charge failed: paying -> held, the hold keeps its expiry.
+-- ARGV: hold_id, buyer, attempt. The charge failed: paying -> held, back to the hold's own
+-- deadline (which may already have passed: then the next reclaim returns its units).
 local function payment_failed(K, ARGV)
-  local h = own_hold(K, ARGV[1], ARGV[2])
-  if not h or h.state ~= 'paying' then return 0 end
+  local id = ARGV[1]
+  local h = own_hold(K, id, ARGV[2])
+  if not h or h.state ~= 'paying' or h.attempt ~= ARGV[3] then return 0 end
   h.state = 'held'
-  save_hold(K, ARGV[1], h)
+  h.attempt = ''
+  h.expires = h.held_until
+  save_hold(K, id, h)
+  redis.call('ZADD', K[5], h.expires, id)
   return 1
 end
 
