@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, NamedTuple
 
 from redis.asyncio import Redis
 
@@ -17,15 +17,14 @@ from checkout.keys import DEAL_KEYS_TTL_S, Keyspace, deal_id_of_hold
 LIBRARY = resources.files("checkout").joinpath("lua/holds.lua").read_text()
 
 
-@dataclass(frozen=True)
-class ReserveRequest:
+# Tuples, not dataclasses: a storm makes thousands of these a second on the hot path.
+class ReserveRequest(NamedTuple):
     buyer: str
     qty: int
     request_id: str = ""
 
 
-@dataclass(frozen=True)
-class Hold:
+class Hold(NamedTuple):
     id: str
     qty: int
     expires_ms: int
@@ -77,7 +76,7 @@ def hold_error(code: str, hold_id: str) -> DomainError:
     return cls(message, code=code, hold_id=hold_id)
 
 
-def reserve_error(result: list[Any]) -> DomainError:
+def reserve_error(result: list[str]) -> DomainError:
     code = result[0]
     if code == "deal_not_live":
         return Conflict("The deal is not live.", code=code)
@@ -89,13 +88,13 @@ def reserve_error(result: list[Any]) -> DomainError:
         return Conflict(
             "That would take you over the per-buyer limit.",
             code=code,
-            limit=result[1],
-            already=result[2],
+            limit=int(result[1]),
+            already=int(result[2]),
         )
     if code == "sold_out":
-        return Conflict("Sold out.", code=code, wanted=result[1], left=0)
+        return Conflict("Sold out.", code=code, wanted=int(result[1]), left=0)
     if code == "insufficient_stock":
-        return Conflict("Not enough left.", code=code, wanted=result[1], left=result[2])
+        return Conflict("Not enough left.", code=code, wanted=int(result[1]), left=int(result[2]))
     return Invalid("The quantity must be a positive whole number.", code="invalid_quantity")
 
 
@@ -151,11 +150,15 @@ class HoldStore:
     async def reserve_many(
         self, deal_id: int, requests: list[ReserveRequest]
     ) -> list[Hold | DomainError]:
-        args: list[Any] = [deal_id]
-        for r in requests:
-            args += (r.buyer, r.qty, r.request_id)
-        raw = await self._call("lc_reserve_many", deal_id, *args)
-        return [_reserve_outcome(item) for item in raw]
+        # One line per request in one argument: encoding three arguments per request cost more
+        # client CPU than the rest of a reservation. Spaces and newlines cannot occur in these
+        # fields (buyer ids are hex, request ids are validated), and are refused here anyway.
+        lines = [f"{r.buyer} {r.qty} {r.request_id}\n" for r in requests]
+        blob = "".join(lines)
+        if blob.count("\n") != len(requests) or blob.count(" ") != 2 * len(requests):
+            raise ValueError("buyer and request ids must not contain spaces or newlines")
+        raw = await self._call("lc_reserve_many", deal_id, deal_id, blob)
+        return [_reserve_outcome(item.split(" ")) for item in raw]
 
     async def reserve(self, deal_id: int, request: ReserveRequest) -> Hold:
         (outcome,) = await self.reserve_many(deal_id, [request])
@@ -231,9 +234,13 @@ def _deal_of(hold_id: str) -> int:
     return deal_id
 
 
-def _reserve_outcome(item: list[Any]) -> Hold | DomainError:
+def _reserve_outcome(item: list[str]) -> Hold | DomainError:
     if item[0] != "ok":
         return reserve_error(item)
     return Hold(
-        id=item[1], qty=int(item[2]), expires_ms=int(item[3]), state=item[4], replayed=bool(item[5])
+        id=item[1],
+        qty=int(item[2]),
+        expires_ms=int(item[3]),
+        state=item[4],
+        replayed=item[5] == "1",
     )

@@ -99,16 +99,18 @@ async def read_body(request: Request) -> bytes:
     declared = request.headers.get("content-length", "")
     if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise _too_large()
-    # Read chunk by chunk so a chunked body without a length cannot make us buffer more than
-    # the limit.
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
+    # Straight from the ASGI receive channel (cheaper than Request.stream()'s generator on the
+    # hot path), chunk by chunk so a chunked body never makes us buffer more than the limit.
+    message = await request.receive()
+    body: bytes = message.get("body", b"")
+    while message.get("more_body", False):
+        message = await request.receive()
+        body += message.get("body", b"")
+        if len(body) > MAX_BODY_BYTES:
             raise _too_large()
-        chunks.append(chunk)
-    return b"".join(chunks)
+    if len(body) > MAX_BODY_BYTES:
+        raise _too_large()
+    return body
 
 
 def _too_large() -> BadRequest:
