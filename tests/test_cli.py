@@ -24,19 +24,21 @@ pytestmark = pytest.mark.storage
 UNCONFIGURED = {
     k: v
     for k, v in os.environ.items()
-    if k not in {"REDIS_URL", "DATABASE_URL", "LIVECART_REDIS_PREFIX"}
+    if k not in {"REDIS_URL", "DATABASE_URL", "LIVECART_REDIS_PREFIX", "LIVECART_DATA_DIR"}
 }
 
 
 @contextmanager
-def livecart(command: str, data_dir: Path) -> Iterator[str]:
+def livecart(command: str, workdir: Path) -> Iterator[str]:
+    """Run a command the way README's first command does: in a directory, with nothing set, so
+    the data lands in the default ``./.livecart``."""
     port = free_port()
-    log = data_dir.parent / f"{data_dir.name}-{command}-{port}.log"
-    env = {**UNCONFIGURED, "LIVECART_DATA_DIR": str(data_dir)}
+    log = workdir / f"{command}-{port}.log"
     with log.open("ab") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "web.cli", command, "--port", str(port)],
-            env=env,
+            env=UNCONFIGURED,
+            cwd=workdir,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -56,8 +58,8 @@ def valkey_running(data_dir: Path) -> bool:
 
 
 def test_demo_runs_with_no_configuration_and_keeps_holds_across_restarts(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    with livecart("demo", data) as base:
+    data = tmp_path / ".livecart"
+    with livecart("demo", tmp_path) as base:
         assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
         assert httpx.get(f"{base}/readyz").status_code == 200
         deals = httpx.get(f"{base}/api/deals").json()["deals"]
@@ -73,14 +75,13 @@ def test_demo_runs_with_no_configuration_and_keeps_holds_across_restarts(tmp_pat
     assert (data / "livecart.db").exists()
     assert any((data / "valkey" / "appendonlydir").iterdir())  # append-only file on
 
-    with livecart("serve", data) as base:
+    with livecart("serve", tmp_path) as base:
         kept = httpx.get(f"{base}/api/holds/{hold['id']}", headers=auth)
         assert kept.json()["hold"] == {**hold, "state": "held"}
         assert httpx.get(f"{base}/api/deals/{live[0]['id']}").json()["deal"]["stock"]["held"] == 1
 
 
 def test_create_seller_prints_a_working_token(tmp_path: Path) -> None:
-    data = tmp_path / "data"
     created = subprocess.run(
         [
             sys.executable,
@@ -92,12 +93,13 @@ def test_create_seller_prints_a_working_token(tmp_path: Path) -> None:
             "--email",
             "ana@example.com",
         ],
-        env={**UNCONFIGURED, "LIVECART_DATA_DIR": str(data)},
+        env=UNCONFIGURED,
+        cwd=tmp_path,
         capture_output=True,
         text=True,
         check=True,
     )
     token = created.stdout.split("token: ")[1].strip()
-    with livecart("serve", data) as base:
+    with livecart("serve", tmp_path) as base:
         shops = httpx.get(f"{base}/api/shops", headers={"Authorization": f"Bearer {token}"})
         assert shops.json() == {"shops": [{"id": 1, "name": "Ana's shop"}]}

@@ -36,7 +36,8 @@ def free_port() -> int:
 
 class EmbeddedValkey:
     def __init__(self, data_dir: Path, *, persistent: bool = True) -> None:
-        self.data_dir = data_dir
+        # Absolute: valkey-server changes into --dir before it opens its log file.
+        self.data_dir = data_dir.resolve()
         self.persistent = persistent
         self.port = 0
         self._process: subprocess.Popen[bytes] | None = None

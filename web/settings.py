@@ -78,7 +78,7 @@ class Settings:
     def with_defaults(self) -> Settings:
         """Fill in what the embedded runtime decides: the SQLite file and a persisted secret."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        updates: dict[str, str] = {}
+        updates: dict[str, object] = {"data_dir": self.data_dir.resolve()}
         if self.database_url is None:
             updates["database_url"] = f"sqlite:///{(self.data_dir / 'livecart.db').resolve()}"
         if self.secret_key is None:
