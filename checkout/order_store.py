@@ -69,6 +69,26 @@ def _insert_ignoring_duplicates(session: AsyncSession) -> Any:
     raise RuntimeError(f"unsupported database dialect {dialect}")
 
 
+def order_row(p: PaidOrder, now: int) -> dict[str, Any]:
+    """The ``orders`` row for a paid hold, as the pipeline inserts it."""
+    return {
+        "hold_id": p.hold_id,
+        "deal_id": p.deal_id,
+        "shop_id": p.shop_id,
+        "sku_id": p.sku_id,
+        "buyer_id": p.buyer_id,
+        "quantity": p.quantity,
+        "unit_price": p.unit_price,
+        "total": p.quantity * p.unit_price,
+        "currency": p.currency,
+        "status": PAID,
+        "payment_ref": p.payment_ref,
+        "paid_ms": p.paid_ms,
+        "created_ms": now,
+        "updated_ms": now,
+    }
+
+
 async def persist_paid_orders(session: AsyncSession, paid: Sequence[PaidOrder]) -> PersistResult:
     """Insert the orders, their first event rows and the stock decrements in one transaction.
 
@@ -76,25 +96,7 @@ async def persist_paid_orders(session: AsyncSession, paid: Sequence[PaidOrder]) 
     orders actually inserted take stock, so running the same batch twice changes nothing.
     """
     now = now_ms()
-    rows = [
-        {
-            "hold_id": p.hold_id,
-            "deal_id": p.deal_id,
-            "shop_id": p.shop_id,
-            "sku_id": p.sku_id,
-            "buyer_id": p.buyer_id,
-            "quantity": p.quantity,
-            "unit_price": p.unit_price,
-            "total": p.quantity * p.unit_price,
-            "currency": p.currency,
-            "status": PAID,
-            "payment_ref": p.payment_ref,
-            "paid_ms": p.paid_ms,
-            "created_ms": now,
-            "updated_ms": now,
-        }
-        for p in paid
-    ]
+    rows = [order_row(p, now) for p in paid]
     result = PersistResult()
     if not rows:
         return result

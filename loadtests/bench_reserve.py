@@ -43,8 +43,7 @@ from catalog.models import Deal, Seller
 from catalog.rules import DealTerms
 from checkout.keys import Keyspace
 from checkout.models import Order
-from checkout.order_store import PaidOrder
-from checkout.orders import OrderStatus
+from checkout.order_store import PaidOrder, order_row
 from checkout.pipeline import OrderPipeline, PipelineConfig
 from web.auth import GuestSessions
 from web.embedded import EmbeddedValkey, free_port
@@ -493,26 +492,6 @@ def paid_entries(count: int, deal_id: int, sku_id: int, shop_id: int) -> list[di
         }
         for n in range(1, count + 1)
     ]
-
-
-def order_row(p: PaidOrder, now: int) -> dict[str, Any]:
-    # The same row persist_paid_orders builds.
-    return {
-        "hold_id": p.hold_id,
-        "deal_id": p.deal_id,
-        "shop_id": p.shop_id,
-        "sku_id": p.sku_id,
-        "buyer_id": p.buyer_id,
-        "quantity": p.quantity,
-        "unit_price": p.unit_price,
-        "total": p.quantity * p.unit_price,
-        "currency": p.currency,
-        "status": OrderStatus.PAID.value,
-        "payment_ref": p.payment_ref,
-        "paid_ms": p.paid_ms,
-        "created_ms": now,
-        "updated_ms": now,
-    }
 
 
 async def count_orders(db: Database) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable
 from typing import Any
 
 import httpx
@@ -10,9 +11,10 @@ import httpx
 from catalog import service
 from catalog.clock import now_ms
 from catalog.db import Database
+from catalog.errors import DomainError
 from catalog.models import Deal, Sku
 from catalog.rules import DealTerms
-from checkout.holds import HoldStore
+from checkout.holds import Hold, HoldStore
 from tests.conftest import SellerAccount
 
 
@@ -117,3 +119,11 @@ async def http_live_deal(
     assert started.status_code == 200, started.text
     result: dict[str, Any] = started.json()["deal"]
     return result
+
+
+async def outcome(call: Awaitable[Hold]) -> Hold | str:
+    """The hold a reservation gave, or the code of the error it raised."""
+    try:
+        return await call
+    except DomainError as err:
+        return err.code

@@ -15,7 +15,7 @@ from catalog.errors import DomainError
 from checkout.batcher import ReserveBatcher
 from checkout.holds import Hold, HoldStore, ReserveRequest
 from tests.conftest import SellerAccount
-from tests.helpers import make_live_deal
+from tests.helpers import make_live_deal, outcome
 
 pytestmark = pytest.mark.storage
 
@@ -33,10 +33,7 @@ class CountingStore(HoldStore):
 
 
 async def attempt(batcher: ReserveBatcher, deal_id: int, req: ReserveRequest) -> Hold | str:
-    try:
-        return await batcher.reserve(deal_id, req)
-    except DomainError as err:
-        return err.code
+    return await outcome(batcher.reserve(deal_id, req))
 
 
 async def test_a_storm_is_served_in_few_calls_without_overselling(

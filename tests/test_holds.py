@@ -9,11 +9,11 @@ import pytest
 from redis.asyncio import Redis
 
 from catalog.db import Database
-from catalog.errors import Conflict, DomainError, NotFound
+from catalog.errors import Conflict, NotFound
 from checkout.holds import Hold, HoldStore, ReserveRequest
 from checkout.keys import Keyspace
 from tests.conftest import SellerAccount
-from tests.helpers import make_live_deal
+from tests.helpers import make_live_deal, outcome
 
 pytestmark = pytest.mark.storage
 
@@ -30,10 +30,7 @@ async def totals(store: HoldStore, deal_id: int) -> tuple[int, int, int]:
 
 
 async def reserve_or_error(store: HoldStore, deal_id: int, req: ReserveRequest) -> Hold | str:
-    try:
-        return await store.reserve(deal_id, req)
-    except DomainError as err:
-        return err.code
+    return await outcome(store.reserve(deal_id, req))
 
 
 async def test_reserve_takes_stock_and_commit_sells_it(
