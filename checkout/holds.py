@@ -61,6 +61,16 @@ class DealState:
     currency: str
     server_ms: int
 
+    @property
+    def phase(self) -> str:
+        """What a viewer can do now: ``upcoming``, ``open``, ``sold_out`` (units may come back
+        when holds lapse) or ``ended``, judged on the server's clock."""
+        if self.stopped or self.server_ms >= self.ends_ms:
+            return "ended"
+        if self.server_ms < self.starts_ms:
+            return "upcoming"
+        return "open" if self.available > 0 else "sold_out"
+
 
 _HOLD_ERRORS: dict[str, tuple[type[DomainError], str]] = {
     "hold_not_found": (NotFound, "No such hold among yours."),

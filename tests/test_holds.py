@@ -123,6 +123,26 @@ async def test_window_is_enforced(
         await reserve_or_error(private_holds, stopped.id or 0, ReserveRequest(buyer(), 1))
         == "deal_ended"
     )
+    phases = [await phase(private_holds, d.id or 0) for d in (later, over, stopped)]
+    assert phases == ["upcoming", "ended", "ended"]
+
+
+async def phase(store: HoldStore, deal_id: int) -> str:
+    state = await store.snapshot(deal_id)
+    assert state is not None
+    return state.phase
+
+
+async def test_phase_follows_stock(
+    db: Database, private_holds: HoldStore, seller: SellerAccount
+) -> None:
+    deal = await make_live_deal(db, private_holds, seller, quantity=1, limit=1)
+    me = buyer()
+    assert await phase(private_holds, deal.id or 0) == "open"
+    hold = await private_holds.reserve(deal.id or 0, ReserveRequest(me, 1))
+    assert await phase(private_holds, deal.id or 0) == "sold_out"
+    await private_holds.release(hold.id, me)
+    assert await phase(private_holds, deal.id or 0) == "open"
 
 
 async def test_lapsed_holds_return_their_stock_before_any_sweeper(

@@ -65,7 +65,10 @@ def deal_json(deal: Deal, state: DealState | None) -> dict[str, Any]:
     }
     if state is not None:
         body["stock"] = {"available": state.available, "held": state.held, "sold": state.sold}
+        body["phase"] = state.phase
         body["server_ms"] = state.server_ms
+    else:
+        body["phase"] = "upcoming" if deal.status == "scheduled" else "ended"
     return body
 
 
