@@ -14,7 +14,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from catalog.clock import now_ms
-from catalog.errors import NotFound
+from catalog.errors import Conflict, NotFound
 from catalog.models import Sku
 from checkout.models import Order, OrderEvent
 from checkout.orders import OrderStatus, next_status
@@ -148,9 +148,15 @@ async def transition(
         .values(status=target.value, updated_ms=now)
     )
     if moved.rowcount != 1:
+        # Someone else moved the order between our read and our write: never record a move
+        # that did not happen, even if the action would be legal from the new state.
         await session.rollback()
         await session.refresh(order)
-        next_status(OrderStatus(order.status), action)  # raises the precise conflict
+        raise Conflict(
+            f"The order changed to {order.status} while you acted; look again and retry.",
+            code="order_changed",
+            status=order.status,
+        )
     assert order.id is not None
     session.add(
         OrderEvent(

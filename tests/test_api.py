@@ -515,11 +515,9 @@ async def test_stopped_deal_refuses_reservations(
     assert stopped.json()["deal"]["status"] == "ended"
     r = await http.post(f"/api/deals/{live.deal_id}/reserve", headers=buyer, json={"qty": 1})
     assert_error(r, 409, "deal_ended")
-    assert_error(
-        await http.post(f"/api/deals/{live.deal_id}/stop", headers=seller.headers),
-        409,
-        "deal_not_live",
-    )
+    again = await http.post(f"/api/deals/{live.deal_id}/stop", headers=seller.headers)
+    assert again.status_code == 200  # stopping is idempotent, so a half-done stop can be redone
+    assert (again.json()["deal"]["status"], again.json()["deal"]["phase"]) == ("ended", "ended")
     assert await deal_stock(http, live.deal_id) == {"available": 9, "held": 1, "sold": 0}
 
 
@@ -531,6 +529,14 @@ async def test_scheduled_deal_refuses_reservations(
     deal = await get_deal(http, scheduled.deal_id)
     assert deal["status"] == "scheduled"
     assert "stock" not in deal  # nothing was loaded into Redis
+
+
+async def test_a_scheduled_deal_cannot_be_stopped(
+    http: httpx.AsyncClient, scheduled: Listing, seller: SellerAccount
+):
+    r = await http.post(f"/api/deals/{scheduled.deal_id}/stop", headers=seller.headers)
+    assert_error(r, 409, "deal_not_live")
+    assert (await get_deal(http, scheduled.deal_id))["status"] == "scheduled"
 
 
 async def test_unknown_deal_is_404(http: httpx.AsyncClient, buyer: Headers):
@@ -1031,3 +1037,35 @@ async def test_metrics_count_reservations(http: httpx.AsyncClient, live: Listing
     assert r.status_code == 200
     assert "livecart_reservations_total" in r.text
     assert reservations_ok(r.text) == before + 1
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/shops", {"name": "a\u0000b"}),
+        ("/api/shops/{shop}/products", {"title": "a\u0000b"}),
+        ("/api/shops/{shop}/products", {"title": "ok", "description": "a\u0000b"}),
+        ("/api/shops/{shop}/products", {"title": "ok", "image_urls": ["https://x/\u0000"]}),
+    ],
+)
+async def test_nul_characters_are_refused_not_stored(
+    http: httpx.AsyncClient, seller: SellerAccount, path: str, body: dict[str, Any]
+):
+    """PostgreSQL cannot store NUL: it must be a 422 here on every database, never a 500."""
+    shops_before = (await http.get("/api/shops", headers=seller.headers)).json()
+    products_before = await shop_products(http, seller.shop.id or 0)
+    r = await http.post(path.format(shop=seller.shop.id), headers=seller.headers, json=body)
+    assert_error(r, 422, "invalid_request")
+    assert (await http.get("/api/shops", headers=seller.headers)).json() == shops_before
+    assert await shop_products(http, seller.shop.id or 0) == products_before
+
+
+async def test_unknown_status_filters_are_422(
+    http: httpx.AsyncClient, seller: SellerAccount, buyer: Headers
+):
+    for status in ("bogus", "\u0000"):
+        assert_error(await http.get("/api/deals", params={"status": status}), 422, "invalid_status")
+        r = await http.get("/api/orders", params={"status": status}, headers=seller.headers)
+        assert_error(r, 422, "invalid_status")
+    r = await http.get("/api/orders/by-hold/%00", headers=buyer)
+    assert_error(r, 404, "order_not_found")

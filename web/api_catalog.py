@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from catalog import service
 from catalog.clock import now_ms
+from catalog.errors import Conflict, Invalid
 from catalog.models import Deal, Product, Shop, Sku
 from catalog.rules import DealTerms
 from checkout.holds import DealState
@@ -19,6 +20,7 @@ from web.schemas import MAX_ID, DealIn, ProductIn, ProductPatch, ShopIn, SkuIn, 
 from web.services import services
 
 api = Api()
+DEAL_STATUSES = frozenset({"scheduled", "live", "ended"})
 
 
 def shop_json(shop: Shop) -> dict[str, Any]:
@@ -212,6 +214,8 @@ async def delete_sku(request: Request) -> Response:
 async def list_deals(request: Request) -> Response:
     svc = services(request)
     status = request.query_params.get("status")
+    if status is not None and status not in DEAL_STATUSES:
+        raise Invalid("Unknown deal status.", code="invalid_status", allowed=sorted(DEAL_STATUSES))
     async with svc.db.session() as session:
         deals = await service.list_deals(session, status)
     states = [
@@ -289,7 +293,12 @@ async def stop_deal(request: Request) -> Response:
     svc = services(request)
     async with svc.db.session() as session:
         deal = await service.owned_deal(session, me, request.path_params["deal_id"])
-        await service.move_deal(session, deal, "live", "ended")
-    assert deal.id is not None
-    await svc.holds.stop_deal(deal.id)
+        assert deal.id is not None
+        if deal.status == "scheduled":
+            raise Conflict("The deal was never started.", code="deal_not_live", deal_id=deal.id)
+        # Redis first, and on every call: stopping there is idempotent, so a stop that failed
+        # half-way (Redis unreachable) is completed by asking again, even once SQL says ended.
+        await svc.holds.stop_deal(deal.id)
+        if deal.status == "live":
+            await service.move_deal(session, deal, "live", "ended")
     return JSONResponse({"deal": deal_json(deal, await svc.holds.snapshot(deal.id))})

@@ -8,10 +8,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from catalog import service
+from catalog.errors import Invalid, NotFound
 from catalog.models import Seller
 from catalog.service import TOKEN_PREFIX
 from checkout import order_store
+from checkout.keys import deal_id_of_hold
 from checkout.models import Order, OrderEvent
+from checkout.orders import OrderStatus
 from web.auth import bearer, seller
 from web.http import JSONResponse, json_body
 from web.routing import Api
@@ -19,6 +22,18 @@ from web.schemas import OrderActionIn
 from web.services import services
 
 api = Api()
+
+
+def _status_filter(request: Request) -> str | None:
+    status = request.query_params.get("status")
+    if status is not None and status not in ORDER_STATUSES:
+        raise Invalid(
+            "Unknown order status.", code="invalid_status", allowed=sorted(ORDER_STATUSES)
+        )
+    return status
+
+
+ORDER_STATUSES = frozenset(s.value for s in OrderStatus)
 
 
 def order_json(order: Order, events: list[OrderEvent] | None = None) -> dict[str, Any]:
@@ -70,9 +85,7 @@ async def list_orders(request: Request) -> Response:
         me = await seller(request)
         shop_ids = await _shop_ids(request, me)
         async with svc.db.session() as session:
-            orders = await order_store.orders_of_shops(
-                session, shop_ids, request.query_params.get("status")
-            )
+            orders = await order_store.orders_of_shops(session, shop_ids, _status_filter(request))
     else:
         buyer = svc.sessions.verify(bearer(request))
         async with svc.db.session() as session:
@@ -90,6 +103,8 @@ async def list_orders(request: Request) -> Response:
 async def order_by_hold(request: Request) -> Response:
     svc = services(request)
     buyer = svc.sessions.verify(bearer(request))
+    if deal_id_of_hold(request.path_params["hold_id"]) is None:
+        raise NotFound("No such order among yours.", code="order_not_found")
     async with svc.db.session() as session:
         order = await order_store.order_for_buyer(session, request.path_params["hold_id"], buyer)
         events = await order_store.events_of(session, order.id or 0)

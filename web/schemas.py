@@ -9,13 +9,24 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 MAX_MONEY = 10**12  # minor units: ten billion in a two-decimal currency
 MAX_ID = 2**31 - 1  # ids are SQL INTEGER columns; PostgreSQL refuses a larger parameter
-# Lengths match the SQL columns, so PostgreSQL never refuses (with a 500) what passed here.
-Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)]
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Category = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
-Variant = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
-Url = Annotated[str, StringConstraints(pattern=r"^https?://\S{1,2000}$")]
+# Lengths match the SQL columns, and NUL is refused (PostgreSQL cannot store it), so the
+# database never refuses (with a 500) what passed here.
+NO_NUL = r"^[^\x00]*$"
+
+
+def _text(max_length: int, min_length: int = 0) -> StringConstraints:
+    return StringConstraints(
+        strip_whitespace=True, min_length=min_length, max_length=max_length, pattern=NO_NUL
+    )
+
+
+Text = Annotated[str, _text(300)]
+Title = Annotated[str, _text(300, min_length=1)]
+Name = Annotated[str, _text(200, min_length=1)]
+Category = Annotated[str, _text(100)]
+Variant = Annotated[str, _text(200)]
+Description = Annotated[str, _text(10_000)]
+Url = Annotated[str, StringConstraints(pattern=r"^https?://[^\s\x00]{1,2000}$")]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 RequestId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 
@@ -41,14 +52,14 @@ class ShopIn(Strict):
 
 class ProductIn(Strict):
     title: Title
-    description: str = Field(default="", max_length=10_000)
+    description: Description = ""
     category: Category = ""
     image_urls: list[Url] = Field(default_factory=list, max_length=20)
 
 
 class ProductPatch(Patch):
     title: Title | None = None
-    description: str | None = Field(default=None, max_length=10_000)
+    description: Description | None = None
     category: Category | None = None
     image_urls: list[Url] | None = Field(default=None, max_length=20)
 
