@@ -40,6 +40,7 @@ class Sku(SQLModel, table=True):
     __table_args__ = (
         CheckConstraint("stock >= 0", name="sku_stock_non_negative"),
         CheckConstraint("list_price > 0", name="sku_price_positive"),
+        CheckConstraint("allocated >= 0 AND allocated <= stock", name="sku_allocation_in_stock"),
     )
     id: int | None = Field(default=None, primary_key=True)
     product_id: int = Field(foreign_key="products.id", index=True)
@@ -49,6 +50,9 @@ class Sku(SQLModel, table=True):
     list_price: int = Field(sa_type=BigInteger)
     currency: str = Field(max_length=3)
     stock: int
+    # Units promised to started deals and not yet sold or given back. A deal may only promise
+    # stock - allocated, so two deals can never sell the same unit. See decision 0007.
+    allocated: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class Deal(SQLModel, table=True):
@@ -67,6 +71,7 @@ class Deal(SQLModel, table=True):
     per_buyer_limit: int
     starts_ms: int = Field(sa_type=BigInteger)
     ends_ms: int = Field(sa_type=BigInteger)
-    # scheduled -> live (stock loaded into Redis) -> ended
+    # scheduled -> live (units allocated, stock loaded into Redis) -> ended (stopped) ->
+    # settled (over, no hold left: unsold units given back to the SKU)
     status: str = Field(default="scheduled", max_length=16)
     created_ms: int = Field(sa_type=BigInteger)

@@ -162,10 +162,29 @@ async def update_sku(
     session: AsyncSession, seller: Seller, sku_id: int, fields: dict[str, Any]
 ) -> Sku:
     sku = await owned_sku(session, seller, sku_id)
+    stock = fields.pop("stock", None)
     for name, value in fields.items():
         setattr(sku, name, value)
     session.add(sku)
+    await session.flush()
+    if stock is not None:
+        # Guarded: stock may not drop below what started deals were promised.
+        moved = await session.exec(
+            update(Sku)
+            .where(col(Sku.id) == sku_id, col(Sku.allocated) <= stock)
+            .values(stock=stock)
+        )
+        if moved.rowcount != 1:
+            await session.rollback()
+            await session.refresh(sku)
+            raise Conflict(
+                "Live deals were promised more units than that.",
+                code="stock_allocated",
+                allocated=sku.allocated,
+                stock=stock,
+            )
     await session.commit()
+    await session.refresh(sku)
     return sku
 
 
@@ -184,7 +203,7 @@ async def delete_sku(session: AsyncSession, seller: Seller, sku_id: int) -> None
 
 async def create_deal(session: AsyncSession, seller: Seller, sku_id: int, terms: DealTerms) -> Deal:
     sku = await owned_sku(session, seller, sku_id)
-    check_deal_terms(terms, list_price=sku.list_price, stock=sku.stock)
+    check_deal_terms(terms, list_price=sku.list_price, stock=sku.stock - sku.allocated)
     deal = Deal(
         shop_id=sku.shop_id,
         sku_id=sku_id,
@@ -239,12 +258,58 @@ async def move_deal(session: AsyncSession, deal: Deal, from_status: str, to_stat
     return deal
 
 
-async def check_startable(session: AsyncSession, deal: Deal) -> None:
-    """A deal starts once, and only while its SKU still has the stock it promises."""
-    if deal.status != "scheduled":
-        raise Conflict("The deal is not scheduled.", code="deal_not_scheduled", deal_id=deal.id)
-    sku = await get_sku(session, deal.sku_id)
-    terms = DealTerms(
-        deal.deal_price, deal.quantity, deal.per_buyer_limit, deal.starts_ms, deal.ends_ms
+async def start_deal(session: AsyncSession, deal: Deal) -> Deal:
+    """scheduled -> live, allocating the deal's units on its SKU in the same transaction.
+
+    Both updates are guarded, so concurrent starts of deals on one SKU can never promise more
+    units than the SKU has, and a deal starts once.
+    """
+    # Read before any rollback: a rollback expires the ORM object.
+    deal_id, sku_id, quantity = deal.id, deal.sku_id, deal.quantity
+    allocated = await session.exec(
+        update(Sku)
+        .where(col(Sku.id) == sku_id, col(Sku.stock) - col(Sku.allocated) >= quantity)
+        .values(allocated=col(Sku.allocated) + quantity)
     )
-    check_deal_terms(terms, list_price=sku.list_price, stock=sku.stock)
+    if allocated.rowcount != 1:
+        await session.rollback()
+        sku = await get_sku(session, sku_id)
+        raise Conflict(
+            "The SKU no longer has the units this deal promises.",
+            code="stock_unavailable",
+            quantity=quantity,
+            unallocated=sku.stock - sku.allocated,
+        )
+    moved = await session.exec(
+        update(Deal)
+        .where(col(Deal.id) == deal_id, col(Deal.status) == "scheduled")
+        .values(status="live")
+    )
+    if moved.rowcount != 1:
+        await session.rollback()
+        raise Conflict("The deal is not scheduled.", code="deal_not_scheduled", deal_id=deal_id)
+    await session.commit()
+    await session.refresh(deal)
+    return deal
+
+
+async def settle_deal(session: AsyncSession, deal: Deal, sold: int) -> bool:
+    """The deal is over and no hold is left: give its unsold units back to the SKU, once.
+
+    Returns whether this call settled it (several sweepers may try at the same time).
+    """
+    moved = await session.exec(
+        update(Deal)
+        .where(col(Deal.id) == deal.id, col(Deal.status).in_(["live", "ended"]))
+        .values(status="settled")
+    )
+    if moved.rowcount != 1:
+        await session.rollback()
+        return False
+    await session.exec(
+        update(Sku)
+        .where(col(Sku.id) == deal.sku_id)
+        .values(allocated=col(Sku.allocated) - (deal.quantity - sold))
+    )
+    await session.commit()
+    return True

@@ -143,19 +143,6 @@ class HoldStore:
 
     async def stop_deal(self, deal_id: int) -> None:
         await self._call("lc_stop_deal", deal_id)
-        keys = self.keys.deal(deal_id)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            # Keep the orders stream: the pipeline may still be reading it.
-            for key in (
-                keys.deal,
-                keys.holds,
-                keys.buyers,
-                keys.requests,
-                keys.expiry,
-                keys.events,
-            ):
-                pipe.expire(key, DEAL_KEYS_TTL_S)
-            await pipe.execute()
 
     async def reserve_many(
         self, deal_id: int, requests: list[ReserveRequest]
@@ -231,6 +218,16 @@ class HoldStore:
             currency=currency,
             server_ms=int(now),
         )
+
+    async def forget(self, deal_id: int) -> None:
+        """Stop sweeping and reading a settled, drained deal; its keys expire after a while, so
+        late readers (a buyer looking at an old hold) still get answers for a week."""
+        keys = self.keys.deal(deal_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in (*keys.function_keys(), keys.dead_letters):
+                pipe.expire(key, DEAL_KEYS_TTL_S)
+            pipe.srem(self.keys.live_deals, str(deal_id))
+            await pipe.execute()
 
     async def live_deal_ids(self) -> list[int]:
         members = await self.redis.smembers(self.keys.live_deals)

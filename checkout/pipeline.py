@@ -194,10 +194,20 @@ class OrderPipeline:
         await self.redis.xack(stream, ORDER_GROUP, *(entry_id for entry_id, _ in items))
 
     async def lag(self) -> int:
-        """Entries not yet persisted: never delivered plus delivered but not acknowledged."""
-        total = 0
-        for stream in await self.streams():
-            for group in await self.redis.xinfo_groups(stream):
-                if group["name"] == ORDER_GROUP:
-                    total += int(group.get("lag") or 0) + int(group.get("pending") or 0)
-        return total
+        """Entries not yet persisted, over every deal this pipeline reads."""
+        return sum([await stream_lag(self.redis, stream) for stream in await self.streams()])
+
+
+async def stream_lag(redis: Redis, stream: str) -> int:
+    """Entries of a deal's orders stream not yet persisted: never delivered, plus delivered and
+    not acknowledged. Before the pipeline has seen the stream, every entry counts."""
+    if not await redis.exists(stream):
+        return 0
+    for group in await redis.xinfo_groups(stream):
+        if group["name"] == ORDER_GROUP:
+            return int(group.get("lag") or 0) + int(group.get("pending") or 0)
+    return int(await redis.xlen(stream))
+
+
+async def stream_drained(redis: Redis, stream: str) -> bool:
+    return await stream_lag(redis, stream) == 0

@@ -1,5 +1,10 @@
-"""Returns lapsed holds to stock on a timer. Reads already ignore lapsed holds (the functions
-reclaim lazily); the sweeper makes the room hear about expiries even when nobody is buying."""
+"""Housekeeping on a timer, for every deal the node knows of:
+
+- return lapsed holds to stock (reads already ignore them; this makes the room hear about it
+  even when nobody is buying);
+- settle a deal that can sell nothing more (unsold units go back to its SKU, once);
+- forget a settled deal once the order pipeline has drained its stream.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +12,34 @@ import asyncio
 import contextlib
 import logging
 
+from catalog.db import Database
+from checkout import deals
 from checkout.holds import HoldStore
+from checkout.pipeline import stream_drained
 
 log = logging.getLogger("livecart.sweeper")
 
 
-async def sweep_forever(store: HoldStore, interval_ms: int, stop: asyncio.Event) -> None:
+async def sweep_once(store: HoldStore, db: Database) -> None:
+    for deal_id in await store.live_deal_ids():
+        await store.expire(deal_id)
+        state = await store.snapshot(deal_id)
+        if state is not None and (state.phase != "ended" or state.held > 0):
+            continue
+        if state is not None:
+            async with db.session() as session:
+                if await deals.settle_if_over(session, store, deal_id):
+                    log.info("deal %s settled: %s sold of %s", deal_id, state.sold, state.quantity)
+        if await stream_drained(store.redis, store.keys.deal(deal_id).orders):
+            await store.forget(deal_id)
+
+
+async def sweep_forever(
+    store: HoldStore, db: Database, interval_ms: int, stop: asyncio.Event
+) -> None:
     while not stop.is_set():
         try:
-            for deal_id in await store.live_deal_ids():
-                await store.expire(deal_id)
+            await sweep_once(store, db)
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -14,6 +14,7 @@ from catalog.db import Database
 from catalog.errors import DomainError
 from catalog.models import Deal, Sku
 from catalog.rules import DealTerms
+from checkout import deals
 from checkout.holds import Hold, HoldStore
 from tests.conftest import SellerAccount
 
@@ -71,8 +72,9 @@ async def make_live_deal(
                 ends_ms=start + duration_ms,
             ),
         )
-        await holds.load_deal(deal, hold_ttl_ms=hold_ttl_ms, pay_ttl_ms=pay_ttl_ms)
-        await service.move_deal(session, deal, "scheduled", "live")
+        deal = await deals.start(
+            session, holds, deal, hold_ttl_ms=hold_ttl_ms, pay_ttl_ms=pay_ttl_ms
+        )
     return deal
 
 

@@ -269,6 +269,7 @@ async def test_seller_creates_product_and_sku(http: httpx.AsyncClient, seller: S
         "list_price": LIST_PRICE,
         "currency": "USD",
         "stock": 7,
+        "allocated": 0,
     }
     listed = await shop_products(http, seller.shop.id or 0)
     assert [p["id"] for p in listed] == [product["id"]]
@@ -502,8 +503,10 @@ async def test_start_loads_stock_once(
     assert first.json()["deal"]["status"] == "live"
     assert first.json()["deal"]["stock"] == {"available": 10, "held": 0, "sold": 0}
     again = await http.post(f"/api/deals/{scheduled.deal_id}/start", headers=seller.headers)
-    assert_error(again, 409, "deal_not_scheduled")
+    assert again.status_code == 200  # idempotent: a start whose Redis step failed can be redone
     assert await deal_stock(http, scheduled.deal_id) == {"available": 10, "held": 0, "sold": 0}
+    product = (await http.get(f"/api/products/{scheduled.product_id}")).json()["product"]
+    assert [(s["stock"], s["allocated"]) for s in product["skus"]] == [(10, 10)]  # once
 
 
 async def test_stopped_deal_refuses_reservations(
@@ -1069,3 +1072,40 @@ async def test_unknown_status_filters_are_422(
         assert_error(r, 422, "invalid_status")
     r = await http.get("/api/orders/by-hold/%00", headers=buyer)
     assert_error(r, 404, "order_not_found")
+
+
+async def new_deal(
+    http: httpx.AsyncClient, seller: SellerAccount, sku_id: int, quantity: int
+) -> httpx.Response:
+    body = {
+        "sku_id": sku_id,
+        "deal_price": 4900,
+        "quantity": quantity,
+        "per_buyer_limit": 1,
+        "duration_s": 600,
+    }
+    return await http.post("/api/deals", headers=seller.headers, json=body)
+
+
+async def test_two_deals_can_never_promise_the_same_units(
+    http: httpx.AsyncClient, seller: SellerAccount
+):
+    product = await new_product(http, seller)
+    sku = await new_sku(http, seller, product["id"], stock=10)
+    first = (await new_deal(http, seller, sku["id"], 10)).json()["deal"]
+    second = (await new_deal(http, seller, sku["id"], 10)).json()["deal"]  # both scheduled: fine
+    started = await http.post(f"/api/deals/{first['id']}/start", headers=seller.headers)
+    assert started.status_code == 200
+    refused = await http.post(f"/api/deals/{second['id']}/start", headers=seller.headers)
+    error = assert_error(refused, 409, "stock_unavailable")
+    assert error["details"] == {"quantity": 10, "unallocated": 0}
+    assert (await get_deal(http, second["id"]))["status"] == "scheduled"
+    assert_error(await new_deal(http, seller, sku["id"], 1), 422, "deal_quantity_above_stock")
+    cut = await http.patch(f"/api/skus/{sku['id']}", headers=seller.headers, json={"stock": 9})
+    assert_error(cut, 409, "stock_allocated")
+    skus = (await get_product(http, product["id"]))["skus"]
+    assert [(s["stock"], s["allocated"]) for s in skus] == [(10, 10)]
+    raised = await http.patch(f"/api/skus/{sku['id']}", headers=seller.headers, json={"stock": 20})
+    assert raised.json()["sku"]["stock"] == 20
+    again = await http.post(f"/api/deals/{second['id']}/start", headers=seller.headers)
+    assert again.status_code == 200  # with more stock, the second deal gets its own units

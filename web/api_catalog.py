@@ -9,9 +9,10 @@ from starlette.responses import Response
 
 from catalog import service
 from catalog.clock import now_ms
-from catalog.errors import Conflict, Invalid
+from catalog.errors import Invalid
 from catalog.models import Deal, Product, Shop, Sku
 from catalog.rules import DealTerms
+from checkout import deals
 from checkout.holds import DealState
 from web.auth import seller
 from web.http import JSONResponse, json_body
@@ -20,7 +21,7 @@ from web.schemas import MAX_ID, DealIn, ProductIn, ProductPatch, ShopIn, SkuIn, 
 from web.services import services
 
 api = Api()
-DEAL_STATUSES = frozenset({"scheduled", "live", "ended"})
+DEAL_STATUSES = frozenset({"scheduled", "live", "ended", "settled"})
 
 
 def shop_json(shop: Shop) -> dict[str, Any]:
@@ -35,6 +36,7 @@ def sku_json(sku: Sku) -> dict[str, Any]:
         "list_price": sku.list_price,
         "currency": sku.currency,
         "stock": sku.stock,
+        "allocated": sku.allocated,
     }
 
 
@@ -273,15 +275,13 @@ async def start_deal(request: Request) -> Response:
     svc = services(request)
     async with svc.db.session() as session:
         deal = await service.owned_deal(session, me, request.path_params["deal_id"])
-        await service.check_startable(session, deal)
-        # Load first: loading is idempotent, so a crash between the two steps is mended by
-        # starting again, and a deal is never "live" in SQL without its stock in Redis.
-        await svc.holds.load_deal(
+        deal = await deals.start(
+            session,
+            svc.holds,
             deal,
             hold_ttl_ms=svc.settings.hold_ttl_s * 1000,
             pay_ttl_ms=svc.settings.pay_ttl_s * 1000,
         )
-        await service.move_deal(session, deal, "scheduled", "live")
     return JSONResponse({"deal": deal_json(deal, await svc.holds.snapshot(deal.id or 0))})
 
 
@@ -293,12 +293,7 @@ async def stop_deal(request: Request) -> Response:
     svc = services(request)
     async with svc.db.session() as session:
         deal = await service.owned_deal(session, me, request.path_params["deal_id"])
-        assert deal.id is not None
-        if deal.status == "scheduled":
-            raise Conflict("The deal was never started.", code="deal_not_live", deal_id=deal.id)
         # Redis first, and on every call: stopping there is idempotent, so a stop that failed
         # half-way (Redis unreachable) is completed by asking again, even once SQL says ended.
-        await svc.holds.stop_deal(deal.id)
-        if deal.status == "live":
-            await service.move_deal(session, deal, "live", "ended")
-    return JSONResponse({"deal": deal_json(deal, await svc.holds.snapshot(deal.id))})
+        deal = await deals.stop(session, svc.holds, deal)
+    return JSONResponse({"deal": deal_json(deal, await svc.holds.snapshot(deal.id or 0))})

@@ -108,7 +108,9 @@ def create_app(settings: Settings) -> Starlette:
         app.state.services = svc
         settle_heap()
         stop = asyncio.Event()
-        tasks = [asyncio.create_task(sweep_forever(svc.holds, settings.sweep_interval_ms, stop))]
+        tasks = [
+            asyncio.create_task(sweep_forever(svc.holds, svc.db, settings.sweep_interval_ms, stop))
+        ]
         if svc.pipeline is not None:
             tasks.append(asyncio.create_task(svc.pipeline.run(stop)))
         try:

@@ -113,7 +113,8 @@ async def run_worker(settings: Settings) -> None:
     print(f"livecart worker {svc.pipeline.config.consumer} running", flush=True)
     try:
         await asyncio.gather(
-            svc.pipeline.run(stop), sweep_forever(svc.holds, settings.sweep_interval_ms, stop)
+            svc.pipeline.run(stop),
+            sweep_forever(svc.holds, svc.db, settings.sweep_interval_ms, stop),
         )
     finally:
         await svc.redis.aclose()

@@ -12,6 +12,7 @@ from catalog.clock import now_ms
 from catalog.db import Database
 from catalog.models import Seller
 from catalog.rules import DealTerms
+from checkout import deals
 from checkout.holds import HoldStore
 from checkout.keys import Keyspace
 from web.settings import Settings
@@ -103,11 +104,13 @@ async def seed_demo(settings: Settings) -> DemoShop:
             )
             holds = HoldStore(redis, Keyspace(settings.redis_prefix))
             await holds.install()
-            await service.check_startable(session, live)
-            await holds.load_deal(
-                live, hold_ttl_ms=settings.hold_ttl_s * 1000, pay_ttl_ms=settings.pay_ttl_s * 1000
+            live = await deals.start(
+                session,
+                holds,
+                live,
+                hold_ttl_ms=settings.hold_ttl_s * 1000,
+                pay_ttl_ms=settings.pay_ttl_s * 1000,
             )
-            await service.move_deal(session, live, "scheduled", "live")
         return DemoShop(
             seller_token=token, live_deal_id=live.id or 0, scheduled_deal_id=scheduled.id or 0
         )
