@@ -16,12 +16,17 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
+from sqlalchemy import text
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from catalog.db import Database
 from checkout.keys import ORDER_GROUP, Keyspace
 from checkout.order_store import PaidOrder, PersistResult, persist_paid_orders
 
 log = logging.getLogger("livecart.pipeline")
+
+# Failures of the database itself, not of an entry: they never count towards dead-lettering.
+UNAVAILABLE = (OperationalError, InterfaceError, OSError, TimeoutError)
 
 Entry = tuple[str, dict[str, str]]
 
@@ -97,6 +102,11 @@ class OrderPipeline:
         if not streams:
             await asyncio.sleep(self.config.block_ms / 1000)
             return 0
+        if not await self._database_answers():
+            # Claiming now would only spend deliveries: an outage must not push good orders
+            # towards the dead-letter stream. They wait, pending or unread, until SQL is back.
+            await asyncio.sleep(self.config.block_ms / 1000)
+            return 0
         handled = 0
         for stream in streams:
             handled += await self._reclaim(stream)
@@ -164,6 +174,8 @@ class OrderPipeline:
         paid = [(i, f) for i, f in entries if f and f.get("type") == "order.paid"]
         try:
             await self._persist(stream, paid)
+        except UNAVAILABLE:
+            raise  # the database went away: nothing is wrong with these entries
         except Exception:
             # One bad entry must not hold back the rest: retry one at a time; what still fails
             # stays pending and is retried until it reaches the dead-letter stream.
@@ -172,6 +184,8 @@ class OrderPipeline:
             for item in paid:
                 try:
                     await self._persist(stream, [item])
+                except UNAVAILABLE:
+                    raise
                 except Exception:
                     log.exception("entry %s failed", item[0])
         other = [i for i, f in entries if not f or f.get("type") != "order.paid"]
@@ -192,6 +206,15 @@ class OrderPipeline:
             print("LIVECART-FAULT committed-before-ack", flush=True)
             await asyncio.sleep(self.config.stall_before_ack_s)
         await self.redis.xack(stream, ORDER_GROUP, *(entry_id for entry_id, _ in items))
+
+    async def _database_answers(self) -> bool:
+        try:
+            async with self.db.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except UNAVAILABLE:
+            log.warning("database unreachable; the order pipeline waits")
+            return False
+        return True
 
     async def lag(self) -> int:
         """Entries not yet persisted, over every deal this pipeline reads."""

@@ -173,3 +173,27 @@ async def test_poison_entries_go_to_the_dead_letter_stream(
     assert [fields["hold"] for _, fields in dead] == ["broken"]
     assert (await redis.xpending(keys.orders, ORDER_GROUP))["pending"] == 0
     assert p.stats.dead_lettered == 1
+
+
+async def test_a_database_outage_dead_letters_nothing(
+    db: Database,
+    private_holds: HoldStore,
+    private_keys: Keyspace,
+    redis: Redis,
+    seller: SellerAccount,
+) -> None:
+    deal = await make_live_deal(db, private_holds, seller, quantity=5)
+    keys = private_keys.deal(deal.id or 0)
+    sold = await sell(private_holds, deal, 3)
+    unreachable = Database("postgresql://postgres@127.0.0.1:1/nowhere")  # nothing listens there
+    try:
+        down = pipeline(redis, unreachable, private_keys, claim_idle_ms=0, max_deliveries=1)
+        for _ in range(4):
+            assert await down.step() == 0
+    finally:
+        await unreachable.close()
+    assert await redis.xlen(keys.dead_letters) == 0
+    back = pipeline(redis, db, private_keys, claim_idle_ms=0, max_deliveries=1)
+    await drain(back)
+    assert sorted(o.hold_id for o in await orders_of(db, deal.id or 0)) == sorted(sold)
+    assert await redis.xlen(keys.dead_letters) == 0
