@@ -20,6 +20,17 @@ class Receipt:
     payment_ref: str
 
 
+def attempt_id(attempt_key: str) -> str:
+    """The attempt's name inside the hold record, free of the record's separator."""
+    return hashlib.sha256(attempt_key.encode()).hexdigest()[:24]
+
+
+async def _refund_if_charged(provider: PaymentProvider, charge_key: str) -> None:
+    charge = await provider.find(charge_key)
+    if charge is not None and charge.status is ChargeStatus.APPROVED and not charge.refunded:
+        await provider.refund(charge)
+
+
 async def pay_for_hold(
     holds: HoldStore,
     provider: PaymentProvider,
@@ -36,12 +47,19 @@ async def pay_for_hold(
     own deadline: it stays held until then or until the buyer releases it. If the hold
     lapsed while the charge was in flight, the charge is refunded and the error is raised.
     """
-    # The attempt id goes into the hold record, so it must not contain the record's separator.
-    attempt = hashlib.sha256(attempt_key.encode()).hexdigest()[:24]
-    terms = await holds.begin_payment(hold_id, buyer, attempt)
+    attempt = attempt_id(attempt_key)
+    charge_key = f"{hold_id}:{attempt_key}"
+    try:
+        terms = await holds.begin_payment(hold_id, buyer, attempt)
+    except DomainError as err:
+        if err.code in {"hold_expired", "hold_released"}:
+            # A retry of an attempt that charged and then died before committing (a crash, a
+            # Redis blip): the hold is gone, so the money goes back.
+            await _refund_if_charged(provider, charge_key)
+        raise
     try:
         charge = await provider.charge(
-            key=f"{hold_id}:{attempt_key}", amount=terms.amount, currency=terms.currency, card=card
+            key=charge_key, amount=terms.amount, currency=terms.currency, card=card
         )
     except DomainError:
         await holds.payment_failed(hold_id, buyer, attempt)  # nothing was charged (an unknown card)

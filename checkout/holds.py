@@ -138,6 +138,18 @@ class HoldStore:
         assert deal.id is not None
         flat = [str(part) for pair in terms.items() for part in pair]
         loaded = await self._call("lc_load_deal", deal.id, *flat)
+        if not loaded:
+            # Loaded before: fine if it is this deal (a repeated start), wrong if Redis holds a
+            # different deal under this id (a reset database, or two sharing one key prefix).
+            identity = ["deal", "sku", "shop", "price", "quantity", "starts", "ends"]
+            found = await self.redis.hmget(self.keys.deal(deal.id).deal, identity)
+            if found != [str(terms[name]) for name in identity]:
+                raise Conflict(
+                    "Redis already holds a different deal under this id. Is another database "
+                    "using the same Redis and LIVECART_REDIS_PREFIX?",
+                    code="deal_state_mismatch",
+                    deal_id=deal.id,
+                )
         await self.redis.sadd(self.keys.live_deals, str(deal.id))
         return bool(loaded)
 

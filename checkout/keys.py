@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 DEAL_KEYS_TTL_S = 7 * 24 * 3600
 IDEMPOTENCY_TTL_S = 24 * 3600
-IDEMPOTENCY_PENDING_TTL_S = 60
+IDEMPOTENCY_PENDING_TTL_S = 180  # the default pay window (120 s) plus slack
 
 ORDER_GROUP = "order-pipeline"
 

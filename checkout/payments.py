@@ -39,6 +39,10 @@ class PaymentProvider(Protocol):
 
     async def refund(self, charge: Charge) -> None: ...
 
+    async def find(self, key: str) -> Charge | None:
+        """The charge made under ``key``, if any."""
+        ...
+
 
 SANDBOX_CARDS = {
     "4242424242424242": ChargeStatus.APPROVED,
@@ -77,6 +81,10 @@ class SandboxProvider:
         raw = await self.redis.hget(self.ledger_key, key)
         assert raw is not None  # HSETNX refused, so the field exists; charges are never deleted
         return _load(raw)
+
+    async def find(self, key: str) -> Charge | None:
+        raw = await self.redis.hget(self.ledger_key, key)
+        return None if raw is None else _load(raw)
 
     async def refund(self, charge: Charge) -> None:
         refunded = Charge(**{**asdict(charge), "refunded": True})

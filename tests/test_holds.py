@@ -257,3 +257,16 @@ async def test_per_buyer_limit_holds_under_concurrent_requests(
     assert len(granted) == 3
     assert {o for o in outcomes if isinstance(o, str)} == {"limit_exceeded"}
     assert await totals(private_holds, deal.id or 0) == (97, 3, 0)
+
+
+async def test_a_different_deal_under_a_loaded_id_is_refused(
+    db: Database, private_holds: HoldStore, seller: SellerAccount
+) -> None:
+    deal = await make_live_deal(db, private_holds, seller, quantity=3)
+    assert not await private_holds.load_deal(deal, hold_ttl_ms=1000, pay_ttl_ms=1000)  # same
+    impostor = deal.model_copy(update={"deal_price": deal.deal_price - 1})
+    with pytest.raises(Conflict) as caught:
+        await private_holds.load_deal(impostor, hold_ttl_ms=1000, pay_ttl_ms=1000)
+    assert caught.value.code == "deal_state_mismatch"
+    state = await private_holds.snapshot(deal.id or 0)
+    assert state is not None and state.deal_price == deal.deal_price

@@ -102,20 +102,20 @@ async def checkout(request: Request) -> Response:
     raw = await read_body(request)
     body = parse(CheckoutIn, raw)
     digest = body_hash(request.method, request.url.path, raw)
-    stored = await svc.idempotency.begin(buyer, key, digest)
-    if stored is not None:
+    claim = await svc.idempotency.begin(buyer, key, digest)
+    if isinstance(claim, StoredResponse):
         return Response(
-            stored.body,
-            status_code=stored.status,
+            claim.body,
+            status_code=claim.status,
             media_type="application/json",
             headers={"Idempotent-Replayed": "true"},
         )
     try:
         response = await _checkout_once(svc, request.path_params["hold_id"], buyer, body, key)
     except BaseException:
-        await svc.idempotency.abandon(buyer, key)
+        await svc.idempotency.abandon(claim)
         raise
-    await svc.idempotency.finish(buyer, key, digest, response)
+    await svc.idempotency.finish(claim, digest, response)
     return Response(response.body, status_code=response.status, media_type="application/json")
 
 

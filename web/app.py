@@ -79,7 +79,7 @@ def build_services(settings: Settings) -> Services:
         keys=keys,
         holds=holds,
         batcher=ReserveBatcher(holds),
-        idempotency=IdempotencyStore(redis, keys),
+        idempotency=IdempotencyStore(redis, keys, pending_ttl_s=settings.pay_ttl_s + 60),
         payments=SandboxProvider(redis, keys.sandbox_charges, settings.payment_delay_ms),
         sessions=GuestSessions(settings.secret_key, settings.session_max_age_s),
         metrics=Metrics(),
