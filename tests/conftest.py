@@ -56,7 +56,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 async def redis(redis_url: str) -> AsyncIterator[Redis]:
     client = Redis.from_url(redis_url, decode_responses=True)
     yield client
-    async for key in client.scan_iter(match=f"{PREFIX}:*", count=1000):
+    async for key in client.scan_iter(match=f"{PREFIX}*", count=1000):  # every keyspace of the run
         await client.delete(key)
     await client.aclose()
 
