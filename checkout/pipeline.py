@@ -234,3 +234,20 @@ async def stream_lag(redis: Redis, stream: str) -> int:
 
 async def stream_drained(redis: Redis, stream: str) -> bool:
     return await stream_lag(redis, stream) == 0
+
+
+async def replay_dead_letters(redis: Redis, keyspace: Keyspace, deal_id: int) -> int:
+    """Move a deal's dead-lettered entries back onto its orders stream, after whatever made them
+    fail was mended. Safe to repeat: an order already in SQL is skipped by its unique hold id."""
+    keys = keyspace.deal(deal_id)
+    moved = 0
+    dead: list[Entry] = await redis.xrange(keys.dead_letters)  # type: ignore[assignment]
+    for entry_id, fields in dead:
+        original: Any = {k: v for k, v in fields.items() if k != "original_id"}
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(keys.orders, original)
+            pipe.xdel(keys.dead_letters, entry_id)
+            pipe.sadd(keyspace.live_deals, str(deal_id))
+            await pipe.execute()
+        moved += 1
+    return moved

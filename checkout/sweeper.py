@@ -30,7 +30,11 @@ async def sweep_once(store: HoldStore, db: Database) -> None:
             async with db.session() as session:
                 if await deals.settle_if_over(session, store, deal_id):
                     log.info("deal %s settled: %s sold of %s", deal_id, state.sold, state.quantity)
-        if await stream_drained(store.redis, store.keys.deal(deal_id).orders):
+        keys = store.keys.deal(deal_id)
+        # A deal with dead letters stays in view until an operator replays or removes them.
+        if await stream_drained(store.redis, keys.orders) and not await store.redis.exists(
+            keys.dead_letters
+        ):
             await store.forget(deal_id)
 
 

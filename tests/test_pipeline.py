@@ -15,7 +15,8 @@ from checkout.holds import HoldStore, ReserveRequest
 from checkout.keys import ORDER_GROUP, Keyspace
 from checkout.models import Order, OrderEvent
 from checkout.order_store import PaidOrder, persist_paid_orders
-from checkout.pipeline import OrderPipeline, PipelineConfig
+from checkout.pipeline import OrderPipeline, PipelineConfig, replay_dead_letters
+from checkout.sweeper import sweep_once
 from tests.conftest import SellerAccount
 from tests.helpers import make_live_deal
 
@@ -196,4 +197,34 @@ async def test_a_database_outage_dead_letters_nothing(
     back = pipeline(redis, db, private_keys, claim_idle_ms=0, max_deliveries=1)
     await drain(back)
     assert sorted(o.hold_id for o in await orders_of(db, deal.id or 0)) == sorted(sold)
+    assert await redis.xlen(keys.dead_letters) == 0
+
+
+async def test_replayed_dead_letters_reach_sql_once(
+    db: Database,
+    private_holds: HoldStore,
+    private_keys: Keyspace,
+    redis: Redis,
+    seller: SellerAccount,
+) -> None:
+    deal = await make_live_deal(db, private_holds, seller, quantity=5)
+    keys = private_keys.deal(deal.id or 0)
+    (hold_id,) = await sell(private_holds, deal, 1)
+    p = pipeline(redis, db, private_keys)
+    await drain(p)
+    # A good entry that was dead-lettered (say, the database refused it for a reason since
+    # mended), and the already-persisted one dead-lettered by mistake too.
+    ((_, sold_entry),) = await redis.xrange(keys.orders)
+    await redis.xadd(keys.dead_letters, {**sold_entry, "original_id": "1-0"})
+    lost = {**sold_entry, "hold": f"{deal.id}-99", "payment_ref": "pay-99"}
+    await redis.xadd(keys.dead_letters, {**lost, "original_id": "2-0"})
+    await private_holds.stop_deal(deal.id or 0)  # over and drained: only dead letters remain
+    await sweep_once(private_holds, db)
+    assert (deal.id or 0) in await private_holds.live_deal_ids()  # dead letters keep it in view
+
+    assert await replay_dead_letters(redis, private_keys, deal.id or 0) == 2
+    await drain(p)
+    assert sorted(o.hold_id for o in await orders_of(db, deal.id or 0)) == sorted(
+        [hold_id, f"{deal.id}-99"]
+    )
     assert await redis.xlen(keys.dead_letters) == 0

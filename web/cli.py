@@ -121,6 +121,31 @@ async def run_worker(settings: Settings) -> None:
         await svc.db.close()
 
 
+def cmd_replay_dead_letters(args: argparse.Namespace, settings: Settings) -> None:
+    if settings.redis_url is None:
+        sys.exit("replay-dead-letters needs REDIS_URL (the embedded Valkey runs inside serve).")
+    print(asyncio.run(replay(settings, args.deal)))
+
+
+async def replay(settings: Settings, deal: int | None) -> str:
+    from redis.asyncio import Redis
+
+    from checkout.holds import HoldStore
+    from checkout.keys import Keyspace
+    from checkout.pipeline import replay_dead_letters
+
+    assert settings.redis_url is not None
+    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    keys = Keyspace(settings.redis_prefix)
+    try:
+        deal_ids = [deal] if deal else await HoldStore(redis, keys).live_deal_ids()
+        moved = {d: await replay_dead_letters(redis, keys, d) for d in deal_ids}
+    finally:
+        await redis.aclose()
+    lines = [f"deal {d}: {n} entries back on the orders stream" for d, n in moved.items() if n]
+    return "\n".join(lines) or "no dead letters"
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="livecart", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -136,6 +161,10 @@ def parser() -> argparse.ArgumentParser:
         )
     sub.add_parser("worker", help="run the order pipeline and hold sweeper (needs REDIS_URL)")
     sub.add_parser("migrate", help="apply database migrations")
+    rd = sub.add_parser(
+        "replay-dead-letters", help="put dead-lettered order entries back for the pipeline"
+    )
+    rd.add_argument("--deal", type=int, help="only this deal (default: every deal in view)")
     cs = sub.add_parser("create-seller", help="create a seller with a shop; prints its API token")
     cs.add_argument("--name", required=True)
     cs.add_argument("--email", required=True)
@@ -149,6 +178,7 @@ COMMANDS = {
     "worker": cmd_worker,
     "migrate": cmd_migrate,
     "create-seller": cmd_create_seller,
+    "replay-dead-letters": cmd_replay_dead_letters,
 }
 
 
