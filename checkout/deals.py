@@ -9,7 +9,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from catalog import service
 from catalog.errors import Conflict
 from catalog.models import Deal
-from checkout.holds import HoldStore
+from checkout.holds import DealState, HoldStore
 
 
 async def start(
@@ -38,11 +38,11 @@ async def stop(session: AsyncSession, holds: HoldStore, deal: Deal) -> Deal:
     return deal
 
 
-async def settle_if_over(session: AsyncSession, holds: HoldStore, deal_id: int) -> bool:
+async def settle_if_over(session: AsyncSession, deal_id: int, state: DealState) -> bool:
     """Once a deal can sell nothing more (its window is over or it was stopped, and no hold is
-    held or paying), give its unsold units back to the SKU. Returns whether this call did."""
-    state = await holds.snapshot(deal_id)
-    if state is None or state.phase != "ended" or state.held > 0:
+    held or paying), give its unsold units back to the SKU. ``state`` is a fresh snapshot.
+    Returns whether this call settled it."""
+    if state.phase != "ended" or state.held > 0:
         return False
     deal = await session.get(Deal, deal_id)
     if deal is None or deal.status not in ("live", "ended"):

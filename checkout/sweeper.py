@@ -28,7 +28,7 @@ async def sweep_once(store: HoldStore, db: Database) -> None:
             continue
         if state is not None:
             async with db.session() as session:
-                if await deals.settle_if_over(session, store, deal_id):
+                if await deals.settle_if_over(session, deal_id, state):
                     log.info("deal %s settled: %s sold of %s", deal_id, state.sold, state.quantity)
         keys = store.keys.deal(deal_id)
         # A deal with dead letters stays in view until an operator replays or removes them.
