@@ -75,3 +75,5 @@ class Deal(SQLModel, table=True):
     # settled (over, no hold left: unsold units given back to the SKU)
     status: str = Field(default="scheduled", max_length=16)
     created_ms: int = Field(sa_type=BigInteger)
+    # The live room that runs this deal, if any (a plain id: the catalog knows nothing of rooms).
+    room_id: int | None = Field(default=None, index=True)

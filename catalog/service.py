@@ -201,7 +201,13 @@ async def delete_sku(session: AsyncSession, seller: Seller, sku_id: int) -> None
     await session.commit()
 
 
-async def create_deal(session: AsyncSession, seller: Seller, sku_id: int, terms: DealTerms) -> Deal:
+async def create_deal(
+    session: AsyncSession,
+    seller: Seller,
+    sku_id: int,
+    terms: DealTerms,
+    room_id: int | None = None,
+) -> Deal:
     sku = await owned_sku(session, seller, sku_id)
     check_deal_terms(terms, list_price=sku.list_price, stock=sku.stock - sku.allocated)
     deal = Deal(
@@ -214,6 +220,7 @@ async def create_deal(session: AsyncSession, seller: Seller, sku_id: int, terms:
         starts_ms=terms.starts_ms,
         ends_ms=terms.ends_ms,
         created_ms=now_ms(),
+        room_id=room_id,
     )
     session.add(deal)
     await session.commit()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from redis.asyncio import Redis
 
@@ -208,6 +208,22 @@ class HoldStore:
         if not raw:
             raise hold_error("hold_not_found", hold_id)
         return Hold(id=hold_id, state=raw[0], qty=int(raw[1]), expires_ms=int(raw[2]))
+
+    async def live_holds_of(self, deal_id: int, buyer: str, now: int) -> list[Hold]:
+        """A buyer's holds still held or paying (for a reconnecting viewer). Read only."""
+        keys = self.keys.deal(deal_id)
+        ids = cast(list[str], await self.redis.zrangebyscore(keys.expiry, now, "+inf"))
+        if not ids:
+            return []
+        found: list[Hold] = []
+        records = cast(list[str | None], await self.redis.hmget(keys.holds, ids))
+        for hold_id, raw in zip(ids, records, strict=True):
+            if raw is None:
+                continue
+            state, qty, expires, _, _, owner, _ = raw.split("|", 6)
+            if owner == buyer and state in ("held", "paying"):
+                found.append(Hold(id=hold_id, qty=int(qty), expires_ms=int(expires), state=state))
+        return found
 
     async def expire(self, deal_id: int) -> int:
         return int(await self._call("lc_expire", deal_id))

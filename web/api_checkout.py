@@ -9,10 +9,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from catalog import service
+from catalog.clock import now_ms
 from catalog.errors import DomainError, Invalid, PaymentFailed
 from checkout.checkout import pay_for_hold
 from checkout.holds import Hold, ReserveRequest
 from checkout.idempotency import StoredResponse, body_hash
+from checkout.keys import deal_id_of_hold
 from web.auth import bearer
 from web.http import JSONResponse, error_response, parse, read_body, status_of
 from web.routing import Api
@@ -77,8 +79,18 @@ async def get_hold(request: Request) -> Response:
 async def release_hold(request: Request) -> Response:
     svc = services(request)
     buyer = svc.sessions.verify(bearer(request))
-    await svc.holds.release(request.path_params["hold_id"], buyer)
+    hold_id = request.path_params["hold_id"]
+    await svc.holds.release(hold_id, buyer)
+    await _tell_room(svc, hold_id, buyer, {"type": "hold.released", "hold_id": hold_id})
     return Response(status_code=204)
+
+
+async def _tell_room(svc: Services, hold_id: str, buyer: str, message: dict[str, Any]) -> None:
+    """Tell the buyer's room connections (on any node) what happened to a hold bought there."""
+    deal_id = deal_id_of_hold(hold_id)
+    room_id = await svc.rooms.room_of_deal(deal_id) if deal_id is not None else None
+    if room_id is not None:
+        await svc.rooms.send_to_user(room_id, buyer, {**message, "ms": now_ms()})
 
 
 @api.route(
@@ -137,6 +149,7 @@ async def _checkout_once(
         svc.metrics.checkouts.labels(result=err.code).inc()
         raise
     svc.metrics.checkouts.labels(result="paid").inc()
+    await _tell_room(svc, hold_id, buyer, {"type": "hold.sold", "hold_id": hold_id})
     order = {
         "hold_id": receipt.hold_id,
         "status": "paid",

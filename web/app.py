@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import uuid
 from collections.abc import AsyncIterator
 
 from redis.asyncio import Redis
@@ -15,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from catalog.db import Database
 from catalog.errors import DomainError
@@ -26,8 +27,14 @@ from checkout.keys import Keyspace
 from checkout.payments import SandboxProvider
 from checkout.pipeline import OrderPipeline, PipelineConfig
 from checkout.sweeper import sweep_forever
-from web import api_catalog, api_checkout, api_orders, ops
-from web.auth import GuestSessions
+from live import service as rooms_service
+from live.bus import RoomBus
+from live.gateway import Gateway, GatewayConfig
+from live.hub import Hub
+from live.keys import LiveKeys
+from live.store import RoomStore
+from web import api_catalog, api_checkout, api_orders, api_rooms, ops, ws
+from web.auth import GuestSessions, identify_for
 from web.http import (
     JSONResponse,
     domain_error_handler,
@@ -41,7 +48,7 @@ from web.services import Services
 from web.settings import Settings
 
 # Starlette tries routes in order: the flash-deal hot path (reserve, checkout) goes first.
-APIS: list[Api] = [api_checkout.api, ops.api, api_catalog.api, api_orders.api]
+APIS: list[Api] = [api_checkout.api, ops.api, api_catalog.api, api_orders.api, api_rooms.api]
 # Young-generation collections every 10,000 net allocations instead of 700: under a reservation
 # storm the default ran the collector thousands of times a minute for almost no cyclic garbage.
 GC_THRESHOLDS = (10_000, 10, 10)
@@ -72,18 +79,36 @@ def build_services(settings: Settings) -> Services:
     pipeline = (
         OrderPipeline(redis, db, keys, pipeline_config(settings)) if settings.run_worker else None
     )
+    batcher = ReserveBatcher(holds)
+    sessions = GuestSessions(settings.secret_key, settings.session_max_age_s)
+    live_keys = LiveKeys(settings.redis_prefix)
+    rooms = RoomStore(redis, live_keys)
+    hub = Hub(max_buffer=settings.ws_max_buffer)
+    gateway = Gateway(
+        rooms,
+        holds,
+        batcher,
+        hub,
+        identify_for(sessions, db),
+        node_id=uuid.uuid4().hex[:12],
+        config=GatewayConfig(hello_timeout_s=settings.ws_hello_timeout_s),
+    )
     return Services(
         settings=settings,
         redis=redis,
         db=db,
         keys=keys,
         holds=holds,
-        batcher=ReserveBatcher(holds),
+        batcher=batcher,
         idempotency=IdempotencyStore(redis, keys, pending_ttl_s=settings.pay_ttl_s + 60),
         payments=SandboxProvider(redis, keys.sandbox_charges, settings.payment_delay_ms),
-        sessions=GuestSessions(settings.secret_key, settings.session_max_age_s),
+        sessions=sessions,
         metrics=Metrics(),
         pipeline=pipeline,
+        rooms=rooms,
+        hub=hub,
+        gateway=gateway,
+        bus=RoomBus(settings.redis_url, live_keys, rooms, hub),
     )
 
 
@@ -105,17 +130,28 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         svc = build_services(settings)
         await svc.holds.install()
+        await svc.rooms.install()
         app.state.services = svc
         settle_heap()
         stop = asyncio.Event()
         tasks = [
-            asyncio.create_task(sweep_forever(svc.holds, svc.db, settings.sweep_interval_ms, stop))
+            asyncio.create_task(sweep_forever(svc.holds, svc.db, settings.sweep_interval_ms, stop)),
+            asyncio.create_task(
+                rooms_service.sweep_rooms_forever(
+                    svc.rooms, svc.holds, settings.sweep_interval_ms, stop
+                )
+            ),
+            asyncio.create_task(svc.bus.run(stop)),
+            asyncio.create_task(svc.gateway.run_ticker(stop)),
         ]
+        # Serve only once this node hears the rooms: a viewer joining earlier could miss events.
+        await asyncio.wait_for(svc.bus.ready.wait(), 10)
         if svc.pipeline is not None:
             tasks.append(asyncio.create_task(svc.pipeline.run(stop)))
         try:
             yield
         finally:
+            await svc.gateway.forget_node()
             stop.set()
             for task in tasks:
                 task.cancel()
@@ -123,10 +159,14 @@ def create_app(settings: Settings) -> Starlette:
             await svc.redis.aclose()
             await svc.db.close()
 
-    routes: list[Route] = []
+    routes: list[BaseRoute] = []
     if settings.bench_routes:
         # First, so the benchmark baseline pays no routing the measured endpoint does not pay.
         routes.append(Route("/api/noop", ops.noop, methods=["POST"]))
+        routes.append(
+            Route("/api/bench/rooms/{room_id:id}/echo", api_rooms.bench_echo, methods=["POST"])
+        )
+    routes.append(WebSocketRoute("/ws/rooms/{room_id:id}", ws.room_socket))
     for api in APIS:
         routes += api.routes()
     routes.append(Route("/openapi.json", openapi_json))

@@ -14,6 +14,8 @@ from catalog.db import Database
 from catalog.errors import Unauthorized
 from catalog.models import Seller
 from catalog.service import TOKEN_PREFIX, seller_for_token
+from live.gateway import Identify
+from live.rules import Room
 
 GUEST_PREFIX = "lc_gs_"
 
@@ -66,3 +68,19 @@ async def seller(request: Request) -> Seller:
     db: Database = request.app.state.services.db
     async with db.session() as session:
         return await seller_for_token(session, token)
+
+
+def identify_for(sessions: GuestSessions, db: Database) -> Identify:
+    """Who a websocket's hello token names, in a given room (see live.gateway.Identify)."""
+
+    async def identify(token: str, room: Room) -> tuple[str, str]:
+        if token.startswith(GUEST_PREFIX):
+            return sessions.verify(token), "viewer"
+        if token.startswith(TOKEN_PREFIX):
+            async with db.session() as session:
+                found = await seller_for_token(session, token)
+            role = "creator" if found.id == room["seller_id"] else "seller"
+            return f"seller-{found.id}", role
+        raise Unauthorized("Send a guest session or seller token.", code="invalid_token")
+
+    return identify

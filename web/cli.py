@@ -17,7 +17,9 @@ log = logging.getLogger("livecart")
 
 
 def _serve(settings: Settings, banner: str = "") -> None:
+    from live.protocol import MAX_MESSAGE_BYTES
     from web.app import create_app
+    from web.wsserver import LivecartWebSocketProtocol
 
     if banner:
         print(banner, flush=True)
@@ -27,6 +29,11 @@ def _serve(settings: Settings, banner: str = "") -> None:
         port=settings.port,
         loop="uvloop",
         http="httptools",
+        ws=LivecartWebSocketProtocol,
+        ws_max_size=MAX_MESSAGE_BYTES,
+        ws_ping_interval=settings.ws_ping_interval_s,
+        ws_ping_timeout=settings.ws_ping_timeout_s,
+        ws_per_message_deflate=False,  # frames are built once for every viewer: see wsserver.py
         log_level="warning",
         timeout_graceful_shutdown=5,
     )

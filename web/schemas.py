@@ -101,3 +101,21 @@ class CheckoutIn(Strict):
 
 class OrderActionIn(Strict):
     note: Text = ""
+
+
+class RoomIn(Strict):
+    shop_id: int = Field(ge=1, le=MAX_ID)
+    title: Annotated[str, _text(120, min_length=1)]
+
+
+class ProductRef(Strict):
+    product_id: int = Field(ge=1, le=MAX_ID)
+
+
+class FlashDealIn(Strict):
+    sku_id: int = Field(ge=1, le=MAX_ID)
+    deal_price: int = Field(ge=1, le=MAX_MONEY)
+    quantity: int = Field(ge=1, le=10**7)
+    per_buyer_limit: int = Field(ge=1, le=1000)
+    countdown_s: int = Field(description="10-300 seconds before the deal opens")
+    duration_s: int = Field(description="60-1200 seconds the deal runs")

@@ -14,6 +14,10 @@ from checkout.idempotency import IdempotencyStore
 from checkout.keys import Keyspace
 from checkout.payments import SandboxProvider
 from checkout.pipeline import OrderPipeline
+from live.bus import RoomBus
+from live.gateway import Gateway
+from live.hub import Hub
+from live.store import RoomStore
 from web.auth import GuestSessions
 from web.metrics import Metrics
 from web.settings import Settings
@@ -32,6 +36,10 @@ class Services:
     sessions: GuestSessions
     metrics: Metrics
     pipeline: OrderPipeline | None
+    rooms: RoomStore
+    hub: Hub
+    gateway: Gateway
+    bus: RoomBus
 
 
 def services(request: Request) -> Services:

@@ -23,6 +23,16 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise SystemExit(f"{name} must be a whole number, not {raw!r}") from None
 
 
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SystemExit(f"{name} must be a number, not {raw!r}") from None
+
+
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -49,6 +59,13 @@ class Settings:
     worker_max_deliveries: int = 5
     payment_delay_ms: int = 0
     bench_routes: bool = False
+    # Websocket origins allowed besides the page's own (same host:port as the request).
+    allowed_origins: tuple[str, ...] = ()
+    ws_ping_interval_s: float = 20.0
+    ws_ping_timeout_s: float = 20.0
+    ws_hello_timeout_s: float = 10.0
+    # A viewer with more unsent bytes than this is dropped (close 4000) and resumes later.
+    ws_max_buffer: int = 1 << 20
     # Fault injection for the crash tests: the worker sleeps after commit and before XACK.
     fault_stall_before_ack_s: float = 0.0
 
@@ -72,6 +89,15 @@ class Settings:
             worker_max_deliveries=_int(env, "LIVECART_WORKER_MAX_DELIVERIES", 5),
             payment_delay_ms=_int(env, "LIVECART_PAYMENT_DELAY_MS", 0),
             bench_routes=_bool(env, "LIVECART_BENCH_ROUTES", False),
+            allowed_origins=tuple(
+                o.strip().rstrip("/")
+                for o in (env.get("LIVECART_ALLOWED_ORIGINS") or "").split(",")
+                if o.strip()
+            ),
+            ws_ping_interval_s=_float(env, "LIVECART_WS_PING_INTERVAL_S", 20.0),
+            ws_ping_timeout_s=_float(env, "LIVECART_WS_PING_TIMEOUT_S", 20.0),
+            ws_hello_timeout_s=_float(env, "LIVECART_WS_HELLO_TIMEOUT_S", 10.0),
+            ws_max_buffer=_int(env, "LIVECART_WS_MAX_BUFFER", 1 << 20),
             fault_stall_before_ack_s=float(env.get("LIVECART_FAULT_STALL_BEFORE_ACK_S") or 0),
         )
 

@@ -10,6 +10,7 @@ from sqlmodel import SQLModel
 
 import catalog.models
 import checkout.models  # noqa: F401  (registers the order tables on SQLModel.metadata)
+import live.models  # noqa: F401  (registers the rooms table)
 from catalog.db import make_engine
 
 target_metadata = SQLModel.metadata

@@ -1,0 +1,463 @@
+"""The realtime gateway: a viewer's websocket from hello to goodbye, and the node's room ticker.
+
+Per connection: wait for ``hello`` (token in the message, never the URL), join the room in the
+hub *before* reading the room's log (so nothing published meanwhile is missed), send a replay or
+a snapshot plus the viewer's own holds, then serve chat, buy, like and ping. Bad messages get an
+error frame and a strike; too many strikes close the connection with 1008.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+import orjson
+from starlette.websockets import WebSocket
+
+from catalog.clock import now_ms
+from catalog.errors import Conflict, DomainError, Unauthorized
+from checkout.batcher import ReserveBatcher
+from checkout.holds import Hold, HoldStore, ReserveRequest
+from live import protocol, rules, service
+from live.frames import message_list, text_frame
+from live.hub import Hub, LocalRoom, Outlet, Viewer
+from live.protocol import Buy, Chat, Hello, Like, Ping, ProtocolError
+from live.store import LogEntries, RoomStore, Snapshot
+
+log = logging.getLogger("livecart.gateway")
+
+# (token, room state) -> (user id, role): "viewer" (a guest session; may buy), "creator" (the
+# room's seller) or "seller" (another seller: watches and chats).
+Identify = Callable[[str, rules.Room], Awaitable[tuple[str, str]]]
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    hello_timeout_s: float = 10.0
+    max_replay: int = 500
+    chat_lines: int = 3  # per user per room in each chat window
+    chat_window_ms: int = 5000
+    message_rate: float = 10.0  # per connection, a second, after a burst of message_burst
+    message_burst: float = 20.0
+    strikes: float = 10.0  # bad messages tolerated at once; one is forgiven every 5 s
+    strike_refill: float = 0.2
+    tick_s: float = 0.1
+    report_s: float = 1.0
+    recent_chat: int = 50
+
+
+def hold_json(hold: Hold) -> dict[str, Any]:
+    return {"id": hold.id, "qty": hold.qty, "state": hold.state, "expires_ms": hold.expires_ms}
+
+
+class Closed(Exception):
+    """The connection is done (closed by us or by the viewer)."""
+
+
+class Gateway:
+    def __init__(
+        self,
+        store: RoomStore,
+        holds: HoldStore,
+        batcher: ReserveBatcher,
+        hub: Hub,
+        identify: Identify,
+        node_id: str,
+        config: GatewayConfig | None = None,
+    ) -> None:
+        self.store = store
+        self.holds = holds
+        self.batcher = batcher
+        self.hub = hub
+        self.identify = identify
+        self.node_id = node_id
+        self.config = config or GatewayConfig()
+        self.likes: dict[int, int] = defaultdict(int)
+        self.deals_of: dict[int, set[int]] = {}
+        self._snapshots: dict[int, tuple[int, float, bytes]] = {}
+        self.background: set[asyncio.Task[None]] = set()
+
+    async def serve(self, ws: WebSocket, room_id: int, outlet: Outlet) -> None:
+        session = Session(self, ws, room_id, outlet)
+        try:
+            await session.run()
+        except Closed:
+            pass
+        finally:
+            session.end()
+
+    def spawn(self, coro: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    async def snapshot(self, room_id: int, snap: Snapshot) -> bytes:
+        """The snapshot message for ``snap``, shared by viewers joining within half a second."""
+        loop = asyncio.get_running_loop()
+        cached = self._snapshots.get(room_id)
+        if cached is not None and cached[0] == snap.seq and loop.time() - cached[1] < 0.5:
+            return cached[2]
+        body = await self._build_snapshot(room_id, snap)
+        self._snapshots[room_id] = (snap.seq, loop.time(), body)
+        return body
+
+    async def _build_snapshot(self, room_id: int, snap: Snapshot) -> bytes:
+        k = self.store.keys.room(room_id)
+        redis = self.store.redis
+        recent = cast(LogEntries, await redis.xrevrange(k.log, f"{snap.seq}-0", "-", count=400))
+        deleted: set[int] = set()
+        chat: list[Any] = []
+        for _, fields in recent:
+            event = orjson.loads(fields["p"])
+            if event["type"] == "chat.deleted":
+                deleted.add(event["chat_seq"])
+            elif event["type"] == "chat" and event["seq"] not in deleted:
+                chat.append(event)
+                if len(chat) == self.config.recent_chat:
+                    break
+        chat.reverse()
+        stock: dict[str, int] = {}
+        for deal_id in rules.live_deal_ids(snap.room):
+            left = await redis.hget(self.holds.keys.deal(deal_id).deal, "available")
+            if left is not None:
+                stock[str(deal_id)] = int(left)
+        viewers = await self.store.report_viewers(
+            room_id, self.node_id, self._local_count(room_id), now_ms()
+        )
+        return protocol.encode(
+            {
+                "type": "snapshot",
+                "seq": snap.seq,
+                "room": snap.room,
+                "stock": stock,
+                "viewers": viewers,
+                "likes": await self.store.add_likes(room_id, 0),
+                "chat": chat,
+                "server_ms": now_ms(),
+            }
+        )
+
+    def _local_count(self, room_id: int) -> int:
+        room = self.hub.room(room_id)
+        return room.size if room is not None else 0
+
+    async def deal_in_room(self, room_id: int, deal_id: int) -> bool:
+        if deal_id in self.deals_of.get(room_id, ()):
+            return True
+        snap = await self.store.read(room_id)  # a deal newer than the ticker's last look
+        if snap is None:
+            return False
+        self.deals_of[room_id] = {d["deal_id"] for d in snap.room["deals"]}
+        return deal_id in self.deals_of[room_id]
+
+    async def run_ticker(self, stop: asyncio.Event) -> None:
+        """Every tick, for each room with viewers here: move deals along the clock, publish
+        stock left; every report period: this node's viewer count and likes."""
+        loop = asyncio.get_running_loop()
+        next_report = loop.time()
+        while not stop.is_set():
+            report = loop.time() >= next_report
+            if report:
+                next_report = loop.time() + self.config.report_s
+            for room_id, room in list(self.hub.rooms.items()):
+                try:
+                    await self._tick_room(room_id, room, report)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("tick of room %s failed; will retry", room_id)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.config.tick_s)
+
+    async def _tick_room(self, room_id: int, room: LocalRoom, report: bool) -> None:
+        advanced = await service.advance(self.store, self.holds, room_id)
+        if advanced.room is not None:
+            self.deals_of[room_id] = {d["deal_id"] for d in advanced.room["deals"]}
+        for deal_id, left in advanced.left.items():
+            room.set_latest(
+                f"stock:{deal_id}",
+                protocol.encode({"type": "deal.stock", "deal_id": deal_id, "left": left}),
+            )
+        if not report:
+            return
+        count = await self.store.report_viewers(room_id, self.node_id, room.size, now_ms())
+        room.set_latest("viewers", protocol.encode({"type": "viewers", "count": count}))
+        likes = await self.store.add_likes(room_id, self.likes.pop(room_id, 0))
+        room.set_latest("likes", protocol.encode({"type": "likes", "count": likes}))
+
+    async def forget_node(self) -> None:
+        """On shutdown: this node's viewers no longer count anywhere."""
+        for room_id in list(self.hub.rooms):
+            with contextlib.suppress(Exception):
+                await self.store.report_viewers(room_id, self.node_id, 0, now_ms())
+
+
+class Session:
+    """One websocket connection."""
+
+    def __init__(self, gw: Gateway, ws: WebSocket, room_id: int, outlet: Outlet) -> None:
+        self.gw = gw
+        self.ws = ws
+        self.room_id = room_id
+        self.outlet = outlet
+        self.loop = asyncio.get_running_loop()
+        cfg = gw.config
+        now = self.loop.time()
+        self.bucket = protocol.TokenBucket(cfg.message_rate, cfg.message_burst, now)
+        self.strikes = protocol.TokenBucket(cfg.strike_refill, cfg.strikes, now)
+        self.viewer: Viewer | None = None
+        self.user = ""
+        self.role = ""
+        self.name = ""
+        self.watched: dict[str, asyncio.TimerHandle] = {}
+
+    # -- sending ---------------------------------------------------------------------------
+
+    def send(self, *messages: bytes) -> None:
+        if self.viewer is not None:
+            self.gw.hub.send(self.viewer, list(messages))
+        else:
+            self.outlet.write(text_frame(message_list(list(messages))))
+
+    async def close(self, code: int, reason: str) -> None:
+        with contextlib.suppress(Exception):
+            await self.ws.close(code, reason)
+        raise Closed
+
+    async def strike(self, err: DomainError, ref: str | None = None) -> None:
+        self.send(protocol.error(err.code, err.message, err.details, ref))
+        if not self.strikes.take(self.loop.time()):
+            await self.close(protocol.CLOSE_POLICY, "too many bad messages")
+
+    # -- receiving -------------------------------------------------------------------------
+
+    async def receive(self) -> str | bytes:
+        message = await self.ws.receive()
+        if message["type"] == "websocket.disconnect":
+            raise Closed
+        data: str | bytes = message.get("text") or message.get("bytes") or b""
+        return data
+
+    async def next_message(self) -> protocol.ClientMessage | None:
+        data = await self.receive()
+        if not self.bucket.take(self.loop.time()):
+            await self.strike(
+                Conflict(
+                    "Slow down: too many messages.",
+                    code="rate_limited",
+                    limit_per_s=self.gw.config.message_rate,
+                )
+            )
+            return None
+        try:
+            return protocol.parse(data)
+        except ProtocolError as err:
+            await self.strike(err)
+            return None
+
+    async def run(self) -> None:
+        hello = await self.await_hello()
+        await self.join(hello)
+        while True:
+            message = await self.next_message()
+            if message is not None:
+                await self.handle(message)
+
+    async def await_hello(self) -> Hello:
+        deadline = self.loop.time() + self.gw.config.hello_timeout_s
+        while True:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await self.next_message()
+            except TimeoutError:
+                await self.close(protocol.CLOSE_HELLO_TIMEOUT, "no hello in time")
+            if message is None:
+                continue
+            if not isinstance(message, Hello):
+                await self.strike(ProtocolError("Send hello first.", code="hello_required"))
+                continue
+            snap = await self.gw.store.read(self.room_id)
+            if snap is None:
+                self.send(
+                    protocol.error("room_not_found", "No such room.", {"room_id": self.room_id})
+                )
+                await self.close(protocol.CLOSE_ROOM_NOT_FOUND, "no such room")
+                assert snap is not None  # close() raised
+            try:
+                self.user, self.role = await self.gw.identify(message.token, snap.room)
+            except Unauthorized as err:
+                await self.strike(err, "hello")
+                continue
+            self.name = rules.clean_name(message.name, f"viewer-{self.user[-4:]}")
+            return message
+
+    async def join(self, hello: Hello) -> None:
+        gw = self.gw
+        self.viewer = Viewer(self.outlet, self.room_id, self.user, self.role)
+        gw.hub.join(self.viewer)  # first: events published from here on are queued for us
+        replay = None
+        if hello.last_seq is not None:
+            replay = await gw.store.events_after(self.room_id, hello.last_seq, gw.config.max_replay)
+        snap = await gw.store.read(self.room_id)
+        if snap is None:
+            await self.close(protocol.CLOSE_ROOM_NOT_FOUND, "no such room")
+            return
+        gw.deals_of[self.room_id] = {d["deal_id"] for d in snap.room["deals"]}
+        welcome: dict[str, Any] = {
+            "type": "welcome",
+            "protocol": protocol.VERSION,
+            "room_id": self.room_id,
+            "user": self.user,
+            "role": self.role,
+            "name": self.name,
+            "server_ms": now_ms(),
+        }
+        if replay is not None:
+            assert hello.last_seq is not None
+            upto = hello.last_seq + len(replay)
+            messages = [protocol.encode({**welcome, "resumed": True, "seq": upto}), *replay]
+        else:
+            upto = snap.seq
+            messages = [
+                protocol.encode({**welcome, "resumed": False, "seq": upto}),
+                await gw.snapshot(self.room_id, snap),
+            ]
+        mine = await self.own_holds(snap.room)
+        messages.append(protocol.encode({"type": "holds", "holds": [hold_json(h) for h in mine]}))
+        self.send(*messages)
+        gw.hub.caught_up(self.viewer, upto)
+        for hold in mine:
+            self.watch(hold)
+
+    async def own_holds(self, room: rules.Room) -> list[Hold]:
+        if self.role != "viewer":
+            return []
+        now = now_ms()
+        found: list[Hold] = []
+        for deal_id in rules.live_deal_ids(room):
+            found += await self.gw.holds.live_holds_of(deal_id, self.user, now)
+        return found
+
+    # -- messages --------------------------------------------------------------------------
+
+    async def handle(self, message: protocol.ClientMessage) -> None:
+        if isinstance(message, Ping):
+            self.send(
+                protocol.encode(
+                    {"type": "time", "client_ms": message.client_ms, "server_ms": now_ms()}
+                )
+            )
+        elif isinstance(message, Like):
+            self.gw.likes[self.room_id] += message.count
+        elif isinstance(message, Chat):
+            await self.chat(message)
+        elif isinstance(message, Buy):
+            await self.buy(message)
+        else:
+            self.send(protocol.error("already_joined", "hello was already accepted."))
+
+    async def chat(self, message: Chat) -> None:
+        try:
+            text = rules.clean_chat(message.text)
+            await self.gw.store.post(
+                self.room_id,
+                {
+                    "type": "chat",
+                    "user": self.user,
+                    "name": self.name,
+                    "role": self.role,
+                    "text": text,
+                    "ms": now_ms(),
+                },
+                user=self.user,
+                limit=self.gw.config.chat_lines,
+                window_ms=self.gw.config.chat_window_ms,
+            )
+        except DomainError as err:
+            if err.code in ("chat_rate_limited", "empty_chat", "chat_too_long", "invalid_chat"):
+                await self.strike(err, "chat")
+            else:
+                self.send(protocol.error(err.code, err.message, err.details, "chat"))
+
+    async def buy(self, message: Buy) -> None:
+        ref = message.request_id
+        if self.role != "viewer":
+            self.send(
+                protocol.error(
+                    "viewer_session_required", "Buying needs a guest session token.", None, ref
+                )
+            )
+            return
+        if not await self.gw.deal_in_room(self.room_id, message.deal_id):
+            self.send(
+                protocol.error(
+                    "deal_not_in_room",
+                    "No such deal in this room.",
+                    {"deal_id": message.deal_id},
+                    ref,
+                )
+            )
+            return
+        try:
+            hold = await self.gw.batcher.reserve(
+                message.deal_id, ReserveRequest(self.user, message.qty, message.request_id)
+            )
+        except DomainError as err:
+            self.send(protocol.error(err.code, err.message, err.details, ref))
+            return
+        self.send(
+            protocol.encode(
+                {
+                    "type": "hold.granted",
+                    "ref": ref,
+                    "deal_id": message.deal_id,
+                    "hold": hold_json(hold),
+                    "replayed": hold.replayed,
+                }
+            )
+        )
+        self.watch(hold)
+
+    # -- the viewer's holds ----------------------------------------------------------------
+
+    def watch(self, hold: Hold) -> None:
+        """Tell the viewer when its hold lapses (or is released elsewhere); sales arrive from
+        checkout through the bus."""
+        old = self.watched.pop(hold.id, None)
+        if old is not None:
+            old.cancel()
+        delay = max(0.0, (hold.expires_ms - now_ms()) / 1000) + 0.05
+        self.watched[hold.id] = self.loop.call_later(
+            delay, lambda: self.gw.spawn(self.check_hold(hold.id))
+        )
+
+    async def check_hold(self, hold_id: str) -> None:
+        self.watched.pop(hold_id, None)
+        if self.viewer is None:
+            return
+        try:
+            hold = await self.gw.holds.get_hold(hold_id, self.user)
+        except DomainError:
+            return
+        if hold.state in ("held", "paying") and hold.expires_ms > now_ms():
+            self.watch(hold)
+            return
+        if hold.state in ("held", "paying", "expired"):
+            self.send(protocol.encode({"type": "hold.expired", "hold_id": hold_id, "ms": now_ms()}))
+        elif hold.state == "released":
+            self.send(
+                protocol.encode({"type": "hold.released", "hold_id": hold_id, "ms": now_ms()})
+            )
+
+    def end(self) -> None:
+        for handle in self.watched.values():
+            handle.cancel()
+        self.watched.clear()
+        if self.viewer is not None:
+            self.gw.hub.leave(self.viewer)
+            self.viewer = None

@@ -1,0 +1,185 @@
+"""One node's viewers, by room, and the fan-out to them.
+
+A room's messages are batched into one frame, framed once, and written to every connection
+without awaiting any of them (``Outlet.write`` only appends to the transport's buffer). A viewer
+whose unsent bytes pass ``max_buffer`` is dropped with close code 4000 and reconnects with its
+last sequence number; nobody else waits for it.
+
+Coalescing: chat lines and the latest-value figures (stock left, viewers, likes) leave at most
+once per ``interval`` (100 ms); anything else (a pin, a deal going live, sold out) leaves at once,
+taking whatever is pending with it, so order is kept and a viewer gets about ten frames a second
+at most however busy the room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Protocol
+
+from live.frames import message_list, text_frame
+from live.protocol import CLOSE_TOO_SLOW
+
+# Event types that wait for the next coalescing tick instead of leaving at once.
+COALESCED_PREFIXES = (b'"type":"chat"', b'"type":"chat.deleted"')
+
+
+class Outlet(Protocol):
+    """Where one connection's bytes go. ``write`` must not block or await."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def buffered(self) -> int: ...
+
+    def drop(self, code: int, reason: str) -> None: ...
+
+
+class Viewer:
+    """A connection as the hub sees it. ``catching_up`` holds the events that arrived while the
+    viewer was being sent its replay or snapshot; they are sent after it, without duplicates."""
+
+    __slots__ = ("catching_up", "outlet", "role", "room_id", "user")
+
+    def __init__(self, outlet: Outlet, room_id: int, user: str, role: str) -> None:
+        self.outlet = outlet
+        self.room_id = room_id
+        self.user = user
+        self.role = role
+        self.catching_up: list[tuple[int, bytes]] | None = None
+
+
+class LocalRoom:
+    def __init__(self, room_id: int, hub: Hub) -> None:
+        self.id = room_id
+        self.hub = hub
+        self.live: set[Viewer] = set()
+        self.joining: set[Viewer] = set()
+        self.by_user: dict[str, set[Viewer]] = {}
+        self.pending: list[tuple[int, bytes]] = []
+        self.latest: dict[str, bytes] = {}
+        self.dirty: set[str] = set()
+        self.last_flush = 0.0
+        self.flush_handle: asyncio.TimerHandle | asyncio.Handle | None = None
+        self.last_seq: int | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.live) + len(self.joining)
+
+    def add_event(self, seq: int, payload: bytes) -> None:
+        """A sequenced event from the bus, in order."""
+        self.last_seq = seq
+        self.pending.append((seq, payload))
+        head = payload[:48]
+        self._schedule(urgent=not any(p in head for p in COALESCED_PREFIXES))
+
+    def set_latest(self, key: str, payload: bytes) -> None:
+        """A figure where only the newest value matters (stock left, viewer count)."""
+        if self.latest.get(key) == payload:
+            return
+        self.latest[key] = payload
+        self.dirty.add(key)
+        self._schedule(urgent=False)
+
+    def _schedule(self, *, urgent: bool) -> None:
+        if urgent:
+            if self.flush_handle is not None:
+                self.flush_handle.cancel()
+            self.flush_handle = None
+            self.flush()
+            return
+        if self.flush_handle is not None:
+            return
+        loop = asyncio.get_running_loop()
+        wait = self.last_flush + self.hub.interval - loop.time()
+        if wait <= 0:
+            self.flush_handle = loop.call_soon(self.flush)
+        else:
+            self.flush_handle = loop.call_later(wait, self.flush)
+
+    def flush(self) -> None:
+        self.flush_handle = None
+        self.last_flush = asyncio.get_running_loop().time()
+        events, self.pending = self.pending, []
+        messages = [payload for _, payload in events]
+        messages += [self.latest[key] for key in self.dirty]
+        self.dirty.clear()
+        if not messages:
+            return
+        for viewer in self.joining:
+            assert viewer.catching_up is not None
+            viewer.catching_up += events
+        self.hub.fan_out(self.live, text_frame(message_list(messages)))
+
+    def viewers_of(self, user: str) -> Iterable[Viewer]:
+        return tuple(self.by_user.get(user, ()))
+
+
+class Hub:
+    def __init__(self, *, max_buffer: int = 1 << 20, interval: float = 0.1) -> None:
+        self.rooms: dict[int, LocalRoom] = {}
+        self.max_buffer = max_buffer
+        self.interval = interval
+        self.dropped = 0
+
+    def room(self, room_id: int) -> LocalRoom | None:
+        return self.rooms.get(room_id)
+
+    def join(self, viewer: Viewer) -> LocalRoom:
+        """Register before reading the room's log: events from now on are queued for it."""
+        room = self.rooms.get(viewer.room_id)
+        if room is None:
+            room = self.rooms[viewer.room_id] = LocalRoom(viewer.room_id, self)
+        viewer.catching_up = []
+        room.joining.add(viewer)
+        room.by_user.setdefault(viewer.user, set()).add(viewer)
+        return room
+
+    def caught_up(self, viewer: Viewer, upto_seq: int) -> None:
+        """The viewer has everything up to ``upto_seq``: send what came meanwhile, go live."""
+        room = self.rooms[viewer.room_id]
+        queued = viewer.catching_up or []
+        viewer.catching_up = None
+        room.joining.discard(viewer)
+        messages = [payload for seq, payload in queued if seq > upto_seq]
+        messages += list(room.latest.values())
+        room.live.add(viewer)
+        if messages:
+            self.fan_out((viewer,), text_frame(message_list(messages)))
+
+    def leave(self, viewer: Viewer) -> None:
+        room = self.rooms.get(viewer.room_id)
+        if room is None:
+            return
+        room.live.discard(viewer)
+        room.joining.discard(viewer)
+        mine = room.by_user.get(viewer.user)
+        if mine is not None:
+            mine.discard(viewer)
+            if not mine:
+                del room.by_user[viewer.user]
+        if not room.size:
+            if room.flush_handle is not None:
+                room.flush_handle.cancel()
+            del self.rooms[viewer.room_id]
+
+    def send(self, viewer: Viewer, messages: list[bytes]) -> None:
+        """Messages for one viewer (replies, its own holds), written at once."""
+        self.fan_out((viewer,), text_frame(message_list(messages)))
+
+    def fan_out(self, viewers: Iterable[Viewer], frame: bytes) -> None:
+        limit = self.max_buffer
+        slow: list[Viewer] = []
+        for viewer in viewers:
+            outlet = viewer.outlet
+            if outlet.buffered() > limit:
+                slow.append(viewer)
+            else:
+                outlet.write(frame)
+        for viewer in slow:
+            self.dropped += 1
+            self.leave(viewer)
+            viewer.outlet.drop(CLOSE_TOO_SLOW, "too slow: reconnect with your last seq")
+
+    def counts(self) -> dict[int, int]:
+        return {room_id: room.size for room_id, room in self.rooms.items()}

@@ -1,0 +1,65 @@
+"""Every Redis key and channel the live package uses, in one place.
+
+A room's keys share the hash tag ``{room:ID}`` so one Redis Function can touch them all in one
+Redis Cluster slot. Room keys live as long as the room is in view, then expire
+``ROOM_KEYS_TTL_S`` after it ends (late viewers still get the final snapshot).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ROOM_KEYS_TTL_S = 7 * 24 * 3600
+# A viewer away for longer than this many events gets a fresh snapshot instead of a replay.
+ROOM_LOG_MAXLEN = 2000
+
+
+@dataclass(frozen=True)
+class RoomKeys:
+    meta: str  # hash: ver (state version), seq (last event number), status
+    state: str  # string: the room state as JSON (see live/rules.py)
+    log: str  # stream, capped: every sequenced event, entry id "<seq>-0"
+    muted: str  # set: user ids the creator muted
+    viewers: str  # hash: node id -> "<count>:<reported at ms>"
+    likes: str  # integer: likes so far
+    channel: str  # pub/sub channel: "<seq> <event json>" or "@<user> <message json>"
+
+    def chat_rate(self, user: str) -> str:
+        """Counter of one user's chat lines in the current rate window (expires with it)."""
+        return self.meta.replace(":meta", f":chat:{user}")
+
+
+@dataclass(frozen=True)
+class LiveKeys:
+    prefix: str = "lc"
+
+    def room(self, room_id: int) -> RoomKeys:
+        base = f"{self.prefix}:{{room:{room_id}}}"
+        return RoomKeys(
+            meta=f"{base}:meta",
+            state=f"{base}:state",
+            log=f"{base}:log",
+            muted=f"{base}:muted",
+            viewers=f"{base}:viewers",
+            likes=f"{base}:likes",
+            channel=f"{self.prefix}:room:{room_id}",
+        )
+
+    @property
+    def channel_pattern(self) -> str:
+        return f"{self.prefix}:room:*"
+
+    def room_of_channel(self, channel: bytes) -> int | None:
+        head = f"{self.prefix}:room:".encode()
+        tail = channel[len(head) :]
+        return int(tail) if channel.startswith(head) and tail.isdigit() else None
+
+    @property
+    def live_rooms(self) -> str:
+        """Set of room ids not yet ended: the sweeper ticks their deal clocks."""
+        return f"{self.prefix}:rooms:open"
+
+    @property
+    def deal_rooms(self) -> str:
+        """Hash deal id -> room id, so checkout can tell the buyer's room about a sale."""
+        return f"{self.prefix}:deal-rooms"

@@ -1,0 +1,20 @@
+"""The durable record of a room in SQL: who owns it and when it ran. The live state (bag, pin,
+deals, chat) is in Redis (live/store.py); SQL keeps what must outlive a Redis reset."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger
+from sqlmodel import Field, SQLModel
+
+
+class LiveRoom(SQLModel, table=True):
+    __tablename__ = "rooms"
+    id: int | None = Field(default=None, primary_key=True)
+    shop_id: int = Field(foreign_key="shops.id", index=True)
+    seller_id: int = Field(foreign_key="sellers.id", index=True)
+    title: str = Field(max_length=120)
+    # scheduled -> live -> ended, mirrored from the Redis state after each change
+    status: str = Field(default="scheduled", max_length=16)
+    created_ms: int = Field(sa_type=BigInteger)
+    started_ms: int | None = Field(default=None, sa_type=BigInteger)
+    ended_ms: int | None = Field(default=None, sa_type=BigInteger)

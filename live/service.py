@@ -1,0 +1,249 @@
+"""Creator actions on a room, across SQL (the room's record, products, deals) and Redis (the
+room's live state and events). Ownership is checked here; the rules are in live/rules.py."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+from sqlalchemy import update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from catalog import service as catalog
+from catalog.clock import now_ms
+from catalog.errors import DomainError, NotFound
+from catalog.models import Deal, Seller
+from catalog.rules import DealTerms
+from checkout import deals
+from checkout.holds import HoldStore
+from live import rules
+from live.models import LiveRoom
+from live.store import Committed, RoomStore
+
+log = logging.getLogger("livecart.rooms")
+
+
+async def create_room(
+    session: AsyncSession, store: RoomStore, seller: Seller, shop_id: int, title: str
+) -> rules.Room:
+    await catalog.owned_shop(session, seller, shop_id)
+    assert seller.id is not None
+    now = now_ms()
+    row = LiveRoom(
+        shop_id=shop_id, seller_id=seller.id, title=rules.clean_title(title), created_ms=now
+    )
+    session.add(row)
+    await session.commit()
+    assert row.id is not None
+    room = rules.new_room(row.id, shop_id, seller.id, row.title, now)
+    await store.create(room)
+    return room
+
+
+async def owned_room(session: AsyncSession, seller: Seller, room_id: int) -> LiveRoom:
+    row = await session.get(LiveRoom, room_id)
+    if row is None or row.seller_id != seller.id:
+        raise NotFound("No such room among yours.", code="room_not_found", room_id=room_id)
+    return row
+
+
+async def list_rooms(session: AsyncSession, status: str | None = None) -> Sequence[LiveRoom]:
+    query = select(LiveRoom).order_by(col(LiveRoom.id).desc()).limit(200)
+    if status is not None:
+        query = query.where(LiveRoom.status == status)
+    return (await session.exec(query)).all()
+
+
+async def _mirror(session: AsyncSession, room: rules.Room) -> None:
+    """Copy the status and times to the SQL record (after Redis accepted the change)."""
+    await session.exec(
+        update(LiveRoom)
+        .where(col(LiveRoom.id) == room["id"])
+        .values(status=room["status"], started_ms=room["started_ms"], ended_ms=room["ended_ms"])
+    )
+    await session.commit()
+
+
+async def go_live(session: AsyncSession, store: RoomStore, room_id: int) -> Committed:
+    done = await store.update(room_id, lambda r: rules.go_live(r, now_ms()))
+    await _mirror(session, done.change.room)
+    return done
+
+
+async def end(session: AsyncSession, store: RoomStore, holds: HoldStore, room_id: int) -> Committed:
+    """Stop the room's running deals in the stores, then end the room (and its deals) for
+    viewers."""
+    snap = await store.read(room_id)
+    if snap is None:
+        raise NotFound("No such room.", code="room_not_found", room_id=room_id)
+    for deal_id in rules.live_deal_ids(snap.room):
+        await _stop_deal_in_stores(session, holds, deal_id)
+    done = await store.update(room_id, lambda r: rules.end(r, now_ms()))
+    await _mirror(session, done.change.room)
+    return done
+
+
+async def product_card(session: AsyncSession, seller: Seller, product_id: int) -> dict[str, Any]:
+    product = await catalog.owned_product(session, seller, product_id)
+    skus = await catalog.skus_of(session, product_id)
+    return {
+        "product_id": product_id,
+        "title": product.title,
+        "image": product.image_urls[0] if product.image_urls else None,
+        "skus": [
+            {
+                "sku_id": s.id,
+                "variant": s.variant,
+                "list_price": s.list_price,
+                "currency": s.currency,
+            }
+            for s in skus
+        ],
+    }
+
+
+async def add_product(
+    session: AsyncSession, store: RoomStore, seller: Seller, room_id: int, product_id: int
+) -> Committed:
+    card = await product_card(session, seller, product_id)
+    return await store.update(room_id, lambda r: rules.add_to_bag(r, card, now_ms()))
+
+
+async def schedule_deal(
+    session: AsyncSession,
+    store: RoomStore,
+    holds: HoldStore,
+    seller: Seller,
+    room_id: int,
+    terms: rules.FlashDealTerms,
+    *,
+    hold_ttl_ms: int,
+    pay_ttl_ms: int,
+) -> Committed:
+    """Create the deal, allocate its units and load it into Redis with its window (reserving
+    opens by itself at ``starts_ms``), then announce it to the room."""
+    snap = await store.read(room_id)
+    if snap is None:
+        raise NotFound("No such room.", code="room_not_found", room_id=room_id)
+    rules.require_live(snap.room)  # fail before touching any stock
+    product, _ = rules.sku_in_bag(snap.room, terms.sku_id)
+    sku = await catalog.owned_sku(session, seller, terms.sku_id)
+    rules.check_flash_deal(terms, list_price=sku.list_price, free_stock=sku.stock - sku.allocated)
+    starts = now_ms() + terms.countdown_s * 1000
+    deal = await catalog.create_deal(
+        session,
+        seller,
+        terms.sku_id,
+        DealTerms(
+            deal_price=terms.deal_price,
+            quantity=terms.quantity,
+            per_buyer_limit=terms.per_buyer_limit,
+            starts_ms=starts,
+            ends_ms=starts + terms.duration_s * 1000,
+        ),
+        room_id=room_id,
+    )
+    deal = await deals.start(session, holds, deal, hold_ttl_ms=hold_ttl_ms, pay_ttl_ms=pay_ttl_ms)
+    assert deal.id is not None
+    await store.link_deal(deal.id, room_id)
+    card = {
+        "deal_id": deal.id,
+        "product_id": product["product_id"],
+        "sku_id": sku.id,
+        "title": product["title"],
+        "image": product["image"],
+        "variant": sku.variant,
+        "list_price": sku.list_price,
+        "deal_price": deal.deal_price,
+        "currency": deal.currency,
+        "quantity": deal.quantity,
+        "per_buyer_limit": deal.per_buyer_limit,
+        "starts_ms": deal.starts_ms,
+        "ends_ms": deal.ends_ms,
+    }
+    try:
+        return await store.update(room_id, lambda r: rules.schedule_deal(r, card, now_ms()))
+    except DomainError:
+        # The room ended meanwhile: give the units back rather than strand a deal nobody sees.
+        await _stop_deal_in_stores(session, holds, deal.id)
+        raise
+
+
+async def stop_deal(
+    session: AsyncSession, store: RoomStore, holds: HoldStore, room_id: int, deal_id: int
+) -> Committed:
+    snap = await store.read(room_id)
+    if snap is None:
+        raise NotFound("No such room.", code="room_not_found", room_id=room_id)
+    rules.stop_deal(snap.room, deal_id, 0)  # refuse before touching the stores
+    await _stop_deal_in_stores(session, holds, deal_id)
+    return await store.update(room_id, lambda r: rules.stop_deal(r, deal_id, now_ms()))
+
+
+async def _stop_deal_in_stores(session: AsyncSession, holds: HoldStore, deal_id: int) -> None:
+    deal = await session.get(Deal, deal_id)
+    if deal is not None and deal.status in ("scheduled", "live"):
+        await deals.stop(session, holds, deal)
+
+
+class Advanced(NamedTuple):
+    room: rules.Room | None
+    left: dict[int, int]  # units left per running deal
+
+
+async def advance(store: RoomStore, holds: HoldStore, room_id: int) -> Advanced:
+    """Move the room's deals along the clock and its sold-out flags along the stock. Safe on any
+    number of nodes at once: each change is a compare-and-set, and a repeated one is a no-op."""
+    snap = await store.read(room_id)
+    if snap is None:
+        return Advanced(None, {})
+    room = snap.room
+    if room["status"] == "ended":
+        return Advanced(room, {})
+    now = now_ms()
+    if any(
+        (d["status"] == "scheduled" and now >= d["starts_ms"])
+        or (d["status"] == "live" and now >= d["ends_ms"])
+        for d in room["deals"]
+    ):
+        room = (await store.update(room_id, lambda r: rules.tick(r, now_ms()))).change.room
+    left: dict[int, int] = {}
+    for deal in room["deals"]:
+        if deal["status"] not in ("scheduled", "live"):
+            continue
+        available = await holds.redis.hget(holds.keys.deal(deal["deal_id"]).deal, "available")
+        if available is None:
+            continue
+        deal_id, n = deal["deal_id"], int(available)
+        left[deal_id] = n
+        if deal["status"] == "live" and deal["sold_out"] != (n == 0):
+            room = (await store.update(room_id, _stock_rule(deal_id, n))).change.room
+    return Advanced(room, left)
+
+
+def _stock_rule(deal_id: int, left: int) -> Callable[[rules.Room], rules.Change]:
+    return lambda room: rules.stock_changed(room, deal_id, left, now_ms())
+
+
+async def sweep_rooms(store: RoomStore, holds: HoldStore) -> None:
+    """Advance every open room, watched or not, so deals go live and end on time."""
+    for room_id in await store.open_room_ids():
+        await advance(store, holds, room_id)
+
+
+async def sweep_rooms_forever(
+    store: RoomStore, holds: HoldStore, interval_ms: int, stop: asyncio.Event
+) -> None:
+    while not stop.is_set():
+        try:
+            await sweep_rooms(store, holds)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("room sweep failed; will retry")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval_ms / 1000)

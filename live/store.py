@@ -1,0 +1,213 @@
+"""The Redis side of rooms: state with a version, the sequenced event log, chat posting, mutes,
+viewer counts and likes. Loads ``lua/rooms.lua`` once; every state change is a compare-and-set
+inside one Redis Function, so two nodes (or two creator tabs) cannot overwrite each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib import resources
+from typing import NamedTuple, cast
+
+import orjson
+from redis.asyncio import Redis
+
+from catalog.errors import Conflict, NotFound
+from live import rules
+from live.keys import ROOM_KEYS_TTL_S, ROOM_LOG_MAXLEN, LiveKeys
+
+LIBRARY = resources.files("live").joinpath("lua/rooms.lua").read_text()
+COMMIT_ATTEMPTS = 20
+LogEntries = list[tuple[str, dict[str, str]]]
+# A node's viewer count older than this is from a node that stopped reporting: not counted.
+VIEWER_REPORT_STALE_MS = 5000
+
+
+class Snapshot(NamedTuple):
+    room: rules.Room
+    version: int
+    seq: int
+
+
+class Committed(NamedTuple):
+    change: rules.Change
+    seq: int
+
+
+class RoomStore:
+    def __init__(self, redis: Redis, keys: LiveKeys, log_maxlen: int = ROOM_LOG_MAXLEN) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.log_maxlen = log_maxlen
+
+    async def install(self) -> None:
+        await self.redis.function_load(LIBRARY, replace=True)
+
+    async def read(self, room_id: int) -> Snapshot | None:
+        k = self.keys.room(room_id)
+        raw, ver, seq = await self.redis.fcall("lc_room_read", 2, k.meta, k.state)
+        if not raw:
+            return None
+        return Snapshot(orjson.loads(raw), int(ver), int(seq))
+
+    async def create(self, room: rules.Room) -> None:
+        """Write a new room's first state (version 1). Refuses to overwrite a room."""
+        result = await self._commit(room["id"], 0, room, [])
+        if result is None:
+            raise Conflict(
+                "Redis already holds a room under this id. Is another database using the same "
+                "Redis and LIVECART_REDIS_PREFIX?",
+                code="room_state_mismatch",
+                room_id=room["id"],
+            )
+        await self.redis.sadd(self.keys.live_rooms, str(room["id"]))
+
+    async def update(self, room_id: int, rule: Callable[[rules.Room], rules.Change]) -> Committed:
+        """Apply a pure rule to the current state and commit it, retrying when another writer
+        got there first. The rule may raise a DomainError: nothing is written then."""
+        for _ in range(COMMIT_ATTEMPTS):
+            snap = await self.read(room_id)
+            if snap is None:
+                raise NotFound("No such room.", code="room_not_found", room_id=room_id)
+            change = rule(snap.room)
+            if change.room is snap.room and not change.events:
+                return Committed(change, snap.seq)
+            seq = await self._commit(room_id, snap.version, change.room, change.events)
+            if seq is not None:
+                if change.room["status"] == "ended":
+                    await self._retire(room_id)
+                return Committed(change, seq)
+        raise Conflict("The room is changing too fast; try again.", code="room_busy")
+
+    async def _commit(
+        self, room_id: int, version: int, room: rules.Room, events: list[rules.Event]
+    ) -> int | None:
+        k = self.keys.room(room_id)
+        result = await self.redis.fcall(
+            "lc_room_commit",
+            3,
+            k.meta,
+            k.state,
+            k.log,
+            version,
+            orjson.dumps(room),
+            room["status"],
+            k.channel,
+            self.log_maxlen,
+            *[orjson.dumps(e) for e in events],
+        )
+        return int(result[2]) if result[0] == "ok" else None
+
+    async def _retire(self, room_id: int) -> None:
+        k = self.keys.room(room_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.srem(self.keys.live_rooms, str(room_id))
+            for key in (k.meta, k.state, k.log, k.muted, k.likes):
+                pipe.expire(key, ROOM_KEYS_TTL_S)
+            await pipe.execute()
+
+    async def post(
+        self,
+        room_id: int,
+        event: rules.Event,
+        *,
+        user: str = "",
+        limit: int = 0,
+        window_ms: int = 1000,
+    ) -> int:
+        """Append a state-less event (chat). With a user: refused if muted or over the chat
+        rate limit (``limit`` lines per ``window_ms``)."""
+        k = self.keys.room(room_id)
+        result = await self.redis.fcall(
+            "lc_room_post",
+            5,
+            k.meta,
+            k.state,
+            k.log,
+            k.muted,
+            k.chat_rate(user or "-"),
+            k.channel,
+            self.log_maxlen,
+            user,
+            limit,
+            window_ms,
+            orjson.dumps(event),
+        )
+        code = result[0]
+        if code == "ok":
+            return int(result[1])
+        if code == "room_not_found":
+            raise NotFound("No such room.", code=code, room_id=room_id)
+        if code == "room_ended":
+            raise Conflict("The room has ended.", code=code, room_id=room_id)
+        if code == "muted":
+            raise Conflict("The creator has muted you in this room.", code="muted")
+        raise Conflict(
+            "You are sending chat too fast.", code="chat_rate_limited", retry_after_ms=result[1]
+        )
+
+    async def events_after(self, room_id: int, seq: int, limit: int) -> list[bytes] | None:
+        """The events after ``seq`` in order, or None when the log no longer has them all (or
+        has more than ``limit``): the caller sends a snapshot instead."""
+        k = self.keys.room(room_id)
+        entries: LogEntries = cast(
+            LogEntries, await self.redis.xrange(k.log, f"{seq + 1}-0", "+", count=limit + 1)
+        )
+        if len(entries) > limit:
+            return None
+        if entries and entries[0][0] != f"{seq + 1}-0":
+            return None
+        if not entries:
+            # Nothing newer; but a client claiming a number we never gave gets a snapshot.
+            meta_seq = await self.redis.hget(k.meta, "seq")
+            return [] if seq <= int(meta_seq or 0) else None
+        return [fields["p"].encode() for _, fields in entries]
+
+    async def send_to_user(self, room_id: int, user: str, message: dict[str, object]) -> None:
+        """A message for one user's connections in a room, on whichever node they are."""
+        k = self.keys.room(room_id)
+        await self.redis.publish(k.channel, b"@" + user.encode() + b" " + orjson.dumps(message))
+
+    async def mute(self, room_id: int, user: str, muted: bool) -> None:
+        k = self.keys.room(room_id)
+        if muted:
+            await self.redis.sadd(k.muted, user)
+        else:
+            await self.redis.srem(k.muted, user)
+
+    async def report_viewers(self, room_id: int, node: str, count: int, now: int) -> int:
+        """Record this node's count and return the sum over nodes that reported lately."""
+        k = self.keys.room(room_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            if count:
+                pipe.hset(k.viewers, node, f"{count}:{now}")
+            else:
+                pipe.hdel(k.viewers, node)
+            pipe.hgetall(k.viewers)
+            _, reports = await pipe.execute()
+        return sum_fresh_counts(reports, now)
+
+    async def add_likes(self, room_id: int, n: int) -> int:
+        k = self.keys.room(room_id)
+        if n == 0:
+            return int(await self.redis.get(k.likes) or 0)
+        return int(await self.redis.incrby(k.likes, n))
+
+    async def open_room_ids(self) -> list[int]:
+        return sorted(int(m) for m in await self.redis.smembers(self.keys.live_rooms))
+
+    async def link_deal(self, deal_id: int, room_id: int) -> None:
+        await self.redis.hset(self.keys.deal_rooms, str(deal_id), str(room_id))
+
+    async def room_of_deal(self, deal_id: int) -> int | None:
+        found = await self.redis.hget(self.keys.deal_rooms, str(deal_id))
+        return int(found) if found else None
+
+
+def sum_fresh_counts(reports: dict[str, str], now: int) -> int:
+    total = 0
+    for value in reports.values():
+        count, _, at = value.partition(":")
+        if now - int(at) <= VIEWER_REPORT_STALE_MS:
+            total += int(count)
+    return total

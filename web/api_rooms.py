@@ -1,0 +1,244 @@
+"""Creator-facing room API (open, go live, bag, pin, flash deals, moderation, end) and public
+room reads. Viewers follow the room over its websocket (docs/protocol.md, "Live rooms")."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from catalog.clock import now_ms
+from catalog.errors import Invalid, NotFound
+from catalog.models import Seller
+from live import rules
+from live import service as rooms
+from live.models import LiveRoom
+from live.store import Committed, LogEntries
+from web.auth import seller
+from web.http import JSONResponse, json_body
+from web.routing import Api
+from web.schemas import FlashDealIn, ProductRef, RoomIn
+from web.services import Services, services
+
+api = Api()
+ROOM_STATUSES = frozenset({"scheduled", "live", "ended"})
+
+
+def room_row_json(row: LiveRoom) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "shop_id": row.shop_id,
+        "title": row.title,
+        "status": row.status,
+        "created_ms": row.created_ms,
+        "started_ms": row.started_ms,
+        "ended_ms": row.ended_ms,
+    }
+
+
+def changed(done: Committed, status: int = 200) -> Response:
+    return JSONResponse({"room": done.change.room, "seq": done.seq}, status_code=status)
+
+
+async def _owned(request: Request) -> tuple[Services, Seller, int]:
+    svc = services(request)
+    me = await seller(request)
+    room_id: int = request.path_params["room_id"]
+    async with svc.db.session() as session:
+        await rooms.owned_room(session, me, room_id)
+    return svc, me, room_id
+
+
+@api.route("POST", "/api/rooms", "Open a room (scheduled)", body=RoomIn, auth="seller", tag="rooms")
+async def create_room(request: Request) -> Response:
+    svc = services(request)
+    me = await seller(request)
+    body = await json_body(request, RoomIn)
+    async with svc.db.session() as session:
+        room = await rooms.create_room(session, svc.rooms, me, body.shop_id, body.title)
+    return JSONResponse({"room": room, "seq": 0}, status_code=201)
+
+
+@api.route("GET", "/api/rooms", "Rooms, newest first (?status=live)", tag="rooms")
+async def list_rooms(request: Request) -> Response:
+    status = request.query_params.get("status")
+    if status is not None and status not in ROOM_STATUSES:
+        raise Invalid(
+            "status is one of scheduled, live, ended.", code="invalid_status", status=status[:20]
+        )
+    async with services(request).db.session() as session:
+        rows = await rooms.list_rooms(session, status)
+    return JSONResponse({"rooms": [room_row_json(r) for r in rows]})
+
+
+@api.route("GET", "/api/rooms/{room_id:id}", "A room's current state", tag="rooms")
+async def get_room(request: Request) -> Response:
+    room_id: int = request.path_params["room_id"]
+    snap = await services(request).rooms.read(room_id)
+    if snap is None:
+        raise NotFound("No such room.", code="room_not_found", room_id=room_id)
+    return JSONResponse({"room": snap.room, "seq": snap.seq})
+
+
+@api.route("POST", "/api/rooms/{room_id:id}/live", "Go live", auth="seller", tag="rooms")
+async def go_live(request: Request) -> Response:
+    svc, _me, room_id = await _owned(request)
+    async with svc.db.session() as session:
+        return changed(await rooms.go_live(session, svc.rooms, room_id))
+
+
+@api.route("POST", "/api/rooms/{room_id:id}/end", "End the room", auth="seller", tag="rooms")
+async def end_room(request: Request) -> Response:
+    svc, _me, room_id = await _owned(request)
+    async with svc.db.session() as session:
+        return changed(await rooms.end(session, svc.rooms, svc.holds, room_id))
+
+
+@api.route(
+    "POST",
+    "/api/rooms/{room_id:id}/bag",
+    "Add a product to the room's bag",
+    body=ProductRef,
+    auth="seller",
+    tag="rooms",
+)
+async def add_to_bag(request: Request) -> Response:
+    svc, me, room_id = await _owned(request)
+    body = await json_body(request, ProductRef)
+    async with svc.db.session() as session:
+        return changed(await rooms.add_product(session, svc.rooms, me, room_id, body.product_id))
+
+
+@api.route(
+    "DELETE",
+    "/api/rooms/{room_id:id}/bag/{product_id:id}",
+    "Take a product out of the bag",
+    auth="seller",
+    tag="rooms",
+)
+async def remove_from_bag(request: Request) -> Response:
+    svc, _me, room_id = await _owned(request)
+    product_id: int = request.path_params["product_id"]
+    done = await svc.rooms.update(room_id, lambda r: rules.remove_from_bag(r, product_id, now_ms()))
+    return changed(done)
+
+
+@api.route(
+    "POST",
+    "/api/rooms/{room_id:id}/pin",
+    "Pin a product from the bag",
+    body=ProductRef,
+    auth="seller",
+    tag="rooms",
+)
+async def pin(request: Request) -> Response:
+    svc, _me, room_id = await _owned(request)
+    body = await json_body(request, ProductRef)
+    return changed(
+        await svc.rooms.update(room_id, lambda r: rules.pin(r, body.product_id, now_ms()))
+    )
+
+
+@api.route("DELETE", "/api/rooms/{room_id:id}/pin", "Unpin", auth="seller", tag="rooms")
+async def unpin(request: Request) -> Response:
+    svc, _me, room_id = await _owned(request)
+    return changed(await svc.rooms.update(room_id, lambda r: rules.unpin(r, now_ms())))
+
+
+@api.route(
+    "POST",
+    "/api/rooms/{room_id:id}/deals",
+    "Schedule a flash deal with a countdown",
+    body=FlashDealIn,
+    auth="seller",
+    tag="rooms",
+)
+async def schedule_deal(request: Request) -> Response:
+    svc, me, room_id = await _owned(request)
+    body = await json_body(request, FlashDealIn)
+    terms = rules.FlashDealTerms(**body.model_dump())
+    async with svc.db.session() as session:
+        done = await rooms.schedule_deal(
+            session,
+            svc.rooms,
+            svc.holds,
+            me,
+            room_id,
+            terms,
+            hold_ttl_ms=svc.settings.hold_ttl_s * 1000,
+            pay_ttl_ms=svc.settings.pay_ttl_s * 1000,
+        )
+    deal = done.change.room["deals"][-1]
+    return JSONResponse({"deal": deal, "room": done.change.room, "seq": done.seq}, 201)
+
+
+@api.route(
+    "POST",
+    "/api/rooms/{room_id:id}/deals/{deal_id:id}/stop",
+    "Stop a flash deal now",
+    auth="seller",
+    tag="rooms",
+)
+async def stop_deal(request: Request) -> Response:
+    svc, _me, room_id = await _owned(request)
+    deal_id: int = request.path_params["deal_id"]
+    async with svc.db.session() as session:
+        return changed(await rooms.stop_deal(session, svc.rooms, svc.holds, room_id, deal_id))
+
+
+@api.route(
+    "DELETE",
+    "/api/rooms/{room_id:id}/chat/{seq:id}",
+    "Delete a chat line",
+    auth="seller",
+    tag="rooms",
+)
+async def delete_chat(request: Request) -> Response:
+    svc, _me, room_id = await _owned(request)
+    seq: int = request.path_params["seq"]
+    log = svc.rooms.keys.room(room_id).log
+    entries = cast(LogEntries, await svc.redis.xrange(log, f"{seq}-0", f"{seq}-0"))
+    if not entries or orjson.loads(entries[0][1]["p"])["type"] != "chat":
+        raise NotFound("No such chat line (or it is too old).", code="chat_not_found", seq=seq)
+    await svc.rooms.post(room_id, {"type": "chat.deleted", "chat_seq": seq, "ms": now_ms()})
+    return Response(status_code=204)
+
+
+@api.route(
+    "PUT",
+    "/api/rooms/{room_id:id}/mutes/{user}",
+    "Mute a user's chat in this room",
+    auth="seller",
+    tag="rooms",
+)
+async def mute(request: Request) -> Response:
+    svc, _me, room_id = await _owned(request)
+    await svc.rooms.mute(room_id, _user(request), True)
+    return Response(status_code=204)
+
+
+@api.route(
+    "DELETE", "/api/rooms/{room_id:id}/mutes/{user}", "Unmute a user", auth="seller", tag="rooms"
+)
+async def unmute(request: Request) -> Response:
+    svc, _me, room_id = await _owned(request)
+    await svc.rooms.mute(room_id, _user(request), False)
+    return Response(status_code=204)
+
+
+def _user(request: Request) -> str:
+    user: str = request.path_params["user"]
+    if not (0 < len(user) <= 64) or not user.replace("-", "").isalnum() or not user.isascii():
+        raise Invalid("That is not a user id.", code="invalid_user", user=user[:64])
+    return user
+
+
+async def bench_echo(request: Request) -> Response:
+    """Benchmark only (LIVECART_BENCH_ROUTES): publish the body's ``t`` as a room event through
+    the same log, bus and fan-out as a pin, without the room rules."""
+    svc = services(request)
+    body = orjson.loads(await request.body())
+    await svc.rooms.post(request.path_params["room_id"], {"type": "bench", "t": body["t"]})
+    return Response(status_code=204)
