@@ -176,7 +176,33 @@ def server(
     redis_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
     running = start_server(
-        redis_url, database_url, tmp_path_factory.mktemp("server") / "server.log"
+        redis_url, database_url, tmp_path_factory.mktemp("server") / "server.log", **WS_ENV
+    )
+    yield running
+    stop_server(running)
+
+
+# Short websocket timers so the protocol tests see hello timeouts and idle closes quickly.
+WS_ENV = {
+    "LIVECART_WS_HELLO_TIMEOUT_S": "2",
+    "LIVECART_WS_PING_INTERVAL_S": "1",
+    "LIVECART_WS_PING_TIMEOUT_S": "1",
+    "LIVECART_ALLOWED_ORIGINS": "https://shop.example",
+}
+
+
+@pytest.fixture(scope="session")
+def tight_server(
+    redis_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """A second node on the same stores with two-second holds and a tiny room log."""
+    running = start_server(
+        redis_url,
+        database_url,
+        tmp_path_factory.mktemp("tight") / "server.log",
+        LIVECART_HOLD_TTL_S="2",
+        LIVECART_ROOM_LOG_MAXLEN="5",
+        **WS_ENV,
     )
     yield running
     stop_server(running)

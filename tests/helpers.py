@@ -129,3 +129,67 @@ async def outcome(call: Awaitable[Hold]) -> Hold | str:
         return await call
     except DomainError as err:
         return err.code
+
+
+async def http_room(
+    http: httpx.AsyncClient,
+    seller: SellerAccount,
+    *,
+    stock: int = 100,
+    list_price: int = 9900,
+    live: bool = True,
+) -> tuple[int, int, int]:
+    """A room with one product (one SKU) in its bag, live by default: (room, product, sku)."""
+    h = seller.headers
+    product = (
+        await http.post(
+            f"/api/shops/{seller.shop.id}/products",
+            headers=h,
+            json={"title": "Live jacket", "image_urls": ["https://example.com/j.jpg"]},
+        )
+    ).json()["product"]
+    sku = (
+        await http.post(
+            f"/api/products/{product['id']}/skus",
+            headers=h,
+            json={"variant": "M", "list_price": list_price, "currency": "USD", "stock": stock},
+        )
+    ).json()["sku"]
+    made = await http.post(
+        "/api/rooms", headers=h, json={"shop_id": seller.shop.id, "title": "Test live"}
+    )
+    assert made.status_code == 201, made.text
+    room = made.json()["room"]["id"]
+    added = await http.post(f"/api/rooms/{room}/bag", headers=h, json={"product_id": product["id"]})
+    assert added.status_code == 200, added.text
+    if live:
+        assert (await http.post(f"/api/rooms/{room}/live", headers=h)).status_code == 200
+    return room, product["id"], sku["id"]
+
+
+async def http_flash_deal(
+    http: httpx.AsyncClient,
+    seller: SellerAccount,
+    room: int,
+    sku: int,
+    *,
+    quantity: int = 10,
+    limit: int = 2,
+    countdown_s: int = 10,
+    duration_s: int = 60,
+) -> dict[str, Any]:
+    made = await http.post(
+        f"/api/rooms/{room}/deals",
+        headers=seller.headers,
+        json={
+            "sku_id": sku,
+            "deal_price": 4900,
+            "quantity": quantity,
+            "per_buyer_limit": limit,
+            "countdown_s": countdown_s,
+            "duration_s": duration_s,
+        },
+    )
+    assert made.status_code == 201, made.text
+    deal: dict[str, Any] = made.json()["deal"]
+    return deal

@@ -82,7 +82,7 @@ def build_services(settings: Settings) -> Services:
     batcher = ReserveBatcher(holds)
     sessions = GuestSessions(settings.secret_key, settings.session_max_age_s)
     live_keys = LiveKeys(settings.redis_prefix)
-    rooms = RoomStore(redis, live_keys)
+    rooms = RoomStore(redis, live_keys, settings.room_log_maxlen)
     hub = Hub(max_buffer=settings.ws_max_buffer)
     gateway = Gateway(
         rooms,

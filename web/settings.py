@@ -66,6 +66,8 @@ class Settings:
     ws_hello_timeout_s: float = 10.0
     # A viewer with more unsent bytes than this is dropped (close 4000) and resumes later.
     ws_max_buffer: int = 1 << 20
+    # Events kept per room for resuming viewers (approximately: Redis trims whole nodes).
+    room_log_maxlen: int = 2000
     # Fault injection for the crash tests: the worker sleeps after commit and before XACK.
     fault_stall_before_ack_s: float = 0.0
 
@@ -98,6 +100,7 @@ class Settings:
             ws_ping_timeout_s=_float(env, "LIVECART_WS_PING_TIMEOUT_S", 20.0),
             ws_hello_timeout_s=_float(env, "LIVECART_WS_HELLO_TIMEOUT_S", 10.0),
             ws_max_buffer=_int(env, "LIVECART_WS_MAX_BUFFER", 1 << 20),
+            room_log_maxlen=_int(env, "LIVECART_ROOM_LOG_MAXLEN", 2000),
             fault_stall_before_ack_s=float(env.get("LIVECART_FAULT_STALL_BEFORE_ACK_S") or 0),
         )
 

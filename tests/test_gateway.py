@@ -1,0 +1,483 @@
+"""The viewer protocol over real websockets against a running ``livecart serve``: every message
+type, resume, moderation and each abuse case (docs/protocol.md, "Live rooms")."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import orjson
+import pytest
+from websockets.exceptions import InvalidStatus
+
+from catalog.db import Database
+from tests.conftest import SellerAccount, Server
+from tests.helpers import http_flash_deal, http_room, make_seller
+from tests.wsclient import WsViewer
+from web.auth import GuestSessions
+
+pytestmark = pytest.mark.storage
+
+
+@dataclass
+class LiveRoom:
+    seller: SellerAccount
+    room: int
+    product: int
+    sku: int
+    deal: dict[str, object]
+
+
+@pytest.fixture(scope="module")
+async def shop(db: Database) -> SellerAccount:
+    return await make_seller(db, "Room Creator")
+
+
+@pytest.fixture(scope="module")
+async def live(server: Server, shop: SellerAccount) -> AsyncIterator[LiveRoom]:
+    """A live room whose flash deal (10 units, 2 per buyer) is open: the countdown is waited
+    out once for the module."""
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
+        room, product, sku = await http_room(http, shop)
+        deal = await http_flash_deal(http, shop, room, sku, quantity=10, limit=2)
+        await asyncio.sleep(max(0.0, (int(deal["starts_ms"]) - time.time() * 1000) / 1000) + 0.2)
+        yield LiveRoom(shop, room, product, sku, deal)
+
+
+def token(sessions: GuestSessions) -> tuple[str, str]:
+    return sessions.issue()
+
+
+async def test_hello_gets_welcome_snapshot_and_clock(
+    server: Server, live: LiveRoom, sessions: GuestSessions
+) -> None:
+    user, tok = token(sessions)
+    v = await WsViewer.open(server.base_url, live.room)
+    before = int(time.time() * 1000)
+    welcome = await v.hello(tok, name="Ana <3")
+    assert welcome["user"] == user and welcome["role"] == "viewer" and welcome["protocol"] == 1
+    assert welcome["name"] == "Ana <3" and welcome["resumed"] is False
+    assert abs(welcome["server_ms"] - before) < 5000
+    snap = await v.next("snapshot")
+    assert snap["seq"] == welcome["seq"]
+    assert snap["room"]["status"] == "live"
+    assert snap["room"]["bag"][0]["product_id"] == live.product
+    assert [d["deal_id"] for d in snap["room"]["deals"]] == [live.deal["deal_id"]]
+    assert snap["stock"][str(live.deal["deal_id"])] <= 10
+    assert (await v.next("holds"))["holds"] == []
+    await v.send(type="ping", client_ms=123)
+    pong = await v.next("time")
+    assert pong["client_ms"] == 123 and pong["server_ms"] >= welcome["server_ms"]
+    await v.close()
+
+
+async def test_creator_actions_reach_viewers_in_sequence(
+    server: Server, http: httpx.AsyncClient, seller: SellerAccount, sessions: GuestSessions
+) -> None:
+    room, product, sku = await http_room(http, seller)
+    v = await WsViewer.open(server.base_url, room)
+    await v.hello(token(sessions)[1])
+    h = seller.headers
+    assert (
+        await http.post(f"/api/rooms/{room}/pin", headers=h, json={"product_id": product})
+    ).status_code == 200
+    pin = await v.next("pin")
+    assert pin["product"]["product_id"] == product
+    assert (await http.delete(f"/api/rooms/{room}/pin", headers=h)).status_code == 200
+    await v.next("unpin")
+    deal = await http_flash_deal(http, seller, room, sku, quantity=5, countdown_s=10)
+    scheduled = await v.next("deal.scheduled")
+    assert scheduled["deal"]["deal_id"] == deal["deal_id"]
+    # Countdowns run on the server's clock: the event carries the start on that clock.
+    assert scheduled["deal"]["starts_ms"] - scheduled["ms"] == pytest.approx(10_000, abs=500)
+    stock = await v.next("deal.stock", deal_id=deal["deal_id"])
+    assert stock["left"] == 5
+    stopped = await http.post(f"/api/rooms/{room}/deals/{deal['deal_id']}/stop", headers=h)
+    assert stopped.status_code == 200
+    ended = await v.next("deal.ended", deal_id=deal["deal_id"])
+    assert ended["reason"] == "stopped"
+    assert (await http.post(f"/api/rooms/{room}/end", headers=h)).status_code == 200
+    await v.next("room.ended")
+    seqs = v.seqs()
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
+    await v.close()
+
+
+async def test_deal_goes_live_on_the_clock_and_sells_out(
+    server: Server, http: httpx.AsyncClient, seller: SellerAccount, sessions: GuestSessions
+) -> None:
+    room, _, sku = await http_room(http, seller)
+    buyer = await WsViewer.open(server.base_url, room)
+    watcher = await WsViewer.open(server.base_url, room)
+    await buyer.hello(token(sessions)[1])
+    await watcher.hello(token(sessions)[1])
+    deal = await http_flash_deal(http, seller, room, sku, quantity=2, limit=2, countdown_s=10)
+    await buyer.send(type="buy", deal_id=deal["deal_id"], qty=1, request_id="early")
+    early = await buyer.next("error", ref="early")
+    assert early["code"] == "deal_not_started"
+    live_event = await watcher.next("deal.live", timeout=15)
+    assert live_event["ms"] >= deal["starts_ms"]
+    await buyer.send(type="buy", deal_id=deal["deal_id"], qty=2, request_id="r1")
+    granted = await buyer.next("hold.granted", ref="r1")
+    assert granted["hold"]["qty"] == 2 and granted["hold"]["state"] == "held"
+    sold_out = await watcher.next("deal.sold_out", deal_id=deal["deal_id"])
+    assert sold_out["left"] == 0
+    await watcher.next("deal.stock", deal_id=deal["deal_id"], left=0)
+    await buyer.close()
+    await watcher.close()
+
+
+async def test_buy_replay_limits_and_wrong_deal(
+    server: Server, live: LiveRoom, sessions: GuestSessions
+) -> None:
+    v = await WsViewer.open(server.base_url, live.room)
+    await v.hello(token(sessions)[1])
+    deal_id = live.deal["deal_id"]
+    await v.send(type="buy", deal_id=deal_id, qty=1, request_id="same")
+    first = await v.next("hold.granted", ref="same")
+    await v.send(type="buy", deal_id=deal_id, qty=1, request_id="same")
+    again = await v.next("hold.granted", ref="same", replayed=True)
+    assert again["hold"]["id"] == first["hold"]["id"]
+    await v.send(type="buy", deal_id=deal_id, qty=2, request_id="over")
+    assert (await v.next("error", ref="over"))["code"] == "limit_exceeded"
+    await v.send(type="buy", deal_id=999999, qty=1, request_id="elsewhere")
+    assert (await v.next("error", ref="elsewhere"))["code"] == "deal_not_in_room"
+    await v.close()
+
+
+async def test_creator_cannot_buy_and_chats_as_creator(server: Server, live: LiveRoom) -> None:
+    v = await WsViewer.open(server.base_url, live.room)
+    welcome = await v.hello(live.seller.token)
+    assert welcome["role"] == "creator"
+    await v.send(type="buy", deal_id=live.deal["deal_id"], qty=1, request_id="c1")
+    assert (await v.next("error", ref="c1"))["code"] == "viewer_session_required"
+    await v.send(type="chat", text="Welcome everyone!")
+    line = await v.next("chat", text="Welcome everyone!")
+    assert line["role"] == "creator"
+    await v.close()
+
+
+async def test_hold_sold_and_released_are_told_to_the_buyer(
+    server: Server, http: httpx.AsyncClient, live: LiveRoom, sessions: GuestSessions
+) -> None:
+    _, tok = token(sessions)
+    v = await WsViewer.open(server.base_url, live.room)
+    await v.hello(tok)
+    deal_id = live.deal["deal_id"]
+    await v.send(type="buy", deal_id=deal_id, qty=1, request_id="pay")
+    await v.send(type="buy", deal_id=deal_id, qty=1, request_id="drop")
+    paid = (await v.next("hold.granted", ref="pay"))["hold"]["id"]
+    dropped = (await v.next("hold.granted", ref="drop"))["hold"]["id"]
+    auth = {"Authorization": f"Bearer {tok}"}
+    out = await http.post(
+        f"/api/holds/{paid}/checkout",
+        headers={**auth, "Idempotency-Key": f"k-{paid}"},
+        json={"card": "4242424242424242"},
+    )
+    assert out.status_code == 201, out.text
+    await v.next("hold.sold", hold_id=paid)
+    assert (await http.delete(f"/api/holds/{dropped}", headers=auth)).status_code == 204
+    await v.next("hold.released", hold_id=dropped)
+    await v.close()
+
+
+async def test_hold_expiry_is_told_and_restored_hold_survives_reconnect(
+    tight_server: Server, sessions: GuestSessions, db: Database
+) -> None:
+    """On a node with two-second holds: a reconnecting viewer gets its live hold back, and is
+    told when it lapses."""
+    me = await make_seller(db, "Tight Creator")
+    async with httpx.AsyncClient(base_url=tight_server.base_url, timeout=30) as http:
+        room, _, sku = await http_room(http, me)
+        deal = await http_flash_deal(http, me, room, sku, quantity=3, countdown_s=10)
+        _, tok = token(sessions)
+        v = await WsViewer.open(tight_server.base_url, room)
+        await v.hello(tok)
+        await v.next("deal.live", timeout=15)
+        await v.send(type="buy", deal_id=deal["deal_id"], qty=1, request_id="x")
+        hold = (await v.next("hold.granted", ref="x"))["hold"]
+        last = v.last_seq
+        await v.close()
+        back = await WsViewer.open(tight_server.base_url, room)
+        welcome = await back.hello(tok, last_seq=last)
+        assert welcome["resumed"] is True
+        holds = (await back.next("holds"))["holds"]
+        assert [h["id"] for h in holds] == [hold["id"]]
+        expired = await back.next("hold.expired", timeout=10)
+        assert expired["hold_id"] == hold["id"]
+        await back.close()
+
+
+async def test_resume_replays_exactly_the_missed_events(
+    server: Server, http: httpx.AsyncClient, seller: SellerAccount, sessions: GuestSessions
+) -> None:
+    room, product, _ = await http_room(http, seller)
+    _, tok = token(sessions)
+    v = await WsViewer.open(server.base_url, room)
+    await v.hello(tok)
+    await v.send(type="chat", text="before")
+    await v.next("chat", text="before")
+    last = v.last_seq
+    await v.close()
+    h = seller.headers
+    for _ in range(3):
+        await http.post(f"/api/rooms/{room}/pin", headers=h, json={"product_id": product})
+        await http.delete(f"/api/rooms/{room}/pin", headers=h)
+    back = await WsViewer.open(server.base_url, room)
+    welcome = await back.hello(tok, last_seq=last)
+    assert welcome["resumed"] is True and welcome["seq"] == last + 6
+    await back.next("holds")
+    replayed = [m for m in back.messages if "seq" in m and m["type"] not in ("welcome",)]
+    assert [m["seq"] for m in replayed] == list(range(last + 1, last + 7))
+    assert [m["type"] for m in replayed] == ["pin", "unpin"] * 3
+    assert not back.of("snapshot")
+    # Nothing missed and nothing new: an empty replay, not a snapshot.
+    again = await WsViewer.open(server.base_url, room)
+    assert (await again.hello(tok, last_seq=welcome["seq"]))["resumed"] is True
+    await again.next("holds")
+    assert not again.of("snapshot") and not again.of("pin")
+    # A number from the future (a reset room, a confused client) gets a snapshot.
+    odd = await WsViewer.open(server.base_url, room)
+    assert (await odd.hello(tok, last_seq=10**9))["resumed"] is False
+    assert (await odd.next("snapshot"))["seq"] == welcome["seq"]
+    for c in (back, again, odd):
+        await c.close()
+
+
+async def test_resume_gets_a_snapshot_once_the_log_dropped_the_events(
+    tight_server: Server, sessions: GuestSessions, db: Database
+) -> None:
+    me = await make_seller(db, "Chatty Creator")
+    async with httpx.AsyncClient(base_url=tight_server.base_url, timeout=30) as http:
+        room, product, _ = await http_room(http, me)
+        _, tok = token(sessions)
+        v = await WsViewer.open(tight_server.base_url, room)
+        await v.hello(tok)
+        last = v.last_seq
+        await v.close()
+        h = me.headers
+        for _ in range(150):  # the log keeps about 5: whole nodes of 100 entries get trimmed
+            await http.post(f"/api/rooms/{room}/pin", headers=h, json={"product_id": product})
+            await http.delete(f"/api/rooms/{room}/pin", headers=h)
+        back = await WsViewer.open(tight_server.base_url, room)
+        welcome = await back.hello(tok, last_seq=last)
+        assert welcome["resumed"] is False
+        snap = await back.next("snapshot")
+        assert snap["seq"] == last + 300 == welcome["seq"]
+        assert snap["room"]["pinned"] is None
+        await back.close()
+
+
+async def test_events_published_while_joining_are_neither_lost_nor_doubled(
+    server: Server, http: httpx.AsyncClient, seller: SellerAccount, sessions: GuestSessions
+) -> None:
+    room, product, _ = await http_room(http, seller)
+    h = seller.headers
+
+    async def churn() -> None:
+        for _ in range(40):
+            await http.post(f"/api/rooms/{room}/pin", headers=h, json={"product_id": product})
+            await http.delete(f"/api/rooms/{room}/pin", headers=h)
+
+    async def join() -> WsViewer:
+        v = await WsViewer.open(server.base_url, room)
+        await v.hello(token(sessions)[1])
+        return v
+
+    task = asyncio.create_task(churn())
+    viewers = [await join() for _ in range(10)]
+    await task
+    final = (await http.get(f"/api/rooms/{room}")).json()["seq"]
+    for v in viewers:
+        await v.next("unpin", seq=final)
+        start = v.messages[0]["seq"]
+        assert v.seqs() == list(range(start + 1, final + 1))
+        await v.close()
+
+
+async def test_chat_is_data_with_a_cap_a_rate_limit_and_coalesced_frames(
+    server: Server, live: LiveRoom, sessions: GuestSessions
+) -> None:
+    watcher = await WsViewer.open(server.base_url, live.room)
+    await watcher.hello(token(sessions)[1])
+    await watcher.next("holds")
+    markup = '<img src=x onerror="alert(1)"> & <b>hi</b>'
+    talkers = []
+    for _ in range(10):
+        t = await WsViewer.open(server.base_url, live.room)
+        await t.hello(token(sessions)[1])
+        talkers.append(t)
+    frames_before = watcher.frames
+    for i in range(3):
+        await asyncio.gather(*(t.send(type="chat", text=f"{markup} {i}") for t in talkers))
+    for i in range(3):
+        for t in talkers:
+            await watcher.next("chat", text=f"{markup} {i}", user=t.messages[0]["user"])
+    # 30 lines arrived in fewer frames than lines: chat waits for the room's 100 ms tick.
+    assert watcher.frames - frames_before < 30
+    noisy = talkers[0]
+    await noisy.send(type="chat", text="one more")
+    assert (await noisy.next("error", ref="chat"))["code"] == "chat_rate_limited"
+    await noisy.send(type="chat", text="x" * 201)
+    assert (await noisy.next("error", code="chat_too_long"))["details"]["max"] == 200
+    await noisy.send(type="chat", text=" \u200b\n ")
+    await noisy.next("error", code="empty_chat")
+    for t in (*talkers, watcher):
+        await t.close()
+
+
+async def test_creator_deletes_a_line_and_mutes_a_user(
+    server: Server,
+    http: httpx.AsyncClient,
+    live: LiveRoom,
+    sessions: GuestSessions,
+    db: Database,
+) -> None:
+    user, tok = token(sessions)
+    v = await WsViewer.open(server.base_url, live.room)
+    await v.hello(tok)
+    await v.send(type="chat", text="rude words")
+    line = await v.next("chat", text="rude words")
+    h = live.seller.headers
+    deleted = await http.delete(f"/api/rooms/{live.room}/chat/{line['seq']}", headers=h)
+    assert deleted.status_code == 204
+    assert (await v.next("chat.deleted"))["chat_seq"] == line["seq"]
+    # Deleted lines are gone from the snapshot of later viewers.
+    late = await WsViewer.open(server.base_url, live.room)
+    await late.hello(token(sessions)[1])
+    snap = await late.next("snapshot")
+    assert all(c["seq"] != line["seq"] for c in snap["chat"])
+    assert (await http.delete(f"/api/rooms/{live.room}/chat/1", headers=h)).status_code == 404
+    # Another seller cannot moderate.
+    other = (await make_seller(db, "Not The Creator")).headers
+    assert (
+        await http.put(f"/api/rooms/{live.room}/mutes/{user}", headers=other)
+    ).status_code == 404
+    assert (await http.put(f"/api/rooms/{live.room}/mutes/{user}", headers=h)).status_code == 204
+    await v.send(type="chat", text="still here")
+    assert (await v.next("error", ref="chat"))["code"] == "muted"
+    assert (await http.delete(f"/api/rooms/{live.room}/mutes/{user}", headers=h)).status_code == 204
+    await asyncio.sleep(5)  # past the chat rate window
+    await v.send(type="chat", text="sorry")
+    await v.next("chat", text="sorry")
+    await v.close()
+    await late.close()
+
+
+async def test_likes_and_viewer_counts(
+    server: Server, live: LiveRoom, sessions: GuestSessions
+) -> None:
+    a = await WsViewer.open(server.base_url, live.room)
+    b = await WsViewer.open(server.base_url, live.room)
+    await a.hello(token(sessions)[1])
+    await b.hello(token(sessions)[1])
+    start = (await a.next("snapshot"))["likes"]
+    await a.send(type="like", count=5)
+    await b.send(type="like")
+    await a.next("likes", count=start + 6)
+    count = await b.next("viewers", timeout=5)
+    assert count["count"] >= 2
+    await a.close()
+    await b.close()
+
+
+# -- protection ---------------------------------------------------------------------------
+
+
+async def test_origin_allowlist(server: Server, live: LiveRoom, sessions: GuestSessions) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        await WsViewer.open(server.base_url, live.room, origin="https://evil.example")
+    assert refused.value.response.status_code == 403
+    host = server.base_url.removeprefix("http://")
+    for origin in ("https://shop.example", f"http://{host}"):
+        v = await WsViewer.open(server.base_url, live.room, origin=origin)
+        await v.hello(token(sessions)[1])
+        await v.close()
+
+
+async def test_hello_first_then_timeout(server: Server, live: LiveRoom) -> None:
+    v = await WsViewer.open(server.base_url, live.room)
+    await v.send(type="chat", text="hi")
+    assert (await v.next("error"))["code"] == "hello_required"
+    await v.send(type="hello", token="lc_gs_forged.token")
+    assert (await v.next("error", ref="hello"))["code"] == "invalid_token"
+    assert await v.closed(timeout=10) == 4001  # no valid hello within two seconds
+
+
+async def test_unknown_room_is_closed_with_4004(server: Server, sessions: GuestSessions) -> None:
+    v = await WsViewer.open(server.base_url, 987654)
+    await v.send(type="hello", token=token(sessions)[1])
+    assert (await v.next("error"))["code"] == "room_not_found"
+    assert await v.closed() == 4004
+
+
+async def test_malformed_messages_get_errors_then_1008(
+    server: Server, live: LiveRoom, sessions: GuestSessions
+) -> None:
+    v = await WsViewer.open(server.base_url, live.room)
+    await v.hello(token(sessions)[1])
+    await v.ws.send("{not json")
+    assert (await v.next("error"))["code"] == "malformed_json"
+    await v.send(type="teleport")
+    await v.next("error", code="unknown_type")
+    await v.send(type="buy", deal_id="1", qty=1, request_id="a")
+    await v.next("error", code="invalid_field")
+    await v.send(type="chat", text="hi", admin=True)
+    await v.next("error", code="unknown_field")
+    for _ in range(12):
+        await v.ws.send("[]")
+    assert await v.closed() == 1008
+
+
+async def test_message_rate_limit(server: Server, live: LiveRoom, sessions: GuestSessions) -> None:
+    v = await WsViewer.open(server.base_url, live.room)
+    await v.hello(token(sessions)[1])
+    for i in range(25):
+        await v.send(type="ping", client_ms=i)
+    await v.next("error", code="rate_limited")
+    assert len(v.of("time")) <= 21
+    await v.close()
+
+
+async def test_oversized_message_closes_1009(
+    server: Server, live: LiveRoom, sessions: GuestSessions
+) -> None:
+    v = await WsViewer.open(server.base_url, live.room)
+    await v.hello(token(sessions)[1])
+    await v.send(type="chat", text="x" * 5000)
+    assert await v.closed() == 1009
+
+
+async def test_idle_connection_is_pinged_then_closed(
+    server: Server, live: LiveRoom, sessions: GuestSessions
+) -> None:
+    """A client that never answers pings (a raw socket that says hello, then only listens) is
+    closed by the server."""
+    host, port = server.base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(
+            (
+                f"GET /ws/rooms/{live.room} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+        assert b" 101 " in sock.recv(4096)
+        hello = orjson.dumps({"type": "hello", "token": token(sessions)[1]})
+        # A client frame must be masked; a zero mask key leaves the payload as it is.
+        sock.sendall(bytes((0x81, 0x80 | 126)) + len(hello).to_bytes(2, "big") + b"\0" * 4 + hello)
+        deadline = time.monotonic() + 10
+        received = b""
+        while time.monotonic() < deadline:
+            chunk = await asyncio.to_thread(sock.recv, 4096)
+            if not chunk:
+                break  # the server closed the socket
+            received += chunk
+        else:
+            pytest.fail("the server kept an unresponsive connection open")
+    assert b"\x89\x04" in received  # it was pinged
+    assert b"welcome" in received

@@ -1,0 +1,100 @@
+"""A test viewer: a real websocket client (the ``websockets`` library) that keeps every message
+it receives, so tests can wait for one and check sequence numbers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import orjson
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+
+class WsViewer:
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.messages: list[dict[str, Any]] = []
+        self.frames = 0
+        self._arrived = asyncio.Condition()
+        self._reader = asyncio.create_task(self._read())
+        self.closed_code: int | None = None
+
+    @classmethod
+    async def open(cls, base_url: str, room_id: int, **kwargs: Any) -> WsViewer:
+        url = base_url.replace("http://", "ws://") + f"/ws/rooms/{room_id}"
+        return cls(await connect(url, open_timeout=30, **kwargs))
+
+    async def _read(self) -> None:
+        try:
+            async for frame in self.ws:
+                batch = orjson.loads(frame)
+                assert isinstance(batch, list), frame
+                async with self._arrived:
+                    self.frames += 1
+                    self.messages += batch
+                    self._arrived.notify_all()
+        except ConnectionClosed:
+            pass
+        finally:
+            self.closed_code = self.ws.close_code
+            async with self._arrived:
+                self._arrived.notify_all()
+
+    async def send(self, **message: Any) -> None:
+        await self.ws.send(orjson.dumps(message).decode())
+
+    async def hello(self, token: str, **extra: Any) -> dict[str, Any]:
+        await self.send(type="hello", token=token, **extra)
+        return await self.next("welcome")
+
+    async def next(
+        self, kind: str, timeout: float = 10, after: int = 0, **match: Any
+    ) -> dict[str, Any]:
+        """The first message of ``kind`` (at index >= ``after``) whose fields match."""
+
+        async def found() -> dict[str, Any] | None:
+            for m in self.messages[after:]:
+                if m.get("type") == kind and all(m.get(k) == v for k, v in match.items()):
+                    return m
+            return None
+
+        async with asyncio.timeout(timeout):
+            async with self._arrived:
+                while True:
+                    hit = await found()
+                    if hit is not None:
+                        return hit
+                    if self._reader.done():
+                        raise AssertionError(
+                            f"closed ({self.closed_code}) before {kind} {match}: "
+                            f"{self.messages[-5:]}"
+                        )
+                    await self._arrived.wait()
+
+    async def closed(self, timeout: float = 10) -> int | None:
+        async with asyncio.timeout(timeout):
+            await asyncio.shield(self._reader)
+        return self.closed_code
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [m for m in self.messages if m.get("type") == kind]
+
+    def seqs(self) -> list[int]:
+        return [
+            m["seq"]
+            for m in self.messages
+            if "seq" in m and m.get("type") != "snapshot" and m.get("type") != "welcome"
+        ]
+
+    @property
+    def last_seq(self) -> int:
+        numbers = [m["seq"] for m in self.messages if "seq" in m]
+        return max(numbers)
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.ws.close()
+        with contextlib.suppress(Exception):
+            await self._reader
