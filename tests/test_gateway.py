@@ -41,7 +41,7 @@ async def shop(db: Database) -> SellerAccount:
 async def live(server: Server, shop: SellerAccount) -> AsyncIterator[LiveRoom]:
     """A live room whose flash deal (10 units, 2 per buyer) is open: the countdown is waited
     out once for the module."""
-    async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
+    async with httpx.AsyncClient(base_url=server.base_url, within=30) as http:
         room, product, sku = await http_room(http, shop)
         deal = await http_flash_deal(http, shop, room, sku, quantity=10, limit=2)
         await asyncio.sleep(max(0.0, (int(deal["starts_ms"]) - time.time() * 1000) / 1000) + 0.2)
@@ -119,7 +119,7 @@ async def test_deal_goes_live_on_the_clock_and_sells_out(
     await buyer.send(type="buy", deal_id=deal["deal_id"], qty=1, request_id="early")
     early = await buyer.next("error", ref="early")
     assert early["code"] == "deal_not_started"
-    live_event = await watcher.next("deal.live", timeout=15)
+    live_event = await watcher.next("deal.live", within=15)
     assert live_event["ms"] >= deal["starts_ms"]
     await buyer.send(type="buy", deal_id=deal["deal_id"], qty=2, request_id="r1")
     granted = await buyer.next("hold.granted", ref="r1")
@@ -191,13 +191,13 @@ async def test_hold_expiry_is_told_and_restored_hold_survives_reconnect(
     """On a node with two-second holds: a reconnecting viewer gets its live hold back, and is
     told when it lapses."""
     me = await make_seller(db, "Tight Creator")
-    async with httpx.AsyncClient(base_url=tight_server.base_url, timeout=30) as http:
+    async with httpx.AsyncClient(base_url=tight_server.base_url, within=30) as http:
         room, _, sku = await http_room(http, me)
         deal = await http_flash_deal(http, me, room, sku, quantity=3, countdown_s=10)
         _, tok = token(sessions)
         v = await WsViewer.open(tight_server.base_url, room)
         await v.hello(tok)
-        await v.next("deal.live", timeout=15)
+        await v.next("deal.live", within=15)
         await v.send(type="buy", deal_id=deal["deal_id"], qty=1, request_id="x")
         hold = (await v.next("hold.granted", ref="x"))["hold"]
         last = v.last_seq
@@ -207,7 +207,7 @@ async def test_hold_expiry_is_told_and_restored_hold_survives_reconnect(
         assert welcome["resumed"] is True
         holds = (await back.next("holds"))["holds"]
         assert [h["id"] for h in holds] == [hold["id"]]
-        expired = await back.next("hold.expired", timeout=10)
+        expired = await back.next("hold.expired", within=10)
         assert expired["hold_id"] == hold["id"]
         await back.close()
 
@@ -252,7 +252,7 @@ async def test_resume_gets_a_snapshot_once_the_log_dropped_the_events(
     tight_server: Server, sessions: GuestSessions, db: Database
 ) -> None:
     me = await make_seller(db, "Chatty Creator")
-    async with httpx.AsyncClient(base_url=tight_server.base_url, timeout=30) as http:
+    async with httpx.AsyncClient(base_url=tight_server.base_url, within=30) as http:
         room, product, _ = await http_room(http, me)
         _, tok = token(sessions)
         v = await WsViewer.open(tight_server.base_url, room)
@@ -379,7 +379,7 @@ async def test_likes_and_viewer_counts(
     await a.send(type="like", count=5)
     await b.send(type="like")
     await a.next("likes", count=start + 6)
-    count = await b.next("viewers", timeout=5)
+    count = await b.next("viewers", within=5)
     assert count["count"] >= 2
     await a.close()
     await b.close()
@@ -405,7 +405,7 @@ async def test_hello_first_then_timeout(server: Server, live: LiveRoom) -> None:
     assert (await v.next("error"))["code"] == "hello_required"
     await v.send(type="hello", token="lc_gs_forged.token")
     assert (await v.next("error", ref="hello"))["code"] == "invalid_token"
-    assert await v.closed(timeout=10) == 4001  # no valid hello within two seconds
+    assert await v.closed(within=10) == 4001  # no valid hello within two seconds
 
 
 async def test_unknown_room_is_closed_with_4004(server: Server, sessions: GuestSessions) -> None:
@@ -458,7 +458,7 @@ async def test_idle_connection_is_pinged_then_closed(
     """A client that never answers pings (a raw socket that says hello, then only listens) is
     closed by the server."""
     host, port = server.base_url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
+    with socket.create_connection((host, int(port)), within=10) as sock:
         sock.sendall(
             (
                 f"GET /ws/rooms/{live.room} HTTP/1.1\r\nHost: {host}:{port}\r\n"

@@ -50,7 +50,7 @@ class WsViewer:
         return await self.next("welcome")
 
     async def next(
-        self, kind: str, timeout: float = 10, after: int = 0, **match: Any
+        self, kind: str, within: float = 10, after: int = 0, **match: Any
     ) -> dict[str, Any]:
         """The first message of ``kind`` (at index >= ``after``) whose fields match."""
 
@@ -60,7 +60,7 @@ class WsViewer:
                     return m
             return None
 
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             async with self._arrived:
                 while True:
                     hit = await found()
@@ -73,8 +73,8 @@ class WsViewer:
                         )
                     await self._arrived.wait()
 
-    async def closed(self, timeout: float = 10) -> int | None:
-        async with asyncio.timeout(timeout):
+    async def closed(self, within: float = 10) -> int | None:
+        async with asyncio.timeout(within):
             await asyncio.shield(self._reader)
         return self.closed_code
 
