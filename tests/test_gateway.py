@@ -41,7 +41,7 @@ async def shop(db: Database) -> SellerAccount:
 async def live(server: Server, shop: SellerAccount) -> AsyncIterator[LiveRoom]:
     """A live room whose flash deal (10 units, 2 per buyer) is open: the countdown is waited
     out once for the module."""
-    async with httpx.AsyncClient(base_url=server.base_url, within=30) as http:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
         room, product, sku = await http_room(http, shop)
         deal = await http_flash_deal(http, shop, room, sku, quantity=10, limit=2)
         await asyncio.sleep(max(0.0, (int(deal["starts_ms"]) - time.time() * 1000) / 1000) + 0.2)
@@ -191,7 +191,7 @@ async def test_hold_expiry_is_told_and_restored_hold_survives_reconnect(
     """On a node with two-second holds: a reconnecting viewer gets its live hold back, and is
     told when it lapses."""
     me = await make_seller(db, "Tight Creator")
-    async with httpx.AsyncClient(base_url=tight_server.base_url, within=30) as http:
+    async with httpx.AsyncClient(base_url=tight_server.base_url, timeout=30) as http:
         room, _, sku = await http_room(http, me)
         deal = await http_flash_deal(http, me, room, sku, quantity=3, countdown_s=10)
         _, tok = token(sessions)
@@ -252,7 +252,7 @@ async def test_resume_gets_a_snapshot_once_the_log_dropped_the_events(
     tight_server: Server, sessions: GuestSessions, db: Database
 ) -> None:
     me = await make_seller(db, "Chatty Creator")
-    async with httpx.AsyncClient(base_url=tight_server.base_url, within=30) as http:
+    async with httpx.AsyncClient(base_url=tight_server.base_url, timeout=30) as http:
         room, product, _ = await http_room(http, me)
         _, tok = token(sessions)
         v = await WsViewer.open(tight_server.base_url, room)
@@ -458,7 +458,7 @@ async def test_idle_connection_is_pinged_then_closed(
     """A client that never answers pings (a raw socket that says hello, then only listens) is
     closed by the server."""
     host, port = server.base_url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), within=10) as sock:
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.sendall(
             (
                 f"GET /ws/rooms/{live.room} HTTP/1.1\r\nHost: {host}:{port}\r\n"
