@@ -91,7 +91,7 @@ class WsViewer:
     @property
     def last_seq(self) -> int:
         numbers = [m["seq"] for m in self.messages if "seq" in m]
-        return max(numbers)
+        return int(max(numbers))
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -1,0 +1,99 @@
+"""Two ``livecart serve`` nodes on one Redis and one database share rooms: every event made on
+one node reaches viewers on the other, in sequence order, and the viewer count is the sum."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.conftest import WS_ENV, SellerAccount, Server, start_server, stop_server
+from tests.helpers import http_flash_deal, http_room
+from tests.wsclient import WsViewer
+from web.auth import GuestSessions
+
+pytestmark = pytest.mark.storage
+
+
+@pytest.fixture(scope="module")
+def node_b(
+    redis_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    running = start_server(
+        redis_url, database_url, tmp_path_factory.mktemp("node-b") / "server.log", **WS_ENV
+    )
+    yield running
+    stop_server(running)
+
+
+async def test_events_cross_nodes_in_order(
+    server: Server,
+    node_b: Server,
+    http: httpx.AsyncClient,
+    seller: SellerAccount,
+    sessions: GuestSessions,
+) -> None:
+    room, product, sku = await http_room(http, seller)
+    on_a = [await WsViewer.open(server.base_url, room) for _ in range(3)]
+    on_b = [await WsViewer.open(node_b.base_url, room) for _ in range(2)]
+    for v in (*on_a, *on_b):
+        await v.hello(sessions.issue()[1])
+        await v.next("holds")
+
+    # Made through node A: pins, a flash deal; a chat line from a viewer on node B.
+    h = seller.headers
+    async with httpx.AsyncClient(base_url=node_b.base_url, timeout=30) as http_b:
+        for _ in range(5):
+            assert (
+                await http.post(f"/api/rooms/{room}/pin", headers=h, json={"product_id": product})
+            ).status_code == 200
+            assert (await http_b.delete(f"/api/rooms/{room}/pin", headers=h)).status_code == 200
+    deal = await http_flash_deal(http, seller, room, sku, quantity=4)
+    await on_b[0].send(type="chat", text="hello from node B")
+    await on_a[0].send(type="chat", text="hello from node A")
+    for v in (*on_a, *on_b):
+        await v.next("chat", text="hello from node A")
+        await v.next("chat", text="hello from node B")
+    final = (await http.get(f"/api/rooms/{room}")).json()["seq"]
+    for v in (*on_a, *on_b):
+        await v.next("chat", seq=final)
+        seqs = v.seqs()
+        joined_at = v.messages[0]["seq"]
+        assert seqs == list(range(joined_at + 1, final + 1)), seqs
+    # Every viewer saw the same events in the same order, whichever node it is on.
+    streams = [[(m["seq"], m["type"]) for m in v.messages if m.get("type") != "welcome"
+                and "seq" in m and m["type"] != "snapshot"] for v in (*on_a, *on_b)]
+    tail = min(len(s) for s in streams)
+    assert all(s[-tail:] == streams[0][-tail:] for s in streams)
+    assert [t for _, t in streams[0][-tail:]].count("deal.scheduled") == 1
+    assert deal["deal_id"] in {m["deal"]["deal_id"] for m in on_b[1].of("deal.scheduled")}
+
+    # Viewer count is the sum over nodes: 3 + 2.
+    for v in (on_a[0], on_b[0]):
+        await v.next("viewers", count=5, within=10)
+    await on_a[2].close()
+    await on_b[0].next("viewers", count=4, within=10)
+    for v in (*on_a, *on_b):
+        await v.close()
+
+
+async def test_a_buy_on_one_node_is_sold_out_everywhere(
+    server: Server,
+    node_b: Server,
+    http: httpx.AsyncClient,
+    seller: SellerAccount,
+    sessions: GuestSessions,
+) -> None:
+    room, _, sku = await http_room(http, seller)
+    buyer = await WsViewer.open(node_b.base_url, room)
+    watcher = await WsViewer.open(server.base_url, room)
+    await buyer.hello(sessions.issue()[1])
+    await watcher.hello(sessions.issue()[1])
+    deal = await http_flash_deal(http, seller, room, sku, quantity=1, limit=1)
+    await buyer.next("deal.live", within=15)
+    await buyer.send(type="buy", deal_id=deal["deal_id"], qty=1, request_id="only")
+    await buyer.next("hold.granted", ref="only")
+    await watcher.next("deal.sold_out", deal_id=deal["deal_id"], within=5)
+    await asyncio.gather(buyer.close(), watcher.close())
