@@ -290,7 +290,11 @@ def clean_chat(text: object) -> str:
     Markup is not stripped; it is delivered as data and shown as text."""
     if not isinstance(text, str):
         raise Invalid("Chat text must be a string.", code="invalid_chat")
-    kept = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cf", "Cs"))
+    kept = "".join(
+        " " if ch.isspace() else ch
+        for ch in text
+        if ch.isspace() or unicodedata.category(ch) not in ("Cc", "Cf", "Cs")
+    )
     cleaned = " ".join(kept.split())
     if not cleaned:
         raise Invalid("Say something.", code="empty_chat")

@@ -382,13 +382,32 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
     raise RuntimeError(f"no server on {port}:\n{log.read_text()}")
 
 
-def clients(args: argparse.Namespace, target: str, port: int, pid: int, room: int, secret: str
-            ) -> dict[str, Any]:
+def clients(
+    args: argparse.Namespace, target: str, port: int, pid: int, room: int, secret: str
+) -> dict[str, Any]:
     cmd = [
-        *pinned(CLIENT_CPU), sys.executable, str(HERE), "clients", "--target", target,
-        "--port", str(port), "--server-pid", str(pid), "--room", str(room), "--secret", secret,
-        "--viewers", str(args.n), "--events", str(args.events), "--warmup", str(args.warmup),
-        "--window", str(args.window),
+        *pinned(CLIENT_CPU),
+        sys.executable,
+        str(HERE),
+        "clients",
+        "--target",
+        target,
+        "--port",
+        str(port),
+        "--server-pid",
+        str(pid),
+        "--room",
+        str(room),
+        "--secret",
+        secret,
+        "--viewers",
+        str(args.n),
+        "--events",
+        str(args.events),
+        "--warmup",
+        str(args.warmup),
+        "--window",
+        str(args.window),
     ]
     out = subprocess.run(cmd, capture_output=True, timeout=600)
     if out.returncode != 0:
@@ -509,8 +528,15 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("baseline-server")
     b.add_argument("--port", type=int, required=True)
     c = sub.add_parser("clients")
-    for name in ("--port", "--server-pid", "--room", "--viewers", "--events", "--warmup",
-                 "--window"):
+    for name in (
+        "--port",
+        "--server-pid",
+        "--room",
+        "--viewers",
+        "--events",
+        "--warmup",
+        "--window",
+    ):
         c.add_argument(name, type=int, required=True)
     c.add_argument("--target", choices=["livecart", "baseline"], required=True)
     c.add_argument("--secret", default="")

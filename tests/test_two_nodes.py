@@ -63,8 +63,14 @@ async def test_events_cross_nodes_in_order(
         joined_at = v.messages[0]["seq"]
         assert seqs == list(range(joined_at + 1, final + 1)), seqs
     # Every viewer saw the same events in the same order, whichever node it is on.
-    streams = [[(m["seq"], m["type"]) for m in v.messages if m.get("type") != "welcome"
-                and "seq" in m and m["type"] != "snapshot"] for v in (*on_a, *on_b)]
+    streams = [
+        [
+            (m["seq"], m["type"])
+            for m in v.messages
+            if m.get("type") != "welcome" and "seq" in m and m["type"] != "snapshot"
+        ]
+        for v in (*on_a, *on_b)
+    ]
     tail = min(len(s) for s in streams)
     assert all(s[-tail:] == streams[0][-tail:] for s in streams)
     assert [t for _, t in streams[0][-tail:]].count("deal.scheduled") == 1
