@@ -427,7 +427,7 @@ def livecart_room(base: str, database_url: str) -> int:
         db = Database(database_url)
         try:
             async with db.session() as session:
-                me, shop, token = await service.create_seller(
+                _, shop, token = await service.create_seller(
                     session, "Bench", f"bench-{secrets.token_hex(4)}@example.com"
                 )
             assert shop.id is not None
