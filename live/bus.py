@@ -34,7 +34,8 @@ class RoomBus:
     async def run(self, stop: asyncio.Event) -> None:
         backoff = 0.1
         while not stop.is_set():
-            client = Redis.from_url(self.redis_url)  # bytes in, bytes out: no decoding
+            # Bytes in, bytes out (no decoding); health checks notice a half-open connection.
+            client = Redis.from_url(self.redis_url, health_check_interval=15, socket_keepalive=True)
             try:
                 async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
                     await pubsub.psubscribe(self.keys.channel_pattern)
@@ -44,7 +45,7 @@ class RoomBus:
                     backoff = 0.1
                     async for message in pubsub.listen():
                         if message["type"] == "pmessage":
-                            await self.dispatch(message["channel"], message["data"])
+                            await self.dispatch_safely(message["channel"], message["data"])
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -54,6 +55,18 @@ class RoomBus:
                 backoff = min(backoff * 2, 5.0)
             finally:
                 await client.aclose()
+
+    async def dispatch_safely(self, channel: bytes, data: bytes) -> None:
+        try:
+            await self.dispatch(channel, data)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            room_id = self.keys.room_of_channel(channel)
+            room = self.hub.room(room_id) if room_id is not None else None
+            log.exception("room %s: could not deliver an event; its viewers resync", room_id)
+            if room is not None:
+                self._resync(room)
 
     async def dispatch(self, channel: bytes, data: bytes) -> None:
         room_id = self.keys.room_of_channel(channel)
@@ -65,31 +78,34 @@ class RoomBus:
         if head[:1] == b"@":
             user = head[1:].decode()
             for viewer in room.viewers_of(user):
-                self.hub.send(viewer, [payload])
+                self.hub.send_later(viewer, payload)
             return
         seq = int(head)
-        if room.last_seq is not None:
-            if seq <= room.last_seq:
-                return
-            if seq > room.last_seq + 1 and not await self._fill(room, seq):
-                return
+        gap = room.last_seq is not None and seq > room.last_seq + 1
+        if gap and not await self.catch_up(room, seq - 1):
+            return
         room.add_event(seq, payload)
 
-    async def _fill(self, room: LocalRoom, seq: int) -> bool:
-        assert room.last_seq is not None
-        missing = await self.store.events_after(room.id, room.last_seq, seq - room.last_seq - 1)
-        if missing is None or len(missing) != seq - room.last_seq - 1:
-            log.warning("room %s: events before %s are gone; viewers resync", room.id, seq)
+    async def catch_up(self, room: LocalRoom, upto: int) -> bool:
+        """Deliver, from the log, the events after the room's last one up to ``upto`` (a gap
+        in the bus, or an event the bus has not brought yet: either way once, in order)."""
+        after = room.last_seq
+        if after is None or upto <= after:
+            return True
+        missing = await self.store.events_between(room.id, after, upto)
+        if missing is None:
+            log.warning("room %s: events %s..%s are gone; viewers resync", room.id, after, upto)
             self._resync(room)
             return False
-        for offset, payload in enumerate(missing, start=room.last_seq + 1):
-            room.add_event(offset, payload)
+        for seq, payload in enumerate(missing, start=after + 1):
+            room.add_event(seq, payload)
         return True
 
     def _resync(self, room: LocalRoom) -> None:
         for viewer in (*room.live, *room.joining):
             self.hub.leave(viewer)
-            viewer.outlet.drop(CLOSE_RESYNC, "reconnect with your last seq")
+            with contextlib.suppress(Exception):
+                viewer.outlet.drop(CLOSE_RESYNC, "reconnect with your last seq")
 
     def _resync_everyone(self) -> None:
         for room in list(self.hub.rooms.values()):

@@ -34,6 +34,8 @@ log = logging.getLogger("livecart.gateway")
 # (token, room state) -> (user id, role): "viewer" (a guest session; may buy), "creator" (the
 # room's seller) or "seller" (another seller: watches and chats).
 Identify = Callable[[str, rules.Room], Awaitable[tuple[str, str]]]
+# (room, seq) -> deliver the room's events up to seq from the log, if the bus has not yet
+CatchUp = Callable[[LocalRoom, int], Awaitable[bool]]
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class Gateway:
         identify: Identify,
         node_id: str,
         config: GatewayConfig | None = None,
+        catch_up: CatchUp | None = None,
     ) -> None:
         self.store = store
         self.holds = holds
@@ -77,6 +80,7 @@ class Gateway:
         self.identify = identify
         self.node_id = node_id
         self.config = config or GatewayConfig()
+        self.catch_up = catch_up
         self.likes: dict[int, int] = defaultdict(int)
         self.deals_of: dict[int, set[int]] = {}
         self._snapshots: dict[int, tuple[int, float, bytes]] = {}
@@ -88,6 +92,9 @@ class Gateway:
             await session.run()
         except Closed:
             pass
+        except Exception:
+            log.exception("viewer connection failed")
+            outlet.drop(protocol.CLOSE_SERVER_ERROR, "server error: reconnect with last_seq")
         finally:
             session.end()
 
@@ -171,6 +178,8 @@ class Gateway:
                     raise
                 except Exception:
                     log.exception("tick of room %s failed; will retry", room_id)
+            if report:
+                await self._forget_empty_rooms()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.config.tick_s)
 
@@ -178,6 +187,8 @@ class Gateway:
         advanced = await service.advance(self.store, self.holds, room_id)
         if advanced.room is not None:
             self.deals_of[room_id] = {d["deal_id"] for d in advanced.room["deals"]}
+        if self.catch_up is not None:
+            await self.catch_up(room, advanced.seq)  # an event the bus lost or has not brought
         for deal_id, left in advanced.left.items():
             room.set_latest(
                 f"stock:{deal_id}",
@@ -189,6 +200,15 @@ class Gateway:
         room.set_latest("viewers", protocol.encode({"type": "viewers", "count": count}))
         likes = await self.store.add_likes(room_id, self.likes.pop(room_id, 0))
         room.set_latest("likes", protocol.encode({"type": "likes", "count": likes}))
+
+    async def _forget_empty_rooms(self) -> None:
+        """Rooms nobody here watches any more: count their last likes, drop their caches."""
+        for room_id in self.hub.prune(set(self.deals_of) | set(self.likes) | set(self._snapshots)):
+            likes = self.likes.pop(room_id, 0)
+            self.deals_of.pop(room_id, None)
+            self._snapshots.pop(room_id, None)
+            if likes:
+                await self.store.add_likes(room_id, likes)
 
     async def forget_node(self) -> None:
         """On shutdown: this node's viewers no longer count anywhere."""
@@ -225,8 +245,8 @@ class Session:
             self.outlet.write(text_frame(message_list(list(messages))))
 
     async def close(self, code: int, reason: str) -> None:
-        with contextlib.suppress(Exception):
-            await self.ws.close(code, reason)
+        # Through the outlet: it never waits on a viewer that stopped reading.
+        self.outlet.drop(code, reason)
         raise Closed
 
     async def strike(self, err: DomainError, ref: str | None = None) -> None:
@@ -443,6 +463,8 @@ class Session:
         try:
             hold = await self.gw.holds.get_hold(hold_id, self.user)
         except DomainError:
+            return
+        if self.viewer is None:  # gone while we asked
             return
         if hold.state in ("held", "paying") and hold.expires_ms > now_ms():
             self.watch(hold)

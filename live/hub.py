@@ -35,7 +35,7 @@ class Outlet(Protocol):
 
 
 class Viewer:
-    """A connection as the hub sees it. ``catching_up`` holds the events that arrived while the
+    """A connection as the hub sees it. ``catching_up`` holds the messages that arrived while the
     viewer was being sent its replay or snapshot; they are sent after it, without duplicates."""
 
     __slots__ = ("catching_up", "outlet", "role", "room_id", "user")
@@ -45,6 +45,7 @@ class Viewer:
         self.room_id = room_id
         self.user = user
         self.role = role
+        # (seq, message); seq 0 for messages outside the room's numbering
         self.catching_up: list[tuple[int, bytes]] | None = None
 
 
@@ -54,6 +55,9 @@ class LocalRoom:
         self.hub = hub
         self.live: set[Viewer] = set()
         self.joining: set[Viewer] = set()
+        # Viewers just caught up to a number the bus has not reached yet: events up to it are
+        # kept from them (they had them in their replay or snapshot).
+        self.floors: dict[Viewer, int] = {}
         self.by_user: dict[str, set[Viewer]] = {}
         self.pending: list[tuple[int, bytes]] = []
         self.latest: dict[str, bytes] = {}
@@ -67,7 +71,10 @@ class LocalRoom:
         return len(self.live) + len(self.joining)
 
     def add_event(self, seq: int, payload: bytes) -> None:
-        """A sequenced event from the bus, in order."""
+        """A sequenced event, in order; one already seen is ignored (the bus and a catch-up
+        read may both bring it)."""
+        if self.last_seq is not None and seq <= self.last_seq:
+            return
         self.last_seq = seq
         self.pending.append((seq, payload))
         head = payload[:48]
@@ -107,9 +114,20 @@ class LocalRoom:
         if not messages:
             return
         for viewer in self.joining:
-            assert viewer.catching_up is not None
-            viewer.catching_up += events
-        self.hub.fan_out(self.live, text_frame(message_list(messages)))
+            if viewer.catching_up is not None:
+                viewer.catching_up += events
+        frame = text_frame(message_list(messages))
+        if not self.floors:
+            self.hub.fan_out(self.live, frame)
+            return
+        self.hub.fan_out(self.live - self.floors.keys(), frame)
+        for viewer, floor in list(self.floors.items()):
+            if self.last_seq is not None and self.last_seq >= floor:
+                del self.floors[viewer]
+            mine = [p for seq, p in events if seq == 0 or seq > floor]
+            mine += messages[len(events) :]
+            if mine:
+                self.hub.fan_out((viewer,), text_frame(message_list(mine)))
 
     def viewers_of(self, user: str) -> Iterable[Viewer]:
         return tuple(self.by_user.get(user, ()))
@@ -136,14 +154,20 @@ class Hub:
         return room
 
     def caught_up(self, viewer: Viewer, upto_seq: int) -> None:
-        """The viewer has everything up to ``upto_seq``: send what came meanwhile, go live."""
-        room = self.rooms[viewer.room_id]
+        """The viewer has everything up to ``upto_seq``: send what came meanwhile, go live.
+        Events up to ``upto_seq`` that reach this node later are kept from it."""
+        room = self.rooms.get(viewer.room_id)
+        if room is None or viewer not in room.joining:
+            return  # dropped while joining
         queued = viewer.catching_up or []
         viewer.catching_up = None
         room.joining.discard(viewer)
-        messages = [payload for seq, payload in queued if seq > upto_seq]
+        messages = [payload for seq, payload in queued if seq == 0 or seq > upto_seq]
         messages += list(room.latest.values())
         room.live.add(viewer)
+        # Events up to upto_seq may still be pending here (chat waiting for the tick) or on
+        # their way from the bus: the next frames leave them out for this viewer.
+        room.floors[viewer] = upto_seq
         if messages:
             self.fan_out((viewer,), text_frame(message_list(messages)))
 
@@ -153,6 +177,7 @@ class Hub:
             return
         room.live.discard(viewer)
         room.joining.discard(viewer)
+        room.floors.pop(viewer, None)
         mine = room.by_user.get(viewer.user)
         if mine is not None:
             mine.discard(viewer)
@@ -167,6 +192,13 @@ class Hub:
         """Messages for one viewer (replies, its own holds), written at once."""
         self.fan_out((viewer,), text_frame(message_list(messages)))
 
+    def send_later(self, viewer: Viewer, message: bytes) -> None:
+        """A message for one viewer that must not overtake its replay or snapshot."""
+        if viewer.catching_up is not None:
+            viewer.catching_up.append((0, message))
+        else:
+            self.send(viewer, [message])
+
     def fan_out(self, viewers: Iterable[Viewer], frame: bytes) -> None:
         limit = self.max_buffer
         slow: list[Viewer] = []
@@ -180,6 +212,10 @@ class Hub:
             self.dropped += 1
             self.leave(viewer)
             viewer.outlet.drop(CLOSE_TOO_SLOW, "too slow: reconnect with your last seq")
+
+    def prune(self, room_ids: set[int]) -> set[int]:
+        """The ids among ``room_ids`` that have no viewers here any more."""
+        return room_ids - self.rooms.keys()
 
     def counts(self) -> dict[int, int]:
         return {room_id: room.size for room_id, room in self.rooms.items()}

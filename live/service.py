@@ -83,6 +83,10 @@ async def end(session: AsyncSession, store: RoomStore, holds: HoldStore, room_id
     for deal_id in rules.live_deal_ids(snap.room):
         await _stop_deal_in_stores(session, holds, deal_id)
     done = await store.update(room_id, lambda r: rules.end(r, now_ms()))
+    # A deal scheduled while we were ending (another tab) is ended by the commit: stop it too.
+    for event in done.change.events:
+        if event["type"] == "deal.ended":
+            await _stop_deal_in_stores(session, holds, event["deal_id"])
     await _mirror(session, done.change.room)
     return done
 
@@ -133,7 +137,7 @@ async def schedule_deal(
     product, _ = rules.sku_in_bag(snap.room, terms.sku_id)
     sku = await catalog.owned_sku(session, seller, terms.sku_id)
     rules.check_flash_deal(terms, list_price=sku.list_price, free_stock=sku.stock - sku.allocated)
-    starts = now_ms() + terms.countdown_s * 1000
+    starts = await store.server_ms() + terms.countdown_s * 1000
     deal = await catalog.create_deal(
         session,
         seller,
@@ -192,41 +196,46 @@ async def _stop_deal_in_stores(session: AsyncSession, holds: HoldStore, deal_id:
 
 class Advanced(NamedTuple):
     room: rules.Room | None
+    seq: int  # the room's last event number as this call saw it
     left: dict[int, int]  # units left per running deal
 
 
 async def advance(store: RoomStore, holds: HoldStore, room_id: int) -> Advanced:
-    """Move the room's deals along the clock and its sold-out flags along the stock. Safe on any
-    number of nodes at once: each change is a compare-and-set, and a repeated one is a no-op."""
+    """Move the room's deals along the clock (Redis's, which the reserve script enforces) and
+    its sold-out flags along the stock. Safe on any number of nodes at once: each change is a
+    compare-and-set, and one found already made is not made again."""
     snap = await store.read(room_id)
     if snap is None:
-        return Advanced(None, {})
-    room = snap.room
+        return Advanced(None, 0, {})
+    room, seq = snap.room, snap.seq
     if room["status"] == "ended":
-        return Advanced(room, {})
-    now = now_ms()
+        return Advanced(room, seq, {})
+    now = await store.server_ms()
     if any(
         (d["status"] == "scheduled" and now >= d["starts_ms"])
         or (d["status"] == "live" and now >= d["ends_ms"])
         for d in room["deals"]
     ):
-        room = (await store.update(room_id, lambda r: rules.tick(r, now_ms()))).change.room
+        done = await store.update(room_id, lambda r: rules.tick(r, now))
+        room, seq = done.change.room, max(seq, done.seq)
     left: dict[int, int] = {}
     for deal in room["deals"]:
         if deal["status"] not in ("scheduled", "live"):
             continue
-        available = await holds.redis.hget(holds.keys.deal(deal["deal_id"]).deal, "available")
-        if available is None:
+        state = await holds.snapshot(deal["deal_id"])  # lapsed holds are returned first
+        if state is None:
             continue
-        deal_id, n = deal["deal_id"], int(available)
-        left[deal_id] = n
-        if deal["status"] == "live" and deal["sold_out"] != (n == 0):
-            room = (await store.update(room_id, _stock_rule(deal_id, n))).change.room
-    return Advanced(room, left)
+        left[deal["deal_id"]] = state.available
+        if deal["status"] == "live" and deal["sold_out"] != (state.available == 0):
+            done = await store.update(
+                room_id, _stock_rule(deal["deal_id"], state.available, state.server_ms)
+            )
+            room, seq = done.change.room, max(seq, done.seq)
+    return Advanced(room, seq, left)
 
 
-def _stock_rule(deal_id: int, left: int) -> Callable[[rules.Room], rules.Change]:
-    return lambda room: rules.stock_changed(room, deal_id, left, now_ms())
+def _stock_rule(deal_id: int, left: int, now: int) -> Callable[[rules.Room], rules.Change]:
+    return lambda room: rules.stock_changed(room, deal_id, left, now)
 
 
 async def sweep_rooms(store: RoomStore, holds: HoldStore) -> None:

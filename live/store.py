@@ -70,8 +70,8 @@ class RoomStore:
             if snap is None:
                 raise NotFound("No such room.", code="room_not_found", room_id=room_id)
             change = rule(snap.room)
-            if change.room is snap.room and not change.events:
-                return Committed(change, snap.seq)
+            if not change.events:  # every state change announces itself; nothing to write
+                return Committed(rules.Change(snap.room), snap.seq)
             seq = await self._commit(room_id, snap.version, change.room, change.events)
             if seq is not None:
                 if change.room["status"] == "ended":
@@ -102,7 +102,7 @@ class RoomStore:
         k = self.keys.room(room_id)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.srem(self.keys.live_rooms, str(room_id))
-            for key in (k.meta, k.state, k.log, k.muted, k.likes):
+            for key in (k.meta, k.state, k.log, k.muted, k.likes, k.viewers):
                 pipe.expire(key, ROOM_KEYS_TTL_S)
             await pipe.execute()
 
@@ -162,6 +162,21 @@ class RoomStore:
             meta_seq = await self.redis.hget(k.meta, "seq")
             return [] if seq <= int(meta_seq or 0) else None
         return [fields["p"].encode() for _, fields in entries]
+
+    async def events_between(self, room_id: int, after: int, upto: int) -> list[bytes] | None:
+        """Events ``after`` < seq <= ``upto`` in order, or None if the log lost some of them."""
+        if upto <= after:
+            return []
+        k = self.keys.room(room_id)
+        entries = cast(LogEntries, await self.redis.xrange(k.log, f"{after + 1}-0", f"{upto}-0"))
+        if len(entries) != upto - after or entries[0][0] != f"{after + 1}-0":
+            return None
+        return [fields["p"].encode() for _, fields in entries]
+
+    async def server_ms(self) -> int:
+        """Redis's clock: the one deal windows are enforced on (checkout/lua/holds.lua)."""
+        seconds, micros = await self.redis.time()
+        return int(seconds) * 1000 + int(micros) // 1000
 
     async def send_to_user(self, room_id: int, user: str, message: dict[str, object]) -> None:
         """A message for one user's connections in a room, on whichever node they are."""

@@ -12,10 +12,12 @@ from dataclasses import dataclass
 import httpx
 import orjson
 import pytest
+from redis.asyncio import Redis
 from websockets.exceptions import InvalidStatus
 
 from catalog.db import Database
-from tests.conftest import SellerAccount, Server
+from live.keys import LiveKeys
+from tests.conftest import PREFIX, SellerAccount, Server
 from tests.helpers import http_flash_deal, http_room, make_seller
 from tests.wsclient import WsViewer
 from web.auth import GuestSessions
@@ -288,15 +290,65 @@ async def test_events_published_while_joining_are_neither_lost_nor_doubled(
         await v.hello(token(sessions)[1])
         return v
 
-    task = asyncio.create_task(churn())
+    talkers = [await join() for _ in range(15)]
+
+    async def chatter() -> None:
+        # Chat waits for the room's 100 ms tick: lines pending while a viewer joins must not
+        # reach it twice (once in its snapshot or replay, once live).
+        for line in range(3):
+            for t in talkers:
+                await t.send(type="chat", text=f"line {line}")
+            await asyncio.sleep(0.05)
+
+    tasks = [asyncio.create_task(churn()), asyncio.create_task(chatter())]
     viewers = [await join() for _ in range(10)]
-    await task
+    await asyncio.gather(*tasks)
+    await http.post(f"/api/rooms/{room}/pin", headers=h, json={"product_id": product})
     final = (await http.get(f"/api/rooms/{room}")).json()["seq"]
-    for v in viewers:
-        await v.next("unpin", seq=final)
+    for v in (*viewers, *talkers):
+        await v.next("pin", seq=final)
         start = v.messages[0]["seq"]
-        assert v.seqs() == list(range(start + 1, final + 1))
+        assert v.seqs() == list(range(start + 1, final + 1)), [
+            (m.get("type"), m.get("seq")) for m in v.messages[:8]
+        ]
+        snapshot_chat = [c["seq"] for c in v.of("snapshot")[0]["chat"]]
+        assert all(seq <= start for seq in snapshot_chat)
         await v.close()
+
+
+async def test_an_event_lost_on_the_bus_is_delivered_from_the_log(
+    server: Server,
+    http: httpx.AsyncClient,
+    seller: SellerAccount,
+    sessions: GuestSessions,
+    redis: Redis,
+) -> None:
+    """Pub/sub is at-most-once: an event that made it into the room's log but not onto the bus
+    still reaches viewers, in its place."""
+    room, product, _ = await http_room(http, seller)
+    v = await WsViewer.open(server.base_url, room)
+    await v.hello(token(sessions)[1])
+    await v.next("holds")
+    await http.post(f"/api/rooms/{room}/pin", headers=seller.headers, json={"product_id": product})
+    await v.next("pin")
+    k = LiveKeys(PREFIX).room(room)
+    seq = await redis.hincrby(k.meta, "seq", 1)  # numbered and logged, never published
+    lost = {
+        "seq": seq,
+        "type": "chat",
+        "user": "ghost",
+        "name": "ghost",
+        "role": "viewer",
+        "text": "lost on the bus",
+        "ms": 0,
+    }
+    await redis.xadd(k.log, {"p": orjson.dumps(lost).decode()}, id=f"{seq}-0")
+    await v.next("chat", text="lost on the bus", seq=seq)
+    await http.delete(f"/api/rooms/{room}/pin", headers=seller.headers)
+    await v.next("unpin", seq=seq + 1)
+    seqs = v.seqs()
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+    await v.close()
 
 
 async def test_chat_is_data_with_a_cap_a_rate_limit_and_coalesced_frames(

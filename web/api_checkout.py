@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
@@ -22,6 +23,7 @@ from web.schemas import CheckoutIn, ReserveIn
 from web.services import Services, services
 
 api = Api()
+log = logging.getLogger("livecart.checkout")
 
 
 def hold_json(hold: Hold) -> dict[str, Any]:
@@ -86,11 +88,15 @@ async def release_hold(request: Request) -> Response:
 
 
 async def _tell_room(svc: Services, hold_id: str, buyer: str, message: dict[str, Any]) -> None:
-    """Tell the buyer's room connections (on any node) what happened to a hold bought there."""
+    """Tell the buyer's room connections (on any node) what happened to a hold bought there.
+    Best effort: the sale or release already happened, and must be answered as such."""
     deal_id = deal_id_of_hold(hold_id)
-    room_id = await svc.rooms.room_of_deal(deal_id) if deal_id is not None else None
-    if room_id is not None:
-        await svc.rooms.send_to_user(room_id, buyer, {**message, "ms": now_ms()})
+    try:
+        room_id = await svc.rooms.room_of_deal(deal_id) if deal_id is not None else None
+        if room_id is not None:
+            await svc.rooms.send_to_user(room_id, buyer, {**message, "ms": now_ms()})
+    except Exception:
+        log.warning("could not tell the room about hold %s", hold_id, exc_info=True)
 
 
 @api.route(

@@ -84,6 +84,7 @@ def build_services(settings: Settings) -> Services:
     live_keys = LiveKeys(settings.redis_prefix)
     rooms = RoomStore(redis, live_keys, settings.room_log_maxlen)
     hub = Hub(max_buffer=settings.ws_max_buffer)
+    bus = RoomBus(settings.redis_url, live_keys, rooms, hub)
     gateway = Gateway(
         rooms,
         holds,
@@ -92,6 +93,7 @@ def build_services(settings: Settings) -> Services:
         identify_for(sessions, db),
         node_id=uuid.uuid4().hex[:12],
         config=GatewayConfig(hello_timeout_s=settings.ws_hello_timeout_s),
+        catch_up=bus.catch_up,
     )
     return Services(
         settings=settings,
@@ -108,7 +110,7 @@ def build_services(settings: Settings) -> Services:
         rooms=rooms,
         hub=hub,
         gateway=gateway,
-        bus=RoomBus(settings.redis_url, live_keys, rooms, hub),
+        bus=bus,
     )
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.exceptions import InvalidState
+from websockets.protocol import State
 
 OUTLET = "livecart.outlet"
 # A dropped viewer's close frame waits behind its full buffer; don't wait long for it.
@@ -28,17 +30,22 @@ class TransportOutlet:
 
     def write(self, data: bytes) -> None:
         p = self._p
-        if not p.close_sent and not p.disconnected:
+        # Not after a close frame went either way (ours, the viewer's, or uvicorn's shutdown).
+        if p.conn.state is State.OPEN and not p.close_sent:
             p.transport.write(data)
 
     def drop(self, code: int, reason: str) -> None:
         """Close now, from synchronous code: send a close frame, end the app's receive loop,
         and abort the socket if the viewer does not answer soon."""
         p = self._p
-        if p.close_sent or p.disconnected:
+        if p.close_sent or p.disconnected or p.conn.state is not State.OPEN:
             return
         p.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
-        p.conn.send_close(code, reason)
+        try:
+            p.conn.send_close(code, reason)
+        except InvalidState:
+            p.transport.abort()
+            return
         p.transport.write(b"".join(p.conn.data_to_send()))
         p.close_sent = True
         if p.read_paused:
