@@ -3,6 +3,7 @@ SQLite), a restart that keeps holds, and ``livecart create-seller``."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from websockets.sync.client import connect
 
 from tests.conftest import wait_for_port
 from web.embedded import free_port
@@ -70,6 +72,15 @@ def test_demo_runs_with_no_configuration_and_keeps_holds_across_restarts(tmp_pat
         hold = httpx.post(
             f"{base}/api/deals/{live[0]['id']}/reserve", json={"qty": 1}, headers=auth
         ).json()["hold"]
+        rooms = httpx.get(f"{base}/api/rooms", params={"status": "live"}).json()["rooms"]
+        assert len(rooms) == 1
+        room = rooms[0]["id"]
+        with connect(base.replace("http://", "ws://") + f"/ws/rooms/{room}") as ws:
+            ws.send(json.dumps({"type": "hello", "token": session["token"]}))
+            welcome, snapshot, *_ = json.loads(ws.recv(timeout=10))
+        assert welcome["type"] == "welcome" and snapshot["type"] == "snapshot"
+        assert snapshot["room"]["status"] == "live"
+        assert len(snapshot["room"]["bag"]) == 2 and snapshot["room"]["pinned"] is not None
         assert valkey_running(data)
     assert not valkey_running(data)  # the private Valkey stops with the server
     assert (data / "livecart.db").exists()
@@ -79,6 +90,9 @@ def test_demo_runs_with_no_configuration_and_keeps_holds_across_restarts(tmp_pat
         kept = httpx.get(f"{base}/api/holds/{hold['id']}", headers=auth)
         assert kept.json()["hold"] == {**hold, "state": "held"}
         assert httpx.get(f"{base}/api/deals/{live[0]['id']}").json()["deal"]["stock"]["held"] == 1
+        kept_room = httpx.get(f"{base}/api/rooms/{room}").json()
+        assert kept_room["room"]["pinned"] == snapshot["room"]["pinned"]
+        assert kept_room["seq"] == welcome["seq"]
 
 
 def test_create_seller_prints_a_working_token(tmp_path: Path) -> None:

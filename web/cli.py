@@ -60,6 +60,8 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> None:
                     f"livecart demo on {base}",
                     f"  deals:          {base}/api/deals",
                     f"  live deal:      {base}/api/deals/{demo.live_deal_id}",
+                    f"  live room:      {base}/api/rooms/{demo.room_id}",
+                    f"  room socket:    ws://{ready.host}:{ready.port}/ws/rooms/{demo.room_id}",
                     f"  API document:   {base}/openapi.json",
                     f"  health:         {base}/healthz",
                     f"  seller token:   {demo.seller_token}",

@@ -1,4 +1,5 @@
-"""Seeds a demo shop: a seller, two products with SKUs, one live flash deal and one scheduled."""
+"""Seeds a demo shop: a seller, two products with SKUs, one live flash deal and one scheduled,
+and a live room with both products in its bag and the jacket pinned."""
 
 from __future__ import annotations
 
@@ -15,6 +16,10 @@ from catalog.rules import DealTerms
 from checkout import deals
 from checkout.holds import HoldStore
 from checkout.keys import Keyspace
+from live import rules
+from live import service as live_rooms
+from live.keys import LiveKeys
+from live.store import RoomStore
 from web.settings import Settings
 
 DEMO_EMAIL = "demo@livecart.local"
@@ -25,6 +30,7 @@ class DemoShop:
     seller_token: str
     live_deal_id: int
     scheduled_deal_id: int
+    room_id: int
 
 
 async def seed_demo(settings: Settings) -> DemoShop:
@@ -111,8 +117,19 @@ async def seed_demo(settings: Settings) -> DemoShop:
                 hold_ttl_ms=settings.hold_ttl_s * 1000,
                 pay_ttl_ms=settings.pay_ttl_s * 1000,
             )
+            rooms = RoomStore(redis, LiveKeys(settings.redis_prefix), settings.room_log_maxlen)
+            await rooms.install()
+            room = await live_rooms.create_room(session, rooms, me, shop.id, "Friday night drop")
+            for product in (jacket, mug):
+                await live_rooms.add_product(session, rooms, me, room["id"], product.id or 0)
+            await live_rooms.go_live(session, rooms, room["id"])
+            pin = jacket.id or 0
+            await rooms.update(room["id"], lambda r: rules.pin(r, pin, now_ms()))
         return DemoShop(
-            seller_token=token, live_deal_id=live.id or 0, scheduled_deal_id=scheduled.id or 0
+            seller_token=token,
+            live_deal_id=live.id or 0,
+            scheduled_deal_id=scheduled.id or 0,
+            room_id=room["id"],
         )
     finally:
         await redis.aclose()
