@@ -115,7 +115,8 @@ async def test_deal_goes_live_on_the_clock_and_sells_out(
     room, _, sku = await http_room(http, seller)
     buyer = await WsViewer.open(server.base_url, room)
     watcher = await WsViewer.open(server.base_url, room)
-    await buyer.hello(token(sessions)[1])
+    _, tok = token(sessions)
+    await buyer.hello(tok)
     await watcher.hello(token(sessions)[1])
     deal = await http_flash_deal(http, seller, room, sku, quantity=2, limit=2, countdown_s=10)
     await buyer.send(type="buy", deal_id=deal["deal_id"], qty=1, request_id="early")
@@ -129,6 +130,13 @@ async def test_deal_goes_live_on_the_clock_and_sells_out(
     sold_out = await watcher.next("deal.sold_out", deal_id=deal["deal_id"])
     assert sold_out["left"] == 0
     await watcher.next("deal.stock", deal_id=deal["deal_id"], left=0)
+    # Units coming back reopen the deal for everyone.
+    released = await http.delete(
+        f"/api/holds/{granted['hold']['id']}", headers={"Authorization": f"Bearer {tok}"}
+    )
+    assert released.status_code == 204
+    back = await watcher.next("deal.restocked", deal_id=deal["deal_id"])
+    assert back["left"] == 2 and back["seq"] > sold_out["seq"]
     await buyer.close()
     await watcher.close()
 
