@@ -195,14 +195,18 @@ WS_ENV = {
 def tight_server(
     redis_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    """A second node on the same stores with two-second holds and a tiny room log."""
+    """A second node on the same stores with two-second holds, a tiny room log and a 64 KiB
+    send buffer per viewer."""
     running = start_server(
         redis_url,
         database_url,
         tmp_path_factory.mktemp("tight") / "server.log",
         LIVECART_HOLD_TTL_S="2",
         LIVECART_ROOM_LOG_MAXLEN="5",
-        **WS_ENV,
+        LIVECART_WS_MAX_BUFFER="65536",
+        # Long keepalive: a viewer that stops reading must be dropped for its buffer here,
+        # not for missing pongs.
+        **{**WS_ENV, "LIVECART_WS_PING_INTERVAL_S": "60", "LIVECART_WS_PING_TIMEOUT_S": "60"},
     )
     yield running
     stop_server(running)

@@ -282,6 +282,76 @@ async def test_resume_gets_a_snapshot_once_the_log_dropped_the_events(
         await back.close()
 
 
+async def test_a_viewer_that_stops_reading_is_dropped_and_nobody_waits(
+    tight_server: Server, sessions: GuestSessions, db: Database
+) -> None:
+    """Fan-out never waits on the slowest viewer: one that stops reading is dropped once 64 KiB
+    wait for it, while a viewer that keeps up gets every event."""
+    me = await make_seller(db, "Flooding Creator")
+    async with httpx.AsyncClient(base_url=tight_server.base_url, timeout=30) as http:
+        room, product, _ = await http_room(http, me)
+        for n in range(40):  # a big product card: every pin event is ~12 KB
+            await http.post(
+                f"/api/products/{product}/skus",
+                headers=me.headers,
+                json={
+                    "variant": f"{n:03d}" + "v" * 197,
+                    "list_price": 9900,
+                    "currency": "USD",
+                    "stock": 1,
+                },
+            )
+        await http.delete(f"/api/rooms/{room}/bag/{product}", headers=me.headers)
+        await http.post(f"/api/rooms/{room}/bag", headers=me.headers, json={"product_id": product})
+        fast = await WsViewer.open(tight_server.base_url, room)
+        await fast.hello(token(sessions)[1])
+        await fast.next("holds")
+        host, port = tight_server.base_url.removeprefix("http://").split(":")
+        slow = socket.socket()
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.connect((host, int(port)))
+        slow.sendall(
+            (
+                f"GET /ws/rooms/{room} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+        assert b" 101 " in slow.recv(4096)
+        hello = orjson.dumps({"type": "hello", "token": token(sessions)[1]})
+        slow.sendall(bytes((0x81, 0x80 | 126)) + len(hello).to_bytes(2, "big") + b"\0" * 4 + hello)
+        # From here on the slow viewer reads nothing, while about 8 MB of events go out: more than
+        # the kernel buffers between us (4 MB at most here) and the 64 KiB limit together.
+        for _ in range(700):
+            await http.post(
+                f"/api/rooms/{room}/pin", headers=me.headers, json={"product_id": product}
+            )
+            await http.delete(f"/api/rooms/{room}/pin", headers=me.headers)
+        await asyncio.sleep(2)  # past the grace a dropped viewer gets to read its close frame
+        # Now read: the dropped connection ends (its close frame, 4000, sat behind the backlog,
+        # so after a second's grace the server let the socket go), though what is left of the
+        # backlog may still arrive first. One still open would deliver its backlog and then
+        # wait for more (keepalive pings are a minute apart on this node).
+        slow.settimeout(5)
+        received, ended = 0, False
+        try:
+            while chunk := await asyncio.to_thread(slow.recv, 1 << 16):
+                received += len(chunk)
+            ended = True
+        except ConnectionResetError:
+            ended = True
+        except TimeoutError:
+            pass
+        finally:
+            slow.close()
+        assert ended, f"the viewer that stopped reading was not dropped ({received} bytes read)"
+        final = (await http.get(f"/api/rooms/{room}")).json()["seq"]
+        await fast.next("unpin", seq=final)
+        seqs = fast.seqs()
+        assert seqs == list(range(seqs[0], final + 1))
+        await fast.close()
+
+
 async def test_events_published_while_joining_are_neither_lost_nor_doubled(
     server: Server, http: httpx.AsyncClient, seller: SellerAccount, sessions: GuestSessions
 ) -> None:
