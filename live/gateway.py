@@ -245,8 +245,9 @@ class Session:
             self.outlet.write(text_frame(message_list(list(messages))))
 
     async def close(self, code: int, reason: str) -> None:
-        # Through the outlet: it never waits on a viewer that stopped reading.
-        self.outlet.drop(code, reason)
+        # Through the outlet: it never waits on a viewer that stopped reading; one that reads
+        # has five seconds to answer the close frame.
+        self.outlet.drop(code, reason, grace_s=5.0)
         raise Closed
 
     async def strike(self, err: DomainError, ref: str | None = None) -> None:

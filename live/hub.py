@@ -31,7 +31,9 @@ class Outlet(Protocol):
 
     def buffered(self) -> int: ...
 
-    def drop(self, code: int, reason: str) -> None: ...
+    def drop(self, code: int, reason: str, grace_s: float = 1.0) -> None:
+        """Send a close frame now; cut the connection if the viewer has not answered it within
+        ``grace_s`` (a viewer whose buffer overflowed will not read it soon)."""
 
 
 class Viewer:

@@ -345,6 +345,11 @@ async def test_a_viewer_that_stops_reading_is_dropped_and_nobody_waits(
         finally:
             slow.close()
         assert ended, f"the viewer that stopped reading was not dropped ({received} bytes read)"
+        metrics = (await http.get("/metrics")).text
+        dropped = next(
+            line for line in metrics.splitlines() if line.startswith("livecart_ws_dropped_slow ")
+        )
+        assert float(dropped.split()[1]) >= 1
         final = (await http.get(f"/api/rooms/{room}")).json()["seq"]
         await fast.next("unpin", seq=final)
         seqs = fast.seqs()

@@ -1,11 +1,15 @@
 """Prometheus metrics for one node: reservations and checkouts by outcome, orders persisted,
-and the order pipeline's lag (entries not yet in SQL), read from Redis at scrape time."""
+the order pipeline's lag (entries not yet in SQL, read from Redis at scrape time), and the
+realtime gateway (viewers connected here, viewers dropped for being too slow, room events
+received from the bus)."""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 from checkout.pipeline import PipelineStats
+from live.bus import RoomBus
+from live.hub import Hub
 
 
 class Metrics:
@@ -36,6 +40,29 @@ class Metrics:
             registry=self.registry,
         )
         self.reserved_ok = self.reservations.labels(result="ok")
+        self.ws_viewers = Gauge(
+            "livecart_ws_viewers", "Viewers connected to this node", registry=self.registry
+        )
+        self.ws_rooms = Gauge(
+            "livecart_ws_rooms", "Rooms with viewers on this node", registry=self.registry
+        )
+        self.ws_dropped = Gauge(
+            "livecart_ws_dropped_slow",
+            "Viewers dropped (close 4000) because their send buffer overflowed",
+            registry=self.registry,
+        )
+        self.bus_events = Gauge(
+            "livecart_bus_messages",
+            "Room messages this node took from the bus for its viewers",
+            registry=self.registry,
+        )
+
+    def render_gateway(self, hub: Hub, bus: RoomBus) -> None:
+        counts = hub.counts()
+        self.ws_viewers.set(sum(counts.values()))
+        self.ws_rooms.set(len(counts))
+        self.ws_dropped.set(hub.dropped)
+        self.bus_events.set(bus.received)
 
     def render(self, stats: PipelineStats | None, lag: int) -> bytes:
         if stats is not None:

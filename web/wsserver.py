@@ -34,7 +34,7 @@ class TransportOutlet:
         if p.conn.state is State.OPEN and not p.close_sent:
             p.transport.write(data)
 
-    def drop(self, code: int, reason: str) -> None:
+    def drop(self, code: int, reason: str, grace_s: float = DROP_GRACE_S) -> None:
         """Close now, from synchronous code: send a close frame, end the app's receive loop,
         and abort the socket if the viewer does not answer soon."""
         p = self._p
@@ -51,7 +51,7 @@ class TransportOutlet:
         if p.read_paused:
             p.read_paused = False
             p.transport.resume_reading()
-        p.close_timer = p.loop.call_later(DROP_GRACE_S, p.transport.abort)
+        p.close_timer = p.loop.call_later(grace_s, p.transport.abort)
 
 
 class LivecartWebSocketProtocol(WebSocketsSansIOProtocol):
