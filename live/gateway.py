@@ -189,6 +189,7 @@ class Gateway:
             self.deals_of[room_id] = {d["deal_id"] for d in advanced.room["deals"]}
         if self.catch_up is not None:
             await self.catch_up(room, advanced.seq)  # an event the bus lost or has not brought
+        room.forget_latest({f"stock:{deal_id}" for deal_id in advanced.left})
         for deal_id, left in advanced.left.items():
             room.set_latest(
                 f"stock:{deal_id}",

@@ -119,17 +119,28 @@ class LocalRoom:
             if viewer.catching_up is not None:
                 viewer.catching_up += events
         frame = text_frame(message_list(messages))
-        if not self.floors:
+        if not self.floors or not events:
             self.hub.fan_out(self.live, frame)
             return
+        # Viewers whose replay or snapshot already has some of these events get their own
+        # frame without them; the rest, and every viewer from now on, share one.
+        first = events[0][0]
+        for viewer, floor in list(self.floors.items()):
+            if floor < first:
+                del self.floors[viewer]
         self.hub.fan_out(self.live - self.floors.keys(), frame)
         for viewer, floor in list(self.floors.items()):
             if self.last_seq is not None and self.last_seq >= floor:
                 del self.floors[viewer]
-            mine = [p for seq, p in events if seq == 0 or seq > floor]
-            mine += messages[len(events) :]
+            mine = [p for seq, p in events if seq > floor] + messages[len(events) :]
             if mine:
                 self.hub.fan_out((viewer,), text_frame(message_list(mine)))
+
+    def forget_latest(self, keep: set[str]) -> None:
+        """Drop figures of things that are over (a deal that ended), so joiners don't get them."""
+        for key in [k for k in self.latest if k.startswith("stock:") and k not in keep]:
+            del self.latest[key]
+            self.dirty.discard(key)
 
     def viewers_of(self, user: str) -> Iterable[Viewer]:
         return tuple(self.by_user.get(user, ()))
