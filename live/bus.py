@@ -13,6 +13,7 @@ import contextlib
 import logging
 
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 
 from live.hub import Hub, LocalRoom
 from live.keys import LiveKeys
@@ -20,6 +21,8 @@ from live.protocol import CLOSE_RESYNC
 from live.store import RoomStore
 
 log = logging.getLogger("livecart.bus")
+IDLE_PING_S = 5.0
+PONG_TIMEOUT_S = 5.0
 
 
 class RoomBus:
@@ -34,8 +37,7 @@ class RoomBus:
     async def run(self, stop: asyncio.Event) -> None:
         backoff = 0.1
         while not stop.is_set():
-            # Bytes in, bytes out (no decoding); health checks notice a half-open connection.
-            client = Redis.from_url(self.redis_url, health_check_interval=15, socket_keepalive=True)
+            client = Redis.from_url(self.redis_url)  # bytes in, bytes out: no decoding
             try:
                 async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
                     await pubsub.psubscribe(self.keys.channel_pattern)
@@ -43,9 +45,7 @@ class RoomBus:
                         self._resync_everyone()  # we may have missed events while away
                     self.ready.set()
                     backoff = 0.1
-                    async for message in pubsub.listen():
-                        if message["type"] == "pmessage":
-                            await self.dispatch_safely(message["channel"], message["data"])
+                    await self._listen(pubsub)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -56,17 +56,36 @@ class RoomBus:
             finally:
                 await client.aclose()
 
+    async def _listen(self, pubsub: PubSub) -> None:
+        """Deliver messages until the subscription fails. A quiet subscription is pinged: one
+        that does not answer is half-open (a silent network failure) and is replaced."""
+        loop = asyncio.get_running_loop()
+        heard = loop.time()
+        pinged_at: float | None = None
+        while True:
+            message = await pubsub.get_message(timeout=1.0)
+            now = loop.time()
+            if message is not None:
+                heard, pinged_at = now, None
+                if message["type"] == "pmessage":
+                    await self.dispatch_safely(message["channel"], message["data"])
+            elif pinged_at is None and now - heard > IDLE_PING_S:
+                await pubsub.ping()
+                pinged_at = now
+            elif pinged_at is not None and now - pinged_at > PONG_TIMEOUT_S:
+                raise ConnectionError("the room bus stopped answering pings")
+
     async def dispatch_safely(self, channel: bytes, data: bytes) -> None:
+        """A failed delivery (Redis busy during a gap fill, say) is left to the ticker, which
+        fills every room from its log within a tick; nobody is disconnected for it."""
         try:
             await self.dispatch(channel, data)
         except asyncio.CancelledError:
             raise
         except Exception:
-            room_id = self.keys.room_of_channel(channel)
-            room = self.hub.room(room_id) if room_id is not None else None
-            log.exception("room %s: could not deliver an event; its viewers resync", room_id)
-            if room is not None:
-                self._resync(room)
+            log.exception(
+                "room %s: could not deliver an event now", self.keys.room_of_channel(channel)
+            )
 
     async def dispatch(self, channel: bytes, data: bytes) -> None:
         room_id = self.keys.room_of_channel(channel)
@@ -90,6 +109,9 @@ class RoomBus:
         """Deliver, from the log, the events after the room's last one up to ``upto`` (a gap
         in the bus, or an event the bus has not brought yet: either way once, in order)."""
         after = room.last_seq
+        if after is None and room.floors and not room.joining:
+            # No event reached this room here yet: everyone in it has seen up to its floor.
+            after = min(room.floors.values())
         if after is None or upto <= after:
             return True
         missing = await self.store.events_between(room.id, after, upto)

@@ -57,6 +57,10 @@ def hold_json(hold: Hold) -> dict[str, Any]:
     return {"id": hold.id, "qty": hold.qty, "state": hold.state, "expires_ms": hold.expires_ms}
 
 
+# Holds of a deal that ended this long ago are over: hold and pay windows are shorter.
+RECENT_DEAL_MS = 15 * 60 * 1000
+
+
 class Closed(Exception):
     """The connection is done (closed by us or by the viewer)."""
 
@@ -287,6 +291,8 @@ class Session:
         await self.join(hello)
         while True:
             message = await self.next_message()
+            if self.viewer is not None and not self.gw.hub.is_member(self.viewer):
+                raise Closed  # dropped (too slow, resync): what it still sent is not acted on
             if message is not None:
                 await self.handle(message)
 
@@ -361,8 +367,10 @@ class Session:
             return []
         now = now_ms()
         found: list[Hold] = []
-        for deal_id in rules.live_deal_ids(room):
-            found += await self.gw.holds.live_holds_of(deal_id, self.user, now)
+        for deal in room["deals"]:
+            # A deal that ended lately may still have holds being paid for.
+            if deal["status"] != "ended" or deal["ends_ms"] > now - RECENT_DEAL_MS:
+                found += await self.gw.holds.live_holds_of(deal["deal_id"], self.user, now)
         return found
 
     # -- messages --------------------------------------------------------------------------
@@ -466,17 +474,20 @@ class Session:
             hold = await self.gw.holds.get_hold(hold_id, self.user)
         except DomainError:
             return
+        except Exception:
+            log.warning("could not check hold %s; trying again", hold_id, exc_info=True)
+            if self.viewer is not None:
+                self.watch(Hold(hold_id, 0, now_ms() + 2000, "held"))
+            return
         if self.viewer is None:  # gone while we asked
             return
         if hold.state in ("held", "paying") and hold.expires_ms > now_ms():
             self.watch(hold)
             return
+        # Sales and releases are told through the bus by whoever made them; a lapse has no
+        # maker, so the connection that holds the hold tells it.
         if hold.state in ("held", "paying", "expired"):
             self.send(protocol.encode({"type": "hold.expired", "hold_id": hold_id, "ms": now_ms()}))
-        elif hold.state == "released":
-            self.send(
-                protocol.encode({"type": "hold.released", "hold_id": hold_id, "ms": now_ms()})
-            )
 
     def end(self) -> None:
         for handle in self.watched.values():

@@ -27,7 +27,9 @@ COALESCED_PREFIXES = (b'"type":"chat"', b'"type":"chat.deleted"')
 class Outlet(Protocol):
     """Where one connection's bytes go. ``write`` must not block or await."""
 
-    def write(self, data: bytes) -> None: ...
+    def write(self, data: bytes) -> None:
+        """Append to the connection's buffer; a no-op once the connection is closing or gone.
+        Never raises."""
 
     def buffered(self) -> int: ...
 
@@ -222,9 +224,15 @@ class Hub:
             else:
                 outlet.write(frame)
         for viewer in slow:
+            if not self.is_member(viewer):
+                continue  # dropped already; its session has not noticed yet
             self.dropped += 1
             self.leave(viewer)
             viewer.outlet.drop(CLOSE_TOO_SLOW, "too slow: reconnect with your last seq")
+
+    def is_member(self, viewer: Viewer) -> bool:
+        room = self.rooms.get(viewer.room_id)
+        return room is not None and (viewer in room.live or viewer in room.joining)
 
     def prune(self, room_ids: set[int]) -> set[int]:
         """The ids among ``room_ids`` that have no viewers here any more."""

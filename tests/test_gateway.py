@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import struct
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -355,6 +356,46 @@ async def test_a_viewer_that_stops_reading_is_dropped_and_nobody_waits(
         seqs = fast.seqs()
         assert seqs == list(range(seqs[0], final + 1))
         await fast.close()
+
+
+async def test_viewers_vanishing_mid_fan_out_cost_the_others_nothing(
+    server: Server, http: httpx.AsyncClient, seller: SellerAccount, sessions: GuestSessions
+) -> None:
+    """Connections reset without a close frame while events flow: everyone else still gets
+    every event, and nobody is told to resync."""
+    room, product, _ = await http_room(http, seller)
+    steady = await WsViewer.open(server.base_url, room)
+    await steady.hello(token(sessions)[1])
+    await steady.next("holds")
+    gone = []
+    for _ in range(30):
+        v = await WsViewer.open(server.base_url, room)
+        await v.hello(token(sessions)[1])
+        gone.append(v)
+
+    async def churn() -> None:
+        for _ in range(30):
+            await http.post(
+                f"/api/rooms/{room}/pin", headers=seller.headers, json={"product_id": product}
+            )
+            await http.delete(f"/api/rooms/{room}/pin", headers=seller.headers)
+
+    async def vanish() -> None:
+        for v in gone:
+            sock = v.ws.transport.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            v.ws.transport.abort()  # RST, no close frame
+            await asyncio.sleep(0.01)
+
+    await asyncio.gather(churn(), vanish())
+    final = (await http.get(f"/api/rooms/{room}")).json()["seq"]
+    await steady.next("unpin", seq=final)
+    seqs = steady.seqs()
+    assert seqs == list(range(seqs[0], final + 1))
+    assert steady.closed_code is None
+    await steady.close()
+    for v in gone:
+        await v.close()
 
 
 async def test_events_published_while_joining_are_neither_lost_nor_doubled(

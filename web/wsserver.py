@@ -30,15 +30,26 @@ class TransportOutlet:
 
     def write(self, data: bytes) -> None:
         p = self._p
-        # Not after a close frame went either way (ours, the viewer's, or uvicorn's shutdown).
-        if p.conn.state is State.OPEN and not p.close_sent:
+        # Not after a close frame went either way (ours, the viewer's, or uvicorn's shutdown),
+        # nor once the socket is gone (uvloop raises on a closed handle).
+        if (
+            p.conn.state is State.OPEN
+            and not p.close_sent
+            and not p.disconnected
+            and not p.transport.is_closing()
+        ):
             p.transport.write(data)
 
     def drop(self, code: int, reason: str, grace_s: float = DROP_GRACE_S) -> None:
         """Close now, from synchronous code: send a close frame, end the app's receive loop,
         and abort the socket if the viewer does not answer soon."""
         p = self._p
-        if p.close_sent or p.disconnected or p.conn.state is not State.OPEN:
+        if (
+            p.close_sent
+            or p.disconnected
+            or p.transport.is_closing()
+            or p.conn.state is not State.OPEN
+        ):
             return
         p.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
         try:
