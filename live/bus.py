@@ -108,10 +108,7 @@ class RoomBus:
     async def catch_up(self, room: LocalRoom, upto: int) -> bool:
         """Deliver, from the log, the events after the room's last one up to ``upto`` (a gap
         in the bus, or an event the bus has not brought yet: either way once, in order)."""
-        after = room.last_seq
-        if after is None and room.floors and not room.joining:
-            # No event reached this room here yet: everyone in it has seen up to its floor.
-            after = min(room.floors.values())
+        after = room.delivered_upto()
         if after is None or upto <= after:
             return True
         missing = await self.store.events_between(room.id, after, upto)

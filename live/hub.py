@@ -84,6 +84,13 @@ class LocalRoom:
         head = payload[:48]
         self._schedule(urgent=not any(p in head for p in COALESCED_PREFIXES))
 
+    def delivered_upto(self) -> int | None:
+        """The last event number every viewer here has (or will be kept from), if known."""
+        if self.last_seq is None and self.floors and not self.joining:
+            # No event reached this room here yet: everyone in it has seen up to its floor.
+            return min(self.floors.values())
+        return self.last_seq
+
     def set_latest(self, key: str, payload: bytes) -> None:
         """A figure where only the newest value matters (stock left, viewer count)."""
         if self.latest.get(key) == payload:

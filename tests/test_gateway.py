@@ -20,7 +20,7 @@ from catalog.db import Database
 from live.keys import LiveKeys
 from tests.conftest import PREFIX, SellerAccount, Server
 from tests.helpers import http_flash_deal, http_room, make_seller
-from tests.wsclient import WsViewer
+from tests.wsclient import WsViewer, raw_viewer
 from web.auth import GuestSessions
 
 pytestmark = pytest.mark.storage
@@ -307,20 +307,7 @@ async def test_a_viewer_that_stops_reading_is_dropped_and_nobody_waits(
         fast = await WsViewer.open(tight_server.base_url, room)
         await fast.hello(token(sessions)[1])
         await fast.next("holds")
-        host, port = tight_server.base_url.removeprefix("http://").split(":")
-        slow = socket.socket()
-        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        slow.connect((host, int(port)))
-        slow.sendall(
-            (
-                f"GET /ws/rooms/{room} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-                "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-            ).encode()
-        )
-        assert b" 101 " in slow.recv(4096)
-        hello = orjson.dumps({"type": "hello", "token": token(sessions)[1]})
-        slow.sendall(bytes((0x81, 0x80 | 126)) + len(hello).to_bytes(2, "big") + b"\0" * 4 + hello)
+        slow = raw_viewer(tight_server.base_url, room, token(sessions)[1], rcvbuf=4096)
         # From here on the slow viewer reads nothing, while about 8 MB of events go out: more than
         # the kernel buffers between us (4 MB at most here) and the 64 KiB limit together.
         for _ in range(700):
@@ -633,19 +620,7 @@ async def test_idle_connection_is_pinged_then_closed(
 ) -> None:
     """A client that never answers pings (a raw socket that says hello, then only listens) is
     closed by the server."""
-    host, port = server.base_url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(
-            (
-                f"GET /ws/rooms/{live.room} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-                "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-            ).encode()
-        )
-        assert b" 101 " in sock.recv(4096)
-        hello = orjson.dumps({"type": "hello", "token": token(sessions)[1]})
-        # A client frame must be masked; a zero mask key leaves the payload as it is.
-        sock.sendall(bytes((0x81, 0x80 | 126)) + len(hello).to_bytes(2, "big") + b"\0" * 4 + hello)
+    with raw_viewer(server.base_url, live.room, token(sessions)[1]) as sock:
         deadline = time.monotonic() + 10
         received = b""
         while time.monotonic() < deadline:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from typing import Any
 
 import orjson
@@ -98,3 +99,30 @@ class WsViewer:
             await self.ws.close()
         with contextlib.suppress(Exception):
             await self._reader
+
+
+def raw_viewer(
+    base_url: str, room_id: int, token: str, *, rcvbuf: int | None = None
+) -> socket.socket:
+    """A viewer on a plain socket that completes the handshake and says hello, then does only
+    what the test does with it: for clients that misbehave (never read, never answer pings)."""
+    host, port = base_url.removeprefix("http://").split(":")
+    sock = socket.socket()
+    sock.settimeout(10)
+    if rcvbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.connect((host, int(port)))
+    sock.sendall(
+        (
+            f"GET /ws/rooms/{room_id} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    assert b" 101 " in sock.recv(4096)
+    hello = orjson.dumps({"type": "hello", "token": token})
+    n = len(hello)
+    length = bytes((0x80 | n,)) if n < 126 else bytes((0x80 | 126,)) + n.to_bytes(2, "big")
+    # A client frame must be masked; a zero mask key leaves the payload as it is.
+    sock.sendall(b"\x81" + length + b"\0" * 4 + hello)
+    return sock
