@@ -7,7 +7,8 @@ Only ``web/`` turns them into HTTP. The hierarchy, by what the caller did wrong:
     ├── Invalid        the request breaks a rule about its own content
     ├── Conflict       the request is fine but the current state refuses it
     ├── Unauthorized   no identity, or a bad one
-    └── PaymentFailed  the payment provider said no
+    ├── PaymentFailed  the payment provider said no
+    └── Unavailable    this node is full or stopping; details say when to retry
 """
 
 from __future__ import annotations
@@ -44,3 +45,7 @@ class Unauthorized(DomainError):
 
 class PaymentFailed(DomainError):
     code = "payment_failed"
+
+
+class Unavailable(DomainError):
+    code = "unavailable"

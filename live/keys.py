@@ -23,6 +23,7 @@ class RoomKeys:
     muted: str  # set: user ids the creator muted
     viewers: str  # hash: node id -> "<count>:<reported at ms>"
     likes: str  # integer: likes so far
+    stream: str  # string: id of the room's video publisher; expires unless its node renews it
     channel: str  # pub/sub channel: "<seq> <event json>" or "@<user> <message json>"
 
     def chat_rate(self, user: str) -> str:
@@ -43,6 +44,7 @@ class LiveKeys:
             muted=f"{base}:muted",
             viewers=f"{base}:viewers",
             likes=f"{base}:likes",
+            stream=f"{base}:stream",
             channel=f"{self.prefix}:room:{room_id}",
         )
 

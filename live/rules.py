@@ -54,6 +54,7 @@ def new_room(room_id: int, shop_id: int, seller_id: int, title: str, now: int) -
         "bag": [],
         "pinned": None,
         "deals": [],
+        "stream": None,
     }
 
 
@@ -106,9 +107,35 @@ def end(room: Room, now: int) -> Change:
     if room["pinned"] is not None:
         room["pinned"] = None
         events.append({"type": "unpin", "ms": now})
+    if room.get("stream") is not None:
+        room["stream"] = None
+        events.append({"type": "stream.ended", "reason": "room_ended", "ms": now})
     room["status"], room["ended_ms"] = "ended", now
     events.append({"type": "room.ended", "ms": now})
     return Change(room, events)
+
+
+def start_stream(room: Room, now: int) -> Change:
+    """The creator's video arrived (WHIP): the room goes live with it if it was not yet."""
+    _open(room)
+    room = copy.deepcopy(room)
+    events: list[Event] = []
+    if room["status"] != "live":
+        room["status"], room["started_ms"] = "live", now
+        events.append({"type": "room.live", "ms": now})
+    room["stream"] = {"started_ms": now}
+    events.append({"type": "stream.started", "ms": now})
+    return Change(room, events)
+
+
+def stop_stream(room: Room, reason: str, now: int) -> Change:
+    """The video stopped: the creator hung up ("stopped") or their connection went ("lost").
+    The room stays live: deals and chat go on, and the creator can come back."""
+    if room.get("stream") is None:
+        return Change(room)
+    room = copy.deepcopy(room)
+    room["stream"] = None
+    return Change(room, [{"type": "stream.ended", "reason": reason, "ms": now}])
 
 
 def _bag_item(room: Room, product_id: int) -> dict[str, Any]:

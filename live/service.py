@@ -256,3 +256,14 @@ async def sweep_rooms_forever(
             log.exception("room sweep failed; will retry")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval_ms / 1000)
+
+
+async def start_stream(session: AsyncSession, store: RoomStore, room_id: int) -> Committed:
+    """The creator's video arrived: tell viewers (the room goes live with it if need be)."""
+    done = await store.update(room_id, lambda r: rules.start_stream(r, now_ms()))
+    await _mirror(session, done.change.room)
+    return done
+
+
+async def stop_stream(store: RoomStore, room_id: int, reason: str) -> Committed:
+    return await store.update(room_id, lambda r: rules.stop_stream(r, reason, now_ms()))

@@ -208,6 +208,19 @@ class RoomStore:
             return int(await self.redis.get(k.likes) or 0)
         return int(await self.redis.incrby(k.likes, n))
 
+    async def claim_stream(self, room_id: int, holder: str, ttl_ms: int) -> bool:
+        """Become the room's one video publisher, unless someone (on any node) already is."""
+        k = self.keys.room(room_id)
+        return bool(await self.redis.set(k.stream, holder, nx=True, px=ttl_ms))
+
+    async def renew_stream(self, room_id: int, holder: str, ttl_ms: int) -> bool:
+        k = self.keys.room(room_id)
+        return bool(await self.redis.fcall("lc_stream_renew", 1, k.stream, holder, ttl_ms))
+
+    async def release_stream(self, room_id: int, holder: str) -> None:
+        k = self.keys.room(room_id)
+        await self.redis.fcall("lc_stream_release", 1, k.stream, holder)
+
     async def open_room_ids(self) -> list[int]:
         return sorted(int(m) for m in await self.redis.smembers(self.keys.live_rooms))
 

@@ -93,7 +93,10 @@ async def go_live(request: Request) -> Response:
 async def end_room(request: Request) -> Response:
     svc, _me, room_id = await _owned(request)
     async with svc.db.session() as session:
-        return changed(await rooms.end(session, svc.rooms, svc.holds, room_id))
+        done = await rooms.end(session, svc.rooms, svc.holds, room_id)
+    # The room's video, if this node carries it, ends with the room.
+    await request.app.state.broadcasts.end_room(room_id)
+    return changed(done)
 
 
 @api.route(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import uuid
 from collections.abc import AsyncIterator
 
@@ -32,8 +33,11 @@ from live.bus import RoomBus
 from live.gateway import Gateway, GatewayConfig
 from live.hub import Hub
 from live.keys import LiveKeys
+from live.media.broadcasts import Broadcasts, MediaConfig, StreamLock
+from live.media.ice import ice_servers, use_host_addresses
+from live.media.relay import VideoProfile
 from live.store import RoomStore
-from web import api_catalog, api_checkout, api_orders, api_rooms, ops, ws
+from web import api_catalog, api_checkout, api_media, api_orders, api_rooms, ops, ws
 from web.auth import GuestSessions, identify_for
 from web.http import (
     JSONResponse,
@@ -47,8 +51,16 @@ from web.routing import Api
 from web.services import Services
 from web.settings import Settings
 
+log = logging.getLogger("livecart.app")
 # Starlette tries routes in order: the flash-deal hot path (reserve, checkout) goes first.
-APIS: list[Api] = [api_checkout.api, ops.api, api_catalog.api, api_orders.api, api_rooms.api]
+APIS: list[Api] = [
+    api_checkout.api,
+    ops.api,
+    api_catalog.api,
+    api_orders.api,
+    api_rooms.api,
+    api_media.api,
+]
 # Young-generation collections every 10,000 net allocations instead of 700: under a reservation
 # storm the default ran the collector thousands of times a minute for almost no cyclic garbage.
 GC_THRESHOLDS = (10_000, 10, 10)
@@ -114,6 +126,34 @@ def build_services(settings: Settings) -> Services:
     )
 
 
+def build_broadcasts(svc: Services) -> Broadcasts:
+    settings = svc.settings
+    if settings.webrtc_addresses:
+        use_host_addresses(settings.webrtc_addresses)
+    config = MediaConfig(
+        max_viewers=settings.video_max_viewers,
+        connect_timeout_s=settings.webrtc_connect_timeout_s,
+        publisher_grace_s=settings.video_publisher_grace_s,
+        profile=VideoProfile(
+            bitrate=settings.video_bitrate,
+            keyframe_interval_s=settings.video_keyframe_interval_s,
+            min_keyframe_gap_s=settings.video_min_keyframe_gap_s,
+        ),
+        ice_servers=ice_servers(
+            settings.ice_servers, settings.turn_username, settings.turn_credential
+        ),
+    )
+
+    async def started(room_id: int) -> None:
+        async with svc.db.session() as session:
+            await rooms_service.start_stream(session, svc.rooms, room_id)
+
+    async def ended(room_id: int, reason: str) -> None:
+        await rooms_service.stop_stream(svc.rooms, room_id, reason)
+
+    return Broadcasts(config, StreamLock(svc.rooms, ttl_s=15.0), started, ended)
+
+
 def settle_heap() -> None:
     """Move everything built at startup (modules, models, schemas: most of the heap) out of the
     collector's sight and collect young objects less often. See docs/decisions/0006."""
@@ -134,6 +174,7 @@ def create_app(settings: Settings) -> Starlette:
         await svc.holds.install()
         await svc.rooms.install()
         app.state.services = svc
+        app.state.broadcasts = broadcasts = build_broadcasts(svc)
         settle_heap()
         stop = asyncio.Event()
         tasks = [
@@ -153,6 +194,9 @@ def create_app(settings: Settings) -> Starlette:
         try:
             yield
         finally:
+            peers = broadcasts.peers
+            await broadcasts.close()
+            log.info("media stopped: %d peer connections closed", peers)
             await svc.gateway.forget_node()
             stop.set()
             for task in tasks:

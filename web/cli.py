@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from dataclasses import replace
@@ -155,6 +156,29 @@ async def replay(settings: Settings, deal: int | None) -> str:
     return "\n".join(lines) or "no dead letters"
 
 
+def cmd_publish(args: argparse.Namespace, settings: Settings) -> None:
+    from live.media.ice import use_host_addresses
+    from live.media.publisher import Publisher, WhipError, publish_for
+
+    token = args.token or os.environ.get("LIVECART_TOKEN")
+    if not token:
+        raise SystemExit("publish needs the creator's seller token: --token or LIVECART_TOKEN")
+    try:
+        width, height = (int(n) for n in args.size.lower().split("x"))
+    except ValueError:
+        raise SystemExit(f"--size is WIDTHxHEIGHT, like 640x360, not {args.size!r}") from None
+    if settings.webrtc_addresses:
+        use_host_addresses(settings.webrtc_addresses)
+    publisher = Publisher(args.url, args.room, token, width, height, args.fps)
+    print(f"publishing a test pattern to room {args.room} at {args.url} (Ctrl-C stops)", flush=True)
+    try:
+        asyncio.run(publish_for(publisher, args.seconds))
+    except WhipError as err:
+        raise SystemExit(f"the server refused: {err}") from None
+    except KeyboardInterrupt:
+        pass
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="livecart", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -178,6 +202,15 @@ def parser() -> argparse.ArgumentParser:
     cs.add_argument("--name", required=True)
     cs.add_argument("--email", required=True)
     cs.add_argument("--shop", help='shop name (default: "<name>\'s shop")')
+    pb = sub.add_parser(
+        "publish", help="go live in a room with a synthetic test pattern and tone (WHIP)"
+    )
+    pb.add_argument("room", type=int, help="room id")
+    pb.add_argument("--token", help="the creator's seller token (or LIVECART_TOKEN)")
+    pb.add_argument("--url", default="http://127.0.0.1:8000", help="livecart's base URL")
+    pb.add_argument("--seconds", type=float, help="hang up after this long (default: never)")
+    pb.add_argument("--size", default="640x360", help="picture size, WIDTHxHEIGHT")
+    pb.add_argument("--fps", type=int, default=30)
     return p
 
 
@@ -188,12 +221,14 @@ COMMANDS = {
     "migrate": cmd_migrate,
     "create-seller": cmd_create_seller,
     "replay-dead-letters": cmd_replay_dead_letters,
+    "publish": cmd_publish,
 }
 
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    for chatty in ("alembic", "aioice", "aiortc"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     args = parser().parse_args(argv)
     settings = Settings.from_env()
     overrides = {

@@ -19,6 +19,7 @@ from catalog.errors import (
     NotFound,
     PaymentFailed,
     Unauthorized,
+    Unavailable,
 )
 
 log = logging.getLogger("livecart.http")
@@ -32,6 +33,7 @@ STATUS_OF: list[tuple[type[DomainError], int]] = [
     (Conflict, 409),
     (Unauthorized, 401),
     (PaymentFailed, 402),
+    (Unavailable, 503),
 ]
 
 
@@ -66,7 +68,10 @@ def status_of(err: DomainError) -> int:
 
 async def domain_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DomainError)
-    return error_response(status_of(exc), exc.code, exc.message, exc.details)
+    response = error_response(status_of(exc), exc.code, exc.message, exc.details)
+    if "retry_after_s" in exc.details:
+        response.headers["Retry-After"] = str(exc.details["retry_after_s"])
+    return response
 
 
 async def http_error_handler(request: Request, exc: Exception) -> Response:

@@ -5,11 +5,14 @@ received from the bus)."""
 
 from __future__ import annotations
 
+import asyncio
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 from checkout.pipeline import PipelineStats
 from live.bus import RoomBus
 from live.hub import Hub
+from live.media.broadcasts import Broadcasts
 
 
 class Metrics:
@@ -51,11 +54,39 @@ class Metrics:
             "Viewers dropped (close 4000) because their send buffer overflowed",
             registry=self.registry,
         )
+        self.webrtc_peers = Gauge(
+            "livecart_webrtc_peers",
+            "WebRTC peer connections open on this node",
+            registry=self.registry,
+        )
+        self.video_viewers = Gauge(
+            "livecart_video_viewers", "WHEP viewers on this node", registry=self.registry
+        )
+        self.video_publishers = Gauge(
+            "livecart_video_publishers", "WHIP publishers on this node", registry=self.registry
+        )
+        self.video_keyframes = Gauge(
+            "livecart_video_keyframes",
+            "Keyframes encoded for the streams on this node (periodic and asked for)",
+            registry=self.registry,
+        )
+        self.asyncio_tasks = Gauge(
+            "livecart_asyncio_tasks",
+            "Tasks alive in this node's event loop",
+            registry=self.registry,
+        )
         self.bus_events = Gauge(
             "livecart_bus_messages",
             "Room messages this node took from the bus for its viewers",
             registry=self.registry,
         )
+
+    def render_media(self, media: Broadcasts) -> None:
+        self.webrtc_peers.set(media.peers)
+        self.video_viewers.set(media.viewers)
+        self.video_publishers.set(media.publishers)
+        self.video_keyframes.set(media.keyframes)
+        self.asyncio_tasks.set(len(asyncio.all_tasks()))
 
     def render_gateway(self, hub: Hub, bus: RoomBus) -> None:
         counts = hub.counts()

@@ -40,6 +40,10 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     return raw.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in (env.get(name) or "").split(",") if item.strip())
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path(".livecart")
@@ -68,6 +72,20 @@ class Settings:
     ws_max_buffer: int = 1 << 20
     # Events kept per room for resuming viewers (approximately: Redis trims whole nodes).
     room_log_maxlen: int = 2000
+    # Live video (WHIP/WHEP): viewers per node, and how long a stage waits for its creator.
+    video_max_viewers: int = 500
+    video_bitrate: int = 800_000
+    video_keyframe_interval_s: float = 4.0
+    # Keyframes asked for by joining viewers and their PLI/FIR: at most one per this gap.
+    video_min_keyframe_gap_s: float = 0.5
+    video_publisher_grace_s: float = 30.0
+    webrtc_connect_timeout_s: float = 20.0
+    # ICE: servers offered to peers (stun:/turn: URLs), and the host addresses to gather from
+    # (empty: every interface but the loopback).
+    ice_servers: tuple[str, ...] = ()
+    turn_username: str | None = None
+    turn_credential: str | None = None
+    webrtc_addresses: tuple[str, ...] = ()
     # Fault injection for the crash tests: the worker sleeps after commit and before XACK.
     fault_stall_before_ack_s: float = 0.0
 
@@ -91,16 +109,22 @@ class Settings:
             worker_max_deliveries=_int(env, "LIVECART_WORKER_MAX_DELIVERIES", 5),
             payment_delay_ms=_int(env, "LIVECART_PAYMENT_DELAY_MS", 0),
             bench_routes=_bool(env, "LIVECART_BENCH_ROUTES", False),
-            allowed_origins=tuple(
-                o.strip().rstrip("/")
-                for o in (env.get("LIVECART_ALLOWED_ORIGINS") or "").split(",")
-                if o.strip()
-            ),
+            allowed_origins=tuple(o.rstrip("/") for o in _list(env, "LIVECART_ALLOWED_ORIGINS")),
             ws_ping_interval_s=_float(env, "LIVECART_WS_PING_INTERVAL_S", 20.0),
             ws_ping_timeout_s=_float(env, "LIVECART_WS_PING_TIMEOUT_S", 20.0),
             ws_hello_timeout_s=_float(env, "LIVECART_WS_HELLO_TIMEOUT_S", 10.0),
             ws_max_buffer=_int(env, "LIVECART_WS_MAX_BUFFER", 1 << 20),
             room_log_maxlen=_int(env, "LIVECART_ROOM_LOG_MAXLEN", 2000),
+            video_max_viewers=_int(env, "LIVECART_VIDEO_MAX_VIEWERS", 500),
+            video_bitrate=_int(env, "LIVECART_VIDEO_BITRATE", 800_000),
+            video_keyframe_interval_s=_float(env, "LIVECART_VIDEO_KEYFRAME_INTERVAL_S", 4.0),
+            video_min_keyframe_gap_s=_float(env, "LIVECART_VIDEO_MIN_KEYFRAME_GAP_S", 0.5),
+            video_publisher_grace_s=_float(env, "LIVECART_VIDEO_PUBLISHER_GRACE_S", 30.0),
+            webrtc_connect_timeout_s=_float(env, "LIVECART_WEBRTC_CONNECT_TIMEOUT_S", 20.0),
+            ice_servers=_list(env, "LIVECART_ICE_SERVERS"),
+            turn_username=env.get("LIVECART_TURN_USERNAME") or None,
+            turn_credential=env.get("LIVECART_TURN_CREDENTIAL") or None,
+            webrtc_addresses=_list(env, "LIVECART_WEBRTC_ADDRESSES"),
             fault_stall_before_ack_s=float(env.get("LIVECART_FAULT_STALL_BEFORE_ACK_S") or 0),
         )
 

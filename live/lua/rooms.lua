@@ -55,7 +55,24 @@ local function read(K)
   return { state or '', meta[1] or '0', meta[2] or '0' }
 end
 
+-- The room's one video publisher (KEYS[1] the stream key, holding the publisher's id, with a
+-- short expiry the publisher's node keeps renewing). Renew and release only one's own claim.
+-- ARGV: holder, ttl ms (renew). Returns 1 if the caller held it.
+local function stream_renew(K, A)
+  if redis.call('GET', K[1]) ~= A[1] then return 0 end
+  redis.call('PEXPIRE', K[1], A[2])
+  return 1
+end
+
+local function stream_release(K, A)
+  if redis.call('GET', K[1]) ~= A[1] then return 0 end
+  redis.call('DEL', K[1])
+  return 1
+end
+
 redis.register_function('lc_room_commit', commit)
+redis.register_function('lc_stream_renew', stream_renew)
+redis.register_function('lc_stream_release', stream_release)
 redis.register_function('lc_room_post', post)
 redis.register_function{ function_name = 'lc_room_read', callback = read,
                          flags = { 'no-writes' } }

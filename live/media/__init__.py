@@ -1,0 +1,1 @@
+"""Live video: WHIP in, WHEP out, encoded once per rendition (docs/decisions/0010)."""

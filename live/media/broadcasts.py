@@ -1,0 +1,379 @@
+"""A node's live video: one stage per room with a creator publishing (WHIP) and the viewers
+watching it (WHEP), each a real aiortc peer connection.
+
+A stage outlives a publisher's dropped connection by ``publisher_grace_s``: its viewers stay
+connected and the picture resumes when the creator comes back. Every session ends by one path
+(``_end``), whoever notices first: a DELETE, the peer going away, a connection that never came
+up, the room ending, or shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import MediaStreamTrack
+
+from catalog.errors import Conflict, Invalid, NotFound, Unavailable
+from live.media import sdp
+from live.media.relay import AudioRendition, PacketTrack, VideoProfile, VideoRendition, pump
+from live.store import RoomStore
+
+log = logging.getLogger(__name__)
+
+StreamStarted = Callable[[int], Awaitable[None]]
+StreamEnded = Callable[[int, str], Awaitable[None]]
+
+
+class StreamLock:
+    """Who may publish a room, across nodes: a claim in Redis that lapses unless renewed, so a
+    node that dies frees its rooms within ``ttl_s``."""
+
+    def __init__(self, store: RoomStore, ttl_s: float) -> None:
+        self.store = store
+        self.ttl_s = ttl_s
+
+    async def claim(self, room_id: int, holder: str) -> bool:
+        return await self.store.claim_stream(room_id, holder, int(self.ttl_s * 1000))
+
+    async def renew(self, room_id: int, holder: str) -> bool:
+        return await self.store.renew_stream(room_id, holder, int(self.ttl_s * 1000))
+
+    async def release(self, room_id: int, holder: str) -> None:
+        await self.store.release_stream(room_id, holder)
+
+
+@dataclass(frozen=True)
+class MediaConfig:
+    max_viewers: int = 500
+    connect_timeout_s: float = 20.0
+    publisher_grace_s: float = 30.0
+    retry_after_s: int = 10
+    profile: VideoProfile = field(default_factory=VideoProfile)
+    ice_servers: tuple[RTCIceServer, ...] = ()
+
+
+@dataclass(eq=False)
+class Stage:
+    room_id: int
+    video: VideoRendition
+    audio: AudioRendition
+    publisher: Session | None = None
+    viewers: dict[str, Session] = field(default_factory=dict)
+    pumps: list[asyncio.Task[None]] = field(default_factory=list)
+    grace: asyncio.TimerHandle | None = None
+
+
+@dataclass(eq=False)
+class Session:
+    id: str
+    stage: Stage
+    role: str  # "publisher" or "viewer"
+    owner: str
+    pc: RTCPeerConnection
+    answer: str = ""
+    tracks: list[PacketTrack] = field(default_factory=list)
+    started: bool = False  # the room was told the stream started
+    ended: bool = False
+    deadline: asyncio.TimerHandle | None = None
+    keeper: asyncio.Task[None] | None = None
+
+    @property
+    def room_id(self) -> int:
+        return self.stage.room_id
+
+
+class Broadcasts:
+    def __init__(
+        self,
+        config: MediaConfig,
+        lock: StreamLock,
+        on_started: StreamStarted,
+        on_ended: StreamEnded,
+    ) -> None:
+        self.config = config
+        self._lock = lock
+        self._on_started = on_started
+        self._on_ended = on_ended
+        self.stages: dict[int, Stage] = {}
+        self.sessions: dict[str, Session] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closing = False
+
+    # -- figures for /metrics and tests ------------------------------------------------------
+
+    @property
+    def peers(self) -> int:
+        return len(self.sessions)
+
+    @property
+    def viewers(self) -> int:
+        return sum(len(s.viewers) for s in self.stages.values())
+
+    @property
+    def publishers(self) -> int:
+        return sum(1 for s in self.stages.values() if s.publisher is not None)
+
+    @property
+    def keyframes(self) -> int:
+        return sum(s.video.keyframes for s in self.stages.values())
+
+    # -- WHIP --------------------------------------------------------------------------------
+
+    async def publish(self, room_id: int, owner: str, offer: str) -> Session:
+        """Take a creator's offer; answer it and start relaying what they send."""
+        self._refuse_if_closing()
+        sdp.check_publish_offer(offer)
+        stage = self._stage(room_id)
+        if stage.publisher is not None:
+            raise Conflict("Someone is already publishing this room.", code="already_publishing")
+        session = self._new_session(stage, "publisher", owner)
+        stage.publisher = session  # before any await: a second request here now gets 409
+        if stage.grace is not None:
+            stage.grace.cancel()
+            stage.grace = None
+        try:
+            if not await self._lock.claim(room_id, session.id):
+                raise Conflict(
+                    "Someone is already publishing this room (on another node).",
+                    code="already_publishing",
+                )
+
+            @session.pc.on("track")
+            def on_track(track: MediaStreamTrack) -> None:
+                stage.pumps.append(asyncio.create_task(self._pump(stage, track)))
+
+            await self._set_offer(session, offer)
+            for transceiver in session.pc.getTransceivers():
+                transceiver.direction = "recvonly"
+            await self._answer(session)
+            await self._on_started(room_id)
+            session.started = True
+        except BaseException:
+            await self._end(session, "failed")
+            raise
+        session.keeper = asyncio.create_task(self._keep_claim(session))
+        return session
+
+    async def _pump(self, stage: Stage, track: MediaStreamTrack) -> None:
+        if track.kind == "video":
+            await pump(track, stage.video.encode, stage.video)
+        else:
+            await pump(track, stage.audio.encode, stage.audio)
+
+    async def _keep_claim(self, session: Session) -> None:
+        period = self._lock.ttl_s / 3
+        while not session.ended:
+            await asyncio.sleep(period)
+            if session.ended:
+                return
+            try:
+                still_ours = await self._lock.renew(session.room_id, session.id)
+            except Exception:  # Redis away for a moment: the claim lasts a few periods
+                log.warning("could not renew the stream claim of room %s", session.room_id)
+                continue
+            if not still_ours:
+                await self._end(session, "lost")
+
+    # -- WHEP --------------------------------------------------------------------------------
+
+    async def watch(self, room_id: int, owner: str, offer: str) -> Session:
+        """Take a viewer's offer; answer it with the room's encoded video and audio."""
+        self._refuse_if_closing()
+        if self.viewers >= self.config.max_viewers:
+            raise Unavailable(
+                "This server is showing as many viewers as it can; try again shortly.",
+                code="too_many_viewers",
+                retry_after_s=self.config.retry_after_s,
+            )
+        stage = self.stages.get(room_id)
+        if stage is None or stage.publisher is None:
+            raise Conflict("The creator is not broadcasting right now.", code="stream_not_live")
+        sdp.check_watch_offer(offer)
+        session = self._new_session(stage, "viewer", owner)
+        stage.viewers[session.id] = session
+        try:
+            await self._set_offer(session, offer)
+            self._attach_viewer(stage, session)
+            await self._answer(session)
+        except BaseException:
+            await self._end(session, "failed")
+            raise
+        return session
+
+    def _attach_viewer(self, stage: Stage, session: Session) -> None:
+        video_codecs = [
+            c
+            for c in RTCRtpSender.getCapabilities("video").codecs
+            if c.mimeType.lower() in ("video/vp8", "video/rtx")
+        ]
+        taken: set[str] = set()
+        for transceiver in session.pc.getTransceivers():
+            if transceiver.kind in taken or transceiver.kind not in ("video", "audio"):
+                transceiver.direction = "inactive"
+                continue
+            taken.add(transceiver.kind)
+            if transceiver.kind == "video":
+                track = stage.video.subscribe()
+                transceiver.setCodecPreferences(video_codecs)
+                # A viewer's PLI/FIR asks its sender for a keyframe; the sender only packs our
+                # packets, so pass the request on to the one encoder (aiortc has no hook).
+                transceiver.sender._send_keyframe = track.want_keyframe  # type: ignore[method-assign]
+            else:
+                track = stage.audio.subscribe()
+            transceiver.sender.replaceTrack(track)
+            transceiver.direction = "sendonly"
+            session.tracks.append(track)
+
+    # -- common ------------------------------------------------------------------------------
+
+    def _new_session(self, stage: Stage, role: str, owner: str) -> Session:
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=list(self.config.ice_servers)))
+        session = Session(secrets.token_urlsafe(18), stage, role, owner, pc)
+        self.sessions[session.id] = session
+
+        @pc.on("connectionstatechange")
+        def on_state() -> None:
+            if pc.connectionState in ("failed", "closed"):
+                self._spawn(self._end(session, "lost"))
+
+        def check_connected() -> None:
+            if pc.connectionState != "connected":
+                self._spawn(self._end(session, "lost"))
+
+        loop = asyncio.get_running_loop()
+        session.deadline = loop.call_later(self.config.connect_timeout_s, check_connected)
+        return session
+
+    async def _set_offer(self, session: Session, offer: str) -> None:
+        try:
+            await session.pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
+        except (ValueError, KeyError, IndexError, TypeError, AssertionError) as exc:
+            # aiortc's parser reports a bad offer with whatever its code tripped on.
+            raise Invalid(f"The offer could not be used: {exc}", code="invalid_sdp") from None
+
+    async def _answer(self, session: Session) -> None:
+        pc = session.pc
+        # aiortc gathers every candidate before it returns: the answer is complete (no trickle).
+        await pc.setLocalDescription(await pc.createAnswer())
+        session.answer = pc.localDescription.sdp
+
+    def _stage(self, room_id: int) -> Stage:
+        stage = self.stages.get(room_id)
+        if stage is None:
+            stage = Stage(room_id, VideoRendition(self.config.profile), AudioRendition())
+            self.stages[room_id] = stage
+        return stage
+
+    def find(self, room_id: int, session_id: str, role: str, owner: str) -> Session:
+        session = self.sessions.get(session_id)
+        if session is None or (session.room_id, session.role, session.owner) != (
+            room_id,
+            role,
+            owner,
+        ):
+            raise NotFound("No such session.", code="session_not_found")
+        return session
+
+    async def hang_up(self, session: Session) -> None:
+        await self._end(session, "stopped")
+
+    async def _end(self, session: Session, reason: str) -> None:
+        if session.ended:
+            return
+        session.ended = True
+        self.sessions.pop(session.id, None)
+        if session.deadline is not None:
+            session.deadline.cancel()
+        if session.keeper is not None and session.keeper is not asyncio.current_task():
+            session.keeper.cancel()
+        stage = session.stage
+        for track in session.tracks:
+            track.stop()
+        for fanout in (stage.video, stage.audio):
+            fanout.tracks.difference_update(session.tracks)
+        stage.viewers.pop(session.id, None)
+        with contextlib.suppress(Exception):
+            await session.pc.close()
+        if stage.publisher is session:
+            await self._publisher_gone(stage, session, reason)
+
+    async def _publisher_gone(self, stage: Stage, session: Session, reason: str) -> None:
+        stage.publisher = None
+        pumps, stage.pumps = stage.pumps, []
+        for task in pumps:
+            task.cancel()
+        await asyncio.gather(*pumps, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self._lock.release(stage.room_id, session.id)
+        if session.started:
+            try:
+                await self._on_ended(stage.room_id, reason)
+            except Exception:  # the video is gone either way; viewers also see it stop
+                log.exception("could not tell room %s its stream ended", stage.room_id)
+        if stage.publisher is None and (not stage.viewers or self._closing):
+            await self._close_stage(stage)
+        else:
+            loop = asyncio.get_running_loop()
+            stage.grace = loop.call_later(
+                self.config.publisher_grace_s,
+                lambda: self._spawn(self._grace_over(stage)),
+            )
+
+    async def _grace_over(self, stage: Stage) -> None:
+        if stage.publisher is None and self.stages.get(stage.room_id) is stage:
+            await self._close_stage(stage)
+
+    async def _close_stage(self, stage: Stage) -> None:
+        if self.stages.get(stage.room_id) is stage:
+            del self.stages[stage.room_id]
+        if stage.grace is not None:
+            stage.grace.cancel()
+        sessions = list(stage.viewers.values())
+        if stage.publisher is not None:
+            sessions.append(stage.publisher)
+        await asyncio.gather(*(self._end(s, "room_ended") for s in sessions))
+        stage.video.stop()
+        stage.audio.stop()
+
+    async def end_room(self, room_id: int) -> None:
+        """The room ended: everyone here hangs up."""
+        stage = self.stages.get(room_id)
+        if stage is not None:
+            await self._close_stage(stage)
+
+    async def close(self) -> None:
+        """Shutdown: every peer connection closed, every task of ours finished."""
+        self._closing = True
+        for stage in list(self.stages.values()):
+            if stage.publisher is not None:
+                await self._end(stage.publisher, "shutdown")
+        await asyncio.gather(*(self._close_stage(s) for s in list(self.stages.values())))
+        await asyncio.gather(*(self._end(s, "shutdown") for s in list(self.sessions.values())))
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _refuse_if_closing(self) -> None:
+        if self._closing:
+            raise Unavailable(
+                "This server is shutting down.", code="shutting_down", retry_after_s=1
+            )
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

@@ -1,0 +1,384 @@
+"""Viewers per core at 640x360, 30 fps: livecart's encode-once relay against aiortc's MediaRelay
+(one encoder per viewer), measured in the same run on the same machine.
+
+Each server runs pinned to one core (CPU 0). A load process on the other core publishes the
+synthetic test pattern (with a noise patch, so the encoder works about as hard as on a camera)
+over WHIP, then adds WHEP viewers in steps. The viewers are real aiortc peers (ICE, DTLS, SRTP)
+that count the frames they are sent (RTP marker bits) instead of decoding them, so that one
+load core can hold many of them. A step is sustained when the viewers together receive at
+least 95% of the frames the publisher sent in the measuring window. Printed: the most viewers
+each server sustained, the ratio, and both processes' CPU use, so a load process near its own
+ceiling is visible.
+
+    .venv/bin/python loadtests/bench_video.py            # both, about 4 minutes
+    .venv/bin/python loadtests/bench_video.py --only livecart --start 40 --step 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+LOAD_CPU, SERVER_CPU = "1", "0"
+WINDOW_S = 5.0
+TARGET = 0.95
+FPS = 30
+
+
+# -- the baseline server: aiortc's MediaRelay, one encoder per viewer -------------------------
+
+
+def serve_baseline(port: int) -> None:
+    """WHIP and WHEP the way aiortc's examples relay media: ``MediaRelay.subscribe`` per viewer,
+    each viewer's sender encoding the decoded frames itself."""
+    import uvicorn
+    from aiortc import (
+        RTCConfiguration,
+        RTCPeerConnection,
+        RTCRtpSender,
+        RTCSessionDescription,
+    )
+    from aiortc.contrib.media import MediaRelay
+    from aiortc.mediastreams import MediaStreamTrack
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from live.media.ice import use_host_addresses
+
+    use_host_addresses(["127.0.0.1"])
+    relay = MediaRelay()
+    sources: dict[str, MediaStreamTrack] = {}
+    peers: set[RTCPeerConnection] = set()
+    config = RTCConfiguration(iceServers=[])
+
+    async def whip(request: Request) -> Response:
+        pc = RTCPeerConnection(config)
+        peers.add(pc)
+        pc.on("track", lambda track: sources.__setitem__(track.kind, track))
+        await pc.setRemoteDescription(
+            RTCSessionDescription((await request.body()).decode(), "offer")
+        )
+        await pc.setLocalDescription(await pc.createAnswer())
+        return Response(pc.localDescription.sdp, 201, media_type="application/sdp")
+
+    async def whep(request: Request) -> Response:
+        pc = RTCPeerConnection(config)
+        peers.add(pc)
+        await pc.setRemoteDescription(
+            RTCSessionDescription((await request.body()).decode(), "offer")
+        )
+        vp8 = [
+            c
+            for c in RTCRtpSender.getCapabilities("video").codecs
+            if c.mimeType.lower() in ("video/vp8", "video/rtx")
+        ]
+        for transceiver in pc.getTransceivers():
+            transceiver.sender.replaceTrack(
+                relay.subscribe(sources[transceiver.kind], buffered=False)
+            )
+            transceiver.direction = "sendonly"
+            if transceiver.kind == "video":
+                transceiver.setCodecPreferences(vp8)
+        await pc.setLocalDescription(await pc.createAnswer())
+        return Response(pc.localDescription.sdp, 201, media_type="application/sdp")
+
+    app = Starlette(
+        routes=[Route("/whip/1", whip, methods=["POST"]), Route("/whep/1", whep, methods=["POST"])]
+    )
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", loop="uvloop")
+
+
+# -- servers under test ---------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"server exited: {process.returncode}")
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"server at {url} did not come up")
+
+
+def post_json(url: str, token: str | None, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(
+        url, data=json.dumps(body or {}).encode(), headers=headers, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        found: dict[str, Any] = json.loads(response.read())
+        return found
+
+
+@dataclass
+class Target:
+    name: str
+    process: subprocess.Popen[bytes]
+    base: str
+    room: int
+    creator_token: str
+    viewer_token: str
+    data_dir: Path | None = None
+
+
+def start_livecart(tmp: Path) -> Target:
+    port = free_port()
+    env = {
+        **os.environ,
+        "LIVECART_DATA_DIR": str(tmp / "livecart"),
+        "LIVECART_PORT": str(port),
+        "LIVECART_WEBRTC_ADDRESSES": "127.0.0.1",
+        "LIVECART_VIDEO_MAX_VIEWERS": "100000",
+    }
+    for name in ("REDIS_URL", "DATABASE_URL"):
+        env.pop(name, None)  # the embedded defaults: a private Valkey and SQLite
+    livecart = [sys.executable, "-m", "web.cli"]
+    made = subprocess.run(
+        [*livecart, "create-seller", "--name", "Bench", "--email", "bench@example.com"],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    token = made.split("token: ")[1].strip()
+    shop = int(made.split("shop ")[1].split()[0])
+    process = subprocess.Popen(
+        ["taskset", "-c", SERVER_CPU, *livecart, "serve"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    wait_for(f"{base}/healthz", process)
+    room = post_json(f"{base}/api/rooms", token, {"shop_id": shop, "title": "Bench"})["room"]["id"]
+    viewer = post_json(f"{base}/api/session", None)["token"]
+    return Target("livecart encode-once", process, base, room, token, viewer)
+
+
+def start_baseline() -> Target:
+    port = free_port()
+    process = subprocess.Popen(
+        ["taskset", "-c", SERVER_CPU, sys.executable, __file__, "--serve-baseline", str(port)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.2)
+    return Target("aiortc MediaRelay", process, base, 1, "x", "x")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system time of a process and its threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# -- the load: one publisher, many counting viewers ------------------------------------------
+
+
+@dataclass
+class CountingViewer:
+    pc: Any
+    frames: int = 0
+    octets: int = 0
+
+
+@dataclass
+class Load:
+    target: Target
+    publisher: Any = None
+    viewers: list[CountingViewer] = field(default_factory=list)
+
+    async def publish(self) -> None:
+        from live.media.publisher import Publisher
+
+        self.publisher = Publisher(
+            self.target.base, self.target.room, self.target.creator_token, detail=True
+        )
+        await self.publisher.start()
+
+    async def add_viewer(self) -> None:
+        from aiortc import RTCConfiguration, RTCPeerConnection
+
+        from live.media.publisher import offer_answer
+
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        viewer = CountingViewer(pc)
+        video = pc.addTransceiver("video", direction="recvonly")
+        pc.addTransceiver("audio", direction="recvonly")
+
+        async def count(packet: Any, arrival_time_ms: int) -> None:
+            # Count, don't decode: a frame's last packet carries the marker bit.
+            viewer.octets += len(packet.payload)
+            if packet.marker:
+                viewer.frames += 1
+
+        video.receiver._handle_rtp_packet = count
+        await offer_answer(
+            f"{self.target.base}/whep/{self.target.room}", self.target.viewer_token, pc
+        )
+        self.viewers.append(viewer)
+
+    async def close(self) -> None:
+        await asyncio.gather(*(v.pc.close() for v in self.viewers), return_exceptions=True)
+        if self.publisher is not None:
+            await self.publisher.pc.close()
+
+
+@dataclass
+class Step:
+    viewers: int
+    delivered: float  # frames received / (viewers x frames the publisher sent)
+    worst: float  # the least-served viewer's share
+    kbps: float  # per viewer
+    server_cpu: float  # share of its one core
+    load_cpu: float  # share of the load process's core
+
+
+async def measure(load: Load) -> Step:
+    await asyncio.sleep(2)  # let new viewers get their first keyframe and settle
+    frames0 = [v.frames for v in load.viewers]
+    octets0 = sum(v.octets for v in load.viewers)
+    sent0 = load.publisher.camera.sent
+    server0, me0, t0 = cpu_seconds(load.target.process.pid), time.process_time(), time.monotonic()
+    await asyncio.sleep(WINDOW_S)
+    elapsed = time.monotonic() - t0
+    sent = load.publisher.camera.sent - sent0
+    got = [v.frames - f0 for v, f0 in zip(load.viewers, frames0, strict=True)]
+    octets = sum(v.octets for v in load.viewers) - octets0
+    return Step(
+        viewers=len(load.viewers),
+        delivered=sum(got) / (len(got) * sent),
+        worst=min(got) / sent,
+        kbps=octets * 8 / 1000 / elapsed / len(got),
+        server_cpu=(cpu_seconds(load.target.process.pid) - server0) / elapsed,
+        load_cpu=(time.process_time() - me0) / elapsed,
+    )
+
+
+async def ramp(target: Target, start: int, step: int, limit: int) -> list[Step]:
+    load = Load(target)
+    steps: list[Step] = []
+    try:
+        await load.publish()
+        want = start
+        while want <= limit:
+            while len(load.viewers) < want:
+                await load.add_viewer()
+            result = await measure(load)
+            steps.append(result)
+            print(
+                f"  {target.name:22} {result.viewers:4} viewers: {result.delivered:6.1%} of frames "
+                f"(worst viewer {result.worst:6.1%}), {result.kbps:5.0f} kb/s each, "
+                f"server CPU {result.server_cpu:4.0%}, load CPU {result.load_cpu:4.0%}",
+                flush=True,
+            )
+            if result.delivered < TARGET:
+                break
+            want += step
+    finally:
+        await load.close()
+    return steps
+
+
+def sustained(steps: list[Step]) -> Step | None:
+    good = [s for s in steps if s.delivered >= TARGET]
+    return good[-1] if good else None
+
+
+def stop(target: Target) -> None:
+    target.process.terminate()
+    try:
+        target.process.wait(20)
+    except subprocess.TimeoutExpired:
+        target.process.kill()
+
+
+async def main(args: argparse.Namespace) -> None:
+    from live.media.ice import use_host_addresses
+
+    use_host_addresses(["127.0.0.1"])
+    os.sched_setaffinity(0, {int(LOAD_CPU)})
+    results: dict[str, Step | None] = {}
+    tmp = Path(tempfile.mkdtemp(prefix="bench-video-"))
+    try:
+        if args.only in (None, "baseline"):
+            target = start_baseline()
+            try:
+                results["baseline"] = sustained(await ramp(target, 1, 1, args.baseline_limit))
+            finally:
+                stop(target)
+        if args.only in (None, "livecart"):
+            target = start_livecart(tmp)
+            try:
+                results["livecart"] = sustained(
+                    await ramp(target, args.start, args.step, args.limit)
+                )
+            finally:
+                stop(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print()
+    for name, best in results.items():
+        if best is None:
+            print(f"{name}: not even the first step sustained")
+        else:
+            print(
+                f"{name}: {best.viewers} viewers sustained on one core at 640x360 {FPS} fps "
+                f"({best.delivered:.1%} of frames; server CPU {best.server_cpu:.0%}, "
+                f"load CPU {best.load_cpu:.0%})"
+            )
+    base, ours = results.get("baseline"), results.get("livecart")
+    if base and ours:
+        print(f"ratio livecart / MediaRelay: {ours.viewers / base.viewers:.1f}x (target >= 10x)")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--serve-baseline":
+        sys.path.insert(0, str(ROOT))
+        serve_baseline(int(sys.argv[2]))
+        sys.exit(0)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--only", choices=["baseline", "livecart"])
+    parser.add_argument("--start", type=int, default=20, help="livecart's first step (viewers)")
+    parser.add_argument("--step", type=int, default=20)
+    parser.add_argument("--limit", type=int, default=400)
+    parser.add_argument("--baseline-limit", type=int, default=40)
+    sys.path.insert(0, str(ROOT))
+    asyncio.run(main(parser.parse_args()))

@@ -1,0 +1,408 @@
+"""Live video with real aiortc peers against a running ``livecart serve``: a WHIP publisher
+sending the synthetic test pattern and tone, WHEP viewers decoding it, and every way a session
+ends (docs/protocol.md, "Live video")."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+
+from catalog.db import Database
+from live.media import pattern
+from live.media.publisher import Publisher, WhipError
+from tests.conftest import WS_ENV, SellerAccount, Server, start_server, stop_server
+from tests.helpers import http_room, make_seller
+from tests.mediaclient import (
+    WhepViewer,
+    eventually,
+    is_vp8_keyframe_start,
+    node_figures,
+    wait_for_figures,
+)
+from tests.wsclient import WsViewer
+from web.auth import GuestSessions
+
+pytestmark = pytest.mark.storage
+
+MEDIA_ENV = {
+    **WS_ENV,
+    "LIVECART_WEBRTC_ADDRESSES": "127.0.0.1",
+    "LIVECART_VIDEO_MAX_VIEWERS": "4",
+    # No periodic keyframes: a viewer that gets a picture at all got one made for it.
+    "LIVECART_VIDEO_KEYFRAME_INTERVAL_S": "600",
+    # A wide gap between asked-for keyframes, so tests can ask inside it.
+    "LIVECART_VIDEO_MIN_KEYFRAME_GAP_S": "2",
+    "LIVECART_VIDEO_PUBLISHER_GRACE_S": "4",
+    "LIVECART_WEBRTC_CONNECT_TIMEOUT_S": "5",
+}
+
+
+def start_media_server(redis_url: str, database_url: str, tmp: pytest.TempPathFactory) -> Server:
+    return start_server(redis_url, database_url, tmp.mktemp("media") / "server.log", **MEDIA_ENV)
+
+
+@pytest.fixture(scope="module")
+def media_server(
+    redis_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    running = start_media_server(redis_url, database_url, tmp_path_factory)
+    yield running
+    stop_server(running)
+
+
+@pytest.fixture(scope="module")
+async def creator(db: Database) -> SellerAccount:
+    return await make_seller(db, "Video Creator")
+
+
+@pytest.fixture
+async def client(media_server: Server) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=media_server.base_url, timeout=30) as http:
+        yield http
+        # Every test leaves the node with no peers: what it opened, it closed.
+        await wait_for_figures(http, webrtc_peers=0, video_viewers=0, video_publishers=0)
+
+
+@pytest.fixture
+async def room(client: httpx.AsyncClient, creator: SellerAccount) -> int:
+    room_id, _product, _sku = await http_room(client, creator, live=False)
+    return room_id
+
+
+def publisher_for(server: Server, creator: SellerAccount, room_id: int) -> Publisher:
+    # Plain pattern (no noise patch): cheap to encode on a shared test machine.
+    return Publisher(server.base_url, room_id, creator.token, detail=False)
+
+
+def guest(sessions: GuestSessions) -> str:
+    return sessions.issue()[1]
+
+
+async def test_viewers_decode_the_publishers_pictures_and_tone(
+    media_server: Server,
+    client: httpx.AsyncClient,
+    creator: SellerAccount,
+    room: int,
+    sessions: GuestSessions,
+) -> None:
+    ws = await WsViewer.open(media_server.base_url, room)
+    await ws.hello(guest(sessions))
+    publisher = publisher_for(media_server, creator, room)
+    await publisher.start()
+    assert publisher.session_url.startswith(f"{media_server.base_url}/whip/{room}/")
+    viewers = [
+        await WhepViewer.open(media_server.base_url, room, guest(sessions)) for _ in range(3)
+    ]
+    try:
+        for viewer in viewers:
+            numbers = await viewer.wait_for_frames(45)
+            # The publisher's own frame numbers, in order, none invented: these pictures came
+            # from it, through the one encoder.
+            assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers)
+            assert max(numbers) < publisher.camera.sent
+            assert numbers[-1] - numbers[0] < 2 * len(numbers)  # a few dropped at most
+            await eventually(lambda v=viewer: len(v.audio) >= 50, 10, "a second of sound")
+            assert abs(pattern.dominant_hz(viewer.audio[-50:]) - pattern.TONE_HZ) < 10
+        figures = await node_figures(client)
+        assert figures["livecart_video_viewers"] == 3
+        assert figures["livecart_video_publishers"] == 1
+        assert figures["livecart_webrtc_peers"] == 4
+        # The room went live with the video, and its viewers were told.
+        await ws.next("room.live")
+        await ws.next("stream.started")
+        state = (await client.get(f"/api/rooms/{room}")).json()["room"]
+        assert state["status"] == "live" and state["stream"] is not None
+    finally:
+        for viewer in viewers:
+            assert await viewer.hang_up(client) == 200
+        await publisher.stop()
+    ended = await ws.next("stream.ended")
+    assert ended["reason"] == "stopped"
+    assert (await client.get(f"/api/rooms/{room}")).json()["room"]["stream"] is None
+    await ws.close()
+
+
+async def test_late_joiners_start_on_keyframes_made_for_them(
+    media_server: Server,
+    client: httpx.AsyncClient,
+    creator: SellerAccount,
+    room: int,
+    sessions: GuestSessions,
+) -> None:
+    publisher = publisher_for(media_server, creator, room)
+    await publisher.start()
+    first = await WhepViewer.open(media_server.base_url, room, guest(sessions))
+    late: list[WhepViewer] = []
+    try:
+        await first.wait_for_frames(60)  # two seconds into a stream with no periodic keyframes
+        await asyncio.sleep(2)  # and past the keyframe gap
+        keyframes = (await node_figures(client))["livecart_video_keyframes"]
+        # Three joiners, each once the one before has pictures: the second and third ask
+        # inside the keyframe gap, so deltas flow past them before their keyframe comes.
+        for _ in range(3):
+            late.append(await WhepViewer.open(media_server.base_url, room, guest(sessions)))
+            await late[-1].wait_for_frames(3)
+        for viewer in late:
+            assert viewer.first_video_payload is not None
+            assert is_vp8_keyframe_start(viewer.first_video_payload)
+            assert viewer.numbers[0] > 30  # it joined the stream where it was, not at its start
+        made = (await node_figures(client))["livecart_video_keyframes"] - keyframes
+        assert 1 <= made <= 3
+    finally:
+        for viewer in [first, *late]:
+            await viewer.hang_up(client)
+        await publisher.stop()
+
+
+async def test_keyframe_requests_are_throttled_not_one_per_request(
+    media_server: Server,
+    client: httpx.AsyncClient,
+    creator: SellerAccount,
+    room: int,
+    sessions: GuestSessions,
+) -> None:
+    publisher = publisher_for(media_server, creator, room)
+    await publisher.start()
+    viewer = await WhepViewer.open(media_server.base_url, room, guest(sessions))
+    try:
+        await viewer.wait_for_frames(15)
+        receiver = next(t.receiver for t in viewer.pc.getTransceivers() if t.kind == "video")
+        ssrc = receiver.getSynchronizationSources()[0].source
+        await asyncio.sleep(2.5)  # past the 2 s gap after the joiner's keyframe
+        before = (await node_figures(client))["livecart_video_keyframes"]
+        # A picture-loss report every 50 ms for 1.5 s, as from a viewer on a lossy network:
+        # one keyframe per 2 s gap, not one per report (that would be about 30).
+        for _ in range(30):
+            await receiver._send_rtcp_pli(ssrc)
+            await asyncio.sleep(0.05)
+        await viewer.wait_for_frames(15)
+        made = (await node_figures(client))["livecart_video_keyframes"] - before
+        assert 1 <= made <= 2
+    finally:
+        await viewer.hang_up(client)
+        await publisher.stop()
+
+
+async def test_one_publisher_per_room_and_clear_refusals(
+    media_server: Server,
+    client: httpx.AsyncClient,
+    creator: SellerAccount,
+    db: Database,
+    room: int,
+    sessions: GuestSessions,
+) -> None:
+    sdp = {"Content-Type": "application/sdp"}
+    viewer_auth = {"Authorization": f"Bearer {guest(sessions)}"}
+    # Nobody is broadcasting yet: watching is refused with a reason.
+    refused = await client.post(f"/whep/{room}", content="v=0\r\n", headers={**sdp, **viewer_auth})
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "stream_not_live"
+    publisher = publisher_for(media_server, creator, room)
+    await publisher.start()
+    try:
+        second = publisher_for(media_server, creator, room)
+        with pytest.raises(WhipError) as err:
+            await second.start()
+        assert err.value.status == 409 and "already_publishing" in err.value.body
+
+        other = await make_seller(db, "Not The Creator")
+        stranger = Publisher(media_server.base_url, room, other.token, detail=False)
+        with pytest.raises(WhipError) as err:
+            await stranger.start()
+        assert err.value.status == 404
+
+        creator_auth = {"Authorization": f"Bearer {creator.token}"}
+        for path, auth in ((f"/whip/{room}", creator_auth), (f"/whep/{room}", viewer_auth)):
+            bad = await client.post(path, content="hello", headers={**sdp, **auth})
+            assert bad.status_code == 400, bad.text
+            assert bad.json()["error"]["code"] == "invalid_sdp"
+            wrong_type = await client.post(path, content="v=0", headers=auth)
+            assert wrong_type.status_code == 415
+        no_video = (
+            "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
+        )
+        answer = await client.post(
+            f"/whep/{room}", content=no_video, headers={**sdp, **viewer_auth}
+        )
+        assert answer.status_code == 400 and answer.json()["error"]["code"] == "no_video"
+        h264_only = (
+            "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
+            "m=video 9 UDP/TLS/RTP/SAVPF 102\r\na=recvonly\r\na=rtpmap:102 H264/90000\r\n"
+        )
+        answer = await client.post(
+            f"/whep/{room}", content=h264_only, headers={**sdp, **viewer_auth}
+        )
+        assert answer.status_code == 400 and answer.json()["error"]["code"] == "unsupported_codec"
+        garbled = (
+            "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
+            "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=recvonly\r\na=rtpmap:96 VP8/90000\r\n"
+        )
+        answer = await client.post(f"/whep/{room}", content=garbled, headers={**sdp, **viewer_auth})
+        assert answer.status_code == 400 and answer.json()["error"]["code"] == "invalid_sdp"
+        unsigned = await client.post(f"/whep/{room}", content="v=0", headers=sdp)
+        assert unsigned.status_code == 401
+        missing = await client.post("/whep/999999", content="v=0", headers={**sdp, **viewer_auth})
+        assert missing.status_code == 404
+        patch = await client.patch(f"{publisher.session_url}", headers=creator_auth)
+        assert patch.status_code == 405
+        not_yours = await client.delete(publisher.session_url, headers=other.headers)
+        assert not_yours.status_code == 404
+        assert (await client.delete(publisher.session_url, headers=viewer_auth)).status_code == 401
+        # None of that touched the broadcast.
+        figures = await node_figures(client)
+        assert figures["livecart_video_publishers"] == 1
+        assert figures["livecart_webrtc_peers"] == 1
+    finally:
+        await publisher.stop()
+
+
+async def test_viewers_beyond_the_node_limit_get_503_with_retry_after(
+    media_server: Server,
+    client: httpx.AsyncClient,
+    creator: SellerAccount,
+    room: int,
+    sessions: GuestSessions,
+) -> None:
+    publisher = publisher_for(media_server, creator, room)
+    await publisher.start()
+    viewers = [
+        await WhepViewer.open(media_server.base_url, room, guest(sessions)) for _ in range(4)
+    ]
+    try:
+        with pytest.raises(WhipError) as err:
+            await WhepViewer.open(media_server.base_url, room, guest(sessions))
+        assert err.value.status == 503 and "too_many_viewers" in err.value.body
+        refused = await client.post(
+            f"/whep/{room}",
+            content="v=0",
+            headers={
+                "Content-Type": "application/sdp",
+                "Authorization": f"Bearer {guest(sessions)}",
+            },
+        )
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "10"
+        # A place freed is a place taken.
+        await viewers.pop().hang_up(client)
+        viewers.append(await WhepViewer.open(media_server.base_url, room, guest(sessions)))
+        await viewers[-1].wait_for_frames(5)
+    finally:
+        for viewer in viewers:
+            await viewer.hang_up(client)
+        await publisher.stop()
+
+
+async def test_peers_that_vanish_are_cleaned_up_without_leaks(
+    media_server: Server,
+    client: httpx.AsyncClient,
+    creator: SellerAccount,
+    room: int,
+    sessions: GuestSessions,
+) -> None:
+    idle_tasks = (await node_figures(client))["livecart_asyncio_tasks"]
+    for _ in range(2):
+        publisher = publisher_for(media_server, creator, room)
+        await publisher.start()
+        viewers = [
+            await WhepViewer.open(media_server.base_url, room, guest(sessions)) for _ in range(3)
+        ]
+        for viewer in viewers:
+            await viewer.wait_for_frames(5)
+        await viewers[0].hang_up(client)  # DELETE
+        await viewers[1].close()  # goes away without a word
+        await wait_for_figures(client, video_viewers=1, webrtc_peers=2)
+        await publisher.pc.close()  # the creator's connection drops, no DELETE
+        # The viewer left is hung up once the creator's grace period is over.
+        await eventually(
+            lambda v=viewers[2]: v.pc.connectionState == "closed", 15, "viewer hung up"
+        )
+        await viewers[2].close()
+    await wait_for_figures(
+        client, webrtc_peers=0, video_viewers=0, video_publishers=0, asyncio_tasks=idle_tasks
+    )
+
+
+async def test_a_creator_who_reconnects_within_the_grace_keeps_the_viewers(
+    media_server: Server,
+    client: httpx.AsyncClient,
+    creator: SellerAccount,
+    room: int,
+    sessions: GuestSessions,
+) -> None:
+    ws = await WsViewer.open(media_server.base_url, room)
+    await ws.hello(guest(sessions))
+    first = publisher_for(media_server, creator, room)
+    await first.start()
+    viewer = await WhepViewer.open(media_server.base_url, room, guest(sessions))
+    try:
+        await viewer.wait_for_frames(30)
+        await first.pc.close()  # dropped
+        assert (await ws.next("stream.ended"))["reason"] == "lost"
+        again = publisher_for(media_server, creator, room)
+        await again.start()
+        await ws.next("stream.started")
+        # The same viewer session now shows the new connection's pictures (numbered from 0).
+        await eventually(
+            lambda: any(n < 30 for n in viewer.numbers[-10:]), 15, "new publisher's frames"
+        )
+        assert viewer.pc.connectionState == "connected"
+        await again.stop()
+    finally:
+        await viewer.hang_up(client)
+        await ws.close()
+
+
+async def test_ending_the_room_hangs_up_its_video(
+    media_server: Server,
+    client: httpx.AsyncClient,
+    creator: SellerAccount,
+    room: int,
+    sessions: GuestSessions,
+) -> None:
+    publisher = publisher_for(media_server, creator, room)
+    await publisher.start()
+    viewer = await WhepViewer.open(media_server.base_url, room, guest(sessions))
+    await viewer.wait_for_frames(5)
+    ended = await client.post(f"/api/rooms/{room}/end", headers=creator.headers)
+    assert ended.status_code == 200
+    await eventually(lambda: viewer.pc.connectionState == "closed", 10, "viewer hung up")
+    await eventually(lambda: publisher.pc.connectionState == "closed", 10, "publisher hung up")
+    with pytest.raises(WhipError) as err:
+        await publisher_for(media_server, creator, room).start()
+    assert err.value.status == 409 and "room_ended" in err.value.body
+    await viewer.close()
+    await publisher.pc.close()
+
+
+async def test_shutdown_closes_every_peer(
+    redis_url: str,
+    database_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    creator: SellerAccount,
+    sessions: GuestSessions,
+) -> None:
+    node = start_media_server(redis_url, database_url, tmp_path_factory)
+    try:
+        async with httpx.AsyncClient(base_url=node.base_url, timeout=30) as http:
+            room_id, _p, _s = await http_room(http, creator, live=False)
+        publisher = publisher_for(node, creator, room_id)
+        await publisher.start()
+        viewer = await WhepViewer.open(node.base_url, room_id, guest(sessions))
+        await viewer.wait_for_frames(5)
+        os.kill(node.process.pid, signal.SIGTERM)
+        exit_code = await asyncio.to_thread(node.process.wait, 15)
+        # uvicorn ends a graceful shutdown by re-raising the signal it caught.
+        assert exit_code in (0, -signal.SIGTERM)
+        assert "media stopped: 2 peer connections closed" in node.log.read_text()
+        # The server said goodbye (DTLS close) rather than going silent.
+        await eventually(lambda: viewer.pc.connectionState == "closed", 5, "viewer told")
+        await eventually(lambda: publisher.pc.connectionState == "closed", 5, "publisher told")
+        await viewer.close()
+        await publisher.pc.close()
+    finally:
+        if node.process.poll() is None:
+            stop_server(node)
