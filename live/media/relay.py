@@ -12,6 +12,7 @@ import asyncio
 import collections
 import fractions
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -136,6 +137,9 @@ class Fanout:
 
     def __init__(self) -> None:
         self.tracks: set[PacketTrack] = set()
+        # Encoding runs in worker threads; a dropped creator's last encode can still be running
+        # when their reconnection's first frame arrives. One encoder, one thread at a time.
+        self.encoding = threading.Lock()
 
     def send(self, packets: list[Packet[Any]]) -> None:
         for packet in packets:
@@ -195,6 +199,10 @@ class VideoRendition(Fanout):
     def encode(self, frame: Frame) -> list[Packet[Any]]:
         """Runs in a worker thread: libvpx releases the GIL while it encodes."""
         assert isinstance(frame, VideoFrame)
+        with self.encoding:
+            return self._encode(frame)
+
+    def _encode(self, frame: VideoFrame) -> list[Packet[Any]]:
         width, height = self.profile.size_for(frame.width, frame.height)
         if (frame.width, frame.height) != (width, height) or frame.format.name != "yuv420p":
             frame = frame.reformat(width=width, height=height, format="yuv420p")
@@ -237,6 +245,10 @@ class AudioRendition(Fanout):
 
     def encode(self, frame: Frame) -> list[Packet[Any]]:
         assert isinstance(frame, AudioFrame)
+        with self.encoding:
+            return self._encode(frame)
+
+    def _encode(self, frame: AudioFrame) -> list[Packet[Any]]:
         packets: list[Packet[Any]] = []
         for chunk in self._resampler.resample(frame):
             # Our own clock, one packet per 20 ms: the publisher's timestamps restart when it
