@@ -239,9 +239,12 @@ def _stock_rule(deal_id: int, left: int, now: int) -> Callable[[rules.Room], rul
 
 
 async def sweep_rooms(store: RoomStore, holds: HoldStore) -> None:
-    """Advance every open room, watched or not, so deals go live and end on time."""
+    """Advance every open room, watched or not, so deals go live and end on time; end a video
+    stream whose publisher's node stopped renewing its claim (it crashed)."""
     for room_id in await store.open_room_ids():
-        await advance(store, holds, room_id)
+        room = (await advance(store, holds, room_id)).room
+        if room is not None and room.get("stream") and not await store.stream_claimed(room_id):
+            await stop_stream(store, room_id, "lost")
 
 
 async def sweep_rooms_forever(

@@ -213,6 +213,9 @@ class RoomStore:
         k = self.keys.room(room_id)
         return bool(await self.redis.set(k.stream, holder, nx=True, px=ttl_ms))
 
+    async def stream_claimed(self, room_id: int) -> bool:
+        return bool(await self.redis.exists(self.keys.room(room_id).stream))
+
     async def renew_stream(self, room_id: int, holder: str, ttl_ms: int) -> bool:
         k = self.keys.room(room_id)
         return bool(await self.redis.fcall("lc_stream_renew", 1, k.stream, holder, ttl_ms))

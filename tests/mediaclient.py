@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from aiortc import RTCConfiguration, RTCPeerConnection
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver
 from aiortc.codecs.vpx import VpxPayloadDescriptor
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtp import RtpPacket
@@ -40,11 +40,18 @@ class WhepViewer:
         self._readers: set[asyncio.Task[None]] = set()
 
     @classmethod
-    async def open(cls, base_url: str, room_id: int, token: str) -> WhepViewer:
+    async def open(
+        cls, base_url: str, room_id: int, token: str, *, prefer: tuple[str, ...] = ()
+    ) -> WhepViewer:
+        """``prefer``: codecs to list first in the offer (e.g. "video/H264", "audio/PCMU")."""
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         viewer = cls(pc)
         video = pc.addTransceiver("video", direction="recvonly")
-        pc.addTransceiver("audio", direction="recvonly")
+        audio = pc.addTransceiver("audio", direction="recvonly")
+        for transceiver in (video, audio):
+            codecs = RTCRtpReceiver.getCapabilities(transceiver.kind).codecs
+            first = [c for c in codecs if c.mimeType in prefer]
+            transceiver.setCodecPreferences(first + [c for c in codecs if c not in first])
         viewer._spy_on(video.receiver)
 
         @pc.on("track")
@@ -130,3 +137,13 @@ async def wait_for_figures(http: httpx.AsyncClient, within: float = 15, **wanted
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"figures not down to {wanted}: {figures}")
         await asyncio.sleep(0.1)
+
+
+def vanish(pc: RTCPeerConnection) -> None:
+    """The peer drops off the network: its sockets close without a DTLS goodbye, as when a
+    phone loses its signal. (Test instrument on our own client, through aioice's internals.)"""
+    for transceiver in pc.getTransceivers():
+        ice = transceiver.receiver.transport.transport
+        for protocol in ice._connection._protocols:
+            if protocol.transport is not None:
+                protocol.transport.close()

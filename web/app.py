@@ -134,6 +134,7 @@ def build_broadcasts(svc: Services) -> Broadcasts:
         max_viewers=settings.video_max_viewers,
         connect_timeout_s=settings.webrtc_connect_timeout_s,
         publisher_grace_s=settings.video_publisher_grace_s,
+        stall_s=settings.video_stall_s,
         profile=VideoProfile(
             bitrate=settings.video_bitrate,
             keyframe_interval_s=settings.video_keyframe_interval_s,
@@ -151,7 +152,11 @@ def build_broadcasts(svc: Services) -> Broadcasts:
     async def ended(room_id: int, reason: str) -> None:
         await rooms_service.stop_stream(svc.rooms, room_id, reason)
 
-    return Broadcasts(config, StreamLock(svc.rooms, ttl_s=15.0), started, ended)
+    async def room_open(room_id: int) -> bool:
+        snap = await svc.rooms.read(room_id)
+        return snap is not None and snap.room["status"] != "ended"
+
+    return Broadcasts(config, StreamLock(svc.rooms, ttl_s=15.0), started, ended, room_open)
 
 
 def settle_heap() -> None:

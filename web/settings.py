@@ -79,6 +79,8 @@ class Settings:
     # Keyframes asked for by joining viewers and their PLI/FIR: at most one per this gap.
     video_min_keyframe_gap_s: float = 0.5
     video_publisher_grace_s: float = 30.0
+    # A publisher that sends no picture for this long has gone (silently: a phone off network).
+    video_stall_s: float = 10.0
     webrtc_connect_timeout_s: float = 20.0
     # ICE: servers offered to peers (stun:/turn: URLs), and the host addresses to gather from
     # (empty: every interface but the loopback).
@@ -119,6 +121,7 @@ class Settings:
             video_bitrate=_int(env, "LIVECART_VIDEO_BITRATE", 800_000),
             video_keyframe_interval_s=_float(env, "LIVECART_VIDEO_KEYFRAME_INTERVAL_S", 4.0),
             video_min_keyframe_gap_s=_float(env, "LIVECART_VIDEO_MIN_KEYFRAME_GAP_S", 0.5),
+            video_stall_s=_float(env, "LIVECART_VIDEO_STALL_S", 10.0),
             video_publisher_grace_s=_float(env, "LIVECART_VIDEO_PUBLISHER_GRACE_S", 30.0),
             webrtc_connect_timeout_s=_float(env, "LIVECART_WEBRTC_CONNECT_TIMEOUT_S", 20.0),
             ice_servers=_list(env, "LIVECART_ICE_SERVERS"),

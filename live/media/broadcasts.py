@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,7 @@ from aiortc import (
     RTCRtpSender,
     RTCSessionDescription,
 )
+from aiortc.exceptions import InvalidStateError, OperationError
 from aiortc.mediastreams import MediaStreamTrack
 
 from catalog.errors import Conflict, Invalid, NotFound, Unavailable
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
 
 StreamStarted = Callable[[int], Awaitable[None]]
 StreamEnded = Callable[[int, str], Awaitable[None]]
+RoomOpen = Callable[[int], Awaitable[bool]]
 
 
 class StreamLock:
@@ -60,6 +63,9 @@ class MediaConfig:
     max_viewers: int = 500
     connect_timeout_s: float = 20.0
     publisher_grace_s: float = 30.0
+    # A publisher that sends no picture for this long is gone (a phone that lost its network
+    # stays "connected" until ICE consent fails, about 30 s later).
+    stall_s: float = 10.0
     retry_after_s: int = 10
     profile: VideoProfile = field(default_factory=VideoProfile)
     ice_servers: tuple[RTCIceServer, ...] = ()
@@ -74,6 +80,7 @@ class Stage:
     viewers: dict[str, Session] = field(default_factory=dict)
     pumps: list[asyncio.Task[None]] = field(default_factory=list)
     grace: asyncio.TimerHandle | None = None
+    last_picture: float = 0.0  # monotonic time the publisher's last video frame arrived
 
 
 @dataclass(eq=False)
@@ -102,11 +109,13 @@ class Broadcasts:
         lock: StreamLock,
         on_started: StreamStarted,
         on_ended: StreamEnded,
+        room_open: RoomOpen,
     ) -> None:
         self.config = config
         self._lock = lock
         self._on_started = on_started
         self._on_ended = on_ended
+        self._room_open = room_open
         self.stages: dict[int, Stage] = {}
         self.sessions: dict[str, Session] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -133,7 +142,8 @@ class Broadcasts:
     # -- WHIP --------------------------------------------------------------------------------
 
     async def publish(self, room_id: int, owner: str, offer: str) -> Session:
-        """Take a creator's offer; answer it and start relaying what they send."""
+        """Take a creator's offer and answer it. The room hears ``stream.started`` (and goes
+        live) when the first picture arrives, not before: an answer is not yet a video."""
         self._refuse_if_closing()
         sdp.check_publish_offer(offer)
         stage = self._stage(room_id)
@@ -141,6 +151,8 @@ class Broadcasts:
             raise Conflict("Someone is already publishing this room.", code="already_publishing")
         session = self._new_session(stage, "publisher", owner)
         stage.publisher = session  # before any await: a second request here now gets 409
+        stage.last_picture = time.monotonic()
+        stage.audio.restart()
         if stage.grace is not None:
             stage.grace.cancel()
             stage.grace = None
@@ -150,41 +162,66 @@ class Broadcasts:
                     "Someone is already publishing this room (on another node).",
                     code="already_publishing",
                 )
+            self._still_open(session)
+            pumped: set[str] = set()
 
             @session.pc.on("track")
             def on_track(track: MediaStreamTrack) -> None:
-                stage.pumps.append(asyncio.create_task(self._pump(stage, track)))
+                if track.kind in pumped:  # one camera, one microphone: extra tracks are ignored
+                    return
+                pumped.add(track.kind)
+                stage.pumps.append(asyncio.create_task(self._pump(stage, session, track)))
 
             await self._set_offer(session, offer)
             for transceiver in session.pc.getTransceivers():
                 transceiver.direction = "recvonly"
             await self._answer(session)
-            await self._on_started(room_id)
-            session.started = True
         except BaseException:
             await self._end(session, "failed")
             raise
-        session.keeper = asyncio.create_task(self._keep_claim(session))
+        session.keeper = asyncio.create_task(self._keep_watch(session))
         return session
 
-    async def _pump(self, stage: Stage, track: MediaStreamTrack) -> None:
-        if track.kind == "video":
-            await pump(track, stage.video.encode, stage.video)
-        else:
-            await pump(track, stage.audio.encode, stage.audio)
+    async def _pump(self, stage: Stage, session: Session, track: MediaStreamTrack) -> None:
+        if track.kind != "video":
+            await pump(track, stage.audio.encode, stage.audio, lambda: None)
+            return
 
-    async def _keep_claim(self, session: Session) -> None:
-        period = self._lock.ttl_s / 3
+        def on_picture() -> None:
+            stage.last_picture = time.monotonic()
+            if not session.started:
+                session.started = True
+                self._spawn(self._announce(session))
+
+        await pump(track, stage.video.encode, stage.video, on_picture)
+
+    async def _announce(self, session: Session) -> None:
+        try:
+            await self._on_started(session.room_id)
+        except Exception as exc:  # the room ended meanwhile, or Redis is away: no show
+            log.warning("room %s refused its stream: %r", session.room_id, exc)
+            await self._end(session, "failed")
+
+    async def _keep_watch(self, session: Session) -> None:
+        """While a creator publishes: renew the claim, notice a stalled picture, and stop if
+        the room was ended (perhaps through another node)."""
+        period = min(self._lock.ttl_s / 3, self.config.stall_s / 2)
         while not session.ended:
             await asyncio.sleep(period)
             if session.ended:
                 return
+            if time.monotonic() - session.stage.last_picture > self.config.stall_s:
+                await self._end(session, "lost")
+                return
             try:
                 still_ours = await self._lock.renew(session.room_id, session.id)
+                room_open = await self._room_open(session.room_id)
             except Exception:  # Redis away for a moment: the claim lasts a few periods
                 log.warning("could not renew the stream claim of room %s", session.room_id)
                 continue
-            if not still_ours:
+            if not room_open:
+                await self.end_room(session.room_id)
+            elif not still_ours:
                 await self._end(session, "lost")
 
     # -- WHEP --------------------------------------------------------------------------------
@@ -205,8 +242,12 @@ class Broadcasts:
         session = self._new_session(stage, "viewer", owner)
         stage.viewers[session.id] = session
         try:
-            await self._set_offer(session, offer)
             self._attach_viewer(stage, session)
+            await self._set_offer(session, offer)
+            # m-lines the offer has beyond one video and one audio get nothing.
+            for transceiver in session.pc.getTransceivers():
+                if transceiver.sender.track is None:
+                    transceiver.direction = "inactive"
             await self._answer(session)
         except BaseException:
             await self._end(session, "failed")
@@ -214,27 +255,26 @@ class Broadcasts:
         return session
 
     def _attach_viewer(self, stage: Stage, session: Session) -> None:
-        video_codecs = [
-            c
-            for c in RTCRtpSender.getCapabilities("video").codecs
-            if c.mimeType.lower() in ("video/vp8", "video/rtx")
-        ]
-        taken: set[str] = set()
-        for transceiver in session.pc.getTransceivers():
-            if transceiver.kind in taken or transceiver.kind not in ("video", "audio"):
-                transceiver.direction = "inactive"
-                continue
-            taken.add(transceiver.kind)
-            if transceiver.kind == "video":
-                track = stage.video.subscribe()
-                transceiver.setCodecPreferences(video_codecs)
+        """Our sending transceivers, made before the offer is applied so aiortc pairs the
+        offer's m-lines with them and their codec preferences decide the answer: VP8 and Opus,
+        what the renditions are encoded in, whatever order the viewer listed codecs in."""
+        for kind, fanout, mimes in (
+            ("video", stage.video, ("video/vp8", "video/rtx")),
+            ("audio", stage.audio, ("audio/opus",)),
+        ):
+            track = fanout.subscribe()
+            transceiver = session.pc.addTransceiver(track, direction="sendonly")
+            transceiver.setCodecPreferences(
+                [
+                    c
+                    for c in RTCRtpSender.getCapabilities(kind).codecs
+                    if c.mimeType.lower() in mimes
+                ]
+            )
+            if kind == "video":
                 # A viewer's PLI/FIR asks its sender for a keyframe; the sender only packs our
                 # packets, so pass the request on to the one encoder (aiortc has no hook).
                 transceiver.sender._send_keyframe = track.want_keyframe  # type: ignore[method-assign]
-            else:
-                track = stage.audio.subscribe()
-            transceiver.sender.replaceTrack(track)
-            transceiver.direction = "sendonly"
             session.tracks.append(track)
 
     # -- common ------------------------------------------------------------------------------
@@ -260,15 +300,39 @@ class Broadcasts:
     async def _set_offer(self, session: Session, offer: str) -> None:
         try:
             await session.pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
+        except OperationError as exc:  # nothing in common, e.g. only H.264 High profile
+            raise Invalid(
+                f"The offer has no codec this server can use: {exc}", code="unsupported_codec"
+            ) from None
         except (ValueError, KeyError, IndexError, TypeError, AssertionError) as exc:
             # aiortc's parser reports a bad offer with whatever its code tripped on.
             raise Invalid(f"The offer could not be used: {exc}", code="invalid_sdp") from None
+        self._still_open(session)
 
     async def _answer(self, session: Session) -> None:
         pc = session.pc
-        # aiortc gathers every candidate before it returns: the answer is complete (no trickle).
-        await pc.setLocalDescription(await pc.createAnswer())
+        try:
+            # aiortc gathers every candidate before it returns: the answer is complete.
+            await pc.setLocalDescription(await pc.createAnswer())
+        except OperationError as exc:
+            raise Invalid(
+                f"The offer has no codec this server can use: {exc}", code="unsupported_codec"
+            ) from None
+        except InvalidStateError:
+            self._still_open(session)
+            raise
+        self._still_open(session)
         session.answer = pc.localDescription.sdp
+
+    def _still_open(self, session: Session) -> None:
+        # Shutdown, the room ending or the connect deadline can end a session while its
+        # request is still being answered.
+        if session.ended:
+            raise Unavailable(
+                "The session was closed while it was being set up; try again.",
+                code="session_closed",
+                retry_after_s=1,
+            )
 
     def _stage(self, room_id: int) -> Stage:
         stage = self.stages.get(room_id)
@@ -316,13 +380,14 @@ class Broadcasts:
         for task in pumps:
             task.cancel()
         await asyncio.gather(*pumps, return_exceptions=True)
-        with contextlib.suppress(Exception):
-            await self._lock.release(stage.room_id, session.id)
         if session.started:
             try:
                 await self._on_ended(stage.room_id, reason)
             except Exception:  # the video is gone either way; viewers also see it stop
                 log.exception("could not tell room %s its stream ended", stage.room_id)
+        # After telling the room: a claimless stream is one the sweeper ends as lost.
+        with contextlib.suppress(Exception):
+            await self._lock.release(stage.room_id, session.id)
         if stage.publisher is None and (not stage.viewers or self._closing):
             await self._close_stage(stage)
         else:

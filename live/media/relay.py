@@ -102,7 +102,7 @@ class PacketTrack(MediaStreamTrack):
             self.needs_keyframe = False
         elif len(self._queue) >= self._max:
             self._queue.clear()
-            if self.kind == "video":
+            if self.kind == "video" and not packet.is_keyframe:
                 self.needs_keyframe = True
                 self._keyframe_wanted()
                 return
@@ -235,10 +235,15 @@ class AudioRendition(Fanout):
         self._codec.format = "s16"
         self._codec.layout = "stereo"
         self._codec.time_base = AUDIO_CLOCK
+        self.restart()
+        self._epoch = time.monotonic()
+        self._next_pts = 0
+
+    def restart(self) -> None:
+        """A new publisher: its sound may come in another layout or rate."""
         self._resampler = av.AudioResampler(
             format="s16", layout="stereo", rate=48_000, frame_size=960
         )
-        self._next_pts = 0
 
     def subscribe(self) -> PacketTrack:
         return PacketTrack("audio", self, lambda: None)
@@ -250,6 +255,9 @@ class AudioRendition(Fanout):
 
     def _encode(self, frame: AudioFrame) -> list[Packet[Any]]:
         packets: list[Packet[Any]] = []
+        # Keep up with the wall clock across gaps (a creator reconnecting, lost packets), or
+        # the sound would fall behind the pictures, which are stamped on arrival.
+        self._next_pts = max(self._next_pts, int((time.monotonic() - self._epoch) * 48_000))
         for chunk in self._resampler.resample(frame):
             # Our own clock, one packet per 20 ms: the publisher's timestamps restart when it
             # reconnects, and viewers' RTP timestamps must not go backwards.
@@ -265,15 +273,39 @@ async def pump(
     source: MediaStreamTrack,
     encode: Callable[[Frame], list[Packet[Any]]],
     fanout: Fanout,
+    on_frame: Callable[[], None],
 ) -> None:
     """Read a publisher's track until it ends, encoding each frame once (in a worker thread, so
-    the event loop keeps sending) and handing the packets to every viewer."""
+    the event loop keeps sending) and handing the packets to every viewer. Video that arrives
+    faster than it can be encoded is skipped to the newest picture, so delay cannot build up."""
     loop = asyncio.get_running_loop()
     while True:
         try:
             frame = await source.recv()
         except MediaStreamError:
             return
+        if source.kind == "video":
+            frame = _newest(source, frame)
         assert isinstance(frame, Frame)  # a remote track yields decoded frames
-        packets = await loop.run_in_executor(None, encode, frame)
+        on_frame()
+        try:
+            packets = await loop.run_in_executor(None, encode, frame)
+        except Exception:  # one bad frame must not stop the stream for everyone
+            log.exception("could not encode a %s frame", source.kind)
+            continue
         fanout.send(packets)
+
+
+def _newest(source: MediaStreamTrack, frame: Any) -> Any:
+    # aiortc's remote track queues decoded frames without bound (its private ``_queue``; None
+    # marks the end, which must stay for the next recv to see).
+    queue = getattr(source, "_queue", None)
+    if not isinstance(queue, asyncio.Queue):
+        return frame
+    while not queue.empty():
+        later = queue.get_nowait()
+        if later is None:
+            queue.put_nowait(None)
+            break
+        frame = later
+    return frame

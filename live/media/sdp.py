@@ -65,7 +65,9 @@ def check_publish_offer(sdp: str) -> None:
 
 def check_watch_offer(sdp: str, video_codec: str = "VP8") -> None:
     """A WHEP offer receives video in the codec our renditions are encoded in."""
-    video = [s for s in sections(sdp) if s.kind == "video" and not s.port_zero]
+    found = [s for s in sections(sdp) if not s.port_zero]
+    video = [s for s in found if s.kind == "video"]
+    audio = [s for s in found if s.kind == "audio"]
     if not any(s.direction in ("recvonly", "sendrecv") for s in video):
         raise Invalid("The offer does not receive video.", code="no_video")
     if not any(video_codec in s.codecs for s in video):
@@ -73,4 +75,10 @@ def check_watch_offer(sdp: str, video_codec: str = "VP8") -> None:
             f"This server streams {video_codec} video; the offer does not accept it.",
             code="unsupported_codec",
             accepted=[video_codec],
+        )
+    if audio and not any("OPUS" in s.codecs for s in audio):
+        raise Invalid(
+            "This server streams Opus audio; the offer does not accept it.",
+            code="unsupported_codec",
+            accepted=["opus"],
         )
