@@ -66,6 +66,8 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> None:
                     f"  API document:   {base}/openapi.json",
                     f"  health:         {base}/healthz",
                     f"  seller token:   {demo.seller_token}",
+                    f"  video:          livecart publish {demo.room_id} --url {base} "
+                    f"--token {demo.seller_token}",
                 ]
             ),
         )
