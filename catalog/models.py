@@ -21,6 +21,8 @@ class Shop(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     seller_id: int = Field(foreign_key="sellers.id", index=True)
     name: str = Field(max_length=200)
+    # The storefront's address, /shop/{handle}: made from the name once, unique.
+    handle: str = Field(max_length=60, unique=True, index=True)
     created_ms: int = Field(sa_type=BigInteger)
 
 

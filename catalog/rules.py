@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass
 
 from catalog.errors import Invalid
@@ -47,3 +49,10 @@ def check_deal_terms(terms: DealTerms, *, list_price: int, stock: int) -> None:
         raise Invalid("The deal must end after it starts.", code="invalid_window")
     if terms.ends_ms - terms.starts_ms > MAX_DEAL_DURATION_MS:
         raise Invalid("A deal may run for at most seven days.", code="invalid_window")
+
+
+def handle_for(name: str) -> str:
+    """A shop's storefront handle from its name: "Mika's Live Closet" -> "mikas-live-closet".
+    Empty when the name has no Latin letters or digits (the caller picks a fallback)."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower().replace("'", "")).strip("-")[:40]

@@ -17,7 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from catalog.clock import now_ms
 from catalog.errors import Conflict, NotFound, Unauthorized
 from catalog.models import Deal, Product, Seller, Shop, Sku
-from catalog.rules import DealTerms, check_deal_terms
+from catalog.rules import DealTerms, check_deal_terms, handle_for
 
 TOKEN_PREFIX = "lc_sk_"
 
@@ -38,7 +38,13 @@ async def create_seller(
     session.add(seller)
     await session.flush()
     assert seller.id is not None
-    shop = Shop(seller_id=seller.id, name=shop_name or f"{name}'s shop", created_ms=now_ms())
+    shop_name = shop_name or f"{name}'s shop"
+    shop = Shop(
+        seller_id=seller.id,
+        name=shop_name,
+        handle=await _free_handle(session, shop_name),
+        created_ms=now_ms(),
+    )
     session.add(shop)
     await session.commit()
     return seller, shop, token
@@ -61,10 +67,30 @@ async def shops_of(session: AsyncSession, seller: Seller) -> Sequence[Shop]:
 
 async def create_shop(session: AsyncSession, seller: Seller, name: str) -> Shop:
     assert seller.id is not None
-    shop = Shop(seller_id=seller.id, name=name, created_ms=now_ms())
+    shop = Shop(
+        seller_id=seller.id,
+        name=name,
+        handle=await _free_handle(session, name),
+        created_ms=now_ms(),
+    )
     session.add(shop)
     await session.commit()
     return shop
+
+
+async def _free_handle(session: AsyncSession, name: str) -> str:
+    base = handle_for(name) or "shop"
+    handle = base
+    while (await session.exec(select(Shop.id).where(Shop.handle == handle))).first() is not None:
+        handle = f"{base}-{secrets.token_hex(2)}"
+    return handle
+
+
+async def shop_by_handle(session: AsyncSession, handle: str) -> Shop:
+    found = (await session.exec(select(Shop).where(Shop.handle == handle))).first()
+    if found is None:
+        raise NotFound("No such shop.", code="shop_not_found", handle=handle[:60])
+    return found
 
 
 async def owned_shop(session: AsyncSession, seller: Seller, shop_id: int) -> Shop:

@@ -39,6 +39,7 @@ async def pay_for_hold(
     buyer: str,
     card: str,
     attempt_key: str,
+    shipping: str = "",
 ) -> Receipt:
     """Charge the buyer for the hold and mark it sold.
 
@@ -46,6 +47,8 @@ async def pay_for_hold(
     Only one attempt may be paying for a hold at a time. A declined card returns the hold to its
     own deadline: it stays held until then or until the buyer releases it. If the hold
     lapsed while the charge was in flight, the charge is refunded and the error is raised.
+    ``shipping`` (the address as JSON text, or empty) is committed with the sale, so the order
+    the pipeline writes carries it.
     """
     attempt = attempt_id(attempt_key)
     charge_key = f"{hold_id}:{attempt_key}"
@@ -73,7 +76,7 @@ async def pay_for_hold(
         )
         raise PaymentFailed(message, code=charge.status.value, hold_id=hold_id)
     try:
-        await holds.commit(hold_id, buyer, charge.id, attempt)
+        await holds.commit(hold_id, buyer, charge.id, attempt, shipping)
     except DomainError:
         await provider.refund(charge)
         raise

@@ -190,8 +190,13 @@ class HoldStore:
             expires_ms=int(raw[6]),
         )
 
-    async def commit(self, hold_id: str, buyer: str, payment_ref: str, attempt: str = "") -> None:
-        raw = await self._call("lc_commit", _deal_of(hold_id), hold_id, buyer, payment_ref, attempt)
+    async def commit(
+        self, hold_id: str, buyer: str, payment_ref: str, attempt: str = "", shipping: str = ""
+    ) -> None:
+        """paying -> sold; ``shipping`` (JSON text, or empty) travels to the order record."""
+        raw = await self._call(
+            "lc_commit", _deal_of(hold_id), hold_id, buyer, payment_ref, attempt, shipping
+        )
         if raw[0] != "ok":
             raise hold_error(raw[0], hold_id)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column
 from sqlmodel import Field, SQLModel
 
 
@@ -22,6 +24,13 @@ class Order(SQLModel, table=True):
     status: str = Field(max_length=24)
     payment_ref: str = Field(max_length=64)
     paid_ms: int = Field(sa_type=BigInteger)
+    # Where to send it, as the buyer gave it at checkout (None: given no address, as over the
+    # API for goods that need none).
+    shipping: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    carrier: str = Field(default="", max_length=60, sa_column_kwargs={"server_default": ""})
+    tracking_number: str = Field(
+        default="", max_length=100, sa_column_kwargs={"server_default": ""}
+    )
     created_ms: int = Field(sa_type=BigInteger)
     updated_ms: int = Field(sa_type=BigInteger)
 

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import insert, literal, null, update
+import orjson
+from sqlalchemy import func, insert, literal, null, update
 from sqlalchemy import select as core_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
@@ -15,9 +16,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from catalog.clock import now_ms
 from catalog.errors import Conflict, NotFound
-from catalog.models import Sku
+from catalog.models import Product, Sku
 from checkout.models import Order, OrderEvent
-from checkout.orders import OrderStatus, next_status
+from checkout.orders import OrderStatus, next_status, shipment_fields
 
 PAID = OrderStatus.PAID.value  # looked up once: an enum attribute is slow in a 500-row loop
 
@@ -35,6 +36,7 @@ class PaidOrder(NamedTuple):
     currency: str
     payment_ref: str
     paid_ms: int
+    shipping: str = ""  # JSON text as the buyer gave it, or empty
 
     @classmethod
     def from_stream(cls, fields: dict[str, str]) -> PaidOrder:
@@ -49,6 +51,7 @@ class PaidOrder(NamedTuple):
             currency=fields["currency"],
             payment_ref=fields["payment_ref"],
             paid_ms=int(fields["paid_ms"]),
+            shipping=fields.get("ship", ""),  # absent in entries written before addresses
         )
 
 
@@ -84,6 +87,7 @@ def order_row(p: PaidOrder, now: int) -> dict[str, Any]:
         "status": PAID,
         "payment_ref": p.payment_ref,
         "paid_ms": p.paid_ms,
+        "shipping": orjson.loads(p.shipping) if p.shipping else None,
         "created_ms": now,
         "updated_ms": now,
     }
@@ -138,17 +142,26 @@ async def persist_paid_orders(session: AsyncSession, paid: Sequence[PaidOrder]) 
 
 
 async def transition(
-    session: AsyncSession, order: Order, action: str, actor: str, note: str = ""
+    session: AsyncSession,
+    order: Order,
+    action: str,
+    actor: str,
+    note: str = "",
+    *,
+    carrier: str = "",
+    tracking_number: str = "",
 ) -> Order:
-    """Move ``order`` by ``action``: a guarded UPDATE plus its event row, in one transaction."""
+    """Move ``order`` by ``action``: a guarded UPDATE plus its event row, in one transaction.
+    Shipping records ``carrier`` and ``tracking_number`` on the order in the same UPDATE."""
     current = OrderStatus(order.status)
     target = next_status(current, action)
+    extra = shipment_fields(target, carrier, tracking_number)
     now = now_ms()
     conn = await session.connection()
     moved = await conn.execute(
         update(Order)
         .where(col(Order.id) == order.id, col(Order.status) == current.value)
-        .values(status=target.value, updated_ms=now)
+        .values(status=target.value, updated_ms=now, **extra)
     )
     if moved.rowcount != 1:
         # Someone else moved the order between our read and our write: never record a move
@@ -188,6 +201,58 @@ async def orders_of_shops(
     if status is not None:
         query = query.where(Order.status == status)
     return (await session.exec(query.limit(1000))).all()
+
+
+async def orders_of_shops_in(
+    session: AsyncSession, shop_ids: Sequence[int], statuses: Sequence[str], limit: int = 200
+) -> Sequence[Order]:
+    """The shops' newest orders in any of ``statuses`` (all of them when empty)."""
+    query = select(Order).where(col(Order.shop_id).in_(shop_ids))
+    if statuses:
+        query = query.where(col(Order.status).in_(statuses))
+    return (await session.exec(query.order_by(col(Order.id).desc()).limit(limit))).all()
+
+
+async def count_by_status(session: AsyncSession, shop_ids: Sequence[int]) -> dict[str, int]:
+    query = (
+        core_select(col(Order.status), func.count())
+        .where(col(Order.shop_id).in_(shop_ids))
+        .group_by(col(Order.status))
+    )
+    return {status: int(n) for status, n in (await session.execute(query)).all()}
+
+
+async def sales_since(
+    session: AsyncSession, shop_ids: Sequence[int], since_ms: int
+) -> tuple[int, int]:
+    """(orders, total in minor units) paid since ``since_ms`` in the shops."""
+    query = core_select(func.count(), func.coalesce(func.sum(col(Order.total)), 0)).where(
+        col(Order.shop_id).in_(shop_ids), col(Order.paid_ms) >= since_ms
+    )
+    count, total = (await session.execute(query)).one()
+    return int(count), int(total)
+
+
+@dataclass(frozen=True)
+class ItemLine:
+    title: str
+    variant: str
+    image: str | None
+
+
+async def item_lines(session: AsyncSession, sku_ids: Sequence[int]) -> dict[int, ItemLine]:
+    """What each SKU is, for order lists: product title, variant and first image."""
+    if not sku_ids:
+        return {}
+    query = (
+        core_select(col(Sku.id), col(Product.title), col(Sku.variant), col(Product.image_urls))
+        .join(Product, col(Product.id) == col(Sku.product_id))
+        .where(col(Sku.id).in_(set(sku_ids)))
+    )
+    return {
+        sku_id: ItemLine(title, variant, images[0] if images else None)
+        for sku_id, title, variant, images in (await session.execute(query)).all()
+    }
 
 
 async def order_for_shops(session: AsyncSession, order_id: int, shop_ids: Sequence[int]) -> Order:

@@ -1,7 +1,10 @@
 """Order states and the transitions allowed between them. Pure: no I/O.
 
     paid -> awaiting_shipment -> shipped -> delivered -> completed
-    unpaid -> paid | cancelled;   paid, awaiting_shipment, shipped, delivered -> refunded
+    unpaid -> paid | cancelled;   paid, awaiting_shipment -> cancelled (before it ships)
+    paid, awaiting_shipment, shipped, delivered -> refunded
+
+Shipping needs a carrier and a tracking number, kept on the order.
 
 Orders from a flash deal are born ``paid`` (the hold was paid before the order existed), with a
 ``None -> paid`` event row recording it.
@@ -11,7 +14,7 @@ from __future__ import annotations
 
 import enum
 
-from catalog.errors import Conflict, NotFound
+from catalog.errors import Conflict, Invalid, NotFound
 
 
 class OrderStatus(enum.StrEnum):
@@ -29,8 +32,8 @@ S = OrderStatus
 
 TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     S.UNPAID: frozenset({S.PAID, S.CANCELLED}),
-    S.PAID: frozenset({S.AWAITING_SHIPMENT, S.REFUNDED}),
-    S.AWAITING_SHIPMENT: frozenset({S.SHIPPED, S.REFUNDED}),
+    S.PAID: frozenset({S.AWAITING_SHIPMENT, S.CANCELLED, S.REFUNDED}),
+    S.AWAITING_SHIPMENT: frozenset({S.SHIPPED, S.CANCELLED, S.REFUNDED}),
     S.SHIPPED: frozenset({S.DELIVERED, S.REFUNDED}),
     S.DELIVERED: frozenset({S.COMPLETED, S.REFUNDED}),
     S.COMPLETED: frozenset(),
@@ -65,3 +68,22 @@ def next_status(current: OrderStatus, action: str) -> OrderStatus:
             allowed=sorted(a for a, t in ACTIONS.items() if t in TRANSITIONS[current]),
         )
     return target
+
+
+def shipment_fields(target: OrderStatus, carrier: str, tracking_number: str) -> dict[str, str]:
+    """The columns a move to ``target`` sets besides the status: a shipment names its carrier
+    and tracking number (both required), and nothing else takes them."""
+    if target is not S.SHIPPED:
+        if carrier or tracking_number:
+            raise Invalid(
+                "Only shipping takes a carrier and tracking number.", code="unexpected_tracking"
+            )
+        return {}
+    missing = [n for n, v in (("carrier", carrier), ("tracking_number", tracking_number)) if not v]
+    if missing:
+        raise Invalid(
+            "Shipping needs the carrier and the tracking number.",
+            code="tracking_required",
+            missing=missing,
+        )
+    return {"carrier": carrier, "tracking_number": tracking_number}

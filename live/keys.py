@@ -24,6 +24,7 @@ class RoomKeys:
     viewers: str  # hash: node id -> "<count>:<reported at ms>"
     likes: str  # integer: likes so far
     stream: str  # string: id of the room's video publisher; expires unless its node renews it
+    peak: str  # sorted set, one member "viewers": the most viewers seen at once (ZADD GT)
     channel: str  # pub/sub channel: "<seq> <event json>" or "@<user> <message json>"
 
     def chat_rate(self, user: str) -> str:
@@ -45,6 +46,7 @@ class LiveKeys:
             viewers=f"{base}:viewers",
             likes=f"{base}:likes",
             stream=f"{base}:stream",
+            peak=f"{base}:peak",
             channel=f"{self.prefix}:room:{room_id}",
         )
 

@@ -18,3 +18,5 @@ class LiveRoom(SQLModel, table=True):
     created_ms: int = Field(sa_type=BigInteger)
     started_ms: int | None = Field(default=None, sa_type=BigInteger)
     ended_ms: int | None = Field(default=None, sa_type=BigInteger)
+    # Most viewers seen at once (across nodes), mirrored from Redis as the room runs.
+    peak_viewers: int = Field(default=0, sa_column_kwargs={"server_default": "0"})

@@ -51,19 +51,35 @@ async def owned_room(session: AsyncSession, seller: Seller, room_id: int) -> Liv
     return row
 
 
-async def list_rooms(session: AsyncSession, status: str | None = None) -> Sequence[LiveRoom]:
+async def list_rooms(
+    session: AsyncSession,
+    status: str | None = None,
+    *,
+    seller_id: int | None = None,
+    shop_id: int | None = None,
+) -> Sequence[LiveRoom]:
     query = select(LiveRoom).order_by(col(LiveRoom.id).desc()).limit(200)
     if status is not None:
         query = query.where(LiveRoom.status == status)
+    if seller_id is not None:
+        query = query.where(LiveRoom.seller_id == seller_id)
+    if shop_id is not None:
+        query = query.where(LiveRoom.shop_id == shop_id)
     return (await session.exec(query)).all()
 
 
-async def _mirror(session: AsyncSession, room: rules.Room) -> None:
-    """Copy the status and times to the SQL record (after Redis accepted the change)."""
+async def _mirror(session: AsyncSession, room: rules.Room, peak_viewers: int = 0) -> None:
+    """Copy the status, times and peak audience to the SQL record (after Redis accepted the
+    change). The peak only ever rises, whatever order two mirrors run in."""
     await session.exec(
         update(LiveRoom)
         .where(col(LiveRoom.id) == room["id"])
         .values(status=room["status"], started_ms=room["started_ms"], ended_ms=room["ended_ms"])
+    )
+    await session.exec(
+        update(LiveRoom)
+        .where(col(LiveRoom.id) == room["id"], col(LiveRoom.peak_viewers) < peak_viewers)
+        .values(peak_viewers=peak_viewers)
     )
     await session.commit()
 
@@ -87,7 +103,7 @@ async def end(session: AsyncSession, store: RoomStore, holds: HoldStore, room_id
     for event in done.change.events:
         if event["type"] == "deal.ended":
             await _stop_deal_in_stores(session, holds, event["deal_id"])
-    await _mirror(session, done.change.room)
+    await _mirror(session, done.change.room, await store.peak_viewers(room_id))
     return done
 
 

@@ -39,6 +39,9 @@ class RoomStore:
         self.redis = redis
         self.keys = keys
         self.log_maxlen = log_maxlen
+        # The highest viewer count this node has recorded per room, so the peak is written only
+        # when it rises rather than on every tick.
+        self._peaks: dict[int, int] = {}
 
     async def install(self) -> None:
         await self.redis.function_load(LIBRARY, replace=True)
@@ -102,7 +105,7 @@ class RoomStore:
         k = self.keys.room(room_id)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.srem(self.keys.live_rooms, str(room_id))
-            for key in (k.meta, k.state, k.log, k.muted, k.likes, k.viewers):
+            for key in (k.meta, k.state, k.log, k.muted, k.likes, k.viewers, k.peak):
                 pipe.expire(key, ROOM_KEYS_TTL_S)
             await pipe.execute()
 
@@ -200,7 +203,21 @@ class RoomStore:
                 pipe.hdel(k.viewers, node)
             pipe.hgetall(k.viewers)
             _, reports = await pipe.execute()
+        total = sum_fresh_counts(reports, now)
+        if total > self._peaks.get(room_id, 0):
+            if len(self._peaks) > 10_000:
+                self._peaks.clear()
+            self._peaks[room_id] = total
+            await self.redis.zadd(k.peak, {"viewers": total}, gt=True)  # atomic max, any node
+        return total
+
+    async def viewers_now(self, room_id: int, now: int) -> int:
+        reports = cast(dict[str, str], await self.redis.hgetall(self.keys.room(room_id).viewers))
         return sum_fresh_counts(reports, now)
+
+    async def peak_viewers(self, room_id: int) -> int:
+        score = await self.redis.zscore(self.keys.room(room_id).peak, "viewers")
+        return int(score or 0)
 
     async def add_likes(self, room_id: int, n: int) -> int:
         k = self.keys.room(room_id)

@@ -937,6 +937,50 @@ async def test_paid_order_reaches_sql(http: httpx.AsyncClient, paid: PaidOrder):
     assert await sku_stock(http, paid.item) == 8  # the SKU gave up what the deal sold
 
 
+ADDRESS = {
+    "name": "Ada Lovelace",
+    "line1": "12 St James's Square",
+    "city": "London",
+    "postal_code": "SW1Y 4JH",
+    "country": "GB",
+}
+
+
+async def test_the_shipping_address_given_at_checkout_reaches_the_order(
+    http: httpx.AsyncClient, seller: SellerAccount, sessions: GuestSessions, ledger: SandboxProvider
+):
+    item = await make_listing(http, seller)
+    _, buyer = viewer_headers(sessions)
+    hold = await reserve(http, item.deal_id, buyer)
+    pay = f"/api/holds/{hold['id']}/checkout"
+    for bad in ({**ADDRESS, "country": "gb"}, {**ADDRESS, "city": " "}, {"name": "No street"}):
+        r = await http.post(
+            pay, headers={**buyer, "Idempotency-Key": "k"}, json={"card": CARD_OK, "shipping": bad}
+        )
+        assert_error(r, 422, "invalid_request")
+    assert await charges_for(ledger, hold["id"]) == []  # refused before any charge
+    assert await hold_state(http, hold["id"], buyer) == "held"
+    r = await http.post(
+        pay, headers={**buyer, "Idempotency-Key": "k"}, json={"card": CARD_OK, "shipping": ADDRESS}
+    )
+    assert r.status_code == 201, r.text
+    orders = await poll(lambda: orders_seen_by(http, buyer), lambda found: len(found) > 0)
+    assert [o["shipping"] for o in orders] == [{**ADDRESS, "line2": ""}]
+    assert (orders[0]["carrier"], orders[0]["tracking_number"]) == ("", "")
+
+
+async def test_a_seller_cancels_an_order_before_it_ships(
+    http: httpx.AsyncClient, paid: PaidOrder, seller: SellerAccount
+):
+    path = f"/api/orders/{paid.order['id']}"
+    r = await http.post(f"{path}/cancel", headers=seller.headers, json={"note": "out of stock"})
+    assert r.status_code == 200, r.text
+    assert r.json()["order"]["status"] == "cancelled"
+    assert_error(
+        await http.post(f"{path}/refund", headers=seller.headers), 409, "invalid_transition"
+    )
+
+
 async def test_buyers_see_only_their_own_orders(
     http: httpx.AsyncClient, paid: PaidOrder, sessions: GuestSessions
 ):
@@ -974,8 +1018,23 @@ async def test_seller_moves_order_to_completed(
         ("deliver", "delivered"),
         ("complete", "completed"),
     ]
+    tracking = {"carrier": "UPS", "tracking_number": "1Z999AA10123456784"}
     for action, status in steps:
-        r = await http.post(f"{path}/{action}", headers=seller.headers, json={"note": action})
+        if action == "ship":
+            error = assert_error(
+                await http.post(f"{path}/ship", headers=seller.headers, json={"carrier": "UPS"}),
+                422,
+                "tracking_required",
+            )
+            assert error["details"]["missing"] == ["tracking_number"]
+        if action == "deliver":
+            assert_error(
+                await http.post(f"{path}/deliver", headers=seller.headers, json={"carrier": "UPS"}),
+                422,
+                "unexpected_tracking",
+            )
+        body = {"note": action, **(tracking if action == "ship" else {})}
+        r = await http.post(f"{path}/{action}", headers=seller.headers, json=body)
         assert r.status_code == 200, r.text
         assert r.json()["order"]["status"] == status
 
@@ -988,6 +1047,7 @@ async def test_seller_moves_order_to_completed(
     r = await http.get(path, headers=seller.headers)
     order = r.json()["order"]
     assert order["status"] == "completed"
+    assert (order["carrier"], order["tracking_number"]) == ("UPS", "1Z999AA10123456784")
     assert [(e["from"], e["to"], e["note"]) for e in order["events"]] == [
         (None, "paid", ""),
         ("paid", "awaiting_shipment", "confirm"),

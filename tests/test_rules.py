@@ -67,7 +67,7 @@ def test_terminal_states_refuse_everything() -> None:
 def test_shipping_an_unconfirmed_order_names_what_is_allowed() -> None:
     with pytest.raises(Conflict) as caught:
         next_status(OrderStatus.PAID, "ship")
-    assert caught.value.details["allowed"] == ["confirm", "refund"]
+    assert caught.value.details["allowed"] == ["cancel", "confirm", "refund"]
 
 
 def test_unknown_action() -> None:

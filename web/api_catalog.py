@@ -25,7 +25,7 @@ DEAL_STATUSES = frozenset({"scheduled", "live", "ended", "settled"})
 
 
 def shop_json(shop: Shop) -> dict[str, Any]:
-    return {"id": shop.id, "name": shop.name}
+    return {"id": shop.id, "name": shop.name, "handle": shop.handle}
 
 
 def sku_json(sku: Sku) -> dict[str, Any]:

@@ -142,7 +142,13 @@ async def _checkout_once(
 ) -> StoredResponse:
     try:
         receipt = await pay_for_hold(
-            svc.holds, svc.payments, hold_id=hold_id, buyer=buyer, card=body.card, attempt_key=key
+            svc.holds,
+            svc.payments,
+            hold_id=hold_id,
+            buyer=buyer,
+            card=body.card,
+            attempt_key=key,
+            shipping=orjson.dumps(body.shipping.model_dump()).decode() if body.shipping else "",
         )
     except PaymentFailed as err:
         # A decline is an outcome of this key: a replay gets the same answer, no new charge.

@@ -14,6 +14,7 @@ from catalog.service import TOKEN_PREFIX
 from checkout import order_store
 from checkout.keys import deal_id_of_hold
 from checkout.models import Order, OrderEvent
+from checkout.order_store import ItemLine
 from checkout.orders import OrderStatus
 from web.auth import bearer, seller
 from web.http import JSONResponse, json_body
@@ -36,7 +37,9 @@ def _status_filter(request: Request) -> str | None:
 ORDER_STATUSES = frozenset(s.value for s in OrderStatus)
 
 
-def order_json(order: Order, events: list[OrderEvent] | None = None) -> dict[str, Any]:
+def order_json(
+    order: Order, events: list[OrderEvent] | None = None, line: ItemLine | None = None
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": order.id,
         "hold_id": order.hold_id,
@@ -52,7 +55,12 @@ def order_json(order: Order, events: list[OrderEvent] | None = None) -> dict[str
         "payment_ref": order.payment_ref,
         "paid_ms": order.paid_ms,
         "updated_ms": order.updated_ms,
+        "shipping": order.shipping,
+        "carrier": order.carrier,
+        "tracking_number": order.tracking_number,
     }
+    if line is not None:
+        body["item"] = {"title": line.title, "variant": line.variant, "image": line.image}
     if events is not None:
         body["events"] = [
             {
@@ -90,7 +98,9 @@ async def list_orders(request: Request) -> Response:
         buyer = svc.sessions.verify(bearer(request))
         async with svc.db.session() as session:
             orders = await order_store.orders_of_buyer(session, buyer)
-    return JSONResponse({"orders": [order_json(o) for o in orders]})
+    async with svc.db.session() as session:
+        lines = await order_store.item_lines(session, [o.sku_id for o in orders])
+    return JSONResponse({"orders": [order_json(o, line=lines.get(o.sku_id)) for o in orders]})
 
 
 @api.route(
@@ -148,7 +158,13 @@ async def order_action(request: Request) -> Response:
             session, request.path_params["order_id"], shop_ids
         )
         order = await order_store.transition(
-            session, order, request.path_params["action"], actor=f"seller:{me.id}", note=body.note
+            session,
+            order,
+            request.path_params["action"],
+            actor=f"seller:{me.id}",
+            note=body.note,
+            carrier=body.carrier,
+            tracking_number=body.tracking_number,
         )
         events = await order_store.events_of(session, order.id or 0)
     return JSONResponse({"order": order_json(order, list(events))})

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from catalog.clock import now_ms
 from catalog.errors import Invalid, NotFound
 from catalog.models import Seller
-from live import rules
+from live import figures, rules
 from live import service as rooms
 from live.models import LiveRoom
 from live.store import Committed, LogEntries
@@ -80,6 +80,22 @@ async def get_room(request: Request) -> Response:
     if snap is None:
         raise NotFound("No such room.", code="room_not_found", room_id=room_id)
     return JSONResponse({"room": snap.room, "seq": snap.seq})
+
+
+@api.route(
+    "GET",
+    "/api/rooms/{room_id:id}/figures",
+    "Your room's figures: viewers (now, peak), units held, orders, units sold, GMV, conversion",
+    auth="seller",
+    tag="rooms",
+)
+async def room_figures(request: Request) -> Response:
+    svc = services(request)
+    me = await seller(request)
+    async with svc.db.session() as session:
+        row = await rooms.owned_room(session, me, request.path_params["room_id"])
+        found = await figures.room_figures(session, svc.rooms, svc.holds, row)
+    return JSONResponse({"figures": found.json(), "server_ms": now_ms()})
 
 
 @api.route("POST", "/api/rooms/{room_id:id}/live", "Go live", auth="seller", tag="rooms")

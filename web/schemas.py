@@ -26,7 +26,14 @@ Name = Annotated[str, _text(200, min_length=1)]
 Category = Annotated[str, _text(100)]
 Variant = Annotated[str, _text(200)]
 Description = Annotated[str, _text(10_000)]
-Url = Annotated[str, StringConstraints(pattern=r"^https?://[^\s\x00]{1,2000}$")]
+# An image is an http(s) URL or a path on this server ("/static/img/jacket.svg"), never a
+# protocol-relative "//host" or a "javascript:" URL.
+Url = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^(https?://[^\s\x00]{1,2000}|/([^/\s\x00\\][^\s\x00\\]{0,1999})?)$"
+    ),
+]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 RequestId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 
@@ -95,12 +102,28 @@ class ReserveIn(Strict):
     )
 
 
+class ShippingIn(Strict):
+    name: Annotated[str, _text(100, min_length=1)]
+    line1: Annotated[str, _text(200, min_length=1)]
+    line2: Annotated[str, _text(200)] = ""
+    city: Annotated[str, _text(100, min_length=1)]
+    postal_code: Annotated[str, _text(20, min_length=1)]
+    country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] = Field(
+        description="ISO 3166-1 alpha-2 code, e.g. US"
+    )
+
+
 class CheckoutIn(Strict):
     card: Annotated[str, StringConstraints(pattern=r"^[0-9]{12,19}$")]
+    shipping: ShippingIn | None = Field(
+        default=None, description="Where to send the goods; kept on the order"
+    )
 
 
 class OrderActionIn(Strict):
     note: Text = ""
+    carrier: Annotated[str, _text(60)] = Field(default="", description="ship: required")
+    tracking_number: Annotated[str, _text(100)] = Field(default="", description="ship: required")
 
 
 class RoomIn(Strict):

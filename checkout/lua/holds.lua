@@ -205,12 +205,13 @@ local function begin_payment(K, ARGV)
   return { 'ok', h.qty, t[2], t[3], t[4], t[5], fmt(h.expires) }
 end
 
--- ARGV: hold_id, buyer, payment_ref, attempt. paying -> sold, and order.paid goes to the
--- pipeline.
+-- ARGV: hold_id, buyer, payment_ref, attempt, shipping (JSON, or empty). paying -> sold, and
+-- order.paid goes to the pipeline, carrying the shipping address with it.
 -- A paying hold is committed even if its expiry just passed: the money was taken and the
 -- units were never returned. Once the sweeper has expired it, the caller must refund.
 local function commit(K, ARGV)
   local id, buyer, payment_ref, attempt = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+  local shipping = ARGV[5] or ''
   local h = own_hold(K, id, buyer)
   if not h then return { 'hold_not_found' } end
   if h.state == 'sold' then return { 'ok', 1 } end
@@ -225,7 +226,8 @@ local function commit(K, ARGV)
   local t = redis.call('HMGET', K[1], 'deal', 'sku', 'shop', 'price', 'currency')
   redis.call('XADD', K[7], '*', 'type', 'order.paid', 'hold', id, 'deal', t[1],
     'sku', t[2], 'shop', t[3], 'buyer', buyer, 'qty', h.qty, 'unit_price', t[4],
-    'currency', t[5], 'payment_ref', payment_ref, 'paid_ms', fmt(now))
+    'currency', t[5], 'payment_ref', payment_ref, 'paid_ms', fmt(now),
+    'ship', shipping)
   emit(K, now, 'hold.sold', id, h.qty)
   return { 'ok', 0 }
 end
