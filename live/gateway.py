@@ -155,7 +155,7 @@ class Gateway:
 
     def _local_count(self, room_id: int) -> int:
         room = self.hub.room(room_id)
-        return room.size if room is not None else 0
+        return room.audience if room is not None else 0
 
     async def deal_in_room(self, room_id: int, deal_id: int) -> bool:
         if deal_id in self.deals_of.get(room_id, ()):
@@ -201,7 +201,7 @@ class Gateway:
             )
         if not report:
             return
-        count = await self.store.report_viewers(room_id, self.node_id, room.size, now_ms())
+        count = await self.store.report_viewers(room_id, self.node_id, room.audience, now_ms())
         room.set_latest("viewers", protocol.encode({"type": "viewers", "count": count}))
         likes = await self.store.add_likes(room_id, self.likes.pop(room_id, 0))
         room.set_latest("likes", protocol.encode({"type": "likes", "count": likes}))

@@ -69,10 +69,17 @@ class LocalRoom:
         self.last_flush = 0.0
         self.flush_handle: asyncio.TimerHandle | asyncio.Handle | None = None
         self.last_seq: int | None = None
+        # Connections of the creator and other sellers: in the room, but not its audience.
+        self.staff = 0
 
     @property
     def size(self) -> int:
         return len(self.live) + len(self.joining)
+
+    @property
+    def audience(self) -> int:
+        """Viewers (guest sessions) here: what the room's viewer count adds up."""
+        return self.size - self.staff
 
     def add_event(self, seq: int, payload: bytes) -> None:
         """A sequenced event, in order; one already seen is ignored (the bus and a catch-up
@@ -172,6 +179,7 @@ class Hub:
             room = self.rooms[viewer.room_id] = LocalRoom(viewer.room_id, self)
         viewer.catching_up = []
         room.joining.add(viewer)
+        room.staff += viewer.role != "viewer"
         room.by_user.setdefault(viewer.user, set()).add(viewer)
         return room
 
@@ -195,8 +203,9 @@ class Hub:
 
     def leave(self, viewer: Viewer) -> None:
         room = self.rooms.get(viewer.room_id)
-        if room is None:
+        if room is None or (viewer not in room.live and viewer not in room.joining):
             return
+        room.staff -= viewer.role != "viewer"
         room.live.discard(viewer)
         room.joining.discard(viewer)
         room.floors.pop(viewer, None)

@@ -81,6 +81,14 @@ def test_demo_runs_with_no_configuration_and_keeps_holds_across_restarts(tmp_pat
         assert welcome["type"] == "welcome" and snapshot["type"] == "snapshot"
         assert snapshot["room"]["status"] == "live"
         assert len(snapshot["room"]["bag"]) == 2 and snapshot["room"]["pinned"] is not None
+        # The pages of the demo (the browser tests drive them; here: they are there).
+        page = httpx.get(f"{base}/live/{room}")
+        assert page.status_code == 200 and "Friday night drop" in page.text
+        shop = httpx.get(f"{base}/shop/mikas-live-closet")
+        assert shop.status_code == 200 and f'href="/live/{room}"' in shop.text
+        for bag_item in snapshot["room"]["bag"]:  # the demo's pictures are served
+            assert httpx.get(f"{base}{bag_item['image']}").status_code == 200
+        assert httpx.get(f"{base}/studio/{room}").status_code == 303  # sign in first
         assert valkey_running(data)
     assert not valkey_running(data)  # the private Valkey stops with the server
     assert (data / "livecart.db").exists()
@@ -116,4 +124,4 @@ def test_create_seller_prints_a_working_token(tmp_path: Path) -> None:
     token = created.stdout.split("token: ")[1].strip()
     with livecart("serve", tmp_path) as base:
         shops = httpx.get(f"{base}/api/shops", headers={"Authorization": f"Bearer {token}"})
-        assert shops.json() == {"shops": [{"id": 1, "name": "Ana's shop"}]}
+        assert shops.json() == {"shops": [{"id": 1, "name": "Ana's shop", "handle": "anas-shop"}]}

@@ -17,7 +17,8 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 
 from catalog.db import Database
 from catalog.errors import DomainError
@@ -37,8 +38,19 @@ from live.media.broadcasts import Broadcasts, MediaConfig, StreamLock
 from live.media.ice import ice_servers, use_host_addresses
 from live.media.relay import VideoProfile
 from live.store import RoomStore
-from web import api_catalog, api_checkout, api_media, api_orders, api_rooms, ops, ws
+from web import (
+    api_catalog,
+    api_checkout,
+    api_media,
+    api_orders,
+    api_rooms,
+    ops,
+    pages,
+    seller_pages,
+    ws,
+)
 from web.auth import GuestSessions, identify_for
+from web.cookies import SellerSessions
 from web.http import (
     JSONResponse,
     domain_error_handler,
@@ -93,6 +105,7 @@ def build_services(settings: Settings) -> Services:
     )
     batcher = ReserveBatcher(holds)
     sessions = GuestSessions(settings.secret_key, settings.session_max_age_s)
+    seller_sessions = SellerSessions(settings.secret_key, settings.seller_session_max_age_s)
     live_keys = LiveKeys(settings.redis_prefix)
     rooms = RoomStore(redis, live_keys, settings.room_log_maxlen)
     hub = Hub(max_buffer=settings.ws_max_buffer)
@@ -102,7 +115,7 @@ def build_services(settings: Settings) -> Services:
         holds,
         batcher,
         hub,
-        identify_for(sessions, db),
+        identify_for(sessions, seller_sessions, db),
         node_id=uuid.uuid4().hex[:12],
         config=GatewayConfig(hello_timeout_s=settings.ws_hello_timeout_s),
         catch_up=bus.catch_up,
@@ -117,6 +130,7 @@ def build_services(settings: Settings) -> Services:
         idempotency=IdempotencyStore(redis, keys, pending_ttl_s=settings.pay_ttl_s + 60),
         payments=SandboxProvider(redis, keys.sandbox_charges, settings.payment_delay_ms),
         sessions=sessions,
+        seller_sessions=seller_sessions,
         metrics=Metrics(),
         pipeline=pipeline,
         rooms=rooms,
@@ -165,6 +179,24 @@ def settle_heap() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+
+
+def page_routes() -> list[BaseRoute]:
+    return [
+        Route("/", pages.home),
+        Route("/live/{room_id:id}", pages.live_room),
+        Route("/orders", pages.my_orders),
+        Route("/shop/{handle}", pages.storefront),
+        Route("/seller", seller_pages.seller_center),
+        Route("/seller/login", seller_pages.login_page, methods=["GET"]),
+        Route("/seller/login", seller_pages.login, methods=["POST"]),
+        Route("/seller/logout", seller_pages.logout, methods=["POST"]),
+        Route("/seller/products", seller_pages.create_product, methods=["POST"]),
+        Route("/seller/rooms", seller_pages.create_room, methods=["POST"]),
+        Route("/seller/orders/{order_id:id}/{action}", seller_pages.order_action, methods=["POST"]),
+        Route("/studio/{room_id:id}", seller_pages.studio),
+        Mount("/static", StaticFiles(packages=[("web", "static")]), name="static"),
+    ]
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -221,6 +253,7 @@ def create_app(settings: Settings) -> Starlette:
     for api in APIS:
         routes += api.routes()
     routes.append(Route("/openapi.json", openapi_json))
+    routes += page_routes()
     return Starlette(
         routes=routes,
         lifespan=lifespan,

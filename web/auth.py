@@ -1,5 +1,6 @@
-"""Who is calling: sellers by bearer API token (looked up in SQL), viewers by a signed guest
-session token from ``POST /api/session`` (checked without any I/O)."""
+"""Who is calling: sellers by bearer API token (looked up in SQL) or by the pages' sign-in cookie
+(web/cookies.py, CSRF-checked), viewers by a signed guest session token from
+``POST /api/session`` (checked without any I/O)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from catalog.models import Seller
 from catalog.service import TOKEN_PREFIX, seller_for_token
 from live.gateway import Identify
 from live.rules import Room
+from web.cookies import COOKIE, CSRF_HEADER, SAFE_METHODS, TICKET_PREFIX, SellerSessions, token_tag
+from web.http import BadRequest
 
 GUEST_PREFIX = "lc_gs_"
 
@@ -62,6 +65,8 @@ def viewer(request: Request) -> str:
 
 
 async def seller(request: Request) -> Seller:
+    if "authorization" not in request.headers and COOKIE in request.cookies:
+        return await signed_in_seller(request)
     token = bearer(request)
     if not token.startswith(TOKEN_PREFIX):
         raise Unauthorized("This needs a seller API token.", code="seller_token_required")
@@ -70,15 +75,43 @@ async def seller(request: Request) -> Seller:
         return await seller_for_token(session, token)
 
 
-def identify_for(sessions: GuestSessions, db: Database) -> Identify:
+async def signed_in_seller(request: Request, *, check_csrf: bool = True) -> Seller:
+    """The seller of the request's sign-in cookie. A request that may change something must
+    carry the CSRF token in the ``X-CSRF-Token`` header (forms are checked by the pages)."""
+    svc = request.app.state.services
+    cookies: SellerSessions = svc.seller_sessions
+    signed_in = cookies.read(request.cookies.get(COOKIE, ""))
+    needs_csrf = check_csrf and request.method not in SAFE_METHODS
+    if needs_csrf and not cookies.csrf_ok(signed_in.raw, request.headers.get(CSRF_HEADER, "")):
+        raise BadRequest(
+            "This request needs the page's CSRF token; reload the page.",
+            code="csrf_failed",
+            status=403,
+        )
+    return await _seller_with_tag(svc.db, signed_in.seller_id, signed_in.token_tag)
+
+
+async def _seller_with_tag(db: Database, seller_id: int, tag: str) -> Seller:
+    async with db.session() as session:
+        found = await session.get(Seller, seller_id)
+    if found is None or token_tag(found) != tag:
+        # The token was rotated since: every session made with the old one ends.
+        raise Unauthorized("Sign in again.", code="session_expired")
+    return found
+
+
+def identify_for(sessions: GuestSessions, cookies: SellerSessions, db: Database) -> Identify:
     """Who a websocket's hello token names, in a given room (see live.gateway.Identify)."""
 
     async def identify(token: str, room: Room) -> tuple[str, str]:
         if token.startswith(GUEST_PREFIX):
             return sessions.verify(token), "viewer"
-        if token.startswith(TOKEN_PREFIX):
-            async with db.session() as session:
-                found = await seller_for_token(session, token)
+        if token.startswith(TOKEN_PREFIX) or token.startswith(TICKET_PREFIX):
+            if token.startswith(TICKET_PREFIX):
+                found = await _seller_with_tag(db, *cookies.read_ticket(token))
+            else:
+                async with db.session() as session:
+                    found = await seller_for_token(session, token)
             role = "creator" if found.id == room["seller_id"] else "seller"
             return f"seller-{found.id}", role
         raise Unauthorized("Send a guest session or seller token.", code="invalid_token")

@@ -59,6 +59,10 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> None:
             "\n".join(
                 [
                     f"livecart demo on {base}",
+                    f"  watch the live: {base}/live/{demo.room_id}",
+                    f"  creator studio: {base}/studio/{demo.room_id} (sign in: seller token)",
+                    f"  seller center:  {base}/seller",
+                    f"  storefront:     {base}/shop/{demo.shop_handle}",
                     f"  deals:          {base}/api/deals",
                     f"  live deal:      {base}/api/deals/{demo.live_deal_id}",
                     f"  live room:      {base}/api/rooms/{demo.room_id}",

@@ -31,6 +31,7 @@ class DemoShop:
     live_deal_id: int
     scheduled_deal_id: int
     room_id: int
+    shop_handle: str
 
 
 async def seed_demo(settings: Settings) -> DemoShop:
@@ -62,7 +63,7 @@ async def seed_demo(settings: Settings) -> DemoShop:
                     "title": "Puffer jacket",
                     "category": "Apparel",
                     "description": "Warm, light, packs into its own pocket.",
-                    "image_urls": ["https://example.com/jacket.jpg"],
+                    "image_urls": ["/static/img/jacket.svg"],
                 },
             )
             sku = await service.create_sku(
@@ -75,7 +76,12 @@ async def seed_demo(settings: Settings) -> DemoShop:
                 session,
                 me,
                 shop.id,
-                {"title": "Stoneware mug", "category": "Home", "description": "350 ml."},
+                {
+                    "title": "Stoneware mug",
+                    "category": "Home",
+                    "description": "350 ml.",
+                    "image_urls": ["/static/img/mug.svg"],
+                },
             )
             mug_sku = await service.create_sku(
                 session,
@@ -130,6 +136,7 @@ async def seed_demo(settings: Settings) -> DemoShop:
             live_deal_id=live.id or 0,
             scheduled_deal_id=scheduled.id or 0,
             room_id=room["id"],
+            shop_handle=shop.handle,
         )
     finally:
         await redis.aclose()

@@ -19,6 +19,7 @@ from live.gateway import Gateway
 from live.hub import Hub
 from live.store import RoomStore
 from web.auth import GuestSessions
+from web.cookies import SellerSessions
 from web.metrics import Metrics
 from web.settings import Settings
 
@@ -34,6 +35,7 @@ class Services:
     idempotency: IdempotencyStore
     payments: SandboxProvider
     sessions: GuestSessions
+    seller_sessions: SellerSessions
     metrics: Metrics
     pipeline: OrderPipeline | None
     rooms: RoomStore

@@ -56,6 +56,11 @@ class Settings:
     hold_ttl_s: int = 120
     pay_ttl_s: int = 120
     session_max_age_s: int = 30 * 24 * 3600
+    # A seller signed in on the pages stays signed in this long.
+    seller_session_max_age_s: int = 7 * 24 * 3600
+    # Mark the sign-in cookie Secure (send it over HTTPS only). Default: when the request
+    # arrived over HTTPS (as a TLS-terminating proxy reports with X-Forwarded-Proto).
+    cookie_secure: bool | None = None
     run_worker: bool = True
     sweep_interval_ms: int = 1000
     worker_batch: int = 500
@@ -105,6 +110,11 @@ class Settings:
             hold_ttl_s=_int(env, "LIVECART_HOLD_TTL_S", 120),
             pay_ttl_s=_int(env, "LIVECART_PAY_TTL_S", 120),
             run_worker=_bool(env, "LIVECART_RUN_WORKER", True),
+            cookie_secure=(
+                _bool(env, "LIVECART_COOKIE_SECURE", False)
+                if env.get("LIVECART_COOKIE_SECURE")
+                else None
+            ),
             sweep_interval_ms=_int(env, "LIVECART_SWEEP_INTERVAL_MS", 1000),
             worker_batch=_int(env, "LIVECART_WORKER_BATCH", 500),
             worker_claim_idle_ms=_int(env, "LIVECART_WORKER_CLAIM_IDLE_MS", 30_000),

@@ -1,0 +1,143 @@
+"""Driving Debian's Chromium with Playwright for the page tests: launching it (or saying why it
+cannot be), pages that record every console error, page error and failed request, and a TCP
+proxy that can cut a page's connections the way a train tunnel does."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, Request, Response
+
+CHROMIUM = os.environ.get("LIVECART_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+]
+PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
+DESKTOP = {"viewport": {"width": 1280, "height": 800}}
+
+
+def chromium_or_skip() -> str:
+    """The Chromium binary. Without one the page tests are skipped with the reason, except
+    where LIVECART_REQUIRE_BROWSER is set (CI sets it): there a missing browser fails."""
+    if Path(CHROMIUM).exists():
+        return CHROMIUM
+    message = f"no Chromium at {CHROMIUM}: apt-get install chromium (or set LIVECART_CHROMIUM)"
+    if os.environ.get("LIVECART_REQUIRE_BROWSER"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@dataclass
+class Watched:
+    """A page and every problem it reported: console errors, uncaught exceptions, requests
+    that failed or were answered 4xx/5xx."""
+
+    page: Page
+    name: str
+    problems: list[str] = field(default_factory=list)
+
+    def assert_clean(self) -> None:
+        assert self.problems == [], f"{self.name} reported problems: {self.problems}"
+
+
+def watch(page: Page, name: str) -> Watched:
+    watched = Watched(page, name)
+
+    def console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            watched.problems.append(f"console: {message.text}")
+
+    def failed(request: Request) -> None:
+        # A request the page itself abandoned by navigating away is not a failure.
+        if request.failure != "net::ERR_ABORTED":
+            watched.problems.append(f"failed: {request.method} {request.url} {request.failure}")
+
+    def answered(response: Response) -> None:
+        if response.status >= 400:
+            watched.problems.append(
+                f"http {response.status}: {response.request.method} {response.url}"
+            )
+
+    page.on("console", console)
+    page.on("pageerror", lambda error: watched.problems.append(f"pageerror: {error}"))
+    page.on("requestfailed", failed)
+    page.on("response", answered)
+    return watched
+
+
+async def new_page(
+    browser: Browser, name: str, **context: object
+) -> tuple[BrowserContext, Watched]:
+    ctx = await browser.new_context(**context)  # type: ignore[arg-type]
+    page = await ctx.new_page()
+    return ctx, watch(page, name)
+
+
+class CuttableProxy:
+    """Forwards 127.0.0.1:port to the server. ``cut()`` drops every connection without a
+    goodbye (no close frame, no FIN from the server's side reaches the browser first) and
+    refuses new ones until ``restore()``."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.refusing = False
+        self._pipes: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._server: asyncio.Server | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.refusing:
+            writer.transport.abort()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._writers |= {writer, up_writer}
+        for source, sink in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.create_task(self._pump(source, sink))
+            self._pipes.add(task)
+            task.add_done_callback(self._pipes.discard)
+
+    async def _pump(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError, asyncio.CancelledError):
+            while data := await source.read(65536):
+                sink.write(data)
+                await sink.drain()
+        sink.transport.abort()
+        self._writers.discard(sink)
+
+    def cut(self) -> None:
+        self.refusing = True
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+
+    def restore(self) -> None:
+        self.refusing = False
+
+    async def close(self) -> None:
+        self.cut()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        for task in list(self._pipes):
+            task.cancel()
+        await asyncio.gather(*self._pipes, return_exceptions=True)

@@ -1,0 +1,76 @@
+"""Seller sign-in for the pages: a signed session cookie, the CSRF token that goes with it, and
+the short-lived ticket a studio page's websocket sends in its ``hello``.
+
+The cookie names the seller and the first characters of their API token's hash, so rotating the
+token (``livecart demo`` does on every run) signs every browser out. Requests authenticated by
+the cookie that change anything must carry the CSRF token (form field ``csrf`` or header
+``X-CSRF-Token``): another site can make a browser send the cookie, but cannot read the token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from itsdangerous import BadSignature, TimestampSigner
+
+from catalog.errors import Unauthorized
+from catalog.models import Seller
+
+COOKIE = "lc_seller"
+CSRF_HEADER = "x-csrf-token"
+TICKET_PREFIX = "lc_st_"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+TICKET_MAX_AGE_S = 12 * 3600
+
+
+@dataclass(frozen=True)
+class SellerSession:
+    seller_id: int
+    token_tag: str  # the first 16 hex digits of the seller's token hash when signed in
+    raw: str  # the cookie's value, which the CSRF token is derived from
+
+
+def token_tag(seller: Seller) -> str:
+    return seller.token_hash[:16]
+
+
+class SellerSessions:
+    def __init__(self, secret: str, max_age_s: int) -> None:
+        self._cookie = TimestampSigner(secret, salt="livecart.seller-session")
+        self._ticket = TimestampSigner(secret, salt="livecart.studio-ticket")
+        self._csrf_key = hashlib.sha256(b"livecart.csrf:" + secret.encode()).digest()
+        self.max_age_s = max_age_s
+
+    def issue(self, seller: Seller) -> str:
+        nonce = secrets.token_urlsafe(12)
+        return self._cookie.sign(f"{seller.id}.{token_tag(seller)}.{nonce}").decode()
+
+    def read(self, cookie: str) -> SellerSession:
+        try:
+            value = self._cookie.unsign(cookie, max_age=self.max_age_s).decode()
+        except BadSignature:
+            raise Unauthorized("Sign in again.", code="session_expired") from None
+        seller_id, tag, _nonce = value.split(".", 2)
+        return SellerSession(int(seller_id), tag, cookie)
+
+    def csrf_token(self, cookie: str) -> str:
+        return hmac.new(self._csrf_key, cookie.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def csrf_ok(self, cookie: str, sent: str) -> bool:
+        return hmac.compare_digest(self.csrf_token(cookie), sent)
+
+    def ticket(self, seller: Seller) -> str:
+        return TICKET_PREFIX + self._ticket.sign(f"{seller.id}.{token_tag(seller)}").decode()
+
+    def read_ticket(self, ticket: str) -> tuple[int, str]:
+        try:
+            value = self._ticket.unsign(
+                ticket[len(TICKET_PREFIX) :], max_age=TICKET_MAX_AGE_S
+            ).decode()
+        except BadSignature:
+            raise Unauthorized("Reload the studio page.", code="invalid_token") from None
+        seller_id, tag = value.split(".", 1)
+        return int(seller_id), tag

@@ -1,0 +1,89 @@
+// Shared by every page: page config, strings, money, the guest session, JSON calls.
+
+export const config = (() => {
+  const node = document.getElementById("page-config");
+  return node ? JSON.parse(node.textContent) : {};
+})();
+
+export function t(key, values = {}) {
+  const text = (config.strings || {})[key] ?? key;
+  return text.replace(/\{(\w+)\}/g, (whole, name) => (name in values ? String(values[name]) : whole));
+}
+
+export function money(amount, currency) {
+  const digits = currency === "JPY" ? 0 : 2;
+  try {
+    return new Intl.NumberFormat(config.lang || "en", { style: "currency", currency })
+      .format(amount / 10 ** digits);
+  } catch {
+    return `${(amount / 10 ** digits).toFixed(digits)} ${currency}`;
+  }
+}
+
+export function clockText(ms) {
+  const total = Math.max(0, Math.ceil(ms / 1000));
+  const minutes = Math.floor(total / 60);
+  return `${minutes}:${String(total % 60).padStart(2, "0")}`;
+}
+
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (name === "class") node.className = value;
+    else if (name === "dataset") Object.assign(node.dataset, value);
+    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else if (value !== false && value != null) node.setAttribute(name, value === true ? "" : value);
+  }
+  node.append(...children.filter((c) => c != null));
+  return node;
+}
+
+const GUEST_KEY = "livecart.guest";
+
+// A viewer's identity: a guest session kept in this browser, made on first need.
+export async function guestToken({ renew = false } = {}) {
+  if (!renew) {
+    const saved = localStorage.getItem(GUEST_KEY);
+    if (saved) return JSON.parse(saved).token;
+  }
+  const response = await fetch("/api/session", { method: "POST" });
+  if (!response.ok) throw new Error(`session ${response.status}`);
+  const session = await response.json();
+  localStorage.setItem(GUEST_KEY, JSON.stringify(session));
+  return session.token;
+}
+
+export class ApiError extends Error {
+  constructor(status, error) {
+    super(error.message);
+    this.status = status;
+    this.code = error.code;
+    this.details = error.details || {};
+  }
+}
+
+// A JSON call. Errors come back as ApiError with the server's code; a network failure as
+// ApiError("network").
+export async function api(method, path, { body, headers = {}, keepalive = false } = {}) {
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers: body === undefined ? headers : { "Content-Type": "application/json", ...headers },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: "same-origin",
+      keepalive,
+    });
+  } catch {
+    throw new ApiError(0, { code: "network", message: "network" });
+  }
+  if (response.status === 204) return null;
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) throw new ApiError(response.status, data.error || { code: "http_" + response.status, message: "" });
+  return data;
+}
+
+// The language switcher changes page as soon as a language is picked.
+for (const select of document.querySelectorAll("select[data-autosubmit]")) {
+  select.addEventListener("change", () => select.form.submit());
+}

@@ -1,0 +1,322 @@
+// The creator studio: camera preview and WHIP publishing, the bag with Pin buttons, the
+// flash-deal form (checked as the API checks it; the API's refusals shown by the field),
+// live figures, and chat moderation. Calls the JSON API with the sign-in cookie and the
+// page's CSRF token.
+
+import { api, clockText, config, el, money } from "./common.js";
+import { RoomSocket } from "./room-socket.js";
+import { publish } from "./webrtc.js";
+
+const $ = (id) => document.getElementById(id);
+const roomId = config.room_id;
+const csrf = { "X-CSRF-Token": config.csrf };
+const state = { room: null, stock: {} };
+const products = new Map(config.products.map((p) => [p.product_id, p]));
+
+const call = (method, path, body) => api(method, path, { body, headers: csrf });
+
+const socket = new RoomSocket(roomId, {
+  token: async () => config.ticket,
+  onMessage: receive,
+  onState(status) {
+    $("connection").hidden = status === "live";
+    $("connection").textContent = status === "reconnecting" ? "Reconnecting…" : "Connecting…";
+  },
+});
+
+function receive(m) {
+  if (m.type === "snapshot") {
+    state.room = m.room;
+    state.stock = Object.fromEntries(Object.entries(m.stock).map(([id, left]) => [Number(id), left]));
+    $("chat-lines").replaceChildren(...m.chat.map(chatLine));
+    render();
+    return;
+  }
+  if (!state.room) return;
+  const room = state.room;
+  switch (m.type) {
+    case "room.live": room.status = "live"; break;
+    case "room.ended": room.status = "ended"; break;
+    case "stream.started": room.stream = { started_ms: m.ms }; break;
+    case "stream.ended": room.stream = null; break;
+    case "pin": room.pinned = m.product.product_id; break;
+    case "unpin": room.pinned = null; break;
+    case "bag.added": room.bag.push(m.product); break;
+    case "bag.removed": room.bag = room.bag.filter((p) => p.product_id !== m.product_id); break;
+    case "deal.scheduled": room.deals.push(m.deal); state.stock[m.deal.deal_id] = m.deal.quantity; break;
+    case "deal.live": dealOf(m.deal_id, (d) => (d.status = "live")); break;
+    case "deal.ended": dealOf(m.deal_id, (d) => (d.status = "ended")); break;
+    case "deal.stock": case "deal.sold_out": case "deal.restocked": state.stock[m.deal_id] = m.left; break;
+    case "chat": $("chat-lines").append(chatLine(m)); $("chat-lines").scrollTop = 1e9; return;
+    case "chat.deleted": document.querySelector(`[data-seq="${m.chat_seq}"]`)?.remove(); return;
+    case "viewers": $("fig-viewers").textContent = m.count; return;
+    default: return;
+  }
+  render();
+}
+
+function dealOf(dealId, change) {
+  const deal = state.room.deals.find((d) => d.deal_id === dealId);
+  if (deal) change(deal);
+}
+
+// --- rendering ----------------------------------------------------------------------------
+
+function render() {
+  const room = state.room;
+  $("room-status").textContent = room.status + (room.stream ? " · on air" : "");
+  $("room-status").className = `status status-${room.status}`;
+  $("end-live").disabled = room.status === "ended";
+  $("go-live").disabled = room.status === "ended" || Boolean(session);
+  renderBag();
+  renderDeals();
+}
+
+function renderBag() {
+  const room = state.room;
+  const pinned = room.pinned;
+  $("bag").replaceChildren(
+    ...room.bag.map((p) =>
+      el(
+        "li",
+        { class: `bag-item${p.product_id === pinned ? " pinned" : ""}`, dataset: { productId: p.product_id } },
+        p.image ? el("img", { class: "thumb", src: p.image, alt: "" }) : null,
+        el("span", { class: "bag-title" }, p.title),
+        p.product_id === pinned
+          ? el("button", { type: "button", class: "secondary", onclick: () => act(() => call("DELETE", `/api/rooms/${roomId}/pin`)) }, "Unpin")
+          : el("button", { type: "button", class: "pin", onclick: () => act(() => call("POST", `/api/rooms/${roomId}/pin`, { product_id: p.product_id })) }, "Pin"),
+      ),
+    ),
+  );
+  const inBag = new Set(room.bag.map((p) => p.product_id));
+  $("bag-add").replaceChildren(
+    ...config.products.filter((p) => !inBag.has(p.product_id)).map((p) => el("option", { value: p.product_id }, p.title)),
+  );
+  $("bag-form").hidden = $("bag-add").options.length === 0;
+  const skuSelect = $("deal-sku");
+  const chosen = skuSelect.value;
+  skuSelect.replaceChildren(
+    ...room.bag.flatMap((p) =>
+      p.skus.map((s) =>
+        el("option", { value: s.sku_id }, `${p.title}${s.variant ? " · " + s.variant : ""} (${money(s.list_price, s.currency)})`),
+      ),
+    ),
+  );
+  if (chosen) skuSelect.value = chosen;
+}
+
+function renderDeals() {
+  const now = socket.now();
+  $("deals").replaceChildren(
+    ...state.room.deals
+      .filter((d) => d.status !== "ended")
+      .map((d) => {
+        const left = state.stock[d.deal_id] ?? d.quantity;
+        const when = now < d.starts_ms ? `starts in ${clockText(d.starts_ms - now)}` : `ends in ${clockText(d.ends_ms - now)}`;
+        return el(
+          "li",
+          { class: "deal-item", dataset: { dealId: d.deal_id } },
+          el("span", {}, `${d.title} at ${money(d.deal_price, d.currency)}: ${left}/${d.quantity} left, ${when}`),
+          el("button", { type: "button", class: "secondary", onclick: () => act(() => call("POST", `/api/rooms/${roomId}/deals/${d.deal_id}/stop`)) }, "Stop"),
+        );
+      }),
+  );
+}
+setInterval(() => state.room && renderDeals(), 1000);
+
+function chatLine(m) {
+  return el(
+    "li",
+    { class: `chat-line role-${m.role}`, dataset: { seq: m.seq, user: m.user } },
+    el("span", { class: "chat-name" }, m.name || m.user.slice(0, 6)),
+    " ",
+    el("span", { class: "chat-text" }, m.text),
+    m.role === "viewer"
+      ? el(
+          "span",
+          { class: "moderation" },
+          el("button", { type: "button", class: "link", onclick: () => moderate(() => call("DELETE", `/api/rooms/${roomId}/chat/${m.seq}`)) }, "Delete"),
+          el("button", { type: "button", class: "link", onclick: () => moderate(() => call("PUT", `/api/rooms/${roomId}/mutes/${m.user}`)) }, "Mute"),
+        )
+      : null,
+  );
+}
+
+async function act(action, errorBox = "deal-error") {
+  try {
+    await action();
+  } catch (error) {
+    $(errorBox).textContent = error.message || error.code;
+  }
+}
+
+function moderate(action) {
+  $("chat-error").textContent = "";
+  return act(action, "chat-error");
+}
+
+$("bag-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const productId = Number($("bag-add").value);
+  if (productId) act(() => call("POST", `/api/rooms/${roomId}/bag`, { product_id: productId }));
+});
+
+// --- the flash-deal form: the API's own rules, checked before sending -----------------------
+
+const FIELD_OF_CODE = {
+  invalid_countdown: "countdown_s",
+  invalid_duration: "duration_s",
+  invalid_price: "deal_price",
+  deal_price_not_below_list: "deal_price",
+  invalid_quantity: "quantity",
+  deal_quantity_above_stock: "quantity",
+  invalid_limit: "per_buyer_limit",
+  limit_above_quantity: "per_buyer_limit",
+  sku_not_in_bag: "sku_id",
+  sku_not_found: "sku_id",
+};
+
+function skuById(skuId) {
+  for (const p of products.values()) for (const s of p.skus) if (s.sku_id === skuId) return s;
+  return null;
+}
+
+function whole(text) {
+  return /^\d{1,9}$/.test(text.trim()) ? Number(text.trim()) : NaN;
+}
+
+function minorUnits(text) {
+  const match = /^(\d{1,10})(?:\.(\d{1,2}))?$/.exec(text.trim());
+  return match ? Number(match[1]) * 100 + Number((match[2] || "").padEnd(2, "0")) : NaN;
+}
+
+function readDeal() {
+  const form = $("deal-form");
+  const terms = {
+    sku_id: Number(form.elements.sku_id.value),
+    deal_price: minorUnits(form.elements.deal_price.value),
+    quantity: whole(form.elements.quantity.value),
+    per_buyer_limit: whole(form.elements.per_buyer_limit.value),
+    countdown_s: whole(form.elements.countdown_s.value),
+    duration_s: whole(form.elements.duration_s.value),
+  };
+  const problems = {};
+  const sku = skuById(terms.sku_id);
+  const [cMin, cMax] = config.limits.countdown_s;
+  const [dMin, dMax] = config.limits.duration_s;
+  if (!sku) problems.sku_id = "Pick a SKU from the bag.";
+  if (Number.isNaN(terms.deal_price) || terms.deal_price < 1) problems.deal_price = "A price like 39 or 39.90.";
+  else if (sku && terms.deal_price >= sku.list_price) problems.deal_price = `Below the list price (${money(sku.list_price, sku.currency)}).`;
+  if (Number.isNaN(terms.quantity) || terms.quantity < 1) problems.quantity = "At least 1.";
+  else if (sku && terms.quantity > sku.free) problems.quantity = `At most ${sku.free} (the SKU's free stock).`;
+  if (Number.isNaN(terms.per_buyer_limit) || terms.per_buyer_limit < 1) problems.per_buyer_limit = "At least 1.";
+  else if (!problems.quantity && terms.per_buyer_limit > terms.quantity) problems.per_buyer_limit = "At most the quantity.";
+  if (Number.isNaN(terms.countdown_s) || terms.countdown_s < cMin || terms.countdown_s > cMax) problems.countdown_s = `${cMin} to ${cMax} seconds.`;
+  if (Number.isNaN(terms.duration_s) || terms.duration_s < dMin || terms.duration_s > dMax) problems.duration_s = `${dMin} to ${dMax} seconds.`;
+  return { terms, problems };
+}
+
+function showProblems(problems) {
+  for (const span of $("deal-form").querySelectorAll(".field-error")) {
+    const problem = problems[span.dataset.for] || "";
+    span.textContent = problem;
+    span.closest("label").querySelector("input, select").setAttribute("aria-invalid", problem ? "true" : "false");
+  }
+}
+
+$("deal-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  $("deal-error").textContent = "";
+  const { terms, problems } = readDeal();
+  showProblems(problems);
+  if (Object.keys(problems).length) return;
+  $("start-deal").disabled = true;
+  try {
+    await call("POST", `/api/rooms/${roomId}/deals`, terms);
+    const sku = skuById(terms.sku_id);
+    if (sku) sku.free -= terms.quantity;
+  } catch (error) {
+    const fromServer = {};
+    for (const p of error.details?.problems || []) fromServer[p.field] = p.problem;
+    if (FIELD_OF_CODE[error.code]) fromServer[FIELD_OF_CODE[error.code]] = error.message;
+    showProblems(fromServer);
+    if (!Object.keys(fromServer).length) $("deal-error").textContent = error.message || error.code;
+  } finally {
+    $("start-deal").disabled = false;
+  }
+});
+
+// --- video --------------------------------------------------------------------------------
+
+let camera = null;
+let session = null;
+
+async function startCamera() {
+  if (camera) return camera;
+  camera = await navigator.mediaDevices.getUserMedia({
+    video: { width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { ideal: 30 } },
+    audio: true,
+  });
+  $("preview").srcObject = camera;
+  $("preview-status").hidden = true;
+  return camera;
+}
+
+$("go-live").addEventListener("click", async () => {
+  $("video-error").textContent = "";
+  $("go-live").disabled = true;
+  try {
+    const stream = await startCamera();
+    session = await publish(`/whip/${roomId}`, stream, csrf);
+    session.pc.addEventListener("connectionstatechange", () => {
+      if (session && ["failed", "closed"].includes(session.pc.connectionState)) {
+        $("video-error").textContent = "The video connection dropped. Go live again.";
+        session = null;
+        render();
+      }
+    });
+    $("stop-video").hidden = false;
+  } catch (error) {
+    $("video-error").textContent = error.name === "NotAllowedError" ? "Allow the camera to go live." : error.message;
+    session = null;
+  }
+  if (state.room) render();
+  else $("go-live").disabled = Boolean(session);
+});
+
+async function stopVideo() {
+  const old = session;
+  session = null;
+  await old?.close();
+  $("stop-video").hidden = true;
+  if (state.room) render();
+}
+
+$("stop-video").addEventListener("click", stopVideo);
+
+$("end-live").addEventListener("click", async () => {
+  if (!confirm("End this live for everyone? Running deals stop.")) return;
+  await stopVideo();
+  await act(() => call("POST", `/api/rooms/${roomId}/end`), "video-error");
+});
+
+addEventListener("pagehide", () => session?.close());
+startCamera().catch(() => ($("preview-status").textContent = "Camera unavailable"));
+
+// --- figures ------------------------------------------------------------------------------
+
+async function refreshFigures() {
+  try {
+    const { figures } = await api("GET", `/api/rooms/${roomId}/figures`);
+    $("fig-viewers").textContent = figures.viewers;
+    $("fig-held").textContent = figures.held;
+    $("fig-sold").textContent = figures.units_sold;
+    $("fig-gmv").textContent = money(figures.gmv, figures.currency);
+    $("fig-conversion").textContent = `${(figures.conversion * 100).toFixed(1)}%`;
+  } catch {
+    // the next refresh will tell
+  }
+}
+setInterval(refreshFigures, 2000);
+refreshFigures();
+socket.start();

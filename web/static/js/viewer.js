@@ -1,0 +1,508 @@
+// The viewer's room: video over WHEP, the pinned product and the flash deal (countdown on the
+// server's clock, stock bar), Buy -> a hold with its own countdown -> checkout -> the order
+// number, chat and the viewer count. Everything shown comes from the room's websocket.
+
+import { api, ApiError, clockText, config, el, guestToken, money, t } from "./common.js";
+import { RoomSocket } from "./room-socket.js";
+import { watch } from "./webrtc.js";
+
+const $ = (id) => document.getElementById(id);
+const roomId = config.room_id;
+const state = { room: null, stock: {}, viewers: 0, holds: {}, activeHold: null };
+const NAME_KEY = "livecart.name";
+const ADDRESS_KEY = "livecart.address";
+
+function chatName() {
+  let name = localStorage.getItem(NAME_KEY);
+  if (!name) {
+    name = `Viewer ${Math.floor(1000 + Math.random() * 9000)}`;
+    localStorage.setItem(NAME_KEY, name);
+  }
+  return name;
+}
+
+const socket = new RoomSocket(roomId, {
+  token: () => guestToken(),
+  name: chatName(),
+  onMessage: receive,
+  onState: showConnection,
+});
+
+// --- connection ---------------------------------------------------------------------------
+
+function showConnection(status, code) {
+  const banner = $("connection");
+  banner.dataset.state = status;
+  if (status === "live") {
+    banner.hidden = true;
+    return;
+  }
+  banner.hidden = false;
+  if (status === "closed") banner.textContent = code === 4004 ? "404" : t("error_generic");
+  else banner.textContent = status === "connecting" ? t("connecting") : t("reconnecting");
+}
+
+// --- the room's messages ------------------------------------------------------------------
+
+const handlers = {
+  snapshot(m) {
+    state.room = m.room;
+    state.stock = Object.fromEntries(Object.entries(m.stock).map(([id, left]) => [Number(id), left]));
+    state.viewers = m.viewers;
+    $("chat-lines").replaceChildren(...m.chat.map(chatLine));
+    scrollChat();
+    renderAll();
+  },
+  holds(m) {
+    for (const hold of m.holds) rememberHold(hold);
+    const open = m.holds.find((h) => h.state === "held" || h.state === "paying");
+    if (open && !state.activeHold) openCheckout(open);
+  },
+  "room.live"() {
+    state.room.status = "live";
+    renderAll();
+  },
+  "room.ended"() {
+    state.room.status = "ended";
+    renderAll();
+  },
+  "stream.started"(m) {
+    state.room.stream = { started_ms: m.ms };
+    renderStage();
+  },
+  "stream.ended"() {
+    state.room.stream = null;
+    renderStage();
+  },
+  pin(m) {
+    // The room state names the pinned product by id; its card is in the bag.
+    state.room.pinned = m.product.product_id;
+    if (!pinnedProduct()) state.room.bag.push(m.product);
+    renderCard();
+  },
+  unpin() {
+    state.room.pinned = null;
+    renderCard();
+  },
+  "bag.added"(m) {
+    state.room.bag.push(m.product);
+  },
+  "bag.removed"(m) {
+    state.room.bag = state.room.bag.filter((p) => p.product_id !== m.product_id);
+  },
+  "deal.scheduled"(m) {
+    state.room.deals.push(m.deal);
+    state.stock[m.deal.deal_id] = m.deal.quantity;
+    renderCard();
+  },
+  "deal.live"(m) {
+    updateDeal(m.deal_id, { status: "live", ends_ms: m.ends_ms });
+  },
+  "deal.stock"(m) {
+    state.stock[m.deal_id] = m.left;
+    renderCard();
+  },
+  "deal.sold_out"(m) {
+    state.stock[m.deal_id] = m.left;
+    updateDeal(m.deal_id, { sold_out: true });
+  },
+  "deal.restocked"(m) {
+    state.stock[m.deal_id] = m.left;
+    updateDeal(m.deal_id, { sold_out: false });
+  },
+  "deal.ended"(m) {
+    updateDeal(m.deal_id, { status: "ended" });
+  },
+  chat(m) {
+    $("chat-lines").append(chatLine(m));
+    const lines = $("chat-lines");
+    while (lines.children.length > 100) lines.firstElementChild.remove();
+    scrollChat();
+  },
+  "chat.deleted"(m) {
+    document.querySelector(`[data-seq="${m.chat_seq}"]`)?.remove();
+  },
+  viewers(m) {
+    state.viewers = m.count;
+    renderViewers();
+  },
+  "hold.granted"(m) {
+    $("buy").disabled = false;
+    rememberHold(m.hold);
+    openCheckout({ ...m.hold, deal_id: m.deal_id });
+  },
+  "hold.expired"(m) {
+    holdClosed(m.hold_id, t("hold_expired"));
+  },
+  "hold.released"(m) {
+    holdClosed(m.hold_id, "");
+  },
+  "hold.sold"(m) {
+    if (state.holds[m.hold_id]) state.holds[m.hold_id].state = "sold";
+  },
+  error(m) {
+    if (m.ref === "chat") {
+      showChatError(m.code);
+    } else if (m.ref && m.ref.startsWith("tap-")) {
+      $("buy").disabled = false;
+      $("buy-error").textContent = errorText(m.code);
+    } else if (m.code === "invalid_token" || m.code === "session_expired") {
+      guestToken({ renew: true }).then(() => socket.ws.close(), () => {});
+    }
+  },
+};
+
+function receive(message) {
+  if (!state.room && message.type !== "snapshot" && message.type !== "welcome" && message.type !== "holds") return;
+  handlers[message.type]?.(message);
+}
+
+function updateDeal(dealId, changes) {
+  const deal = state.room.deals.find((d) => d.deal_id === dealId);
+  if (deal) Object.assign(deal, changes);
+  renderCard();
+}
+
+// --- rendering ----------------------------------------------------------------------------
+
+function renderAll() {
+  $("live-badge").hidden = state.room.status !== "live";
+  renderViewers();
+  renderStage();
+  renderCard();
+}
+
+function renderViewers() {
+  $("viewers").textContent = t("viewers", { count: state.viewers });
+}
+
+function pinnedProduct() {
+  return state.room.bag.find((p) => p.product_id === state.room.pinned) || null;
+}
+
+// The deal shown on the card: the pinned product's open deal, else the newest open one.
+function currentDeal() {
+  const open = state.room.deals.filter((d) => d.status !== "ended" && socket.now() < d.ends_ms);
+  const pinned = state.room.pinned;
+  return open.filter((d) => d.product_id === pinned).at(-1) || open.at(-1) || null;
+}
+
+function renderCard() {
+  const deal = currentDeal();
+  const pinned = pinnedProduct();
+  const card = $("product-card");
+  card.hidden = !deal && !pinned;
+  if (card.hidden) return;
+  const image = deal ? deal.image : pinned.image;
+  $("card-image").hidden = !image;
+  if (image && $("card-image").getAttribute("src") !== image) $("card-image").src = image;
+  $("deal-badge").hidden = !deal;
+  $("deal-box").hidden = !deal;
+  $("buy").hidden = !deal;
+  card.dataset.dealId = deal ? deal.deal_id : "";
+  if (deal) {
+    $("card-title").textContent = deal.variant ? `${deal.title} · ${deal.variant}` : deal.title;
+    $("card-price").textContent = money(deal.deal_price, deal.currency);
+    $("card-list-price").textContent = money(deal.list_price, deal.currency);
+    const left = state.stock[deal.deal_id] ?? deal.quantity;
+    $("stock-fill").style.width = `${Math.round((100 * left) / deal.quantity)}%`;
+    $("stock-text").textContent = left > 0 ? t("stock_left", { left, quantity: deal.quantity }) : t("sold_out");
+    $("limit-text").textContent = t("per_buyer_limit", { limit: deal.per_buyer_limit });
+  } else {
+    const sku = pinned.skus[0];
+    $("card-title").textContent = pinned.title;
+    $("card-price").textContent = sku ? money(sku.list_price, sku.currency) : "";
+    $("card-list-price").textContent = "";
+  }
+  tick();
+}
+
+// Every quarter second: the countdown and the Buy button, on the server's clock.
+function tick() {
+  if (!state.room) return;
+  const deal = currentDeal();
+  const box = $("deal-countdown");
+  if (!deal) {
+    if ($("card-title").textContent && $("deal-box").hidden === false) renderCard();
+    return;
+  }
+  const now = socket.now();
+  const left = state.stock[deal.deal_id] ?? deal.quantity;
+  let phase;
+  if (now < deal.starts_ms) {
+    phase = "upcoming";
+    box.textContent = t("deal_starts_in", { time: clockText(deal.starts_ms - now) });
+    box.dataset.targetMs = deal.starts_ms;
+  } else if (now < deal.ends_ms && deal.status !== "ended") {
+    phase = left > 0 ? "open" : "sold_out";
+    box.textContent = t("deal_ends_in", { time: clockText(deal.ends_ms - now) });
+    box.dataset.targetMs = deal.ends_ms;
+  } else {
+    phase = "ended";
+    box.textContent = t("deal_over");
+  }
+  box.dataset.phase = phase;
+  const buy = $("buy");
+  buy.dataset.phase = phase;
+  if (!buy.dataset.busy) buy.disabled = phase !== "open";
+  buy.textContent = phase === "sold_out" ? t("sold_out") : t("buy");
+}
+setInterval(tick, 250);
+
+function chatLine(m) {
+  return el(
+    "li",
+    { class: `chat-line role-${m.role}`, dataset: { seq: m.seq } },
+    el("span", { class: "chat-name" }, m.name || m.user.slice(0, 6)),
+    " ",
+    el("span", { class: "chat-text" }, m.text),
+  );
+}
+
+function scrollChat() {
+  const lines = $("chat-lines");
+  lines.scrollTop = lines.scrollHeight;
+}
+
+// --- video --------------------------------------------------------------------------------
+
+let media = null;
+let mediaStarting = false;
+
+// The WHEP session outlives a creator's short drop (the server keeps viewers for a grace
+// period and the picture comes back on the same session), so a stream.ended only shows the
+// status; the session goes when its connection does, or when the page does.
+async function renderStage() {
+  const room = state.room;
+  const wanted = room.status !== "ended" && Boolean(room.stream);
+  const status = $("stage-status");
+  if (room.status === "ended") status.textContent = t("room_ended");
+  else if (!room.stream) status.textContent = media ? t("stream_ended") : t("waiting_for_video");
+  status.hidden = wanted && Boolean(media);
+  if (wanted && !media && !mediaStarting) await startVideo();
+}
+
+async function startVideo() {
+  mediaStarting = true;
+  try {
+    const token = await guestToken();
+    const session = await watch(`/whep/${roomId}`, $("video"), { Authorization: `Bearer ${token}` });
+    media = session;
+    session.pc.addEventListener("connectionstatechange", () => {
+      if (["failed", "closed"].includes(session.pc.connectionState) && media === session) videoGone();
+    });
+    $("unmute").hidden = !$("video").muted;
+  } catch {
+    setTimeout(() => state.room?.stream && renderStage(), 3000);
+  } finally {
+    mediaStarting = false;
+  }
+  renderStage();
+}
+
+function videoGone() {
+  // The server hung up (the grace ran out, or the room ended): nothing left to DELETE.
+  media.pc.close();
+  media = null;
+  $("video").srcObject = null;
+  renderStage();
+}
+
+$("unmute").addEventListener("click", () => {
+  $("video").muted = false;
+  $("unmute").hidden = true;
+});
+addEventListener("pagehide", () => media?.close());
+
+// --- buying -------------------------------------------------------------------------------
+
+$("buy").addEventListener("click", () => {
+  const deal = currentDeal();
+  if (!deal) return;
+  $("buy-error").textContent = "";
+  const sent = socket.send({
+    type: "buy",
+    deal_id: deal.deal_id,
+    qty: 1,
+    request_id: `tap-${deal.deal_id}-${crypto.randomUUID().slice(0, 8)}`,
+  });
+  if (!sent) $("buy-error").textContent = t("error_network");
+  else {
+    $("buy").disabled = true;
+    $("buy").textContent = t("reserving");
+  }
+});
+
+function rememberHold(hold) {
+  state.holds[hold.id] = { ...state.holds[hold.id], ...hold };
+}
+
+let holdTimer = null;
+let payAttempt = 0;
+
+function openCheckout(hold) {
+  state.activeHold = { ...state.holds[hold.id], ...hold };
+  payAttempt = 0;
+  const dealId = hold.deal_id ?? Number(hold.id.split("-")[0]);
+  const deal = state.room?.deals.find((d) => d.deal_id === dealId);
+  state.activeHold.amount = deal ? deal.deal_price * hold.qty : null;
+  state.activeHold.currency = deal?.currency;
+  $("hold-item").textContent = deal ? `${deal.title} × ${hold.qty}` : `× ${hold.qty}`;
+  $("pay").textContent = deal ? t("pay", { amount: money(deal.deal_price * hold.qty, deal.currency) }) : t("pay", { amount: "" });
+  $("pay-error").textContent = "";
+  $("checkout-form-view").hidden = false;
+  $("checkout-done").hidden = true;
+  fillAddress();
+  const dialog = $("checkout");
+  if (!dialog.open) dialog.showModal();
+  clearInterval(holdTimer);
+  holdTimer = setInterval(holdTick, 250);
+  holdTick();
+}
+
+function holdTick() {
+  const hold = state.activeHold;
+  if (!hold) return;
+  const left = hold.expires_ms - socket.now();
+  $("hold-timer").textContent = t("hold_pay_within", { time: clockText(left) });
+  $("hold-timer").dataset.expiresMs = hold.expires_ms;
+  if (left <= 0 && hold.state === "held") holdClosed(hold.id, t("hold_expired"));
+}
+
+function holdClosed(holdId, message) {
+  if (state.holds[holdId]) state.holds[holdId].state = "closed";
+  if (state.activeHold?.id !== holdId || state.activeHold.paid) return;
+  clearInterval(holdTimer);
+  state.activeHold = null;
+  $("checkout").close();
+  $("buy-error").textContent = message;
+}
+
+function fillAddress() {
+  const saved = JSON.parse(localStorage.getItem(ADDRESS_KEY) || "{}");
+  for (const [name, value] of Object.entries(saved)) {
+    const input = $("pay-form").elements[name];
+    if (input && !input.value) input.value = value;
+  }
+}
+
+function readForm() {
+  const form = $("pay-form");
+  let ok = true;
+  const value = (name) => form.elements[name].value.trim();
+  for (const name of ["name", "line1", "city", "postal_code", "card"]) {
+    const input = form.elements[name];
+    const missing = !value(name);
+    input.setAttribute("aria-invalid", missing ? "true" : "false");
+    ok &&= !missing;
+  }
+  if (!ok) return null;
+  const shipping = {
+    name: value("name"),
+    line1: value("line1"),
+    line2: value("line2"),
+    city: value("city"),
+    postal_code: value("postal_code"),
+    country: value("country"),
+  };
+  return { shipping, card: value("card").replace(/[\s-]/g, "") };
+}
+
+$("pay-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const hold = state.activeHold;
+  const body = readForm();
+  if (!hold || !body) {
+    $("pay-error").textContent = t("error_required");
+    return;
+  }
+  localStorage.setItem(ADDRESS_KEY, JSON.stringify(body.shipping));
+  $("pay").disabled = true;
+  $("pay").textContent = t("paying");
+  $("pay-error").textContent = "";
+  // One key per attempt: a network retry of this attempt is answered, not charged, twice.
+  const key = `pay-${hold.id}-${payAttempt}`;
+  const token = await guestToken();
+  try {
+    const paid = await api("POST", `/api/holds/${hold.id}/checkout`, {
+      body,
+      headers: { Authorization: `Bearer ${token}`, "Idempotency-Key": key },
+    });
+    hold.paid = true;
+    clearInterval(holdTimer);
+    showPaid(paid.order);
+  } catch (error) {
+    if (error instanceof ApiError && error.code !== "network") payAttempt += 1;
+    $("pay-error").textContent = errorText(error.code);
+    if (["hold_expired", "hold_released"].includes(error.code)) setTimeout(() => holdClosed(hold.id, errorText(error.code)), 1500);
+  } finally {
+    $("pay").disabled = false;
+    if (state.activeHold) $("pay").textContent = t("pay", { amount: hold.amount != null ? money(hold.amount, hold.currency) : "" });
+  }
+});
+
+$("release").addEventListener("click", async () => {
+  const hold = state.activeHold;
+  if (!hold) return;
+  const token = await guestToken();
+  try {
+    await api("DELETE", `/api/holds/${hold.id}`, { headers: { Authorization: `Bearer ${token}` } });
+    holdClosed(hold.id, "");
+  } catch (error) {
+    $("pay-error").textContent = errorText(error.code);
+  }
+});
+
+$("checkout").addEventListener("close", () => {
+  if (state.activeHold?.paid) state.activeHold = null;
+});
+
+function showPaid(receipt) {
+  $("checkout-form-view").hidden = true;
+  $("checkout-done").hidden = false;
+  $("order-number").textContent = t("order_confirming");
+  waitForOrder(receipt.hold_id, 0);
+}
+
+// The order number is the SQL record's, written by the order pipeline moments after payment.
+async function waitForOrder(holdId, tries) {
+  const token = await guestToken();
+  try {
+    const { orders } = await api("GET", "/api/orders", { headers: { Authorization: `Bearer ${token}` } });
+    const order = orders.find((o) => o.hold_id === holdId);
+    if (order) {
+      $("order-number").textContent = t("order_number", { id: order.id });
+      $("order-number").dataset.orderId = order.id;
+      return;
+    }
+  } catch {
+    // try again below
+  }
+  if (tries < 120) setTimeout(() => waitForOrder(holdId, tries + 1), Math.min(2000, 250 + tries * 100));
+}
+
+function errorText(code) {
+  const known = `error_${code}`;
+  return (config.strings || {})[known] ? t(known) : t("error_generic");
+}
+
+// --- chat ---------------------------------------------------------------------------------
+
+$("chat-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const input = $("chat-input");
+  const text = input.value.trim();
+  if (!text) return;
+  $("chat-error").textContent = "";
+  if (socket.send({ type: "chat", text })) input.value = "";
+  else $("chat-error").textContent = t("error_network");
+});
+
+let chatErrorTimer = null;
+function showChatError(code) {
+  $("chat-error").textContent = errorText(code);
+  clearTimeout(chatErrorTimer);
+  chatErrorTimer = setTimeout(() => ($("chat-error").textContent = ""), 4000);
+}
+
+socket.start();

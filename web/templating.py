@@ -1,0 +1,83 @@
+"""Server-rendered pages: one Jinja2 environment over ``web/templates``, security headers on
+every page, and the language a viewer-facing page is shown in (web/i18n.py)."""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any
+
+import jinja2
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from web import i18n
+
+# No inline script or style anywhere: page data travels in <script type="application/json">.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; "
+    "media-src 'self' blob: mediastream:; connect-src 'self' {sockets}; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'"
+)
+
+
+HOST = re.compile(r"^[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^\[[0-9a-fA-F:]+\](:[0-9]{1,5})?$")
+
+
+@functools.cache
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("web", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["money"] = money
+    return env
+
+
+def money(amount: int, currency: str) -> str:
+    """Minor units as a plain amount with its code (the pages' scripts format by locale)."""
+    symbol = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "CNY": "¥"}.get(currency)
+    digits = 0 if currency == "JPY" else 2
+    number = f"{amount / 10**digits:,.{digits}f}"
+    return f"{symbol}{number}" if symbol else f"{number} {currency}"
+
+
+def page_language(request: Request) -> str:
+    return i18n.choose(
+        request.query_params.get("lang"),
+        request.cookies.get(i18n.LANG_COOKIE),
+        request.headers.get("accept-language", ""),
+    )
+
+
+def render(
+    request: Request, template: str, context: dict[str, Any], *, status: int = 200
+) -> Response:
+    lang = context.get("lang", i18n.DEFAULT)
+    html = (
+        environment()
+        .get_template(template)
+        .render(
+            {
+                "lang": lang,
+                "dir": i18n.direction(lang),
+                "t": functools.partial(i18n.translate, lang),
+                "languages": [(code, i18n.catalog(code)["lang_name"]) for code in i18n.LANGUAGES],
+                "request_path": request.url.path,
+                **context,
+            }
+        )
+    )
+    response = HTMLResponse(html, status_code=status)
+    host = request.headers.get("host", "")
+    sockets = f"ws://{host} wss://{host}" if HOST.match(host) else ""
+    response.headers["Content-Security-Policy"] = CSP.format(sockets=sockets)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["Cache-Control"] = "no-store"
+    if request.query_params.get("lang") == lang:
+        response.set_cookie(i18n.LANG_COOKIE, lang, max_age=365 * 24 * 3600, samesite="lax")
+    return response
