@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 import websockets
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, WebSocket, async_playwright, expect
 
 from catalog import service
 from catalog.db import Database
@@ -158,6 +158,8 @@ async def test_a_whole_live_sale_in_the_browser(
     studio_ctx, studio = await new_page(browser, "studio", **DESKTOP)
     ctx_a, viewer_a = await new_page(browser, "viewer A", **PHONE)
     ctx_b, viewer_b = await new_page(browser, "viewer B", **PHONE)
+    # B's phone clock is 47 s fast: its countdown must still end with A's, on the server's clock.
+    await ctx_b.add_init_script("{ const real = Date.now; Date.now = () => real() + 47000; }")
     try:
         # The creator signs in, opens a room from the seller center and goes live on camera.
         creator = studio.page
@@ -337,8 +339,16 @@ async def test_a_dropped_connection_shows_reconnecting_and_resumes_without_a_gap
     proxy = CuttableProxy(port)
     await proxy.start()
     ctx, viewer = await new_page(browser, "viewer behind a proxy", **PHONE)
+    sent: list[dict[str, object]] = []
+    received: list[dict[str, object]] = []
+
+    def record(ws: WebSocket) -> None:
+        ws.on("framesent", lambda payload: sent.append(json.loads(payload)))
+        ws.on("framereceived", lambda payload: received.extend(json.loads(payload)))
+
     try:
         page = viewer.page
+        page.on("websocket", record)
         await page.goto(f"http://127.0.0.1:{proxy.port}/live/{room_id}")
         await expect(page.locator("#connection")).to_be_hidden()
         await _chat(port, room_id, sessions, "before the tunnel")
@@ -352,6 +362,18 @@ async def test_a_dropped_connection_shows_reconnecting_and_resumes_without_a_gap
         proxy.restore()
 
         await expect(page.locator("#connection")).to_be_hidden(timeout=20_000)
+        # It resumed from the last event it had: the missed line came as a replay, not as part
+        # of a fresh snapshot.
+        hellos = [m for m in sent if m["type"] == "hello"]
+        assert len(hellos) == 2 and "last_seq" not in hellos[0]
+        welcomes = [m for m in received if m["type"] == "welcome"]
+        assert [w["resumed"] for w in welcomes] == [False, True]
+        assert hellos[1]["last_seq"] == max(
+            int(m["seq"]) for m in received[: received.index(welcomes[1])] if "seq" in m
+        )
+        replayed = received[received.index(welcomes[1]) :]
+        assert [m["text"] for m in replayed if m["type"] == "chat"] == ["said in the tunnel"]
+        assert not [m for m in replayed if m["type"] == "snapshot"]
         lines = page.locator(".chat-text")
         await expect(lines.filter(has_text="said in the tunnel")).to_have_count(1)
         await expect(lines.filter(has_text="before the tunnel")).to_have_count(1)

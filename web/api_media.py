@@ -16,7 +16,7 @@ from catalog.models import Seller
 from catalog.service import TOKEN_PREFIX
 from live import rules
 from live.media.broadcasts import Broadcasts, Session
-from web.auth import GUEST_PREFIX, bearer, seller
+from web.auth import GUEST_PREFIX, bearer, by_cookie, seller
 from web.http import MAX_BODY_BYTES, BadRequest
 from web.routing import Api
 from web.services import Services, services
@@ -67,6 +67,8 @@ async def _creator(request: Request, room: rules.Room) -> Seller:
 
 async def _watcher(request: Request) -> str:
     """Viewers watch with their guest session; sellers (a creator checking the feed) too."""
+    if by_cookie(request):
+        return f"seller-{(await seller(request)).id}"
     token = bearer(request)
     if token.startswith(GUEST_PREFIX):
         return services(request).sessions.verify(token)

@@ -64,8 +64,18 @@ def viewer(request: Request) -> str:
     return sessions.verify(bearer(request))
 
 
+def by_cookie(request: Request) -> bool:
+    """The request names a seller by the pages' cookie rather than by a bearer token."""
+    return "authorization" not in request.headers and COOKIE in request.cookies
+
+
+def as_seller(request: Request) -> bool:
+    """The request speaks for a seller (token or cookie), not a viewer."""
+    return by_cookie(request) or bearer(request).startswith(TOKEN_PREFIX)
+
+
 async def seller(request: Request) -> Seller:
-    if "authorization" not in request.headers and COOKIE in request.cookies:
+    if by_cookie(request):
         return await signed_in_seller(request)
     token = bearer(request)
     if not token.startswith(TOKEN_PREFIX):
