@@ -16,6 +16,7 @@ from catalog.db import Database
 from catalog.models import Seller
 from tests.conftest import SellerAccount, Server
 from tests.test_api import assert_error, pay_and_wait_for_order
+from tests.wsclient import WsViewer
 from web.auth import GuestSessions
 
 pytestmark = pytest.mark.storage
@@ -67,6 +68,36 @@ async def test_signing_in_lets_the_cookie_stand_for_the_token_with_csrf_on_chang
     assert figures.json()["figures"]["orders"] == 0
     studio = await browser_like.get(f"/studio/{room_id}")
     assert studio.status_code == 200 and "lc_st_" in studio.text  # the websocket's ticket
+    for forged in ("é" * 16, "\u00ff", ""):  # bytes a browser will not send, a forger may
+        r = await browser_like.post(
+            "/api/rooms", json=room, headers={"X-CSRF-Token": forged.encode()}
+        )
+        assert_error(r, 403, "csrf_failed")
+
+
+async def test_a_studio_ticket_opens_its_own_room_only(
+    browser_like: httpx.AsyncClient, server: Server, seller: SellerAccount
+) -> None:
+    csrf = await sign_in(browser_like, seller.token)
+    made = [
+        (
+            await browser_like.post(
+                "/api/rooms",
+                json={"shop_id": seller.shop.id, "title": f"Room {n}"},
+                headers={"X-CSRF-Token": csrf},
+            )
+        ).json()["room"]["id"]
+        for n in (1, 2)
+    ]
+    page = await browser_like.get(f"/studio/{made[0]}")
+    (ticket,) = re.findall(r'"ticket": ?"(lc_st_[^"]+)"', page.text.replace("\\u0022", '"'))
+    own = await WsViewer.open(server.base_url, made[0])
+    assert (await own.hello(ticket))["role"] == "creator"
+    other = await WsViewer.open(server.base_url, made[1])
+    await other.send(type="hello", token=ticket)
+    assert (await other.next("error"))["code"] == "invalid_token"
+    await own.close()
+    await other.close()
 
 
 async def test_a_bad_token_or_a_forged_form_does_not_sign_in(
@@ -182,6 +213,23 @@ async def test_the_product_form_refuses_bad_input_and_adds_good_products(
         assert r.status_code in (404, 422), (bad, r.status_code)
     products = (await http.get("/api/products", params={"shop_id": seller.shop.id})).json()
     assert products["products"] == []
+    yen = await browser_like.post(
+        "/seller/products",
+        data={**base, "title": "Tea", "list_price": "1200", "currency": "JPY", "stock": "1"},
+    )
+    assert yen.status_code == 303
+    (tea,) = (await http.get("/api/products", params={"shop_id": seller.shop.id})).json()[
+        "products"
+    ]
+    tea_skus = (await http.get(f"/api/products/{tea['id']}")).json()["product"]["skus"]
+    assert [(s["list_price"], s["currency"]) for s in tea_skus] == [(1200, "JPY")]  # no sen
+    sen = await browser_like.post(
+        "/seller/products",
+        data={**base, "list_price": "1200.5", "currency": "JPY", "stock": "1"},
+    )
+    assert sen.status_code == 422
+    await http.delete(f"/api/skus/{tea_skus[0]['id']}", headers=seller.headers)
+    await http.delete(f"/api/products/{tea['id']}", headers=seller.headers)
     good = await browser_like.post(
         "/seller/products",
         data={**base, "list_price": "12.5", "stock": "3", "variant": "Red", "image_url": "/x.png"},
@@ -203,12 +251,16 @@ async def test_a_malformed_form_is_a_4xx(
     await sign_in(browser_like, seller.token)
     as_json = await browser_like.post("/seller/products", json={"title": "x"})
     assert as_json.status_code == 415
+
     not_utf8 = await browser_like.post(
         "/seller/products",
-        content=b"title=%ff%fe",
+        content=b"title=\xff\xfe",
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
-    assert not_utf8.status_code in (400, 403)
+    assert not_utf8.status_code == 400
+    browser_like.cookies.set("lc_seller", "expired.or.forged")
+    signed_out = await browser_like.post("/seller/products", data={"title": "x"})
+    assert (signed_out.status_code, signed_out.headers["location"]) == (303, "/seller/login")
 
 
 async def test_storefront_shows_products_and_the_live_banner(
@@ -235,4 +287,5 @@ async def test_storefront_shows_products_and_the_live_banner(
     await http.post(f"/api/rooms/{room['id']}/live", headers=h)
     page = await http.get(f"/shop/{shop['handle']}")
     assert f'href="/live/{room["id"]}"' in page.text and "Live now: Hats" in page.text
-    assert (await http.get("/shop/no-such-shop")).status_code == 404
+    for missing in ("no-such-shop", "%00", "Caps", "x" * 61):
+        assert (await http.get(f"/shop/{missing}")).status_code == 404, missing

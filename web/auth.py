@@ -118,7 +118,10 @@ def identify_for(sessions: GuestSessions, cookies: SellerSessions, db: Database)
             return sessions.verify(token), "viewer"
         if token.startswith(TOKEN_PREFIX) or token.startswith(TICKET_PREFIX):
             if token.startswith(TICKET_PREFIX):
-                found = await _seller_with_tag(db, *cookies.read_ticket(token))
+                seller_id, tag, room_id = cookies.read_ticket(token)
+                if room_id != room["id"]:
+                    raise Unauthorized("That ticket is for another room.", code="invalid_token")
+                found = await _seller_with_tag(db, seller_id, tag)
             else:
                 async with db.session() as session:
                     found = await seller_for_token(session, token)

@@ -60,17 +60,21 @@ class SellerSessions:
         return hmac.new(self._csrf_key, cookie.encode(), hashlib.sha256).hexdigest()[:32]
 
     def csrf_ok(self, cookie: str, sent: str) -> bool:
-        return hmac.compare_digest(self.csrf_token(cookie), sent)
+        # Bytes: compare_digest refuses str with non-ASCII characters (a forged header has them).
+        return hmac.compare_digest(self.csrf_token(cookie).encode(), sent.encode())
 
-    def ticket(self, seller: Seller) -> str:
-        return TICKET_PREFIX + self._ticket.sign(f"{seller.id}.{token_tag(seller)}").decode()
+    def ticket(self, seller: Seller, room_id: int) -> str:
+        """What the studio of ``room_id`` sends in its websocket hello: good for that room."""
+        value = f"{seller.id}.{token_tag(seller)}.{room_id}"
+        return TICKET_PREFIX + self._ticket.sign(value).decode()
 
-    def read_ticket(self, ticket: str) -> tuple[int, str]:
+    def read_ticket(self, ticket: str) -> tuple[int, str, int]:
+        """(seller id, token tag, room id) of a studio ticket."""
         try:
             value = self._ticket.unsign(
                 ticket[len(TICKET_PREFIX) :], max_age=TICKET_MAX_AGE_S
             ).decode()
         except BadSignature:
             raise Unauthorized("Reload the studio page.", code="invalid_token") from None
-        seller_id, tag = value.split(".", 1)
-        return int(seller_id), tag
+        seller_id, tag, room_id = value.split(".", 2)
+        return int(seller_id), tag, int(room_id)

@@ -4,6 +4,7 @@ orders over the JSON API, so a page never shows something the API would not."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -16,6 +17,8 @@ from live import service as rooms
 from web import i18n
 from web.services import services
 from web.templating import page_language, render
+
+HANDLE = re.compile(r"^[a-z0-9-]+$")
 
 
 async def home(request: Request) -> Response:
@@ -47,7 +50,7 @@ async def storefront(request: Request) -> Response:
     svc = services(request)
     async with svc.db.session() as session:
         try:
-            shop = await catalog.shop_by_handle(session, request.path_params["handle"])
+            shop = await catalog.shop_by_handle(session, _handle(request.path_params["handle"]))
         except NotFound:
             return render(request, "not_found.html", {"lang": lang}, status=404)
         products = await catalog.list_products(session, shop.id)
@@ -60,6 +63,14 @@ async def storefront(request: Request) -> Response:
         "live_room": live[0] if live else None,
     }
     return render(request, "shop.html", context)
+
+
+def _handle(raw: str) -> str:
+    """Handles are made of a-z, 0-9 and dashes: anything else (a NUL, which PostgreSQL would
+    refuse) names no shop, without asking the database."""
+    if not (0 < len(raw) <= 60) or not HANDLE.match(raw):
+        raise NotFound("No such shop.", code="shop_not_found")
+    return raw
 
 
 async def _card(session: AsyncSession, product_id: int) -> dict[str, Any] | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime
 import secrets
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, quote
 
@@ -30,9 +30,9 @@ from live import service as rooms
 from web.auth import signed_in_seller
 from web.cookies import COOKIE
 from web.http import MAX_BODY_BYTES, BadRequest, parse, status_of
-from web.schemas import ProductIn, RoomIn, SkuIn
+from web.schemas import MAX_ID, OrderActionIn, ProductIn, RoomIn, SkuIn
 from web.services import services
-from web.templating import render
+from web.templating import minor_digits, render
 
 Model = TypeVar("Model", bound=BaseModel)
 LOGIN_CSRF_COOKIE = "lc_login_csrf"
@@ -54,6 +54,7 @@ TAB_LABELS = {
     "all": "All",
 }
 FORM_ACTIONS = frozenset({"ship", "cancel", "refund"})
+RECENT_ROOMS = 20  # live sessions listed with their figures
 
 
 def _secure(request: Request) -> bool:
@@ -84,18 +85,30 @@ async def _form(request: Request) -> dict[str, str]:
     return {name: values[-1] for name, values in fields.items()}
 
 
-async def _form_seller(request: Request) -> tuple[Seller, dict[str, str]]:
-    """The signed-in seller of a form post, after its CSRF field is checked."""
-    me = await signed_in_seller(request, check_csrf=False)
-    form = await _form(request)
-    cookies = services(request).seller_sessions
-    if not cookies.csrf_ok(request.cookies.get(COOKIE, ""), form.get("csrf", "")):
-        raise BadRequest(
-            "The form's security token did not match; reload the page and try again.",
-            code="csrf_failed",
-            status=403,
-        )
-    return me, form
+FormAction = Callable[[Request, Seller, dict[str, str]], Awaitable[Response]]
+
+
+def form_action(action: FormAction) -> Callable[[Request], Awaitable[Response]]:
+    """A seller-center form post: signed in (else to the sign-in page), its CSRF field checked,
+    and a refusal shown as the seller center with the reason, having changed nothing."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            me = await signed_in_seller(request, check_csrf=False)
+        except Unauthorized:
+            return RedirectResponse("/seller/login", status_code=303)
+        form = await _form(request)
+        tab = form.get("tab", "to_ship")
+        cookies = services(request).seller_sessions
+        if not cookies.csrf_ok(request.cookies.get(COOKIE, ""), form.get("csrf", "")):
+            error = "The form's security token did not match; reload the page and try again."
+            return await _center(request, me, tab=tab, error=error, status=403)
+        try:
+            return await action(request, me, form)
+        except DomainError as err:
+            return await _center(request, me, tab=tab, error=err.message, status=status_of(err))
+
+    return endpoint
 
 
 def _to_login(request: Request) -> Response:
@@ -105,14 +118,16 @@ def _to_login(request: Request) -> Response:
 # --- sign-in ------------------------------------------------------------------------------
 
 
-async def login_page(request: Request, *, error: str = "", status: int = 200) -> Response:
+async def login_page(
+    request: Request, *, error: str = "", status: int = 200, next_path: str | None = None
+) -> Response:
     token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(16)
     response = render(
         request,
         "seller_login.html",
         {
             "csrf": token,
-            "next": _local_path(request.query_params.get("next")),
+            "next": _local_path(next_path or request.query_params.get("next")),
             "error": error,
         },
         status=status,
@@ -130,16 +145,21 @@ async def login_page(request: Request, *, error: str = "", status: int = 200) ->
 
 async def login(request: Request) -> Response:
     form = await _form(request)
-    expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if not expected or not secrets.compare_digest(expected, form.get("csrf", "")):
-        return await login_page(request, error="The form expired; try again.", status=403)
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE, "").encode()
+    if not expected or not secrets.compare_digest(expected, form.get("csrf", "").encode()):
+        return await login_page(
+            request, error="The form expired; try again.", status=403, next_path=form.get("next")
+        )
     svc = services(request)
     try:
         async with svc.db.session() as session:
             me = await catalog.seller_for_token(session, form.get("token", "").strip())
     except Unauthorized:
         return await login_page(
-            request, error="That seller token is not valid. Check it and try again.", status=401
+            request,
+            error="That seller token is not valid. Check it and try again.",
+            status=401,
+            next_path=form.get("next"),
         )
     response = RedirectResponse(_local_path(form.get("next")), status_code=303)
     response.set_cookie(
@@ -154,8 +174,8 @@ async def login(request: Request) -> Response:
     return response
 
 
-async def logout(request: Request) -> Response:
-    await _form_seller(request)
+@form_action
+async def logout(request: Request, me: Seller, form: dict[str, str]) -> Response:
     response = RedirectResponse("/seller/login", status_code=303)
     response.delete_cookie(COOKIE)
     return response
@@ -172,9 +192,11 @@ async def seller_center(request: Request) -> Response:
     return await _center(request, me)
 
 
-async def _center(request: Request, me: Seller, *, error: str = "", status: int = 200) -> Response:
+async def _center(
+    request: Request, me: Seller, *, tab: str = "", error: str = "", status: int = 200
+) -> Response:
     svc = services(request)
-    tab = request.query_params.get("tab", "to_ship")
+    tab = tab or request.query_params.get("tab", "to_ship")
     tab = tab if tab in ORDER_TABS else "to_ship"
     async with svc.db.session() as session:
         shops = list(await catalog.shops_of(session, me))
@@ -184,7 +206,7 @@ async def _center(request: Request, me: Seller, *, error: str = "", status: int 
         orders = await order_store.orders_of_shops_in(session, shop_ids, ORDER_TABS[tab])
         lines = await order_store.item_lines(session, [o.sku_id for o in orders])
         today = await order_store.sales_since(session, shop_ids, _midnight_utc_ms())
-        room_rows = await rooms.list_rooms(session, seller_id=me.id)
+        room_rows = (await rooms.list_rooms(session, seller_id=me.id))[:RECENT_ROOMS]
         sessions = [
             (row, await figures.room_figures(session, svc.rooms, svc.holds, row))
             for row in room_rows
@@ -254,105 +276,102 @@ async def _products(session: AsyncSession, shop_ids: Sequence[int]) -> list[dict
     return found
 
 
-async def _refused(request: Request, me: Seller, err: DomainError) -> Response:
-    return await _center(request, me, error=err.message, status=status_of(err))
-
-
-async def order_action(request: Request) -> Response:
+@form_action
+async def order_action(request: Request, me: Seller, form: dict[str, str]) -> Response:
     """Ship (with carrier and tracking number), cancel or refund one order, from its row."""
-    me, form = await _form_seller(request)
     action: str = request.path_params["action"]
-    tab = form.get("tab", "to_ship")
-    svc = services(request)
-    try:
-        if action not in FORM_ACTIONS:
-            raise Invalid("Ship, cancel or refund.", code="unknown_action")
-        async with svc.db.session() as session:
-            shop_ids = [s.id for s in await catalog.shops_of(session, me) if s.id is not None]
-            order = await order_store.order_for_shops(
-                session, request.path_params["order_id"], shop_ids
+    if action not in FORM_ACTIONS:
+        raise Invalid("Ship, cancel or refund.", code="unknown_action")
+    tracking = _model(
+        OrderActionIn,
+        {"carrier": form.get("carrier", ""), "tracking_number": form.get("tracking_number", "")},
+    )
+    async with services(request).db.session() as session:
+        shop_ids = [s.id for s in await catalog.shops_of(session, me) if s.id is not None]
+        order = await order_store.order_for_shops(
+            session, request.path_params["order_id"], shop_ids
+        )
+        actor = f"seller:{me.id}"
+        if action == "ship":
+            shipment_fields(OrderStatus.SHIPPED, tracking.carrier, tracking.tracking_number)
+            if order.status == OrderStatus.PAID:
+                # The seller center ships in one step; the record keeps both moves.
+                order = await order_store.transition(session, order, "confirm", actor)
+            await order_store.transition(
+                session,
+                order,
+                "ship",
+                actor,
+                carrier=tracking.carrier,
+                tracking_number=tracking.tracking_number,
             )
-            actor = f"seller:{me.id}"
-            if action == "ship":
-                carrier = form.get("carrier", "").strip()[:60]
-                tracking = form.get("tracking_number", "").strip()[:100]
-                shipment_fields(OrderStatus.SHIPPED, carrier, tracking)
-                if order.status == OrderStatus.PAID:
-                    # The seller center ships in one step; the record keeps both moves.
-                    order = await order_store.transition(session, order, "confirm", actor)
-                await order_store.transition(
-                    session, order, "ship", actor, carrier=carrier, tracking_number=tracking
-                )
-            else:
-                await order_store.transition(session, order, action, actor)
-    except DomainError as err:
-        return await _refused(request, me, err)
+        else:
+            await order_store.transition(session, order, action, actor)
+    tab = form.get("tab", "to_ship")
     tab = tab if tab in ORDER_TABS else "to_ship"
     return RedirectResponse(f"/seller?tab={tab}#orders", status_code=303)
 
 
-async def create_product(request: Request) -> Response:
+@form_action
+async def create_product(request: Request, me: Seller, form: dict[str, str]) -> Response:
     """A product with one SKU, from the seller center's form."""
-    me, form = await _form_seller(request)
-    svc = services(request)
-    try:
-        shop_id = _whole(form, "shop_id")
-        product = _model(
-            ProductIn,
-            {
-                "title": form.get("title", ""),
-                "description": form.get("description", ""),
-                "image_urls": [form["image_url"].strip()] if form.get("image_url") else [],
-            },
-        )
-        sku = _model(
-            SkuIn,
-            {
-                "variant": form.get("variant", ""),
-                "list_price": _money(form, "list_price"),
-                "currency": form.get("currency", "USD"),
-                "stock": _whole(form, "stock"),
-            },
-        )
-        async with svc.db.session() as session:
-            made = await catalog.create_product(session, me, shop_id, product.model_dump())
-            await catalog.create_sku(session, me, made.id or 0, sku.model_dump())
-    except DomainError as err:
-        return await _refused(request, me, err)
+    shop_id = _whole(form, "shop_id")
+    currency = form.get("currency", "USD").strip()
+    product = _model(
+        ProductIn,
+        {
+            "title": form.get("title", ""),
+            "description": form.get("description", ""),
+            "image_urls": [form["image_url"].strip()] if form.get("image_url") else [],
+        },
+    )
+    sku = _model(
+        SkuIn,
+        {
+            "variant": form.get("variant", ""),
+            "list_price": _money(form, "list_price", currency),
+            "currency": currency,
+            "stock": _whole(form, "stock"),
+        },
+    )
+    async with services(request).db.session() as session:
+        made = await catalog.create_product(session, me, shop_id, product.model_dump())
+        await catalog.create_sku(session, me, made.id or 0, sku.model_dump())
     return RedirectResponse("/seller#products", status_code=303)
 
 
-async def create_room(request: Request) -> Response:
+@form_action
+async def create_room(request: Request, me: Seller, form: dict[str, str]) -> Response:
     """A room with every product of the shop in its bag, opened straight in the studio."""
-    me, form = await _form_seller(request)
     svc = services(request)
-    try:
-        body = _model(RoomIn, {"shop_id": _whole(form, "shop_id"), "title": form.get("title", "")})
-        async with svc.db.session() as session:
-            room = await rooms.create_room(session, svc.rooms, me, body.shop_id, body.title)
-            for product in (await catalog.list_products(session, body.shop_id))[: rules.MAX_BAG]:
-                await rooms.add_product(session, svc.rooms, me, room["id"], product.id or 0)
-    except DomainError as err:
-        return await _refused(request, me, err)
+    body = _model(RoomIn, {"shop_id": _whole(form, "shop_id"), "title": form.get("title", "")})
+    async with svc.db.session() as session:
+        room = await rooms.create_room(session, svc.rooms, me, body.shop_id, body.title)
+        for product in (await catalog.list_products(session, body.shop_id))[: rules.MAX_BAG]:
+            await rooms.add_product(session, svc.rooms, me, room["id"], product.id or 0)
     return RedirectResponse(f"/studio/{room['id']}", status_code=303)
 
 
 def _whole(form: dict[str, str], name: str) -> int:
     raw = form.get(name, "").strip()
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 12:
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 10 or int(raw) > MAX_ID:
         raise Invalid(f"{name.replace('_', ' ')} must be a whole number.", code="invalid_request")
     return int(raw)
 
 
-def _money(form: dict[str, str], name: str) -> int:
-    """A price typed as 49 or 49.90, in minor units."""
+def _money(form: dict[str, str], name: str, currency: str) -> int:
+    """A price as typed (49 or 49.90; 1000 in yen) in the currency's minor units."""
+    digits = minor_digits(currency)
     raw = form.get(name, "").strip()
-    whole, _, cents = raw.partition(".")
+    whole, dot, fraction = raw.partition(".")
     if not (whole.isascii() and whole.isdigit() and len(whole) <= 10) or not (
-        cents == "" or (cents.isascii() and cents.isdigit() and len(cents) <= 2)
+        (not dot and not fraction)
+        or (fraction.isascii() and fraction.isdigit() and 0 < len(fraction) <= digits)
     ):
-        raise Invalid("Prices are written like 49 or 49.90.", code="invalid_price")
-    return int(whole) * 100 + int(cents.ljust(2, "0") or 0)
+        example = "1000" if digits == 0 else "49 or 49.90"
+        raise Invalid(f"Prices are written like {example}.", code="invalid_price")
+    scale: int = 10**digits
+    return int(whole) * scale + int(fraction.ljust(digits, "0") or "0")
 
 
 def _model(model: type[Model], data: dict[str, Any]) -> Model:
@@ -379,7 +398,7 @@ async def studio(request: Request) -> Response:
         products = await _products(session, [row.shop_id])
     config = {
         "room_id": room_id,
-        "ticket": svc.seller_sessions.ticket(me),
+        "ticket": svc.seller_sessions.ticket(me, room_id),
         "csrf": svc.seller_sessions.csrf_token(request.cookies.get(COOKIE, "")),
         "products": products,
         "limits": {

@@ -15,7 +15,7 @@ from web import i18n
 
 # No inline script or style anywhere: page data travels in <script type="application/json">.
 CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; "
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: http: https:; "
     "media-src 'self' blob: mediastream:; connect-src 'self' {sockets}; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'"
 )
@@ -37,10 +37,18 @@ def environment() -> jinja2.Environment:
     return env
 
 
+# Currencies whose minor unit is the unit itself (ISO 4217 exponent 0); the rest have cents.
+ZERO_DECIMAL = frozenset({"JPY", "KRW", "VND", "CLP", "ISK", "UGX", "XAF", "XOF", "PYG"})
+
+
+def minor_digits(currency: str) -> int:
+    return 0 if currency in ZERO_DECIMAL else 2
+
+
 def money(amount: int, currency: str) -> str:
     """Minor units as a plain amount with its code (the pages' scripts format by locale)."""
     symbol = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "CNY": "¥"}.get(currency)
-    digits = 0 if currency == "JPY" else 2
+    digits = minor_digits(currency)
     number = f"{amount / 10**digits:,.{digits}f}"
     return f"{symbol}{number}" if symbol else f"{number} {currency}"
 

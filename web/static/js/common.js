@@ -11,13 +11,26 @@ export function t(key, values = {}) {
 }
 
 export function money(amount, currency) {
-  const digits = currency === "JPY" ? 0 : 2;
+  const digits = minorDigits(currency);
   try {
     return new Intl.NumberFormat(config.lang || "en", { style: "currency", currency })
       .format(amount / 10 ** digits);
   } catch {
     return `${(amount / 10 ** digits).toFixed(digits)} ${currency}`;
   }
+}
+
+// Minor units per unit: 1 for yen and the other zero-decimal currencies, else 100.
+const ZERO_DECIMAL = new Set(["JPY", "KRW", "VND", "CLP", "ISK", "UGX", "XAF", "XOF", "PYG"]);
+export function minorDigits(currency) {
+  return ZERO_DECIMAL.has(currency) ? 0 : 2;
+}
+
+// A random id (crypto.randomUUID exists only on HTTPS and localhost; a phone on the LAN
+// reaches a demo over plain http).
+export function randomId() {
+  const bytes = crypto.getRandomValues(new Uint8Array(8));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 export function clockText(ms) {
@@ -81,6 +94,13 @@ export async function api(method, path, { body, headers = {}, keepalive = false 
   const data = await response.json().catch(() => ({}));
   if (!response.ok) throw new ApiError(response.status, data.error || { code: "http_" + response.status, message: "" });
   return data;
+}
+
+// A form posted to the server is sent once: a second click would act twice.
+for (const form of document.querySelectorAll("form[method=post]")) {
+  form.addEventListener("submit", () => {
+    setTimeout(() => form.querySelectorAll("button").forEach((b) => (b.disabled = true)));
+  });
 }
 
 // The language switcher changes page as soon as a language is picked.

@@ -28,6 +28,11 @@ export class RoomSocket {
     setInterval(() => this.ping(), 15000);
   }
 
+  stop() {
+    this.stopped = true;
+    this.ws?.close();
+  }
+
   async connect() {
     if (this.stopped) return;
     this.onState(this.attempt === 0 ? "connecting" : "reconnecting");

@@ -3,7 +3,7 @@
 // live figures, and chat moderation. Calls the JSON API with the sign-in cookie and the
 // page's CSRF token.
 
-import { api, clockText, config, el, money } from "./common.js";
+import { api, clockText, config, el, minorDigits, money } from "./common.js";
 import { RoomSocket } from "./room-socket.js";
 import { publish } from "./webrtc.js";
 
@@ -25,6 +25,13 @@ const socket = new RoomSocket(roomId, {
 });
 
 function receive(m) {
+  if (m.type === "error" && m.ref === "hello") {
+    // The ticket expired or the seller's token changed: only a reload (a new sign-in) helps.
+    socket.stop();
+    $("connection").hidden = false;
+    $("connection").textContent = "Your session has ended: reload the page to sign in again.";
+    return;
+  }
   if (m.type === "snapshot") {
     state.room = m.room;
     state.stock = Object.fromEntries(Object.entries(m.stock).map(([id, left]) => [Number(id), left]));
@@ -67,7 +74,7 @@ function render() {
   $("room-status").textContent = room.status + (room.stream ? " · on air" : "");
   $("room-status").className = `status status-${room.status}`;
   $("end-live").disabled = room.status === "ended";
-  $("go-live").disabled = room.status === "ended" || Boolean(session);
+  $("go-live").disabled = room.status === "ended" || Boolean(session) || publishing;
   renderBag();
   renderDeals();
 }
@@ -89,9 +96,11 @@ function renderBag() {
     ),
   );
   const inBag = new Set(room.bag.map((p) => p.product_id));
+  const picked = $("bag-add").value;
   $("bag-add").replaceChildren(
     ...config.products.filter((p) => !inBag.has(p.product_id)).map((p) => el("option", { value: p.product_id }, p.title)),
   );
+  if ([...$("bag-add").options].some((o) => o.value === picked)) $("bag-add").value = picked;
   $("bag-form").hidden = $("bag-add").options.length === 0;
   const skuSelect = $("deal-sku");
   const chosen = skuSelect.value;
@@ -185,16 +194,19 @@ function whole(text) {
   return /^\d{1,9}$/.test(text.trim()) ? Number(text.trim()) : NaN;
 }
 
-function minorUnits(text) {
+function minorUnits(text, currency) {
+  const digits = minorDigits(currency);
   const match = /^(\d{1,10})(?:\.(\d{1,2}))?$/.exec(text.trim());
-  return match ? Number(match[1]) * 100 + Number((match[2] || "").padEnd(2, "0")) : NaN;
+  if (!match || (match[2] || "").length > digits) return NaN;
+  return Number(match[1]) * 10 ** digits + Number((match[2] || "").padEnd(digits, "0") || 0);
 }
 
 function readDeal() {
   const form = $("deal-form");
+  const skuId = Number(form.elements.sku_id.value);
   const terms = {
-    sku_id: Number(form.elements.sku_id.value),
-    deal_price: minorUnits(form.elements.deal_price.value),
+    sku_id: skuId,
+    deal_price: minorUnits(form.elements.deal_price.value, skuById(skuId)?.currency || "USD"),
     quantity: whole(form.elements.quantity.value),
     per_buyer_limit: whole(form.elements.per_buyer_limit.value),
     countdown_s: whole(form.elements.countdown_s.value),
@@ -250,6 +262,7 @@ $("deal-form").addEventListener("submit", async (event) => {
 
 let camera = null;
 let session = null;
+let publishing = false; // a Go live is under way: a second one would be refused (409)
 
 async function startCamera() {
   if (camera) return camera;
@@ -263,7 +276,9 @@ async function startCamera() {
 }
 
 $("go-live").addEventListener("click", async () => {
+  if (publishing || session) return;
   $("video-error").textContent = "";
+  publishing = true;
   $("go-live").disabled = true;
   try {
     const stream = await startCamera();
@@ -278,7 +293,8 @@ $("go-live").addEventListener("click", async () => {
     $("stop-video").hidden = false;
   } catch (error) {
     $("video-error").textContent = error.name === "NotAllowedError" ? "Allow the camera to go live." : error.message;
-    session = null;
+  } finally {
+    publishing = false;
   }
   if (state.room) render();
   else $("go-live").disabled = Boolean(session);

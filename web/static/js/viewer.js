@@ -2,7 +2,7 @@
 // server's clock, stock bar), Buy -> a hold with its own countdown -> checkout -> the order
 // number, chat and the viewer count. Everything shown comes from the room's websocket.
 
-import { api, ApiError, clockText, config, el, guestToken, money, t } from "./common.js";
+import { api, ApiError, clockText, config, el, guestToken, money, randomId, t } from "./common.js";
 import { RoomSocket } from "./room-socket.js";
 import { watch } from "./webrtc.js";
 
@@ -37,6 +37,7 @@ function showConnection(status, code) {
     banner.hidden = true;
     return;
   }
+  buyDone(); // an unanswered tap is answered by the "holds" message after the reconnect
   banner.hidden = false;
   if (status === "closed") banner.textContent = code === 4004 ? "404" : t("error_generic");
   else banner.textContent = status === "connecting" ? t("connecting") : t("reconnecting");
@@ -127,7 +128,7 @@ const handlers = {
     renderViewers();
   },
   "hold.granted"(m) {
-    $("buy").disabled = false;
+    buyDone();
     rememberHold(m.hold);
     openCheckout({ ...m.hold, deal_id: m.deal_id });
   },
@@ -144,7 +145,7 @@ const handlers = {
     if (m.ref === "chat") {
       showChatError(m.code);
     } else if (m.ref && m.ref.startsWith("tap-")) {
-      $("buy").disabled = false;
+      buyDone();
       $("buy-error").textContent = errorText(m.code);
     } else if (m.code === "invalid_token" || m.code === "session_expired") {
       guestToken({ renew: true }).then(() => socket.ws.close(), () => {});
@@ -244,7 +245,13 @@ function tick() {
   box.dataset.phase = phase;
   const buy = $("buy");
   buy.dataset.phase = phase;
-  if (!buy.dataset.busy) buy.disabled = phase !== "open";
+  if (buy.dataset.busy) return; // a tap is on its way: the button stays as it is
+  if (state.activeHold && !state.activeHold.paid && phase !== "ended") {
+    buy.disabled = false; // the sheet was closed with a unit still held: back to paying for it
+    buy.textContent = t("checkout_title");
+    return;
+  }
+  buy.disabled = phase !== "open";
   buy.textContent = phase === "sold_out" ? t("sold_out") : t("buy");
 }
 setInterval(tick, 250);
@@ -318,31 +325,41 @@ addEventListener("pagehide", () => media?.close());
 
 $("buy").addEventListener("click", () => {
   const deal = currentDeal();
-  if (!deal) return;
+  if (!deal || $("buy").dataset.busy) return;
+  if (state.activeHold && !state.activeHold.paid) {
+    openCheckout(state.activeHold);
+    return;
+  }
   $("buy-error").textContent = "";
   const sent = socket.send({
     type: "buy",
     deal_id: deal.deal_id,
     qty: 1,
-    request_id: `tap-${deal.deal_id}-${crypto.randomUUID().slice(0, 8)}`,
+    request_id: `tap-${deal.deal_id}-${randomId()}`,
   });
-  if (!sent) $("buy-error").textContent = t("error_network");
-  else {
-    $("buy").disabled = true;
-    $("buy").textContent = t("reserving");
+  if (!sent) {
+    $("buy-error").textContent = t("error_network");
+    return;
   }
+  // One tap, one hold: the button waits for the answer (hold.granted or an error).
+  $("buy").dataset.busy = "1";
+  $("buy").disabled = true;
+  $("buy").textContent = t("reserving");
 });
+
+function buyDone() {
+  delete $("buy").dataset.busy;
+  tick();
+}
 
 function rememberHold(hold) {
   state.holds[hold.id] = { ...state.holds[hold.id], ...hold };
 }
 
 let holdTimer = null;
-let payAttempt = 0;
 
 function openCheckout(hold) {
   state.activeHold = { ...state.holds[hold.id], ...hold };
-  payAttempt = 0;
   const dealId = hold.deal_id ?? Number(hold.id.split("-")[0]);
   const deal = state.room?.deals.find((d) => d.deal_id === dealId);
   state.activeHold.amount = deal ? deal.deal_price * hold.qty : null;
@@ -366,7 +383,8 @@ function holdTick() {
   const left = hold.expires_ms - socket.now();
   $("hold-timer").textContent = t("hold_pay_within", { time: clockText(left) });
   $("hold-timer").dataset.expiresMs = hold.expires_ms;
-  if (left <= 0 && hold.state === "held") holdClosed(hold.id, t("hold_expired"));
+  // While a payment is under way the server keeps the hold; it will say how it ended.
+  if (left <= 0 && hold.state === "held" && !hold.payKey) holdClosed(hold.id, t("hold_expired"));
 }
 
 function holdClosed(holdId, message) {
@@ -420,8 +438,12 @@ $("pay-form").addEventListener("submit", async (event) => {
   $("pay").disabled = true;
   $("pay").textContent = t("paying");
   $("pay-error").textContent = "";
-  // One key per attempt: a network retry of this attempt is answered, not charged, twice.
-  const key = `pay-${hold.id}-${payAttempt}`;
+  // One key per attempt, kept only to retry the same attempt after a network failure: the
+  // server answers a replay without charging twice, and a new card is a new attempt.
+  const sameBody = JSON.stringify(body) === hold.payBody;
+  const key = hold.payKey && sameBody ? hold.payKey : `pay-${hold.id}-${randomId()}`;
+  hold.payKey = key;
+  hold.payBody = JSON.stringify(body);
   const token = await guestToken();
   try {
     const paid = await api("POST", `/api/holds/${hold.id}/checkout`, {
@@ -432,7 +454,7 @@ $("pay-form").addEventListener("submit", async (event) => {
     clearInterval(holdTimer);
     showPaid(paid.order);
   } catch (error) {
-    if (error instanceof ApiError && error.code !== "network") payAttempt += 1;
+    if (error instanceof ApiError && error.code !== "network") hold.payKey = null; // answered
     $("pay-error").textContent = errorText(error.code);
     if (["hold_expired", "hold_released"].includes(error.code)) setTimeout(() => holdClosed(hold.id, errorText(error.code)), 1500);
   } finally {
