@@ -16,7 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from catalog import service as catalog
 from catalog.clock import now_ms
 from catalog.errors import DomainError, NotFound
-from catalog.models import Deal, Seller
+from catalog.models import Deal, Product, Seller, Sku
 from catalog.rules import DealTerms
 from checkout import deals
 from checkout.holds import HoldStore
@@ -109,9 +109,13 @@ async def end(session: AsyncSession, store: RoomStore, holds: HoldStore, room_id
 
 async def product_card(session: AsyncSession, seller: Seller, product_id: int) -> dict[str, Any]:
     product = await catalog.owned_product(session, seller, product_id)
-    skus = await catalog.skus_of(session, product_id)
+    return card_of(product, await catalog.skus_of(session, product_id))
+
+
+def card_of(product: Product, skus: Sequence[Sku]) -> dict[str, Any]:
+    """A product as a room's bag, pin and pages show it: title, first picture, SKUs."""
     return {
-        "product_id": product_id,
+        "product_id": product.id,
         "title": product.title,
         "image": product.image_urls[0] if product.image_urls else None,
         "skus": [

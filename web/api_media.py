@@ -17,7 +17,7 @@ from catalog.service import TOKEN_PREFIX
 from live import rules
 from live.media.broadcasts import Broadcasts, Session
 from web.auth import GUEST_PREFIX, bearer, by_cookie, seller
-from web.http import MAX_BODY_BYTES, BadRequest
+from web.http import BadRequest, read_limited
 from web.routing import Api
 from web.services import Services, services
 
@@ -38,11 +38,7 @@ async def _offer(request: Request) -> str:
             code="unsupported_media_type",
             status=415,
         )
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise BadRequest("The offer is too large.", code="body_too_large", status=413)
+    body = await read_limited(request, "offer")
     try:
         return body.decode()
     except UnicodeDecodeError:

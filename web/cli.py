@@ -1,18 +1,23 @@
-"""The ``livecart`` command: serve, worker, migrate, create-seller, demo."""
+"""The ``livecart`` command: serve, demo, worker, migrate, create-seller, audit, publish."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import signal
 import sys
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import uvicorn
 
 from web.settings import Settings
+
+if TYPE_CHECKING:
+    from checkout.audit import DealAudit
 
 log = logging.getLogger("livecart")
 
@@ -137,6 +142,31 @@ async def run_worker(settings: Settings) -> None:
         await svc.db.close()
 
 
+def cmd_audit(args: argparse.Namespace, settings: Settings) -> None:
+    if settings.redis_url is None or settings.database_url is None:
+        sys.exit("livecart audit needs REDIS_URL and DATABASE_URL (the stores to check).")
+    found = asyncio.run(audit(settings, args.deal, args.wait))
+    print(json.dumps(found.json(), indent=2))
+    sys.exit(0 if found.ok else 1)
+
+
+async def audit(settings: Settings, deal: int, wait_s: float) -> DealAudit:
+    from redis.asyncio import Redis
+
+    from catalog.db import Database
+    from checkout.audit import settled_audit
+    from checkout.keys import Keyspace
+
+    assert settings.redis_url is not None and settings.database_url is not None
+    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    db = Database(settings.database_url)
+    try:
+        return await settled_audit(redis, db, Keyspace(settings.redis_prefix), deal, wait_s)
+    finally:
+        await redis.aclose()
+        await db.close()
+
+
 def cmd_replay_dead_letters(args: argparse.Namespace, settings: Settings) -> None:
     if settings.redis_url is None:
         sys.exit("replay-dead-letters needs REDIS_URL (the embedded Valkey runs inside serve).")
@@ -204,6 +234,14 @@ def parser() -> argparse.ArgumentParser:
         "replay-dead-letters", help="put dead-lettered order entries back for the pipeline"
     )
     rd.add_argument("--deal", type=int, help="only this deal (default: every deal in view)")
+    au = sub.add_parser(
+        "audit",
+        help="check a deal's books in Redis and SQL: oversold and lost paid orders must be 0",
+    )
+    au.add_argument("--deal", type=int, required=True)
+    au.add_argument(
+        "--wait", type=float, default=30, help="seconds to let the pipeline catch up first"
+    )
     cs = sub.add_parser("create-seller", help="create a seller with a shop; prints its API token")
     cs.add_argument("--name", required=True)
     cs.add_argument("--email", required=True)
@@ -227,6 +265,7 @@ COMMANDS = {
     "migrate": cmd_migrate,
     "create-seller": cmd_create_seller,
     "replay-dead-letters": cmd_replay_dead_letters,
+    "audit": cmd_audit,
     "publish": cmd_publish,
 }
 

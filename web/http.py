@@ -118,6 +118,16 @@ async def read_body(request: Request) -> bytes:
     return body
 
 
+async def read_limited(request: Request, what: str) -> bytes:
+    """A body of any type, refused (413) once it grows past ``MAX_BODY_BYTES``."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise BadRequest(f"The {what} is too large.", code="body_too_large", status=413)
+    return body
+
+
 def _too_large() -> BadRequest:
     return BadRequest(
         "The body is too large.", code="body_too_large", status=413, limit=MAX_BODY_BYTES

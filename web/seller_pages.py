@@ -29,7 +29,7 @@ from live import figures, rules
 from live import service as rooms
 from web.auth import signed_in_seller
 from web.cookies import COOKIE
-from web.http import MAX_BODY_BYTES, BadRequest, parse, status_of
+from web.http import BadRequest, parse, read_limited, status_of
 from web.schemas import MAX_ID, OrderActionIn, ProductIn, RoomIn, SkuIn
 from web.services import services
 from web.templating import minor_digits, render
@@ -73,11 +73,7 @@ async def _form(request: Request) -> dict[str, str]:
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "application/x-www-form-urlencoded":
         raise BadRequest("Send the form as a web form.", code="unsupported_media_type", status=415)
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise BadRequest("The form is too large.", code="body_too_large", status=413)
+    body = await read_limited(request, "form")
     try:
         fields = parse_qs(body.decode(), keep_blank_values=True, strict_parsing=False)
     except UnicodeDecodeError:
@@ -250,29 +246,15 @@ def _midnight_utc_ms() -> int:
 
 
 async def _products(session: AsyncSession, shop_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """The shops' products as cards, each SKU with its stock and what deals may still take."""
     found: list[dict[str, Any]] = []
     for shop_id in shop_ids:
         for product in await catalog.list_products(session, shop_id):
             skus = await catalog.skus_of(session, product.id or 0)
-            found.append(
-                {
-                    "product_id": product.id,
-                    "shop_id": shop_id,
-                    "title": product.title,
-                    "image": product.image_urls[0] if product.image_urls else None,
-                    "skus": [
-                        {
-                            "sku_id": s.id,
-                            "variant": s.variant,
-                            "list_price": s.list_price,
-                            "currency": s.currency,
-                            "stock": s.stock,
-                            "free": s.stock - s.allocated,
-                        }
-                        for s in skus
-                    ],
-                }
-            )
+            card = {**rooms.card_of(product, skus), "shop_id": shop_id}
+            for shown, sku in zip(card["skus"], skus, strict=True):
+                shown.update(stock=sku.stock, free=sku.stock - sku.allocated)
+            found.append(card)
     return found
 
 

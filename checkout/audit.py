@@ -1,0 +1,118 @@
+"""The books of one flash deal, read from both sides: Redis (stock counters, holds, the orders
+stream and the sandbox ledger) and SQL (the orders). A load test ends with this audit; an
+operator can run it any time (``livecart audit --deal ID``).
+
+Oversold: more units sold (in Redis, or as SQL orders) than the deal had. Lost paid orders:
+holds that were paid for (sold in Redis, or charged and not refunded) with no SQL order once the
+pipeline has caught up. Both must be 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from typing import Any, cast
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+from sqlalchemy import select
+from sqlmodel import col
+
+from catalog.db import Database
+from checkout.keys import ORDER_GROUP, Keyspace, deal_id_of_hold
+from checkout.models import Order
+from checkout.payments import ChargeStatus, SandboxProvider
+
+
+@dataclass(frozen=True)
+class DealAudit:
+    deal_id: int
+    quantity: int
+    available: int
+    held: int
+    sold: int  # units, by Redis's counters
+    holds: dict[str, int]  # holds by state
+    paid_entries: int  # order.paid entries in the deal's stream
+    pipeline_pending: int  # entries read by a worker and not yet acknowledged
+    orders: int  # SQL orders of the deal
+    order_units: int
+    charged_holds: int  # holds with an approved, unrefunded sandbox charge
+    counters_balance: bool  # available + held + sold == quantity
+    oversold: int
+    lost_paid_orders: int
+
+    @property
+    def ok(self) -> bool:
+        return self.counters_balance and self.oversold == 0 and self.lost_paid_orders == 0
+
+    def json(self) -> dict[str, Any]:
+        return {**asdict(self), "ok": self.ok}
+
+
+async def _pending(redis: Redis, stream: str) -> int:
+    try:
+        summary = await redis.xpending(stream, ORDER_GROUP)
+    except ResponseError:  # no group yet: nothing was ever read
+        return 0
+    return int(summary["pending"])
+
+
+async def _charged_holds(provider: SandboxProvider, deal_id: int) -> set[str]:
+    charged = set()
+    for charge in await provider.charges():
+        hold_id = charge.key.split(":", 1)[0]
+        approved = charge.status is ChargeStatus.APPROVED and not charge.refunded
+        if approved and deal_id_of_hold(hold_id) == deal_id:
+            charged.add(hold_id)
+    return charged
+
+
+async def audit_deal(redis: Redis, db: Database, keys: Keyspace, deal_id: int) -> DealAudit:
+    k = keys.deal(deal_id)
+    counters = cast(dict[str, str], await redis.hgetall(k.deal))
+    holds = cast(dict[str, str], await redis.hgetall(k.holds))
+    states = Counter(raw.split("|", 1)[0] for raw in holds.values())
+    sold_holds = {hold_id for hold_id, raw in holds.items() if raw.startswith("sold|")}
+    charged = await _charged_holds(SandboxProvider(redis, keys.sandbox_charges), deal_id)
+    async with db.session() as session:
+        rows = (
+            await session.execute(
+                select(col(Order.hold_id), col(Order.quantity)).where(col(Order.deal_id) == deal_id)
+            )
+        ).all()
+    ordered = {hold_id for hold_id, _ in rows}
+    quantity = int(counters.get("quantity", 0))
+    available, held, sold = (int(counters.get(n, 0)) for n in ("available", "held", "sold"))
+    order_units = sum(qty for _, qty in rows)
+    return DealAudit(
+        deal_id=deal_id,
+        quantity=quantity,
+        available=available,
+        held=held,
+        sold=sold,
+        holds=dict(states),
+        paid_entries=int(await redis.xlen(k.orders)),
+        pipeline_pending=await _pending(redis, k.orders),
+        orders=len(rows),
+        order_units=order_units,
+        charged_holds=len(charged),
+        counters_balance=available + held + sold == quantity,
+        oversold=max(0, sold - quantity, order_units - quantity),
+        lost_paid_orders=len((sold_holds | charged) - ordered),
+    )
+
+
+async def settled_audit(
+    redis: Redis, db: Database, keys: Keyspace, deal_id: int, wait_s: float
+) -> DealAudit:
+    """The audit once the pipeline has written every paid entry (or ``wait_s`` has passed):
+    an order still in flight is late, not lost."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        found = await audit_deal(redis, db, keys, deal_id)
+        caught_up = found.pipeline_pending == 0 and found.orders >= found.paid_entries
+        if (caught_up and found.lost_paid_orders == 0) or time.monotonic() > deadline:
+            return found
+        await asyncio.sleep(0.25)

@@ -1,0 +1,359 @@
+"""Flash-deal traffic for locust: viewers in a live room, buyers racing for a deal, a creator.
+
+- ``Viewer``: gets a guest session, joins the room over its websocket and stays; chats rarely,
+  likes now and then.
+- ``Buyer``: a viewer who, when the deal goes live, reserves within the first second, then pays
+  with the sandbox card (or, now and then, gives the hold back).
+- ``Creator``: one per run; pins products and starts the deal (``storm``), keeps pinning
+  (``steady``, ``reconnect``).
+
+Websocket messages are reported to locust's statistics as request type ``WS``, named by message
+type, with the time from the server's ``ms`` stamp to receipt as the response time. What viewers
+saw is reported as type ``VIEWER`` (``saw deal.sold_out``, ``resumed``, ``snapshot``, ``seq
+gap``, ``back in room``...), so a run's CSV says how many did. In the ``reconnect`` scenario
+every viewer drops its connection without a goodbye at ``--drop-at-ms`` and comes back with
+the last sequence number it had.
+
+Run through ``loadtests/scenarios.py`` (it starts a server, sets the room up, runs this file
+headless and audits the deal); the options below are what it passes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import socket
+import time
+from typing import Any
+
+import gevent
+import orjson
+import websocket
+from locust import between, events, task
+from locust.contrib.fasthttp import FastHttpUser
+from locust.env import Environment
+
+CARD = "4242424242424242"
+# A dropped viewer waits 0.2-2 s and reconnects; it must be back in the room this soon.
+BACK_WITHIN_S = 8.0
+
+
+@events.init_command_line_parser.add_listener
+def _options(parser: Any) -> None:
+    add = parser.add_argument
+    add("--scenario", choices=["storm", "steady", "reconnect"], default="storm")
+    add("--room-id", type=int, default=1, env_var="LOADTEST_ROOM_ID")
+    add("--seller-token", default="", env_var="LOADTEST_SELLER_TOKEN")
+    add("--deal-sku", type=int, default=0, env_var="LOADTEST_DEAL_SKU")
+    add("--deal-units", type=int, default=200, env_var="LOADTEST_DEAL_UNITS")
+    add("--deal-price", type=int, default=3900, env_var="LOADTEST_DEAL_PRICE")
+    add("--countdown-s", type=int, default=10, env_var="LOADTEST_COUNTDOWN_S")
+    add("--expect-users", type=int, default=0, env_var="LOADTEST_EXPECT_USERS")
+    add("--abandon-share", type=float, default=0.1, env_var="LOADTEST_ABANDON_SHARE")
+    add("--buy-share", type=float, default=0.25, env_var="LOADTEST_BUY_SHARE")
+    add("--pin-products", default="", env_var="LOADTEST_PIN_PRODUCTS")
+    add("--pin-every-s", type=float, default=5.0, env_var="LOADTEST_PIN_EVERY_S")
+    add("--drop-at-ms", type=int, default=0, env_var="LOADTEST_DROP_AT_MS")
+
+
+@events.init.add_listener
+def _weights(environment: Environment, **_: Any) -> None:
+    # The share of the audience that tries to buy decides the two classes' weights.
+    options = environment.parsed_options
+    if options is not None:
+        share = min(1.0, max(0.0, options.buy_share))
+        Buyer.weight, Viewer.weight = round(share * 1000), round((1 - share) * 1000)
+
+
+def report(
+    env: Environment, kind: str, name: str, ms: float = 0, error: BaseException | None = None
+) -> None:
+    env.events.request.fire(
+        request_type=kind,
+        name=name,
+        response_time=ms,
+        response_length=0,
+        exception=error,
+        context={},
+    )
+
+
+class Missed(Exception):
+    """Something a viewer should have had and did not (a gap in the room's sequence)."""
+
+
+class RoomSocket:
+    """One viewer's websocket: hello (with ``last_seq`` when coming back), a reader greenlet
+    that checks the room's sequence numbers and reports every message, reconnects on a drop."""
+
+    def __init__(self, user: RoomUser, token: str) -> None:
+        self.user = user
+        self.env = user.environment
+        self.token = token
+        host = user.host.removeprefix("http://").removeprefix("https://")
+        self.url = f"ws://{host}/ws/rooms/{user.options.room_id}"
+        self.ws: websocket.WebSocket | None = None
+        self.last_seq: int | None = None
+        self.welcomes = 0
+        self.replay_until: int | None = None
+        self.replayed = 0
+        self.stopped = False
+        self.reader: gevent.Greenlet | None = None
+
+    def open(self) -> None:
+        started = time.perf_counter()
+        try:
+            # Frames are JSON the server made: skipping the UTF-8 check keeps the generator cheap.
+            self.ws = websocket.create_connection(
+                self.url, timeout=30, enable_multithread=True, skip_utf8_validation=True
+            )
+        except (OSError, websocket.WebSocketException) as err:
+            report(self.env, "WS", "connect", (time.perf_counter() - started) * 1000, err)
+            raise
+        report(self.env, "WS", "connect", (time.perf_counter() - started) * 1000)
+        hello: dict[str, Any] = {"type": "hello", "token": self.token}
+        if self.last_seq is not None:
+            hello["last_seq"] = self.last_seq
+        self.send(hello)
+        self.reader = gevent.spawn(self._read, self.ws)
+
+    def send(self, message: dict[str, Any]) -> None:
+        if self.ws is not None:
+            with contextlib.suppress(OSError, websocket.WebSocketException):
+                self.ws.send(orjson.dumps(message).decode())
+
+    def _read(self, ws: websocket.WebSocket) -> None:
+        ws.settimeout(None)
+        while not self.stopped:
+            try:
+                frame = ws.recv()
+            except (OSError, websocket.WebSocketException):
+                break
+            if not frame:
+                break
+            for message in orjson.loads(frame):
+                self._message(message)
+        if not self.stopped and ws is self.ws:
+            report(self.env, "VIEWER", "connection lost")
+            gevent.spawn_later(random.uniform(0.2, 2.0), self.reopen)
+
+    def reopen(self) -> None:
+        if self.stopped:
+            return
+        try:
+            self.open()
+        except (OSError, websocket.WebSocketException):
+            gevent.spawn_later(random.uniform(0.5, 3.0), self.reopen)
+
+    def _message(self, m: dict[str, Any]) -> None:
+        kind = m.get("type", "?")
+        if "ms" in m:
+            report(self.env, "WS", kind, max(0.0, time.time() * 1000 - m["ms"]))
+        if kind == "welcome":
+            self.welcomes += 1
+            if self.welcomes > 1:
+                report(self.env, "VIEWER", "resumed" if m["resumed"] else "snapshot after drop")
+            if m["resumed"]:
+                # The replay runs up to welcome.seq; its length is reported as the "response
+                # time" of a "replayed events" entry (so the CSV's average is events per resume).
+                self.replay_until = m["seq"]
+                self.replayed = 0
+            else:
+                self.last_seq = m["seq"]
+        elif kind == "snapshot":
+            self.last_seq = m["seq"]
+            self.user.on_snapshot(m)
+        elif "seq" in m:
+            seq = m["seq"]
+            if self.last_seq is not None and seq != self.last_seq + 1:
+                name = "seq duplicate" if seq <= self.last_seq else "seq gap"
+                report(self.env, "VIEWER", name, 0, Missed(f"{self.last_seq} -> {seq}"))
+            self.last_seq = max(seq, self.last_seq or 0)
+            if self.replay_until is not None:
+                self.replayed += 1
+                if seq >= self.replay_until:
+                    report(self.env, "VIEWER", "replayed events", self.replayed)
+                    self.replay_until = None
+        if kind == "error":
+            report(self.env, "WS", f"error {m['code']}", 0, Missed(m.get("message", "")))
+        self.user.on_message(kind, m)
+
+    def drop(self) -> None:
+        """Lose the connection the way a phone in a tunnel does: no close frame."""
+        if self.ws is not None and self.ws.sock is not None:
+            with contextlib.suppress(OSError):
+                self.ws.sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.stopped = True
+        if self.ws is not None:
+            with contextlib.suppress(OSError, websocket.WebSocketException):
+                self.ws.close()
+
+
+class RoomUser(FastHttpUser):
+    abstract = True
+    wait_time = between(4, 12)
+
+    @property
+    def options(self) -> Any:
+        return self.environment.parsed_options
+
+    def on_start(self) -> None:
+        session = self.client.post("/api/session", name="/api/session").json()
+        self.token = session["token"]
+        self.saw_sold_out: set[int] = set()
+        self.socket = RoomSocket(self, self.token)
+        self.socket.open()
+        if self.options.scenario == "reconnect" and self.options.drop_at_ms:
+            delay = max(0.0, self.options.drop_at_ms / 1000 - time.time())
+            gevent.spawn_later(delay, self._drop_and_return)
+
+    def _drop_and_return(self) -> None:
+        welcomes = self.socket.welcomes
+        self.socket.drop()
+
+        def back() -> None:
+            if self.socket.welcomes > welcomes:
+                report(self.environment, "VIEWER", "back in room")
+            else:
+                report(self.environment, "VIEWER", "not back", 0, Missed("no welcome"))
+
+        gevent.spawn_later(BACK_WITHIN_S, back)
+
+    def on_stop(self) -> None:
+        self.socket.close()
+
+    def on_snapshot(self, m: dict[str, Any]) -> None:
+        pass
+
+    def on_message(self, kind: str, m: dict[str, Any]) -> None:
+        if kind == "deal.sold_out" and m["deal_id"] not in self.saw_sold_out:
+            self.saw_sold_out.add(m["deal_id"])
+            report(self.environment, "VIEWER", "saw deal.sold_out")
+
+    @task(3)
+    def like(self) -> None:
+        self.socket.send({"type": "like", "count": random.randint(1, 5)})
+
+    @task(1)
+    def chat(self) -> None:
+        if random.random() < 0.2:  # rarely: most viewers only watch
+            self.socket.send({"type": "chat", "text": random.choice(CHAT_LINES)})
+
+
+CHAT_LINES = ["hi!", "what size is it?", "love it", "is there a blue one?", "🔥🔥", "bought!"]
+
+
+class Viewer(RoomUser):
+    weight = 3
+
+
+class Buyer(RoomUser):
+    """Waits for the deal, reserves within the first second, pays (or gives it back)."""
+
+    weight = 1
+
+    def on_message(self, kind: str, m: dict[str, Any]) -> None:
+        super().on_message(kind, m)
+        if kind == "deal.live":
+            gevent.spawn_later(random.uniform(0, 1.0), self.buy, m["deal_id"])
+
+    def on_snapshot(self, m: dict[str, Any]) -> None:
+        # Joined after the deal went live: buy it now, once.
+        for deal in m["room"]["deals"]:
+            if deal["status"] == "live" and not getattr(self, "tried", False):
+                gevent.spawn_later(random.uniform(0, 1.0), self.buy, deal["deal_id"])
+
+    def buy(self, deal_id: int) -> None:
+        if getattr(self, "tried", False):
+            return
+        self.tried = True
+        auth = {"Authorization": f"Bearer {self.token}"}
+        with self.client.post(
+            f"/api/deals/{deal_id}/reserve",
+            json={"qty": 1, "request_id": f"tap-{deal_id}"},
+            headers=auth,
+            name="reserve",
+            catch_response=True,
+        ) as r:
+            if r.status_code == 409 and r.json()["error"]["code"] in {"sold_out", "limit_exceeded"}:
+                r.success()  # lost the race: an answer, not a failure
+                return
+            if r.status_code not in (200, 201):
+                r.failure(f"{r.status_code} {r.text[:200]}")
+                return
+            hold = r.json()["hold"]["id"]
+        if random.random() < self.options.abandon_share:
+            self.client.delete(f"/api/holds/{hold}", headers=auth, name="release")
+            return
+        self.client.post(
+            f"/api/holds/{hold}/checkout",
+            json={"card": CARD},
+            headers={**auth, "Idempotency-Key": f"pay-{hold}"},
+            name="checkout",
+        )
+
+
+class Creator(FastHttpUser):
+    """The creator's side: starts the deal once the audience is in (storm), pins products
+    on a schedule (every scenario)."""
+
+    fixed_count = 1
+    wait_time = between(1, 2)
+
+    @property
+    def options(self) -> Any:
+        return self.environment.parsed_options
+
+    def on_start(self) -> None:
+        self.headers = {"Authorization": f"Bearer {self.options.seller_token}"}
+        self.products = [int(p) for p in self.options.pin_products.split(",") if p]
+        self.deal_started = self.options.scenario != "storm"
+        self.deal_id: int | None = None
+        self.pins = 0
+        self.next_pin = 0.0
+
+    def audience_in(self) -> bool:
+        runner = self.environment.runner
+        return runner is None or runner.user_count >= self.options.expect_users
+
+    @task
+    def act(self) -> None:
+        if self.deal_id is not None:
+            self.stop_when_sold(self.deal_id)
+        if not self.deal_started and self.audience_in():
+            self.deal_started = True
+            made = self.client.post(
+                f"/api/rooms/{self.options.room_id}/deals",
+                json={
+                    "sku_id": self.options.deal_sku,
+                    "deal_price": self.options.deal_price,
+                    "quantity": self.options.deal_units,
+                    "per_buyer_limit": 1,
+                    "countdown_s": self.options.countdown_s,
+                    "duration_s": 600,
+                },
+                headers=self.headers,
+                name="start deal",
+            )
+            if made.status_code == 201:
+                self.deal_id = made.json()["deal"]["deal_id"]
+        if self.products and time.monotonic() >= self.next_pin:
+            self.next_pin = time.monotonic() + self.options.pin_every_s
+            self.pins += 1
+            self.client.post(
+                f"/api/rooms/{self.options.room_id}/pin",
+                json={"product_id": self.products[self.pins % len(self.products)]},
+                headers=self.headers,
+                name="pin",
+            )
+
+    def stop_when_sold(self, deal_id: int) -> None:
+        """The storm is over once every unit is sold (none left, none held): give the sold-out
+        event a few seconds to reach everyone, then end the run."""
+        stock = self.client.get(f"/api/deals/{deal_id}", name="deal").json()["deal"]["stock"]
+        runner = self.environment.runner
+        if stock["available"] == 0 and stock["held"] == 0 and runner is not None:
+            self.deal_id = None
+            gevent.spawn_later(3, runner.quit)
