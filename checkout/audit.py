@@ -78,7 +78,7 @@ async def audit_deal(redis: Redis, db: Database, keys: Keyspace, deal_id: int) -
     charged = await _charged_holds(SandboxProvider(redis, keys.sandbox_charges), deal_id)
     async with db.session() as session:
         rows = (
-            await session.execute(
+            await (await session.connection()).execute(
                 select(col(Order.hold_id), col(Order.quantity)).where(col(Order.deal_id) == deal_id)
             )
         ).all()

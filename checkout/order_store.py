@@ -219,7 +219,9 @@ async def count_by_status(session: AsyncSession, shop_ids: Sequence[int]) -> dic
         .where(col(Order.shop_id).in_(shop_ids))
         .group_by(col(Order.status))
     )
-    return {status: int(n) for status, n in (await session.execute(query)).all()}
+    return {
+        status: int(n) for status, n in (await (await session.connection()).execute(query)).all()
+    }
 
 
 async def sales_since(
@@ -229,7 +231,7 @@ async def sales_since(
     query = core_select(func.count(), func.coalesce(func.sum(col(Order.total)), 0)).where(
         col(Order.shop_id).in_(shop_ids), col(Order.paid_ms) >= since_ms
     )
-    count, total = (await session.execute(query)).one()
+    count, total = (await (await session.connection()).execute(query)).one()
     return int(count), int(total)
 
 
@@ -249,9 +251,11 @@ async def item_lines(session: AsyncSession, sku_ids: Sequence[int]) -> dict[int,
         .join(Product, col(Product.id) == col(Sku.product_id))
         .where(col(Sku.id).in_(set(sku_ids)))
     )
+    rows = (await (await session.connection()).execute(query)).all()
     return {
         sku_id: ItemLine(title, variant, images[0] if images else None)
-        for sku_id, title, variant, images in (await session.execute(query)).all()
+        for sku_id, title, variant, images in rows
+        if sku_id is not None
     }
 
 

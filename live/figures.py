@@ -49,7 +49,8 @@ async def sales_of_room(session: AsyncSession, room_id: int) -> tuple[int, int, 
         .join(Deal, col(Deal.id) == col(Order.deal_id))
         .where(col(Deal.room_id) == room_id)
     )
-    orders, units, gmv, buyers, currency = (await session.execute(query)).one()
+    row = (await (await session.connection()).execute(query)).one()
+    orders, units, gmv, buyers, currency = row
     return int(orders), int(units), int(gmv), int(buyers), currency or "USD"
 
 
