@@ -1,0 +1,75 @@
+"""Every benchmark and the two storm scenarios, one after the other, in under ten minutes:
+
+    python loadtests/run_all.py            # needs wrk (apt-get install wrk) for bench_reserve
+
+Runs, each bounded by its own time limit: bench_reserve.py (reserve vs a no-op endpoint,
+pipeline vs raw inserts, ~1 min), bench_fanout.py (room fan-out vs websockets.broadcast(),
+~2 min), bench_video.py (encode-once vs aiortc's MediaRelay, ~4 min), scenarios.py storm (2,000
+viewers, a 200-unit deal) and scenarios.py reconnect (2,000 viewers drop and come back), ~1 min
+each. Each script's own report is printed as it finishes and kept, with a summary of times and
+exit codes, in ``--out`` (default ``loadtests/reports/all-<time>/``). The figures belong in
+docs/benchmarks.md with the commit and date they were measured at. Run it on an otherwise idle
+machine: the benchmarks warn when other processes took CPU during a run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+# (name, command, time limit in seconds)
+RUNS: list[tuple[str, list[str], int]] = [
+    ("reserve", ["bench_reserve.py"], 150),
+    ("fanout", ["bench_fanout.py"], 240),
+    ("video", ["bench_video.py"], 330),
+    ("storm", ["scenarios.py", "storm"], 180),
+    ("reconnect", ["scenarios.py", "reconnect", "--viewers", "2000"], 180),
+]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--only", nargs="+", choices=[name for name, _, _ in RUNS])
+    p.add_argument("--out", type=Path)
+    args = p.parse_args()
+    out = args.out or HERE / "reports" / f"all-{time.strftime('%Y%m%d-%H%M%S')}"
+    out.mkdir(parents=True, exist_ok=True)
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE
+    ).stdout.strip()
+    summary = [f"commit {commit or '?'}, {time.strftime('%Y-%m-%d %H:%M %Z')}"]
+    started = time.monotonic()
+    for name, command, limit in RUNS:
+        if args.only and name not in args.only:
+            continue
+        print(f"== {name}: {' '.join(command)}", flush=True)
+        began = time.monotonic()
+        log = out / f"{name}.log"
+        try:
+            done = subprocess.run(
+                [sys.executable, str(HERE / command[0]), *command[1:]],
+                capture_output=True,
+                text=True,
+                timeout=limit,
+                cwd=HERE.parent,
+            )
+            code: int | str = done.returncode
+            log.write_text(done.stdout + "\n--- stderr ---\n" + done.stderr)
+            print(done.stdout.strip() or done.stderr.strip()[-4000:], flush=True)
+            # scenarios.py prints its verdict on stderr
+            if command[0] == "scenarios.py":
+                print(done.stderr[done.stderr.find("verdict") :].strip(), flush=True)
+        except subprocess.TimeoutExpired:
+            code = f"stopped after {limit} s"
+        summary.append(f"{name:10} {time.monotonic() - began:6.0f} s   exit {code}")
+    summary.append(f"{'all':10} {time.monotonic() - started:6.0f} s")
+    (out / "summary.txt").write_text("\n".join(summary) + "\n")
+    print("\n" + "\n".join(summary) + f"\nreports: {out}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
