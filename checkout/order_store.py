@@ -73,8 +73,10 @@ def _insert_ignoring_duplicates(session: AsyncSession) -> Any:
 
 
 def order_row(p: PaidOrder, now: int) -> dict[str, Any]:
-    """The ``orders`` row for a paid hold, as the pipeline inserts it."""
-    return {
+    """The ``orders`` row for a paid hold, as the pipeline inserts it. The shipping address is
+    there only when one was given: a JSON value costs every row of a batch (about half the
+    insert rate on SQLite) even when it is null."""
+    row = {
         "hold_id": p.hold_id,
         "deal_id": p.deal_id,
         "shop_id": p.shop_id,
@@ -87,10 +89,12 @@ def order_row(p: PaidOrder, now: int) -> dict[str, Any]:
         "status": PAID,
         "payment_ref": p.payment_ref,
         "paid_ms": p.paid_ms,
-        "shipping": orjson.loads(p.shipping) if p.shipping else None,
         "created_ms": now,
         "updated_ms": now,
     }
+    if p.shipping:
+        row["shipping"] = orjson.loads(p.shipping)
+    return row
 
 
 async def persist_paid_orders(session: AsyncSession, paid: Sequence[PaidOrder]) -> PersistResult:
@@ -110,7 +114,13 @@ async def persist_paid_orders(session: AsyncSession, paid: Sequence[PaidOrder]) 
     # Core statements on the session's connection: one multi-row INSERT per batch, not one ORM
     # flush per order.
     conn = await session.connection()
-    inserted = (await conn.execute(stmt, rows)).all()
+    inserted: list[Any] = []
+    # One INSERT per shape of row (with an address, without): a multi-row INSERT takes rows
+    # with the same columns.
+    for shape in (True, False):
+        group = [row for row in rows if ("shipping" in row) is shape]
+        if group:
+            inserted += (await conn.execute(stmt, group)).all()
     result.inserted = len(inserted)
     result.duplicates = len(rows) - len(inserted)
     if inserted:

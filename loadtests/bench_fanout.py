@@ -410,8 +410,8 @@ def clients(
         str(pid),
         "--room",
         str(room),
-        "--secret",
-        secret,
+        # One argument: a secret may begin with "-", which argparse would take for an option.
+        f"--secret={secret}",
         "--viewers",
         str(args.n),
         "--events",

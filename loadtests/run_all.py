@@ -59,10 +59,10 @@ def main() -> None:
             )
             code: int | str = done.returncode
             log.write_text(done.stdout + "\n--- stderr ---\n" + done.stderr)
-            print(done.stdout.strip() or done.stderr.strip()[-4000:], flush=True)
-            # scenarios.py prints its verdict on stderr
-            if command[0] == "scenarios.py":
+            if command[0] == "scenarios.py":  # its verdict is on stderr
                 print(done.stderr[done.stderr.find("verdict") :].strip(), flush=True)
+            else:
+                print(done.stdout.strip() or done.stderr.strip()[-4000:], flush=True)
         except subprocess.TimeoutExpired:
             code = f"stopped after {limit} s"
         summary.append(f"{name:10} {time.monotonic() - began:6.0f} s   exit {code}")

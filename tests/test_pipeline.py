@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 
+import orjson
 import pytest
 from redis.asyncio import Redis
 from sqlmodel import col, func, select
@@ -228,3 +229,22 @@ async def test_replayed_dead_letters_reach_sql_once(
         [hold_id, f"{deal.id}-99"]
     )
     assert await redis.xlen(keys.dead_letters) == 0
+
+
+async def test_a_batch_mixing_orders_with_and_without_an_address_keeps_each(
+    db: Database, private_holds: HoldStore, seller: SellerAccount
+) -> None:
+    deal = await make_live_deal(db, private_holds, seller, quantity=4, stock=4)
+    address = {"name": "Ada", "line1": "1 Way", "line2": "", "city": "X", "postal_code": "1",
+               "country": "GB"}  # fmt: skip
+    batch = [
+        paid(deal, f"{deal.id}-1")._replace(shipping=orjson.dumps(address).decode()),
+        paid(deal, f"{deal.id}-2"),
+        paid(deal, f"{deal.id}-3")._replace(shipping=orjson.dumps(address).decode()),
+    ]
+    async with db.session() as session:
+        result = await persist_paid_orders(session, batch)
+    assert (result.inserted, result.duplicates) == (3, 0)
+    shipping = {o.hold_id: o.shipping for o in await orders_of(db, deal.id or 0)}
+    assert shipping == {f"{deal.id}-1": address, f"{deal.id}-2": None, f"{deal.id}-3": address}
+    assert await stock_of(db, deal.sku_id) == 1
