@@ -4,7 +4,10 @@ operator can run it any time (``livecart audit --deal ID``).
 
 Oversold: more units sold (in Redis, or as SQL orders) than the deal had. Lost paid orders:
 holds that were paid for (sold in Redis, or charged and not refunded) with no SQL order once the
-pipeline has caught up. Both must be 0.
+pipeline has caught up. Orders without a sale: SQL orders whose hold Redis does not have as
+sold. All three must be 0, the counters must balance, the ``sold`` counter must equal the units
+of the sold holds, and the deal must be in Redis at all (a wrong id or key prefix finds nothing,
+which is a failure, not a pass).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from checkout.payments import ChargeStatus, SandboxProvider
 @dataclass(frozen=True)
 class DealAudit:
     deal_id: int
+    in_redis: bool  # the deal's keys are there (else nothing below can be judged)
     quantity: int
     available: int
     held: int
@@ -40,12 +44,19 @@ class DealAudit:
     order_units: int
     charged_holds: int  # holds with an approved, unrefunded sandbox charge
     counters_balance: bool  # available + held + sold == quantity
+    sold_matches_holds: bool  # the sold counter == the units of the holds marked sold
     oversold: int
     lost_paid_orders: int
+    orders_without_sale: int
 
     @property
     def ok(self) -> bool:
-        return self.counters_balance and self.oversold == 0 and self.lost_paid_orders == 0
+        return (
+            self.in_redis
+            and self.counters_balance
+            and self.sold_matches_holds
+            and self.oversold == self.lost_paid_orders == self.orders_without_sale == 0
+        )
 
     def json(self) -> dict[str, Any]:
         return {**asdict(self), "ok": self.ok}
@@ -75,6 +86,7 @@ async def audit_deal(redis: Redis, db: Database, keys: Keyspace, deal_id: int) -
     holds = cast(dict[str, str], await redis.hgetall(k.holds))
     states = Counter(raw.split("|", 1)[0] for raw in holds.values())
     sold_holds = {hold_id for hold_id, raw in holds.items() if raw.startswith("sold|")}
+    sold_hold_units = sum(int(holds[h].split("|", 2)[1]) for h in sold_holds)
     charged = await _charged_holds(SandboxProvider(redis, keys.sandbox_charges), deal_id)
     async with db.session() as session:
         rows = (
@@ -88,6 +100,7 @@ async def audit_deal(redis: Redis, db: Database, keys: Keyspace, deal_id: int) -
     order_units = sum(qty for _, qty in rows)
     return DealAudit(
         deal_id=deal_id,
+        in_redis=bool(counters),
         quantity=quantity,
         available=available,
         held=held,
@@ -99,8 +112,10 @@ async def audit_deal(redis: Redis, db: Database, keys: Keyspace, deal_id: int) -
         order_units=order_units,
         charged_holds=len(charged),
         counters_balance=available + held + sold == quantity,
+        sold_matches_holds=sold == sold_hold_units,
         oversold=max(0, sold - quantity, order_units - quantity),
         lost_paid_orders=len((sold_holds | charged) - ordered),
+        orders_without_sale=len(ordered - sold_holds),
     )
 
 
@@ -112,7 +127,9 @@ async def settled_audit(
     deadline = time.monotonic() + wait_s
     while True:
         found = await audit_deal(redis, db, keys, deal_id)
-        caught_up = found.pipeline_pending == 0 and found.orders >= found.paid_entries
-        if (caught_up and found.lost_paid_orders == 0) or time.monotonic() > deadline:
+        # Caught up: nothing read and unacknowledged, and every paid hold has its order. (A
+        # count of stream entries would not do: replayed dead letters appear twice.)
+        caught_up = found.pipeline_pending == 0 and found.lost_paid_orders == 0
+        if caught_up or time.monotonic() > deadline:
             return found
         await asyncio.sleep(0.25)

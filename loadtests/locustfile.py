@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import random
 import socket
+import struct
 import time
 from typing import Any
 
@@ -34,6 +35,7 @@ from locust.contrib.fasthttp import FastHttpUser
 from locust.env import Environment
 
 CARD = "4242424242424242"
+LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on with 0 s: closing sends RST, not FIN
 # A dropped viewer waits 0.2-2 s and reconnects; it must be back in the room this soon.
 BACK_WITHIN_S = 8.0
 
@@ -101,7 +103,7 @@ class RoomSocket:
         self.reader: gevent.Greenlet | None = None
 
     def open(self) -> None:
-        started = time.perf_counter()
+        old, started = self.ws, time.perf_counter()
         try:
             # Frames are JSON the server made: skipping the UTF-8 check keeps the generator cheap.
             self.ws = websocket.create_connection(
@@ -111,6 +113,9 @@ class RoomSocket:
             report(self.env, "WS", "connect", (time.perf_counter() - started) * 1000, err)
             raise
         report(self.env, "WS", "connect", (time.perf_counter() - started) * 1000)
+        if old is not None:
+            with contextlib.suppress(OSError, websocket.WebSocketException):
+                old.close()
         hello: dict[str, Any] = {"type": "hello", "token": self.token}
         if self.last_seq is not None:
             hello["last_seq"] = self.last_seq
@@ -131,8 +136,11 @@ class RoomSocket:
                 break
             if not frame:
                 break
-            for message in orjson.loads(frame):
-                self._message(message)
+            try:
+                for message in orjson.loads(frame):
+                    self._message(message)
+            except Exception as err:  # a reader that dies silently would leave a deaf viewer
+                report(self.env, "VIEWER", "bad frame", 0, err)
         if not self.stopped and ws is self.ws:
             report(self.env, "VIEWER", "connection lost")
             gevent.spawn_later(random.uniform(0.2, 2.0), self.reopen)
@@ -151,9 +159,13 @@ class RoomSocket:
             report(self.env, "WS", kind, max(0.0, time.time() * 1000 - m["ms"]))
         if kind == "welcome":
             self.welcomes += 1
-            if self.welcomes > 1:
+            if self.welcomes == 1:
+                report(self.env, "VIEWER", "joined")
+            else:
                 report(self.env, "VIEWER", "resumed" if m["resumed"] else "snapshot after drop")
-            if m["resumed"]:
+            if m["resumed"] and m["seq"] == self.last_seq:
+                report(self.env, "VIEWER", "replayed events", 0)  # nothing was missed
+            elif m["resumed"]:
                 # The replay runs up to welcome.seq; its length is reported as the "response
                 # time" of a "replayed events" entry (so the CSV's average is events per resume).
                 self.replay_until = m["seq"]
@@ -179,10 +191,12 @@ class RoomSocket:
         self.user.on_message(kind, m)
 
     def drop(self) -> None:
-        """Lose the connection the way a phone in a tunnel does: no close frame."""
+        """Lose the connection with no close frame and no orderly TCP close: a reset, as when
+        a phone's network goes (the server's read fails; it owes the viewer nothing)."""
         if self.ws is not None and self.ws.sock is not None:
             with contextlib.suppress(OSError):
-                self.ws.sock.shutdown(socket.SHUT_RDWR)
+                self.ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
+                self.ws.sock.close()  # the reader greenlet wakes with an error
 
     def close(self) -> None:
         self.stopped = True
@@ -309,14 +323,19 @@ class Creator(FastHttpUser):
     def on_start(self) -> None:
         self.headers = {"Authorization": f"Bearer {self.options.seller_token}"}
         self.products = [int(p) for p in self.options.pin_products.split(",") if p]
+        self.started = time.monotonic()
         self.deal_started = self.options.scenario != "storm"
         self.deal_id: int | None = None
         self.pins = 0
         self.next_pin = 0.0
 
     def audience_in(self) -> bool:
+        """Everyone has joined, or the spawn should long be over: a viewer whose start failed
+        is not counted, and must not keep the deal from starting."""
         runner = self.environment.runner
-        return runner is None or runner.user_count >= self.options.expect_users
+        if runner is None or runner.user_count >= self.options.expect_users:
+            return True
+        return time.monotonic() - self.started > self.options.expect_users / 20 + 10
 
     @task
     def act(self) -> None:

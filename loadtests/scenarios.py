@@ -75,7 +75,10 @@ def server(tmp: Path, env_extra: dict[str, str]) -> Iterator[tuple[str, str, str
         database_url = f"sqlite:///{tmp / 'livecart.db'}"
         port = free_port()
         env = {
-            **os.environ,
+            # The caller's LIVECART_* settings (a host, other TTLs, no worker) would change what
+            # is measured or where it listens: the server gets only these.
+            **{k: v for k, v in os.environ.items() if not k.startswith("LIVECART_")},
+            "LIVECART_HOST": "127.0.0.1",
             "REDIS_URL": valkey.url,
             "DATABASE_URL": database_url,
             "LIVECART_REDIS_PREFIX": PREFIX,
@@ -120,7 +123,7 @@ def create_seller(env: dict[str, str]) -> str:
     made = subprocess.run(
         [sys.executable, "-m", "web.cli", "create-seller", "--name", "Load", "--email",
          f"load-{secrets.token_hex(4)}@example.com"],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+        cwd=ROOT, env=env, capture_output=True, text=True, check=True, timeout=60,
     )  # fmt: skip
     return made.stdout.split("token: ")[1].strip()
 
@@ -209,7 +212,10 @@ def run_locust(args: argparse.Namespace, stage: Stage, out: Path, extra: dict[st
 
 
 def read_stats(out: Path) -> dict[tuple[str, str], dict[str, str]]:
-    with (out / "locust_stats.csv").open() as f:
+    path = out / "locust_stats.csv"
+    if not path.exists():  # locust died before writing it: the verdict says so (see locust.log)
+        return {}
+    with path.open() as f:
         return {(row["Type"], row["Name"]): row for row in csv.DictReader(f)}
 
 
@@ -272,7 +278,17 @@ def verdict(args: argparse.Namespace, stage: Stage, out: Path, ran: Ran) -> dict
         "checkout_ms": percentiles(stats, "POST", "checkout"),
     }
     deals = deals_of_room(stage)
-    ok = ran.code in (0, 1)  # 1: locust saw failed requests, judged below
+    ok = ran.code in (0, 1) and bool(stats)  # 1: locust saw failed requests, judged below
+    joined = count(stats, "VIEWER", "joined")
+    gaps = count(stats, "VIEWER", "seq gap") + count(stats, "VIEWER", "seq duplicate")
+    found.update(
+        joined=joined,
+        seq_gaps_or_duplicates=gaps,
+        connections_lost=count(stats, "VIEWER", "connection lost"),
+        bad_frames=count(stats, "VIEWER", "bad frame"),
+    )
+    # Every scenario: everyone got in, no viewer missed or repeated an event, every frame read.
+    ok &= joined == args.viewers and gaps == 0 and found["bad_frames"] == 0
     if args.scenario == "storm":
         if not deals:
             return {**found, "ok": False, "why": "the creator never started the deal"}
@@ -281,6 +297,7 @@ def verdict(args: argparse.Namespace, stage: Stage, out: Path, ran: Ran) -> dict
         sold_out = books.available == 0 and books.held == 0
         found.update(
             deal=deals[0],
+            sold_out=sold_out,
             units=books.quantity,
             units_sold=books.sold,
             orders_persisted=books.orders,
@@ -295,30 +312,30 @@ def verdict(args: argparse.Namespace, stage: Stage, out: Path, ran: Ran) -> dict
             saw_sold_out=saw,
             saw_sold_out_share=round(saw / args.viewers, 3),
         )
-        ok &= books.ok and books.orders == books.sold == books.order_units
-        ok &= not sold_out or saw == args.viewers
+        # A storm that leaves units unsold did not race for the last one: not a pass.
+        ok &= sold_out and books.ok and books.orders == books.sold == books.order_units
+        ok &= saw == args.viewers and found["holds_still_open"] == 0
+        found.update(in_redis=books.in_redis, orders_without_sale=books.orders_without_sale)
     if args.scenario == "reconnect":
         back = count(stats, "VIEWER", "back in room")
-        gaps = count(stats, "VIEWER", "seq gap") + count(stats, "VIEWER", "seq duplicate")
         found.update(
             back_in_room=back,
             resumed=count(stats, "VIEWER", "resumed"),
             snapshot_after_drop=count(stats, "VIEWER", "snapshot after drop"),
             not_back=count(stats, "VIEWER", "not back"),
             replayed_events=replayed_total(stats),
-            seq_gaps_or_duplicates=gaps,
             pin_latency_ms=percentiles(stats, "WS", "pin"),
         )
-        ok &= back == args.viewers and gaps == 0 and replayed_total(stats) > 0
+        came_back = found["resumed"] + found["snapshot_after_drop"]
+        ok &= back == args.viewers and came_back >= args.viewers and replayed_total(stats) > 0
     if args.scenario == "steady":
-        gaps = count(stats, "VIEWER", "seq gap") + count(stats, "VIEWER", "seq duplicate")
         found.update(
             pin_latency_ms=percentiles(stats, "WS", "pin"),
             chat_latency_ms=percentiles(stats, "WS", "chat"),
-            chat_lines=count(stats, "WS", "chat"),
-            seq_gaps_or_duplicates=gaps,
+            chat_lines_delivered=count(stats, "WS", "chat"),  # over all viewers
+            pins_delivered=count(stats, "WS", "pin"),
         )
-        ok &= gaps == 0 and count(stats, "WS", "connect") >= args.viewers
+        ok &= found["pins_delivered"] > 0
     unexpected = {k: v for k, v in failures.items() if not k.startswith("VIEWER")}
     found["ok"] = bool(ok and not unexpected and count(stats, "VIEWER", "not back") == 0)
     return found
@@ -333,23 +350,33 @@ def show(found: dict[str, Any]) -> None:
             say(f"  {key:34} {value}")
 
 
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("scenario", choices=sorted(DEFAULTS))
-    p.add_argument("--viewers", type=int, help="simulated viewers (default per scenario)")
-    p.add_argument("--units", type=int, default=200, help="units in the flash deal (storm)")
+    p.add_argument("--viewers", type=positive, help="simulated viewers (default per scenario)")
+    p.add_argument("--units", type=positive, default=200, help="units in the flash deal (storm)")
     p.add_argument("--buy-share", type=float, default=0.5, help="share of viewers who buy")
-    p.add_argument("--spawn-rate", type=float, default=100, help="viewers joining per second")
-    p.add_argument("--run-time", type=int, help="seconds locust runs (default per scenario)")
+    p.add_argument("--spawn-rate", type=positive, default=100, help="viewers joining per second")
+    p.add_argument("--run-time", type=positive, help="seconds locust runs (default per scenario)")
     p.add_argument("--out", type=Path, help="where the reports go")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
-    args.viewers = args.viewers or DEFAULTS[args.scenario]["viewers"]
-    args.run_time = args.run_time or DEFAULTS[args.scenario]["run_time"]
+    if args.viewers is None:
+        args.viewers = DEFAULTS[args.scenario]["viewers"]
+    bound_given = args.run_time is not None
+    if args.run_time is None:
+        args.run_time = DEFAULTS[args.scenario]["run_time"]
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = args.out or ROOT / "loadtests" / "reports" / f"{args.scenario}-{stamp}"
     out.mkdir(parents=True, exist_ok=True)
-    server_env = {"LIVECART_WS_MAX_BUFFER": str(1 << 20)}
+    server_env: dict[str, str] = {}
     with (
         tempfile.TemporaryDirectory(prefix="livecart-load-") as tmp,
         server(Path(tmp), server_env) as (base, redis_url, database_url),
@@ -366,7 +393,7 @@ def main() -> None:
             extra = {"LOADTEST_DROP_AT_MS": str(int(drop_at * 1000)),
                      "LOADTEST_PIN_EVERY_S": "0.5"}  # fmt: skip
             args.run_time = max(args.run_time, int(spawn_s + 4 + 12))
-        if args.scenario == "storm":
+        if args.scenario == "storm" and not bound_given:
             # Ends early once the deal is sold (the creator stops the run); this is a bound.
             args.run_time = max(args.run_time, int(args.viewers / args.spawn_rate + 60))
         ran = run_locust(args, stage, out, extra)

@@ -12,11 +12,13 @@ import sys
 
 import pytest
 from redis.asyncio import Redis
+from sqlmodel import select
 
 from catalog.db import Database
 from checkout.audit import audit_deal, settled_audit
 from checkout.holds import HoldStore
 from checkout.keys import Keyspace
+from checkout.models import Order
 from checkout.order_store import persist_paid_orders
 from checkout.payments import SandboxProvider
 from tests.conftest import PREFIX, SellerAccount
@@ -24,6 +26,12 @@ from tests.helpers import make_live_deal
 from tests.test_pipeline import drain, paid, pipeline, sell
 
 pytestmark = pytest.mark.storage
+
+
+async def ordered_holds(db: Database, deal_id: int) -> list[str]:
+    async with db.session() as session:
+        found = await session.exec(select(Order.hold_id).where(Order.deal_id == deal_id))
+        return list(found.all())
 
 
 def run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -60,14 +68,45 @@ async def test_the_audit_finds_lost_and_oversold_orders_and_passes_when_books_ag
     await ledger.refund(charge)
     assert (await audit_deal(redis, db, private_keys, deal_id)).ok
 
-    # Two more orders than the deal had units: written behind Redis's back.
-    extra = [paid(deal, f"{deal_id}-{n}") for n in (50, 51)]
+    # One order Redis never sold (written behind its back): within the quantity, still wrong.
     async with db.session() as session:
-        await persist_paid_orders(session, extra)
+        await persist_paid_orders(session, [paid(deal, f"{deal_id}-50")])
+    stray = await audit_deal(redis, db, private_keys, deal_id)
+    assert (stray.order_units, stray.oversold, stray.orders_without_sale) == (3, 0, 1)
+    assert not stray.ok
+    # And one more: now beyond the deal's 3 units too.
+    async with db.session() as session:
+        await persist_paid_orders(session, [paid(deal, f"{deal_id}-51")])
     over = await audit_deal(redis, db, private_keys, deal_id)
-    assert (over.order_units, over.oversold) == (4, 1) and not over.ok
-    assert sold  # the real sales are among the orders
+    assert (over.order_units, over.oversold, over.orders_without_sale) == (4, 1, 2)
+    assert not over.ok
+    assert set(sold) <= set(await ordered_holds(db, deal_id))
     await redis.delete(private_keys.sandbox_charges)
+
+
+async def test_a_deal_redis_does_not_have_fails_the_audit(
+    redis: Redis, db: Database, private_keys: Keyspace
+) -> None:
+    missing = await audit_deal(redis, db, private_keys, 2_000_000_000)
+    assert not missing.in_redis and not missing.ok  # a wrong id or prefix is not a pass
+
+
+async def test_a_sold_counter_that_disagrees_with_the_holds_fails_the_audit(
+    redis: Redis,
+    db: Database,
+    private_holds: HoldStore,
+    private_keys: Keyspace,
+    seller: SellerAccount,
+) -> None:
+    deal = await make_live_deal(db, private_holds, seller, quantity=3, stock=3)
+    await sell(private_holds, deal, buyers=1)
+    await drain(pipeline(redis, db, private_keys))
+    assert (await audit_deal(redis, db, private_keys, deal.id or 0)).ok
+    counters = private_keys.deal(deal.id or 0).deal
+    await redis.hincrby(counters, "sold", 1)  # a hand edit: one unit sold that no hold has
+    await redis.hincrby(counters, "available", -1)
+    drifted = await audit_deal(redis, db, private_keys, deal.id or 0)
+    assert drifted.counters_balance and not drifted.sold_matches_holds and not drifted.ok
 
 
 async def test_livecart_audit_prints_the_books_and_fails_on_a_lost_order(

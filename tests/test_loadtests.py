@@ -38,6 +38,13 @@ def test_a_tiny_flash_deal_storm_sells_every_unit_once(tmp_path: Path) -> None:
     assert found["reserve_attempts"] >= 5
 
 
+def test_a_storm_that_leaves_units_unsold_is_not_a_pass(tmp_path: Path) -> None:
+    found = scenario("storm", tmp_path, "--units", "50", "--buy-share", "0.1", "--run-time", "16")
+    assert not found["ok"]  # ~2 buyers for 50 units: nobody raced for the last one
+    assert found["sold_out"] is False and found["units_sold"] < 50
+    assert (found["oversold"], found["lost_paid_orders"]) == (0, 0)  # and still exact books
+
+
 def test_a_tiny_reconnect_storm_brings_everyone_back_without_a_gap(tmp_path: Path) -> None:
     found = scenario("reconnect", tmp_path, "--run-time", "10")
     assert found["ok"], found
