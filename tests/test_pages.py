@@ -266,6 +266,20 @@ async def test_a_whole_live_sale_in_the_browser(
             "data-status", "paid"
         )
         await viewer_a.page.screenshot(path=shots / "orders-phone.png")
+
+        # Back in the studio (leaving it for the seller center hung the video up), the creator
+        # goes live again and then ends the live: the video hangs up cleanly, and a viewer
+        # still in the room is told.
+        await creator.set_viewport_size(DESKTOP_SIZE)
+        await creator.goto(f"{base}/studio/{room_id}")
+        await creator.click("#go-live")
+        await expect(creator.locator("#room-status")).to_have_text("live · on air", timeout=20_000)
+        await viewer_b.page.goto(f"{base}/live/{room_id}")
+        await video_plays(viewer_b.page)
+        creator.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+        await creator.click("#end-live")
+        await expect(creator.locator("#room-status")).to_have_text("ended")
+        await expect(viewer_b.page.locator("#stage-status")).to_have_text("This live has ended.")
         assert_clean(studio, viewer_a, viewer_b)
     finally:
         for ctx in (studio_ctx, ctx_a, ctx_b):

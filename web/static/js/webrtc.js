@@ -37,14 +37,16 @@ export class MediaSession {
     this.headers = headers;
   }
 
+  // Hang up: DELETE first, then close the connection. Closing first would let the server see
+  // the peer go and end the session itself, and the DELETE would find nothing (404).
   async close() {
-    this.pc.close();
-    if (this.location) {
-      const location = this.location;
-      this.location = null;
+    const location = this.location;
+    this.location = null;
+    if (location) {
       await fetch(location, { method: "DELETE", headers: this.headers, keepalive: true, credentials: "same-origin" })
         .catch(() => {});
     }
+    this.pc.close();
   }
 }
 
