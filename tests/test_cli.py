@@ -52,6 +52,24 @@ def livecart(command: str, workdir: Path) -> Iterator[str]:
         assert process.wait(timeout=20) == 0, log.read_text()
 
 
+def test_sigterm_stops_the_private_valkey_too(tmp_path: Path) -> None:
+    """systemd, docker and kill stop a server with SIGTERM: its private Valkey goes with it."""
+    data = tmp_path / ".livecart"
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "web.cli", "serve", "--port", str(port)],
+        env=UNCONFIGURED,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_for_port(port, process, tmp_path / "none.log")
+    assert valkey_running(data)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=20) == 0
+    assert not valkey_running(data)
+
+
 def valkey_running(data_dir: Path) -> bool:
     """Is the private Valkey of this data dir answering on the port its log names?"""
     ports = re.findall(r"port=(\d+)", (data_dir / "valkey" / "valkey.log").read_text())

@@ -29,6 +29,10 @@ def _serve(settings: Settings, banner: str = "") -> None:
 
     if banner:
         print(banner, flush=True)
+    # uvicorn shuts down gracefully on SIGTERM and then raises the signal again; with the
+    # default action that kills the process before the embedded Valkey is stopped (it would
+    # outlive us). As an exception it unwinds through runtime()'s cleanup instead.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -43,6 +47,10 @@ def _serve(settings: Settings, banner: str = "") -> None:
         log_level="warning",
         timeout_graceful_shutdown=5,
     )
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
