@@ -5,14 +5,15 @@ orders over the JSON API, so a page never shows something the API would not."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
-from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
 from catalog import service as catalog
 from catalog.errors import NotFound
+from catalog.models import Product, Sku
 from live import service as rooms
 from web import i18n
 from web.services import services
@@ -54,7 +55,7 @@ async def storefront(request: Request) -> Response:
         except NotFound:
             return render(request, "not_found.html", {"lang": lang}, status=404)
         products = await catalog.list_products(session, shop.id)
-        cards = [await _card(session, p.id or 0) for p in products]
+        cards = [_card(p, await catalog.skus_of(session, p.id or 0)) for p in products]
         live = await rooms.list_rooms(session, "live", shop_id=shop.id)
     context = {
         "lang": lang,
@@ -73,9 +74,8 @@ def _handle(raw: str) -> str:
     return raw
 
 
-async def _card(session: AsyncSession, product_id: int) -> dict[str, Any] | None:
-    product = await catalog.get_product(session, product_id)
-    skus = await catalog.skus_of(session, product_id)
+def _card(product: Product, skus: Sequence[Sku]) -> dict[str, Any] | None:
+    """A showcase tile: the product and its cheapest price (none while it has no SKU)."""
     if not skus:
         return None  # nothing to sell yet
     cheapest = min(skus, key=lambda s: s.list_price)
