@@ -35,6 +35,13 @@ class Product(SQLModel, table=True):
     category: str = Field(default="", max_length=100)
     image_urls: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     created_ms: int = Field(sa_type=BigInteger)
+    # When the seller archived it (a soft delete): off the storefront, out of new bags and
+    # deals, kept because its orders and deals point at it. None while it is on sale.
+    archived_ms: int | None = Field(default=None, sa_type=BigInteger)
+
+    @property
+    def archived(self) -> bool:
+        return self.archived_ms is not None
 
 
 class Sku(SQLModel, table=True):

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import exists, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -20,10 +20,27 @@ from catalog.models import Deal, Product, Seller, Shop, Sku
 from catalog.rules import DealTerms, check_deal_terms, handle_for
 
 TOKEN_PREFIX = "lc_sk_"
+# Deal statuses that may still sell: a product with such a deal stays on sale.
+RUNNING_DEAL_STATUSES = ("scheduled", "live")
 
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    """A seller API token: 256 bits from the operating system's CSPRNG, never guessable."""
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+async def rotate_token(session: AsyncSession, seller: Seller) -> str:
+    """Give the seller a new API token; the old one (and every browser signed in with it)
+    stops working. Returns the token, which is not stored anywhere."""
+    token = new_token()
+    seller.token_hash = hash_token(token)
+    session.add(seller)
+    await session.commit()
+    return token
 
 
 async def create_seller(
@@ -33,7 +50,7 @@ async def create_seller(
     existing = await session.exec(select(Seller).where(Seller.email == email))
     if existing.first() is not None:
         raise Conflict("A seller with this email already exists.", code="seller_exists")
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = new_token()
     seller = Seller(name=name, email=email, token_hash=hash_token(token), created_ms=now_ms())
     session.add(seller)
     await session.flush()
@@ -126,10 +143,32 @@ async def owned_product(session: AsyncSession, seller: Seller, product_id: int) 
     return product
 
 
-async def list_products(session: AsyncSession, shop_id: int | None = None) -> Sequence[Product]:
+async def sellable_product(session: AsyncSession, seller: Seller, product_id: int) -> Product:
+    """One of the seller's products that may go into a room's bag or a new deal."""
+    product = await owned_product(session, seller, product_id)
+    _refuse_archived(product)
+    return product
+
+
+def _refuse_archived(product: Product) -> None:
+    if product.archived:
+        raise Conflict(
+            "The product is archived; unarchive it to sell it again.",
+            code="product_archived",
+            product_id=product.id,
+        )
+
+
+async def list_products(
+    session: AsyncSession, shop_id: int | None = None, *, archived: bool | None = False
+) -> Sequence[Product]:
+    """Products on sale (the default), archived ones (``archived=True``) or all (``None``)."""
     query = select(Product).order_by(col(Product.id))
     if shop_id is not None:
         query = query.where(Product.shop_id == shop_id)
+    if archived is not None:
+        archived_ms = col(Product.archived_ms)
+        query = query.where(archived_ms.is_not(None) if archived else archived_ms.is_(None))
     return (await session.exec(query)).all()
 
 
@@ -141,6 +180,77 @@ async def update_product(
         setattr(product, name, value)
     session.add(product)
     await session.commit()
+    return product
+
+
+async def edit_product(
+    session: AsyncSession,
+    seller: Seller,
+    product_id: int,
+    fields: dict[str, Any],
+    sku_fields: Mapping[int, dict[str, Any]],
+) -> Product:
+    """Change a product and some of its SKUs in one transaction: all of it, or (when a SKU's
+    stock is refused, as ``update_sku`` refuses it) none of it."""
+    product = await owned_product(session, seller, product_id)
+    skus = {sku.id: sku for sku in await skus_of(session, product_id)}
+    for sku_id in sku_fields:
+        if sku_id not in skus:
+            raise NotFound("No such SKU on this product.", code="sku_not_found", sku_id=sku_id)
+    for name, value in fields.items():
+        setattr(product, name, value)
+    session.add(product)
+    for sku_id, changes in sku_fields.items():
+        await _change_sku(session, skus[sku_id], changes)
+    await session.commit()
+    await session.refresh(product)
+    return product
+
+
+async def archive_product(session: AsyncSession, seller: Seller, product_id: int) -> Product:
+    """Take the product off sale, keeping it (its orders and deals point at it). Refused while
+    one of its SKUs has a scheduled or live deal: stop the deal first. Idempotent."""
+    product = await owned_product(session, seller, product_id)
+    running = exists().where(
+        col(Deal.sku_id) == col(Sku.id),
+        col(Sku.product_id) == product_id,
+        col(Deal.status).in_(RUNNING_DEAL_STATUSES),
+    )
+    # One guarded UPDATE: a deal that starts meanwhile cannot slip under the check.
+    moved = await session.exec(
+        update(Product)
+        .where(col(Product.id) == product_id, col(Product.archived_ms).is_(None), ~running)
+        .values(archived_ms=now_ms())
+    )
+    await session.commit()
+    await session.refresh(product)
+    if moved.rowcount != 1 and not product.archived:
+        deal_ids = await _running_deal_ids(session, product_id)
+        raise Conflict(
+            "A deal on this product is scheduled or live; stop it before archiving.",
+            code="product_has_live_deal",
+            product_id=product_id,
+            deal_ids=deal_ids,
+        )
+    return product
+
+
+async def _running_deal_ids(session: AsyncSession, product_id: int) -> list[int]:
+    query = (
+        select(Deal.id)
+        .join(Sku, col(Sku.id) == col(Deal.sku_id))
+        .where(col(Sku.product_id) == product_id, col(Deal.status).in_(RUNNING_DEAL_STATUSES))
+    )
+    return [deal_id for deal_id in (await session.exec(query)).all() if deal_id is not None]
+
+
+async def unarchive_product(session: AsyncSession, seller: Seller, product_id: int) -> Product:
+    """Put an archived product back on sale. Idempotent."""
+    product = await owned_product(session, seller, product_id)
+    product.archived_ms = None
+    session.add(product)
+    await session.commit()
+    await session.refresh(product)
     return product
 
 
@@ -188,30 +298,38 @@ async def update_sku(
     session: AsyncSession, seller: Seller, sku_id: int, fields: dict[str, Any]
 ) -> Sku:
     sku = await owned_sku(session, seller, sku_id)
-    stock = fields.pop("stock", None)
-    for name, value in fields.items():
-        setattr(sku, name, value)
-    session.add(sku)
-    await session.flush()
-    if stock is not None:
-        # Guarded: stock may not drop below what started deals were promised.
-        moved = await session.exec(
-            update(Sku)
-            .where(col(Sku.id) == sku_id, col(Sku.allocated) <= stock)
-            .values(stock=stock)
-        )
-        if moved.rowcount != 1:
-            await session.rollback()
-            await session.refresh(sku)
-            raise Conflict(
-                "Live deals were promised more units than that.",
-                code="stock_allocated",
-                allocated=sku.allocated,
-                stock=stock,
-            )
+    await _change_sku(session, sku, fields)
     await session.commit()
     await session.refresh(sku)
     return sku
+
+
+async def _change_sku(session: AsyncSession, sku: Sku, fields: Mapping[str, Any]) -> None:
+    """Set a SKU's fields in the open transaction; on a refused stock, roll the whole
+    transaction back and raise."""
+    changes = dict(fields)
+    stock = changes.pop("stock", None)
+    sku_id = sku.id
+    for name, value in changes.items():
+        setattr(sku, name, value)
+    session.add(sku)
+    await session.flush()
+    if stock is None:
+        return
+    # Guarded: stock may not drop below what started deals were promised.
+    moved = await session.exec(
+        update(Sku).where(col(Sku.id) == sku_id, col(Sku.allocated) <= stock).values(stock=stock)
+    )
+    if moved.rowcount != 1:
+        await session.rollback()
+        await session.refresh(sku)
+        raise Conflict(
+            "Live deals were promised more units than that.",
+            code="stock_allocated",
+            allocated=sku.allocated,
+            stock=stock,
+            sku_id=sku_id,
+        )
 
 
 async def delete_sku(session: AsyncSession, seller: Seller, sku_id: int) -> None:
@@ -235,6 +353,7 @@ async def create_deal(
     room_id: int | None = None,
 ) -> Deal:
     sku = await owned_sku(session, seller, sku_id)
+    _refuse_archived(await get_product(session, sku.product_id))
     check_deal_terms(terms, list_price=sku.list_price, stock=sku.stock - sku.allocated)
     deal = Deal(
         shop_id=sku.shop_id,
@@ -266,6 +385,21 @@ async def owned_deal(session: AsyncSession, seller: Seller, deal_id: int) -> Dea
     if shop is None or shop.seller_id != seller.id:
         raise NotFound("No such deal.", code="deal_not_found", deal_id=deal_id)
     return deal
+
+
+async def deals_of_shops(
+    session: AsyncSession, shop_ids: Sequence[int], limit: int = 100
+) -> list[tuple[Deal, Sku, Product]]:
+    """The shops' newest deals, each with its SKU and product."""
+    query = (
+        select(Deal, Sku, Product)
+        .join(Sku, col(Sku.id) == col(Deal.sku_id))
+        .join(Product, col(Product.id) == col(Sku.product_id))
+        .where(col(Deal.shop_id).in_(shop_ids))
+        .order_by(col(Deal.id).desc())
+        .limit(limit)
+    )
+    return [(deal, sku, product) for deal, sku, product in (await session.exec(query)).all()]
 
 
 async def list_deals(session: AsyncSession, status: str | None = None) -> Sequence[Deal]:

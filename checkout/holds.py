@@ -230,6 +230,12 @@ class HoldStore:
                 found.append(Hold(id=hold_id, qty=int(qty), expires_ms=int(expires), state=state))
         return found
 
+    async def units_taken(self, deal_id: int, buyer: str) -> int:
+        """Units the buyer holds, is paying for or has bought in the deal: what its per-buyer
+        limit counts. Read only (a lapsed hold still counts until a reserve or sweep returns it,
+        at most a sweep interval)."""
+        return int(await self.redis.hget(self.keys.deal(deal_id).buyers, buyer) or 0)
+
     async def expire(self, deal_id: int) -> int:
         return int(await self._call("lc_expire", deal_id))
 

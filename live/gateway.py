@@ -201,6 +201,8 @@ class Gateway:
             )
         if not report:
             return
+        if room.hosts:
+            await self.store.mark_hosted(room_id, await self.store.server_ms())
         count = await self.store.report_viewers(room_id, self.node_id, room.audience, now_ms())
         room.set_latest("viewers", protocol.encode({"type": "viewers", "count": count}))
         likes = await self.store.add_likes(room_id, self.likes.pop(room_id, 0))
@@ -356,7 +358,15 @@ class Session:
                 await gw.snapshot(self.room_id, snap),
             ]
         mine = await self.own_holds(snap.room)
-        messages.append(protocol.encode({"type": "holds", "holds": [hold_json(h) for h in mine]}))
+        messages.append(
+            protocol.encode(
+                {
+                    "type": "holds",
+                    "holds": [hold_json(h) for h in mine],
+                    "taken": await self.units_taken(snap.room),
+                }
+            )
+        )
         self.send(*messages)
         gw.hub.caught_up(self.viewer, upto)
         for hold in mine:
@@ -372,6 +382,18 @@ class Session:
             if deal["status"] != "ended" or deal["ends_ms"] > now - RECENT_DEAL_MS:
                 found += await self.gw.holds.live_holds_of(deal["deal_id"], self.user, now)
         return found
+
+    async def units_taken(self, room: rules.Room) -> dict[str, int]:
+        """Per open deal, the units this viewer holds or bought: how near its limit it is."""
+        if self.role != "viewer":
+            return {}
+        taken: dict[str, int] = {}
+        for deal in room["deals"]:
+            if deal["status"] != "ended":
+                units = await self.gw.holds.units_taken(deal["deal_id"], self.user)
+                if units:
+                    taken[str(deal["deal_id"])] = units
+        return taken
 
     # -- messages --------------------------------------------------------------------------
 

@@ -71,6 +71,8 @@ class LocalRoom:
         self.last_seq: int | None = None
         # Connections of the creator and other sellers: in the room, but not its audience.
         self.staff = 0
+        # Connections of the room's own creator: while there is one, the room is hosted.
+        self.hosts = 0
 
     @property
     def size(self) -> int:
@@ -180,6 +182,7 @@ class Hub:
         viewer.catching_up = []
         room.joining.add(viewer)
         room.staff += viewer.role != "viewer"
+        room.hosts += viewer.role == "creator"
         room.by_user.setdefault(viewer.user, set()).add(viewer)
         return room
 
@@ -206,6 +209,7 @@ class Hub:
         if room is None or (viewer not in room.live and viewer not in room.joining):
             return
         room.staff -= viewer.role != "viewer"
+        room.hosts -= viewer.role == "creator"
         room.live.discard(viewer)
         room.joining.discard(viewer)
         room.floors.pop(viewer, None)

@@ -25,6 +25,10 @@ class RoomKeys:
     likes: str  # integer: likes so far
     stream: str  # string: id of the room's video publisher; expires unless its node renews it
     peak: str  # sorted set, one member "viewers": the most viewers seen at once (ZADD GT)
+    # string: server ms when the room was last seen hosted (its creator connected on some node,
+    # its video on, or a process hosting it, as the demo does); the sweeper ends a room left
+    # unhosted too long
+    hosted: str
     channel: str  # pub/sub channel: "<seq> <event json>" or "@<user> <message json>"
 
     def chat_rate(self, user: str) -> str:
@@ -47,6 +51,7 @@ class LiveKeys:
             likes=f"{base}:likes",
             stream=f"{base}:stream",
             peak=f"{base}:peak",
+            hosted=f"{base}:hosted",
             channel=f"{self.prefix}:room:{room_id}",
         )
 

@@ -87,8 +87,10 @@ def go_live(room: Room, now: int) -> Change:
     return Change(room, [{"type": "room.live", "ms": now}])
 
 
-def end(room: Room, now: int) -> Change:
-    """End the room; deals still running end with it (the caller stops them in the stores)."""
+def end(room: Room, now: int, reason: str = "creator") -> Change:
+    """End the room; deals still running end with it (the caller stops them in the stores).
+    ``reason``: "creator" (they ended it) or "unhosted" (left without its creator or video
+    for too long, ended by the sweeper)."""
     if room["status"] == "ended":
         return Change(room)
     room = copy.deepcopy(room)
@@ -111,7 +113,7 @@ def end(room: Room, now: int) -> Change:
         room["stream"] = None
         events.append({"type": "stream.ended", "reason": "room_ended", "ms": now})
     room["status"], room["ended_ms"] = "ended", now
-    events.append({"type": "room.ended", "ms": now})
+    events.append({"type": "room.ended", "reason": reason, "ms": now})
     return Change(room, events)
 
 

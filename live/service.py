@@ -15,6 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from catalog import service as catalog
 from catalog.clock import now_ms
+from catalog.db import Database
 from catalog.errors import DomainError, NotFound
 from catalog.models import Deal, Product, Seller, Sku
 from catalog.rules import DealTerms
@@ -90,7 +91,13 @@ async def go_live(session: AsyncSession, store: RoomStore, room_id: int) -> Comm
     return done
 
 
-async def end(session: AsyncSession, store: RoomStore, holds: HoldStore, room_id: int) -> Committed:
+async def end(
+    session: AsyncSession,
+    store: RoomStore,
+    holds: HoldStore,
+    room_id: int,
+    reason: str = "creator",
+) -> Committed:
     """Stop the room's running deals in the stores, then end the room (and its deals) for
     viewers."""
     snap = await store.read(room_id)
@@ -98,7 +105,7 @@ async def end(session: AsyncSession, store: RoomStore, holds: HoldStore, room_id
         raise NotFound("No such room.", code="room_not_found", room_id=room_id)
     for deal_id in rules.live_deal_ids(snap.room):
         await _stop_deal_in_stores(session, holds, deal_id)
-    done = await store.update(room_id, lambda r: rules.end(r, now_ms()))
+    done = await store.update(room_id, lambda r: rules.end(r, now_ms(), reason))
     # A deal scheduled while we were ending (another tab) is ended by the commit: stop it too.
     for event in done.change.events:
         if event["type"] == "deal.ended":
@@ -108,7 +115,7 @@ async def end(session: AsyncSession, store: RoomStore, holds: HoldStore, room_id
 
 
 async def product_card(session: AsyncSession, seller: Seller, product_id: int) -> dict[str, Any]:
-    product = await catalog.owned_product(session, seller, product_id)
+    product = await catalog.sellable_product(session, seller, product_id)
     return card_of(product, await catalog.skus_of(session, product_id))
 
 
@@ -154,7 +161,7 @@ async def schedule_deal(
     if snap is None:
         raise NotFound("No such room.", code="room_not_found", room_id=room_id)
     rules.require_live(snap.room)  # fail before touching any stock
-    product, _ = rules.sku_in_bag(snap.room, terms.sku_id)
+    rules.sku_in_bag(snap.room, terms.sku_id)
     sku = await catalog.owned_sku(session, seller, terms.sku_id)
     rules.check_flash_deal(terms, list_price=sku.list_price, free_stock=sku.stock - sku.allocated)
     starts = await store.server_ms() + terms.countdown_s * 1000
@@ -171,6 +178,28 @@ async def schedule_deal(
         ),
         room_id=room_id,
     )
+    return await open_deal(
+        session, store, holds, room_id, deal, hold_ttl_ms=hold_ttl_ms, pay_ttl_ms=pay_ttl_ms
+    )
+
+
+async def open_deal(
+    session: AsyncSession,
+    store: RoomStore,
+    holds: HoldStore,
+    room_id: int,
+    deal: Deal,
+    *,
+    hold_ttl_ms: int,
+    pay_ttl_ms: int,
+) -> Committed:
+    """Start a deal recorded for this room (allocate its units, load its stock and window into
+    Redis), then announce it to the room's viewers with its card."""
+    snap = await store.read(room_id)
+    if snap is None:
+        raise NotFound("No such room.", code="room_not_found", room_id=room_id)
+    product, _ = rules.sku_in_bag(snap.room, deal.sku_id)
+    sku = await catalog.get_sku(session, deal.sku_id)
     deal = await deals.start(session, holds, deal, hold_ttl_ms=hold_ttl_ms, pay_ttl_ms=pay_ttl_ms)
     assert deal.id is not None
     await store.link_deal(deal.id, room_id)
@@ -258,21 +287,51 @@ def _stock_rule(deal_id: int, left: int, now: int) -> Callable[[rules.Room], rul
     return lambda room: rules.stock_changed(room, deal_id, left, now)
 
 
-async def sweep_rooms(store: RoomStore, holds: HoldStore) -> None:
+class RoomSweep(NamedTuple):
+    """What the room sweeper needs besides the stores: the database (to end abandoned rooms),
+    how long a room may stay unhosted (0: forever), and rooms this process hosts itself."""
+
+    db: Database
+    unhosted_end_ms: int
+    hosted_here: tuple[int, ...] = ()
+
+
+async def sweep_rooms(store: RoomStore, holds: HoldStore, sweep: RoomSweep) -> None:
     """Advance every open room, watched or not, so deals go live and end on time; end a video
-    stream whose publisher's node stopped renewing its claim (it crashed)."""
+    stream whose publisher's node stopped renewing its claim (it crashed); end a room nobody
+    has hosted for ``unhosted_end_ms``."""
     for room_id in await store.open_room_ids():
         room = (await advance(store, holds, room_id)).room
-        if room is not None and room.get("stream") and not await store.stream_claimed(room_id):
+        if room is None or room["status"] == "ended":
+            continue
+        streaming = room.get("stream") is not None and await store.stream_claimed(room_id)
+        if room.get("stream") and not streaming:
             await stop_stream(store, room_id, "lost")
+        if await _abandoned(store, room_id, streaming or room_id in sweep.hosted_here, sweep):
+            async with sweep.db.session() as session:
+                await end(session, store, holds, room_id, "unhosted")
+            log.info(
+                "room %s ended: nobody hosted it for %d s", room_id, sweep.unhosted_end_ms // 1000
+            )
+
+
+async def _abandoned(store: RoomStore, room_id: int, hosted: bool, sweep: RoomSweep) -> bool:
+    """Has the room gone unhosted for too long? Its creator's connections (on any node) mark it
+    hosted through the gateway; its video and this process's own rooms through this sweep."""
+    now = await store.server_ms()
+    last = await store.last_hosted(room_id)
+    if hosted or last is None:
+        await store.mark_hosted(room_id, now)
+        return False
+    return sweep.unhosted_end_ms > 0 and now - last >= sweep.unhosted_end_ms
 
 
 async def sweep_rooms_forever(
-    store: RoomStore, holds: HoldStore, interval_ms: int, stop: asyncio.Event
+    store: RoomStore, holds: HoldStore, sweep: RoomSweep, interval_ms: int, stop: asyncio.Event
 ) -> None:
     while not stop.is_set():
         try:
-            await sweep_rooms(store, holds)
+            await sweep_rooms(store, holds, sweep)
         except asyncio.CancelledError:
             raise
         except Exception:

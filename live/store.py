@@ -105,7 +105,7 @@ class RoomStore:
         k = self.keys.room(room_id)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.srem(self.keys.live_rooms, str(room_id))
-            for key in (k.meta, k.state, k.log, k.muted, k.likes, k.viewers, k.peak):
+            for key in (k.meta, k.state, k.log, k.muted, k.likes, k.viewers, k.peak, k.hosted):
                 pipe.expire(key, ROOM_KEYS_TTL_S)
             await pipe.execute()
 
@@ -240,6 +240,15 @@ class RoomStore:
     async def release_stream(self, room_id: int, holder: str) -> None:
         k = self.keys.room(room_id)
         await self.redis.fcall("lc_stream_release", 1, k.stream, holder)
+
+    async def mark_hosted(self, room_id: int, now: int) -> None:
+        await self.redis.set(self.keys.room(room_id).hosted, now)
+
+    async def last_hosted(self, room_id: int) -> int | None:
+        """When the room was last seen hosted; None if never recorded (a room from before
+        hosting was tracked: the caller starts its clock now)."""
+        raw = await self.redis.get(self.keys.room(room_id).hosted)
+        return int(raw) if raw is not None else None
 
     async def open_room_ids(self) -> list[int]:
         return sorted(int(m) for m in await self.redis.smembers(self.keys.live_rooms))

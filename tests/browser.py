@@ -1,6 +1,7 @@
 """Driving Debian's Chromium with Playwright for the page tests: launching it (or saying why it
-cannot be), pages that record every console error, page error and failed request, and a TCP
-proxy that can cut a page's connections the way a train tunnel does."""
+cannot be), pages that record every console error, page error and failed request, a check that
+nothing sticks out of a phone's screen, and a TCP proxy that can cut a page's connections the
+way a train tunnel does."""
 
 from __future__ import annotations
 
@@ -82,6 +83,34 @@ async def new_page(
     ctx = await browser.new_context(**context)  # type: ignore[arg-type]
     page = await ctx.new_page()
     return ctx, watch(page, name)
+
+
+# Describes every rendered element under (and including) the first match of a selector whose
+# box reaches past the viewport's left or right edge. Half a pixel is layout rounding.
+OVERFLOWING_JS = """
+(selector) => {
+  const root = document.querySelector(selector);
+  if (!root) return [`no element matches ${selector}`];
+  const width = document.documentElement.clientWidth;
+  const found = [];
+  for (const node of [root, ...root.querySelectorAll("*")]) {
+    const box = node.getBoundingClientRect();
+    if (box.width === 0 && box.height === 0) continue;  // not rendered
+    if (box.left >= -0.5 && box.right <= width + 0.5) continue;
+    const name = node.tagName.toLowerCase() + (node.id ? `#${node.id}` : "")
+      + (node.getAttribute("name") ? `[name=${node.getAttribute("name")}]` : "");
+    found.push(`${name} spans ${Math.round(box.left)}..${Math.round(box.right)} of ${width}`);
+  }
+  return found;
+}
+"""
+
+
+async def overflowing(page: Page, selector: str) -> list[str]:
+    """Elements of ``selector`` that leave the viewport sideways (cut off on a phone), as
+    ``"input[name=line1] spans 12..407 of 390"``; empty when everything fits."""
+    found: list[str] = await page.evaluate(OVERFLOWING_JS, selector)
+    return found
 
 
 class CuttableProxy:

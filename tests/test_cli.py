@@ -83,7 +83,8 @@ def test_demo_runs_with_no_configuration_and_keeps_holds_across_restarts(tmp_pat
         assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
         assert httpx.get(f"{base}/readyz").status_code == 200
         deals = httpx.get(f"{base}/api/deals").json()["deals"]
-        live = [d for d in deals if d["status"] == "live"]
+        # Both demo deals are started (units allocated); only the jacket's window is open.
+        live = [d for d in deals if d["status"] == "live" and d["phase"] == "open"]
         assert len(live) == 1 and live[0]["stock"]["available"] == live[0]["quantity"]
         session = httpx.post(f"{base}/api/session").json()
         auth = {"Authorization": f"Bearer {session['token']}"}
@@ -143,3 +144,36 @@ def test_create_seller_prints_a_working_token(tmp_path: Path) -> None:
     with livecart("serve", tmp_path) as base:
         shops = httpx.get(f"{base}/api/shops", headers={"Authorization": f"Bearer {token}"})
         assert shops.json() == {"shops": [{"id": 1, "name": "Ana's shop", "handle": "anas-shop"}]}
+
+
+def test_the_demo_prints_a_publish_line_that_works_as_typed(tmp_path: Path) -> None:
+    """README runs ``.venv/bin/livecart demo`` in the clone, where ``livecart`` alone is not on
+    the PATH: the video line it prints must run as typed from there."""
+    script = Path(sys.executable).parent / "livecart"
+    if not script.is_file():
+        pytest.skip("livecart is not installed beside this Python (pip install -e .)")
+    (tmp_path / ".venv").symlink_to(script.parent.parent)  # the clone's .venv, as README made it
+    port = free_port()
+    log = tmp_path / "demo.log"
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [".venv/bin/livecart", "demo", "--port", str(port)],
+            env=UNCONFIGURED,
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for_port(port, process, log)
+        banner = log.read_text()
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=20) == 0, log.read_text()
+    (line,) = re.findall(r"^  video: +(.+)$", banner, re.MULTILINE)
+    token = re.findall(r"^  seller token: +(\S+)$", banner, re.MULTILINE)[0]
+    assert line == f".venv/bin/livecart publish 1 --url http://127.0.0.1:{port} --token {token}"
+    typed = subprocess.run(  # as typed, plus -h: it runs, without going live
+        ["bash", "-c", f"{line} -h"], env=UNCONFIGURED, cwd=tmp_path, capture_output=True, text=True
+    )
+    assert typed.returncode == 0, typed.stderr
+    assert typed.stdout.startswith("usage: livecart publish")

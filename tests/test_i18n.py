@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from web import i18n
+from web import i18n, l10n
 
 
 @pytest.mark.parametrize("lang", [lang for lang in i18n.LANGUAGES if lang != "en"])
@@ -66,3 +66,86 @@ def test_translate_fills_placeholders_and_falls_back_to_english() -> None:
         "order_number"
     ].replace("{id}", "12")
     assert i18n.translate("ja", "no_such_key") == "no_such_key"
+
+
+# --- money and country names (web/l10n.py, decision 0013) ----------------------------------
+
+NBSP, NNBSP, RLM, LRI, PDI = "\u00a0", "\u202f", "\u200f", "\u2066", "\u2069"
+
+
+@pytest.mark.parametrize(
+    ("lang", "currency", "amount", "expected"),
+    [
+        ("en", "USD", 1990, "$19.90"),
+        ("en", "JPY", 1990, "¥1,990"),
+        ("en", "EUR", 123456789, "€1,234,567.89"),
+        ("ja", "USD", 1990, "$19.90"),
+        ("ja", "JPY", 1990, "￥1,990"),
+        ("ja", "EUR", 1990, "€19.90"),
+        # Arabic: Latin digits, the number first, then the symbol, a Latin one isolated left to
+        # right so that "US$" does not show as "$US" (0013).
+        ("ar", "USD", 1990, f"{RLM}19.90{NBSP}{LRI}US${PDI}"),
+        ("ar", "JPY", 1990, f"{RLM}1,990{NBSP}{LRI}JP¥{PDI}"),
+        ("ar", "EUR", 123456789, f"{RLM}1,234,567.89{NBSP}€"),
+        ("ar", "AED", 1990, f"{RLM}19.90{NBSP}د.إ.{RLM}"),
+        ("fr", "USD", 1990, f"19,90{NBSP}$US"),
+        ("fr", "JPY", 1990, f"1{NNBSP}990{NBSP}JPY"),
+        ("fr", "EUR", 123456789, f"1{NNBSP}234{NNBSP}567,89{NBSP}€"),
+        ("en", "BHD", 1990, "BHD1.990"),  # dinars have three decimals
+        ("en", "USD", 5, "$0.05"),
+        ("en", "USD", -1990, "-$19.90"),
+    ],
+)
+def test_prices_read_as_babel_writes_them_in_each_language(
+    lang: str, currency: str, amount: int, expected: str
+) -> None:
+    assert l10n.format_money(amount, currency, lang) == expected
+
+
+def test_the_minor_unit_is_the_currencys_shown_decimals() -> None:
+    assert [l10n.minor_digits(c) for c in ("USD", "EUR", "JPY", "KRW", "BHD")] == [2, 2, 0, 0, 3]
+    assert l10n.minor_digits("XYZ") == 2  # a code CLDR does not know: cents
+
+
+@pytest.mark.parametrize("lang", i18n.LANGUAGES)
+def test_the_scripts_money_rules_name_the_symbol_once_and_no_currency_name(lang: str) -> None:
+    """common.js replaces ``¤`` with the symbol; a pattern with ``¤¤¤`` (the currency's name,
+    which depends on the amount's plural form) would need more than that."""
+    rules = l10n.money_format(lang)
+    for prefix, suffix in (rules["positive"], rules["negative"]):
+        assert (prefix + suffix).count("¤") == 1, lang
+    assert rules["digits"]["JPY"] == 0 and "USD" not in rules["digits"]
+
+
+@pytest.mark.parametrize(
+    ("lang", "name"),
+    [("en", "United Kingdom"), ("ar", "المملكة المتحدة"), ("ja", "イギリス"), ("zh", "英国")],
+)
+def test_countries_are_named_in_the_pages_language(lang: str, name: str) -> None:
+    assert dict(l10n.countries(lang))["GB"] == name
+
+
+def test_the_country_list_holds_iso_countries_sorted_by_name() -> None:
+    english = l10n.countries("en")
+    codes = [code for code, _ in english]
+    assert {"US", "GB", "CN", "JP", "FR", "ES", "DE", "AE", "SA", "EG", "MX", "CA"} <= set(codes)
+    assert not {"EU", "UN", "ZZ", "XA", "001", "419", "AQ"} & set(codes)
+    assert len(codes) == len(set(codes)) > 200
+    names = [name for _, name in english]
+    assert names.index("Åland Islands") < names.index("Albania")  # accent-blind: Å is A
+    assert names[:2] == ["Afghanistan", "Åland Islands"]
+
+
+@pytest.mark.parametrize(
+    ("lang", "header", "expected"),
+    [
+        ("ar", "ar-EG,ar;q=0.9", "EG"),
+        ("zh", "zh-Hans-TW, en", "TW"),
+        ("en", "en, en-GB;q=0.5", "GB"),
+        ("fr", "fr", "FR"),
+        ("ja", "", "JP"),
+        ("en", "en-ZZ", "US"),  # no such country: the language's usual one
+    ],
+)
+def test_checkout_starts_on_the_browsers_country(lang: str, header: str, expected: str) -> None:
+    assert l10n.default_country(lang, header) == expected

@@ -225,7 +225,7 @@ async def test_a_whole_live_sale_in_the_browser(
             )
         )
         assert _seconds(texts[0]) - _seconds(texts[1]) in (-1, 0, 1), texts
-        await viewer_a.page.screenshot(path=shots / "viewer-room-phone.png")
+        await viewer_a.page.screenshot(path=shots / "viewer-room-countdown-phone.png")
 
         # When it opens both buy, pay with the sandbox card and get their order numbers.
         order_a, order_b = await asyncio.gather(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -14,8 +15,9 @@ import pytest
 from catalog import service
 from catalog.db import Database
 from catalog.models import Seller
-from tests.conftest import SellerAccount, Server
-from tests.test_api import assert_error, pay_and_wait_for_order
+from tests.conftest import SellerAccount, Server, viewer_headers
+from tests.helpers import http_live_deal, make_seller
+from tests.test_api import assert_error, pay_and_wait_for_order, reserve
 from tests.wsclient import WsViewer
 from web.auth import GuestSessions
 
@@ -190,7 +192,9 @@ async def test_shipping_from_the_seller_center_needs_carrier_and_tracking(
         ship, data={"csrf": csrf, "carrier": "DHL", "tracking_number": "X"}
     )
     assert again.status_code == 409  # shipped already: refused, shown, nothing changed
-    refunded = await browser_like.post(f"/seller/orders/{order_id}/refund", data={"csrf": csrf})
+    refunded = await browser_like.post(
+        f"/seller/orders/{order_id}/refund", data={"csrf": csrf, "confirm": "yes"}
+    )
     assert refunded.status_code == 303
     buyer_view = (await http.get("/api/orders", headers=paid.buyer)).json()["orders"]
     assert [(o["status"], o["item"]["title"]) for o in buyer_view] == [("refunded", "Jacket")]
@@ -289,3 +293,363 @@ async def test_storefront_shows_products_and_the_live_banner(
     assert f'href="/live/{room["id"]}"' in page.text and "Live now: Hats" in page.text
     for missing in ("no-such-shop", "%00", "Caps", "x" * 61):
         assert (await http.get(f"/shop/{missing}")).status_code == 404, missing
+
+
+# --- refunds ask first; refunded orders have their own tab ------------------------------------
+
+
+async def _order(http: httpx.AsyncClient, seller: SellerAccount, order_id: int) -> dict[str, Any]:
+    found: dict[str, Any] = (
+        await http.get(f"/api/orders/{order_id}", headers=seller.headers)
+    ).json()["order"]
+    return found
+
+
+def _order_ids(page: httpx.Response) -> set[int]:
+    return {int(n) for n in re.findall(r'<tr id="order-(\d+)"', page.text)}
+
+
+async def test_a_refund_asks_first_and_lands_under_refunded(
+    browser_like: httpx.AsyncClient,
+    http: httpx.AsyncClient,
+    seller: SellerAccount,
+    sessions: GuestSessions,
+    db: Database,
+) -> None:
+    paid = await pay_and_wait_for_order(http, seller, sessions)
+    order_id = paid.order["id"]
+    csrf = await sign_in(browser_like, seller.token)
+    center = await browser_like.get("/seller")
+    # The row's Refund button only opens the question (a GET: no form post, no change).
+    assert f'action="/seller/orders/{order_id}/refund"' in center.text
+    asked = await browser_like.get(f"/seller/orders/{order_id}/refund", params={"tab": "to_ship"})
+    assert asked.status_code == 200
+    assert "Refund $98.00 to the buyer?" in asked.text and f"#{order_id}" in asked.text
+    assert 'name="confirm" value="yes"' in asked.text
+    assert f'href="/seller?tab=to_ship#order-{order_id}"' in asked.text  # Keep order
+    assert (await _order(http, seller, order_id))["status"] == "paid"
+
+    refund = f"/seller/orders/{order_id}/refund"
+    unconfirmed = await browser_like.post(refund, data={"csrf": csrf})
+    assert unconfirmed.status_code == 400 and "Refund $98.00 to the buyer?" in unconfirmed.text
+    forged = await browser_like.post(refund, data={"confirm": "yes"})
+    assert forged.status_code == 403
+    assert (await _order(http, seller, order_id))["status"] == "paid"  # nothing moved
+
+    done = await browser_like.post(refund, data={"csrf": csrf, "confirm": "yes", "tab": "all"})
+    assert (done.status_code, done.headers["location"]) == (303, "/seller?tab=all#orders")
+    assert (await _order(http, seller, order_id))["status"] == "refunded"
+    refunded_tab = await browser_like.get("/seller", params={"tab": "refunded"})
+    assert order_id in _order_ids(refunded_tab)
+    assert 'id="tab-refunded"' in refunded_tab.text
+    assert order_id not in _order_ids(await browser_like.get("/seller?tab=cancelled"))
+    # Refunded already: asking again is refused with the reason, and so is cancelling.
+    again = await browser_like.get(refund)
+    assert again.status_code == 409 and "cannot be moved" in again.text
+    assert (await browser_like.get(f"/seller/orders/{order_id}/cancel")).status_code == 409
+
+    other = await make_seller(db)
+    await sign_in(browser_like, other.token)
+    assert (await browser_like.get(refund)).status_code == 404  # not theirs: no such order
+    assert (await browser_like.get(f"/seller/orders/{order_id}/ship")).status_code == 404
+
+
+# --- the add form and the product editor keep what was typed ----------------------------------
+
+
+async def _product(
+    http: httpx.AsyncClient,
+    seller: SellerAccount,
+    title: str,
+    *,
+    price: int = 1250,
+    currency: str = "USD",
+    stock: int = 10,
+) -> tuple[int, int]:
+    h = seller.headers
+    made = await http.post(
+        f"/api/shops/{seller.shop.id}/products", headers=h, json={"title": title}
+    )
+    product_id = int(made.json()["product"]["id"])
+    sku = await http.post(
+        f"/api/products/{product_id}/skus",
+        headers=h,
+        json={"variant": "One", "list_price": price, "currency": currency, "stock": stock},
+    )
+    return product_id, int(sku.json()["sku"]["id"])
+
+
+async def _detail(http: httpx.AsyncClient, product_id: int) -> dict[str, Any]:
+    found: dict[str, Any] = (await http.get(f"/api/products/{product_id}")).json()["product"]
+    return found
+
+
+async def test_a_refused_new_product_shows_what_was_typed_and_why(
+    browser_like: httpx.AsyncClient, http: httpx.AsyncClient, seller: SellerAccount
+) -> None:
+    csrf = await sign_in(browser_like, seller.token)
+    typed = {
+        "shop_id": str(seller.shop.id),
+        "title": "Silk <scarf>",
+        "image_url": "/static/img/mug.svg",
+        "variant": "Red / L",
+        "list_price": "12,50",
+        "currency": "EUR",
+        "stock": "7",
+    }
+    r = await browser_like.post("/seller/products", data={"csrf": csrf, **typed})
+    assert r.status_code == 422
+    for name, value in typed.items():
+        if name != "shop_id":
+            shown = value.replace("<", "&lt;").replace(">", "&gt;")
+            assert f'name="{name}" type="text" value="{shown}"' in r.text, name
+    assert f'<option value="{seller.shop.id}" selected>' in r.text
+    assert re.search(r'id="product-list_price-error"[^>]*>Prices are written like', r.text)
+    assert 'name="list_price" type="text" value="12,50" aria-invalid="true"' in r.text
+    bad_currency = await browser_like.post(
+        "/seller/products", data={"csrf": csrf, **typed, "list_price": "12.5", "currency": "eur"}
+    )
+    assert bad_currency.status_code == 422 and 'id="product-currency-error"' in bad_currency.text
+    forged = await browser_like.post("/seller/products", data={**typed, "list_price": "12.5"})
+    assert forged.status_code == 403 and 'value="Silk &lt;scarf&gt;"' in forged.text
+    products = await http.get("/api/products", params={"shop_id": seller.shop.id})
+    assert products.json()["products"] == []  # nothing was added
+
+
+async def test_the_product_editor_changes_title_price_and_stock_all_or_nothing(
+    browser_like: httpx.AsyncClient, http: httpx.AsyncClient, seller: SellerAccount, db: Database
+) -> None:
+    product_id, sku_id = await _product(http, seller, "Scarf", price=1250, stock=10)
+    csrf = await sign_in(browser_like, seller.token)
+    page = await browser_like.get(f"/seller/products/{product_id}")
+    assert page.status_code == 200
+    assert f'name="list_price-{sku_id}" type="text" value="12.50"' in page.text
+    assert f'name="stock-{sku_id}" type="text" value="10"' in page.text
+    edit = f"/seller/products/{product_id}"
+    form = {
+        "csrf": csrf,
+        "title": "Silk scarf",
+        "description": "Hand rolled",
+        "category": "Scarves",
+        f"list_price-{sku_id}": "15",
+        f"stock-{sku_id}": "20",
+        f"shown-stock-{sku_id}": "10",
+    }
+    for bad, field in (
+        ({f"list_price-{sku_id}": "15,00"}, f"list_price-{sku_id}"),
+        ({f"list_price-{sku_id}": "0"}, f"list_price-{sku_id}"),
+        ({f"stock-{sku_id}": "-3"}, f"stock-{sku_id}"),
+        ({f"stock-{sku_id}": "2000000000"}, f"stock-{sku_id}"),
+        ({"title": "   "}, "title"),
+    ):
+        r = await browser_like.post(edit, data={**form, **bad})
+        assert r.status_code == 422, (bad, r.text)
+        assert f'id="edit-{field.replace("list_price", "price")}-error"' in r.text, bad
+        assert 'value="Silk scarf"' in r.text or bad.get("title"), bad  # typed title kept
+        assert "Hand rolled</textarea>" in r.text
+    assert_unchanged = await _detail(http, product_id)
+    assert (assert_unchanged["title"], assert_unchanged["skus"][0]["list_price"]) == ("Scarf", 1250)
+
+    forged = await browser_like.post(edit, data={**form, "csrf": "x"})
+    assert forged.status_code == 403 and 'value="Silk scarf"' in forged.text
+
+    # A deal promised 6 units: stock 5 is refused, and so is the rest of the form with it.
+    deal = await http.post(
+        "/api/deals",
+        headers=seller.headers,
+        json={
+            "sku_id": sku_id,
+            "deal_price": 900,
+            "quantity": 6,
+            "per_buyer_limit": 1,
+            "duration_s": 600,
+        },
+    )
+    assert (
+        await http.post(f"/api/deals/{deal.json()['deal']['id']}/start", headers=seller.headers)
+    ).status_code == 200
+    below = await browser_like.post(edit, data={**form, f"stock-{sku_id}": "5"})
+    assert below.status_code == 409 and "promised more units" in below.text
+    assert 'value="Silk scarf"' in below.text
+    detail = await _detail(http, product_id)
+    assert (detail["title"], detail["skus"][0]["list_price"], detail["skus"][0]["stock"]) == (
+        "Scarf",
+        1250,
+        10,
+    )
+
+    saved = await browser_like.post(edit, data=form)
+    assert (saved.status_code, saved.headers["location"]) == (303, f"{edit}?saved=1")
+    detail = await _detail(http, product_id)
+    assert (detail["title"], detail["description"], detail["category"]) == (
+        "Silk scarf",
+        "Hand rolled",
+        "Scarves",
+    )
+    assert [(s["list_price"], s["stock"], s["allocated"]) for s in detail["skus"]] == [
+        (1500, 20, 6)
+    ]
+
+    # Saving a title leaves alone stock that changed since the page was drawn (a sale, say).
+    await http.patch(f"/api/skus/{sku_id}", headers=seller.headers, json={"stock": 17})
+    retitled = await browser_like.post(
+        edit,
+        data={**form, "title": "Scarf", f"stock-{sku_id}": "20", f"shown-stock-{sku_id}": "20"},
+    )
+    assert retitled.status_code == 303
+    detail = await _detail(http, product_id)
+    assert (detail["title"], detail["skus"][0]["stock"]) == ("Scarf", 17)
+
+    other = await make_seller(db)
+    assert (await browser_like.get(f"/seller/products/{2_000_000_000}")).status_code == 404
+    foreign_id, foreign_sku = await _product(http, other, "Not yours")
+    assert (await browser_like.get(f"/seller/products/{foreign_id}")).status_code == 404
+    steal = await browser_like.post(
+        f"/seller/products/{foreign_id}",
+        data={"csrf": csrf, "title": "Mine now", f"list_price-{foreign_sku}": "1"},
+    )
+    assert steal.status_code == 404
+    assert (
+        await browser_like.post(f"/seller/products/{foreign_id}/archive", data={"csrf": csrf})
+    ).status_code == 404
+    assert (await _detail(http, foreign_id))["title"] == "Not yours"
+    assert (await _detail(http, foreign_id))["archived"] is False
+
+
+async def test_yen_prices_are_edited_without_sen(
+    browser_like: httpx.AsyncClient, http: httpx.AsyncClient, seller: SellerAccount
+) -> None:
+    product_id, sku_id = await _product(http, seller, "Tea", price=1200, currency="JPY")
+    csrf = await sign_in(browser_like, seller.token)
+    page = await browser_like.get(f"/seller/products/{product_id}")
+    assert f'name="list_price-{sku_id}" type="text" value="1200"' in page.text
+    form = {"csrf": csrf, "title": "Tea", f"list_price-{sku_id}": "1500.5"}
+    form |= {f"stock-{sku_id}": "10", f"shown-stock-{sku_id}": "10"}
+    sen = await browser_like.post(f"/seller/products/{product_id}", data=form)
+    assert sen.status_code == 422 and "Prices are written like 1000" in sen.text
+    ok = await browser_like.post(
+        f"/seller/products/{product_id}", data={**form, f"list_price-{sku_id}": "1500"}
+    )
+    assert ok.status_code == 303
+    assert (await _detail(http, product_id))["skus"][0]["list_price"] == 1500
+
+
+# --- archiving -------------------------------------------------------------------------------
+
+
+async def test_an_archived_product_leaves_the_shop_and_can_come_back(
+    browser_like: httpx.AsyncClient, http: httpx.AsyncClient, seller: SellerAccount, db: Database
+) -> None:
+    product_id, sku_id = await _product(http, seller, "Old hat")
+    csrf = await sign_in(browser_like, seller.token)
+    h = seller.headers
+    assert (
+        await browser_like.post(f"/seller/products/{product_id}/archive", data={"tab": "x"})
+    ).status_code == 403  # no CSRF field: refused, nothing archived
+    assert (await _detail(http, product_id))["archived"] is False
+    archived = await browser_like.post(
+        f"/seller/products/{product_id}/archive", data={"csrf": csrf}
+    )
+    assert archived.headers["location"] == "/seller?products=archived#products"
+    assert (await _detail(http, product_id))["archived"] is True
+    listed = await http.get("/api/products", params={"shop_id": seller.shop.id})
+    assert listed.json()["products"] == []
+    assert "Old hat" not in (await http.get(f"/shop/{seller.shop.handle}")).text
+    center = await browser_like.get("/seller")
+    assert f'id="product-{product_id}"' not in center.text
+    shelf = await browser_like.get("/seller", params={"products": "archived"})
+    assert f'id="product-{product_id}"' in shelf.text and "Unarchive" in shelf.text
+
+    room = await http.post("/api/rooms", headers=h, json={"shop_id": seller.shop.id, "title": "R"})
+    bag = f"/api/rooms/{room.json()['room']['id']}/bag"
+    assert_error(
+        await http.post(bag, headers=h, json={"product_id": product_id}), 409, "product_archived"
+    )
+    deal = {"sku_id": sku_id, "deal_price": 900, "quantity": 1, "per_buyer_limit": 1}
+    assert_error(
+        await http.post("/api/deals", headers=h, json={**deal, "duration_s": 60}),
+        409,
+        "product_archived",
+    )
+    again = await http.post(f"/api/products/{product_id}/archive", headers=h)
+    assert again.status_code == 200 and again.json()["product"]["archived"] is True
+
+    back = await http.post(f"/api/products/{product_id}/unarchive", headers=h)
+    assert back.status_code == 200 and back.json()["product"]["archived"] is False
+    assert "Old hat" in (await http.get(f"/shop/{seller.shop.handle}")).text
+    assert (await http.post(bag, headers=h, json={"product_id": product_id})).status_code == 200
+
+    other = await make_seller(db)
+    assert_error(
+        await http.post(f"/api/products/{product_id}/archive", headers=other.headers),
+        404,
+        "product_not_found",
+    )
+    assert (await _detail(http, product_id))["archived"] is False
+
+
+async def test_a_product_with_a_live_deal_is_not_archived(
+    browser_like: httpx.AsyncClient, http: httpx.AsyncClient, seller: SellerAccount
+) -> None:
+    deal = await http_live_deal(http, seller, quantity=3)
+    listed = await http.get("/api/products", params={"shop_id": seller.shop.id})
+    (product_id,) = [p["id"] for p in listed.json()["products"]]  # a new seller: one product
+    error = assert_error(
+        await http.post(f"/api/products/{product_id}/archive", headers=seller.headers),
+        409,
+        "product_has_live_deal",
+    )
+    assert error["details"]["deal_ids"] == [deal["id"]]
+    csrf = await sign_in(browser_like, seller.token)
+    page = await browser_like.post(f"/seller/products/{product_id}/archive", data={"csrf": csrf})
+    assert page.status_code == 409 and "stop it before archiving" in page.text
+    assert (await _detail(http, product_id))["archived"] is False
+
+    stopped = await browser_like.post(f"/seller/deals/{deal['id']}/stop", data={"csrf": csrf})
+    assert stopped.status_code == 303
+    archived = await http.post(f"/api/products/{product_id}/archive", headers=seller.headers)
+    assert archived.status_code == 200  # an ended deal keeps its orders; the product may go
+
+
+# --- deals -------------------------------------------------------------------------------------
+
+
+def _deal_row(page: httpx.Response, deal_id: int) -> str:
+    found = re.search(rf'<tr id="deal-{deal_id}".*?</tr>', page.text, re.S)
+    assert found, f"deal {deal_id} is not listed"
+    return found.group(0)
+
+
+async def test_the_deals_tab_lists_units_and_state_and_stops_a_live_deal(
+    browser_like: httpx.AsyncClient,
+    http: httpx.AsyncClient,
+    seller: SellerAccount,
+    sessions: GuestSessions,
+    db: Database,
+) -> None:
+    deal = await http_live_deal(http, seller, quantity=99, limit=5)
+    _, buyer = viewer_headers(sessions)
+    await reserve(http, deal["id"], buyer, qty=2)
+    csrf = await sign_in(browser_like, seller.token)
+    row = _deal_row(await browser_like.get("/seller"), deal["id"])
+    assert 'data-status="live"' in row and "open" in row
+    for unit, n in (("quantity", "99 units"), ("sold", "sold 0"), ("held", "held 2")):
+        assert f'data-unit="{unit}">{n}<' in row, unit
+    assert 'data-unit="available">available 97<' in row
+    assert "$49.00" in row and "Stop" in row
+
+    stop = f"/seller/deals/{deal['id']}/stop"
+    assert (await browser_like.post(stop, data={"tab": "x"})).status_code == 403
+    assert (await http.get(f"/api/deals/{deal['id']}")).json()["deal"]["status"] == "live"
+    assert (await browser_like.post(stop, data={"csrf": csrf})).status_code == 303
+    row = _deal_row(await browser_like.get("/seller"), deal["id"])
+    assert 'data-status="ended"' in row and "Stop" not in row
+    assert (await browser_like.post(stop, data={"csrf": csrf})).status_code == 303  # idempotent
+
+    other = await make_seller(db)
+    await sign_in(browser_like, other.token)
+    assert f'id="deal-{deal["id"]}"' not in (await browser_like.get("/seller")).text
+    foreign = await browser_like.post(
+        stop, data={"csrf": CSRF.findall((await browser_like.get("/seller")).text)[0]}
+    )
+    assert foreign.status_code == 404

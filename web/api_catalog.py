@@ -48,6 +48,8 @@ def product_json(product: Product, skus: list[Sku] | None = None) -> dict[str, A
         "description": product.description,
         "category": product.category,
         "image_urls": product.image_urls,
+        "archived": product.archived,
+        "archived_ms": product.archived_ms,
     }
     if skus is not None:
         body["skus"] = [sku_json(s) for s in skus]
@@ -93,7 +95,7 @@ async def create_shop(request: Request) -> Response:
     return JSONResponse({"shop": shop_json(shop)}, status_code=201)
 
 
-@api.route("GET", "/api/products", "List products (optionally ?shop_id=)", tag="catalog")
+@api.route("GET", "/api/products", "List products on sale (optionally ?shop_id=)", tag="catalog")
 async def list_products(request: Request) -> Response:
     raw = request.query_params.get("shop_id")
     shop_id = int(raw) if raw and raw.isascii() and raw.isdigit() and len(raw) <= 15 else None
@@ -160,6 +162,34 @@ async def delete_product(request: Request) -> Response:
     async with services(request).db.session() as session:
         await service.delete_product(session, me, request.path_params["product_id"])
     return Response(status_code=204)
+
+
+@api.route(
+    "POST",
+    "/api/products/{product_id:id}/archive",
+    "Take your product off sale (no scheduled or live deal on it); undo with /unarchive",
+    auth="seller",
+    tag="catalog",
+)
+async def archive_product(request: Request) -> Response:
+    me = await seller(request)
+    async with services(request).db.session() as session:
+        product = await service.archive_product(session, me, request.path_params["product_id"])
+    return JSONResponse({"product": product_json(product)})
+
+
+@api.route(
+    "POST",
+    "/api/products/{product_id:id}/unarchive",
+    "Put your archived product back on sale",
+    auth="seller",
+    tag="catalog",
+)
+async def unarchive_product(request: Request) -> Response:
+    me = await seller(request)
+    async with services(request).db.session() as session:
+        product = await service.unarchive_product(session, me, request.path_params["product_id"])
+    return JSONResponse({"product": product_json(product)})
 
 
 @api.route(

@@ -49,12 +49,12 @@ from web import (
     seller_pages,
     ws,
 )
+from web.access import LoggedStarlette
 from web.auth import GuestSessions, identify_for
 from web.cookies import SellerSessions
 from web.http import (
     JSONResponse,
     domain_error_handler,
-    http_error_handler,
     unavailable_handler,
     unexpected_error_handler,
 )
@@ -187,6 +187,7 @@ def page_routes() -> list[BaseRoute]:
         Route("/live/{room_id:id}", pages.live_room),
         Route("/orders", pages.my_orders),
         Route("/shop/{handle}", pages.storefront),
+        Route("/shop/{handle}/p/{product_id:id}", pages.product_page),
         Route("/seller", seller_pages.seller_center),
         Route("/seller/login", seller_pages.login_page, methods=["GET"]),
         Route("/seller/login", seller_pages.login, methods=["POST"]),
@@ -194,9 +195,28 @@ def page_routes() -> list[BaseRoute]:
         Route("/seller/products", seller_pages.create_product, methods=["POST"]),
         Route("/seller/rooms", seller_pages.create_room, methods=["POST"]),
         Route("/seller/orders/{order_id:id}/{action}", seller_pages.order_action, methods=["POST"]),
+        Route("/seller/orders/{order_id:id}/{action}", seller_pages.confirm_page, methods=["GET"]),
+        Route("/seller/products/{product_id:id}", seller_pages.product_page, methods=["GET"]),
+        Route("/seller/products/{product_id:id}", seller_pages.edit_product, methods=["POST"]),
+        Route(
+            "/seller/products/{product_id:id}/archive",
+            seller_pages.archive_product,
+            methods=["POST"],
+        ),
+        Route(
+            "/seller/products/{product_id:id}/unarchive",
+            seller_pages.unarchive_product,
+            methods=["POST"],
+        ),
+        Route("/seller/deals/{deal_id:id}/stop", seller_pages.stop_deal, methods=["POST"]),
         Route("/studio/{room_id:id}", seller_pages.studio),
         Mount("/static", StaticFiles(packages=[("web", "static")]), name="static"),
     ]
+
+
+async def fault_500(request: Request) -> Response:
+    """A bug on demand (bench routes only), so tests can see what a 500 looks like."""
+    raise RuntimeError("fault injected by GET /api/fault/500")
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -218,7 +238,13 @@ def create_app(settings: Settings) -> Starlette:
             asyncio.create_task(sweep_forever(svc.holds, svc.db, settings.sweep_interval_ms, stop)),
             asyncio.create_task(
                 rooms_service.sweep_rooms_forever(
-                    svc.rooms, svc.holds, settings.sweep_interval_ms, stop
+                    svc.rooms,
+                    svc.holds,
+                    rooms_service.RoomSweep(
+                        svc.db, settings.room_unhosted_end_s * 1000, settings.hosted_room_ids
+                    ),
+                    settings.sweep_interval_ms,
+                    stop,
                 )
             ),
             asyncio.create_task(svc.bus.run(stop)),
@@ -254,12 +280,16 @@ def create_app(settings: Settings) -> Starlette:
         routes += api.routes()
     routes.append(Route("/openapi.json", openapi_json))
     routes += page_routes()
-    return Starlette(
+    if settings.bench_routes:  # last: the reserve benchmark's path pays nothing for it
+        routes.append(Route("/api/fault/500", fault_500))
+    return LoggedStarlette(
+        access_log=settings.access_log,
+        log_format=settings.log_format,
         routes=routes,
         lifespan=lifespan,
         exception_handlers={
             DomainError: domain_error_handler,
-            HTTPException: http_error_handler,
+            HTTPException: pages.http_error,
             RedisConnectionError: unavailable_handler,
             RedisTimeoutError: unavailable_handler,
             Exception: unexpected_error_handler,

@@ -1,4 +1,6 @@
-"""The ``livecart`` command: serve, demo, worker, migrate, create-seller, audit, publish."""
+"""livecart's command line: run the server (serve, demo, worker), set it up (migrate,
+create-seller), check and mend a deal's books (audit, replay-dead-letters), and go live with a
+test pattern (publish)."""
 
 from __future__ import annotations
 
@@ -7,9 +9,12 @@ import asyncio
 import json
 import logging
 import os
+import shlex
+import shutil
 import signal
 import sys
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import uvicorn
@@ -20,6 +25,8 @@ if TYPE_CHECKING:
     from checkout.audit import DealAudit
 
 log = logging.getLogger("livecart")
+
+DEFAULT_URL = "http://127.0.0.1:8000"
 
 
 def _serve(settings: Settings, banner: str = "") -> None:
@@ -44,7 +51,8 @@ def _serve(settings: Settings, banner: str = "") -> None:
         ws_ping_interval=settings.ws_ping_interval_s,
         ws_ping_timeout=settings.ws_ping_timeout_s,
         ws_per_message_deflate=False,  # frames are built once for every viewer: see wsserver.py
-        log_level="warning",
+        log_level="warning",  # uvicorn's own access log stays off: web/access.py writes ours
+        log_config=None,  # uvicorn's records go through main()'s handler (JSON lines too)
         timeout_graceful_shutdown=5,
     )
 
@@ -68,7 +76,8 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> None:
         demo = asyncio.run(seed_demo(ready))
         base = f"http://{ready.host}:{ready.port}"
         _serve(
-            ready,
+            # The demo hosts its own room: it stays live while the demo runs.
+            replace(ready, hosted_room_ids=(demo.room_id,)),
             "\n".join(
                 [
                     f"livecart demo on {base}",
@@ -83,11 +92,35 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> None:
                     f"  API document:   {base}/openapi.json",
                     f"  health:         {base}/healthz",
                     f"  seller token:   {demo.seller_token}",
-                    f"  video:          livecart publish {demo.room_id} --url {base} "
-                    f"--token {demo.seller_token}",
+                    f"  video:          {publish_line(demo.room_id, base, demo.seller_token)}",
                 ]
             ),
         )
+
+
+def publish_line(room_id: int, base: str, token: str) -> str:
+    url = "" if base == DEFAULT_URL else f" --url {base}"
+    return f"{typed_command()} publish {room_id}{url} --token {token}"
+
+
+def typed_command() -> str:
+    """The ``livecart`` command as a person can type it here. README's ``.venv/bin/livecart
+    demo`` leaves ``livecart`` off the PATH, so the bare name would not run; its path would."""
+    script = Path(sys.argv[0])
+    if script.name != "livecart":  # python -m web.cli: the script installed beside this Python
+        script = Path(sys.executable).parent / "livecart"
+    if not script.is_file():
+        return "livecart"
+    script = script.absolute()
+    on_path = shutil.which("livecart")
+    if on_path and Path(on_path).absolute() == script:
+        return "livecart"
+    try:
+        relative = script.relative_to(Path.cwd())
+    except ValueError:
+        return shlex.quote(str(script))
+    # "./livecart", not "livecart": a shell looks up a bare name on the PATH, not here.
+    return shlex.quote(str(relative) if relative.parent != Path() else f"./{relative}")
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> None:
@@ -202,67 +235,152 @@ async def replay(settings: Settings, deal: int | None) -> str:
 
 def cmd_publish(args: argparse.Namespace, settings: Settings) -> None:
     from live.media.ice import use_host_addresses
-    from live.media.publisher import Publisher, WhipError, publish_for
+    from live.media.publisher import Publisher, Unreachable, WhipError, publish_for
 
     token = args.token or os.environ.get("LIVECART_TOKEN")
     if not token:
         raise SystemExit("publish needs the creator's seller token: --token or LIVECART_TOKEN")
-    try:
-        width, height = (int(n) for n in args.size.lower().split("x"))
-    except ValueError:
-        raise SystemExit(f"--size is WIDTHxHEIGHT, like 640x360, not {args.size!r}") from None
     if settings.webrtc_addresses:
         use_host_addresses(settings.webrtc_addresses)
+    width, height = args.size
     publisher = Publisher(args.url, args.room, token, width, height, args.fps)
-    print(f"publishing a test pattern to room {args.room} at {args.url} (Ctrl-C stops)", flush=True)
+
+    def live() -> None:  # only once the server took the offer: a refusal prints no "publishing"
+        print(
+            f"publishing a test pattern to room {args.room} at {args.url} (Ctrl-C stops)",
+            flush=True,
+        )
+
     try:
-        asyncio.run(publish_for(publisher, args.seconds))
-    except WhipError as err:
-        raise SystemExit(f"the server refused: {err}") from None
+        asyncio.run(publish_for(publisher, args.seconds, on_live=live))
+    except WhipError as err:  # SystemExit with a message: to stderr, exit status 1
+        raise SystemExit(f"livecart publish: the server refused: {err}") from None
+    except Unreachable as err:
+        raise SystemExit(
+            f"livecart publish: no livecart answers at {args.url} ({err.reason}); "
+            "is it running, and is --url its address?"
+        ) from None
     except KeyboardInterrupt:
         pass
 
 
+def _fps(text: str) -> int:
+    fps = _whole_number(text)
+    if not 1 <= fps <= 60:
+        raise argparse.ArgumentTypeError(f"frames per second go from 1 to 60, not {fps}")
+    return fps
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(n) for n in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"WIDTHxHEIGHT, like 640x360, not {text!r}") from None
+    # The pattern's 4:2:0 chroma planes are laid out in rows of the full width, so a width
+    # must be even and a height a multiple of 4 (live/media/pattern.py).
+    if not (16 <= width <= 1920 and 16 <= height <= 1080) or width % 2 or height % 4:
+        raise argparse.ArgumentTypeError(
+            f"an even width and a height that is a multiple of 4, from 16x16 to 1920x1080, "
+            f"not {text!r}"
+        )
+    return width, height
+
+
+def _seconds(text: str) -> float:
+    seconds = _wait(text)
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"more than 0 seconds, not {text}")
+    return seconds
+
+
+def _wait(text: str) -> float:
+    """Seconds, 0 included (audit --wait 0: look now)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number of seconds, not {text!r}") from None
+    if not seconds >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"0 seconds or more, not {text}")
+    return seconds
+
+
+def _whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a whole number, not {text!r}") from None
+
+
+def _base_url(text: str) -> str:
+    if not text.startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError(f"a URL like {DEFAULT_URL}, not {text!r}")
+    return text.rstrip("/")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="livecart", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_text, description=help_text)
+
     for name, help_text in [
-        ("serve", "run the server (and the order worker in process)"),
-        ("demo", "serve with a seeded demo shop and a live flash deal"),
+        ("serve", "run the server (and the order pipeline in process)"),
+        ("demo", "serve with a seeded demo shop, a live flash deal and a live room"),
     ]:
-        s = sub.add_parser(name, help=help_text)
-        s.add_argument("--host")
-        s.add_argument("--port", type=int)
+        s = command(name, help_text)
+        s.add_argument("--host", help="address to listen on (default: LIVECART_HOST, 127.0.0.1)")
+        s.add_argument(
+            "--port", type=_whole_number, help="port to listen on (default: LIVECART_PORT, 8000)"
+        )
         s.add_argument(
             "--no-worker", action="store_true", help="do not run the order pipeline in this process"
         )
-    sub.add_parser("worker", help="run the order pipeline and hold sweeper (needs REDIS_URL)")
-    sub.add_parser("migrate", help="apply database migrations")
-    rd = sub.add_parser(
-        "replay-dead-letters", help="put dead-lettered order entries back for the pipeline"
+    command("worker", "run the order pipeline and hold sweeper (needs REDIS_URL)")
+    command("migrate", "apply the database migrations")
+    rd = command("replay-dead-letters", "put dead-lettered order entries back for the pipeline")
+    rd.add_argument(
+        "--deal", type=_whole_number, help="only this deal (default: every deal in view)"
     )
-    rd.add_argument("--deal", type=int, help="only this deal (default: every deal in view)")
-    au = sub.add_parser(
-        "audit",
-        help="check a deal's books in Redis and SQL: oversold and lost paid orders must be 0",
+    au = command(
+        "audit", "check a deal's books in Redis and SQL: oversold and lost paid orders must be 0"
     )
-    au.add_argument("--deal", type=int, required=True)
+    au.add_argument("--deal", type=_whole_number, required=True, help="the deal's id")
     au.add_argument(
-        "--wait", type=float, default=30, help="seconds to let the pipeline catch up first"
+        "--wait",
+        type=_wait,
+        default=30,
+        help="seconds to let the pipeline catch up first (default: %(default)s)",
     )
-    cs = sub.add_parser("create-seller", help="create a seller with a shop; prints its API token")
-    cs.add_argument("--name", required=True)
-    cs.add_argument("--email", required=True)
+    cs = command("create-seller", "create a seller with a shop; prints its API token")
+    cs.add_argument("--name", required=True, help="the seller's name")
+    cs.add_argument("--email", required=True, help="the seller's email address")
     cs.add_argument("--shop", help='shop name (default: "<name>\'s shop")')
-    pb = sub.add_parser(
-        "publish", help="go live in a room with a synthetic test pattern and tone (WHIP)"
+    pb = command("publish", "go live in a room with a synthetic test pattern and tone (WHIP)")
+    pb.add_argument("room", type=_whole_number, help="the room's id")
+    pb.add_argument("--token", help="the creator's seller token (default: LIVECART_TOKEN)")
+    pb.add_argument(
+        "--url",
+        type=_base_url,
+        default=DEFAULT_URL,
+        help="the livecart server's address (default: %(default)s)",
     )
-    pb.add_argument("room", type=int, help="room id")
-    pb.add_argument("--token", help="the creator's seller token (or LIVECART_TOKEN)")
-    pb.add_argument("--url", default="http://127.0.0.1:8000", help="livecart's base URL")
-    pb.add_argument("--seconds", type=float, help="hang up after this long (default: never)")
-    pb.add_argument("--size", default="640x360", help="picture size, WIDTHxHEIGHT")
-    pb.add_argument("--fps", type=int, default=30)
+    pb.add_argument(
+        "--seconds", type=_seconds, help="hang up after this many seconds (default: never)"
+    )
+    pb.add_argument(
+        "--size",
+        type=_size,
+        default="640x360",
+        metavar="WIDTHxHEIGHT",
+        help="picture size (default: %(default)s)",
+    )
+    pb.add_argument(
+        "--fps",
+        type=_fps,
+        default=30,
+        help="frames per second, 1 to 60 (default: %(default)s)",
+    )
     return p
 
 
@@ -279,11 +397,11 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    for chatty in ("alembic", "aioice", "aiortc"):
-        logging.getLogger(chatty).setLevel(logging.WARNING)
+    from web.access import configure_logging
+
     args = parser().parse_args(argv)
     settings = Settings.from_env()
+    configure_logging(settings.log_format)
     overrides = {
         k: v
         for k, v in {

@@ -1,19 +1,26 @@
-"""Seeds a demo shop: a seller, two products with SKUs, one live flash deal and one scheduled,
-and a live room with both products in its bag and the jacket pinned."""
+"""Seeds a demo shop: a seller, two products with SKUs, and a live room with both products in
+its bag, the jacket pinned, a live flash deal on it and a scheduled one on the mug.
+
+Seeding is idempotent: a rerun on the same data directory finds the demo seller, shop,
+products and open room and only adds what is missing (a deal that ended is started afresh; a
+room that ended is replaced). Only the seller token changes: just its hash is kept, so a
+rerun issues a new random one to print.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from catalog import service
 from catalog.clock import now_ms
 from catalog.db import Database
-from catalog.models import Seller
+from catalog.models import Deal, Product, Seller, Shop
 from catalog.rules import DealTerms
-from checkout import deals
 from checkout.holds import HoldStore
 from checkout.keys import Keyspace
 from live import rules
@@ -23,6 +30,31 @@ from live.store import RoomStore
 from web.settings import Settings
 
 DEMO_EMAIL = "demo@livecart.local"
+ROOM_TITLE = "Friday night drop"
+HOUR_MS = 3600 * 1000
+
+
+@dataclass(frozen=True)
+class DemoProduct:
+    title: str
+    category: str
+    description: str
+    image: str
+    variant: str
+    list_price: int
+    stock: int
+
+
+JACKET = DemoProduct(
+    "Puffer jacket",
+    "Apparel",
+    "Warm, light, packs into its own pocket.",
+    "/static/img/jacket.svg",
+    "Black / M",
+    8900,
+    500,
+)
+MUG = DemoProduct("Stoneware mug", "Home", "350 ml.", "/static/img/mug.svg", "Sand", 2400, 200)
 
 
 @dataclass(frozen=True)
@@ -34,110 +66,160 @@ class DemoShop:
     shop_handle: str
 
 
+@dataclass(frozen=True)
+class Stores:
+    holds: HoldStore
+    rooms: RoomStore
+    hold_ttl_ms: int
+    pay_ttl_ms: int
+
+
 async def seed_demo(settings: Settings) -> DemoShop:
     assert settings.database_url and settings.redis_url
     db = Database(settings.database_url)
     redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    stores = Stores(
+        HoldStore(redis, Keyspace(settings.redis_prefix)),
+        RoomStore(redis, LiveKeys(settings.redis_prefix), settings.room_log_maxlen),
+        settings.hold_ttl_s * 1000,
+        settings.pay_ttl_s * 1000,
+    )
+    await stores.holds.install()
+    await stores.rooms.install()
     try:
         async with db.session() as session:
-            found = await session.exec(select(Seller).where(Seller.email == DEMO_EMAIL))
-            existing = found.first()
-            if existing is not None:
-                # A rerun rotates the token: the old one was only ever printed.
-                token = service.TOKEN_PREFIX + "demo-" + str(now_ms())
-                existing.token_hash = service.hash_token(token)
-                session.add(existing)
-                await session.commit()
-                me = existing
-                shop = (await service.shops_of(session, me))[0]
-            else:
-                me, shop, token = await service.create_seller(
-                    session, "Demo Seller", DEMO_EMAIL, "Mika's Live Closet"
-                )
+            me, shop, token = await _seller(session)
             assert shop.id is not None
-            jacket = await service.create_product(
+            jacket = await _product(session, me, shop, JACKET)
+            mug = await _product(session, me, shop, MUG)
+            room = await _room(session, stores.rooms, me, shop.id, (jacket, mug))
+            now = await stores.rooms.server_ms()
+            live = await _deal(
                 session,
+                stores,
                 me,
-                shop.id,
-                {
-                    "title": "Puffer jacket",
-                    "category": "Apparel",
-                    "description": "Warm, light, packs into its own pocket.",
-                    "image_urls": ["/static/img/jacket.svg"],
-                },
-            )
-            sku = await service.create_sku(
-                session,
-                me,
-                jacket.id or 0,
-                {"variant": "Black / M", "list_price": 8900, "currency": "USD", "stock": 500},
-            )
-            mug = await service.create_product(
-                session,
-                me,
-                shop.id,
-                {
-                    "title": "Stoneware mug",
-                    "category": "Home",
-                    "description": "350 ml.",
-                    "image_urls": ["/static/img/mug.svg"],
-                },
-            )
-            mug_sku = await service.create_sku(
-                session,
-                me,
-                mug.id or 0,
-                {"variant": "Sand", "list_price": 2400, "currency": "USD", "stock": 200},
-            )
-            now = now_ms()
-            live = await service.create_deal(
-                session,
-                me,
-                sku.id or 0,
+                room,
+                jacket,
                 DealTerms(
                     deal_price=4900,
                     quantity=100,
                     per_buyer_limit=2,
                     starts_ms=now,
-                    ends_ms=now + 24 * 3600 * 1000,
+                    ends_ms=now + 24 * HOUR_MS,
                 ),
             )
-            scheduled = await service.create_deal(
+            scheduled = await _deal(
                 session,
+                stores,
                 me,
-                mug_sku.id or 0,
+                room,
+                mug,
                 DealTerms(
                     deal_price=1200,
                     quantity=50,
                     per_buyer_limit=1,
-                    starts_ms=now + 3600 * 1000,
-                    ends_ms=now + 2 * 3600 * 1000,
+                    starts_ms=now + HOUR_MS,
+                    ends_ms=now + 2 * HOUR_MS,
                 ),
             )
-            holds = HoldStore(redis, Keyspace(settings.redis_prefix))
-            await holds.install()
-            live = await deals.start(
-                session,
-                holds,
-                live,
-                hold_ttl_ms=settings.hold_ttl_s * 1000,
-                pay_ttl_ms=settings.pay_ttl_s * 1000,
-            )
-            rooms = RoomStore(redis, LiveKeys(settings.redis_prefix), settings.room_log_maxlen)
-            await rooms.install()
-            room = await live_rooms.create_room(session, rooms, me, shop.id, "Friday night drop")
-            for product in (jacket, mug):
-                await live_rooms.add_product(session, rooms, me, room["id"], product.id or 0)
-            await live_rooms.go_live(session, rooms, room["id"])
-            pin = jacket.id or 0
-            await rooms.update(room["id"], lambda r: rules.pin(r, pin, now_ms()))
         return DemoShop(
             seller_token=token,
-            live_deal_id=live.id or 0,
-            scheduled_deal_id=scheduled.id or 0,
+            live_deal_id=live,
+            scheduled_deal_id=scheduled,
             room_id=room["id"],
             shop_handle=shop.handle,
         )
     finally:
         await redis.aclose()
         await db.close()
+
+
+async def _seller(session: AsyncSession) -> tuple[Seller, Shop, str]:
+    found = (await session.exec(select(Seller).where(Seller.email == DEMO_EMAIL))).first()
+    if found is None:
+        return await service.create_seller(session, "Demo Seller", DEMO_EMAIL, "Mika's Live Closet")
+    shop = (await service.shops_of(session, found))[0]
+    return found, shop, await service.rotate_token(session, found)
+
+
+async def _product(session: AsyncSession, me: Seller, shop: Shop, spec: DemoProduct) -> Product:
+    """The shop's product of this title, made (with its SKU) if the shop has none."""
+    for product in await service.list_products(session, shop.id):
+        if product.title == spec.title:
+            return product
+    assert shop.id is not None
+    product = await service.create_product(
+        session,
+        me,
+        shop.id,
+        {
+            "title": spec.title,
+            "category": spec.category,
+            "description": spec.description,
+            "image_urls": [spec.image],
+        },
+    )
+    await service.create_sku(
+        session,
+        me,
+        product.id or 0,
+        {
+            "variant": spec.variant,
+            "list_price": spec.list_price,
+            "currency": "USD",
+            "stock": spec.stock,
+        },
+    )
+    return product
+
+
+async def _room(
+    session: AsyncSession,
+    store: RoomStore,
+    me: Seller,
+    shop_id: int,
+    products: Sequence[Product],
+) -> rules.Room:
+    """The demo's open room (a new one if the last has ended): live, with the products in its
+    bag and the first one pinned."""
+    for row in await live_rooms.list_rooms(session, seller_id=me.id, shop_id=shop_id):
+        snap = await store.read(row.id or 0)
+        if row.title == ROOM_TITLE and snap is not None and snap.room["status"] != "ended":
+            room_id = snap.room["id"]
+            break
+    else:
+        room_id = (await live_rooms.create_room(session, store, me, shop_id, ROOM_TITLE))["id"]
+    for product in products:
+        await live_rooms.add_product(session, store, me, room_id, product.id or 0)
+    await live_rooms.go_live(session, store, room_id)
+    first = products[0].id or 0
+    done = await store.update(
+        room_id, lambda r: rules.pin(r, first, now_ms()) if r["pinned"] is None else rules.Change(r)
+    )
+    return done.change.room
+
+
+async def _deal(
+    session: AsyncSession,
+    stores: Stores,
+    me: Seller,
+    room: rules.Room,
+    product: Product,
+    terms: DealTerms,
+) -> int:
+    """The room's open deal on the product's SKU, or a new one on these terms."""
+    for card in room["deals"]:
+        if card["product_id"] == product.id and card["status"] in ("scheduled", "live"):
+            return int(card["deal_id"])
+    sku = (await service.skus_of(session, product.id or 0))[0]
+    deal: Deal = await service.create_deal(session, me, sku.id or 0, terms, room_id=room["id"])
+    await live_rooms.open_deal(
+        session,
+        stores.rooms,
+        stores.holds,
+        room["id"],
+        deal,
+        hold_ttl_ms=stores.hold_ttl_ms,
+        pay_ttl_ms=stores.pay_ttl_ms,
+    )
+    return deal.id or 0

@@ -1,5 +1,6 @@
 """The HTTP edge: JSON responses, request bodies validated by pydantic, and the one place where
-domain errors become status codes and ``{"error": {"code", "message", "details"}}`` bodies."""
+domain errors become status codes and ``{"error": {"code", "message", "details", "request_id"}}``
+bodies (the request id is the one in the response's ``X-Request-ID`` and the access log)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from catalog.errors import (
     Unauthorized,
     Unavailable,
 )
+from web.access import current_request_id
 
 log = logging.getLogger("livecart.http")
 
@@ -53,8 +55,13 @@ class BadRequest(DomainError):
 
 
 def error_response(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
-    body = {"error": {"code": code, "message": message, "details": details or {}}}
-    return JSONResponse(body, status_code=status)
+    error = {
+        "code": code,
+        "message": message,
+        "details": details or {},
+        "request_id": current_request_id.get(),
+    }
+    return JSONResponse({"error": error}, status_code=status)
 
 
 def status_of(err: DomainError) -> int:
@@ -82,7 +89,14 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
 
 
 async def unavailable_handler(request: Request, exc: Exception) -> Response:
-    log.warning("dependency unavailable on %s: %r", request.url.path, exc)
+    rid = current_request_id.get()
+    log.warning(
+        "dependency unavailable on %s (request %s): %r",
+        request.url.path,
+        rid,
+        exc,
+        extra={"request_id": rid},
+    )
     response = error_response(
         503, "service_unavailable", "A backing service is unreachable; retry shortly."
     )
@@ -91,7 +105,15 @@ async def unavailable_handler(request: Request, exc: Exception) -> Response:
 
 
 async def unexpected_error_handler(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    rid = current_request_id.get()
+    log.exception(
+        "unhandled error on %s %s (request %s)",
+        request.method,
+        request.url.path,
+        rid,
+        exc_info=exc,
+        extra={"request_id": rid},
+    )
     return error_response(500, "internal_error", "Something went wrong on our side.")
 
 

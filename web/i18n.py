@@ -44,6 +44,16 @@ def from_accept_language(header: str) -> str | None:
     return min(choices)[2] if choices else None
 
 
+def region_from_accept_language(header: str) -> str | None:
+    """The region of the browser's first language that names one (``ar-EG`` -> ``EG``)."""
+    for part in header.split(","):
+        subtags = part.split(";")[0].strip().replace("_", "-").split("-")
+        region = next((s for s in subtags[1:] if len(s) == 2 and s.isalpha()), None)
+        if region:
+            return region.upper()
+    return None
+
+
 def choose(query: str | None, cookie: str | None, accept_language: str) -> str:
     for candidate in (query, cookie):
         if candidate in LANGUAGES:

@@ -1,6 +1,7 @@
-"""The viewer-facing pages: the home page (who is live), a live room, the buyer's orders and a
-shop's storefront. They are shells: the room's state arrives over its websocket and the buyer's
-orders over the JSON API, so a page never shows something the API would not."""
+"""The viewer-facing pages: the home page (who is live, who starts soon), a live room, the
+buyer's orders, a shop's storefront and its product pages, and the page a browser gets for an
+address that leads nowhere. Rooms and orders are shells: their state arrives over the room's
+websocket and the JSON API, so a page never shows something the API would not."""
 
 from __future__ import annotations
 
@@ -8,24 +9,34 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from sqlmodel.ext.asyncio.session import AsyncSession
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
 from catalog import service as catalog
 from catalog.errors import NotFound
-from catalog.models import Product, Sku
+from catalog.models import Product, Shop, Sku
 from live import service as rooms
-from web import i18n
+from live.models import LiveRoom
+from live.store import RoomStore
+from web import i18n, l10n
+from web.http import http_error_handler
 from web.services import services
 from web.templating import page_language, render
 
 HANDLE = re.compile(r"^[a-z0-9-]+$")
+PLACEHOLDER_IMAGE = "/static/img/placeholder.svg"
+# How many of a shop's live rooms the product page looks through for one showing the product.
+ROOMS_TO_SEARCH = 10
 
 
 async def home(request: Request) -> Response:
     async with services(request).db.session() as session:
         live = await rooms.list_rooms(session, "live")
-    return render(request, "home.html", {"lang": page_language(request), "rooms": live})
+        soon = await rooms.list_rooms(session, "scheduled")
+    context = {"lang": page_language(request), "rooms": live, "soon": soon}
+    return render(request, "home.html", context)
 
 
 async def live_room(request: Request) -> Response:
@@ -33,11 +44,16 @@ async def live_room(request: Request) -> Response:
     snap = await services(request).rooms.read(room_id)
     lang = page_language(request)
     if snap is None:
-        return render(request, "not_found.html", {"lang": lang}, status=404)
+        return not_found_page(request)
     config = {"room_id": room_id, "lang": lang, "strings": strings(lang)}
-    return render(
-        request, "live.html", {"lang": lang, "title": snap.room["title"], "config": config}
-    )
+    context = {
+        "lang": lang,
+        "title": snap.room["title"],
+        "config": config,
+        "countries": l10n.countries(lang),
+        "country": l10n.default_country(lang, request.headers.get("accept-language", "")),
+    }
+    return render(request, "live.html", context)
 
 
 async def my_orders(request: Request) -> Response:
@@ -47,23 +63,66 @@ async def my_orders(request: Request) -> Response:
 
 
 async def storefront(request: Request) -> Response:
-    lang = page_language(request)
+    async with services(request).db.session() as session:
+        try:
+            shop = await catalog.shop_by_handle(session, _handle(request.path_params["handle"]))
+        except NotFound:
+            return not_found_page(request)
+        assert shop.id is not None
+        products = await catalog.list_products(session, shop.id)
+        cards = [_card(p, await catalog.skus_of(session, p.id or 0)) for p in products]
+        live = await rooms.list_rooms(session, "live", shop_id=shop.id)
+        soon = [] if live else await rooms.list_rooms(session, "scheduled", shop_id=shop.id)
+    context = {
+        "lang": page_language(request),
+        "shop": shop,
+        "products": [c for c in cards if c is not None],
+        "live_room": live[0] if live else None,
+        # The next room to start: the lowest id of those scheduled (the list is newest first).
+        "soon_room": soon[-1] if soon else None,
+    }
+    return render(request, "shop.html", context)
+
+
+async def product_page(request: Request) -> Response:
     svc = services(request)
     async with svc.db.session() as session:
         try:
             shop = await catalog.shop_by_handle(session, _handle(request.path_params["handle"]))
+            product = await _product_of(session, shop, request.path_params["product_id"])
         except NotFound:
-            return render(request, "not_found.html", {"lang": lang}, status=404)
-        products = await catalog.list_products(session, shop.id)
-        cards = [_card(p, await catalog.skus_of(session, p.id or 0)) for p in products]
+            return not_found_page(request)
+        skus = await catalog.skus_of(session, product.id or 0)
         live = await rooms.list_rooms(session, "live", shop_id=shop.id)
     context = {
-        "lang": lang,
+        "lang": page_language(request),
         "shop": shop,
-        "products": [c for c in cards if c is not None],
-        "live_room": live[0] if live else None,
+        "product": product,
+        "images": product.image_urls or [PLACEHOLDER_IMAGE],
+        "skus": [_variant(s) for s in skus],
+        "room": await _room_showing(svc.rooms, live, product.id or 0),
     }
-    return render(request, "shop.html", context)
+    return render(request, "product.html", context)
+
+
+async def _product_of(session: AsyncSession, shop: Shop, product_id: int) -> Product:
+    product = await catalog.get_product(session, product_id)
+    if product.shop_id != shop.id or product.archived:
+        # Another shop's product under this shop's address is as missing as no product, and
+        # an archived one is off the storefront.
+        raise NotFound("No such product.", code="product_not_found", product_id=product_id)
+    return product
+
+
+async def _room_showing(
+    store: RoomStore, live: Sequence[LiveRoom], product_id: int
+) -> LiveRoom | None:
+    """The newest live room whose bag holds the product (the bag lives in Redis, not SQL)."""
+    for room in live[:ROOMS_TO_SEARCH]:
+        snap = await store.read(room.id or 0)
+        if snap and any(item["product_id"] == product_id for item in snap.room["bag"]):
+            return room
+    return None
 
 
 def _handle(raw: str) -> str:
@@ -80,16 +139,54 @@ def _card(product: Product, skus: Sequence[Sku]) -> dict[str, Any] | None:
         return None  # nothing to sell yet
     cheapest = min(skus, key=lambda s: s.list_price)
     return {
+        "id": product.id,
         "title": product.title,
         "description": product.description,
-        "image": product.image_urls[0] if product.image_urls else None,
+        "image": product.image_urls[0] if product.image_urls else PLACEHOLDER_IMAGE,
         "price": cheapest.list_price,
         "currency": cheapest.currency,
         "varies": len({s.list_price for s in skus}) > 1,
-        "in_stock": any(s.stock - s.allocated > 0 for s in skus),
+        "in_stock": any(_free(s) > 0 for s in skus),
     }
+
+
+def _variant(sku: Sku) -> dict[str, Any]:
+    return {
+        "id": sku.id,
+        "variant": sku.variant,
+        "price": sku.list_price,
+        "currency": sku.currency,
+        "in_stock": _free(sku) > 0,
+    }
+
+
+def _free(sku: Sku) -> int:
+    """Units not promised to a started deal: what the shop can still sell at list price."""
+    return sku.stock - sku.allocated
 
 
 def strings(lang: str) -> dict[str, str]:
     """The page script's strings: the language's, with English for any it lacks."""
     return {**i18n.catalog(i18n.DEFAULT), **i18n.catalog(lang)}
+
+
+def not_found_page(request: Request) -> Response:
+    """A translated "nothing here" with a way home, status 404."""
+    return render(request, "not_found.html", {"lang": page_language(request)}, status=404)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own errors (no such route, an id too large for SQL): a browser asking for
+    a page gets the translated 404 page; the API and every script keep the JSON error."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404 and _wants_page(request):
+        return not_found_page(request)
+    return await http_error_handler(request, exc)
+
+
+def _wants_page(request: Request) -> bool:
+    return (
+        request.method in ("GET", "HEAD")
+        and not request.url.path.startswith("/api/")
+        and "text/html" in request.headers.get("accept", "")
+    )

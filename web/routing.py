@@ -142,6 +142,7 @@ ERROR_SCHEMA = {
                 "code": {"type": "string"},
                 "message": {"type": "string"},
                 "details": {"type": "object"},
+                "request_id": {"type": "string"},
             },
             "required": ["code", "message", "details"],
         }

@@ -1,9 +1,12 @@
-"""The seller's pages: sign-in, the seller center (overview, products, orders by status with
-their actions, live sessions and their figures) and the creator studio.
+"""The seller's pages: sign-in, the seller center (overview, live sessions, orders by status
+with their actions, deals with their units, products to add, edit and archive) and the creator
+studio.
 
-Forms post back here with the CSRF token in a hidden field; a refused action shows the seller
-center again with the reason and a 4xx status, having changed nothing. The studio's script
-calls the JSON API with the same cookie and the token in the ``X-CSRF-Token`` header.
+Forms post back here with the CSRF token in a hidden field; a refused form is shown again with
+what was typed, the reason next to the field to blame and a 4xx status, having changed nothing.
+Refunds and cancellations are asked for twice: the row's button opens a confirmation page, and
+only its post (``confirm=yes``) acts. The studio's script calls the JSON API with the same
+cookie and the token in the ``X-CSRF-Token`` header.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import datetime
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, quote
 
@@ -21,18 +25,21 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from catalog import service as catalog
-from catalog.errors import DomainError, Invalid, Unauthorized
-from catalog.models import Seller, Shop
+from catalog.errors import DomainError, Invalid, NotFound, Unauthorized
+from catalog.models import Deal, Seller, Shop, Sku
+from checkout import deals as deal_runs
 from checkout import order_store
-from checkout.orders import OrderStatus, shipment_fields
+from checkout.holds import HoldStore
+from checkout.models import Order
+from checkout.orders import OrderStatus, next_status, shipment_fields
 from live import figures, rules
 from live import service as rooms
 from web.auth import signed_in_seller
 from web.cookies import COOKIE
 from web.http import BadRequest, parse, read_limited, status_of
-from web.schemas import MAX_ID, OrderActionIn, ProductIn, RoomIn, SkuIn
+from web.schemas import MAX_ID, OrderActionIn, ProductIn, ProductPatch, RoomIn, SkuIn, SkuPatch
 from web.services import services
-from web.templating import minor_digits, render
+from web.templating import minor_digits, money, render
 
 Model = TypeVar("Model", bound=BaseModel)
 LOGIN_CSRF_COOKIE = "lc_login_csrf"
@@ -42,7 +49,8 @@ ORDER_TABS: dict[str, tuple[str, ...]] = {
     "unpaid": ("unpaid",),
     "shipped": ("shipped", "delivered"),
     "completed": ("completed",),
-    "cancelled": ("cancelled", "refunded"),
+    "cancelled": ("cancelled",),
+    "refunded": ("refunded",),
     "all": (),
 }
 TAB_LABELS = {
@@ -51,10 +59,25 @@ TAB_LABELS = {
     "shipped": "Shipped",
     "completed": "Completed",
     "cancelled": "Cancelled",
+    "refunded": "Refunded",
     "all": "All",
 }
 FORM_ACTIONS = frozenset({"ship", "cancel", "refund"})
+# Actions that cannot be undone ask first, on a page of their own (no script needed).
+CONFIRMED_ACTIONS = frozenset({"cancel", "refund"})
+PRODUCT_VIEWS = {"on_sale": "On sale", "archived": "Archived"}
 RECENT_ROOMS = 20  # live sessions listed with their figures
+RECENT_DEALS = 50  # deals listed with their units
+CSRF_MESSAGE = "The form's security token did not match; reload the page and try again."
+# What to tell a seller whose field the schema refused, in words about the form, not the schema.
+FIELD_HINTS = {
+    "image_url": "A picture is an http(s) address or a path here, like /static/img/mug.svg.",
+    "currency": "A currency is three capital letters, like USD or JPY.",
+    "stock": "Stock is a whole number from 0 to 1,000,000,000.",
+    "list_price": "A price is above zero and below ten billion.",
+    "title": "Write a title (at most 300 characters; 120 for a live).",
+}
+SCHEMA_TO_FORM = {"image_urls": "image_url"}  # schema field -> the form's input
 
 
 def _secure(request: Request) -> bool:
@@ -81,34 +104,93 @@ async def _form(request: Request) -> dict[str, str]:
     return {name: values[-1] for name, values in fields.items()}
 
 
+@dataclass(frozen=True)
+class Refused:
+    """A refused form, to be shown again: where it was posted, what was typed (so nothing has
+    to be typed twice) and why, by field when one field is to blame."""
+
+    path: str = ""
+    typed: dict[str, str] = field(default_factory=dict)
+    field: str = ""
+    message: str = ""
+
+    @classmethod
+    def of(cls, path: str, form: dict[str, str], err: DomainError) -> Refused:
+        name = _field_of(err)
+        schema_problem = bool(err.details.get("problems"))
+        message = FIELD_HINTS.get(name, err.message) if schema_problem else err.message
+        typed = {k: v for k, v in form.items() if k != "csrf"}
+        return cls(path, typed, name, message)
+
+    def value(self, path: str, name: str, default: Any = "") -> Any:
+        """What the field shows: what was typed into this form, else ``default``."""
+        return self.typed.get(name, "") if path == self.path else default
+
+    def error_for(self, path: str, name: str) -> str:
+        return self.message if path == self.path and name == self.field else ""
+
+    @property
+    def banner(self) -> str:
+        """The reason, when no one field is to blame (it is shown at the top of the page)."""
+        return "" if self.field else self.message
+
+
+def _field_of(err: DomainError) -> str:
+    named = err.details.get("field")
+    if isinstance(named, str):
+        return named
+    problems = err.details.get("problems") or [{}]
+    schema_field = str(problems[0].get("field", "")).split(".")[0]
+    return SCHEMA_TO_FORM.get(schema_field, schema_field)
+
+
 FormAction = Callable[[Request, Seller, dict[str, str]], Awaitable[Response]]
+Refusal = Callable[[Request, Seller, dict[str, str], DomainError], Awaitable[Response]]
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-def form_action(action: FormAction) -> Callable[[Request], Awaitable[Response]]:
+def form_action(refused: Refusal | None = None) -> Callable[[FormAction], Endpoint]:
     """A seller-center form post: signed in (else to the sign-in page), its CSRF field checked,
-    and a refusal shown as the seller center with the reason, having changed nothing."""
+    and a refusal shown by ``refused`` (the seller center by default) with what was typed,
+    having changed nothing."""
 
-    async def endpoint(request: Request) -> Response:
-        try:
-            me = await signed_in_seller(request, check_csrf=False)
-        except Unauthorized:
-            return RedirectResponse("/seller/login", status_code=303)
-        form = await _form(request)
-        tab = form.get("tab", "to_ship")
-        cookies = services(request).seller_sessions
-        if not cookies.csrf_ok(request.cookies.get(COOKIE, ""), form.get("csrf", "")):
-            error = "The form's security token did not match; reload the page and try again."
-            return await _center(request, me, tab=tab, error=error, status=403)
-        try:
-            return await action(request, me, form)
-        except DomainError as err:
-            return await _center(request, me, tab=tab, error=err.message, status=status_of(err))
+    def wrap(action: FormAction) -> Endpoint:
+        async def endpoint(request: Request) -> Response:
+            try:
+                me = await signed_in_seller(request, check_csrf=False)
+            except Unauthorized:
+                return RedirectResponse("/seller/login", status_code=303)
+            form = await _form(request)
+            show = refused or _refused_on_center
+            cookies = services(request).seller_sessions
+            if not cookies.csrf_ok(request.cookies.get(COOKIE, ""), form.get("csrf", "")):
+                forged = BadRequest(CSRF_MESSAGE, code="csrf_failed", status=403)
+                return await show(request, me, form, forged)
+            try:
+                return await action(request, me, form)
+            except DomainError as err:
+                return await show(request, me, form, err)
 
-    return endpoint
+        return endpoint
+
+    return wrap
+
+
+async def _refused_on_center(
+    request: Request, me: Seller, form: dict[str, str], err: DomainError
+) -> Response:
+    refused = Refused.of(request.url.path, form, err)
+    return await _center(
+        request, me, tab=form.get("tab", ""), refused=refused, status=status_of(err)
+    )
 
 
 def _to_login(request: Request) -> Response:
     return RedirectResponse(f"/seller/login?next={quote(request.url.path)}", status_code=303)
+
+
+def _not_found(request: Request) -> Response:
+    return render(request, "not_found.html", {}, status=404)
 
 
 # --- sign-in ------------------------------------------------------------------------------
@@ -170,7 +252,7 @@ async def login(request: Request) -> Response:
     return response
 
 
-@form_action
+@form_action()
 async def logout(request: Request, me: Seller, form: dict[str, str]) -> Response:
     response = RedirectResponse("/seller/login", status_code=303)
     response.delete_cookie(COOKIE)
@@ -189,15 +271,22 @@ async def seller_center(request: Request) -> Response:
 
 
 async def _center(
-    request: Request, me: Seller, *, tab: str = "", error: str = "", status: int = 200
+    request: Request,
+    me: Seller,
+    *,
+    tab: str = "",
+    refused: Refused | None = None,
+    status: int = 200,
 ) -> Response:
     svc = services(request)
     tab = tab or request.query_params.get("tab", "to_ship")
     tab = tab if tab in ORDER_TABS else "to_ship"
+    view = request.query_params.get("products", "on_sale")
+    view = view if view in PRODUCT_VIEWS else "on_sale"
     async with svc.db.session() as session:
         shops = list(await catalog.shops_of(session, me))
         shop_ids = [s.id for s in shops if s.id is not None]
-        products = await _products(session, shop_ids)
+        every_product = await _products(session, shop_ids, archived=None)
         counts = await order_store.count_by_status(session, shop_ids)
         orders = await order_store.orders_of_shops_in(session, shop_ids, ORDER_TABS[tab])
         lines = await order_store.item_lines(session, [o.sku_id for o in orders])
@@ -207,15 +296,24 @@ async def _center(
             (row, await figures.room_figures(session, svc.rooms, svc.holds, row))
             for row in room_rows
         ]
+        deal_rows = await _deals(session, svc.holds, shop_ids)
+    on_sale = [p for p in every_product if not p["archived"]]
+    products = [p for p in every_product if p["archived"] == (view == "archived")]
+    refused = refused or Refused()
     context = {
         "seller": me,
         "shops": shops,
         "products": products,
+        "product_view": view,
+        "product_views": [
+            (name, label, sum(p["archived"] == (name == "archived") for p in every_product))
+            for name, label in PRODUCT_VIEWS.items()
+        ],
         "overview": {
             "to_ship": sum(counts.get(s, 0) for s in ORDER_TABS["to_ship"]),
             "refunded": counts.get("refunded", 0),
             "out_of_stock": [
-                (p["title"], sku) for p in products for sku in p["skus"] if sku["free"] <= 0
+                (p["title"], sku) for p in on_sale for sku in p["skus"] if sku["free"] <= 0
             ],
             "today_orders": today[0],
             "today_sales": today[1],
@@ -224,9 +322,11 @@ async def _center(
         "tabs": [(name, TAB_LABELS[name], _tab_count(counts, name)) for name in ORDER_TABS],
         "orders": [(o, lines.get(o.sku_id)) for o in orders],
         "sessions": sessions,
-        "currency": _main_currency(products),
+        "deals": deal_rows,
+        "currency": _main_currency(every_product),
         "csrf": svc.seller_sessions.csrf_token(request.cookies.get(COOKIE, "")),
-        "error": error,
+        "refused": refused,
+        "error": refused.banner,
     }
     return render(request, "seller.html", context, status=status)
 
@@ -245,22 +345,65 @@ def _midnight_utc_ms() -> int:
     return int(today.timestamp() * 1000)
 
 
-async def _products(session: AsyncSession, shop_ids: Sequence[int]) -> list[dict[str, Any]]:
-    """The shops' products as cards, each SKU with its stock and what deals may still take."""
+def _when(ms: int) -> str:
+    """An instant as the seller center shows it: minutes, in UTC (as "today's sales" is)."""
+    moment = datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC)
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+async def _products(
+    session: AsyncSession, shop_ids: Sequence[int], *, archived: bool | None = False
+) -> list[dict[str, Any]]:
+    """The shops' products as cards, each SKU with its stock and what deals may still take
+    (only those on sale unless ``archived`` says otherwise, as ``catalog.list_products``)."""
     found: list[dict[str, Any]] = []
     for shop_id in shop_ids:
-        for product in await catalog.list_products(session, shop_id):
+        for product in await catalog.list_products(session, shop_id, archived=archived):
             skus = await catalog.skus_of(session, product.id or 0)
             card = {**rooms.card_of(product, skus), "shop_id": shop_id}
+            card["archived"] = product.archived
             for shown, sku in zip(card["skus"], skus, strict=True):
                 shown.update(stock=sku.stock, free=sku.stock - sku.allocated)
             found.append(card)
     return found
 
 
-@form_action
+async def _deals(
+    session: AsyncSession, holds: HoldStore, shop_ids: Sequence[int]
+) -> list[dict[str, Any]]:
+    """The shops' newest deals with their units: the live counts from Redis (as GET /api/deals
+    reads them) for deals that were started, none for those that were not."""
+    rows = []
+    for deal, sku, product in await catalog.deals_of_shops(session, shop_ids, RECENT_DEALS):
+        state = await holds.snapshot(deal.id) if deal.id and deal.status != "scheduled" else None
+        rows.append(
+            {
+                "deal": deal,
+                "title": product.title,
+                "variant": sku.variant,
+                "phase": state.phase if state else _phase_without_state(deal),
+                "units": {"sold": state.sold, "held": state.held, "available": state.available}
+                if state
+                else None,
+                "starts": _when(deal.starts_ms),
+                "ends": _when(deal.ends_ms),
+                "stoppable": deal.status == "live" and not (state and state.stopped),
+            }
+        )
+    return rows
+
+
+def _phase_without_state(deal: Deal) -> str:
+    return "upcoming" if deal.status == "scheduled" else "ended"
+
+
+# --- orders -------------------------------------------------------------------------------
+
+
+@form_action()
 async def order_action(request: Request, me: Seller, form: dict[str, str]) -> Response:
-    """Ship (with carrier and tracking number), cancel or refund one order, from its row."""
+    """Ship (with carrier and tracking number), cancel or refund one order, from its row;
+    cancel and refund only from their confirmation page (``confirm=yes``)."""
     action: str = request.path_params["action"]
     if action not in FORM_ACTIONS:
         raise Invalid("Ship, cancel or refund.", code="unknown_action")
@@ -268,11 +411,17 @@ async def order_action(request: Request, me: Seller, form: dict[str, str]) -> Re
         OrderActionIn,
         {"carrier": form.get("carrier", ""), "tracking_number": form.get("tracking_number", "")},
     )
+    tab = form.get("tab", "to_ship")
+    tab = tab if tab in ORDER_TABS else "to_ship"
     async with services(request).db.session() as session:
         shop_ids = [s.id for s in await catalog.shops_of(session, me) if s.id is not None]
         order = await order_store.order_for_shops(
             session, request.path_params["order_id"], shop_ids
         )
+        if action in CONFIRMED_ACTIONS and form.get("confirm") != "yes":
+            next_status(OrderStatus(order.status), action)  # a move it cannot make: say so
+            note = f"Nothing was done yet: confirm to {action} the order."
+            return await _confirmation(request, session, me, order, action, tab, note)
         actor = f"seller:{me.id}"
         if action == "ship":
             shipment_fields(OrderStatus.SHIPPED, tracking.carrier, tracking.tracking_number)
@@ -289,12 +438,93 @@ async def order_action(request: Request, me: Seller, form: dict[str, str]) -> Re
             )
         else:
             await order_store.transition(session, order, action, actor)
-    tab = form.get("tab", "to_ship")
-    tab = tab if tab in ORDER_TABS else "to_ship"
     return RedirectResponse(f"/seller?tab={tab}#orders", status_code=303)
 
 
-@form_action
+async def confirm_page(request: Request) -> Response:
+    """ "Refund $X to the buyer?": the page a Refund (or Cancel) button opens."""
+    try:
+        me = await signed_in_seller(request)
+    except Unauthorized:
+        return _to_login(request)
+    action: str = request.path_params["action"]
+    tab = request.query_params.get("tab", "to_ship")
+    tab = tab if tab in ORDER_TABS else "to_ship"
+    if action not in CONFIRMED_ACTIONS:
+        return _not_found(request)
+    async with services(request).db.session() as session:
+        shop_ids = [s.id for s in await catalog.shops_of(session, me) if s.id is not None]
+        try:
+            order = await order_store.order_for_shops(
+                session, request.path_params["order_id"], shop_ids
+            )
+            next_status(OrderStatus(order.status), action)
+        except NotFound:
+            return _not_found(request)
+        except DomainError as err:  # refunded already, say: the center says why
+            refused = Refused(message=err.message)
+            return await _center(request, me, tab=tab, refused=refused, status=status_of(err))
+        return await _confirmation(request, session, me, order, action, tab)
+
+
+async def _confirmation(
+    request: Request,
+    session: AsyncSession,
+    me: Seller,
+    order: Order,
+    action: str,
+    tab: str,
+    note: str = "",
+) -> Response:
+    line = (await order_store.item_lines(session, [order.sku_id])).get(order.sku_id)
+    amount = money(order.total, order.currency)
+    question = (
+        f"Refund {amount} to the buyer?"
+        if action == "refund"
+        else f"Cancel this order and give the buyer back {amount}?"
+    )
+    context = {
+        "seller": me,
+        "order": order,
+        "line": line,
+        "action": action,
+        "verb": action.capitalize(),
+        "question": question,
+        "buyer": _buyer_of(order),
+        "tab": tab,
+        "note": note,
+        "csrf": services(request).seller_sessions.csrf_token(request.cookies.get(COOKIE, "")),
+    }
+    return render(request, "seller_confirm.html", context, status=400 if note else 200)
+
+
+def _buyer_of(order: Order) -> str:
+    if order.shipping:
+        ship = order.shipping
+        return f"{ship.get('name', '')}, {ship.get('city', '')} {ship.get('country', '')}".strip()
+    return f"guest {order.buyer_id[:12]}"
+
+
+# --- deals --------------------------------------------------------------------------------
+
+
+@form_action()
+async def stop_deal(request: Request, me: Seller, form: dict[str, str]) -> Response:
+    """Stop a live deal early: through its room when it has one (the viewers are told)."""
+    svc = services(request)
+    async with svc.db.session() as session:
+        deal = await catalog.owned_deal(session, me, request.path_params["deal_id"])
+        if deal.room_id is not None and await svc.rooms.read(deal.room_id) is not None:
+            await rooms.stop_deal(session, svc.rooms, svc.holds, deal.room_id, deal.id or 0)
+        else:
+            await deal_runs.stop(session, svc.holds, deal)
+    return RedirectResponse("/seller#deals", status_code=303)
+
+
+# --- products -----------------------------------------------------------------------------
+
+
+@form_action()
 async def create_product(request: Request, me: Seller, form: dict[str, str]) -> Response:
     """A product with one SKU, from the seller center's form."""
     shop_id = _whole(form, "shop_id")
@@ -322,7 +552,92 @@ async def create_product(request: Request, me: Seller, form: dict[str, str]) -> 
     return RedirectResponse("/seller#products", status_code=303)
 
 
-@form_action
+async def product_page(request: Request) -> Response:
+    """One product to edit: title, description, category, and each SKU's price and stock."""
+    try:
+        me = await signed_in_seller(request)
+    except Unauthorized:
+        return _to_login(request)
+    return await _product_page(request, me)
+
+
+async def _product_page(
+    request: Request, me: Seller, *, refused: Refused | None = None, status: int = 200
+) -> Response:
+    async with services(request).db.session() as session:
+        try:
+            product = await catalog.owned_product(session, me, request.path_params["product_id"])
+        except NotFound:
+            return _not_found(request)
+        skus = await catalog.skus_of(session, product.id or 0)
+        shop = await session.get(Shop, product.shop_id)
+    context = {
+        "seller": me,
+        "product": product,
+        "shop": shop,
+        "skus": [(sku, _major(sku.list_price, sku.currency)) for sku in skus],
+        "csrf": services(request).seller_sessions.csrf_token(request.cookies.get(COOKIE, "")),
+        "refused": refused or Refused(),
+        "error": (refused or Refused()).banner,
+        "saved": refused is None and request.query_params.get("saved") == "1",
+    }
+    return render(request, "seller_product.html", context, status=status)
+
+
+async def _refused_on_product_page(
+    request: Request, me: Seller, form: dict[str, str], err: DomainError
+) -> Response:
+    refused = Refused.of(request.url.path, form, err)
+    return await _product_page(request, me, refused=refused, status=status_of(err))
+
+
+@form_action(_refused_on_product_page)
+async def edit_product(request: Request, me: Seller, form: dict[str, str]) -> Response:
+    """Save the product page: every field is checked before anything is written, and the
+    product and its SKUs change together or not at all."""
+    product_id: int = request.path_params["product_id"]
+    async with services(request).db.session() as session:
+        await catalog.owned_product(session, me, product_id)
+        skus = await catalog.skus_of(session, product_id)
+        fields = _model(
+            ProductPatch,
+            {name: form.get(name, "") for name in ("title", "description", "category")},
+        ).model_dump(exclude_unset=True)
+        changes = {sku.id or 0: _sku_changes(form, sku) for sku in skus}
+        await catalog.edit_product(session, me, product_id, fields, changes)
+    return RedirectResponse(f"/seller/products/{product_id}?saved=1", status_code=303)
+
+
+def _sku_changes(form: dict[str, str], sku: Sku) -> dict[str, Any]:
+    """A SKU's price and stock as typed. The stock only when the seller changed it: units
+    the order pipeline took while the page was open are not put back by saving a title."""
+    price_name, stock_name = f"list_price-{sku.id}", f"stock-{sku.id}"
+    typed = {"list_price": _money(form, price_name, sku.currency)}
+    if form.get(stock_name, "").strip() != form.get(f"shown-{stock_name}", "").strip():
+        typed["stock"] = _whole(form, stock_name, "Stock")
+    try:
+        return _model(SkuPatch, typed).model_dump(exclude_unset=True)
+    except Invalid as err:
+        name = _field_of(err)
+        hint = FIELD_HINTS.get(name, err.message)
+        raise Invalid(hint, code=err.code, field=f"{name}-{sku.id}") from None
+
+
+@form_action()
+async def archive_product(request: Request, me: Seller, form: dict[str, str]) -> Response:
+    async with services(request).db.session() as session:
+        await catalog.archive_product(session, me, request.path_params["product_id"])
+    return RedirectResponse("/seller?products=archived#products", status_code=303)
+
+
+@form_action()
+async def unarchive_product(request: Request, me: Seller, form: dict[str, str]) -> Response:
+    async with services(request).db.session() as session:
+        await catalog.unarchive_product(session, me, request.path_params["product_id"])
+    return RedirectResponse("/seller#products", status_code=303)
+
+
+@form_action()
 async def create_room(request: Request, me: Seller, form: dict[str, str]) -> Response:
     """A room with every product of the shop in its bag, opened straight in the studio."""
     svc = services(request)
@@ -334,10 +649,11 @@ async def create_room(request: Request, me: Seller, form: dict[str, str]) -> Res
     return RedirectResponse(f"/studio/{room['id']}", status_code=303)
 
 
-def _whole(form: dict[str, str], name: str) -> int:
+def _whole(form: dict[str, str], name: str, label: str = "") -> int:
     raw = form.get(name, "").strip()
     if not raw.isascii() or not raw.isdigit() or len(raw) > 10 or int(raw) > MAX_ID:
-        raise Invalid(f"{name.replace('_', ' ')} must be a whole number.", code="invalid_request")
+        label = label or name.replace("_", " ").capitalize()
+        raise Invalid(f"{label} must be a whole number.", code="invalid_request", field=name)
     return int(raw)
 
 
@@ -351,9 +667,15 @@ def _money(form: dict[str, str], name: str, currency: str) -> int:
         or (fraction.isascii() and fraction.isdigit() and 0 < len(fraction) <= digits)
     ):
         example = "1000" if digits == 0 else "49 or 49.90"
-        raise Invalid(f"Prices are written like {example}.", code="invalid_price")
+        raise Invalid(f"Prices are written like {example}.", code="invalid_price", field=name)
     scale: int = 10**digits
     return int(whole) * scale + int(fraction.ljust(digits, "0") or "0")
+
+
+def _major(amount: int, currency: str) -> str:
+    """Minor units as the price field shows them, the way ``_money`` reads them back."""
+    digits = minor_digits(currency)
+    return f"{amount // 10**digits}.{amount % 10**digits:0{digits}d}" if digits else str(amount)
 
 
 def _model(model: type[Model], data: dict[str, Any]) -> Model:

@@ -44,6 +44,17 @@ def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in (env.get(name) or "").split(",") if item.strip())
 
 
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of ``choices`` (the first is the default), case-insensitive."""
+    raw = (env.get(name) or choices[0]).strip().lower()
+    if raw not in choices:
+        raise SystemExit(f"{name} must be one of {', '.join(choices)}, not {raw!r}")
+    return raw
+
+
+LOG_FORMATS = ("text", "json")
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path(".livecart")
@@ -77,6 +88,11 @@ class Settings:
     ws_max_buffer: int = 1 << 20
     # Events kept per room for resuming viewers (approximately: Redis trims whole nodes).
     room_log_maxlen: int = 2000
+    # A room with no video and no creator connected for this long is ended (0: never).
+    room_unhosted_end_s: int = 600
+    # Rooms this process hosts itself, so they never count as abandoned while it runs: the
+    # demo's room. Not read from the environment.
+    hosted_room_ids: tuple[int, ...] = ()
     # Live video (WHIP/WHEP): viewers per node, and how long a stage waits for its creator.
     video_max_viewers: int = 500
     video_bitrate: int = 800_000
@@ -95,6 +111,11 @@ class Settings:
     webrtc_addresses: tuple[str, ...] = ()
     # Fault injection for the crash tests: the worker sleeps after commit and before XACK.
     fault_stall_before_ack_s: float = 0.0
+    # One line per request on the livecart.access logger (the X-Request-ID header and the
+    # request id in error bodies stay either way).
+    access_log: bool = True
+    # "text" (one readable line per record) or "json" (one JSON object per line), on stderr.
+    log_format: str = "text"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -127,6 +148,7 @@ class Settings:
             ws_hello_timeout_s=_float(env, "LIVECART_WS_HELLO_TIMEOUT_S", 10.0),
             ws_max_buffer=_int(env, "LIVECART_WS_MAX_BUFFER", 1 << 20),
             room_log_maxlen=_int(env, "LIVECART_ROOM_LOG_MAXLEN", 2000),
+            room_unhosted_end_s=_int(env, "LIVECART_ROOM_UNHOSTED_END_S", 600),
             video_max_viewers=_int(env, "LIVECART_VIDEO_MAX_VIEWERS", 500),
             video_bitrate=_int(env, "LIVECART_VIDEO_BITRATE", 800_000),
             video_keyframe_interval_s=_float(env, "LIVECART_VIDEO_KEYFRAME_INTERVAL_S", 4.0),
@@ -139,6 +161,8 @@ class Settings:
             turn_credential=env.get("LIVECART_TURN_CREDENTIAL") or None,
             webrtc_addresses=_list(env, "LIVECART_WEBRTC_ADDRESSES"),
             fault_stall_before_ack_s=float(env.get("LIVECART_FAULT_STALL_BEFORE_ACK_S") or 0),
+            access_log=_bool(env, "LIVECART_ACCESS_LOG", True),
+            log_format=_choice(env, "LIVECART_LOG_FORMAT", LOG_FORMATS),
         )
 
     def with_defaults(self) -> Settings:

@@ -1,5 +1,6 @@
 """Server-rendered pages: one Jinja2 environment over ``web/templates``, security headers on
-every page, and the language a viewer-facing page is shown in (web/i18n.py)."""
+every page, the language a viewer-facing page is shown in (web/i18n.py), and its prices
+(web/l10n.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from web import i18n
+from web import i18n, l10n
 
 # No inline script or style anywhere: page data travels in <script type="application/json">.
 CSP = (
@@ -33,24 +34,23 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["money"] = money
+    env.filters["money"] = money_filter
     return env
 
 
-# Currencies whose minor unit is the unit itself (ISO 4217 exponent 0); the rest have cents.
-ZERO_DECIMAL = frozenset({"JPY", "KRW", "VND", "CLP", "ISK", "UGX", "XAF", "XOF", "PYG"})
+# The seller pages parse prices with the same digits the formatter shows.
+minor_digits = l10n.minor_digits
 
 
-def minor_digits(currency: str) -> int:
-    return 0 if currency in ZERO_DECIMAL else 2
+def money(amount: int, currency: str, lang: str = i18n.DEFAULT) -> str:
+    """Minor units as a price in the language (web/l10n.py: the one formatter)."""
+    return l10n.format_money(amount, currency, lang)
 
 
-def money(amount: int, currency: str) -> str:
-    """Minor units as a plain amount with its code (the pages' scripts format by locale)."""
-    symbol = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "CNY": "¥"}.get(currency)
-    digits = minor_digits(currency)
-    number = f"{amount / 10**digits:,.{digits}f}"
-    return f"{symbol}{number}" if symbol else f"{number} {currency}"
+@jinja2.pass_context
+def money_filter(context: jinja2.runtime.Context, amount: int, currency: str) -> str:
+    """``{{ amount|money(currency) }}``: a price in the page's language."""
+    return money(amount, currency, context.get("lang", i18n.DEFAULT))
 
 
 def page_language(request: Request) -> str:
@@ -74,7 +74,9 @@ def render(
                 "dir": i18n.direction(lang),
                 "t": functools.partial(i18n.translate, lang),
                 "languages": [(code, i18n.catalog(code)["lang_name"]) for code in i18n.LANGUAGES],
-                "request_path": request.url.path,
+                # One leading slash: "//host/x" (a 404 page's own path) is another site's address.
+                "request_path": "/" + request.url.path.lstrip("/"),
+                "money_format": l10n.money_format(lang),
                 **context,
             }
         )

@@ -4,11 +4,14 @@ room with a moving test pattern and a tone, for demos, tests and load tests."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
@@ -60,10 +63,42 @@ class ToneMicrophone(PacedTrack):
 
 
 class WhipError(Exception):
+    """The WHIP or WHEP endpoint said no: its ``status`` and raw ``body``, and livecart's error
+    ``code`` and ``message`` read from that body; ``str()`` is one sentence for a person."""
+
     def __init__(self, status: int, body: str) -> None:
-        super().__init__(f"{status}: {body}")
         self.status = status
         self.body = body
+        self.code, self.message = _error_of(body)
+        detail = f"{self.code}, HTTP {status}" if self.code else f"HTTP {status}"
+        super().__init__(f"{self.message or _phrase(status)} ({detail})")
+
+
+class Unreachable(Exception):
+    """No HTTP answer at all: nothing listens there, the name does not resolve, or it timed out."""
+
+    def __init__(self, url: str, reason: object) -> None:
+        # An OSError's strerror ("Connection refused") reads better than its "[Errno 111] ...".
+        self.reason = getattr(reason, "strerror", None) or str(reason)
+        self.url = url
+        super().__init__(f"no answer from {url} ({self.reason})")
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "The server refused without saying why."
+
+
+def _error_of(body: str) -> tuple[str, str]:
+    """livecart's ``{"error": {"code", "message"}}``; a proxy's page is cut to its first line."""
+    try:
+        error = json.loads(body)["error"]
+        return str(error["code"]), " ".join(str(error["message"]).split())
+    except (ValueError, TypeError, KeyError):
+        first_line = body.strip().split("\n", 1)[0]
+        return "", " ".join(first_line.split())[:200]
 
 
 def _request(method: str, url: str, token: str, body: bytes | None = None) -> tuple[str, str]:
@@ -76,6 +111,10 @@ def _request(method: str, url: str, token: str, body: bytes | None = None) -> tu
             return response.read().decode(), response.headers.get("Location", "")
     except urllib.error.HTTPError as err:
         raise WhipError(err.code, err.read().decode(errors="replace")) from None
+    except urllib.error.URLError as err:
+        raise Unreachable(url, err.reason) from None
+    except OSError as err:  # a timeout or reset after connecting is not wrapped in URLError
+        raise Unreachable(url, err) from None
 
 
 async def offer_answer(endpoint: str, token: str, pc: RTCPeerConnection) -> str:
@@ -127,9 +166,14 @@ class Publisher:
             await self.pc.close()
 
 
-async def publish_for(publisher: Publisher, seconds: float | None) -> None:
-    """Go live, stay until ``seconds`` pass (or forever, or the server hangs up), then hang up."""
+async def publish_for(
+    publisher: Publisher, seconds: float | None, on_live: Callable[[], None] | None = None
+) -> None:
+    """Go live, call ``on_live`` once the server has taken the offer, stay until ``seconds``
+    pass (or forever, or the server hangs up), then hang up."""
     await publisher.start()
+    if on_live is not None:
+        on_live()
     gone = asyncio.Event()
 
     @publisher.pc.on("connectionstatechange")

@@ -10,21 +10,54 @@ export function t(key, values = {}) {
   return text.replace(/\{(\w+)\}/g, (whole, name) => (name in values ? String(values[name]) : whole));
 }
 
+// Babel's currency rules for the page's language, from the server (web/l10n.py money_format):
+// money() applies them the way Babel's format_currency does, so a price drawn here reads
+// exactly like the same price drawn by a template.
+const moneyFormat = (() => {
+  const node = document.getElementById("money-format");
+  return node ? JSON.parse(node.textContent) : null;
+})();
+
+// Minor units (an integer, decision 0004) as a price: money(1990, "USD") is "$19.90" in
+// English, "19,90 $US" in French.
 export function money(amount, currency) {
   const digits = minorDigits(currency);
-  try {
-    return new Intl.NumberFormat(config.lang || "en", { style: "currency", currency })
-      .format(amount / 10 ** digits);
-  } catch {
-    return `${(amount / 10 ** digits).toFixed(digits)} ${currency}`;
-  }
+  if (!moneyFormat) return `${(amount / 10 ** digits).toFixed(digits)} ${currency}`;
+  const f = moneyFormat;
+  const units = String(Math.abs(Math.round(amount))).padStart(digits + 1, "0");
+  const whole = units.slice(0, units.length - digits).padStart(f.min_int, "0");
+  const fraction = digits ? f.decimal + units.slice(units.length - digits) : "";
+  const [prefix, suffix] = amount < 0 ? f.negative : f.positive;
+  const symbol = isolated(f.symbols[currency] ?? currency, f.isolate);
+  const affix = (text) => text.replaceAll("¤¤", currency).replaceAll("¤", symbol);
+  return affix(prefix) + groupDigits(whole, f.grouping, f.group) + fraction + affix(suffix);
 }
 
-// Minor units per unit: 1 for yen and the other zero-decimal currencies, else 100.
-const ZERO_DECIMAL = new Set(["JPY", "KRW", "VND", "CLP", "ISK", "UGX", "XAF", "XOF", "PYG"]);
-export function minorDigits(currency) {
-  return ZERO_DECIMAL.has(currency) ? 0 : 2;
+// On a right-to-left page a symbol with Latin letters is kept left to right ("US$", not "$US"),
+// as web/l10n.py isolated() does.
+function isolated(symbol, isolate) {
+  return isolate && /[A-Za-z]/.test(symbol) ? isolate[0] + symbol + isolate[1] : symbol;
 }
+
+// Babel's grouping: the primary size from the right, then the secondary size for the rest.
+function groupDigits(digits, [primary, secondary], separator) {
+  let rest = digits;
+  let grouped = "";
+  let size = primary;
+  while (rest.length > size) {
+    grouped = separator + rest.slice(-size) + grouped;
+    rest = rest.slice(0, -size);
+    size = secondary;
+  }
+  return rest + grouped;
+}
+
+// How many of an amount's last digits are the fraction: CLDR's, as the server's (0 for yen).
+export function minorDigits(currency) {
+  return moneyFormat?.digits[currency] ?? (ZERO_DECIMAL.has(currency) ? 0 : 2);
+}
+// Only for a page without the server's rules (none has them missing today).
+const ZERO_DECIMAL = new Set(["JPY", "KRW", "VND", "CLP", "ISK", "UGX", "XAF", "XOF", "PYG"]);
 
 // A random id (crypto.randomUUID exists only on HTTPS and localhost; a phone on the LAN
 // reaches a demo over plain http).
@@ -106,4 +139,14 @@ for (const form of document.querySelectorAll("form[method=post]")) {
 // The language switcher changes page as soon as a language is picked.
 for (const select of document.querySelectorAll("select[data-autosubmit]")) {
   select.addEventListener("change", () => select.form.submit());
+}
+
+// Country lists come sorted accent-blind from the server (Python has no CLDR collation);
+// the browser's collator knows each language's order (pinyin in Chinese, gojūon in Japanese).
+for (const select of document.querySelectorAll("select[data-collate]")) {
+  const collator = new Intl.Collator(document.documentElement.lang);
+  const options = [...select.options].sort((a, b) => collator.compare(a.text, b.text));
+  const chosen = select.value;
+  select.replaceChildren(...options);
+  select.value = chosen;
 }

@@ -3,6 +3,7 @@
 import { api, el, guestToken, money, t } from "./common.js";
 
 const list = document.getElementById("orders");
+const PLACEHOLDER_IMAGE = "/static/img/placeholder.svg";
 
 function statusText(status) {
   return t(`status_${status}`);
@@ -14,7 +15,7 @@ function orderItem(order) {
   return el(
     "li",
     { class: "order", id: `order-${order.id}`, dataset: { status: order.status } },
-    item.image ? el("img", { class: "thumb", src: item.image, alt: "" }) : null,
+    el("img", { class: "thumb", src: item.image || PLACEHOLDER_IMAGE, alt: "" }),
     el(
       "div",
       { class: "order-body" },

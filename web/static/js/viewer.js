@@ -8,8 +8,10 @@ import { watch } from "./webrtc.js";
 
 const $ = (id) => document.getElementById(id);
 const roomId = config.room_id;
-const state = { room: null, stock: {}, viewers: 0, holds: {}, activeHold: null };
+// taken: per deal, the units this viewer holds or bought (what its per-buyer limit counts).
+const state = { room: null, stock: {}, viewers: 0, holds: {}, taken: {}, activeHold: null };
 const NAME_KEY = "livecart.name";
+const PLACEHOLDER = "/static/img/placeholder.svg"; // a product without a picture
 const ADDRESS_KEY = "livecart.address";
 
 function chatName() {
@@ -55,6 +57,7 @@ const handlers = {
     renderAll();
   },
   holds(m) {
+    state.taken = Object.fromEntries(Object.entries(m.taken || {}).map(([id, n]) => [Number(id), n]));
     for (const hold of m.holds) rememberHold(hold);
     const open = m.holds.find((h) => h.state === "held" || h.state === "paying");
     if (open && !state.activeHold) openCheckout(open);
@@ -129,6 +132,8 @@ const handlers = {
   },
   "hold.granted"(m) {
     buyDone();
+    // A retried tap is answered with the same hold: count each hold once.
+    if (!state.holds[m.hold.id]) state.taken[m.deal_id] = (state.taken[m.deal_id] || 0) + m.hold.qty;
     rememberHold(m.hold);
     openCheckout({ ...m.hold, deal_id: m.deal_id });
   },
@@ -145,8 +150,11 @@ const handlers = {
     if (m.ref === "chat") {
       showChatError(m.code);
     } else if (m.ref && m.ref.startsWith("tap-")) {
+      const deal = currentDeal();
+      if (m.code === "limit_exceeded" && deal) state.taken[deal.deal_id] = deal.per_buyer_limit;
       buyDone();
-      $("buy-error").textContent = errorText(m.code);
+      // At the limit the button itself says why; other refusals are told below it.
+      $("buy-error").textContent = m.code === "limit_exceeded" ? "" : errorText(m.code);
     } else if (m.code === "invalid_token" || m.code === "session_expired") {
       guestToken({ renew: true }).then(() => socket.ws.close(), () => {});
     }
@@ -171,10 +179,21 @@ function renderAll() {
   renderViewers();
   renderStage();
   renderCard();
+  renderChatForm();
 }
 
+// Nobody is watching an ended live: the count goes with it.
 function renderViewers() {
+  $("viewers").hidden = state.room?.status === "ended";
   $("viewers").textContent = t("viewers", { count: state.viewers });
+}
+
+function renderChatForm() {
+  const ended = state.room.status === "ended";
+  $("chat-input").disabled = ended;
+  $("chat-form").querySelector("button").disabled = ended;
+  $("chat-input").placeholder = ended ? t("chat_closed") : t("chat_placeholder");
+  if (ended) $("chat-error").textContent = "";
 }
 
 function pinnedProduct() {
@@ -194,9 +213,9 @@ function renderCard() {
   const card = $("product-card");
   card.hidden = !deal && !pinned;
   if (card.hidden) return;
-  const image = deal ? deal.image : pinned.image;
-  $("card-image").hidden = !image;
-  if (image && $("card-image").getAttribute("src") !== image) $("card-image").src = image;
+  const image = (deal ? deal.image : pinned.image) || PLACEHOLDER;
+  if ($("card-image").getAttribute("src") !== image) $("card-image").src = image;
+  $("card-image").hidden = false;
   $("deal-badge").hidden = !deal;
   $("deal-box").hidden = !deal;
   $("buy").hidden = !deal;
@@ -251,8 +270,13 @@ function tick() {
     buy.textContent = t("checkout_title");
     return;
   }
-  buy.disabled = phase !== "open";
-  buy.textContent = phase === "sold_out" ? t("sold_out") : t("buy");
+  const atLimit = phase === "open" && (state.taken[deal.deal_id] || 0) >= deal.per_buyer_limit;
+  buy.disabled = phase !== "open" || atLimit;
+  buy.dataset.limitReached = atLimit ? "1" : "";
+  buy.textContent = atLimit ? t("limit_reached") : phase === "sold_out" ? t("sold_out") : t("buy");
+  $("limit-text").textContent = atLimit
+    ? t("limit_reached_reason", { limit: deal.per_buyer_limit })
+    : t("per_buyer_limit", { limit: deal.per_buyer_limit });
 }
 setInterval(tick, 250);
 
@@ -262,7 +286,7 @@ function chatLine(m) {
     { class: `chat-line role-${m.role}`, dataset: { seq: m.seq } },
     el("span", { class: "chat-name" }, m.name || m.user.slice(0, 6)),
     " ",
-    el("span", { class: "chat-text" }, m.text),
+    el("span", { class: "chat-text", dir: "auto" }, m.text), // Arabic and English lines mix
   );
 }
 
@@ -282,6 +306,7 @@ let mediaStarting = false;
 async function renderStage() {
   const room = state.room;
   const wanted = room.status !== "ended" && Boolean(room.stream);
+  if (room.status === "ended") endVideo();
   const status = $("stage-status");
   if (room.status === "ended") status.textContent = t("room_ended");
   else if (!room.stream) status.textContent = media ? t("stream_ended") : t("waiting_for_video");
@@ -298,13 +323,25 @@ async function startVideo() {
     session.pc.addEventListener("connectionstatechange", () => {
       if (["failed", "closed"].includes(session.pc.connectionState) && media === session) videoGone();
     });
-    $("unmute").hidden = !$("video").muted;
+    $("unmute").hidden = !$("video").muted || state.room?.status === "ended";
   } catch {
     setTimeout(() => state.room?.stream && renderStage(), 3000);
   } finally {
     mediaStarting = false;
   }
   renderStage();
+}
+
+// The live is over: drop the last frame rather than freeze on it. The server ends every
+// viewer's session with the room, so there is nothing to DELETE.
+function endVideo() {
+  if (media) {
+    media.pc.close();
+    media = null;
+  }
+  $("video").srcObject = null;
+  $("video").hidden = true;
+  $("unmute").hidden = true;
 }
 
 function videoGone() {
@@ -388,7 +425,12 @@ function holdTick() {
 }
 
 function holdClosed(holdId, message) {
-  if (state.holds[holdId]) state.holds[holdId].state = "closed";
+  const hold = state.holds[holdId];
+  if (hold && hold.state !== "closed" && hold.state !== "sold") {
+    const dealId = Number(holdId.split("-")[0]);
+    state.taken[dealId] = Math.max(0, (state.taken[dealId] || 0) - hold.qty);
+  }
+  if (hold) hold.state = "closed";
   if (state.activeHold?.id !== holdId || state.activeHold.paid) return;
   clearInterval(holdTimer);
   state.activeHold = null;
@@ -483,6 +525,7 @@ function showPaid(receipt) {
   $("checkout-form-view").hidden = true;
   $("checkout-done").hidden = false;
   $("order-number").textContent = t("order_confirming");
+  delete $("order-number").dataset.orderId; // the last order's, on a second purchase
   waitForOrder(receipt.hold_id, 0);
 }
 

@@ -1,0 +1,86 @@
+"""``livecart demo`` as a newcomer runs it: the room it prints sells the deal it started, a rerun
+on the same data directory seeds nothing twice, and every token it prints is random."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.test_cli import livecart
+
+pytestmark = pytest.mark.storage
+
+TOKEN = re.compile(r"seller token:\s+(lc_sk_[A-Za-z0-9_-]+)")
+
+
+def printed_token(workdir: Path) -> str:
+    """The seller token from the newest banner the demo printed."""
+    logs = sorted(workdir.glob("demo-*.log"), key=os.path.getmtime)
+    found = TOKEN.findall(logs[-1].read_text())
+    assert found, logs[-1].read_text()
+    return found[-1]
+
+
+def seeded(base: str, token: str) -> dict[str, object]:
+    """What the demo made, as its seller sees it through the API."""
+    auth = {"Authorization": f"Bearer {token}"}
+    shops = httpx.get(f"{base}/api/shops", headers=auth)
+    assert shops.status_code == 200, shops.text
+    products = httpx.get(f"{base}/api/products").json()["products"]
+    return {
+        "shops": [s["id"] for s in shops.json()["shops"]],
+        "products": sorted((p["id"], p["title"]) for p in products),
+        "rooms": [(r["id"], r["status"]) for r in httpx.get(f"{base}/api/rooms").json()["rooms"]],
+        "deals": sorted(d["id"] for d in httpx.get(f"{base}/api/deals").json()["deals"]),
+    }
+
+
+def test_the_demo_room_sells_the_demo_deal(tmp_path: Path) -> None:
+    with livecart("demo", tmp_path) as base:
+        room = httpx.get(f"{base}/api/rooms/1").json()["room"]
+        live = [d for d in room["deals"] if d["status"] == "live"]
+        assert [d["deal_id"] for d in live] == [1]  # the deal the banner calls "live deal"
+        assert live[0]["product_id"] == room["pinned"]
+        session = httpx.post(f"{base}/api/session").json()
+        hold = httpx.post(
+            f"{base}/api/deals/1/reserve",
+            json={"qty": 1},
+            headers={"Authorization": f"Bearer {session['token']}"},
+        )
+        assert hold.status_code == 201, hold.text
+
+
+def test_a_second_demo_on_one_data_dir_seeds_nothing_twice(tmp_path: Path) -> None:
+    with livecart("demo", tmp_path) as base:
+        first_token = printed_token(tmp_path)
+        first = seeded(base, first_token)
+    assert first["rooms"] == [(1, "live")] and len(first["products"]) == 2, first
+
+    with livecart("demo", tmp_path) as base:
+        second_token = printed_token(tmp_path)
+        assert seeded(base, second_token) == first
+        # Only a hash of the token is kept, so a rerun prints a new one; the old one is void.
+        old = httpx.get(f"{base}/api/shops", headers={"Authorization": f"Bearer {first_token}"})
+        assert old.status_code == 401
+
+    elsewhere = tmp_path / "fresh"
+    elsewhere.mkdir()
+    with livecart("demo", elsewhere):
+        fresh_token = printed_token(elsewhere)
+    tokens = [first_token, second_token, fresh_token]
+    bodies = [t.removeprefix("lc_sk_") for t in tokens]
+    # 32 bytes from the CSPRNG (43 base64url characters): nothing of a clock or a counter.
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{43}", b) for b in bodies), tokens
+    assert len(set(bodies)) == 3
+    assert all(shared_start(a, b) < 8 for a in bodies for b in bodies if a != b)
+
+
+def shared_start(a: str, b: str) -> int:
+    """How many leading characters two strings share."""
+    return next(
+        (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+    )

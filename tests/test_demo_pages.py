@@ -1,0 +1,198 @@
+"""The first ten minutes of a newcomer, in Debian's Chromium: README's first command
+(``.venv/bin/livecart demo`` in a fresh directory, nothing configured), then the addresses and
+token the demo prints. A phone viewer on the demo room sees the demo's deal, buys and pays with
+nothing cut off the screen (English and Arabic), meets the per-buyer limit on the Buy button,
+and sees the live end cleanly when the creator ends it from the studio."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from tests.browser import (
+    CHROMIUM_ARGS,
+    DESKTOP,
+    PHONE,
+    Watched,
+    chromium_or_skip,
+    new_page,
+    overflowing,
+)
+from tests.conftest import wait_for_port
+from tests.test_cli import UNCONFIGURED
+from tests.test_pages import ADDRESS, CARD, sign_in, video_plays
+from web.embedded import free_port
+
+pytestmark = pytest.mark.storage
+
+# The console script README's first command installs into the venv, beside this interpreter.
+LIVECART = Path(sys.executable).parent / "livecart"
+
+
+@dataclass(frozen=True)
+class Demo:
+    base: str
+    watch: str  # "watch the live:" in the banner
+    studio: str  # "creator studio:"
+    token: str  # "seller token:"
+
+
+def banner_line(text: str, label: str) -> str:
+    found = re.search(rf"^\s*{label}:\s+(\S+)", text, re.MULTILINE)
+    assert found, f"the demo printed no {label!r} line:\n{text}"
+    return found.group(1)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    workdir = tmp_path_factory.mktemp("newcomer")
+    port = free_port()  # README's 8000 may be taken on this machine: the only change
+    log = workdir / "demo.log"
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [str(LIVECART), "demo", "--port", str(port)],
+            env={**UNCONFIGURED, "LIVECART_WEBRTC_ADDRESSES": "127.0.0.1"},
+            cwd=workdir,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for_port(port, process, log)
+        text = log.read_text()
+        yield Demo(
+            base=f"http://127.0.0.1:{port}",
+            watch=banner_line(text, "watch the live"),
+            studio=banner_line(text, "creator studio"),
+            token=banner_line(text, "seller token"),
+        )
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0, log.read_text()
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    executable = chromium_or_skip()
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield launched
+        await launched.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    target = os.environ.get("LIVECART_SCREENSHOTS")
+    path = Path(target) if target else tmp_path_factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+async def open_checkout(page: Page) -> None:
+    await expect(page.locator("#buy")).to_be_enabled(timeout=20_000)
+    await page.click("#buy")
+    await expect(page.locator("#checkout")).to_be_visible()
+    await expect(page.locator("#hold-timer")).to_contain_text(":")
+
+
+async def pay(page: Page) -> int:
+    for name, value in ADDRESS.items():
+        await page.fill(f"#pay-form [name={name}]", value)
+    await page.select_option("#pay-form [name=country]", "GB")
+    await page.fill("#pay-form [name=card]", CARD)
+    await page.click("#pay")
+    number = page.locator("#order-number[data-order-id]")
+    await expect(number).to_be_visible(timeout=20_000)
+    order = int(await number.get_attribute("data-order-id") or 0)
+    await page.locator("#checkout").evaluate("dialog => dialog.close()")
+    return order
+
+
+async def sheet_fits(page: Page) -> None:
+    """Every element of the open checkout sheet lies inside the phone's 390 px."""
+    assert await overflowing(page, "#checkout, #checkout *") == []
+
+
+async def test_a_newcomer_buys_the_demo_deal_on_a_phone_and_sees_the_live_end(
+    browser: Browser, demo: Demo, shots: Path
+) -> None:
+    studio_ctx, studio = await new_page(browser, "studio", **DESKTOP)
+    en_ctx, viewer = await new_page(browser, "phone viewer", **PHONE)
+    ar_ctx, arabic = await new_page(browser, "Arabic phone viewer", locale="ar-EG", **PHONE)
+    try:
+        # The creator signs in to the studio the banner names and goes live on camera.
+        creator = studio.page
+        path = demo.studio.removeprefix(demo.base)
+        await sign_in(creator, demo.base, demo.token, then=path)
+        await creator.click("#go-live")
+        await expect(creator.locator("#room-status")).to_have_text("live · on air", timeout=20_000)
+
+        # The viewer opens the room the banner names: the creator's video and the demo's deal.
+        page = viewer.page
+        await page.goto(demo.watch)
+        await video_plays(page)
+        await expect(page.locator("#card-title")).to_have_text("Puffer jacket · Black / M")
+        await expect(page.locator("#card-price")).to_have_text("$49.00")
+        await expect(page.locator("#deal-countdown")).to_contain_text("Ends in")
+        await expect(page.locator("#limit-text")).to_have_text("Limit 2 per person")
+        await expect(page.locator("#unmute")).to_be_visible()
+        await page.screenshot(path=shots / "viewer-room-phone.png")
+
+        # Buy and pay twice: the sheet fits the phone each time.
+        await open_checkout(page)
+        await sheet_fits(page)
+        await page.screenshot(path=shots / "viewer-checkout-phone.png")
+        first = await pay(page)
+        await open_checkout(page)
+        second = await pay(page)
+        assert second != first
+
+        # Two is this deal's limit: Buy says so, and is off.
+        buy = page.locator("#buy")
+        await expect(buy).to_be_disabled()
+        await expect(buy).to_have_text("Limit reached")
+        await expect(page.locator("#limit-text")).to_have_text(
+            "You've reached the limit of 2 per person."
+        )
+        await expect(page.locator("#buy-error")).to_have_text("")
+
+        # The same in Arabic, right to left: the sheet fits, the order goes through.
+        await arabic.page.goto(demo.watch)
+        assert await arabic.page.evaluate("document.documentElement.dir") == "rtl"
+        await open_checkout(arabic.page)
+        await sheet_fits(arabic.page)
+        await arabic.page.screenshot(path=shots / "viewer-checkout-arabic-phone.png")
+        await pay(arabic.page)
+
+        # The creator ends the live: the room says so and nothing of it stays half-alive.
+        creator.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+        await creator.click("#end-live")
+        await expect(creator.locator("#room-status")).to_have_text("ended")
+        await expect(page.locator("#stage-status")).to_have_text("This live has ended.")
+        await expect(page.locator("#chat-input")).to_be_disabled()
+        await expect(page.locator("#chat-form button")).to_be_disabled()
+        await expect(page.locator("#viewers")).to_be_hidden()
+        await expect(page.locator("#unmute")).to_be_hidden()
+        await expect(page.locator("#video")).to_be_hidden()
+        await expect(page.locator("#live-badge")).to_be_hidden()
+        await expect(page.locator("#buy")).to_be_hidden()
+        await page.screenshot(path=shots / "viewer-room-ended-phone.png")
+        assert "Something went wrong" not in await page.locator("body").inner_text()
+        assert_clean(studio, viewer, arabic)
+    finally:
+        for ctx in (studio_ctx, en_ctx, ar_ctx):
+            await ctx.close()
+
+
+def assert_clean(*pages: Watched) -> None:
+    for watched in pages:
+        watched.assert_clean()

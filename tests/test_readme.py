@@ -1,0 +1,134 @@
+"""README's blocks as a newcomer copies them: run against ``livecart demo`` started the way the
+README starts it, using only what ``pip install -e .`` (no test extras) installs."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from tests.test_cli import livecart
+
+pytestmark = pytest.mark.storage
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+README_SERVER = "127.0.0.1:8000"  # the address the README's blocks use: the demo's default
+
+
+def blocks(language: str) -> list[str]:
+    """The README's fenced code blocks in this language, in order."""
+    fence = re.compile(rf"^```{language}\n(.*?)^```$", re.MULTILINE | re.DOTALL)
+    return fence.findall(README.read_text())
+
+
+def for_server(block: str, base_url: str) -> str:
+    assert README_SERVER in block, "the block no longer talks to the demo's default address"
+    return block.replace(README_SERVER, base_url.removeprefix("http://"))
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with livecart("demo", tmp_path_factory.mktemp("readme")) as base_url:
+        yield base_url
+
+
+def test_the_python_snippet_needs_only_a_plain_install() -> None:
+    (snippet,) = blocks("python")
+    plain = plain_install()
+    by_module = metadata.packages_distributions()
+    for module in imported_modules(snippet):
+        if module in sys.stdlib_module_names:
+            continue
+        owners = {canonicalize_name(d) for d in by_module.get(module, [])}
+        assert owners & plain, f"README's snippet imports {module}, which `pip install -e .` lacks"
+
+
+def test_the_python_snippet_watches_the_demo_room(demo: str, tmp_path: Path) -> None:
+    (snippet,) = blocks("python")
+    script = tmp_path / "watch.py"
+    script.write_text(for_server(snippet, demo))
+    watched = subprocess.run(
+        [sys.executable, str(script), "2"],  # README: `.venv/bin/python watch.py 10`, shorter
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert watched.returncode == 0, watched.stderr
+    welcome, snapshot = watched.stdout.splitlines()[:2]
+    assert re.fullmatch(r"welcome \d+", welcome), watched.stdout
+    assert snapshot == welcome.replace("welcome", "snapshot")  # the snapshot covers welcome.seq
+
+
+def test_the_curl_lines_reserve_pay_and_list_the_order(demo: str) -> None:
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    (block,) = [b for b in blocks("sh") if b.startswith(f"B=http://{README_SERVER}\n")]
+    ran = subprocess.run(
+        ["bash", "-e", "-c", for_server(block, demo)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ran.returncode == 0, ran.stderr
+    deals, reserved, paid, orders = json_documents(ran.stdout)
+    assert {"id": 1, "status": "live"}.items() <= deals["deals"][0].items()  # README: deal 1
+    # The answers the README's comments show (201 bodies: a refusal would be {"error": ...}).
+    assert reserved["hold"] == {**reserved["hold"], "id": "1-1", "qty": 1, "state": "held"}
+    assert paid["order"] == {**paid["order"], "hold_id": "1-1", "status": "paid", "amount": 4900}
+    assert isinstance(orders["orders"], list)  # the pipeline may not have written it yet
+
+
+def json_documents(text: str) -> list[Any]:
+    """curl prints each body with no newline after it: split the JSON documents apart."""
+    decoder = json.JSONDecoder()
+    found, at = [], 0
+    while at < len(text.rstrip()):
+        document, at = decoder.raw_decode(text, at)
+        found.append(document)
+        while at < len(text) and text[at].isspace():
+            at += 1
+    return found
+
+
+def imported_modules(source: str) -> set[str]:
+    modules = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            modules |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            modules.add(node.module.split(".")[0])
+    return modules
+
+
+def plain_install() -> set[str]:
+    """The distributions `pip install -e .` brings: livecart's requirements without its extras,
+    and theirs, with the extras each asks for (uvicorn[standard] brings websockets)."""
+    found: set[str] = set()
+    todo: list[tuple[str, frozenset[str]]] = [("livecart", frozenset())]
+    seen: set[tuple[str, frozenset[str]]] = set()
+    while todo:
+        name, extras = todo.pop()
+        if (name, extras) in seen:
+            continue
+        seen.add((name, extras))
+        for line in metadata.requires(name) or []:
+            wanted = Requirement(line)
+            if wanted.marker and not any(
+                wanted.marker.evaluate({"extra": extra}) for extra in extras | {""}
+            ):
+                continue
+            found.add(canonicalize_name(wanted.name))
+            todo.append((canonicalize_name(wanted.name), frozenset(wanted.extras)))
+    return found
