@@ -20,8 +20,9 @@ from catalog.models import Deal, Product, Seller, Shop, Sku
 from catalog.rules import DealTerms, check_deal_terms, handle_for
 
 TOKEN_PREFIX = "lc_sk_"
-# Deal statuses that may still sell: a product with such a deal stays on sale.
-RUNNING_DEAL_STATUSES = ("scheduled", "live")
+# A started deal has units allocated and may be selling: its product stays on sale. (A deal
+# only scheduled can be left: starting it is refused once its product is archived.)
+SELLING_DEAL_STATUSES = ("live",)
 
 
 def hash_token(token: str) -> str:
@@ -209,12 +210,12 @@ async def edit_product(
 
 async def archive_product(session: AsyncSession, seller: Seller, product_id: int) -> Product:
     """Take the product off sale, keeping it (its orders and deals point at it). Refused while
-    one of its SKUs has a scheduled or live deal: stop the deal first. Idempotent."""
+    one of its SKUs has a live deal: stop the deal first. Idempotent."""
     product = await owned_product(session, seller, product_id)
     running = exists().where(
         col(Deal.sku_id) == col(Sku.id),
         col(Sku.product_id) == product_id,
-        col(Deal.status).in_(RUNNING_DEAL_STATUSES),
+        col(Deal.status).in_(SELLING_DEAL_STATUSES),
     )
     # One guarded UPDATE: a deal that starts meanwhile cannot slip under the check.
     moved = await session.exec(
@@ -227,7 +228,7 @@ async def archive_product(session: AsyncSession, seller: Seller, product_id: int
     if moved.rowcount != 1 and not product.archived:
         deal_ids = await _running_deal_ids(session, product_id)
         raise Conflict(
-            "A deal on this product is scheduled or live; stop it before archiving.",
+            "A deal on this product is live; stop it before archiving.",
             code="product_has_live_deal",
             product_id=product_id,
             deal_ids=deal_ids,
@@ -239,7 +240,7 @@ async def _running_deal_ids(session: AsyncSession, product_id: int) -> list[int]
     query = (
         select(Deal.id)
         .join(Sku, col(Sku.id) == col(Deal.sku_id))
-        .where(col(Sku.product_id) == product_id, col(Deal.status).in_(RUNNING_DEAL_STATUSES))
+        .where(col(Sku.product_id) == product_id, col(Deal.status).in_(SELLING_DEAL_STATUSES))
     )
     return [deal_id for deal_id in (await session.exec(query)).all() if deal_id is not None]
 
@@ -306,9 +307,11 @@ async def update_sku(
 
 async def _change_sku(session: AsyncSession, sku: Sku, fields: Mapping[str, Any]) -> None:
     """Set a SKU's fields in the open transaction; on a refused stock, roll the whole
-    transaction back and raise."""
+    transaction back and raise. With ``expected_stock`` the stock is set only if it still is
+    that (a page's edit: units sold while it was open are not put back)."""
     changes = dict(fields)
     stock = changes.pop("stock", None)
+    expected = changes.pop("expected_stock", None)
     sku_id = sku.id
     for name, value in changes.items():
         setattr(sku, name, value)
@@ -317,12 +320,21 @@ async def _change_sku(session: AsyncSession, sku: Sku, fields: Mapping[str, Any]
     if stock is None:
         return
     # Guarded: stock may not drop below what started deals were promised.
-    moved = await session.exec(
-        update(Sku).where(col(Sku.id) == sku_id, col(Sku.allocated) <= stock).values(stock=stock)
-    )
+    guard = [col(Sku.id) == sku_id, col(Sku.allocated) <= stock]
+    if expected is not None:
+        guard.append(col(Sku.stock) == expected)
+    moved = await session.exec(update(Sku).where(*guard).values(stock=stock))
     if moved.rowcount != 1:
         await session.rollback()
         await session.refresh(sku)
+        if expected is not None and sku.stock != expected:
+            raise Conflict(
+                f"The stock changed while you edited it (orders came in): it is {sku.stock} now.",
+                code="stock_changed",
+                stock=sku.stock,
+                expected=expected,
+                sku_id=sku_id,
+            )
         raise Conflict(
             "Live deals were promised more units than that.",
             code="stock_allocated",
@@ -433,14 +445,18 @@ async def start_deal(session: AsyncSession, deal: Deal) -> Deal:
     """
     # Read before any rollback: a rollback expires the ORM object.
     deal_id, sku_id, quantity = deal.id, deal.sku_id, deal.quantity
+    on_sale = exists().where(
+        col(Product.id) == col(Sku.product_id), col(Product.archived_ms).is_(None)
+    )
     allocated = await session.exec(
         update(Sku)
-        .where(col(Sku.id) == sku_id, col(Sku.stock) - col(Sku.allocated) >= quantity)
+        .where(col(Sku.id) == sku_id, col(Sku.stock) - col(Sku.allocated) >= quantity, on_sale)
         .values(allocated=col(Sku.allocated) + quantity)
     )
     if allocated.rowcount != 1:
         await session.rollback()
         sku = await get_sku(session, sku_id)
+        _refuse_archived(await get_product(session, sku.product_id))
         raise Conflict(
             "The SKU no longer has the units this deal promises.",
             code="stock_unavailable",

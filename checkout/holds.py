@@ -232,8 +232,8 @@ class HoldStore:
 
     async def units_taken(self, deal_id: int, buyer: str) -> int:
         """Units the buyer holds, is paying for or has bought in the deal: what its per-buyer
-        limit counts. Read only (a lapsed hold still counts until a reserve or sweep returns it,
-        at most a sweep interval)."""
+        limit counts. Lapsed holds are returned first, so they do not count."""
+        await self.expire(deal_id)
         return int(await self.redis.hget(self.keys.deal(deal_id).buyers, buyer) or 0)
 
     async def expire(self, deal_id: int) -> int:

@@ -201,7 +201,7 @@ class Gateway:
             )
         if not report:
             return
-        if room.hosts:
+        if room.hosts and advanced.room is not None and advanced.room["status"] != "ended":
             await self.store.mark_hosted(room_id, await self.store.server_ms())
         count = await self.store.report_viewers(room_id, self.node_id, room.audience, now_ms())
         room.set_latest("viewers", protocol.encode({"type": "viewers", "count": count}))

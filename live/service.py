@@ -16,7 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from catalog import service as catalog
 from catalog.clock import now_ms
 from catalog.db import Database
-from catalog.errors import DomainError, NotFound
+from catalog.errors import Conflict, DomainError, NotFound
 from catalog.models import Deal, Product, Seller, Sku
 from catalog.rules import DealTerms
 from checkout import deals
@@ -240,7 +240,12 @@ async def stop_deal(
 async def _stop_deal_in_stores(session: AsyncSession, holds: HoldStore, deal_id: int) -> None:
     deal = await session.get(Deal, deal_id)
     if deal is not None and deal.status in ("scheduled", "live"):
-        await deals.stop(session, holds, deal)
+        try:
+            await deals.stop(session, holds, deal)
+        except Conflict as err:
+            # Another node's sweeper, or the creator's End, stopped it first: that is done.
+            if err.code != "deal_not_live":
+                raise
 
 
 class Advanced(NamedTuple):
@@ -301,18 +306,26 @@ async def sweep_rooms(store: RoomStore, holds: HoldStore, sweep: RoomSweep) -> N
     stream whose publisher's node stopped renewing its claim (it crashed); end a room nobody
     has hosted for ``unhosted_end_ms``."""
     for room_id in await store.open_room_ids():
-        room = (await advance(store, holds, room_id)).room
-        if room is None or room["status"] == "ended":
-            continue
-        streaming = room.get("stream") is not None and await store.stream_claimed(room_id)
-        if room.get("stream") and not streaming:
-            await stop_stream(store, room_id, "lost")
-        if await _abandoned(store, room_id, streaming or room_id in sweep.hosted_here, sweep):
-            async with sweep.db.session() as session:
-                await end(session, store, holds, room_id, "unhosted")
-            log.info(
-                "room %s ended: nobody hosted it for %d s", room_id, sweep.unhosted_end_ms // 1000
-            )
+        try:
+            await _sweep_room(store, holds, sweep, room_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # One room's trouble must not hold up every other room's clock.
+            log.exception("sweep of room %s failed; will retry", room_id)
+
+
+async def _sweep_room(store: RoomStore, holds: HoldStore, sweep: RoomSweep, room_id: int) -> None:
+    room = (await advance(store, holds, room_id)).room
+    if room is None or room["status"] == "ended":
+        return
+    streaming = room.get("stream") is not None and await store.stream_claimed(room_id)
+    if room.get("stream") and not streaming:
+        await stop_stream(store, room_id, "lost")
+    if await _abandoned(store, room_id, streaming or room_id in sweep.hosted_here, sweep):
+        async with sweep.db.session() as session:
+            await end(session, store, holds, room_id, "unhosted")
+        log.info("room %s ended: nobody hosted it for %d s", room_id, sweep.unhosted_end_ms // 1000)
 
 
 async def _abandoned(store: RoomStore, room_id: int, hosted: bool, sweep: RoomSweep) -> bool:

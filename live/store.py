@@ -242,7 +242,8 @@ class RoomStore:
         await self.redis.fcall("lc_stream_release", 1, k.stream, holder)
 
     async def mark_hosted(self, room_id: int, now: int) -> None:
-        await self.redis.set(self.keys.room(room_id).hosted, now)
+        # KEEPTTL: a mark racing the room's end keeps the expiry the end gave the key.
+        await self.redis.set(self.keys.room(room_id).hosted, now, keepttl=True)
 
     async def last_hosted(self, room_id: int) -> int | None:
         """When the room was last seen hosted; None if never recorded (a room from before

@@ -3,7 +3,6 @@ on the same data directory seeds nothing twice, and every token it prints is ran
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -17,11 +16,12 @@ pytestmark = pytest.mark.storage
 TOKEN = re.compile(r"seller token:\s+(lc_sk_[A-Za-z0-9_-]+)")
 
 
-def printed_token(workdir: Path) -> str:
-    """The seller token from the newest banner the demo printed."""
-    logs = sorted(workdir.glob("demo-*.log"), key=os.path.getmtime)
-    found = TOKEN.findall(logs[-1].read_text())
-    assert found, logs[-1].read_text()
+def printed_token(workdir: Path, base: str) -> str:
+    """The seller token from the banner of the demo serving ``base`` (its log is named by the
+    port: see tests/test_cli.py's ``livecart``)."""
+    log = workdir / f"demo-{base.rsplit(':', 1)[1]}.log"
+    found = TOKEN.findall(log.read_text())
+    assert found, log.read_text()
     return found[-1]
 
 
@@ -56,12 +56,12 @@ def test_the_demo_room_sells_the_demo_deal(tmp_path: Path) -> None:
 
 def test_a_second_demo_on_one_data_dir_seeds_nothing_twice(tmp_path: Path) -> None:
     with livecart("demo", tmp_path) as base:
-        first_token = printed_token(tmp_path)
+        first_token = printed_token(tmp_path, base)
         first = seeded(base, first_token)
     assert first["rooms"] == [(1, "live")] and len(first["products"]) == 2, first
 
     with livecart("demo", tmp_path) as base:
-        second_token = printed_token(tmp_path)
+        second_token = printed_token(tmp_path, base)
         assert seeded(base, second_token) == first
         # Only a hash of the token is kept, so a rerun prints a new one; the old one is void.
         old = httpx.get(f"{base}/api/shops", headers={"Authorization": f"Bearer {first_token}"})
@@ -69,8 +69,8 @@ def test_a_second_demo_on_one_data_dir_seeds_nothing_twice(tmp_path: Path) -> No
 
     elsewhere = tmp_path / "fresh"
     elsewhere.mkdir()
-    with livecart("demo", elsewhere):
-        fresh_token = printed_token(elsewhere)
+    with livecart("demo", elsewhere) as base:
+        fresh_token = printed_token(elsewhere, base)
     tokens = [first_token, second_token, fresh_token]
     bodies = [t.removeprefix("lc_sk_") for t in tokens]
     # 32 bytes from the CSPRNG (43 base64url characters): nothing of a clock or a counter.

@@ -105,6 +105,9 @@ def test_prices_read_as_babel_writes_them_in_each_language(
 def test_the_minor_unit_is_the_currencys_shown_decimals() -> None:
     assert [l10n.minor_digits(c) for c in ("USD", "EUR", "JPY", "KRW", "BHD")] == [2, 2, 0, 0, 3]
     assert l10n.minor_digits("XYZ") == 2  # a code CLDR does not know: cents
+    # ISO 4217's minor units, as payment providers count them; CLDR shows these without cents.
+    assert [l10n.minor_digits(c) for c in ("COP", "IDR", "HUF")] == [2, 2, 2]
+    assert l10n.format_money(123456, "COP", "en") == "COP1,234.56"
 
 
 @pytest.mark.parametrize("lang", i18n.LANGUAGES)

@@ -12,6 +12,9 @@ from typing import Any
 
 import pytest
 
+# A minute and more of locust runs: `pytest -m "not slow"` skips them locally; CI runs them.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

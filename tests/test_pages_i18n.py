@@ -351,6 +351,7 @@ async def test_an_address_that_leads_nowhere_gets_a_translated_page_with_a_way_h
         "/shop/no-such-shop",
         f"/shop/{handle}/p/99999999",
         "//example.com/x",
+        "/%5Cexample.com/x",  # "/\\example.com": browsers read it as "//example.com"
     ]
     async with httpx.AsyncClient(base_url=pages_server.base_url, headers=HTML) as http:
         for path in nowhere:
@@ -361,7 +362,8 @@ async def test_an_address_that_leads_nowhere_gets_a_translated_page_with_a_way_h
             assert f'<h1 id="not-found">{title}</h1>' in answer.text, path
             assert f'<html lang="{lang}" dir="{i18n.direction(lang)}">' in answer.text
             assert '<a class="button-link" id="go-home" href="/">' in answer.text
-            assert 'action="//' not in answer.text  # the switcher stays on this site
+            # The switcher stays on this site.
+            assert 'action="//' not in answer.text and 'action="/\\' not in answer.text
 
 
 async def test_the_api_keeps_its_json_404_even_for_a_browser(

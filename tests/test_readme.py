@@ -9,11 +9,13 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -75,19 +77,28 @@ def test_the_curl_lines_reserve_pay_and_list_the_order(demo: str) -> None:
     if shutil.which("curl") is None:
         pytest.skip("curl is not installed")
     (block,) = [b for b in blocks("sh") if b.startswith(f"B=http://{README_SERVER}\n")]
+    # One more line prints the block's guest token, to look for its order afterwards.
+    script = for_server(block, demo) + '\necho "{\\"token\\": \\"$T\\"}"\n'
     ran = subprocess.run(
-        ["bash", "-e", "-c", for_server(block, demo)],
+        ["bash", "-e", "-c", script],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert ran.returncode == 0, ran.stderr
-    deals, reserved, paid, orders = json_documents(ran.stdout)
+    deals, reserved, paid, orders, guest = json_documents(ran.stdout)
     assert {"id": 1, "status": "live"}.items() <= deals["deals"][0].items()  # README: deal 1
     # The answers the README's comments show (201 bodies: a refusal would be {"error": ...}).
     assert reserved["hold"] == {**reserved["hold"], "id": "1-1", "qty": 1, "state": "held"}
     assert paid["order"] == {**paid["order"], "hold_id": "1-1", "status": "paid", "amount": 4900}
-    assert isinstance(orders["orders"], list)  # the pipeline may not have written it yet
+    # "the order, once the pipeline wrote it": the last line may have come before that.
+    assert [o["hold_id"] for o in orders["orders"]] in ([], ["1-1"])
+    auth = {"Authorization": f"Bearer {guest['token']}"}
+    deadline = time.monotonic() + 30
+    while not (found := httpx.get(f"{demo}/api/orders", headers=auth).json()["orders"]):
+        assert time.monotonic() < deadline, "the pipeline never wrote the README's order"
+        time.sleep(0.1)
+    assert [(o["hold_id"], o["status"]) for o in found] == [("1-1", "paid")]
 
 
 def json_documents(text: str) -> list[Any]:

@@ -500,6 +500,15 @@ async def test_the_product_editor_changes_title_price_and_stock_all_or_nothing(
     detail = await _detail(http, product_id)
     assert (detail["title"], detail["skus"][0]["stock"]) == ("Scarf", 17)
 
+    # A new stock typed over a page that showed 17, after a sale took it to 16: refused with
+    # the stock as it is, not written over the sale.
+    await http.patch(f"/api/skus/{sku_id}", headers=seller.headers, json={"stock": 16})
+    stale = await browser_like.post(
+        edit, data={**form, f"stock-{sku_id}": "19", f"shown-stock-{sku_id}": "17"}
+    )
+    assert stale.status_code == 409 and "it is 16 now" in stale.text
+    assert (await _detail(http, product_id))["skus"][0]["stock"] == 16
+
     other = await make_seller(db)
     assert (await browser_like.get(f"/seller/products/{2_000_000_000}")).status_code == 404
     foreign_id, foreign_sku = await _product(http, other, "Not yours")
@@ -609,6 +618,35 @@ async def test_a_product_with_a_live_deal_is_not_archived(
     assert stopped.status_code == 303
     archived = await http.post(f"/api/products/{product_id}/archive", headers=seller.headers)
     assert archived.status_code == 200  # an ended deal keeps its orders; the product may go
+
+
+async def test_a_scheduled_deal_does_not_hold_archiving_back_and_does_not_start_after(
+    http: httpx.AsyncClient, seller: SellerAccount
+) -> None:
+    product_id, sku_id = await _product(http, seller, "Beanie", price=2000, stock=10)
+    made = await http.post(
+        "/api/deals",
+        headers=seller.headers,
+        json={
+            "sku_id": sku_id,
+            "deal_price": 900,
+            "quantity": 4,
+            "per_buyer_limit": 1,
+            "duration_s": 600,
+        },
+    )
+    deal_id = made.json()["deal"]["id"]
+    archived = await http.post(f"/api/products/{product_id}/archive", headers=seller.headers)
+    assert archived.status_code == 200
+    assert_error(
+        await http.post(f"/api/deals/{deal_id}/start", headers=seller.headers),
+        409,
+        "product_archived",
+    )
+    detail = await _detail(http, product_id)
+    assert detail["skus"][0]["allocated"] == 0  # nothing promised to a deal that cannot run
+    deal = (await http.get(f"/api/deals/{deal_id}")).json()["deal"]
+    assert deal["status"] == "scheduled"
 
 
 # --- deals -------------------------------------------------------------------------------------

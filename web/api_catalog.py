@@ -167,7 +167,7 @@ async def delete_product(request: Request) -> Response:
 @api.route(
     "POST",
     "/api/products/{product_id:id}/archive",
-    "Take your product off sale (no scheduled or live deal on it); undo with /unarchive",
+    "Take your product off sale (no live deal on it); undo with /unarchive",
     auth="seller",
     tag="catalog",
 )

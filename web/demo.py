@@ -143,9 +143,12 @@ async def _seller(session: AsyncSession) -> tuple[Seller, Shop, str]:
 
 
 async def _product(session: AsyncSession, me: Seller, shop: Shop, spec: DemoProduct) -> Product:
-    """The shop's product of this title, made (with its SKU) if the shop has none."""
-    for product in await service.list_products(session, shop.id):
+    """The shop's product of this title (back on sale if it was archived), made (with its
+    SKU) if the shop has none."""
+    for product in await service.list_products(session, shop.id, archived=None):
         if product.title == spec.title:
+            if product.archived:
+                return await service.unarchive_product(session, me, product.id or 0)
             return product
     assert shop.id is not None
     product = await service.create_product(

@@ -5,6 +5,7 @@ whoever draws it. Amounts are integer minor units (decision 0004); decision 0013
 
 from __future__ import annotations
 
+import copy
 import functools
 import re
 import unicodedata
@@ -12,10 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from babel import Locale
-from babel.core import get_global
 from babel.numbers import (
-    format_currency,
-    get_currency_precision,
     get_currency_symbol,
     get_decimal_symbol,
     get_group_symbol,
@@ -44,17 +42,50 @@ def locale(lang: str) -> Locale:
     return Locale.parse(lang if lang in i18n.LANGUAGES else i18n.DEFAULT)
 
 
+# ISO 4217's minor units where they are not 2 (what card networks and payment providers count
+# in). CLDR's display digits differ for some (0 for COP, IDR, HUF): stored amounts follow ISO.
+ISO_MINOR_DIGITS = {
+    **dict.fromkeys(
+        [
+            "BIF",
+            "CLP",
+            "DJF",
+            "GNF",
+            "ISK",
+            "JPY",
+            "KMF",
+            "KRW",
+            "PYG",
+            "RWF",
+            "UGX",
+            "UYI",
+            "VND",
+            "VUV",
+            "XAF",
+            "XOF",
+            "XPF",
+        ],
+        0,
+    ),
+    **dict.fromkeys(["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"], 3),
+    **dict.fromkeys(["CLF", "UYW"], 4),
+}
+
+
 def minor_digits(currency: str) -> int:
-    """How many of an amount's last digits are the fraction: CLDR's digits for the currency
-    (0 for yen, 3 for dinars, else 2), so what is stored is exactly what is shown."""
-    return int(get_currency_precision(currency))
+    """How many of an amount's last digits are the fraction: ISO 4217's minor unit (0 for yen,
+    3 for dinars, else 2), so what is stored is exactly what is shown."""
+    return ISO_MINOR_DIGITS.get(currency, 2)
 
 
 def format_money(amount: int, currency: str, lang: str) -> str:
     """Integer minor units as a price in the language, e.g. 1990 USD: ``$19.90`` in English,
     ``19,90 $US`` in French."""
-    value = Decimal(amount).scaleb(-minor_digits(currency))
-    text = str(format_currency(value, currency, locale=locale(lang)))
+    digits = minor_digits(currency)
+    pattern = copy.copy(locale(lang).currency_formats["standard"])
+    pattern.frac_prec = (digits, digits)  # ISO's minor unit, not CLDR's display digits
+    value = Decimal(amount).scaleb(-digits)
+    text = str(pattern.apply(value, locale(lang), currency=currency, currency_digits=False))
     symbol = get_currency_symbol(currency, locale(lang))
     wrapped = isolated(symbol, lang)
     # Only a symbol with Latin letters is wrapped, and the rest of the text has none.
@@ -76,7 +107,6 @@ def money_format(lang: str) -> dict[str, Any]:
     signs, every symbol that is not the code itself and every precision that is not 2."""
     loc = locale(lang)
     pattern = loc.currency_formats["standard"]
-    fractions = get_global("currency_fractions")
     return {
         "positive": [_unquote(pattern.prefix[0]), _unquote(pattern.suffix[0])],
         "negative": [_unquote(pattern.prefix[1]), _unquote(pattern.suffix[1])],
@@ -87,7 +117,7 @@ def money_format(lang: str) -> dict[str, Any]:
         "symbols": {code: sym for code, sym in loc.currency_symbols.items() if sym != code},
         # common.js wraps a symbol with Latin letters in these (see ``isolated``).
         "isolate": [LRI, PDI] if i18n.direction(lang) == "rtl" else None,
-        "digits": {code: int(f[0]) for code, f in fractions.items() if f[0] != 2},
+        "digits": ISO_MINOR_DIGITS,
     }
 
 

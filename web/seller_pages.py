@@ -37,6 +37,7 @@ from live import service as rooms
 from web.auth import signed_in_seller
 from web.cookies import COOKIE
 from web.http import BadRequest, parse, read_limited, status_of
+from web.pages import not_found_page
 from web.schemas import MAX_ID, OrderActionIn, ProductIn, ProductPatch, RoomIn, SkuIn, SkuPatch
 from web.services import services
 from web.templating import minor_digits, money, render
@@ -187,10 +188,6 @@ async def _refused_on_center(
 
 def _to_login(request: Request) -> Response:
     return RedirectResponse(f"/seller/login?next={quote(request.url.path)}", status_code=303)
-
-
-def _not_found(request: Request) -> Response:
-    return render(request, "not_found.html", {}, status=404)
 
 
 # --- sign-in ------------------------------------------------------------------------------
@@ -451,7 +448,7 @@ async def confirm_page(request: Request) -> Response:
     tab = request.query_params.get("tab", "to_ship")
     tab = tab if tab in ORDER_TABS else "to_ship"
     if action not in CONFIRMED_ACTIONS:
-        return _not_found(request)
+        return not_found_page(request)
     async with services(request).db.session() as session:
         shop_ids = [s.id for s in await catalog.shops_of(session, me) if s.id is not None]
         try:
@@ -460,7 +457,7 @@ async def confirm_page(request: Request) -> Response:
             )
             next_status(OrderStatus(order.status), action)
         except NotFound:
-            return _not_found(request)
+            return not_found_page(request)
         except DomainError as err:  # refunded already, say: the center says why
             refused = Refused(message=err.message)
             return await _center(request, me, tab=tab, refused=refused, status=status_of(err))
@@ -568,7 +565,7 @@ async def _product_page(
         try:
             product = await catalog.owned_product(session, me, request.path_params["product_id"])
         except NotFound:
-            return _not_found(request)
+            return not_found_page(request)
         skus = await catalog.skus_of(session, product.id or 0)
         shop = await session.get(Shop, product.shop_id)
     context = {
@@ -616,11 +613,15 @@ def _sku_changes(form: dict[str, str], sku: Sku) -> dict[str, Any]:
     if form.get(stock_name, "").strip() != form.get(f"shown-{stock_name}", "").strip():
         typed["stock"] = _whole(form, stock_name, "Stock")
     try:
-        return _model(SkuPatch, typed).model_dump(exclude_unset=True)
+        changes = _model(SkuPatch, typed).model_dump(exclude_unset=True)
     except Invalid as err:
         name = _field_of(err)
         hint = FIELD_HINTS.get(name, err.message)
         raise Invalid(hint, code=err.code, field=f"{name}-{sku.id}") from None
+    if "stock" in changes:
+        # Set only if it still is what the page showed: a sale meanwhile is not undone.
+        changes["expected_stock"] = _whole(form, f"shown-{stock_name}", "Stock")
+    return changes
 
 
 @form_action()
@@ -697,7 +698,7 @@ async def studio(request: Request) -> Response:
         try:
             row = await rooms.owned_room(session, me, room_id)
         except DomainError:
-            return render(request, "not_found.html", {}, status=404)
+            return not_found_page(request)
         shop = await session.get(Shop, row.shop_id)
         products = await _products(session, [row.shop_id])
     config = {

@@ -52,12 +52,11 @@ function groupDigits(digits, [primary, secondary], separator) {
   return rest + grouped;
 }
 
-// How many of an amount's last digits are the fraction: CLDR's, as the server's (0 for yen).
+// How many of an amount's last digits are the fraction: ISO 4217's, from the server's rules
+// (0 for yen, 3 for dinars, else 2).
 export function minorDigits(currency) {
-  return moneyFormat?.digits[currency] ?? (ZERO_DECIMAL.has(currency) ? 0 : 2);
+  return moneyFormat?.digits[currency] ?? 2;
 }
-// Only for a page without the server's rules (none has them missing today).
-const ZERO_DECIMAL = new Set(["JPY", "KRW", "VND", "CLP", "ISK", "UGX", "XAF", "XOF", "PYG"]);
 
 // A random id (crypto.randomUUID exists only on HTTPS and localhost; a phone on the LAN
 // reaches a demo over plain http).

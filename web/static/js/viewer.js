@@ -150,7 +150,8 @@ const handlers = {
     if (m.ref === "chat") {
       showChatError(m.code);
     } else if (m.ref && m.ref.startsWith("tap-")) {
-      const deal = currentDeal();
+      // The tapped deal, from the tap's ref ("tap-<deal>-<random>"): the card may show another.
+      const deal = state.room.deals.find((d) => d.deal_id === Number(m.ref.split("-")[1]));
       if (m.code === "limit_exceeded" && deal) state.taken[deal.deal_id] = deal.per_buyer_limit;
       buyDone();
       // At the limit the button itself says why; other refusals are told below it.
@@ -526,15 +527,18 @@ function showPaid(receipt) {
   $("checkout-done").hidden = false;
   $("order-number").textContent = t("order_confirming");
   delete $("order-number").dataset.orderId; // the last order's, on a second purchase
+  $("checkout").dataset.paidHold = receipt.hold_id;
   waitForOrder(receipt.hold_id, 0);
 }
 
 // The order number is the SQL record's, written by the order pipeline moments after payment.
 async function waitForOrder(holdId, tries) {
+  if ($("checkout").dataset.paidHold !== holdId) return; // a later purchase took the sheet
   const token = await guestToken();
   try {
     const { orders } = await api("GET", "/api/orders", { headers: { Authorization: `Bearer ${token}` } });
     const order = orders.find((o) => o.hold_id === holdId);
+    if ($("checkout").dataset.paidHold !== holdId) return;
     if (order) {
       $("order-number").textContent = t("order_number", { id: order.id });
       $("order-number").dataset.orderId = order.id;
