@@ -1,33 +1,158 @@
 """WHIP (RFC 9725) to publish a room's video and WHEP to watch it: an SDP offer in, ``201`` with
-the SDP answer and the session's ``Location`` out, ``DELETE`` on that location to hang up.
+the SDP answer, the session's ``Location`` and ``ETag`` and the STUN/TURN servers (``Link``)
+out, ``DELETE`` on that location to hang up.
 
 Answers carry every ICE candidate (aiortc gathers them all first), so there is no trickle ICE or
-ICE restart: ``PATCH`` gets ``405``. Media lives on the node that took the creator's WHIP; a
-deployment routes a room's ``/whip`` and ``/whep`` to one node (docs/decisions/0010).
+ICE restart: ``PATCH`` gets ``405``, as does any other method a URL does not take. ``OPTIONS``
+answers CORS preflights for the origins in ``LIVECART_ALLOWED_ORIGINS``. Media lives on the node
+that took the creator's WHIP; a deployment routes a room's ``/whip`` and ``/whep`` to one node
+(docs/decisions/0010).
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
+
+from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.responses import Response
 
-from catalog.errors import Conflict, Invalid, NotFound, Unauthorized
+from catalog.errors import Conflict, DomainError, Invalid, NotFound, Unauthorized
 from catalog.models import Seller
 from catalog.service import TOKEN_PREFIX
 from live import rules
 from live.media.broadcasts import Broadcasts, Session
 from web.auth import GUEST_PREFIX, bearer, by_cookie, seller
-from web.http import BadRequest, read_limited
-from web.routing import Api
+from web.http import BadRequest, domain_error_handler, error_response, read_limited
+from web.routing import Api, Handler
 from web.services import Services, services
 
 api = Api()
 SDP = "application/sdp"
+ENDPOINT = "/{kind}/{{room_id:id}}"
+SESSION = "/{kind}/{{room_id:id}}/{{session_id:str}}"
+# What each URL takes (the ``Allow`` header); everything else is answered 405.
+ENDPOINT_ALLOWS = ("POST", "OPTIONS")
+SESSION_ALLOWS = ("DELETE", "OPTIONS")
+# A browser may try PATCH (trickle ICE) on a session: its preflight lets it through so the page
+# reads our 405 and its reason, rather than a CORS failure it cannot tell from a network error.
+SESSION_PREFLIGHT = ("DELETE", "PATCH", "OPTIONS")
+CORS_REQUEST_HEADERS = "Authorization, Content-Type, If-Match"
+CORS_EXPOSED = "Location, Link, ETag"
+# Short, so an operator's change of LIVECART_ALLOWED_ORIGINS reaches browsers within minutes.
+CORS_MAX_AGE_S = 600
 
 
 def media(request: Request) -> Broadcasts:
     found: Broadcasts = request.app.state.broadcasts
     return found
+
+
+# -- headers: STUN/TURN links, the session tag, CORS -----------------------------------------
+
+
+def ice_links(urls: Sequence[str], username: str | None, credential: str | None) -> list[str]:
+    """One ``Link`` value per ICE server (RFC 9725 section 4.6); TURN ones with the
+    credentials when both are set."""
+    return [_ice_link(url, username, credential) for url in urls]
+
+
+def _ice_link(url: str, username: str | None, credential: str | None) -> str:
+    link = f'<{url}>; rel="ice-server"'
+    if url.startswith(("turn:", "turns:")) and username is not None and credential is not None:
+        link += (
+            f"; username={quoted(username)}; credential={quoted(credential)}"
+            '; credential-type="password"'
+        )
+    return link
+
+
+def quoted(value: str) -> str:
+    """An HTTP quoted-string (RFC 9110 section 5.6.4): backslash and double quote escaped."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def session_etag(session_id: str) -> str:
+    """The session's entity tag: opaque, and stable for its life (there is no ICE restart to
+    change it). Derived from the id, so any node can tell it without storing anything."""
+    return '"' + hashlib.sha256(session_id.encode()).hexdigest()[:32] + '"'
+
+
+def _add_links(request: Request, headers: MutableHeaders) -> None:
+    settings = services(request).settings
+    for link in ice_links(settings.ice_servers, settings.turn_username, settings.turn_credential):
+        headers.append("Link", link)
+
+
+def _allowed_origin(request: Request) -> str | None:
+    """The request's Origin when it is on the allow-list. Same-origin pages need no grant, and
+    clients that are not browsers (OBS, GStreamer) send no Origin at all."""
+    origin = request.headers.get("origin")
+    if origin and origin.rstrip("/") in services(request).settings.allowed_origins:
+        return origin
+    return None
+
+
+def _grant(request: Request, headers: MutableHeaders) -> None:
+    headers.add_vary_header("Origin")
+    origin = _allowed_origin(request)
+    if origin is not None:
+        headers["Access-Control-Allow-Origin"] = origin
+        headers["Access-Control-Expose-Headers"] = CORS_EXPOSED
+
+
+def cross_origin(handler: Handler) -> Handler:
+    """Let a page on an allowed origin read the answer, errors included: a browser publisher
+    should show why it was refused (``already_publishing``), not a bare network failure."""
+
+    async def answer(request: Request) -> Response:
+        try:
+            response = await handler(request)
+        except DomainError as err:
+            response = await domain_error_handler(request, err)
+        _grant(request, response.headers)
+        return response
+
+    return answer
+
+
+def _preflight(allows: Sequence[str], methods: Sequence[str], links: bool) -> Handler:
+    """``OPTIONS``: what the URL allows (and the ICE servers, for an endpoint), plus the CORS
+    grant when the Origin is allowed. No token needed: browsers send none on a preflight."""
+
+    async def options(request: Request) -> Response:
+        response = Response(status_code=204, headers={"Allow": ", ".join(allows)})
+        response.headers.add_vary_header("Origin")
+        if links:
+            response.headers["Accept-Post"] = SDP
+            _add_links(request, response.headers)
+        origin = _allowed_origin(request)
+        if origin is not None:
+            response.headers.update(
+                {
+                    "Access-Control-Allow-Origin": origin,
+                    "Access-Control-Allow-Methods": ", ".join(methods),
+                    "Access-Control-Allow-Headers": CORS_REQUEST_HEADERS,
+                    "Access-Control-Max-Age": str(CORS_MAX_AGE_S),
+                }
+            )
+        return response
+
+    return options
+
+
+def _not_allowed(allows: Sequence[str], message: str) -> Handler:
+    @cross_origin
+    async def refuse(request: Request) -> Response:
+        response = error_response(405, "method_not_allowed", message)
+        response.headers["Allow"] = ", ".join(allows)
+        return response
+
+    return refuse
+
+
+# -- WHIP and WHEP -----------------------------------------------------------------------------
 
 
 async def _offer(request: Request) -> str:
@@ -73,9 +198,16 @@ async def _watcher(request: Request) -> str:
     raise Unauthorized("Send a guest session or seller token.", code="invalid_token")
 
 
-def _answered(session: Session, kind: str) -> Response:
+def _answered(request: Request, session: Session, kind: str) -> Response:
     location = f"/{kind}/{session.room_id}/{session.id}"
-    return Response(session.answer, status_code=201, media_type=SDP, headers={"Location": location})
+    response = Response(
+        session.answer,
+        status_code=201,
+        media_type=SDP,
+        headers={"Location": location, "ETag": session_etag(session.id)},
+    )
+    _add_links(request, response.headers)
+    return response
 
 
 def _as_bad_request(err: Invalid) -> BadRequest:
@@ -90,6 +222,7 @@ def _as_bad_request(err: Invalid) -> BadRequest:
     auth="seller",
     tag="media",
 )
+@cross_origin
 async def whip(request: Request) -> Response:
     svc = services(request)
     room_id: int = request.path_params["room_id"]
@@ -99,7 +232,7 @@ async def whip(request: Request) -> Response:
         session = await media(request).publish(room_id, f"seller-{me.id}", offer)
     except Invalid as err:
         raise _as_bad_request(err) from None
-    return _answered(session, "whip")
+    return _answered(request, session, "whip")
 
 
 @api.route(
@@ -109,6 +242,7 @@ async def whip(request: Request) -> Response:
     auth="viewer",
     tag="media",
 )
+@cross_origin
 async def whep(request: Request) -> Response:
     svc = services(request)
     room_id: int = request.path_params["room_id"]
@@ -119,7 +253,7 @@ async def whep(request: Request) -> Response:
         session = await media(request).watch(room_id, who, offer)
     except Invalid as err:
         raise _as_bad_request(err) from None
-    return _answered(session, "whep")
+    return _answered(request, session, "whep")
 
 
 async def _hang_up(request: Request, role: str, who: str) -> Response:
@@ -132,6 +266,7 @@ async def _hang_up(request: Request, role: str, who: str) -> Response:
 @api.route(
     "DELETE", "/whip/{room_id:id}/{session_id:str}", "Stop publishing", auth="seller", tag="media"
 )
+@cross_origin
 async def whip_delete(request: Request) -> Response:
     me = await seller(request)
     return await _hang_up(request, "publisher", f"seller-{me.id}")
@@ -140,22 +275,32 @@ async def whip_delete(request: Request) -> Response:
 @api.route(
     "DELETE", "/whep/{room_id:id}/{session_id:str}", "Stop watching", auth="viewer", tag="media"
 )
+@cross_origin
 async def whep_delete(request: Request) -> Response:
     return await _hang_up(request, "viewer", await _watcher(request))
 
 
-async def _no_patch(request: Request) -> Response:
-    raise BadRequest(
-        "This server sends every ICE candidate in its answer: no trickle ICE or ICE restart.",
-        code="method_not_allowed",
-        status=405,
-    )
-
-
+NO_TRICKLE = (
+    "This server takes no trickle ICE or ICE restart: put every candidate in the offer (wait "
+    "for ICE gathering to complete before the POST); to reconnect, start a new session."
+)
 for _kind in ("whip", "whep"):
-    api.route(
-        "PATCH",
-        f"/{_kind}/{{room_id:id}}/{{session_id:str}}",
-        f"{_kind.upper()} PATCH: not supported",
-        tag="media",
-    )(_no_patch)
+    _endpoint, _session = ENDPOINT.format(kind=_kind), SESSION.format(kind=_kind)
+    _name = _kind.upper()
+    api.route("OPTIONS", _endpoint, f"{_name}: allowed methods, ICE servers, CORS", tag="media")(
+        _preflight(ENDPOINT_ALLOWS, ENDPOINT_ALLOWS, links=True)
+    )
+    api.route("OPTIONS", _session, f"{_name} session: allowed methods, CORS", tag="media")(
+        _preflight(SESSION_ALLOWS, SESSION_PREFLIGHT, links=False)
+    )
+    api.route("PATCH", _session, f"{_name} PATCH: not supported (405)", tag="media")(
+        _not_allowed(SESSION_ALLOWS, NO_TRICKLE)
+    )
+    for _method in ("GET", "HEAD", "PUT", "POST"):
+        api.route(_method, _session, "", hidden=True)(
+            _not_allowed(SESSION_ALLOWS, "A session takes DELETE (hang up) and OPTIONS only.")
+        )
+    for _method in ("GET", "HEAD", "PUT", "PATCH", "DELETE"):
+        api.route(_method, _endpoint, "", hidden=True)(
+            _not_allowed(ENDPOINT_ALLOWS, f"{_name} takes POST (an SDP offer) and OPTIONS only.")
+        )

@@ -20,6 +20,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
+from catalog.clock import now_ms
 from catalog.db import Database
 from catalog.errors import DomainError
 from checkout.batcher import ReserveBatcher
@@ -170,7 +171,14 @@ def build_broadcasts(svc: Services) -> Broadcasts:
         snap = await svc.rooms.read(room_id)
         return snap is not None and snap.room["status"] != "ended"
 
-    return Broadcasts(config, StreamLock(svc.rooms, ttl_s=15.0), started, ended, room_open)
+    async def failed(room_id: int, owner: str, code: str, reason: str) -> None:
+        # To the creator's own connections (the studio), on whichever node they are.
+        message = {"type": "stream.failed", "code": code, "reason": reason, "ms": now_ms()}
+        await svc.rooms.send_to_user(room_id, owner, message)
+
+    return Broadcasts(
+        config, StreamLock(svc.rooms, ttl_s=15.0), started, ended, room_open, on_failed=failed
+    )
 
 
 def settle_heap() -> None:

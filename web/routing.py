@@ -52,6 +52,8 @@ class Operation:
     auth: str | None
     tag: str
     headers: tuple[str, ...] = ()
+    # Served but left out of the OpenAPI document (a 405 that only names the allowed methods).
+    hidden: bool = False
 
 
 class Api:
@@ -68,10 +70,11 @@ class Api:
         auth: str | None = None,
         tag: str = "api",
         headers: tuple[str, ...] = (),
+        hidden: bool = False,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.operations.append(
-                Operation(method, path, summary, handler, body, auth, tag, headers)
+                Operation(method, path, summary, handler, body, auth, tag, headers, hidden)
             )
             return handler
 
@@ -89,6 +92,8 @@ class Api:
     def openapi(self) -> dict[str, Any]:
         paths: dict[str, Any] = {}
         for op in self.operations:
+            if op.hidden:
+                continue
             path = re.sub(r"\{(\w+):\w+\}", r"{\1}", op.path)
             error = {"$ref": "#/components/responses/Error"}
             entry: dict[str, Any] = {
@@ -156,6 +161,9 @@ def _dispatch(methods: dict[str, Handler]) -> Handler:
         return next(iter(methods.values()))
 
     async def dispatch(request: Request) -> Response:
-        return await methods[request.method](request)
+        # Starlette lets HEAD through wherever GET is allowed: answer it as GET (the server
+        # sends no body), unless the path registered its own HEAD.
+        handler = methods.get(request.method) or methods["GET"]
+        return await handler(request)
 
     return dispatch

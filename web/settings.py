@@ -52,6 +52,20 @@ def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
     return raw
 
 
+def _header_text(env: Mapping[str, str], name: str) -> str | None:
+    """Text sent in HTTP headers (the ICE servers and TURN credentials in WHIP/WHEP ``Link``
+    headers): printable ASCII, or every answer would fail."""
+    raw = env.get(name) or None
+    if raw is not None and not (raw.isascii() and raw.isprintable()):
+        raise SystemExit(f"{name} must be printable ASCII (it is sent in an HTTP header)")
+    return raw
+
+
+def _header_list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    _header_text(env, name)  # refuses what a header cannot carry
+    return _list(env, name)
+
+
 LOG_FORMATS = ("text", "json")
 
 
@@ -79,7 +93,8 @@ class Settings:
     worker_max_deliveries: int = 5
     payment_delay_ms: int = 0
     bench_routes: bool = False
-    # Websocket origins allowed besides the page's own (same host:port as the request).
+    # Origins allowed besides the page's own (same host:port as the request): to open room
+    # websockets, and to call WHIP/WHEP from the browser (CORS).
     allowed_origins: tuple[str, ...] = ()
     ws_ping_interval_s: float = 20.0
     ws_ping_timeout_s: float = 20.0
@@ -156,9 +171,9 @@ class Settings:
             video_stall_s=_float(env, "LIVECART_VIDEO_STALL_S", 10.0),
             video_publisher_grace_s=_float(env, "LIVECART_VIDEO_PUBLISHER_GRACE_S", 30.0),
             webrtc_connect_timeout_s=_float(env, "LIVECART_WEBRTC_CONNECT_TIMEOUT_S", 20.0),
-            ice_servers=_list(env, "LIVECART_ICE_SERVERS"),
-            turn_username=env.get("LIVECART_TURN_USERNAME") or None,
-            turn_credential=env.get("LIVECART_TURN_CREDENTIAL") or None,
+            ice_servers=_header_list(env, "LIVECART_ICE_SERVERS"),
+            turn_username=_header_text(env, "LIVECART_TURN_USERNAME"),
+            turn_credential=_header_text(env, "LIVECART_TURN_CREDENTIAL"),
             webrtc_addresses=_list(env, "LIVECART_WEBRTC_ADDRESSES"),
             fault_stall_before_ack_s=float(env.get("LIVECART_FAULT_STALL_BEFORE_ACK_S") or 0),
             access_log=_bool(env, "LIVECART_ACCESS_LOG", True),

@@ -10,6 +10,7 @@ up, the room ending, or shutdown.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import secrets
@@ -29,14 +30,19 @@ from aiortc.exceptions import InvalidStateError, OperationError
 from aiortc.mediastreams import MediaStreamTrack
 
 from catalog.errors import Conflict, Invalid, NotFound, Unavailable
-from live.media import sdp
+from live.media import dtls, sdp
 from live.media.relay import AudioRendition, PacketTrack, VideoProfile, VideoRendition, pump
 from live.store import RoomStore
 
+dtls.widen_cipher_suites()  # decision 0016: RSA-certificate encoders too
 log = logging.getLogger(__name__)
 
 StreamStarted = Callable[[int], Awaitable[None]]
 StreamEnded = Callable[[int, str], Awaitable[None]]
+# (room id, the publisher's owner, code, reason for a person): its encoder could not connect.
+PublisherFailed = Callable[[int, str, str, str], Awaitable[None]]
+# Ended sessions remembered so a late DELETE hears "ended" rather than "no such session".
+ENDED_KEPT = 10_000
 RoomOpen = Callable[[int], Awaitable[bool]]
 
 
@@ -110,8 +116,11 @@ class Broadcasts:
         on_started: StreamStarted,
         on_ended: StreamEnded,
         room_open: RoomOpen,
+        on_failed: PublisherFailed | None = None,
     ) -> None:
         self.config = config
+        self._on_failed = on_failed
+        self.ended: collections.OrderedDict[str, str] = collections.OrderedDict()
         self._lock = lock
         self._on_started = on_started
         self._on_ended = on_ended
@@ -286,12 +295,15 @@ class Broadcasts:
 
         @pc.on("connectionstatechange")
         def on_state() -> None:
-            if pc.connectionState in ("failed", "closed"):
+            if pc.connectionState == "failed":
+                self._spawn(self._fail(session, *failure_of(pc)))
+            elif pc.connectionState == "closed":
                 self._spawn(self._end(session, "lost"))
 
         def check_connected() -> None:
             if pc.connectionState != "connected":
-                self._spawn(self._end(session, "lost"))
+                reason = f"no connection within {self.config.connect_timeout_s:g} s"
+                self._spawn(self._fail(session, "connect_timeout", reason))
 
         loop = asyncio.get_running_loop()
         session.deadline = loop.call_later(self.config.connect_timeout_s, check_connected)
@@ -312,6 +324,7 @@ class Broadcasts:
     async def _answer(self, session: Session) -> None:
         pc = session.pc
         try:
+            dtls.prefer_dtls_server(pc)  # a=setup:passive, whatever the offerer's TLS stack
             # aiortc gathers every candidate before it returns: the answer is complete.
             await pc.setLocalDescription(await pc.createAnswer())
         except OperationError as exc:
@@ -341,8 +354,37 @@ class Broadcasts:
             self.stages[room_id] = stage
         return stage
 
+    async def _fail(self, session: Session, code: str, reason: str) -> None:
+        """The peer never connected, or its connection failed: say why (the log, and the
+        creator's studio for a publisher), then end the session."""
+        if session.ended:
+            return
+        log.warning(
+            "%s %s in room %s failed: %s (%s)",
+            session.role,
+            session.id,
+            session.room_id,
+            reason,
+            code,
+        )
+        await self._end(session, "lost")  # for the room: the creator's video went
+        self.ended[session.id] = code  # for a late DELETE: why
+        if session.role == "publisher" and self._on_failed is not None:
+            try:
+                await self._on_failed(session.room_id, session.owner, code, reason)
+            except Exception:
+                log.exception(
+                    "could not tell room %s's creator its encoder failed", session.room_id
+                )
+
     def find(self, room_id: int, session_id: str, role: str, owner: str) -> Session:
         session = self.sessions.get(session_id)
+        if session is None and session_id in self.ended:
+            raise NotFound(
+                f"This session has ended ({self.ended[session_id]}).",
+                code="session_ended",
+                reason=self.ended[session_id],
+            )
         if session is None or (session.room_id, session.role, session.owner) != (
             room_id,
             role,
@@ -359,6 +401,9 @@ class Broadcasts:
             return
         session.ended = True
         self.sessions.pop(session.id, None)
+        self.ended[session.id] = reason
+        while len(self.ended) > ENDED_KEPT:
+            self.ended.popitem(last=False)
         if session.deadline is not None:
             session.deadline.cancel()
         if session.keeper is not None and session.keeper is not asyncio.current_task():
@@ -442,3 +487,16 @@ class Broadcasts:
         task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def failure_of(pc: RTCPeerConnection) -> tuple[str, str]:
+    """Why a peer connection failed, as (code, reason for a person)."""
+    if pc.iceConnectionState == "failed":
+        return "ice_failed", (
+            "ICE failed: no address pair between the encoder and the server answered "
+            "(a firewall in between, or a TURN server is needed)"
+        )
+    return "dtls_failed", (
+        "DTLS failed: the encrypted handshake did not complete (the encoder's certificate "
+        "did not match its offer's fingerprint, or no cipher suite was shared)"
+    )

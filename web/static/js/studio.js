@@ -39,12 +39,18 @@ function receive(m) {
     render();
     return;
   }
+  if (m.type === "stream.failed") {
+    // An encoder (OBS, GStreamer, this page) reached the server but could not connect.
+    $("video-error").textContent = `The encoder could not connect: ${m.reason}`;
+    $("video-error").dataset.code = m.code;
+    return;
+  }
   if (!state.room) return;
   const room = state.room;
   switch (m.type) {
     case "room.live": room.status = "live"; break;
     case "room.ended": room.status = "ended"; break;
-    case "stream.started": room.stream = { started_ms: m.ms }; break;
+    case "stream.started": room.stream = { started_ms: m.ms }; $("video-error").textContent = ""; break;
     case "stream.ended": room.stream = null; break;
     case "pin": room.pinned = m.product.product_id; break;
     case "unpin": room.pinned = null; break;
