@@ -55,7 +55,7 @@ async def pay_for_hold(
     try:
         terms = await holds.begin_payment(hold_id, buyer, attempt)
     except DomainError as err:
-        if err.code in {"hold_expired", "hold_released"}:
+        if err.code in {"hold_expired", "hold_released", "deal_ended"}:
             # A retry of an attempt that charged and then died before committing (a crash, a
             # Redis blip): the hold is gone, so the money goes back.
             await _refund_if_charged(provider, charge_key)

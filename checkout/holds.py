@@ -78,6 +78,7 @@ _HOLD_ERRORS: dict[str, tuple[type[DomainError], str]] = {
     "hold_released": (Conflict, "The hold was released."),
     "hold_already_paid": (Conflict, "The hold has already been paid."),
     "payment_in_progress": (Conflict, "A payment for this hold is in progress."),
+    "deal_ended": (Conflict, "The deal was stopped; its held units went back on sale."),
 }
 
 
@@ -153,8 +154,11 @@ class HoldStore:
         await self.redis.sadd(self.keys.live_deals, str(deal.id))
         return bool(loaded)
 
-    async def stop_deal(self, deal_id: int) -> None:
-        await self._call("lc_stop_deal", deal_id)
+    async def stop_deal(self, deal_id: int) -> list[tuple[str, str]]:
+        """Stop selling; returns the held holds that went back, as (hold id, buyer). Payments
+        under way finish or fail as they are."""
+        flat = await self._call("lc_stop_deal", deal_id)
+        return list(zip(flat[0::2], flat[1::2], strict=True))
 
     async def reserve_many(
         self, deal_id: int, requests: list[ReserveRequest]

@@ -521,7 +521,8 @@ async def test_stopped_deal_refuses_reservations(
     again = await http.post(f"/api/deals/{live.deal_id}/stop", headers=seller.headers)
     assert again.status_code == 200  # stopping is idempotent, so a half-done stop can be redone
     assert (again.json()["deal"]["status"], again.json()["deal"]["phase"]) == ("ended", "ended")
-    assert await deal_stock(http, live.deal_id) == {"available": 9, "held": 1, "sold": 0}
+    # Stopping gave the held unit back at once: nobody may start paying a stopped deal.
+    assert await deal_stock(http, live.deal_id) == {"available": 10, "held": 0, "sold": 0}
 
 
 async def test_scheduled_deal_refuses_reservations(

@@ -47,13 +47,15 @@ async def test_unsold_units_go_back_once_nothing_more_can_sell(
     await private_holds.begin_payment(paid.id, payer, "a")
     await private_holds.commit(paid.id, payer, "pay", "a")
     kept = await private_holds.reserve(deal_id, ReserveRequest(holder, 1))
+    await private_holds.begin_payment(kept.id, holder, "b")
     async with db.session() as session:
         mine = await session.get(Deal, deal_id)
         assert mine is not None
         await deals.stop(session, private_holds, mine)
 
-    await sweep_once(private_holds, db)  # a hold is still held: it could still be paid
+    await sweep_once(private_holds, db)  # a payment is under way: it could still succeed
     assert await sku_and_status(db, deal) == (10, 5, "ended")
+    await private_holds.payment_failed(kept.id, holder, "b")  # declined: held again
     await private_holds.release(kept.id, holder)
     await sweep_once(private_holds, db)
     assert await sku_and_status(db, deal) == (10, 2, "settled")  # 3 unsold units back

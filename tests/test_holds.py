@@ -127,6 +127,27 @@ async def test_window_is_enforced(
     assert phases == ["upcoming", "ended", "ended"]
 
 
+async def test_stopping_a_deal_gives_back_held_units_and_lets_a_payment_under_way_finish(
+    db: Database, private_holds: HoldStore, seller: SellerAccount
+) -> None:
+    """A seller stops a mispriced deal: nobody may start paying that price any more."""
+    deal = await make_live_deal(db, private_holds, seller, quantity=5)
+    deal_id = deal.id or 0
+    holder, payer = buyer(), buyer()
+    held = await private_holds.reserve(deal_id, ReserveRequest(holder, 2))
+    paying = await private_holds.reserve(deal_id, ReserveRequest(payer, 1))
+    await private_holds.begin_payment(paying.id, payer, "attempt-1")
+    assert await private_holds.stop_deal(deal_id) == [(held.id, holder)]
+    assert await totals(private_holds, deal_id) == (4, 1, 0)  # the held two are back
+    assert (await private_holds.get_hold(held.id, holder)).state == "released"
+    with pytest.raises(Conflict) as refused:
+        await private_holds.begin_payment(held.id, holder, "attempt-2")
+    assert refused.value.code == "deal_ended"
+    await private_holds.commit(paying.id, payer, "pay-ref", "attempt-1")
+    assert await totals(private_holds, deal_id) == (4, 0, 1)
+    assert await private_holds.stop_deal(deal_id) == []  # stopping again changes nothing
+
+
 async def phase(store: HoldStore, deal_id: int) -> str:
     state = await store.snapshot(deal_id)
     assert state is not None

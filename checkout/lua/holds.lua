@@ -161,12 +161,25 @@ local function load_deal(K, ARGV)
   return 1
 end
 
+-- Stop selling. Held units go back at once (a stopped deal is often a mispriced one: nobody may
+-- pay for a unit at that price any more); a payment already under way finishes or fails as it
+-- is. Returns the released holds as a flat list: id, buyer, id, buyer, ...
 local function stop_deal(K, ARGV)
-  if redis.call('EXISTS', K[1]) == 0 then return 0 end
+  if redis.call('EXISTS', K[1]) == 0 then return {} end
   local now = now_ms()
   redis.call('HSET', K[1], 'stopped', 1)
+  local released = {}
+  for _, id in ipairs(redis.call('ZRANGE', K[5], 0, -1)) do
+    local raw = redis.call('HGET', K[2], id)
+    local h = raw and parse_hold(raw)
+    if h and h.state == 'held' then
+      close_hold(K, now, id, h, 'released')
+      released[#released + 1] = id
+      released[#released + 1] = h.buyer
+    end
+  end
   emit(K, now, 'deal.ended', '', 0)
-  return 1
+  return released
 end
 
 -- Find the caller's hold; a foreign hold looks exactly like a missing one.
@@ -191,6 +204,10 @@ local function begin_payment(K, ARGV)
   local now = now_ms()
   local h = own_hold(K, id, buyer)
   if not h then return { 'hold_not_found' } end
+  if redis.call('HGET', K[1], 'stopped') == '1' and h.state ~= 'paying' and h.state ~= 'sold' then
+    if h.state == 'held' then close_hold(K, now, id, h, 'released') end
+    return { 'deal_ended' }
+  end
   if (h.state == 'held' or h.state == 'paying') and h.expires <= now then
     close_hold(K, now, id, h, 'expired')
   end

@@ -499,7 +499,7 @@ $("pay-form").addEventListener("submit", async (event) => {
   } catch (error) {
     if (error instanceof ApiError && error.code !== "network") hold.payKey = null; // answered
     $("pay-error").textContent = errorText(error.code);
-    if (["hold_expired", "hold_released"].includes(error.code)) setTimeout(() => holdClosed(hold.id, errorText(error.code)), 1500);
+    if (["hold_expired", "hold_released", "deal_ended"].includes(error.code)) setTimeout(() => holdClosed(hold.id, errorText(error.code)), 1500);
   } finally {
     $("pay").disabled = false;
     if (state.activeHold) $("pay").textContent = t("pay", { amount: hold.amount != null ? money(hold.amount, hold.currency) : "" });
