@@ -8,7 +8,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import replace
 
-from web.embedded import EmbeddedValkey
+from web.embedded import DataDirInUse, EmbeddedValkey
 from web.migrate import upgrade
 from web.settings import Settings
 
@@ -21,7 +21,10 @@ def runtime(settings: Settings, *, migrate: bool = True) -> Iterator[Settings]:
     embedded: EmbeddedValkey | None = None
     if settings.redis_url is None:
         embedded = EmbeddedValkey(settings.data_dir / "valkey")
-        settings = replace(settings, redis_url=embedded.start())
+        try:
+            settings = replace(settings, redis_url=embedded.start())
+        except DataDirInUse as err:
+            raise SystemExit(f"livecart: {err}") from None
         log.info("embedded Valkey at %s (data in %s)", settings.redis_url, embedded.data_dir)
     try:
         if migrate:
