@@ -133,6 +133,9 @@ async def test_a_newcomer_buys_the_demo_deal_on_a_phone_and_sees_the_live_end(
         creator = studio.page
         path = demo.studio.removeprefix(demo.base)
         await sign_in(creator, demo.base, demo.token, then=path)
+        # The page's script is running (its room socket is up, the bag drawn) before the tap.
+        await expect(creator.locator("#connection")).to_be_hidden()
+        await expect(creator.locator("#bag .bag-item")).to_have_count(2)
         await creator.click("#go-live")
         await expect(creator.locator("#room-status")).to_have_text("live · on air", timeout=20_000)
 

@@ -272,6 +272,9 @@ async def test_a_whole_live_sale_in_the_browser(
         # still in the room is told.
         await creator.set_viewport_size(DESKTOP_SIZE)
         await creator.goto(f"{base}/studio/{room_id}")
+        # The page's script is running (its room socket up, the bag drawn) before the tap.
+        await expect(creator.locator("#connection")).to_be_hidden()
+        await expect(creator.locator("#bag .bag-item")).to_have_count(2)
         await creator.click("#go-live")
         await expect(creator.locator("#room-status")).to_have_text("live · on air", timeout=20_000)
         await viewer_b.page.goto(f"{base}/live/{room_id}")
