@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.async_api import Browser, async_playwright
 from redis.asyncio import Redis
 
 from catalog import service
@@ -23,6 +24,7 @@ from catalog.db import Database, is_sqlite
 from catalog.models import Seller, Shop
 from checkout.holds import HoldStore
 from checkout.keys import Keyspace
+from tests.browser import CHROMIUM_ARGS, chromium_or_skip
 from web.auth import GuestSessions
 from web.embedded import EmbeddedValkey, free_port
 from web.migrate import downgrade_to_base, upgrade
@@ -222,3 +224,21 @@ async def http(server: Server) -> AsyncIterator[httpx.AsyncClient]:
 def viewer_headers(sessions: GuestSessions) -> tuple[str, dict[str, str]]:
     buyer, token = sessions.issue()
     return buyer, {"Authorization": f"Bearer {token}"}
+
+
+# The page tests' browser (Debian's Chromium) and where their screenshots go: one per module.
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    executable = chromium_or_skip()
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield launched
+        await launched.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    target = os.environ.get("LIVECART_SCREENSHOTS")
+    path = Path(target) if target else tmp_path_factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -24,11 +24,11 @@ import httpx
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from av import VideoFrame
-from playwright.async_api import async_playwright, expect
+from playwright.async_api import Browser, expect
 
 from catalog.db import Database
 from live.media import publisher as synthetic
-from tests.browser import CHROMIUM_ARGS, DESKTOP, chromium_or_skip, new_page
+from tests.browser import DESKTOP, new_page
 from tests.conftest import SellerAccount, Server, start_server, stop_server
 from tests.helpers import http_room, make_seller
 from tests.mediaclient import WhepViewer, eventually
@@ -261,35 +261,31 @@ async def test_an_encoder_whose_dtls_fails_is_told_logged_and_ended(
 
 
 async def test_the_studio_page_says_why_an_encoder_could_not_connect(
-    encoder_server: Server, room: int, creator: SellerAccount
+    browser: Browser, encoder_server: Server, room: int, creator: SellerAccount
 ) -> None:
-    executable = chromium_or_skip()
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        ctx, studio = await new_page(browser, "studio", **DESKTOP)
-        try:
-            await sign_in(studio.page, encoder_server.base_url, creator.token, f"/studio/{room}")
-            await expect(studio.page.locator("#connection")).to_be_hidden()
-            pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-            pc.addTrack(synthetic.TestPatternCamera(640, 360, 30, detail=False))
-            await pc.setLocalDescription(await pc.createOffer())
-            forged = re.sub(
-                r"a=fingerprint:sha-256 \S+",
-                "a=fingerprint:sha-256 " + ":".join(["CD"] * 32),
-                pc.localDescription.sdp,
-            )
-            answered = await post_offer(encoder_server, room, creator.token, forged)
-            await pc.setRemoteDescription(RTCSessionDescription(answered.text, "answer"))
-            await expect(studio.page.locator("#video-error")).to_have_text(
-                re.compile(r"^The encoder could not connect: DTLS failed"), timeout=10_000
-            )
-            await pc.close()
-            # The helper's product picture is an example.com address, which does not resolve.
-            studio.problems = [p for p in studio.problems if "ERR_NAME_NOT_RESOLVED" not in p]
-            studio.assert_clean()
-        finally:
-            await ctx.close()
-            await browser.close()
+    ctx, studio = await new_page(browser, "studio", **DESKTOP)
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        await sign_in(studio.page, encoder_server.base_url, creator.token, f"/studio/{room}")
+        await expect(studio.page.locator("#connection")).to_be_hidden()
+        pc.addTrack(synthetic.TestPatternCamera(640, 360, 30, detail=False))
+        await pc.setLocalDescription(await pc.createOffer())
+        forged = re.sub(
+            r"a=fingerprint:sha-256 \S+",
+            "a=fingerprint:sha-256 " + ":".join(["CD"] * 32),
+            pc.localDescription.sdp,
+        )
+        answered = await post_offer(encoder_server, room, creator.token, forged)
+        await pc.setRemoteDescription(RTCSessionDescription(answered.text, "answer"))
+        await expect(studio.page.locator("#video-error")).to_have_text(
+            re.compile(r"^The encoder could not connect: DTLS failed"), timeout=10_000
+        )
+        # The helper's product picture is an example.com address, which does not resolve.
+        studio.problems = [p for p in studio.problems if "ERR_NAME_NOT_RESOLVED" not in p]
+        studio.assert_clean()
+    finally:
+        await pc.close()
+        await ctx.close()
 
 
 async def post_offer(server: Server, room: int, token: str, offer: str) -> httpx.Response:

@@ -11,25 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import websockets
-from playwright.async_api import Browser, Page, WebSocket, async_playwright, expect
+from playwright.async_api import Browser, Page, WebSocket, expect
 
 from catalog import service
 from catalog.db import Database
 from tests.browser import (
-    CHROMIUM_ARGS,
     DESKTOP,
     PHONE,
     CuttableProxy,
     Watched,
-    chromium_or_skip,
     new_page,
 )
 from tests.conftest import SellerAccount, Server, start_server, stop_server
@@ -61,23 +58,6 @@ def pages_server(
     )
     yield running
     stop_server(running)
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    executable = chromium_or_skip()
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield launched
-        await launched.close()
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    target = os.environ.get("LIVECART_SCREENSHOTS")
-    path = Path(target) if target else tmp_path_factory.mktemp("screenshots")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 @pytest.fixture

@@ -10,19 +10,19 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 import websockets
-from playwright.async_api import Browser, Locator, Page, async_playwright, expect
+from playwright.async_api import Browser, Locator, Page, expect
 
 from catalog import service
 from catalog.db import Database
 from catalog.models import Sku
-from tests.browser import CHROMIUM_ARGS, PHONE, chromium_or_skip, new_page, overflowing
+from tests.browser import PHONE, new_page, overflowing
 from tests.conftest import SellerAccount, Server, start_server, stop_server
 from web import i18n, l10n
 from web.auth import GuestSessions
@@ -56,15 +56,6 @@ def pages_server(
     )
     yield running
     stop_server(running)
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    executable = chromium_or_skip()
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield launched
-        await launched.close()
 
 
 @dataclass

@@ -17,7 +17,7 @@ from playwright.async_api import Browser, Page, expect
 from tests.browser import DESKTOP, Watched, new_page, overflowing
 from tests.conftest import SellerAccount, Server, viewer_headers
 from tests.test_api import poll
-from tests.test_pages import browser, pages_server, shop, shots, sign_in  # noqa: F401 (fixtures)
+from tests.test_pages import pages_server, shop, sign_in  # noqa: F401 (fixtures)
 from web.auth import GuestSessions
 
 pytestmark = pytest.mark.storage
@@ -94,11 +94,11 @@ async def _paid_order_and_a_hold(
 
 
 async def test_the_seller_center_edits_archives_refunds_and_lists_deals(
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     pages_server: Server,  # noqa: F811
     shop: SellerAccount,  # noqa: F811
     sessions: GuestSessions,
-    shots: Path,  # noqa: F811
+    shots: Path,
 ) -> None:
     base = pages_server.base_url
     ctx, center = await new_page(browser, "seller center", **DESKTOP)
