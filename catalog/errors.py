@@ -8,7 +8,8 @@ Only ``web/`` turns them into HTTP. The hierarchy, by what the caller did wrong:
     ├── Conflict       the request is fine but the current state refuses it
     ├── Unauthorized   no identity, or a bad one
     ├── PaymentFailed  the payment provider said no
-    └── Unavailable    this node is full or stopping; details say when to retry
+    ├── Unavailable    this node is full or stopping; details say when to retry
+    └── Throttled      too many requests from one client address; details say when to retry
 """
 
 from __future__ import annotations
@@ -49,3 +50,7 @@ class PaymentFailed(DomainError):
 
 class Unavailable(DomainError):
     code = "unavailable"
+
+
+class Throttled(DomainError):
+    code = "rate_limited"

@@ -38,7 +38,9 @@ class DealAudit:
     held: int
     sold: int  # units, by Redis's counters
     holds: dict[str, int]  # holds by state
-    paid_entries: int  # order.paid entries in the deal's stream
+    # Entries ever appended to the deal's orders stream: one per sale, plus replayed dead
+    # letters. A count kept by Redis, so the trimming of acknowledged entries does not lower it.
+    stream_entries_added: int
     pipeline_pending: int  # entries read by a worker and not yet acknowledged
     orders: int  # SQL orders of the deal
     order_units: int
@@ -68,6 +70,14 @@ async def _pending(redis: Redis, stream: str) -> int:
     except ResponseError:  # no group yet: nothing was ever read
         return 0
     return int(summary["pending"])
+
+
+async def _entries_added(redis: Redis, stream: str) -> int:
+    try:
+        info = await redis.xinfo_stream(stream)
+    except ResponseError:  # no stream: nothing was ever sold
+        return 0
+    return int(info["entries-added"])
 
 
 async def _charged_holds(provider: SandboxProvider, deal_id: int) -> set[str]:
@@ -106,7 +116,7 @@ async def audit_deal(redis: Redis, db: Database, keys: Keyspace, deal_id: int) -
         held=held,
         sold=sold,
         holds=dict(states),
-        paid_entries=int(await redis.xlen(k.orders)),
+        stream_entries_added=await _entries_added(redis, k.orders),
         pipeline_pending=await _pending(redis, k.orders),
         orders=len(rows),
         order_units=order_units,

@@ -51,7 +51,10 @@ class ReserveBatcher:
     async def _send(self, deal_id: int, batch: list[Waiter]) -> None:
         try:
             outcomes = await self.store.reserve_many(deal_id, [request for request, _ in batch])
+            if len(outcomes) != len(batch):  # a library of another version answered
+                raise RuntimeError(f"{len(batch)} reservations got {len(outcomes)} answers")
         except Exception as err:
+            # Every waiter gets the failure (a 500 or 503): none may hang, and the drain lives on.
             for _, future in batch:
                 if not future.done():
                     future.set_exception(err)

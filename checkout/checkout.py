@@ -1,13 +1,19 @@
-"""Paying for a hold: begin payment (extend the hold), charge once, then commit or step back."""
+"""Paying for a hold: begin payment (extend the hold), write the attempt down, charge once, then
+commit or step back. Every step is idempotent per attempt, so a retry after a crash at any point
+(or the reconciler, decision 0017) finishes what the dead request started."""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
 
+from catalog.clock import now_ms
 from catalog.errors import DomainError, PaymentFailed
-from checkout.holds import HoldStore
-from checkout.payments import ChargeStatus, PaymentProvider
+from checkout.attempts import AttemptStatus, AttemptStore
+from checkout.faults import NO_CRASH, CrashPoints
+from checkout.holds import HoldStore, PaymentTerms, hold_error
+from checkout.models import PaymentAttempt
+from checkout.payments import Charge, ChargeStatus, PaymentProvider
 
 
 @dataclass(frozen=True)
@@ -20,20 +26,52 @@ class Receipt:
     payment_ref: str
 
 
+@dataclass(frozen=True)
+class Till:
+    """What taking a payment needs: the holds, the provider, the attempts' record, and the
+    crash points the crash tests arm."""
+
+    holds: HoldStore
+    provider: PaymentProvider
+    attempts: AttemptStore
+    crash: CrashPoints = NO_CRASH
+
+
 def attempt_id(attempt_key: str) -> str:
     """The attempt's name inside the hold record, free of the record's separator."""
     return hashlib.sha256(attempt_key.encode()).hexdigest()[:24]
 
 
-async def _refund_if_charged(provider: PaymentProvider, charge_key: str) -> None:
-    charge = await provider.find(charge_key)
-    if charge is not None and charge.status is ChargeStatus.APPROVED and not charge.refunded:
-        await provider.refund(charge)
+def charge_key(hold_id: str, attempt_key: str) -> str:
+    """The provider's idempotency key for one attempt at one hold."""
+    return f"{hold_id}:{attempt_key}"
+
+
+async def refund_if_charged(till: Till, key: str) -> bool:
+    """Give back an approved charge made under ``key`` (once); True if one was ever made."""
+    charge = await till.provider.find(key)
+    if charge is None or charge.status is not ChargeStatus.APPROVED:
+        return False
+    if not charge.refunded:
+        await till.provider.refund(charge)
+        till.crash.reach("checkout.after_refund")
+    await till.attempts.settle(key, AttemptStatus.REFUNDED, charge.id, only_pending=False)
+    return True
+
+
+def _receipt(terms: PaymentTerms, charge: Charge) -> Receipt:
+    return Receipt(
+        hold_id=terms.hold_id,
+        qty=terms.qty,
+        unit_price=terms.unit_price,
+        amount=terms.amount,
+        currency=terms.currency,
+        payment_ref=charge.id,
+    )
 
 
 async def pay_for_hold(
-    holds: HoldStore,
-    provider: PaymentProvider,
+    till: Till,
     *,
     hold_id: str,
     buyer: str,
@@ -51,24 +89,50 @@ async def pay_for_hold(
     the pipeline writes carries it.
     """
     attempt = attempt_id(attempt_key)
-    charge_key = f"{hold_id}:{attempt_key}"
+    key = charge_key(hold_id, attempt_key)
     try:
-        terms = await holds.begin_payment(hold_id, buyer, attempt)
+        terms = await till.holds.begin_payment(hold_id, buyer, attempt)
     except DomainError as err:
         if err.code in {"hold_expired", "hold_released", "deal_ended"}:
-            # A retry of an attempt that charged and then died before committing (a crash, a
-            # Redis blip): the hold is gone, so the money goes back.
-            await _refund_if_charged(provider, charge_key)
+            # A retry of an attempt that charged and then died before committing, once the
+            # hold is gone: the money goes back (if the reconciler has not done it already).
+            await refund_if_charged(till, key)
         raise
+    if terms.paid:  # this attempt sold the hold before its request died
+        charge = await till.provider.find(key)
+        if charge is None:
+            raise hold_error("hold_already_paid", hold_id)
+        return _receipt(terms, charge)
+    now = now_ms()
+    await till.attempts.record(
+        PaymentAttempt(
+            charge_key=key,
+            keyspace=till.attempts.keyspace,
+            hold_id=hold_id,
+            buyer_id=buyer,
+            attempt=attempt,
+            amount=terms.amount,
+            currency=terms.currency,
+            shipping=shipping,
+            status=AttemptStatus.PENDING.value,
+            created_ms=now,
+            updated_ms=now,
+        )
+    )
+    till.crash.reach("checkout.before_charge")
     try:
-        charge = await provider.charge(
-            key=charge_key, amount=terms.amount, currency=terms.currency, card=card
+        charge = await till.provider.charge(
+            key=key, amount=terms.amount, currency=terms.currency, card=card
         )
     except DomainError:
-        await holds.payment_failed(hold_id, buyer, attempt)  # nothing was charged (an unknown card)
+        # Nothing was charged (an unknown card).
+        await till.holds.payment_failed(hold_id, buyer, attempt)
+        await till.attempts.settle(key, AttemptStatus.VOID, only_pending=False)
         raise
+    till.crash.reach("checkout.after_charge")
     if charge.status is not ChargeStatus.APPROVED:
-        await holds.payment_failed(hold_id, buyer, attempt)
+        await till.holds.payment_failed(hold_id, buyer, attempt)
+        await till.attempts.settle(key, AttemptStatus.DECLINED, charge.id, only_pending=False)
         message = (
             "The card was declined."
             if charge.status is ChargeStatus.DECLINED
@@ -76,15 +140,11 @@ async def pay_for_hold(
         )
         raise PaymentFailed(message, code=charge.status.value, hold_id=hold_id)
     try:
-        await holds.commit(hold_id, buyer, charge.id, attempt, shipping)
+        await till.holds.commit(hold_id, buyer, charge.id, attempt, shipping)
     except DomainError:
-        await provider.refund(charge)
+        await refund_if_charged(till, key)
         raise
-    return Receipt(
-        hold_id=hold_id,
-        qty=terms.qty,
-        unit_price=terms.unit_price,
-        amount=terms.amount,
-        currency=terms.currency,
-        payment_ref=charge.id,
-    )
+    till.crash.reach("checkout.after_commit")
+    await till.attempts.settle(key, AttemptStatus.COMMITTED, charge.id, only_pending=False)
+    till.crash.reach("checkout.after_outcome")
+    return _receipt(terms, charge)

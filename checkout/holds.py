@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from catalog.errors import Conflict, DomainError, Invalid, NotFound
 from catalog.models import Deal
 from checkout.keys import DEAL_KEYS_TTL_S, Keyspace, deal_id_of_hold
+from checkout.limits import ReserveLimits, throttled
 
 LIBRARY = resources.files("checkout").joinpath("lua/holds.lua").read_text()
 
@@ -22,6 +23,9 @@ class ReserveRequest(NamedTuple):
     buyer: str
     qty: int
     request_id: str = ""
+    # The client address it came from (checkout.limits.client_address); "" for callers inside
+    # livecart, which the per-address limits leave alone.
+    address: str = ""
 
 
 class Hold(NamedTuple):
@@ -41,6 +45,7 @@ class PaymentTerms:
     sku_id: int
     shop_id: int
     expires_ms: int
+    paid: bool = False  # this attempt sold the hold already (a retry after a crash)
 
     @property
     def amount(self) -> int:
@@ -106,13 +111,26 @@ def reserve_error(result: list[str]) -> DomainError:
         return Conflict("Sold out.", code=code, wanted=int(result[1]), left=0)
     if code == "insufficient_stock":
         return Conflict("Not enough left.", code=code, wanted=int(result[1]), left=int(result[2]))
+    if code == "rate_limited":
+        return throttled(int(result[1]), "reservations")
+    if code == "address_hold_limit":
+        return Conflict(
+            "Too many units of this deal are held from your network; pay for or release one, "
+            "or wait for holds to lapse.",
+            code=code,
+            limit=int(result[1]),
+            held=int(result[2]),
+        )
     return Invalid("The quantity must be a positive whole number.", code="invalid_quantity")
 
 
 class HoldStore:
-    def __init__(self, redis: Redis, keyspace: Keyspace) -> None:
+    def __init__(
+        self, redis: Redis, keyspace: Keyspace, limits: ReserveLimits | None = None
+    ) -> None:
         self.redis = redis
         self.keys = keyspace
+        self.limits = limits or ReserveLimits()
 
     async def install(self) -> None:
         """Register the functions. REPLACE makes a newer library win after an upgrade."""
@@ -165,12 +183,13 @@ class HoldStore:
     ) -> list[Hold | DomainError]:
         # One line per request in one argument: encoding three arguments per request cost more
         # client CPU than the rest of a reservation. Spaces and newlines cannot occur in these
-        # fields (buyer ids are hex, request ids are validated), and are refused here anyway.
-        lines = [f"{r.buyer} {r.qty} {r.request_id}\n" for r in requests]
+        # fields (buyer ids are hex, request ids are validated, addresses come from
+        # client_address), and are refused here anyway.
+        lines = [f"{r.buyer} {r.qty} {r.request_id} {r.address}\n" for r in requests]
         blob = "".join(lines)
-        if blob.count("\n") != len(requests) or blob.count(" ") != 2 * len(requests):
-            raise ValueError("buyer and request ids must not contain spaces or newlines")
-        raw = await self._call("lc_reserve_many", deal_id, deal_id, blob)
+        if blob.count("\n") != len(requests) or blob.count(" ") != 3 * len(requests):
+            raise ValueError("buyer, request ids and addresses must not hold spaces or newlines")
+        raw = await self._call("lc_reserve_many", deal_id, deal_id, blob, *self.limits.argv())
         return [_reserve_outcome(item.split(" ")) for item in raw]
 
     async def reserve(self, deal_id: int, request: ReserveRequest) -> Hold:
@@ -182,7 +201,7 @@ class HoldStore:
     async def begin_payment(self, hold_id: str, buyer: str, attempt: str = "") -> PaymentTerms:
         deal_id = _deal_of(hold_id)
         raw = await self._call("lc_begin_payment", deal_id, hold_id, buyer, attempt)
-        if raw[0] != "ok":
+        if raw[0] not in ("ok", "paid"):
             raise hold_error(raw[0], hold_id)
         return PaymentTerms(
             hold_id=hold_id,
@@ -192,6 +211,7 @@ class HoldStore:
             sku_id=int(raw[4]),
             shop_id=int(raw[5]),
             expires_ms=int(raw[6]),
+            paid=raw[0] == "paid",
         )
 
     async def commit(

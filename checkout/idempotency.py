@@ -1,14 +1,19 @@
 """Idempotency keys for checkout, scoped to the buyer and a hash of the request body.
 
-The first request with a key takes a short "pending" marker (SET NX); when it finishes, the
-response is stored for a day and every replay gets exactly that response back. The same key
-with a different body is refused, as is a replay while the first is still running.
+The first request with a key takes a "pending" marker (SET NX) with a short lease that it renews
+while it runs (``held``); when it finishes, the response is stored for a day and every replay
+gets exactly that response back. The same key with a different body is refused, as is a replay
+while the first is still running. A request that dies stops renewing, so its key is free again
+within one lease and the buyer's retry finishes the purchase (decision 0017).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import secrets
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import orjson
@@ -16,7 +21,7 @@ from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
 from catalog.errors import Conflict, Invalid
-from checkout.keys import IDEMPOTENCY_PENDING_TTL_S, IDEMPOTENCY_TTL_S, Keyspace
+from checkout.keys import CHECKOUT_LEASE_MS, IDEMPOTENCY_TTL_S, Keyspace
 
 
 @dataclass(frozen=True)
@@ -37,21 +42,31 @@ class Claim:
     marker: bytes
 
 
+# Extend a pending marker only while it is still the caller's own.
+RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+
 class IdempotencyStore:
-    def __init__(
-        self, redis: Redis, keyspace: Keyspace, pending_ttl_s: int = IDEMPOTENCY_PENDING_TTL_S
-    ) -> None:
+    def __init__(self, redis: Redis, keyspace: Keyspace, lease_ms: int = CHECKOUT_LEASE_MS) -> None:
         self.redis = redis
         self.keys = keyspace
-        # Must outlast the slowest checkout (the payment window), or a replay would run again.
-        self.pending_ttl_s = pending_ttl_s
+        # Renewed every third of it while the request runs; a dead request's key is free again
+        # within one lease. A living request that misses its renewals (a stalled process) may
+        # see a retry run beside it: harmless, since every checkout step is idempotent.
+        self.lease_ms = lease_ms
+        self._renew = redis.register_script(RENEW)
 
     async def begin(self, buyer: str, key: str, digest: str) -> StoredResponse | Claim:
         """Claim the key, or return the response already stored for it."""
         redis_key = self.keys.idempotency(buyer, key)
         marker = orjson.dumps({"hash": digest, "state": "pending", "claim": secrets.token_hex(8)})
         for _ in range(3):
-            if await self.redis.set(redis_key, marker, nx=True, ex=self.pending_ttl_s):
+            if await self.redis.set(redis_key, marker, nx=True, px=self.lease_ms):
                 return Claim(redis_key, marker)
             raw = await self.redis.get(redis_key)
             if raw is None:
@@ -69,6 +84,28 @@ class IdempotencyStore:
                 )
             return StoredResponse(status=record["status"], body=record["body"].encode())
         raise Conflict("Could not claim the Idempotency-Key; retry.", code="request_in_progress")
+
+    @contextlib.asynccontextmanager
+    async def held(self, claim: Claim) -> AsyncIterator[None]:
+        """Keep the claim's lease alive while the body runs."""
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(self.lease_ms / 3000)
+                await self._renew(keys=[claim.redis_key], args=[claim.marker, self.lease_ms])
+
+        renewing = asyncio.create_task(renew())
+        try:
+            yield
+        finally:
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await renewing
+
+    async def running(self, buyer: str, key: str) -> bool:
+        """Whether a request with this key holds its pending marker now."""
+        raw = await self.redis.get(self.keys.idempotency(buyer, key))
+        return raw is not None and orjson.loads(raw)["state"] == "pending"
 
     async def finish(self, claim: Claim, digest: str, response: StoredResponse) -> None:
         record = {

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 DEAL_KEYS_TTL_S = 7 * 24 * 3600
 IDEMPOTENCY_TTL_S = 24 * 3600
-IDEMPOTENCY_PENDING_TTL_S = 180  # the default pay window (120 s) plus slack
+CHECKOUT_LEASE_MS = 5000  # a checkout's claim on its Idempotency-Key, renewed while it runs
 
 ORDER_GROUP = "order-pipeline"
 
@@ -26,6 +26,11 @@ class DealKeys:
     events: str
     orders: str
     dead_letters: str
+    # Per client address (see checkout/limits.py): reserve buckets, units in holds, and which
+    # address each live hold counts against.
+    rates: str
+    addresses: str
+    hold_addresses: str
 
     def function_keys(self) -> list[str]:
         """The KEYS list every function in holds.lua expects, in its order."""
@@ -37,6 +42,9 @@ class DealKeys:
             self.expiry,
             self.events,
             self.orders,
+            self.rates,
+            self.addresses,
+            self.hold_addresses,
         ]
 
 
@@ -55,6 +63,9 @@ class Keyspace:
             events=f"{base}:events",
             orders=f"{base}:orders",
             dead_letters=f"{base}:orders:dead",
+            rates=f"{base}:rates",
+            addresses=f"{base}:addresses",
+            hold_addresses=f"{base}:hold-addresses",
         )
 
     @property

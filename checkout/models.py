@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column
+from sqlalchemy import JSON, BigInteger, Column, Text
 from sqlmodel import Field, SQLModel
 
 
@@ -44,3 +44,27 @@ class OrderEvent(SQLModel, table=True):
     at_ms: int = Field(sa_type=BigInteger)
     actor: str = Field(default="", max_length=64)
     note: str = Field(default="", max_length=500)
+
+
+class PaymentAttempt(SQLModel, table=True):
+    """One try at paying for a hold, written before the provider is called (decision 0017):
+    whatever happens to the process next, the reconciler can find the charge by ``charge_key``
+    and settle it."""
+
+    __tablename__ = "payment_attempts"
+    id: int | None = Field(default=None, primary_key=True)
+    # The provider's idempotency key: "<hold id>:<Idempotency-Key>".
+    charge_key: str = Field(max_length=200, unique=True)
+    # The Redis key prefix whose holds and provider ledger the attempt belongs to: nodes that
+    # share a database under different prefixes never settle each other's attempts.
+    keyspace: str = Field(max_length=40)
+    hold_id: str = Field(max_length=40, index=True)
+    buyer_id: str = Field(max_length=64)
+    attempt: str = Field(max_length=24)  # the attempt's name in the hold record
+    amount: int = Field(sa_type=BigInteger)
+    currency: str = Field(max_length=3)
+    shipping: str = Field(default="", sa_type=Text)  # JSON text as committed with the sale
+    status: str = Field(max_length=16, index=True)
+    payment_ref: str = Field(default="", max_length=64)
+    created_ms: int = Field(sa_type=BigInteger)
+    updated_ms: int = Field(sa_type=BigInteger)

@@ -2,7 +2,8 @@
 orders. It acknowledges an entry only after the transaction holding its order has committed, so
 a crash anywhere leaves the entry pending; another consumer claims it (XAUTOCLAIM) and the unique
 hold id makes the second insert a no-op. An entry that fails ``max_deliveries`` times is moved to
-the deal's dead-letter stream instead of blocking the rest forever.
+the deal's dead-letter stream instead of blocking the rest forever. What the group has
+acknowledged is trimmed from the streams every ``trim_interval_ms`` (docs/decisions/0018).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from catalog.db import Database
+from checkout.faults import NO_CRASH, CrashPoints
 from checkout.keys import ORDER_GROUP, Keyspace
 from checkout.order_store import PaidOrder, PersistResult, persist_paid_orders
 
@@ -38,6 +40,7 @@ class PipelineStats:
     stock_shortfalls: int = 0
     dead_lettered: int = 0
     failed_batches: int = 0
+    trimmed: int = 0
 
     def add(self, result: PersistResult) -> None:
         self.persisted += result.inserted
@@ -51,7 +54,9 @@ class PipelineConfig:
     block_ms: int = 1000
     claim_idle_ms: int = 30_000
     max_deliveries: int = 5
+    trim_interval_ms: int = 10_000
     stall_before_ack_s: float = 0.0
+    crash: CrashPoints = NO_CRASH
     consumer: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
 
 
@@ -65,6 +70,8 @@ class OrderPipeline:
         self.config = config or PipelineConfig()
         self.stats = PipelineStats()
         self._grouped: set[str] = set()
+        self._handled: set[str] = set()  # streams with entries handled since the last trim
+        self._next_trim = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
         log.info("order pipeline consumer %s started", self.config.consumer)
@@ -120,7 +127,18 @@ class OrderPipeline:
         for stream, entries in reply or []:
             await self._handle(stream, entries)
             handled += len(entries)
+        await self._trim_when_due()
         return handled
+
+    async def _trim_when_due(self) -> None:
+        """Now and then, not per entry: trim each stream this consumer handled entries of."""
+        now = asyncio.get_running_loop().time()
+        if now < self._next_trim:
+            return
+        self._next_trim = now + self.config.trim_interval_ms / 1000
+        streams, self._handled = self._handled, set()
+        for stream in sorted(streams):
+            self.stats.trimmed += await trim_acknowledged(self.redis, stream)
 
     async def _reclaim(self, stream: str) -> int:
         handled = 0
@@ -171,6 +189,7 @@ class OrderPipeline:
         return live
 
     async def _handle(self, stream: str, entries: list[Entry]) -> None:
+        self._handled.add(stream)
         paid = [(i, f) for i, f in entries if f and f.get("type") == "order.paid"]
         try:
             await self._persist(stream, paid)
@@ -205,6 +224,7 @@ class OrderPipeline:
             )
             print("LIVECART-FAULT committed-before-ack", flush=True)
             await asyncio.sleep(self.config.stall_before_ack_s)
+        self.config.crash.reach("pipeline.before_ack")
         await self.redis.xack(stream, ORDER_GROUP, *(entry_id for entry_id, _ in items))
 
     async def _database_answers(self) -> bool:
@@ -234,6 +254,31 @@ async def stream_lag(redis: Redis, stream: str) -> int:
 
 async def stream_drained(redis: Redis, stream: str) -> bool:
     return await stream_lag(redis, stream) == 0
+
+
+async def trim_acknowledged(redis: Redis, stream: str) -> int:
+    """Delete the entries of a deal's orders stream that the pipeline is done with; returns
+    how many went.
+
+    Every entry older than both the group's last-delivered id and its oldest pending entry was
+    delivered and then acknowledged: its order is in SQL, or it was copied to the dead-letter
+    stream. An acknowledged entry never becomes pending again, so it is safe to delete even
+    while consumers run. The two ids are read in one MULTI, so no delivery falls between them.
+    The last delivered entry itself stays (the stream keeps its ids); the group's lag stays
+    exact, because trimming, unlike XDEL, leaves no gaps that Redis cannot count.
+    """
+    try:
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.xinfo_groups(stream)
+            pipe.xpending(stream, ORDER_GROUP)
+            groups, pending = await pipe.execute()
+    except ResponseError:  # no stream or no group (a forgotten deal's keys expired): nothing
+        return 0
+    (group,) = [g for g in groups if g["name"] == ORDER_GROUP]
+    floor = pending["min"] or group["last-delivered-id"]
+    if floor in (None, "0-0"):
+        return 0
+    return int(await redis.xtrim(stream, minid=floor, approximate=False))
 
 
 async def replay_dead_letters(redis: Redis, keyspace: Keyspace, deal_id: int) -> int:

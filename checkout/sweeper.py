@@ -3,7 +3,8 @@
 - return lapsed holds to stock (reads already ignore them; this makes the room hear about it
   even when nobody is buying);
 - settle a deal that can sell nothing more (unsold units go back to its SKU, once);
-- forget a settled deal once the order pipeline has drained its stream.
+- forget a settled deal once the order pipeline has drained its stream (trimming what it
+  acknowledged: the keys stay a week for late readers, the order entries need not).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import logging
 from catalog.db import Database
 from checkout import deals
 from checkout.holds import HoldStore
-from checkout.pipeline import stream_drained
+from checkout.pipeline import stream_drained, trim_acknowledged
 
 log = logging.getLogger("livecart.sweeper")
 
@@ -35,6 +36,7 @@ async def sweep_once(store: HoldStore, db: Database) -> None:
         if await stream_drained(store.redis, keys.orders) and not await store.redis.exists(
             keys.dead_letters
         ):
+            await trim_acknowledged(store.redis, keys.orders)
             await store.forget(deal_id)
 
 

@@ -20,9 +20,10 @@ import orjson
 from starlette.websockets import WebSocket
 
 from catalog.clock import now_ms
-from catalog.errors import Conflict, DomainError, Unauthorized
+from catalog.errors import Conflict, DomainError, Throttled, Unauthorized
 from checkout.batcher import ReserveBatcher
 from checkout.holds import Hold, HoldStore, ReserveRequest
+from checkout.limits import NO_LIMIT, Rate, RateLimiter, client_address
 from live import protocol, rules, service
 from live.frames import message_list, text_frame
 from live.hub import Hub, LocalRoom, Outlet, Viewer
@@ -44,6 +45,9 @@ class GatewayConfig:
     max_replay: int = 500
     chat_lines: int = 3  # per user per room in each chat window
     chat_window_ms: int = 5000
+    # Chat lines per client address (every connection and user behind it), on top of the
+    # per-user limit: a spammer's many guest sessions share their address's bucket.
+    chat_address_rate: Rate = NO_LIMIT
     message_rate: float = 10.0  # per connection, a second, after a burst of message_burst
     message_burst: float = 20.0
     strikes: float = 10.0  # bad messages tolerated at once; one is forgiven every 5 s
@@ -76,6 +80,7 @@ class Gateway:
         node_id: str,
         config: GatewayConfig | None = None,
         catch_up: CatchUp | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.store = store
         self.holds = holds
@@ -85,6 +90,7 @@ class Gateway:
         self.node_id = node_id
         self.config = config or GatewayConfig()
         self.catch_up = catch_up
+        self.limiter = limiter
         self.likes: dict[int, int] = defaultdict(int)
         self.deals_of: dict[int, set[int]] = {}
         self._snapshots: dict[int, tuple[int, float, bytes]] = {}
@@ -232,6 +238,7 @@ class Session:
         self.ws = ws
         self.room_id = room_id
         self.outlet = outlet
+        self.address = client_address(ws.client.host if ws.client else None)
         self.loop = asyncio.get_running_loop()
         cfg = gw.config
         now = self.loop.time()
@@ -416,6 +423,7 @@ class Session:
     async def chat(self, message: Chat) -> None:
         try:
             text = rules.clean_chat(message.text)
+            await self.take_chat_token()
             await self.gw.store.post(
                 self.room_id,
                 {
@@ -435,6 +443,22 @@ class Session:
                 await self.strike(err, "chat")
             else:
                 self.send(protocol.error(err.code, err.message, err.details, "chat"))
+
+    async def take_chat_token(self) -> None:
+        """Guest chat counts against the client address too (sellers speak as themselves)."""
+        if self.gw.limiter is None or self.role != "viewer":
+            return
+        try:
+            await self.gw.limiter.take(
+                "chat", self.address, self.gw.config.chat_address_rate, "chat lines"
+            )
+        except Throttled as err:
+            raise Conflict(
+                "Too much chat from your network; wait a moment.",
+                code="chat_rate_limited",
+                retry_after_ms=err.details["retry_after_ms"],
+                per="address",
+            ) from None
 
     async def buy(self, message: Buy) -> None:
         ref = message.request_id
@@ -457,7 +481,8 @@ class Session:
             return
         try:
             hold = await self.gw.batcher.reserve(
-                message.deal_id, ReserveRequest(self.user, message.qty, message.request_id)
+                message.deal_id,
+                ReserveRequest(self.user, message.qty, message.request_id, self.address),
             )
         except DomainError as err:
             self.send(protocol.error(err.code, err.message, err.details, ref))

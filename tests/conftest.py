@@ -128,10 +128,23 @@ class Server:
     log: Path
 
 
-def start_server(redis_url: str, database_url: str, log: Path, **env: str) -> Server:
+# Every test client connects from 127.0.0.1, thousands of buyers behind one address: the
+# per-address limits are off unless a test turns them on (tests/test_limits.py).
+NO_ADDRESS_LIMITS = {
+    "LIVECART_SESSION_RATE": "0",
+    "LIVECART_RESERVE_RATE": "0",
+    "LIVECART_CHAT_RATE": "0",
+    "LIVECART_ADDRESS_HOLD_CAP": "0",
+}
+
+
+def start_server(
+    redis_url: str, database_url: str, log: Path, startup_s: float = 30, **env: str
+) -> Server:
     port = free_port()
     full_env = {
         **os.environ,
+        **NO_ADDRESS_LIMITS,
         "REDIS_URL": redis_url,
         "DATABASE_URL": database_url,
         "LIVECART_REDIS_PREFIX": PREFIX,
@@ -147,12 +160,14 @@ def start_server(redis_url: str, database_url: str, log: Path, **env: str) -> Se
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    wait_for_port(port, process, log)
+    wait_for_port(port, process, log, startup_s)
     return Server(f"http://127.0.0.1:{port}", process, log)
 
 
-def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
+def wait_for_port(
+    port: int, process: subprocess.Popen[bytes], log: Path, within_s: float = 30
+) -> None:
+    deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited early:\n{log.read_text()}")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
-from collections.abc import Awaitable
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -193,3 +195,12 @@ async def http_flash_deal(
     assert made.status_code == 201, made.text
     deal: dict[str, Any] = made.json()["deal"]
     return deal
+
+
+async def until(check: Callable[[], Awaitable[bool]], what: str, within: float = 30) -> None:
+    """Poll ``check`` until it holds (wait for a condition, never for a fixed time)."""
+    deadline = time.monotonic() + within
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {within} s: {what}")
+        await asyncio.sleep(0.05)

@@ -50,7 +50,7 @@ async def test_the_audit_finds_lost_and_oversold_orders_and_passes_when_books_ag
     sold = await sell(private_holds, deal, buyers=2)
 
     before = await audit_deal(redis, db, private_keys, deal_id)
-    assert (before.sold, before.orders, before.paid_entries) == (2, 0, 2)
+    assert (before.sold, before.orders, before.stream_entries_added) == (2, 0, 2)
     assert before.lost_paid_orders == 2 and not before.ok  # paid, not yet in SQL
     assert before.counters_balance and before.oversold == 0
 

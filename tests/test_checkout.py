@@ -1,4 +1,7 @@
-"""Paying for a hold, at the function level, with the sandbox provider's ledger in Redis."""
+"""Paying for a hold, at the function level, with the sandbox provider's ledger in Redis; and
+settling what a crash left behind (decision 0017). A crash here is ``Crashed`` raised at a
+crash point: the test stops the checkout exactly where SIGKILL would (tests/test_crash_points.py
+kills real processes)."""
 
 from __future__ import annotations
 
@@ -10,17 +13,38 @@ from redis.asyncio import Redis
 
 from catalog.db import Database
 from catalog.errors import Conflict
-from checkout.checkout import attempt_id, pay_for_hold
+from checkout.attempts import AttemptStatus, AttemptStore
+from checkout.checkout import Till, attempt_id, charge_key, pay_for_hold
+from checkout.faults import CrashPoints
 from checkout.holds import HoldStore, ReserveRequest
 from checkout.idempotency import Claim, IdempotencyStore
 from checkout.keys import Keyspace
 from checkout.payments import ChargeStatus, SandboxProvider
+from checkout.reconciler import reconcile_once
 from tests.conftest import SellerAccount
-from tests.helpers import make_live_deal
+from tests.helpers import make_live_deal, until
 
 pytestmark = pytest.mark.storage
 
 CARD = "4242424242424242"
+DECLINED = "4000000000000002"
+
+
+class Crashed(BaseException):
+    """Stands for the process dying: nothing after it runs (BaseException, so no handler in
+    the checkout catches it)."""
+
+
+class CrashAt(CrashPoints):
+    def reach(self, point: str) -> None:
+        if point == self.armed:
+            raise Crashed(point)
+
+
+@pytest.fixture
+def till(db: Database, private_holds: HoldStore, private_keys: Keyspace, redis: Redis) -> Till:
+    provider = SandboxProvider(redis, private_keys.sandbox_charges)
+    return Till(private_holds, provider, AttemptStore(db, private_keys.prefix))
 
 
 async def test_a_charge_orphaned_by_a_crash_is_refunded_on_retry(
@@ -43,10 +67,9 @@ async def test_a_charge_orphaned_by_a_crash_is_refunded_on_retry(
     )
     assert charge.status is ChargeStatus.APPROVED
     await asyncio.sleep(0.4)  # past the payment window: the hold lapses, its unit goes back
+    till = Till(private_holds, provider, AttemptStore(db, private_keys.prefix))
     with pytest.raises(Conflict) as caught:
-        await pay_for_hold(
-            private_holds, provider, hold_id=hold.id, buyer=me, card=CARD, attempt_key=key
-        )
+        await pay_for_hold(till, hold_id=hold.id, buyer=me, card=CARD, attempt_key=key)
     assert caught.value.code == "hold_expired"
     after = await provider.find(f"{hold.id}:{key}")
     assert after is not None and after.id == charge.id and after.refunded
@@ -67,9 +90,8 @@ async def test_a_retry_after_a_crash_inside_the_window_completes_with_one_charge
     first = await provider.charge(
         key=f"{hold.id}:{key}", amount=terms.amount, currency=terms.currency, card=CARD
     )
-    receipt = await pay_for_hold(
-        private_holds, provider, hold_id=hold.id, buyer=me, card=CARD, attempt_key=key
-    )
+    till = Till(private_holds, provider, AttemptStore(db, private_keys.prefix))
+    receipt = await pay_for_hold(till, hold_id=hold.id, buyer=me, card=CARD, attempt_key=key)
     assert receipt.payment_ref == first.id  # the same charge, not a second one
     assert (await private_holds.get_hold(hold.id, me)).state == "sold"
     charges = [c for c in await provider.charges() if c.key.startswith(f"{hold.id}:")]
@@ -79,7 +101,7 @@ async def test_a_retry_after_a_crash_inside_the_window_completes_with_one_charge
 async def test_a_failed_request_never_removes_a_newer_claim_on_its_key(
     redis: Redis, private_keys: Keyspace
 ) -> None:
-    store = IdempotencyStore(redis, private_keys, pending_ttl_s=1)
+    store = IdempotencyStore(redis, private_keys, lease_ms=1000)
     key = "k-" + secrets.token_hex(4)
     slow = await store.begin("buyer", key, "digest")
     assert isinstance(slow, Claim)
@@ -92,3 +114,141 @@ async def test_a_failed_request_never_removes_a_newer_claim_on_its_key(
     assert caught.value.code == "request_in_progress"  # the fresh claim still stands
     await store.abandon(fresh)
     assert isinstance(await store.begin("buyer", key, "digest"), Claim)
+
+
+async def _crashed_checkout(
+    till: Till, deal_id: int, point: str, card: str = CARD
+) -> tuple[str, str, str]:
+    """Reserve a unit and pay for it until the process 'dies' at ``point``: (buyer, key, hold)."""
+    me, key = secrets.token_hex(6), "pay-" + secrets.token_hex(4)
+    hold = await till.holds.reserve(deal_id, ReserveRequest(me, 1))
+    crashing = Till(till.holds, till.provider, till.attempts, CrashAt(point))
+    with pytest.raises(Crashed):
+        await pay_for_hold(crashing, hold_id=hold.id, buyer=me, card=card, attempt_key=key)
+    return me, key, hold.id
+
+
+async def _settle_all(till: Till, redis: Redis, keys: Keyspace) -> dict[AttemptStatus, int]:
+    # lease 0: every pending attempt is old enough; none of these keys is claimed by a request
+    return dict(await reconcile_once(till, IdempotencyStore(redis, keys), lease_ms=0))
+
+
+async def _status(till: Till, hold_id: str, key: str) -> str:
+    attempt = await till.attempts.get(charge_key(hold_id, key))
+    assert attempt is not None
+    return attempt.status
+
+
+async def test_the_reconciler_commits_a_charge_whose_hold_is_still_paying(
+    db: Database, till: Till, redis: Redis, private_keys: Keyspace, seller: SellerAccount
+) -> None:
+    deal = await make_live_deal(db, till.holds, seller, quantity=3)
+    me, key, hold_id = await _crashed_checkout(till, deal.id or 0, "checkout.after_charge")
+    assert await _status(till, hold_id, key) == "pending"
+    assert (await till.holds.get_hold(hold_id, me)).state == "paying"
+
+    assert await _settle_all(till, redis, private_keys) == {AttemptStatus.COMMITTED: 1}
+    assert (await till.holds.get_hold(hold_id, me)).state == "sold"
+    assert await _status(till, hold_id, key) == "committed"
+    entries = await redis.xrange(private_keys.deal(deal.id or 0).orders)
+    assert [f["hold"] for _, f in entries] == [hold_id]  # one order.paid, for the pipeline
+    charge = await till.provider.find(charge_key(hold_id, key))
+    assert charge is not None and not charge.refunded
+    # The buyer's retry with the same key now answers with that sale, charging nothing new.
+    receipt = await pay_for_hold(till, hold_id=hold_id, buyer=me, card=CARD, attempt_key=key)
+    assert receipt.payment_ref == charge.id
+    assert len([c for c in await till.provider.charges() if c.key.startswith(hold_id)]) == 1
+    assert await _settle_all(till, redis, private_keys) == {}  # nothing left to settle
+
+
+async def test_the_reconciler_refunds_a_charge_whose_hold_lapsed(
+    db: Database, till: Till, redis: Redis, private_keys: Keyspace, seller: SellerAccount
+) -> None:
+    deal = await make_live_deal(db, till.holds, seller, quantity=3, hold_ttl_ms=100, pay_ttl_ms=200)
+    me, key, hold_id = await _crashed_checkout(till, deal.id or 0, "checkout.after_charge")
+
+    async def lapsed() -> bool:  # the pay window passes; the unit goes back on sale
+        return (await till.holds.get_hold(hold_id, me)).state == "expired"
+
+    await until(lapsed, "the hold lapses")
+
+    assert await _settle_all(till, redis, private_keys) == {AttemptStatus.REFUNDED: 1}
+    charge = await till.provider.find(charge_key(hold_id, key))
+    assert charge is not None and charge.refunded
+    assert await _status(till, hold_id, key) == "refunded"
+    state = await till.holds.snapshot(deal.id or 0)
+    assert state is not None and (state.available, state.sold) == (3, 0)
+
+
+async def test_a_crash_before_the_charge_gives_the_hold_back_to_its_buyer(
+    db: Database, till: Till, redis: Redis, private_keys: Keyspace, seller: SellerAccount
+) -> None:
+    deal = await make_live_deal(db, till.holds, seller, quantity=3)
+    me, key, hold_id = await _crashed_checkout(till, deal.id or 0, "checkout.before_charge")
+
+    assert await _settle_all(till, redis, private_keys) == {AttemptStatus.VOID: 1}
+    assert (await till.holds.get_hold(hold_id, me)).state == "held"  # theirs, to pay again
+    assert await till.provider.find(charge_key(hold_id, key)) is None
+    receipt = await pay_for_hold(till, hold_id=hold_id, buyer=me, card=CARD, attempt_key=key)
+    assert (await till.holds.get_hold(hold_id, me)).state == "sold"
+    assert await _status(till, hold_id, key) == "committed"
+    assert receipt.amount == 2500
+
+
+async def test_a_declined_attempt_is_settled_as_declined(
+    db: Database, till: Till, redis: Redis, private_keys: Keyspace, seller: SellerAccount
+) -> None:
+    deal = await make_live_deal(db, till.holds, seller, quantity=3)
+    me, _, hold_id = await _crashed_checkout(
+        till, deal.id or 0, "checkout.after_charge", card=DECLINED
+    )
+    assert await _settle_all(till, redis, private_keys) == {AttemptStatus.DECLINED: 1}
+    assert (await till.holds.get_hold(hold_id, me)).state == "held"
+
+
+async def test_a_crash_after_the_refund_is_recorded_as_refunded_once(
+    db: Database, till: Till, redis: Redis, private_keys: Keyspace, seller: SellerAccount
+) -> None:
+    deal = await make_live_deal(db, till.holds, seller, quantity=3)
+    me, key, hold_id = await _crashed_checkout(till, deal.id or 0, "checkout.after_charge")
+    await till.holds.stop_deal(deal.id or 0)  # paying holds finish; make this one lapse:
+    await till.holds.payment_failed(hold_id, me, attempt_id(key))
+    await till.holds.release(hold_id, me)
+    crashing = Till(till.holds, till.provider, till.attempts, CrashAt("checkout.after_refund"))
+    with pytest.raises(Crashed):
+        await reconcile_once(crashing, IdempotencyStore(redis, private_keys), lease_ms=0)
+    assert await _status(till, hold_id, key) == "pending"  # died before writing it down
+    assert await _settle_all(till, redis, private_keys) == {AttemptStatus.REFUNDED: 1}
+    charge = await till.provider.find(charge_key(hold_id, key))
+    assert charge is not None and charge.refunded
+
+
+async def test_the_reconciler_leaves_a_running_checkout_alone(
+    db: Database, till: Till, redis: Redis, private_keys: Keyspace, seller: SellerAccount
+) -> None:
+    deal = await make_live_deal(db, till.holds, seller, quantity=3)
+    me, key, hold_id = await _crashed_checkout(till, deal.id or 0, "checkout.after_charge")
+    store = IdempotencyStore(redis, private_keys)
+    claim = await store.begin(me, key, "digest")  # the buyer's retry is running
+    assert isinstance(claim, Claim)
+    assert await reconcile_once(till, store, lease_ms=0) == {}
+    assert await _status(till, hold_id, key) == "pending"
+    await store.abandon(claim)
+    assert await reconcile_once(till, store, lease_ms=0) == {AttemptStatus.COMMITTED: 1}
+
+
+async def test_a_dead_requests_key_is_free_within_one_lease_and_a_living_one_keeps_it(
+    redis: Redis, private_keys: Keyspace
+) -> None:
+    store = IdempotencyStore(redis, private_keys, lease_ms=1000)
+    dead = await store.begin("buyer", "k-" + secrets.token_hex(4), "digest")
+    living = await store.begin("buyer", "k-" + secrets.token_hex(4), "digest")
+    assert isinstance(dead, Claim) and isinstance(living, Claim)
+    async with store.held(living):
+
+        async def freed() -> bool:  # nobody renews the dead one
+            return not await redis.exists(dead.redis_key)
+
+        await until(freed, "the dead request's lease lapses")
+        await asyncio.sleep(1.5)  # a lease and a half: renewed three or four times meanwhile
+        assert await redis.get(living.redis_key) == living.marker.decode()

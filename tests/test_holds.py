@@ -13,7 +13,7 @@ from catalog.errors import Conflict, NotFound
 from checkout.holds import Hold, HoldStore, ReserveRequest
 from checkout.keys import Keyspace
 from tests.conftest import SellerAccount
-from tests.helpers import make_live_deal, outcome
+from tests.helpers import make_live_deal, outcome, until
 
 pytestmark = pytest.mark.storage
 
@@ -291,3 +291,40 @@ async def test_a_different_deal_under_a_loaded_id_is_refused(
     assert caught.value.code == "deal_state_mismatch"
     state = await private_holds.snapshot(deal.id or 0)
     assert state is not None and state.deal_price == deal.deal_price
+
+
+async def test_releasing_a_lapsed_hold_says_it_expired(
+    db: Database, private_holds: HoldStore, seller: SellerAccount
+) -> None:
+    deal = await make_live_deal(db, private_holds, seller, quantity=3, hold_ttl_ms=100)
+    me = buyer()
+    hold = await private_holds.reserve(deal.id or 0, ReserveRequest(me, 1))
+    ends = hold.expires_ms
+
+    async def lapsed() -> bool:  # by the server's clock; nothing has reclaimed it yet
+        state = await private_holds.redis.hget(private_holds.keys.deal(deal.id or 0).holds, hold.id)
+        server_ms = int((await private_holds.redis.time())[0]) * 1000
+        return state is not None and state.startswith("held|") and server_ms > ends
+
+    await until(lapsed, "the hold's deadline passes")
+    with pytest.raises(Conflict) as caught:
+        await private_holds.release(hold.id, me)
+    assert caught.value.code == "hold_expired"  # not a 204: the release did nothing
+    assert await totals(private_holds, deal.id or 0) == (3, 0, 0)
+
+
+async def test_a_commit_by_another_attempt_after_a_sale_is_refused(
+    db: Database, private_holds: HoldStore, seller: SellerAccount
+) -> None:
+    deal = await make_live_deal(db, private_holds, seller, quantity=3)
+    me = buyer()
+    hold = await private_holds.reserve(deal.id or 0, ReserveRequest(me, 1))
+    await private_holds.begin_payment(hold.id, me, "first")
+    await private_holds.commit(hold.id, me, "ch_1", "first")
+    await private_holds.commit(hold.id, me, "ch_1", "first")  # a repeat of the same attempt
+    with pytest.raises(Conflict) as caught:
+        await private_holds.commit(hold.id, me, "ch_2", "second")
+    assert caught.value.code == "hold_already_paid"  # the second charge must be refunded
+    terms = await private_holds.begin_payment(hold.id, me, "first")
+    assert terms.paid and terms.amount == 2500  # the first attempt's retry answers with the sale
+    assert await totals(private_holds, deal.id or 0) == (2, 0, 1)

@@ -12,11 +12,18 @@ from sqlmodel import col, func, select
 
 from catalog.db import Database
 from catalog.models import Deal, Sku
+from checkout.audit import settled_audit
 from checkout.holds import HoldStore, ReserveRequest
 from checkout.keys import ORDER_GROUP, Keyspace
 from checkout.models import Order, OrderEvent
 from checkout.order_store import PaidOrder, persist_paid_orders
-from checkout.pipeline import OrderPipeline, PipelineConfig, replay_dead_letters
+from checkout.pipeline import (
+    OrderPipeline,
+    PipelineConfig,
+    replay_dead_letters,
+    stream_drained,
+    trim_acknowledged,
+)
 from checkout.sweeper import sweep_once
 from tests.conftest import SellerAccount
 from tests.helpers import make_live_deal
@@ -248,3 +255,65 @@ async def test_a_batch_mixing_orders_with_and_without_an_address_keeps_each(
     shipping = {o.hold_id: o.shipping for o in await orders_of(db, deal.id or 0)}
     assert shipping == {f"{deal.id}-1": address, f"{deal.id}-2": None, f"{deal.id}-3": address}
     assert await stock_of(db, deal.sku_id) == 1
+
+
+async def test_what_the_pipeline_acknowledged_is_trimmed_and_the_books_still_agree(
+    db: Database,
+    private_holds: HoldStore,
+    private_keys: Keyspace,
+    redis: Redis,
+    seller: SellerAccount,
+) -> None:
+    deal = await make_live_deal(db, private_holds, seller, quantity=61, stock=61)
+    deal_id = deal.id or 0
+    keys = private_keys.deal(deal_id)
+    p = pipeline(redis, db, private_keys, batch=7, trim_interval_ms=0)
+    sold = []
+    for _ in range(6):  # sales keep coming while the pipeline works
+        sold += await sell(private_holds, deal, 10)
+        await drain(p)
+        assert await redis.xlen(keys.orders) == 1  # only the last delivered entry is kept
+        assert await stream_drained(redis, keys.orders)
+    assert p.stats.trimmed == 59
+    assert sorted(o.hold_id for o in await orders_of(db, deal_id)) == sorted(sold)
+    books = await settled_audit(redis, db, private_keys, deal_id, wait_s=5)
+    assert books.ok and (books.orders, books.stream_entries_added) == (60, 60)
+
+    # One more sale: the trimmed stream still counts what is unread, and the pipeline reads it.
+    (late,) = await sell(private_holds, deal, 1)
+    assert not await stream_drained(redis, keys.orders)
+    await drain(p)
+    assert late in {o.hold_id for o in await orders_of(db, deal_id)}
+
+    # The deal ends; the sweeper forgets it and leaves the last entry trimmed too.
+    await private_holds.stop_deal(deal_id)
+    await sweep_once(private_holds, db)
+    assert deal_id not in await private_holds.live_deal_ids()
+    assert await redis.xlen(keys.orders) == 1
+    books = await settled_audit(redis, db, private_keys, deal_id, wait_s=5)
+    assert books.ok and (books.orders, books.stream_entries_added) == (61, 61)
+
+
+async def test_trimming_never_drops_an_entry_still_pending(
+    db: Database,
+    private_holds: HoldStore,
+    private_keys: Keyspace,
+    redis: Redis,
+    seller: SellerAccount,
+) -> None:
+    deal = await make_live_deal(db, private_holds, seller, quantity=10)
+    stream = private_keys.deal(deal.id or 0).orders
+    await pipeline(redis, db, private_keys).streams()  # creates the consumer group
+    sold = await sell(private_holds, deal, 4)
+    # A consumer reads four entries and dies; the four after them are read and acknowledged.
+    await redis.xreadgroup(ORDER_GROUP, "dead-consumer", {stream: ">"}, count=100)
+    sold += await sell(private_holds, deal, 4)
+    patient = pipeline(redis, db, private_keys, trim_interval_ms=0)  # claims after 30 s
+    await patient.step()
+    assert len(await orders_of(db, deal.id or 0)) == 4
+    assert await trim_acknowledged(redis, stream) == 0  # all behind the oldest pending one
+    assert await redis.xlen(stream) == 8
+    alive = pipeline(redis, db, private_keys, claim_idle_ms=0, trim_interval_ms=0)
+    await drain(alive)
+    assert sorted(o.hold_id for o in await orders_of(db, deal.id or 0)) == sorted(sold)
+    assert await redis.xlen(stream) == 1

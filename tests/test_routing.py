@@ -3,12 +3,22 @@ methods were registered on it."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import httpx
+import pytest
+from pydantic import BaseModel
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from web.app import openapi_document
+from web.error_codes import STATUS
+from web.http import http_error_handler
 from web.routing import Api
+from web.schemas import ProductPatch, SkuPatch
 
 
 async def read(request: Request) -> Response:
@@ -43,3 +53,82 @@ async def test_hidden_operations_are_served_but_not_documented() -> None:
     async with client_for(api) as client:
         assert (await client.put("/thing")).text == "changed"
     assert list(api.openapi()["paths"]["/thing"]) == ["get"]
+
+
+async def test_a_method_the_path_does_not_take_is_a_405_with_allow() -> None:
+    api = Api()
+    api.route("GET", "/thing", "Read")(read)
+    api.route("PATCH", "/thing", "Change")(change)
+    app = Starlette(routes=api.routes(), exception_handlers={HTTPException: http_error_handler})
+    transport = httpx.ASGITransport(app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        refused = await client.put("/thing")
+    assert refused.status_code == 405
+    assert refused.json()["error"]["code"] == "method_not_allowed"
+    assert set(refused.headers["allow"].split(", ")) == {"GET", "HEAD", "PATCH"}
+
+
+class Thing(BaseModel):
+    name: str
+
+
+def test_each_status_is_documented_with_its_codes() -> None:
+    api = Api()
+    api.route(
+        "POST",
+        "/things/{thing_id:id}",
+        "Change a thing",
+        body=Thing,
+        auth="seller",
+        ok={200: Thing},
+        errors=("room_not_found", "room_ended", "room_busy"),
+    )(change)
+    responses = api.openapi()["paths"]["/things/{thing_id}"]["post"]["responses"]
+    assert sorted(responses) == [
+        "200",
+        "400",
+        "401",
+        "403",
+        "404",
+        "409",
+        "413",
+        "415",
+        "422",
+        "503",
+    ]
+    assert responses["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Thing"
+    }
+
+    def codes(status: str) -> list[str]:
+        schema = responses[status]["content"]["application/json"]["schema"]
+        found: list[str] = schema["properties"]["error"]["properties"]["code"]["enum"]
+        return found
+
+    assert codes("404") == ["not_found", "room_not_found"]
+    assert codes("409") == ["room_ended", "room_busy"]
+    assert codes("403") == ["csrf_failed"]  # a cookie-signed-in seller's change needs the token
+    assert set(codes("422")) == {"invalid_request", "unknown_field"}
+
+
+def test_a_code_missing_from_the_table_is_refused_at_declaration() -> None:
+    with pytest.raises(ValueError, match="not_a_code"):
+        Api().route("GET", "/thing", "Read", errors=("not_a_code",))
+
+
+def test_patch_bodies_are_documented_without_null() -> None:
+    """The server refuses null in a partial update; its schema must not offer it."""
+    for model in (ProductPatch, SkuPatch):
+        schema = json.dumps(model.model_json_schema())
+        assert "null" not in schema, model.__name__
+
+
+def test_every_documented_operation_says_what_it_answers_on_success() -> None:
+    for path, operations in openapi_document()["paths"].items():
+        for method, operation in operations.items():
+            assert any(s.startswith("2") for s in operation["responses"]), f"{method} {path}"
+
+
+def test_every_error_code_is_explained_in_the_protocol() -> None:
+    protocol = (Path(__file__).parent.parent / "docs" / "protocol.md").read_text()
+    assert [code for code in STATUS if f"`{code}`" not in protocol] == []

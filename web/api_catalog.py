@@ -14,9 +14,10 @@ from catalog.models import Deal, Product, Shop, Sku
 from catalog.rules import DealTerms
 from checkout import deals
 from checkout.holds import DealState
+from web import responses as out
 from web.auth import seller
 from web.http import JSONResponse, json_body
-from web.routing import Api
+from web.routing import ID_SCHEMA, Answer, Api, Param
 from web.schemas import MAX_ID, DealIn, ProductIn, ProductPatch, ShopIn, SkuIn, SkuPatch
 from web.services import services
 
@@ -78,7 +79,9 @@ def deal_json(deal: Deal, state: DealState | None) -> dict[str, Any]:
     return body
 
 
-@api.route("GET", "/api/shops", "List your shops", auth="seller", tag="catalog")
+@api.route(
+    "GET", "/api/shops", "List your shops", auth="seller", tag="catalog", ok={200: out.ShopList}
+)
 async def list_shops(request: Request) -> Response:
     me = await seller(request)
     async with services(request).db.session() as session:
@@ -86,7 +89,15 @@ async def list_shops(request: Request) -> Response:
     return JSONResponse({"shops": [shop_json(s) for s in shops]})
 
 
-@api.route("POST", "/api/shops", "Open another shop", body=ShopIn, auth="seller", tag="catalog")
+@api.route(
+    "POST",
+    "/api/shops",
+    "Open another shop",
+    body=ShopIn,
+    auth="seller",
+    tag="catalog",
+    ok={201: out.ShopAnswer},
+)
 async def create_shop(request: Request) -> Response:
     me = await seller(request)
     body = await json_body(request, ShopIn)
@@ -95,7 +106,14 @@ async def create_shop(request: Request) -> Response:
     return JSONResponse({"shop": shop_json(shop)}, status_code=201)
 
 
-@api.route("GET", "/api/products", "List products on sale (optionally ?shop_id=)", tag="catalog")
+@api.route(
+    "GET",
+    "/api/products",
+    "List products on sale (optionally ?shop_id=)",
+    tag="catalog",
+    query=(Param("shop_id", "Only this shop's (no such shop: none)", ID_SCHEMA),),
+    ok={200: out.ProductList},
+)
 async def list_products(request: Request) -> Response:
     raw = request.query_params.get("shop_id")
     shop_id = int(raw) if raw and raw.isascii() and raw.isdigit() and len(raw) <= 15 else None
@@ -113,6 +131,8 @@ async def list_products(request: Request) -> Response:
     body=ProductIn,
     auth="seller",
     tag="catalog",
+    ok={201: out.ProductAnswer},
+    errors=("shop_not_found",),
 )
 async def create_product(request: Request) -> Response:
     me = await seller(request)
@@ -124,7 +144,14 @@ async def create_product(request: Request) -> Response:
     return JSONResponse({"product": product_json(product, [])}, status_code=201)
 
 
-@api.route("GET", "/api/products/{product_id:id}", "A product with its SKUs", tag="catalog")
+@api.route(
+    "GET",
+    "/api/products/{product_id:id}",
+    "A product with its SKUs",
+    tag="catalog",
+    ok={200: out.ProductAnswer},
+    errors=("product_not_found",),
+)
 async def get_product(request: Request) -> Response:
     async with services(request).db.session() as session:
         product = await service.get_product(session, request.path_params["product_id"])
@@ -139,6 +166,8 @@ async def get_product(request: Request) -> Response:
     body=ProductPatch,
     auth="seller",
     tag="catalog",
+    ok={200: out.ProductAnswer},
+    errors=("product_not_found",),
 )
 async def update_product(request: Request) -> Response:
     me = await seller(request)
@@ -156,6 +185,8 @@ async def update_product(request: Request) -> Response:
     "Delete your product (no SKUs left)",
     auth="seller",
     tag="catalog",
+    ok={204: Answer(description="Deleted")},
+    errors=("product_not_found", "product_has_skus"),
 )
 async def delete_product(request: Request) -> Response:
     me = await seller(request)
@@ -170,6 +201,8 @@ async def delete_product(request: Request) -> Response:
     "Take your product off sale (no live deal on it); undo with /unarchive",
     auth="seller",
     tag="catalog",
+    ok={200: out.ProductAnswer},
+    errors=("product_not_found", "product_has_live_deal"),
 )
 async def archive_product(request: Request) -> Response:
     me = await seller(request)
@@ -184,6 +217,8 @@ async def archive_product(request: Request) -> Response:
     "Put your archived product back on sale",
     auth="seller",
     tag="catalog",
+    ok={200: out.ProductAnswer},
+    errors=("product_not_found",),
 )
 async def unarchive_product(request: Request) -> Response:
     me = await seller(request)
@@ -199,6 +234,8 @@ async def unarchive_product(request: Request) -> Response:
     body=SkuIn,
     auth="seller",
     tag="catalog",
+    ok={201: out.SkuAnswer},
+    errors=("product_not_found",),
 )
 async def create_sku(request: Request) -> Response:
     me = await seller(request)
@@ -217,6 +254,8 @@ async def create_sku(request: Request) -> Response:
     body=SkuPatch,
     auth="seller",
     tag="catalog",
+    ok={200: out.SkuAnswer},
+    errors=("sku_not_found", "stock_allocated"),
 )
 async def update_sku(request: Request) -> Response:
     me = await seller(request)
@@ -234,6 +273,8 @@ async def update_sku(request: Request) -> Response:
     "Delete a SKU no deal was made on",
     auth="seller",
     tag="catalog",
+    ok={204: Answer(description="Deleted")},
+    errors=("sku_not_found", "sku_in_use"),
 )
 async def delete_sku(request: Request) -> Response:
     me = await seller(request)
@@ -242,7 +283,15 @@ async def delete_sku(request: Request) -> Response:
     return Response(status_code=204)
 
 
-@api.route("GET", "/api/deals", "List deals (optionally ?status=scheduled|live|ended)", tag="deals")
+@api.route(
+    "GET",
+    "/api/deals",
+    "List deals (optionally ?status=scheduled|live|ended|settled)",
+    tag="deals",
+    query=(Param("status", "Only deals in this status", {"enum": sorted(DEAL_STATUSES)}),),
+    ok={200: out.DealList},
+    errors=("invalid_status",),
+)
 async def list_deals(request: Request) -> Response:
     svc = services(request)
     status = request.query_params.get("status")
@@ -261,7 +310,14 @@ async def list_deals(request: Request) -> Response:
     )
 
 
-@api.route("GET", "/api/deals/{deal_id:id}", "A deal with its live stock counts", tag="deals")
+@api.route(
+    "GET",
+    "/api/deals/{deal_id:id}",
+    "A deal with its live stock counts",
+    tag="deals",
+    ok={200: out.DealAnswer},
+    errors=("deal_not_found",),
+)
 async def get_deal(request: Request) -> Response:
     svc = services(request)
     async with svc.db.session() as session:
@@ -276,6 +332,16 @@ async def get_deal(request: Request) -> Response:
     body=DealIn,
     auth="seller",
     tag="deals",
+    ok={201: out.DealAnswer},
+    errors=(
+        "sku_not_found",
+        "product_archived",
+        "invalid_price",
+        "deal_price_not_below_list",
+        "deal_quantity_above_stock",
+        "limit_above_quantity",
+        "invalid_window",
+    ),
 )
 async def create_deal(request: Request) -> Response:
     me = await seller(request)
@@ -299,6 +365,14 @@ async def create_deal(request: Request) -> Response:
     "Load the deal's stock and open it",
     auth="seller",
     tag="deals",
+    ok={200: out.DealAnswer},
+    errors=(
+        "deal_not_found",
+        "deal_not_scheduled",
+        "stock_unavailable",
+        "product_archived",
+        "deal_state_mismatch",
+    ),
 )
 async def start_deal(request: Request) -> Response:
     me = await seller(request)
@@ -316,7 +390,13 @@ async def start_deal(request: Request) -> Response:
 
 
 @api.route(
-    "POST", "/api/deals/{deal_id:id}/stop", "Stop a live deal early", auth="seller", tag="deals"
+    "POST",
+    "/api/deals/{deal_id:id}/stop",
+    "Stop a live deal early",
+    auth="seller",
+    tag="deals",
+    ok={200: out.DealAnswer},
+    errors=("deal_not_found", "deal_not_live"),
 )
 async def stop_deal(request: Request) -> Response:
     me = await seller(request)

@@ -16,13 +16,25 @@ from checkout.checkout import pay_for_hold
 from checkout.holds import Hold, ReserveRequest
 from checkout.idempotency import StoredResponse, body_hash
 from checkout.keys import deal_id_of_hold
+from checkout.limits import Rate, client_address
+from web import responses as out
 from web.auth import bearer
 from web.http import JSONResponse, error_response, parse, read_body, status_of
-from web.routing import Api
+from web.routing import Answer, Api, Param
 from web.schemas import CheckoutIn, ReserveIn
 from web.services import Services, services
 
 api = Api()
+HOLD_ID = Param(
+    "hold_id", "A hold's id, `<deal id>-<n>`", {"type": "string", "pattern": "^[0-9]+-[0-9]+$"}
+)
+IDEMPOTENCY_KEY = Param(
+    "Idempotency-Key",
+    "1-128 printable characters; a retry with the same key and body pays at most once",
+    {"type": "string", "minLength": 1, "maxLength": 128},
+    required=True,
+)
+REPLAYED = Param("Idempotent-Replayed", "`true` on the stored answer to a retried key")
 log = logging.getLogger("livecart.checkout")
 
 
@@ -30,10 +42,25 @@ def hold_json(hold: Hold) -> dict[str, Any]:
     return {"id": hold.id, "qty": hold.qty, "state": hold.state, "expires_ms": hold.expires_ms}
 
 
-@api.route("POST", "/api/session", "Start a guest session (viewer/buyer identity)", tag="identity")
+@api.route(
+    "POST",
+    "/api/session",
+    "Start a guest session (viewer/buyer identity)",
+    tag="identity",
+    ok={201: out.GuestSession},
+    errors=("rate_limited",),
+)
 async def create_session(request: Request) -> Response:
-    buyer, token = services(request).sessions.issue()
+    svc = services(request)
+    rate = Rate(svc.settings.session_rate_per_s, svc.settings.session_burst)
+    await svc.limiter.take("session", address_of(request), rate, "new sessions")
+    buyer, token = svc.sessions.issue()
     return JSONResponse({"token": token, "buyer_id": buyer}, status_code=201)
+
+
+def address_of(request: Request) -> str:
+    """The client address the per-address limits count against (see checkout/limits.py)."""
+    return client_address(request.client.host if request.client else None)
 
 
 @api.route(
@@ -43,6 +70,22 @@ async def create_session(request: Request) -> Response:
     body=ReserveIn,
     auth="viewer",
     tag="checkout",
+    ok={
+        201: Answer(out.HoldAnswer, "A new hold"),
+        200: Answer(out.HoldAnswer, "The hold this request_id made before"),
+    },
+    errors=(
+        "deal_not_found",
+        "deal_not_live",
+        "deal_not_started",
+        "deal_ended",
+        "sold_out",
+        "insufficient_stock",
+        "limit_exceeded",
+        "address_hold_limit",
+        "invalid_quantity",
+        "rate_limited",
+    ),
 )
 async def reserve(request: Request) -> Response:
     svc = services(request)
@@ -51,7 +94,7 @@ async def reserve(request: Request) -> Response:
     deal_id: int = request.path_params["deal_id"]
     try:
         hold = await svc.batcher.reserve(
-            deal_id, ReserveRequest(buyer, body.qty, body.request_id or "")
+            deal_id, ReserveRequest(buyer, body.qty, body.request_id or "", address_of(request))
         )
     except DomainError as err:
         svc.metrics.reservations.labels(result=err.code).inc()
@@ -67,7 +110,16 @@ async def _raise_if_unknown(svc: Services, deal_id: int) -> None:
         await service.get_deal(session, deal_id)  # raises deal_not_found
 
 
-@api.route("GET", "/api/holds/{hold_id}", "One of your holds", auth="viewer", tag="checkout")
+@api.route(
+    "GET",
+    "/api/holds/{hold_id}",
+    "One of your holds",
+    auth="viewer",
+    tag="checkout",
+    path_params=(HOLD_ID,),
+    ok={200: out.HoldAnswer},
+    errors=("hold_not_found",),
+)
 async def get_hold(request: Request) -> Response:
     svc = services(request)
     buyer = svc.sessions.verify(bearer(request))
@@ -76,7 +128,20 @@ async def get_hold(request: Request) -> Response:
 
 
 @api.route(
-    "DELETE", "/api/holds/{hold_id}", "Give a hold's units back", auth="viewer", tag="checkout"
+    "DELETE",
+    "/api/holds/{hold_id}",
+    "Give a hold's units back",
+    auth="viewer",
+    tag="checkout",
+    path_params=(HOLD_ID,),
+    ok={204: Answer(description="The units are back on sale")},
+    errors=(
+        "hold_not_found",
+        "hold_expired",
+        "hold_released",
+        "hold_already_paid",
+        "payment_in_progress",
+    ),
 )
 async def release_hold(request: Request) -> Response:
     svc = services(request)
@@ -106,7 +171,25 @@ async def _tell_room(svc: Services, hold_id: str, buyer: str, message: dict[str,
     body=CheckoutIn,
     auth="viewer",
     tag="checkout",
-    headers=("Idempotency-Key",),
+    headers=(IDEMPOTENCY_KEY,),
+    path_params=(HOLD_ID,),
+    ok={
+        201: Answer(out.CheckoutAnswer, "Paid; the order follows", headers=(REPLAYED,)),
+    },
+    errors=(
+        "hold_not_found",
+        "hold_expired",
+        "hold_released",
+        "hold_already_paid",
+        "payment_in_progress",
+        "deal_ended",
+        "request_in_progress",
+        "idempotency_key_required",
+        "idempotency_key_reused",
+        "invalid_card",
+        "card_declined",  # stored like a success: a retry with the key gets it again
+        "insufficient_funds",
+    ),
 )
 async def checkout(request: Request) -> Response:
     svc = services(request)
@@ -129,7 +212,8 @@ async def checkout(request: Request) -> Response:
             headers={"Idempotent-Replayed": "true"},
         )
     try:
-        response = await _checkout_once(svc, request.path_params["hold_id"], buyer, body, key)
+        async with svc.idempotency.held(claim):
+            response = await _checkout_once(svc, request.path_params["hold_id"], buyer, body, key)
     except BaseException:
         await svc.idempotency.abandon(claim)
         raise
@@ -142,8 +226,7 @@ async def _checkout_once(
 ) -> StoredResponse:
     try:
         receipt = await pay_for_hold(
-            svc.holds,
-            svc.payments,
+            svc.till,
             hold_id=hold_id,
             buyer=buyer,
             card=body.card,

@@ -25,7 +25,7 @@ from live import rules
 from live.media.broadcasts import Broadcasts, Session
 from web.auth import GUEST_PREFIX, bearer, by_cookie, seller
 from web.http import BadRequest, domain_error_handler, error_response, read_limited
-from web.routing import Api, Handler
+from web.routing import ALLOW, Answer, Api, Handler, Param, Raw
 from web.services import Services, services
 
 api = Api()
@@ -42,6 +42,34 @@ CORS_REQUEST_HEADERS = "Authorization, Content-Type, If-Match"
 CORS_EXPOSED = "Location, Link, ETag"
 # Short, so an operator's change of LIVECART_ALLOWED_ORIGINS reaches browsers within minutes.
 CORS_MAX_AGE_S = 600
+
+# For the OpenAPI document.
+OFFER = Raw(SDP)
+LINK = Param("Link", 'One per ICE server: `<stun:host:3478>; rel="ice-server"`')
+ACCEPT_POST = Param("Accept-Post", "`application/sdp`", required=True)
+ANSWERED = Answer(
+    {"type": "string"},
+    "The SDP answer, with every ICE candidate",
+    SDP,
+    headers=(
+        Param("Location", "The session's URL: DELETE it to hang up", required=True),
+        Param("ETag", "The session's tag, fixed for its life", required=True),
+        LINK,
+    ),
+)
+OFFER_ERRORS = (
+    "room_not_found",
+    "room_ended",
+    "unsupported_media_type",
+    "body_too_large",
+    "invalid_sdp",
+    "sdp_too_large",
+    "no_video",
+    "unsupported_codec",
+    "shutting_down",
+    "session_closed",
+)
+SESSION_ERRORS = ("session_not_found", "session_ended")
 
 
 def media(request: Request) -> Broadcasts:
@@ -179,8 +207,7 @@ async def _room(svc: Services, room_id: int) -> rules.Room:
     return snap.room
 
 
-async def _creator(request: Request, room: rules.Room) -> Seller:
-    me = await seller(request)
+def _creator(me: Seller, room: rules.Room) -> Seller:
     if me.id != room["seller_id"]:
         raise NotFound("No such room.", code="room_not_found", room_id=room["id"])
     return me
@@ -221,12 +248,16 @@ def _as_bad_request(err: Invalid) -> BadRequest:
     "Publish the room's video (WHIP, SDP offer)",
     auth="seller",
     tag="media",
+    body=OFFER,
+    ok={201: ANSWERED},
+    errors=(*OFFER_ERRORS, "already_publishing"),
 )
 @cross_origin
 async def whip(request: Request) -> Response:
     svc = services(request)
     room_id: int = request.path_params["room_id"]
-    me = await _creator(request, await _room(svc, room_id))
+    # Who asks first: a request without a token learns nothing about the room.
+    me = _creator(await seller(request), await _room(svc, room_id))
     offer = await _offer(request)
     try:
         session = await media(request).publish(room_id, f"seller-{me.id}", offer)
@@ -239,8 +270,11 @@ async def whip(request: Request) -> Response:
     "POST",
     "/whep/{room_id:id}",
     "Watch the room's video (WHEP, SDP offer)",
-    auth="viewer",
+    auth=("viewer", "seller"),
     tag="media",
+    body=OFFER,
+    ok={201: ANSWERED},
+    errors=(*OFFER_ERRORS, "stream_not_live", "too_many_viewers"),
 )
 @cross_origin
 async def whep(request: Request) -> Response:
@@ -264,7 +298,13 @@ async def _hang_up(request: Request, role: str, who: str) -> Response:
 
 
 @api.route(
-    "DELETE", "/whip/{room_id:id}/{session_id:str}", "Stop publishing", auth="seller", tag="media"
+    "DELETE",
+    "/whip/{room_id:id}/{session_id:str}",
+    "Stop publishing",
+    auth="seller",
+    tag="media",
+    ok={200: Answer(description="Hung up")},
+    errors=SESSION_ERRORS,
 )
 @cross_origin
 async def whip_delete(request: Request) -> Response:
@@ -273,7 +313,13 @@ async def whip_delete(request: Request) -> Response:
 
 
 @api.route(
-    "DELETE", "/whep/{room_id:id}/{session_id:str}", "Stop watching", auth="viewer", tag="media"
+    "DELETE",
+    "/whep/{room_id:id}/{session_id:str}",
+    "Stop watching",
+    auth=("viewer", "seller"),
+    tag="media",
+    ok={200: Answer(description="Hung up")},
+    errors=SESSION_ERRORS,
 )
 @cross_origin
 async def whep_delete(request: Request) -> Response:
@@ -287,15 +333,23 @@ NO_TRICKLE = (
 for _kind in ("whip", "whep"):
     _endpoint, _session = ENDPOINT.format(kind=_kind), SESSION.format(kind=_kind)
     _name = _kind.upper()
-    api.route("OPTIONS", _endpoint, f"{_name}: allowed methods, ICE servers, CORS", tag="media")(
-        _preflight(ENDPOINT_ALLOWS, ENDPOINT_ALLOWS, links=True)
-    )
-    api.route("OPTIONS", _session, f"{_name} session: allowed methods, CORS", tag="media")(
-        _preflight(SESSION_ALLOWS, SESSION_PREFLIGHT, links=False)
-    )
-    api.route("PATCH", _session, f"{_name} PATCH: not supported (405)", tag="media")(
-        _not_allowed(SESSION_ALLOWS, NO_TRICKLE)
-    )
+    api.route(
+        "OPTIONS",
+        _endpoint,
+        f"{_name}: allowed methods, ICE servers, CORS",
+        tag="media",
+        ok={204: Answer(description="What the URL takes", headers=(ALLOW, ACCEPT_POST, LINK))},
+        storage=False,
+    )(_preflight(ENDPOINT_ALLOWS, ENDPOINT_ALLOWS, links=True))
+    api.route(
+        "OPTIONS",
+        _session,
+        f"{_name} session: allowed methods, CORS",
+        tag="media",
+        ok={204: Answer(description="What the URL takes", headers=(ALLOW,))},
+        storage=False,
+    )(_preflight(SESSION_ALLOWS, SESSION_PREFLIGHT, links=False))
+    api.route("PATCH", _session, "", hidden=True)(_not_allowed(SESSION_ALLOWS, NO_TRICKLE))
     for _method in ("GET", "HEAD", "PUT", "POST"):
         api.route(_method, _session, "", hidden=True)(
             _not_allowed(SESSION_ALLOWS, "A session takes DELETE (hang up) and OPTIONS only.")

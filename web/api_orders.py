@@ -14,10 +14,12 @@ from checkout import order_store
 from checkout.keys import deal_id_of_hold
 from checkout.models import Order, OrderEvent
 from checkout.order_store import ItemLine
-from checkout.orders import OrderStatus
+from checkout.orders import ACTIONS, OrderStatus
+from web import responses as out
+from web.api_checkout import HOLD_ID
 from web.auth import as_seller, bearer, seller
 from web.http import JSONResponse, json_body
-from web.routing import Api
+from web.routing import Api, Param
 from web.schemas import OrderActionIn
 from web.services import services
 
@@ -83,8 +85,17 @@ async def _shop_ids(request: Request, me: Seller) -> list[int]:
     "GET",
     "/api/orders",
     "Your orders: a buyer's own, or a seller's shops' (?status= for sellers)",
-    auth="viewer",
+    auth=("viewer", "seller"),
     tag="orders",
+    query=(
+        Param(
+            "status",
+            "Sellers: only orders in this status (buyers: ignored)",
+            {"enum": sorted(ORDER_STATUSES)},
+        ),
+    ),
+    ok={200: out.OrderList},
+    errors=("invalid_status",),
 )
 async def list_orders(request: Request) -> Response:
     svc = services(request)
@@ -108,6 +119,9 @@ async def list_orders(request: Request) -> Response:
     "Your order for a hold, once persisted",
     auth="viewer",
     tag="orders",
+    path_params=(HOLD_ID,),
+    ok={200: out.OrderAnswer},
+    errors=("order_not_found",),
 )
 async def order_by_hold(request: Request) -> Response:
     svc = services(request)
@@ -126,6 +140,8 @@ async def order_by_hold(request: Request) -> Response:
     "One of your shops' orders with its events",
     auth="seller",
     tag="orders",
+    ok={200: out.OrderAnswer},
+    errors=("order_not_found",),
 )
 async def get_order(request: Request) -> Response:
     me = await seller(request)
@@ -143,8 +159,19 @@ async def get_order(request: Request) -> Response:
     "/api/orders/{order_id:id}/{action}",
     "Move an order: confirm, ship, deliver, complete, cancel or refund",
     body=OrderActionIn,
+    body_required=False,
     auth="seller",
     tag="orders",
+    path_params=(Param("action", "What to do", {"enum": sorted(ACTIONS)}),),
+    ok={200: out.OrderAnswer},
+    errors=(
+        "order_not_found",
+        "unknown_action",
+        "invalid_transition",
+        "order_changed",
+        "tracking_required",
+        "unexpected_tracking",
+    ),
 )
 async def order_action(request: Request) -> Response:
     me = await seller(request)

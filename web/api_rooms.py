@@ -16,14 +16,22 @@ from live import figures, rules
 from live import service as rooms
 from live.models import LiveRoom
 from live.store import Committed, LogEntries
+from web import responses as out
 from web.auth import seller
 from web.http import JSONResponse, json_body
-from web.routing import Api
+from web.routing import Answer, Api, Param
 from web.schemas import FlashDealIn, ProductRef, RoomIn
 from web.services import Services, services
 
 api = Api()
 ROOM_STATUSES = frozenset({"scheduled", "live", "ended"})
+# What any change to a room can meet: not yours, over, or changed 20 times under you.
+CHANGE_ROOM = ("room_not_found", "room_ended", "room_busy")
+USER = Param(
+    "user",
+    "A buyer id or `seller-<id>`: 1-64 letters, digits and dashes",
+    {"type": "string", "pattern": "^[A-Za-z0-9-]{1,64}$"},
+)
 
 
 def room_row_json(row: LiveRoom) -> dict[str, Any]:
@@ -51,7 +59,16 @@ async def _owned(request: Request) -> tuple[Services, Seller, int]:
     return svc, me, room_id
 
 
-@api.route("POST", "/api/rooms", "Open a room (scheduled)", body=RoomIn, auth="seller", tag="rooms")
+@api.route(
+    "POST",
+    "/api/rooms",
+    "Open a room (scheduled)",
+    body=RoomIn,
+    auth="seller",
+    tag="rooms",
+    ok={201: out.RoomAnswer},
+    errors=("shop_not_found", "invalid_title", "room_state_mismatch"),
+)
 async def create_room(request: Request) -> Response:
     svc = services(request)
     me = await seller(request)
@@ -61,7 +78,15 @@ async def create_room(request: Request) -> Response:
     return JSONResponse({"room": room, "seq": 0}, status_code=201)
 
 
-@api.route("GET", "/api/rooms", "Rooms, newest first (?status=live)", tag="rooms")
+@api.route(
+    "GET",
+    "/api/rooms",
+    "Rooms, newest first (?status=live)",
+    tag="rooms",
+    query=(Param("status", "Only rooms in this status", {"enum": sorted(ROOM_STATUSES)}),),
+    ok={200: out.RoomList},
+    errors=("invalid_status",),
+)
 async def list_rooms(request: Request) -> Response:
     status = request.query_params.get("status")
     if status is not None and status not in ROOM_STATUSES:
@@ -73,7 +98,14 @@ async def list_rooms(request: Request) -> Response:
     return JSONResponse({"rooms": [room_row_json(r) for r in rows]})
 
 
-@api.route("GET", "/api/rooms/{room_id:id}", "A room's current state", tag="rooms")
+@api.route(
+    "GET",
+    "/api/rooms/{room_id:id}",
+    "A room's current state",
+    tag="rooms",
+    ok={200: out.RoomAnswer},
+    errors=("room_not_found",),
+)
 async def get_room(request: Request) -> Response:
     room_id: int = request.path_params["room_id"]
     snap = await services(request).rooms.read(room_id)
@@ -88,6 +120,8 @@ async def get_room(request: Request) -> Response:
     "Your room's figures: viewers (now, peak), units held, orders, units sold, GMV, conversion",
     auth="seller",
     tag="rooms",
+    ok={200: out.FiguresAnswer},
+    errors=("room_not_found",),
 )
 async def room_figures(request: Request) -> Response:
     svc = services(request)
@@ -98,14 +132,30 @@ async def room_figures(request: Request) -> Response:
     return JSONResponse({"figures": found.json(), "server_ms": now_ms()})
 
 
-@api.route("POST", "/api/rooms/{room_id:id}/live", "Go live", auth="seller", tag="rooms")
+@api.route(
+    "POST",
+    "/api/rooms/{room_id:id}/live",
+    "Go live",
+    auth="seller",
+    tag="rooms",
+    ok={200: out.RoomAnswer},
+    errors=CHANGE_ROOM,
+)
 async def go_live(request: Request) -> Response:
     svc, _me, room_id = await _owned(request)
     async with svc.db.session() as session:
         return changed(await rooms.go_live(session, svc.rooms, room_id))
 
 
-@api.route("POST", "/api/rooms/{room_id:id}/end", "End the room", auth="seller", tag="rooms")
+@api.route(
+    "POST",
+    "/api/rooms/{room_id:id}/end",
+    "End the room (and its running deals)",
+    auth="seller",
+    tag="rooms",
+    ok={200: out.RoomAnswer},
+    errors=("room_not_found", "room_busy"),
+)
 async def end_room(request: Request) -> Response:
     svc, _me, room_id = await _owned(request)
     async with svc.db.session() as session:
@@ -122,6 +172,8 @@ async def end_room(request: Request) -> Response:
     body=ProductRef,
     auth="seller",
     tag="rooms",
+    ok={200: out.RoomAnswer},
+    errors=(*CHANGE_ROOM, "product_not_found", "product_archived", "bag_full"),
 )
 async def add_to_bag(request: Request) -> Response:
     svc, me, room_id = await _owned(request)
@@ -136,6 +188,8 @@ async def add_to_bag(request: Request) -> Response:
     "Take a product out of the bag",
     auth="seller",
     tag="rooms",
+    ok={200: out.RoomAnswer},
+    errors=(*CHANGE_ROOM, "product_not_in_bag"),
 )
 async def remove_from_bag(request: Request) -> Response:
     svc, _me, room_id = await _owned(request)
@@ -151,6 +205,8 @@ async def remove_from_bag(request: Request) -> Response:
     body=ProductRef,
     auth="seller",
     tag="rooms",
+    ok={200: out.RoomAnswer},
+    errors=(*CHANGE_ROOM, "product_not_in_bag"),
 )
 async def pin(request: Request) -> Response:
     svc, _me, room_id = await _owned(request)
@@ -160,7 +216,15 @@ async def pin(request: Request) -> Response:
     )
 
 
-@api.route("DELETE", "/api/rooms/{room_id:id}/pin", "Unpin", auth="seller", tag="rooms")
+@api.route(
+    "DELETE",
+    "/api/rooms/{room_id:id}/pin",
+    "Unpin",
+    auth="seller",
+    tag="rooms",
+    ok={200: out.RoomAnswer},
+    errors=CHANGE_ROOM,
+)
 async def unpin(request: Request) -> Response:
     svc, _me, room_id = await _owned(request)
     return changed(await svc.rooms.update(room_id, lambda r: rules.unpin(r, now_ms())))
@@ -173,6 +237,25 @@ async def unpin(request: Request) -> Response:
     body=FlashDealIn,
     auth="seller",
     tag="rooms",
+    ok={201: out.FlashDealAnswer},
+    errors=(
+        *CHANGE_ROOM,
+        "room_not_live",
+        "sku_not_in_bag",
+        "sku_not_found",
+        "product_archived",
+        "invalid_countdown",
+        "invalid_duration",
+        "invalid_price",
+        "deal_price_not_below_list",
+        "invalid_quantity",
+        "deal_quantity_above_stock",
+        "invalid_limit",
+        "limit_above_quantity",
+        "stock_unavailable",
+        "deal_not_scheduled",
+        "deal_state_mismatch",
+    ),
 )
 async def schedule_deal(request: Request) -> Response:
     svc, me, room_id = await _owned(request)
@@ -199,6 +282,8 @@ async def schedule_deal(request: Request) -> Response:
     "Stop a flash deal now",
     auth="seller",
     tag="rooms",
+    ok={200: out.RoomAnswer},
+    errors=(*CHANGE_ROOM, "deal_not_found", "deal_ended"),
 )
 async def stop_deal(request: Request) -> Response:
     svc, _me, room_id = await _owned(request)
@@ -213,6 +298,8 @@ async def stop_deal(request: Request) -> Response:
     "Delete a chat line",
     auth="seller",
     tag="rooms",
+    ok={204: Answer(description="Viewers were told (`chat.deleted`)")},
+    errors=("room_not_found", "chat_not_found"),
 )
 async def delete_chat(request: Request) -> Response:
     svc, _me, room_id = await _owned(request)
@@ -231,6 +318,9 @@ async def delete_chat(request: Request) -> Response:
     "Mute a user's chat in this room",
     auth="seller",
     tag="rooms",
+    path_params=(USER,),
+    ok={204: Answer(description="Muted")},
+    errors=("room_not_found", "invalid_user"),
 )
 async def mute(request: Request) -> Response:
     svc, _me, room_id = await _owned(request)
@@ -239,7 +329,14 @@ async def mute(request: Request) -> Response:
 
 
 @api.route(
-    "DELETE", "/api/rooms/{room_id:id}/mutes/{user}", "Unmute a user", auth="seller", tag="rooms"
+    "DELETE",
+    "/api/rooms/{room_id:id}/mutes/{user}",
+    "Unmute a user",
+    auth="seller",
+    tag="rooms",
+    path_params=(USER,),
+    ok={204: Answer(description="Unmuted")},
+    errors=("room_not_found", "invalid_user"),
 )
 async def unmute(request: Request) -> Response:
     svc, _me, room_id = await _owned(request)

@@ -23,12 +23,17 @@ from starlette.staticfiles import StaticFiles
 from catalog.clock import now_ms
 from catalog.db import Database
 from catalog.errors import DomainError
+from checkout.attempts import AttemptStore
 from checkout.batcher import ReserveBatcher
+from checkout.checkout import Till
+from checkout.faults import CrashPoints
 from checkout.holds import HoldStore
 from checkout.idempotency import IdempotencyStore
 from checkout.keys import Keyspace
+from checkout.limits import Rate, RateLimiter, ReserveLimits
 from checkout.payments import SandboxProvider
 from checkout.pipeline import OrderPipeline, PipelineConfig
+from checkout.reconciler import reconcile_forever, reconcile_once
 from checkout.sweeper import sweep_forever
 from live import service as rooms_service
 from live.bus import RoomBus
@@ -91,7 +96,15 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
         batch=settings.worker_batch,
         claim_idle_ms=settings.worker_claim_idle_ms,
         max_deliveries=settings.worker_max_deliveries,
+        trim_interval_ms=settings.worker_trim_interval_ms,
         stall_before_ack_s=settings.fault_stall_before_ack_s,
+        crash=CrashPoints(settings.fault_crash_at, settings.fault_crash_file),
+    )
+
+
+def reserve_limits(settings: Settings) -> ReserveLimits:
+    return ReserveLimits(
+        Rate(settings.reserve_rate_per_s, settings.reserve_burst), settings.address_hold_cap
     )
 
 
@@ -100,13 +113,15 @@ def build_services(settings: Settings) -> Services:
     redis = Redis.from_url(settings.redis_url, decode_responses=True, max_connections=256)
     db = Database(settings.database_url)
     keys = Keyspace(settings.redis_prefix)
-    holds = HoldStore(redis, keys)
+    holds = HoldStore(redis, keys, reserve_limits(settings))
     pipeline = (
         OrderPipeline(redis, db, keys, pipeline_config(settings)) if settings.run_worker else None
     )
     batcher = ReserveBatcher(holds)
-    sessions = GuestSessions(settings.secret_key, settings.session_max_age_s)
-    seller_sessions = SellerSessions(settings.secret_key, settings.seller_session_max_age_s)
+    payments = SandboxProvider(redis, keys.sandbox_charges, settings.payment_delay_ms)
+    sessions = GuestSessions(settings.signing_keys, settings.session_max_age_s)
+    seller_sessions = SellerSessions(settings.signing_keys, settings.seller_session_max_age_s)
+    limiter = RateLimiter(redis, settings.redis_prefix)
     live_keys = LiveKeys(settings.redis_prefix)
     rooms = RoomStore(redis, live_keys, settings.room_log_maxlen)
     hub = Hub(max_buffer=settings.ws_max_buffer)
@@ -118,7 +133,11 @@ def build_services(settings: Settings) -> Services:
         hub,
         identify_for(sessions, seller_sessions, db),
         node_id=uuid.uuid4().hex[:12],
-        config=GatewayConfig(hello_timeout_s=settings.ws_hello_timeout_s),
+        config=GatewayConfig(
+            hello_timeout_s=settings.ws_hello_timeout_s,
+            chat_address_rate=Rate(settings.chat_rate_per_s, settings.chat_burst),
+        ),
+        limiter=limiter,
         catch_up=bus.catch_up,
     )
     return Services(
@@ -128,8 +147,15 @@ def build_services(settings: Settings) -> Services:
         keys=keys,
         holds=holds,
         batcher=batcher,
-        idempotency=IdempotencyStore(redis, keys, pending_ttl_s=settings.pay_ttl_s + 60),
-        payments=SandboxProvider(redis, keys.sandbox_charges, settings.payment_delay_ms),
+        limiter=limiter,
+        idempotency=IdempotencyStore(redis, keys, lease_ms=int(settings.checkout_lease_s * 1000)),
+        payments=payments,
+        till=Till(
+            holds,
+            payments,
+            AttemptStore(db, keys.prefix),
+            CrashPoints(settings.fault_crash_at, settings.fault_crash_file),
+        ),
         sessions=sessions,
         seller_sessions=seller_sessions,
         metrics=Metrics(),
@@ -237,12 +263,25 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         svc = build_services(settings)
         await svc.holds.install()
+        await svc.limiter.install()
         await svc.rooms.install()
         app.state.services = svc
         app.state.broadcasts = broadcasts = build_broadcasts(svc)
         settle_heap()
         stop = asyncio.Event()
+        lease_ms = int(settings.checkout_lease_s * 1000)
+        # Before the sweeper runs: an attempt charged before a crash commits while its hold is
+        # still paying, instead of being expired and refunded.
+        try:
+            await reconcile_once(svc.till, svc.idempotency, lease_ms)
+        except Exception:  # the timer below tries again; serving must not wait for it
+            log.exception("reconciling payment attempts at start-up failed")
         tasks = [
+            asyncio.create_task(
+                reconcile_forever(
+                    svc.till, svc.idempotency, lease_ms, settings.reconcile_interval_s, stop
+                )
+            ),
             asyncio.create_task(sweep_forever(svc.holds, svc.db, settings.sweep_interval_ms, stop)),
             asyncio.create_task(
                 rooms_service.sweep_rooms_forever(

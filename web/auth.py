@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import time
 import uuid
+from collections.abc import Sequence
 
 from itsdangerous import BadSignature, TimestampSigner
 from starlette.requests import Request
@@ -17,15 +18,24 @@ from catalog.models import Seller
 from catalog.service import TOKEN_PREFIX, seller_for_token
 from live.gateway import Identify
 from live.rules import Room
-from web.cookies import COOKIE, CSRF_HEADER, SAFE_METHODS, TICKET_PREFIX, SellerSessions, token_tag
+from web.cookies import (
+    COOKIE,
+    CSRF_HEADER,
+    SAFE_METHODS,
+    TICKET_PREFIX,
+    SellerSessions,
+    key_list,
+    token_tag,
+)
 from web.http import BadRequest
 
 GUEST_PREFIX = "lc_gs_"
 
 
 class GuestSessions:
-    def __init__(self, secret: str, max_age_s: int) -> None:
-        self._signer = TimestampSigner(secret, salt="livecart.guest")
+    def __init__(self, secret: str | Sequence[str], max_age_s: int) -> None:
+        """``secret``: one key, or several oldest to newest (the newest signs, all verify)."""
+        self._signer = TimestampSigner(key_list(secret), salt="livecart.guest")
         self.max_age_s = max_age_s
         # Verifying a signature costs more than the rest of a reservation; a viewer sends the
         # same token on every request, so remember the ones already checked.

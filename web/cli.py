@@ -51,6 +51,10 @@ def _serve(settings: Settings, banner: str = "") -> None:
         ws_ping_interval=settings.ws_ping_interval_s,
         ws_ping_timeout=settings.ws_ping_timeout_s,
         ws_per_message_deflate=False,  # frames are built once for every viewer: see wsserver.py
+        # The client's address (access log, per-address limits) is the socket peer, or the
+        # right-most address in X-Forwarded-For that is not one of these proxies.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=list(settings.trusted_proxies),
         log_level="warning",  # uvicorn's own access log stays off: web/access.py writes ours
         log_config=None,  # uvicorn's records go through main()'s handler (JSON lines too)
         timeout_graceful_shutdown=5,
@@ -124,12 +128,13 @@ def typed_command() -> str:
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> None:
+    from catalog.db import redacted
     from web.migrate import upgrade
 
     settings = settings.with_defaults()
     assert settings.database_url is not None
     upgrade(settings.database_url)
-    print(f"schema is up to date ({settings.database_url})")
+    print(f"schema is up to date ({redacted(settings.database_url)})")
 
 
 def cmd_create_seller(args: argparse.Namespace, settings: Settings) -> None:
@@ -162,6 +167,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
 
 
 async def run_worker(settings: Settings) -> None:
+    from checkout.reconciler import reconcile_forever
     from checkout.sweeper import sweep_forever
     from web.app import build_services
 
@@ -177,6 +183,13 @@ async def run_worker(settings: Settings) -> None:
         await asyncio.gather(
             svc.pipeline.run(stop),
             sweep_forever(svc.holds, svc.db, settings.sweep_interval_ms, stop),
+            reconcile_forever(
+                svc.till,
+                svc.idempotency,
+                int(settings.checkout_lease_s * 1000),
+                settings.reconcile_interval_s,
+                stop,
+            ),
         )
     finally:
         await svc.redis.aclose()

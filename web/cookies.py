@@ -5,6 +5,9 @@ The cookie names the seller and the first characters of their API token's hash, 
 token (``livecart demo`` does on every run) signs every browser out. Requests authenticated by
 the cookie that change anything must carry the CSRF token (form field ``csrf`` or header
 ``X-CSRF-Token``): another site can make a browser send the cookie, but cannot read the token.
+
+Everything here is signed with the newest of the server's keys and accepted under any of them,
+so rotating the secret key signs nobody out while the previous key stays configured.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from itsdangerous import BadSignature, TimestampSigner
@@ -37,11 +41,23 @@ def token_tag(seller: Seller) -> str:
     return seller.token_hash[:16]
 
 
+def key_list(secret: str | Sequence[str]) -> list[str]:
+    """The signing keys, oldest to newest: the last signs, every one verifies."""
+    keys = [secret] if isinstance(secret, str) else list(secret)
+    if not keys:
+        raise ValueError("at least one secret key is needed")
+    return keys
+
+
 class SellerSessions:
-    def __init__(self, secret: str, max_age_s: int) -> None:
-        self._cookie = TimestampSigner(secret, salt="livecart.seller-session")
-        self._ticket = TimestampSigner(secret, salt="livecart.studio-ticket")
-        self._csrf_key = hashlib.sha256(b"livecart.csrf:" + secret.encode()).digest()
+    def __init__(self, secret: str | Sequence[str], max_age_s: int) -> None:
+        keys = key_list(secret)
+        self._cookie = TimestampSigner(keys, salt="livecart.seller-session")
+        self._ticket = TimestampSigner(keys, salt="livecart.studio-ticket")
+        # Newest first: pages rendered now carry the newest; the others match older pages.
+        self._csrf_keys = [
+            hashlib.sha256(b"livecart.csrf:" + key.encode()).digest() for key in reversed(keys)
+        ]
         self.max_age_s = max_age_s
 
     def issue(self, seller: Seller) -> str:
@@ -57,11 +73,14 @@ class SellerSessions:
         return SellerSession(int(seller_id), tag, cookie)
 
     def csrf_token(self, cookie: str) -> str:
-        return hmac.new(self._csrf_key, cookie.encode(), hashlib.sha256).hexdigest()[:32]
+        return _csrf(self._csrf_keys[0], cookie)
 
     def csrf_ok(self, cookie: str, sent: str) -> bool:
         # Bytes: compare_digest refuses str with non-ASCII characters (a forged header has them).
-        return hmac.compare_digest(self.csrf_token(cookie).encode(), sent.encode())
+        return any(
+            hmac.compare_digest(_csrf(key, cookie).encode(), sent.encode())
+            for key in self._csrf_keys
+        )
 
     def ticket(self, seller: Seller, room_id: int) -> str:
         """What the studio of ``room_id`` sends in its websocket hello: good for that room."""
@@ -78,3 +97,7 @@ class SellerSessions:
             raise Unauthorized("Reload the studio page.", code="invalid_token") from None
         seller_id, tag, room_id = value.split(".", 2)
         return int(seller_id), tag, int(room_id)
+
+
+def _csrf(key: bytes, cookie: str) -> str:
+    return hmac.new(key, cookie.encode(), hashlib.sha256).hexdigest()[:32]

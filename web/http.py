@@ -19,6 +19,7 @@ from catalog.errors import (
     Invalid,
     NotFound,
     PaymentFailed,
+    Throttled,
     Unauthorized,
     Unavailable,
 )
@@ -36,6 +37,7 @@ STATUS_OF: list[tuple[type[DomainError], int]] = [
     (Unauthorized, 401),
     (PaymentFailed, 402),
     (Unavailable, 503),
+    (Throttled, 429),
 ]
 
 
@@ -85,7 +87,9 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     codes = {404: "not_found", 405: "method_not_allowed"}
     message = "No such endpoint." if exc.status_code == 404 else str(exc.detail)
-    return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), message)
+    response = error_response(exc.status_code, codes.get(exc.status_code, "http_error"), message)
+    response.headers.update(exc.headers or {})  # a 405's Allow
+    return response
 
 
 async def unavailable_handler(request: Request, exc: Exception) -> Response:

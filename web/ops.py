@@ -8,20 +8,29 @@ from sqlalchemy import text
 from starlette.requests import Request
 from starlette.responses import Response
 
+from web import responses as out
 from web.http import JSONResponse, error_response
-from web.routing import Api
+from web.routing import Answer, Api
 from web.services import services
 
 api = Api()
 READY_TIMEOUT_S = 2.0
 
 
-@api.route("GET", "/healthz", "The process is up", tag="ops")
+@api.route("GET", "/healthz", "The process is up", tag="ops", ok={200: out.Health}, storage=False)
 async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-@api.route("GET", "/readyz", "Redis and the database answer", tag="ops")
+@api.route(
+    "GET",
+    "/readyz",
+    "Redis and the database answer",
+    tag="ops",
+    ok={200: out.Ready},
+    errors=("not_ready",),  # details: each check's outcome
+    storage=False,
+)
 async def readyz(request: Request) -> Response:
     svc = services(request)
     checks: dict[str, str] = {}
@@ -41,7 +50,13 @@ async def readyz(request: Request) -> Response:
     return error_response(503, "not_ready", "A dependency is unreachable.", checks)
 
 
-@api.route("GET", "/metrics", "Prometheus metrics", tag="ops")
+@api.route(
+    "GET",
+    "/metrics",
+    "Prometheus metrics",
+    tag="ops",
+    ok={200: Answer({"type": "string"}, "The Prometheus text format", "text/plain")},
+)
 async def metrics(request: Request) -> Response:
     svc = services(request)
     lag = await svc.pipeline.lag() if svc.pipeline is not None else 0

@@ -3,7 +3,7 @@ endpoint does not take (a client-sent price, say) are refused by name, never use
 
 from __future__ import annotations
 
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -42,8 +42,26 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+def omitted_not_null(schema: dict[str, Any]) -> None:
+    """JSON schema for fields that may be left out but are never null: pydantic writes an
+    optional ``X | None = None`` field as ``anyOf: [X, null]``; drop the ``null``."""
+    required = set(schema.get("required", ()))
+    for name, field in schema.get("properties", {}).items():
+        if name in required:
+            continue
+        if field.get("default", ...) is None:
+            del field["default"]
+        branches = [b for b in field.pop("anyOf", ()) if b != {"type": "null"}]
+        if len(branches) == 1:
+            field.update(branches[0])
+        elif branches:
+            field["anyOf"] = branches
+
+
 class Patch(Strict):
     """A partial update: leave a field out to keep it; null is refused, never stored."""
+
+    model_config = ConfigDict(json_schema_extra=omitted_not_null)
 
     @model_validator(mode="after")
     def _no_nulls(self) -> Self:
@@ -140,5 +158,12 @@ class FlashDealIn(Strict):
     deal_price: int = Field(ge=1, le=MAX_MONEY)
     quantity: int = Field(ge=1, le=10**7)
     per_buyer_limit: int = Field(ge=1, le=1000)
-    countdown_s: int = Field(description="10-300 seconds before the deal opens")
-    duration_s: int = Field(description="60-1200 seconds the deal runs")
+    # The ranges are checked by live.rules (invalid_countdown, invalid_duration); documented here.
+    countdown_s: int = Field(
+        description="10-300 seconds before the deal opens",
+        json_schema_extra={"minimum": 10, "maximum": 300},
+    )
+    duration_s: int = Field(
+        description="60-1200 seconds the deal runs",
+        json_schema_extra={"minimum": 60, "maximum": 1200},
+    )

@@ -9,9 +9,11 @@ from starlette.requests import Request
 
 from catalog.db import Database
 from checkout.batcher import ReserveBatcher
+from checkout.checkout import Till
 from checkout.holds import HoldStore
 from checkout.idempotency import IdempotencyStore
 from checkout.keys import Keyspace
+from checkout.limits import RateLimiter
 from checkout.payments import SandboxProvider
 from checkout.pipeline import OrderPipeline
 from live.bus import RoomBus
@@ -32,8 +34,10 @@ class Services:
     keys: Keyspace
     holds: HoldStore
     batcher: ReserveBatcher
+    limiter: RateLimiter
     idempotency: IdempotencyStore
     payments: SandboxProvider
+    till: Till
     sessions: GuestSessions
     seller_sessions: SellerSessions
     metrics: Metrics

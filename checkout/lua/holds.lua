@@ -12,6 +12,11 @@ one deal (hash-tagged, so one Redis Cluster slot) and every key it touches arriv
   KEYS[5] expiry    zset: hold id scored by expires_ms, for holds still held or paying
   KEYS[6] events    stream, capped: what the room hears (reserved, expired, sold, ...)
   KEYS[7] orders    stream, never trimmed here: order.paid entries for the order pipeline
+  KEYS[8] rates     hash: client address -> its reserve bucket's TAT (see reserve_admitted);
+                    the whole hash expires once every bucket in it is full again
+  KEYS[9] addresses hash: client address -> units in its holds still held or paying (the
+                    per-address cap); a field goes when it reaches 0
+  KEYS[10] hold_addresses  hash: hold id -> client address, while the hold is held or paying
 
 Invariant kept by every function: available + held + sold == quantity.
 Hold states: held -> paying -> sold; held|paying -> expired; held -> released; paying -> held
@@ -54,10 +59,19 @@ local function emit(K, now, kind, id, qty)
     'available', c[1], 'held', c[2], 'sold', c[3], 'at', fmt(now))
 end
 
+-- A hold stops counting against its client address's cap (it closed, or it was sold).
+local function release_address(K, id, qty)
+  local address = redis.call('HGET', K[10], id)
+  if not address then return end
+  redis.call('HDEL', K[10], id)
+  if redis.call('HINCRBY', K[9], address, -qty) <= 0 then redis.call('HDEL', K[9], address) end
+end
+
 -- Return a live hold's units to stock and close it with the given final state.
 local function close_hold(K, now, id, h, final_state)
   h.state = final_state
   save_hold(K, id, h)
+  release_address(K, id, h.qty)
   redis.call('ZREM', K[5], id)
   redis.call('HINCRBY', K[1], 'available', h.qty)
   redis.call('HINCRBY', K[1], 'held', -h.qty)
@@ -91,10 +105,68 @@ local function terms(K)
            limit = tonumber(t[4]), hold_ttl = tonumber(t[5]) }
 end
 
+-- Per-address state read once per batch and written back once at its end (write_addresses):
+-- a storm from one address (a farmer, a crowd behind one NAT) costs no call per request.
+local function address_state(K, lim, address)
+  local a = lim.addresses[address]
+  if not a then
+    local tat, held = redis.call('HGET', K[8], address), redis.call('HGET', K[9], address)
+    a = { tat = tonumber(tat or 0), held = tonumber(held or 0), spent = false, took = false }
+    lim.addresses[address] = a
+  end
+  return a
+end
+
+-- The address's reserve bucket in this deal (GCRA, as in limits.lua): nil when the request is
+-- admitted (taking a token), else the milliseconds until it would be.
+local function reserve_admitted(a, lim, now)
+  local tat = math.max(a.tat, now) + lim.interval
+  local ahead = tat - now
+  if ahead > lim.burst * lim.interval then
+    return math.ceil(ahead - lim.burst * lim.interval)
+  end
+  a.tat, a.spent = tat, true
+  return nil
+end
+
+-- HSET field/value pairs in chunks: unpack() has a limit of a few thousand values.
+local function hset_pairs(key, flat)
+  for i = 1, #flat, 4000 do
+    redis.call('HSET', key, unpack(flat, i, math.min(i + 3999, #flat)))
+  end
+end
+
+local function write_addresses(K, lim)
+  local tats, helds = {}, {}
+  for address, a in pairs(lim.addresses) do
+    if a.spent then
+      tats[#tats + 1] = address
+      tats[#tats + 1] = string.format('%.3f', a.tat)
+    end
+    if a.took then
+      helds[#helds + 1] = address
+      helds[#helds + 1] = a.held
+    end
+  end
+  if #tats > 0 then
+    hset_pairs(K[8], tats)
+    -- Every bucket written is full again within burst * interval: then the hash may go.
+    redis.call('PEXPIRE', K[8], math.ceil(lim.burst * lim.interval))
+  end
+  hset_pairs(K[9], helds)
+  hset_pairs(K[10], lim.hold_addresses)
+end
+
 -- One reservation. `c` carries the deal's counters through the batch (written back once at the
 -- end), so a reservation costs a handful of calls, not a dozen. Results are one string each,
 -- space-separated: "ok <hold> <qty> <expires_ms> <state> <replayed>" or "<error code> <data>...".
-local function reserve_one(K, d, c, now, deal_id, buyer, qty, request)
+-- `lim` has the per-address limits; an empty address (a caller inside livecart) has none.
+local function reserve_one(K, d, c, lim, now, deal_id, buyer, qty, request, address)
+  local a = address ~= '' and (lim.interval > 0 or lim.cap > 0) and address_state(K, lim, address)
+  if a and lim.interval > 0 then
+    local wait = reserve_admitted(a, lim, now)
+    if wait then return 'rate_limited ' .. wait end
+  end
   local request_key = buyer .. '|' .. request
   if request ~= '' then
     local existing = redis.call('HGET', K[4], request_key)
@@ -108,6 +180,10 @@ local function reserve_one(K, d, c, now, deal_id, buyer, qty, request)
   if qty == nil or qty < 1 then return 'invalid_quantity' end
   local mine = tonumber(redis.call('HGET', K[3], buyer) or '0')
   if mine + qty > d.limit then return 'limit_exceeded ' .. d.limit .. ' ' .. mine end
+  local capped = a and lim.cap > 0
+  if capped and a.held + qty > lim.cap then
+    return 'address_hold_limit ' .. lim.cap .. ' ' .. a.held
+  end
   if c.available < qty then
     if c.available == 0 then return 'sold_out ' .. qty .. ' 0' end
     return 'insufficient_stock ' .. qty .. ' ' .. c.available
@@ -123,14 +199,21 @@ local function reserve_one(K, d, c, now, deal_id, buyer, qty, request)
   save_hold(K, id, h)
   redis.call('ZADD', K[5], expires, id)
   if request ~= '' then redis.call('HSET', K[4], request_key, id) end
+  if capped then
+    a.held, a.took = a.held + qty, true
+    lim.hold_addresses[#lim.hold_addresses + 1] = id
+    lim.hold_addresses[#lim.hold_addresses + 1] = address
+  end
   redis.call('XADD', K[6], 'MAXLEN', '~', EVENTS_MAXLEN, '*',
     'type', 'hold.reserved', 'hold', id, 'qty', qty,
     'available', c.available, 'held', c.held, 'sold', c.sold, 'at', fmt(now))
   return table.concat({ 'ok', id, qty, fmt(expires), 'held', 0 }, ' ')
 end
 
--- ARGV[1]: deal id; ARGV[2]: one line per reservation, "buyer qty request_id\n" (request_id may
--- be empty). One argument for the whole batch keeps the client's encoding cost flat.
+-- ARGV[1]: deal id; ARGV[2]: one line per reservation, "buyer qty request_id address\n"
+-- (request_id and address may be empty). One argument for the whole batch keeps the client's
+-- encoding cost flat. ARGV[3..5], the per-address limits: milliseconds to earn one reserve
+-- token (0: no rate limit), the bucket's burst, and the cap on units in holds (0: none).
 local function reserve_many(K, ARGV)
   local results = {}
   if redis.call('EXISTS', K[1]) == 0 then
@@ -143,10 +226,15 @@ local function reserve_many(K, ARGV)
   local raw = redis.call('HMGET', K[1], 'available', 'held', 'sold', 'next_hold')
   local c = { available = tonumber(raw[1]), held = tonumber(raw[2]), sold = tonumber(raw[3]),
               next_hold = tonumber(raw[4]) }
-  for buyer, qty, request in string.gmatch(ARGV[2], '([^ \n]+) ([^ \n]+) ([^ \n]*)\n') do
-    table.insert(results, reserve_one(K, d, c, now, ARGV[1], buyer, tonumber(qty), request))
+  local lim = { interval = tonumber(ARGV[3] or 0), burst = tonumber(ARGV[4] or 0),
+                cap = tonumber(ARGV[5] or 0), addresses = {}, hold_addresses = {} }
+  local line = '([^ \n]+) ([^ \n]+) ([^ \n]*) ([^ \n]*)\n'
+  for buyer, qty, request, address in string.gmatch(ARGV[2], line) do
+    table.insert(results,
+      reserve_one(K, d, c, lim, now, ARGV[1], buyer, tonumber(qty), request, address))
   end
   redis.call('HSET', K[1], 'available', c.available, 'held', c.held, 'next_hold', c.next_hold)
+  write_addresses(K, lim)
   return results
 end
 
@@ -199,6 +287,7 @@ end
 
 -- ARGV: hold_id, buyer, attempt. held -> paying with the expiry pushed out by pay_ttl.
 -- One attempt at a time: the same attempt may begin again (a retry), another one must wait.
+-- Returns "ok" and the terms, "paid" and the terms (this attempt sold it before), or an error.
 local function begin_payment(K, ARGV)
   local id, buyer, attempt = ARGV[1], ARGV[2], ARGV[3]
   local now = now_ms()
@@ -211,9 +300,14 @@ local function begin_payment(K, ARGV)
   if (h.state == 'held' or h.state == 'paying') and h.expires <= now then
     close_hold(K, now, id, h, 'expired')
   end
+  local t = redis.call('HMGET', K[1], 'pay_ttl', 'price', 'currency', 'sku', 'shop')
+  if h.state == 'sold' and h.attempt == attempt and attempt ~= '' then
+    -- This attempt paid already (its request died before answering, or the reconciler
+    -- finished it): the retry answers with the sale.
+    return { 'paid', h.qty, t[2], t[3], t[4], t[5], fmt(h.expires) }
+  end
   if h.state ~= 'held' and h.state ~= 'paying' then return { closed_reason(h.state) } end
   if h.state == 'paying' and h.attempt ~= attempt then return { 'payment_in_progress' } end
-  local t = redis.call('HMGET', K[1], 'pay_ttl', 'price', 'currency', 'sku', 'shop')
   h.state = 'paying'
   h.attempt = attempt
   h.expires = math.max(h.expires, now + tonumber(t[1]))
@@ -231,7 +325,11 @@ local function commit(K, ARGV)
   local shipping = ARGV[5] or ''
   local h = own_hold(K, id, buyer)
   if not h then return { 'hold_not_found' } end
-  if h.state == 'sold' then return { 'ok', 1 } end
+  if h.state == 'sold' then
+    -- Sold by this attempt: a repeat (a retry, the reconciler). By another: refund this one.
+    if h.attempt == attempt then return { 'ok', 1 } end
+    return { 'hold_already_paid' }
+  end
   if h.state ~= 'paying' then return { closed_reason(h.state) } end
   if h.attempt ~= attempt then return { 'payment_in_progress' } end
   local now = now_ms()
@@ -240,6 +338,7 @@ local function commit(K, ARGV)
   redis.call('ZREM', K[5], id)
   redis.call('HINCRBY', K[1], 'held', -h.qty)
   redis.call('HINCRBY', K[1], 'sold', h.qty)
+  release_address(K, id, h.qty)  -- sold units count against the buyer's limit, not the cap
   local t = redis.call('HMGET', K[1], 'deal', 'sku', 'shop', 'price', 'currency')
   redis.call('XADD', K[7], '*', 'type', 'order.paid', 'hold', id, 'deal', t[1],
     'sku', t[2], 'shop', t[3], 'buyer', buyer, 'qty', h.qty, 'unit_price', t[4],
@@ -269,6 +368,11 @@ local function release(K, ARGV)
   local now = now_ms()
   local h = own_hold(K, id, ARGV[2])
   if not h then return { 'hold_not_found' } end
+  if (h.state == 'held' or h.state == 'paying') and h.expires <= now then
+    -- Lapsed but not yet reclaimed: its units are already back on sale in every read.
+    close_hold(K, now, id, h, 'expired')
+    return { 'hold_expired' }
+  end
   if h.state == 'paying' then return { 'payment_in_progress' } end
   if h.state ~= 'held' then return { closed_reason(h.state) } end
   close_hold(K, now, id, h, 'released')

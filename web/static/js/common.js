@@ -85,13 +85,20 @@ export function el(tag, attrs = {}, ...children) {
 
 const GUEST_KEY = "livecart.guest";
 
-// A viewer's identity: a guest session kept in this browser, made on first need.
+// A viewer's identity: a guest session kept in this browser, made on first need. Newcomers
+// crowding one address (a venue's Wi-Fi) may be told to wait (429): wait as told, a few times,
+// with jitter so the crowd does not come back all at once.
 export async function guestToken({ renew = false } = {}) {
   if (!renew) {
     const saved = localStorage.getItem(GUEST_KEY);
     if (saved) return JSON.parse(saved).token;
   }
-  const response = await fetch("/api/session", { method: "POST" });
+  let response = await fetch("/api/session", { method: "POST" });
+  for (let retries = 5; response.status === 429 && retries > 0; retries--) {
+    const wait = Math.min(Number(response.headers.get("Retry-After")) || 1, 30);
+    await new Promise((resolve) => setTimeout(resolve, wait * (1 + Math.random()) * 1000));
+    response = await fetch("/api/session", { method: "POST" });
+  }
   if (!response.ok) throw new Error(`session ${response.status}`);
   const session = await response.json();
   localStorage.setItem(GUEST_KEY, JSON.stringify(session));

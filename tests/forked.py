@@ -1,0 +1,52 @@
+"""``livecart serve`` processes forked from a parent that has already imported livecart: the
+crash tests restart a server well over a hundred times, and importing costs about 2 s of CPU
+each time, while a fork costs milliseconds. Each child is a real process running the real
+``livecart serve`` (``web.cli.main``) with its own environment; SIGKILL ends it as it would any
+server."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import socket
+import time
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+
+FORKS = multiprocessing.get_context("forkserver")
+# Imported once, in the fork server, before any child: what `livecart serve` would import.
+FORKS.set_forkserver_preload(["web.cli", "web.app", "web.runtime", "tests.forked"])
+
+
+def serve(env: dict[str, str], log: str) -> None:
+    """The child: output to ``log``, then exactly what ``python -m web.cli serve`` does."""
+    out = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    os.environ.update(env)
+    from web.cli import main
+
+    main(["serve"])
+
+
+def start(env: dict[str, str], log: Path, port: int, within_s: float) -> BaseProcess:
+    process = FORKS.Process(target=serve, args=({**env, "LIVECART_PORT": str(port)}, str(log)))
+    process.start()
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if not process.is_alive():
+            raise RuntimeError(f"server exited early:\n{log.read_text()}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return process
+        time.sleep(0.05)
+    process.kill()
+    raise RuntimeError(f"server did not start:\n{log.read_text()}")
+
+
+def stop(process: BaseProcess) -> None:
+    process.terminate()
+    process.join(15)
+    if process.is_alive():
+        process.kill()
+        process.join()

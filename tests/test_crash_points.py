@@ -1,0 +1,276 @@
+"""Kill ``livecart serve`` with SIGKILL at every point of the checkout and pipeline path where a
+crash changes what must happen next (checkout/faults.py POINTS), restart it, and check what the
+buyer and the books see:
+
+- the buyer's retry (same Idempotency-Key) gets a final answer within 10 s of the restart:
+  201 with the order, or 409 ``hold_expired`` when their hold lapsed (then the charge is
+  refunded);
+- every approved charge ends as exactly one order or one refund, never both, never neither;
+- no unit is sold twice (the deal's audit), no hold is stuck paying, no attempt stays pending.
+
+One server per point, all points at once; each repetition arms the crash (a trigger file the
+process removes as it dies), buys, waits for the death, restarts and retries. Servers are forked
+from a parent that has imported livecart already (tests/forked.py), so a restart costs a fork,
+not two seconds of imports.
+``LIVECART_CRASH_REPS`` repetitions per point (2 by default; CI runs 20 in its own step).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+from sqlmodel import col, select
+
+from catalog.db import Database
+from checkout.audit import settled_audit
+from checkout.faults import POINTS
+from checkout.holds import HoldStore
+from checkout.keys import Keyspace
+from checkout.models import Order, PaymentAttempt
+from checkout.payments import ChargeStatus, SandboxProvider
+from tests import forked
+from tests.conftest import PREFIX, SECRET, SellerAccount
+from tests.helpers import make_live_deal, until
+from web.embedded import free_port
+
+pytestmark = [pytest.mark.storage, pytest.mark.crash, pytest.mark.slow]
+
+REPS = int(os.environ.get("LIVECART_CRASH_REPS") or 2)
+CARD = "4242424242424242"
+LEASE_S = 1.0
+FINAL_WITHIN_S = 10.0
+
+
+@dataclass
+class Server:
+    base_url: str
+    process: BaseProcess
+    log: Path
+
+
+@dataclass
+class Lane:
+    """One crash point's server, deal and findings."""
+
+    point: str
+    prefix: str
+    trigger: Path
+    log: Path
+    env: dict[str, str]
+    crashes: int = 0
+    outcomes: list[str] = field(default_factory=list)  # per buyer: order, refund or none
+    waits: list[float] = field(default_factory=list)
+
+
+def lane_env(point: str, prefix: str, trigger: Path) -> dict[str, str]:
+    env = {
+        "LIVECART_REDIS_PREFIX": prefix,
+        "LIVECART_FAULT_CRASH_AT": point,
+        "LIVECART_FAULT_CRASH_FILE": str(trigger),
+        "LIVECART_CHECKOUT_LEASE_S": str(LEASE_S),
+        "LIVECART_RECONCILE_INTERVAL_S": "0.5",
+        "LIVECART_SWEEP_INTERVAL_MS": "50",
+        "LIVECART_WORKER_CLAIM_IDLE_MS": "500",
+        "LIVECART_ACCESS_LOG": "0",
+    }
+    if point == "checkout.after_refund":
+        # The charge takes longer than the hold has left, so the hold lapses while it runs
+        # and the approved charge must be refunded: the refund is the step that dies.
+        env["LIVECART_PAYMENT_DELAY_MS"] = "1500"
+    return env
+
+
+STARTUP_S = 120  # generous: other suites may be loading the machine too
+
+
+async def start(lane: Lane, redis_url: str, database_url: str) -> Server:
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "DATABASE_URL": database_url,
+        "LIVECART_SECRET_KEY": SECRET,
+        "LIVECART_DATA_DIR": str(lane.log.parent),
+        **lane.env,
+    }
+    port = free_port()
+    starting = asyncio.ensure_future(
+        asyncio.to_thread(forked.start, env, lane.log, port, STARTUP_S)
+    )
+    try:
+        process = await asyncio.shield(starting)
+    except asyncio.CancelledError:  # another lane failed: never leave a server behind
+        await asyncio.to_thread(forked.stop, await starting)
+        raise
+    return Server(f"http://127.0.0.1:{port}", process, lane.log)
+
+
+async def buy(client: httpx.AsyncClient, base: str, deal_id: int) -> tuple[str, str, str]:
+    """A new buyer's session and hold: (token, hold id, idempotency key)."""
+    session = (await client.post(f"{base}/api/session")).json()
+    headers = {"Authorization": f"Bearer {session['token']}"}
+    reserved = await client.post(
+        f"{base}/api/deals/{deal_id}/reserve", json={"qty": 1}, headers=headers
+    )
+    assert reserved.status_code == 201, reserved.text
+    return session["token"], reserved.json()["hold"]["id"], "pay-" + secrets.token_hex(6)
+
+
+async def checkout(
+    client: httpx.AsyncClient, base: str, token: str, hold_id: str, key: str
+) -> httpx.Response:
+    return await client.post(
+        f"{base}/api/holds/{hold_id}/checkout",
+        json={"card": CARD},
+        headers={"Authorization": f"Bearer {token}", "Idempotency-Key": key},
+    )
+
+
+async def retry_until_final(
+    client: httpx.AsyncClient, base: str, token: str, hold_id: str, key: str
+) -> httpx.Response:
+    while True:
+        try:
+            answer = await checkout(client, base, token, hold_id, key)
+        except httpx.TransportError:
+            answer = None
+        if answer is not None and answer.status_code != 409:
+            return answer
+        if answer is not None and answer.json()["error"]["code"] != "request_in_progress":
+            return answer
+        await asyncio.sleep(0.1)
+
+
+async def one_repetition(
+    lane: Lane, server: Server, deal_id: int, redis_url: str, database_url: str
+) -> Server:
+    async with httpx.AsyncClient(timeout=30) as client:
+        token, hold_id, key = await buy(client, server.base_url, deal_id)
+        lane.trigger.write_text(lane.point)
+        try:
+            first: httpx.Response | None = await checkout(
+                client, server.base_url, token, hold_id, key
+            )
+        except httpx.TransportError:
+            first = None  # the process died under the request
+        if first is not None and lane.point == "checkout.after_refund":
+            # Timing decides whether this buyer reaches the refund (the hold must lapse during
+            # the charge, not before it begins or after the sale): a buyer who did not is
+            # counted for the books, and the next buyer tries.
+            lane.outcomes.append(_outcome(first, hold_id, charged=first.status_code == 201))
+            return server
+        # pipeline.before_ack may die just after answering: wait for the death either way.
+        await asyncio.to_thread(server.process.join, 60)
+        code = server.process.exitcode
+        assert code == -9, f"{lane.point}: exited with {code}, not SIGKILL ({first})"
+        assert not lane.trigger.exists()
+        lane.crashes += 1
+        server = await start(lane, redis_url, database_url)
+        began = time.monotonic()
+        final = await asyncio.wait_for(
+            retry_until_final(client, server.base_url, token, hold_id, key), FINAL_WITHIN_S
+        )
+        lane.waits.append(time.monotonic() - began)
+    lane.outcomes.append(_outcome(final, hold_id, charged=True))
+    return server
+
+
+def _outcome(answer: httpx.Response, hold_id: str, *, charged: bool) -> str:
+    """What the buyer was told: "order", or "refund" (409 hold_expired after a charge), or
+    "none" (409 hold_expired before any charge)."""
+    if answer.status_code == 201:
+        assert answer.json()["order"]["hold_id"] == hold_id
+        return "order"
+    assert (answer.status_code, answer.json()["error"]["code"]) == (409, "hold_expired"), (
+        answer.text
+    )
+    return "refund" if charged else "none"
+
+
+async def run_lane(lane: Lane, deal_id: int, redis_url: str, database_url: str) -> None:
+    server = await start(lane, redis_url, database_url)
+    try:
+        while lane.crashes < REPS:
+            assert len(lane.outcomes) < 3 * REPS, f"{lane.point}: too few buyers reached it"
+            server = await one_repetition(lane, server, deal_id, redis_url, database_url)
+    finally:
+        await asyncio.to_thread(forked.stop, server.process)
+
+
+async def check_books(lane: Lane, redis: Redis, db: Database, deal_id: int) -> None:
+    keys = Keyspace(lane.prefix)
+
+    async def attempts_settled() -> bool:
+        query = select(PaymentAttempt).where(col(PaymentAttempt.keyspace) == lane.prefix)
+        async with db.session() as session:
+            rows = (await session.exec(query)).all()
+        charged = lane.outcomes.count("order") + lane.outcomes.count("refund")
+        return len(rows) == charged and all(row.status != "pending" for row in rows)
+
+    await until(attempts_settled, f"{lane.point}: every attempt settled")
+    audit = await settled_audit(redis, db, keys, deal_id, wait_s=30)
+    assert audit.ok, audit.json()
+    assert audit.holds.get("paying", 0) == 0, audit.json()
+    charges = [
+        c
+        for c in await SandboxProvider(redis, keys.sandbox_charges).charges()
+        if c.status is ChargeStatus.APPROVED
+    ]
+    async with db.session() as session:
+        orders = (await session.exec(select(Order).where(col(Order.deal_id) == deal_id))).all()
+    ordered = {o.payment_ref for o in orders}
+    # one charge per charged buyer, never a second under a retry
+    assert len(charges) == lane.outcomes.count("order") + lane.outcomes.count("refund")
+    for charge in charges:
+        assert (charge.id in ordered) != charge.refunded, (lane.point, charge)
+    assert len(orders) == lane.outcomes.count("order")
+    assert sum(c.refunded for c in charges) == lane.outcomes.count("refund")
+
+
+@pytest.mark.timeout(120 + REPS * 30)
+async def test_every_crash_point_ends_in_one_order_or_one_refund(
+    redis_url: str,
+    database_url: str,
+    redis: Redis,
+    db: Database,
+    seller: SellerAccount,
+    tmp_path: Path,
+) -> None:
+    lanes: list[tuple[Lane, int]] = []
+    for n, point in enumerate(POINTS):
+        prefix = f"{PREFIX}x{n}"
+        trigger = tmp_path / f"crash-{n}"
+        lane = Lane(
+            point, prefix, trigger, tmp_path / f"server-{n}.log", lane_env(point, prefix, trigger)
+        )
+        refund_lane = point == "checkout.after_refund"
+        store = HoldStore(redis, Keyspace(prefix))
+        await store.install()
+        deal = await make_live_deal(
+            db,
+            store,
+            seller,
+            quantity=3 * REPS + 2,
+            limit=1,
+            hold_ttl_ms=1000 if refund_lane else 60_000,
+            pay_ttl_ms=100 if refund_lane else 60_000,
+        )
+        lanes.append((lane, deal.id or 0))
+    async with asyncio.TaskGroup() as group:  # a failing lane stops the others
+        for lane, deal_id in lanes:
+            group.create_task(run_lane(lane, deal_id, redis_url, database_url))
+    for lane, deal_id in lanes:
+        await check_books(lane, redis, db, deal_id)
+        print(
+            f"{lane.point}: {lane.crashes} crashes, buyers {dict(Counter(lane.outcomes))}, "
+            f"retry final after {min(lane.waits):.2f}-{max(lane.waits):.2f} s"
+        )

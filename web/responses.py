@@ -1,0 +1,318 @@
+"""What successful answers carry, for the OpenAPI document. The handlers build their JSON by
+hand (the hot path pays for no model); these models describe it, and the schemathesis run
+(tests/test_openapi_fuzz.py) checks every answer it gets against them.
+
+A field that may be left out is declared ``X | None = None`` and documented as never null; a
+field that may be null is declared without a default."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from web.schemas import omitted_not_null
+
+DealStatus = Literal["scheduled", "live", "ended", "settled"]
+DealPhase = Literal["upcoming", "open", "sold_out", "ended"]
+HoldState = Literal["held", "paying", "sold", "expired", "released"]
+OrderStatus = Literal[
+    "unpaid",
+    "paid",
+    "awaiting_shipment",
+    "shipped",
+    "delivered",
+    "completed",
+    "cancelled",
+    "refunded",
+]
+RoomStatus = Literal["scheduled", "live", "ended"]
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=omitted_not_null)
+
+
+# -- identity, holds, checkout ------------------------------------------------------------------
+
+
+class GuestSession(Out):
+    token: str
+    buyer_id: str
+
+
+class Hold(Out):
+    id: str
+    qty: int
+    state: HoldState
+    expires_ms: int
+
+
+class HoldAnswer(Out):
+    hold: Hold
+
+
+class PaidOrder(Out):
+    hold_id: str
+    status: Literal["paid"]
+    qty: int
+    unit_price: int
+    amount: int
+    currency: str
+    payment_ref: str
+
+
+class CheckoutAnswer(Out):
+    order: PaidOrder
+
+
+# -- catalog ------------------------------------------------------------------------------------
+
+
+class Shop(Out):
+    id: int
+    name: str
+    handle: str
+
+
+class ShopAnswer(Out):
+    shop: Shop
+
+
+class ShopList(Out):
+    shops: list[Shop]
+
+
+class Sku(Out):
+    id: int
+    product_id: int
+    variant: str
+    list_price: int
+    currency: str
+    stock: int
+    allocated: int
+
+
+class SkuAnswer(Out):
+    sku: Sku
+
+
+class Product(Out):
+    id: int
+    shop_id: int
+    title: str
+    description: str
+    category: str
+    image_urls: list[str]
+    archived: bool
+    archived_ms: int | None
+    skus: list[Sku] | None = None  # on a product read alone, and a new one
+
+
+class ProductAnswer(Out):
+    product: Product
+
+
+class ProductList(Out):
+    products: list[Product]
+
+
+class DealStock(Out):
+    available: int
+    held: int
+    sold: int
+
+
+class Deal(Out):
+    id: int
+    shop_id: int
+    sku_id: int
+    deal_price: int
+    currency: str
+    quantity: int
+    per_buyer_limit: int
+    starts_ms: int
+    ends_ms: int
+    status: DealStatus
+    phase: DealPhase
+    # Once started: the live counts, on the server's clock.
+    stock: DealStock | None = None
+    server_ms: int | None = None
+
+
+class DealAnswer(Out):
+    deal: Deal
+
+
+class DealList(Out):
+    deals: list[Deal]
+    server_ms: int
+
+
+# -- orders -------------------------------------------------------------------------------------
+
+
+class Shipping(Out):
+    name: str
+    line1: str
+    line2: str
+    city: str
+    postal_code: str
+    country: str
+
+
+class OrderItem(Out):
+    title: str
+    variant: str
+    image: str | None
+
+
+class OrderEvent(Out):
+    from_: OrderStatus | None = Field(alias="from")  # None on the order's first event
+    to: OrderStatus
+    at_ms: int
+    actor: str
+    note: str
+
+
+class Order(Out):
+    id: int
+    hold_id: str
+    deal_id: int
+    shop_id: int
+    sku_id: int
+    buyer_id: str
+    quantity: int
+    unit_price: int
+    total: int
+    currency: str
+    status: OrderStatus
+    payment_ref: str
+    paid_ms: int
+    updated_ms: int
+    shipping: Shipping | None
+    carrier: str
+    tracking_number: str
+    item: OrderItem | None = None  # in a buyer's list
+    events: list[OrderEvent] | None = None  # on one order
+
+
+class OrderAnswer(Out):
+    order: Order
+
+
+class OrderList(Out):
+    orders: list[Order]
+
+
+# -- rooms --------------------------------------------------------------------------------------
+
+
+class BagSku(Out):
+    sku_id: int
+    variant: str
+    list_price: int
+    currency: str
+
+
+class BagProduct(Out):
+    product_id: int
+    title: str
+    image: str | None
+    skus: list[BagSku]
+
+
+class FlashDeal(Out):
+    deal_id: int
+    product_id: int
+    sku_id: int
+    title: str
+    image: str | None
+    variant: str
+    list_price: int
+    deal_price: int
+    currency: str
+    quantity: int
+    per_buyer_limit: int
+    starts_ms: int
+    ends_ms: int
+    status: Literal["scheduled", "live", "ended"]
+    sold_out: bool
+
+
+class Stream(Out):
+    started_ms: int
+
+
+class Room(Out):
+    id: int
+    shop_id: int
+    seller_id: int
+    title: str
+    status: RoomStatus
+    created_ms: int
+    started_ms: int | None
+    ended_ms: int | None
+    bag: list[BagProduct]
+    pinned: int | None
+    deals: list[FlashDeal]
+    stream: Stream | None
+
+
+class RoomAnswer(Out):
+    room: Room
+    seq: int
+
+
+class FlashDealAnswer(Out):
+    deal: FlashDeal
+    room: Room
+    seq: int
+
+
+class RoomRow(Out):
+    id: int
+    shop_id: int
+    title: str
+    status: RoomStatus
+    created_ms: int
+    started_ms: int | None
+    ended_ms: int | None
+
+
+class RoomList(Out):
+    rooms: list[RoomRow]
+
+
+class Figures(Out):
+    viewers: int
+    peak_viewers: int
+    held: int
+    orders: int
+    units_sold: int
+    gmv: int
+    currency: str
+    buyers: int
+    conversion: float
+
+
+class FiguresAnswer(Out):
+    figures: Figures
+    server_ms: int
+
+
+# -- operations ---------------------------------------------------------------------------------
+
+
+class Health(Out):
+    status: Literal["ok"]
+
+
+class Checks(Out):
+    redis: Literal["ok"]
+    database: Literal["ok"]
+
+
+class Ready(Out):
+    status: Literal["ready"]
+    checks: Checks
