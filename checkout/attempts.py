@@ -24,6 +24,14 @@ class AttemptStatus(enum.StrEnum):
     VOID = "void"  # the provider never charged under this key
 
 
+# Outcomes after which the same key may try again (nothing was charged, or kept).
+FINAL_WITHOUT_MONEY = (
+    AttemptStatus.PENDING.value,
+    AttemptStatus.VOID.value,
+    AttemptStatus.DECLINED.value,
+)
+
+
 class AttemptStore:
     def __init__(self, db: Database, keyspace: str) -> None:
         self.db = db
@@ -42,6 +50,8 @@ class AttemptStore:
             statement = insert.values(**values).on_conflict_do_update(
                 index_elements=["charge_key"],
                 set_={"status": AttemptStatus.PENDING.value, "updated_ms": values["updated_ms"]},
+                # Money that moved stays recorded: a committed or refunded attempt is final.
+                where=col(PaymentAttempt.status).in_(FINAL_WITHOUT_MONEY),
             )
             await session.exec(statement)
             await session.commit()

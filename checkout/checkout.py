@@ -8,7 +8,7 @@ import hashlib
 from dataclasses import dataclass
 
 from catalog.clock import now_ms
-from catalog.errors import DomainError, PaymentFailed
+from catalog.errors import Conflict, DomainError, PaymentFailed
 from checkout.attempts import AttemptStatus, AttemptStore
 from checkout.faults import NO_CRASH, CrashPoints
 from checkout.holds import HoldStore, PaymentTerms, hold_error
@@ -100,7 +100,7 @@ async def pay_for_hold(
         raise
     if terms.paid:  # this attempt sold the hold before its request died
         charge = await till.provider.find(key)
-        if charge is None:
+        if charge is None or charge.refunded:
             raise hold_error("hold_already_paid", hold_id)
         return _receipt(terms, charge)
     now = now_ms()
@@ -130,6 +130,16 @@ async def pay_for_hold(
         await till.attempts.settle(key, AttemptStatus.VOID, only_pending=False)
         raise
     till.crash.reach("checkout.after_charge")
+    if charge.refunded:
+        # This key's charge was made before and given back (its hold had moved on): it can
+        # never pay for a sale again, or the buyer would have the goods and the money.
+        await till.holds.payment_failed(hold_id, buyer, attempt)
+        await till.attempts.settle(key, AttemptStatus.REFUNDED, charge.id, only_pending=False)
+        raise Conflict(
+            "This payment was refunded; pay again with a new Idempotency-Key.",
+            code="payment_refunded",
+            hold_id=hold_id,
+        )
     if charge.status is not ChargeStatus.APPROVED:
         await till.holds.payment_failed(hold_id, buyer, attempt)
         await till.attempts.settle(key, AttemptStatus.DECLINED, charge.id, only_pending=False)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ class Claim:
     redis_key: str
     marker: bytes
 
+
+log = logging.getLogger("livecart.idempotency")
 
 # Extend a pending marker only while it is still the caller's own.
 RENEW = """
@@ -72,7 +75,8 @@ class IdempotencyStore:
             if raw is None:
                 continue  # the pending marker lapsed between SET and GET; try to claim again
             record = orjson.loads(raw)
-            if record["hash"] != digest:
+            # An empty hash is the reconciler's claim (see ``claim_for_settling``): any body.
+            if record["hash"] not in (digest, ""):
                 raise Invalid(
                     "This Idempotency-Key was used with a different request.",
                     code="idempotency_key_reused",
@@ -92,7 +96,10 @@ class IdempotencyStore:
         async def renew() -> None:
             while True:
                 await asyncio.sleep(self.lease_ms / 3000)
-                await self._renew(keys=[claim.redis_key], args=[claim.marker, self.lease_ms])
+                try:
+                    await self._renew(keys=[claim.redis_key], args=[claim.marker, self.lease_ms])
+                except Exception:  # one failed renewal must not end the lease for good
+                    log.warning("could not renew the claim on %s", claim.redis_key, exc_info=True)
 
         renewing = asyncio.create_task(renew())
         try:
@@ -102,10 +109,15 @@ class IdempotencyStore:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await renewing
 
-    async def running(self, buyer: str, key: str) -> bool:
-        """Whether a request with this key holds its pending marker now."""
-        raw = await self.redis.get(self.keys.idempotency(buyer, key))
-        return raw is not None and orjson.loads(raw)["state"] == "pending"
+    async def claim_for_settling(self, buyer: str, key: str) -> Claim | None:
+        """Take a key whose request died, so no retry runs while the reconciler settles its
+        attempt (a retry gets ``request_in_progress`` meanwhile). None if a request holds it or
+        its outcome is stored already (then that request settled the attempt itself)."""
+        redis_key = self.keys.idempotency(buyer, key)
+        marker = orjson.dumps({"hash": "", "state": "pending", "claim": secrets.token_hex(8)})
+        if await self.redis.set(redis_key, marker, nx=True, px=self.lease_ms):
+            return Claim(redis_key, marker)
+        return None
 
     async def finish(self, claim: Claim, digest: str, response: StoredResponse) -> None:
         record = {

@@ -50,9 +50,22 @@ async def reconcile_once(
     settled: Counter[AttemptStatus] = Counter()
     for attempt in await till.attempts.pending(updated_before_ms=now_ms() - lease_ms):
         _, _, key = attempt.charge_key.partition(":")
-        if await idempotency.running(attempt.buyer_id, key):
-            continue  # its checkout (or the buyer's retry) still holds the key
-        outcome = await settle_attempt(till, attempt)
+        # Hold the attempt's key while settling: a retry starting between the provider's answer
+        # and the hold's update would otherwise act on a state that is about to change.
+        claim = await idempotency.claim_for_settling(attempt.buyer_id, key)
+        if claim is None:
+            continue  # its checkout (or the buyer's retry) holds the key, or has finished
+        try:
+            async with idempotency.held(claim):
+                current = await till.attempts.get(attempt.charge_key)
+                if current is None or current.status != AttemptStatus.PENDING:
+                    continue  # settled by its request just before we took the key
+                outcome = await settle_attempt(till, current)
+        except Exception:  # one attempt's failure must not starve the others
+            log.exception("could not settle payment attempt %s", attempt.charge_key)
+            continue
+        finally:
+            await idempotency.abandon(claim)
         log.warning("settled payment attempt %s: %s", attempt.charge_key, outcome.value)
         settled[outcome] += 1
     return settled

@@ -252,3 +252,38 @@ async def test_a_dead_requests_key_is_free_within_one_lease_and_a_living_one_kee
         await until(freed, "the dead request's lease lapses")
         await asyncio.sleep(1.5)  # a lease and a half: renewed three or four times meanwhile
         assert await redis.get(living.redis_key) == living.marker.decode()
+
+
+async def test_a_refunded_charge_never_pays_for_a_sale(
+    db: Database, till: Till, redis: Redis, private_keys: Keyspace, seller: SellerAccount
+) -> None:
+    deal = await make_live_deal(db, till.holds, seller, quantity=3)
+    me, key, hold_id = await _crashed_checkout(till, deal.id or 0, "checkout.after_charge")
+    # Its money went back and the hold to its buyer (as a reconciler racing a retry once did).
+    charge = await till.provider.find(charge_key(hold_id, key))
+    assert charge is not None
+    await till.provider.refund(charge)
+    await till.holds.payment_failed(hold_id, me, attempt_id(key))
+    with pytest.raises(Conflict) as caught:
+        await pay_for_hold(till, hold_id=hold_id, buyer=me, card=CARD, attempt_key=key)
+    assert caught.value.code == "payment_refunded"
+    assert (await till.holds.get_hold(hold_id, me)).state == "held"  # theirs, for a new key
+    assert await redis.xlen(private_keys.deal(deal.id or 0).orders) == 0
+    assert await _status(till, hold_id, key) == "refunded"
+    receipt = await pay_for_hold(till, hold_id=hold_id, buyer=me, card=CARD, attempt_key="new")
+    assert receipt.payment_ref != charge.id
+
+
+async def test_a_retry_waits_while_the_reconciler_settles_its_attempt(
+    redis: Redis, private_keys: Keyspace
+) -> None:
+    store = IdempotencyStore(redis, private_keys)
+    key = "k-" + secrets.token_hex(4)
+    settling = await store.claim_for_settling("buyer", key)
+    assert settling is not None
+    with pytest.raises(Conflict) as caught:  # any body: the reconciler's claim has no hash
+        await store.begin("buyer", key, "digest")
+    assert caught.value.code == "request_in_progress"
+    assert await store.claim_for_settling("buyer", key) is None
+    await store.abandon(settling)
+    assert isinstance(await store.begin("buyer", key, "digest"), Claim)

@@ -47,6 +47,7 @@ _BY_STATUS: dict[int, tuple[str, ...]] = {
         "hold_released",
         "hold_already_paid",
         "payment_in_progress",
+        "payment_refunded",
         "request_in_progress",
         "invalid_transition",
         "order_changed",
