@@ -17,6 +17,7 @@ from catalog.errors import DomainError
 from catalog.models import Deal, Sku
 from catalog.rules import DealTerms
 from checkout import deals
+from checkout.faults import CrashPoints
 from checkout.holds import Hold, HoldStore
 from tests.conftest import SellerAccount
 
@@ -204,3 +205,16 @@ async def until(check: Callable[[], Awaitable[bool]], what: str, within: float =
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {within} s: {what}")
         await asyncio.sleep(0.05)
+
+
+class Crashed(BaseException):
+    """Stands for the process dying at a crash point: nothing after it runs (BaseException, so
+    no handler in the checkout catches it). tests/test_crash_points.py kills real processes."""
+
+
+class CrashAt(CrashPoints):
+    """Crash points that raise ``Crashed`` in process instead of SIGKILL."""
+
+    def reach(self, point: str) -> None:
+        if point == self.armed:
+            raise Crashed(point)

@@ -15,30 +15,18 @@ from catalog.db import Database
 from catalog.errors import Conflict
 from checkout.attempts import AttemptStatus, AttemptStore
 from checkout.checkout import Till, attempt_id, charge_key, pay_for_hold
-from checkout.faults import CrashPoints
 from checkout.holds import HoldStore, ReserveRequest
 from checkout.idempotency import Claim, IdempotencyStore
 from checkout.keys import Keyspace
 from checkout.payments import ChargeStatus, SandboxProvider
 from checkout.reconciler import reconcile_once
 from tests.conftest import SellerAccount
-from tests.helpers import make_live_deal, until
+from tests.helpers import CrashAt, Crashed, make_live_deal, until
 
 pytestmark = pytest.mark.storage
 
 CARD = "4242424242424242"
 DECLINED = "4000000000000002"
-
-
-class Crashed(BaseException):
-    """Stands for the process dying: nothing after it runs (BaseException, so no handler in
-    the checkout catches it)."""
-
-
-class CrashAt(CrashPoints):
-    def reach(self, point: str) -> None:
-        if point == self.armed:
-            raise Crashed(point)
 
 
 @pytest.fixture

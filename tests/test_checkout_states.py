@@ -44,14 +44,14 @@ from catalog.db import Database
 from catalog.errors import DomainError
 from checkout.attempts import AttemptStore
 from checkout.checkout import Till, pay_for_hold
-from checkout.faults import CrashPoints
+from checkout.faults import POINTS
 from checkout.holds import HoldStore, ReserveRequest
 from checkout.idempotency import IdempotencyStore
 from checkout.keys import Keyspace
 from checkout.payments import ChargeStatus, SandboxProvider
 from checkout.reconciler import reconcile_once
 from tests.conftest import PREFIX, SellerAccount
-from tests.helpers import make_live_deal
+from tests.helpers import CrashAt, Crashed, make_live_deal
 
 pytestmark = [pytest.mark.storage, pytest.mark.crash, pytest.mark.slow]
 
@@ -60,24 +60,9 @@ QUANTITY = 5
 LIMIT = 2
 HOLD_TTL_MS = 100
 APPROVED, DECLINED = "4242424242424242", "4000000000000002"
-CHECKOUT_POINTS = [
-    "checkout.before_charge",
-    "checkout.after_charge",
-    "checkout.after_commit",
-    "checkout.after_outcome",
-]
+CHECKOUT_POINTS = [point for point in POINTS if point.startswith("checkout.")]
 
 T = TypeVar("T")
-
-
-class Crashed(BaseException):
-    """The process dying at a crash point: nothing after it runs."""
-
-
-class CrashAt(CrashPoints):
-    def reach(self, point: str) -> None:
-        if point == self.armed:
-            raise Crashed(point)
 
 
 class World:
