@@ -102,6 +102,9 @@ async def pay_for_hold(
         charge = await till.provider.find(key)
         if charge is None or charge.refunded:
             raise hold_error("hold_already_paid", hold_id)
+        # The dead request may not have written its outcome; its key is this request's now, so
+        # the reconciler will not (it never settles under a key a request has finished).
+        await till.attempts.settle(key, AttemptStatus.COMMITTED, charge.id, only_pending=True)
         return _receipt(terms, charge)
     now = now_ms()
     await till.attempts.record(

@@ -111,11 +111,18 @@ class IdempotencyStore:
 
     async def claim_for_settling(self, buyer: str, key: str) -> Claim | None:
         """Take a key whose request died, so no retry runs while the reconciler settles its
-        attempt (a retry gets ``request_in_progress`` meanwhile). None if a request holds it or
-        its outcome is stored already (then that request settled the attempt itself)."""
+        attempt (a retry gets ``request_in_progress`` meanwhile). None while a request holds it.
+
+        A key whose response is stored needs no marker: no request runs under it again (a
+        replay gets the stored response), yet its attempt may still be pending (a retry that
+        answered from a dead request's state). The claim returned then was never written, so
+        renewing and abandoning it leave the stored response alone."""
         redis_key = self.keys.idempotency(buyer, key)
         marker = orjson.dumps({"hash": "", "state": "pending", "claim": secrets.token_hex(8)})
         if await self.redis.set(redis_key, marker, nx=True, px=self.lease_ms):
+            return Claim(redis_key, marker)
+        raw = await self.redis.get(redis_key)
+        if raw is not None and orjson.loads(raw)["state"] == "done":
             return Claim(redis_key, marker)
         return None
 

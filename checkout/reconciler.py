@@ -54,7 +54,7 @@ async def reconcile_once(
         # and the hold's update would otherwise act on a state that is about to change.
         claim = await idempotency.claim_for_settling(attempt.buyer_id, key)
         if claim is None:
-            continue  # its checkout (or the buyer's retry) holds the key, or has finished
+            continue  # its checkout (or the buyer's retry) is running
         try:
             async with idempotency.held(claim):
                 current = await till.attempts.get(attempt.charge_key)

@@ -16,7 +16,7 @@ from catalog.errors import Conflict
 from checkout.attempts import AttemptStatus, AttemptStore
 from checkout.checkout import Till, attempt_id, charge_key, pay_for_hold
 from checkout.holds import HoldStore, ReserveRequest
-from checkout.idempotency import Claim, IdempotencyStore
+from checkout.idempotency import Claim, IdempotencyStore, StoredResponse
 from checkout.keys import Keyspace
 from checkout.payments import ChargeStatus, SandboxProvider
 from checkout.reconciler import reconcile_once
@@ -275,3 +275,32 @@ async def test_a_retry_waits_while_the_reconciler_settles_its_attempt(
     assert await store.claim_for_settling("buyer", key) is None
     await store.abandon(settling)
     assert isinstance(await store.begin("buyer", key, "digest"), Claim)
+
+
+async def test_an_attempt_left_pending_under_a_finished_key_is_still_settled(
+    db: Database, till: Till, redis: Redis, private_keys: Keyspace, seller: SellerAccount
+) -> None:
+    # Died before the charge; the hold lapsed; the retry answered hold_expired and its response
+    # is stored for a day. The attempt must not stay pending for that day (CI once saw it).
+    deal = await make_live_deal(db, till.holds, seller, quantity=3, hold_ttl_ms=100, pay_ttl_ms=200)
+    me, key, hold_id = await _crashed_checkout(till, deal.id or 0, "checkout.before_charge")
+    store = IdempotencyStore(redis, private_keys)
+    claim = await store.begin(me, key, "digest")
+    assert isinstance(claim, Claim)
+    await store.finish(claim, "digest", StoredResponse(409, b'{"error": "hold_expired"}'))
+    assert await reconcile_once(till, store, lease_ms=0) == {AttemptStatus.VOID: 1}
+    assert await _status(till, hold_id, key) == "void"
+    replay = await store.begin(me, key, "digest")  # the stored answer outlives the settling
+    assert replay == StoredResponse(409, b'{"error": "hold_expired"}')
+
+
+async def test_a_retry_that_finds_its_own_sale_settles_the_attempt(
+    db: Database, till: Till, redis: Redis, private_keys: Keyspace, seller: SellerAccount
+) -> None:
+    deal = await make_live_deal(db, till.holds, seller, quantity=3)
+    me, key, hold_id = await _crashed_checkout(till, deal.id or 0, "checkout.after_commit")
+    assert await _status(till, hold_id, key) == "pending"
+    receipt = await pay_for_hold(till, hold_id=hold_id, buyer=me, card=CARD, attempt_key=key)
+    assert await _status(till, hold_id, key) == "committed"
+    attempt = await till.attempts.get(charge_key(hold_id, key))
+    assert attempt is not None and attempt.payment_ref == receipt.payment_ref
