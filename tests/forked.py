@@ -9,13 +9,21 @@ from __future__ import annotations
 import multiprocessing
 import os
 import socket
+import threading
 import time
+from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 FORKS = multiprocessing.get_context("forkserver")
 # Imported once, in the fork server, before any child: what `livecart serve` would import.
 FORKS.set_forkserver_preload(["web.cli", "web.app", "web.runtime", "tests.forked"])
+
+# A forked child's exit code comes from the fork server through a pipe, read by whoever polls
+# the child first; a second thread polling it at the same moment reads end-of-file and records
+# exit code 255 over the real one (a crash lane's join raced another lane's start, which polls
+# every child). Every poll of a child goes through this lock.
+_POLLING = threading.Lock()
 
 
 def serve(env: dict[str, str], log: str) -> None:
@@ -31,10 +39,11 @@ def serve(env: dict[str, str], log: str) -> None:
 
 def start(env: dict[str, str], log: Path, port: int, within_s: float) -> BaseProcess:
     process = FORKS.Process(target=serve, args=({**env, "LIVECART_PORT": str(port)}, str(log)))
-    process.start()
+    with _POLLING:
+        process.start()
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
-        if not process.is_alive():
+        if exit_code(process, 0) is not None:
             raise RuntimeError(f"server exited early:\n{log.read_text()}")
         with socket.socket() as sock:
             if sock.connect_ex(("127.0.0.1", port)) == 0:
@@ -44,9 +53,17 @@ def start(env: dict[str, str], log: Path, port: int, within_s: float) -> BasePro
     raise RuntimeError(f"server did not start:\n{log.read_text()}")
 
 
+def exit_code(process: BaseProcess, within_s: float) -> int | None:
+    """The child's exit code once it has ended (waiting up to ``within_s``), else None."""
+    wait([process.sentinel], within_s)
+    with _POLLING:
+        return process.exitcode
+
+
 def stop(process: BaseProcess) -> None:
-    process.terminate()
-    process.join(15)
-    if process.is_alive():
-        process.kill()
-        process.join()
+    with _POLLING:
+        process.terminate()
+    if exit_code(process, 15) is None:
+        with _POLLING:
+            process.kill()
+        exit_code(process, 60)

@@ -170,8 +170,7 @@ async def one_repetition(lane: Lane, deal_id: int, redis_url: str, database_url:
             lane.outcomes.append(_outcome(first, hold_id, charged=first.status_code == 201))
             return
         # pipeline.before_ack may die just after answering: wait for the death either way.
-        await asyncio.to_thread(server.process.join, 60)
-        code = server.process.exitcode
+        code = await asyncio.to_thread(forked.exit_code, server.process, 60)
         assert code == -9, f"{lane.point}: exited with {code}, not SIGKILL ({first})"
         assert not lane.trigger.exists()
         lane.crashes += 1
