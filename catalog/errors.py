@@ -10,17 +10,45 @@ Only ``web/`` turns them into HTTP. The hierarchy, by what the caller did wrong:
     ├── PaymentFailed  the payment provider said no
     ├── Unavailable    this node is full or stopping; details say when to retry
     └── Throttled      too many requests from one client address; details say when to retry
+
+A code is a member of an ``ErrorCode`` enum: ``CommonErrorCode`` here for the codes of more than
+one package, and one enum per package for the rest (``catalog/error_codes.py`` and its siblings,
+decision 0021). docs/protocol.md documents every member; tests/test_error_codes.py holds the
+two together.
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 
-class DomainError(Exception):
-    code = "error"
+class ErrorCode(StrEnum):
+    """Base of every package's error codes; the value is what the wire carries."""
 
-    def __init__(self, message: str, *, code: str | None = None, **details: Any) -> None:
+
+class CommonErrorCode(ErrorCode):
+    """Each kind of error's general code (the defaults below), and the codes raised by more
+    than one package: a request's shape and its identity."""
+
+    ERROR = "error"
+    NOT_FOUND = "not_found"
+    INVALID_REQUEST = "invalid_request"
+    CONFLICT = "conflict"
+    UNAUTHORIZED = "unauthorized"
+    PAYMENT_FAILED = "payment_failed"
+    UNAVAILABLE = "unavailable"
+    RATE_LIMITED = "rate_limited"
+    MALFORMED_JSON = "malformed_json"
+    UNKNOWN_FIELD = "unknown_field"
+    MISSING_TOKEN = "missing_token"
+    INVALID_TOKEN = "invalid_token"
+
+
+class DomainError(Exception):
+    code: ErrorCode = CommonErrorCode.ERROR
+
+    def __init__(self, message: str, *, code: ErrorCode | None = None, **details: Any) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
@@ -29,28 +57,28 @@ class DomainError(Exception):
 
 
 class NotFound(DomainError):
-    code = "not_found"
+    code: ErrorCode = CommonErrorCode.NOT_FOUND
 
 
 class Invalid(DomainError):
-    code = "invalid_request"
+    code: ErrorCode = CommonErrorCode.INVALID_REQUEST
 
 
 class Conflict(DomainError):
-    code = "conflict"
+    code: ErrorCode = CommonErrorCode.CONFLICT
 
 
 class Unauthorized(DomainError):
-    code = "unauthorized"
+    code: ErrorCode = CommonErrorCode.UNAUTHORIZED
 
 
 class PaymentFailed(DomainError):
-    code = "payment_failed"
+    code: ErrorCode = CommonErrorCode.PAYMENT_FAILED
 
 
 class Unavailable(DomainError):
-    code = "unavailable"
+    code: ErrorCode = CommonErrorCode.UNAVAILABLE
 
 
 class Throttled(DomainError):
-    code = "rate_limited"
+    code: ErrorCode = CommonErrorCode.RATE_LIMITED

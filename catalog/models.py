@@ -5,6 +5,8 @@ from __future__ import annotations
 from sqlalchemy import JSON, BigInteger, CheckConstraint, Column
 from sqlmodel import Field, SQLModel
 
+from catalog.deal_status import DealStatus
+
 
 class Seller(SQLModel, table=True):
     __tablename__ = "sellers"
@@ -80,9 +82,9 @@ class Deal(SQLModel, table=True):
     per_buyer_limit: int
     starts_ms: int = Field(sa_type=BigInteger)
     ends_ms: int = Field(sa_type=BigInteger)
-    # scheduled -> live (units allocated, stock loaded into Redis) -> ended (stopped) ->
-    # settled (over, no hold left: unsold units given back to the SKU)
-    status: str = Field(default="scheduled", max_length=16)
+    # A DealStatus (catalog/deal_status.py), moved only by catalog.service's one function per
+    # transition. A plain string column: new states need no schema change.
+    status: str = Field(default=DealStatus.SCHEDULED, max_length=16)
     created_ms: int = Field(sa_type=BigInteger)
     # The live room that runs this deal, if any (a plain id: the catalog knows nothing of rooms).
     room_id: int | None = Field(default=None, index=True)

@@ -10,19 +10,21 @@ import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import exists, update
+from sqlalchemy import Update, exists, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from catalog.clock import now_ms
-from catalog.errors import Conflict, NotFound, Unauthorized
+from catalog.deal_status import DealStatus, refused, sources
+from catalog.error_codes import CatalogErrorCode
+from catalog.errors import CommonErrorCode, Conflict, NotFound, Unauthorized
 from catalog.models import Deal, Product, Seller, Shop, Sku
 from catalog.rules import DealTerms, check_deal_terms, handle_for
 
 TOKEN_PREFIX = "lc_sk_"
 # A started deal has units allocated and may be selling: its product stays on sale. (A deal
 # only scheduled can be left: starting it is refused once its product is archived.)
-SELLING_DEAL_STATUSES = ("live",)
+SELLING_DEAL_STATUSES = (DealStatus.LIVE,)
 
 
 def hash_token(token: str) -> str:
@@ -50,7 +52,9 @@ async def create_seller(
     """Create a seller with one shop; return the API token, which is not stored anywhere."""
     existing = await session.exec(select(Seller).where(Seller.email == email))
     if existing.first() is not None:
-        raise Conflict("A seller with this email already exists.", code="seller_exists")
+        raise Conflict(
+            "A seller with this email already exists.", code=CatalogErrorCode.SELLER_EXISTS
+        )
     token = new_token()
     seller = Seller(name=name, email=email, token_hash=hash_token(token), created_ms=now_ms())
     session.add(seller)
@@ -70,11 +74,11 @@ async def create_seller(
 
 async def seller_for_token(session: AsyncSession, token: str) -> Seller:
     if not token.startswith(TOKEN_PREFIX):
-        raise Unauthorized("That is not a seller token.", code="invalid_token")
+        raise Unauthorized("That is not a seller token.", code=CommonErrorCode.INVALID_TOKEN)
     found = await session.exec(select(Seller).where(Seller.token_hash == hash_token(token)))
     seller = found.first()
     if seller is None:
-        raise Unauthorized("Unknown seller token.", code="invalid_token")
+        raise Unauthorized("Unknown seller token.", code=CommonErrorCode.INVALID_TOKEN)
     return seller
 
 
@@ -107,14 +111,16 @@ async def _free_handle(session: AsyncSession, name: str) -> str:
 async def shop_by_handle(session: AsyncSession, handle: str) -> Shop:
     found = (await session.exec(select(Shop).where(Shop.handle == handle))).first()
     if found is None:
-        raise NotFound("No such shop.", code="shop_not_found", handle=handle[:60])
+        raise NotFound("No such shop.", code=CatalogErrorCode.SHOP_NOT_FOUND, handle=handle[:60])
     return found
 
 
 async def owned_shop(session: AsyncSession, seller: Seller, shop_id: int) -> Shop:
     shop = await session.get(Shop, shop_id)
     if shop is None or shop.seller_id != seller.id:
-        raise NotFound("No such shop among yours.", code="shop_not_found", shop_id=shop_id)
+        raise NotFound(
+            "No such shop among yours.", code=CatalogErrorCode.SHOP_NOT_FOUND, shop_id=shop_id
+        )
     return shop
 
 
@@ -131,7 +137,9 @@ async def create_product(
 async def get_product(session: AsyncSession, product_id: int) -> Product:
     product = await session.get(Product, product_id)
     if product is None:
-        raise NotFound("No such product.", code="product_not_found", product_id=product_id)
+        raise NotFound(
+            "No such product.", code=CatalogErrorCode.PRODUCT_NOT_FOUND, product_id=product_id
+        )
     return product
 
 
@@ -140,7 +148,9 @@ async def owned_product(session: AsyncSession, seller: Seller, product_id: int) 
     shop = await session.get(Shop, product.shop_id)
     if shop is None or shop.seller_id != seller.id:
         # A foreign product looks exactly like a missing one, as SKUs and deals do.
-        raise NotFound("No such product.", code="product_not_found", product_id=product_id)
+        raise NotFound(
+            "No such product.", code=CatalogErrorCode.PRODUCT_NOT_FOUND, product_id=product_id
+        )
     return product
 
 
@@ -155,7 +165,7 @@ def _refuse_archived(product: Product) -> None:
     if product.archived:
         raise Conflict(
             "The product is archived; unarchive it to sell it again.",
-            code="product_archived",
+            code=CatalogErrorCode.PRODUCT_ARCHIVED,
             product_id=product.id,
         )
 
@@ -197,7 +207,9 @@ async def edit_product(
     skus = {sku.id: sku for sku in await skus_of(session, product_id)}
     for sku_id in sku_fields:
         if sku_id not in skus:
-            raise NotFound("No such SKU on this product.", code="sku_not_found", sku_id=sku_id)
+            raise NotFound(
+                "No such SKU on this product.", code=CatalogErrorCode.SKU_NOT_FOUND, sku_id=sku_id
+            )
     for name, value in fields.items():
         setattr(product, name, value)
     session.add(product)
@@ -229,7 +241,7 @@ async def archive_product(session: AsyncSession, seller: Seller, product_id: int
         deal_ids = await _running_deal_ids(session, product_id)
         raise Conflict(
             "A deal on this product is live; stop it before archiving.",
-            code="product_has_live_deal",
+            code=CatalogErrorCode.PRODUCT_HAS_LIVE_DEAL,
             product_id=product_id,
             deal_ids=deal_ids,
         )
@@ -258,7 +270,7 @@ async def unarchive_product(session: AsyncSession, seller: Seller, product_id: i
 async def delete_product(session: AsyncSession, seller: Seller, product_id: int) -> None:
     product = await owned_product(session, seller, product_id)
     if (await session.exec(select(Sku.id).where(Sku.product_id == product_id))).first():
-        raise Conflict("Delete the product's SKUs first.", code="product_has_skus")
+        raise Conflict("Delete the product's SKUs first.", code=CatalogErrorCode.PRODUCT_HAS_SKUS)
     await session.delete(product)
     await session.commit()
 
@@ -277,7 +289,7 @@ async def create_sku(
 async def get_sku(session: AsyncSession, sku_id: int) -> Sku:
     sku = await session.get(Sku, sku_id)
     if sku is None:
-        raise NotFound("No such SKU.", code="sku_not_found", sku_id=sku_id)
+        raise NotFound("No such SKU.", code=CatalogErrorCode.SKU_NOT_FOUND, sku_id=sku_id)
     return sku
 
 
@@ -286,7 +298,7 @@ async def owned_sku(session: AsyncSession, seller: Seller, sku_id: int) -> Sku:
     shop = await session.get(Shop, sku.shop_id)
     if shop is None or shop.seller_id != seller.id:
         # A foreign SKU looks exactly like a missing one: no existence leak.
-        raise NotFound("No such SKU.", code="sku_not_found", sku_id=sku_id)
+        raise NotFound("No such SKU.", code=CatalogErrorCode.SKU_NOT_FOUND, sku_id=sku_id)
     return sku
 
 
@@ -330,14 +342,14 @@ async def _change_sku(session: AsyncSession, sku: Sku, fields: Mapping[str, Any]
         if expected is not None and sku.stock != expected:
             raise Conflict(
                 f"The stock changed while you edited it (orders came in): it is {sku.stock} now.",
-                code="stock_changed",
+                code=CatalogErrorCode.STOCK_CHANGED,
                 stock=sku.stock,
                 expected=expected,
                 sku_id=sku_id,
             )
         raise Conflict(
             "Live deals were promised more units than that.",
-            code="stock_allocated",
+            code=CatalogErrorCode.STOCK_ALLOCATED,
             allocated=sku.allocated,
             stock=stock,
             sku_id=sku_id,
@@ -350,7 +362,7 @@ async def delete_sku(session: AsyncSession, seller: Seller, sku_id: int) -> None
         # Deals and their orders point at the SKU: it stays as their record.
         raise Conflict(
             "A deal was made on this SKU; set its stock to 0 instead.",
-            code="sku_in_use",
+            code=CatalogErrorCode.SKU_IN_USE,
             sku_id=sku_id,
         )
     await session.delete(sku)
@@ -387,7 +399,7 @@ async def create_deal(
 async def get_deal(session: AsyncSession, deal_id: int) -> Deal:
     deal = await session.get(Deal, deal_id)
     if deal is None:
-        raise NotFound("No such deal.", code="deal_not_found", deal_id=deal_id)
+        raise NotFound("No such deal.", code=CatalogErrorCode.DEAL_NOT_FOUND, deal_id=deal_id)
     return deal
 
 
@@ -395,7 +407,7 @@ async def owned_deal(session: AsyncSession, seller: Seller, deal_id: int) -> Dea
     deal = await get_deal(session, deal_id)
     shop = await session.get(Shop, deal.shop_id)
     if shop is None or shop.seller_id != seller.id:
-        raise NotFound("No such deal.", code="deal_not_found", deal_id=deal_id)
+        raise NotFound("No such deal.", code=CatalogErrorCode.DEAL_NOT_FOUND, deal_id=deal_id)
     return deal
 
 
@@ -414,27 +426,32 @@ async def deals_of_shops(
     return [(deal, sku, product) for deal, sku, product in (await session.exec(query)).all()]
 
 
-async def list_deals(session: AsyncSession, status: str | None = None) -> Sequence[Deal]:
+async def list_deals(session: AsyncSession, status: DealStatus | None = None) -> Sequence[Deal]:
     query = select(Deal).order_by(col(Deal.id))
     if status is not None:
         query = query.where(Deal.status == status)
     return (await session.exec(query)).all()
 
 
-async def move_deal(session: AsyncSession, deal: Deal, from_status: str, to_status: str) -> Deal:
-    """Guarded status change: only one caller wins a concurrent start or stop."""
-    result = await session.exec(
-        update(Deal)
-        .where(col(Deal.id) == deal.id, col(Deal.status) == from_status)
-        .values(status=to_status)
-    )
+async def end_deal(session: AsyncSession, deal: Deal) -> Deal:
+    """live -> ended: the seller, or the end of its room, stopped it. Guarded: of concurrent
+    stops one wins, and the others are refused (409 deal_not_live)."""
+    moved = await session.exec(_move(deal.id, DealStatus.ENDED))
     await session.commit()
-    if result.rowcount != 1:
-        raise Conflict(
-            f"The deal is not {from_status}.", code=f"deal_not_{from_status}", deal_id=deal.id
-        )
+    if moved.rowcount != 1:
+        raise refused(deal.id, DealStatus.ENDED)
     await session.refresh(deal)
     return deal
+
+
+def _move(deal_id: int | None, target: DealStatus) -> Update:
+    """A move's guarded UPDATE: it changes the row only from a state ``target`` may be reached
+    from (``catalog.deal_status.TRANSITIONS``), so of two racing moves one wins."""
+    return (
+        update(Deal)
+        .where(col(Deal.id) == deal_id, col(Deal.status).in_(sources(target)))
+        .values(status=target)
+    )
 
 
 async def start_deal(session: AsyncSession, deal: Deal) -> Deal:
@@ -459,18 +476,14 @@ async def start_deal(session: AsyncSession, deal: Deal) -> Deal:
         _refuse_archived(await get_product(session, sku.product_id))
         raise Conflict(
             "The SKU no longer has the units this deal promises.",
-            code="stock_unavailable",
+            code=CatalogErrorCode.STOCK_UNAVAILABLE,
             quantity=quantity,
             unallocated=sku.stock - sku.allocated,
         )
-    moved = await session.exec(
-        update(Deal)
-        .where(col(Deal.id) == deal_id, col(Deal.status) == "scheduled")
-        .values(status="live")
-    )
+    moved = await session.exec(_move(deal_id, DealStatus.LIVE))
     if moved.rowcount != 1:
         await session.rollback()
-        raise Conflict("The deal is not scheduled.", code="deal_not_scheduled", deal_id=deal_id)
+        raise refused(deal_id, DealStatus.LIVE)
     await session.commit()
     await session.refresh(deal)
     return deal
@@ -481,11 +494,7 @@ async def settle_deal(session: AsyncSession, deal: Deal, sold: int) -> bool:
 
     Returns whether this call settled it (several sweepers may try at the same time).
     """
-    moved = await session.exec(
-        update(Deal)
-        .where(col(Deal.id) == deal.id, col(Deal.status).in_(["live", "ended"]))
-        .values(status="settled")
-    )
+    moved = await session.exec(_move(deal.id, DealStatus.SETTLED))
     if moved.rowcount != 1:
         await session.rollback()
         return False

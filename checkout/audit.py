@@ -16,17 +16,19 @@ import asyncio
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
-from typing import Any, cast
+from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
 from sqlalchemy import select
 from sqlmodel import col
 
 from catalog.db import Database
-from checkout.keys import ORDER_GROUP, Keyspace, deal_id_of_hold
+from checkout.hold_states import HoldState
+from checkout.holds import DealCounters, HoldStore
+from checkout.keys import Keyspace, deal_id_of_hold
 from checkout.models import Order
 from checkout.payments import ChargeStatus, SandboxProvider
+from checkout.pipeline import OrderStream
 
 
 @dataclass(frozen=True)
@@ -64,22 +66,6 @@ class DealAudit:
         return {**asdict(self), "ok": self.ok}
 
 
-async def _pending(redis: Redis, stream: str) -> int:
-    try:
-        summary = await redis.xpending(stream, ORDER_GROUP)
-    except ResponseError:  # no group yet: nothing was ever read
-        return 0
-    return int(summary["pending"])
-
-
-async def _entries_added(redis: Redis, stream: str) -> int:
-    try:
-        info = await redis.xinfo_stream(stream)
-    except ResponseError:  # no stream: nothing was ever sold
-        return 0
-    return int(info["entries-added"])
-
-
 async def _charged_holds(provider: SandboxProvider, deal_id: int) -> set[str]:
     charged = set()
     for charge in await provider.charges():
@@ -91,12 +77,14 @@ async def _charged_holds(provider: SandboxProvider, deal_id: int) -> set[str]:
 
 
 async def audit_deal(redis: Redis, db: Database, keys: Keyspace, deal_id: int) -> DealAudit:
-    k = keys.deal(deal_id)
-    counters = cast(dict[str, str], await redis.hgetall(k.deal))
-    holds = cast(dict[str, str], await redis.hgetall(k.holds))
-    states = Counter(raw.split("|", 1)[0] for raw in holds.values())
-    sold_holds = {hold_id for hold_id, raw in holds.items() if raw.startswith("sold|")}
-    sold_hold_units = sum(int(holds[h].split("|", 2)[1]) for h in sold_holds)
+    store, stream = HoldStore(redis, keys), OrderStream(redis, keys)
+    found = await store.counters(deal_id)
+    quantity, available, held, sold = found or DealCounters(0, 0, 0, 0)
+    holds = await store.recorded_holds(deal_id)
+    states = Counter(hold.state.value for hold in holds)  # plain keys: the audit prints as JSON
+    sold_records = [hold for hold in holds if hold.state is HoldState.SOLD]
+    sold_holds = {hold.id for hold in sold_records}
+    sold_hold_units = sum(hold.qty for hold in sold_records)
     charged = await _charged_holds(SandboxProvider(redis, keys.sandbox_charges), deal_id)
     async with db.session() as session:
         rows = (
@@ -105,19 +93,17 @@ async def audit_deal(redis: Redis, db: Database, keys: Keyspace, deal_id: int) -
             )
         ).all()
     ordered = {hold_id for hold_id, _ in rows}
-    quantity = int(counters.get("quantity", 0))
-    available, held, sold = (int(counters.get(n, 0)) for n in ("available", "held", "sold"))
     order_units = sum(qty for _, qty in rows)
     return DealAudit(
         deal_id=deal_id,
-        in_redis=bool(counters),
+        in_redis=found is not None,
         quantity=quantity,
         available=available,
         held=held,
         sold=sold,
         holds=dict(states),
-        stream_entries_added=await _entries_added(redis, k.orders),
-        pipeline_pending=await _pending(redis, k.orders),
+        stream_entries_added=await stream.entries_added(deal_id),
+        pipeline_pending=await stream.pending(deal_id),
         orders=len(rows),
         order_units=order_units,
         charged_holds=len(charged),

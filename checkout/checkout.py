@@ -8,12 +8,27 @@ import hashlib
 from dataclasses import dataclass
 
 from catalog.clock import now_ms
+from catalog.error_codes import CatalogErrorCode
 from catalog.errors import Conflict, DomainError, PaymentFailed
 from checkout.attempts import AttemptStatus, AttemptStore
+from checkout.error_codes import CheckoutErrorCode
 from checkout.faults import NO_CRASH, CrashPoints
 from checkout.holds import HoldStore, PaymentTerms, hold_error
 from checkout.models import PaymentAttempt
 from checkout.payments import Charge, ChargeStatus, PaymentProvider
+
+# A hold that can no longer be paid for: a charge its attempt made must go back.
+_HOLD_GONE = frozenset(
+    {CheckoutErrorCode.HOLD_EXPIRED, CheckoutErrorCode.HOLD_RELEASED, CatalogErrorCode.DEAL_ENDED}
+)
+# What the buyer is told when the provider says no.
+_DECLINES = {
+    ChargeStatus.DECLINED: (CheckoutErrorCode.CARD_DECLINED, "The card was declined."),
+    ChargeStatus.INSUFFICIENT_FUNDS: (
+        CheckoutErrorCode.INSUFFICIENT_FUNDS,
+        "The card has insufficient funds.",
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -93,7 +108,7 @@ async def pay_for_hold(
     try:
         terms = await till.holds.begin_payment(hold_id, buyer, attempt)
     except DomainError as err:
-        if err.code in {"hold_expired", "hold_released", "deal_ended"}:
+        if err.code in _HOLD_GONE:
             # A retry of an attempt that charged and then died before committing, once the
             # hold is gone: the money goes back (if the reconciler has not done it already).
             await refund_if_charged(till, key)
@@ -101,7 +116,7 @@ async def pay_for_hold(
     if terms.paid:  # this attempt sold the hold before its request died
         charge = await till.provider.find(key)
         if charge is None or charge.refunded:
-            raise hold_error("hold_already_paid", hold_id)
+            raise hold_error(CheckoutErrorCode.HOLD_ALREADY_PAID, hold_id)
         # The dead request may not have written its outcome; its key is this request's now, so
         # the reconciler will not (it never settles under a key a request has finished).
         await till.attempts.settle(key, AttemptStatus.COMMITTED, charge.id, only_pending=True)
@@ -140,18 +155,14 @@ async def pay_for_hold(
         await till.attempts.settle(key, AttemptStatus.REFUNDED, charge.id, only_pending=False)
         raise Conflict(
             "This payment was refunded; pay again with a new Idempotency-Key.",
-            code="payment_refunded",
+            code=CheckoutErrorCode.PAYMENT_REFUNDED,
             hold_id=hold_id,
         )
     if charge.status is not ChargeStatus.APPROVED:
         await till.holds.payment_failed(hold_id, buyer, attempt)
         await till.attempts.settle(key, AttemptStatus.DECLINED, charge.id, only_pending=False)
-        message = (
-            "The card was declined."
-            if charge.status is ChargeStatus.DECLINED
-            else "The card has insufficient funds."
-        )
-        raise PaymentFailed(message, code=charge.status.value, hold_id=hold_id)
+        code, message = _DECLINES[charge.status]
+        raise PaymentFailed(message, code=code, hold_id=hold_id)
     try:
         await till.holds.commit(hold_id, buyer, charge.id, attempt, shipping)
     except DomainError:

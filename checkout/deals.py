@@ -1,14 +1,18 @@
 """A deal's lifecycle across both stores: SQL holds the record and the SKU allocation, Redis
 holds the live stock. Each step is safe to repeat, so a step that failed half-way (Redis or the
-database unreachable) is completed by asking again."""
+database unreachable) is completed by asking again. ``deal_json`` is the one view of a deal
+read from both."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from catalog import service
-from catalog.errors import Conflict
+from catalog.deal_status import DealStatus, refused, sources
 from catalog.models import Deal
+from checkout.deal_phase import phase_unloaded
 from checkout.holds import DealState, HoldStore
 
 
@@ -19,22 +23,22 @@ async def start(
 
     A live deal may be started again: that only (re)loads Redis, which keeps the first load.
     """
-    if deal.status == "scheduled":
+    if deal.status == DealStatus.SCHEDULED:
         deal = await service.start_deal(session, deal)
-    elif deal.status != "live":
-        raise Conflict("The deal is over.", code="deal_not_scheduled", deal_id=deal.id)
+    elif deal.status != DealStatus.LIVE:
+        raise refused(deal.id, DealStatus.LIVE, "The deal is over.")
     await holds.load_deal(deal, hold_ttl_ms=hold_ttl_ms, pay_ttl_ms=pay_ttl_ms)
     return deal
 
 
 async def stop(session: AsyncSession, holds: HoldStore, deal: Deal) -> Deal:
     """Close the deal in Redis (idempotent), then mark it ended in SQL."""
-    if deal.status == "scheduled":
-        raise Conflict("The deal was never started.", code="deal_not_live", deal_id=deal.id)
+    if deal.status == DealStatus.SCHEDULED:
+        raise refused(deal.id, DealStatus.ENDED, "The deal was never started.")
     assert deal.id is not None
     await holds.stop_deal(deal.id)
-    if deal.status == "live":
-        deal = await service.move_deal(session, deal, "live", "ended")
+    if deal.status == DealStatus.LIVE:
+        deal = await service.end_deal(session, deal)
     return deal
 
 
@@ -42,9 +46,41 @@ async def settle_if_over(session: AsyncSession, deal_id: int, state: DealState) 
     """Once a deal can sell nothing more (its window is over or it was stopped, and no hold is
     held or paying), give its unsold units back to the SKU. ``state`` is a fresh snapshot.
     Returns whether this call settled it."""
-    if state.phase != "ended" or state.held > 0:
+    if not state.over:
         return False
     deal = await session.get(Deal, deal_id)
-    if deal is None or deal.status not in ("live", "ended"):
+    if deal is None or deal.status not in sources(DealStatus.SETTLED):
         return False
     return await service.settle_deal(session, deal, state.sold)
+
+
+async def started_state(holds: HoldStore, deal: Deal) -> DealState | None:
+    """The live counts of a deal that was started (None for one only scheduled: Redis has
+    nothing of it yet, so it is not asked)."""
+    if deal.id is None or deal.status == DealStatus.SCHEDULED:
+        return None
+    return await holds.snapshot(deal.id)
+
+
+def deal_json(deal: Deal, state: DealState | None) -> dict[str, Any]:
+    """A deal as the API and the seller center show it: its record, and with ``state`` (a
+    snapshot, if Redis has the deal) its live counts and phase on the server's clock."""
+    body: dict[str, Any] = {
+        "id": deal.id,
+        "shop_id": deal.shop_id,
+        "sku_id": deal.sku_id,
+        "deal_price": deal.deal_price,
+        "currency": deal.currency,
+        "quantity": deal.quantity,
+        "per_buyer_limit": deal.per_buyer_limit,
+        "starts_ms": deal.starts_ms,
+        "ends_ms": deal.ends_ms,
+        "status": deal.status,
+    }
+    if state is None:
+        body["phase"] = phase_unloaded(deal.status)
+        return body
+    body["stock"] = {"available": state.available, "held": state.held, "sold": state.sold}
+    body["phase"] = state.phase
+    body["server_ms"] = state.server_ms
+    return body

@@ -1,19 +1,13 @@
-"""Crash points: places where a process dying changes what must happen next. The crash tests
-name one (``LIVECART_FAULT_CRASH_AT``) and the process kills itself there with SIGKILL, as a
-power cut or the OOM killer would; nothing is flushed, no ``finally`` runs. With
-``LIVECART_FAULT_CRASH_FILE`` it does so only while that file exists, and removes it first: a
-restarted process with the same settings serves the retry, and the test arms the next crash by
-writing the file again.
+"""Crash points: the places in a checkout and in the order pipeline where a process dying
+changes what must happen next. The code reaches each one (``crash.reach(point)``); in
+production ``crash`` is ``NO_CRASH`` and reaching a point does nothing.
 
-Production never sets it, and reaching an unnamed point costs one string comparison.
+The crash tests install crash points that act (decision 0024): tests/crashing.py kills a real
+``livecart serve`` or ``worker`` there with SIGKILL; tests/helpers.py's ``CrashAt`` raises in
+process. Nothing here reads the environment.
 """
 
 from __future__ import annotations
-
-import os
-import signal
-import sys
-from pathlib import Path
 
 # Every point, in the order a checkout reaches them; tests/test_crash_points.py kills at each.
 POINTS = (
@@ -27,22 +21,10 @@ POINTS = (
 
 
 class CrashPoints:
-    def __init__(self, armed: str = "", trigger: Path | None = None) -> None:
-        if armed and armed not in POINTS:
-            raise SystemExit(f"LIVECART_FAULT_CRASH_AT must be one of {', '.join(POINTS)}")
-        self.armed = armed
-        self.trigger = trigger
+    """The hook at every crash point. This one does nothing; the crash tests subclass it."""
 
     def reach(self, point: str) -> None:
-        if point != self.armed:
-            return
-        if self.trigger is not None:
-            try:
-                self.trigger.unlink()
-            except FileNotFoundError:
-                return  # not armed now
-        print(f"LIVECART-FAULT crash at {point}", file=sys.stderr, flush=True)
-        os.kill(os.getpid(), signal.SIGKILL)
+        """The process is at ``point`` (one of ``POINTS``)."""
 
 
 NO_CRASH = CrashPoints()

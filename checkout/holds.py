@@ -10,8 +10,12 @@ from typing import Any, NamedTuple, cast
 
 from redis.asyncio import Redis
 
-from catalog.errors import Conflict, DomainError, Invalid, NotFound
+from catalog.error_codes import CatalogErrorCode
+from catalog.errors import CommonErrorCode, Conflict, DomainError, ErrorCode, Invalid, NotFound
 from catalog.models import Deal
+from checkout.deal_phase import DealPhase, phase_at
+from checkout.error_codes import CheckoutErrorCode
+from checkout.hold_states import HoldRecord, HoldState
 from checkout.keys import DEAL_KEYS_TTL_S, Keyspace, deal_id_of_hold
 from checkout.limits import ReserveLimits, throttled
 
@@ -32,8 +36,16 @@ class Hold(NamedTuple):
     id: str
     qty: int
     expires_ms: int
-    state: str
+    state: HoldState
     replayed: bool = False
+
+    def json(self) -> dict[str, Any]:
+        """The hold as buyers see it, over HTTP and the websocket alike."""
+        return {"id": self.id, "qty": self.qty, "state": self.state, "expires_ms": self.expires_ms}
+
+    @classmethod
+    def of_record(cls, hold_id: str, record: HoldRecord) -> Hold:
+        return cls(id=hold_id, qty=record.qty, expires_ms=record.expires_ms, state=record.state)
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,15 @@ class PaymentTerms:
         return self.qty * self.unit_price
 
 
+class DealCounters(NamedTuple):
+    """A deal's stock counters as stored, before any lapsed hold is returned."""
+
+    quantity: int
+    available: int
+    held: int
+    sold: int
+
+
 @dataclass(frozen=True)
 class DealState:
     quantity: int
@@ -67,53 +88,92 @@ class DealState:
     server_ms: int
 
     @property
-    def phase(self) -> str:
-        """What a viewer can do now: ``upcoming``, ``open``, ``sold_out`` (units may come back
-        when holds lapse) or ``ended``, judged on the server's clock."""
-        if self.stopped or self.server_ms >= self.ends_ms:
-            return "ended"
-        if self.server_ms < self.starts_ms:
-            return "upcoming"
-        return "open" if self.available > 0 else "sold_out"
+    def phase(self) -> DealPhase:
+        """What a viewer can do now, judged on the server's clock."""
+        return phase_at(
+            self.server_ms,
+            starts_ms=self.starts_ms,
+            ends_ms=self.ends_ms,
+            stopped=self.stopped,
+            available=self.available,
+        )
+
+    @property
+    def over(self) -> bool:
+        """It can sell nothing more: ended, with no hold left held or paying."""
+        return self.phase is DealPhase.ENDED and self.held == 0
 
 
-_HOLD_ERRORS: dict[str, tuple[type[DomainError], str]] = {
-    "hold_not_found": (NotFound, "No such hold among yours."),
-    "hold_expired": (Conflict, "The hold has expired; its units went back on sale."),
-    "hold_released": (Conflict, "The hold was released."),
-    "hold_already_paid": (Conflict, "The hold has already been paid."),
-    "payment_in_progress": (Conflict, "A payment for this hold is in progress."),
-    "deal_ended": (Conflict, "The deal was stopped; its held units went back on sale."),
+# Every refusal lua/holds.lua answers, by the word it answers with (the first of its reply).
+_SCRIPT_CODES: dict[str, ErrorCode] = {
+    code.value: code
+    for code in (
+        CatalogErrorCode.DEAL_NOT_LIVE,
+        CatalogErrorCode.DEAL_ENDED,
+        CatalogErrorCode.DEAL_NOT_STARTED,
+        CatalogErrorCode.INVALID_QUANTITY,
+        CommonErrorCode.RATE_LIMITED,
+        CheckoutErrorCode.LIMIT_EXCEEDED,
+        CheckoutErrorCode.ADDRESS_HOLD_LIMIT,
+        CheckoutErrorCode.SOLD_OUT,
+        CheckoutErrorCode.INSUFFICIENT_STOCK,
+        CheckoutErrorCode.HOLD_NOT_FOUND,
+        CheckoutErrorCode.HOLD_EXPIRED,
+        CheckoutErrorCode.HOLD_RELEASED,
+        CheckoutErrorCode.HOLD_ALREADY_PAID,
+        CheckoutErrorCode.PAYMENT_IN_PROGRESS,
+    )
 }
 
 
-def hold_error(code: str, hold_id: str) -> DomainError:
+def script_code(word: str) -> ErrorCode:
+    """The code of a refusal from lua/holds.lua, given the word it answered with."""
+    return _SCRIPT_CODES[word]
+
+
+_HOLD_ERRORS: dict[ErrorCode, tuple[type[DomainError], str]] = {
+    CheckoutErrorCode.HOLD_NOT_FOUND: (NotFound, "No such hold among yours."),
+    CheckoutErrorCode.HOLD_EXPIRED: (
+        Conflict,
+        "The hold has expired; its units went back on sale.",
+    ),
+    CheckoutErrorCode.HOLD_RELEASED: (Conflict, "The hold was released."),
+    CheckoutErrorCode.HOLD_ALREADY_PAID: (Conflict, "The hold has already been paid."),
+    CheckoutErrorCode.PAYMENT_IN_PROGRESS: (Conflict, "A payment for this hold is in progress."),
+    CatalogErrorCode.DEAL_ENDED: (
+        Conflict,
+        "The deal was stopped; its held units went back on sale.",
+    ),
+}
+
+
+def hold_error(code: ErrorCode, hold_id: str) -> DomainError:
     cls, message = _HOLD_ERRORS[code]
     return cls(message, code=code, hold_id=hold_id)
 
 
 def reserve_error(result: list[str]) -> DomainError:
-    code = result[0]
-    if code == "deal_not_live":
+    code = script_code(result[0])
+    if code is CatalogErrorCode.DEAL_NOT_LIVE:
         return Conflict("The deal is not live.", code=code)
-    if code == "deal_ended":
+    if code is CatalogErrorCode.DEAL_ENDED:
         return Conflict("The deal has ended.", code=code, ended_ms=int(result[1]))
-    if code == "deal_not_started":
+    if code is CatalogErrorCode.DEAL_NOT_STARTED:
         return Conflict("The deal has not started yet.", code=code, starts_ms=int(result[1]))
-    if code == "limit_exceeded":
+    if code is CheckoutErrorCode.LIMIT_EXCEEDED:
         return Conflict(
             "That would take you over the per-buyer limit.",
             code=code,
             limit=int(result[1]),
             already=int(result[2]),
         )
-    if code == "sold_out":
+    if code is CheckoutErrorCode.SOLD_OUT:
         return Conflict("Sold out.", code=code, wanted=int(result[1]), left=0)
-    if code == "insufficient_stock":
+    if code is CheckoutErrorCode.INSUFFICIENT_STOCK:
         return Conflict("Not enough left.", code=code, wanted=int(result[1]), left=int(result[2]))
-    if code == "rate_limited":
+    if code is CommonErrorCode.RATE_LIMITED:
         return throttled(int(result[1]), "reservations")
-    if code == "address_hold_limit":
+    if code is CheckoutErrorCode.ADDRESS_HOLD_LIMIT:
         return Conflict(
             "Too many units of this deal are held from your network; pay for or release one, "
             "or wait for holds to lapse.",
@@ -121,7 +181,9 @@ def reserve_error(result: list[str]) -> DomainError:
             limit=int(result[1]),
             held=int(result[2]),
         )
-    return Invalid("The quantity must be a positive whole number.", code="invalid_quantity")
+    return Invalid(
+        "The quantity must be a positive whole number.", code=CatalogErrorCode.INVALID_QUANTITY
+    )
 
 
 class HoldStore:
@@ -166,7 +228,7 @@ class HoldStore:
                 raise Conflict(
                     "Redis already holds a different deal under this id. Is another database "
                     "using the same Redis and LIVECART_REDIS_PREFIX?",
-                    code="deal_state_mismatch",
+                    code=CheckoutErrorCode.DEAL_STATE_MISMATCH,
                     deal_id=deal.id,
                 )
         await self.redis.sadd(self.keys.live_deals, str(deal.id))
@@ -202,7 +264,7 @@ class HoldStore:
         deal_id = _deal_of(hold_id)
         raw = await self._call("lc_begin_payment", deal_id, hold_id, buyer, attempt)
         if raw[0] not in ("ok", "paid"):
-            raise hold_error(raw[0], hold_id)
+            raise hold_error(script_code(raw[0]), hold_id)
         return PaymentTerms(
             hold_id=hold_id,
             qty=int(raw[1]),
@@ -222,7 +284,7 @@ class HoldStore:
             "lc_commit", _deal_of(hold_id), hold_id, buyer, payment_ref, attempt, shipping
         )
         if raw[0] != "ok":
-            raise hold_error(raw[0], hold_id)
+            raise hold_error(script_code(raw[0]), hold_id)
 
     async def payment_failed(self, hold_id: str, buyer: str, attempt: str = "") -> None:
         await self._call("lc_payment_failed", _deal_of(hold_id), hold_id, buyer, attempt)
@@ -230,13 +292,13 @@ class HoldStore:
     async def release(self, hold_id: str, buyer: str) -> None:
         raw = await self._call("lc_release", _deal_of(hold_id), hold_id, buyer)
         if raw[0] != "ok":
-            raise hold_error(raw[0], hold_id)
+            raise hold_error(script_code(raw[0]), hold_id)
 
     async def get_hold(self, hold_id: str, buyer: str) -> Hold:
         raw = await self._call("lc_get_hold", _deal_of(hold_id), hold_id, buyer)
         if not raw:
-            raise hold_error("hold_not_found", hold_id)
-        return Hold(id=hold_id, state=raw[0], qty=int(raw[1]), expires_ms=int(raw[2]))
+            raise hold_error(CheckoutErrorCode.HOLD_NOT_FOUND, hold_id)
+        return Hold(id=hold_id, state=HoldState(raw[0]), qty=int(raw[1]), expires_ms=int(raw[2]))
 
     async def live_holds_of(self, deal_id: int, buyer: str, now: int) -> list[Hold]:
         """A buyer's holds still held or paying (for a reconnecting viewer). Read only."""
@@ -249,9 +311,9 @@ class HoldStore:
         for hold_id, raw in zip(ids, records, strict=True):
             if raw is None:
                 continue
-            state, qty, expires, _, _, owner, _ = raw.split("|", 6)
-            if owner == buyer and state in ("held", "paying"):
-                found.append(Hold(id=hold_id, qty=int(qty), expires_ms=int(expires), state=state))
+            record = HoldRecord.parse(raw)
+            if record.buyer == buyer and record.state.open:
+                found.append(Hold.of_record(hold_id, record))
         return found
 
     async def units_taken(self, deal_id: int, buyer: str) -> int:
@@ -296,11 +358,29 @@ class HoldStore:
         members = await self.redis.smembers(self.keys.live_deals)
         return sorted(int(m) for m in members)
 
+    # -- for the audit: the books as Redis holds them, nothing reclaimed or changed first ----
+
+    async def counters(self, deal_id: int) -> DealCounters | None:
+        """The deal's stock counters as stored; None if Redis has no such deal."""
+        raw = cast(dict[str, str], await self.redis.hgetall(self.keys.deal(deal_id).deal))
+        if not raw:
+            return None
+        return DealCounters(*(int(raw.get(name, 0)) for name in DealCounters._fields))
+
+    async def recorded_holds(self, deal_id: int) -> list[Hold]:
+        """Every hold the deal granted, in the state its record has now."""
+        records = cast(dict[str, str], await self.redis.hgetall(self.keys.deal(deal_id).holds))
+        return [Hold.of_record(hold_id, HoldRecord.parse(raw)) for hold_id, raw in records.items()]
+
+    async def ping(self) -> None:
+        """Raise unless Redis answers (the readiness check: reserving needs it)."""
+        await self.redis.ping()
+
 
 def _deal_of(hold_id: str) -> int:
     deal_id = deal_id_of_hold(hold_id)
     if deal_id is None:
-        raise hold_error("hold_not_found", hold_id)
+        raise hold_error(CheckoutErrorCode.HOLD_NOT_FOUND, hold_id)
     return deal_id
 
 
@@ -311,6 +391,6 @@ def _reserve_outcome(item: list[str]) -> Hold | DomainError:
         id=item[1],
         qty=int(item[2]),
         expires_ms=int(item[3]),
-        state=item[4],
+        state=HoldState(item[4]),
         replayed=item[5] == "1",
     )

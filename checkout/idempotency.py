@@ -22,7 +22,8 @@ from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
 from catalog.errors import Conflict, Invalid
-from checkout.keys import CHECKOUT_LEASE_MS, IDEMPOTENCY_TTL_S, Keyspace
+from checkout.error_codes import CheckoutErrorCode
+from checkout.keys import IDEMPOTENCY_TTL_S, Keyspace
 
 
 @dataclass(frozen=True)
@@ -55,9 +56,10 @@ return 0
 
 
 class IdempotencyStore:
-    def __init__(self, redis: Redis, keyspace: Keyspace, lease_ms: int = CHECKOUT_LEASE_MS) -> None:
+    def __init__(self, redis: Redis, keyspace: Keyspace, lease_ms: int) -> None:
         self.redis = redis
         self.keys = keyspace
+        # A checkout's claim on its key (LIVECART_CHECKOUT_LEASE_S).
         # Renewed every third of it while the request runs; a dead request's key is free again
         # within one lease. A living request that misses its renewals (a stalled process) may
         # see a retry run beside it: harmless, since every checkout step is idempotent.
@@ -79,15 +81,18 @@ class IdempotencyStore:
             if record["hash"] not in (digest, ""):
                 raise Invalid(
                     "This Idempotency-Key was used with a different request.",
-                    code="idempotency_key_reused",
+                    code=CheckoutErrorCode.IDEMPOTENCY_KEY_REUSED,
                 )
             if record["state"] == "pending":
                 raise Conflict(
                     "A request with this Idempotency-Key is still running; retry shortly.",
-                    code="request_in_progress",
+                    code=CheckoutErrorCode.REQUEST_IN_PROGRESS,
                 )
             return StoredResponse(status=record["status"], body=record["body"].encode())
-        raise Conflict("Could not claim the Idempotency-Key; retry.", code="request_in_progress")
+        raise Conflict(
+            "Could not claim the Idempotency-Key; retry.",
+            code=CheckoutErrorCode.REQUEST_IN_PROGRESS,
+        )
 
     @contextlib.asynccontextmanager
     async def held(self, claim: Claim) -> AsyncIterator[None]:

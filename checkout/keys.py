@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 DEAL_KEYS_TTL_S = 7 * 24 * 3600
 IDEMPOTENCY_TTL_S = 24 * 3600
-CHECKOUT_LEASE_MS = 5000  # a checkout's claim on its Idempotency-Key, renewed while it runs
 
 ORDER_GROUP = "order-pipeline"
 
@@ -23,7 +22,6 @@ class DealKeys:
     buyers: str
     requests: str
     expiry: str
-    events: str
     orders: str
     dead_letters: str
     # Per client address (see checkout/limits.py): reserve buckets, units in holds, and which
@@ -40,7 +38,6 @@ class DealKeys:
             self.buyers,
             self.requests,
             self.expiry,
-            self.events,
             self.orders,
             self.rates,
             self.addresses,
@@ -60,9 +57,8 @@ class Keyspace:
             buyers=f"{base}:buyers",
             requests=f"{base}:requests",
             expiry=f"{base}:expiry",
-            events=f"{base}:events",
             orders=f"{base}:orders",
-            dead_letters=f"{base}:orders:dead",
+            dead_letters=dead_letters_of(f"{base}:orders"),
             rates=f"{base}:rates",
             addresses=f"{base}:addresses",
             hold_addresses=f"{base}:hold-addresses",
@@ -80,6 +76,11 @@ class Keyspace:
     def sandbox_charges(self) -> str:
         """Hash of the sandbox payment provider's ledger: provider key -> charge record."""
         return f"{self.prefix}:sandbox:charges"
+
+
+def dead_letters_of(orders: str) -> str:
+    """The dead-letter stream of a deal's orders stream: entries the pipeline gave up on."""
+    return f"{orders}:dead"
 
 
 def deal_id_of_hold(hold_id: str) -> int | None:

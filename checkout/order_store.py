@@ -17,6 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from catalog.clock import now_ms
 from catalog.errors import Conflict, NotFound
 from catalog.models import Product, Sku
+from checkout.error_codes import CheckoutErrorCode
 from checkout.models import Order, OrderEvent
 from checkout.orders import OrderStatus, next_status, shipment_fields
 
@@ -180,7 +181,7 @@ async def transition(
         await session.refresh(order)
         raise Conflict(
             f"The order changed to {order.status} while you acted; look again and retry.",
-            code="order_changed",
+            code=CheckoutErrorCode.ORDER_CHANGED,
             status=order.status,
         )
     assert order.id is not None
@@ -272,7 +273,11 @@ async def item_lines(session: AsyncSession, sku_ids: Sequence[int]) -> dict[int,
 async def order_for_shops(session: AsyncSession, order_id: int, shop_ids: Sequence[int]) -> Order:
     order = await session.get(Order, order_id)
     if order is None or order.shop_id not in shop_ids:
-        raise NotFound("No such order in your shops.", code="order_not_found", order_id=order_id)
+        raise NotFound(
+            "No such order in your shops.",
+            code=CheckoutErrorCode.ORDER_NOT_FOUND,
+            order_id=order_id,
+        )
     return order
 
 
@@ -280,7 +285,11 @@ async def order_for_buyer(session: AsyncSession, hold_id: str, buyer_id: str) ->
     found = await session.exec(select(Order).where(Order.hold_id == hold_id))
     order = found.first()
     if order is None or order.buyer_id != buyer_id:
-        raise NotFound("No such order among yours (yet).", code="order_not_found", hold_id=hold_id)
+        raise NotFound(
+            "No such order among yours (yet).",
+            code=CheckoutErrorCode.ORDER_NOT_FOUND,
+            hold_id=hold_id,
+        )
     return order
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import enum
 
 from catalog.errors import Conflict, Invalid, NotFound
+from checkout.error_codes import CheckoutErrorCode
 
 
 class OrderStatus(enum.StrEnum):
@@ -58,12 +59,14 @@ def next_status(current: OrderStatus, action: str) -> OrderStatus:
     target = ACTIONS.get(action)
     if target is None:
         raise NotFound(
-            f"No order action {action!r}.", code="unknown_action", allowed=sorted(ACTIONS)
+            f"No order action {action!r}.",
+            code=CheckoutErrorCode.UNKNOWN_ACTION,
+            allowed=sorted(ACTIONS),
         )
     if target not in TRANSITIONS[current]:
         raise Conflict(
             f"An order that is {current} cannot be moved to {target}.",
-            code="invalid_transition",
+            code=CheckoutErrorCode.INVALID_TRANSITION,
             status=str(current),
             allowed=sorted(a for a, t in ACTIONS.items() if t in TRANSITIONS[current]),
         )
@@ -76,14 +79,15 @@ def shipment_fields(target: OrderStatus, carrier: str, tracking_number: str) -> 
     if target is not S.SHIPPED:
         if carrier or tracking_number:
             raise Invalid(
-                "Only shipping takes a carrier and tracking number.", code="unexpected_tracking"
+                "Only shipping takes a carrier and tracking number.",
+                code=CheckoutErrorCode.UNEXPECTED_TRACKING,
             )
         return {}
     missing = [n for n, v in (("carrier", carrier), ("tracking_number", tracking_number)) if not v]
     if missing:
         raise Invalid(
             "Shipping needs the carrier and the tracking number.",
-            code="tracking_required",
+            code=CheckoutErrorCode.TRACKING_REQUIRED,
             missing=missing,
         )
     return {"carrier": carrier, "tracking_number": tracking_number}

@@ -14,6 +14,7 @@ import orjson
 from redis.asyncio import Redis
 
 from catalog.errors import Invalid
+from checkout.error_codes import CheckoutErrorCode
 
 
 class ChargeStatus(enum.StrEnum):
@@ -63,7 +64,7 @@ class SandboxProvider:
             raise Invalid(
                 "Unknown sandbox card. Use 4242424242424242 (approved), 4000000000000002 "
                 "(declined) or 4000000000009995 (insufficient funds).",
-                code="invalid_card",
+                code=CheckoutErrorCode.INVALID_CARD,
             )
         if self.delay_ms:
             await asyncio.sleep(self.delay_ms / 1000)

@@ -22,7 +22,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from catalog.db import Database
 from checkout.faults import NO_CRASH, CrashPoints
-from checkout.keys import ORDER_GROUP, Keyspace
+from checkout.keys import ORDER_GROUP, Keyspace, dead_letters_of
 from checkout.order_store import PaidOrder, PersistResult, persist_paid_orders
 
 log = logging.getLogger("livecart.pipeline")
@@ -50,24 +50,26 @@ class PipelineStats:
 
 @dataclass
 class PipelineConfig:
-    batch: int = 500
-    block_ms: int = 1000
-    claim_idle_ms: int = 30_000
-    max_deliveries: int = 5
-    trim_interval_ms: int = 10_000
-    stall_before_ack_s: float = 0.0
+    """The pipeline's knobs, each a setting (web/settings.py declares them and their defaults;
+    web/app.py's ``pipeline_config`` fills this in); ``crash``: the crash tests' crash points."""
+
+    batch: int
+    block_ms: int
+    claim_idle_ms: int
+    max_deliveries: int
+    trim_interval_ms: int
     crash: CrashPoints = NO_CRASH
     consumer: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
 
 
 class OrderPipeline:
     def __init__(
-        self, redis: Redis, db: Database, keyspace: Keyspace, config: PipelineConfig | None = None
+        self, redis: Redis, db: Database, keyspace: Keyspace, config: PipelineConfig
     ) -> None:
         self.redis = redis
         self.db = db
         self.keys = keyspace
-        self.config = config or PipelineConfig()
+        self.config = config
         self.stats = PipelineStats()
         self._grouped: set[str] = set()
         self._handled: set[str] = set()  # streams with entries handled since the last trim
@@ -170,7 +172,7 @@ class OrderPipeline:
             consumername=self.config.consumer,
         )
         deliveries: dict[str, int] = {p["message_id"]: p["times_delivered"] for p in pending}
-        dead_key = stream + ":dead"
+        dead_key = dead_letters_of(stream)
         live: list[Entry] = []
         for entry_id, fields in entries:
             if deliveries.get(entry_id, 0) > self.config.max_deliveries:
@@ -218,12 +220,6 @@ class OrderPipeline:
         async with self.db.session() as session:
             result = await persist_paid_orders(session, orders)
         self.stats.add(result)
-        if self.config.stall_before_ack_s:
-            log.warning(
-                "fault injection: committed %d orders, stalling before XACK", result.inserted
-            )
-            print("LIVECART-FAULT committed-before-ack", flush=True)
-            await asyncio.sleep(self.config.stall_before_ack_s)
         self.config.crash.reach("pipeline.before_ack")
         await self.redis.xack(stream, ORDER_GROUP, *(entry_id for entry_id, _ in items))
 
@@ -239,6 +235,40 @@ class OrderPipeline:
     async def lag(self) -> int:
         """Entries not yet persisted, over every deal this pipeline reads."""
         return sum([await stream_lag(self.redis, stream) for stream in await self.streams()])
+
+
+class OrderStream:
+    """One deal's orders stream seen from outside the pipeline: by the sweeper (may the deal be
+    forgotten?) and by the audit (what was ever appended, what is read and not acknowledged)."""
+
+    def __init__(self, redis: Redis, keyspace: Keyspace) -> None:
+        self.redis = redis
+        self.keys = keyspace
+
+    async def finished(self, deal_id: int) -> bool:
+        """Every entry is in SQL and none waits among the dead letters."""
+        keys = self.keys.deal(deal_id)
+        drained = await stream_drained(self.redis, keys.orders)
+        return drained and not await self.redis.exists(keys.dead_letters)
+
+    async def trim(self, deal_id: int) -> int:
+        return await trim_acknowledged(self.redis, self.keys.deal(deal_id).orders)
+
+    async def entries_added(self, deal_id: int) -> int:
+        """Entries ever appended (Redis's own count: trimming does not lower it)."""
+        try:
+            info = await self.redis.xinfo_stream(self.keys.deal(deal_id).orders)
+        except ResponseError:  # no stream: nothing was ever sold
+            return 0
+        return int(info["entries-added"])
+
+    async def pending(self, deal_id: int) -> int:
+        """Entries a worker read and has not acknowledged."""
+        try:
+            summary = await self.redis.xpending(self.keys.deal(deal_id).orders, ORDER_GROUP)
+        except ResponseError:  # no group yet: nothing was ever read
+            return 0
+        return int(summary["pending"])
 
 
 async def stream_lag(redis: Redis, stream: str) -> int:

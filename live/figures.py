@@ -17,6 +17,7 @@ from catalog.models import Deal
 from checkout.holds import HoldStore
 from checkout.models import Order
 from live.models import LiveRoom
+from live.room_states import RoomStatus
 from live.store import RoomStore
 
 
@@ -64,7 +65,7 @@ async def room_figures(
         for deal in snap.room["deals"]:
             state = await holds.snapshot(deal["deal_id"])
             held += state.held if state is not None else 0
-    viewers = await store.viewers_now(row.id, now_ms()) if row.status == "live" else 0
+    viewers = await store.viewers_now(row.id, now_ms()) if row.status == RoomStatus.LIVE else 0
     peak = max(row.peak_viewers, await store.peak_viewers(row.id), viewers)
     orders, units, gmv, buyers, currency = await sales_of_room(session, row.id)
     return RoomFigures(

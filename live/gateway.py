@@ -1,4 +1,5 @@
-"""The realtime gateway: a viewer's websocket from hello to goodbye, and the node's room ticker.
+"""The realtime gateway: a viewer's websocket from hello to goodbye, and the node's room ticker,
+the one loop that moves rooms along the clock and their stock to viewers (decision 0025).
 
 Per connection: wait for ``hello`` (token in the message, never the URL), join the room in the
 hub *before* reading the room's log (so nothing published meanwhile is missed), send a replay or
@@ -12,23 +13,25 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
-import orjson
 from starlette.websockets import WebSocket
 
 from catalog.clock import now_ms
-from catalog.errors import Conflict, DomainError, Throttled, Unauthorized
+from catalog.errors import CommonErrorCode, Conflict, DomainError, Throttled, Unauthorized
 from checkout.batcher import ReserveBatcher
+from checkout.hold_states import HoldState
 from checkout.holds import Hold, HoldStore, ReserveRequest
-from checkout.limits import NO_LIMIT, Rate, RateLimiter, client_address
+from checkout.limits import Rate, RateLimiter, client_address
 from live import protocol, rules, service
+from live.error_codes import LiveErrorCode
 from live.frames import message_list, text_frame
 from live.hub import Hub, LocalRoom, Outlet, Viewer
 from live.protocol import Buy, Chat, Hello, Like, Ping, ProtocolError
-from live.store import LogEntries, RoomStore, Snapshot
+from live.room_states import FlashDealStatus, RoomStatus
+from live.store import RoomStore, Snapshot
 
 log = logging.getLogger("livecart.gateway")
 
@@ -41,28 +44,53 @@ CatchUp = Callable[[LocalRoom, int], Awaitable[bool]]
 
 @dataclass(frozen=True)
 class GatewayConfig:
-    hello_timeout_s: float = 10.0
-    max_replay: int = 500
-    chat_lines: int = 3  # per user per room in each chat window
-    chat_window_ms: int = 5000
+    """The gateway's knobs, each a setting (web/settings.py declares them and their defaults;
+    web/app.py's ``gateway_config`` fills this in)."""
+
+    hello_timeout_s: float
+    max_replay: int
+    chat_lines: int  # per user per room in each chat window
+    chat_window_ms: int
     # Chat lines per client address (every connection and user behind it), on top of the
     # per-user limit: a spammer's many guest sessions share their address's bucket.
-    chat_address_rate: Rate = NO_LIMIT
-    message_rate: float = 10.0  # per connection, a second, after a burst of message_burst
-    message_burst: float = 20.0
-    strikes: float = 10.0  # bad messages tolerated at once; one is forgiven every 5 s
-    strike_refill: float = 0.2
-    tick_s: float = 0.1
-    report_s: float = 1.0
-    recent_chat: int = 50
-
-
-def hold_json(hold: Hold) -> dict[str, Any]:
-    return {"id": hold.id, "qty": hold.qty, "state": hold.state, "expires_ms": hold.expires_ms}
+    chat_address_rate: Rate
+    message_rate: float  # per connection, a second, after a burst of message_burst
+    message_burst: float
+    strikes: float  # bad messages tolerated at once; strike_refill of them forgiven a second
+    strike_refill: float
+    tick_s: float
+    report_s: float
+    recent_chat: int
 
 
 # Holds of a deal that ended this long ago are over: hold and pay windows are shorter.
 RECENT_DEAL_MS = 15 * 60 * 1000
+# Chat refusals that count as a strike (bad or too much chat); others (a room that ended) do not.
+CHAT_STRIKES = frozenset(
+    {
+        LiveErrorCode.CHAT_RATE_LIMITED,
+        LiveErrorCode.EMPTY_CHAT,
+        LiveErrorCode.CHAT_TOO_LONG,
+        LiveErrorCode.INVALID_CHAT,
+    }
+)
+# A snapshot's chat is looked for among the room's last this many events.
+RECENT_EVENTS_SCANNED = 400
+
+
+def recent_chat(newest_first: Iterable[rules.Event], lines: int) -> list[rules.Event]:
+    """The last ``lines`` chat lines among the events, oldest first, deleted ones left out."""
+    deleted: set[int] = set()
+    chat: list[rules.Event] = []
+    for event in newest_first:
+        if event["type"] == "chat.deleted":
+            deleted.add(event["chat_seq"])
+        elif event["type"] == "chat" and event["seq"] not in deleted:
+            chat.append(event)
+            if len(chat) == lines:
+                break
+    chat.reverse()
+    return chat
 
 
 class Closed(Exception):
@@ -78,9 +106,10 @@ class Gateway:
         hub: Hub,
         identify: Identify,
         node_id: str,
-        config: GatewayConfig | None = None,
+        config: GatewayConfig,
         catch_up: CatchUp | None = None,
         limiter: RateLimiter | None = None,
+        sweep: service.RoomSweep | None = None,
     ) -> None:
         self.store = store
         self.holds = holds
@@ -88,9 +117,10 @@ class Gateway:
         self.hub = hub
         self.identify = identify
         self.node_id = node_id
-        self.config = config or GatewayConfig()
+        self.config = config
         self.catch_up = catch_up
         self.limiter = limiter
+        self.sweep = sweep
         self.likes: dict[int, int] = defaultdict(int)
         self.deals_of: dict[int, set[int]] = {}
         self._snapshots: dict[int, tuple[int, float, bytes]] = {}
@@ -124,25 +154,13 @@ class Gateway:
         return body
 
     async def _build_snapshot(self, room_id: int, snap: Snapshot) -> bytes:
-        k = self.store.keys.room(room_id)
-        redis = self.store.redis
-        recent = cast(LogEntries, await redis.xrevrange(k.log, f"{snap.seq}-0", "-", count=400))
-        deleted: set[int] = set()
-        chat: list[Any] = []
-        for _, fields in recent:
-            event = orjson.loads(fields["p"])
-            if event["type"] == "chat.deleted":
-                deleted.add(event["chat_seq"])
-            elif event["type"] == "chat" and event["seq"] not in deleted:
-                chat.append(event)
-                if len(chat) == self.config.recent_chat:
-                    break
-        chat.reverse()
+        recent = await self.store.events_back_from(room_id, snap.seq, RECENT_EVENTS_SCANNED)
+        chat = recent_chat(recent, self.config.recent_chat)
         stock: dict[str, int] = {}
         for deal_id in rules.live_deal_ids(snap.room):
-            left = await redis.hget(self.holds.keys.deal(deal_id).deal, "available")
-            if left is not None:
-                stock[str(deal_id)] = int(left)
+            state = await self.holds.snapshot(deal_id)  # lapsed holds are returned first
+            if state is not None:
+                stock[str(deal_id)] = state.available
         viewers = await self.store.report_viewers(
             room_id, self.node_id, self._local_count(room_id), now_ms()
         )
@@ -173,27 +191,41 @@ class Gateway:
         return deal_id in self.deals_of[room_id]
 
     async def run_ticker(self, stop: asyncio.Event) -> None:
-        """Every tick, for each room with viewers here: move deals along the clock, publish
-        stock left; every report period: this node's viewer count and likes."""
+        """The node's one room loop (docs/decisions/0025). Every tick, for each room with
+        viewers here: move deals along the clock, publish stock left; then a share of the room
+        sweep, which takes every open room, watched here or not, once a sweep round. Every
+        report period: this node's viewer count and likes."""
         loop = asyncio.get_running_loop()
         next_report = loop.time()
         while not stop.is_set():
             report = loop.time() >= next_report
             if report:
                 next_report = loop.time() + self.config.report_s
+            advanced: dict[int, service.Advanced] = {}
             for room_id, room in list(self.hub.rooms.items()):
                 try:
-                    await self._tick_room(room_id, room, report)
+                    advanced[room_id] = await self._tick_room(room_id, room, report)
                 except asyncio.CancelledError:
                     raise
                 except Exception:
                     log.exception("tick of room %s failed; will retry", room_id)
             if report:
                 await self._forget_empty_rooms()
+            await self._sweep_share(advanced)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.config.tick_s)
 
-    async def _tick_room(self, room_id: int, room: LocalRoom, report: bool) -> None:
+    async def _sweep_share(self, advanced: dict[int, service.Advanced]) -> None:
+        if self.sweep is None:
+            return
+        try:
+            await self.sweep.share(self.store, self.holds, self.config.tick_s, advanced)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("room sweep failed; will retry")
+
+    async def _tick_room(self, room_id: int, room: LocalRoom, report: bool) -> service.Advanced:
         advanced = await service.advance(self.store, self.holds, room_id)
         if advanced.room is not None:
             self.deals_of[room_id] = {d["deal_id"] for d in advanced.room["deals"]}
@@ -206,13 +238,14 @@ class Gateway:
                 protocol.encode({"type": "deal.stock", "deal_id": deal_id, "left": left}),
             )
         if not report:
-            return
-        if room.hosts and advanced.room is not None and advanced.room["status"] != "ended":
+            return advanced
+        if room.hosts and advanced.room is not None and advanced.room["status"] != RoomStatus.ENDED:
             await self.store.mark_hosted(room_id, await self.store.server_ms())
         count = await self.store.report_viewers(room_id, self.node_id, room.audience, now_ms())
         room.set_latest("viewers", protocol.encode({"type": "viewers", "count": count}))
         likes = await self.store.add_likes(room_id, self.likes.pop(room_id, 0))
         room.set_latest("likes", protocol.encode({"type": "likes", "count": likes}))
+        return advanced
 
     async def _forget_empty_rooms(self) -> None:
         """Rooms nobody here watches any more: count their last likes, drop their caches."""
@@ -284,7 +317,7 @@ class Session:
             await self.strike(
                 Conflict(
                     "Slow down: too many messages.",
-                    code="rate_limited",
+                    code=CommonErrorCode.RATE_LIMITED,
                     limit_per_s=self.gw.config.message_rate,
                 )
             )
@@ -316,12 +349,16 @@ class Session:
             if message is None:
                 continue
             if not isinstance(message, Hello):
-                await self.strike(ProtocolError("Send hello first.", code="hello_required"))
+                await self.strike(
+                    ProtocolError("Send hello first.", code=LiveErrorCode.HELLO_REQUIRED)
+                )
                 continue
             snap = await self.gw.store.read(self.room_id)
             if snap is None:
                 self.send(
-                    protocol.error("room_not_found", "No such room.", {"room_id": self.room_id})
+                    protocol.error(
+                        LiveErrorCode.ROOM_NOT_FOUND, "No such room.", {"room_id": self.room_id}
+                    )
                 )
                 await self.close(protocol.CLOSE_ROOM_NOT_FOUND, "no such room")
                 assert snap is not None  # close() raised
@@ -369,7 +406,7 @@ class Session:
             protocol.encode(
                 {
                     "type": "holds",
-                    "holds": [hold_json(h) for h in mine],
+                    "holds": [h.json() for h in mine],
                     "taken": await self.units_taken(snap.room),
                 }
             )
@@ -386,7 +423,7 @@ class Session:
         found: list[Hold] = []
         for deal in room["deals"]:
             # A deal that ended lately may still have holds being paid for.
-            if deal["status"] != "ended" or deal["ends_ms"] > now - RECENT_DEAL_MS:
+            if deal["status"] != FlashDealStatus.ENDED or deal["ends_ms"] > now - RECENT_DEAL_MS:
                 found += await self.gw.holds.live_holds_of(deal["deal_id"], self.user, now)
         return found
 
@@ -396,7 +433,7 @@ class Session:
             return {}
         taken: dict[str, int] = {}
         for deal in room["deals"]:
-            if deal["status"] != "ended":
+            if deal["status"] != FlashDealStatus.ENDED:
                 units = await self.gw.holds.units_taken(deal["deal_id"], self.user)
                 if units:
                     taken[str(deal["deal_id"])] = units
@@ -418,7 +455,7 @@ class Session:
         elif isinstance(message, Buy):
             await self.buy(message)
         else:
-            self.send(protocol.error("already_joined", "hello was already accepted."))
+            self.send(protocol.error(LiveErrorCode.ALREADY_JOINED, "hello was already accepted."))
 
     async def chat(self, message: Chat) -> None:
         try:
@@ -439,7 +476,7 @@ class Session:
                 window_ms=self.gw.config.chat_window_ms,
             )
         except DomainError as err:
-            if err.code in ("chat_rate_limited", "empty_chat", "chat_too_long", "invalid_chat"):
+            if err.code in CHAT_STRIKES:
                 await self.strike(err, "chat")
             else:
                 self.send(protocol.error(err.code, err.message, err.details, "chat"))
@@ -455,7 +492,7 @@ class Session:
         except Throttled as err:
             raise Conflict(
                 "Too much chat from your network; wait a moment.",
-                code="chat_rate_limited",
+                code=LiveErrorCode.CHAT_RATE_LIMITED,
                 retry_after_ms=err.details["retry_after_ms"],
                 per="address",
             ) from None
@@ -465,14 +502,17 @@ class Session:
         if self.role != "viewer":
             self.send(
                 protocol.error(
-                    "viewer_session_required", "Buying needs a guest session token.", None, ref
+                    LiveErrorCode.VIEWER_SESSION_REQUIRED,
+                    "Buying needs a guest session token.",
+                    None,
+                    ref,
                 )
             )
             return
         if not await self.gw.deal_in_room(self.room_id, message.deal_id):
             self.send(
                 protocol.error(
-                    "deal_not_in_room",
+                    LiveErrorCode.DEAL_NOT_IN_ROOM,
                     "No such deal in this room.",
                     {"deal_id": message.deal_id},
                     ref,
@@ -493,7 +533,7 @@ class Session:
                     "type": "hold.granted",
                     "ref": ref,
                     "deal_id": message.deal_id,
-                    "hold": hold_json(hold),
+                    "hold": hold.json(),
                     "replayed": hold.replayed,
                 }
             )
@@ -524,16 +564,16 @@ class Session:
         except Exception:
             log.warning("could not check hold %s; trying again", hold_id, exc_info=True)
             if self.viewer is not None:
-                self.watch(Hold(hold_id, 0, now_ms() + 2000, "held"))
+                self.watch(Hold(hold_id, 0, now_ms() + 2000, HoldState.HELD))
             return
         if self.viewer is None:  # gone while we asked
             return
-        if hold.state in ("held", "paying") and hold.expires_ms > now_ms():
+        if hold.state.open and hold.expires_ms > now_ms():
             self.watch(hold)
             return
         # Sales and releases are told through the bus by whoever made them; a lapse has no
         # maker, so the connection that holds the hold tells it.
-        if hold.state in ("held", "paying", "expired"):
+        if hold.state.open or hold.state is HoldState.EXPIRED:
             self.send(protocol.encode({"type": "hold.expired", "hold_id": hold_id, "ms": now_ms()}))
 
     def end(self) -> None:

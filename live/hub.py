@@ -165,7 +165,9 @@ class LocalRoom:
 
 
 class Hub:
-    def __init__(self, *, max_buffer: int = 1 << 20, interval: float = 0.1) -> None:
+    def __init__(self, *, max_buffer: int, interval: float = 0.1) -> None:
+        """``max_buffer``: the setting LIVECART_WS_MAX_BUFFER; ``interval``: the protocol's
+        coalescing period (docs/protocol.md), not a setting."""
         self.rooms: dict[int, LocalRoom] = {}
         self.max_buffer = max_buffer
         self.interval = interval

@@ -10,9 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 ROOM_KEYS_TTL_S = 7 * 24 * 3600
-# Events kept per room (about: Redis trims whole stream nodes). A resuming viewer whose missed
-# events are no longer all here (or are more than the gateway's max_replay) gets a snapshot.
-ROOM_LOG_MAXLEN = 2000
 
 
 @dataclass(frozen=True)

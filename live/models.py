@@ -6,6 +6,8 @@ from __future__ import annotations
 from sqlalchemy import BigInteger
 from sqlmodel import Field, SQLModel
 
+from live.room_states import RoomStatus
+
 
 class LiveRoom(SQLModel, table=True):
     __tablename__ = "rooms"
@@ -13,8 +15,8 @@ class LiveRoom(SQLModel, table=True):
     shop_id: int = Field(foreign_key="shops.id", index=True)
     seller_id: int = Field(foreign_key="sellers.id", index=True)
     title: str = Field(max_length=120)
-    # scheduled -> live -> ended, mirrored from the Redis state after each change
-    status: str = Field(default="scheduled", max_length=16)
+    # A RoomStatus (live/room_states.py), mirrored from the Redis state after each change
+    status: str = Field(default=RoomStatus.SCHEDULED, max_length=16)
     created_ms: int = Field(sa_type=BigInteger)
     started_ms: int | None = Field(default=None, sa_type=BigInteger)
     ended_ms: int | None = Field(default=None, sa_type=BigInteger)

@@ -13,7 +13,8 @@ from typing import Any
 
 import orjson
 
-from catalog.errors import Invalid
+from catalog.errors import CommonErrorCode, ErrorCode, Invalid
+from live.error_codes import LiveErrorCode
 
 VERSION = 1
 MAX_MESSAGE_BYTES = 4096
@@ -74,7 +75,7 @@ def _int(body: dict[str, Any], name: str, low: int, high: int, default: int | No
     if type(value) is not int or not low <= value <= high:
         raise ProtocolError(
             f"'{name}' must be a whole number from {low} to {high}.",
-            code="invalid_field",
+            code=LiveErrorCode.INVALID_FIELD,
             field=name,
         )
     return value
@@ -84,7 +85,9 @@ def _known_fields(body: dict[str, Any], allowed: set[str]) -> None:
     unknown = sorted(set(body) - allowed - {"type"})
     if unknown:
         raise ProtocolError(
-            f"Unknown field(s): {', '.join(unknown)}.", code="unknown_field", fields=unknown
+            f"Unknown field(s): {', '.join(unknown)}.",
+            code=CommonErrorCode.UNKNOWN_FIELD,
+            fields=unknown,
         )
 
 
@@ -92,19 +95,25 @@ def parse(raw: str | bytes) -> ClientMessage:
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise ProtocolError("The message is not valid JSON.", code="malformed_json") from None
+        raise ProtocolError(
+            "The message is not valid JSON.", code=CommonErrorCode.MALFORMED_JSON
+        ) from None
     if not isinstance(body, dict) or not isinstance(body.get("type"), str):
-        raise ProtocolError('Send a JSON object with a "type".', code="malformed_message")
+        raise ProtocolError(
+            'Send a JSON object with a "type".', code=LiveErrorCode.MALFORMED_MESSAGE
+        )
     kind = body["type"]
     if kind == "hello":
         _known_fields(body, {"token", "last_seq", "name", "protocol"})
         token = body.get("token")
         if not isinstance(token, str) or not 0 < len(token) <= 512:
-            raise ProtocolError("hello needs your session token.", code="missing_token")
+            raise ProtocolError(
+                "hello needs your session token.", code=CommonErrorCode.MISSING_TOKEN
+            )
         if body.get("protocol", VERSION) != VERSION:
             raise ProtocolError(
                 f"This server speaks protocol {VERSION}.",
-                code="unsupported_protocol",
+                code=LiveErrorCode.UNSUPPORTED_PROTOCOL,
                 supported=[VERSION],
             )
         last = None if body.get("last_seq") is None else _int(body, "last_seq", 0, 2**53)
@@ -118,7 +127,7 @@ def parse(raw: str | bytes) -> ClientMessage:
         if not isinstance(request_id, str) or not REQUEST_ID.match(request_id):
             raise ProtocolError(
                 "buy needs a request_id (1-64 of A-Z a-z 0-9 _ . : -); a retry reuses it.",
-                code="invalid_field",
+                code=LiveErrorCode.INVALID_FIELD,
                 field="request_id",
             )
         return Buy(
@@ -131,7 +140,9 @@ def parse(raw: str | bytes) -> ClientMessage:
         _known_fields(body, {"client_ms"})
         client_ms = body.get("client_ms")
         return Ping(None if client_ms is None else _int(body, "client_ms", 0, 2**53))
-    raise ProtocolError(f"Unknown message type {kind!r}.", code="unknown_type", type=kind[:40])
+    raise ProtocolError(
+        f"Unknown message type {kind!r}.", code=LiveErrorCode.UNKNOWN_TYPE, type=kind[:40]
+    )
 
 
 def encode(message: dict[str, Any]) -> bytes:
@@ -139,7 +150,7 @@ def encode(message: dict[str, Any]) -> bytes:
 
 
 def error(
-    code: str, message: str, details: dict[str, Any] | None = None, ref: str | None = None
+    code: ErrorCode, message: str, details: dict[str, Any] | None = None, ref: str | None = None
 ) -> bytes:
     body: dict[str, Any] = {
         "type": "error",

@@ -12,7 +12,10 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
+from catalog.error_codes import CatalogErrorCode
 from catalog.errors import Conflict, Invalid, NotFound
+from live.error_codes import LiveErrorCode
+from live.room_states import RUNNING, FlashDealStatus, RoomStatus
 
 Room = dict[str, Any]
 Event = dict[str, Any]
@@ -47,7 +50,7 @@ def new_room(room_id: int, shop_id: int, seller_id: int, title: str, now: int) -
         "shop_id": shop_id,
         "seller_id": seller_id,
         "title": clean_title(title),
-        "status": "scheduled",
+        "status": RoomStatus.SCHEDULED,
         "created_ms": now,
         "started_ms": None,
         "ended_ms": None,
@@ -62,28 +65,32 @@ def clean_title(title: str) -> str:
     text = " ".join(title.split())
     if not text or len(text) > MAX_TITLE:
         raise Invalid(
-            f"A room title is 1-{MAX_TITLE} characters.", code="invalid_title", max=MAX_TITLE
+            f"A room title is 1-{MAX_TITLE} characters.",
+            code=LiveErrorCode.INVALID_TITLE,
+            max=MAX_TITLE,
         )
     return text
 
 
 def _open(room: Room) -> None:
-    if room["status"] == "ended":
-        raise Conflict("The room has ended.", code="room_ended", room_id=room["id"])
+    if room["status"] == RoomStatus.ENDED:
+        raise Conflict("The room has ended.", code=LiveErrorCode.ROOM_ENDED, room_id=room["id"])
 
 
 def require_live(room: Room) -> None:
     _open(room)
-    if room["status"] != "live":
-        raise Conflict("The room is not live yet.", code="room_not_live", room_id=room["id"])
+    if room["status"] != RoomStatus.LIVE:
+        raise Conflict(
+            "The room is not live yet.", code=LiveErrorCode.ROOM_NOT_LIVE, room_id=room["id"]
+        )
 
 
 def go_live(room: Room, now: int) -> Change:
     _open(room)
-    if room["status"] == "live":
+    if room["status"] == RoomStatus.LIVE:
         return Change(room)
     room = copy.deepcopy(room)
-    room["status"], room["started_ms"] = "live", now
+    room["status"], room["started_ms"] = RoomStatus.LIVE, now
     return Change(room, [{"type": "room.live", "ms": now}])
 
 
@@ -91,13 +98,13 @@ def end(room: Room, now: int, reason: str = "creator") -> Change:
     """End the room; deals still running end with it (the caller stops them in the stores).
     ``reason``: "creator" (they ended it) or "unhosted" (left without its creator or video
     for too long, ended by the sweeper)."""
-    if room["status"] == "ended":
+    if room["status"] == RoomStatus.ENDED:
         return Change(room)
     room = copy.deepcopy(room)
     events: list[Event] = []
     for deal in room["deals"]:
-        if deal["status"] != "ended":
-            deal["status"] = "ended"
+        if deal["status"] != FlashDealStatus.ENDED:
+            deal["status"] = FlashDealStatus.ENDED
             events.append(
                 {
                     "type": "deal.ended",
@@ -112,7 +119,7 @@ def end(room: Room, now: int, reason: str = "creator") -> Change:
     if room.get("stream") is not None:
         room["stream"] = None
         events.append({"type": "stream.ended", "reason": "room_ended", "ms": now})
-    room["status"], room["ended_ms"] = "ended", now
+    room["status"], room["ended_ms"] = RoomStatus.ENDED, now
     events.append({"type": "room.ended", "reason": reason, "ms": now})
     return Change(room, events)
 
@@ -122,8 +129,8 @@ def start_stream(room: Room, now: int) -> Change:
     _open(room)
     room = copy.deepcopy(room)
     events: list[Event] = []
-    if room["status"] != "live":
-        room["status"], room["started_ms"] = "live", now
+    if room["status"] != RoomStatus.LIVE:
+        room["status"], room["started_ms"] = RoomStatus.LIVE, now
         events.append({"type": "room.live", "ms": now})
     room["stream"] = {"started_ms": now}
     events.append({"type": "stream.started", "ms": now})
@@ -146,7 +153,9 @@ def _bag_item(room: Room, product_id: int) -> dict[str, Any]:
             found: dict[str, Any] = item
             return found
     raise NotFound(
-        "That product is not in this room's bag.", code="product_not_in_bag", product_id=product_id
+        "That product is not in this room's bag.",
+        code=LiveErrorCode.PRODUCT_NOT_IN_BAG,
+        product_id=product_id,
     )
 
 
@@ -156,7 +165,9 @@ def add_to_bag(room: Room, card: dict[str, Any], now: int) -> Change:
     if any(item["product_id"] == card["product_id"] for item in room["bag"]):
         return Change(room)
     if len(room["bag"]) >= MAX_BAG:
-        raise Conflict(f"A room's bag holds at most {MAX_BAG} products.", code="bag_full")
+        raise Conflict(
+            f"A room's bag holds at most {MAX_BAG} products.", code=LiveErrorCode.BAG_FULL
+        )
     room = copy.deepcopy(room)
     room["bag"].append(card)
     return Change(room, [{"type": "bag.added", "product": card, "ms": now}])
@@ -201,51 +212,29 @@ def sku_in_bag(room: Room, sku_id: int) -> tuple[dict[str, Any], dict[str, Any]]
             if sku["sku_id"] == sku_id:
                 return item, sku
     raise NotFound(
-        "Add the SKU's product to the room's bag first.", code="sku_not_in_bag", sku_id=sku_id
+        "Add the SKU's product to the room's bag first.",
+        code=LiveErrorCode.SKU_NOT_IN_BAG,
+        sku_id=sku_id,
     )
 
 
-def check_flash_deal(terms: FlashDealTerms, *, list_price: int, free_stock: int) -> None:
-    """The flash-deal rules, each with its own code. ``free_stock`` is stock not promised to
-    another deal."""
+def check_flash_window(terms: FlashDealTerms) -> None:
+    """How long a room counts a flash deal down and runs it, each rule with its own code. The
+    deal's terms (price, quantity, limit) are checked where every deal is made:
+    ``catalog.rules.check_deal_terms``."""
     if not MIN_COUNTDOWN_S <= terms.countdown_s <= MAX_COUNTDOWN_S:
         raise Invalid(
             f"The countdown is {MIN_COUNTDOWN_S}-{MAX_COUNTDOWN_S} seconds.",
-            code="invalid_countdown",
+            code=CatalogErrorCode.INVALID_COUNTDOWN,
             min=MIN_COUNTDOWN_S,
             max=MAX_COUNTDOWN_S,
         )
     if not MIN_RUN_S <= terms.duration_s <= MAX_RUN_S:
         raise Invalid(
             f"A flash deal runs {MIN_RUN_S // 60}-{MAX_RUN_S // 60} minutes.",
-            code="invalid_duration",
+            code=CatalogErrorCode.INVALID_DURATION,
             min=MIN_RUN_S,
             max=MAX_RUN_S,
-        )
-    if terms.deal_price <= 0:
-        raise Invalid("The deal price must be positive.", code="invalid_price")
-    if terms.deal_price >= list_price:
-        raise Invalid(
-            "The deal price must be below the list price.",
-            code="deal_price_not_below_list",
-            deal_price=terms.deal_price,
-            list_price=list_price,
-        )
-    if terms.quantity < 1:
-        raise Invalid("The quantity must be at least 1.", code="invalid_quantity")
-    if terms.quantity > free_stock:
-        raise Invalid(
-            "The quantity is more than the stock free for a deal.",
-            code="deal_quantity_above_stock",
-            quantity=terms.quantity,
-            stock=free_stock,
-        )
-    if not 1 <= terms.per_buyer_limit <= terms.quantity:
-        raise Invalid(
-            "The per-buyer limit is between 1 and the quantity.",
-            code="invalid_limit",
-            per_buyer_limit=terms.per_buyer_limit,
-            quantity=terms.quantity,
         )
 
 
@@ -254,7 +243,7 @@ def schedule_deal(room: Room, deal: dict[str, Any], now: int) -> Change:
     clock. The countdown runs from now to ``starts_ms``."""
     require_live(room)
     room = copy.deepcopy(room)
-    card = {**deal, "status": "scheduled", "sold_out": False}
+    card = {**deal, "status": FlashDealStatus.SCHEDULED, "sold_out": False}
     room["deals"].append(card)
     return Change(room, [{"type": "deal.scheduled", "deal": card, "ms": now}])
 
@@ -264,17 +253,30 @@ def _deal(room: Room, deal_id: int) -> dict[str, Any]:
         if deal["deal_id"] == deal_id:
             found: dict[str, Any] = deal
             return found
-    raise NotFound("No such deal in this room.", code="deal_not_found", deal_id=deal_id)
+    raise NotFound(
+        "No such deal in this room.", code=CatalogErrorCode.DEAL_NOT_FOUND, deal_id=deal_id
+    )
 
 
 def stop_deal(room: Room, deal_id: int, now: int) -> Change:
     _open(room)
-    if _deal(room, deal_id)["status"] == "ended":
-        raise Conflict("The deal has already ended.", code="deal_ended", deal_id=deal_id)
+    if _deal(room, deal_id)["status"] == FlashDealStatus.ENDED:
+        raise Conflict(
+            "The deal has already ended.", code=CatalogErrorCode.DEAL_ENDED, deal_id=deal_id
+        )
     room = copy.deepcopy(room)
-    _deal(room, deal_id)["status"] = "ended"
+    _deal(room, deal_id)["status"] = FlashDealStatus.ENDED
     return Change(
         room, [{"type": "deal.ended", "deal_id": deal_id, "reason": "stopped", "ms": now}]
+    )
+
+
+def deals_due(room: Room, now: int) -> bool:
+    """Would ``tick`` move a deal now? (Cheaper to ask than to tick: no copy of the room.)"""
+    return any(
+        (d["status"] == FlashDealStatus.SCHEDULED and now >= d["starts_ms"])
+        or (d["status"] == FlashDealStatus.LIVE and now >= d["ends_ms"])
+        for d in room["deals"]
     )
 
 
@@ -284,8 +286,8 @@ def tick(room: Room, now: int) -> Change:
     events: list[Event] = []
     room = copy.deepcopy(room)
     for deal in room["deals"]:
-        if deal["status"] == "scheduled" and now >= deal["starts_ms"]:
-            deal["status"] = "live"
+        if deal["status"] == FlashDealStatus.SCHEDULED and now >= deal["starts_ms"]:
+            deal["status"] = FlashDealStatus.LIVE
             events.append(
                 {
                     "type": "deal.live",
@@ -294,8 +296,8 @@ def tick(room: Room, now: int) -> Change:
                     "ms": now,
                 }
             )
-        if deal["status"] == "live" and now >= deal["ends_ms"]:
-            deal["status"] = "ended"
+        if deal["status"] == FlashDealStatus.LIVE and now >= deal["ends_ms"]:
+            deal["status"] = FlashDealStatus.ENDED
             events.append(
                 {"type": "deal.ended", "deal_id": deal["deal_id"], "reason": "time", "ms": now}
             )
@@ -305,7 +307,7 @@ def tick(room: Room, now: int) -> Change:
 def stock_changed(room: Room, deal_id: int, left: int, now: int) -> Change:
     """A live deal with nothing left is sold out; units coming back (lapsed holds) reopen it."""
     deal = _deal(room, deal_id)
-    if deal["status"] != "live" or deal["sold_out"] == (left == 0):
+    if deal["status"] != FlashDealStatus.LIVE or deal["sold_out"] == (left == 0):
         return Change(room)
     room = copy.deepcopy(room)
     deal = _deal(room, deal_id)
@@ -318,7 +320,7 @@ def clean_chat(text: object) -> str:
     """Chat is plain text: control characters go, whitespace runs collapse, length is capped.
     Markup is not stripped; it is delivered as data and shown as text."""
     if not isinstance(text, str):
-        raise Invalid("Chat text must be a string.", code="invalid_chat")
+        raise Invalid("Chat text must be a string.", code=LiveErrorCode.INVALID_CHAT)
     kept = "".join(
         " " if ch.isspace() else ch
         for ch in text
@@ -326,11 +328,11 @@ def clean_chat(text: object) -> str:
     )
     cleaned = " ".join(kept.split())
     if not cleaned:
-        raise Invalid("Say something.", code="empty_chat")
+        raise Invalid("Say something.", code=LiveErrorCode.EMPTY_CHAT)
     if len(cleaned) > MAX_CHAT_CHARS:
         raise Invalid(
             f"Chat lines are at most {MAX_CHAT_CHARS} characters.",
-            code="chat_too_long",
+            code=LiveErrorCode.CHAT_TOO_LONG,
             max=MAX_CHAT_CHARS,
         )
     return cleaned
@@ -345,7 +347,7 @@ def clean_name(name: object, fallback: str) -> str:
 
 
 def live_deal_ids(room: Room) -> list[int]:
-    return [d["deal_id"] for d in room["deals"] if d["status"] in ("scheduled", "live")]
+    return [d["deal_id"] for d in room["deals"] if d["status"] in RUNNING]
 
 
 def has_deal(room: Room, deal_id: int) -> bool:

@@ -4,9 +4,9 @@ room's live state and events). Ownership is checked here; the rules are in live/
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from sqlalchemy import update
@@ -16,13 +16,17 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from catalog import service as catalog
 from catalog.clock import now_ms
 from catalog.db import Database
+from catalog.deal_status import DealStatus
+from catalog.error_codes import CatalogErrorCode
 from catalog.errors import Conflict, DomainError, NotFound
 from catalog.models import Deal, Product, Seller, Sku
 from catalog.rules import DealTerms
 from checkout import deals
 from checkout.holds import HoldStore
 from live import rules
+from live.error_codes import LiveErrorCode
 from live.models import LiveRoom
+from live.room_states import RUNNING, FlashDealStatus, RoomStatus
 from live.store import Committed, RoomStore
 
 log = logging.getLogger("livecart.rooms")
@@ -48,13 +52,15 @@ async def create_room(
 async def owned_room(session: AsyncSession, seller: Seller, room_id: int) -> LiveRoom:
     row = await session.get(LiveRoom, room_id)
     if row is None or row.seller_id != seller.id:
-        raise NotFound("No such room among yours.", code="room_not_found", room_id=room_id)
+        raise NotFound(
+            "No such room among yours.", code=LiveErrorCode.ROOM_NOT_FOUND, room_id=room_id
+        )
     return row
 
 
 async def list_rooms(
     session: AsyncSession,
-    status: str | None = None,
+    status: RoomStatus | None = None,
     *,
     seller_id: int | None = None,
     shop_id: int | None = None,
@@ -102,7 +108,7 @@ async def end(
     viewers."""
     snap = await store.read(room_id)
     if snap is None:
-        raise NotFound("No such room.", code="room_not_found", room_id=room_id)
+        raise NotFound("No such room.", code=LiveErrorCode.ROOM_NOT_FOUND, room_id=room_id)
     for deal_id in rules.live_deal_ids(snap.room):
         await _stop_deal_in_stores(session, holds, deal_id)
     done = await store.update(room_id, lambda r: rules.end(r, now_ms(), reason))
@@ -159,11 +165,11 @@ async def schedule_deal(
     opens by itself at ``starts_ms``), then announce it to the room."""
     snap = await store.read(room_id)
     if snap is None:
-        raise NotFound("No such room.", code="room_not_found", room_id=room_id)
+        raise NotFound("No such room.", code=LiveErrorCode.ROOM_NOT_FOUND, room_id=room_id)
     rules.require_live(snap.room)  # fail before touching any stock
     rules.sku_in_bag(snap.room, terms.sku_id)
-    sku = await catalog.owned_sku(session, seller, terms.sku_id)
-    rules.check_flash_deal(terms, list_price=sku.list_price, free_stock=sku.stock - sku.allocated)
+    await catalog.owned_sku(session, seller, terms.sku_id)
+    rules.check_flash_window(terms)  # its terms are checked by create_deal, as every deal's
     starts = await store.server_ms() + terms.countdown_s * 1000
     deal = await catalog.create_deal(
         session,
@@ -197,7 +203,7 @@ async def open_deal(
     Redis), then announce it to the room's viewers with its card."""
     snap = await store.read(room_id)
     if snap is None:
-        raise NotFound("No such room.", code="room_not_found", room_id=room_id)
+        raise NotFound("No such room.", code=LiveErrorCode.ROOM_NOT_FOUND, room_id=room_id)
     product, _ = rules.sku_in_bag(snap.room, deal.sku_id)
     sku = await catalog.get_sku(session, deal.sku_id)
     deal = await deals.start(session, holds, deal, hold_ttl_ms=hold_ttl_ms, pay_ttl_ms=pay_ttl_ms)
@@ -231,7 +237,7 @@ async def stop_deal(
 ) -> Committed:
     snap = await store.read(room_id)
     if snap is None:
-        raise NotFound("No such room.", code="room_not_found", room_id=room_id)
+        raise NotFound("No such room.", code=LiveErrorCode.ROOM_NOT_FOUND, room_id=room_id)
     rules.stop_deal(snap.room, deal_id, 0)  # refuse before touching the stores
     await _stop_deal_in_stores(session, holds, deal_id)
     return await store.update(room_id, lambda r: rules.stop_deal(r, deal_id, now_ms()))
@@ -239,12 +245,12 @@ async def stop_deal(
 
 async def _stop_deal_in_stores(session: AsyncSession, holds: HoldStore, deal_id: int) -> None:
     deal = await session.get(Deal, deal_id)
-    if deal is not None and deal.status in ("scheduled", "live"):
+    if deal is not None and deal.status in (DealStatus.SCHEDULED, DealStatus.LIVE):
         try:
             await deals.stop(session, holds, deal)
         except Conflict as err:
             # Another node's sweeper, or the creator's End, stopped it first: that is done.
-            if err.code != "deal_not_live":
+            if err.code is not CatalogErrorCode.DEAL_NOT_LIVE:
                 raise
 
 
@@ -262,25 +268,21 @@ async def advance(store: RoomStore, holds: HoldStore, room_id: int) -> Advanced:
     if snap is None:
         return Advanced(None, 0, {})
     room, seq = snap.room, snap.seq
-    if room["status"] == "ended":
+    if room["status"] == RoomStatus.ENDED:
         return Advanced(room, seq, {})
     now = await store.server_ms()
-    if any(
-        (d["status"] == "scheduled" and now >= d["starts_ms"])
-        or (d["status"] == "live" and now >= d["ends_ms"])
-        for d in room["deals"]
-    ):
+    if rules.deals_due(room, now):
         done = await store.update(room_id, lambda r: rules.tick(r, now))
         room, seq = done.change.room, max(seq, done.seq)
     left: dict[int, int] = {}
     for deal in room["deals"]:
-        if deal["status"] not in ("scheduled", "live"):
+        if deal["status"] not in RUNNING:
             continue
         state = await holds.snapshot(deal["deal_id"])  # lapsed holds are returned first
         if state is None:
             continue
         left[deal["deal_id"]] = state.available
-        if deal["status"] == "live" and deal["sold_out"] != (state.available == 0):
+        if deal["status"] == FlashDealStatus.LIVE and deal["sold_out"] != (state.available == 0):
             done = await store.update(
                 room_id, _stock_rule(deal["deal_id"], state.available, state.server_ms)
             )
@@ -292,32 +294,63 @@ def _stock_rule(deal_id: int, left: int, now: int) -> Callable[[rules.Room], rul
     return lambda room: rules.stock_changed(room, deal_id, left, now)
 
 
-class RoomSweep(NamedTuple):
-    """What the room sweeper needs besides the stores: the database (to end abandoned rooms),
-    how long a room may stay unhosted (0: forever), and rooms this process hosts itself."""
+class RoomSweep:
+    """Every open room, watched on this node or not, once a round (``interval_ms``): its deals
+    move along the clock, a video whose publisher's node stopped renewing its claim (it
+    crashed) ends, and a room nobody has hosted for ``unhosted_end_ms`` (0: never) ends.
+    ``hosted_here``: rooms this process hosts itself. The node's room ticker runs a share of
+    the round each tick, so a long list of rooms never holds up the stock of watched ones."""
 
-    db: Database
-    unhosted_end_ms: int
-    hosted_here: tuple[int, ...] = ()
+    def __init__(
+        self,
+        db: Database,
+        unhosted_end_ms: int,
+        interval_ms: int,
+        hosted_here: tuple[int, ...] = (),
+    ) -> None:
+        self.db = db
+        self.unhosted_end_ms = unhosted_end_ms
+        self.interval_ms = interval_ms
+        self.hosted_here = hosted_here
+        self._due: deque[int] = deque()
+        self._share = 0
+        self._next_round = 0.0
+
+    async def share(
+        self,
+        store: RoomStore,
+        holds: HoldStore,
+        tick_s: float,
+        advanced: Mapping[int, Advanced],
+    ) -> None:
+        """Sweep this tick's share of the round (a new round starts once the last one is done
+        and ``interval_ms`` has passed); ``advanced`` has the rooms this tick already moved."""
+        now = asyncio.get_running_loop().time()
+        if not self._due and now >= self._next_round:
+            self._next_round = now + self.interval_ms / 1000
+            self._due = deque(await store.open_room_ids())
+            ticks = max(1, round(self.interval_ms / 1000 / tick_s))
+            self._share = -(-len(self._due) // ticks)
+        for _ in range(min(self._share, len(self._due))):
+            room_id = self._due.popleft()
+            try:
+                await _sweep_room(store, holds, self, room_id, advanced.get(room_id))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # One room's trouble must not hold up every other room's clock.
+                log.exception("sweep of room %s failed; will retry", room_id)
 
 
-async def sweep_rooms(store: RoomStore, holds: HoldStore, sweep: RoomSweep) -> None:
-    """Advance every open room, watched or not, so deals go live and end on time; end a video
-    stream whose publisher's node stopped renewing its claim (it crashed); end a room nobody
-    has hosted for ``unhosted_end_ms``."""
-    for room_id in await store.open_room_ids():
-        try:
-            await _sweep_room(store, holds, sweep, room_id)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            # One room's trouble must not hold up every other room's clock.
-            log.exception("sweep of room %s failed; will retry", room_id)
-
-
-async def _sweep_room(store: RoomStore, holds: HoldStore, sweep: RoomSweep, room_id: int) -> None:
-    room = (await advance(store, holds, room_id)).room
-    if room is None or room["status"] == "ended":
+async def _sweep_room(
+    store: RoomStore,
+    holds: HoldStore,
+    sweep: RoomSweep,
+    room_id: int,
+    advanced: Advanced | None,
+) -> None:
+    room = (advanced or await advance(store, holds, room_id)).room
+    if room is None or room["status"] == RoomStatus.ENDED:
         return
     streaming = room.get("stream") is not None and await store.stream_claimed(room_id)
     if room.get("stream") and not streaming:
@@ -337,20 +370,6 @@ async def _abandoned(store: RoomStore, room_id: int, hosted: bool, sweep: RoomSw
         await store.mark_hosted(room_id, now)
         return False
     return sweep.unhosted_end_ms > 0 and now - last >= sweep.unhosted_end_ms
-
-
-async def sweep_rooms_forever(
-    store: RoomStore, holds: HoldStore, sweep: RoomSweep, interval_ms: int, stop: asyncio.Event
-) -> None:
-    while not stop.is_set():
-        try:
-            await sweep_rooms(store, holds, sweep)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("room sweep failed; will retry")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), interval_ms / 1000)
 
 
 async def start_stream(session: AsyncSession, store: RoomStore, room_id: int) -> Committed:

@@ -5,18 +5,27 @@ inside one Redis Function, so two nodes (or two creator tabs) cannot overwrite e
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from importlib import resources
 from typing import NamedTuple, cast
 
 import orjson
 from redis.asyncio import Redis
 
-from catalog.errors import Conflict, NotFound
+from catalog.errors import CommonErrorCode, Conflict, NotFound
 from live import rules
-from live.keys import ROOM_KEYS_TTL_S, ROOM_LOG_MAXLEN, LiveKeys
+from live.error_codes import LiveErrorCode
+from live.keys import ROOM_KEYS_TTL_S, LiveKeys
+from live.room_states import RoomStatus
 
 LIBRARY = resources.files("live").joinpath("lua/rooms.lua").read_text()
+# What lc_room_post answers instead of "ok", as the code the poster gets.
+_POST_REFUSALS: dict[str, LiveErrorCode] = {
+    LiveErrorCode.ROOM_NOT_FOUND.value: LiveErrorCode.ROOM_NOT_FOUND,
+    LiveErrorCode.ROOM_ENDED.value: LiveErrorCode.ROOM_ENDED,
+    LiveErrorCode.MUTED.value: LiveErrorCode.MUTED,
+    CommonErrorCode.RATE_LIMITED.value: LiveErrorCode.CHAT_RATE_LIMITED,  # the user's own rate
+}
 COMMIT_ATTEMPTS = 20
 LogEntries = list[tuple[str, dict[str, str]]]
 # A node's viewer count older than this is from a node that stopped reporting: not counted.
@@ -35,7 +44,10 @@ class Committed(NamedTuple):
 
 
 class RoomStore:
-    def __init__(self, redis: Redis, keys: LiveKeys, log_maxlen: int = ROOM_LOG_MAXLEN) -> None:
+    def __init__(self, redis: Redis, keys: LiveKeys, log_maxlen: int) -> None:
+        """``log_maxlen``: events kept per room (LIVECART_ROOM_LOG_MAXLEN; about: Redis trims
+        whole stream nodes). A resuming viewer whose missed events are no longer all there
+        gets a snapshot."""
         self.redis = redis
         self.keys = keys
         self.log_maxlen = log_maxlen
@@ -60,7 +72,7 @@ class RoomStore:
             raise Conflict(
                 "Redis already holds a room under this id. Is another database using the same "
                 "Redis and LIVECART_REDIS_PREFIX?",
-                code="room_state_mismatch",
+                code=LiveErrorCode.ROOM_STATE_MISMATCH,
                 room_id=room["id"],
             )
         await self.redis.sadd(self.keys.live_rooms, str(room["id"]))
@@ -71,16 +83,16 @@ class RoomStore:
         for _ in range(COMMIT_ATTEMPTS):
             snap = await self.read(room_id)
             if snap is None:
-                raise NotFound("No such room.", code="room_not_found", room_id=room_id)
+                raise NotFound("No such room.", code=LiveErrorCode.ROOM_NOT_FOUND, room_id=room_id)
             change = rule(snap.room)
             if not change.events:  # every state change announces itself; nothing to write
                 return Committed(rules.Change(snap.room), snap.seq)
             seq = await self._commit(room_id, snap.version, change.room, change.events)
             if seq is not None:
-                if change.room["status"] == "ended":
+                if change.room["status"] == RoomStatus.ENDED:
                     await self._retire(room_id)
                 return Committed(change, seq)
-        raise Conflict("The room is changing too fast; try again.", code="room_busy")
+        raise Conflict("The room is changing too fast; try again.", code=LiveErrorCode.ROOM_BUSY)
 
     async def _commit(
         self, room_id: int, version: int, room: rules.Room, events: list[rules.Event]
@@ -136,18 +148,16 @@ class RoomStore:
             window_ms,
             orjson.dumps(event),
         )
-        code = result[0]
-        if code == "ok":
+        if result[0] == "ok":
             return int(result[1])
-        if code == "room_not_found":
+        code = _POST_REFUSALS[result[0]]
+        if code is LiveErrorCode.ROOM_NOT_FOUND:
             raise NotFound("No such room.", code=code, room_id=room_id)
-        if code == "room_ended":
+        if code is LiveErrorCode.ROOM_ENDED:
             raise Conflict("The room has ended.", code=code, room_id=room_id)
-        if code == "muted":
-            raise Conflict("The creator has muted you in this room.", code="muted")
-        raise Conflict(
-            "You are sending chat too fast.", code="chat_rate_limited", retry_after_ms=result[1]
-        )
+        if code is LiveErrorCode.MUTED:
+            raise Conflict("The creator has muted you in this room.", code=code)
+        raise Conflict("You are sending chat too fast.", code=code, retry_after_ms=result[1])
 
     async def events_after(self, room_id: int, seq: int, limit: int) -> list[bytes] | None:
         """The events after ``seq`` in order, or None when the log no longer has them all (or
@@ -175,6 +185,19 @@ class RoomStore:
         if len(entries) != upto - after or entries[0][0] != f"{after + 1}-0":
             return None
         return [fields["p"].encode() for _, fields in entries]
+
+    async def event(self, room_id: int, seq: int) -> rules.Event | None:
+        """Event number ``seq``, while the log still has it."""
+        log = self.keys.room(room_id).log
+        entries = cast(LogEntries, await self.redis.xrange(log, f"{seq}-0", f"{seq}-0"))
+        return orjson.loads(entries[0][1]["p"]) if entries else None
+
+    async def events_back_from(self, room_id: int, seq: int, count: int) -> Iterator[rules.Event]:
+        """Up to ``count`` events numbered ``seq`` or less, newest first, each decoded only when
+        the caller gets to it."""
+        log = self.keys.room(room_id).log
+        entries = cast(LogEntries, await self.redis.xrevrange(log, f"{seq}-0", "-", count=count))
+        return (orjson.loads(fields["p"]) for _, fields in entries)
 
     async def server_ms(self) -> int:
         """Redis's clock: the one deal windows are enforced on (checkout/lua/holds.lua)."""

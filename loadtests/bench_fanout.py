@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import secrets
@@ -31,11 +30,16 @@ import sys
 import tempfile
 import time
 from array import array
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+# Run as a script from a checkout: its root holds tests.harness (and livecart's packages, when
+# livecart is not installed).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.harness import free_port, livecart, serving
 
 HERE = Path(__file__).resolve()
 SERVER_CPU, CLIENT_CPU = "0", "1"
@@ -365,35 +369,6 @@ async def publisher(args: argparse.Namespace, host: str, port: int) -> Any:
 # orchestration
 
 
-@contextlib.contextmanager
-def process(cmd: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("ab") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def wait_port(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
-    import socket
-
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(log.read_text())
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"no server on {port}:\n{log.read_text()}")
-
-
 def clients(
     args: argparse.Namespace, target: str, port: int, pid: int, room: int, secret: str
 ) -> dict[str, Any]:
@@ -456,7 +431,7 @@ def livecart_room(base: str, database_url: str) -> int:
 
 
 def run_livecart(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    from web.embedded import EmbeddedValkey, free_port
+    from web.embedded import EmbeddedValkey
     from web.migrate import upgrade
 
     secret = secrets.token_urlsafe(16)
@@ -480,23 +455,19 @@ def run_livecart(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "LIVECART_BENCH_ROUTES": "1",
             "LIVECART_DATA_DIR": str(workdir),
         }
+        command = [*pinned(SERVER_CPU), *livecart("serve")]
         log = workdir / "livecart.log"
-        cmd = [*pinned(SERVER_CPU), sys.executable, "-m", "web.cli", "serve"]
-        with process(cmd, env, log) as proc:
-            wait_port(port, proc, log)
-            room = livecart_room(f"http://127.0.0.1:{port}", database_url)
-            return clients(args, "livecart", port, proc.pid, room, secret)
+        with serving(command, port=port, env=env, log=log, ready_path="/readyz") as server:
+            room = livecart_room(server.base_url, database_url)
+            return clients(args, "livecart", port, server.pid, room, secret)
 
 
 def run_baseline(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    from web.embedded import free_port
-
     port = free_port()
     log = workdir / "baseline.log"
     cmd = [*pinned(SERVER_CPU), sys.executable, str(HERE), "baseline-server", "--port", str(port)]
-    with process(cmd, dict(os.environ), log) as proc:
-        wait_port(port, proc, log)
-        return clients(args, "baseline", port, proc.pid, 0, "")
+    with serving(cmd, port=port, env=dict(os.environ), log=log) as server:
+        return clients(args, "baseline", port, server.pid, 0, "")
 
 
 def table(rows: list[dict[str, Any]]) -> str:

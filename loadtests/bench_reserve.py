@@ -27,7 +27,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,10 @@ from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from sqlalchemy import func, insert, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+# Run as a script from a checkout: its root holds tests.harness (and livecart's packages, when
+# livecart is not installed).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from catalog import service
 from catalog.clock import now_ms
@@ -44,10 +48,13 @@ from catalog.rules import DealTerms
 from checkout.keys import Keyspace
 from checkout.models import Order
 from checkout.order_store import PaidOrder, order_row
-from checkout.pipeline import OrderPipeline, PipelineConfig
+from checkout.pipeline import OrderPipeline
+from tests.harness import ROOT, free_port, livecart, serving
+from web.app import pipeline_config
 from web.auth import GuestSessions
-from web.embedded import EmbeddedValkey, free_port
+from web.embedded import EmbeddedValkey
 from web.migrate import upgrade
+from web.settings import Settings
 
 RESERVE_TARGET = 0.7  # reserve requests/s as a share of no-op requests/s
 PIPELINE_TARGET = 2.0  # pipeline orders/s as a multiple of reserve requests/s
@@ -340,45 +347,18 @@ async def create_seller(database_url: str) -> tuple[str, int]:
 
 @contextlib.contextmanager
 def serve(env: dict[str, str], port: int, log: Path, pinning: Pinning) -> Iterator[int]:
-    cmd = [
-        *pinning.prefix(SERVER_CPU),
-        sys.executable,
-        "-m",
-        "web.cli",
-        "serve",
-        "--no-worker",
-        "--port",
-        str(port),
-    ]
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            cmd,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=Path(__file__).resolve().parent.parent,
-        )
-    try:
-        wait_ready(f"http://127.0.0.1:{port}/healthz", process, log)
-        yield process.pid
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited early:\n{log.read_text()}")
-        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1):
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"server did not start in {SERVER_START_TIMEOUT_S}s:\n{log.read_text()}")
+    """``livecart serve`` without its worker, pinned, once /readyz answers: yields its pid."""
+    command = [*pinning.prefix(SERVER_CPU), *livecart("serve", "--no-worker", "--port", str(port))]
+    with serving(
+        command,
+        port=port,
+        env=env,
+        log=log,
+        cwd=ROOT,
+        ready_path="/readyz",
+        within_s=SERVER_START_TIMEOUT_S,
+    ) as server:
+        yield server.pid
 
 
 @dataclass
@@ -524,7 +504,8 @@ async def bench_pipeline(
                     pipe.xadd(stream, fields)  # type: ignore[arg-type]
                 await pipe.execute()
         await redis.sadd(keys.live_deals, str(deal_id))
-        pipeline = OrderPipeline(redis, db, keys, PipelineConfig(batch=batch, block_ms=100))
+        config = replace(pipeline_config(Settings()), batch=batch, block_ms=100)
+        pipeline = OrderPipeline(redis, db, keys, config)
         await pipeline.streams()  # creates the consumer group outside the timed part
         other: list[float] = []
         with meter.foreign(other):

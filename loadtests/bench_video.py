@@ -21,7 +21,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,7 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+# Run as a script from a checkout: its root holds tests.harness (and livecart's packages, when
+# livecart is not installed).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.harness import ROOT, free_port, livecart, serve, stop_process, stop_server
+
 LOAD_CPU, SERVER_CPU = "1", "0"
 WINDOW_S = 5.0
 TARGET = 0.95
@@ -106,25 +110,6 @@ def serve_baseline(port: int) -> None:
 # -- servers under test ---------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"server exited: {process.returncode}")
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit(f"server at {url} did not come up")
-
-
 def post_json(url: str, token: str | None, body: dict[str, Any] | None = None) -> dict[str, Any]:
     headers = {"Content-Type": "application/json"}
     if token:
@@ -159,9 +144,8 @@ def start_livecart(tmp: Path) -> Target:
     }
     for name in ("REDIS_URL", "DATABASE_URL"):
         env.pop(name, None)  # the embedded defaults: a private Valkey and SQLite
-    livecart = [sys.executable, "-m", "web.cli"]
     made = subprocess.run(
-        [*livecart, "create-seller", "--name", "Bench", "--email", "bench@example.com"],
+        livecart("create-seller", "--name", "Bench", "--email", "bench@example.com"),
         env=env,
         cwd=ROOT,
         check=True,
@@ -170,35 +154,37 @@ def start_livecart(tmp: Path) -> Target:
     ).stdout
     token = made.split("token: ")[1].strip()
     shop = int(made.split("shop ")[1].split()[0])
-    process = subprocess.Popen(
-        ["taskset", "-c", SERVER_CPU, *livecart, "serve"],
+    server = serve(
+        ["taskset", "-c", SERVER_CPU, *livecart("serve")],
+        port=port,
         env=env,
+        log=tmp / "livecart.log",
         cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        ready_path="/readyz",
+        within_s=60,
     )
-    base = f"http://127.0.0.1:{port}"
-    wait_for(f"{base}/healthz", process)
-    room = post_json(f"{base}/api/rooms", token, {"shop_id": shop, "title": "Bench"})["room"]["id"]
-    viewer = post_json(f"{base}/api/session", None)["token"]
-    return Target("livecart encode-once", process, base, room, token, viewer)
+    base = server.base_url
+    try:
+        made_room = post_json(f"{base}/api/rooms", token, {"shop_id": shop, "title": "Bench"})
+        viewer = post_json(f"{base}/api/session", None)["token"]
+    except BaseException:
+        stop_server(server)
+        raise
+    return Target(
+        "livecart encode-once", server.process, base, made_room["room"]["id"], token, viewer
+    )
 
 
-def start_baseline() -> Target:
+def start_baseline(tmp: Path) -> Target:
     port = free_port()
-    process = subprocess.Popen(
+    server = serve(
         ["taskset", "-c", SERVER_CPU, sys.executable, __file__, "--serve-baseline", str(port)],
+        port=port,
+        env=dict(os.environ),
+        log=tmp / "baseline.log",
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.2)
-    return Target("aiortc MediaRelay", process, base, 1, "x", "x")
+    return Target("aiortc MediaRelay", server.process, server.base_url, 1, "x", "x")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -347,11 +333,7 @@ def sustained(steps: list[Step]) -> Step | None:
 
 
 def stop(target: Target) -> None:
-    target.process.terminate()
-    try:
-        target.process.wait(20)
-    except subprocess.TimeoutExpired:
-        target.process.kill()
+    stop_process(target.process, 20)
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -363,7 +345,7 @@ async def main(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-video-"))
     try:
         if args.only in (None, "baseline"):
-            target = start_baseline()
+            target = start_baseline(tmp)
             try:
                 results["baseline"] = sustained(await ramp(target, 1, 1, args.baseline_limit))
             finally:
@@ -395,7 +377,6 @@ async def main(args: argparse.Namespace) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--serve-baseline":
-        sys.path.insert(0, str(ROOT))
         serve_baseline(int(sys.argv[2]))
         sys.exit(0)
     parser = argparse.ArgumentParser(
@@ -406,5 +387,4 @@ if __name__ == "__main__":
     parser.add_argument("--step", type=int, default=20)
     parser.add_argument("--limit", type=int, default=400)
     parser.add_argument("--baseline-limit", type=int, default=40)
-    sys.path.insert(0, str(ROOT))
     asyncio.run(main(parser.parse_args()))

@@ -42,7 +42,8 @@ sys.path.insert(0, str(ROOT))
 from catalog.db import Database  # noqa: E402
 from checkout.audit import DealAudit, settled_audit  # noqa: E402
 from checkout.keys import Keyspace  # noqa: E402
-from web.embedded import EmbeddedValkey, free_port  # noqa: E402
+from tests.harness import NO_ADDRESS_LIMITS, free_port, livecart, serving  # noqa: E402
+from web.embedded import EmbeddedValkey  # noqa: E402
 
 DEFAULTS = {
     "storm": {"viewers": 2000, "run_time": 75},
@@ -70,7 +71,7 @@ class Stage:
 
 @contextmanager
 def server(tmp: Path, env_extra: dict[str, str]) -> Iterator[tuple[str, str, str]]:
-    """A private Valkey, a SQLite file and ``livecart serve`` on a free port."""
+    """A private Valkey, a SQLite file and ``livecart serve`` on a free port, ready."""
     with EmbeddedValkey(tmp / "valkey", persistent=False) as valkey:
         database_url = f"sqlite:///{tmp / 'livecart.db'}"
         port = free_port()
@@ -78,6 +79,7 @@ def server(tmp: Path, env_extra: dict[str, str]) -> Iterator[tuple[str, str, str
             # The caller's LIVECART_* settings (a host, other TTLs, no worker) would change what
             # is measured or where it listens: the server gets only these.
             **{k: v for k, v in os.environ.items() if not k.startswith("LIVECART_")},
+            **NO_ADDRESS_LIMITS,
             "LIVECART_HOST": "127.0.0.1",
             "REDIS_URL": valkey.url,
             "DATABASE_URL": database_url,
@@ -85,44 +87,18 @@ def server(tmp: Path, env_extra: dict[str, str]) -> Iterator[tuple[str, str, str
             "LIVECART_DATA_DIR": str(tmp),
             "LIVECART_PORT": str(port),
             "LIVECART_SECRET_KEY": secrets.token_hex(16),
-            # One load generator on 127.0.0.1 plays thousands of viewers: the per-address
-            # limits would see one client and throttle it.
-            "LIVECART_SESSION_RATE": "0",
-            "LIVECART_RESERVE_RATE": "0",
-            "LIVECART_CHAT_RATE": "0",
-            "LIVECART_ADDRESS_HOLD_CAP": "0",
             **env_extra,
         }
-        log = (tmp / "server.log").open("wb")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "web.cli", "serve"],
-            cwd=ROOT,
+        with serving(
+            livecart("serve"),
+            port=port,
             env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                if process.poll() is not None:
-                    raise SystemExit(f"the server exited:\n{(tmp / 'server.log').read_text()}")
-                try:
-                    if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit("the server did not start within 60 s")
-                time.sleep(0.2)
-            yield base, valkey.url, database_url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-            log.close()
+            log=tmp / "server.log",
+            cwd=ROOT,
+            ready_path="/readyz",
+            within_s=60,
+        ) as running:
+            yield running.base_url, valkey.url, database_url
 
 
 def create_seller(env: dict[str, str]) -> str:

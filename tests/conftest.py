@@ -6,10 +6,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +21,9 @@ from catalog.models import Seller, Shop
 from checkout.holds import HoldStore
 from checkout.keys import Keyspace
 from tests.browser import CHROMIUM_ARGS, chromium_or_skip
+from tests.harness import NO_ADDRESS_LIMITS, Server, free_port, livecart, serve, stop_server
 from web.auth import GuestSessions
-from web.embedded import EmbeddedValkey, free_port
+from web.embedded import EmbeddedValkey
 from web.migrate import downgrade_to_base, upgrade
 
 SECRET = "test-secret-" + secrets.token_hex(8)
@@ -121,26 +118,11 @@ async def seller(db: Database) -> SellerAccount:
     return SellerAccount(me, shop, token)
 
 
-@dataclass
-class Server:
-    base_url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-
-# Every test client connects from 127.0.0.1, thousands of buyers behind one address: the
-# per-address limits are off unless a test turns them on (tests/test_limits.py).
-NO_ADDRESS_LIMITS = {
-    "LIVECART_SESSION_RATE": "0",
-    "LIVECART_RESERVE_RATE": "0",
-    "LIVECART_CHAT_RATE": "0",
-    "LIVECART_ADDRESS_HOLD_CAP": "0",
-}
-
-
 def start_server(
     redis_url: str, database_url: str, log: Path, startup_s: float = 30, **env: str
 ) -> Server:
+    """``livecart serve`` on the test stores and keyspace, with ``env`` on top; its data
+    directory is the log's."""
     port = free_port()
     full_env = {
         **os.environ,
@@ -153,39 +135,7 @@ def start_server(
         "LIVECART_PORT": str(port),
         **env,
     }
-    with log.open("ab") as out:  # the child keeps its own copy of the descriptor
-        process = subprocess.Popen(
-            [sys.executable, "-m", "web.cli", "serve"],
-            env=full_env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    wait_for_port(port, process, log, startup_s)
-    return Server(f"http://127.0.0.1:{port}", process, log)
-
-
-def wait_for_port(
-    port: int, process: subprocess.Popen[bytes], log: Path, within_s: float = 30
-) -> None:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited early:\n{log.read_text()}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    process.kill()
-    raise RuntimeError(f"server did not start:\n{log.read_text()}")
-
-
-def stop_server(server: Server) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait()
+    return serve(livecart("serve"), port=port, env=full_env, log=log, within_s=startup_s)
 
 
 @pytest.fixture(scope="session")
@@ -208,18 +158,22 @@ WS_ENV = {
 }
 
 
+TIGHT_CHAT_WINDOW_MS = 2000
+
+
 @pytest.fixture(scope="session")
 def tight_server(
     redis_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    """A second node on the same stores with two-second holds, a tiny room log and a 64 KiB
-    send buffer per viewer."""
+    """A second node on the same stores with two-second holds, a tiny room log, a 64 KiB send
+    buffer per viewer and a two-second chat window."""
     running = start_server(
         redis_url,
         database_url,
         tmp_path_factory.mktemp("tight") / "server.log",
         LIVECART_HOLD_TTL_S="2",
         LIVECART_ROOM_LOG_MAXLEN="5",
+        LIVECART_CHAT_WINDOW_MS=str(TIGHT_CHAT_WINDOW_MS),
         LIVECART_WS_MAX_BUFFER="65536",
         # Long keepalive: a viewer that stops reading must be dropped for its buffer here,
         # not for missing pongs.

@@ -1,8 +1,8 @@
 """``livecart serve`` processes forked from a parent that has already imported livecart: the
 crash tests restart a server well over a hundred times, and importing costs about 2 s of CPU
 each time, while a fork costs milliseconds. Each child is a real process running the real
-``livecart serve`` (``web.cli.main``) with its own environment; SIGKILL ends it as it would any
-server."""
+``livecart serve`` (``web.cli.main``) with its own environment and the crash points the test
+installs (tests/crashing.py); SIGKILL ends it as it would any server."""
 
 from __future__ import annotations
 
@@ -15,9 +15,13 @@ from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
+from checkout.faults import NO_CRASH, CrashPoints
+
 FORKS = multiprocessing.get_context("forkserver")
 # Imported once, in the fork server, before any child: what `livecart serve` would import.
-FORKS.set_forkserver_preload(["web.cli", "web.app", "web.runtime", "tests.forked"])
+FORKS.set_forkserver_preload(
+    ["web.cli", "web.app", "web.runtime", "tests.forked", "tests.crashing"]
+)
 
 # A forked child's exit code comes from the fork server through a pipe, read by whoever polls
 # the child first; a second thread polling it at the same moment reads end-of-file and records
@@ -26,19 +30,24 @@ FORKS.set_forkserver_preload(["web.cli", "web.app", "web.runtime", "tests.forked
 _POLLING = threading.Lock()
 
 
-def serve(env: dict[str, str], log: str) -> None:
-    """The child: output to ``log``, then exactly what ``python -m web.cli serve`` does."""
+def serve(env: dict[str, str], log: str, crash: CrashPoints) -> None:
+    """The child: output to ``log``, then what ``python -m web.cli serve`` does, with ``crash``
+    installed."""
     out = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     os.dup2(out, 1)
     os.dup2(out, 2)
     os.environ.update(env)
     from web.cli import main
 
-    main(["serve"])
+    main(["serve"], crash)
 
 
-def start(env: dict[str, str], log: Path, port: int, within_s: float) -> BaseProcess:
-    process = FORKS.Process(target=serve, args=({**env, "LIVECART_PORT": str(port)}, str(log)))
+def start(
+    env: dict[str, str], log: Path, port: int, within_s: float, crash: CrashPoints = NO_CRASH
+) -> BaseProcess:
+    process = FORKS.Process(
+        target=serve, args=({**env, "LIVECART_PORT": str(port)}, str(log), crash)
+    )
     with _POLLING:
         process.start()
     deadline = time.monotonic() + within_s

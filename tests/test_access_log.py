@@ -18,7 +18,8 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 from websockets.typing import Origin
 
-from tests.conftest import Server, start_server, stop_server
+from tests.conftest import start_server
+from tests.harness import Server, stop_server
 
 pytestmark = pytest.mark.storage
 

@@ -22,10 +22,12 @@ from checkout.payments import ChargeStatus, SandboxProvider
 from checkout.reconciler import reconcile_once
 from tests.conftest import SellerAccount
 from tests.helpers import CrashAt, Crashed, make_live_deal, until
+from web.settings import Settings
 
 pytestmark = pytest.mark.storage
 
 CARD = "4242424242424242"
+LEASE_MS = Settings().checkout_lease_ms  # a checkout's claim on its Idempotency-Key
 DECLINED = "4000000000000002"
 
 
@@ -93,7 +95,11 @@ async def test_a_failed_request_never_removes_a_newer_claim_on_its_key(
     key = "k-" + secrets.token_hex(4)
     slow = await store.begin("buyer", key, "digest")
     assert isinstance(slow, Claim)
-    await asyncio.sleep(1.1)  # the slow request outlived its marker
+
+    async def outlived() -> bool:  # the slow request outlived its marker
+        return not await redis.exists(slow.redis_key)
+
+    await until(outlived, "the slow request's marker lapses")
     fresh = await store.begin("buyer", key, "digest")
     assert isinstance(fresh, Claim)
     await store.abandon(slow)  # the slow one fails late
@@ -118,7 +124,7 @@ async def _crashed_checkout(
 
 async def _settle_all(till: Till, redis: Redis, keys: Keyspace) -> dict[AttemptStatus, int]:
     # lease 0: every pending attempt is old enough; none of these keys is claimed by a request
-    return dict(await reconcile_once(till, IdempotencyStore(redis, keys), lease_ms=0))
+    return dict(await reconcile_once(till, IdempotencyStore(redis, keys, LEASE_MS), lease_ms=0))
 
 
 async def _status(till: Till, hold_id: str, key: str) -> str:
@@ -204,7 +210,7 @@ async def test_a_crash_after_the_refund_is_recorded_as_refunded_once(
     await till.holds.release(hold_id, me)
     crashing = Till(till.holds, till.provider, till.attempts, CrashAt("checkout.after_refund"))
     with pytest.raises(Crashed):
-        await reconcile_once(crashing, IdempotencyStore(redis, private_keys), lease_ms=0)
+        await reconcile_once(crashing, IdempotencyStore(redis, private_keys, LEASE_MS), lease_ms=0)
     assert await _status(till, hold_id, key) == "pending"  # died before writing it down
     assert await _settle_all(till, redis, private_keys) == {AttemptStatus.REFUNDED: 1}
     charge = await till.provider.find(charge_key(hold_id, key))
@@ -216,7 +222,7 @@ async def test_the_reconciler_leaves_a_running_checkout_alone(
 ) -> None:
     deal = await make_live_deal(db, till.holds, seller, quantity=3)
     me, key, hold_id = await _crashed_checkout(till, deal.id or 0, "checkout.after_charge")
-    store = IdempotencyStore(redis, private_keys)
+    store = IdempotencyStore(redis, private_keys, LEASE_MS)
     claim = await store.begin(me, key, "digest")  # the buyer's retry is running
     assert isinstance(claim, Claim)
     assert await reconcile_once(till, store, lease_ms=0) == {}
@@ -265,7 +271,7 @@ async def test_a_refunded_charge_never_pays_for_a_sale(
 async def test_a_retry_waits_while_the_reconciler_settles_its_attempt(
     redis: Redis, private_keys: Keyspace
 ) -> None:
-    store = IdempotencyStore(redis, private_keys)
+    store = IdempotencyStore(redis, private_keys, LEASE_MS)
     key = "k-" + secrets.token_hex(4)
     settling = await store.claim_for_settling("buyer", key)
     assert settling is not None
@@ -284,7 +290,7 @@ async def test_an_attempt_left_pending_under_a_finished_key_is_still_settled(
     # is stored for a day. The attempt must not stay pending for that day (CI once saw it).
     deal = await make_live_deal(db, till.holds, seller, quantity=3, hold_ttl_ms=100, pay_ttl_ms=200)
     me, key, hold_id = await _crashed_checkout(till, deal.id or 0, "checkout.before_charge")
-    store = IdempotencyStore(redis, private_keys)
+    store = IdempotencyStore(redis, private_keys, LEASE_MS)
     claim = await store.begin(me, key, "digest")
     assert isinstance(claim, Claim)
     await store.finish(claim, "digest", StoredResponse(409, b'{"error": "hold_expired"}'))

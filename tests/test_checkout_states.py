@@ -52,6 +52,7 @@ from checkout.payments import ChargeStatus, SandboxProvider
 from checkout.reconciler import reconcile_once
 from tests.conftest import PREFIX, SellerAccount
 from tests.helpers import CrashAt, Crashed, make_live_deal
+from web.settings import Settings
 
 pytestmark = [pytest.mark.storage, pytest.mark.crash, pytest.mark.slow]
 
@@ -59,6 +60,7 @@ EXAMPLES = int(os.environ.get("LIVECART_STATEFUL_EXAMPLES") or 25)
 QUANTITY = 5
 LIMIT = 2
 HOLD_TTL_MS = 100
+LEASE_MS = Settings().checkout_lease_ms
 APPROVED, DECLINED = "4242424242424242", "4000000000000002"
 CHECKOUT_POINTS = [point for point in POINTS if point.startswith("checkout.")]
 
@@ -159,7 +161,9 @@ def machine_for(world: World) -> type[RuleBasedStateMachine]:
         @rule()
         def restart(self) -> None:
             """A process came back: its startup pass over attempts whose request died."""
-            world.run(reconcile_once(self.till(), IdempotencyStore(world.redis, world.keys), 0))
+            world.run(
+                reconcile_once(self.till(), IdempotencyStore(world.redis, world.keys, LEASE_MS), 0)
+            )
 
         @rule()
         def sweep(self) -> None:

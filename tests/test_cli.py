@@ -18,8 +18,7 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from tests.conftest import wait_for_port
-from web.embedded import free_port
+from tests.harness import free_port, serve
 
 pytestmark = pytest.mark.storage
 
@@ -36,34 +35,31 @@ def livecart(command: str, workdir: Path) -> Iterator[str]:
     the data lands in the default ``./.livecart``."""
     port = free_port()
     log = workdir / f"{command}-{port}.log"
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "web.cli", command, "--port", str(port)],
-            env=UNCONFIGURED,
-            cwd=workdir,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    running = serve(
+        [sys.executable, "-m", "web.cli", command, "--port", str(port)],
+        port=port,
+        env=UNCONFIGURED,
+        log=log,
+        cwd=workdir,
+    )
     try:
-        wait_for_port(port, process, log)
-        yield f"http://127.0.0.1:{port}"
+        yield running.base_url
     finally:
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=20) == 0, log.read_text()
+        running.process.send_signal(signal.SIGINT)
+        assert running.process.wait(timeout=20) == 0, log.read_text()
 
 
 def test_sigterm_stops_the_private_valkey_too(tmp_path: Path) -> None:
     """systemd, docker and kill stop a server with SIGTERM: its private Valkey goes with it."""
     data = tmp_path / ".livecart"
     port = free_port()
-    process = subprocess.Popen(
+    process = serve(
         [sys.executable, "-m", "web.cli", "serve", "--port", str(port)],
+        port=port,
         env=UNCONFIGURED,
+        log=tmp_path / "serve.log",
         cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    wait_for_port(port, process, tmp_path / "none.log")
+    ).process
     assert valkey_running(data)
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=20) == 0
@@ -155,16 +151,14 @@ def test_the_demo_prints_a_publish_line_that_works_as_typed(tmp_path: Path) -> N
     (tmp_path / ".venv").symlink_to(script.parent.parent)  # the clone's .venv, as README made it
     port = free_port()
     log = tmp_path / "demo.log"
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [".venv/bin/livecart", "demo", "--port", str(port)],
-            env=UNCONFIGURED,
-            cwd=tmp_path,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    process = serve(
+        [".venv/bin/livecart", "demo", "--port", str(port)],
+        port=port,
+        env=UNCONFIGURED,
+        log=log,
+        cwd=tmp_path,
+    ).process
     try:
-        wait_for_port(port, process, log)
         banner = log.read_text()
     finally:
         process.send_signal(signal.SIGINT)

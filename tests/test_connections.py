@@ -23,8 +23,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import text
 
 from catalog.db import Database, is_sqlite
-from tests.conftest import PREFIX, SellerAccount, Server, start_server, stop_server
-from tests.test_api import PaidOrder, pay_and_wait_for_order
+from tests.conftest import PREFIX, SellerAccount, start_server
+from tests.harness import Server, stop_server
+from tests.helpers import PaidOrder, pay_and_wait_for_order
 from tests.tlsservers import Certificates, make_certificates, tls_postgres, tls_redis
 from web.auth import GuestSessions
 from web.migrate import upgrade

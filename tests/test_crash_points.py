@@ -9,9 +9,10 @@ buyer and the books see:
 - no unit is sold twice (the deal's audit), no hold is stuck paying, no attempt stays pending.
 
 One server per point, all points at once; each repetition arms the crash (a trigger file the
-process removes as it dies), buys, waits for the death, restarts and retries. Servers are forked
-from a parent that has imported livecart already (tests/forked.py), so a restart costs a fork,
-not two seconds of imports.
+process removes as it dies), buys, waits for the death, restarts and retries. The crash points
+are tests/crashing.py's, installed in each server; servers are forked from a parent that has
+imported livecart already (tests/forked.py), so a restart costs a fork, not two seconds of
+imports.
 ``LIVECART_CRASH_REPS`` repetitions per point (2 by default; CI runs 20 in its own step).
 """
 
@@ -40,6 +41,7 @@ from checkout.models import Order, PaymentAttempt
 from checkout.payments import ChargeStatus, SandboxProvider
 from tests import forked
 from tests.conftest import PREFIX, SECRET, SellerAccount
+from tests.crashing import SigkillAt
 from tests.helpers import make_live_deal, until
 from web.embedded import free_port
 
@@ -73,11 +75,9 @@ class Lane:
     server: Server | None = None  # the living one: it stays up until the books are checked
 
 
-def lane_env(point: str, prefix: str, trigger: Path) -> dict[str, str]:
+def lane_env(point: str, prefix: str) -> dict[str, str]:
     env = {
         "LIVECART_REDIS_PREFIX": prefix,
-        "LIVECART_FAULT_CRASH_AT": point,
-        "LIVECART_FAULT_CRASH_FILE": str(trigger),
         "LIVECART_CHECKOUT_LEASE_S": str(LEASE_S),
         "LIVECART_RECONCILE_INTERVAL_S": "0.5",
         "LIVECART_SWEEP_INTERVAL_MS": "50",
@@ -105,7 +105,9 @@ async def start(lane: Lane, redis_url: str, database_url: str) -> Server:
     }
     port = free_port()
     starting = asyncio.ensure_future(
-        asyncio.to_thread(forked.start, env, lane.log, port, STARTUP_S)
+        asyncio.to_thread(
+            forked.start, env, lane.log, port, STARTUP_S, SigkillAt(lane.point, lane.trigger)
+        )
     )
     try:
         process = await asyncio.shield(starting)
@@ -245,9 +247,7 @@ async def test_every_crash_point_ends_in_one_order_or_one_refund(
     for n, point in enumerate(POINTS):
         prefix = f"{PREFIX}x{n}"
         trigger = tmp_path / f"crash-{n}"
-        lane = Lane(
-            point, prefix, trigger, tmp_path / f"server-{n}.log", lane_env(point, prefix, trigger)
-        )
+        lane = Lane(point, prefix, trigger, tmp_path / f"server-{n}.log", lane_env(point, prefix))
         refund_lane = point == "checkout.after_refund"
         store = HoldStore(redis, Keyspace(prefix))
         await store.install()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from dataclasses import replace
 
 import pytest
 from redis.asyncio import Redis
@@ -14,10 +15,12 @@ from catalog.models import Deal, Sku
 from checkout import deals
 from checkout.holds import HoldStore, ReserveRequest
 from checkout.keys import Keyspace
-from checkout.pipeline import OrderPipeline, PipelineConfig
+from checkout.pipeline import OrderPipeline
 from checkout.sweeper import sweep_once
 from tests.conftest import SellerAccount
 from tests.helpers import make_live_deal
+from web.app import pipeline_config
+from web.settings import Settings
 
 pytestmark = pytest.mark.storage
 
@@ -63,7 +66,8 @@ async def test_unsold_units_go_back_once_nothing_more_can_sell(
     assert await sku_and_status(db, deal) == (10, 2, "settled")  # once, not every sweep
     assert deal_id in await private_holds.live_deal_ids()  # its order is not in SQL yet
 
-    pipeline = OrderPipeline(redis, db, private_keys, PipelineConfig(block_ms=50))
+    config = replace(pipeline_config(Settings()), block_ms=50)
+    pipeline = OrderPipeline(redis, db, private_keys, config)
     while await pipeline.lag():
         await pipeline.step()
     assert await sku_and_status(db, deal) == (8, 0, "settled")

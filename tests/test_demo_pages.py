@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
-import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,10 +24,9 @@ from tests.browser import (
     new_page,
     overflowing,
 )
-from tests.conftest import wait_for_port
+from tests.harness import free_port, serve
 from tests.test_cli import UNCONFIGURED
 from tests.test_pages import ADDRESS, CARD, sign_in, video_plays
-from web.embedded import free_port
 
 pytestmark = pytest.mark.storage
 
@@ -55,16 +53,14 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     workdir = tmp_path_factory.mktemp("newcomer")
     port = free_port()  # README's 8000 may be taken on this machine: the only change
     log = workdir / "demo.log"
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [str(LIVECART), "demo", "--port", str(port)],
-            env={**UNCONFIGURED, "LIVECART_WEBRTC_ADDRESSES": "127.0.0.1"},
-            cwd=workdir,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    process = serve(
+        [str(LIVECART), "demo", "--port", str(port)],
+        port=port,
+        env={**UNCONFIGURED, "LIVECART_WEBRTC_ADDRESSES": "127.0.0.1"},
+        log=log,
+        cwd=workdir,
+    ).process
     try:
-        wait_for_port(port, process, log)
         text = log.read_text()
         yield Demo(
             base=f"http://127.0.0.1:{port}",

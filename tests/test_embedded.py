@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import wait_for_port
+from tests import harness
 from tests.test_cli import UNCONFIGURED
 from web.embedded import free_port, valkey_binary
 
@@ -21,14 +21,14 @@ pytestmark = pytest.mark.storage
 
 
 def serve(workdir: Path, port: int) -> subprocess.Popen[bytes]:
-    with (workdir / f"serve-{port}.log").open("ab") as log:  # the child keeps its own copy
-        return subprocess.Popen(
-            [sys.executable, "-m", "web.cli", "serve", "--port", str(port)],
-            env=UNCONFIGURED,
-            cwd=workdir,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    """``livecart serve`` with nothing configured, in ``workdir``, once it serves."""
+    return harness.serve(
+        [sys.executable, "-m", "web.cli", "serve", "--port", str(port)],
+        port=port,
+        env=UNCONFIGURED,
+        log=workdir / f"serve-{port}.log",
+        cwd=workdir,
+    ).process
 
 
 def valkeys_on(data_dir: Path) -> list[int]:
@@ -61,7 +61,6 @@ def test_a_killed_server_takes_its_valkey_with_it(tmp_path: Path) -> None:
     port = free_port()
     first = serve(tmp_path, port)
     try:
-        wait_for_port(port, first, tmp_path / f"serve-{port}.log")
         (valkey,) = valkeys_on(data)
     finally:
         first.send_signal(signal.SIGKILL)
@@ -71,7 +70,6 @@ def test_a_killed_server_takes_its_valkey_with_it(tmp_path: Path) -> None:
     port = free_port()
     second = serve(tmp_path, port)
     try:
-        wait_for_port(port, second, tmp_path / f"serve-{port}.log")
         assert len(valkeys_on(data)) == 1 and valkeys_on(data) != [valkey]
     finally:
         second.send_signal(signal.SIGINT)
@@ -105,7 +103,6 @@ def test_a_valkey_left_running_is_stopped_before_a_new_one_starts(tmp_path: Path
         port = free_port()
         server = serve(tmp_path, port)
         try:
-            wait_for_port(port, server, tmp_path / f"serve-{port}.log")
             assert stale.wait(timeout=10) == 0  # stopped with SIGTERM: it flushed and exited
             assert [pid for pid in valkeys_on(data) if pid != stale.pid] == valkeys_on(data)
             assert len(valkeys_on(data)) == 1
@@ -124,7 +121,6 @@ def test_a_second_livecart_on_one_data_dir_is_refused(tmp_path: Path) -> None:
     port = free_port()
     first = serve(tmp_path, port)
     try:
-        wait_for_port(port, first, tmp_path / f"serve-{port}.log")
         second = subprocess.run(
             [sys.executable, "-m", "web.cli", "serve", "--port", str(free_port())],
             env=UNCONFIGURED,

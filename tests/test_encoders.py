@@ -29,7 +29,8 @@ from playwright.async_api import Browser, expect
 from catalog.db import Database
 from live.media import publisher as synthetic
 from tests.browser import DESKTOP, new_page
-from tests.conftest import SellerAccount, Server, start_server, stop_server
+from tests.conftest import SellerAccount, start_server
+from tests.harness import Server, stop_server
 from tests.helpers import http_room, make_seller
 from tests.mediaclient import WhepViewer, eventually
 from tests.test_media import MEDIA_ENV

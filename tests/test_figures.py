@@ -15,8 +15,9 @@ import pytest
 
 from catalog.db import Database
 from live.models import LiveRoom
-from tests.conftest import SellerAccount, Server
-from tests.helpers import http_flash_deal, http_room
+from tests.conftest import SellerAccount
+from tests.harness import Server
+from tests.helpers import http_flash_deal, http_room, until_flash_deal_live
 from tests.wsclient import WsViewer
 from web.auth import GuestSessions
 
@@ -65,7 +66,7 @@ async def test_figures_count_viewers_not_the_creator_and_follow_the_sales(
     assert (after["viewers"], after["peak_viewers"]) == (1, 3)  # the peak stays
 
     deal = await http_flash_deal(http, seller, room, sku, quantity=5, limit=2)
-    await asyncio.sleep(max(0.0, (int(deal["starts_ms"]) - time.time() * 1000) / 1000) + 0.2)
+    await until_flash_deal_live(http, room, deal["deal_id"])
     buyer = {"Authorization": f"Bearer {tokens[0][1]}"}
     hold = (
         await http.post(f"/api/deals/{deal['deal_id']}/reserve", headers=buyer, json={"qty": 2})

@@ -18,8 +18,9 @@ from websockets.exceptions import InvalidStatus
 
 from catalog.db import Database
 from live.keys import LiveKeys
-from tests.conftest import PREFIX, SellerAccount, Server
-from tests.helpers import http_flash_deal, http_room, make_seller
+from tests.conftest import PREFIX, TIGHT_CHAT_WINDOW_MS, SellerAccount
+from tests.harness import Server
+from tests.helpers import http_flash_deal, http_room, make_seller, until, until_flash_deal_live
 from tests.wsclient import WsViewer, raw_viewer
 from web.auth import GuestSessions
 
@@ -47,7 +48,7 @@ async def live(server: Server, shop: SellerAccount) -> AsyncIterator[LiveRoom]:
     async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
         room, product, sku = await http_room(http, shop)
         deal = await http_flash_deal(http, shop, room, sku, quantity=10, limit=2)
-        await asyncio.sleep(max(0.0, (int(deal["starts_ms"]) - time.time() * 1000) / 1000) + 0.2)
+        await until_flash_deal_live(http, room, int(deal["deal_id"]))
         yield LiveRoom(shop, room, product, sku, deal)
 
 
@@ -495,6 +496,34 @@ async def test_chat_is_data_with_a_cap_a_rate_limit_and_coalesced_frames(
         await t.close()
 
 
+async def test_a_user_over_the_chat_rate_chats_again_once_the_window_passed(
+    tight_server: Server, redis: Redis, sessions: GuestSessions, db: Database
+) -> None:
+    """Three lines a window (LIVECART_CHAT_WINDOW_MS: two seconds on this node); the window
+    starts at a user's first line and ends when their counter expires in Redis."""
+    async with httpx.AsyncClient(base_url=tight_server.base_url, timeout=30) as http:
+        room, _, _ = await http_room(http, await make_seller(db, "Chatty Creator"))
+    user, tok = token(sessions)
+    v = await WsViewer.open(tight_server.base_url, room)
+    await v.hello(tok)
+    for text in ("one", "two", "three", "four"):
+        await v.send(type="chat", text=text)
+    refused = await v.next("error", ref="chat")
+    assert refused["code"] == "chat_rate_limited"
+    assert 0 < refused["details"]["retry_after_ms"] <= TIGHT_CHAT_WINDOW_MS
+    await v.next("chat", text="three")
+    counter = LiveKeys(PREFIX).room(room).chat_rate(user)
+
+    async def window_over() -> bool:
+        return not await redis.exists(counter)
+
+    await until(window_over, "the user's chat window to pass", within=10)
+    await v.send(type="chat", text="five")
+    await v.next("chat", text="five")
+    assert [m["text"] for m in v.of("chat")] == ["one", "two", "three", "five"]
+    await v.close()
+
+
 async def test_creator_deletes_a_line_and_mutes_a_user(
     server: Server,
     http: httpx.AsyncClient,
@@ -526,7 +555,7 @@ async def test_creator_deletes_a_line_and_mutes_a_user(
     await v.send(type="chat", text="still here")
     assert (await v.next("error", ref="chat"))["code"] == "muted"
     assert (await http.delete(f"/api/rooms/{live.room}/mutes/{user}", headers=h)).status_code == 204
-    await asyncio.sleep(5)  # past the chat rate window
+    # At once: a muted line never counted against the chat rate (one line so far, of three).
     await v.send(type="chat", text="sorry")
     await v.next("chat", text="sorry")
     await v.close()

@@ -23,7 +23,8 @@ from catalog.errors import Throttled
 from checkout.holds import HoldStore, ReserveRequest
 from checkout.keys import Keyspace
 from checkout.limits import Rate, RateLimiter, ReserveLimits, client_address
-from tests.conftest import SellerAccount, Server, start_server, stop_server
+from tests.conftest import SellerAccount, start_server
+from tests.harness import Server, stop_server
 from tests.helpers import http_live_deal, http_room, make_live_deal, outcome, until
 from tests.wsclient import WsViewer
 from web.auth import GuestSessions

@@ -15,7 +15,8 @@ import pytest
 from catalog.db import Database
 from live.media import pattern
 from live.media.publisher import Publisher, WhipError
-from tests.conftest import WS_ENV, SellerAccount, Server, start_server, stop_server
+from tests.conftest import WS_ENV, SellerAccount, start_server
+from tests.harness import Server, stop_server
 from tests.helpers import http_room, make_seller
 from tests.mediaclient import (
     WhepViewer,

@@ -5,6 +5,7 @@ rules and the relay's per-viewer queue."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 import av
@@ -15,6 +16,13 @@ from catalog.errors import Conflict, Invalid
 from live import rules
 from live.media import pattern, sdp
 from live.media.relay import Fanout, KeyframeGate, PacketTrack, VideoProfile, VideoRendition
+from web.app import media_config
+from web.settings import Settings
+
+
+def profile(**changes: Any) -> VideoProfile:
+    """The served rendition as the default settings make it, but for ``changes``."""
+    return replace(media_config(Settings()).profile, **changes)
 
 
 class Clock:
@@ -62,7 +70,7 @@ def test_a_periodic_keyframe_serves_waiting_requests() -> None:
 def test_the_rendition_fits_its_short_side(
     source: tuple[int, int], expected: tuple[int, int]
 ) -> None:
-    assert VideoProfile(short_side=360).size_for(*source) == expected
+    assert profile(short_side=360).size_for(*source) == expected
 
 
 OFFER_HEAD = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
@@ -110,7 +118,7 @@ def test_offers_are_checked_with_a_reason() -> None:
 
 
 def test_frame_numbers_survive_vp8_and_scaling() -> None:
-    rendition = VideoRendition(VideoProfile(short_side=240, bitrate=300_000))
+    rendition = VideoRendition(profile(short_side=240, bitrate=300_000))
     decoder = av.CodecContext.create("libvpx", "r")
     read: list[int | None] = []
     for n in range(500, 530):

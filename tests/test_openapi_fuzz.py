@@ -30,7 +30,8 @@ import httpx
 import pytest
 
 from catalog.db import is_sqlite
-from tests.conftest import PREFIX, Server, start_server, stop_server
+from tests.conftest import PREFIX, start_server
+from tests.harness import Server, stop_server
 from web.migrate import upgrade
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.slow]

@@ -29,7 +29,8 @@ from tests.browser import (
     Watched,
     new_page,
 )
-from tests.conftest import SellerAccount, Server, start_server, stop_server
+from tests.conftest import SellerAccount, start_server
+from tests.harness import Server, stop_server
 from web.auth import GuestSessions
 
 pytestmark = pytest.mark.storage

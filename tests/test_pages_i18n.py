@@ -23,7 +23,8 @@ from catalog import service
 from catalog.db import Database
 from catalog.models import Sku
 from tests.browser import PHONE, new_page, overflowing
-from tests.conftest import SellerAccount, Server, start_server, stop_server
+from tests.conftest import SellerAccount, start_server
+from tests.harness import Server, stop_server
 from web import i18n, l10n
 from web.auth import GuestSessions
 

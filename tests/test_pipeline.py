@@ -4,6 +4,7 @@ claims from a dead consumer, the dead-letter stream, and the guarded stock decre
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 
 import orjson
 import pytest
@@ -19,7 +20,6 @@ from checkout.models import Order, OrderEvent
 from checkout.order_store import PaidOrder, persist_paid_orders
 from checkout.pipeline import (
     OrderPipeline,
-    PipelineConfig,
     replay_dead_letters,
     stream_drained,
     trim_acknowledged,
@@ -27,6 +27,8 @@ from checkout.pipeline import (
 from checkout.sweeper import sweep_once
 from tests.conftest import SellerAccount
 from tests.helpers import make_live_deal
+from web.app import pipeline_config
+from web.settings import Settings
 
 pytestmark = pytest.mark.storage
 
@@ -57,8 +59,10 @@ async def stock_of(db: Database, sku_id: int) -> int:
 
 
 def pipeline(redis: Redis, db: Database, keys: Keyspace, **config: object) -> OrderPipeline:
-    settings = {"block_ms": 50, "consumer": "test-" + secrets.token_hex(4), **config}
-    return OrderPipeline(redis, db, keys, PipelineConfig(**settings))  # type: ignore[arg-type]
+    """A pipeline with the default settings but for ``config`` (PipelineConfig's fields)."""
+    changes = {"block_ms": 50, "consumer": "test-" + secrets.token_hex(4), **config}
+    configured = replace(pipeline_config(Settings()), **changes)  # type: ignore[arg-type]
+    return OrderPipeline(redis, db, keys, configured)
 
 
 async def drain(p: OrderPipeline, rounds: int = 20) -> None:

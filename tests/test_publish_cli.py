@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from tests.conftest import SellerAccount, Server
+from tests.conftest import SellerAccount
+from tests.harness import Server
 from tests.helpers import http_room
 from web.embedded import free_port
 

@@ -10,7 +10,8 @@ import httpx
 import pytest
 
 from catalog.db import Database
-from tests.conftest import PREFIX, SellerAccount, Server, start_server, stop_server
+from tests.conftest import PREFIX, SellerAccount, start_server
+from tests.harness import Server, stop_server
 from tests.helpers import http_flash_deal, http_room, make_seller
 from tests.wsclient import WsViewer
 from web.auth import GuestSessions

@@ -16,8 +16,9 @@ import pytest
 
 from catalog.errors import Unauthorized
 from catalog.models import Seller
-from tests.conftest import SellerAccount, Server, start_server, stop_server
-from tests.test_api import assert_error
+from tests.conftest import SellerAccount, start_server
+from tests.harness import Server, stop_server
+from tests.helpers import assert_error
 from tests.test_seller_pages import sign_in
 from tests.wsclient import WsViewer
 from web.auth import GuestSessions

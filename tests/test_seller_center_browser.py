@@ -15,8 +15,9 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from tests.browser import DESKTOP, Watched, new_page, overflowing
-from tests.conftest import SellerAccount, Server, viewer_headers
-from tests.test_api import poll
+from tests.conftest import SellerAccount, viewer_headers
+from tests.harness import Server
+from tests.helpers import poll
 from tests.test_pages import pages_server, shop, sign_in  # noqa: F401 (fixtures)
 from web.auth import GuestSessions
 

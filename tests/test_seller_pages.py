@@ -15,9 +15,9 @@ import pytest
 from catalog import service
 from catalog.db import Database
 from catalog.models import Seller
-from tests.conftest import SellerAccount, Server, viewer_headers
-from tests.helpers import http_live_deal, make_seller
-from tests.test_api import assert_error, pay_and_wait_for_order, reserve
+from tests.conftest import SellerAccount, viewer_headers
+from tests.harness import Server
+from tests.helpers import assert_error, http_live_deal, make_seller, pay_and_wait_for_order, reserve
 from tests.wsclient import WsViewer
 from web.auth import GuestSessions
 

@@ -22,7 +22,8 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from catalog.db import Database
 from live.media import publisher as synthetic
-from tests.conftest import SellerAccount, Server, start_server, stop_server
+from tests.conftest import SellerAccount, start_server
+from tests.harness import Server, stop_server
 from tests.helpers import http_room, make_seller
 from tests.mediaclient import eventually, wait_for_figures
 from web.api_media import ice_links

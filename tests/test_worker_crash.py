@@ -1,5 +1,6 @@
-"""SIGKILL the order worker after it committed a batch and before it acknowledged it, restart
-it, and count: every paid order exactly once in SQL, stock taken exactly once."""
+"""SIGKILL the order worker after it committed a batch and before it acknowledged it (the crash
+point ``pipeline.before_ack``, installed by tests/crashing.py), restart it, and count: every
+paid order exactly once in SQL, stock taken exactly once."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import secrets
 import signal
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
@@ -26,16 +28,20 @@ pytestmark = pytest.mark.storage
 
 SOLD = 60
 BATCH = 25
+ROOT = Path(__file__).resolve().parent.parent  # where `python -m tests.crashing` is found
 
 
 async def start_worker(
-    redis_url: str, database_url: str, keys: Keyspace, **env: str
+    redis_url: str, database_url: str, keys: Keyspace, crash_at: str = ""
 ) -> asyncio.subprocess.Process:
+    """``livecart worker``; with ``crash_at``, one that SIGKILLs itself at that crash point."""
+    runner = ["tests.crashing", crash_at] if crash_at else ["web.cli"]
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "web.cli",
+        *runner,
         "worker",
+        cwd=ROOT,
         env={
             **os.environ,
             "REDIS_URL": redis_url,
@@ -43,7 +49,6 @@ async def start_worker(
             "LIVECART_REDIS_PREFIX": keys.prefix,
             "LIVECART_WORKER_BATCH": str(BATCH),
             "LIVECART_WORKER_CLAIM_IDLE_MS": "300",
-            **env,
         },
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
@@ -90,12 +95,9 @@ async def test_sigkill_between_commit_and_ack_loses_and_duplicates_nothing(
         await store.begin_payment(hold.id, buyer)
         await store.commit(hold.id, buyer, "pay-" + hold.id)
 
-    doomed = await start_worker(
-        redis_url, database_url, keys, LIVECART_FAULT_STALL_BEFORE_ACK_S="60"
-    )
-    await wait_for_line(doomed, "committed-before-ack")
-    doomed.send_signal(signal.SIGKILL)
-    await doomed.wait()
+    doomed = await start_worker(redis_url, database_url, keys, crash_at="pipeline.before_ack")
+    await wait_for_line(doomed, "LIVECART-FAULT crash at pipeline.before_ack")
+    assert await doomed.wait() == -signal.SIGKILL
 
     stream = keys.deal(deal_id).orders
     orders, distinct, _, stock = await counts(db, deal_id, deal.sku_id)

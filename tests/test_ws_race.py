@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from checkout.holds import HoldStore
-from tests.conftest import SellerAccount, Server
+from tests.conftest import SellerAccount
+from tests.harness import Server
 from tests.helpers import http_flash_deal, http_room
 from tests.wsclient import WsViewer
 from web.auth import GuestSessions

@@ -13,10 +13,8 @@ import ipaddress
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,7 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from web.embedded import free_port
+from tests.harness import free_port, stop_process, wait_until_serving
 
 STARTUP_TIMEOUT_S = 30.0
 
@@ -120,24 +118,7 @@ def make_certificates(directory: Path) -> Certificates:
 
 
 def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited early:\n{log.read_text()}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"the server did not start:\n{log.read_text()}")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    wait_until_serving(port, lambda: process.poll() is not None, log, within_s=STARTUP_TIMEOUT_S)
 
 
 @contextmanager
@@ -174,7 +155,7 @@ def tls_redis(directory: Path, certs: Certificates) -> Iterator[int]:
             raise
         yield port
     finally:
-        _stop(process)
+        stop_process(process)
 
 
 def _postgres_bindir() -> Path | None:
@@ -250,4 +231,4 @@ def _cluster(
         _wait_for_port(port, process, log)
         yield port
     finally:
-        _stop(process)
+        stop_process(process)

@@ -9,20 +9,24 @@ from starlette.responses import Response
 
 from catalog import service
 from catalog.clock import now_ms
+from catalog.deal_status import DealStatus
+from catalog.error_codes import CatalogErrorCode
 from catalog.errors import Invalid
-from catalog.models import Deal, Product, Shop, Sku
+from catalog.models import Product, Shop, Sku
 from catalog.rules import DealTerms
 from checkout import deals
-from checkout.holds import DealState
+from checkout.deals import deal_json, started_state
+from checkout.error_codes import CheckoutErrorCode
 from web import responses as out
 from web.auth import seller
+from web.error_codes import WebErrorCode
 from web.http import JSONResponse, json_body
 from web.routing import ID_SCHEMA, Answer, Api, Param
 from web.schemas import MAX_ID, DealIn, ProductIn, ProductPatch, ShopIn, SkuIn, SkuPatch
 from web.services import services
 
 api = Api()
-DEAL_STATUSES = frozenset({"scheduled", "live", "ended", "settled"})
+DEAL_STATUSES = sorted(s.value for s in DealStatus)
 
 
 def shop_json(shop: Shop) -> dict[str, Any]:
@@ -54,28 +58,6 @@ def product_json(product: Product, skus: list[Sku] | None = None) -> dict[str, A
     }
     if skus is not None:
         body["skus"] = [sku_json(s) for s in skus]
-    return body
-
-
-def deal_json(deal: Deal, state: DealState | None) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "id": deal.id,
-        "shop_id": deal.shop_id,
-        "sku_id": deal.sku_id,
-        "deal_price": deal.deal_price,
-        "currency": deal.currency,
-        "quantity": deal.quantity,
-        "per_buyer_limit": deal.per_buyer_limit,
-        "starts_ms": deal.starts_ms,
-        "ends_ms": deal.ends_ms,
-        "status": deal.status,
-    }
-    if state is not None:
-        body["stock"] = {"available": state.available, "held": state.held, "sold": state.sold}
-        body["phase"] = state.phase
-        body["server_ms"] = state.server_ms
-    else:
-        body["phase"] = "upcoming" if deal.status == "scheduled" else "ended"
     return body
 
 
@@ -132,7 +114,7 @@ async def list_products(request: Request) -> Response:
     auth="seller",
     tag="catalog",
     ok={201: out.ProductAnswer},
-    errors=("shop_not_found",),
+    errors=(CatalogErrorCode.SHOP_NOT_FOUND,),
 )
 async def create_product(request: Request) -> Response:
     me = await seller(request)
@@ -150,7 +132,7 @@ async def create_product(request: Request) -> Response:
     "A product with its SKUs",
     tag="catalog",
     ok={200: out.ProductAnswer},
-    errors=("product_not_found",),
+    errors=(CatalogErrorCode.PRODUCT_NOT_FOUND,),
 )
 async def get_product(request: Request) -> Response:
     async with services(request).db.session() as session:
@@ -167,7 +149,7 @@ async def get_product(request: Request) -> Response:
     auth="seller",
     tag="catalog",
     ok={200: out.ProductAnswer},
-    errors=("product_not_found",),
+    errors=(CatalogErrorCode.PRODUCT_NOT_FOUND,),
 )
 async def update_product(request: Request) -> Response:
     me = await seller(request)
@@ -186,7 +168,7 @@ async def update_product(request: Request) -> Response:
     auth="seller",
     tag="catalog",
     ok={204: Answer(description="Deleted")},
-    errors=("product_not_found", "product_has_skus"),
+    errors=(CatalogErrorCode.PRODUCT_NOT_FOUND, CatalogErrorCode.PRODUCT_HAS_SKUS),
 )
 async def delete_product(request: Request) -> Response:
     me = await seller(request)
@@ -202,7 +184,7 @@ async def delete_product(request: Request) -> Response:
     auth="seller",
     tag="catalog",
     ok={200: out.ProductAnswer},
-    errors=("product_not_found", "product_has_live_deal"),
+    errors=(CatalogErrorCode.PRODUCT_NOT_FOUND, CatalogErrorCode.PRODUCT_HAS_LIVE_DEAL),
 )
 async def archive_product(request: Request) -> Response:
     me = await seller(request)
@@ -218,7 +200,7 @@ async def archive_product(request: Request) -> Response:
     auth="seller",
     tag="catalog",
     ok={200: out.ProductAnswer},
-    errors=("product_not_found",),
+    errors=(CatalogErrorCode.PRODUCT_NOT_FOUND,),
 )
 async def unarchive_product(request: Request) -> Response:
     me = await seller(request)
@@ -235,7 +217,7 @@ async def unarchive_product(request: Request) -> Response:
     auth="seller",
     tag="catalog",
     ok={201: out.SkuAnswer},
-    errors=("product_not_found",),
+    errors=(CatalogErrorCode.PRODUCT_NOT_FOUND,),
 )
 async def create_sku(request: Request) -> Response:
     me = await seller(request)
@@ -255,7 +237,7 @@ async def create_sku(request: Request) -> Response:
     auth="seller",
     tag="catalog",
     ok={200: out.SkuAnswer},
-    errors=("sku_not_found", "stock_allocated"),
+    errors=(CatalogErrorCode.SKU_NOT_FOUND, CatalogErrorCode.STOCK_ALLOCATED),
 )
 async def update_sku(request: Request) -> Response:
     me = await seller(request)
@@ -274,7 +256,7 @@ async def update_sku(request: Request) -> Response:
     auth="seller",
     tag="catalog",
     ok={204: Answer(description="Deleted")},
-    errors=("sku_not_found", "sku_in_use"),
+    errors=(CatalogErrorCode.SKU_NOT_FOUND, CatalogErrorCode.SKU_IN_USE),
 )
 async def delete_sku(request: Request) -> Response:
     me = await seller(request)
@@ -286,22 +268,22 @@ async def delete_sku(request: Request) -> Response:
 @api.route(
     "GET",
     "/api/deals",
-    "List deals (optionally ?status=scheduled|live|ended|settled)",
+    f"List deals (optionally ?status={'|'.join(DealStatus)})",
     tag="deals",
-    query=(Param("status", "Only deals in this status", {"enum": sorted(DEAL_STATUSES)}),),
+    query=(Param("status", "Only deals in this status", {"enum": DEAL_STATUSES}),),
     ok={200: out.DealList},
-    errors=("invalid_status",),
+    errors=(WebErrorCode.INVALID_STATUS,),
 )
 async def list_deals(request: Request) -> Response:
     svc = services(request)
     status = request.query_params.get("status")
     if status is not None and status not in DEAL_STATUSES:
-        raise Invalid("Unknown deal status.", code="invalid_status", allowed=sorted(DEAL_STATUSES))
+        raise Invalid(
+            "Unknown deal status.", code=WebErrorCode.INVALID_STATUS, allowed=DEAL_STATUSES
+        )
     async with svc.db.session() as session:
-        deals = await service.list_deals(session, status)
-    states = [
-        await svc.holds.snapshot(d.id) if d.status != "scheduled" and d.id else None for d in deals
-    ]
+        deals = await service.list_deals(session, None if status is None else DealStatus(status))
+    states = [await started_state(svc.holds, d) for d in deals]
     return JSONResponse(
         {
             "deals": [deal_json(d, s) for d, s in zip(deals, states, strict=True)],
@@ -316,7 +298,7 @@ async def list_deals(request: Request) -> Response:
     "A deal with its live stock counts",
     tag="deals",
     ok={200: out.DealAnswer},
-    errors=("deal_not_found",),
+    errors=(CatalogErrorCode.DEAL_NOT_FOUND,),
 )
 async def get_deal(request: Request) -> Response:
     svc = services(request)
@@ -334,13 +316,13 @@ async def get_deal(request: Request) -> Response:
     tag="deals",
     ok={201: out.DealAnswer},
     errors=(
-        "sku_not_found",
-        "product_archived",
-        "invalid_price",
-        "deal_price_not_below_list",
-        "deal_quantity_above_stock",
-        "limit_above_quantity",
-        "invalid_window",
+        CatalogErrorCode.SKU_NOT_FOUND,
+        CatalogErrorCode.PRODUCT_ARCHIVED,
+        CatalogErrorCode.INVALID_PRICE,
+        CatalogErrorCode.DEAL_PRICE_NOT_BELOW_LIST,
+        CatalogErrorCode.DEAL_QUANTITY_ABOVE_STOCK,
+        CatalogErrorCode.LIMIT_ABOVE_QUANTITY,
+        CatalogErrorCode.INVALID_WINDOW,
     ),
 )
 async def create_deal(request: Request) -> Response:
@@ -367,11 +349,11 @@ async def create_deal(request: Request) -> Response:
     tag="deals",
     ok={200: out.DealAnswer},
     errors=(
-        "deal_not_found",
-        "deal_not_scheduled",
-        "stock_unavailable",
-        "product_archived",
-        "deal_state_mismatch",
+        CatalogErrorCode.DEAL_NOT_FOUND,
+        CatalogErrorCode.DEAL_NOT_SCHEDULED,
+        CatalogErrorCode.STOCK_UNAVAILABLE,
+        CatalogErrorCode.PRODUCT_ARCHIVED,
+        CheckoutErrorCode.DEAL_STATE_MISMATCH,
     ),
 )
 async def start_deal(request: Request) -> Response:
@@ -396,7 +378,7 @@ async def start_deal(request: Request) -> Response:
     auth="seller",
     tag="deals",
     ok={200: out.DealAnswer},
-    errors=("deal_not_found", "deal_not_live"),
+    errors=(CatalogErrorCode.DEAL_NOT_FOUND, CatalogErrorCode.DEAL_NOT_LIVE),
 )
 async def stop_deal(request: Request) -> Response:
     me = await seller(request)

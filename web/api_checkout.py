@@ -11,9 +11,11 @@ from starlette.responses import Response
 
 from catalog import service
 from catalog.clock import now_ms
-from catalog.errors import DomainError, Invalid, PaymentFailed
+from catalog.error_codes import CatalogErrorCode
+from catalog.errors import CommonErrorCode, DomainError, Invalid, PaymentFailed
 from checkout.checkout import pay_for_hold
-from checkout.holds import Hold, ReserveRequest
+from checkout.error_codes import CheckoutErrorCode
+from checkout.holds import ReserveRequest
 from checkout.idempotency import StoredResponse, body_hash
 from checkout.keys import deal_id_of_hold
 from checkout.limits import Rate, client_address
@@ -38,17 +40,13 @@ REPLAYED = Param("Idempotent-Replayed", "`true` on the stored answer to a retrie
 log = logging.getLogger("livecart.checkout")
 
 
-def hold_json(hold: Hold) -> dict[str, Any]:
-    return {"id": hold.id, "qty": hold.qty, "state": hold.state, "expires_ms": hold.expires_ms}
-
-
 @api.route(
     "POST",
     "/api/session",
     "Start a guest session (viewer/buyer identity)",
     tag="identity",
     ok={201: out.GuestSession},
-    errors=("rate_limited",),
+    errors=(CommonErrorCode.RATE_LIMITED,),
 )
 async def create_session(request: Request) -> Response:
     svc = services(request)
@@ -75,16 +73,16 @@ def address_of(request: Request) -> str:
         200: Answer(out.HoldAnswer, "The hold this request_id made before"),
     },
     errors=(
-        "deal_not_found",
-        "deal_not_live",
-        "deal_not_started",
-        "deal_ended",
-        "sold_out",
-        "insufficient_stock",
-        "limit_exceeded",
-        "address_hold_limit",
-        "invalid_quantity",
-        "rate_limited",
+        CatalogErrorCode.DEAL_NOT_FOUND,
+        CatalogErrorCode.DEAL_NOT_LIVE,
+        CatalogErrorCode.DEAL_NOT_STARTED,
+        CatalogErrorCode.DEAL_ENDED,
+        CheckoutErrorCode.SOLD_OUT,
+        CheckoutErrorCode.INSUFFICIENT_STOCK,
+        CheckoutErrorCode.LIMIT_EXCEEDED,
+        CheckoutErrorCode.ADDRESS_HOLD_LIMIT,
+        CatalogErrorCode.INVALID_QUANTITY,
+        CommonErrorCode.RATE_LIMITED,
     ),
 )
 async def reserve(request: Request) -> Response:
@@ -98,11 +96,11 @@ async def reserve(request: Request) -> Response:
         )
     except DomainError as err:
         svc.metrics.reservations.labels(result=err.code).inc()
-        if err.code == "deal_not_live":
+        if err.code is CatalogErrorCode.DEAL_NOT_LIVE:
             await _raise_if_unknown(svc, deal_id)
         raise
     svc.metrics.reserved_ok.inc()
-    return JSONResponse({"hold": hold_json(hold)}, status_code=200 if hold.replayed else 201)
+    return JSONResponse({"hold": hold.json()}, status_code=200 if hold.replayed else 201)
 
 
 async def _raise_if_unknown(svc: Services, deal_id: int) -> None:
@@ -118,13 +116,13 @@ async def _raise_if_unknown(svc: Services, deal_id: int) -> None:
     tag="checkout",
     path_params=(HOLD_ID,),
     ok={200: out.HoldAnswer},
-    errors=("hold_not_found",),
+    errors=(CheckoutErrorCode.HOLD_NOT_FOUND,),
 )
 async def get_hold(request: Request) -> Response:
     svc = services(request)
     buyer = svc.sessions.verify(bearer(request))
     hold = await svc.holds.get_hold(request.path_params["hold_id"], buyer)
-    return JSONResponse({"hold": hold_json(hold)})
+    return JSONResponse({"hold": hold.json()})
 
 
 @api.route(
@@ -136,11 +134,11 @@ async def get_hold(request: Request) -> Response:
     path_params=(HOLD_ID,),
     ok={204: Answer(description="The units are back on sale")},
     errors=(
-        "hold_not_found",
-        "hold_expired",
-        "hold_released",
-        "hold_already_paid",
-        "payment_in_progress",
+        CheckoutErrorCode.HOLD_NOT_FOUND,
+        CheckoutErrorCode.HOLD_EXPIRED,
+        CheckoutErrorCode.HOLD_RELEASED,
+        CheckoutErrorCode.HOLD_ALREADY_PAID,
+        CheckoutErrorCode.PAYMENT_IN_PROGRESS,
     ),
 )
 async def release_hold(request: Request) -> Response:
@@ -177,19 +175,20 @@ async def _tell_room(svc: Services, hold_id: str, buyer: str, message: dict[str,
         201: Answer(out.CheckoutAnswer, "Paid; the order follows", headers=(REPLAYED,)),
     },
     errors=(
-        "hold_not_found",
-        "hold_expired",
-        "hold_released",
-        "hold_already_paid",
-        "payment_in_progress",
-        "payment_refunded",
-        "deal_ended",
-        "request_in_progress",
-        "idempotency_key_required",
-        "idempotency_key_reused",
-        "invalid_card",
-        "card_declined",  # stored like a success: a retry with the key gets it again
-        "insufficient_funds",
+        CheckoutErrorCode.HOLD_NOT_FOUND,
+        CheckoutErrorCode.HOLD_EXPIRED,
+        CheckoutErrorCode.HOLD_RELEASED,
+        CheckoutErrorCode.HOLD_ALREADY_PAID,
+        CheckoutErrorCode.PAYMENT_IN_PROGRESS,
+        CheckoutErrorCode.PAYMENT_REFUNDED,
+        CatalogErrorCode.DEAL_ENDED,
+        CheckoutErrorCode.REQUEST_IN_PROGRESS,
+        CheckoutErrorCode.IDEMPOTENCY_KEY_REQUIRED,
+        CheckoutErrorCode.IDEMPOTENCY_KEY_REUSED,
+        CheckoutErrorCode.INVALID_CARD,
+        # Stored like a success: a retry with the key gets it again.
+        CheckoutErrorCode.CARD_DECLINED,
+        CheckoutErrorCode.INSUFFICIENT_FUNDS,
     ),
 )
 async def checkout(request: Request) -> Response:
@@ -199,7 +198,7 @@ async def checkout(request: Request) -> Response:
     if not (1 <= len(key) <= 128) or not key.isprintable():
         raise Invalid(
             "Send an Idempotency-Key header (1-128 printable characters).",
-            code="idempotency_key_required",
+            code=CheckoutErrorCode.IDEMPOTENCY_KEY_REQUIRED,
         )
     raw = await read_body(request)
     body = parse(CheckoutIn, raw)

@@ -18,12 +18,15 @@ from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.responses import Response
 
-from catalog.errors import Conflict, DomainError, Invalid, NotFound, Unauthorized
+from catalog.errors import CommonErrorCode, Conflict, DomainError, Invalid, NotFound, Unauthorized
 from catalog.models import Seller
 from catalog.service import TOKEN_PREFIX
 from live import rules
+from live.error_codes import LiveErrorCode
 from live.media.broadcasts import Broadcasts, Session
+from live.room_states import RoomStatus
 from web.auth import GUEST_PREFIX, bearer, by_cookie, seller
+from web.error_codes import WebErrorCode
 from web.http import BadRequest, domain_error_handler, error_response, read_limited
 from web.routing import ALLOW, Answer, Api, Handler, Param, Raw
 from web.services import Services, services
@@ -58,18 +61,18 @@ ANSWERED = Answer(
     ),
 )
 OFFER_ERRORS = (
-    "room_not_found",
-    "room_ended",
-    "unsupported_media_type",
-    "body_too_large",
-    "invalid_sdp",
-    "sdp_too_large",
-    "no_video",
-    "unsupported_codec",
-    "shutting_down",
-    "session_closed",
+    LiveErrorCode.ROOM_NOT_FOUND,
+    LiveErrorCode.ROOM_ENDED,
+    WebErrorCode.UNSUPPORTED_MEDIA_TYPE,
+    WebErrorCode.BODY_TOO_LARGE,
+    LiveErrorCode.INVALID_SDP,
+    LiveErrorCode.SDP_TOO_LARGE,
+    LiveErrorCode.NO_VIDEO,
+    LiveErrorCode.UNSUPPORTED_CODEC,
+    LiveErrorCode.SHUTTING_DOWN,
+    LiveErrorCode.SESSION_CLOSED,
 )
-SESSION_ERRORS = ("session_not_found", "session_ended")
+SESSION_ERRORS = (LiveErrorCode.SESSION_NOT_FOUND, LiveErrorCode.SESSION_ENDED)
 
 
 def media(request: Request) -> Broadcasts:
@@ -173,7 +176,7 @@ def _preflight(allows: Sequence[str], methods: Sequence[str], links: bool) -> Ha
 def _not_allowed(allows: Sequence[str], message: str) -> Handler:
     @cross_origin
     async def refuse(request: Request) -> Response:
-        response = error_response(405, "method_not_allowed", message)
+        response = error_response(405, WebErrorCode.METHOD_NOT_ALLOWED, message)
         response.headers["Allow"] = ", ".join(allows)
         return response
 
@@ -188,28 +191,30 @@ async def _offer(request: Request) -> str:
     if kind != SDP:
         raise BadRequest(
             f"Send the SDP offer with 'Content-Type: {SDP}'.",
-            code="unsupported_media_type",
+            code=WebErrorCode.UNSUPPORTED_MEDIA_TYPE,
             status=415,
         )
     body = await read_limited(request, "offer")
     try:
         return body.decode()
     except UnicodeDecodeError:
-        raise BadRequest("The offer is not UTF-8 text.", code="invalid_sdp", status=400) from None
+        raise BadRequest(
+            "The offer is not UTF-8 text.", code=LiveErrorCode.INVALID_SDP, status=400
+        ) from None
 
 
 async def _room(svc: Services, room_id: int) -> rules.Room:
     snap = await svc.rooms.read(room_id)
     if snap is None:
-        raise NotFound("No such room.", code="room_not_found", room_id=room_id)
-    if snap.room["status"] == "ended":
-        raise Conflict("The room has ended.", code="room_ended", room_id=room_id)
+        raise NotFound("No such room.", code=LiveErrorCode.ROOM_NOT_FOUND, room_id=room_id)
+    if snap.room["status"] == RoomStatus.ENDED:
+        raise Conflict("The room has ended.", code=LiveErrorCode.ROOM_ENDED, room_id=room_id)
     return snap.room
 
 
 def _creator(me: Seller, room: rules.Room) -> Seller:
     if me.id != room["seller_id"]:
-        raise NotFound("No such room.", code="room_not_found", room_id=room["id"])
+        raise NotFound("No such room.", code=LiveErrorCode.ROOM_NOT_FOUND, room_id=room["id"])
     return me
 
 
@@ -222,7 +227,7 @@ async def _watcher(request: Request) -> str:
         return services(request).sessions.verify(token)
     if token.startswith(TOKEN_PREFIX):
         return f"seller-{(await seller(request)).id}"
-    raise Unauthorized("Send a guest session or seller token.", code="invalid_token")
+    raise Unauthorized("Send a guest session or seller token.", code=CommonErrorCode.INVALID_TOKEN)
 
 
 def _answered(request: Request, session: Session, kind: str) -> Response:
@@ -250,7 +255,7 @@ def _as_bad_request(err: Invalid) -> BadRequest:
     tag="media",
     body=OFFER,
     ok={201: ANSWERED},
-    errors=(*OFFER_ERRORS, "already_publishing"),
+    errors=(*OFFER_ERRORS, LiveErrorCode.ALREADY_PUBLISHING),
 )
 @cross_origin
 async def whip(request: Request) -> Response:
@@ -274,7 +279,7 @@ async def whip(request: Request) -> Response:
     tag="media",
     body=OFFER,
     ok={201: ANSWERED},
-    errors=(*OFFER_ERRORS, "stream_not_live", "too_many_viewers"),
+    errors=(*OFFER_ERRORS, LiveErrorCode.STREAM_NOT_LIVE, LiveErrorCode.TOO_MANY_VIEWERS),
 )
 @cross_origin
 async def whep(request: Request) -> Response:

@@ -11,6 +11,7 @@ from catalog import service
 from catalog.errors import Invalid, NotFound
 from catalog.models import Seller
 from checkout import order_store
+from checkout.error_codes import CheckoutErrorCode
 from checkout.keys import deal_id_of_hold
 from checkout.models import Order, OrderEvent
 from checkout.order_store import ItemLine
@@ -18,6 +19,7 @@ from checkout.orders import ACTIONS, OrderStatus
 from web import responses as out
 from web.api_checkout import HOLD_ID
 from web.auth import as_seller, bearer, seller
+from web.error_codes import WebErrorCode
 from web.http import JSONResponse, json_body
 from web.routing import Api, Param
 from web.schemas import OrderActionIn
@@ -30,7 +32,9 @@ def _status_filter(request: Request) -> str | None:
     status = request.query_params.get("status")
     if status is not None and status not in ORDER_STATUSES:
         raise Invalid(
-            "Unknown order status.", code="invalid_status", allowed=sorted(ORDER_STATUSES)
+            "Unknown order status.",
+            code=WebErrorCode.INVALID_STATUS,
+            allowed=sorted(ORDER_STATUSES),
         )
     return status
 
@@ -95,7 +99,7 @@ async def _shop_ids(request: Request, me: Seller) -> list[int]:
         ),
     ),
     ok={200: out.OrderList},
-    errors=("invalid_status",),
+    errors=(WebErrorCode.INVALID_STATUS,),
 )
 async def list_orders(request: Request) -> Response:
     svc = services(request)
@@ -121,13 +125,13 @@ async def list_orders(request: Request) -> Response:
     tag="orders",
     path_params=(HOLD_ID,),
     ok={200: out.OrderAnswer},
-    errors=("order_not_found",),
+    errors=(CheckoutErrorCode.ORDER_NOT_FOUND,),
 )
 async def order_by_hold(request: Request) -> Response:
     svc = services(request)
     buyer = svc.sessions.verify(bearer(request))
     if deal_id_of_hold(request.path_params["hold_id"]) is None:
-        raise NotFound("No such order among yours.", code="order_not_found")
+        raise NotFound("No such order among yours.", code=CheckoutErrorCode.ORDER_NOT_FOUND)
     async with svc.db.session() as session:
         order = await order_store.order_for_buyer(session, request.path_params["hold_id"], buyer)
         events = await order_store.events_of(session, order.id or 0)
@@ -141,7 +145,7 @@ async def order_by_hold(request: Request) -> Response:
     auth="seller",
     tag="orders",
     ok={200: out.OrderAnswer},
-    errors=("order_not_found",),
+    errors=(CheckoutErrorCode.ORDER_NOT_FOUND,),
 )
 async def get_order(request: Request) -> Response:
     me = await seller(request)
@@ -165,12 +169,12 @@ async def get_order(request: Request) -> Response:
     path_params=(Param("action", "What to do", {"enum": sorted(ACTIONS)}),),
     ok={200: out.OrderAnswer},
     errors=(
-        "order_not_found",
-        "unknown_action",
-        "invalid_transition",
-        "order_changed",
-        "tracking_required",
-        "unexpected_tracking",
+        CheckoutErrorCode.ORDER_NOT_FOUND,
+        CheckoutErrorCode.UNKNOWN_ACTION,
+        CheckoutErrorCode.INVALID_TRANSITION,
+        CheckoutErrorCode.ORDER_CHANGED,
+        CheckoutErrorCode.TRACKING_REQUIRED,
+        CheckoutErrorCode.UNEXPECTED_TRACKING,
     ),
 )
 async def order_action(request: Request) -> Response:

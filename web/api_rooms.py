@@ -3,30 +3,35 @@ room reads. Viewers follow the room over its websocket (docs/protocol.md, "Live 
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
 from catalog.clock import now_ms
+from catalog.error_codes import CatalogErrorCode
 from catalog.errors import Invalid, NotFound
 from catalog.models import Seller
+from checkout.error_codes import CheckoutErrorCode
 from live import figures, rules
 from live import service as rooms
+from live.error_codes import LiveErrorCode
 from live.models import LiveRoom
-from live.store import Committed, LogEntries
+from live.room_states import RoomStatus
+from live.store import Committed
 from web import responses as out
 from web.auth import seller
+from web.error_codes import WebErrorCode
 from web.http import JSONResponse, json_body
 from web.routing import Answer, Api, Param
 from web.schemas import FlashDealIn, ProductRef, RoomIn
 from web.services import Services, services
 
 api = Api()
-ROOM_STATUSES = frozenset({"scheduled", "live", "ended"})
+ROOM_STATUSES = sorted(s.value for s in RoomStatus)
 # What any change to a room can meet: not yours, over, or changed 20 times under you.
-CHANGE_ROOM = ("room_not_found", "room_ended", "room_busy")
+CHANGE_ROOM = (LiveErrorCode.ROOM_NOT_FOUND, LiveErrorCode.ROOM_ENDED, LiveErrorCode.ROOM_BUSY)
 USER = Param(
     "user",
     "A buyer id or `seller-<id>`: 1-64 letters, digits and dashes",
@@ -67,7 +72,11 @@ async def _owned(request: Request) -> tuple[Services, Seller, int]:
     auth="seller",
     tag="rooms",
     ok={201: out.RoomAnswer},
-    errors=("shop_not_found", "invalid_title", "room_state_mismatch"),
+    errors=(
+        CatalogErrorCode.SHOP_NOT_FOUND,
+        LiveErrorCode.INVALID_TITLE,
+        LiveErrorCode.ROOM_STATE_MISMATCH,
+    ),
 )
 async def create_room(request: Request) -> Response:
     svc = services(request)
@@ -83,18 +92,20 @@ async def create_room(request: Request) -> Response:
     "/api/rooms",
     "Rooms, newest first (?status=live)",
     tag="rooms",
-    query=(Param("status", "Only rooms in this status", {"enum": sorted(ROOM_STATUSES)}),),
+    query=(Param("status", "Only rooms in this status", {"enum": ROOM_STATUSES}),),
     ok={200: out.RoomList},
-    errors=("invalid_status",),
+    errors=(WebErrorCode.INVALID_STATUS,),
 )
 async def list_rooms(request: Request) -> Response:
     status = request.query_params.get("status")
     if status is not None and status not in ROOM_STATUSES:
         raise Invalid(
-            "status is one of scheduled, live, ended.", code="invalid_status", status=status[:20]
+            f"status is one of {', '.join(RoomStatus)}.",
+            code=WebErrorCode.INVALID_STATUS,
+            status=status[:20],
         )
     async with services(request).db.session() as session:
-        rows = await rooms.list_rooms(session, status)
+        rows = await rooms.list_rooms(session, None if status is None else RoomStatus(status))
     return JSONResponse({"rooms": [room_row_json(r) for r in rows]})
 
 
@@ -104,13 +115,13 @@ async def list_rooms(request: Request) -> Response:
     "A room's current state",
     tag="rooms",
     ok={200: out.RoomAnswer},
-    errors=("room_not_found",),
+    errors=(LiveErrorCode.ROOM_NOT_FOUND,),
 )
 async def get_room(request: Request) -> Response:
     room_id: int = request.path_params["room_id"]
     snap = await services(request).rooms.read(room_id)
     if snap is None:
-        raise NotFound("No such room.", code="room_not_found", room_id=room_id)
+        raise NotFound("No such room.", code=LiveErrorCode.ROOM_NOT_FOUND, room_id=room_id)
     return JSONResponse({"room": snap.room, "seq": snap.seq})
 
 
@@ -121,7 +132,7 @@ async def get_room(request: Request) -> Response:
     auth="seller",
     tag="rooms",
     ok={200: out.FiguresAnswer},
-    errors=("room_not_found",),
+    errors=(LiveErrorCode.ROOM_NOT_FOUND,),
 )
 async def room_figures(request: Request) -> Response:
     svc = services(request)
@@ -154,7 +165,7 @@ async def go_live(request: Request) -> Response:
     auth="seller",
     tag="rooms",
     ok={200: out.RoomAnswer},
-    errors=("room_not_found", "room_busy"),
+    errors=(LiveErrorCode.ROOM_NOT_FOUND, LiveErrorCode.ROOM_BUSY),
 )
 async def end_room(request: Request) -> Response:
     svc, _me, room_id = await _owned(request)
@@ -173,7 +184,12 @@ async def end_room(request: Request) -> Response:
     auth="seller",
     tag="rooms",
     ok={200: out.RoomAnswer},
-    errors=(*CHANGE_ROOM, "product_not_found", "product_archived", "bag_full"),
+    errors=(
+        *CHANGE_ROOM,
+        CatalogErrorCode.PRODUCT_NOT_FOUND,
+        CatalogErrorCode.PRODUCT_ARCHIVED,
+        LiveErrorCode.BAG_FULL,
+    ),
 )
 async def add_to_bag(request: Request) -> Response:
     svc, me, room_id = await _owned(request)
@@ -189,7 +205,7 @@ async def add_to_bag(request: Request) -> Response:
     auth="seller",
     tag="rooms",
     ok={200: out.RoomAnswer},
-    errors=(*CHANGE_ROOM, "product_not_in_bag"),
+    errors=(*CHANGE_ROOM, LiveErrorCode.PRODUCT_NOT_IN_BAG),
 )
 async def remove_from_bag(request: Request) -> Response:
     svc, _me, room_id = await _owned(request)
@@ -206,7 +222,7 @@ async def remove_from_bag(request: Request) -> Response:
     auth="seller",
     tag="rooms",
     ok={200: out.RoomAnswer},
-    errors=(*CHANGE_ROOM, "product_not_in_bag"),
+    errors=(*CHANGE_ROOM, LiveErrorCode.PRODUCT_NOT_IN_BAG),
 )
 async def pin(request: Request) -> Response:
     svc, _me, room_id = await _owned(request)
@@ -240,21 +256,21 @@ async def unpin(request: Request) -> Response:
     ok={201: out.FlashDealAnswer},
     errors=(
         *CHANGE_ROOM,
-        "room_not_live",
-        "sku_not_in_bag",
-        "sku_not_found",
-        "product_archived",
-        "invalid_countdown",
-        "invalid_duration",
-        "invalid_price",
-        "deal_price_not_below_list",
-        "invalid_quantity",
-        "deal_quantity_above_stock",
-        "invalid_limit",
-        "limit_above_quantity",
-        "stock_unavailable",
-        "deal_not_scheduled",
-        "deal_state_mismatch",
+        LiveErrorCode.ROOM_NOT_LIVE,
+        LiveErrorCode.SKU_NOT_IN_BAG,
+        CatalogErrorCode.SKU_NOT_FOUND,
+        CatalogErrorCode.PRODUCT_ARCHIVED,
+        CatalogErrorCode.INVALID_COUNTDOWN,
+        CatalogErrorCode.INVALID_DURATION,
+        CatalogErrorCode.INVALID_PRICE,
+        CatalogErrorCode.DEAL_PRICE_NOT_BELOW_LIST,
+        CatalogErrorCode.INVALID_QUANTITY,
+        CatalogErrorCode.DEAL_QUANTITY_ABOVE_STOCK,
+        CatalogErrorCode.INVALID_LIMIT,
+        CatalogErrorCode.LIMIT_ABOVE_QUANTITY,
+        CatalogErrorCode.STOCK_UNAVAILABLE,
+        CatalogErrorCode.DEAL_NOT_SCHEDULED,
+        CheckoutErrorCode.DEAL_STATE_MISMATCH,
     ),
 )
 async def schedule_deal(request: Request) -> Response:
@@ -283,7 +299,7 @@ async def schedule_deal(request: Request) -> Response:
     auth="seller",
     tag="rooms",
     ok={200: out.RoomAnswer},
-    errors=(*CHANGE_ROOM, "deal_not_found", "deal_ended"),
+    errors=(*CHANGE_ROOM, CatalogErrorCode.DEAL_NOT_FOUND, CatalogErrorCode.DEAL_ENDED),
 )
 async def stop_deal(request: Request) -> Response:
     svc, _me, room_id = await _owned(request)
@@ -299,15 +315,16 @@ async def stop_deal(request: Request) -> Response:
     auth="seller",
     tag="rooms",
     ok={204: Answer(description="Viewers were told (`chat.deleted`)")},
-    errors=("room_not_found", "chat_not_found"),
+    errors=(LiveErrorCode.ROOM_NOT_FOUND, LiveErrorCode.CHAT_NOT_FOUND),
 )
 async def delete_chat(request: Request) -> Response:
     svc, _me, room_id = await _owned(request)
     seq: int = request.path_params["seq"]
-    log = svc.rooms.keys.room(room_id).log
-    entries = cast(LogEntries, await svc.redis.xrange(log, f"{seq}-0", f"{seq}-0"))
-    if not entries or orjson.loads(entries[0][1]["p"])["type"] != "chat":
-        raise NotFound("No such chat line (or it is too old).", code="chat_not_found", seq=seq)
+    line = await svc.rooms.event(room_id, seq)
+    if line is None or line["type"] != "chat":
+        raise NotFound(
+            "No such chat line (or it is too old).", code=LiveErrorCode.CHAT_NOT_FOUND, seq=seq
+        )
     await svc.rooms.post(room_id, {"type": "chat.deleted", "chat_seq": seq, "ms": now_ms()})
     return Response(status_code=204)
 
@@ -320,7 +337,7 @@ async def delete_chat(request: Request) -> Response:
     tag="rooms",
     path_params=(USER,),
     ok={204: Answer(description="Muted")},
-    errors=("room_not_found", "invalid_user"),
+    errors=(LiveErrorCode.ROOM_NOT_FOUND, LiveErrorCode.INVALID_USER),
 )
 async def mute(request: Request) -> Response:
     svc, _me, room_id = await _owned(request)
@@ -336,7 +353,7 @@ async def mute(request: Request) -> Response:
     tag="rooms",
     path_params=(USER,),
     ok={204: Answer(description="Unmuted")},
-    errors=("room_not_found", "invalid_user"),
+    errors=(LiveErrorCode.ROOM_NOT_FOUND, LiveErrorCode.INVALID_USER),
 )
 async def unmute(request: Request) -> Response:
     svc, _me, room_id = await _owned(request)
@@ -347,7 +364,7 @@ async def unmute(request: Request) -> Response:
 def _user(request: Request) -> str:
     user: str = request.path_params["user"]
     if not (0 < len(user) <= 64) or not user.replace("-", "").isalnum() or not user.isascii():
-        raise Invalid("That is not a user id.", code="invalid_user", user=user[:64])
+        raise Invalid("That is not a user id.", code=LiveErrorCode.INVALID_USER, user=user[:64])
     return user
 
 

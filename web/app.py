@@ -26,7 +26,7 @@ from catalog.errors import DomainError
 from checkout.attempts import AttemptStore
 from checkout.batcher import ReserveBatcher
 from checkout.checkout import Till
-from checkout.faults import CrashPoints
+from checkout.faults import NO_CRASH, CrashPoints
 from checkout.holds import HoldStore
 from checkout.idempotency import IdempotencyStore
 from checkout.keys import Keyspace
@@ -43,6 +43,7 @@ from live.keys import LiveKeys
 from live.media.broadcasts import Broadcasts, MediaConfig, StreamLock
 from live.media.ice import ice_servers, use_host_addresses
 from live.media.relay import VideoProfile
+from live.room_states import RoomStatus
 from live.store import RoomStore
 from web import (
     api_catalog,
@@ -91,14 +92,49 @@ def openapi_document() -> dict[str, object]:
     return merged.openapi()
 
 
-def pipeline_config(settings: Settings) -> PipelineConfig:
+def pipeline_config(settings: Settings, crash: CrashPoints = NO_CRASH) -> PipelineConfig:
     return PipelineConfig(
         batch=settings.worker_batch,
+        block_ms=settings.worker_block_ms,
         claim_idle_ms=settings.worker_claim_idle_ms,
         max_deliveries=settings.worker_max_deliveries,
         trim_interval_ms=settings.worker_trim_interval_ms,
-        stall_before_ack_s=settings.fault_stall_before_ack_s,
-        crash=CrashPoints(settings.fault_crash_at, settings.fault_crash_file),
+        crash=crash,
+    )
+
+
+def gateway_config(settings: Settings) -> GatewayConfig:
+    return GatewayConfig(
+        hello_timeout_s=settings.ws_hello_timeout_s,
+        max_replay=settings.ws_max_replay,
+        chat_lines=settings.chat_lines,
+        chat_window_ms=settings.chat_window_ms,
+        chat_address_rate=Rate(settings.chat_rate_per_s, settings.chat_burst),
+        message_rate=settings.ws_message_rate,
+        message_burst=settings.ws_message_burst,
+        strikes=settings.ws_strikes,
+        strike_refill=settings.ws_strike_refill,
+        tick_s=settings.room_tick_s,
+        report_s=settings.room_report_s,
+        recent_chat=settings.room_recent_chat,
+    )
+
+
+def media_config(settings: Settings) -> MediaConfig:
+    return MediaConfig(
+        max_viewers=settings.video_max_viewers,
+        connect_timeout_s=settings.webrtc_connect_timeout_s,
+        publisher_grace_s=settings.video_publisher_grace_s,
+        stall_s=settings.video_stall_s,
+        retry_after_s=settings.video_retry_after_s,
+        profile=VideoProfile(
+            bitrate=settings.video_bitrate,
+            keyframe_interval_s=settings.video_keyframe_interval_s,
+            min_keyframe_gap_s=settings.video_min_keyframe_gap_s,
+        ),
+        ice_servers=ice_servers(
+            settings.ice_servers, settings.turn_username, settings.turn_credential
+        ),
     )
 
 
@@ -108,14 +144,17 @@ def reserve_limits(settings: Settings) -> ReserveLimits:
     )
 
 
-def build_services(settings: Settings) -> Services:
+def build_services(settings: Settings, crash: CrashPoints = NO_CRASH) -> Services:
+    """Every service, wired; ``crash``: the crash points the crash tests install (none)."""
     assert settings.redis_url and settings.database_url and settings.secret_key
     redis = Redis.from_url(settings.redis_url, decode_responses=True, max_connections=256)
     db = Database(settings.database_url)
     keys = Keyspace(settings.redis_prefix)
     holds = HoldStore(redis, keys, reserve_limits(settings))
     pipeline = (
-        OrderPipeline(redis, db, keys, pipeline_config(settings)) if settings.run_worker else None
+        OrderPipeline(redis, db, keys, pipeline_config(settings, crash))
+        if settings.run_worker
+        else None
     )
     batcher = ReserveBatcher(holds)
     payments = SandboxProvider(redis, keys.sandbox_charges, settings.payment_delay_ms)
@@ -133,12 +172,15 @@ def build_services(settings: Settings) -> Services:
         hub,
         identify_for(sessions, seller_sessions, db),
         node_id=uuid.uuid4().hex[:12],
-        config=GatewayConfig(
-            hello_timeout_s=settings.ws_hello_timeout_s,
-            chat_address_rate=Rate(settings.chat_rate_per_s, settings.chat_burst),
-        ),
+        config=gateway_config(settings),
         limiter=limiter,
         catch_up=bus.catch_up,
+        sweep=rooms_service.RoomSweep(
+            db,
+            settings.room_unhosted_end_s * 1000,
+            settings.sweep_interval_ms,
+            settings.hosted_room_ids,
+        ),
     )
     return Services(
         settings=settings,
@@ -148,14 +190,9 @@ def build_services(settings: Settings) -> Services:
         holds=holds,
         batcher=batcher,
         limiter=limiter,
-        idempotency=IdempotencyStore(redis, keys, lease_ms=int(settings.checkout_lease_s * 1000)),
+        idempotency=IdempotencyStore(redis, keys, lease_ms=settings.checkout_lease_ms),
         payments=payments,
-        till=Till(
-            holds,
-            payments,
-            AttemptStore(db, keys.prefix),
-            CrashPoints(settings.fault_crash_at, settings.fault_crash_file),
-        ),
+        till=Till(holds, payments, AttemptStore(db, keys.prefix), crash),
         sessions=sessions,
         seller_sessions=seller_sessions,
         metrics=Metrics(),
@@ -171,20 +208,6 @@ def build_broadcasts(svc: Services) -> Broadcasts:
     settings = svc.settings
     if settings.webrtc_addresses:
         use_host_addresses(settings.webrtc_addresses)
-    config = MediaConfig(
-        max_viewers=settings.video_max_viewers,
-        connect_timeout_s=settings.webrtc_connect_timeout_s,
-        publisher_grace_s=settings.video_publisher_grace_s,
-        stall_s=settings.video_stall_s,
-        profile=VideoProfile(
-            bitrate=settings.video_bitrate,
-            keyframe_interval_s=settings.video_keyframe_interval_s,
-            min_keyframe_gap_s=settings.video_min_keyframe_gap_s,
-        ),
-        ice_servers=ice_servers(
-            settings.ice_servers, settings.turn_username, settings.turn_credential
-        ),
-    )
 
     async def started(room_id: int) -> None:
         async with svc.db.session() as session:
@@ -195,16 +218,15 @@ def build_broadcasts(svc: Services) -> Broadcasts:
 
     async def room_open(room_id: int) -> bool:
         snap = await svc.rooms.read(room_id)
-        return snap is not None and snap.room["status"] != "ended"
+        return snap is not None and snap.room["status"] != RoomStatus.ENDED
 
     async def failed(room_id: int, owner: str, code: str, reason: str) -> None:
         # To the creator's own connections (the studio), on whichever node they are.
         message = {"type": "stream.failed", "code": code, "reason": reason, "ms": now_ms()}
         await svc.rooms.send_to_user(room_id, owner, message)
 
-    return Broadcasts(
-        config, StreamLock(svc.rooms, ttl_s=15.0), started, ended, room_open, on_failed=failed
-    )
+    lock = StreamLock(svc.rooms, ttl_s=15.0)
+    return Broadcasts(media_config(settings), lock, started, ended, room_open, on_failed=failed)
 
 
 def settle_heap() -> None:
@@ -253,7 +275,8 @@ async def fault_500(request: Request) -> Response:
     raise RuntimeError("fault injected by GET /api/fault/500")
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings, crash: CrashPoints = NO_CRASH) -> Starlette:
+    """The app; ``crash``: the crash points the crash tests install (production: none)."""
     openapi = openapi_document()
 
     async def openapi_json(request: Request) -> Response:
@@ -261,7 +284,7 @@ def create_app(settings: Settings) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        svc = build_services(settings)
+        svc = build_services(settings, crash)
         await svc.holds.install()
         await svc.limiter.install()
         await svc.rooms.install()
@@ -269,7 +292,7 @@ def create_app(settings: Settings) -> Starlette:
         app.state.broadcasts = broadcasts = build_broadcasts(svc)
         settle_heap()
         stop = asyncio.Event()
-        lease_ms = int(settings.checkout_lease_s * 1000)
+        lease_ms = settings.checkout_lease_ms
         # Before the sweeper runs: an attempt charged before a crash commits while its hold is
         # still paying, instead of being expired and refunded.
         try:
@@ -283,18 +306,9 @@ def create_app(settings: Settings) -> Starlette:
                 )
             ),
             asyncio.create_task(sweep_forever(svc.holds, svc.db, settings.sweep_interval_ms, stop)),
-            asyncio.create_task(
-                rooms_service.sweep_rooms_forever(
-                    svc.rooms,
-                    svc.holds,
-                    rooms_service.RoomSweep(
-                        svc.db, settings.room_unhosted_end_s * 1000, settings.hosted_room_ids
-                    ),
-                    settings.sweep_interval_ms,
-                    stop,
-                )
-            ),
             asyncio.create_task(svc.bus.run(stop)),
+            # The one loop that moves rooms along: watched ones every tick, every open one
+            # each sweep round (docs/decisions/0025).
             asyncio.create_task(svc.gateway.run_ticker(stop)),
         ]
         # Serve only once this node hears the rooms: a viewer joining earlier could miss events.

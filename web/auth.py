@@ -13,7 +13,7 @@ from itsdangerous import BadSignature, TimestampSigner
 from starlette.requests import Request
 
 from catalog.db import Database
-from catalog.errors import Unauthorized
+from catalog.errors import CommonErrorCode, Unauthorized
 from catalog.models import Seller
 from catalog.service import TOKEN_PREFIX, seller_for_token
 from live.gateway import Identify
@@ -27,6 +27,7 @@ from web.cookies import (
     key_list,
     token_tag,
 )
+from web.error_codes import WebErrorCode
 from web.http import BadRequest
 
 GUEST_PREFIX = "lc_gs_"
@@ -51,13 +52,19 @@ class GuestSessions:
 
     def verify(self, token: str) -> str:
         if not token.startswith(GUEST_PREFIX):
-            raise Unauthorized("That is not a guest session token.", code="invalid_token")
+            raise Unauthorized(
+                "That is not a guest session token.", code=CommonErrorCode.INVALID_TOKEN
+            )
         try:
             buyer, signed_at = self._unsign(token[len(GUEST_PREFIX) :])
         except BadSignature:
-            raise Unauthorized("The session token is not valid.", code="invalid_token") from None
+            raise Unauthorized(
+                "The session token is not valid.", code=CommonErrorCode.INVALID_TOKEN
+            ) from None
         if time.time() - signed_at > self.max_age_s:
-            raise Unauthorized("The session has expired; start a new one.", code="session_expired")
+            raise Unauthorized(
+                "The session has expired; start a new one.", code=WebErrorCode.SESSION_EXPIRED
+            )
         return buyer
 
 
@@ -65,7 +72,9 @@ def bearer(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
-        raise Unauthorized("Send 'Authorization: Bearer <token>'.", code="missing_token")
+        raise Unauthorized(
+            "Send 'Authorization: Bearer <token>'.", code=CommonErrorCode.MISSING_TOKEN
+        )
     return token.strip()
 
 
@@ -89,7 +98,9 @@ async def seller(request: Request) -> Seller:
         return await signed_in_seller(request)
     token = bearer(request)
     if not token.startswith(TOKEN_PREFIX):
-        raise Unauthorized("This needs a seller API token.", code="seller_token_required")
+        raise Unauthorized(
+            "This needs a seller API token.", code=WebErrorCode.SELLER_TOKEN_REQUIRED
+        )
     db: Database = request.app.state.services.db
     async with db.session() as session:
         return await seller_for_token(session, token)
@@ -105,7 +116,7 @@ async def signed_in_seller(request: Request, *, check_csrf: bool = True) -> Sell
     if needs_csrf and not cookies.csrf_ok(signed_in.raw, request.headers.get(CSRF_HEADER, "")):
         raise BadRequest(
             "This request needs the page's CSRF token; reload the page.",
-            code="csrf_failed",
+            code=WebErrorCode.CSRF_FAILED,
             status=403,
         )
     return await _seller_with_tag(svc.db, signed_in.seller_id, signed_in.token_tag)
@@ -116,7 +127,7 @@ async def _seller_with_tag(db: Database, seller_id: int, tag: str) -> Seller:
         found = await session.get(Seller, seller_id)
     if found is None or token_tag(found) != tag:
         # The token was rotated since: every session made with the old one ends.
-        raise Unauthorized("Sign in again.", code="session_expired")
+        raise Unauthorized("Sign in again.", code=WebErrorCode.SESSION_EXPIRED)
     return found
 
 
@@ -130,13 +141,17 @@ def identify_for(sessions: GuestSessions, cookies: SellerSessions, db: Database)
             if token.startswith(TICKET_PREFIX):
                 seller_id, tag, room_id = cookies.read_ticket(token)
                 if room_id != room["id"]:
-                    raise Unauthorized("That ticket is for another room.", code="invalid_token")
+                    raise Unauthorized(
+                        "That ticket is for another room.", code=CommonErrorCode.INVALID_TOKEN
+                    )
                 found = await _seller_with_tag(db, seller_id, tag)
             else:
                 async with db.session() as session:
                     found = await seller_for_token(session, token)
             role = "creator" if found.id == room["seller_id"] else "seller"
             return f"seller-{found.id}", role
-        raise Unauthorized("Send a guest session or seller token.", code="invalid_token")
+        raise Unauthorized(
+            "Send a guest session or seller token.", code=CommonErrorCode.INVALID_TOKEN
+        )
 
     return identify

@@ -8,7 +8,6 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import shlex
 import shutil
 import signal
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 
+from checkout.faults import NO_CRASH, CrashPoints
 from web.settings import Settings
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ log = logging.getLogger("livecart")
 DEFAULT_URL = "http://127.0.0.1:8000"
 
 
-def _serve(settings: Settings, banner: str = "") -> None:
+def _serve(settings: Settings, crash: CrashPoints, banner: str = "") -> None:
     from live.protocol import MAX_MESSAGE_BYTES
     from web.app import create_app
     from web.wsserver import LivecartWebSocketProtocol
@@ -41,7 +41,7 @@ def _serve(settings: Settings, banner: str = "") -> None:
     # outlive us). As an exception it unwinds through runtime()'s cleanup instead.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, crash),
         host=settings.host,
         port=settings.port,
         loop="uvloop",
@@ -65,14 +65,14 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
-def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
+def cmd_serve(args: argparse.Namespace, settings: Settings, crash: CrashPoints) -> None:
     from web.runtime import runtime
 
     with runtime(settings) as ready:
-        _serve(ready, f"livecart serving on http://{ready.host}:{ready.port}")
+        _serve(ready, crash, f"livecart serving on http://{ready.host}:{ready.port}")
 
 
-def cmd_demo(args: argparse.Namespace, settings: Settings) -> None:
+def cmd_demo(args: argparse.Namespace, settings: Settings, crash: CrashPoints) -> None:
     from web.demo import seed_demo
     from web.runtime import runtime
 
@@ -82,6 +82,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> None:
         _serve(
             # The demo hosts its own room: it stays live while the demo runs.
             replace(ready, hosted_room_ids=(demo.room_id,)),
+            crash,
             "\n".join(
                 [
                     f"livecart demo on {base}",
@@ -160,18 +161,18 @@ def cmd_create_seller(args: argparse.Namespace, settings: Settings) -> None:
     print(asyncio.run(create()))
 
 
-def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
+def cmd_worker(args: argparse.Namespace, settings: Settings, crash: CrashPoints) -> None:
     if settings.redis_url is None:
         sys.exit("livecart worker needs REDIS_URL: the embedded Valkey is private to serve.")
-    asyncio.run(run_worker(settings.with_defaults()))
+    asyncio.run(run_worker(settings.with_defaults(), crash))
 
 
-async def run_worker(settings: Settings) -> None:
+async def run_worker(settings: Settings, crash: CrashPoints = NO_CRASH) -> None:
     from checkout.reconciler import reconcile_forever
     from checkout.sweeper import sweep_forever
     from web.app import build_services
 
-    svc = build_services(replace(settings, run_worker=True))
+    svc = build_services(replace(settings, run_worker=True), crash)
     assert svc.pipeline is not None
     await svc.holds.install()
     stop = asyncio.Event()
@@ -186,7 +187,7 @@ async def run_worker(settings: Settings) -> None:
             reconcile_forever(
                 svc.till,
                 svc.idempotency,
-                int(settings.checkout_lease_s * 1000),
+                settings.checkout_lease_ms,
                 settings.reconcile_interval_s,
                 stop,
             ),
@@ -250,7 +251,7 @@ def cmd_publish(args: argparse.Namespace, settings: Settings) -> None:
     from live.media.ice import use_host_addresses
     from live.media.publisher import Publisher, Unreachable, WhipError, publish_for
 
-    token = args.token or os.environ.get("LIVECART_TOKEN")
+    token = args.token or settings.publish_token
     if not token:
         raise SystemExit("publish needs the creator's seller token: --token or LIVECART_TOKEN")
     if settings.webrtc_addresses:
@@ -331,25 +332,38 @@ def _base_url(text: str) -> str:
 
 
 def parser() -> argparse.ArgumentParser:
+    from web.settings_docs import help_epilog
+
     p = argparse.ArgumentParser(prog="livecart", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help_text, description=help_text)
+    def command(name: str, help_text: str, epilog: str | None = None) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
 
+    defaults = Settings()
     for name, help_text in [
         ("serve", "run the server (and the order pipeline in process)"),
         ("demo", "serve with a seeded demo shop, a live flash deal and a live room"),
     ]:
-        s = command(name, help_text)
-        s.add_argument("--host", help="address to listen on (default: LIVECART_HOST, 127.0.0.1)")
+        s = command(name, help_text, help_epilog())
         s.add_argument(
-            "--port", type=_whole_number, help="port to listen on (default: LIVECART_PORT, 8000)"
+            "--host", help=f"address to listen on (default: LIVECART_HOST, {defaults.host})"
+        )
+        s.add_argument(
+            "--port",
+            type=_whole_number,
+            help=f"port to listen on (default: LIVECART_PORT, {defaults.port})",
         )
         s.add_argument(
             "--no-worker", action="store_true", help="do not run the order pipeline in this process"
         )
-    command("worker", "run the order pipeline and hold sweeper (needs REDIS_URL)")
+    command("worker", "run the order pipeline and hold sweeper (needs REDIS_URL)", help_epilog())
     command("migrate", "apply the database migrations")
     rd = command("replay-dead-letters", "put dead-lettered order entries back for the pipeline")
     rd.add_argument(
@@ -397,10 +411,9 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+# The commands that run the app: they take the crash points the crash tests install.
+SERVING = {"serve": cmd_serve, "demo": cmd_demo, "worker": cmd_worker}
 COMMANDS = {
-    "serve": cmd_serve,
-    "demo": cmd_demo,
-    "worker": cmd_worker,
     "migrate": cmd_migrate,
     "create-seller": cmd_create_seller,
     "replay-dead-letters": cmd_replay_dead_letters,
@@ -409,7 +422,9 @@ COMMANDS = {
 }
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, crash: CrashPoints = NO_CRASH) -> None:
+    """``crash``: crash points for ``serve``, ``demo`` and ``worker``; only the crash tests
+    pass any (tests/crashing.py)."""
     from web.access import configure_logging
 
     args = parser().parse_args(argv)
@@ -426,7 +441,10 @@ def main(argv: list[str] | None = None) -> None:
     if getattr(args, "no_worker", False):
         overrides["run_worker"] = False
     settings = replace(settings, **overrides)
-    COMMANDS[args.command](args, settings)
+    if args.command in SERVING:
+        SERVING[args.command](args, settings, crash)
+    else:
+        COMMANDS[args.command](args, settings)
 
 
 if __name__ == "__main__":

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 from itsdangerous import BadSignature, TimestampSigner
 
-from catalog.errors import Unauthorized
+from catalog.errors import CommonErrorCode, Unauthorized
 from catalog.models import Seller
+from web.error_codes import WebErrorCode
 
 COOKIE = "lc_seller"
 CSRF_HEADER = "x-csrf-token"
@@ -68,7 +69,7 @@ class SellerSessions:
         try:
             value = self._cookie.unsign(cookie, max_age=self.max_age_s).decode()
         except BadSignature:
-            raise Unauthorized("Sign in again.", code="session_expired") from None
+            raise Unauthorized("Sign in again.", code=WebErrorCode.SESSION_EXPIRED) from None
         seller_id, tag, _nonce = value.split(".", 2)
         return SellerSession(int(seller_id), tag, cookie)
 
@@ -94,7 +95,9 @@ class SellerSessions:
                 ticket[len(TICKET_PREFIX) :], max_age=TICKET_MAX_AGE_S
             ).decode()
         except BadSignature:
-            raise Unauthorized("Reload the studio page.", code="invalid_token") from None
+            raise Unauthorized(
+                "Reload the studio page.", code=CommonErrorCode.INVALID_TOKEN
+            ) from None
         seller_id, tag, room_id = value.split(".", 2)
         return int(seller_id), tag, int(room_id)
 

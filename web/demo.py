@@ -26,6 +26,7 @@ from checkout.keys import Keyspace
 from live import rules
 from live import service as live_rooms
 from live.keys import LiveKeys
+from live.room_states import RUNNING, RoomStatus
 from live.store import RoomStore
 from web.settings import Settings
 
@@ -187,7 +188,7 @@ async def _room(
     bag and the first one pinned."""
     for row in await live_rooms.list_rooms(session, seller_id=me.id, shop_id=shop_id):
         snap = await store.read(row.id or 0)
-        if row.title == ROOM_TITLE and snap is not None and snap.room["status"] != "ended":
+        if row.title == ROOM_TITLE and snap is not None and snap.room["status"] != RoomStatus.ENDED:
             room_id = snap.room["id"]
             break
     else:
@@ -212,7 +213,7 @@ async def _deal(
 ) -> int:
     """The room's open deal on the product's SKU, or a new one on these terms."""
     for card in room["deals"]:
-        if card["product_id"] == product.id and card["status"] in ("scheduled", "live"):
+        if card["product_id"] == product.id and card["status"] in RUNNING:
             return int(card["deal_id"])
     sku = (await service.skus_of(session, product.id or 0))[0]
     deal: Deal = await service.create_deal(session, me, sku.id or 0, terms, room_id=room["id"])

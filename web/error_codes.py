@@ -1,6 +1,8 @@
-"""Every error code the HTTP API answers, with its status. Each route declares the codes it can
-answer (``errors=`` on ``api.route``); the OpenAPI document lists them per route, grouped by the
-statuses here, and docs/protocol.md says what each one means. A route may name no other code.
+"""The HTTP edge's own error codes, and every code's HTTP status (or that only the websocket
+carries it). Each route declares the codes it can answer (``errors=`` on ``api.route``); the
+OpenAPI document lists them per route, grouped by the statuses here, and docs/protocol.md says
+what each one means. A route may name no other code. Codes are enum members, one enum per
+package (decision 0021); tests/test_error_codes.py checks each has its status here.
 
 The status a client sees is decided where the error is raised (its ``DomainError`` class,
 ``web/http.py``); this table says the same for the document, and the schemathesis run
@@ -10,117 +12,204 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-_BY_STATUS: dict[int, tuple[str, ...]] = {
-    400: ("malformed_json", "invalid_sdp", "sdp_too_large", "no_video", "unsupported_codec"),
-    401: ("missing_token", "invalid_token", "session_expired", "seller_token_required"),
-    402: ("card_declined", "insufficient_funds"),
-    403: ("csrf_failed",),
+from catalog.error_codes import CatalogErrorCode
+from catalog.errors import CommonErrorCode, ErrorCode
+from checkout.error_codes import CheckoutErrorCode
+from live.error_codes import LiveErrorCode
+
+
+class WebErrorCode(ErrorCode):
+    """Refusals at the HTTP edge: the request's form, the seller's page session, and the
+    server's own state."""
+
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    BODY_TOO_LARGE = "body_too_large"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    MALFORMED_FORM = "malformed_form"  # a seller-center form that is not UTF-8
+    INVALID_STATUS = "invalid_status"  # a ?status= no deal, order or room has
+    SESSION_EXPIRED = "session_expired"
+    SELLER_TOKEN_REQUIRED = "seller_token_required"
+    CSRF_FAILED = "csrf_failed"
+    SERVICE_UNAVAILABLE = "service_unavailable"  # Redis unreachable
+    NOT_READY = "not_ready"  # /readyz
+    INTERNAL_ERROR = "internal_error"  # a bug: the 500 answer
+    HTTP_ERROR = "http_error"  # a refusal of Starlette's own other than 404 and 405
+
+
+# Every package's codes, in the order docs/protocol.md lists them.
+ENUMS: tuple[type[ErrorCode], ...] = (
+    CommonErrorCode,
+    WebErrorCode,
+    CatalogErrorCode,
+    CheckoutErrorCode,
+    LiveErrorCode,
+)
+
+_BY_STATUS: dict[int, tuple[ErrorCode, ...]] = {
+    400: (
+        CommonErrorCode.ERROR,  # a DomainError of no kind: web/http.py's status_of says 400
+        CommonErrorCode.MALFORMED_JSON,
+        WebErrorCode.MALFORMED_FORM,
+        WebErrorCode.HTTP_ERROR,  # Starlette's form parser's; no route reads multipart
+        LiveErrorCode.INVALID_SDP,
+        LiveErrorCode.SDP_TOO_LARGE,
+        LiveErrorCode.NO_VIDEO,
+        LiveErrorCode.UNSUPPORTED_CODEC,
+    ),
+    401: (
+        CommonErrorCode.UNAUTHORIZED,
+        CommonErrorCode.MISSING_TOKEN,
+        CommonErrorCode.INVALID_TOKEN,
+        WebErrorCode.SESSION_EXPIRED,
+        WebErrorCode.SELLER_TOKEN_REQUIRED,
+    ),
+    402: (
+        CommonErrorCode.PAYMENT_FAILED,
+        CheckoutErrorCode.CARD_DECLINED,
+        CheckoutErrorCode.INSUFFICIENT_FUNDS,
+    ),
+    403: (WebErrorCode.CSRF_FAILED,),
     404: (
-        "not_found",
-        "shop_not_found",
-        "product_not_found",
-        "sku_not_found",
-        "deal_not_found",
-        "hold_not_found",
-        "order_not_found",
-        "unknown_action",
-        "room_not_found",
-        "product_not_in_bag",
-        "sku_not_in_bag",
-        "chat_not_found",
-        "session_not_found",
-        "session_ended",
+        CommonErrorCode.NOT_FOUND,
+        CatalogErrorCode.SHOP_NOT_FOUND,
+        CatalogErrorCode.PRODUCT_NOT_FOUND,
+        CatalogErrorCode.SKU_NOT_FOUND,
+        CatalogErrorCode.DEAL_NOT_FOUND,
+        CheckoutErrorCode.HOLD_NOT_FOUND,
+        CheckoutErrorCode.ORDER_NOT_FOUND,
+        CheckoutErrorCode.UNKNOWN_ACTION,
+        LiveErrorCode.ROOM_NOT_FOUND,
+        LiveErrorCode.PRODUCT_NOT_IN_BAG,
+        LiveErrorCode.SKU_NOT_IN_BAG,
+        LiveErrorCode.CHAT_NOT_FOUND,
+        LiveErrorCode.SESSION_NOT_FOUND,
+        LiveErrorCode.SESSION_ENDED,
     ),
-    405: ("method_not_allowed",),
+    405: (WebErrorCode.METHOD_NOT_ALLOWED,),
     409: (
-        "deal_not_live",
-        "deal_not_started",
-        "deal_ended",
-        "deal_not_scheduled",
-        "deal_state_mismatch",
-        "sold_out",
-        "insufficient_stock",
-        "limit_exceeded",
-        "address_hold_limit",
-        "address_hold_limit",
-        "hold_expired",
-        "hold_released",
-        "hold_already_paid",
-        "payment_in_progress",
-        "payment_refunded",
-        "request_in_progress",
-        "invalid_transition",
-        "order_changed",
-        "seller_exists",
-        "product_has_skus",
-        "sku_in_use",
-        "stock_unavailable",
-        "stock_allocated",
-        "stock_changed",
-        "product_archived",
-        "product_has_live_deal",
-        "room_not_live",
-        "room_ended",
-        "bag_full",
-        "room_busy",
-        "room_state_mismatch",
-        "already_publishing",
-        "stream_not_live",
+        CommonErrorCode.CONFLICT,
+        CatalogErrorCode.DEAL_NOT_LIVE,
+        CatalogErrorCode.DEAL_NOT_STARTED,
+        CatalogErrorCode.DEAL_ENDED,
+        CatalogErrorCode.DEAL_NOT_SCHEDULED,
+        CheckoutErrorCode.DEAL_STATE_MISMATCH,
+        CheckoutErrorCode.SOLD_OUT,
+        CheckoutErrorCode.INSUFFICIENT_STOCK,
+        CheckoutErrorCode.LIMIT_EXCEEDED,
+        CheckoutErrorCode.ADDRESS_HOLD_LIMIT,
+        CheckoutErrorCode.HOLD_EXPIRED,
+        CheckoutErrorCode.HOLD_RELEASED,
+        CheckoutErrorCode.HOLD_ALREADY_PAID,
+        CheckoutErrorCode.PAYMENT_IN_PROGRESS,
+        CheckoutErrorCode.PAYMENT_REFUNDED,
+        CheckoutErrorCode.REQUEST_IN_PROGRESS,
+        CheckoutErrorCode.INVALID_TRANSITION,
+        CheckoutErrorCode.ORDER_CHANGED,
+        CatalogErrorCode.SELLER_EXISTS,
+        CatalogErrorCode.PRODUCT_HAS_SKUS,
+        CatalogErrorCode.SKU_IN_USE,
+        CatalogErrorCode.STOCK_UNAVAILABLE,
+        CatalogErrorCode.STOCK_ALLOCATED,
+        CatalogErrorCode.STOCK_CHANGED,
+        CatalogErrorCode.PRODUCT_ARCHIVED,
+        CatalogErrorCode.PRODUCT_HAS_LIVE_DEAL,
+        LiveErrorCode.ROOM_NOT_LIVE,
+        LiveErrorCode.ROOM_ENDED,
+        LiveErrorCode.BAG_FULL,
+        LiveErrorCode.ROOM_BUSY,
+        LiveErrorCode.ROOM_STATE_MISMATCH,
+        LiveErrorCode.ALREADY_PUBLISHING,
+        LiveErrorCode.STREAM_NOT_LIVE,
     ),
-    413: ("body_too_large",),
-    415: ("unsupported_media_type",),
+    413: (WebErrorCode.BODY_TOO_LARGE,),
+    415: (WebErrorCode.UNSUPPORTED_MEDIA_TYPE,),
     422: (
-        "invalid_request",
-        "unknown_field",
-        "invalid_status",
-        "invalid_price",
-        "invalid_window",
-        "deal_price_not_below_list",
-        "deal_quantity_above_stock",
-        "limit_above_quantity",
-        "idempotency_key_required",
-        "idempotency_key_reused",
-        "tracking_required",
-        "unexpected_tracking",
-        "invalid_card",
-        "invalid_title",
-        "invalid_countdown",
-        "invalid_duration",
-        "invalid_limit",
-        "invalid_quantity",
-        "invalid_user",
+        CommonErrorCode.INVALID_REQUEST,
+        CommonErrorCode.UNKNOWN_FIELD,
+        WebErrorCode.INVALID_STATUS,
+        CatalogErrorCode.INVALID_PRICE,
+        CatalogErrorCode.INVALID_WINDOW,
+        CatalogErrorCode.DEAL_PRICE_NOT_BELOW_LIST,
+        CatalogErrorCode.DEAL_QUANTITY_ABOVE_STOCK,
+        CatalogErrorCode.LIMIT_ABOVE_QUANTITY,
+        CatalogErrorCode.INVALID_COUNTDOWN,
+        CatalogErrorCode.INVALID_DURATION,
+        CatalogErrorCode.INVALID_LIMIT,
+        CatalogErrorCode.INVALID_QUANTITY,
+        CheckoutErrorCode.IDEMPOTENCY_KEY_REQUIRED,
+        CheckoutErrorCode.IDEMPOTENCY_KEY_REUSED,
+        CheckoutErrorCode.TRACKING_REQUIRED,
+        CheckoutErrorCode.UNEXPECTED_TRACKING,
+        CheckoutErrorCode.INVALID_CARD,
+        LiveErrorCode.INVALID_TITLE,
+        LiveErrorCode.INVALID_USER,
     ),
-    429: ("rate_limited",),
+    429: (CommonErrorCode.RATE_LIMITED,),
+    500: (WebErrorCode.INTERNAL_ERROR,),
     503: (
-        "service_unavailable",
-        "not_ready",
-        "too_many_viewers",
-        "shutting_down",
-        "session_closed",
+        CommonErrorCode.UNAVAILABLE,
+        WebErrorCode.SERVICE_UNAVAILABLE,
+        WebErrorCode.NOT_READY,
+        LiveErrorCode.TOO_MANY_VIEWERS,
+        LiveErrorCode.SHUTTING_DOWN,
+        LiveErrorCode.SESSION_CLOSED,
     ),
 }
-STATUS: dict[str, int] = {code: status for status, codes in _BY_STATUS.items() for code in codes}
+STATUS: dict[ErrorCode, int] = {
+    code: status for status, codes in _BY_STATUS.items() for code in codes
+}
+
+# Codes only a room's websocket (or its stream.failed event) carries: no HTTP call answers them.
+WEBSOCKET_ONLY: frozenset[ErrorCode] = frozenset(
+    {
+        LiveErrorCode.DEAL_NOT_IN_ROOM,
+        LiveErrorCode.EMPTY_CHAT,
+        LiveErrorCode.CHAT_TOO_LONG,
+        LiveErrorCode.INVALID_CHAT,
+        LiveErrorCode.CHAT_RATE_LIMITED,
+        LiveErrorCode.MUTED,
+        LiveErrorCode.MALFORMED_MESSAGE,
+        LiveErrorCode.UNKNOWN_TYPE,
+        LiveErrorCode.INVALID_FIELD,
+        LiveErrorCode.UNSUPPORTED_PROTOCOL,
+        LiveErrorCode.HELLO_REQUIRED,
+        LiveErrorCode.ALREADY_JOINED,
+        LiveErrorCode.VIEWER_SESSION_REQUIRED,
+        LiveErrorCode.ICE_FAILED,
+        LiveErrorCode.DTLS_FAILED,
+        LiveErrorCode.CONNECT_TIMEOUT,
+    }
+)
 
 # Codes a whole kind of route can answer, added to the ones a route declares.
 BODY = (
-    "malformed_json",
-    "body_too_large",
-    "unsupported_media_type",
-    "invalid_request",
-    "unknown_field",
+    CommonErrorCode.MALFORMED_JSON,
+    WebErrorCode.BODY_TOO_LARGE,
+    WebErrorCode.UNSUPPORTED_MEDIA_TYPE,
+    CommonErrorCode.INVALID_REQUEST,
+    CommonErrorCode.UNKNOWN_FIELD,
 )
-VIEWER = ("missing_token", "invalid_token", "session_expired")
+VIEWER = (
+    CommonErrorCode.MISSING_TOKEN,
+    CommonErrorCode.INVALID_TOKEN,
+    WebErrorCode.SESSION_EXPIRED,
+)
 # A seller signed in on the pages sends a cookie instead: its session may have ended, and a
 # request that changes something needs the page's CSRF token.
-SELLER = ("missing_token", "invalid_token", "seller_token_required", "session_expired")
-SELLER_CHANGE = (*SELLER, "csrf_failed")
-PATH = ("not_found",)  # an id out of range, or a value the path cannot take
-STORAGE = ("service_unavailable",)  # Redis unreachable
+SELLER = (
+    CommonErrorCode.MISSING_TOKEN,
+    CommonErrorCode.INVALID_TOKEN,
+    WebErrorCode.SELLER_TOKEN_REQUIRED,
+    WebErrorCode.SESSION_EXPIRED,
+)
+SELLER_CHANGE = (*SELLER, WebErrorCode.CSRF_FAILED)
+PATH = (CommonErrorCode.NOT_FOUND,)  # an id out of range, or a value the path cannot take
+STORAGE = (WebErrorCode.SERVICE_UNAVAILABLE,)  # Redis unreachable
 
 
-def by_status(codes: Iterable[str]) -> dict[int, list[str]]:
+def by_status(codes: Iterable[ErrorCode]) -> dict[int, list[ErrorCode]]:
     """The codes grouped by their status, each group in the order given, without repeats."""
-    grouped: dict[int, list[str]] = {}
+    grouped: dict[int, list[ErrorCode]] = {}
     for code in codes:
         group = grouped.setdefault(STATUS[code], [])
         if code not in group:
@@ -128,5 +217,5 @@ def by_status(codes: Iterable[str]) -> dict[int, list[str]]:
     return dict(sorted(grouped.items()))
 
 
-def unknown(codes: Iterable[str]) -> list[str]:
+def unknown(codes: Iterable[ErrorCode]) -> list[ErrorCode]:
     return [code for code in codes if code not in STATUS]

@@ -14,8 +14,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from catalog.errors import (
+    CommonErrorCode,
     Conflict,
     DomainError,
+    ErrorCode,
     Invalid,
     NotFound,
     PaymentFailed,
@@ -24,6 +26,7 @@ from catalog.errors import (
     Unavailable,
 )
 from web.access import current_request_id
+from web.error_codes import WebErrorCode
 
 log = logging.getLogger("livecart.http")
 
@@ -51,12 +54,12 @@ class JSONResponse(Response):
 class BadRequest(DomainError):
     """Malformed at the HTTP level: not JSON, wrong content type, too large."""
 
-    def __init__(self, message: str, *, code: str, status: int, **details: Any) -> None:
+    def __init__(self, message: str, *, code: ErrorCode, status: int, **details: Any) -> None:
         super().__init__(message, code=code, **details)
         self.status = status
 
 
-def error_response(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
+def error_response(status: int, code: ErrorCode, message: str, details: Any = None) -> JSONResponse:
     error = {
         "code": code,
         "message": message,
@@ -83,11 +86,17 @@ async def domain_error_handler(request: Request, exc: Exception) -> Response:
     return response
 
 
+_HTTP_CODES: dict[int, ErrorCode] = {
+    404: CommonErrorCode.NOT_FOUND,
+    405: WebErrorCode.METHOD_NOT_ALLOWED,
+}
+
+
 async def http_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    codes = {404: "not_found", 405: "method_not_allowed"}
+    code = _HTTP_CODES.get(exc.status_code, WebErrorCode.HTTP_ERROR)
     message = "No such endpoint." if exc.status_code == 404 else str(exc.detail)
-    response = error_response(exc.status_code, codes.get(exc.status_code, "http_error"), message)
+    response = error_response(exc.status_code, code, message)
     response.headers.update(exc.headers or {})  # a 405's Allow
     return response
 
@@ -102,7 +111,9 @@ async def unavailable_handler(request: Request, exc: Exception) -> Response:
         extra={"request_id": rid},
     )
     response = error_response(
-        503, "service_unavailable", "A backing service is unreachable; retry shortly."
+        503,
+        WebErrorCode.SERVICE_UNAVAILABLE,
+        "A backing service is unreachable; retry shortly.",
     )
     response.headers["Retry-After"] = "1"
     return response
@@ -118,14 +129,16 @@ async def unexpected_error_handler(request: Request, exc: Exception) -> Response
         exc_info=exc,
         extra={"request_id": rid},
     )
-    return error_response(500, "internal_error", "Something went wrong on our side.")
+    return error_response(500, WebErrorCode.INTERNAL_ERROR, "Something went wrong on our side.")
 
 
 async def read_body(request: Request) -> bytes:
     content_type = request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() != "application/json":
         raise BadRequest(
-            "Send the body as application/json.", code="unsupported_media_type", status=415
+            "Send the body as application/json.",
+            code=WebErrorCode.UNSUPPORTED_MEDIA_TYPE,
+            status=415,
         )
     declared = request.headers.get("content-length", "")
     if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
@@ -150,13 +163,18 @@ async def read_limited(request: Request, what: str) -> bytes:
     async for chunk in request.stream():
         body += chunk
         if len(body) > MAX_BODY_BYTES:
-            raise BadRequest(f"The {what} is too large.", code="body_too_large", status=413)
+            raise BadRequest(
+                f"The {what} is too large.", code=WebErrorCode.BODY_TOO_LARGE, status=413
+            )
     return body
 
 
 def _too_large() -> BadRequest:
     return BadRequest(
-        "The body is too large.", code="body_too_large", status=413, limit=MAX_BODY_BYTES
+        "The body is too large.",
+        code=WebErrorCode.BODY_TOO_LARGE,
+        status=413,
+        limit=MAX_BODY_BYTES,
     )
 
 
@@ -170,17 +188,17 @@ def parse(model: type[Body], body: bytes) -> Body:
         ]
         if any(e["type"] == "json_invalid" for e in err.errors()):
             raise BadRequest(
-                "The body is not valid JSON.", code="malformed_json", status=400
+                "The body is not valid JSON.", code=CommonErrorCode.MALFORMED_JSON, status=400
             ) from None
         if any(e["type"] == "extra_forbidden" for e in err.errors()):
             raise Invalid(
                 "The body has fields this endpoint does not take.",
-                code="unknown_field",
+                code=CommonErrorCode.UNKNOWN_FIELD,
                 problems=problems,
             ) from None
         raise Invalid(
             "The body does not match what this endpoint takes.",
-            code="invalid_request",
+            code=CommonErrorCode.INVALID_REQUEST,
             problems=problems,
         ) from None
 

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from web import responses as out
+from web.error_codes import WebErrorCode
 from web.http import JSONResponse, error_response
 from web.routing import Answer, Api
 from web.services import services
@@ -28,14 +29,14 @@ async def healthz(request: Request) -> Response:
     "Redis and the database answer",
     tag="ops",
     ok={200: out.Ready},
-    errors=("not_ready",),  # details: each check's outcome
+    errors=(WebErrorCode.NOT_READY,),  # details: each check's outcome
     storage=False,
 )
 async def readyz(request: Request) -> Response:
     svc = services(request)
     checks: dict[str, str] = {}
     try:
-        await asyncio.wait_for(svc.redis.ping(), READY_TIMEOUT_S)
+        await asyncio.wait_for(svc.holds.ping(), READY_TIMEOUT_S)
         checks["redis"] = "ok"
     except Exception as err:
         checks["redis"] = f"unreachable: {type(err).__name__}"
@@ -47,7 +48,7 @@ async def readyz(request: Request) -> Response:
         checks["database"] = f"unreachable: {type(err).__name__}"
     if all(v == "ok" for v in checks.values()):
         return JSONResponse({"status": "ready", "checks": checks})
-    return error_response(503, "not_ready", "A dependency is unreachable.", checks)
+    return error_response(503, WebErrorCode.NOT_READY, "A dependency is unreachable.", checks)
 
 
 @api.route(

@@ -15,10 +15,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from catalog import service as catalog
+from catalog.error_codes import CatalogErrorCode
 from catalog.errors import NotFound
 from catalog.models import Product, Shop, Sku
 from live import service as rooms
 from live.models import LiveRoom
+from live.room_states import RoomStatus
 from live.store import RoomStore
 from web import i18n, l10n
 from web.http import http_error_handler
@@ -33,8 +35,8 @@ ROOMS_TO_SEARCH = 10
 
 async def home(request: Request) -> Response:
     async with services(request).db.session() as session:
-        live = await rooms.list_rooms(session, "live")
-        soon = await rooms.list_rooms(session, "scheduled")
+        live = await rooms.list_rooms(session, RoomStatus.LIVE)
+        soon = await rooms.list_rooms(session, RoomStatus.SCHEDULED)
     context = {"lang": page_language(request), "rooms": live, "soon": soon}
     return render(request, "home.html", context)
 
@@ -71,8 +73,10 @@ async def storefront(request: Request) -> Response:
         assert shop.id is not None
         products = await catalog.list_products(session, shop.id)
         cards = [_card(p, await catalog.skus_of(session, p.id or 0)) for p in products]
-        live = await rooms.list_rooms(session, "live", shop_id=shop.id)
-        soon = [] if live else await rooms.list_rooms(session, "scheduled", shop_id=shop.id)
+        live = await rooms.list_rooms(session, RoomStatus.LIVE, shop_id=shop.id)
+        soon = (
+            [] if live else await rooms.list_rooms(session, RoomStatus.SCHEDULED, shop_id=shop.id)
+        )
     context = {
         "lang": page_language(request),
         "shop": shop,
@@ -93,7 +97,7 @@ async def product_page(request: Request) -> Response:
         except NotFound:
             return not_found_page(request)
         skus = await catalog.skus_of(session, product.id or 0)
-        live = await rooms.list_rooms(session, "live", shop_id=shop.id)
+        live = await rooms.list_rooms(session, RoomStatus.LIVE, shop_id=shop.id)
     context = {
         "lang": page_language(request),
         "shop": shop,
@@ -110,7 +114,9 @@ async def _product_of(session: AsyncSession, shop: Shop, product_id: int) -> Pro
     if product.shop_id != shop.id or product.archived:
         # Another shop's product under this shop's address is as missing as no product, and
         # an archived one is off the storefront.
-        raise NotFound("No such product.", code="product_not_found", product_id=product_id)
+        raise NotFound(
+            "No such product.", code=CatalogErrorCode.PRODUCT_NOT_FOUND, product_id=product_id
+        )
     return product
 
 
@@ -129,7 +135,7 @@ def _handle(raw: str) -> str:
     """Handles are made of a-z, 0-9 and dashes: anything else (a NUL, which PostgreSQL would
     refuse) names no shop, without asking the database."""
     if not (0 < len(raw) <= 60) or not HANDLE.match(raw):
-        raise NotFound("No such shop.", code="shop_not_found")
+        raise NotFound("No such shop.", code=CatalogErrorCode.SHOP_NOT_FOUND)
     return raw
 
 

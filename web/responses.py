@@ -11,22 +11,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# The states are the enums the code moves (each is one schema in the document).
+from catalog.deal_status import DealStatus
+from checkout.deal_phase import DealPhase
+from checkout.hold_states import HoldState
+from checkout.orders import OrderStatus
+from live.room_states import FlashDealStatus, RoomStatus
 from web.schemas import omitted_not_null
-
-DealStatus = Literal["scheduled", "live", "ended", "settled"]
-DealPhase = Literal["upcoming", "open", "sold_out", "ended"]
-HoldState = Literal["held", "paying", "sold", "expired", "released"]
-OrderStatus = Literal[
-    "unpaid",
-    "paid",
-    "awaiting_shipment",
-    "shipped",
-    "delivered",
-    "completed",
-    "cancelled",
-    "refunded",
-]
-RoomStatus = Literal["scheduled", "live", "ended"]
 
 
 class Out(BaseModel):
@@ -236,7 +227,7 @@ class FlashDeal(Out):
     per_buyer_limit: int
     starts_ms: int
     ends_ms: int
-    status: Literal["scheduled", "live", "ended"]
+    status: FlashDealStatus
     sold_out: bool
 
 

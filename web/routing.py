@@ -21,8 +21,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from catalog.errors import ErrorCode
 from web import error_codes
 from web.cookies import SAFE_METHODS
+from web.error_codes import WebErrorCode
 from web.schemas import MAX_ID
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -110,15 +112,15 @@ class Operation:
     # Served but left out of the OpenAPI document (a 405 that only names the allowed methods).
     hidden: bool = False
     ok: Ok = field(default_factory=dict)
-    errors: tuple[str, ...] = ()
+    errors: tuple[ErrorCode, ...] = ()
     query: tuple[Param, ...] = ()
     body_required: bool = True
     path_params: Mapping[str, Param] = field(default_factory=dict)
     storage: bool = True
 
-    def all_errors(self) -> tuple[str, ...]:
+    def all_errors(self) -> tuple[ErrorCode, ...]:
         """The declared codes and those every route of its kind can answer."""
-        codes: list[str] = []
+        codes: list[ErrorCode] = []
         if isinstance(self.body, type):
             codes += error_codes.BODY
         if "seller" in self.auth:
@@ -149,7 +151,7 @@ class Api:
         headers: tuple[Param, ...] = (),
         hidden: bool = False,
         ok: Ok | None = None,
-        errors: tuple[str, ...] = (),
+        errors: tuple[ErrorCode, ...] = (),
         query: tuple[Param, ...] = (),
         body_required: bool = True,
         path_params: tuple[Param, ...] = (),
@@ -213,7 +215,7 @@ class Api:
                 },
                 "responses": {
                     "MethodNotAllowed": _error_response(
-                        405, ["method_not_allowed"], "A method this URL does not take"
+                        405, [WebErrorCode.METHOD_NOT_ALLOWED], "A method this URL does not take"
                     )
                 },
             },
@@ -304,7 +306,7 @@ def _success(answer: Answer, schemas: dict[str, JsonSchema]) -> dict[str, Any]:
     return response
 
 
-def _error_response(status: int, codes: list[str], description: str) -> dict[str, Any]:
+def _error_response(status: int, codes: list[ErrorCode], description: str) -> dict[str, Any]:
     return {
         "description": description,
         "headers": _headers((REQUEST_ID, *ERROR_HEADERS.get(status, ()))),
@@ -343,7 +345,7 @@ ERROR_SCHEMA: JsonSchema = {
 }
 
 
-def error_schema(codes: list[str]) -> JsonSchema:
+def error_schema(codes: list[ErrorCode]) -> JsonSchema:
     """The error body, its ``code`` one of ``codes``."""
     return {
         "allOf": [{"$ref": "#/components/schemas/Error"}],

@@ -25,10 +25,13 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from catalog import service as catalog
-from catalog.errors import DomainError, Invalid, NotFound, Unauthorized
-from catalog.models import Deal, Seller, Shop, Sku
+from catalog.deal_status import DealStatus
+from catalog.error_codes import CatalogErrorCode
+from catalog.errors import CommonErrorCode, DomainError, Invalid, NotFound, Unauthorized
+from catalog.models import Seller, Shop, Sku
 from checkout import deals as deal_runs
 from checkout import order_store
+from checkout.error_codes import CheckoutErrorCode
 from checkout.holds import HoldStore
 from checkout.models import Order
 from checkout.orders import OrderStatus, next_status, shipment_fields
@@ -36,6 +39,7 @@ from live import figures, rules
 from live import service as rooms
 from web.auth import signed_in_seller
 from web.cookies import COOKIE
+from web.error_codes import WebErrorCode
 from web.http import BadRequest, parse, read_limited, status_of
 from web.pages import not_found_page
 from web.schemas import MAX_ID, OrderActionIn, ProductIn, ProductPatch, RoomIn, SkuIn, SkuPatch
@@ -96,12 +100,16 @@ def _local_path(target: str | None) -> str:
 async def _form(request: Request) -> dict[str, str]:
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "application/x-www-form-urlencoded":
-        raise BadRequest("Send the form as a web form.", code="unsupported_media_type", status=415)
+        raise BadRequest(
+            "Send the form as a web form.", code=WebErrorCode.UNSUPPORTED_MEDIA_TYPE, status=415
+        )
     body = await read_limited(request, "form")
     try:
         fields = parse_qs(body.decode(), keep_blank_values=True, strict_parsing=False)
     except UnicodeDecodeError:
-        raise BadRequest("The form is not UTF-8.", code="malformed_form", status=400) from None
+        raise BadRequest(
+            "The form is not UTF-8.", code=WebErrorCode.MALFORMED_FORM, status=400
+        ) from None
     return {name: values[-1] for name, values in fields.items()}
 
 
@@ -165,7 +173,7 @@ def form_action(refused: Refusal | None = None) -> Callable[[FormAction], Endpoi
             show = refused or _refused_on_center
             cookies = services(request).seller_sessions
             if not cookies.csrf_ok(request.cookies.get(COOKIE, ""), form.get("csrf", "")):
-                forged = BadRequest(CSRF_MESSAGE, code="csrf_failed", status=403)
+                forged = BadRequest(CSRF_MESSAGE, code=WebErrorCode.CSRF_FAILED, status=403)
                 return await show(request, me, form, forged)
             try:
                 return await action(request, me, form)
@@ -372,26 +380,21 @@ async def _deals(
     reads them) for deals that were started, none for those that were not."""
     rows = []
     for deal, sku, product in await catalog.deals_of_shops(session, shop_ids, RECENT_DEALS):
-        state = await holds.snapshot(deal.id) if deal.id and deal.status != "scheduled" else None
+        state = await deal_runs.started_state(holds, deal)
+        view = deal_runs.deal_json(deal, state)
         rows.append(
             {
                 "deal": deal,
                 "title": product.title,
                 "variant": sku.variant,
-                "phase": state.phase if state else _phase_without_state(deal),
-                "units": {"sold": state.sold, "held": state.held, "available": state.available}
-                if state
-                else None,
+                "phase": view["phase"],
+                "units": view.get("stock"),
                 "starts": _when(deal.starts_ms),
                 "ends": _when(deal.ends_ms),
-                "stoppable": deal.status == "live" and not (state and state.stopped),
+                "stoppable": deal.status == DealStatus.LIVE and not (state and state.stopped),
             }
         )
     return rows
-
-
-def _phase_without_state(deal: Deal) -> str:
-    return "upcoming" if deal.status == "scheduled" else "ended"
 
 
 # --- orders -------------------------------------------------------------------------------
@@ -403,7 +406,7 @@ async def order_action(request: Request, me: Seller, form: dict[str, str]) -> Re
     cancel and refund only from their confirmation page (``confirm=yes``)."""
     action: str = request.path_params["action"]
     if action not in FORM_ACTIONS:
-        raise Invalid("Ship, cancel or refund.", code="unknown_action")
+        raise Invalid("Ship, cancel or refund.", code=CheckoutErrorCode.UNKNOWN_ACTION)
     tracking = _model(
         OrderActionIn,
         {"carrier": form.get("carrier", ""), "tracking_number": form.get("tracking_number", "")},
@@ -654,7 +657,9 @@ def _whole(form: dict[str, str], name: str, label: str = "") -> int:
     raw = form.get(name, "").strip()
     if not raw.isascii() or not raw.isdigit() or len(raw) > 10 or int(raw) > MAX_ID:
         label = label or name.replace("_", " ").capitalize()
-        raise Invalid(f"{label} must be a whole number.", code="invalid_request", field=name)
+        raise Invalid(
+            f"{label} must be a whole number.", code=CommonErrorCode.INVALID_REQUEST, field=name
+        )
     return int(raw)
 
 
@@ -668,7 +673,9 @@ def _money(form: dict[str, str], name: str, currency: str) -> int:
         or (fraction.isascii() and fraction.isdigit() and 0 < len(fraction) <= digits)
     ):
         example = "1000" if digits == 0 else "49 or 49.90"
-        raise Invalid(f"Prices are written like {example}.", code="invalid_price", field=name)
+        raise Invalid(
+            f"Prices are written like {example}.", code=CatalogErrorCode.INVALID_PRICE, field=name
+        )
     scale: int = 10**digits
     return int(whole) * scale + int(fraction.ljust(digits, "0") or "0")
 

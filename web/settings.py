@@ -1,7 +1,10 @@
-"""The one typed settings object, read once from the environment with sane local defaults.
+"""The one typed settings object. Each setting is declared once, below: its type, default,
+environment variable and one line saying what it does; everything else reads it from there,
+docs/configuration.md and ``livecart serve --help`` included (web/settings_docs.py).
 
 With no ``REDIS_URL`` livecart runs a private Valkey under the data directory; with no
-``DATABASE_URL`` it keeps a SQLite file there.
+``DATABASE_URL`` it keeps a SQLite file there. A value that cannot be read stops startup with
+one line naming its variable.
 """
 
 from __future__ import annotations
@@ -10,14 +13,48 @@ import ipaddress
 import os
 import re
 import secrets
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any, TypeVar
 
 from redis.asyncio.connection import parse_url
 
+Env = Mapping[str, str]
+T = TypeVar("T")
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+
+@dataclass(frozen=True)
+class Reader:
+    """How a variable is read: ``parse(env, name, default)``, where an unset or empty variable
+    gives the default. ``kind`` says what the variable takes, for the docs."""
+
+    kind: str
+    parse: Callable[[Env, str, Any], Any]
+
+
+@dataclass(frozen=True)
+class Variable:
+    """Where a setting comes from and what it means, as declared."""
+
+    name: str
+    doc: str
+    reader: Reader | None  # None: the reader of the setting's type (BY_TYPE)
+    shown: str | None  # the default as the docs say it, where its value says too little
+
+
+def setting(
+    default: T, env: str, doc: str, read: Reader | None = None, shown: str | None = None
+) -> T:
+    """Declare a setting: its default, its environment variable and one line of doc."""
+    return field(default=default, metadata={"variable": Variable(env, doc, read, shown)})
+
+
+# -- readers ---------------------------------------------------------------------------------
+
+
+def _int(env: Env, name: str, default: int) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -27,7 +64,7 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise SystemExit(f"{name} must be a whole number, not {raw!r}") from None
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
+def _float(env: Env, name: str, default: float) -> float:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -37,46 +74,57 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise SystemExit(f"{name} must be a number, not {raw!r}") from None
 
 
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+def _bool(env: Env, name: str, default: bool) -> bool:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     return raw.strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
-    return tuple(item.strip() for item in (env.get(name) or "").split(",") if item.strip())
+def _maybe_bool(env: Env, name: str, default: bool | None) -> bool | None:
+    """Unset: ``default`` (None: decided per request); set: on or off."""
+    return _bool(env, name, False) if env.get(name) else default
 
 
-def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
-    """One of ``choices`` (the first is the default), case-insensitive."""
-    raw = (env.get(name) or choices[0]).strip().lower()
-    if raw not in choices:
-        raise SystemExit(f"{name} must be one of {', '.join(choices)}, not {raw!r}")
-    return raw
+def _text(env: Env, name: str, default: str | None) -> str | None:
+    return env.get(name) or default
 
 
-def _header_text(env: Mapping[str, str], name: str) -> str | None:
+def _path(env: Env, name: str, default: Path) -> Path:
+    raw = env.get(name)
+    return Path(raw) if raw else default
+
+
+def _list(env: Env, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    items = tuple(item.strip() for item in (env.get(name) or "").split(",") if item.strip())
+    return items or default
+
+
+def _origins(env: Env, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(origin.rstrip("/") for origin in _list(env, name, default))
+
+
+def _header_text(env: Env, name: str, default: str | None) -> str | None:
     """Text sent in HTTP headers (the ICE servers and TURN credentials in WHIP/WHEP ``Link``
     headers): printable ASCII, or every answer would fail."""
-    raw = env.get(name) or None
+    raw = env.get(name) or default
     if raw is not None and not (raw.isascii() and raw.isprintable()):
         raise SystemExit(f"{name} must be printable ASCII (it is sent in an HTTP header)")
     return raw
 
 
-def _header_list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
-    _header_text(env, name)  # refuses what a header cannot carry
-    return _list(env, name)
+def _header_list(env: Env, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    _header_text(env, name, None)  # refuses what a header cannot carry
+    return _list(env, name, default)
 
 
-def _secret(env: Mapping[str, str], name: str) -> str | None:
+def _secret(env: Env, name: str, default: str | None) -> str | None:
     """A secret given as ``name``, or read from the file ``name_FILE`` names (a mounted Docker or
     Kubernetes secret, kept out of the environment and of ``ps``), surrounding whitespace
     stripped. Never both."""
     path = env.get(f"{name}_FILE") or None
     if path is None:
-        return env.get(name) or None
+        return env.get(name) or default
     if env.get(name):
         raise SystemExit(f"Set {name} or {name}_FILE, not both.")
     try:
@@ -88,51 +136,48 @@ def _secret(env: Mapping[str, str], name: str) -> str | None:
     return value
 
 
-def _secret_list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+def _secret_list(env: Env, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
     """Secrets separated by commas or line breaks (one a line in a ``_FILE``)."""
-    raw = _secret(env, name) or ""
-    return tuple(item.strip() for item in re.split(r"[,\n]", raw) if item.strip())
+    raw = _secret(env, name, None) or ""
+    return tuple(item.strip() for item in re.split(r"[,\n]", raw) if item.strip()) or default
 
 
-def _redis_url(env: Mapping[str, str]) -> str | None:
-    """``REDIS_URL`` as redis-py reads it (user, password, ``rediss://`` and TLS query
-    parameters included), refused at startup rather than at the first request."""
-    url = _secret(env, "REDIS_URL")
+def _redis_url(env: Env, name: str, default: str | None) -> str | None:
+    """The URL as redis-py reads it (user, password, ``rediss://`` and TLS query parameters
+    included), refused at startup rather than at the first request."""
+    url = _secret(env, name, default)
     if url is not None:
         try:
             parse_url(url)
         except ValueError as err:  # the message never repeats the URL and its password
-            raise SystemExit(f"REDIS_URL: {err}") from None
+            raise SystemExit(f"{name}: {err}") from None
     return url
 
 
-def _not_negative(env: Mapping[str, str], name: str, default: float) -> float:
+def _not_negative(env: Env, name: str, default: float) -> float:
     value = _float(env, name, default)
     if value < 0:
         raise SystemExit(f"{name} must be 0 (off) or more, not {value}")
     return value
 
 
-def _count(env: Mapping[str, str], name: str, default: int) -> int:
+def _count(env: Env, name: str, default: int) -> int:
     value = _int(env, name, default)
     if value < 0:
         raise SystemExit(f"{name} must be 0 (off) or more, not {value}")
     return value
 
 
-LOOPBACK_PROXIES = ("127.0.0.1", "::1")
-
-
-def _proxies(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+def _proxies(env: Env, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
     """IP addresses and networks (CIDR) whose ``X-Forwarded-For`` is believed; ``none``: no
-    proxy's. Unset: the loopback (a proxy on the same machine), as uvicorn's own default."""
+    proxy's."""
     raw = (env.get(name) or "").strip()
     if not raw:
-        return LOOPBACK_PROXIES
+        return default
     if raw.lower() == "none":
         return ()
     proxies = []
-    for proxy in _list(env, name):
+    for proxy in _list(env, name, ()):
         try:
             # Networks in their canonical form (10.1.2.3/8 -> 10.0.0.0/8): uvicorn, which
             # applies the list, would take any other form for a name and trust nobody by it.
@@ -144,169 +189,366 @@ def _proxies(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(proxies)
 
 
+def choice(*choices: str) -> Reader:
+    """One of ``choices``, case-insensitive."""
+
+    def parse(env: Env, name: str, default: str) -> str:
+        raw = (env.get(name) or default).strip().lower()
+        if raw not in choices:
+            raise SystemExit(f"{name} must be one of {', '.join(choices)}, not {raw!r}")
+        return raw
+
+    return Reader(" or ".join(f"`{c}`" for c in choices), parse)
+
+
+WHOLE = Reader("whole number", _int)
+NUMBER = Reader("number", _float)
+SWITCH = Reader("`1` or `0`", _bool)
+TEXT = Reader("text", _text)
+PATH = Reader("path", _path)
+LIST = Reader("comma-separated list", _list)
+BY_TYPE: dict[object, Reader] = {
+    int: WHOLE,
+    float: NUMBER,
+    bool: SWITCH,
+    str: TEXT,
+    Path: PATH,
+    tuple[str, ...]: LIST,
+}
+COUNT = Reader("whole number, 0 or more", _count)
+NOT_NEGATIVE = Reader("number, 0 or more", _not_negative)
+MAYBE_SWITCH = Reader("`1` or `0`", _maybe_bool)
+SECRET = Reader("text, or a file named by `…_FILE`", _secret)
+SECRET_LIST = Reader("comma- or line-separated list, or a file named by `…_FILE`", _secret_list)
+REDIS_URL = Reader("URL, or a file named by `…_FILE`", _redis_url)
+HEADER_TEXT = Reader("printable ASCII", _header_text)
+HEADER_LIST = Reader("comma-separated list, printable ASCII", _header_list)
+ORIGINS = Reader("comma-separated list", _origins)
+PROXIES = Reader("comma-separated list, or `none`", _proxies)
+
+LOOPBACK_PROXIES = ("127.0.0.1", "::1")
 LOG_FORMATS = ("text", "json")
+DAY_S = 24 * 3600
+
+
+# -- the settings ----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Settings:
-    data_dir: Path = Path(".livecart")
-    redis_url: str | None = None
-    database_url: str | None = None
-    redis_prefix: str = "lc"
-    host: str = "127.0.0.1"
-    port: int = 8000
-    secret_key: str | None = None
-    # Keys that signed tokens and cookies before the current one: still accepted, never used
-    # to sign. Keep one for as long as what it signed should stay valid (see README).
-    previous_secret_keys: tuple[str, ...] = ()
-    hold_ttl_s: int = 120
-    pay_ttl_s: int = 120
-    session_max_age_s: int = 30 * 24 * 3600
-    # A seller signed in on the pages stays signed in this long.
-    seller_session_max_age_s: int = 7 * 24 * 3600
-    # Mark the sign-in cookie Secure (send it over HTTPS only). Default: when the request
-    # arrived over HTTPS (as a TLS-terminating proxy reports with X-Forwarded-Proto).
-    cookie_secure: bool | None = None
-    run_worker: bool = True
-    sweep_interval_ms: int = 1000
-    worker_batch: int = 500
-    worker_claim_idle_ms: int = 30_000
-    worker_max_deliveries: int = 5
-    # How often the pipeline trims what it has acknowledged from the orders streams.
-    worker_trim_interval_ms: int = 10_000
-    payment_delay_ms: int = 0
-    bench_routes: bool = False
-    # Origins allowed besides the page's own (same host:port as the request): to open room
-    # websockets, and to call WHIP/WHEP from the browser (CORS).
-    allowed_origins: tuple[str, ...] = ()
-    ws_ping_interval_s: float = 20.0
-    ws_ping_timeout_s: float = 20.0
-    ws_hello_timeout_s: float = 10.0
-    # A viewer with more unsent bytes than this is dropped (close 4000) and resumes later.
-    ws_max_buffer: int = 1 << 20
-    # Events kept per room for resuming viewers (approximately: Redis trims whole nodes).
-    room_log_maxlen: int = 2000
-    # A room with no video and no creator connected for this long is ended (0: never).
-    room_unhosted_end_s: int = 600
+    """Every setting livecart reads, in the order docs/configuration.md lists them."""
+
+    # Where data lives, where to listen, what signs.
+    data_dir: Path = setting(
+        Path(".livecart"),
+        "LIVECART_DATA_DIR",
+        "where the embedded Valkey and SQLite keep their files",
+    )
+    redis_url: str | None = setting(
+        None,
+        "REDIS_URL",
+        "Redis or Valkey (7+); user and password, `rediss://` and TLS options in the URL "
+        "(README: Production connections)",
+        REDIS_URL,
+        shown="a private Valkey under the data dir",
+    )
+    database_url: str | None = setting(
+        None,
+        "DATABASE_URL",
+        "SQLite, or PostgreSQL: `postgresql://user@host/db` (install `.[postgres]`), with "
+        "libpq's `sslmode`, `sslrootcert`, ... (README: Production connections)",
+        SECRET,
+        shown="`sqlite:///<data dir>/livecart.db`",
+    )
+    redis_prefix: str = setting("lc", "LIVECART_REDIS_PREFIX", "prefix of every Redis key")
+    host: str = setting("127.0.0.1", "LIVECART_HOST", "address to listen on (as `--host`)")
+    port: int = setting(8000, "LIVECART_PORT", "port to listen on (as `--port`)")
+    secret_key: str | None = setting(
+        None,
+        "LIVECART_SECRET_KEY",
+        "signs guest session tokens, seller sign-in cookies, CSRF tokens and studio tickets",
+        SECRET,
+        shown="generated once into the data dir",
+    )
+    previous_secret_keys: tuple[str, ...] = setting(
+        (),
+        "LIVECART_PREVIOUS_SECRET_KEYS",
+        "keys that signed before the current one: what they signed stays valid, nothing new "
+        "is signed with them (README: Rotating the secret key)",
+        SECRET_LIST,
+    )
+    publish_token: str | None = setting(
+        None,
+        "LIVECART_TOKEN",
+        "`livecart publish`'s seller token when `--token` is not given",
+        TEXT,
+    )
+    session_max_age_s: int = setting(
+        30 * DAY_S,
+        "LIVECART_SESSION_MAX_AGE_S",
+        "a guest session token is valid this long",
+        shown="`2592000` (30 days)",
+    )
+    seller_session_max_age_s: int = setting(
+        7 * DAY_S,
+        "LIVECART_SELLER_SESSION_MAX_AGE_S",
+        "a seller signed in on the pages stays signed in this long",
+        shown="`604800` (7 days)",
+    )
+    cookie_secure: bool | None = setting(
+        None,
+        "LIVECART_COOKIE_SECURE",
+        "`1`: the seller sign-in cookie is sent over HTTPS only; `0`: never marked Secure",
+        MAYBE_SWITCH,
+        shown="when the request came over HTTPS",
+    )
+    # Checkout.
+    hold_ttl_s: int = setting(120, "LIVECART_HOLD_TTL_S", "how long a hold lasts")
+    pay_ttl_s: int = setting(
+        120, "LIVECART_PAY_TTL_S", "how long after a payment begins the hold is kept at least"
+    )
+    checkout_lease_s: float = setting(
+        5.0,
+        "LIVECART_CHECKOUT_LEASE_S",
+        "a checkout's claim on its Idempotency-Key, renewed every third of it while it runs: "
+        "a retry after a crashed request waits at most this long",
+    )
+    reconcile_interval_s: float = setting(
+        5.0,
+        "LIVECART_RECONCILE_INTERVAL_S",
+        "how often payment attempts whose request died are settled: committed if the hold "
+        "still waits, refunded if not (decision 0017); also once at start-up",
+    )
+    sweep_interval_ms: int = setting(
+        1000,
+        "LIVECART_SWEEP_INTERVAL_MS",
+        "how often lapsed holds are swept, deal clocks ticked and abandoned rooms looked for",
+    )
+    payment_delay_ms: int = setting(
+        0,
+        "LIVECART_PAYMENT_DELAY_MS",
+        "the sandbox payment provider's latency, as a real provider's would be",
+    )
+    # The order pipeline.
+    run_worker: bool = setting(
+        True, "LIVECART_RUN_WORKER", "`0`: no order pipeline in this process (as `--no-worker`)"
+    )
+    worker_batch: int = setting(500, "LIVECART_WORKER_BATCH", "orders entries read at once")
+    worker_block_ms: int = setting(
+        1000, "LIVECART_WORKER_BLOCK_MS", "how long one read waits for new orders entries"
+    )
+    worker_claim_idle_ms: int = setting(
+        30_000,
+        "LIVECART_WORKER_CLAIM_IDLE_MS",
+        "entries a consumer has held this long unacknowledged are claimed (it died)",
+    )
+    worker_max_deliveries: int = setting(
+        5,
+        "LIVECART_WORKER_MAX_DELIVERIES",
+        "deliveries an entry gets before it is moved to the dead-letter stream",
+    )
+    worker_trim_interval_ms: int = setting(
+        10_000,
+        "LIVECART_WORKER_TRIM_INTERVAL_MS",
+        "how often a worker deletes the entries it has acknowledged from the orders streams",
+    )
+    # Room websockets.
+    allowed_origins: tuple[str, ...] = setting(
+        (),
+        "LIVECART_ALLOWED_ORIGINS",
+        "origins allowed besides the page's own (same host:port) to open room websockets and "
+        "to call WHIP/WHEP from the browser (CORS)",
+        ORIGINS,
+    )
+    ws_ping_interval_s: float = setting(
+        20.0, "LIVECART_WS_PING_INTERVAL_S", "websocket keepalive: a ping this often"
+    )
+    ws_ping_timeout_s: float = setting(
+        20.0,
+        "LIVECART_WS_PING_TIMEOUT_S",
+        "a connection that does not answer a ping this soon is closed",
+    )
+    ws_hello_timeout_s: float = setting(
+        10.0, "LIVECART_WS_HELLO_TIMEOUT_S", "a connection must send a valid `hello` this soon"
+    )
+    ws_max_buffer: int = setting(
+        1 << 20,
+        "LIVECART_WS_MAX_BUFFER",
+        "bytes unsent to one viewer before it is dropped (close 4000) to resume later",
+    )
+    ws_max_replay: int = setting(
+        500,
+        "LIVECART_WS_MAX_REPLAY",
+        "a resuming viewer missing more events than this gets a snapshot instead",
+    )
+    ws_message_rate: float = setting(
+        10.0, "LIVECART_WS_MESSAGE_RATE", "messages a second per connection, after the burst"
+    )
+    ws_message_burst: float = setting(
+        20.0, "LIVECART_WS_MESSAGE_BURST", "messages per connection at once"
+    )
+    ws_strikes: float = setting(
+        10.0, "LIVECART_WS_STRIKES", "bad messages tolerated at once; the next closes with 1008"
+    )
+    ws_strike_refill: float = setting(0.2, "LIVECART_WS_STRIKE_REFILL", "strikes forgiven a second")
+    chat_lines: int = setting(
+        3, "LIVECART_CHAT_LINES", "chat lines per user per room in each chat window"
+    )
+    chat_window_ms: int = setting(
+        5000, "LIVECART_CHAT_WINDOW_MS", "the window in which `LIVECART_CHAT_LINES` are counted"
+    )
+    # Rooms.
+    room_log_maxlen: int = setting(
+        2000,
+        "LIVECART_ROOM_LOG_MAXLEN",
+        "events kept per room for resuming viewers (about: Redis trims whole nodes)",
+    )
+    room_unhosted_end_s: int = setting(
+        600,
+        "LIVECART_ROOM_UNHOSTED_END_S",
+        "a room with no creator connected and no video for this long is ended (`0`: never)",
+    )
+    room_tick_s: float = setting(
+        0.1,
+        "LIVECART_ROOM_TICK_S",
+        "how often a node moves its watched rooms' deals along the clock and sends stock left",
+    )
+    room_report_s: float = setting(
+        1.0, "LIVECART_ROOM_REPORT_S", "how often a node reports its viewers and likes per room"
+    )
+    room_recent_chat: int = setting(
+        50, "LIVECART_ROOM_RECENT_CHAT", "chat lines a joining viewer's snapshot carries"
+    )
     # Rooms this process hosts itself, so they never count as abandoned while it runs: the
-    # demo's room. Not read from the environment.
+    # demo's room. Not a setting: not read from the environment.
     hosted_room_ids: tuple[int, ...] = ()
-    # Live video (WHIP/WHEP): viewers per node, and how long a stage waits for its creator.
-    video_max_viewers: int = 500
-    video_bitrate: int = 800_000
-    video_keyframe_interval_s: float = 4.0
-    # Keyframes asked for by joining viewers and their PLI/FIR: at most one per this gap.
-    video_min_keyframe_gap_s: float = 0.5
-    video_publisher_grace_s: float = 30.0
-    # A publisher that sends no picture for this long has gone (silently: a phone off network).
-    video_stall_s: float = 10.0
-    webrtc_connect_timeout_s: float = 20.0
-    # ICE: servers offered to peers (stun:/turn: URLs), and the host addresses to gather from
-    # (empty: every interface but the loopback).
-    ice_servers: tuple[str, ...] = ()
-    turn_username: str | None = None
-    turn_credential: str | None = None
-    webrtc_addresses: tuple[str, ...] = ()
-    # A checkout's claim on its Idempotency-Key lasts this long unless renewed (every third of
-    # it while the checkout runs): a retry after a crash waits at most this long.
-    checkout_lease_s: float = 5.0
-    # How often pending payment attempts whose request died are settled (decision 0017).
-    reconcile_interval_s: float = 5.0
-    # Fault injection for the crash tests: the worker sleeps after commit and before XACK.
-    fault_stall_before_ack_s: float = 0.0
-    # Fault injection for the crash tests: SIGKILL at this point (checkout/faults.py POINTS).
-    fault_crash_at: str = ""
-    # ... only while this file exists (it is removed as the process dies).
-    fault_crash_file: Path | None = None
-    # One line per request on the livecart.access logger (the X-Request-ID header and the
-    # request id in error bodies stay either way).
-    access_log: bool = True
-    # "text" (one readable line per record) or "json" (one JSON object per line), on stderr.
-    log_format: str = "text"
-    # Per client address (decision 0019): proxies whose X-Forwarded-For names the client; token
-    # buckets (a rate per second and a burst; 0 in either: off) for new guest sessions, for
-    # reservations in each deal and for chat lines; the units of one deal that one address may
-    # hold at once (0: no cap).
-    trusted_proxies: tuple[str, ...] = LOOPBACK_PROXIES
-    session_rate_per_s: float = 1.0
-    session_burst: int = 60
-    reserve_rate_per_s: float = 5.0
-    reserve_burst: int = 30
-    chat_rate_per_s: float = 2.0
-    chat_burst: int = 30
-    address_hold_cap: int = 10
+    # Live video (WHIP/WHEP).
+    video_max_viewers: int = setting(
+        500, "LIVECART_VIDEO_MAX_VIEWERS", "WHEP viewers per node; beyond it `503`"
+    )
+    video_retry_after_s: int = setting(
+        10, "LIVECART_VIDEO_RETRY_AFTER_S", "the `Retry-After` of that `503`"
+    )
+    video_bitrate: int = setting(
+        800_000, "LIVECART_VIDEO_BITRATE", "bits per second of the 360p VP8 rendition"
+    )
+    video_keyframe_interval_s: float = setting(
+        4.0, "LIVECART_VIDEO_KEYFRAME_INTERVAL_S", "a keyframe at least this often"
+    )
+    video_min_keyframe_gap_s: float = setting(
+        0.5,
+        "LIVECART_VIDEO_MIN_KEYFRAME_GAP_S",
+        "keyframes asked for (joining viewers, PLI/FIR) at most one per this gap",
+    )
+    video_publisher_grace_s: float = setting(
+        30.0,
+        "LIVECART_VIDEO_PUBLISHER_GRACE_S",
+        "how long viewers stay connected after the creator's connection drops",
+    )
+    video_stall_s: float = setting(
+        10.0,
+        "LIVECART_VIDEO_STALL_S",
+        "a publisher that sends no picture for this long has gone (a phone off its network)",
+    )
+    webrtc_connect_timeout_s: float = setting(
+        20.0, "LIVECART_WEBRTC_CONNECT_TIMEOUT_S", "a peer not connected by then is hung up"
+    )
+    ice_servers: tuple[str, ...] = setting(
+        (),
+        "LIVECART_ICE_SERVERS",
+        "STUN/TURN URLs the server's peers gather with and advertise to clients in WHIP/WHEP "
+        "`Link` headers; list only servers the server can reach (docs/video.md)",
+        HEADER_LIST,
+    )
+    turn_username: str | None = setting(
+        None, "LIVECART_TURN_USERNAME", "the TURN servers' username", HEADER_TEXT
+    )
+    turn_credential: str | None = setting(
+        None, "LIVECART_TURN_CREDENTIAL", "the TURN servers' credential", HEADER_TEXT
+    )
+    webrtc_addresses: tuple[str, ...] = setting(
+        (),
+        "LIVECART_WEBRTC_ADDRESSES",
+        "host candidate addresses, e.g. `127.0.0.1`",
+        shown="every interface but the loopback",
+    )
+    # Logs.
+    access_log: bool = setting(
+        True,
+        "LIVECART_ACCESS_LOG",
+        "`0`: no access log lines (responses and error bodies still carry the request id)",
+    )
+    log_format: str = setting(
+        LOG_FORMATS[0],
+        "LIVECART_LOG_FORMAT",
+        "`json`: every log record, access lines included, as one JSON object per line on stderr",
+        choice(*LOG_FORMATS),
+    )
+    # Per client address (decision 0019; README: Per-address limits).
+    trusted_proxies: tuple[str, ...] = setting(
+        LOOPBACK_PROXIES,
+        "LIVECART_TRUSTED_PROXIES",
+        "proxies (addresses or CIDR networks) whose `X-Forwarded-For` names the client: the "
+        "right-most address in it that is not one of them",
+        PROXIES,
+    )
+    session_rate_per_s: float = setting(
+        1.0,
+        "LIVECART_SESSION_RATE",
+        "new guest sessions a second per client address, after the burst (`0`: no limit)",
+        NOT_NEGATIVE,
+    )
+    session_burst: int = setting(
+        60, "LIVECART_SESSION_BURST", "new guest sessions per client address at once", COUNT
+    )
+    reserve_rate_per_s: float = setting(
+        5.0,
+        "LIVECART_RESERVE_RATE",
+        "reservations (HTTP and websocket `buy`) a second per client address in each deal, "
+        "after the burst (`0`: no limit)",
+        NOT_NEGATIVE,
+    )
+    reserve_burst: int = setting(
+        30, "LIVECART_RESERVE_BURST", "reservations per client address in each deal at once", COUNT
+    )
+    chat_rate_per_s: float = setting(
+        2.0,
+        "LIVECART_CHAT_RATE",
+        "viewers' chat lines a second per client address, whoever chats behind it, on top of "
+        "the per-user window, after the burst (`0`: no limit)",
+        NOT_NEGATIVE,
+    )
+    chat_burst: int = setting(
+        30, "LIVECART_CHAT_BURST", "viewers' chat lines per client address at once", COUNT
+    )
+    address_hold_cap: int = setting(
+        10,
+        "LIVECART_ADDRESS_HOLD_CAP",
+        "units of one deal one client address may hold at once, held or paying (`0`: no cap)",
+        COUNT,
+    )
+    # Benchmarks and tests.
+    bench_routes: bool = setting(
+        False,
+        "LIVECART_BENCH_ROUTES",
+        "the benchmarks' routes: `POST /api/noop`, the room echo and `GET /api/fault/500` "
+        "(fails on purpose); never in production",
+    )
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+    def from_env(cls, env: Env | None = None) -> Settings:
         env = os.environ if env is None else env
-        return cls(
-            data_dir=Path(env.get("LIVECART_DATA_DIR") or ".livecart"),
-            redis_url=_redis_url(env),
-            database_url=_secret(env, "DATABASE_URL"),
-            redis_prefix=env.get("LIVECART_REDIS_PREFIX") or "lc",
-            host=env.get("LIVECART_HOST") or "127.0.0.1",
-            port=_int(env, "LIVECART_PORT", 8000),
-            secret_key=_secret(env, "LIVECART_SECRET_KEY"),
-            previous_secret_keys=_secret_list(env, "LIVECART_PREVIOUS_SECRET_KEYS"),
-            hold_ttl_s=_int(env, "LIVECART_HOLD_TTL_S", 120),
-            pay_ttl_s=_int(env, "LIVECART_PAY_TTL_S", 120),
-            run_worker=_bool(env, "LIVECART_RUN_WORKER", True),
-            cookie_secure=(
-                _bool(env, "LIVECART_COOKIE_SECURE", False)
-                if env.get("LIVECART_COOKIE_SECURE")
-                else None
-            ),
-            sweep_interval_ms=_int(env, "LIVECART_SWEEP_INTERVAL_MS", 1000),
-            worker_batch=_int(env, "LIVECART_WORKER_BATCH", 500),
-            worker_claim_idle_ms=_int(env, "LIVECART_WORKER_CLAIM_IDLE_MS", 30_000),
-            worker_max_deliveries=_int(env, "LIVECART_WORKER_MAX_DELIVERIES", 5),
-            worker_trim_interval_ms=_int(env, "LIVECART_WORKER_TRIM_INTERVAL_MS", 10_000),
-            payment_delay_ms=_int(env, "LIVECART_PAYMENT_DELAY_MS", 0),
-            bench_routes=_bool(env, "LIVECART_BENCH_ROUTES", False),
-            allowed_origins=tuple(o.rstrip("/") for o in _list(env, "LIVECART_ALLOWED_ORIGINS")),
-            ws_ping_interval_s=_float(env, "LIVECART_WS_PING_INTERVAL_S", 20.0),
-            ws_ping_timeout_s=_float(env, "LIVECART_WS_PING_TIMEOUT_S", 20.0),
-            ws_hello_timeout_s=_float(env, "LIVECART_WS_HELLO_TIMEOUT_S", 10.0),
-            ws_max_buffer=_int(env, "LIVECART_WS_MAX_BUFFER", 1 << 20),
-            room_log_maxlen=_int(env, "LIVECART_ROOM_LOG_MAXLEN", 2000),
-            room_unhosted_end_s=_int(env, "LIVECART_ROOM_UNHOSTED_END_S", 600),
-            video_max_viewers=_int(env, "LIVECART_VIDEO_MAX_VIEWERS", 500),
-            video_bitrate=_int(env, "LIVECART_VIDEO_BITRATE", 800_000),
-            video_keyframe_interval_s=_float(env, "LIVECART_VIDEO_KEYFRAME_INTERVAL_S", 4.0),
-            video_min_keyframe_gap_s=_float(env, "LIVECART_VIDEO_MIN_KEYFRAME_GAP_S", 0.5),
-            video_stall_s=_float(env, "LIVECART_VIDEO_STALL_S", 10.0),
-            video_publisher_grace_s=_float(env, "LIVECART_VIDEO_PUBLISHER_GRACE_S", 30.0),
-            webrtc_connect_timeout_s=_float(env, "LIVECART_WEBRTC_CONNECT_TIMEOUT_S", 20.0),
-            ice_servers=_header_list(env, "LIVECART_ICE_SERVERS"),
-            turn_username=_header_text(env, "LIVECART_TURN_USERNAME"),
-            turn_credential=_header_text(env, "LIVECART_TURN_CREDENTIAL"),
-            webrtc_addresses=_list(env, "LIVECART_WEBRTC_ADDRESSES"),
-            checkout_lease_s=_float(env, "LIVECART_CHECKOUT_LEASE_S", 5.0),
-            reconcile_interval_s=_float(env, "LIVECART_RECONCILE_INTERVAL_S", 5.0),
-            fault_stall_before_ack_s=float(env.get("LIVECART_FAULT_STALL_BEFORE_ACK_S") or 0),
-            fault_crash_at=env.get("LIVECART_FAULT_CRASH_AT") or "",
-            fault_crash_file=(
-                Path(env["LIVECART_FAULT_CRASH_FILE"])
-                if env.get("LIVECART_FAULT_CRASH_FILE")
-                else None
-            ),
-            access_log=_bool(env, "LIVECART_ACCESS_LOG", True),
-            log_format=_choice(env, "LIVECART_LOG_FORMAT", LOG_FORMATS),
-            trusted_proxies=_proxies(env, "LIVECART_TRUSTED_PROXIES"),
-            session_rate_per_s=_not_negative(env, "LIVECART_SESSION_RATE", 1.0),
-            session_burst=_count(env, "LIVECART_SESSION_BURST", 60),
-            reserve_rate_per_s=_not_negative(env, "LIVECART_RESERVE_RATE", 5.0),
-            reserve_burst=_count(env, "LIVECART_RESERVE_BURST", 30),
-            chat_rate_per_s=_not_negative(env, "LIVECART_CHAT_RATE", 2.0),
-            chat_burst=_count(env, "LIVECART_CHAT_BURST", 30),
-            address_hold_cap=_count(env, "LIVECART_ADDRESS_HOLD_CAP", 10),
-        )
+        return cls(**{s.field: s.reader.parse(env, s.variable, s.default) for s in SETTINGS})
 
     @property
     def signing_keys(self) -> tuple[str, ...]:
         """Oldest to newest, as itsdangerous takes them: sign with the last, accept any."""
         assert self.secret_key is not None, "with_defaults() fills in the secret key"
         return (*self.previous_secret_keys, self.secret_key)
+
+    @property
+    def checkout_lease_ms(self) -> int:
+        return int(self.checkout_lease_s * 1000)
 
     def with_defaults(self) -> Settings:
         """Fill in what the embedded runtime decides: the SQLite file and a persisted secret."""
@@ -327,3 +569,32 @@ def _persisted_secret(path: Path) -> str:
     path.write_text(secret)
     path.chmod(0o600)
     return secret
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One declared setting, resolved: its field, variable, reader, default and doc."""
+
+    field: str
+    variable: str
+    doc: str
+    reader: Reader
+    default: Any
+    shown: str | None
+
+
+def _resolve() -> tuple[Setting, ...]:
+    types = typing.get_type_hints(Settings)
+    found = []
+    for f in fields(Settings):
+        declared: Variable | None = f.metadata.get("variable")
+        if declared is None:
+            continue  # runtime state, not a setting
+        reader = declared.reader or BY_TYPE[types[f.name]]
+        found.append(
+            Setting(f.name, declared.name, declared.doc, reader, f.default, declared.shown)
+        )
+    return tuple(found)
+
+
+SETTINGS = _resolve()

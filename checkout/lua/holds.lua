@@ -10,20 +10,23 @@ one deal (hash-tagged, so one Redis Cluster slot) and every key it touches arriv
   KEYS[3] buyers    hash: buyer -> units held, paying or sold (the per-buyer limit)
   KEYS[4] requests  hash: "buyer|request_id" -> hold id (a retried request gets the same hold)
   KEYS[5] expiry    zset: hold id scored by expires_ms, for holds still held or paying
-  KEYS[6] events    stream, capped: what the room hears (reserved, expired, sold, ...)
-  KEYS[7] orders    stream, never trimmed here: order.paid entries for the order pipeline
-  KEYS[8] rates     hash: client address -> its reserve bucket's TAT (see reserve_admitted);
+  KEYS[6] orders    stream, never trimmed here: order.paid entries for the order pipeline
+  KEYS[7] rates     hash: client address -> its reserve bucket's TAT (see reserve_admitted);
                     the whole hash expires once every bucket in it is full again
-  KEYS[9] addresses hash: client address -> units in its holds still held or paying (the
+  KEYS[8] addresses hash: client address -> units in its holds still held or paying (the
                     per-address cap); a field goes when it reaches 0
-  KEYS[10] hold_addresses  hash: hold id -> client address, while the hold is held or paying
+  KEYS[9] hold_addresses  hash: hold id -> client address, while the hold is held or paying
+
+Rooms are not told from here: the room ticker reads each watched deal's counters (lc_snapshot)
+and publishes stock, sold-out and restock (docs/decisions/0025). The one stream written here is
+the order pipeline's.
 
 Invariant kept by every function: available + held + sold == quantity.
 Hold states: held -> paying -> sold; held|paying -> expired; held -> released; paying -> held
 (a declined payment returns the hold to its own deadline: paying never extends a hold for good).
 ]]
 
-local EVENTS_MAXLEN = 10000
+local KEY_COUNT = 9
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -48,27 +51,16 @@ local function save_hold(K, id, h)
     h.attempt .. '|' .. h.buyer .. '|' .. h.request)
 end
 
-local function counters(K)
-  return redis.call('HMGET', K[1], 'available', 'held', 'sold')
-end
-
-local function emit(K, now, kind, id, qty)
-  local c = counters(K)
-  redis.call('XADD', K[6], 'MAXLEN', '~', EVENTS_MAXLEN, '*',
-    'type', kind, 'hold', id, 'qty', qty,
-    'available', c[1], 'held', c[2], 'sold', c[3], 'at', fmt(now))
-end
-
 -- A hold stops counting against its client address's cap (it closed, or it was sold).
 local function release_address(K, id, qty)
-  local address = redis.call('HGET', K[10], id)
+  local address = redis.call('HGET', K[9], id)
   if not address then return end
-  redis.call('HDEL', K[10], id)
-  if redis.call('HINCRBY', K[9], address, -qty) <= 0 then redis.call('HDEL', K[9], address) end
+  redis.call('HDEL', K[9], id)
+  if redis.call('HINCRBY', K[8], address, -qty) <= 0 then redis.call('HDEL', K[8], address) end
 end
 
 -- Return a live hold's units to stock and close it with the given final state.
-local function close_hold(K, now, id, h, final_state)
+local function close_hold(K, id, h, final_state)
   h.state = final_state
   save_hold(K, id, h)
   release_address(K, id, h.qty)
@@ -76,7 +68,6 @@ local function close_hold(K, now, id, h, final_state)
   redis.call('HINCRBY', K[1], 'available', h.qty)
   redis.call('HINCRBY', K[1], 'held', -h.qty)
   redis.call('HINCRBY', K[3], h.buyer, -h.qty)
-  emit(K, now, 'hold.' .. final_state, id, h.qty)
 end
 
 -- Lazy reclaim: every lapsed hold goes back to stock before anyone reads availability.
@@ -88,7 +79,7 @@ local function reclaim(K, now)
     if raw then
       local h = parse_hold(raw)
       if h.state == 'held' or h.state == 'paying' then
-        close_hold(K, now, id, h, 'expired')
+        close_hold(K, id, h, 'expired')
       else
         redis.call('ZREM', K[5], id)
       end
@@ -110,7 +101,7 @@ end
 local function address_state(K, lim, address)
   local a = lim.addresses[address]
   if not a then
-    local tat, held = redis.call('HGET', K[8], address), redis.call('HGET', K[9], address)
+    local tat, held = redis.call('HGET', K[7], address), redis.call('HGET', K[8], address)
     a = { tat = tonumber(tat or 0), held = tonumber(held or 0), spent = false, took = false }
     lim.addresses[address] = a
   end
@@ -149,12 +140,12 @@ local function write_addresses(K, lim)
     end
   end
   if #tats > 0 then
-    hset_pairs(K[8], tats)
+    hset_pairs(K[7], tats)
     -- Every bucket written is full again within burst * interval: then the hash may go.
-    redis.call('PEXPIRE', K[8], math.ceil(lim.burst * lim.interval))
+    redis.call('PEXPIRE', K[7], math.ceil(lim.burst * lim.interval))
   end
-  hset_pairs(K[9], helds)
-  hset_pairs(K[10], lim.hold_addresses)
+  hset_pairs(K[8], helds)
+  hset_pairs(K[9], lim.hold_addresses)
 end
 
 -- One reservation. `c` carries the deal's counters through the batch (written back once at the
@@ -204,9 +195,6 @@ local function reserve_one(K, d, c, lim, now, deal_id, buyer, qty, request, addr
     lim.hold_addresses[#lim.hold_addresses + 1] = id
     lim.hold_addresses[#lim.hold_addresses + 1] = address
   end
-  redis.call('XADD', K[6], 'MAXLEN', '~', EVENTS_MAXLEN, '*',
-    'type', 'hold.reserved', 'hold', id, 'qty', qty,
-    'available', c.available, 'held', c.held, 'sold', c.sold, 'at', fmt(now))
   return table.concat({ 'ok', id, qty, fmt(expires), 'held', 0 }, ' ')
 end
 
@@ -223,9 +211,8 @@ local function reserve_many(K, ARGV)
   local now = now_ms()
   reclaim(K, now)
   local d = terms(K)
-  local raw = redis.call('HMGET', K[1], 'available', 'held', 'sold', 'next_hold')
-  local c = { available = tonumber(raw[1]), held = tonumber(raw[2]), sold = tonumber(raw[3]),
-              next_hold = tonumber(raw[4]) }
+  local raw = redis.call('HMGET', K[1], 'available', 'held', 'next_hold')
+  local c = { available = tonumber(raw[1]), held = tonumber(raw[2]), next_hold = tonumber(raw[3]) }
   local lim = { interval = tonumber(ARGV[3] or 0), burst = tonumber(ARGV[4] or 0),
                 cap = tonumber(ARGV[5] or 0), addresses = {}, hold_addresses = {} }
   local line = '([^ \n]+) ([^ \n]+) ([^ \n]*) ([^ \n]*)\n'
@@ -245,7 +232,6 @@ local function load_deal(K, ARGV)
   redis.call('HSET', K[1], unpack(ARGV))
   local q = redis.call('HGET', K[1], 'quantity')
   redis.call('HSET', K[1], 'available', q, 'held', 0, 'sold', 0, 'next_hold', 0, 'stopped', 0)
-  emit(K, now_ms(), 'deal.live', '', q)
   return 1
 end
 
@@ -254,19 +240,17 @@ end
 -- is. Returns the released holds as a flat list: id, buyer, id, buyer, ...
 local function stop_deal(K, ARGV)
   if redis.call('EXISTS', K[1]) == 0 then return {} end
-  local now = now_ms()
   redis.call('HSET', K[1], 'stopped', 1)
   local released = {}
   for _, id in ipairs(redis.call('ZRANGE', K[5], 0, -1)) do
     local raw = redis.call('HGET', K[2], id)
     local h = raw and parse_hold(raw)
     if h and h.state == 'held' then
-      close_hold(K, now, id, h, 'released')
+      close_hold(K, id, h, 'released')
       released[#released + 1] = id
       released[#released + 1] = h.buyer
     end
   end
-  emit(K, now, 'deal.ended', '', 0)
   return released
 end
 
@@ -294,11 +278,11 @@ local function begin_payment(K, ARGV)
   local h = own_hold(K, id, buyer)
   if not h then return { 'hold_not_found' } end
   if redis.call('HGET', K[1], 'stopped') == '1' and h.state ~= 'paying' and h.state ~= 'sold' then
-    if h.state == 'held' then close_hold(K, now, id, h, 'released') end
+    if h.state == 'held' then close_hold(K, id, h, 'released') end
     return { 'deal_ended' }
   end
   if (h.state == 'held' or h.state == 'paying') and h.expires <= now then
-    close_hold(K, now, id, h, 'expired')
+    close_hold(K, id, h, 'expired')
   end
   local t = redis.call('HMGET', K[1], 'pay_ttl', 'price', 'currency', 'sku', 'shop')
   if h.state == 'sold' and h.attempt == attempt and attempt ~= '' then
@@ -340,11 +324,10 @@ local function commit(K, ARGV)
   redis.call('HINCRBY', K[1], 'sold', h.qty)
   release_address(K, id, h.qty)  -- sold units count against the buyer's limit, not the cap
   local t = redis.call('HMGET', K[1], 'deal', 'sku', 'shop', 'price', 'currency')
-  redis.call('XADD', K[7], '*', 'type', 'order.paid', 'hold', id, 'deal', t[1],
+  redis.call('XADD', K[6], '*', 'type', 'order.paid', 'hold', id, 'deal', t[1],
     'sku', t[2], 'shop', t[3], 'buyer', buyer, 'qty', h.qty, 'unit_price', t[4],
     'currency', t[5], 'payment_ref', payment_ref, 'paid_ms', fmt(now),
     'ship', shipping)
-  emit(K, now, 'hold.sold', id, h.qty)
   return { 'ok', 0 }
 end
 
@@ -370,12 +353,12 @@ local function release(K, ARGV)
   if not h then return { 'hold_not_found' } end
   if (h.state == 'held' or h.state == 'paying') and h.expires <= now then
     -- Lapsed but not yet reclaimed: its units are already back on sale in every read.
-    close_hold(K, now, id, h, 'expired')
+    close_hold(K, id, h, 'expired')
     return { 'hold_expired' }
   end
   if h.state == 'paying' then return { 'payment_in_progress' } end
   if h.state ~= 'held' then return { closed_reason(h.state) } end
-  close_hold(K, now, id, h, 'released')
+  close_hold(K, id, h, 'released')
   return { 'ok' }
 end
 
@@ -401,18 +384,29 @@ local function get_hold(K, ARGV)
   local h = own_hold(K, id, ARGV[2])
   if not h then return {} end
   if (h.state == 'held' or h.state == 'paying') and h.expires <= now then
-    close_hold(K, now, id, h, 'expired')
+    close_hold(K, id, h, 'expired')
   end
   return { h.state, h.qty, fmt(h.expires) }
 end
 
-redis.register_function('lc_reserve_many', reserve_many)
-redis.register_function('lc_load_deal', load_deal)
-redis.register_function('lc_stop_deal', stop_deal)
-redis.register_function('lc_begin_payment', begin_payment)
-redis.register_function('lc_commit', commit)
-redis.register_function('lc_payment_failed', payment_failed)
-redis.register_function('lc_release', release)
-redis.register_function('lc_expire', expire)
-redis.register_function('lc_snapshot', snapshot)
-redis.register_function('lc_get_hold', get_hold)
+-- Every function checks the KEYS layout first: a node of a version with another layout (until
+-- decision 0025, KEYS[6] was a room events stream) gets an error, not a write to the wrong key.
+local function register(name, fn)
+  redis.register_function(name, function(K, ARGV)
+    if #K ~= KEY_COUNT then
+      return redis.error_reply('livecart_holds: expected ' .. KEY_COUNT .. ' keys, got ' .. #K)
+    end
+    return fn(K, ARGV)
+  end)
+end
+
+register('lc_reserve_many', reserve_many)
+register('lc_load_deal', load_deal)
+register('lc_stop_deal', stop_deal)
+register('lc_begin_payment', begin_payment)
+register('lc_commit', commit)
+register('lc_payment_failed', payment_failed)
+register('lc_release', release)
+register('lc_expire', expire)
+register('lc_snapshot', snapshot)
+register('lc_get_hold', get_hold)

@@ -30,6 +30,7 @@ from aiortc.exceptions import InvalidStateError, OperationError
 from aiortc.mediastreams import MediaStreamTrack
 
 from catalog.errors import Conflict, Invalid, NotFound, Unavailable
+from live.error_codes import LiveErrorCode
 from live.media import dtls, sdp
 from live.media.relay import AudioRendition, PacketTrack, VideoProfile, VideoRendition, pump
 from live.store import RoomStore
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 StreamStarted = Callable[[int], Awaitable[None]]
 StreamEnded = Callable[[int, str], Awaitable[None]]
 # (room id, the publisher's owner, code, reason for a person): its encoder could not connect.
-PublisherFailed = Callable[[int, str, str, str], Awaitable[None]]
+PublisherFailed = Callable[[int, str, LiveErrorCode, str], Awaitable[None]]
 # Ended sessions remembered so a late DELETE hears "ended" rather than "no such session".
 ENDED_KEPT = 10_000
 RoomOpen = Callable[[int], Awaitable[bool]]
@@ -66,15 +67,18 @@ class StreamLock:
 
 @dataclass(frozen=True)
 class MediaConfig:
-    max_viewers: int = 500
-    connect_timeout_s: float = 20.0
-    publisher_grace_s: float = 30.0
+    """Video's knobs, each a setting (web/settings.py declares them and their defaults;
+    web/app.py's ``media_config`` fills this in)."""
+
+    max_viewers: int
+    connect_timeout_s: float
+    publisher_grace_s: float
     # A publisher that sends no picture for this long is gone (a phone that lost its network
     # stays "connected" until ICE consent fails, about 30 s later).
-    stall_s: float = 10.0
-    retry_after_s: int = 10
-    profile: VideoProfile = field(default_factory=VideoProfile)
-    ice_servers: tuple[RTCIceServer, ...] = ()
+    stall_s: float
+    retry_after_s: int
+    profile: VideoProfile
+    ice_servers: tuple[RTCIceServer, ...]
 
 
 @dataclass(eq=False)
@@ -157,7 +161,9 @@ class Broadcasts:
         sdp.check_publish_offer(offer)
         stage = self._stage(room_id)
         if stage.publisher is not None:
-            raise Conflict("Someone is already publishing this room.", code="already_publishing")
+            raise Conflict(
+                "Someone is already publishing this room.", code=LiveErrorCode.ALREADY_PUBLISHING
+            )
         session = self._new_session(stage, "publisher", owner)
         stage.publisher = session  # before any await: a second request here now gets 409
         stage.last_picture = time.monotonic()
@@ -169,7 +175,7 @@ class Broadcasts:
             if not await self._lock.claim(room_id, session.id):
                 raise Conflict(
                     "Someone is already publishing this room (on another node).",
-                    code="already_publishing",
+                    code=LiveErrorCode.ALREADY_PUBLISHING,
                 )
             self._still_open(session)
             pumped: set[str] = set()
@@ -241,12 +247,14 @@ class Broadcasts:
         if self.viewers >= self.config.max_viewers:
             raise Unavailable(
                 "This server is showing as many viewers as it can; try again shortly.",
-                code="too_many_viewers",
+                code=LiveErrorCode.TOO_MANY_VIEWERS,
                 retry_after_s=self.config.retry_after_s,
             )
         stage = self.stages.get(room_id)
         if stage is None or stage.publisher is None:
-            raise Conflict("The creator is not broadcasting right now.", code="stream_not_live")
+            raise Conflict(
+                "The creator is not broadcasting right now.", code=LiveErrorCode.STREAM_NOT_LIVE
+            )
         sdp.check_watch_offer(offer)
         session = self._new_session(stage, "viewer", owner)
         stage.viewers[session.id] = session
@@ -303,7 +311,7 @@ class Broadcasts:
         def check_connected() -> None:
             if pc.connectionState != "connected":
                 reason = f"no connection within {self.config.connect_timeout_s:g} s"
-                self._spawn(self._fail(session, "connect_timeout", reason))
+                self._spawn(self._fail(session, LiveErrorCode.CONNECT_TIMEOUT, reason))
 
         loop = asyncio.get_running_loop()
         session.deadline = loop.call_later(self.config.connect_timeout_s, check_connected)
@@ -314,11 +322,14 @@ class Broadcasts:
             await session.pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
         except OperationError as exc:  # nothing in common, e.g. only H.264 High profile
             raise Invalid(
-                f"The offer has no codec this server can use: {exc}", code="unsupported_codec"
+                f"The offer has no codec this server can use: {exc}",
+                code=LiveErrorCode.UNSUPPORTED_CODEC,
             ) from None
         except (ValueError, KeyError, IndexError, TypeError, AssertionError) as exc:
             # aiortc's parser reports a bad offer with whatever its code tripped on.
-            raise Invalid(f"The offer could not be used: {exc}", code="invalid_sdp") from None
+            raise Invalid(
+                f"The offer could not be used: {exc}", code=LiveErrorCode.INVALID_SDP
+            ) from None
         self._still_open(session)
 
     async def _answer(self, session: Session) -> None:
@@ -329,7 +340,8 @@ class Broadcasts:
             await pc.setLocalDescription(await pc.createAnswer())
         except OperationError as exc:
             raise Invalid(
-                f"The offer has no codec this server can use: {exc}", code="unsupported_codec"
+                f"The offer has no codec this server can use: {exc}",
+                code=LiveErrorCode.UNSUPPORTED_CODEC,
             ) from None
         except InvalidStateError:
             self._still_open(session)
@@ -343,7 +355,7 @@ class Broadcasts:
         if session.ended:
             raise Unavailable(
                 "The session was closed while it was being set up; try again.",
-                code="session_closed",
+                code=LiveErrorCode.SESSION_CLOSED,
                 retry_after_s=1,
             )
 
@@ -354,7 +366,7 @@ class Broadcasts:
             self.stages[room_id] = stage
         return stage
 
-    async def _fail(self, session: Session, code: str, reason: str) -> None:
+    async def _fail(self, session: Session, code: LiveErrorCode, reason: str) -> None:
         """The peer never connected, or its connection failed: say why (the log, and the
         creator's studio for a publisher), then end the session."""
         if session.ended:
@@ -382,7 +394,7 @@ class Broadcasts:
         if session is None and session_id in self.ended:
             raise NotFound(
                 f"This session has ended ({self.ended[session_id]}).",
-                code="session_ended",
+                code=LiveErrorCode.SESSION_ENDED,
                 reason=self.ended[session_id],
             )
         if session is None or (session.room_id, session.role, session.owner) != (
@@ -390,7 +402,7 @@ class Broadcasts:
             role,
             owner,
         ):
-            raise NotFound("No such session.", code="session_not_found")
+            raise NotFound("No such session.", code=LiveErrorCode.SESSION_NOT_FOUND)
         return session
 
     async def hang_up(self, session: Session) -> None:
@@ -480,7 +492,9 @@ class Broadcasts:
     def _refuse_if_closing(self) -> None:
         if self._closing:
             raise Unavailable(
-                "This server is shutting down.", code="shutting_down", retry_after_s=1
+                "This server is shutting down.",
+                code=LiveErrorCode.SHUTTING_DOWN,
+                retry_after_s=1,
             )
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
@@ -489,14 +503,14 @@ class Broadcasts:
         task.add_done_callback(self._tasks.discard)
 
 
-def failure_of(pc: RTCPeerConnection) -> tuple[str, str]:
+def failure_of(pc: RTCPeerConnection) -> tuple[LiveErrorCode, str]:
     """Why a peer connection failed, as (code, reason for a person)."""
     if pc.iceConnectionState == "failed":
-        return "ice_failed", (
+        return LiveErrorCode.ICE_FAILED, (
             "ICE failed: no address pair between the encoder and the server answered "
             "(a firewall in between, or a TURN server is needed)"
         )
-    return "dtls_failed", (
+    return LiveErrorCode.DTLS_FAILED, (
         "DTLS failed: the encrypted handshake did not complete (the encoder's certificate "
         "did not match its offer's fingerprint, or no cipher suite was shared)"
     )

@@ -65,12 +65,13 @@ class KeyframeGate:
 @dataclass(frozen=True)
 class VideoProfile:
     """One rendition: its picture fits in a box ``short_side`` pixels on its shorter side (so
-    360 gives 640x360 landscape, 360x640 portrait) and is encoded at ``bitrate``."""
+    360 gives 640x360 landscape, 360x640 portrait) and is encoded at ``bitrate``. The bitrate
+    and keyframe timing are settings (web/settings.py); the one rendition served is 360p."""
 
+    bitrate: int
+    keyframe_interval_s: float
+    min_keyframe_gap_s: float
     short_side: int = 360
-    bitrate: int = 800_000
-    keyframe_interval_s: float = 4.0
-    min_keyframe_gap_s: float = 0.5
 
     def size_for(self, width: int, height: int) -> tuple[int, int]:
         scale = min(1.0, self.short_side / min(width, height))

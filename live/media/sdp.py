@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from catalog.errors import Invalid
+from live.error_codes import LiveErrorCode
 
 MAX_SDP_BYTES = 32 * 1024
 
@@ -24,11 +25,15 @@ class MediaSection:
 def sections(sdp: str) -> list[MediaSection]:
     if len(sdp.encode()) > MAX_SDP_BYTES:
         raise Invalid(
-            f"The offer is over {MAX_SDP_BYTES} bytes.", code="sdp_too_large", max=MAX_SDP_BYTES
+            f"The offer is over {MAX_SDP_BYTES} bytes.",
+            code=LiveErrorCode.SDP_TOO_LARGE,
+            max=MAX_SDP_BYTES,
         )
     lines = [line.strip() for line in sdp.splitlines() if line.strip()]
     if not lines or lines[0] != "v=0":
-        raise Invalid("That is not an SDP offer: it must start with 'v=0'.", code="invalid_sdp")
+        raise Invalid(
+            "That is not an SDP offer: it must start with 'v=0'.", code=LiveErrorCode.INVALID_SDP
+        )
     found: list[MediaSection] = []
     kind, direction, codecs, port_zero = "", "sendrecv", set[str](), False
     for line in [*lines[1:], "m=end 0 x"]:
@@ -37,7 +42,7 @@ def sections(sdp: str) -> list[MediaSection]:
                 found.append(MediaSection(kind, direction, frozenset(codecs), port_zero))
             fields = line[2:].split()
             if len(fields) < 3:
-                raise Invalid("A media line ('m=') is incomplete.", code="invalid_sdp")
+                raise Invalid("A media line ('m=') is incomplete.", code=LiveErrorCode.INVALID_SDP)
             kind, direction, codecs = fields[0], "sendrecv", set()
             port_zero = fields[1] == "0"
         elif kind and line in ("a=sendrecv", "a=sendonly", "a=recvonly", "a=inactive"):
@@ -54,12 +59,14 @@ def check_publish_offer(sdp: str) -> None:
     """A WHIP offer sends at least a video we can decode; audio is optional."""
     video = [s for s in sections(sdp) if s.kind == "video" and not s.port_zero]
     if not video:
-        raise Invalid("The offer has no video to publish.", code="no_video")
+        raise Invalid("The offer has no video to publish.", code=LiveErrorCode.NO_VIDEO)
     if not any(s.direction in ("sendonly", "sendrecv") for s in video):
-        raise Invalid("The offer's video does not send anything.", code="no_video")
+        raise Invalid("The offer's video does not send anything.", code=LiveErrorCode.NO_VIDEO)
     if not any(s.codecs & {"VP8", "H264"} for s in video):
         raise Invalid(
-            "Publish VP8 or H.264 video.", code="unsupported_codec", accepted=["VP8", "H264"]
+            "Publish VP8 or H.264 video.",
+            code=LiveErrorCode.UNSUPPORTED_CODEC,
+            accepted=["VP8", "H264"],
         )
 
 
@@ -69,16 +76,16 @@ def check_watch_offer(sdp: str, video_codec: str = "VP8") -> None:
     video = [s for s in found if s.kind == "video"]
     audio = [s for s in found if s.kind == "audio"]
     if not any(s.direction in ("recvonly", "sendrecv") for s in video):
-        raise Invalid("The offer does not receive video.", code="no_video")
+        raise Invalid("The offer does not receive video.", code=LiveErrorCode.NO_VIDEO)
     if not any(video_codec in s.codecs for s in video):
         raise Invalid(
             f"This server streams {video_codec} video; the offer does not accept it.",
-            code="unsupported_codec",
+            code=LiveErrorCode.UNSUPPORTED_CODEC,
             accepted=[video_codec],
         )
     if audio and not any("OPUS" in s.codecs for s in audio):
         raise Invalid(
             "This server streams Opus audio; the offer does not accept it.",
-            code="unsupported_codec",
+            code=LiveErrorCode.UNSUPPORTED_CODEC,
             accepted=["opus"],
         )

@@ -1,0 +1,208 @@
+"""The room bus in process, on a real Redis-compatible server: rooms' events reach this node's
+viewers once and in order, a gap in the pub/sub stream is filled from the room's log, and when
+the log or the subscription lost something the viewers are told to resync."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from catalog.clock import now_ms
+from live import rules
+from live.bus import RoomBus
+from live.hub import Hub, Viewer
+from live.keys import LiveKeys
+from live.protocol import CLOSE_RESYNC
+from live.store import RoomStore
+from tests.conftest import PREFIX
+from tests.helpers import until
+from tests.test_hub import KeptOutlet, seqs
+
+pytestmark = pytest.mark.storage
+
+ROOM = 1
+
+
+@dataclass
+class Node:
+    """One node's side of the rooms: its hub and its bus, on a keyspace of this test's own."""
+
+    redis: Redis
+    keys: LiveKeys
+    store: RoomStore
+    hub: Hub
+    bus: RoomBus
+
+    async def open_room(self, room_id: int = ROOM) -> int:
+        """A live room; returns its last event number."""
+        await self.store.create(rules.new_room(room_id, 1, 1, "Bus test", now_ms()))
+        return (await self.store.update(room_id, lambda r: rules.go_live(r, now_ms()))).seq
+
+    async def add_products(self, count: int, room_id: int = ROOM) -> int:
+        """``count`` events (one bag.added each), committed as a creator's changes are; returns
+        the last event number."""
+        seq = 0
+        for _ in range(count):
+            product = secrets.randbelow(10**9)
+            card = {"product_id": product, "title": "Jacket", "image": None, "skus": []}
+            added = await self.store.update(
+                room_id, partial(rules.add_to_bag, card=card, now=now_ms())
+            )
+            seq = added.seq
+        return seq
+
+    def viewer(self, user: str, upto: int, room_id: int = ROOM) -> Viewer:
+        """A viewer that joined here and got its replay up to ``upto``."""
+        viewer = Viewer(KeptOutlet(), room_id, user, "viewer")
+        self.hub.join(viewer)
+        self.hub.caught_up(viewer, upto)
+        return viewer
+
+    async def deliver(self, seq: int, room_id: int = ROOM) -> None:
+        """Hand the bus event ``seq`` as pub/sub would, read back from the room's log."""
+        logged = await self.store.events_between(room_id, seq - 1, seq)
+        assert logged is not None, f"event {seq} is not in the log"
+        (payload,) = logged
+        channel = self.keys.room(room_id).channel.encode()
+        await self.bus.dispatch(channel, f"{seq} ".encode() + payload)
+
+
+@pytest.fixture
+async def node(redis: Redis, redis_url: str) -> Node:
+    keys = LiveKeys(f"{PREFIX}bus{secrets.token_hex(4)}")  # deleted with the run's keys
+    store = RoomStore(redis, keys, log_maxlen=100)
+    await store.install()
+    hub = Hub(max_buffer=1 << 20, interval=0.01)
+    return Node(redis, keys, store, hub, RoomBus(redis_url, keys, store, hub))
+
+
+@dataclass
+class Subscribed:
+    task: asyncio.Task[None]
+    clients: set[str]  # ids of the bus's connections to the server
+
+
+@pytest.fixture
+async def running(node: Node) -> AsyncIterator[Subscribed]:
+    """The node's bus, subscribed."""
+    others = await pattern_subscribers(node.redis)
+    task = asyncio.create_task(node.bus.run(asyncio.Event()))
+    # ``ready`` means PSUBSCRIBE was sent; the server lists the connection once it has it.
+    await until(lambda: new_subscriber(node.redis, others), "the bus's pattern subscription")
+    yield Subscribed(task, await pattern_subscribers(node.redis) - others)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def pattern_subscribers(redis: Redis) -> set[str]:
+    return {c["id"] for c in await redis.client_list(_type="pubsub") if c.get("psub") != "0"}
+
+
+async def new_subscriber(redis: Redis, known: set[str]) -> bool:
+    return bool(await pattern_subscribers(redis) - known)
+
+
+def kept(viewer: Viewer) -> KeptOutlet:
+    assert isinstance(viewer.outlet, KeptOutlet)
+    return viewer.outlet
+
+
+def has_events(viewer: Viewer, count: int) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return len(seqs(kept(viewer))) >= count
+
+    return check
+
+
+async def test_committed_events_reach_the_viewers_here_once_and_in_order(
+    node: Node, running: Subscribed
+) -> None:
+    start = await node.open_room()
+    await node.open_room(ROOM + 1)  # nobody watches it here: the bus skips its events
+    ann, bob = node.viewer("ann", start), node.viewer("bob", start)
+    last = await node.add_products(5)
+    await node.add_products(3, ROOM + 1)
+    wanted = list(range(start + 1, last + 1))
+    for viewer in (ann, bob):
+        await until(has_events(viewer, len(wanted)), "five events on the bus")
+        assert seqs(kept(viewer)) == wanted
+        assert {m["type"] for m in kept(viewer).messages()} == {"bag.added"}
+    assert node.bus.received == 5
+
+
+async def test_a_gap_in_the_bus_is_filled_from_the_log_in_order(node: Node) -> None:
+    """Nothing is subscribed while the events are committed: pub/sub loses them, the log
+    keeps them, and the bus reads what it missed when a later one arrives."""
+    start = await node.open_room()
+    ann = node.viewer("ann", start)
+    last = await node.add_products(4)
+    await node.deliver(start + 1)
+    await node.deliver(last)  # start + 2 and start + 3 never came over the bus
+    assert seqs(kept(ann)) == list(range(start + 1, last + 1))
+    await node.deliver(start + 2)  # late after all: already delivered, not sent again
+    assert seqs(kept(ann)) == list(range(start + 1, last + 1))
+
+
+async def test_events_the_log_no_longer_has_make_the_viewers_resync(node: Node) -> None:
+    start = await node.open_room()
+    ann = node.viewer("ann", start)
+    await node.add_products(1)
+    await node.deliver(start + 1)
+    # An event far past the log's end: what lies between can no longer be read.
+    channel = node.keys.room(ROOM).channel.encode()
+    await node.bus.dispatch(channel, f"{start + 9} ".encode() + b'{"type":"pin"}')
+    assert seqs(kept(ann)) == [start + 1]
+    assert kept(ann).close_code == CLOSE_RESYNC
+    assert not node.hub.is_member(ann)
+
+
+async def test_a_message_for_one_user_reaches_all_their_connections_and_nobody_else(
+    node: Node, running: Subscribed
+) -> None:
+    start = await node.open_room()
+    phone, laptop, bob = (node.viewer(u, start) for u in ("ann", "ann", "bob"))
+    message: dict[str, Any] = {"type": "hold.granted", "ref": "r1"}
+    await node.store.send_to_user(ROOM, "ann", message)
+    for viewer in (phone, laptop):
+        await until(has_frames(viewer), "ann's message on each of her connections")
+        assert kept(viewer).messages() == [message]
+    assert kept(bob).frames == []
+
+
+async def test_a_broken_subscription_comes_back_and_every_viewer_resyncs(
+    node: Node, running: Subscribed
+) -> None:
+    start = await node.open_room()
+    ann = node.viewer("ann", start)
+    others = await pattern_subscribers(node.redis) - running.clients
+    for client in running.clients:
+        await node.redis.client_kill_filter(_id=client)  # as a network failure would
+    await until(lambda: dropped(ann), "ann told to resync")
+    assert kept(ann).close_code == CLOSE_RESYNC
+    await until(
+        lambda: new_subscriber(node.redis, others | running.clients), "the bus subscribed again"
+    )
+    again = node.viewer("ann", start)  # she reconnects
+    last = await node.add_products(2)
+    await until(has_events(again, 2), "events over the new subscription")
+    assert seqs(kept(again)) == [last - 1, last]
+
+
+def has_frames(viewer: Viewer) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return bool(kept(viewer).frames)
+
+    return check
+
+
+async def dropped(viewer: Viewer) -> bool:
+    return kept(viewer).close_code is not None
