@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 
 from catalog.error_codes import CatalogErrorCode
-from catalog.errors import Conflict
+from kernel.errors import Conflict
 
 
 class DealStatus(enum.StrEnum):

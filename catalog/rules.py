@@ -7,7 +7,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from catalog.error_codes import CatalogErrorCode
-from catalog.errors import Invalid
+from kernel.errors import Invalid
 
 MAX_DEAL_DURATION_MS = 7 * 24 * 3600 * 1000
 

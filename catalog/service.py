@@ -14,12 +14,12 @@ from sqlalchemy import Update, exists, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from catalog.clock import now_ms
 from catalog.deal_status import DealStatus, refused, sources
 from catalog.error_codes import CatalogErrorCode
-from catalog.errors import CommonErrorCode, Conflict, NotFound, Unauthorized
 from catalog.models import Deal, Product, Seller, Shop, Sku
 from catalog.rules import DealTerms, check_deal_terms, handle_for
+from kernel.clock import now_ms
+from kernel.errors import CommonErrorCode, Conflict, NotFound, Unauthorized
 
 TOKEN_PREFIX = "lc_sk_"
 # A started deal has units allocated and may be selling: its product stays on sale. (A deal

@@ -11,9 +11,9 @@ from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 
-from catalog.clock import now_ms
-from catalog.db import Database
 from checkout.models import PaymentAttempt
+from kernel.clock import now_ms
+from kernel.db import Database
 
 
 class AttemptStatus(enum.StrEnum):

@@ -22,13 +22,13 @@ from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlmodel import col
 
-from catalog.db import Database
 from checkout.hold_states import HoldState
 from checkout.holds import DealCounters, HoldStore
 from checkout.keys import Keyspace, deal_id_of_hold
 from checkout.models import Order
 from checkout.payments import ChargeStatus, SandboxProvider
 from checkout.pipeline import OrderStream
+from kernel.db import Database
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 
-from catalog.errors import DomainError
 from checkout.holds import Hold, HoldStore, ReserveRequest
+from kernel.errors import DomainError
 
 Waiter = tuple[ReserveRequest, asyncio.Future[Hold | DomainError]]
 

@@ -7,15 +7,15 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from catalog.clock import now_ms
 from catalog.error_codes import CatalogErrorCode
-from catalog.errors import Conflict, DomainError, PaymentFailed
 from checkout.attempts import AttemptStatus, AttemptStore
 from checkout.error_codes import CheckoutErrorCode
 from checkout.faults import NO_CRASH, CrashPoints
 from checkout.holds import HoldStore, PaymentTerms, hold_error
 from checkout.models import PaymentAttempt
 from checkout.payments import Charge, ChargeStatus, PaymentProvider
+from kernel.clock import now_ms
+from kernel.errors import Conflict, DomainError, PaymentFailed
 
 # A hold that can no longer be paid for: a charge its attempt made must go back.
 _HOLD_GONE = frozenset(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from catalog.errors import ErrorCode
+from kernel.errors import ErrorCode
 
 
 class CheckoutErrorCode(ErrorCode):

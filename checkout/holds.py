@@ -11,13 +11,13 @@ from typing import Any, NamedTuple, cast
 from redis.asyncio import Redis
 
 from catalog.error_codes import CatalogErrorCode
-from catalog.errors import CommonErrorCode, Conflict, DomainError, ErrorCode, Invalid, NotFound
 from catalog.models import Deal
 from checkout.deal_phase import DealPhase, phase_at
 from checkout.error_codes import CheckoutErrorCode
 from checkout.hold_states import HoldRecord, HoldState
 from checkout.keys import DEAL_KEYS_TTL_S, Keyspace, deal_id_of_hold
 from checkout.limits import ReserveLimits, throttled
+from kernel.errors import CommonErrorCode, Conflict, DomainError, ErrorCode, Invalid, NotFound
 
 LIBRARY = resources.files("checkout").joinpath("lua/holds.lua").read_text()
 

@@ -21,9 +21,9 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
-from catalog.errors import Conflict, Invalid
 from checkout.error_codes import CheckoutErrorCode
 from checkout.keys import IDEMPOTENCY_TTL_S, Keyspace
+from kernel.errors import Conflict, Invalid
 
 
 @dataclass(frozen=True)

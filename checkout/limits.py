@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 from redis.asyncio import Redis
 
-from catalog.errors import Throttled
+from kernel.errors import Throttled
 
 LIBRARY = resources.files("checkout").joinpath("lua/limits.lua").read_text()
 

@@ -14,12 +14,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from catalog.clock import now_ms
-from catalog.errors import Conflict, NotFound
 from catalog.models import Product, Sku
 from checkout.error_codes import CheckoutErrorCode
 from checkout.models import Order, OrderEvent
 from checkout.orders import OrderStatus, next_status, shipment_fields
+from kernel.clock import now_ms
+from kernel.errors import Conflict, NotFound
 
 PAID = OrderStatus.PAID.value  # looked up once: an enum attribute is slow in a 500-row loop
 

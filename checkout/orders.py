@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import enum
 
-from catalog.errors import Conflict, Invalid, NotFound
 from checkout.error_codes import CheckoutErrorCode
+from kernel.errors import Conflict, Invalid, NotFound
 
 
 class OrderStatus(enum.StrEnum):

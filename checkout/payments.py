@@ -13,8 +13,8 @@ from typing import Protocol
 import orjson
 from redis.asyncio import Redis
 
-from catalog.errors import Invalid
 from checkout.error_codes import CheckoutErrorCode
+from kernel.errors import Invalid
 
 
 class ChargeStatus(enum.StrEnum):

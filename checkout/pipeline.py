@@ -20,10 +20,10 @@ from redis.exceptions import ResponseError
 from sqlalchemy import text
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from catalog.db import Database
 from checkout.faults import NO_CRASH, CrashPoints
 from checkout.keys import ORDER_GROUP, Keyspace, dead_letters_of
 from checkout.order_store import PaidOrder, PersistResult, persist_paid_orders
+from kernel.db import Database
 
 log = logging.getLogger("livecart.pipeline")
 

@@ -9,13 +9,13 @@ import contextlib
 import logging
 from collections import Counter
 
-from catalog.clock import now_ms
-from catalog.errors import DomainError
 from checkout.attempts import AttemptStatus
 from checkout.checkout import Till
 from checkout.idempotency import IdempotencyStore
 from checkout.models import PaymentAttempt
 from checkout.payments import ChargeStatus
+from kernel.clock import now_ms
+from kernel.errors import DomainError
 
 log = logging.getLogger("livecart.reconciler")
 

@@ -13,10 +13,10 @@ import asyncio
 import contextlib
 import logging
 
-from catalog.db import Database
 from checkout import deals
 from checkout.holds import HoldStore
 from checkout.pipeline import OrderStream
+from kernel.db import Database
 
 log = logging.getLogger("livecart.sweeper")
 

@@ -12,10 +12,10 @@ from sqlalchemy import distinct, func, select
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from catalog.clock import now_ms
 from catalog.models import Deal
 from checkout.holds import HoldStore
 from checkout.models import Order
+from kernel.clock import now_ms
 from live.models import LiveRoom
 from live.room_states import RoomStatus
 from live.store import RoomStore

@@ -19,12 +19,12 @@ from typing import Any
 
 from starlette.websockets import WebSocket
 
-from catalog.clock import now_ms
-from catalog.errors import CommonErrorCode, Conflict, DomainError, Throttled, Unauthorized
 from checkout.batcher import ReserveBatcher
 from checkout.hold_states import HoldState
 from checkout.holds import Hold, HoldStore, ReserveRequest
 from checkout.limits import Rate, RateLimiter, client_address
+from kernel.clock import now_ms
+from kernel.errors import CommonErrorCode, Conflict, DomainError, Throttled, Unauthorized
 from live import protocol, rules, service
 from live.error_codes import LiveErrorCode
 from live.frames import message_list, text_frame

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from catalog.errors import CommonErrorCode, ErrorCode, Invalid
+from kernel.errors import CommonErrorCode, ErrorCode, Invalid
 from live.error_codes import LiveErrorCode
 
 VERSION = 1

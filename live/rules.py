@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from catalog.error_codes import CatalogErrorCode
-from catalog.errors import Conflict, Invalid, NotFound
+from kernel.errors import Conflict, Invalid, NotFound
 from live.error_codes import LiveErrorCode
 from live.room_states import RUNNING, FlashDealStatus, RoomStatus
 

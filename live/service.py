@@ -14,15 +14,15 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from catalog import service as catalog
-from catalog.clock import now_ms
-from catalog.db import Database
 from catalog.deal_status import DealStatus
 from catalog.error_codes import CatalogErrorCode
-from catalog.errors import Conflict, DomainError, NotFound
 from catalog.models import Deal, Product, Seller, Sku
 from catalog.rules import DealTerms
 from checkout import deals
 from checkout.holds import HoldStore
+from kernel.clock import now_ms
+from kernel.db import Database
+from kernel.errors import Conflict, DomainError, NotFound
 from live import rules
 from live.error_codes import LiveErrorCode
 from live.models import LiveRoom

@@ -12,7 +12,7 @@ from typing import NamedTuple, cast
 import orjson
 from redis.asyncio import Redis
 
-from catalog.errors import CommonErrorCode, Conflict, NotFound
+from kernel.errors import CommonErrorCode, Conflict, NotFound
 from live import rules
 from live.error_codes import LiveErrorCode
 from live.keys import ROOM_KEYS_TTL_S, LiveKeys

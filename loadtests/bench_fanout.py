@@ -408,7 +408,7 @@ def livecart_room(base: str, database_url: str) -> int:
     import httpx
 
     from catalog import service
-    from catalog.db import Database
+    from kernel.db import Database
 
     async def seller() -> tuple[str, int]:
         db = Database(database_url)

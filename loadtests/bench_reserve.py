@@ -41,14 +41,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from catalog import service
-from catalog.clock import now_ms
-from catalog.db import Database
 from catalog.models import Deal, Seller
 from catalog.rules import DealTerms
 from checkout.keys import Keyspace
 from checkout.models import Order
 from checkout.order_store import PaidOrder, order_row
 from checkout.pipeline import OrderPipeline
+from kernel.clock import now_ms
+from kernel.db import Database
 from tests.harness import ROOT, free_port, livecart, serving
 from web.app import pipeline_config
 from web.auth import GuestSessions

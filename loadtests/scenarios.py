@@ -39,9 +39,9 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from catalog.db import Database  # noqa: E402
 from checkout.audit import DealAudit, settled_audit  # noqa: E402
 from checkout.keys import Keyspace  # noqa: E402
+from kernel.db import Database  # noqa: E402
 from tests.harness import NO_ADDRESS_LIMITS, free_port, livecart, serving  # noqa: E402
 from web.embedded import EmbeddedValkey  # noqa: E402
 

@@ -16,10 +16,10 @@ from playwright.async_api import Browser, async_playwright
 from redis.asyncio import Redis
 
 from catalog import service
-from catalog.db import Database, is_sqlite
 from catalog.models import Seller, Shop
 from checkout.holds import HoldStore
 from checkout.keys import Keyspace
+from kernel.db import Database, is_sqlite
 from tests.browser import CHROMIUM_ARGS, chromium_or_skip
 from tests.harness import NO_ADDRESS_LIMITS, Server, free_port, livecart, serve, stop_server
 from web.auth import GuestSessions

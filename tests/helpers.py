@@ -14,15 +14,15 @@ from typing import Any, TypeVar
 import httpx
 
 from catalog import service
-from catalog.clock import now_ms
-from catalog.db import Database
-from catalog.errors import DomainError
 from catalog.models import Deal, Sku
 from catalog.rules import DealTerms
 from checkout import deals
 from checkout.faults import POINTS, CrashPoints
 from checkout.holds import Hold, HoldStore
 from checkout.payments import Charge, SandboxProvider
+from kernel.clock import now_ms
+from kernel.db import Database
+from kernel.errors import DomainError
 from tests.conftest import SellerAccount, viewer_headers
 from web.auth import GuestSessions
 

@@ -14,13 +14,13 @@ import pytest
 from redis.asyncio import Redis
 from sqlmodel import select
 
-from catalog.db import Database
 from checkout.audit import audit_deal, settled_audit
 from checkout.holds import HoldStore
 from checkout.keys import Keyspace
 from checkout.models import Order
 from checkout.order_store import persist_paid_orders
 from checkout.payments import SandboxProvider
+from kernel.db import Database
 from tests.conftest import PREFIX, SellerAccount
 from tests.helpers import make_live_deal
 from tests.test_pipeline import drain, paid, pipeline, sell

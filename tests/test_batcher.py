@@ -10,10 +10,10 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from catalog.db import Database
-from catalog.errors import DomainError
 from checkout.batcher import ReserveBatcher
 from checkout.holds import Hold, HoldStore, ReserveRequest
+from kernel.db import Database
+from kernel.errors import DomainError
 from tests.conftest import SellerAccount
 from tests.helpers import make_live_deal, outcome
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from catalog.clock import now_ms
+from kernel.clock import now_ms
 from live import rules
 from live.bus import RoomBus
 from live.hub import Hub, Viewer

@@ -11,8 +11,6 @@ import secrets
 import pytest
 from redis.asyncio import Redis
 
-from catalog.db import Database
-from catalog.errors import Conflict
 from checkout.attempts import AttemptStatus, AttemptStore
 from checkout.checkout import Till, attempt_id, charge_key, pay_for_hold
 from checkout.holds import HoldStore, ReserveRequest
@@ -20,6 +18,8 @@ from checkout.idempotency import Claim, IdempotencyStore, StoredResponse
 from checkout.keys import Keyspace
 from checkout.payments import ChargeStatus, SandboxProvider
 from checkout.reconciler import reconcile_once
+from kernel.db import Database
+from kernel.errors import Conflict
 from tests.conftest import SellerAccount
 from tests.helpers import CrashAt, Crashed, make_live_deal, until
 from web.settings import Settings

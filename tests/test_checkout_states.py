@@ -40,8 +40,6 @@ from hypothesis.stateful import (
 from redis.asyncio import Redis
 
 from catalog import service
-from catalog.db import Database
-from catalog.errors import DomainError
 from checkout.attempts import AttemptStore
 from checkout.checkout import Till, pay_for_hold
 from checkout.faults import POINTS
@@ -50,6 +48,8 @@ from checkout.idempotency import IdempotencyStore
 from checkout.keys import Keyspace
 from checkout.payments import ChargeStatus, SandboxProvider
 from checkout.reconciler import reconcile_once
+from kernel.db import Database
+from kernel.errors import DomainError
 from tests.conftest import PREFIX, SellerAccount
 from tests.helpers import CrashAt, Crashed, make_live_deal
 from web.settings import Settings

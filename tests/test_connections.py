@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import text
 
-from catalog.db import Database, is_sqlite
+from kernel.db import Database, is_sqlite
 from tests.conftest import PREFIX, SellerAccount, start_server
 from tests.harness import Server, stop_server
 from tests.helpers import PaidOrder, pay_and_wait_for_order

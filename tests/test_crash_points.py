@@ -32,13 +32,13 @@ import pytest
 from redis.asyncio import Redis
 from sqlmodel import col, select
 
-from catalog.db import Database
 from checkout.audit import settled_audit
 from checkout.faults import POINTS
 from checkout.holds import HoldStore
 from checkout.keys import Keyspace
 from checkout.models import Order, PaymentAttempt
 from checkout.payments import ChargeStatus, SandboxProvider
+from kernel.db import Database
 from tests import forked
 from tests.conftest import PREFIX, SECRET, SellerAccount
 from tests.crashing import SigkillAt

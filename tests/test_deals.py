@@ -10,13 +10,13 @@ from dataclasses import replace
 import pytest
 from redis.asyncio import Redis
 
-from catalog.db import Database
 from catalog.models import Deal, Sku
 from checkout import deals
 from checkout.holds import HoldStore, ReserveRequest
 from checkout.keys import Keyspace
 from checkout.pipeline import OrderPipeline
 from checkout.sweeper import sweep_once
+from kernel.db import Database
 from tests.conftest import SellerAccount
 from tests.helpers import make_live_deal
 from web.app import pipeline_config

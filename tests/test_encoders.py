@@ -26,7 +26,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSession
 from av import VideoFrame
 from playwright.async_api import Browser, expect
 
-from catalog.db import Database
+from kernel.db import Database
 from live.media import publisher as synthetic
 from tests.browser import DESKTOP, new_page
 from tests.conftest import SellerAccount, start_server

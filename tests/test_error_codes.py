@@ -12,12 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from catalog.errors import ErrorCode
+from kernel.errors import ErrorCode
+from tests.source import ROOT, production_files
 from web.error_codes import _BY_STATUS, ENUMS, STATUS, WEBSOCKET_ONLY
 
-ROOT = Path(__file__).resolve().parents[1]
 PROTOCOL = (ROOT / "docs" / "protocol.md").read_text()
-PACKAGES = ("catalog", "checkout", "live", "web")
 MEMBERS: dict[str, ErrorCode] = {m.value: m for enum in ENUMS for m in enum}
 WEBSOCKET = "websocket"
 
@@ -135,7 +134,7 @@ def test_the_websocket_error_list_names_members() -> None:
 
 
 def _sources() -> list[Path]:
-    return sorted(p for package in PACKAGES for p in (ROOT / package).rglob("*.py"))
+    return production_files()
 
 
 def _is_text(node: ast.expr) -> bool:

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from catalog.db import Database
+from kernel.db import Database
 from live.models import LiveRoom
 from tests.conftest import SellerAccount
 from tests.harness import Server

@@ -16,7 +16,7 @@ import pytest
 from redis.asyncio import Redis
 from websockets.exceptions import InvalidStatus
 
-from catalog.db import Database
+from kernel.db import Database
 from live.keys import LiveKeys
 from tests.conftest import PREFIX, TIGHT_CHAT_WINDOW_MS, SellerAccount
 from tests.harness import Server

@@ -9,10 +9,10 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from catalog.db import Database
-from catalog.errors import Conflict, NotFound
 from checkout.holds import Hold, HoldStore, ReserveRequest
 from checkout.keys import Keyspace
+from kernel.db import Database
+from kernel.errors import Conflict, NotFound
 from tests.conftest import SellerAccount
 from tests.helpers import make_live_deal, outcome, until
 

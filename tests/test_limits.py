@@ -18,11 +18,11 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from catalog.db import Database
-from catalog.errors import Throttled
 from checkout.holds import HoldStore, ReserveRequest
 from checkout.keys import Keyspace
 from checkout.limits import Rate, RateLimiter, ReserveLimits, client_address
+from kernel.db import Database
+from kernel.errors import Throttled
 from tests.conftest import SellerAccount, start_server
 from tests.harness import Server, stop_server
 from tests.helpers import http_live_deal, http_room, make_live_deal, outcome, until

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from catalog.db import Database
+from kernel.db import Database
 from live.media import pattern
 from live.media.publisher import Publisher, WhipError
 from tests.conftest import WS_ENV, SellerAccount, start_server

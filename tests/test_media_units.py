@@ -12,7 +12,7 @@ import av
 import pytest
 from aiortc.mediastreams import MediaStreamError
 
-from catalog.errors import Conflict, Invalid
+from kernel.errors import Conflict, Invalid
 from live import rules
 from live.media import pattern, sdp
 from live.media.relay import Fanout, KeyframeGate, PacketTrack, VideoProfile, VideoRendition

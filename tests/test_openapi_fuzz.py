@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import pytest
 
-from catalog.db import is_sqlite
+from kernel.db import is_sqlite
 from tests.conftest import PREFIX, start_server
 from tests.harness import Server, stop_server
 from web.migrate import upgrade

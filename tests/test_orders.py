@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from catalog.db import Database
-from catalog.errors import Conflict
 from checkout import order_store
 from checkout.holds import HoldStore
 from checkout.order_store import PaidOrder, persist_paid_orders
+from kernel.db import Database
+from kernel.errors import Conflict
 from tests.conftest import SellerAccount
 from tests.helpers import make_live_deal
 

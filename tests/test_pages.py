@@ -21,7 +21,7 @@ import websockets
 from playwright.async_api import Browser, Page, WebSocket, expect
 
 from catalog import service
-from catalog.db import Database
+from kernel.db import Database
 from tests.browser import (
     DESKTOP,
     PHONE,

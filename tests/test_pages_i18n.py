@@ -20,8 +20,8 @@ import websockets
 from playwright.async_api import Browser, Locator, Page, expect
 
 from catalog import service
-from catalog.db import Database
 from catalog.models import Sku
+from kernel.db import Database
 from tests.browser import PHONE, new_page, overflowing
 from tests.conftest import SellerAccount, start_server
 from tests.harness import Server, stop_server

@@ -11,7 +11,6 @@ import pytest
 from redis.asyncio import Redis
 from sqlmodel import col, func, select
 
-from catalog.db import Database
 from catalog.models import Deal, Sku
 from checkout.audit import settled_audit
 from checkout.holds import HoldStore, ReserveRequest
@@ -25,6 +24,7 @@ from checkout.pipeline import (
     trim_acknowledged,
 )
 from checkout.sweeper import sweep_once
+from kernel.db import Database
 from tests.conftest import SellerAccount
 from tests.helpers import make_live_deal
 from web.app import pipeline_config

@@ -10,10 +10,10 @@ import httpx
 import pytest
 from sqlmodel import select
 
-from catalog.db import Database
 from catalog.models import Sku
 from checkout.holds import HoldStore
 from checkout.models import Order
+from kernel.db import Database
 from tests.conftest import SellerAccount, viewer_headers
 from tests.helpers import http_live_deal
 from web.auth import GuestSessions

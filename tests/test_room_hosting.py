@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from catalog.db import Database
+from kernel.db import Database
 from tests.conftest import PREFIX, SellerAccount, start_server
 from tests.harness import Server, stop_server
 from tests.helpers import http_flash_deal, http_room, make_seller

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from catalog.errors import Conflict, Invalid, NotFound
+from kernel.errors import Conflict, Invalid, NotFound
 from live import protocol, rules
 from live.frames import message_list, text_frame
 from live.protocol import Buy, Chat, Hello, Like, Ping, ProtocolError, TokenBucket

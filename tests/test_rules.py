@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from catalog.errors import Conflict, Invalid, NotFound
 from catalog.rules import MAX_DEAL_DURATION_MS, DealTerms, check_deal_terms
 from checkout.orders import ACTIONS, TRANSITIONS, OrderStatus, next_status
+from kernel.errors import Conflict, Invalid, NotFound
 
 
 def terms(**overrides: int) -> DealTerms:

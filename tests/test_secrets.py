@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from catalog.errors import Unauthorized
 from catalog.models import Seller
+from kernel.errors import Unauthorized
 from tests.conftest import SellerAccount, start_server
 from tests.harness import Server, stop_server
 from tests.helpers import assert_error

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from catalog import service
-from catalog.db import Database
 from catalog.models import Seller
+from kernel.db import Database
 from tests.conftest import SellerAccount, viewer_headers
 from tests.harness import Server
 from tests.helpers import assert_error, http_live_deal, make_seller, pay_and_wait_for_order, reserve

@@ -12,14 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.source import ROOT, production_files
 from web import settings_docs
 from web.app import gateway_config, media_config, pipeline_config
 from web.cli import parser
 from web.settings import SETTINGS, Setting, Settings
 
-ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "configuration.md"
-PRODUCTION = ("catalog", "checkout", "live", "web")
 # Variables the docs name that are not livecart's settings: the tests' and CI's own knobs.
 TEST_KNOBS = {
     "LIVECART_CRASH_REPS",
@@ -158,7 +157,7 @@ def test_the_docs_name_only_declared_variables() -> None:
 
 
 def production_modules() -> list[Path]:
-    return sorted(p for package in PRODUCTION for p in (ROOT / package).rglob("*.py"))
+    return production_files()
 
 
 def reads_environment(tree: ast.AST) -> bool:

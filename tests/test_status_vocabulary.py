@@ -11,25 +11,23 @@ import itertools
 import re
 from collections.abc import Awaitable, Iterator
 from enum import StrEnum
-from pathlib import Path
 
 import pytest
 
 from catalog import deal_status, service
-from catalog.db import Database
 from catalog.deal_status import DealStatus, refused, sources
-from catalog.errors import Conflict
 from catalog.rules import DealTerms
 from checkout import hold_states
 from checkout.deal_phase import DealPhase, phase_at, phase_unloaded
 from checkout.hold_states import HoldRecord, HoldState
+from kernel.db import Database
+from kernel.errors import Conflict
 from live import room_states, rules
 from live.room_states import FlashDealStatus, RoomStatus
 from tests.conftest import SellerAccount
 from tests.helpers import make_sku
+from tests.source import ROOT, name_of, production_files
 
-ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("catalog", "checkout", "live", "web")
 ENUMS: tuple[type[StrEnum], ...] = (DealStatus, DealPhase, HoldState, RoomStatus, FlashDealStatus)
 VOCABULARY = frozenset(member.value for enum in ENUMS for member in enum)
 DEFINING = frozenset(
@@ -64,14 +62,13 @@ def bare_words(source: str) -> Iterator[tuple[int, str]]:
 
 def bare_words_in_packages() -> list[str]:
     found = []
-    for package in PACKAGES:
-        for path in sorted((ROOT / package).rglob("*.py")):
-            name = path.relative_to(ROOT).as_posix()
-            if name in DEFINING or path.name == "error_codes.py":  # error codes: another set
-                continue
-            for line, word in bare_words(path.read_text()):
-                if (name, word) not in OTHER_MEANINGS:
-                    found.append(f"{name}:{line}: {word!r}")
+    for path in production_files():
+        name = name_of(path)
+        if name in DEFINING or path.name == "error_codes.py":  # error codes: another set
+            continue
+        for line, word in bare_words(path.read_text()):
+            if (name, word) not in OTHER_MEANINGS:
+                found.append(f"{name}:{line}: {word!r}")
     return found
 
 

@@ -33,8 +33,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("catalog", "checkout", "live", "web")
+from tests.source import ROOT, name_of, production_files
+
 STORES = frozenset(
     {
         "checkout/holds.py",
@@ -138,12 +138,7 @@ def outside_a_store(tree: ast.Module) -> list[tuple[int, str]]:
 
 
 def modules(names: frozenset[str], *, inside: bool) -> list[Path]:
-    return [
-        path
-        for package in PACKAGES
-        for path in sorted((ROOT / package).rglob("*.py"))
-        if (path.relative_to(ROOT).as_posix() in names) == inside
-    ]
+    return [path for path in production_files() if (name_of(path) in names) == inside]
 
 
 def report(path: Path, found: list[tuple[int, str]]) -> list[str]:

@@ -20,7 +20,7 @@ import pytest
 from aioice import stun
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-from catalog.db import Database
+from kernel.db import Database
 from live.media import publisher as synthetic
 from tests.conftest import SellerAccount, start_server
 from tests.harness import Server, stop_server

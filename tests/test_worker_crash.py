@@ -16,11 +16,11 @@ import pytest
 from redis.asyncio import Redis
 from sqlmodel import func, select
 
-from catalog.db import Database
 from catalog.models import Sku
 from checkout.holds import HoldStore, ReserveRequest
 from checkout.keys import ORDER_GROUP, Keyspace
 from checkout.models import Order, OrderEvent
+from kernel.db import Database
 from tests.conftest import PREFIX, SellerAccount
 from tests.helpers import make_live_deal
 

@@ -8,15 +8,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from catalog import service
-from catalog.clock import now_ms
 from catalog.deal_status import DealStatus
 from catalog.error_codes import CatalogErrorCode
-from catalog.errors import Invalid
 from catalog.models import Product, Shop, Sku
 from catalog.rules import DealTerms
 from checkout import deals
 from checkout.deals import deal_json, started_state
 from checkout.error_codes import CheckoutErrorCode
+from kernel.clock import now_ms
+from kernel.errors import Invalid
 from web import responses as out
 from web.auth import seller
 from web.error_codes import WebErrorCode

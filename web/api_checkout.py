@@ -10,15 +10,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from catalog import service
-from catalog.clock import now_ms
 from catalog.error_codes import CatalogErrorCode
-from catalog.errors import CommonErrorCode, DomainError, Invalid, PaymentFailed
 from checkout.checkout import pay_for_hold
 from checkout.error_codes import CheckoutErrorCode
 from checkout.holds import ReserveRequest
 from checkout.idempotency import StoredResponse, body_hash
 from checkout.keys import deal_id_of_hold
 from checkout.limits import Rate, client_address
+from kernel.clock import now_ms
+from kernel.errors import CommonErrorCode, DomainError, Invalid, PaymentFailed
 from web import responses as out
 from web.auth import bearer
 from web.http import JSONResponse, error_response, parse, read_body, status_of

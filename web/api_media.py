@@ -18,9 +18,9 @@ from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.responses import Response
 
-from catalog.errors import CommonErrorCode, Conflict, DomainError, Invalid, NotFound, Unauthorized
 from catalog.models import Seller
 from catalog.service import TOKEN_PREFIX
+from kernel.errors import CommonErrorCode, Conflict, DomainError, Invalid, NotFound, Unauthorized
 from live import rules
 from live.error_codes import LiveErrorCode
 from live.media.broadcasts import Broadcasts, Session

@@ -8,7 +8,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from catalog import service
-from catalog.errors import Invalid, NotFound
 from catalog.models import Seller
 from checkout import order_store
 from checkout.error_codes import CheckoutErrorCode
@@ -16,6 +15,7 @@ from checkout.keys import deal_id_of_hold
 from checkout.models import Order, OrderEvent
 from checkout.order_store import ItemLine
 from checkout.orders import ACTIONS, OrderStatus
+from kernel.errors import Invalid, NotFound
 from web import responses as out
 from web.api_checkout import HOLD_ID
 from web.auth import as_seller, bearer, seller

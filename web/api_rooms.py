@@ -9,11 +9,11 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from catalog.clock import now_ms
 from catalog.error_codes import CatalogErrorCode
-from catalog.errors import Invalid, NotFound
 from catalog.models import Seller
 from checkout.error_codes import CheckoutErrorCode
+from kernel.clock import now_ms
+from kernel.errors import Invalid, NotFound
 from live import figures, rules
 from live import service as rooms
 from live.error_codes import LiveErrorCode

@@ -20,9 +20,6 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from catalog.clock import now_ms
-from catalog.db import Database
-from catalog.errors import DomainError
 from checkout.attempts import AttemptStore
 from checkout.batcher import ReserveBatcher
 from checkout.checkout import Till
@@ -35,6 +32,9 @@ from checkout.payments import SandboxProvider
 from checkout.pipeline import OrderPipeline, PipelineConfig
 from checkout.reconciler import reconcile_forever, reconcile_once
 from checkout.sweeper import sweep_forever
+from kernel.clock import now_ms
+from kernel.db import Database
+from kernel.errors import DomainError
 from live import service as rooms_service
 from live.bus import RoomBus
 from live.gateway import Gateway, GatewayConfig

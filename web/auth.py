@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from itsdangerous import BadSignature, TimestampSigner
 from starlette.requests import Request
 
-from catalog.db import Database
-from catalog.errors import CommonErrorCode, Unauthorized
 from catalog.models import Seller
 from catalog.service import TOKEN_PREFIX, seller_for_token
+from kernel.db import Database
+from kernel.errors import CommonErrorCode, Unauthorized
 from live.gateway import Identify
 from live.rules import Room
 from web.cookies import (

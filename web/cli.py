@@ -129,7 +129,7 @@ def typed_command() -> str:
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> None:
-    from catalog.db import redacted
+    from kernel.db import redacted
     from web.migrate import upgrade
 
     settings = settings.with_defaults()
@@ -140,7 +140,7 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> None:
 
 def cmd_create_seller(args: argparse.Namespace, settings: Settings) -> None:
     from catalog import service
-    from catalog.db import Database
+    from kernel.db import Database
     from web.migrate import upgrade
 
     settings = settings.with_defaults()
@@ -208,9 +208,9 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> None:
 async def audit(settings: Settings, deal: int, wait_s: float) -> DealAudit:
     from redis.asyncio import Redis
 
-    from catalog.db import Database
     from checkout.audit import settled_audit
     from checkout.keys import Keyspace
+    from kernel.db import Database
 
     assert settings.redis_url is not None and settings.database_url is not None
     redis = Redis.from_url(settings.redis_url, decode_responses=True)

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 from itsdangerous import BadSignature, TimestampSigner
 
-from catalog.errors import CommonErrorCode, Unauthorized
 from catalog.models import Seller
+from kernel.errors import CommonErrorCode, Unauthorized
 from web.error_codes import WebErrorCode
 
 COOKIE = "lc_seller"

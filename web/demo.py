@@ -17,12 +17,12 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from catalog import service
-from catalog.clock import now_ms
-from catalog.db import Database
 from catalog.models import Deal, Product, Seller, Shop
 from catalog.rules import DealTerms
 from checkout.holds import HoldStore
 from checkout.keys import Keyspace
+from kernel.clock import now_ms
+from kernel.db import Database
 from live import rules
 from live import service as live_rooms
 from live.keys import LiveKeys

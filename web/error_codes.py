@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from catalog.error_codes import CatalogErrorCode
-from catalog.errors import CommonErrorCode, ErrorCode
 from checkout.error_codes import CheckoutErrorCode
+from kernel.errors import CommonErrorCode, ErrorCode
 from live.error_codes import LiveErrorCode
 
 

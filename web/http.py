@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from catalog.errors import (
+from kernel.errors import (
     CommonErrorCode,
     Conflict,
     DomainError,

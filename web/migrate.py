@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from catalog.db import normalise_url, redacted
+from kernel.db import normalise_url, redacted
 
 # The database cannot be reached or refuses the connection: a refused TLS upgrade, a missing
 # CA file, a wrong sslmode, a connection refused. Said in one line, not a traceback.

@@ -16,8 +16,8 @@ from starlette.responses import Response
 
 from catalog import service as catalog
 from catalog.error_codes import CatalogErrorCode
-from catalog.errors import NotFound
 from catalog.models import Product, Shop, Sku
+from kernel.errors import NotFound
 from live import service as rooms
 from live.models import LiveRoom
 from live.room_states import RoomStatus

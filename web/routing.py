@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from catalog.errors import ErrorCode
+from kernel.errors import ErrorCode
 from web import error_codes
 from web.cookies import SAFE_METHODS
 from web.error_codes import WebErrorCode

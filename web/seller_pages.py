@@ -27,7 +27,6 @@ from starlette.responses import RedirectResponse, Response
 from catalog import service as catalog
 from catalog.deal_status import DealStatus
 from catalog.error_codes import CatalogErrorCode
-from catalog.errors import CommonErrorCode, DomainError, Invalid, NotFound, Unauthorized
 from catalog.models import Seller, Shop, Sku
 from checkout import deals as deal_runs
 from checkout import order_store
@@ -35,6 +34,7 @@ from checkout.error_codes import CheckoutErrorCode
 from checkout.holds import HoldStore
 from checkout.models import Order
 from checkout.orders import OrderStatus, next_status, shipment_fields
+from kernel.errors import CommonErrorCode, DomainError, Invalid, NotFound, Unauthorized
 from live import figures, rules
 from live import service as rooms
 from web.auth import signed_in_seller

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from starlette.requests import Request
 
-from catalog.db import Database
 from checkout.batcher import ReserveBatcher
 from checkout.checkout import Till
 from checkout.holds import HoldStore
@@ -16,6 +15,7 @@ from checkout.keys import Keyspace
 from checkout.limits import RateLimiter
 from checkout.payments import SandboxProvider
 from checkout.pipeline import OrderPipeline
+from kernel.db import Database
 from live.bus import RoomBus
 from live.gateway import Gateway
 from live.hub import Hub

@@ -29,7 +29,7 @@ from aiortc import (
 from aiortc.exceptions import InvalidStateError, OperationError
 from aiortc.mediastreams import MediaStreamTrack
 
-from catalog.errors import Conflict, Invalid, NotFound, Unavailable
+from kernel.errors import Conflict, Invalid, NotFound, Unavailable
 from live.error_codes import LiveErrorCode
 from live.media import dtls, sdp
 from live.media.relay import AudioRendition, PacketTrack, VideoProfile, VideoRendition, pump

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from catalog.errors import Invalid
+from kernel.errors import Invalid
 from live.error_codes import LiveErrorCode
 
 MAX_SDP_BYTES = 32 * 1024

@@ -9,9 +9,9 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from catalog.db import Database
 from checkout.keys import Keyspace
 from checkout.payments import SandboxProvider
+from kernel.db import Database
 from tests.conftest import SellerAccount, viewer_headers
 from tests.helpers import (
     Headers,

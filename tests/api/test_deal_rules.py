@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from catalog.clock import now_ms
+from kernel.clock import now_ms
 from tests.conftest import SellerAccount
 from tests.helpers import (
     LIST_PRICE,

@@ -11,7 +11,7 @@ from sqlmodel import SQLModel
 import catalog.models
 import checkout.models  # noqa: F401  (registers the order tables on SQLModel.metadata)
 import live.models  # noqa: F401  (registers the rooms table)
-from catalog.db import make_engine
+from kernel.db import make_engine
 
 target_metadata = SQLModel.metadata
 assert catalog.models
