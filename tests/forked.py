@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import socket
 import threading
-import time
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 from checkout.faults import NO_CRASH, CrashPoints
+from tests.harness import ServerFailed, wait_until_serving
 
 FORKS = multiprocessing.get_context("forkserver")
 # Imported once, in the fork server, before any child: what `livecart serve` would import.
@@ -50,16 +49,12 @@ def start(
     )
     with _POLLING:
         process.start()
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        if exit_code(process, 0) is not None:
-            raise RuntimeError(f"server exited early:\n{log.read_text()}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return process
-        time.sleep(0.05)
-    process.kill()
-    raise RuntimeError(f"server did not start:\n{log.read_text()}")
+    try:
+        wait_until_serving(port, lambda: exit_code(process, 0) is not None, log, within_s=within_s)
+    except ServerFailed:
+        stop(process)
+        raise
+    return process
 
 
 def exit_code(process: BaseProcess, within_s: float) -> int | None:
