@@ -121,7 +121,7 @@ class RoomBus:
         return True
 
     def _resync(self, room: LocalRoom) -> None:
-        for viewer in (*room.live, *room.joining):
+        for viewer in (*room.joined, *room.joining):
             self.hub.leave(viewer)
             with contextlib.suppress(Exception):
                 viewer.outlet.drop(CLOSE_RESYNC, "reconnect with your last seq")

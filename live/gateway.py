@@ -25,7 +25,8 @@ from checkout.holds import Hold, HoldStore, ReserveRequest
 from checkout.limits import Rate, RateLimiter, client_address
 from kernel.clock import now_ms
 from kernel.errors import CommonErrorCode, Conflict, DomainError, Throttled, Unauthorized
-from live import protocol, rules, service
+from live import protocol, rules
+from live import service as live_service
 from live.error_codes import LiveErrorCode
 from live.frames import message_list, text_frame
 from live.hub import Hub, LocalRoom, Outlet, Viewer
@@ -109,7 +110,7 @@ class Gateway:
         config: GatewayConfig,
         catch_up: CatchUp | None = None,
         limiter: RateLimiter | None = None,
-        sweep: service.RoomSweep | None = None,
+        sweep: live_service.RoomSweep | None = None,
     ) -> None:
         self.store = store
         self.holds = holds
@@ -127,16 +128,16 @@ class Gateway:
         self.background: set[asyncio.Task[None]] = set()
 
     async def serve(self, ws: WebSocket, room_id: int, outlet: Outlet) -> None:
-        session = Session(self, ws, room_id, outlet)
+        connection = Connection(self, ws, room_id, outlet)
         try:
-            await session.run()
+            await connection.run()
         except Closed:
             pass
         except Exception:
             log.exception("viewer connection failed")
             outlet.drop(protocol.CLOSE_SERVER_ERROR, "server error: reconnect with last_seq")
         finally:
-            session.end()
+            connection.end()
 
     def spawn(self, coro: Awaitable[None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
@@ -201,7 +202,7 @@ class Gateway:
             report = loop.time() >= next_report
             if report:
                 next_report = loop.time() + self.config.report_s
-            advanced: dict[int, service.Advanced] = {}
+            advanced: dict[int, live_service.Advanced] = {}
             for room_id, room in list(self.hub.rooms.items()):
                 try:
                     advanced[room_id] = await self._tick_room(room_id, room, report)
@@ -215,7 +216,7 @@ class Gateway:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.config.tick_s)
 
-    async def _sweep_share(self, advanced: dict[int, service.Advanced]) -> None:
+    async def _sweep_share(self, advanced: dict[int, live_service.Advanced]) -> None:
         if self.sweep is None:
             return
         try:
@@ -225,8 +226,10 @@ class Gateway:
         except Exception:
             log.exception("room sweep failed; will retry")
 
-    async def _tick_room(self, room_id: int, room: LocalRoom, report: bool) -> service.Advanced:
-        advanced = await service.advance(self.store, self.holds, room_id)
+    async def _tick_room(
+        self, room_id: int, room: LocalRoom, report: bool
+    ) -> live_service.Advanced:
+        advanced = await live_service.advance(self.store, self.holds, room_id)
         if advanced.room is not None:
             self.deals_of[room_id] = {d["deal_id"] for d in advanced.room["deals"]}
         if self.catch_up is not None:
@@ -263,8 +266,8 @@ class Gateway:
                 await self.store.report_viewers(room_id, self.node_id, 0, now_ms())
 
 
-class Session:
-    """One websocket connection."""
+class Connection:
+    """One websocket connection, from hello to goodbye."""
 
     def __init__(self, gw: Gateway, ws: WebSocket, room_id: int, outlet: Outlet) -> None:
         self.gw = gw

@@ -57,7 +57,8 @@ class LocalRoom:
     def __init__(self, room_id: int, hub: Hub) -> None:
         self.id = room_id
         self.hub = hub
-        self.live: set[Viewer] = set()
+        # Caught up: they share each frame. Joining: being sent a replay or snapshot first.
+        self.joined: set[Viewer] = set()
         self.joining: set[Viewer] = set()
         # Viewers just caught up to a number the bus has not reached yet: events up to it are
         # kept from them (they had them in their replay or snapshot).
@@ -76,7 +77,7 @@ class LocalRoom:
 
     @property
     def size(self) -> int:
-        return len(self.live) + len(self.joining)
+        return len(self.joined) + len(self.joining)
 
     @property
     def audience(self) -> int:
@@ -138,7 +139,7 @@ class LocalRoom:
                 viewer.catching_up += events
         frame = text_frame(message_list(messages))
         if not self.floors or not events:
-            self.hub.fan_out(self.live, frame)
+            self.hub.fan_out(self.joined, frame)
             return
         # Viewers whose replay or snapshot already has some of these events get their own
         # frame without them; the rest, and every viewer from now on, share one.
@@ -146,7 +147,7 @@ class LocalRoom:
         for viewer, floor in list(self.floors.items()):
             if floor < first:
                 del self.floors[viewer]
-        self.hub.fan_out(self.live - self.floors.keys(), frame)
+        self.hub.fan_out(self.joined - self.floors.keys(), frame)
         for viewer, floor in list(self.floors.items()):
             if self.last_seq is not None and self.last_seq >= floor:
                 del self.floors[viewer]
@@ -189,8 +190,9 @@ class Hub:
         return room
 
     def caught_up(self, viewer: Viewer, upto_seq: int) -> None:
-        """The viewer has everything up to ``upto_seq``: send what came meanwhile, go live.
-        Events up to ``upto_seq`` that reach this node later are kept from it."""
+        """The viewer has everything up to ``upto_seq``: send what came meanwhile, join the
+        room's shared frames. Events up to ``upto_seq`` that reach this node later are kept
+        from it."""
         room = self.rooms.get(viewer.room_id)
         if room is None or viewer not in room.joining:
             return  # dropped while joining
@@ -199,7 +201,7 @@ class Hub:
         room.joining.discard(viewer)
         messages = [payload for seq, payload in queued if seq == 0 or seq > upto_seq]
         messages += list(room.latest.values())
-        room.live.add(viewer)
+        room.joined.add(viewer)
         # Events up to upto_seq may still be pending here (chat waiting for the tick) or on
         # their way from the bus: the next frames leave them out for this viewer.
         room.floors[viewer] = upto_seq
@@ -208,11 +210,11 @@ class Hub:
 
     def leave(self, viewer: Viewer) -> None:
         room = self.rooms.get(viewer.room_id)
-        if room is None or (viewer not in room.live and viewer not in room.joining):
+        if room is None or (viewer not in room.joined and viewer not in room.joining):
             return
         room.staff -= viewer.role != "viewer"
         room.hosts -= viewer.role == "creator"
-        room.live.discard(viewer)
+        room.joined.discard(viewer)
         room.joining.discard(viewer)
         room.floors.pop(viewer, None)
         mine = room.by_user.get(viewer.user)
@@ -247,14 +249,14 @@ class Hub:
                 outlet.write(frame)
         for viewer in slow:
             if not self.is_member(viewer):
-                continue  # dropped already; its session has not noticed yet
+                continue  # dropped already; its gateway Connection has not noticed yet
             self.dropped += 1
             self.leave(viewer)
             viewer.outlet.drop(CLOSE_TOO_SLOW, "too slow: reconnect with your last seq")
 
     def is_member(self, viewer: Viewer) -> bool:
         room = self.rooms.get(viewer.room_id)
-        return room is not None and (viewer in room.live or viewer in room.joining)
+        return room is not None and (viewer in room.joined or viewer in room.joining)
 
     def prune(self, room_ids: set[int]) -> set[int]:
         """The ids among ``room_ids`` that have no viewers here any more."""

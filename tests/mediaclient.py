@@ -35,7 +35,7 @@ class WhepViewer:
         self.counters: list[int | None] = []
         self.audio: list[AudioFrame] = []
         self.first_video_payload: bytes | None = None
-        self.session_url = ""
+        self.peer_url = ""
         self.token = ""
         self._readers: set[asyncio.Task[None]] = set()
 
@@ -60,7 +60,7 @@ class WhepViewer:
 
         viewer.token = token
         try:
-            viewer.session_url = await offer_answer(f"{base_url}/whep/{room_id}", token, pc)
+            viewer.peer_url = await offer_answer(f"{base_url}/whep/{room_id}", token, pc)
         except BaseException:
             await pc.close()
             raise
@@ -97,7 +97,7 @@ class WhepViewer:
 
     async def hang_up(self, http: httpx.AsyncClient) -> int:
         response = await http.delete(
-            self.session_url, headers={"Authorization": f"Bearer {self.token}"}
+            self.peer_url, headers={"Authorization": f"Bearer {self.token}"}
         )
         await self.close()
         return response.status_code

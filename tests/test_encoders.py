@@ -2,7 +2,7 @@
 webrtcbin (the stack inside many hardware and software encoders) with the standard WHIP offer
 (``a=setup:actpass``, every candidate inline) in VP8 and in H.264 + Opus, watched by an aiortc
 WHEP viewer; an OBS-shaped offer; and an encoder whose DTLS fails, which the creator's studio
-is told about and whose session is gone within seconds.
+is told about and whose peer is gone within seconds.
 
 The GStreamer publisher (tests/gst_whip.py) runs under Debian's python3 with python3-gi and
 GStreamer 1.22's plugins (.ci/run installs them). Without them these tests are skipped with the
@@ -119,7 +119,7 @@ class FrameMeter(WhepViewer):
                     luma = frame.to_ndarray(format="gray")
                     digest = hashlib.blake2b(luma.tobytes(), digest_size=8).digest()
                     self.pictures.append((time.monotonic(), frame.width, frame.height, digest))
-        except Exception:  # the track ended with the session
+        except Exception:  # the track ended with the peer
             return
 
     def span_s(self) -> float:
@@ -239,17 +239,15 @@ async def test_an_encoder_whose_dtls_fails_is_told_logged_and_ended(
         failed = await studio.next("stream.failed", within=5)
         assert time.monotonic() - begun < 5
         assert failed["code"] == "dtls_failed" and failed["reason"].startswith("DTLS failed")
-        session_url = f"{encoder_server.base_url}{answered.headers['location']}"
-        gone = await client.delete(
-            session_url, headers={"Authorization": f"Bearer {creator.token}"}
-        )
+        peer_url = f"{encoder_server.base_url}{answered.headers['location']}"
+        gone = await client.delete(peer_url, headers={"Authorization": f"Bearer {creator.token}"})
         assert gone.status_code == 404
         assert gone.json()["error"]["code"] == "session_ended"
         assert gone.json()["error"]["details"]["reason"] == "dtls_failed"
-        session_id = answered.headers["location"].rsplit("/", 1)[1]
+        peer_id = answered.headers["location"].rsplit("/", 1)[1]
         await eventually(
             lambda: (
-                f"{session_id} in room {room} failed: DTLS failed" in encoder_server.log.read_text()
+                f"{peer_id} in room {room} failed: DTLS failed" in encoder_server.log.read_text()
             ),
             5,
             "the failure in the server's log",

@@ -1,5 +1,5 @@
 """Live video with real aiortc peers against a running ``livecart serve``: a WHIP publisher
-sending the synthetic test pattern and tone, WHEP viewers decoding it, and every way a session
+sending the synthetic test pattern and tone, WHEP viewers decoding it, and every way a peer
 ends (docs/protocol.md, "Live video")."""
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ async def test_viewers_decode_the_publishers_pictures_and_tone(
     await ws.hello(guest(sessions))
     publisher = publisher_for(media_server, creator, room)
     await publisher.start()
-    assert publisher.session_url.startswith(f"{media_server.base_url}/whip/{room}/")
+    assert publisher.peer_url.startswith(f"{media_server.base_url}/whip/{room}/")
     viewers = [
         await WhepViewer.open(media_server.base_url, room, guest(sessions)) for _ in range(3)
     ]
@@ -257,11 +257,11 @@ async def test_one_publisher_per_room_and_clear_refusals(
         assert unsigned.status_code == 401
         missing = await client.post("/whep/999999", content="v=0", headers={**sdp, **viewer_auth})
         assert missing.status_code == 404
-        patch = await client.patch(f"{publisher.session_url}", headers=creator_auth)
+        patch = await client.patch(f"{publisher.peer_url}", headers=creator_auth)
         assert patch.status_code == 405
-        not_yours = await client.delete(publisher.session_url, headers=other.headers)
+        not_yours = await client.delete(publisher.peer_url, headers=other.headers)
         assert not_yours.status_code == 404
-        assert (await client.delete(publisher.session_url, headers=viewer_auth)).status_code == 401
+        assert (await client.delete(publisher.peer_url, headers=viewer_auth)).status_code == 401
         # None of that touched the broadcast.
         figures = await node_figures(client)
         assert figures["livecart_video_publishers"] == 1
@@ -354,7 +354,8 @@ async def test_a_creator_who_reconnects_within_the_grace_keeps_the_viewers(
         again = publisher_for(media_server, creator, room)
         await again.start()
         await ws.next("stream.started")
-        # The same viewer session now shows the new connection's pictures (numbered from 0).
+        # The same WHEP viewer (the same peer) now shows the new connection's pictures
+        # (numbered from 0).
         await eventually(
             lambda: any(n < 30 for n in viewer.numbers[-10:]), 15, "new publisher's frames"
         )

@@ -1,5 +1,5 @@
 """The HTTP details of WHIP and WHEP that encoders and browser players rely on (RFC 9725): the
-STUN/TURN servers in ``Link`` headers, the session's ``ETag``, ``405`` with ``Allow`` for every
+STUN/TURN servers in ``Link`` headers, a peer's ``ETag``, ``405`` with ``Allow`` for every
 method a URL does not take, and ``OPTIONS`` with CORS for pages on allowed origins. Real aiortc
 peers against a running ``livecart serve``.
 
@@ -153,7 +153,8 @@ class Peer:
         self.answer = answer
 
     @property
-    def session_url(self) -> str:
+    def url(self) -> str:
+        """The server's peer for this one: RFC 9725's session URL."""
         return self.answer.headers["location"]
 
     async def connected(self) -> None:
@@ -195,14 +196,12 @@ async def watch(http: httpx.AsyncClient, room_id: int, token: str) -> Peer:
 
 
 async def hang_up(http: httpx.AsyncClient, peer: Peer, token: str, **headers: str) -> int:
-    response = await http.delete(
-        peer.session_url, headers={"Authorization": f"Bearer {token}", **headers}
-    )
+    response = await http.delete(peer.url, headers={"Authorization": f"Bearer {token}", **headers})
     await peer.close()
     return response.status_code
 
 
-async def test_answers_carry_the_ice_servers_and_a_session_etag(
+async def test_answers_carry_the_ice_servers_and_a_peer_etag(
     client: httpx.AsyncClient,
     creator: SellerAccount,
     room: int,
@@ -227,14 +226,14 @@ async def test_answers_carry_the_ice_servers_and_a_session_etag(
 
 
 @pytest.mark.parametrize("method", ["GET", "HEAD", "PUT", "POST"])
-async def test_a_session_url_takes_only_delete_and_options(
+async def test_a_peer_url_takes_only_delete_and_options(
     client: httpx.AsyncClient, creator: SellerAccount, room: int, method: str
 ) -> None:
     publisher = await publish(client, room, creator)
     try:
         await publisher.connected()
         response = await client.request(
-            method, publisher.session_url, headers={"Authorization": f"Bearer {creator.token}"}
+            method, publisher.url, headers={"Authorization": f"Bearer {creator.token}"}
         )
         assert response.status_code == 405
         assert response.headers["allow"] == "DELETE, OPTIONS"
@@ -245,7 +244,7 @@ async def test_a_session_url_takes_only_delete_and_options(
         assert await hang_up(client, publisher, creator.token) == 200
 
 
-async def test_patch_is_refused_with_405_and_the_session_stays(
+async def test_patch_is_refused_with_405_and_the_peer_stays(
     client: httpx.AsyncClient, creator: SellerAccount, room: int, sessions: GuestSessions
 ) -> None:
     """Trickle ICE and ICE restarts are PATCHes (RFC 9725 section 4.3): not taken, and the
@@ -257,7 +256,7 @@ async def test_patch_is_refused_with_405_and_the_session_stays(
         for peer, token in ((publisher, creator.token), (viewer, guest)):
             await peer.connected()
             response = await client.patch(
-                peer.session_url,
+                peer.url,
                 content="a=ice-ufrag:abcd\r\na=ice-pwd:0123456789abcdefghijkl\r\n",
                 headers={
                     "Authorization": f"Bearer {token}",
@@ -334,14 +333,14 @@ async def test_preflight_from_an_allowed_origin_is_granted(
     assert endpoint.headers["accept-post"] == "application/sdp"
     assert endpoint.headers.get_list("link") == expected_links(stun_server)
 
-    session = await client.options(
-        f"/{kind}/{room}/any-session", headers=preflight_headers(ALLOWED_ORIGIN, "DELETE")
+    peer = await client.options(
+        f"/{kind}/{room}/any-peer", headers=preflight_headers(ALLOWED_ORIGIN, "DELETE")
     )
-    assert session.status_code == 204
-    assert session.headers["allow"] == "DELETE, OPTIONS"
-    assert session.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
-    assert "DELETE" in session.headers["access-control-allow-methods"].split(", ")
-    assert "link" not in session.headers
+    assert peer.status_code == 204
+    assert peer.headers["allow"] == "DELETE, OPTIONS"
+    assert peer.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
+    assert "DELETE" in peer.headers["access-control-allow-methods"].split(", ")
+    assert "link" not in peer.headers
 
 
 @pytest.mark.parametrize("origin", [OTHER_ORIGIN, None, "same"], ids=["other", "none", "same"])
@@ -383,7 +382,7 @@ async def test_answers_to_an_allowed_origin_can_be_read_by_its_page(
         assert "access-control-allow-origin" not in third.answer.headers
     finally:
         response = await client.delete(
-            publisher.session_url, headers={"Authorization": f"Bearer {creator.token}", **origin}
+            publisher.url, headers={"Authorization": f"Bearer {creator.token}", **origin}
         )
         await publisher.close()
     assert response.status_code == 200

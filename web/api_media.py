@@ -1,6 +1,6 @@
 """WHIP (RFC 9725) to publish a room's video and WHEP to watch it: an SDP offer in, ``201`` with
-the SDP answer, the session's ``Location`` and ``ETag`` and the STUN/TURN servers (``Link``)
-out, ``DELETE`` on that location to hang up.
+the SDP answer, the new peer's URL (``Location``, RFC 9725's "session URL") and ``ETag`` and the
+STUN/TURN servers (``Link``) out, ``DELETE`` on that URL to hang up.
 
 Answers carry every ICE candidate (aiortc gathers them all first), so there is no trickle ICE or
 ICE restart: ``PATCH`` gets ``405``, as does any other method a URL does not take. ``OPTIONS``
@@ -23,7 +23,7 @@ from catalog.service import TOKEN_PREFIX
 from kernel.errors import CommonErrorCode, Conflict, DomainError, Invalid, NotFound, Unauthorized
 from live import rules
 from live.error_codes import LiveErrorCode
-from live.media.broadcasts import Broadcasts, Session
+from live.media.broadcasts import Broadcasts, Peer
 from live.room_states import RoomStatus
 from web.auth import GUEST_PREFIX, bearer, by_cookie, seller
 from web.error_codes import WebErrorCode
@@ -34,13 +34,14 @@ from web.services import Services, services
 api = Api()
 SDP = "application/sdp"
 ENDPOINT = "/{kind}/{{room_id:id}}"
-SESSION = "/{kind}/{{room_id:id}}/{{session_id:str}}"
+# A peer's URL; ``session_id`` is RFC 9725's word and names the parameter in the OpenAPI document.
+PEER = "/{kind}/{{room_id:id}}/{{session_id:str}}"
 # What each URL takes (the ``Allow`` header); everything else is answered 405.
 ENDPOINT_ALLOWS = ("POST", "OPTIONS")
-SESSION_ALLOWS = ("DELETE", "OPTIONS")
-# A browser may try PATCH (trickle ICE) on a session: its preflight lets it through so the page
+PEER_ALLOWS = ("DELETE", "OPTIONS")
+# A browser may try PATCH (trickle ICE) on a peer: its preflight lets it through so the page
 # reads our 405 and its reason, rather than a CORS failure it cannot tell from a network error.
-SESSION_PREFLIGHT = ("DELETE", "PATCH", "OPTIONS")
+PEER_PREFLIGHT = ("DELETE", "PATCH", "OPTIONS")
 CORS_REQUEST_HEADERS = "Authorization, Content-Type, If-Match"
 CORS_EXPOSED = "Location, Link, ETag"
 # Short, so an operator's change of LIVECART_ALLOWED_ORIGINS reaches browsers within minutes.
@@ -72,7 +73,7 @@ OFFER_ERRORS = (
     LiveErrorCode.SHUTTING_DOWN,
     LiveErrorCode.SESSION_CLOSED,
 )
-SESSION_ERRORS = (LiveErrorCode.SESSION_NOT_FOUND, LiveErrorCode.SESSION_ENDED)
+PEER_ERRORS = (LiveErrorCode.SESSION_NOT_FOUND, LiveErrorCode.SESSION_ENDED)
 
 
 def media(request: Request) -> Broadcasts:
@@ -80,7 +81,7 @@ def media(request: Request) -> Broadcasts:
     return found
 
 
-# -- headers: STUN/TURN links, the session tag, CORS -----------------------------------------
+# -- headers: STUN/TURN links, the peer's tag, CORS --------------------------------------------
 
 
 def ice_links(urls: Sequence[str], username: str | None, credential: str | None) -> list[str]:
@@ -104,10 +105,10 @@ def quoted(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def session_etag(session_id: str) -> str:
-    """The session's entity tag: opaque, and stable for its life (there is no ICE restart to
+def peer_etag(peer_id: str) -> str:
+    """A peer's entity tag: opaque, and stable for its life (there is no ICE restart to
     change it). Derived from the id, so any node can tell it without storing anything."""
-    return '"' + hashlib.sha256(session_id.encode()).hexdigest()[:32] + '"'
+    return '"' + hashlib.sha256(peer_id.encode()).hexdigest()[:32] + '"'
 
 
 def _add_links(request: Request, headers: MutableHeaders) -> None:
@@ -230,13 +231,13 @@ async def _watcher(request: Request) -> str:
     raise Unauthorized("Send a guest session or seller token.", code=CommonErrorCode.INVALID_TOKEN)
 
 
-def _answered(request: Request, session: Session, kind: str) -> Response:
-    location = f"/{kind}/{session.room_id}/{session.id}"
+def _answered(request: Request, peer: Peer, kind: str) -> Response:
+    location = f"/{kind}/{peer.room_id}/{peer.id}"
     response = Response(
-        session.answer,
+        peer.answer,
         status_code=201,
         media_type=SDP,
-        headers={"Location": location, "ETag": session_etag(session.id)},
+        headers={"Location": location, "ETag": peer_etag(peer.id)},
     )
     _add_links(request, response.headers)
     return response
@@ -265,10 +266,10 @@ async def whip(request: Request) -> Response:
     me = _creator(await seller(request), await _room(svc, room_id))
     offer = await _offer(request)
     try:
-        session = await media(request).publish(room_id, f"seller-{me.id}", offer)
+        peer = await media(request).publish(room_id, f"seller-{me.id}", offer)
     except Invalid as err:
         raise _as_bad_request(err) from None
-    return _answered(request, session, "whip")
+    return _answered(request, peer, "whip")
 
 
 @api.route(
@@ -289,10 +290,10 @@ async def whep(request: Request) -> Response:
     await _room(svc, room_id)
     offer = await _offer(request)
     try:
-        session = await media(request).watch(room_id, who, offer)
+        peer = await media(request).watch(room_id, who, offer)
     except Invalid as err:
         raise _as_bad_request(err) from None
-    return _answered(request, session, "whep")
+    return _answered(request, peer, "whep")
 
 
 async def _hang_up(request: Request, role: str, who: str) -> Response:
@@ -309,7 +310,7 @@ async def _hang_up(request: Request, role: str, who: str) -> Response:
     auth="seller",
     tag="media",
     ok={200: Answer(description="Hung up")},
-    errors=SESSION_ERRORS,
+    errors=PEER_ERRORS,
 )
 @cross_origin
 async def whip_delete(request: Request) -> Response:
@@ -324,7 +325,7 @@ async def whip_delete(request: Request) -> Response:
     auth=("viewer", "seller"),
     tag="media",
     ok={200: Answer(description="Hung up")},
-    errors=SESSION_ERRORS,
+    errors=PEER_ERRORS,
 )
 @cross_origin
 async def whep_delete(request: Request) -> Response:
@@ -336,7 +337,7 @@ NO_TRICKLE = (
     "for ICE gathering to complete before the POST); to reconnect, start a new session."
 )
 for _kind in ("whip", "whep"):
-    _endpoint, _session = ENDPOINT.format(kind=_kind), SESSION.format(kind=_kind)
+    _endpoint, _peer = ENDPOINT.format(kind=_kind), PEER.format(kind=_kind)
     _name = _kind.upper()
     api.route(
         "OPTIONS",
@@ -348,16 +349,16 @@ for _kind in ("whip", "whep"):
     )(_preflight(ENDPOINT_ALLOWS, ENDPOINT_ALLOWS, links=True))
     api.route(
         "OPTIONS",
-        _session,
+        _peer,
         f"{_name} session: allowed methods, CORS",
         tag="media",
         ok={204: Answer(description="What the URL takes", headers=(ALLOW,))},
         storage=False,
-    )(_preflight(SESSION_ALLOWS, SESSION_PREFLIGHT, links=False))
-    api.route("PATCH", _session, "", hidden=True)(_not_allowed(SESSION_ALLOWS, NO_TRICKLE))
+    )(_preflight(PEER_ALLOWS, PEER_PREFLIGHT, links=False))
+    api.route("PATCH", _peer, "", hidden=True)(_not_allowed(PEER_ALLOWS, NO_TRICKLE))
     for _method in ("GET", "HEAD", "PUT", "POST"):
-        api.route(_method, _session, "", hidden=True)(
-            _not_allowed(SESSION_ALLOWS, "A session takes DELETE (hang up) and OPTIONS only.")
+        api.route(_method, _peer, "", hidden=True)(
+            _not_allowed(PEER_ALLOWS, "A session takes DELETE (hang up) and OPTIONS only.")
         )
     for _method in ("GET", "HEAD", "PUT", "PATCH", "DELETE"):
         api.route(_method, _endpoint, "", hidden=True)(

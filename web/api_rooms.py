@@ -15,7 +15,7 @@ from checkout.error_codes import CheckoutErrorCode
 from kernel.clock import now_ms
 from kernel.errors import Invalid, NotFound
 from live import figures, rules
-from live import service as rooms
+from live import service as live_service
 from live.error_codes import LiveErrorCode
 from live.models import LiveRoom
 from live.room_states import RoomStatus
@@ -60,7 +60,7 @@ async def _owned(request: Request) -> tuple[Services, Seller, int]:
     me = await seller(request)
     room_id: int = request.path_params["room_id"]
     async with svc.db.session() as session:
-        await rooms.owned_room(session, me, room_id)
+        await live_service.owned_room(session, me, room_id)
     return svc, me, room_id
 
 
@@ -83,7 +83,7 @@ async def create_room(request: Request) -> Response:
     me = await seller(request)
     body = await json_body(request, RoomIn)
     async with svc.db.session() as session:
-        room = await rooms.create_room(session, svc.rooms, me, body.shop_id, body.title)
+        room = await live_service.create_room(session, svc.rooms, me, body.shop_id, body.title)
     return JSONResponse({"room": room, "seq": 0}, status_code=201)
 
 
@@ -105,7 +105,9 @@ async def list_rooms(request: Request) -> Response:
             status=status[:20],
         )
     async with services(request).db.session() as session:
-        rows = await rooms.list_rooms(session, None if status is None else RoomStatus(status))
+        rows = await live_service.list_rooms(
+            session, None if status is None else RoomStatus(status)
+        )
     return JSONResponse({"rooms": [room_row_json(r) for r in rows]})
 
 
@@ -138,7 +140,7 @@ async def room_figures(request: Request) -> Response:
     svc = services(request)
     me = await seller(request)
     async with svc.db.session() as session:
-        row = await rooms.owned_room(session, me, request.path_params["room_id"])
+        row = await live_service.owned_room(session, me, request.path_params["room_id"])
         found = await figures.room_figures(session, svc.rooms, svc.holds, row)
     return JSONResponse({"figures": found.json(), "server_ms": now_ms()})
 
@@ -155,7 +157,7 @@ async def room_figures(request: Request) -> Response:
 async def go_live(request: Request) -> Response:
     svc, _me, room_id = await _owned(request)
     async with svc.db.session() as session:
-        return changed(await rooms.go_live(session, svc.rooms, room_id))
+        return changed(await live_service.go_live(session, svc.rooms, room_id))
 
 
 @api.route(
@@ -170,7 +172,7 @@ async def go_live(request: Request) -> Response:
 async def end_room(request: Request) -> Response:
     svc, _me, room_id = await _owned(request)
     async with svc.db.session() as session:
-        done = await rooms.end(session, svc.rooms, svc.holds, room_id)
+        done = await live_service.end(session, svc.rooms, svc.holds, room_id)
     # The room's video, if this node carries it, ends with the room.
     await request.app.state.broadcasts.end_room(room_id)
     return changed(done)
@@ -195,7 +197,9 @@ async def add_to_bag(request: Request) -> Response:
     svc, me, room_id = await _owned(request)
     body = await json_body(request, ProductRef)
     async with svc.db.session() as session:
-        return changed(await rooms.add_product(session, svc.rooms, me, room_id, body.product_id))
+        return changed(
+            await live_service.add_product(session, svc.rooms, me, room_id, body.product_id)
+        )
 
 
 @api.route(
@@ -278,7 +282,7 @@ async def schedule_deal(request: Request) -> Response:
     body = await json_body(request, FlashDealIn)
     terms = rules.FlashDealTerms(**body.model_dump())
     async with svc.db.session() as session:
-        done = await rooms.schedule_deal(
+        done = await live_service.schedule_deal(
             session,
             svc.rooms,
             svc.holds,
@@ -305,7 +309,9 @@ async def stop_deal(request: Request) -> Response:
     svc, _me, room_id = await _owned(request)
     deal_id: int = request.path_params["deal_id"]
     async with svc.db.session() as session:
-        return changed(await rooms.stop_deal(session, svc.rooms, svc.holds, room_id, deal_id))
+        return changed(
+            await live_service.stop_deal(session, svc.rooms, svc.holds, room_id, deal_id)
+        )
 
 
 @api.route(

@@ -35,7 +35,7 @@ from checkout.sweeper import sweep_forever
 from kernel.clock import now_ms
 from kernel.db import Database
 from kernel.errors import DomainError
-from live import service as rooms_service
+from live import service as live_service
 from live.bus import RoomBus
 from live.gateway import Gateway, GatewayConfig
 from live.hub import Hub
@@ -175,7 +175,7 @@ def build_services(settings: Settings, crash: CrashPoints = NO_CRASH) -> Service
         config=gateway_config(settings),
         limiter=limiter,
         catch_up=bus.catch_up,
-        sweep=rooms_service.RoomSweep(
+        sweep=live_service.RoomSweep(
             db,
             settings.room_unhosted_end_s * 1000,
             settings.sweep_interval_ms,
@@ -211,10 +211,10 @@ def build_broadcasts(svc: Services) -> Broadcasts:
 
     async def started(room_id: int) -> None:
         async with svc.db.session() as session:
-            await rooms_service.start_stream(session, svc.rooms, room_id)
+            await live_service.start_stream(session, svc.rooms, room_id)
 
     async def ended(room_id: int, reason: str) -> None:
-        await rooms_service.stop_stream(svc.rooms, room_id, reason)
+        await live_service.stop_stream(svc.rooms, room_id, reason)
 
     async def room_open(room_id: int) -> bool:
         snap = await svc.rooms.read(room_id)

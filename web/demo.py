@@ -24,7 +24,7 @@ from checkout.keys import Keyspace
 from kernel.clock import now_ms
 from kernel.db import Database
 from live import rules
-from live import service as live_rooms
+from live import service as live_service
 from live.keys import LiveKeys
 from live.room_states import RUNNING, RoomStatus
 from live.store import RoomStore
@@ -186,16 +186,16 @@ async def _room(
 ) -> rules.Room:
     """The demo's open room (a new one if the last has ended): live, with the products in its
     bag and the first one pinned."""
-    for row in await live_rooms.list_rooms(session, seller_id=me.id, shop_id=shop_id):
+    for row in await live_service.list_rooms(session, seller_id=me.id, shop_id=shop_id):
         snap = await store.read(row.id or 0)
         if row.title == ROOM_TITLE and snap is not None and snap.room["status"] != RoomStatus.ENDED:
             room_id = snap.room["id"]
             break
     else:
-        room_id = (await live_rooms.create_room(session, store, me, shop_id, ROOM_TITLE))["id"]
+        room_id = (await live_service.create_room(session, store, me, shop_id, ROOM_TITLE))["id"]
     for product in products:
-        await live_rooms.add_product(session, store, me, room_id, product.id or 0)
-    await live_rooms.go_live(session, store, room_id)
+        await live_service.add_product(session, store, me, room_id, product.id or 0)
+    await live_service.go_live(session, store, room_id)
     first = products[0].id or 0
     done = await store.update(
         room_id, lambda r: rules.pin(r, first, now_ms()) if r["pinned"] is None else rules.Change(r)
@@ -217,7 +217,7 @@ async def _deal(
             return int(card["deal_id"])
     sku = (await service.skus_of(session, product.id or 0))[0]
     deal: Deal = await service.create_deal(session, me, sku.id or 0, terms, room_id=room["id"])
-    await live_rooms.open_deal(
+    await live_service.open_deal(
         session,
         stores.rooms,
         stores.holds,

@@ -18,7 +18,7 @@ from catalog import service as catalog
 from catalog.error_codes import CatalogErrorCode
 from catalog.models import Product, Shop, Sku
 from kernel.errors import NotFound
-from live import service as rooms
+from live import service as live_service
 from live.models import LiveRoom
 from live.room_states import RoomStatus
 from live.store import RoomStore
@@ -35,8 +35,8 @@ ROOMS_TO_SEARCH = 10
 
 async def home(request: Request) -> Response:
     async with services(request).db.session() as session:
-        live = await rooms.list_rooms(session, RoomStatus.LIVE)
-        soon = await rooms.list_rooms(session, RoomStatus.SCHEDULED)
+        live = await live_service.list_rooms(session, RoomStatus.LIVE)
+        soon = await live_service.list_rooms(session, RoomStatus.SCHEDULED)
     context = {"lang": page_language(request), "rooms": live, "soon": soon}
     return render(request, "home.html", context)
 
@@ -73,9 +73,11 @@ async def storefront(request: Request) -> Response:
         assert shop.id is not None
         products = await catalog.list_products(session, shop.id)
         cards = [_card(p, await catalog.skus_of(session, p.id or 0)) for p in products]
-        live = await rooms.list_rooms(session, RoomStatus.LIVE, shop_id=shop.id)
+        live = await live_service.list_rooms(session, RoomStatus.LIVE, shop_id=shop.id)
         soon = (
-            [] if live else await rooms.list_rooms(session, RoomStatus.SCHEDULED, shop_id=shop.id)
+            []
+            if live
+            else await live_service.list_rooms(session, RoomStatus.SCHEDULED, shop_id=shop.id)
         )
     context = {
         "lang": page_language(request),
@@ -97,7 +99,7 @@ async def product_page(request: Request) -> Response:
         except NotFound:
             return not_found_page(request)
         skus = await catalog.skus_of(session, product.id or 0)
-        live = await rooms.list_rooms(session, RoomStatus.LIVE, shop_id=shop.id)
+        live = await live_service.list_rooms(session, RoomStatus.LIVE, shop_id=shop.id)
     context = {
         "lang": page_language(request),
         "shop": shop,

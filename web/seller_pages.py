@@ -1,4 +1,4 @@
-"""The seller's pages: sign-in, the seller center (overview, live sessions, orders by status
+"""The seller's pages: sign-in, the seller center (overview, live rooms, orders by status
 with their actions, deals with their units, products to add, edit and archive) and the creator
 studio.
 
@@ -36,7 +36,7 @@ from checkout.models import Order
 from checkout.orders import OrderStatus, next_status, shipment_fields
 from kernel.errors import CommonErrorCode, DomainError, Invalid, NotFound, Unauthorized
 from live import figures, rules
-from live import service as rooms
+from live import service as live_service
 from web.auth import signed_in_seller
 from web.cookies import COOKIE
 from web.error_codes import WebErrorCode
@@ -71,7 +71,7 @@ FORM_ACTIONS = frozenset({"ship", "cancel", "refund"})
 # Actions that cannot be undone ask first, on a page of their own (no script needed).
 CONFIRMED_ACTIONS = frozenset({"cancel", "refund"})
 PRODUCT_VIEWS = {"on_sale": "On sale", "archived": "Archived"}
-RECENT_ROOMS = 20  # live sessions listed with their figures
+RECENT_ROOMS = 20  # live rooms listed with their figures
 RECENT_DEALS = 50  # deals listed with their units
 CSRF_MESSAGE = "The form's security token did not match; reload the page and try again."
 # What to tell a seller whose field the schema refused, in words about the form, not the schema.
@@ -296,8 +296,8 @@ async def _center(
         orders = await order_store.orders_of_shops_in(session, shop_ids, ORDER_TABS[tab])
         lines = await order_store.item_lines(session, [o.sku_id for o in orders])
         today = await order_store.sales_since(session, shop_ids, _midnight_utc_ms())
-        room_rows = (await rooms.list_rooms(session, seller_id=me.id))[:RECENT_ROOMS]
-        sessions = [
+        room_rows = (await live_service.list_rooms(session, seller_id=me.id))[:RECENT_ROOMS]
+        recent_rooms = [
             (row, await figures.room_figures(session, svc.rooms, svc.holds, row))
             for row in room_rows
         ]
@@ -326,7 +326,7 @@ async def _center(
         "tab": tab,
         "tabs": [(name, TAB_LABELS[name], _tab_count(counts, name)) for name in ORDER_TABS],
         "orders": [(o, lines.get(o.sku_id)) for o in orders],
-        "sessions": sessions,
+        "recent_rooms": recent_rooms,
         "deals": deal_rows,
         "currency": _main_currency(every_product),
         "csrf": svc.seller_sessions.csrf_token(request.cookies.get(COOKIE, "")),
@@ -365,7 +365,7 @@ async def _products(
     for shop_id in shop_ids:
         for product in await catalog.list_products(session, shop_id, archived=archived):
             skus = await catalog.skus_of(session, product.id or 0)
-            card = {**rooms.card_of(product, skus), "shop_id": shop_id}
+            card = {**live_service.card_of(product, skus), "shop_id": shop_id}
             card["archived"] = product.archived
             for shown, sku in zip(card["skus"], skus, strict=True):
                 shown.update(stock=sku.stock, free=sku.stock - sku.allocated)
@@ -515,7 +515,7 @@ async def stop_deal(request: Request, me: Seller, form: dict[str, str]) -> Respo
     async with svc.db.session() as session:
         deal = await catalog.owned_deal(session, me, request.path_params["deal_id"])
         if deal.room_id is not None and await svc.rooms.read(deal.room_id) is not None:
-            await rooms.stop_deal(session, svc.rooms, svc.holds, deal.room_id, deal.id or 0)
+            await live_service.stop_deal(session, svc.rooms, svc.holds, deal.room_id, deal.id or 0)
         else:
             await deal_runs.stop(session, svc.holds, deal)
     return RedirectResponse("/seller#deals", status_code=303)
@@ -647,9 +647,9 @@ async def create_room(request: Request, me: Seller, form: dict[str, str]) -> Res
     svc = services(request)
     body = _model(RoomIn, {"shop_id": _whole(form, "shop_id"), "title": form.get("title", "")})
     async with svc.db.session() as session:
-        room = await rooms.create_room(session, svc.rooms, me, body.shop_id, body.title)
+        room = await live_service.create_room(session, svc.rooms, me, body.shop_id, body.title)
         for product in (await catalog.list_products(session, body.shop_id))[: rules.MAX_BAG]:
-            await rooms.add_product(session, svc.rooms, me, room["id"], product.id or 0)
+            await live_service.add_product(session, svc.rooms, me, room["id"], product.id or 0)
     return RedirectResponse(f"/studio/{room['id']}", status_code=303)
 
 
@@ -703,7 +703,7 @@ async def studio(request: Request) -> Response:
     room_id: int = request.path_params["room_id"]
     async with svc.db.session() as session:
         try:
-            row = await rooms.owned_room(session, me, room_id)
+            row = await live_service.owned_room(session, me, room_id)
         except DomainError:
             return not_found_page(request)
         shop = await session.get(Shop, row.shop_id)

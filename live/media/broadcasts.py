@@ -1,10 +1,12 @@
 """A node's live video: one stage per room with a creator publishing (WHIP) and the viewers
-watching it (WHEP), each a real aiortc peer connection.
+watching it (WHEP), each a ``Peer``: our end of one real aiortc peer connection (its ``pc``).
+Over HTTP a peer is what RFC 9725 calls a WHIP (or WHEP) session, and that word stays on the
+wire: ``/whip/{room}/{session}``, the ``session_*`` error codes.
 
 A stage outlives a publisher's dropped connection by ``publisher_grace_s``: its viewers stay
-connected and the picture resumes when the creator comes back. Every session ends by one path
-(``_end``), whoever notices first: a DELETE, the peer going away, a connection that never came
-up, the room ending, or shutdown.
+connected and the picture resumes when the creator comes back. Every peer ends by one path
+(``_end``), whoever notices first: a DELETE, the other end going away, a connection that never
+came up, the room ending, or shutdown.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ StreamStarted = Callable[[int], Awaitable[None]]
 StreamEnded = Callable[[int, str], Awaitable[None]]
 # (room id, the publisher's owner, code, reason for a person): its encoder could not connect.
 PublisherFailed = Callable[[int, str, LiveErrorCode, str], Awaitable[None]]
-# Ended sessions remembered so a late DELETE hears "ended" rather than "no such session".
+# Ended peers remembered so a late DELETE hears `session_ended` rather than `session_not_found`.
 ENDED_KEPT = 10_000
 RoomOpen = Callable[[int], Awaitable[bool]]
 
@@ -86,15 +88,18 @@ class Stage:
     room_id: int
     video: VideoRendition
     audio: AudioRendition
-    publisher: Session | None = None
-    viewers: dict[str, Session] = field(default_factory=dict)
+    publisher: Peer | None = None
+    viewers: dict[str, Peer] = field(default_factory=dict)
     pumps: list[asyncio.Task[None]] = field(default_factory=list)
     grace: asyncio.TimerHandle | None = None
     last_picture: float = 0.0  # monotonic time the publisher's last video frame arrived
 
 
 @dataclass(eq=False)
-class Session:
+class Peer:
+    """A creator publishing a room or a viewer watching it, on this node; ``id`` is the last
+    part of its URL."""
+
     id: str
     stage: Stage
     role: str  # "publisher" or "viewer"
@@ -130,7 +135,7 @@ class Broadcasts:
         self._on_ended = on_ended
         self._room_open = room_open
         self.stages: dict[int, Stage] = {}
-        self.sessions: dict[str, Session] = {}
+        self.open: dict[str, Peer] = {}  # peers not yet ended; ``ended`` says why the rest did
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
 
@@ -138,7 +143,7 @@ class Broadcasts:
 
     @property
     def peers(self) -> int:
-        return len(self.sessions)
+        return len(self.open)
 
     @property
     def viewers(self) -> int:
@@ -154,7 +159,7 @@ class Broadcasts:
 
     # -- WHIP --------------------------------------------------------------------------------
 
-    async def publish(self, room_id: int, owner: str, offer: str) -> Session:
+    async def publish(self, room_id: int, owner: str, offer: str) -> Peer:
         """Take a creator's offer and answer it. The room hears ``stream.started`` (and goes
         live) when the first picture arrives, not before: an answer is not yet a video."""
         self._refuse_if_closing()
@@ -164,84 +169,84 @@ class Broadcasts:
             raise Conflict(
                 "Someone is already publishing this room.", code=LiveErrorCode.ALREADY_PUBLISHING
             )
-        session = self._new_session(stage, "publisher", owner)
-        stage.publisher = session  # before any await: a second request here now gets 409
+        peer = self._new_peer(stage, "publisher", owner)
+        stage.publisher = peer  # before any await: a second request here now gets 409
         stage.last_picture = time.monotonic()
         stage.audio.restart()
         if stage.grace is not None:
             stage.grace.cancel()
             stage.grace = None
         try:
-            if not await self._lock.claim(room_id, session.id):
+            if not await self._lock.claim(room_id, peer.id):
                 raise Conflict(
                     "Someone is already publishing this room (on another node).",
                     code=LiveErrorCode.ALREADY_PUBLISHING,
                 )
-            self._still_open(session)
+            self._still_open(peer)
             pumped: set[str] = set()
 
-            @session.pc.on("track")
+            @peer.pc.on("track")
             def on_track(track: MediaStreamTrack) -> None:
                 if track.kind in pumped:  # one camera, one microphone: extra tracks are ignored
                     return
                 pumped.add(track.kind)
-                stage.pumps.append(asyncio.create_task(self._pump(stage, session, track)))
+                stage.pumps.append(asyncio.create_task(self._pump(stage, peer, track)))
 
-            await self._set_offer(session, offer)
-            for transceiver in session.pc.getTransceivers():
+            await self._set_offer(peer, offer)
+            for transceiver in peer.pc.getTransceivers():
                 transceiver.direction = "recvonly"
-            await self._answer(session)
+            await self._answer(peer)
         except BaseException:
-            await self._end(session, "failed")
+            await self._end(peer, "failed")
             raise
-        session.keeper = asyncio.create_task(self._keep_watch(session))
-        return session
+        peer.keeper = asyncio.create_task(self._keep_watch(peer))
+        return peer
 
-    async def _pump(self, stage: Stage, session: Session, track: MediaStreamTrack) -> None:
+    async def _pump(self, stage: Stage, peer: Peer, track: MediaStreamTrack) -> None:
         if track.kind != "video":
             await pump(track, stage.audio.encode, stage.audio, lambda: None)
             return
 
         def on_picture() -> None:
             stage.last_picture = time.monotonic()
-            if not session.started:
-                session.started = True
-                self._spawn(self._announce(session))
+            if not peer.started:
+                peer.started = True
+                self._spawn(self._announce(peer))
 
         await pump(track, stage.video.encode, stage.video, on_picture)
 
-    async def _announce(self, session: Session) -> None:
+    async def _announce(self, peer: Peer) -> None:
         try:
-            await self._on_started(session.room_id)
+            await self._on_started(peer.room_id)
         except Exception as exc:  # the room ended meanwhile, or Redis is away: no show
-            log.warning("room %s refused its stream: %r", session.room_id, exc)
-            await self._end(session, "failed")
+            log.warning("room %s refused its stream: %r", peer.room_id, exc)
+            await self._end(peer, "failed")
 
-    async def _keep_watch(self, session: Session) -> None:
+    async def _keep_watch(self, peer: Peer) -> None:
         """While a creator publishes: renew the claim, notice a stalled picture, and stop if
         the room was ended (perhaps through another node)."""
         period = min(self._lock.ttl_s / 3, self.config.stall_s / 2)
-        while not session.ended:
+        while not peer.ended:
             await asyncio.sleep(period)
-            if session.ended:
+            if peer.ended:
                 return
-            if time.monotonic() - session.stage.last_picture > self.config.stall_s:
-                await self._end(session, "lost")
+            if time.monotonic() - peer.stage.last_picture > self.config.stall_s:
+                await self._end(peer, "lost")
                 return
             try:
-                still_ours = await self._lock.renew(session.room_id, session.id)
-                room_open = await self._room_open(session.room_id)
+                still_ours = await self._lock.renew(peer.room_id, peer.id)
+                room_open = await self._room_open(peer.room_id)
             except Exception:  # Redis away for a moment: the claim lasts a few periods
-                log.warning("could not renew the stream claim of room %s", session.room_id)
+                log.warning("could not renew the stream claim of room %s", peer.room_id)
                 continue
             if not room_open:
-                await self.end_room(session.room_id)
+                await self.end_room(peer.room_id)
             elif not still_ours:
-                await self._end(session, "lost")
+                await self._end(peer, "lost")
 
     # -- WHEP --------------------------------------------------------------------------------
 
-    async def watch(self, room_id: int, owner: str, offer: str) -> Session:
+    async def watch(self, room_id: int, owner: str, offer: str) -> Peer:
         """Take a viewer's offer; answer it with the room's encoded video and audio."""
         self._refuse_if_closing()
         if self.viewers >= self.config.max_viewers:
@@ -256,22 +261,22 @@ class Broadcasts:
                 "The creator is not broadcasting right now.", code=LiveErrorCode.STREAM_NOT_LIVE
             )
         sdp.check_watch_offer(offer)
-        session = self._new_session(stage, "viewer", owner)
-        stage.viewers[session.id] = session
+        peer = self._new_peer(stage, "viewer", owner)
+        stage.viewers[peer.id] = peer
         try:
-            self._attach_viewer(stage, session)
-            await self._set_offer(session, offer)
+            self._attach_viewer(stage, peer)
+            await self._set_offer(peer, offer)
             # m-lines the offer has beyond one video and one audio get nothing.
-            for transceiver in session.pc.getTransceivers():
+            for transceiver in peer.pc.getTransceivers():
                 if transceiver.sender.track is None:
                     transceiver.direction = "inactive"
-            await self._answer(session)
+            await self._answer(peer)
         except BaseException:
-            await self._end(session, "failed")
+            await self._end(peer, "failed")
             raise
-        return session
+        return peer
 
-    def _attach_viewer(self, stage: Stage, session: Session) -> None:
+    def _attach_viewer(self, stage: Stage, peer: Peer) -> None:
         """Our sending transceivers, made before the offer is applied so aiortc pairs the
         offer's m-lines with them and their codec preferences decide the answer: VP8 and Opus,
         what the renditions are encoded in, whatever order the viewer listed codecs in."""
@@ -280,7 +285,7 @@ class Broadcasts:
             ("audio", stage.audio, ("audio/opus",)),
         ):
             track = fanout.subscribe()
-            transceiver = session.pc.addTransceiver(track, direction="sendonly")
+            transceiver = peer.pc.addTransceiver(track, direction="sendonly")
             transceiver.setCodecPreferences(
                 [
                     c
@@ -292,34 +297,34 @@ class Broadcasts:
                 # A viewer's PLI/FIR asks its sender for a keyframe; the sender only packs our
                 # packets, so pass the request on to the one encoder (aiortc has no hook).
                 transceiver.sender._send_keyframe = track.want_keyframe  # type: ignore[method-assign]
-            session.tracks.append(track)
+            peer.tracks.append(track)
 
     # -- common ------------------------------------------------------------------------------
 
-    def _new_session(self, stage: Stage, role: str, owner: str) -> Session:
+    def _new_peer(self, stage: Stage, role: str, owner: str) -> Peer:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=list(self.config.ice_servers)))
-        session = Session(secrets.token_urlsafe(18), stage, role, owner, pc)
-        self.sessions[session.id] = session
+        peer = Peer(secrets.token_urlsafe(18), stage, role, owner, pc)
+        self.open[peer.id] = peer
 
         @pc.on("connectionstatechange")
         def on_state() -> None:
             if pc.connectionState == "failed":
-                self._spawn(self._fail(session, *failure_of(pc)))
+                self._spawn(self._fail(peer, *failure_of(pc)))
             elif pc.connectionState == "closed":
-                self._spawn(self._end(session, "lost"))
+                self._spawn(self._end(peer, "lost"))
 
         def check_connected() -> None:
             if pc.connectionState != "connected":
                 reason = f"no connection within {self.config.connect_timeout_s:g} s"
-                self._spawn(self._fail(session, LiveErrorCode.CONNECT_TIMEOUT, reason))
+                self._spawn(self._fail(peer, LiveErrorCode.CONNECT_TIMEOUT, reason))
 
         loop = asyncio.get_running_loop()
-        session.deadline = loop.call_later(self.config.connect_timeout_s, check_connected)
-        return session
+        peer.deadline = loop.call_later(self.config.connect_timeout_s, check_connected)
+        return peer
 
-    async def _set_offer(self, session: Session, offer: str) -> None:
+    async def _set_offer(self, peer: Peer, offer: str) -> None:
         try:
-            await session.pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
+            await peer.pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
         except OperationError as exc:  # nothing in common, e.g. only H.264 High profile
             raise Invalid(
                 f"The offer has no codec this server can use: {exc}",
@@ -330,10 +335,10 @@ class Broadcasts:
             raise Invalid(
                 f"The offer could not be used: {exc}", code=LiveErrorCode.INVALID_SDP
             ) from None
-        self._still_open(session)
+        self._still_open(peer)
 
-    async def _answer(self, session: Session) -> None:
-        pc = session.pc
+    async def _answer(self, peer: Peer) -> None:
+        pc = peer.pc
         try:
             dtls.prefer_dtls_server(pc)  # a=setup:passive, whatever the offerer's TLS stack
             # aiortc gathers every candidate before it returns: the answer is complete.
@@ -344,15 +349,15 @@ class Broadcasts:
                 code=LiveErrorCode.UNSUPPORTED_CODEC,
             ) from None
         except InvalidStateError:
-            self._still_open(session)
+            self._still_open(peer)
             raise
-        self._still_open(session)
-        session.answer = pc.localDescription.sdp
+        self._still_open(peer)
+        peer.answer = pc.localDescription.sdp
 
-    def _still_open(self, session: Session) -> None:
-        # Shutdown, the room ending or the connect deadline can end a session while its
+    def _still_open(self, peer: Peer) -> None:
+        # Shutdown, the room ending or the connect deadline can end a peer while its
         # request is still being answered.
-        if session.ended:
+        if peer.ended:
             raise Unavailable(
                 "The session was closed while it was being set up; try again.",
                 code=LiveErrorCode.SESSION_CLOSED,
@@ -366,85 +371,83 @@ class Broadcasts:
             self.stages[room_id] = stage
         return stage
 
-    async def _fail(self, session: Session, code: LiveErrorCode, reason: str) -> None:
+    async def _fail(self, peer: Peer, code: LiveErrorCode, reason: str) -> None:
         """The peer never connected, or its connection failed: say why (the log, and the
-        creator's studio for a publisher), then end the session."""
-        if session.ended:
+        creator's studio for a publisher), then end it."""
+        if peer.ended:
             return
         log.warning(
             "%s %s in room %s failed: %s (%s)",
-            session.role,
-            session.id,
-            session.room_id,
+            peer.role,
+            peer.id,
+            peer.room_id,
             reason,
             code,
         )
-        await self._end(session, "lost")  # for the room: the creator's video went
-        self.ended[session.id] = code  # for a late DELETE: why
-        if session.role == "publisher" and self._on_failed is not None:
+        await self._end(peer, "lost")  # for the room: the creator's video went
+        self.ended[peer.id] = code  # for a late DELETE: why
+        if peer.role == "publisher" and self._on_failed is not None:
             try:
-                await self._on_failed(session.room_id, session.owner, code, reason)
+                await self._on_failed(peer.room_id, peer.owner, code, reason)
             except Exception:
-                log.exception(
-                    "could not tell room %s's creator its encoder failed", session.room_id
-                )
+                log.exception("could not tell room %s's creator its encoder failed", peer.room_id)
 
-    def find(self, room_id: int, session_id: str, role: str, owner: str) -> Session:
-        session = self.sessions.get(session_id)
-        if session is None and session_id in self.ended:
+    def find(self, room_id: int, peer_id: str, role: str, owner: str) -> Peer:
+        peer = self.open.get(peer_id)
+        if peer is None and peer_id in self.ended:
             raise NotFound(
-                f"This session has ended ({self.ended[session_id]}).",
+                f"This session has ended ({self.ended[peer_id]}).",
                 code=LiveErrorCode.SESSION_ENDED,
-                reason=self.ended[session_id],
+                reason=self.ended[peer_id],
             )
-        if session is None or (session.room_id, session.role, session.owner) != (
+        if peer is None or (peer.room_id, peer.role, peer.owner) != (
             room_id,
             role,
             owner,
         ):
             raise NotFound("No such session.", code=LiveErrorCode.SESSION_NOT_FOUND)
-        return session
+        return peer
 
-    async def hang_up(self, session: Session) -> None:
-        await self._end(session, "stopped")
+    async def hang_up(self, peer: Peer) -> None:
+        await self._end(peer, "stopped")
 
-    async def _end(self, session: Session, reason: str) -> None:
-        if session.ended:
+    async def _end(self, peer: Peer, reason: str) -> None:
+        if peer.ended:
             return
-        session.ended = True
-        self.sessions.pop(session.id, None)
-        self.ended[session.id] = reason
+        peer.ended = True
+        self.open.pop(peer.id, None)
+        self.ended[peer.id] = reason
         while len(self.ended) > ENDED_KEPT:
             self.ended.popitem(last=False)
-        if session.deadline is not None:
-            session.deadline.cancel()
-        if session.keeper is not None and session.keeper is not asyncio.current_task():
-            session.keeper.cancel()
-        stage = session.stage
-        for track in session.tracks:
+        if peer.deadline is not None:
+            peer.deadline.cancel()
+        if peer.keeper is not None and peer.keeper is not asyncio.current_task():
+            peer.keeper.cancel()
+        stage = peer.stage
+        for track in peer.tracks:
             track.stop()
         for fanout in (stage.video, stage.audio):
-            fanout.tracks.difference_update(session.tracks)
-        stage.viewers.pop(session.id, None)
+            fanout.tracks.difference_update(peer.tracks)
+        stage.viewers.pop(peer.id, None)
         with contextlib.suppress(Exception):
-            await session.pc.close()
-        if stage.publisher is session:
-            await self._publisher_gone(stage, session, reason)
+            await peer.pc.close()
+        if stage.publisher is peer:
+            await self._publisher_gone(stage, peer, reason)
 
-    async def _publisher_gone(self, stage: Stage, session: Session, reason: str) -> None:
+    async def _publisher_gone(self, stage: Stage, peer: Peer, reason: str) -> None:
         stage.publisher = None
         pumps, stage.pumps = stage.pumps, []
         for task in pumps:
             task.cancel()
         await asyncio.gather(*pumps, return_exceptions=True)
-        if session.started:
+        if peer.started:
             try:
                 await self._on_ended(stage.room_id, reason)
             except Exception:  # the video is gone either way; viewers also see it stop
                 log.exception("could not tell room %s its stream ended", stage.room_id)
         # After telling the room: a claimless stream is one the sweeper ends as lost.
         with contextlib.suppress(Exception):
-            await self._lock.release(stage.room_id, session.id)
+            await self._lock.release(stage.room_id, peer.id)
         if stage.publisher is None and (not stage.viewers or self._closing):
             await self._close_stage(stage)
         else:
@@ -463,10 +466,10 @@ class Broadcasts:
             del self.stages[stage.room_id]
         if stage.grace is not None:
             stage.grace.cancel()
-        sessions = list(stage.viewers.values())
+        peers = list(stage.viewers.values())
         if stage.publisher is not None:
-            sessions.append(stage.publisher)
-        await asyncio.gather(*(self._end(s, "room_ended") for s in sessions))
+            peers.append(stage.publisher)
+        await asyncio.gather(*(self._end(peer, "room_ended") for peer in peers))
         stage.video.stop()
         stage.audio.stop()
 
@@ -483,7 +486,7 @@ class Broadcasts:
             if stage.publisher is not None:
                 await self._end(stage.publisher, "shutdown")
         await asyncio.gather(*(self._close_stage(s) for s in list(self.stages.values())))
-        await asyncio.gather(*(self._end(s, "shutdown") for s in list(self.sessions.values())))
+        await asyncio.gather(*(self._end(peer, "shutdown") for peer in list(self.open.values())))
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()

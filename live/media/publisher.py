@@ -118,7 +118,8 @@ def _request(method: str, url: str, token: str, body: bytes | None = None) -> tu
 
 
 async def offer_answer(endpoint: str, token: str, pc: RTCPeerConnection) -> str:
-    """Send our offer to a WHIP or WHEP endpoint, apply its answer; returns the session URL."""
+    """Send our offer to a WHIP or WHEP endpoint, apply its answer; returns the URL of the
+    server's peer for us (RFC 9725's "session URL"), which a DELETE hangs up."""
     await pc.setLocalDescription(await pc.createOffer())
     answer, location = await asyncio.to_thread(
         _request, "POST", endpoint, token, pc.localDescription.sdp.encode()
@@ -127,8 +128,8 @@ async def offer_answer(endpoint: str, token: str, pc: RTCPeerConnection) -> str:
     return urllib.parse.urljoin(endpoint, location)
 
 
-async def hang_up(session_url: str, token: str) -> None:
-    await asyncio.to_thread(_request, "DELETE", session_url, token)
+async def hang_up(peer_url: str, token: str) -> None:
+    await asyncio.to_thread(_request, "DELETE", peer_url, token)
 
 
 @dataclass
@@ -144,7 +145,7 @@ class Publisher:
     detail: bool = True
     pc: RTCPeerConnection = field(init=False)
     camera: TestPatternCamera = field(init=False)
-    session_url: str = ""
+    peer_url: str = ""
 
     async def start(self) -> None:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -153,15 +154,15 @@ class Publisher:
         self.pc.addTrack(ToneMicrophone())
         endpoint = f"{self.base_url.rstrip('/')}/whip/{self.room_id}"
         try:
-            self.session_url = await offer_answer(endpoint, self.token, self.pc)
+            self.peer_url = await offer_answer(endpoint, self.token, self.pc)
         except BaseException:
             await self.pc.close()
             raise
 
     async def stop(self) -> None:
         try:
-            if self.session_url:
-                await hang_up(self.session_url, self.token)
+            if self.peer_url:
+                await hang_up(self.peer_url, self.token)
         finally:
             await self.pc.close()
 

@@ -80,7 +80,7 @@ function render() {
   $("room-status").textContent = room.status + (room.stream ? " · on air" : "");
   $("room-status").className = `status status-${room.status}`;
   $("end-live").disabled = room.status === "ended";
-  $("go-live").disabled = room.status === "ended" || Boolean(session) || publishing;
+  $("go-live").disabled = room.status === "ended" || Boolean(peer) || publishing;
   renderBag();
   renderDeals();
 }
@@ -267,7 +267,7 @@ $("deal-form").addEventListener("submit", async (event) => {
 // --- video --------------------------------------------------------------------------------
 
 let camera = null;
-let session = null;
+let peer = null;
 let publishing = false; // a Go live is under way: a second one would be refused (409)
 
 async function startCamera() {
@@ -282,17 +282,17 @@ async function startCamera() {
 }
 
 $("go-live").addEventListener("click", async () => {
-  if (publishing || session) return;
+  if (publishing || peer) return;
   $("video-error").textContent = "";
   publishing = true;
   $("go-live").disabled = true;
   try {
     const stream = await startCamera();
-    session = await publish(`/whip/${roomId}`, stream, csrf);
-    session.pc.addEventListener("connectionstatechange", () => {
-      if (session && ["failed", "closed"].includes(session.pc.connectionState)) {
+    peer = await publish(`/whip/${roomId}`, stream, csrf);
+    peer.pc.addEventListener("connectionstatechange", () => {
+      if (peer && ["failed", "closed"].includes(peer.pc.connectionState)) {
         $("video-error").textContent = "The video connection dropped. Go live again.";
-        session = null;
+        peer = null;
         render();
       }
     });
@@ -303,12 +303,12 @@ $("go-live").addEventListener("click", async () => {
     publishing = false;
   }
   if (state.room) render();
-  else $("go-live").disabled = Boolean(session);
+  else $("go-live").disabled = Boolean(peer);
 });
 
 async function stopVideo() {
-  const old = session;
-  session = null;
+  const old = peer;
+  peer = null;
   await old?.close();
   $("stop-video").hidden = true;
   if (state.room) render();
@@ -322,7 +322,7 @@ $("end-live").addEventListener("click", async () => {
   await act(() => call("POST", `/api/rooms/${roomId}/end`), "video-error");
 });
 
-addEventListener("pagehide", () => session?.close());
+addEventListener("pagehide", () => peer?.close());
 startCamera().catch(() => ($("preview-status").textContent = "Camera unavailable"));
 
 // --- figures ------------------------------------------------------------------------------

@@ -301,9 +301,9 @@ function scrollChat() {
 let media = null;
 let mediaStarting = false;
 
-// The WHEP session outlives a creator's short drop (the server keeps viewers for a grace
-// period and the picture comes back on the same session), so a stream.ended only shows the
-// status; the session goes when its connection does, or when the page does.
+// Our WHEP peer outlives a creator's short drop (the server keeps viewers for a grace
+// period and the picture comes back on the same peer), so a stream.ended only shows the
+// status; the peer goes when its connection does, or when the page does.
 async function renderStage() {
   const room = state.room;
   const wanted = room.status !== "ended" && Boolean(room.stream);
@@ -319,10 +319,10 @@ async function startVideo() {
   mediaStarting = true;
   try {
     const token = await guestToken();
-    const session = await watch(`/whep/${roomId}`, $("video"), { Authorization: `Bearer ${token}` });
-    media = session;
-    session.pc.addEventListener("connectionstatechange", () => {
-      if (["failed", "closed"].includes(session.pc.connectionState) && media === session) videoGone();
+    const peer = await watch(`/whep/${roomId}`, $("video"), { Authorization: `Bearer ${token}` });
+    media = peer;
+    peer.pc.addEventListener("connectionstatechange", () => {
+      if (["failed", "closed"].includes(peer.pc.connectionState) && media === peer) videoGone();
     });
     $("unmute").hidden = !$("video").muted || state.room?.status === "ended";
   } catch {
@@ -334,7 +334,7 @@ async function startVideo() {
 }
 
 // The live is over: drop the last frame rather than freeze on it. The server ends every
-// viewer's session with the room, so there is nothing to DELETE.
+// viewer's peer with the room, so there is nothing to DELETE.
 function endVideo() {
   if (media) {
     media.pc.close();

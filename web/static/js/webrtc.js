@@ -1,5 +1,5 @@
 // WHIP (publish) and WHEP (watch): one SDP offer over HTTP, the answer carries every ICE
-// candidate, DELETE on the session's Location hangs up.
+// candidate, DELETE on the Location of the answer (the server's peer for ours) hangs up.
 
 async function gathered(pc) {
   if (pc.iceGatheringState === "complete") return;
@@ -30,7 +30,7 @@ async function negotiate(pc, url, headers) {
   return response.headers.get("Location");
 }
 
-export class MediaSession {
+export class MediaPeer {
   constructor(pc, location, headers) {
     this.pc = pc;
     this.location = location;
@@ -38,7 +38,7 @@ export class MediaSession {
   }
 
   // Hang up: DELETE first, then close the connection. Closing first would let the server see
-  // the peer go and end the session itself, and the DELETE would find nothing (404).
+  // the connection go and end its peer itself, and the DELETE would find nothing (404).
   async close() {
     const location = this.location;
     this.location = null;
@@ -53,7 +53,7 @@ export class MediaSession {
 export async function publish(url, stream, headers) {
   const pc = new RTCPeerConnection();
   for (const track of stream.getTracks()) pc.addTransceiver(track, { direction: "sendonly" });
-  return new MediaSession(pc, await negotiate(pc, url, headers), headers);
+  return new MediaPeer(pc, await negotiate(pc, url, headers), headers);
 }
 
 export async function watch(url, video, headers) {
@@ -65,5 +65,5 @@ export async function watch(url, video, headers) {
     stream.addTrack(event.track);
     video.srcObject = stream;
   });
-  return new MediaSession(pc, await negotiate(pc, url, headers), headers);
+  return new MediaPeer(pc, await negotiate(pc, url, headers), headers);
 }

@@ -1,0 +1,87 @@
+"""The bodies of the livecart commands that run checkout alone: ``worker``, ``audit`` and
+``replay-dead-letters``. web/cli.py parses their options and hands them settings values and,
+for the worker, the services it built (layers: web → checkout, never back)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from checkout.audit import settled_audit
+from checkout.checkout import Till
+from checkout.holds import HoldStore
+from checkout.idempotency import IdempotencyStore
+from checkout.keys import Keyspace
+from checkout.pipeline import OrderPipeline, replay_dead_letters
+from checkout.reconciler import reconcile_forever
+from checkout.sweeper import sweep_forever
+from kernel.db import Database
+
+
+@dataclass(frozen=True)
+class Worker:
+    """``livecart worker``: the order pipeline, the hold sweeper and the payment reconciler in a
+    process of their own. Its caller built the clients, and closes them."""
+
+    pipeline: OrderPipeline
+    holds: HoldStore
+    db: Database
+    till: Till
+    idempotency: IdempotencyStore
+    sweep_interval_ms: int
+    lease_ms: int
+    reconcile_interval_s: float
+
+    async def run(self) -> None:
+        """Until SIGINT or SIGTERM."""
+        await self.holds.install()
+        stop = _stop_on_signals()
+        print(f"livecart worker {self.pipeline.config.consumer} running", flush=True)
+        await asyncio.gather(
+            self.pipeline.run(stop),
+            sweep_forever(self.holds, self.db, self.sweep_interval_ms, stop),
+            reconcile_forever(
+                self.till, self.idempotency, self.lease_ms, self.reconcile_interval_s, stop
+            ),
+        )
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def audit(
+    redis_url: str, database_url: str, prefix: str, deal_id: int, wait_s: float
+) -> bool:
+    """``livecart audit``: print the deal's books as JSON once the pipeline has caught up (or
+    ``wait_s`` has passed); True if they are right."""
+    redis = Redis.from_url(redis_url, decode_responses=True)
+    db = Database(database_url)
+    try:
+        found = await settled_audit(redis, db, Keyspace(prefix), deal_id, wait_s)
+    finally:
+        await redis.aclose()
+        await db.close()
+    print(json.dumps(found.json(), indent=2))
+    return found.ok
+
+
+async def replay(redis_url: str, prefix: str, deal_id: int | None) -> None:
+    """``livecart replay-dead-letters``: one deal's, or those of every deal in view."""
+    redis = Redis.from_url(redis_url, decode_responses=True)
+    keys = Keyspace(prefix)
+    try:
+        deal_ids = [deal_id] if deal_id else await HoldStore(redis, keys).live_deal_ids()
+        moved = {d: await replay_dead_letters(redis, keys, d) for d in deal_ids}
+    finally:
+        await redis.aclose()
+    lines = [f"deal {d}: {n} entries back on the orders stream" for d, n in moved.items() if n]
+    print("\n".join(lines) or "no dead letters")
