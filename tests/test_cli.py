@@ -140,6 +140,13 @@ def test_create_seller_prints_a_working_token(tmp_path: Path) -> None:
     with livecart("serve", tmp_path) as base:
         shops = httpx.get(f"{base}/api/shops", headers={"Authorization": f"Bearer {token}"})
         assert shops.json() == {"shops": [{"id": 1, "name": "Ana's shop", "handle": "anas-shop"}]}
+    again = subprocess.run(
+        created.args, env=UNCONFIGURED, cwd=tmp_path, capture_output=True, text=True
+    )
+    assert again.returncode == 1 and again.stdout == ""
+    assert again.stderr.strip().splitlines() == [  # one line, no traceback
+        "livecart create-seller: A seller with this email already exists. (seller_exists)"
+    ]
 
 
 def test_the_demo_prints_a_publish_line_that_works_as_typed(tmp_path: Path) -> None:

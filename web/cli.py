@@ -27,6 +27,7 @@ from pathlib import Path
 import uvicorn
 
 from checkout.faults import NO_CRASH, CrashPoints
+from kernel.errors import DomainError
 from live.protocol import MAX_MESSAGE_BYTES
 from web.access import configure_logging
 from web.settings import Settings
@@ -380,8 +381,11 @@ def main(argv: list[str] | None = None, crash: CrashPoints = NO_CRASH) -> None:
     settings = replace(settings, **overrides)
     if args.command in SERVING:
         SERVING[args.command](args, settings, crash)
-    else:
+        return
+    try:
         COMMANDS[args.command](args, settings)
+    except DomainError as err:  # refused input (a taken email, an unknown deal): one line, no trace
+        raise SystemExit(f"livecart {args.command}: {err.message} ({err.code})") from None
 
 
 if __name__ == "__main__":
