@@ -134,23 +134,30 @@ async def create_product(
     return product
 
 
+async def _in_shop_of(session: AsyncSession, seller: Seller, shop_id: int) -> bool:
+    """Whether a shop is the seller's. Callers answer a foreign product, SKU or deal exactly as
+    a missing one: no existence leak."""
+    shop = await session.get(Shop, shop_id)
+    return shop is not None and shop.seller_id == seller.id
+
+
+def _no_product(product_id: int) -> NotFound:
+    return NotFound(
+        "No such product.", code=CatalogErrorCode.PRODUCT_NOT_FOUND, product_id=product_id
+    )
+
+
 async def get_product(session: AsyncSession, product_id: int) -> Product:
     product = await session.get(Product, product_id)
     if product is None:
-        raise NotFound(
-            "No such product.", code=CatalogErrorCode.PRODUCT_NOT_FOUND, product_id=product_id
-        )
+        raise _no_product(product_id)
     return product
 
 
 async def owned_product(session: AsyncSession, seller: Seller, product_id: int) -> Product:
     product = await get_product(session, product_id)
-    shop = await session.get(Shop, product.shop_id)
-    if shop is None or shop.seller_id != seller.id:
-        # A foreign product looks exactly like a missing one, as SKUs and deals do.
-        raise NotFound(
-            "No such product.", code=CatalogErrorCode.PRODUCT_NOT_FOUND, product_id=product_id
-        )
+    if not await _in_shop_of(session, seller, product.shop_id):
+        raise _no_product(product_id)
     return product
 
 
@@ -286,19 +293,21 @@ async def create_sku(
     return sku
 
 
+def _no_sku(sku_id: int) -> NotFound:
+    return NotFound("No such SKU.", code=CatalogErrorCode.SKU_NOT_FOUND, sku_id=sku_id)
+
+
 async def get_sku(session: AsyncSession, sku_id: int) -> Sku:
     sku = await session.get(Sku, sku_id)
     if sku is None:
-        raise NotFound("No such SKU.", code=CatalogErrorCode.SKU_NOT_FOUND, sku_id=sku_id)
+        raise _no_sku(sku_id)
     return sku
 
 
 async def owned_sku(session: AsyncSession, seller: Seller, sku_id: int) -> Sku:
     sku = await get_sku(session, sku_id)
-    shop = await session.get(Shop, sku.shop_id)
-    if shop is None or shop.seller_id != seller.id:
-        # A foreign SKU looks exactly like a missing one: no existence leak.
-        raise NotFound("No such SKU.", code=CatalogErrorCode.SKU_NOT_FOUND, sku_id=sku_id)
+    if not await _in_shop_of(session, seller, sku.shop_id):
+        raise _no_sku(sku_id)
     return sku
 
 
@@ -396,18 +405,21 @@ async def create_deal(
     return deal
 
 
+def _no_deal(deal_id: int) -> NotFound:
+    return NotFound("No such deal.", code=CatalogErrorCode.DEAL_NOT_FOUND, deal_id=deal_id)
+
+
 async def get_deal(session: AsyncSession, deal_id: int) -> Deal:
     deal = await session.get(Deal, deal_id)
     if deal is None:
-        raise NotFound("No such deal.", code=CatalogErrorCode.DEAL_NOT_FOUND, deal_id=deal_id)
+        raise _no_deal(deal_id)
     return deal
 
 
 async def owned_deal(session: AsyncSession, seller: Seller, deal_id: int) -> Deal:
     deal = await get_deal(session, deal_id)
-    shop = await session.get(Shop, deal.shop_id)
-    if shop is None or shop.seller_id != seller.id:
-        raise NotFound("No such deal.", code=CatalogErrorCode.DEAL_NOT_FOUND, deal_id=deal_id)
+    if not await _in_shop_of(session, seller, deal.shop_id):
+        raise _no_deal(deal_id)
     return deal
 
 

@@ -39,7 +39,7 @@ import orjson
 # livecart is not installed).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.harness import free_port, livecart, serving
+from tests.harness import free_port, livecart, serve
 
 HERE = Path(__file__).resolve()
 SERVER_CPU, CLIENT_CPU = "0", "1"
@@ -457,7 +457,7 @@ def run_livecart(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         }
         command = [*pinned(SERVER_CPU), *livecart("serve")]
         log = workdir / "livecart.log"
-        with serving(command, port=port, env=env, log=log, ready_path="/readyz") as server:
+        with serve(command, port=port, env=env, log=log, ready_path="/readyz") as server:
             room = livecart_room(server.base_url, database_url)
             return clients(args, "livecart", port, server.pid, room, secret)
 
@@ -466,7 +466,7 @@ def run_baseline(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     port = free_port()
     log = workdir / "baseline.log"
     cmd = [*pinned(SERVER_CPU), sys.executable, str(HERE), "baseline-server", "--port", str(port)]
-    with serving(cmd, port=port, env=dict(os.environ), log=log) as server:
+    with serve(cmd, port=port, env=dict(os.environ), log=log) as server:
         return clients(args, "baseline", port, server.pid, 0, "")
 
 

@@ -49,7 +49,8 @@ from checkout.order_store import PaidOrder, order_row
 from checkout.pipeline import OrderPipeline
 from kernel.clock import now_ms
 from kernel.db import Database
-from tests.harness import ROOT, free_port, livecart, serving
+from tests import harness
+from tests.harness import ROOT, free_port, livecart
 from web.app import pipeline_config
 from web.auth import GuestSessions
 from web.embedded import EmbeddedValkey
@@ -349,7 +350,7 @@ async def create_seller(database_url: str) -> tuple[str, int]:
 def serve(env: dict[str, str], port: int, log: Path, pinning: Pinning) -> Iterator[int]:
     """``livecart serve`` without its worker, pinned, once /readyz answers: yields its pid."""
     command = [*pinning.prefix(SERVER_CPU), *livecart("serve", "--no-worker", "--port", str(port))]
-    with serving(
+    with harness.serve(
         command,
         port=port,
         env=env,

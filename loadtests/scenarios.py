@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 from checkout.audit import DealAudit, settled_audit  # noqa: E402
 from checkout.keys import Keyspace  # noqa: E402
 from kernel.db import Database  # noqa: E402
-from tests.harness import NO_ADDRESS_LIMITS, free_port, livecart, serving  # noqa: E402
+from tests.harness import NO_ADDRESS_LIMITS, free_port, livecart, serve  # noqa: E402
 from web.embedded import EmbeddedValkey  # noqa: E402
 
 DEFAULTS = {
@@ -89,7 +89,7 @@ def server(tmp: Path, env_extra: dict[str, str]) -> Iterator[tuple[str, str, str
             "LIVECART_SECRET_KEY": secrets.token_hex(16),
             **env_extra,
         }
-        with serving(
+        with serve(
             livecart("serve"),
             port=port,
             env=env,

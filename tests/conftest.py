@@ -28,6 +28,8 @@ from web.migrate import downgrade_to_base, upgrade
 
 SECRET = "test-secret-" + secrets.token_hex(8)
 PREFIX = f"lct{os.getpid()}"
+# Fixtures kept in their own modules (they need tests.helpers, which needs this one).
+pytest_plugins = ["tests.stores"]
 
 
 @pytest.fixture(scope="session")

@@ -15,8 +15,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +30,6 @@ __all__ = [
     "free_port",
     "livecart",
     "serve",
-    "serving",
     "stop_process",
     "stop_server",
     "wait_until_serving",
@@ -71,6 +70,12 @@ class Server:
     def pid(self) -> int:
         return self.process.pid
 
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        stop_server(self)
+
 
 def livecart(*args: str) -> list[str]:
     """The command line of ``livecart <args>`` run by this interpreter."""
@@ -95,7 +100,8 @@ def serve(
     within_s: float = STARTUP_S,
 ) -> Server:
     """Start ``command`` (which listens on 127.0.0.1:``port``) with exactly ``env``, its output
-    appended to ``log``, and return once it serves; stopped again if it does not."""
+    appended to ``log``, and return once it serves; stopped again if it does not. In a
+    ``with`` block it is stopped however the block ends."""
     with log.open("ab") as out:  # the child keeps its own copy of the descriptor
         process = subprocess.Popen(command, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
     server = Server(f"http://127.0.0.1:{port}", port, process, log)
@@ -149,24 +155,3 @@ def stop_process(process: subprocess.Popen[bytes], within_s: float = STOP_S) -> 
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
-
-
-@contextmanager
-def serving(
-    command: list[str],
-    *,
-    port: int,
-    env: dict[str, str],
-    log: Path,
-    cwd: Path | None = None,
-    ready_path: str | None = None,
-    within_s: float = STARTUP_S,
-) -> Iterator[Server]:
-    """``serve`` for the length of a ``with`` block, stopped however the block ends."""
-    server = serve(
-        command, port=port, env=env, log=log, cwd=cwd, ready_path=ready_path, within_s=within_s
-    )
-    try:
-        yield server
-    finally:
-        stop_server(server)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -137,6 +137,15 @@ async def wait_for_figures(http: httpx.AsyncClient, within: float = 15, **wanted
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"figures not down to {wanted}: {figures}")
         await asyncio.sleep(0.1)
+
+
+@contextlib.asynccontextmanager
+async def peerless_client(base_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client to a media node that, when the test is done with it, waits until the node
+    has no peers left: what a test opened, it closed."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+        yield http
+        await wait_for_figures(http, webrtc_peers=0, video_viewers=0, video_publishers=0)
 
 
 def vanish(pc: RTCPeerConnection) -> None:

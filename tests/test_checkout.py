@@ -22,6 +22,7 @@ from kernel.db import Database
 from kernel.errors import Conflict
 from tests.conftest import SellerAccount
 from tests.helpers import CrashAt, Crashed, make_live_deal, until
+from tests.stores import Stores
 from web.settings import Settings
 
 pytestmark = pytest.mark.storage
@@ -38,26 +39,20 @@ def till(db: Database, private_holds: HoldStore, private_keys: Keyspace, redis: 
 
 
 async def test_a_charge_orphaned_by_a_crash_is_refunded_on_retry(
-    db: Database,
-    private_holds: HoldStore,
-    private_keys: Keyspace,
-    redis: Redis,
-    seller: SellerAccount,
+    stores: Stores,
 ) -> None:
-    deal = await make_live_deal(
-        db, private_holds, seller, quantity=3, hold_ttl_ms=150, pay_ttl_ms=300
-    )
-    provider = SandboxProvider(redis, private_keys.sandbox_charges)
+    deal = await stores.live_deal(quantity=3, hold_ttl_ms=150, pay_ttl_ms=300)
+    provider = SandboxProvider(stores.redis, stores.keys.sandbox_charges)
     me, key = secrets.token_hex(6), "pay-" + secrets.token_hex(4)
-    hold = await private_holds.reserve(deal.id or 0, ReserveRequest(me, 1))
+    hold = await stores.holds.reserve(deal.id or 0, ReserveRequest(me, 1))
     # The first attempt charges and the process dies before it commits.
-    terms = await private_holds.begin_payment(hold.id, me, attempt_id(key))
+    terms = await stores.holds.begin_payment(hold.id, me, attempt_id(key))
     charge = await provider.charge(
         key=f"{hold.id}:{key}", amount=terms.amount, currency=terms.currency, card=CARD
     )
     assert charge.status is ChargeStatus.APPROVED
     await asyncio.sleep(0.4)  # past the payment window: the hold lapses, its unit goes back
-    till = Till(private_holds, provider, AttemptStore(db, private_keys.prefix))
+    till = Till(stores.holds, provider, AttemptStore(stores.db, stores.keys.prefix))
     with pytest.raises(Conflict) as caught:
         await pay_for_hold(till, hold_id=hold.id, buyer=me, card=CARD, attempt_key=key)
     assert caught.value.code == "hold_expired"
@@ -66,24 +61,20 @@ async def test_a_charge_orphaned_by_a_crash_is_refunded_on_retry(
 
 
 async def test_a_retry_after_a_crash_inside_the_window_completes_with_one_charge(
-    db: Database,
-    private_holds: HoldStore,
-    private_keys: Keyspace,
-    redis: Redis,
-    seller: SellerAccount,
+    stores: Stores,
 ) -> None:
-    deal = await make_live_deal(db, private_holds, seller, quantity=3)
-    provider = SandboxProvider(redis, private_keys.sandbox_charges)
+    deal = await stores.live_deal(quantity=3)
+    provider = SandboxProvider(stores.redis, stores.keys.sandbox_charges)
     me, key = secrets.token_hex(6), "pay-" + secrets.token_hex(4)
-    hold = await private_holds.reserve(deal.id or 0, ReserveRequest(me, 1))
-    terms = await private_holds.begin_payment(hold.id, me, attempt_id(key))
+    hold = await stores.holds.reserve(deal.id or 0, ReserveRequest(me, 1))
+    terms = await stores.holds.begin_payment(hold.id, me, attempt_id(key))
     first = await provider.charge(
         key=f"{hold.id}:{key}", amount=terms.amount, currency=terms.currency, card=CARD
     )
-    till = Till(private_holds, provider, AttemptStore(db, private_keys.prefix))
+    till = Till(stores.holds, provider, AttemptStore(stores.db, stores.keys.prefix))
     receipt = await pay_for_hold(till, hold_id=hold.id, buyer=me, card=CARD, attempt_key=key)
     assert receipt.payment_ref == first.id  # the same charge, not a second one
-    assert (await private_holds.get_hold(hold.id, me)).state == "sold"
+    assert (await stores.holds.get_hold(hold.id, me)).state == "sold"
     charges = [c for c in await provider.charges() if c.key.startswith(f"{hold.id}:")]
     assert [(c.id, c.refunded) for c in charges] == [(first.id, False)]
 

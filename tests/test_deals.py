@@ -5,22 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from dataclasses import replace
 
 import pytest
-from redis.asyncio import Redis
 
 from catalog.models import Deal, Sku
 from checkout import deals
 from checkout.holds import HoldStore, ReserveRequest
-from checkout.keys import Keyspace
-from checkout.pipeline import OrderPipeline
 from checkout.sweeper import sweep_once
 from kernel.db import Database
 from tests.conftest import SellerAccount
 from tests.helpers import make_live_deal
-from web.app import pipeline_config
-from web.settings import Settings
+from tests.stores import Stores
 
 pytestmark = pytest.mark.storage
 
@@ -36,44 +31,39 @@ async def sku_and_status(db: Database, deal: Deal) -> tuple[int, int, str]:
 
 
 async def test_unsold_units_go_back_once_nothing_more_can_sell(
-    db: Database,
-    private_holds: HoldStore,
-    private_keys: Keyspace,
-    redis: Redis,
-    seller: SellerAccount,
+    stores: Stores,
 ) -> None:
-    deal = await make_live_deal(db, private_holds, seller, quantity=5, stock=10, limit=2)
+    deal = await stores.live_deal(quantity=5, stock=10, limit=2)
     deal_id = deal.id or 0
-    assert await sku_and_status(db, deal) == (10, 5, "live")
+    assert await sku_and_status(stores.db, deal) == (10, 5, "live")
     payer, holder = secrets.token_hex(6), secrets.token_hex(6)
-    paid = await private_holds.reserve(deal_id, ReserveRequest(payer, 2))
-    await private_holds.begin_payment(paid.id, payer, "a")
-    await private_holds.commit(paid.id, payer, "pay", "a")
-    kept = await private_holds.reserve(deal_id, ReserveRequest(holder, 1))
-    await private_holds.begin_payment(kept.id, holder, "b")
-    async with db.session() as session:
+    paid = await stores.holds.reserve(deal_id, ReserveRequest(payer, 2))
+    await stores.holds.begin_payment(paid.id, payer, "a")
+    await stores.holds.commit(paid.id, payer, "pay", "a")
+    kept = await stores.holds.reserve(deal_id, ReserveRequest(holder, 1))
+    await stores.holds.begin_payment(kept.id, holder, "b")
+    async with stores.db.session() as session:
         mine = await session.get(Deal, deal_id)
         assert mine is not None
-        await deals.stop(session, private_holds, mine)
+        await deals.stop(session, stores.holds, mine)
 
-    await sweep_once(private_holds, db)  # a payment is under way: it could still succeed
-    assert await sku_and_status(db, deal) == (10, 5, "ended")
-    await private_holds.payment_failed(kept.id, holder, "b")  # declined: held again
-    await private_holds.release(kept.id, holder)
-    await sweep_once(private_holds, db)
-    assert await sku_and_status(db, deal) == (10, 2, "settled")  # 3 unsold units back
-    await sweep_once(private_holds, db)
-    assert await sku_and_status(db, deal) == (10, 2, "settled")  # once, not every sweep
-    assert deal_id in await private_holds.live_deal_ids()  # its order is not in SQL yet
+    await sweep_once(stores.holds, stores.db)  # a payment is under way: it could still succeed
+    assert await sku_and_status(stores.db, deal) == (10, 5, "ended")
+    await stores.holds.payment_failed(kept.id, holder, "b")  # declined: held again
+    await stores.holds.release(kept.id, holder)
+    await sweep_once(stores.holds, stores.db)
+    assert await sku_and_status(stores.db, deal) == (10, 2, "settled")  # 3 unsold units back
+    await sweep_once(stores.holds, stores.db)
+    assert await sku_and_status(stores.db, deal) == (10, 2, "settled")  # once, not every sweep
+    assert deal_id in await stores.holds.live_deal_ids()  # its order is not in SQL yet
 
-    config = replace(pipeline_config(Settings()), block_ms=50)
-    pipeline = OrderPipeline(redis, db, private_keys, config)
+    pipeline = stores.pipeline()
     while await pipeline.lag():
         await pipeline.step()
-    assert await sku_and_status(db, deal) == (8, 0, "settled")
-    await sweep_once(private_holds, db)
-    assert deal_id not in await private_holds.live_deal_ids()
-    assert await redis.ttl(private_keys.deal(deal_id).holds) > 0  # kept a while, then gone
+    assert await sku_and_status(stores.db, deal) == (8, 0, "settled")
+    await sweep_once(stores.holds, stores.db)
+    assert deal_id not in await stores.holds.live_deal_ids()
+    assert await stores.redis.ttl(stores.keys.deal(deal_id).holds) > 0  # kept a while, then gone
 
 
 async def test_a_deal_whose_window_ran_out_settles_without_a_stop(

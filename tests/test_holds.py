@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import secrets
+from collections.abc import Awaitable, Callable
 
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from catalog.models import Deal
 from checkout.holds import Hold, HoldStore, ReserveRequest
 from checkout.keys import Keyspace
 from kernel.db import Database
@@ -34,12 +37,27 @@ async def reserve_or_error(store: HoldStore, deal_id: int, req: ReserveRequest) 
     return await outcome(store.reserve(deal_id, req))
 
 
-async def test_reserve_takes_stock_and_commit_sells_it(
-    db: Database, private_holds: HoldStore, seller: SellerAccount
-) -> None:
-    deal = await make_live_deal(db, private_holds, seller, quantity=10, limit=3)
+LiveDeal = Callable[..., Awaitable[Deal]]
+
+
+@pytest.fixture
+def live_deal(db: Database, private_holds: HoldStore, seller: SellerAccount) -> LiveDeal:
+    """Opens a live deal of the test seller's on the private hold store (``make_live_deal``'s
+    terms)."""
+    return functools.partial(make_live_deal, db, private_holds, seller)
+
+
+async def new_hold(store: HoldStore, deal: Deal, qty: int) -> tuple[str, Hold]:
+    """A new buyer, and the hold they just made on the deal."""
     me = buyer()
-    hold = await private_holds.reserve(deal.id or 0, ReserveRequest(me, 3))
+    return me, await store.reserve(deal.id or 0, ReserveRequest(me, qty))
+
+
+async def test_reserve_takes_stock_and_commit_sells_it(
+    private_holds: HoldStore, live_deal: LiveDeal
+) -> None:
+    deal = await live_deal(quantity=10, limit=3)
+    me, hold = await new_hold(private_holds, deal, 3)
     assert (hold.qty, hold.state) == (3, "held")
     assert await totals(private_holds, deal.id or 0) == (7, 3, 0)
     terms = await private_holds.begin_payment(hold.id, me)
@@ -57,8 +75,7 @@ async def test_commit_writes_one_order_entry(
     private_keys: Keyspace,
 ) -> None:
     deal = await make_live_deal(db, private_holds, seller, quantity=5)
-    me = buyer()
-    hold = await private_holds.reserve(deal.id or 0, ReserveRequest(me, 2))
+    me, hold = await new_hold(private_holds, deal, 2)
     await private_holds.begin_payment(hold.id, me)
     await private_holds.commit(hold.id, me, "pay-9")
     await private_holds.commit(hold.id, me, "pay-9")  # a repeated commit is a no-op
@@ -69,9 +86,9 @@ async def test_commit_writes_one_order_entry(
 
 
 async def test_retried_request_id_returns_the_same_hold(
-    db: Database, private_holds: HoldStore, seller: SellerAccount
+    private_holds: HoldStore, live_deal: LiveDeal
 ) -> None:
-    deal = await make_live_deal(db, private_holds, seller, quantity=10, limit=5)
+    deal = await live_deal(quantity=10, limit=5)
     me = buyer()
     first = await private_holds.reserve(deal.id or 0, ReserveRequest(me, 2, "req-1"))
     again = await private_holds.reserve(deal.id or 0, ReserveRequest(me, 2, "req-1"))
@@ -81,10 +98,8 @@ async def test_retried_request_id_returns_the_same_hold(
     assert other.id != first.id  # request ids are scoped to the buyer
 
 
-async def test_refusals_change_nothing(
-    db: Database, private_holds: HoldStore, seller: SellerAccount
-) -> None:
-    deal = await make_live_deal(db, private_holds, seller, quantity=5, limit=3)
+async def test_refusals_change_nothing(private_holds: HoldStore, live_deal: LiveDeal) -> None:
+    deal = await live_deal(quantity=5, limit=3)
     deal_id = deal.id or 0
     me = buyer()
     assert await reserve_or_error(private_holds, deal_id, ReserveRequest(me, 4)) == "limit_exceeded"
@@ -105,20 +120,18 @@ async def test_refusals_change_nothing(
     assert await totals(private_holds, deal_id) == (0, 5, 0)
 
 
-async def test_window_is_enforced(
-    db: Database, private_holds: HoldStore, seller: SellerAccount
-) -> None:
-    later = await make_live_deal(db, private_holds, seller, starts_in_ms=60_000)
+async def test_window_is_enforced(private_holds: HoldStore, live_deal: LiveDeal) -> None:
+    later = await live_deal(starts_in_ms=60_000)
     assert (
         await reserve_or_error(private_holds, later.id or 0, ReserveRequest(buyer(), 1))
         == "deal_not_started"
     )
-    over = await make_live_deal(db, private_holds, seller, starts_in_ms=-2000, duration_ms=1000)
+    over = await live_deal(starts_in_ms=-2000, duration_ms=1000)
     assert (
         await reserve_or_error(private_holds, over.id or 0, ReserveRequest(buyer(), 1))
         == "deal_ended"
     )
-    stopped = await make_live_deal(db, private_holds, seller)
+    stopped = await live_deal()
     await private_holds.stop_deal(stopped.id or 0)
     assert (
         await reserve_or_error(private_holds, stopped.id or 0, ReserveRequest(buyer(), 1))
@@ -155,10 +168,8 @@ async def phase(store: HoldStore, deal_id: int) -> str:
     return state.phase
 
 
-async def test_phase_follows_stock(
-    db: Database, private_holds: HoldStore, seller: SellerAccount
-) -> None:
-    deal = await make_live_deal(db, private_holds, seller, quantity=1, limit=1)
+async def test_phase_follows_stock(private_holds: HoldStore, live_deal: LiveDeal) -> None:
+    deal = await live_deal(quantity=1, limit=1)
     me = buyer()
     assert await phase(private_holds, deal.id or 0) == "open"
     hold = await private_holds.reserve(deal.id or 0, ReserveRequest(me, 1))
@@ -168,11 +179,10 @@ async def test_phase_follows_stock(
 
 
 async def test_lapsed_holds_return_their_stock_before_any_sweeper(
-    db: Database, private_holds: HoldStore, seller: SellerAccount
+    private_holds: HoldStore, live_deal: LiveDeal
 ) -> None:
-    deal = await make_live_deal(db, private_holds, seller, quantity=4, limit=4, hold_ttl_ms=300)
-    me = buyer()
-    hold = await private_holds.reserve(deal.id or 0, ReserveRequest(me, 4))
+    deal = await live_deal(quantity=4, limit=4, hold_ttl_ms=300)
+    me, hold = await new_hold(private_holds, deal, 4)
     assert (
         await reserve_or_error(private_holds, deal.id or 0, ReserveRequest(buyer(), 1))
         == "sold_out"
@@ -189,13 +199,10 @@ async def test_lapsed_holds_return_their_stock_before_any_sweeper(
 
 
 async def test_paying_extends_the_hold_and_a_decline_gives_the_extension_back(
-    db: Database, private_holds: HoldStore, seller: SellerAccount
+    private_holds: HoldStore, live_deal: LiveDeal
 ) -> None:
-    deal = await make_live_deal(
-        db, private_holds, seller, quantity=2, hold_ttl_ms=300, pay_ttl_ms=5000
-    )
-    me = buyer()
-    hold = await private_holds.reserve(deal.id or 0, ReserveRequest(me, 1))
+    deal = await live_deal(quantity=2, hold_ttl_ms=300, pay_ttl_ms=5000)
+    me, hold = await new_hold(private_holds, deal, 1)
     await private_holds.begin_payment(hold.id, me, "attempt-1")
     await asyncio.sleep(0.45)  # past the hold's own deadline, inside the payment window
     assert (await private_holds.get_hold(hold.id, me)).state == "paying"
@@ -212,11 +219,10 @@ async def test_paying_extends_the_hold_and_a_decline_gives_the_extension_back(
 
 
 async def test_a_decline_inside_the_deadline_keeps_the_hold(
-    db: Database, private_holds: HoldStore, seller: SellerAccount
+    private_holds: HoldStore, live_deal: LiveDeal
 ) -> None:
-    deal = await make_live_deal(db, private_holds, seller, quantity=2)
-    me = buyer()
-    hold = await private_holds.reserve(deal.id or 0, ReserveRequest(me, 1))
+    deal = await live_deal(quantity=2)
+    me, hold = await new_hold(private_holds, deal, 1)
     await private_holds.begin_payment(hold.id, me, "a")
     await private_holds.payment_failed(hold.id, me, "a")
     after = await private_holds.get_hold(hold.id, me)
@@ -226,10 +232,8 @@ async def test_a_decline_inside_the_deadline_keeps_the_hold(
     assert await totals(private_holds, deal.id or 0) == (1, 0, 1)
 
 
-async def test_release_and_foreign_holds(
-    db: Database, private_holds: HoldStore, seller: SellerAccount
-) -> None:
-    deal = await make_live_deal(db, private_holds, seller, quantity=3)
+async def test_release_and_foreign_holds(private_holds: HoldStore, live_deal: LiveDeal) -> None:
+    deal = await live_deal(quantity=3)
     me, stranger = buyer(), buyer()
     hold = await private_holds.reserve(deal.id or 0, ReserveRequest(me, 2))
     for call in (private_holds.release, private_holds.begin_payment, private_holds.get_hold):
@@ -246,11 +250,10 @@ async def test_release_and_foreign_holds(
 
 
 async def test_a_paying_hold_cannot_be_released(
-    db: Database, private_holds: HoldStore, seller: SellerAccount
+    private_holds: HoldStore, live_deal: LiveDeal
 ) -> None:
-    deal = await make_live_deal(db, private_holds, seller, quantity=3)
-    me = buyer()
-    hold = await private_holds.reserve(deal.id or 0, ReserveRequest(me, 1))
+    deal = await live_deal(quantity=3)
+    me, hold = await new_hold(private_holds, deal, 1)
     await private_holds.begin_payment(hold.id, me)
     with pytest.raises(Conflict) as caught:
         await private_holds.release(hold.id, me)
@@ -282,9 +285,9 @@ async def test_per_buyer_limit_holds_under_concurrent_requests(
 
 
 async def test_a_different_deal_under_a_loaded_id_is_refused(
-    db: Database, private_holds: HoldStore, seller: SellerAccount
+    private_holds: HoldStore, live_deal: LiveDeal
 ) -> None:
-    deal = await make_live_deal(db, private_holds, seller, quantity=3)
+    deal = await live_deal(quantity=3)
     assert not await private_holds.load_deal(deal, hold_ttl_ms=1000, pay_ttl_ms=1000)  # same
     impostor = deal.model_copy(update={"deal_price": deal.deal_price - 1})
     with pytest.raises(Conflict) as caught:
@@ -295,11 +298,10 @@ async def test_a_different_deal_under_a_loaded_id_is_refused(
 
 
 async def test_releasing_a_lapsed_hold_says_it_expired(
-    db: Database, private_holds: HoldStore, seller: SellerAccount
+    private_holds: HoldStore, live_deal: LiveDeal
 ) -> None:
-    deal = await make_live_deal(db, private_holds, seller, quantity=3, hold_ttl_ms=100)
-    me = buyer()
-    hold = await private_holds.reserve(deal.id or 0, ReserveRequest(me, 1))
+    deal = await live_deal(quantity=3, hold_ttl_ms=100)
+    me, hold = await new_hold(private_holds, deal, 1)
     ends = hold.expires_ms
 
     async def lapsed() -> bool:  # by the server's clock; nothing has reclaimed it yet
@@ -315,11 +317,10 @@ async def test_releasing_a_lapsed_hold_says_it_expired(
 
 
 async def test_a_commit_by_another_attempt_after_a_sale_is_refused(
-    db: Database, private_holds: HoldStore, seller: SellerAccount
+    private_holds: HoldStore, live_deal: LiveDeal
 ) -> None:
-    deal = await make_live_deal(db, private_holds, seller, quantity=3)
-    me = buyer()
-    hold = await private_holds.reserve(deal.id or 0, ReserveRequest(me, 1))
+    deal = await live_deal(quantity=3)
+    me, hold = await new_hold(private_holds, deal, 1)
     await private_holds.begin_payment(hold.id, me, "first")
     await private_holds.commit(hold.id, me, "ch_1", "first")
     await private_holds.commit(hold.id, me, "ch_1", "first")  # a repeat of the same attempt

@@ -8,6 +8,7 @@ import asyncio
 import os
 import signal
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 
 import httpx
 import pytest
@@ -23,6 +24,7 @@ from tests.mediaclient import (
     eventually,
     is_vp8_keyframe_start,
     node_figures,
+    peerless_client,
     vanish,
     wait_for_figures,
 )
@@ -65,42 +67,72 @@ async def creator(db: Database) -> SellerAccount:
 
 @pytest.fixture
 async def client(media_server: Server) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=media_server.base_url, timeout=30) as http:
+    async with peerless_client(media_server.base_url) as http:
         yield http
-        # Every test leaves the node with no peers: what it opened, it closed.
-        await wait_for_figures(http, webrtc_peers=0, video_viewers=0, video_publishers=0)
+
+
+@dataclass
+class Stage:
+    """A test's media node, client and creator, with the creator's room (not live yet) and
+    the guests who come to watch it."""
+
+    server: Server
+    client: httpx.AsyncClient
+    creator: SellerAccount
+    room: int
+    sessions: GuestSessions
+
+    def guest(self) -> str:
+        """A new guest session's token."""
+        return self.sessions.issue()[1]
+
+    def publisher(self) -> Publisher:
+        # Plain pattern (no noise patch): cheap to encode on a shared test machine.
+        return Publisher(self.server.base_url, self.room, self.creator.token, detail=False)
+
+    async def viewer(self, prefer: tuple[str, ...] = ()) -> WhepViewer:
+        return await WhepViewer.open(self.server.base_url, self.room, self.guest(), prefer=prefer)
 
 
 @pytest.fixture
-async def room(client: httpx.AsyncClient, creator: SellerAccount) -> int:
-    room_id, _product, _sku = await http_room(client, creator, live=False)
-    return room_id
-
-
-def publisher_for(server: Server, creator: SellerAccount, room_id: int) -> Publisher:
-    # Plain pattern (no noise patch): cheap to encode on a shared test machine.
-    return Publisher(server.base_url, room_id, creator.token, detail=False)
-
-
-def guest(sessions: GuestSessions) -> str:
-    return sessions.issue()[1]
-
-
-async def test_viewers_decode_the_publishers_pictures_and_tone(
+async def stage(
     media_server: Server,
     client: httpx.AsyncClient,
     creator: SellerAccount,
-    room: int,
     sessions: GuestSessions,
-) -> None:
-    ws = await WsViewer.open(media_server.base_url, room)
-    await ws.hello(guest(sessions))
-    publisher = publisher_for(media_server, creator, room)
+) -> Stage:
+    room_id, _product, _sku = await http_room(client, creator, live=False)
+    return Stage(media_server, client, creator, room_id, sessions)
+
+
+@pytest.fixture
+async def own_stage(
+    redis_url: str,
+    database_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    creator: SellerAccount,
+    sessions: GuestSessions,
+) -> AsyncIterator[Stage]:
+    """A stage on a node of the test's own, which the test may stop or kill (so its client
+    does not wait for the peers to go); stopped afterwards if it still runs."""
+    node = start_media_server(redis_url, database_url, tmp_path_factory)
+    try:
+        async with httpx.AsyncClient(base_url=node.base_url, timeout=30) as http:
+            room_id, _product, _sku = await http_room(http, creator, live=False)
+            yield Stage(node, http, creator, room_id, sessions)
+    finally:
+        if node.process.poll() is None:
+            stop_server(node)
+
+
+async def test_viewers_decode_the_publishers_pictures_and_tone(stage: Stage) -> None:
+    client, room = stage.client, stage.room
+    ws = await WsViewer.open(stage.server.base_url, room)
+    await ws.hello(stage.guest())
+    publisher = stage.publisher()
     await publisher.start()
-    assert publisher.peer_url.startswith(f"{media_server.base_url}/whip/{room}/")
-    viewers = [
-        await WhepViewer.open(media_server.base_url, room, guest(sessions)) for _ in range(3)
-    ]
+    assert publisher.peer_url.startswith(f"{stage.server.base_url}/whip/{room}/")
+    viewers = [await stage.viewer() for _ in range(3)]
     try:
         for viewer in viewers:
             numbers = await viewer.wait_for_frames(45)
@@ -130,97 +162,79 @@ async def test_viewers_decode_the_publishers_pictures_and_tone(
     await ws.close()
 
 
-async def test_late_joiners_start_on_keyframes_made_for_them(
-    media_server: Server,
-    client: httpx.AsyncClient,
-    creator: SellerAccount,
-    room: int,
-    sessions: GuestSessions,
-) -> None:
-    publisher = publisher_for(media_server, creator, room)
+async def test_late_joiners_start_on_keyframes_made_for_them(stage: Stage) -> None:
+    publisher = stage.publisher()
     await publisher.start()
-    first = await WhepViewer.open(media_server.base_url, room, guest(sessions))
+    first = await stage.viewer()
     late: list[WhepViewer] = []
     try:
         await first.wait_for_frames(60)  # two seconds into a stream with no periodic keyframes
         await asyncio.sleep(2)  # and past the keyframe gap
-        keyframes = (await node_figures(client))["livecart_video_keyframes"]
+        keyframes = (await node_figures(stage.client))["livecart_video_keyframes"]
         # Three joiners: the first once the stream is past the keyframe gap; the second once
         # the first has pictures, the third once the second is connected. The second and third
         # ask inside the first's keyframe gap: deltas flow past them until their shared
         # (throttled) keyframe comes.
-        late.append(await WhepViewer.open(media_server.base_url, room, guest(sessions)))
+        late.append(await stage.viewer())
         await late[0].wait_for_frames(3)
-        late.append(await WhepViewer.open(media_server.base_url, room, guest(sessions)))
+        late.append(await stage.viewer())
         await eventually(lambda: late[1].pc.connectionState == "connected", 10, "connected")
-        late.append(await WhepViewer.open(media_server.base_url, room, guest(sessions)))
+        late.append(await stage.viewer())
         for viewer in late:
             await viewer.wait_for_frames(10)
         for viewer in late:
             assert viewer.first_video_payload is not None
             assert is_vp8_keyframe_start(viewer.first_video_payload)
             assert viewer.numbers[0] > 30  # it joined the stream where it was, not at its start
-        made = (await node_figures(client))["livecart_video_keyframes"] - keyframes
+        made = (await node_figures(stage.client))["livecart_video_keyframes"] - keyframes
         assert 1 <= made <= 2  # the second and third shared one (three would be unthrottled)
     finally:
         for viewer in [first, *late]:
-            await viewer.hang_up(client)
+            await viewer.hang_up(stage.client)
         await publisher.stop()
 
 
-async def test_keyframe_requests_are_throttled_not_one_per_request(
-    media_server: Server,
-    client: httpx.AsyncClient,
-    creator: SellerAccount,
-    room: int,
-    sessions: GuestSessions,
-) -> None:
-    publisher = publisher_for(media_server, creator, room)
+async def test_keyframe_requests_are_throttled_not_one_per_request(stage: Stage) -> None:
+    publisher = stage.publisher()
     await publisher.start()
-    viewer = await WhepViewer.open(media_server.base_url, room, guest(sessions))
+    viewer = await stage.viewer()
     try:
         await viewer.wait_for_frames(15)
         receiver = next(t.receiver for t in viewer.pc.getTransceivers() if t.kind == "video")
         ssrc = receiver.getSynchronizationSources()[0].source
         await asyncio.sleep(2.5)  # past the 2 s gap after the joiner's keyframe
-        before = (await node_figures(client))["livecart_video_keyframes"]
+        before = (await node_figures(stage.client))["livecart_video_keyframes"]
         # A picture-loss report every 50 ms for 1.5 s, as from a viewer on a lossy network:
         # one keyframe per 2 s gap, not one per report (that would be about 30).
         for _ in range(30):
             await receiver._send_rtcp_pli(ssrc)
             await asyncio.sleep(0.05)
         await viewer.wait_for_frames(15)
-        made = (await node_figures(client))["livecart_video_keyframes"] - before
+        made = (await node_figures(stage.client))["livecart_video_keyframes"] - before
         assert 1 <= made <= 2
     finally:
-        await viewer.hang_up(client)
+        await viewer.hang_up(stage.client)
         await publisher.stop()
 
 
-async def test_one_publisher_per_room_and_clear_refusals(
-    media_server: Server,
-    client: httpx.AsyncClient,
-    creator: SellerAccount,
-    db: Database,
-    room: int,
-    sessions: GuestSessions,
-) -> None:
+async def test_one_publisher_per_room_and_clear_refusals(stage: Stage, db: Database) -> None:
+    client, creator, room = stage.client, stage.creator, stage.room
     sdp = {"Content-Type": "application/sdp"}
-    viewer_auth = {"Authorization": f"Bearer {guest(sessions)}"}
+    viewer_auth = {"Authorization": f"Bearer {stage.guest()}"}
     # Nobody is broadcasting yet: watching is refused with a reason.
     refused = await client.post(f"/whep/{room}", content="v=0\r\n", headers={**sdp, **viewer_auth})
     assert refused.status_code == 409
     assert refused.json()["error"]["code"] == "stream_not_live"
-    publisher = publisher_for(media_server, creator, room)
+    publisher = stage.publisher()
     await publisher.start()
     try:
-        second = publisher_for(media_server, creator, room)
+        second = stage.publisher()
         with pytest.raises(WhipError) as err:
             await second.start()
         assert err.value.status == 409 and "already_publishing" in err.value.body
 
         other = await make_seller(db, "Not The Creator")
-        stranger = Publisher(media_server.base_url, room, other.token, detail=False)
+        stranger = Publisher(stage.server.base_url, room, other.token, detail=False)
         with pytest.raises(WhipError) as err:
             await stranger.start()
         assert err.value.status == 404
@@ -232,27 +246,22 @@ async def test_one_publisher_per_room_and_clear_refusals(
             assert bad.json()["error"]["code"] == "invalid_sdp"
             wrong_type = await client.post(path, content="v=0", headers=auth)
             assert wrong_type.status_code == 415
-        no_video = (
-            "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
-        )
-        answer = await client.post(
-            f"/whep/{room}", content=no_video, headers={**sdp, **viewer_auth}
-        )
-        assert answer.status_code == 400 and answer.json()["error"]["code"] == "no_video"
-        h264_only = (
-            "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
-            "m=video 9 UDP/TLS/RTP/SAVPF 102\r\na=recvonly\r\na=rtpmap:102 H264/90000\r\n"
-        )
-        answer = await client.post(
-            f"/whep/{room}", content=h264_only, headers={**sdp, **viewer_auth}
-        )
-        assert answer.status_code == 400 and answer.json()["error"]["code"] == "unsupported_codec"
-        garbled = (
-            "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
-            "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=recvonly\r\na=rtpmap:96 VP8/90000\r\n"
-        )
-        answer = await client.post(f"/whep/{room}", content=garbled, headers={**sdp, **viewer_auth})
-        assert answer.status_code == 400 and answer.json()["error"]["code"] == "invalid_sdp"
+        head = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
+        refusals = {
+            "no_video": "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n",
+            "unsupported_codec": (
+                "m=video 9 UDP/TLS/RTP/SAVPF 102\r\na=recvonly\r\na=rtpmap:102 H264/90000\r\n"
+            ),
+            # It parses and offers VP8, yet the peer connection cannot use it.
+            "invalid_sdp": (
+                "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=recvonly\r\na=rtpmap:96 VP8/90000\r\n"
+            ),
+        }
+        for code, media in refusals.items():
+            answer = await client.post(
+                f"/whep/{room}", content=head + media, headers={**sdp, **viewer_auth}
+            )
+            assert answer.status_code == 400 and answer.json()["error"]["code"] == code, code
         unsigned = await client.post(f"/whep/{room}", content="v=0", headers=sdp)
         assert unsigned.status_code == 401
         missing = await client.post("/whep/999999", content="v=0", headers={**sdp, **viewer_auth})
@@ -270,55 +279,40 @@ async def test_one_publisher_per_room_and_clear_refusals(
         await publisher.stop()
 
 
-async def test_viewers_beyond_the_node_limit_get_503_with_retry_after(
-    media_server: Server,
-    client: httpx.AsyncClient,
-    creator: SellerAccount,
-    room: int,
-    sessions: GuestSessions,
-) -> None:
-    publisher = publisher_for(media_server, creator, room)
+async def test_viewers_beyond_the_node_limit_get_503_with_retry_after(stage: Stage) -> None:
+    publisher = stage.publisher()
     await publisher.start()
-    viewers = [
-        await WhepViewer.open(media_server.base_url, room, guest(sessions)) for _ in range(4)
-    ]
+    viewers = [await stage.viewer() for _ in range(4)]
     try:
         with pytest.raises(WhipError) as err:
-            await WhepViewer.open(media_server.base_url, room, guest(sessions))
+            await stage.viewer()
         assert err.value.status == 503 and "too_many_viewers" in err.value.body
-        refused = await client.post(
-            f"/whep/{room}",
+        refused = await stage.client.post(
+            f"/whep/{stage.room}",
             content="v=0",
             headers={
                 "Content-Type": "application/sdp",
-                "Authorization": f"Bearer {guest(sessions)}",
+                "Authorization": f"Bearer {stage.guest()}",
             },
         )
         assert refused.status_code == 503 and refused.headers["retry-after"] == "10"
         # A place freed is a place taken.
-        await viewers.pop().hang_up(client)
-        viewers.append(await WhepViewer.open(media_server.base_url, room, guest(sessions)))
+        await viewers.pop().hang_up(stage.client)
+        viewers.append(await stage.viewer())
         await viewers[-1].wait_for_frames(5)
     finally:
         for viewer in viewers:
-            await viewer.hang_up(client)
+            await viewer.hang_up(stage.client)
         await publisher.stop()
 
 
-async def test_peers_that_vanish_are_cleaned_up_without_leaks(
-    media_server: Server,
-    client: httpx.AsyncClient,
-    creator: SellerAccount,
-    room: int,
-    sessions: GuestSessions,
-) -> None:
+async def test_peers_that_vanish_are_cleaned_up_without_leaks(stage: Stage) -> None:
+    client = stage.client
     idle_tasks = (await node_figures(client))["livecart_asyncio_tasks"]
     for _ in range(2):
-        publisher = publisher_for(media_server, creator, room)
+        publisher = stage.publisher()
         await publisher.start()
-        viewers = [
-            await WhepViewer.open(media_server.base_url, room, guest(sessions)) for _ in range(3)
-        ]
+        viewers = [await stage.viewer() for _ in range(3)]
         for viewer in viewers:
             await viewer.wait_for_frames(5)
         await viewers[0].hang_up(client)  # DELETE
@@ -335,23 +329,17 @@ async def test_peers_that_vanish_are_cleaned_up_without_leaks(
     )
 
 
-async def test_a_creator_who_reconnects_within_the_grace_keeps_the_viewers(
-    media_server: Server,
-    client: httpx.AsyncClient,
-    creator: SellerAccount,
-    room: int,
-    sessions: GuestSessions,
-) -> None:
-    ws = await WsViewer.open(media_server.base_url, room)
-    await ws.hello(guest(sessions))
-    first = publisher_for(media_server, creator, room)
+async def test_a_creator_who_reconnects_within_the_grace_keeps_the_viewers(stage: Stage) -> None:
+    ws = await WsViewer.open(stage.server.base_url, stage.room)
+    await ws.hello(stage.guest())
+    first = stage.publisher()
     await first.start()
-    viewer = await WhepViewer.open(media_server.base_url, room, guest(sessions))
+    viewer = await stage.viewer()
     try:
         await viewer.wait_for_frames(30)
         vanish(first.pc)  # off the network, no goodbye: noticed when pictures stop
         assert (await ws.next("stream.ended", within=15))["reason"] == "lost"
-        again = publisher_for(media_server, creator, room)
+        again = stage.publisher()
         await again.start()
         await ws.next("stream.started")
         # The same WHEP viewer (the same peer) now shows the new connection's pictures
@@ -362,76 +350,50 @@ async def test_a_creator_who_reconnects_within_the_grace_keeps_the_viewers(
         assert viewer.pc.connectionState == "connected"
         await again.stop()
     finally:
-        await viewer.hang_up(client)
+        await viewer.hang_up(stage.client)
         await first.pc.close()
         await ws.close()
 
 
-async def test_ending_the_room_hangs_up_its_video(
-    media_server: Server,
-    client: httpx.AsyncClient,
-    creator: SellerAccount,
-    room: int,
-    sessions: GuestSessions,
-) -> None:
-    publisher = publisher_for(media_server, creator, room)
+async def test_ending_the_room_hangs_up_its_video(stage: Stage) -> None:
+    publisher = stage.publisher()
     await publisher.start()
-    viewer = await WhepViewer.open(media_server.base_url, room, guest(sessions))
+    viewer = await stage.viewer()
     await viewer.wait_for_frames(5)
-    ended = await client.post(f"/api/rooms/{room}/end", headers=creator.headers)
+    ended = await stage.client.post(f"/api/rooms/{stage.room}/end", headers=stage.creator.headers)
     assert ended.status_code == 200
     await eventually(lambda: viewer.pc.connectionState == "closed", 10, "viewer hung up")
     await eventually(lambda: publisher.pc.connectionState == "closed", 10, "publisher hung up")
     with pytest.raises(WhipError) as err:
-        await publisher_for(media_server, creator, room).start()
+        await stage.publisher().start()
     assert err.value.status == 409 and "room_ended" in err.value.body
     await viewer.close()
     await publisher.pc.close()
 
 
-async def test_shutdown_closes_every_peer(
-    redis_url: str,
-    database_url: str,
-    tmp_path_factory: pytest.TempPathFactory,
-    creator: SellerAccount,
-    sessions: GuestSessions,
-) -> None:
-    node = start_media_server(redis_url, database_url, tmp_path_factory)
-    try:
-        async with httpx.AsyncClient(base_url=node.base_url, timeout=30) as http:
-            room_id, _p, _s = await http_room(http, creator, live=False)
-        publisher = publisher_for(node, creator, room_id)
-        await publisher.start()
-        viewer = await WhepViewer.open(node.base_url, room_id, guest(sessions))
-        await viewer.wait_for_frames(5)
-        os.kill(node.process.pid, signal.SIGTERM)
-        exit_code = await asyncio.to_thread(node.process.wait, 15)
-        # uvicorn ends a graceful shutdown by re-raising the signal it caught.
-        assert exit_code in (0, -signal.SIGTERM)
-        assert "media stopped: 2 peer connections closed" in node.log.read_text()
-        # The server said goodbye (DTLS close) rather than going silent.
-        await eventually(lambda: viewer.pc.connectionState == "closed", 5, "viewer told")
-        await eventually(lambda: publisher.pc.connectionState == "closed", 5, "publisher told")
-        await viewer.close()
-        await publisher.pc.close()
-    finally:
-        if node.process.poll() is None:
-            stop_server(node)
+async def test_shutdown_closes_every_peer(own_stage: Stage) -> None:
+    node = own_stage.server
+    publisher = own_stage.publisher()
+    await publisher.start()
+    viewer = await own_stage.viewer()
+    await viewer.wait_for_frames(5)
+    os.kill(node.process.pid, signal.SIGTERM)
+    exit_code = await asyncio.to_thread(node.process.wait, 15)
+    # uvicorn ends a graceful shutdown by re-raising the signal it caught.
+    assert exit_code in (0, -signal.SIGTERM)
+    assert "media stopped: 2 peer connections closed" in node.log.read_text()
+    # The server said goodbye (DTLS close) rather than going silent.
+    await eventually(lambda: viewer.pc.connectionState == "closed", 5, "viewer told")
+    await eventually(lambda: publisher.pc.connectionState == "closed", 5, "publisher told")
+    await viewer.close()
+    await publisher.pc.close()
 
 
-async def test_viewers_get_vp8_and_opus_whatever_order_they_offer(
-    media_server: Server,
-    client: httpx.AsyncClient,
-    creator: SellerAccount,
-    room: int,
-    sessions: GuestSessions,
-) -> None:
-    publisher = publisher_for(media_server, creator, room)
+async def test_viewers_get_vp8_and_opus_whatever_order_they_offer(stage: Stage) -> None:
+    publisher = stage.publisher()
     await publisher.start()
     # As Safari does: H.264 listed before VP8; and G.711 before Opus.
-    viewer = await WhepViewer.open(
-        media_server.base_url, room, guest(sessions), prefer=("video/H264", "audio/PCMU")
-    )
+    viewer = await stage.viewer(prefer=("video/H264", "audio/PCMU"))
     try:
         await viewer.wait_for_frames(15)
         assert viewer.first_video_payload is not None
@@ -439,33 +401,21 @@ async def test_viewers_get_vp8_and_opus_whatever_order_they_offer(
         await eventually(lambda: len(viewer.audio) >= 50, 10, "a second of sound")
         assert abs(pattern.dominant_hz(viewer.audio[-50:]) - pattern.TONE_HZ) < 10
     finally:
-        await viewer.hang_up(client)
+        await viewer.hang_up(stage.client)
         await publisher.stop()
 
 
 async def test_a_crashed_nodes_stream_is_ended_by_the_others(
-    redis_url: str,
-    database_url: str,
-    tmp_path_factory: pytest.TempPathFactory,
-    media_server: Server,
-    creator: SellerAccount,
-    sessions: GuestSessions,
+    media_server: Server, own_stage: Stage
 ) -> None:
-    node = start_media_server(redis_url, database_url, tmp_path_factory)
-    try:
-        async with httpx.AsyncClient(base_url=node.base_url, timeout=30) as http:
-            room_id, _p, _s = await http_room(http, creator, live=False)
-        ws = await WsViewer.open(media_server.base_url, room_id)  # on the surviving node
-        await ws.hello(guest(sessions))
-        publisher = publisher_for(node, creator, room_id)
-        await publisher.start()
-        await ws.next("stream.started", within=15)
-        node.process.kill()  # no shutdown, no goodbye; its claim on the stream lapses
-        node.process.wait()
-        ended = await ws.next("stream.ended", within=30)
-        assert ended["reason"] == "lost"
-        await publisher.pc.close()
-        await ws.close()
-    finally:
-        if node.process.poll() is None:
-            stop_server(node)
+    ws = await WsViewer.open(media_server.base_url, own_stage.room)  # on the surviving node
+    await ws.hello(own_stage.guest())
+    publisher = own_stage.publisher()
+    await publisher.start()
+    await ws.next("stream.started", within=15)
+    own_stage.server.process.kill()  # no shutdown, no goodbye; its claim on the stream lapses
+    own_stage.server.process.wait()
+    ended = await ws.next("stream.ended", within=30)
+    assert ended["reason"] == "lost"
+    await publisher.pc.close()
+    await ws.close()

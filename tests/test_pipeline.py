@@ -3,22 +3,19 @@ claims from a dead consumer, the dead-letter stream, and the guarded stock decre
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import replace
 
 import orjson
 import pytest
-from redis.asyncio import Redis
 from sqlmodel import col, func, select
 
-from catalog.models import Deal, Sku
+from catalog.models import Sku
 from checkout.audit import settled_audit
-from checkout.holds import HoldStore, ReserveRequest
-from checkout.keys import ORDER_GROUP, Keyspace
+from checkout.holds import HoldStore
+from checkout.keys import ORDER_GROUP
 from checkout.models import Order, OrderEvent
-from checkout.order_store import PaidOrder, persist_paid_orders
+from checkout.order_store import persist_paid_orders
 from checkout.pipeline import (
-    OrderPipeline,
     replay_dead_letters,
     stream_drained,
     trim_acknowledged,
@@ -27,21 +24,9 @@ from checkout.sweeper import sweep_once
 from kernel.db import Database
 from tests.conftest import SellerAccount
 from tests.helpers import make_live_deal
-from web.app import pipeline_config
-from web.settings import Settings
+from tests.stores import Stores, drain, paid, sell
 
 pytestmark = pytest.mark.storage
-
-
-async def sell(store: HoldStore, deal: Deal, buyers: int, qty: int = 1) -> list[str]:
-    sold = []
-    for _ in range(buyers):
-        me = secrets.token_hex(6)
-        hold = await store.reserve(deal.id or 0, ReserveRequest(me, qty))
-        await store.begin_payment(hold.id, me)
-        await store.commit(hold.id, me, "pay-" + hold.id)
-        sold.append(hold.id)
-    return sold
 
 
 async def orders_of(db: Database, deal_id: int) -> list[Order]:
@@ -56,35 +41,6 @@ async def stock_of(db: Database, sku_id: int) -> int:
         assert sku is not None
         await session.refresh(sku)
         return sku.stock
-
-
-def pipeline(redis: Redis, db: Database, keys: Keyspace, **config: object) -> OrderPipeline:
-    """A pipeline with the default settings but for ``config`` (PipelineConfig's fields)."""
-    changes = {"block_ms": 50, "consumer": "test-" + secrets.token_hex(4), **config}
-    configured = replace(pipeline_config(Settings()), **changes)  # type: ignore[arg-type]
-    return OrderPipeline(redis, db, keys, configured)
-
-
-async def drain(p: OrderPipeline, rounds: int = 20) -> None:
-    for _ in range(rounds):
-        if await p.step() == 0 and await p.lag() == 0:
-            return
-    raise AssertionError(f"pipeline did not drain, lag {await p.lag()}")
-
-
-def paid(deal: Deal, hold_id: str, qty: int = 1) -> PaidOrder:
-    return PaidOrder(
-        hold_id=hold_id,
-        deal_id=deal.id or 0,
-        sku_id=deal.sku_id,
-        shop_id=deal.shop_id,
-        buyer_id="b",
-        quantity=qty,
-        unit_price=2500,
-        currency="USD",
-        payment_ref="p",
-        paid_ms=1,
-    )
 
 
 async def test_persisting_a_batch_twice_changes_nothing_the_second_time(
@@ -125,21 +81,14 @@ async def test_a_stock_shortfall_keeps_the_paid_order(
     assert await stock_of(db, deal.sku_id) == 1  # never negative, never below zero
 
 
-async def test_pipeline_persists_every_sale_once(
-    db: Database,
-    private_holds: HoldStore,
-    private_keys: Keyspace,
-    redis: Redis,
-    seller: SellerAccount,
-) -> None:
-    deal = await make_live_deal(db, private_holds, seller, quantity=40, stock=50)
-    sold = await sell(private_holds, deal, 40)
-    p = pipeline(redis, db, private_keys, batch=16)
+async def test_pipeline_persists_every_sale_once(stores: Stores) -> None:
+    deal = await stores.live_deal(quantity=40, stock=50)
+    sold = await sell(stores.holds, deal, 40)
+    p = stores.pipeline(batch=16)
     await drain(p)
-    orders = await orders_of(db, deal.id or 0)
-    assert sorted(o.hold_id for o in orders) == sorted(sold)
-    assert await stock_of(db, deal.sku_id) == 10
-    assert await redis.xpending(private_keys.deal(deal.id or 0).orders, ORDER_GROUP) == {
+    assert await stores.persisted(deal) == sorted(sold)
+    assert await stock_of(stores.db, deal.sku_id) == 10
+    assert await stores.redis.xpending(stores.keys.deal(deal.id or 0).orders, ORDER_GROUP) == {
         "pending": 0,
         "min": None,
         "max": None,
@@ -147,99 +96,73 @@ async def test_pipeline_persists_every_sale_once(
     }
 
 
-async def test_entries_left_by_a_dead_consumer_are_claimed(
-    db: Database,
-    private_holds: HoldStore,
-    private_keys: Keyspace,
-    redis: Redis,
-    seller: SellerAccount,
-) -> None:
-    deal = await make_live_deal(db, private_holds, seller, quantity=5)
-    stream = private_keys.deal(deal.id or 0).orders
-    await pipeline(redis, db, private_keys).streams()  # creates the consumer group
-    sold = await sell(private_holds, deal, 5)
+async def test_entries_left_by_a_dead_consumer_are_claimed(stores: Stores) -> None:
+    deal = await stores.live_deal(quantity=5)
+    stream = stores.keys.deal(deal.id or 0).orders
+    await stores.pipeline().streams()  # creates the consumer group
+    sold = await sell(stores.holds, deal, 5)
     # A consumer reads the entries and dies before persisting or acknowledging them.
-    taken = await redis.xreadgroup(ORDER_GROUP, "dead-consumer", {stream: ">"}, count=100)
+    taken = await stores.redis.xreadgroup(ORDER_GROUP, "dead-consumer", {stream: ">"}, count=100)
     assert len(taken[0][1]) == 5
-    alive = pipeline(redis, db, private_keys, claim_idle_ms=0)
+    alive = stores.pipeline(claim_idle_ms=0)
     await drain(alive)
-    assert sorted(o.hold_id for o in await orders_of(db, deal.id or 0)) == sorted(sold)
-    assert (await redis.xpending(stream, ORDER_GROUP))["pending"] == 0
+    assert await stores.persisted(deal) == sorted(sold)
+    assert (await stores.redis.xpending(stream, ORDER_GROUP))["pending"] == 0
 
 
-async def test_poison_entries_go_to_the_dead_letter_stream(
-    db: Database,
-    private_holds: HoldStore,
-    private_keys: Keyspace,
-    redis: Redis,
-    seller: SellerAccount,
-) -> None:
-    deal = await make_live_deal(db, private_holds, seller, quantity=5)
-    keys = private_keys.deal(deal.id or 0)
-    sold = await sell(private_holds, deal, 2)
-    await redis.xadd(keys.orders, {"type": "order.paid", "hold": "broken"})  # fields missing
-    p = pipeline(redis, db, private_keys, claim_idle_ms=0, max_deliveries=2)
+async def test_poison_entries_go_to_the_dead_letter_stream(stores: Stores) -> None:
+    deal = await stores.live_deal(quantity=5)
+    keys = stores.keys.deal(deal.id or 0)
+    sold = await sell(stores.holds, deal, 2)
+    await stores.redis.xadd(keys.orders, {"type": "order.paid", "hold": "broken"})  # fields missing
+    p = stores.pipeline(claim_idle_ms=0, max_deliveries=2)
     for _ in range(6):
         await p.step()
-    assert sorted(o.hold_id for o in await orders_of(db, deal.id or 0)) == sorted(sold)
-    dead = await redis.xrange(keys.dead_letters)
+    assert await stores.persisted(deal) == sorted(sold)
+    dead = await stores.redis.xrange(keys.dead_letters)
     assert [fields["hold"] for _, fields in dead] == ["broken"]
-    assert (await redis.xpending(keys.orders, ORDER_GROUP))["pending"] == 0
+    assert (await stores.redis.xpending(keys.orders, ORDER_GROUP))["pending"] == 0
     assert p.stats.dead_lettered == 1
 
 
-async def test_a_database_outage_dead_letters_nothing(
-    db: Database,
-    private_holds: HoldStore,
-    private_keys: Keyspace,
-    redis: Redis,
-    seller: SellerAccount,
-) -> None:
-    deal = await make_live_deal(db, private_holds, seller, quantity=5)
-    keys = private_keys.deal(deal.id or 0)
-    sold = await sell(private_holds, deal, 3)
+async def test_a_database_outage_dead_letters_nothing(stores: Stores) -> None:
+    deal = await stores.live_deal(quantity=5)
+    keys = stores.keys.deal(deal.id or 0)
+    sold = await sell(stores.holds, deal, 3)
     unreachable = Database("postgresql://postgres@127.0.0.1:1/nowhere")  # nothing listens there
     try:
-        down = pipeline(redis, unreachable, private_keys, claim_idle_ms=0, max_deliveries=1)
+        down = replace(stores, db=unreachable).pipeline(claim_idle_ms=0, max_deliveries=1)
         for _ in range(4):
             assert await down.step() == 0
     finally:
         await unreachable.close()
-    assert await redis.xlen(keys.dead_letters) == 0
-    back = pipeline(redis, db, private_keys, claim_idle_ms=0, max_deliveries=1)
+    assert await stores.redis.xlen(keys.dead_letters) == 0
+    back = stores.pipeline(claim_idle_ms=0, max_deliveries=1)
     await drain(back)
-    assert sorted(o.hold_id for o in await orders_of(db, deal.id or 0)) == sorted(sold)
-    assert await redis.xlen(keys.dead_letters) == 0
+    assert await stores.persisted(deal) == sorted(sold)
+    assert await stores.redis.xlen(keys.dead_letters) == 0
 
 
-async def test_replayed_dead_letters_reach_sql_once(
-    db: Database,
-    private_holds: HoldStore,
-    private_keys: Keyspace,
-    redis: Redis,
-    seller: SellerAccount,
-) -> None:
-    deal = await make_live_deal(db, private_holds, seller, quantity=5)
-    keys = private_keys.deal(deal.id or 0)
-    (hold_id,) = await sell(private_holds, deal, 1)
-    p = pipeline(redis, db, private_keys)
+async def test_replayed_dead_letters_reach_sql_once(stores: Stores) -> None:
+    deal = await stores.live_deal(quantity=5)
+    keys = stores.keys.deal(deal.id or 0)
+    (hold_id,) = await sell(stores.holds, deal, 1)
+    p = stores.pipeline()
     await drain(p)
     # A good entry that was dead-lettered (say, the database refused it for a reason since
     # mended), and the already-persisted one dead-lettered by mistake too.
-    ((_, sold_entry),) = await redis.xrange(keys.orders)
-    await redis.xadd(keys.dead_letters, {**sold_entry, "original_id": "1-0"})
+    ((_, sold_entry),) = await stores.redis.xrange(keys.orders)
+    await stores.redis.xadd(keys.dead_letters, {**sold_entry, "original_id": "1-0"})
     lost = {**sold_entry, "hold": f"{deal.id}-99", "payment_ref": "pay-99"}
-    await redis.xadd(keys.dead_letters, {**lost, "original_id": "2-0"})
-    await private_holds.stop_deal(deal.id or 0)  # over and drained: only dead letters remain
-    await sweep_once(private_holds, db)
-    assert (deal.id or 0) in await private_holds.live_deal_ids()  # dead letters keep it in view
+    await stores.redis.xadd(keys.dead_letters, {**lost, "original_id": "2-0"})
+    await stores.holds.stop_deal(deal.id or 0)  # over and drained: only dead letters remain
+    await sweep_once(stores.holds, stores.db)
+    assert (deal.id or 0) in await stores.holds.live_deal_ids()  # dead letters keep it in view
 
-    assert await replay_dead_letters(redis, private_keys, deal.id or 0) == 2
+    assert await replay_dead_letters(stores.redis, stores.keys, deal.id or 0) == 2
     await drain(p)
-    assert sorted(o.hold_id for o in await orders_of(db, deal.id or 0)) == sorted(
-        [hold_id, f"{deal.id}-99"]
-    )
-    assert await redis.xlen(keys.dead_letters) == 0
+    assert await stores.persisted(deal) == sorted([hold_id, f"{deal.id}-99"])
+    assert await stores.redis.xlen(keys.dead_letters) == 0
 
 
 async def test_a_batch_mixing_orders_with_and_without_an_address_keeps_each(
@@ -262,62 +185,52 @@ async def test_a_batch_mixing_orders_with_and_without_an_address_keeps_each(
 
 
 async def test_what_the_pipeline_acknowledged_is_trimmed_and_the_books_still_agree(
-    db: Database,
-    private_holds: HoldStore,
-    private_keys: Keyspace,
-    redis: Redis,
-    seller: SellerAccount,
+    stores: Stores,
 ) -> None:
-    deal = await make_live_deal(db, private_holds, seller, quantity=61, stock=61)
+    deal = await stores.live_deal(quantity=61, stock=61)
     deal_id = deal.id or 0
-    keys = private_keys.deal(deal_id)
-    p = pipeline(redis, db, private_keys, batch=7, trim_interval_ms=0)
+    keys = stores.keys.deal(deal_id)
+    p = stores.pipeline(batch=7, trim_interval_ms=0)
     sold = []
     for _ in range(6):  # sales keep coming while the pipeline works
-        sold += await sell(private_holds, deal, 10)
+        sold += await sell(stores.holds, deal, 10)
         await drain(p)
-        assert await redis.xlen(keys.orders) == 1  # only the last delivered entry is kept
-        assert await stream_drained(redis, keys.orders)
+        assert await stores.redis.xlen(keys.orders) == 1  # only the last delivered entry is kept
+        assert await stream_drained(stores.redis, keys.orders)
     assert p.stats.trimmed == 59
-    assert sorted(o.hold_id for o in await orders_of(db, deal_id)) == sorted(sold)
-    books = await settled_audit(redis, db, private_keys, deal_id, wait_s=5)
+    assert await stores.persisted(deal) == sorted(sold)
+    books = await settled_audit(stores.redis, stores.db, stores.keys, deal_id, wait_s=5)
     assert books.ok and (books.orders, books.stream_entries_added) == (60, 60)
 
     # One more sale: the trimmed stream still counts what is unread, and the pipeline reads it.
-    (late,) = await sell(private_holds, deal, 1)
-    assert not await stream_drained(redis, keys.orders)
+    (late,) = await sell(stores.holds, deal, 1)
+    assert not await stream_drained(stores.redis, keys.orders)
     await drain(p)
-    assert late in {o.hold_id for o in await orders_of(db, deal_id)}
+    assert late in await stores.persisted(deal)
 
     # The deal ends; the sweeper forgets it and leaves the last entry trimmed too.
-    await private_holds.stop_deal(deal_id)
-    await sweep_once(private_holds, db)
-    assert deal_id not in await private_holds.live_deal_ids()
-    assert await redis.xlen(keys.orders) == 1
-    books = await settled_audit(redis, db, private_keys, deal_id, wait_s=5)
+    await stores.holds.stop_deal(deal_id)
+    await sweep_once(stores.holds, stores.db)
+    assert deal_id not in await stores.holds.live_deal_ids()
+    assert await stores.redis.xlen(keys.orders) == 1
+    books = await settled_audit(stores.redis, stores.db, stores.keys, deal_id, wait_s=5)
     assert books.ok and (books.orders, books.stream_entries_added) == (61, 61)
 
 
-async def test_trimming_never_drops_an_entry_still_pending(
-    db: Database,
-    private_holds: HoldStore,
-    private_keys: Keyspace,
-    redis: Redis,
-    seller: SellerAccount,
-) -> None:
-    deal = await make_live_deal(db, private_holds, seller, quantity=10)
-    stream = private_keys.deal(deal.id or 0).orders
-    await pipeline(redis, db, private_keys).streams()  # creates the consumer group
-    sold = await sell(private_holds, deal, 4)
+async def test_trimming_never_drops_an_entry_still_pending(stores: Stores) -> None:
+    deal = await stores.live_deal(quantity=10)
+    stream = stores.keys.deal(deal.id or 0).orders
+    await stores.pipeline().streams()  # creates the consumer group
+    sold = await sell(stores.holds, deal, 4)
     # A consumer reads four entries and dies; the four after them are read and acknowledged.
-    await redis.xreadgroup(ORDER_GROUP, "dead-consumer", {stream: ">"}, count=100)
-    sold += await sell(private_holds, deal, 4)
-    patient = pipeline(redis, db, private_keys, trim_interval_ms=0)  # claims after 30 s
+    await stores.redis.xreadgroup(ORDER_GROUP, "dead-consumer", {stream: ">"}, count=100)
+    sold += await sell(stores.holds, deal, 4)
+    patient = stores.pipeline(trim_interval_ms=0)  # claims after 30 s
     await patient.step()
-    assert len(await orders_of(db, deal.id or 0)) == 4
-    assert await trim_acknowledged(redis, stream) == 0  # all behind the oldest pending one
-    assert await redis.xlen(stream) == 8
-    alive = pipeline(redis, db, private_keys, claim_idle_ms=0, trim_interval_ms=0)
+    assert len(await stores.persisted(deal)) == 4
+    assert await trim_acknowledged(stores.redis, stream) == 0  # all behind the oldest pending one
+    assert await stores.redis.xlen(stream) == 8
+    alive = stores.pipeline(claim_idle_ms=0, trim_interval_ms=0)
     await drain(alive)
-    assert sorted(o.hold_id for o in await orders_of(db, deal.id or 0)) == sorted(sold)
-    assert await redis.xlen(stream) == 1
+    assert await stores.persisted(deal) == sorted(sold)
+    assert await stores.redis.xlen(stream) == 1

@@ -25,7 +25,7 @@ from live.media import publisher as synthetic
 from tests.conftest import SellerAccount, start_server
 from tests.harness import Server, stop_server
 from tests.helpers import http_room, make_seller
-from tests.mediaclient import eventually, wait_for_figures
+from tests.mediaclient import eventually, peerless_client
 from web.api_media import ice_links
 from web.auth import GuestSessions
 from web.settings import Settings
@@ -124,10 +124,8 @@ async def creator(db: Database) -> SellerAccount:
 
 @pytest.fixture
 async def client(whip_server: Server) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=whip_server.base_url, timeout=30) as http:
+    async with peerless_client(whip_server.base_url) as http:
         yield http
-        # What a test opened, it closed: the node is left with no peers.
-        await wait_for_figures(http, webrtc_peers=0, video_viewers=0, video_publishers=0)
 
 
 @pytest.fixture

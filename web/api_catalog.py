@@ -10,7 +10,7 @@ from starlette.responses import Response
 from catalog import service
 from catalog.deal_status import DealStatus
 from catalog.error_codes import CatalogErrorCode
-from catalog.models import Product, Shop, Sku
+from catalog.models import Deal, Product, Shop, Sku
 from catalog.rules import DealTerms
 from checkout import deals
 from checkout.deals import deal_json, started_state
@@ -23,7 +23,7 @@ from web.error_codes import WebErrorCode
 from web.http import JSONResponse, json_body
 from web.routing import ID_SCHEMA, Answer, Api, Param
 from web.schemas import MAX_ID, DealIn, ProductIn, ProductPatch, ShopIn, SkuIn, SkuPatch
-from web.services import services
+from web.services import Services, services
 
 api = Api()
 DEAL_STATUSES = sorted(s.value for s in DealStatus)
@@ -292,6 +292,11 @@ async def list_deals(request: Request) -> Response:
     )
 
 
+async def _with_stock(svc: Services, deal: Deal) -> Response:
+    """A deal's answer with its live stock counts from the hold store."""
+    return JSONResponse({"deal": deal_json(deal, await svc.holds.snapshot(deal.id or 0))})
+
+
 @api.route(
     "GET",
     "/api/deals/{deal_id:id}",
@@ -304,7 +309,7 @@ async def get_deal(request: Request) -> Response:
     svc = services(request)
     async with svc.db.session() as session:
         deal = await service.get_deal(session, request.path_params["deal_id"])
-    return JSONResponse({"deal": deal_json(deal, await svc.holds.snapshot(deal.id or 0))})
+    return await _with_stock(svc, deal)
 
 
 @api.route(
@@ -368,7 +373,7 @@ async def start_deal(request: Request) -> Response:
             hold_ttl_ms=svc.settings.hold_ttl_s * 1000,
             pay_ttl_ms=svc.settings.pay_ttl_s * 1000,
         )
-    return JSONResponse({"deal": deal_json(deal, await svc.holds.snapshot(deal.id or 0))})
+    return await _with_stock(svc, deal)
 
 
 @api.route(
@@ -388,4 +393,4 @@ async def stop_deal(request: Request) -> Response:
         # Redis first, and on every call: stopping there is idempotent, so a stop that failed
         # half-way (Redis unreachable) is completed by asking again, even once SQL says ended.
         deal = await deals.stop(session, svc.holds, deal)
-    return JSONResponse({"deal": deal_json(deal, await svc.holds.snapshot(deal.id or 0))})
+    return await _with_stock(svc, deal)

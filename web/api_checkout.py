@@ -20,7 +20,7 @@ from checkout.limits import Rate, client_address
 from kernel.clock import now_ms
 from kernel.errors import CommonErrorCode, DomainError, Invalid, PaymentFailed
 from web import responses as out
-from web.auth import bearer
+from web.auth import viewer
 from web.http import JSONResponse, error_response, parse, read_body, status_of
 from web.routing import Answer, Api, Param
 from web.schemas import CheckoutIn, ReserveIn
@@ -37,6 +37,15 @@ IDEMPOTENCY_KEY = Param(
     required=True,
 )
 REPLAYED = Param("Idempotent-Replayed", "`true` on the stored answer to a retried key")
+# What giving back or paying for a hold can meet: none of yours, lapsed, given back, sold, or
+# a payment already under way.
+HOLD_REFUSALS = (
+    CheckoutErrorCode.HOLD_NOT_FOUND,
+    CheckoutErrorCode.HOLD_EXPIRED,
+    CheckoutErrorCode.HOLD_RELEASED,
+    CheckoutErrorCode.HOLD_ALREADY_PAID,
+    CheckoutErrorCode.PAYMENT_IN_PROGRESS,
+)
 log = logging.getLogger("livecart.checkout")
 
 
@@ -87,7 +96,7 @@ def address_of(request: Request) -> str:
 )
 async def reserve(request: Request) -> Response:
     svc = services(request)
-    buyer = svc.sessions.verify(bearer(request))
+    buyer = viewer(request)
     body = parse(ReserveIn, await read_body(request))
     deal_id: int = request.path_params["deal_id"]
     try:
@@ -120,7 +129,7 @@ async def _raise_if_unknown(svc: Services, deal_id: int) -> None:
 )
 async def get_hold(request: Request) -> Response:
     svc = services(request)
-    buyer = svc.sessions.verify(bearer(request))
+    buyer = viewer(request)
     hold = await svc.holds.get_hold(request.path_params["hold_id"], buyer)
     return JSONResponse({"hold": hold.json()})
 
@@ -133,17 +142,11 @@ async def get_hold(request: Request) -> Response:
     tag="checkout",
     path_params=(HOLD_ID,),
     ok={204: Answer(description="The units are back on sale")},
-    errors=(
-        CheckoutErrorCode.HOLD_NOT_FOUND,
-        CheckoutErrorCode.HOLD_EXPIRED,
-        CheckoutErrorCode.HOLD_RELEASED,
-        CheckoutErrorCode.HOLD_ALREADY_PAID,
-        CheckoutErrorCode.PAYMENT_IN_PROGRESS,
-    ),
+    errors=HOLD_REFUSALS,
 )
 async def release_hold(request: Request) -> Response:
     svc = services(request)
-    buyer = svc.sessions.verify(bearer(request))
+    buyer = viewer(request)
     hold_id = request.path_params["hold_id"]
     await svc.holds.release(hold_id, buyer)
     await _tell_room(svc, hold_id, buyer, {"type": "hold.released", "hold_id": hold_id})
@@ -175,11 +178,7 @@ async def _tell_room(svc: Services, hold_id: str, buyer: str, message: dict[str,
         201: Answer(out.CheckoutAnswer, "Paid; the order follows", headers=(REPLAYED,)),
     },
     errors=(
-        CheckoutErrorCode.HOLD_NOT_FOUND,
-        CheckoutErrorCode.HOLD_EXPIRED,
-        CheckoutErrorCode.HOLD_RELEASED,
-        CheckoutErrorCode.HOLD_ALREADY_PAID,
-        CheckoutErrorCode.PAYMENT_IN_PROGRESS,
+        *HOLD_REFUSALS,
         CheckoutErrorCode.PAYMENT_REFUNDED,
         CatalogErrorCode.DEAL_ENDED,
         CheckoutErrorCode.REQUEST_IN_PROGRESS,
@@ -193,7 +192,7 @@ async def _tell_room(svc: Services, hold_id: str, buyer: str, message: dict[str,
 )
 async def checkout(request: Request) -> Response:
     svc = services(request)
-    buyer = svc.sessions.verify(bearer(request))
+    buyer = viewer(request)
     key = request.headers.get("idempotency-key", "")
     if not (1 <= len(key) <= 128) or not key.isprintable():
         raise Invalid(
