@@ -4,7 +4,6 @@ methods were registered on it."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import httpx
 import pytest
@@ -15,7 +14,6 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from web.app import openapi_document
-from web.error_codes import STATUS
 from web.http import http_error_handler
 from web.routing import Api
 from web.schemas import ProductPatch, SkuPatch
@@ -127,8 +125,3 @@ def test_every_documented_operation_says_what_it_answers_on_success() -> None:
     for path, operations in openapi_document()["paths"].items():
         for method, operation in operations.items():
             assert any(s.startswith("2") for s in operation["responses"]), f"{method} {path}"
-
-
-def test_every_error_code_is_explained_in_the_protocol() -> None:
-    protocol = (Path(__file__).parent.parent / "docs" / "protocol.md").read_text()
-    assert [code for code in STATUS if f"`{code}`" not in protocol] == []
