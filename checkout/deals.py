@@ -62,6 +62,18 @@ async def started_state(holds: HoldStore, deal: Deal) -> DealState | None:
     return await holds.snapshot(deal.id)
 
 
+def terms_json(deal: Deal) -> dict[str, Any]:
+    """A deal's terms: its price, units, limit and window, as the API and a room's card say."""
+    return {
+        "deal_price": deal.deal_price,
+        "currency": deal.currency,
+        "quantity": deal.quantity,
+        "per_buyer_limit": deal.per_buyer_limit,
+        "starts_ms": deal.starts_ms,
+        "ends_ms": deal.ends_ms,
+    }
+
+
 def deal_json(deal: Deal, state: DealState | None) -> dict[str, Any]:
     """A deal as the API and the seller center show it: its record, and with ``state`` (a
     snapshot, if Redis has the deal) its live counts and phase on the server's clock."""
@@ -69,12 +81,7 @@ def deal_json(deal: Deal, state: DealState | None) -> dict[str, Any]:
         "id": deal.id,
         "shop_id": deal.shop_id,
         "sku_id": deal.sku_id,
-        "deal_price": deal.deal_price,
-        "currency": deal.currency,
-        "quantity": deal.quantity,
-        "per_buyer_limit": deal.per_buyer_limit,
-        "starts_ms": deal.starts_ms,
-        "ends_ms": deal.ends_ms,
+        **terms_json(deal),
         "status": deal.status,
     }
     if state is None:

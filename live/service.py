@@ -217,12 +217,7 @@ async def open_deal(
         "image": product["image"],
         "variant": sku.variant,
         "list_price": sku.list_price,
-        "deal_price": deal.deal_price,
-        "currency": deal.currency,
-        "quantity": deal.quantity,
-        "per_buyer_limit": deal.per_buyer_limit,
-        "starts_ms": deal.starts_ms,
-        "ends_ms": deal.ends_ms,
+        **deals.terms_json(deal),
     }
     try:
         return await store.update(room_id, lambda r: rules.schedule_deal(r, card, now_ms()))
