@@ -26,6 +26,8 @@ class Shop(SQLModel, table=True):
     # The storefront's address, /shop/{handle}: made from the name once, unique.
     handle: str = Field(max_length=60, unique=True, index=True)
     created_ms: int = Field(sa_type=BigInteger)
+    # Where withdrawals go (an account reference the payment provider understands); "" for none.
+    payout_method: str = Field(default="", max_length=200, sa_column_kwargs={"server_default": ""})
 
 
 class Product(SQLModel, table=True):

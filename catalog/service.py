@@ -124,6 +124,19 @@ async def owned_shop(session: AsyncSession, seller: Seller, shop_id: int) -> Sho
     return shop
 
 
+async def set_payout_method(
+    session: AsyncSession, seller: Seller, shop_id: int, payout_method: str
+) -> Shop:
+    """Where the shop's withdrawals go from now on ("" removes it: no withdrawal until one is
+    set again). A payout already requested keeps the destination it was made with."""
+    shop = await owned_shop(session, seller, shop_id)
+    shop.payout_method = payout_method
+    session.add(shop)
+    await session.commit()
+    await session.refresh(shop)
+    return shop
+
+
 async def create_product(
     session: AsyncSession, seller: Seller, shop_id: int, fields: dict[str, Any]
 ) -> Product:

@@ -13,7 +13,7 @@ from checkout.error_codes import CheckoutErrorCode
 from checkout.faults import NO_CRASH, CrashPoints
 from checkout.holds import HoldStore, PaymentTerms, hold_error
 from checkout.models import PaymentAttempt
-from checkout.payments import Charge, ChargeStatus, PaymentProvider
+from checkout.payments import Charge, ChargeStatus, PaymentProvider, refund_whole
 from kernel.clock import now_ms
 from kernel.errors import Conflict, DomainError, PaymentFailed
 
@@ -68,7 +68,7 @@ async def refund_if_charged(till: Till, key: str) -> bool:
     if charge is None or charge.status is not ChargeStatus.APPROVED:
         return False
     if not charge.refunded:
-        await till.provider.refund(charge)
+        await refund_whole(till.provider, charge)
         till.crash.reach("checkout.after_refund")
     await till.attempts.settle(key, AttemptStatus.REFUNDED, charge.id, only_pending=False)
     return True

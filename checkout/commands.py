@@ -11,30 +11,37 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from checkout.audit import settled_audit
+from checkout.audit import audit_ledger, settled_audit
 from checkout.checkout import Till
 from checkout.holds import HoldStore
 from checkout.idempotency import IdempotencyStore
 from checkout.keys import Keyspace
+from checkout.order_sweeper import OrderRules, sweep_orders_forever
+from checkout.payments import SandboxProvider
 from checkout.pipeline import OrderPipeline, replay_dead_letters
 from checkout.reconciler import reconcile_forever
+from checkout.refunds import Refunds
 from checkout.sweeper import sweep_forever
 from kernel.db import Database
 
 
 @dataclass(frozen=True)
 class Worker:
-    """``livecart worker``: the order pipeline, the hold sweeper and the payment reconciler in a
-    process of their own. Its caller built the clients, and closes them."""
+    """``livecart worker``: the order pipeline, the hold sweeper, the payment reconciler and the
+    order rules (refunds left pending, overdue orders) in a process of their own. Its caller
+    built the clients, and closes them."""
 
     pipeline: OrderPipeline
     holds: HoldStore
     db: Database
     till: Till
     idempotency: IdempotencyStore
+    refunds: Refunds
+    rules: OrderRules
     sweep_interval_ms: int
     lease_ms: int
     reconcile_interval_s: float
+    money_interval_s: float
 
     async def run(self) -> None:
         """Until SIGINT or SIGTERM."""
@@ -46,6 +53,9 @@ class Worker:
             sweep_forever(self.holds, self.db, self.sweep_interval_ms, stop),
             reconcile_forever(
                 self.till, self.idempotency, self.lease_ms, self.reconcile_interval_s, stop
+            ),
+            sweep_orders_forever(
+                self.refunds, self.lease_ms, self.money_interval_s, stop, self.rules
             ),
         )
 
@@ -59,19 +69,24 @@ def _stop_on_signals() -> asyncio.Event:
 
 
 async def audit(
-    redis_url: str, database_url: str, prefix: str, deal_id: int, wait_s: float
+    redis_url: str, database_url: str, prefix: str, deal_id: int | None, wait_s: float
 ) -> bool:
-    """``livecart audit``: print the deal's books as JSON once the pipeline has caught up (or
-    ``wait_s`` has passed); True if they are right."""
+    """``livecart audit``: print the books as JSON: the ledger's, and with ``deal_id`` the
+    deal's too (its fields at the top, as before the ledger), once the pipeline has caught up
+    (or ``wait_s`` has passed); True if they are right."""
     redis = Redis.from_url(redis_url, decode_responses=True)
     db = Database(database_url)
+    keys = Keyspace(prefix)
     try:
-        found = await settled_audit(redis, db, Keyspace(prefix), deal_id, wait_s)
+        deal = None if deal_id is None else await settled_audit(redis, db, keys, deal_id, wait_s)
+        ledger = await audit_ledger(db, SandboxProvider(redis, keys.sandbox), keys.prefix)
     finally:
         await redis.aclose()
         await db.close()
-    print(json.dumps(found.json(), indent=2))
-    return found.ok
+    ok = ledger.ok and (deal is None or deal.ok)
+    books = {**(deal.json() if deal else {}), "ledger": ledger.json(), "ok": ok}
+    print(json.dumps(books, indent=2))
+    return ok
 
 
 async def replay(redis_url: str, prefix: str, deal_id: int | None) -> None:

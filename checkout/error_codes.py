@@ -36,3 +36,26 @@ class CheckoutErrorCode(ErrorCode):
     ORDER_CHANGED = "order_changed"  # someone else moved the order meanwhile
     TRACKING_REQUIRED = "tracking_required"
     UNEXPECTED_TRACKING = "unexpected_tracking"
+    TOO_MANY_SHIPMENTS = "too_many_shipments"  # a bulk shipment over checkout.bulk_ship's limit
+    # Money (decision 0027)
+    REFUND_EXCEEDS_PAID = "refund_exceeds_paid"  # more than is left to refund
+    ORDER_NOT_REFUNDABLE = "order_not_refundable"  # cancelled, fully refunded, or not paid
+    ORDER_DISPUTED = "order_disputed"  # an open dispute: the provider decides the money now
+    INVALID_AMOUNT = "invalid_amount"  # not a positive whole number of minor units
+    RESTOCK_EXCEEDS_UNITS = "restock_exceeds_units"  # more units back than the order had
+    PROVIDER_REFUSED = "provider_refused"  # the payment provider said no
+    # Buyers' requests: cancellations, refunds and returns
+    REQUEST_NOT_FOUND = "request_not_found"  # missing, or not yours
+    RETURN_OPEN = "return_open"  # the order has an open request already
+    RETURN_WINDOW_CLOSED = "return_window_closed"  # too long after delivery
+    CANCEL_REQUESTED = "cancel_requested"  # shipping an order whose buyer asked to cancel
+    INVALID_REASON = "invalid_reason"  # not one of the reason codes; a rejection without one
+    INVALID_PHOTOS = "invalid_photos"  # more than five, or not http(s) URLs
+    INVALID_UNITS = "invalid_units"  # not between 1 and the units the order has left
+    # Payment webhooks: a body whose Livecart-Signature does not check out is not believed
+    INVALID_SIGNATURE = "invalid_signature"  # missing, malformed, or no v1 matches a secret
+    SIGNATURE_EXPIRED = "signature_expired"  # its t is too far from the server's clock
+    # Withdrawals
+    NOTHING_TO_WITHDRAW = "nothing_to_withdraw"  # the available balance is zero or below
+    NO_PAYOUT_METHOD = "no_payout_method"  # the shop has nowhere to send money
+    PAYOUT_LIMIT = "payout_limit"  # one withdrawal a day per shop and currency

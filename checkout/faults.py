@@ -19,6 +19,16 @@ POINTS = (
     "pipeline.before_ack",  # the orders are committed in SQL, their entries not acknowledged
 )
 
+# Every point of a refund and of a payout (decision 0027), in the order each reaches them.
+MONEY_POINTS = (
+    "refund.after_grant",  # row pending, order and SKU moved, refund:<id> posted; deal restock due
+    "refund.after_restock",  # the deal took the units back; SQL still says due
+    "refund.after_provider",  # the provider refunded; the row still says pending
+    "refund.after_outcome",  # all recorded; the caller has no answer yet
+    "payout.after_request",  # row pending and payout:<id> posted; the provider not yet asked
+    "payout.after_provider",  # the provider paid out; the row still says pending
+)
+
 
 class CrashPoints:
     """The hook at every crash point. This one does nothing; the crash tests subclass it."""

@@ -344,6 +344,19 @@ class HoldStore:
             server_ms=int(now),
         )
 
+    async def restock(self, hold_id: str, units: int, refund_key: str) -> bool:
+        """Give a refunded hold's units back to its deal if it can still sell them (True), or
+        say it cannot (False: they belong to the SKU). A repeat answers the same."""
+        deal_id = deal_id_of_hold(hold_id)
+        if deal_id is None:
+            return False
+        answer = await self._call("lc_restock", deal_id, hold_id, units, refund_key)
+        return bool(answer == "deal")
+
+    async def restock_answers(self, deal_id: int) -> dict[str, str]:
+        """What ``lc_restock`` answered for the deal, by refund key ("deal" or "over")."""
+        return cast(dict[str, str], await self.redis.hgetall(self.keys.deal(deal_id).restocks))
+
     async def forget(self, deal_id: int) -> None:
         """Stop sweeping and reading a settled, drained deal; its keys expire after a while, so
         late readers (a buyer looking at an old hold) still get answers for a week."""

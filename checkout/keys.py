@@ -29,6 +29,8 @@ class DealKeys:
     rates: str
     addresses: str
     hold_addresses: str
+    # Refund key -> what lc_restock answered ("deal" or "over"), so a repeat answers the same.
+    restocks: str
 
     def function_keys(self) -> list[str]:
         """The KEYS list every function in holds.lua expects, in its order."""
@@ -42,7 +44,19 @@ class DealKeys:
             self.rates,
             self.addresses,
             self.hold_addresses,
+            self.restocks,
         ]
+
+
+@dataclass(frozen=True)
+class SandboxKeys:
+    objects: str  # hash: provider id -> the object as JSON
+    keys: str  # hash: "<kind>|<idempotency key>" -> provider id
+    events: str  # stream: every change, as the provider's events
+
+    def function_keys(self) -> list[str]:
+        """The KEYS list every function in sandbox.lua expects, in its order."""
+        return [self.objects, self.keys, self.events]
 
 
 @dataclass(frozen=True)
@@ -62,6 +76,7 @@ class Keyspace:
             rates=f"{base}:rates",
             addresses=f"{base}:addresses",
             hold_addresses=f"{base}:hold-addresses",
+            restocks=f"{base}:restocks",
         )
 
     @property
@@ -73,9 +88,11 @@ class Keyspace:
         return f"{self.prefix}:idem:{buyer}:{key}"
 
     @property
-    def sandbox_charges(self) -> str:
-        """Hash of the sandbox payment provider's ledger: provider key -> charge record."""
-        return f"{self.prefix}:sandbox:charges"
+    def sandbox(self) -> SandboxKeys:
+        """The sandbox payment provider's records (checkout/lua/sandbox.lua): one hash tag, so
+        one Redis Cluster slot."""
+        base = f"{self.prefix}:{{sandbox}}"
+        return SandboxKeys(objects=f"{base}:objects", keys=f"{base}:keys", events=f"{base}:events")
 
 
 def dead_letters_of(orders: str) -> str:

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Index,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 
@@ -22,7 +31,8 @@ class Order(SQLModel, table=True):
     total: int = Field(sa_type=BigInteger)
     currency: str = Field(max_length=3)
     status: str = Field(max_length=24)
-    payment_ref: str = Field(max_length=64)
+    # The provider's charge id: a dispute names the charge, and finds its order by it.
+    payment_ref: str = Field(max_length=64, index=True)
     paid_ms: int = Field(sa_type=BigInteger)
     # Where to send it, as the buyer gave it at checkout (None: given no address, as over the
     # API for goods that need none).
@@ -33,6 +43,19 @@ class Order(SQLModel, table=True):
     )
     created_ms: int = Field(sa_type=BigInteger)
     updated_ms: int = Field(sa_type=BigInteger)
+    # Money (decision 0027). The platform's fee rate, fixed when the order was paid.
+    fee_bps: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # Admission guards, like skus.allocated: a guarded UPDATE keeps refunds within the total and
+    # restocks within the units. The ledger holds the money; the audit proves these against it.
+    refunded: int = Field(default=0, sa_type=BigInteger, sa_column_kwargs={"server_default": "0"})
+    restocked_units: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # Deadlines, stamped once (a changed setting never moves a promise), and when things happened.
+    ship_by_ms: int | None = Field(default=None, sa_type=BigInteger)
+    ship_limit_ms: int | None = Field(default=None, sa_type=BigInteger, index=True)
+    shipped_ms: int | None = Field(default=None, sa_type=BigInteger)
+    deliver_by_ms: int | None = Field(default=None, sa_type=BigInteger)
+    delivered_ms: int | None = Field(default=None, sa_type=BigInteger)
+    settled_ms: int | None = Field(default=None, sa_type=BigInteger)
 
 
 class OrderEvent(SQLModel, table=True):
@@ -68,3 +91,177 @@ class PaymentAttempt(SQLModel, table=True):
     payment_ref: str = Field(default="", max_length=64)
     created_ms: int = Field(sa_type=BigInteger)
     updated_ms: int = Field(sa_type=BigInteger)
+
+
+class Refund(SQLModel, table=True):
+    """A granted refund (decision 0027): written with the order's guarded UPDATE and its ledger
+    entries before the provider is called, then finished by whoever finds it pending."""
+
+    __tablename__ = "refunds"
+    id: int | None = Field(default=None, primary_key=True)
+    # Names the decision, so every way of asking converges: "cancel:<order>",
+    # "return:<request>", "refund:<order>:<Idempotency-Key>". Also the provider's key.
+    key: str = Field(max_length=200, unique=True)
+    body_hash: str = Field(default="", max_length=64)
+    keyspace: str = Field(max_length=40)  # whose sandbox ledger the charge is in
+    order_id: int = Field(foreign_key="orders.id", index=True)
+    shop_id: int = Field(foreign_key="shops.id")
+    amount: int = Field(sa_type=BigInteger)
+    fee_returned: int = Field(sa_type=BigInteger)
+    currency: str = Field(max_length=3)
+    units: int  # units put back into stock
+    # The shop account the grant debited ("pending" or "available"): a failure reverses it there.
+    shop_account: str = Field(max_length=16)
+    reason: str = Field(default="", max_length=500)
+    actor: str = Field(max_length=64)
+    status: str = Field(max_length=16, index=True)
+    # "" (nothing for the deal), "due" (lc_restock still to run), "deal", "over".
+    deal_restock: str = Field(default="", max_length=8)
+    provider_ref: str = Field(default="", max_length=64)
+    # The provider object's version last applied: a stale webhook changes nothing.
+    version: int = Field(default=0)
+    created_ms: int = Field(sa_type=BigInteger)
+    updated_ms: int = Field(sa_type=BigInteger)
+
+
+class LedgerEntry(SQLModel, table=True):
+    """One line of a balanced ledger transaction. Positive is a debit, negative a credit;
+    entries are never updated or deleted (decision 0027)."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (
+        UniqueConstraint("txn", "line"),
+        CheckConstraint("amount <> 0", name="ck_ledger_entries_amount_nonzero"),
+        Index("ix_ledger_entries_account_currency", "account", "currency"),
+        Index("ix_ledger_entries_shop_id_id", "shop_id", "id"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    txn: str = Field(max_length=80)
+    line: int
+    account: str = Field(max_length=40)
+    shop_id: int | None = Field(default=None)
+    amount: int = Field(sa_type=BigInteger)
+    currency: str = Field(max_length=3)
+    created_ms: int = Field(sa_type=BigInteger)
+    reference: str = Field(max_length=60, index=True)
+
+
+class Payout(SQLModel, table=True):
+    """A withdrawal of a shop's available balance: one a day per shop and currency (a UTC day;
+    a failed payout does not use the day up, hence the partial unique index)."""
+
+    __tablename__ = "payouts"
+    __table_args__ = (
+        Index(
+            "ux_payouts_one_a_day",
+            "shop_id",
+            "currency",
+            "utc_day",
+            unique=True,
+            sqlite_where=text("status <> 'failed'"),
+            postgresql_where=text("status <> 'failed'"),
+        ),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=200, unique=True)
+    keyspace: str = Field(max_length=40)
+    shop_id: int = Field(foreign_key="shops.id", index=True)
+    amount: int = Field(sa_type=BigInteger)
+    currency: str = Field(max_length=3)
+    utc_day: str = Field(max_length=10)
+    destination: str = Field(max_length=200)
+    actor: str = Field(max_length=64)
+    status: str = Field(max_length=16, index=True)
+    provider_ref: str = Field(default="", max_length=64)
+    version: int = Field(default=0)
+    created_ms: int = Field(sa_type=BigInteger)
+    updated_ms: int = Field(sa_type=BigInteger)
+
+
+class Dispute(SQLModel, table=True):
+    """A buyer's dispute of an order's charge with their bank, as the provider's events told it
+    (decision 0027): the bank took ``amount`` back when it opened; ``status`` is the provider's
+    (``DisputeStatus``), and ``version`` the provider object's version last applied, so a stale
+    or late event changes nothing. While one is open the order takes no refund, does not settle,
+    and its amount is not withdrawable."""
+
+    __tablename__ = "disputes"
+    id: int | None = Field(default=None, primary_key=True)
+    provider_id: str = Field(max_length=64, unique=True)
+    keyspace: str = Field(max_length=40)  # whose sandbox the charge is in
+    order_id: int = Field(foreign_key="orders.id", index=True)
+    shop_id: int = Field(foreign_key="shops.id")
+    amount: int = Field(sa_type=BigInteger)
+    currency: str = Field(max_length=3)
+    status: str = Field(max_length=16, index=True)
+    version: int = Field(default=0)
+    created_ms: int = Field(sa_type=BigInteger)
+    updated_ms: int = Field(sa_type=BigInteger)
+
+
+class PaymentEvent(SQLModel, table=True):
+    """Every provider event received, by its id: a replayed webhook finds its row and changes
+    nothing."""
+
+    __tablename__ = "payment_events"
+    id: str = Field(primary_key=True, max_length=64)
+    type: str = Field(max_length=60)
+    object_id: str = Field(max_length=64)
+    received_ms: int = Field(sa_type=BigInteger)
+
+
+class MoneyCursor(SQLModel, table=True):
+    """Where the reconciler got to in a provider's event list."""
+
+    __tablename__ = "money_cursors"
+    name: str = Field(primary_key=True, max_length=60)
+    value: str = Field(max_length=60)
+
+
+class ReturnRequest(SQLModel, table=True):
+    """A buyer's request to cancel, be refunded or return goods: one open per order."""
+
+    __tablename__ = "return_requests"
+    __table_args__ = (
+        Index(
+            "ux_return_requests_one_open",
+            "order_id",
+            unique=True,
+            sqlite_where=text(
+                "status IN ('requested','offered','approved','shipped_back','received')"
+            ),
+            postgresql_where=text(
+                "status IN ('requested','offered','approved','shipped_back','received')"
+            ),
+        ),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="orders.id", index=True)
+    buyer_id: str = Field(max_length=64, index=True)
+    kind: str = Field(max_length=16)
+    reason: str = Field(max_length=40)
+    note: str = Field(default="", max_length=1000)
+    photos: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    units: int
+    amount: int = Field(sa_type=BigInteger)
+    # The seller's smaller offer while the request is ``offered``; accepting it makes it the
+    # amount, declining clears it.
+    offer_amount: int | None = Field(default=None, sa_type=BigInteger)
+    status: str = Field(max_length=16, index=True)
+    answer: str = Field(default="", max_length=500)  # the seller's reason to reject, or offer
+    carrier: str = Field(default="", max_length=60)
+    tracking_number: str = Field(default="", max_length=100)
+    refund_id: int | None = Field(default=None, foreign_key="refunds.id")
+    created_ms: int = Field(sa_type=BigInteger)
+    updated_ms: int = Field(sa_type=BigInteger, index=True)
+
+
+class ReturnEvent(SQLModel, table=True):
+    __tablename__ = "return_events"
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: int = Field(foreign_key="return_requests.id", index=True)
+    from_status: str | None = Field(default=None, max_length=16)
+    to_status: str = Field(max_length=16)
+    at_ms: int = Field(sa_type=BigInteger)
+    actor: str = Field(max_length=64)
+    note: str = Field(default="", max_length=500)

@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import enum
+import itertools
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import func, insert, literal, null, update
+from sqlalchemy import String, case, cast, exists, func, insert, literal, null, union_all, update
 from sqlalchemy import select as core_select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from catalog.models import Product, Sku
+from checkout import deadlines
 from checkout.error_codes import CheckoutErrorCode
-from checkout.models import Order, OrderEvent
+from checkout.ledger import Account
+from checkout.models import LedgerEntry, Order, OrderEvent, ReturnRequest
 from checkout.orders import OrderStatus, next_status, shipment_fields
+from checkout.return_states import OPEN_REQUESTS, RequestKind
 from kernel.clock import now_ms
 from kernel.errors import Conflict, NotFound
 
@@ -56,6 +63,18 @@ class PaidOrder(NamedTuple):
         )
 
 
+@dataclass(frozen=True)
+class MoneyTerms:
+    """What the pipeline stamps on each order it writes, from settings (decision 0027): the
+    platform's fee rate, and the ship-by and hard ship limit after payment; and when delivery
+    is expected after shipping (stamped by ``transition``)."""
+
+    fee_bps: int = 500
+    ship_by_ms: int = 72 * 3_600_000
+    ship_limit_ms: int = 120 * 3_600_000
+    deliver_within_ms: int = 7 * 86_400_000
+
+
 @dataclass
 class PersistResult:
     inserted: int = 0
@@ -73,7 +92,7 @@ def _insert_ignoring_duplicates(session: AsyncSession) -> Any:
     raise RuntimeError(f"unsupported database dialect {dialect}")
 
 
-def order_row(p: PaidOrder, now: int) -> dict[str, Any]:
+def order_row(p: PaidOrder, now: int, terms: MoneyTerms = MoneyTerms()) -> dict[str, Any]:
     """The ``orders`` row for a paid hold, as the pipeline inserts it. The shipping address is
     there only when one was given: a JSON value costs every row of a batch (about half the
     insert rate on SQLite) even when it is null."""
@@ -92,20 +111,26 @@ def order_row(p: PaidOrder, now: int) -> dict[str, Any]:
         "paid_ms": p.paid_ms,
         "created_ms": now,
         "updated_ms": now,
+        "fee_bps": terms.fee_bps,
+        "ship_by_ms": p.paid_ms + terms.ship_by_ms,
+        "ship_limit_ms": p.paid_ms + terms.ship_limit_ms,
     }
     if p.shipping:
         row["shipping"] = orjson.loads(p.shipping)
     return row
 
 
-async def persist_paid_orders(session: AsyncSession, paid: Sequence[PaidOrder]) -> PersistResult:
-    """Insert the orders, their first event rows and the stock decrements in one transaction.
+async def persist_paid_orders(
+    session: AsyncSession, paid: Sequence[PaidOrder], terms: MoneyTerms = MoneyTerms()
+) -> PersistResult:
+    """Insert the orders, their first event rows, their sales in the ledger and the stock
+    decrements in one transaction.
 
     Orders already present (a redelivered entry) are skipped by the unique hold id, and only the
     orders actually inserted take stock, so running the same batch twice changes nothing.
     """
     now = now_ms()
-    rows = [order_row(p, now) for p in paid]
+    rows = [order_row(p, now, terms) for p in paid]
     result = PersistResult()
     if not rows:
         return result
@@ -132,6 +157,7 @@ async def persist_paid_orders(session: AsyncSession, paid: Sequence[PaidOrder]) 
             col(Order.id), null(), literal(PAID), literal(now), literal("pipeline"), literal("")
         ).where(col(Order.id).in_([oid for oid, _, _ in inserted]))
         await conn.execute(insert(OrderEvent).from_select(event_columns, event_values))
+        await _post_sales(conn, [oid for oid, _, _ in inserted], now)
     taken: dict[int, int] = defaultdict(int)
     for _, sku_id, qty in inserted:
         taken[sku_id] += qty
@@ -152,6 +178,36 @@ async def persist_paid_orders(session: AsyncSession, paid: Sequence[PaidOrder]) 
     return result
 
 
+async def _post_sales(conn: AsyncConnection, order_ids: list[int], now: int) -> None:
+    """Each order's ``sale:`` transaction (checkout.ledger.sale), for the whole batch in one
+    INSERT ... SELECT: provider +total, shop pending -total, and, when the fee is not zero,
+    shop pending +fee, fees -fee."""
+    fee = col(Order.total) * col(Order.fee_bps) // 10_000
+    lines = [
+        (0, Account.PROVIDER, col(Order.total), None),
+        (1, Account.PENDING, -col(Order.total), None),
+        (2, Account.PENDING, fee, fee > 0),
+        (3, Account.FEES, -fee, fee > 0),
+    ]
+    selects = []
+    for number, account, amount, only_if in lines:
+        query = core_select(
+            literal("sale:") + cast(col(Order.id), String),
+            literal(number),
+            literal(account.value),
+            col(Order.shop_id),
+            amount,
+            col(Order.currency),
+            literal(now),
+            literal("order:") + cast(col(Order.id), String),
+        ).where(col(Order.id).in_(order_ids), col(Order.total) > 0)
+        if only_if is not None:
+            query = query.where(only_if)
+        selects.append(query)
+    columns = ["txn", "line", "account", "shop_id", "amount", "currency", "created_ms", "reference"]
+    await conn.execute(insert(LedgerEntry).from_select(columns, union_all(*selects)))
+
+
 async def transition(
     session: AsyncSession,
     order: Order,
@@ -161,23 +217,43 @@ async def transition(
     *,
     carrier: str = "",
     tracking_number: str = "",
+    deliver_within_ms: int = MoneyTerms.deliver_within_ms,
+    confirm_first: bool = False,
 ) -> Order:
     """Move ``order`` by ``action``: a guarded UPDATE plus its event row, in one transaction.
-    Shipping records ``carrier`` and ``tracking_number`` on the order in the same UPDATE."""
+    Shipping records ``carrier`` and ``tracking_number``, when it shipped and when delivery is
+    expected (``deliver_within_ms`` later: callers pass ``MoneyTerms.deliver_within_ms``, from
+    ``LIVECART_DELIVERY_DAYS``) in the same UPDATE; delivering records when it was delivered.
+
+    ``confirm_first``: shipping a paid order confirms it on the way, in the same UPDATE, with an
+    event row for each move (the seller center ships in one step)."""
     current = OrderStatus(order.status)
-    target = next_status(current, action)
+    path = [current]
+    if confirm_first and action == "ship" and current is OrderStatus.PAID:
+        path.append(next_status(current, "confirm"))
+    target = next_status(path[-1], action)
+    path.append(target)
     extra = shipment_fields(target, carrier, tracking_number)
     now = now_ms()
+    stamps = deadlines.moment_fields(target, now, deliver_within_ms)
     conn = await session.connection()
+    order_id = order.id  # read before a rollback expires the row
+    guards = [col(Order.id) == order_id, col(Order.status) == current.value]
+    if target is OrderStatus.SHIPPED:
+        # Not while the buyer asks to cancel. The row is locked first (PostgreSQL; SQLite
+        # serializes writers), as return_store.create locks it, so the check sees a request
+        # committed before we got the row, and a request made after sees the order shipped.
+        await conn.execute(core_select(col(Order.id)).where(guards[0]).with_for_update())
+        guards.append(~cancel_requested(order_id))
     moved = await conn.execute(
-        update(Order)
-        .where(col(Order.id) == order.id, col(Order.status) == current.value)
-        .values(status=target.value, updated_ms=now, **extra)
+        update(Order).where(*guards).values(status=target.value, updated_ms=now, **extra, **stamps)
     )
     if moved.rowcount != 1:
         # Someone else moved the order between our read and our write: never record a move
         # that did not happen, even if the action would be legal from the new state.
         await session.rollback()
+        if target is OrderStatus.SHIPPED:
+            await _refuse_if_cancel_requested(session, order_id)
         await session.refresh(order)
         raise Conflict(
             f"The order changed to {order.status} while you acted; look again and retry.",
@@ -185,19 +261,39 @@ async def transition(
             status=order.status,
         )
     assert order.id is not None
-    session.add(
-        OrderEvent(
-            order_id=order.id,
-            from_status=current.value,
-            to_status=target.value,
-            at_ms=now,
-            actor=actor,
-            note=note,
+    for source, reached in itertools.pairwise(path):
+        session.add(
+            OrderEvent(
+                order_id=order.id,
+                from_status=source.value,
+                to_status=reached.value,
+                at_ms=now,
+                actor=actor,
+                note=note,
+            )
         )
-    )
     await session.commit()
     await session.refresh(order)
     return order
+
+
+def cancel_requested(order_id: Any) -> Any:
+    """SQL: the order's buyer has an open request to cancel it."""
+    return exists().where(
+        col(ReturnRequest.order_id) == order_id,
+        col(ReturnRequest.kind) == RequestKind.CANCEL.value,
+        col(ReturnRequest.status).in_([s.value for s in OPEN_REQUESTS]),
+    )
+
+
+async def _refuse_if_cancel_requested(session: AsyncSession, order_id: int | None) -> None:
+    found = await (await session.connection()).execute(core_select(cancel_requested(order_id)))
+    if found.scalar():
+        raise Conflict(
+            "The buyer asked to cancel this order: answer their request before shipping.",
+            code=CheckoutErrorCode.CANCEL_REQUESTED,
+            order_id=order_id,
+        )
 
 
 async def orders_of_buyer(session: AsyncSession, buyer_id: str) -> Sequence[Order]:
@@ -205,23 +301,105 @@ async def orders_of_buyer(session: AsyncSession, buyer_id: str) -> Sequence[Orde
     return (await session.exec(query)).all()
 
 
+class OrderSort(enum.StrEnum):
+    """How a seller's order list is ordered."""
+
+    NEWEST = "newest"  # the newest order first
+    SHIP_BY = "ship_by"  # the most urgent first: the earliest ship-by time, orders without last
+
+
+def _sorted(query: SelectOfScalar[Order], sort: OrderSort) -> SelectOfScalar[Order]:
+    if sort is OrderSort.SHIP_BY:
+        # Portable NULLS LAST: false (0) sorts before true (1).
+        ship_by = col(Order.ship_by_ms)
+        return query.order_by(ship_by.is_(None), ship_by, col(Order.id))
+    return query.order_by(col(Order.id).desc())
+
+
 async def orders_of_shops(
-    session: AsyncSession, shop_ids: Sequence[int], status: str | None = None
+    session: AsyncSession,
+    shop_ids: Sequence[int],
+    status: str | None = None,
+    sort: OrderSort = OrderSort.NEWEST,
 ) -> Sequence[Order]:
-    query = select(Order).where(col(Order.shop_id).in_(shop_ids)).order_by(col(Order.id).desc())
+    query = select(Order).where(col(Order.shop_id).in_(shop_ids))
     if status is not None:
         query = query.where(Order.status == status)
-    return (await session.exec(query.limit(1000))).all()
+    return (await session.exec(_sorted(query, sort).limit(1000))).all()
 
 
 async def orders_of_shops_in(
-    session: AsyncSession, shop_ids: Sequence[int], statuses: Sequence[str], limit: int = 200
+    session: AsyncSession,
+    shop_ids: Sequence[int],
+    statuses: Sequence[str],
+    limit: int = 200,
+    sort: OrderSort = OrderSort.NEWEST,
 ) -> Sequence[Order]:
-    """The shops' newest orders in any of ``statuses`` (all of them when empty)."""
+    """The shops' first ``limit`` orders by ``sort`` in any of ``statuses`` (all when empty)."""
     query = select(Order).where(col(Order.shop_id).in_(shop_ids))
     if statuses:
         query = query.where(col(Order.status).in_(statuses))
-    return (await session.exec(query.order_by(col(Order.id).desc()).limit(limit))).all()
+    return (await session.exec(_sorted(query, sort).limit(limit))).all()
+
+
+def _closed_ms(order_id: Any) -> Any:
+    """When the order was cancelled or refunded (its first such event), as SQL: the
+    ``closed_ms`` of ``checkout.deadlines``."""
+    closed = [s.value for s in deadlines.CLOSED_UNSHIPPED]
+    return (
+        core_select(func.min(col(OrderEvent.at_ms)))
+        .where(col(OrderEvent.order_id) == order_id, col(OrderEvent.to_status).in_(closed))
+        .scalar_subquery()
+    )
+
+
+async def closed_unshipped(session: AsyncSession, orders: Sequence[Order]) -> dict[int, int]:
+    """For the orders cancelled or refunded before they shipped, when that happened (what
+    ``deadlines.is_late`` needs of them); one query, none when there are no such orders."""
+    ids = [
+        o.id
+        for o in orders
+        if o.id is not None and o.shipped_ms is None and o.status in deadlines.CLOSED_UNSHIPPED
+    ]
+    if not ids:
+        return {}
+    closed = [s.value for s in deadlines.CLOSED_UNSHIPPED]
+    query = (
+        core_select(col(OrderEvent.order_id), func.min(col(OrderEvent.at_ms)))
+        .where(col(OrderEvent.order_id).in_(ids), col(OrderEvent.to_status).in_(closed))
+        .group_by(col(OrderEvent.order_id))
+    )
+    rows = (await (await session.connection()).execute(query)).all()
+    return {int(order_id): int(at_ms) for order_id, at_ms in rows}
+
+
+async def dispatch_record(
+    session: AsyncSession, shop_ids: Sequence[int], now: int
+) -> deadlines.DispatchRecord:
+    """The shops' late-dispatch count (``checkout.deadlines``): the orders whose ship-by time
+    is in the 30 days up to ``now``, and how many of them stopped waiting to be shipped after
+    it (or still wait), in one query."""
+    start, end = deadlines.due_window(now)
+    waiting = [s.value for s in deadlines.TO_SHIP]
+    closed = [s.value for s in deadlines.CLOSED_UNSHIPPED]
+    # deadlines.stopped_waiting_ms in SQL: when it shipped, else now while it waits, else when
+    # it was cancelled or refunded; null (never late) otherwise.
+    stopped = func.coalesce(
+        col(Order.shipped_ms),
+        case(
+            (col(Order.status).in_(waiting), literal(now)),
+            (col(Order.status).in_(closed), _closed_ms(col(Order.id))),
+            else_=null(),
+        ),
+    )
+    late = case((stopped > col(Order.ship_by_ms), 1), else_=0)
+    query = core_select(func.count(), func.coalesce(func.sum(late), 0)).where(
+        col(Order.shop_id).in_(shop_ids),
+        col(Order.ship_by_ms) >= start,
+        col(Order.ship_by_ms) <= end,
+    )
+    due, late_count = (await (await session.connection()).execute(query)).one()
+    return deadlines.DispatchRecord(due=int(due), late=int(late_count))
 
 
 async def count_by_status(session: AsyncSession, shop_ids: Sequence[int]) -> dict[str, int]:

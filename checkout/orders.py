@@ -37,7 +37,7 @@ TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     S.AWAITING_SHIPMENT: frozenset({S.SHIPPED, S.CANCELLED, S.REFUNDED}),
     S.SHIPPED: frozenset({S.DELIVERED, S.REFUNDED}),
     S.DELIVERED: frozenset({S.COMPLETED, S.REFUNDED}),
-    S.COMPLETED: frozenset(),
+    S.COMPLETED: frozenset({S.REFUNDED}),  # a late return, or a lost dispute
     S.CANCELLED: frozenset(),
     S.REFUNDED: frozenset(),
 }

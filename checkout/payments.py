@@ -1,26 +1,57 @@
-"""Payment providers. ``SandboxProvider`` is built in: outcomes are decided by the test card
-number, charges are idempotent per provider key, and its ledger lives in Redis so every node
-(and every test) sees the same charges."""
+"""Payment providers, shaped like Stripe (decision 0027). ``SandboxProvider`` is built in: a
+charge's outcome is decided by the test card number, every call is idempotent per key, and its
+records live in Redis (``lua/sandbox.lua``) so every node and every test sees the same ones.
+
+Each object (charge, refund, payout, dispute) has a provider id, minor-unit amounts, a status and
+a ``version`` raised by one on each change (all but disputes, which the buyer's bank opens, also
+the caller's key); every change also appends the event a real provider would send as a webhook
+(``events``).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import enum
 import secrets
-from dataclasses import asdict, dataclass
-from typing import Protocol
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Protocol, cast
 
 import orjson
 from redis.asyncio import Redis
 
 from checkout.error_codes import CheckoutErrorCode
-from kernel.errors import Invalid
+from checkout.keys import SandboxKeys
+from kernel.errors import Conflict, Invalid
+
+LIBRARY = resources.files("checkout").joinpath("lua/sandbox.lua").read_text()
 
 
 class ChargeStatus(enum.StrEnum):
     APPROVED = "approved"
     DECLINED = "card_declined"
     INSUFFICIENT_FUNDS = "insufficient_funds"
+
+
+class RefundStatus(enum.StrEnum):
+    PENDING = "pending"  # asked for; the provider has not confirmed (nor refused) yet
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class PayoutStatus(enum.StrEnum):
+    PENDING = "pending"
+    PAID = "paid"
+    FAILED = "failed"
+
+
+class DisputeStatus(enum.StrEnum):
+    """A buyer's dispute of a charge with their bank (Stripe's words). The bank takes the money
+    back when it opens; it comes back if the dispute is won."""
+
+    NEEDS_RESPONSE = "needs_response"  # open
+    WON = "won"
+    LOST = "lost"
 
 
 @dataclass(frozen=True)
@@ -30,7 +61,54 @@ class Charge:
     status: ChargeStatus
     amount: int
     currency: str
-    refunded: bool = False
+    amount_refunded: int = 0
+    version: int = 1
+    dispute: str | None = None  # the provider id of its dispute, if the buyer disputed it
+
+    @property
+    def refunded(self) -> bool:
+        """Given back in full."""
+        return self.amount_refunded >= self.amount
+
+
+@dataclass(frozen=True)
+class ProviderRefund:
+    id: str
+    key: str
+    charge: str
+    amount: int
+    currency: str
+    status: RefundStatus
+    version: int = 1
+
+
+@dataclass(frozen=True)
+class ProviderPayout:
+    id: str
+    key: str
+    destination: str
+    amount: int
+    currency: str
+    status: PayoutStatus
+    version: int = 1
+
+
+@dataclass(frozen=True)
+class ProviderDispute:
+    id: str
+    charge: str
+    amount: int
+    currency: str
+    status: DisputeStatus
+    version: int = 1
+
+
+@dataclass(frozen=True)
+class ProviderEvent:
+    id: str
+    type: str
+    object: dict[str, Any]
+    created_ms: int
 
 
 class PaymentProvider(Protocol):
@@ -38,25 +116,81 @@ class PaymentProvider(Protocol):
         """Charge once per ``key``: a repeated key returns the first charge, never a second."""
         ...
 
-    async def refund(self, charge: Charge) -> None: ...
-
     async def find(self, key: str) -> Charge | None:
         """The charge made under ``key``, if any."""
         ...
+
+    async def refund(self, *, key: str, charge_id: str, amount: int, reason: str) -> ProviderRefund:
+        """Refund ``amount`` of a charge once per ``key``. Refuses more than is left."""
+        ...
+
+    async def find_refund(self, key: str) -> ProviderRefund | None: ...
+
+    async def payout(
+        self, *, key: str, destination: str, amount: int, currency: str
+    ) -> ProviderPayout: ...
+
+    async def find_payout(self, key: str) -> ProviderPayout | None: ...
+
+    async def events(self, after: str, count: int = 500) -> list[ProviderEvent]:
+        """Events after the one with id ``after`` ("" for the first), oldest first."""
+        ...
+
+
+# The key of a refund giving back a charge that sold nothing: "void:<charge key>".
+VOID_KEY_PREFIX = "void:"
+
+
+async def refund_whole(provider: PaymentProvider, charge: Charge) -> ProviderRefund:
+    """Give back what is left of a charge that sold nothing (decision 0017), under a key of its
+    own: a repeat (the reconciler after a crash) finds the same refund."""
+    key = VOID_KEY_PREFIX + charge.key
+    # The charge is read before the key is looked up: a concurrent refund_whole that lands
+    # after this read either shows up under the key next, or made the same refund (the same
+    # amount, so the provider answers it). Read the other way round, a refund landing in between
+    # would leave nothing to refund, and asking for 0 under the key would be refused.
+    current = await provider.find(charge.key) or charge
+    existing = await provider.find_refund(key)
+    if existing is not None:
+        return existing
+    return await provider.refund(
+        key=key,
+        charge_id=current.id,
+        amount=current.amount - current.amount_refunded,
+        reason="sold nothing",
+    )
 
 
 SANDBOX_CARDS = {
     "4242424242424242": ChargeStatus.APPROVED,
     "4000000000000002": ChargeStatus.DECLINED,
     "4000000000009995": ChargeStatus.INSUFFICIENT_FUNDS,
+    # Approved; its refunds stay pending until the sandbox finishes them (finish_refund).
+    "4000000000007726": ChargeStatus.APPROVED,
+    # Approved, then disputed at once for all of it (Stripe's dispute card): close_dispute
+    # decides it.
+    "4000000000000259": ChargeStatus.APPROVED,
 }
+PENDING_REFUNDS_CARD = "4000000000007726"
+DISPUTE_CARD = "4000000000000259"
+# A payout to a destination starting with this fails (the sandbox's closed bank account).
+FAILING_DESTINATION = "fail:"
 
 
 class SandboxProvider:
-    def __init__(self, redis: Redis, ledger_key: str, delay_ms: int = 0) -> None:
+    def __init__(self, redis: Redis, keys: SandboxKeys, delay_ms: int = 0) -> None:
+        """``keys``: where the sandbox's records live (Keyspace.sandbox)."""
         self.redis = redis
-        self.ledger_key = ledger_key
+        self.keys = keys.function_keys()
         self.delay_ms = delay_ms
+        self._installed = False
+
+    async def _call(self, name: str, *args: Any) -> Any:
+        if not self._installed:
+            # REPLACE: a newer library wins after an upgrade.
+            await self.redis.function_load(LIBRARY, replace=True)
+            self._installed = True
+        return await self.redis.fcall(name, len(self.keys), *self.keys, *args)
 
     async def charge(self, *, key: str, amount: int, currency: str, card: str) -> Charge:
         status = SANDBOX_CARDS.get(card)
@@ -68,39 +202,183 @@ class SandboxProvider:
             )
         if self.delay_ms:
             await asyncio.sleep(self.delay_ms / 1000)
-        charge = Charge(
-            id="ch_" + secrets.token_hex(12),
-            key=key,
-            status=status,
-            amount=amount,
-            currency=currency,
+        # Which card paid decides how its refunds behave: kept in the charge's id.
+        prefix = "ch_p" if card == PENDING_REFUNDS_CARD else "ch_"
+        new_id = prefix + secrets.token_hex(12)
+        dispute_id = _new_dispute_id() if card == DISPUTE_CARD else ""
+        _, raw = await self._call(
+            "sb_charge", key, amount, currency, status.value, new_id, dispute_id
         )
-        # HSETNX makes "charge once per key" hold across concurrent requests and nodes.
-        created = await self.redis.hsetnx(self.ledger_key, key, _dump(charge))
-        if created:
-            return charge
-        raw = await self.redis.hget(self.ledger_key, key)
-        assert raw is not None  # HSETNX refused, so the field exists; charges are never deleted
-        return _load(raw)
+        return _charge(orjson.loads(raw))
 
     async def find(self, key: str) -> Charge | None:
-        raw = await self.redis.hget(self.ledger_key, key)
-        return None if raw is None else _load(raw)
+        raw = await self._call("sb_find", "charge", key)
+        return None if raw is None else _charge(orjson.loads(raw))
 
-    async def refund(self, charge: Charge) -> None:
-        refunded = Charge(**{**asdict(charge), "refunded": True})
-        await self.redis.hset(self.ledger_key, charge.key, _dump(refunded))
+    async def refund(self, *, key: str, charge_id: str, amount: int, reason: str) -> ProviderRefund:
+        status = RefundStatus.PENDING if charge_id.startswith("ch_p") else RefundStatus.SUCCEEDED
+        new_id = "re_" + secrets.token_hex(12)
+        answer = await self._call("sb_refund", key, charge_id, amount, reason, new_id, status.value)
+        if answer[0] != "ok":
+            raise _refusal(answer, key)
+        return _refund(orjson.loads(answer[1]))
+
+    async def find_refund(self, key: str) -> ProviderRefund | None:
+        raw = await self._call("sb_find", "refund", key)
+        return None if raw is None else _refund(orjson.loads(raw))
+
+    async def finish_refund(self, refund_id: str, status: RefundStatus) -> ProviderRefund | None:
+        """The sandbox's control for a pending refund: the provider decides it now. None when
+        there is no such refund or it is not pending."""
+        if status is RefundStatus.PENDING:
+            raise ValueError("a pending refund finishes as succeeded or failed")
+        answer = await self._call("sb_finish_refund", refund_id, status.value)
+        return _refund(orjson.loads(answer[1])) if answer[0] == "ok" else None
+
+    async def open_dispute(self, charge_id: str) -> ProviderDispute | None:
+        """The sandbox's control: the buyer disputes an approved charge now, for all that is not
+        refunded (what the dispute card does at once). A charge is disputed once: again, the same
+        dispute. None when there is no such charge or nothing is left to dispute."""
+        answer = await self._call("sb_open_dispute", charge_id, _new_dispute_id())
+        return _dispute(orjson.loads(answer[1])) if answer[0] == "ok" else None
+
+    async def close_dispute(self, dispute_id: str, won: bool) -> ProviderDispute | None:
+        """The sandbox's control (like finish_refund): the bank decides an open dispute. None
+        when there is no such dispute or it is closed already."""
+        status = DisputeStatus.WON if won else DisputeStatus.LOST
+        answer = await self._call("sb_close_dispute", dispute_id, status.value)
+        return _dispute(orjson.loads(answer[1])) if answer[0] == "ok" else None
+
+    async def payout(
+        self, *, key: str, destination: str, amount: int, currency: str
+    ) -> ProviderPayout:
+        failing = destination.startswith(FAILING_DESTINATION)
+        status = PayoutStatus.FAILED if failing else PayoutStatus.PAID
+        new_id = "po_" + secrets.token_hex(12)
+        answer = await self._call(
+            "sb_payout", key, destination, amount, currency, new_id, status.value
+        )
+        if answer[0] != "ok":
+            raise _refusal(answer, key)
+        return _payout(orjson.loads(answer[1]))
+
+    async def find_payout(self, key: str) -> ProviderPayout | None:
+        raw = await self._call("sb_find", "payout", key)
+        return None if raw is None else _payout(orjson.loads(raw))
+
+    async def events(self, after: str, count: int = 500) -> list[ProviderEvent]:
+        start = f"({after.removeprefix('evt_')}" if after else "-"
+        entries = cast(
+            list[tuple[str, dict[str, str]]],
+            await self.redis.xrange(self.keys[2], min=start, max="+", count=count),
+        )
+        events = []
+        for entry_id, raw_fields in entries:
+            fields = {_text(k): _text(v) for k, v in raw_fields.items()}
+            events.append(
+                ProviderEvent(
+                    id="evt_" + _text(entry_id),
+                    type=fields["type"],
+                    object=orjson.loads(fields["object"]),
+                    created_ms=int(fields["created_ms"]),
+                )
+            )
+        return events
 
     async def charges(self) -> list[Charge]:
-        raw = await self.redis.hvals(self.ledger_key)
-        return [_load(item) for item in raw]
+        return [_charge(o) for o in await self._objects() if o["object"] == "charge"]
+
+    async def refunds(self) -> list[ProviderRefund]:
+        return [_refund(o) for o in await self._objects() if o["object"] == "refund"]
+
+    async def payouts(self) -> list[ProviderPayout]:
+        return [_payout(o) for o in await self._objects() if o["object"] == "payout"]
+
+    async def disputes(self) -> list[ProviderDispute]:
+        return [_dispute(o) for o in await self._objects() if o["object"] == "dispute"]
+
+    async def _objects(self) -> list[dict[str, Any]]:
+        return [orjson.loads(raw) for raw in await self.redis.hvals(self.keys[0])]
 
 
-def _dump(charge: Charge) -> bytes:
-    return orjson.dumps(asdict(charge))
+def _new_dispute_id() -> str:
+    return "dp_" + secrets.token_hex(12)
 
 
-def _load(raw: str | bytes) -> Charge:
-    data = orjson.loads(raw)
-    data["status"] = ChargeStatus(data["status"])
-    return Charge(**data)
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _refusal(answer: list[str], key: str) -> Conflict | Invalid:
+    word = answer[0]
+    if word == "idempotency_key_reused":
+        return Invalid(
+            "This key was used with other parameters.",
+            code=CheckoutErrorCode.IDEMPOTENCY_KEY_REUSED,
+            key=key,
+        )
+    if word == "invalid_amount":
+        return Invalid(
+            "A refund is a positive whole number of minor units.",
+            code=CheckoutErrorCode.INVALID_AMOUNT,
+        )
+    if word == "refund_exceeds_charge":
+        return Conflict(
+            "The charge has less left to refund.",
+            code=CheckoutErrorCode.REFUND_EXCEEDS_PAID,
+            refundable=int(answer[1]),
+        )
+    if word == "charge_disputed":
+        return Conflict(
+            "The buyer disputed the charge: nothing is refunded until the dispute closes.",
+            code=CheckoutErrorCode.ORDER_DISPUTED,
+        )
+    return Conflict(f"The provider refused: {word}.", code=CheckoutErrorCode.PROVIDER_REFUSED)
+
+
+def _charge(o: dict[str, Any]) -> Charge:
+    return Charge(
+        id=o["id"],
+        key=o["key"],
+        status=ChargeStatus(o["status"]),
+        amount=int(o["amount"]),
+        currency=o["currency"],
+        amount_refunded=int(o["amount_refunded"]),
+        version=int(o["version"]),
+        dispute=o.get("dispute"),
+    )
+
+
+def _refund(o: dict[str, Any]) -> ProviderRefund:
+    return ProviderRefund(
+        id=o["id"],
+        key=o["key"],
+        charge=o["charge"],
+        amount=int(o["amount"]),
+        currency=o["currency"],
+        status=RefundStatus(o["status"]),
+        version=int(o["version"]),
+    )
+
+
+def _payout(o: dict[str, Any]) -> ProviderPayout:
+    return ProviderPayout(
+        id=o["id"],
+        key=o["key"],
+        destination=o["destination"],
+        amount=int(o["amount"]),
+        currency=o["currency"],
+        status=PayoutStatus(o["status"]),
+        version=int(o["version"]),
+    )
+
+
+def _dispute(o: dict[str, Any]) -> ProviderDispute:
+    return ProviderDispute(
+        id=o["id"],
+        charge=o["charge"],
+        amount=int(o["amount"]),
+        currency=o["currency"],
+        status=DisputeStatus(o["status"]),
+        version=int(o["version"]),
+    )

@@ -22,7 +22,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from checkout.faults import NO_CRASH, CrashPoints
 from checkout.keys import ORDER_GROUP, Keyspace, dead_letters_of
-from checkout.order_store import PaidOrder, PersistResult, persist_paid_orders
+from checkout.order_store import MoneyTerms, PaidOrder, PersistResult, persist_paid_orders
 from kernel.db import Database
 
 log = logging.getLogger("livecart.pipeline")
@@ -58,6 +58,7 @@ class PipelineConfig:
     claim_idle_ms: int
     max_deliveries: int
     trim_interval_ms: int
+    money: MoneyTerms = field(default_factory=MoneyTerms)
     crash: CrashPoints = NO_CRASH
     consumer: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
 
@@ -218,7 +219,7 @@ class OrderPipeline:
             return
         orders = [PaidOrder.from_stream(fields) for _, fields in items]
         async with self.db.session() as session:
-            result = await persist_paid_orders(session, orders)
+            result = await persist_paid_orders(session, orders, self.config.money)
         self.stats.add(result)
         self.config.crash.reach("pipeline.before_ack")
         await self.redis.xack(stream, ORDER_GROUP, *(entry_id for entry_id, _ in items))

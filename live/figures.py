@@ -1,7 +1,7 @@
 """A room's live-selling figures for its creator: viewers now and at peak, units held, and the
-orders, units, GMV and conversion it made. Holds come from Redis (they are only there); sales
-come from SQL, the record of truth, so the figures never count a sale the pipeline has not
-written (it runs well under a second behind)."""
+orders, units, GMV (gross, and net of refunds) and conversion it made. Holds come from Redis
+(they are only there); sales come from SQL, the record of truth, so the figures never count a
+sale the pipeline has not written (it runs well under a second behind)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,9 @@ class RoomFigures:
     held: int  # units in holds still held or being paid for, across the room's deals
     orders: int
     units_sold: int
-    gmv: int  # minor units of ``currency``: the totals of every paid order (refunds included)
+    gmv: int  # gross, minor units of ``currency``: the totals of every paid order
+    net_gmv: int  # net: less what was given back of them (``orders.refunded``: refunds,
+    # cancellations, disputed amounts)
     currency: str
     buyers: int
     conversion: float  # buyers / peak viewers, 0..1
@@ -37,13 +39,26 @@ class RoomFigures:
         return asdict(self)
 
 
-async def sales_of_room(session: AsyncSession, room_id: int) -> tuple[int, int, int, int, str]:
-    """(orders, units, GMV, distinct buyers, currency) of every order from the room's deals."""
+@dataclass(frozen=True)
+class RoomSales:
+    orders: int
+    units: int
+    gmv: int  # gross: the orders' totals
+    net_gmv: int  # the totals less what was refunded of them
+    buyers: int  # distinct
+    currency: str
+
+
+async def sales_of_room(session: AsyncSession, room_id: int) -> RoomSales:
+    """The sales of every order from the room's deals. Net is read from ``orders.refunded``,
+    which a refund raises in the same transaction as its ledger entries and a refund the
+    provider refused lowers again (decision 0027), so it is what the buyers kept paying."""
     query = (
         select(
             func.count(col(Order.id)),
             func.coalesce(func.sum(col(Order.quantity)), 0),
             func.coalesce(func.sum(col(Order.total)), 0),
+            func.coalesce(func.sum(col(Order.total) - col(Order.refunded)), 0),
             func.count(distinct(col(Order.buyer_id))),
             func.max(col(Order.currency)),
         )
@@ -51,8 +66,10 @@ async def sales_of_room(session: AsyncSession, room_id: int) -> tuple[int, int, 
         .where(col(Deal.room_id) == room_id)
     )
     row = (await (await session.connection()).execute(query)).one()
-    orders, units, gmv, buyers, currency = row
-    return int(orders), int(units), int(gmv), int(buyers), currency or "USD"
+    orders, units, gmv, net_gmv, buyers, currency = row
+    return RoomSales(
+        int(orders), int(units), int(gmv), int(net_gmv), int(buyers), currency or "USD"
+    )
 
 
 async def room_figures(
@@ -67,15 +84,16 @@ async def room_figures(
             held += state.held if state is not None else 0
     viewers = await store.viewers_now(row.id, now_ms()) if row.status == RoomStatus.LIVE else 0
     peak = max(row.peak_viewers, await store.peak_viewers(row.id), viewers)
-    orders, units, gmv, buyers, currency = await sales_of_room(session, row.id)
+    sales = await sales_of_room(session, row.id)
     return RoomFigures(
         viewers=viewers,
         peak_viewers=peak,
         held=held,
-        orders=orders,
-        units_sold=units,
-        gmv=gmv,
-        currency=currency,
-        buyers=buyers,
-        conversion=round(min(1.0, buyers / peak), 4) if peak else 0.0,
+        orders=sales.orders,
+        units_sold=sales.units,
+        gmv=sales.gmv,
+        net_gmv=sales.net_gmv,
+        currency=sales.currency,
+        buyers=sales.buyers,
+        conversion=round(min(1.0, sales.buyers / peak), 4) if peak else 0.0,
     )

@@ -323,6 +323,38 @@ def verdict(args: argparse.Namespace, stage: Stage, out: Path, ran: Ran) -> dict
     return found
 
 
+def refund_a_share(stage: Stage, deal_id: int, share: float, env: dict[str, str]) -> dict[str, Any]:
+    """After a storm: the seller gives money back on ``share`` of the deal's orders, every
+    second one cancelled (all units back) and the others refunded in part (one unit's worth,
+    nothing restocked), then ``livecart audit --deal`` judges the deal and the whole ledger."""
+    h = {"Authorization": f"Bearer {stage.token}"}
+    with httpx.Client(base_url=stage.base, headers=h, timeout=30) as http:
+        orders = [o for o in http.get("/api/orders").json()["orders"] if o["deal_id"] == deal_id]
+        chosen = orders[: round(len(orders) * share)]
+        refused = 0
+        for n, order in enumerate(chosen):
+            if n % 2 == 0:
+                answer = http.post(f"/api/orders/{order['id']}/cancel", json={"reason": "load"})
+            else:
+                answer = http.post(
+                    f"/api/orders/{order['id']}/refund",
+                    headers={"Idempotency-Key": f"load-{order['id']}"},
+                    json={"amount": order["unit_price"], "reason": "load"},
+                )
+            refused += answer.status_code != 200 or answer.json()["refund"]["status"] != "succeeded"
+    audited = subprocess.run(
+        [sys.executable, "-m", "web.cli", "audit", "--deal", str(deal_id)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    books = json.loads(audited.stdout) if audited.stdout.strip().startswith("{") else {}
+    return {
+        "orders_refunded": len(chosen) - refused,
+        "refunds_refused": refused,
+        "audit_exit": audited.returncode,
+        "ledger_ok": bool(books.get("ledger", {}).get("ok")),
+    }
+
+
 def show(found: dict[str, Any]) -> None:
     say("")
     say(f"verdict ({found['scenario']}, {found['viewers']} viewers): "
@@ -345,6 +377,13 @@ def main() -> None:
     p.add_argument("--viewers", type=positive, help="simulated viewers (default per scenario)")
     p.add_argument("--units", type=positive, default=200, help="units in the flash deal (storm)")
     p.add_argument("--buy-share", type=float, default=0.5, help="share of viewers who buy")
+    p.add_argument(
+        "--refund-share",
+        type=float,
+        default=0.0,
+        help="storm: share of its orders the seller then cancels or refunds in part, before "
+        "`livecart audit` checks the deal and the ledger",
+    )
     p.add_argument("--spawn-rate", type=positive, default=100, help="viewers joining per second")
     p.add_argument("--run-time", type=positive, help="seconds locust runs (default per scenario)")
     p.add_argument("--out", type=Path, help="where the reports go")
@@ -380,6 +419,11 @@ def main() -> None:
             args.run_time = max(args.run_time, int(args.viewers / args.spawn_rate + 60))
         ran = run_locust(args, stage, out, extra)
         found = verdict(args, stage, out, ran)
+        if args.scenario == "storm" and args.refund_share and found.get("deal"):
+            money = refund_a_share(stage, found["deal"], args.refund_share, env)
+            found.update(money)
+            found["ok"] &= money["refunds_refused"] == 0 and money["audit_exit"] == 0
+            found["ok"] &= money["ledger_ok"]
     found["reports"] = str(out)
     if args.json:
         print(json.dumps(found, indent=2))

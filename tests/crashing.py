@@ -21,12 +21,12 @@ import signal
 import sys
 from pathlib import Path
 
-from checkout.faults import POINTS, CrashPoints
+from checkout.faults import MONEY_POINTS, POINTS, CrashPoints
 
 
 class SigkillAt(CrashPoints):
     def __init__(self, point: str, trigger: Path | None = None) -> None:
-        if point not in POINTS:
+        if point not in (*POINTS, *MONEY_POINTS):
             raise ValueError(f"{point!r} is not a crash point: {', '.join(POINTS)}")
         self.point = point
         self.trigger = trigger
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     from web.cli import main as livecart
 
     p = argparse.ArgumentParser(description="run a livecart command that dies at a crash point")
-    p.add_argument("point", choices=POINTS)
+    p.add_argument("point", choices=(*POINTS, *MONEY_POINTS))
     p.add_argument("--trigger", type=Path, help="die only while this file exists")
     p.add_argument("command", nargs=argparse.REMAINDER, help="the livecart command and options")
     args = p.parse_args(argv)

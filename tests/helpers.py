@@ -17,7 +17,7 @@ from catalog import service
 from catalog.models import Deal, Sku
 from catalog.rules import DealTerms
 from checkout import deals
-from checkout.faults import POINTS, CrashPoints
+from checkout.faults import MONEY_POINTS, POINTS, CrashPoints
 from checkout.holds import Hold, HoldStore
 from checkout.payments import Charge, SandboxProvider
 from kernel.clock import now_ms
@@ -446,7 +446,7 @@ class CrashAt(CrashPoints):
     SIGKILL (which tests/crashing.py's do)."""
 
     def __init__(self, point: str) -> None:
-        assert point in ("", *POINTS), point
+        assert point in ("", *POINTS, *MONEY_POINTS), point
         self.point = point
 
     def reach(self, point: str) -> None:

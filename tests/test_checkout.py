@@ -16,7 +16,7 @@ from checkout.checkout import Till, attempt_id, charge_key, pay_for_hold
 from checkout.holds import HoldStore, ReserveRequest
 from checkout.idempotency import Claim, IdempotencyStore, StoredResponse
 from checkout.keys import Keyspace
-from checkout.payments import ChargeStatus, SandboxProvider
+from checkout.payments import ChargeStatus, SandboxProvider, refund_whole
 from checkout.reconciler import reconcile_once
 from kernel.db import Database
 from kernel.errors import Conflict
@@ -34,7 +34,7 @@ DECLINED = "4000000000000002"
 
 @pytest.fixture
 def till(db: Database, private_holds: HoldStore, private_keys: Keyspace, redis: Redis) -> Till:
-    provider = SandboxProvider(redis, private_keys.sandbox_charges)
+    provider = SandboxProvider(redis, private_keys.sandbox)
     return Till(private_holds, provider, AttemptStore(db, private_keys.prefix))
 
 
@@ -42,7 +42,7 @@ async def test_a_charge_orphaned_by_a_crash_is_refunded_on_retry(
     stores: Stores,
 ) -> None:
     deal = await stores.live_deal(quantity=3, hold_ttl_ms=150, pay_ttl_ms=300)
-    provider = SandboxProvider(stores.redis, stores.keys.sandbox_charges)
+    provider = SandboxProvider(stores.redis, stores.keys.sandbox)
     me, key = secrets.token_hex(6), "pay-" + secrets.token_hex(4)
     hold = await stores.holds.reserve(deal.id or 0, ReserveRequest(me, 1))
     # The first attempt charges and the process dies before it commits.
@@ -64,7 +64,7 @@ async def test_a_retry_after_a_crash_inside_the_window_completes_with_one_charge
     stores: Stores,
 ) -> None:
     deal = await stores.live_deal(quantity=3)
-    provider = SandboxProvider(stores.redis, stores.keys.sandbox_charges)
+    provider = SandboxProvider(stores.redis, stores.keys.sandbox)
     me, key = secrets.token_hex(6), "pay-" + secrets.token_hex(4)
     hold = await stores.holds.reserve(deal.id or 0, ReserveRequest(me, 1))
     terms = await stores.holds.begin_payment(hold.id, me, attempt_id(key))
@@ -247,7 +247,7 @@ async def test_a_refunded_charge_never_pays_for_a_sale(
     # Its money went back and the hold to its buyer (as a reconciler racing a retry once did).
     charge = await till.provider.find(charge_key(hold_id, key))
     assert charge is not None
-    await till.provider.refund(charge)
+    await refund_whole(till.provider, charge)
     await till.holds.payment_failed(hold_id, me, attempt_id(key))
     with pytest.raises(Conflict) as caught:
         await pay_for_hold(till, hold_id=hold_id, buyer=me, card=CARD, attempt_key=key)

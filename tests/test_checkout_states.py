@@ -114,7 +114,7 @@ def machine_for(world: World) -> type[RuleBasedStateMachine]:
             )
             self.deal_id = deal.id or 0
             self.owner: dict[str, str] = {}
-            ledger = world.keys.sandbox_charges
+            ledger = world.keys.sandbox
             self.provider = SandboxProvider(world.redis, ledger)
             self.slow = SandboxProvider(world.redis, ledger, delay_ms=HOLD_TTL_MS + 50)
             self.attempts = AttemptStore(world.db, world.keys.prefix)

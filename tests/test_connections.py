@@ -179,18 +179,21 @@ async def test_rediss_with_the_ca_in_the_url_serves_a_whole_sale(
     tmp_path: Path,
 ) -> None:
     url = f"rediss://127.0.0.1:{tls_redis_port}/0?ssl_ca_certs={quote(str(certs.ca))}"
-    server = start_server(url, database_url, tmp_path / "server.log")
+    # A prefix of its own: the database is shared with nodes whose Redis is the test's own, and
+    # the ledger audit matches a prefix's refunds against that prefix's sandbox.
+    prefix = PREFIX + "tls"
+    server = start_server(url, database_url, tmp_path / "server.log", LIVECART_REDIS_PREFIX=prefix)
     try:
         deal_id = await a_sale_through(server, seller, sessions)
     finally:
         stop_server(server)
-    books = await asyncio.to_thread(books_through, url, database_url, PREFIX, deal_id)
+    books = await asyncio.to_thread(books_through, url, database_url, prefix, deal_id)
     assert (books["ok"], books["orders"]) == (True, 1)
     # The books are on the TLS server, not on the test's own Redis.
     tls = Redis.from_url(url, decode_responses=True)
     try:
-        assert await tls.exists(f"{PREFIX}:{{deal:{deal_id}}}:deal") == 1
-        assert await redis.exists(f"{PREFIX}:{{deal:{deal_id}}}:deal") == 0
+        assert await tls.exists(f"{prefix}:{{deal:{deal_id}}}:deal") == 1
+        assert await redis.exists(f"{prefix}:{{deal:{deal_id}}}:deal") == 0
     finally:
         await tls.aclose()
 

@@ -220,7 +220,7 @@ async def check_books(lane: Lane, redis: Redis, db: Database, deal_id: int) -> N
     assert audit.holds.get("paying", 0) == 0, audit.json()
     charges = [
         c
-        for c in await SandboxProvider(redis, keys.sandbox_charges).charges()
+        for c in await SandboxProvider(redis, keys.sandbox).charges()
         if c.status is ChargeStatus.APPROVED
     ]
     async with db.session() as session:

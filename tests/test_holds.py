@@ -332,18 +332,24 @@ async def test_a_commit_by_another_attempt_after_a_sale_is_refused(
     assert await totals(private_holds, deal.id or 0) == (2, 0, 1)
 
 
-async def test_a_caller_with_the_old_keys_layout_is_refused_not_misfiled(
+async def test_a_caller_with_an_old_keys_layout_is_refused_not_misfiled(
     db: Database,
     private_holds: HoldStore,
     seller: SellerAccount,
     redis: Redis,
     private_keys: Keyspace,
 ) -> None:
-    """Until decision 0025 KEYS[6] was a room events stream: a node of that version gets an
-    error, not its reservations (or order entries) written under the wrong keys."""
+    """Until decision 0025 KEYS[6] was a room events stream, and until decision 0027 there was
+    no KEYS[10] (restocks): a node of either version gets an error, not its reservations (or
+    order entries) written under the wrong keys."""
     deal = await make_live_deal(db, private_holds, seller, quantity=5)
     keys = private_keys.deal(deal.id or 0).function_keys()
-    old = [*keys[:5], f"{keys[0]}-events", *keys[5:]]
-    with pytest.raises(ResponseError, match="expected 9 keys, got 10"):
-        await redis.fcall("lc_reserve_many", len(old), *old, str(deal.id), f"{buyer()} 1  \n")
+    before_0027 = keys[:9]
+    before_0025 = [*keys[:5], f"{keys[0]}-events", *keys[5:9]]
+    for old, refusal in (
+        (before_0027, "expected 10 keys, got 9"),
+        (before_0025, "KEYS\\[6\\] must be the orders stream"),
+    ):
+        with pytest.raises(ResponseError, match=refusal):
+            await redis.fcall("lc_reserve_many", len(old), *old, str(deal.id), f"{buyer()} 1  \n")
     assert await totals(private_holds, deal.id or 0) == (5, 0, 0)

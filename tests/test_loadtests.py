@@ -32,8 +32,14 @@ def scenario(name: str, tmp_path: Path, *args: str) -> dict[str, Any]:
 
 
 def test_a_tiny_flash_deal_storm_sells_every_unit_once(tmp_path: Path) -> None:
-    found = scenario("storm", tmp_path, "--units", "5", "--buy-share", "0.6")
+    found = scenario(
+        "storm", tmp_path, "--units", "5", "--buy-share", "0.6", "--refund-share", "0.3"
+    )
     assert found["ok"], found
+    # Then 30 % of its orders were cancelled or refunded in part, and the audit (the deal, and
+    # the whole ledger: every transaction balanced) passed.
+    assert found["orders_refunded"] == round(found["orders_persisted"] * 0.3) >= 1
+    assert (found["refunds_refused"], found["audit_exit"], found["ledger_ok"]) == (0, 0, True)
     assert (found["oversold"], found["lost_paid_orders"], found["holds_still_open"]) == (0, 0, 0)
     assert found["units_sold"] == found["orders_persisted"] == found["order_units"] == 5
     assert found["saw_sold_out"] == 20

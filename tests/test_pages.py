@@ -216,6 +216,7 @@ async def test_a_whole_live_sale_in_the_browser(
         await viewer_b.page.screenshot(path=shots / "viewer-order-placed-phone.png")
         await expect(creator.locator("#fig-sold")).to_have_text("2", timeout=10_000)
         await expect(creator.locator("#fig-gmv")).to_have_text("$78.00")
+        await expect(creator.locator("#fig-net-gmv")).to_have_text("$78.00")  # none refunded
         await creator.screenshot(path=shots / "studio-desktop.png")
         await creator.set_viewport_size(PHONE_SIZE)
         await creator.screenshot(path=shots / "studio-phone.png", full_page=True)

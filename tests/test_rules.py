@@ -79,11 +79,19 @@ def test_every_allowed_transition_is_reachable_by_its_action() -> None:
 
 
 def test_terminal_states_refuse_everything() -> None:
-    for terminal in (OrderStatus.COMPLETED, OrderStatus.CANCELLED, OrderStatus.REFUNDED):
+    for terminal in (OrderStatus.CANCELLED, OrderStatus.REFUNDED):
         for action in ACTIONS:
             with pytest.raises(Conflict) as caught:
                 next_status(terminal, action)
             assert caught.value.code == "invalid_transition"
+
+
+def test_a_completed_order_takes_only_a_refund() -> None:
+    # A late return, or a lost dispute (decision 0027): the money can still go back.
+    assert next_status(OrderStatus.COMPLETED, "refund") is OrderStatus.REFUNDED
+    for action in set(ACTIONS) - {"refund"}:
+        with pytest.raises(Conflict):
+            next_status(OrderStatus.COMPLETED, action)
 
 
 def test_shipping_an_unconfirmed_order_names_what_is_allowed() -> None:

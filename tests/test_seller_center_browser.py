@@ -201,14 +201,15 @@ async def test_the_seller_center_edits_archives_refunds_and_lists_deals(
         await expect(page.locator("#tab-cancelled")).to_have_class("active")
         await expect(page.locator(f"#order-{order_id}")).to_have_count(0)
 
-        # The Deals tab: the live deal with its state and units (one sold, one held).
+        # The Deals tab: the live deal with its state and units: the refunded unit went back
+        # on sale (the confirmation restocks every unit by default), one is held.
         deal = page.locator(f"#deal-{deal_id}")
         await expect(deal).to_have_attribute("data-status", "live")
         await expect(deal.locator(".deal-status")).to_have_text("live")
         await expect(deal.locator("[data-unit=quantity]")).to_have_text("5 units")
-        await expect(deal.locator("[data-unit=sold]")).to_have_text("sold 1")
+        await expect(deal.locator("[data-unit=sold]")).to_have_text("sold 0")
         await expect(deal.locator("[data-unit=held]")).to_have_text("held 1")
-        await expect(deal.locator("[data-unit=available]")).to_have_text("available 3")
+        await expect(deal.locator("[data-unit=available]")).to_have_text("available 4")
         await expect(deal.get_by_role("button", name="Stop")).to_be_visible()
         await page.set_viewport_size(PHONE_SIZE)
         await fits_a_phone(page)

@@ -54,7 +54,7 @@ LIFECYCLE = frozenset({"aclose", "close"})
 # Calls that make a client, a pipeline or a subscription (whose own calls are commands).
 CLIENT_MAKERS = frozenset({"Redis", "from_url", "pipeline", "pubsub"})
 # Keyspace methods and properties that name keys one reads or writes (checkout/keys.py,
-# live/keys.py). ``sandbox_charges`` is left out: the composition root hands it to its store.
+# live/keys.py). ``sandbox`` is left out: the composition root hands it to its store.
 KEY_BUILDERS = frozenset({"deal", "room", "idempotency", "live_deals", "live_rooms", "deal_rooms"})
 KEYSPACES = frozenset({"keys", "keyspace", "live_keys"})
 KEY_SHAPED = re.compile(r"^lc:|\{(deal|room):|^:[a-z][a-z-]*(:[a-z-]+)*$")

@@ -22,7 +22,16 @@ from web.auth import seller
 from web.error_codes import WebErrorCode
 from web.http import JSONResponse, json_body
 from web.routing import ID_SCHEMA, Answer, Api, Param
-from web.schemas import MAX_ID, DealIn, ProductIn, ProductPatch, ShopIn, SkuIn, SkuPatch
+from web.schemas import (
+    MAX_ID,
+    DealIn,
+    PayoutMethodIn,
+    ProductIn,
+    ProductPatch,
+    ShopIn,
+    SkuIn,
+    SkuPatch,
+)
 from web.services import Services, services
 
 api = Api()
@@ -86,6 +95,27 @@ async def create_shop(request: Request) -> Response:
     async with services(request).db.session() as session:
         shop = await service.create_shop(session, me, body.name)
     return JSONResponse({"shop": shop_json(shop)}, status_code=201)
+
+
+@api.route(
+    "PUT",
+    "/api/shops/{shop_id:id}/payout-method",
+    "Set where your shop's withdrawals go (an account reference the payment provider "
+    'understands), or remove it with ""',
+    body=PayoutMethodIn,
+    auth="seller",
+    tag="finance",
+    ok={200: out.PayoutMethodAnswer},
+    errors=(CatalogErrorCode.SHOP_NOT_FOUND,),
+)
+async def set_payout_method(request: Request) -> Response:
+    me = await seller(request)
+    body = await json_body(request, PayoutMethodIn)
+    async with services(request).db.session() as session:
+        shop = await service.set_payout_method(
+            session, me, request.path_params["shop_id"], body.payout_method
+        )
+    return JSONResponse({"shop_id": shop.id, "payout_method": shop.payout_method})
 
 
 @api.route(

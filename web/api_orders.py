@@ -9,20 +9,23 @@ from starlette.responses import Response
 
 from catalog import service
 from catalog.models import Seller
-from checkout import order_store
+from checkout import bulk_ship, deadlines, order_store
+from checkout.bulk_ship import Shipment
 from checkout.error_codes import CheckoutErrorCode
 from checkout.keys import deal_id_of_hold
 from checkout.models import Order, OrderEvent
-from checkout.order_store import ItemLine
+from checkout.order_store import ItemLine, OrderSort
 from checkout.orders import ACTIONS, OrderStatus
+from kernel.clock import now_ms
 from kernel.errors import Invalid, NotFound
 from web import responses as out
 from web.api_checkout import HOLD_ID
 from web.auth import as_seller, seller, viewer
 from web.error_codes import WebErrorCode
 from web.http import JSONResponse, json_body
+from web.return_views import with_requests
 from web.routing import Api, Param
-from web.schemas import OrderActionIn
+from web.schemas import OrderActionIn, ShipmentsIn
 from web.services import services
 
 api = Api()
@@ -40,11 +43,36 @@ def _status_filter(request: Request) -> str | None:
 
 
 ORDER_STATUSES = frozenset(s.value for s in OrderStatus)
+# The moves this module makes; cancel and refund are web/api_refunds.py's (registered first, so
+# they never reach the generic route).
+MONEY_MOVES = frozenset({"cancel", "refund"})
+MOVES = frozenset(ACTIONS) - MONEY_MOVES
+ORDER_SORTS = frozenset(s.value for s in OrderSort)
+
+
+def _sort(request: Request) -> OrderSort:
+    sort = request.query_params.get("sort", OrderSort.NEWEST.value)
+    if sort not in ORDER_SORTS:
+        raise Invalid(
+            "Unknown order sort.", code=WebErrorCode.INVALID_SORT, allowed=sorted(ORDER_SORTS)
+        )
+    return OrderSort(sort)
 
 
 def order_json(
-    order: Order, events: list[OrderEvent] | None = None, line: ItemLine | None = None
+    order: Order,
+    events: list[OrderEvent] | None = None,
+    line: ItemLine | None = None,
+    *,
+    now: int | None = None,
+    closed_ms: int | None = None,
 ) -> dict[str, Any]:
+    """The order as the API shows it. ``late`` is judged at ``now`` (the clock when not given);
+    for an order cancelled or refunded before it shipped it needs when that happened:
+    ``closed_ms`` (``order_store.closed_unshipped``), else read from ``events`` when given."""
+    if closed_ms is None and events is not None:
+        closed_ms = deadlines.closed_unshipped_ms(events)
+    late = deadlines.is_late(order, now_ms() if now is None else now, closed_ms)
     body: dict[str, Any] = {
         "id": order.id,
         "hold_id": order.hold_id,
@@ -63,6 +91,14 @@ def order_json(
         "shipping": order.shipping,
         "carrier": order.carrier,
         "tracking_number": order.tracking_number,
+        "ship_by_ms": order.ship_by_ms,
+        "ship_limit_ms": order.ship_limit_ms,
+        "shipped_ms": order.shipped_ms,
+        "deliver_by_ms": order.deliver_by_ms,
+        "delivered_ms": order.delivered_ms,
+        "late": late,
+        "refunded": order.refunded,
+        "restocked_units": order.restocked_units,
     }
     if line is not None:
         body["item"] = {"title": line.title, "variant": line.variant, "image": line.image}
@@ -88,7 +124,7 @@ async def _shop_ids(request: Request, me: Seller) -> list[int]:
 @api.route(
     "GET",
     "/api/orders",
-    "Your orders: a buyer's own, or a seller's shops' (?status= for sellers)",
+    "Your orders: a buyer's own, or a seller's shops' (?status= and ?sort= for sellers)",
     auth=("viewer", "seller"),
     tag="orders",
     query=(
@@ -97,30 +133,45 @@ async def _shop_ids(request: Request, me: Seller) -> list[int]:
             "Sellers: only orders in this status (buyers: ignored)",
             {"enum": sorted(ORDER_STATUSES)},
         ),
+        Param(
+            "sort",
+            "Sellers: newest (the default: newest first) or ship_by (the most urgent first: "
+            "the earliest ship-by time; orders without one last). Buyers: ignored",
+            {"enum": sorted(ORDER_SORTS)},
+        ),
     ),
     ok={200: out.OrderList},
-    errors=(WebErrorCode.INVALID_STATUS,),
+    errors=(WebErrorCode.INVALID_STATUS, WebErrorCode.INVALID_SORT),
 )
 async def list_orders(request: Request) -> Response:
     svc = services(request)
     if as_seller(request):
         me = await seller(request)
+        status, sort = _status_filter(request), _sort(request)
         shop_ids = await _shop_ids(request, me)
         async with svc.db.session() as session:
-            orders = await order_store.orders_of_shops(session, shop_ids, _status_filter(request))
+            orders = await order_store.orders_of_shops(session, shop_ids, status, sort)
     else:
         buyer = viewer(request)
         async with svc.db.session() as session:
             orders = await order_store.orders_of_buyer(session, buyer)
     async with svc.db.session() as session:
         lines = await order_store.item_lines(session, [o.sku_id for o in orders])
-    return JSONResponse({"orders": [order_json(o, line=lines.get(o.sku_id)) for o in orders]})
+        closed = await order_store.closed_unshipped(session, orders)
+    now = now_ms()
+    bodies = [
+        order_json(o, line=lines.get(o.sku_id), now=now, closed_ms=closed.get(o.id or 0))
+        for o in orders
+    ]
+    if not as_seller(request):  # a buyer sees where their requests stand
+        bodies = await with_requests(svc.db, orders, bodies)
+    return JSONResponse({"orders": bodies})
 
 
 @api.route(
     "GET",
     "/api/orders/by-hold/{hold_id}",
-    "Your order for a hold, once persisted",
+    "Your order for a hold, once persisted, with its open or newest request",
     auth="viewer",
     tag="orders",
     path_params=(HOLD_ID,),
@@ -135,7 +186,8 @@ async def order_by_hold(request: Request) -> Response:
     async with svc.db.session() as session:
         order = await order_store.order_for_buyer(session, request.path_params["hold_id"], buyer)
         events = await order_store.events_of(session, order.id or 0)
-    return JSONResponse({"order": order_json(order, list(events))})
+    [body] = await with_requests(svc.db, [order], [order_json(order, list(events))])
+    return JSONResponse({"order": body})
 
 
 @api.route(
@@ -161,12 +213,13 @@ async def get_order(request: Request) -> Response:
 @api.route(
     "POST",
     "/api/orders/{order_id:id}/{action}",
-    "Move an order: confirm, ship, deliver, complete, cancel or refund",
+    "Move an order: confirm, ship, deliver or complete (cancel and refund have routes of "
+    "their own, which move money and stock)",
     body=OrderActionIn,
     body_required=False,
     auth="seller",
     tag="orders",
-    path_params=(Param("action", "What to do", {"enum": sorted(ACTIONS)}),),
+    path_params=(Param("action", "What to do", {"enum": sorted(MOVES)}),),
     ok={200: out.OrderAnswer},
     errors=(
         CheckoutErrorCode.ORDER_NOT_FOUND,
@@ -175,6 +228,7 @@ async def get_order(request: Request) -> Response:
         CheckoutErrorCode.ORDER_CHANGED,
         CheckoutErrorCode.TRACKING_REQUIRED,
         CheckoutErrorCode.UNEXPECTED_TRACKING,
+        CheckoutErrorCode.CANCEL_REQUESTED,
     ),
 )
 async def order_action(request: Request) -> Response:
@@ -195,6 +249,51 @@ async def order_action(request: Request) -> Response:
             note=body.note,
             carrier=body.carrier,
             tracking_number=body.tracking_number,
+            deliver_within_ms=services(request).money.deliver_within_ms,
         )
         events = await order_store.events_of(session, order.id or 0)
     return JSONResponse({"order": order_json(order, list(events))})
+
+
+@api.route(
+    "POST",
+    "/api/orders/ship",
+    "Ship several of your shops' orders at once, each on its own",
+    body=ShipmentsIn,
+    auth="seller",
+    tag="orders",
+    ok={200: out.ShipmentsAnswer},
+    errors=(CheckoutErrorCode.TOO_MANY_SHIPMENTS,),
+)
+async def ship_orders(request: Request) -> Response:
+    """Each shipment is one order's ship (a paid order is confirmed on the way), applied in
+    order in its own transaction: the answer says per shipment whether it shipped or what
+    refused it, and the good ones ship whatever the others do."""
+    me = await seller(request)
+    body = await json_body(request, ShipmentsIn)
+    bulk_ship.check_count(len(body.shipments))
+    svc = services(request)
+    shipments = [Shipment(s.order_id, s.carrier, s.tracking_number) for s in body.shipments]
+    outcomes = await bulk_ship.ship_all(
+        svc.db,
+        shipments,
+        await _shop_ids(request, me),
+        f"seller:{me.id}",
+        svc.money.deliver_within_ms,
+    )
+    now = now_ms()
+    results = []
+    for index, outcome in enumerate(outcomes):
+        result: dict[str, Any] = {
+            "index": index,
+            "order_id": outcome.shipment.order_id,
+            "shipped": outcome.order is not None,
+        }
+        if outcome.order is not None:
+            result["order"] = order_json(outcome.order, now=now)
+        elif outcome.error is not None:
+            err = outcome.error
+            result["error"] = {"code": err.code, "message": err.message, "details": err.details}
+        results.append(result)
+    shipped = sum(r["shipped"] for r in results)
+    return JSONResponse({"shipped": shipped, "failed": len(results) - shipped, "results": results})

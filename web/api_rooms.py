@@ -130,7 +130,8 @@ async def get_room(request: Request) -> Response:
 @api.route(
     "GET",
     "/api/rooms/{room_id:id}/figures",
-    "Your room's figures: viewers (now, peak), units held, orders, units sold, GMV, conversion",
+    "Your room's figures: viewers (now, peak), units held, orders, units sold, GMV gross and "
+    "net of refunds, conversion",
     auth="seller",
     tag="rooms",
     ok={200: out.FiguresAnswer},

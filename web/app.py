@@ -28,9 +28,13 @@ from checkout.holds import HoldStore
 from checkout.idempotency import IdempotencyStore
 from checkout.keys import Keyspace
 from checkout.limits import Rate, RateLimiter, ReserveLimits
+from checkout.order_store import MoneyTerms
+from checkout.order_sweeper import OrderRules, sweep_orders_forever
 from checkout.payments import SandboxProvider
+from checkout.payouts import Payouts
 from checkout.pipeline import OrderPipeline, PipelineConfig
 from checkout.reconciler import reconcile_forever, reconcile_once
+from checkout.refunds import Refunds
 from checkout.sweeper import sweep_forever
 from kernel.clock import now_ms
 from kernel.db import Database
@@ -48,12 +52,18 @@ from live.store import RoomStore
 from web import (
     api_catalog,
     api_checkout,
+    api_finance,
     api_media,
     api_orders,
+    api_payments,
+    api_refunds,
+    api_returns,
     api_rooms,
     ops,
     pages,
+    seller_finance,
     seller_pages,
+    seller_returns,
     ws,
 )
 from web.access import LoggedStarlette
@@ -66,6 +76,7 @@ from web.http import (
     unexpected_error_handler,
 )
 from web.metrics import Metrics
+from web.return_views import request_windows
 from web.routing import Api
 from web.services import Services
 from web.settings import Settings
@@ -76,9 +87,13 @@ APIS: list[Api] = [
     api_checkout.api,
     ops.api,
     api_catalog.api,
+    api_refunds.api,  # before api_orders: its /cancel and /refund win over the generic move
+    api_returns.api,
+    api_finance.api,
     api_orders.api,
     api_rooms.api,
     api_media.api,
+    api_payments.api,
 ]
 # Young-generation collections every 10,000 net allocations instead of 700: under a reservation
 # storm the default ran the collector thousands of times a minute for almost no cyclic garbage.
@@ -92,6 +107,23 @@ def openapi_document() -> dict[str, object]:
     return merged.openapi()
 
 
+def money_terms(settings: Settings) -> MoneyTerms:
+    return MoneyTerms(
+        fee_bps=settings.platform_fee_bps,
+        ship_by_ms=round(settings.ship_by_hours * 3_600_000),
+        ship_limit_ms=round(settings.ship_limit_hours * 3_600_000),
+        deliver_within_ms=round(settings.delivery_days * 86_400_000),
+    )
+
+
+def order_rules(svc: Services) -> OrderRules:
+    return OrderRules(
+        payouts=svc.payouts,
+        settle_after_ms=round(svc.settings.settlement_days * 86_400_000),
+        requests=request_windows(svc.settings),
+    )
+
+
 def pipeline_config(settings: Settings, crash: CrashPoints = NO_CRASH) -> PipelineConfig:
     return PipelineConfig(
         batch=settings.worker_batch,
@@ -99,6 +131,7 @@ def pipeline_config(settings: Settings, crash: CrashPoints = NO_CRASH) -> Pipeli
         claim_idle_ms=settings.worker_claim_idle_ms,
         max_deliveries=settings.worker_max_deliveries,
         trim_interval_ms=settings.worker_trim_interval_ms,
+        money=money_terms(settings),
         crash=crash,
     )
 
@@ -157,7 +190,7 @@ def build_services(settings: Settings, crash: CrashPoints = NO_CRASH) -> Service
         else None
     )
     batcher = ReserveBatcher(holds)
-    payments = SandboxProvider(redis, keys.sandbox_charges, settings.payment_delay_ms)
+    payments = SandboxProvider(redis, keys.sandbox, settings.payment_delay_ms)
     sessions = GuestSessions(settings.signing_keys, settings.session_max_age_s)
     seller_sessions = SellerSessions(settings.signing_keys, settings.seller_session_max_age_s)
     limiter = RateLimiter(redis, settings.redis_prefix)
@@ -193,6 +226,8 @@ def build_services(settings: Settings, crash: CrashPoints = NO_CRASH) -> Service
         idempotency=IdempotencyStore(redis, keys, lease_ms=settings.checkout_lease_ms),
         payments=payments,
         till=Till(holds, payments, AttemptStore(db, keys.prefix), crash),
+        refunds=Refunds(db, holds, payments, keys.prefix, crash),
+        payouts=Payouts(db, payments, keys.prefix, crash),
         sessions=sessions,
         seller_sessions=seller_sessions,
         metrics=Metrics(),
@@ -201,6 +236,7 @@ def build_services(settings: Settings, crash: CrashPoints = NO_CRASH) -> Service
         hub=hub,
         gateway=gateway,
         bus=bus,
+        money=money_terms(settings),
     )
 
 
@@ -250,6 +286,7 @@ def page_routes() -> list[BaseRoute]:
         Route("/seller/logout", seller_pages.logout, methods=["POST"]),
         Route("/seller/products", seller_pages.create_product, methods=["POST"]),
         Route("/seller/rooms", seller_pages.create_room, methods=["POST"]),
+        Route("/seller/orders/ship", seller_pages.ship_from_csv, methods=["POST"]),
         Route("/seller/orders/{order_id:id}/{action}", seller_pages.order_action, methods=["POST"]),
         Route("/seller/orders/{order_id:id}/{action}", seller_pages.confirm_page, methods=["GET"]),
         Route("/seller/products/{product_id:id}", seller_pages.product_page, methods=["GET"]),
@@ -265,6 +302,13 @@ def page_routes() -> list[BaseRoute]:
             methods=["POST"],
         ),
         Route("/seller/deals/{deal_id:id}/stop", seller_pages.stop_deal, methods=["POST"]),
+        Route(
+            "/seller/requests/{request_id:id}/{action}",
+            seller_returns.answer_request,
+            methods=["POST"],
+        ),
+        Route("/seller/finance/withdraw", seller_finance.withdraw, methods=["POST"]),
+        Route("/seller/finance/payout-method", seller_finance.set_payout_method, methods=["POST"]),
         Route("/studio/{room_id:id}", seller_pages.studio),
         Mount("/static", StaticFiles(packages=[("web", "static")]), name="static"),
     ]
@@ -306,6 +350,11 @@ def create_app(settings: Settings, crash: CrashPoints = NO_CRASH) -> Starlette:
                 )
             ),
             asyncio.create_task(sweep_forever(svc.holds, svc.db, settings.sweep_interval_ms, stop)),
+            asyncio.create_task(
+                sweep_orders_forever(
+                    svc.refunds, lease_ms, settings.money_interval_s, stop, order_rules(svc)
+                )
+            ),
             asyncio.create_task(svc.bus.run(stop)),
             # The one loop that moves rooms along: watched ones every tick, every open one
             # each sweep round (docs/decisions/0025).

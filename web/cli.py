@@ -1,5 +1,5 @@
 """livecart's command line: run the server (serve, demo, worker), set it up (migrate,
-create-seller), check and mend a deal's books (audit, replay-dead-letters), and go live with a
+create-seller), check and mend the books (audit, replay-dead-letters), and go live with a
 test pattern (publish)."""
 
 # (The docstring above is also `livecart --help`'s description: notes for readers go here.)
@@ -166,7 +166,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings, crash: CrashPoints)
 async def _work(settings: Settings, crash: CrashPoints = NO_CRASH) -> None:
     # The composition root and the worker's loops: see the note at the top.
     from checkout.commands import Worker
-    from web.app import build_services
+    from web.app import build_services, order_rules
 
     svc = build_services(replace(settings, run_worker=True), crash)
     assert svc.pipeline is not None
@@ -177,9 +177,12 @@ async def _work(settings: Settings, crash: CrashPoints = NO_CRASH) -> None:
             svc.db,
             svc.till,
             svc.idempotency,
+            svc.refunds,
+            order_rules(svc),
             sweep_interval_ms=settings.sweep_interval_ms,
             lease_ms=settings.checkout_lease_ms,
             reconcile_interval_s=settings.reconcile_interval_s,
+            money_interval_s=settings.money_interval_s,
         ).run()
     finally:
         await svc.redis.aclose()
@@ -310,9 +313,11 @@ def parser() -> argparse.ArgumentParser:
         "--deal", type=_whole_number, help="only this deal (default: every deal in view)"
     )
     au = command(
-        "audit", "check a deal's books in Redis and SQL: oversold and lost paid orders must be 0"
+        "audit",
+        "check the books: the ledger against orders, refunds and the payment provider, and "
+        "with --deal a deal's in Redis and SQL (oversold and lost paid orders must be 0)",
     )
-    au.add_argument("--deal", type=_whole_number, required=True, help="the deal's id")
+    au.add_argument("--deal", type=_whole_number, help="also this deal's books (its id)")
     au.add_argument(
         "--wait",
         type=_wait,

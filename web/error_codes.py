@@ -27,6 +27,14 @@ class WebErrorCode(ErrorCode):
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     MALFORMED_FORM = "malformed_form"  # a seller-center form that is not UTF-8
     INVALID_STATUS = "invalid_status"  # a ?status= no deal, order or room has
+    INVALID_SORT = "invalid_sort"  # a ?sort= the order list does not know
+    # The seller center's shipments CSV: the file as a whole, then one of its rows.
+    MALFORMED_CSV = "malformed_csv"
+    MALFORMED_CSV_ROW = "malformed_csv_row"
+    INVALID_ORDER_ID = "invalid_order_id"
+    # Query parameters: one missing or malformed, and a statement's period (the finance routes)
+    INVALID_QUERY = "invalid_query"
+    INVALID_PERIOD = "invalid_period"
     SESSION_EXPIRED = "session_expired"
     SELLER_TOKEN_REQUIRED = "seller_token_required"
     CSRF_FAILED = "csrf_failed"
@@ -50,6 +58,9 @@ _BY_STATUS: dict[int, tuple[ErrorCode, ...]] = {
         CommonErrorCode.ERROR,  # a DomainError of no kind: web/http.py's status_of says 400
         CommonErrorCode.MALFORMED_JSON,
         WebErrorCode.MALFORMED_FORM,
+        CheckoutErrorCode.INVALID_SIGNATURE,
+        CheckoutErrorCode.SIGNATURE_EXPIRED,
+        WebErrorCode.MALFORMED_CSV,
         WebErrorCode.HTTP_ERROR,  # Starlette's form parser's; no route reads multipart
         LiveErrorCode.INVALID_SDP,
         LiveErrorCode.SDP_TOO_LARGE,
@@ -77,6 +88,7 @@ _BY_STATUS: dict[int, tuple[ErrorCode, ...]] = {
         CatalogErrorCode.DEAL_NOT_FOUND,
         CheckoutErrorCode.HOLD_NOT_FOUND,
         CheckoutErrorCode.ORDER_NOT_FOUND,
+        CheckoutErrorCode.REQUEST_NOT_FOUND,
         CheckoutErrorCode.UNKNOWN_ACTION,
         LiveErrorCode.ROOM_NOT_FOUND,
         LiveErrorCode.PRODUCT_NOT_IN_BAG,
@@ -105,6 +117,16 @@ _BY_STATUS: dict[int, tuple[ErrorCode, ...]] = {
         CheckoutErrorCode.REQUEST_IN_PROGRESS,
         CheckoutErrorCode.INVALID_TRANSITION,
         CheckoutErrorCode.ORDER_CHANGED,
+        CheckoutErrorCode.REFUND_EXCEEDS_PAID,
+        CheckoutErrorCode.ORDER_NOT_REFUNDABLE,
+        CheckoutErrorCode.ORDER_DISPUTED,
+        CheckoutErrorCode.PROVIDER_REFUSED,
+        CheckoutErrorCode.RETURN_OPEN,
+        CheckoutErrorCode.RETURN_WINDOW_CLOSED,
+        CheckoutErrorCode.CANCEL_REQUESTED,
+        CheckoutErrorCode.NOTHING_TO_WITHDRAW,
+        CheckoutErrorCode.NO_PAYOUT_METHOD,
+        CheckoutErrorCode.PAYOUT_LIMIT,
         CatalogErrorCode.SELLER_EXISTS,
         CatalogErrorCode.PRODUCT_HAS_SKUS,
         CatalogErrorCode.SKU_IN_USE,
@@ -127,6 +149,11 @@ _BY_STATUS: dict[int, tuple[ErrorCode, ...]] = {
         CommonErrorCode.INVALID_REQUEST,
         CommonErrorCode.UNKNOWN_FIELD,
         WebErrorCode.INVALID_STATUS,
+        WebErrorCode.INVALID_SORT,
+        WebErrorCode.MALFORMED_CSV_ROW,
+        WebErrorCode.INVALID_ORDER_ID,
+        WebErrorCode.INVALID_QUERY,
+        WebErrorCode.INVALID_PERIOD,
         CatalogErrorCode.INVALID_PRICE,
         CatalogErrorCode.INVALID_WINDOW,
         CatalogErrorCode.DEAL_PRICE_NOT_BELOW_LIST,
@@ -140,7 +167,13 @@ _BY_STATUS: dict[int, tuple[ErrorCode, ...]] = {
         CheckoutErrorCode.IDEMPOTENCY_KEY_REUSED,
         CheckoutErrorCode.TRACKING_REQUIRED,
         CheckoutErrorCode.UNEXPECTED_TRACKING,
+        CheckoutErrorCode.TOO_MANY_SHIPMENTS,
         CheckoutErrorCode.INVALID_CARD,
+        CheckoutErrorCode.INVALID_AMOUNT,
+        CheckoutErrorCode.RESTOCK_EXCEEDS_UNITS,
+        CheckoutErrorCode.INVALID_REASON,
+        CheckoutErrorCode.INVALID_PHOTOS,
+        CheckoutErrorCode.INVALID_UNITS,
         LiveErrorCode.INVALID_TITLE,
         LiveErrorCode.INVALID_USER,
     ),

@@ -60,7 +60,9 @@ async def live_room(request: Request) -> Response:
 
 async def my_orders(request: Request) -> Response:
     lang = page_language(request)
-    config = {"lang": lang, "strings": strings(lang)}
+    # The return window, so the page offers a return only while one can be asked for.
+    window_ms = round(services(request).settings.return_window_days * 86_400_000)
+    config = {"lang": lang, "strings": strings(lang), "return_window_ms": window_ms}
     return render(request, "orders.html", {"lang": lang, "config": config})
 
 

@@ -7,7 +7,7 @@ field that may be null is declared without a default."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -15,7 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from catalog.deal_status import DealStatus
 from checkout.deal_phase import DealPhase
 from checkout.hold_states import HoldState
+from checkout.ledger import Account
 from checkout.orders import OrderStatus
+from checkout.payments import PayoutStatus, RefundStatus
+from checkout.return_states import RequestKind, ReturnStatus
 from live.room_states import FlashDealStatus, RoomStatus
 from web.schemas import omitted_not_null
 
@@ -166,6 +169,41 @@ class OrderEvent(Out):
     note: str
 
 
+class ReturnEvent(Out):
+    from_: ReturnStatus | None = Field(alias="from")  # None on the request's first event
+    to: ReturnStatus
+    at_ms: int
+    actor: str
+    note: str
+
+
+class ReturnRequest(Out):
+    """A buyer's request to cancel, be refunded or return goods (docs/money.md)."""
+
+    id: int
+    order_id: int
+    kind: RequestKind
+    reason: str
+    note: str
+    photos: list[str]
+    units: int
+    amount: int  # minor units asked for (an accepted offer's amount once accepted)
+    offer_amount: int | None  # the seller's smaller offer while the request is offered
+    currency: str
+    status: ReturnStatus
+    answer: str  # the seller's reason to reject, or note to an offer
+    carrier: str  # a return shipped back: with whom, and its tracking number
+    tracking_number: str
+    refund_id: int | None
+    created_ms: int
+    updated_ms: int
+    events: list[ReturnEvent] | None = None  # on one request
+
+
+class RequestList(Out):
+    requests: list[ReturnRequest]
+
+
 class Order(Out):
     id: int
     hold_id: str
@@ -184,16 +222,72 @@ class Order(Out):
     shipping: Shipping | None
     carrier: str
     tracking_number: str
+    refunded: int  # minor units given back so far (a partial refund leaves the status)
+    restocked_units: int
+    # Deadlines (docs/money.md), null until they start, and when the order shipped and arrived.
+    ship_by_ms: int | None
+    ship_limit_ms: int | None
+    shipped_ms: int | None
+    deliver_by_ms: int | None
+    delivered_ms: int | None
+    late: bool  # shipped after ship_by_ms, or still unshipped past it (checkout/deadlines.py)
     item: OrderItem | None = None  # in a buyer's list
     events: list[OrderEvent] | None = None  # on one order
+    # A buyer's views (their list, by hold): the order's open or newest request, if any.
+    request: ReturnRequest | None = None
 
 
 class OrderAnswer(Out):
     order: Order
 
 
+class Refund(Out):
+    id: int
+    order_id: int
+    amount: int
+    fee_returned: int
+    currency: str
+    units_restocked: int
+    reason: str
+    actor: str
+    status: RefundStatus
+    provider_ref: str
+    created_ms: int
+    updated_ms: int
+
+
+class RefundAnswer(Out):
+    order: Order
+    refund: Refund
+
+
 class OrderList(Out):
     orders: list[Order]
+
+
+class RequestAnswer(Out):
+    request: ReturnRequest
+    order: Order
+
+
+class RowError(Out):
+    code: str  # the code shipping that order alone would answer
+    message: str
+    details: dict[str, Any]
+
+
+class ShipmentResult(Out):
+    index: int  # the shipment's place in the request, from 0
+    order_id: int
+    shipped: bool
+    order: Order | None = None  # when shipped
+    error: RowError | None = None  # when not
+
+
+class ShipmentsAnswer(Out):
+    shipped: int
+    failed: int
+    results: list[ShipmentResult]
 
 
 # -- rooms --------------------------------------------------------------------------------------
@@ -281,7 +375,8 @@ class Figures(Out):
     held: int
     orders: int
     units_sold: int
-    gmv: int
+    gmv: int  # gross: the orders' totals, refunded or not
+    net_gmv: int  # net: the totals less what was refunded of them
     currency: str
     buyers: int
     conversion: float
@@ -290,6 +385,96 @@ class Figures(Out):
 class FiguresAnswer(Out):
     figures: Figures
     server_ms: int
+
+
+# -- finance ------------------------------------------------------------------------------------
+
+
+class Earnings(Out):
+    currency: str
+    pending: int  # earned, not yet withdrawable
+    available: int  # withdrawable; below zero after a refund of settled money
+    paid_out: int  # withdrawn so far
+    withdrawable: int  # what a withdrawal takes now: the available balance, 0 below zero
+
+
+class Finance(Out):
+    shop_id: int
+    payout_method: str  # "" for none
+    earnings: list[Earnings]
+
+
+class FinanceAnswer(Out):
+    finance: Finance
+
+
+# The shop's own accounts (checkout.ledger.SHOP_ACCOUNTS).
+ShopAccount = Literal[Account.PENDING, Account.AVAILABLE, Account.PAID_OUT]
+
+
+class StatementBalance(Out):
+    account: ShopAccount
+    currency: str
+    opening: int
+    closing: int
+
+
+class StatementEntry(Out):
+    id: int
+    created_ms: int
+    txn: str
+    account: ShopAccount
+    amount: int  # the change in what is owed to the shop (the ledger entry negated)
+    currency: str
+    reference: str
+
+
+class Statement(Out):
+    shop_id: int
+    from_ms: int
+    to_ms: int
+    balances: list[StatementBalance]
+    entries: list[StatementEntry]
+
+
+class StatementAnswer(Out):
+    statement: Statement
+
+
+class Payout(Out):
+    id: int
+    shop_id: int
+    amount: int
+    currency: str
+    status: PayoutStatus
+    destination: str
+    provider_ref: str
+    utc_day: str
+    created_ms: int
+    updated_ms: int
+
+
+class PayoutAnswer(Out):
+    payout: Payout
+
+
+class PayoutList(Out):
+    payouts: list[Payout]
+
+
+class PayoutMethodAnswer(Out):
+    shop_id: int
+    payout_method: str
+
+
+# -- payments -----------------------------------------------------------------------------------
+
+
+class WebhookAnswer(Out):
+    received: Literal[True]
+    replayed: Literal[True] | None = Field(
+        default=None, description="Present when the event id was received before: nothing changed"
+    )
 
 
 # -- operations ---------------------------------------------------------------------------------

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from checkout.bulk_ship import MAX_SHIPMENTS
+from checkout.return_states import RequestKind
+from checkout.returns import MAX_ANSWER, MAX_NOTE, MAX_PHOTOS, ReturnReason
 
 MAX_MONEY = 10**12  # minor units: ten billion in a two-decimal currency
 MAX_ID = 2**31 - 1  # ids are SQL INTEGER columns; PostgreSQL refuses a larger parameter
@@ -144,6 +148,102 @@ class OrderActionIn(Strict):
     tracking_number: Annotated[str, _text(100)] = Field(default="", description="ship: required")
 
 
+class ShipmentIn(Strict):
+    """One order of a bulk shipment. A missing carrier or tracking number is that row's
+    ``tracking_required``, not the request's refusal."""
+
+    order_id: int = Field(ge=1, le=MAX_ID)
+    carrier: Annotated[str, _text(60)] = Field(default="", description="required")
+    tracking_number: Annotated[str, _text(100)] = Field(default="", description="required")
+
+
+class ShipmentsIn(Strict):
+    shipments: list[ShipmentIn] = Field(
+        description=f"Applied each on its own, in order; more than {MAX_SHIPMENTS} is 422 "
+        "too_many_shipments",
+        json_schema_extra={"maxItems": MAX_SHIPMENTS},
+    )
+
+
+# A refund's or cancel's reason; "note", as the other order moves call it, is taken too.
+REASON = AliasChoices("reason", "note")
+
+
+class RefundIn(Strict):
+    """A refund: by ``amount`` (minor units) or by ``units`` (units x unit price); neither
+    refunds everything left. ``restock``: units going back into stock (none if damaged)."""
+
+    amount: int | None = Field(default=None, ge=1, le=MAX_MONEY, description="minor units")
+    units: int | None = Field(default=None, ge=1, le=10_000)
+    restock: int = Field(default=0, ge=0, le=10_000)
+    reason: Text = Field(default="", validation_alias=REASON)
+
+
+class CancelIn(Strict):
+    reason: Text = Field(default="", validation_alias=REASON)
+
+
+# A buyer's request and the seller's answers (docs/money.md). What the buyer asks for is checked
+# by checkout/returns.py, with its own codes (invalid_reason, invalid_photos, invalid_units); the
+# schema only keeps text within its columns.
+PhotoUrl = Annotated[str, StringConstraints(max_length=2000, pattern=NO_NUL)]
+
+
+class ReturnRequestIn(Strict):
+    """``kind``: ``cancel`` before the order ships; ``refund_only`` (keep the goods) or
+    ``return`` (send them back) once delivered, within the return window. ``units`` and
+    ``amount`` left out: everything the order has left (a return of some units: their price)."""
+
+    kind: RequestKind
+    reason: Annotated[str, _text(40)] = Field(
+        description="422 invalid_reason otherwise",
+        json_schema_extra={"enum": [r.value for r in ReturnReason]},
+    )
+    note: Annotated[str, _text(MAX_NOTE)] = ""
+    photos: list[PhotoUrl] = Field(
+        default_factory=list,
+        description=f"http(s) URLs, at most {MAX_PHOTOS} (422 invalid_photos otherwise)",
+    )
+    units: int | None = Field(default=None, ge=1, le=10_000)
+    amount: int | None = Field(default=None, ge=1, le=MAX_MONEY, description="minor units")
+
+
+class RejectIn(Strict):
+    reason: Annotated[str, _text(MAX_ANSWER, min_length=1)] = Field(validation_alias=REASON)
+
+
+class OfferIn(Strict):
+    amount: int = Field(ge=1, le=MAX_MONEY, description="minor units, less than asked for")
+    note: Annotated[str, _text(MAX_ANSWER)] = ""
+
+
+class ReceiveIn(Strict):
+    restock: int | None = Field(
+        default=None, ge=0, le=10_000, description="units back into stock; all returned if left out"
+    )
+
+
+class ShipBackIn(Strict):
+    carrier: Annotated[str, _text(60)] = Field(default="", description="required")
+    tracking_number: Annotated[str, _text(100)] = Field(default="", description="required")
+
+
+class WebhookData(BaseModel):
+    model_config = ConfigDict(strict=True)
+    object: dict[str, Any] = Field(description="The object whole, with its `id` and `version`")
+
+
+class WebhookEventIn(BaseModel):
+    """A payment provider's event. Not strict about fields it does not know: providers add
+    fields to their events without notice, and a refused webhook is sent again forever."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+    id: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_NUL)]
+    type: Annotated[str, StringConstraints(min_length=1, max_length=60, pattern=NO_NUL)]
+    created_ms: int = Field(ge=0, le=2**53)
+    data: WebhookData
+
+
 class RoomIn(Strict):
     shop_id: int = Field(ge=1, le=MAX_ID)
     title: Annotated[str, _text(120, min_length=1)]
@@ -166,4 +266,28 @@ class FlashDealIn(Strict):
     duration_s: int = Field(
         description="60-1200 seconds the deal runs",
         json_schema_extra={"minimum": 60, "maximum": 1200},
+    )
+
+
+# -- finance (decision 0027) --------------------------------------------------------------------
+
+
+class WithdrawalIn(Strict):
+    """Withdraw the whole available balance of a currency to the shop's payout method."""
+
+    shop_id: int = Field(ge=1, le=MAX_ID)
+    currency: Currency
+
+
+# Where payouts go: an account reference the payment provider understands. Printable text (no
+# control characters), at most the column's 200; empty removes it.
+PayoutMethod = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=200, pattern=r"^[^\x00-\x1f\x7f-\x9f]*$"),
+]
+
+
+class PayoutMethodIn(Strict):
+    payout_method: PayoutMethod = Field(
+        description="1-200 printable characters; empty removes the payout method"
     )

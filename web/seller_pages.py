@@ -1,6 +1,6 @@
 """The seller's pages: sign-in, the seller center (overview, live rooms, orders by status
-with their actions, deals with their units, products to add, edit and archive) and the creator
-studio.
+with their actions, deals with their units, products to add, edit and archive, and finance:
+web/finance_view.py, its forms in web/seller_finance.py) and the creator studio.
 
 Forms post back here with the CSRF token in a hidden field; a refused form is shown again with
 what was typed, the reason next to the field to blame and a 4xx status, having changed nothing.
@@ -28,20 +28,27 @@ from catalog import service as catalog
 from catalog.deal_status import DealStatus
 from catalog.error_codes import CatalogErrorCode
 from catalog.models import Seller, Shop, Sku
+from checkout import bulk_ship, deadlines, finance_store, order_store, return_store
 from checkout import deals as deal_runs
-from checkout import order_store
 from checkout.error_codes import CheckoutErrorCode
 from checkout.holds import HoldStore
 from checkout.models import Order
+from checkout.order_store import OrderSort
 from checkout.orders import OrderStatus, next_status, shipment_fields
+from checkout.refunds import RefundAsk, refund_key
+from kernel.clock import now_ms
 from kernel.errors import CommonErrorCode, DomainError, Invalid, NotFound, Unauthorized
 from live import figures, rules
 from live import service as live_service
+from web import shipments_csv
 from web.auth import signed_in_seller
 from web.cookies import COOKIE
 from web.error_codes import WebErrorCode
+from web.finance_view import finance_view
+from web.form_data import Upload, parse_multipart
 from web.http import BadRequest, parse, read_limited, status_of
 from web.pages import not_found_page
+from web.return_views import returns_view
 from web.schemas import MAX_ID, OrderActionIn, ProductIn, ProductPatch, RoomIn, SkuIn, SkuPatch
 from web.services import services
 from web.templating import minor_digits, money, render
@@ -293,15 +300,29 @@ async def _center(
         shop_ids = [s.id for s in shops if s.id is not None]
         every_product = await _products(session, shop_ids, archived=None)
         counts = await order_store.count_by_status(session, shop_ids)
-        orders = await order_store.orders_of_shops_in(session, shop_ids, ORDER_TABS[tab])
+        # To ship: the most urgent first (the earliest ship-by time); other tabs: the newest.
+        sort = OrderSort.SHIP_BY if tab == "to_ship" else OrderSort.NEWEST
+        orders = await order_store.orders_of_shops_in(session, shop_ids, ORDER_TABS[tab], sort=sort)
         lines = await order_store.item_lines(session, [o.sku_id for o in orders])
-        today = await order_store.sales_since(session, shop_ids, _midnight_utc_ms())
+        midnight = _midnight_utc_ms()
+        today = await order_store.sales_since(session, shop_ids, midnight)
+        # "Today's sales" is net: today's sales less today's refunds, from the ledger.
+        net_today = await finance_store.net_sales_since(
+            await session.connection(), shop_ids, midnight
+        )
+        finance = await finance_view(
+            request, session, shops, (refused or Refused()).typed.get("shop_id")
+        )
+        now = now_ms()
+        late_dispatch = await order_store.dispatch_record(session, shop_ids, now)
         room_rows = (await live_service.list_rooms(session, seller_id=me.id))[:RECENT_ROOMS]
         recent_rooms = [
             (row, await figures.room_figures(session, svc.rooms, svc.holds, row))
             for row in room_rows
         ]
         deal_rows = await _deals(session, svc.holds, shop_ids)
+    returns = await returns_view(svc.db, shop_ids)
+    returns_pending = await return_store.count_open(svc.db, shop_ids)
     on_sale = [p for p in every_product if not p["archived"]]
     products = [p for p in every_product if p["archived"] == (view == "archived")]
     refused = refused or Refused()
@@ -321,19 +342,50 @@ async def _center(
                 (p["title"], sku) for p in on_sale for sku in p["skus"] if sku["free"] <= 0
             ],
             "today_orders": today[0],
-            "today_sales": today[1],
+            "today_sales": sorted(net_today.values(), key=lambda sales: sales.currency),
+            "late_dispatch": late_dispatch,
+            "returns_pending": returns_pending,
         },
         "tab": tab,
         "tabs": [(name, TAB_LABELS[name], _tab_count(counts, name)) for name in ORDER_TABS],
         "orders": [(o, lines.get(o.sku_id)) for o in orders],
+        "deadlines": {o.id: _deadline(o, now) for o in orders},
         "recent_rooms": recent_rooms,
         "deals": deal_rows,
+        "returns": returns,
+        "finance": finance,
         "currency": _main_currency(every_product),
         "csrf": svc.seller_sessions.csrf_token(request.cookies.get(COOKIE, "")),
         "refused": refused,
         "error": refused.banner,
     }
     return render(request, "seller.html", context, status=status)
+
+
+@dataclass(frozen=True)
+class DeadlineView:
+    """An order's deadline as its row shows it: "Ship within 2 d 5 h", "Late by 3 h", "Shipped
+    late · delivery expected by 2026-05-20"; ``late`` flags the row."""
+
+    text: str
+    late: bool
+
+
+def _deadline(order: Order, now: int) -> DeadlineView | None:
+    left = deadlines.time_left_to_ship_ms(order, now)
+    if left is not None:
+        return DeadlineView(deadlines.ship_within_text(left), left < 0)
+    if order.shipped_ms is None:
+        return None  # not waiting to be shipped, and never shipped: no deadline to show
+    late = deadlines.is_late(order, now)
+    words = ["Shipped late"] if late else []
+    if order.deliver_by_ms is not None and order.delivered_ms is None:
+        words.append(f"delivery expected by {_day(order.deliver_by_ms)}")
+    return DeadlineView(" · ".join(words), late) if words else None
+
+
+def _day(ms: int) -> str:
+    return datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC).strftime("%Y-%m-%d")
 
 
 def _main_currency(products: list[dict[str, Any]]) -> str:
@@ -425,9 +477,8 @@ async def order_action(request: Request, me: Seller, form: dict[str, str]) -> Re
         actor = f"seller:{me.id}"
         if action == "ship":
             shipment_fields(OrderStatus.SHIPPED, tracking.carrier, tracking.tracking_number)
-            if order.status == OrderStatus.PAID:
-                # The seller center ships in one step; the record keeps both moves.
-                order = await order_store.transition(session, order, "confirm", actor)
+            # The seller center ships in one step (a paid order is confirmed on the way, in
+            # the same UPDATE); the record keeps both moves.
             await order_store.transition(
                 session,
                 order,
@@ -435,10 +486,27 @@ async def order_action(request: Request, me: Seller, form: dict[str, str]) -> Re
                 actor,
                 carrier=tracking.carrier,
                 tracking_number=tracking.tracking_number,
+                deliver_within_ms=services(request).money.deliver_within_ms,
+                confirm_first=True,
             )
-        else:
-            await order_store.transition(session, order, action, actor)
+    if action == "cancel":
+        await services(request).refunds.cancel(order.id or 0, actor)
+    elif action == "refund":
+        await _refund_in_full(request, order, actor, form)
     return RedirectResponse(f"/seller?tab={tab}#orders", status_code=303)
+
+
+async def _refund_in_full(request: Request, order: Order, actor: str, form: dict[str, str]) -> None:
+    """The confirmation page's refund: what is left of the total, restocking the units the
+    seller chose, under the key drawn into the page (a double click refunds once)."""
+    key = form.get("refund_key", "")
+    restock = form.get("restock", "0")
+    if not key or not restock.isdigit():
+        raise Invalid(
+            "Open the refund page again.", code=CheckoutErrorCode.IDEMPOTENCY_KEY_REQUIRED
+        )
+    ask = RefundAsk(key=refund_key(order.id or 0, key), actor=actor, units=int(restock))
+    await services(request).refunds.refund(order.id or 0, ask)
 
 
 async def confirm_page(request: Request) -> Response:
@@ -477,7 +545,7 @@ async def _confirmation(
     note: str = "",
 ) -> Response:
     line = (await order_store.item_lines(session, [order.sku_id])).get(order.sku_id)
-    amount = money(order.total, order.currency)
+    amount = money(order.total - order.refunded, order.currency)
     question = (
         f"Refund {amount} to the buyer?"
         if action == "refund"
@@ -493,6 +561,8 @@ async def _confirmation(
         "buyer": _buyer_of(order),
         "tab": tab,
         "note": note,
+        "refund_key": secrets.token_urlsafe(16),
+        "restockable": order.quantity - order.restocked_units,
         "csrf": services(request).seller_sessions.csrf_token(request.cookies.get(COOKIE, "")),
     }
     return render(request, "seller_confirm.html", context, status=400 if note else 200)
@@ -503,6 +573,73 @@ def _buyer_of(order: Order) -> str:
         ship = order.shipping
         return f"{ship.get('name', '')}, {ship.get('city', '')} {ship.get('country', '')}".strip()
     return f"guest {order.buyer_id[:12]}"
+
+
+async def ship_from_csv(request: Request) -> Response:
+    """The orders section's upload (``multipart/form-data``: ``csrf``, and ``file``, a CSV read
+    by web/shipments_csv.py): each line's order ships on its own, and the page says what became
+    of each line. A file refused as a whole (not a CSV of shipments, too many lines, a bad
+    token) shows the seller center again with the reason and a 4xx, having shipped nothing."""
+    try:
+        me = await signed_in_seller(request, check_csrf=False)
+    except Unauthorized:
+        return RedirectResponse("/seller/login", status_code=303)
+    svc = services(request)
+    try:
+        upload = await _upload(request)
+        if not svc.seller_sessions.csrf_ok(
+            request.cookies.get(COOKIE, ""), upload.fields.get("csrf", "")
+        ):
+            raise BadRequest(CSRF_MESSAGE, code=WebErrorCode.CSRF_FAILED, status=403)
+        if not upload.files.get("file"):
+            raise BadRequest(
+                "Choose a CSV file of shipments to upload.",
+                code=WebErrorCode.MALFORMED_CSV,
+                status=400,
+            )
+        lines = shipments_csv.read_shipments(upload.files["file"])
+        bulk_ship.check_count(len(lines))
+        async with svc.db.session() as session:
+            shop_ids = [s.id for s in await catalog.shops_of(session, me) if s.id is not None]
+        outcomes = await bulk_ship.ship_all(
+            svc.db,
+            [line.shipment for line in lines],
+            shop_ids,
+            f"seller:{me.id}",
+            svc.money.deliver_within_ms,
+        )
+    except DomainError as err:
+        return await _refused_on_center(request, me, {"tab": "to_ship"}, err)
+    rows = [
+        {
+            "line": line.number,
+            "order_id": outcome.shipment.order_id,
+            "order": outcome.order,
+            "code": outcome.error.code if outcome.error else "",
+            "message": outcome.error.message if outcome.error else "",
+        }
+        for line, outcome in zip(lines, outcomes, strict=True)
+    ]
+    shipped = sum(row["order"] is not None for row in rows)
+    context = {
+        "seller": me,
+        "rows": rows,
+        "shipped": shipped,
+        "failed": len(rows) - shipped,
+        "csrf": svc.seller_sessions.csrf_token(request.cookies.get(COOKIE, "")),
+    }
+    return render(request, "seller_shipments.html", context)
+
+
+async def _upload(request: Request) -> Upload:
+    content_type = request.headers.get("content-type", "")
+    if content_type.split(";")[0].strip().lower() != "multipart/form-data":
+        raise BadRequest(
+            "Upload the file with the page's form (multipart/form-data).",
+            code=WebErrorCode.UNSUPPORTED_MEDIA_TYPE,
+            status=415,
+        )
+    return parse_multipart(content_type, await read_limited(request, "file"))
 
 
 # --- deals --------------------------------------------------------------------------------

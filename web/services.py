@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 from starlette.requests import Request
@@ -13,8 +13,11 @@ from checkout.holds import HoldStore
 from checkout.idempotency import IdempotencyStore
 from checkout.keys import Keyspace
 from checkout.limits import RateLimiter
+from checkout.order_store import MoneyTerms
 from checkout.payments import SandboxProvider
+from checkout.payouts import Payouts
 from checkout.pipeline import OrderPipeline
+from checkout.refunds import Refunds
 from kernel.db import Database
 from live.bus import RoomBus
 from live.gateway import Gateway
@@ -38,6 +41,8 @@ class Services:
     idempotency: IdempotencyStore
     payments: SandboxProvider
     till: Till
+    refunds: Refunds
+    payouts: Payouts
     sessions: GuestSessions
     seller_sessions: SellerSessions
     metrics: Metrics
@@ -46,6 +51,8 @@ class Services:
     hub: Hub
     gateway: Gateway
     bus: RoomBus
+    # The money settings as orders take them (the ship-by times, when delivery is expected).
+    money: MoneyTerms = field(default_factory=MoneyTerms)
 
 
 def services(request: Request) -> Services:

@@ -9,6 +9,8 @@ one line naming its variable.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
 import os
 import re
@@ -352,6 +354,80 @@ class Settings:
         "LIVECART_WORKER_TRIM_INTERVAL_MS",
         "how often a worker deletes the entries it has acknowledged from the orders streams",
     )
+    # Money (decision 0027; docs/money.md).
+    platform_fee_bps: int = setting(
+        500,
+        "LIVECART_PLATFORM_FEE_BPS",
+        "the platform's fee in basis points of each sale (500 = 5 %), fixed on the order when "
+        "it is paid",
+    )
+    ship_by_hours: float = setting(
+        72.0, "LIVECART_SHIP_BY_HOURS", "after payment, when an order should have shipped"
+    )
+    ship_limit_hours: float = setting(
+        120.0,
+        "LIVECART_SHIP_LIMIT_HOURS",
+        "after payment, when an unshipped order is cancelled and refunded automatically",
+    )
+    delivery_days: float = setting(
+        7.0, "LIVECART_DELIVERY_DAYS", "after shipping, when delivery is expected (shown only)"
+    )
+    settlement_days: float = setting(
+        7.0,
+        "LIVECART_SETTLEMENT_DAYS",
+        "after delivery, when an order's net amount becomes available to withdraw",
+    )
+    return_window_days: float = setting(
+        7.0,
+        "LIVECART_RETURN_WINDOW_DAYS",
+        "after delivery, how long a buyer can ask for a refund or a return",
+    )
+    return_response_hours: float = setting(
+        48.0,
+        "LIVECART_RETURN_RESPONSE_HOURS",
+        "a buyer's request the seller leaves unanswered this long is approved; an offer the "
+        "buyer leaves unanswered as long is closed",
+    )
+    return_ship_back_days: float = setting(
+        7.0,
+        "LIVECART_RETURN_SHIP_BACK_DAYS",
+        "an approved return not shipped back within this is closed",
+    )
+    return_receive_days: float = setting(
+        10.0,
+        "LIVECART_RETURN_RECEIVE_DAYS",
+        "a return shipped back but not confirmed within this is treated as received "
+        "(refunded, nothing restocked)",
+    )
+    money_interval_s: float = setting(
+        5.0,
+        "LIVECART_MONEY_INTERVAL_S",
+        "how often pending refunds and payouts are finished and the order rules (deadlines, "
+        "requests, settlement) are applied; also once at start-up",
+    )
+    webhook_secret: str | None = setting(
+        None,
+        "LIVECART_WEBHOOK_SECRET",
+        "the payment provider's webhook signing secret: `POST /api/payments/webhook` accepts a "
+        "body whose `Livecart-Signature` is signed with it, and the sandbox signs with it",
+        SECRET,
+        shown="derived from `LIVECART_SECRET_KEY` (HMAC-SHA256), the same on every node",
+    )
+    previous_webhook_secrets: tuple[str, ...] = setting(
+        (),
+        "LIVECART_PREVIOUS_WEBHOOK_SECRETS",
+        "webhook secrets still accepted while the provider moves to the new one (rotation); "
+        "with no `LIVECART_WEBHOOK_SECRET`, those derived from `LIVECART_PREVIOUS_SECRET_KEYS` "
+        "are accepted too",
+        SECRET_LIST,
+    )
+    webhook_tolerance_s: int = setting(
+        300,
+        "LIVECART_WEBHOOK_TOLERANCE_S",
+        "a webhook signed more than this many seconds away from the server's clock, before or "
+        "after, is refused (`signature_expired`): a captured one cannot be replayed later",
+        COUNT,
+    )
     # Room websockets.
     allowed_origins: tuple[str, ...] = setting(
         (),
@@ -547,6 +623,17 @@ class Settings:
         return (*self.previous_secret_keys, self.secret_key)
 
     @property
+    def webhook_secrets(self) -> tuple[str, ...]:
+        """The secrets a payment webhook may be signed with, the one to sign with first. With
+        no ``LIVECART_WEBHOOK_SECRET``, each is derived from a secret key, so every node of a
+        deployment (which shares the key) derives the same, and rotating the key rotates it."""
+        if self.webhook_secret is not None:
+            return (self.webhook_secret, *self.previous_webhook_secrets)
+        assert self.secret_key is not None, "with_defaults() fills in the secret key"
+        derived = [webhook_secret_from(key) for key in self.signing_keys[::-1]]
+        return (derived[0], *self.previous_webhook_secrets, *derived[1:])
+
+    @property
     def checkout_lease_ms(self) -> int:
         return int(self.checkout_lease_s * 1000)
 
@@ -559,6 +646,12 @@ class Settings:
         if self.secret_key is None:
             updates["secret_key"] = _persisted_secret(self.data_dir / "secret.key")
         return replace(self, **updates)  # type: ignore[arg-type]
+
+
+def webhook_secret_from(secret_key: str) -> str:
+    """The webhook secret a secret key stands for: an HMAC of a fixed label, so the secret key
+    itself never leaves the node (a webhook secret is handed to the payment provider)."""
+    return hmac.new(secret_key.encode(), b"livecart payment webhooks", hashlib.sha256).hexdigest()
 
 
 def _persisted_secret(path: Path) -> str:

@@ -16,6 +16,7 @@ one deal (hash-tagged, so one Redis Cluster slot) and every key it touches arriv
   KEYS[8] addresses hash: client address -> units in its holds still held or paying (the
                     per-address cap); a field goes when it reaches 0
   KEYS[9] hold_addresses  hash: hold id -> client address, while the hold is held or paying
+  KEYS[10] restocks hash: refund key -> what lc_restock answered ("deal" or "over")
 
 Rooms are not told from here: the room ticker reads each watched deal's counters (lc_snapshot)
 and publishes stock, sold-out and restock (docs/decisions/0025). The one stream written here is
@@ -26,7 +27,7 @@ Hold states: held -> paying -> sold; held|paying -> expired; held -> released; p
 (a declined payment returns the hold to its own deadline: paying never extends a hold for good).
 ]]
 
-local KEY_COUNT = 9
+local KEY_COUNT = 10
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -389,12 +390,49 @@ local function get_hold(K, ARGV)
   return { h.state, h.qty, fmt(h.expires) }
 end
 
--- Every function checks the KEYS layout first: a node of a version with another layout (until
--- decision 0025, KEYS[6] was a room events stream) gets an error, not a write to the wrong key.
+-- ARGV: hold_id, units, refund key. A refund gives a sold hold's units back (decision 0027):
+-- while the deal can still sell they go back on sale (sold -> available, and the buyer's count
+-- drops: the units are no longer theirs) and the answer is "deal"; once it cannot, "over" (the
+-- caller returns them to the SKU instead). The answer is kept under the refund key, so a repeat
+-- after a crash answers the same and never moves the units twice.
+local function restock(K, ARGV)
+  local id, n, key = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+  local prior = redis.call('HGET', K[10], key)
+  if prior then return prior end
+  if redis.call('EXISTS', K[1]) == 0 then return 'over' end
+  local now = now_ms()
+  reclaim(K, now)
+  local t = terms(K)
+  local answer = 'over'
+  local raw = redis.call('HGET', K[2], id)
+  local sold = tonumber(redis.call('HGET', K[1], 'sold') or 0)
+  if not t.stopped and now < t.ends and raw and n <= sold then
+    local h = parse_hold(raw)
+    redis.call('HINCRBY', K[1], 'sold', -n)
+    redis.call('HINCRBY', K[1], 'available', n)
+    if redis.call('HINCRBY', K[3], h.buyer, -n) <= 0 then redis.call('HDEL', K[3], h.buyer) end
+    answer = 'deal'
+  end
+  redis.call('HSET', K[10], key, answer)
+  return answer
+end
+
+-- Every function checks the KEYS layout first: a node of a version with another layout gets an
+-- error, not a write to the wrong key. Counting is not enough: until decision 0025 KEYS[6] was a
+-- room events stream, and until 0027 there was no KEYS[10], so that version also sent 10 keys.
+-- Each key's role is the end of its name (checkout/keys.py), so the two that moved are checked.
+local function ends_with(key, suffix)
+  return string.sub(key, -#suffix) == suffix
+end
+
 local function register(name, fn)
   redis.register_function(name, function(K, ARGV)
     if #K ~= KEY_COUNT then
       return redis.error_reply('livecart_holds: expected ' .. KEY_COUNT .. ' keys, got ' .. #K)
+    end
+    if not ends_with(K[6], ':orders') or not ends_with(K[10], ':restocks') then
+      return redis.error_reply('livecart_holds: KEYS[6] must be the orders stream and KEYS[10] '
+        .. 'the restocks hash (an older node?)')
     end
     return fn(K, ARGV)
   end)
@@ -410,3 +448,4 @@ register('lc_release', release)
 register('lc_expire', expire)
 register('lc_snapshot', snapshot)
 register('lc_get_hold', get_hold)
+register('lc_restock', restock)

@@ -53,7 +53,7 @@ async def hold(http: httpx.AsyncClient, live: Listing, buyer: Headers) -> dict[s
 
 @pytest.fixture
 def ledger(redis: Redis, keys: Keyspace) -> SandboxProvider:
-    return SandboxProvider(redis, keys.sandbox_charges)
+    return SandboxProvider(redis, keys.sandbox)
 
 
 @pytest.fixture

@@ -77,9 +77,9 @@ async def test_a_seller_cancels_an_order_before_it_ships(
     r = await http.post(f"{path}/cancel", headers=seller.headers, json={"note": "out of stock"})
     assert r.status_code == 200, r.text
     assert r.json()["order"]["status"] == "cancelled"
-    assert_error(
-        await http.post(f"{path}/refund", headers=seller.headers), 409, "invalid_transition"
-    )
+    assert r.json()["refund"]["reason"] == "out of stock"
+    again = {**seller.headers, "Idempotency-Key": "after-cancel"}
+    assert_error(await http.post(f"{path}/refund", headers=again), 409, "order_not_refundable")
 
 
 async def test_buyers_see_only_their_own_orders(

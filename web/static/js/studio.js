@@ -334,6 +334,7 @@ async function refreshFigures() {
     $("fig-held").textContent = figures.held;
     $("fig-sold").textContent = figures.units_sold;
     $("fig-gmv").textContent = money(figures.gmv, figures.currency);
+    $("fig-net-gmv").textContent = money(figures.net_gmv, figures.currency);
     $("fig-conversion").textContent = `${(figures.conversion * 100).toFixed(1)}%`;
   } catch {
     // the next refresh will tell
