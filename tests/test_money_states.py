@@ -1,5 +1,6 @@
 """Random sequences of everything that moves an order's money, driven by hypothesis: pay, ship,
-deliver, cancel, refund (partial, full, too large, zero, negative, repeated keys), settle after
+deliver, cancel, refund (partial, full, too large, zero, negative, repeated keys), buyers'
+requests (cancel, refund only, return: asked, approved, shipped back, received), settle after
 a clock jump, withdraw, crash at every refund and payout crash point, and reconcile (which also
 pulls the provider's events, replaying what was applied). After every step the books must hold:
 
@@ -11,7 +12,8 @@ pulls the provider's events, replaying what was applied). After every step the b
 - units are conserved: the SKU's stock is its starting stock less the units sold plus the units
   restocked; the deal's available + held + sold is its quantity;
 - the shop's available balance equals its settled net less withdrawals (not failed);
-- at most one payout per shop, currency and UTC day that did not fail.
+- at most one payout per shop, currency and UTC day that did not fail;
+- at most one open request per order, and a refunded request's refund succeeded.
 
 At the end the reconciler runs, and then the provider and SQL agree exactly. Real Redis and SQL;
 the event loop is the test's own. ``LIVECART_STATEFUL_EXAMPLES`` examples of 30 steps (25 by
@@ -47,17 +49,19 @@ from sqlmodel import col, select
 
 from catalog import service
 from catalog.models import Shop, Sku
-from checkout import order_store
+from checkout import order_store, return_store
 from checkout.faults import MONEY_POINTS
 from checkout.holds import HoldStore, ReserveRequest
 from checkout.keys import Keyspace
 from checkout.ledger import Account
-from checkout.models import LedgerEntry, Order, Payout, Refund
+from checkout.models import LedgerEntry, Order, Payout, Refund, ReturnRequest
 from checkout.order_sweeper import OrderRules, sweep_orders_once
 from checkout.payments import PayoutStatus, RefundStatus, SandboxProvider
 from checkout.payouts import Payouts
 from checkout.pipeline import OrderPipeline
 from checkout.refunds import RefundAsk, Refunds, refund_key
+from checkout.return_states import OPEN_REQUESTS, RequestKind, ReturnStatus
+from checkout.returns import RequestAsk, RequestWindows
 from checkout.settlement import settle_due
 from kernel.clock import now_ms
 from kernel.db import Database
@@ -74,6 +78,7 @@ QUANTITY = 30
 DAY_MS = 86_400_000
 SETTLE_AFTER_MS = 7 * DAY_MS
 REFUND_POINTS = [p for p in MONEY_POINTS if p.startswith("refund.")]
+WINDOWS = RequestWindows()  # the defaults: 7 days to ask after delivery
 PAYOUT_POINTS = [p for p in MONEY_POINTS if p.startswith("payout.")]
 
 T = TypeVar("T")
@@ -115,6 +120,7 @@ def machine_for(world: World) -> type[RuleBasedStateMachine]:
             deal = world.run(make_live_deal(db, world.holds, self.seller, quantity=QUANTITY))
             self.deal_id, self.sku_id = deal.id or 0, deal.sku_id
             self.clock = now_ms()  # moves forward with "settle" and "withdraw"
+            self.buyers: dict[int, tuple[str, str]] = {}  # order -> (hold, buyer)
 
         async def _seller(self) -> SellerAccount:
             async with db.session() as session:
@@ -135,9 +141,14 @@ def machine_for(world: World) -> type[RuleBasedStateMachine]:
 
         # -- rules ---------------------------------------------------------------------------
 
-        @rule(target=orders, qty=st.integers(1, 3))
-        def pay(self, qty: int) -> int:
-            return world.run(self._pay(qty))
+        @rule(target=orders, qty=st.integers(1, 3), then=st.sampled_from(["", "ship", "deliver"]))
+        def pay(self, qty: int, then: str) -> int:
+            """A buyer pays; the seller may ship or deliver it at once (a chain of separate
+            rules would rarely reach what needs a delivered order: returns, settlement)."""
+            order = world.run(self._pay(qty))
+            if order and then:
+                world.run(self._move(order, then))
+            return order
 
         async def _pay(self, qty: int) -> int:
             buyer = secrets.token_hex(6)
@@ -155,27 +166,31 @@ def machine_for(world: World) -> type[RuleBasedStateMachine]:
             async with db.session() as session:
                 found = await session.exec(select(Order).where(Order.hold_id == hold.id))
                 order = found.one()
+            self.buyers[order.id or 0] = (hold.id, buyer)
             return order.id or 0
 
-        @rule(order=orders, action=st.sampled_from(["ship", "deliver"]))
+        @rule(order=orders, action=st.sampled_from(["ship", "deliver", "deliver"]))
         def move(self, order: int, action: str) -> None:
             if order:
                 world.run(self._move(order, action))
 
         async def _move(self, order_id: int, action: str) -> None:
-            async with db.session() as session:
-                order = await session.get(Order, order_id)
-                assert order is not None
-                with contextlib.suppress(DomainError):  # not a move it can make now
-                    await order_store.transition(
-                        session,
-                        order,
-                        action,
-                        "seller",
-                        carrier="DHL" if action == "ship" else "",
-                        tracking_number="1" if action == "ship" else "",
-                        confirm_first=action == "ship",
-                    )
+            # "deliver" ships first when the order has not shipped: a chain a rule at a time
+            # would rarely reach the returns that need a delivered order.
+            for step in ("ship", "deliver") if action == "deliver" else (action,):
+                async with db.session() as session:
+                    order = await session.get(Order, order_id)
+                    assert order is not None
+                    with contextlib.suppress(DomainError):  # not a move it can make now
+                        await order_store.transition(
+                            session,
+                            order,
+                            step,
+                            "seller",
+                            carrier="DHL" if step == "ship" else "",
+                            tracking_number="1" if step == "ship" else "",
+                            confirm_first=step == "ship",
+                        )
 
         @rule(order=orders, crash=st.sampled_from(["", "", *REFUND_POINTS]))
         def cancel(self, order: int, crash: str) -> None:
@@ -202,6 +217,50 @@ def machine_for(world: World) -> type[RuleBasedStateMachine]:
                 )
                 self._quietly(self.refunds(crash).refund(order, ask))
 
+        @rule(
+            order=orders,
+            kind=st.sampled_from(RequestKind),
+            then=st.integers(0, 3),
+            crash=st.sampled_from(["", "", *REFUND_POINTS]),
+        )
+        def ask(self, order: int, kind: RequestKind, then: int, crash: str) -> None:
+            """The buyer asks to cancel, for a refund or to return (refused out of turn), and
+            the request goes ``then`` steps on at once (more often than separate rules would)."""
+            if order:
+                hold, buyer = self.buyers[order]
+                ask = RequestAsk(kind=kind.value, reason="damaged")
+                work = return_store.create(db, hold, buyer, ask, WINDOWS.return_window_ms)
+                self._quietly(work)
+                self._quietly(self._answer(order, then, crash))
+
+        @rule(
+            order=orders,
+            steps=st.integers(1, 3),
+            crash=st.sampled_from(["", "", *REFUND_POINTS]),
+        )
+        def answer(self, order: int, steps: int, crash: str) -> None:
+            """The next ``steps`` steps of the order's open request: the seller approves, the
+            buyer ships the goods back, the seller confirms receipt (each refunding where it
+            should); a crash stops the chain."""
+            if order:
+                self._quietly(self._answer(order, steps, crash))
+
+        async def _answer(self, order_id: int, steps: int, crash: str) -> None:
+            for _ in range(steps):
+                found = await return_store.latest_of_orders(db, [order_id])
+                request = found.get(order_id)
+                if request is None:
+                    return
+                refunds = self.refunds(crash)
+                if request.status == ReturnStatus.REQUESTED:
+                    await return_store.approve(db, refunds, request, "seller")
+                elif request.status == ReturnStatus.APPROVED and request.kind == RequestKind.RETURN:
+                    await return_store.ship_back(db, request, "buyer", "DHL", "RT1")
+                elif request.status == ReturnStatus.SHIPPED_BACK:
+                    await return_store.receive(db, refunds, request, "seller")
+                else:
+                    return
+
         @rule(days=st.integers(0, 9))
         def settle(self, days: int) -> None:
             self.clock += days * DAY_MS
@@ -214,7 +273,7 @@ def machine_for(world: World) -> type[RuleBasedStateMachine]:
 
         @rule()
         def reconcile(self) -> None:
-            rules = OrderRules(payouts=self.payouts())
+            rules = OrderRules(payouts=self.payouts(), requests=WINDOWS)
             world.run(sweep_orders_once(self.refunds(), lease_ms=0, rules=rules))
 
         def _quietly(self, work: Coroutine[Any, Any, object]) -> None:
@@ -301,6 +360,14 @@ def machine_for(world: World) -> type[RuleBasedStateMachine]:
                 if order.settled_ms is not None:
                     settled_net += order.total - order.fee_bps * order.total // 10_000
             assert available <= settled_net
+            requests = list(await self._requests_of([o.id or 0 for o in orders]))
+            open_per_order = Counter(r.order_id for r in requests if r.status in OPEN_REQUESTS)
+            assert all(n == 1 for n in open_per_order.values()), open_per_order
+            by_id = {r.id: r for r in refunds}
+            for r in requests:
+                if r.status == ReturnStatus.REFUNDED:
+                    assert r.refund_id is not None
+                    assert by_id[r.refund_id].status == RefundStatus.SUCCEEDED, r
             days = Counter(p.utc_day for p in payouts if p.status != PayoutStatus.FAILED)
             assert all(n == 1 for n in days.values()), days
             # The provider: never more refunded than granted, never two refunds per key.
@@ -315,6 +382,13 @@ def machine_for(world: World) -> type[RuleBasedStateMachine]:
             if settled_with_provider:
                 assert all(r.status != RefundStatus.PENDING for r in refunds)
                 assert all(p.status != PayoutStatus.PENDING for p in payouts)
+
+        async def _requests_of(self, order_ids: list[int]) -> list[ReturnRequest]:
+            async with db.session() as session:
+                found = await session.exec(
+                    select(ReturnRequest).where(col(ReturnRequest.order_id).in_(order_ids))
+                )
+                return list(found.all())
 
         def teardown(self) -> None:
             if hasattr(self, "shop_id"):
