@@ -64,6 +64,9 @@ class EventType(enum.StrEnum):
     DISPUTE_CLOSED = "charge.dispute.closed"
 
 
+ACTED_ON = frozenset(EventType)
+
+
 class EventOutcome(enum.StrEnum):
     APPLIED = "applied"  # recorded, and it changed what livecart knows
     RECORDED = "recorded"  # recorded only: an ignored type, a stale snapshot, no local object
@@ -244,7 +247,8 @@ def cursor_name(keyspace: str) -> str:
 
 async def pull_events(db: Database, refunds: Refunds, provider: PaymentProvider) -> int:
     """Apply the provider's events after the cursor, oldest first, and move the cursor past
-    them: what a lost webhook would have done. The number of events that were new here.
+    them: what a lost webhook would have done (events of types not acted on are skipped, not
+    recorded). The number of events that were new here.
 
     A deferred event holds the cursor before it: the events after it are applied all the same,
     and read again (as replays) with it on the next pass, until it can be applied."""
@@ -257,6 +261,13 @@ async def pull_events(db: Database, refunds: Refunds, provider: PaymentProvider)
         events = await provider.events(after=read_after or "", count=PAGE)
         done = cursor
         for event in events:
+            if event.type not in ACTED_ON:
+                # Nothing to act on (a charge's events: payment attempts learn their outcome
+                # as decision 0017 says), so no SQL transaction either: one per charge would
+                # hold SQLite's write lock against checkouts. The webhook still records them.
+                if not held:
+                    done = event.id
+                continue
             outcome = await apply_event(db, refunds, event)
             held = held or outcome == EventOutcome.DEFERRED
             new += outcome in (EventOutcome.APPLIED, EventOutcome.RECORDED)
