@@ -398,6 +398,8 @@ def machine_for(world: World) -> type[RuleBasedStateMachine]:
     return Money
 
 
+# About 1-2 s an example on PostgreSQL: CI's 200 would pass pytest-timeout's 300 s default.
+@pytest.mark.timeout(120 + EXAMPLES * 6)
 def test_random_money_sequences_keep_the_books(redis_url: str, database_url: str) -> None:
     world = World(redis_url, database_url)
     try:
