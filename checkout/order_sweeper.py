@@ -81,14 +81,14 @@ async def sweep_orders_once(
 ) -> SweepReport:
     at = now_ms() if now is None else now
     report = SweepReport()
-    report.refunds_finished = await refunds.finish_pending(lease_ms)
+    report.refunds_finished = await refunds.finish_pending(lease_ms, at)
     report.cancelled = await cancel_overdue(refunds, at)
     if rules.requests is not None:
         report.requests = await apply_request_rules(refunds.db, refunds, at, rules.requests)
     if rules.settle_after_ms is not None:
         report.settled = await settle_due(refunds.db, at, rules.settle_after_ms)
     if rules.payouts is not None:
-        report.payouts_finished = await rules.payouts.finish_pending(lease_ms)
+        report.payouts_finished = await rules.payouts.finish_pending(lease_ms, at)
     # Last: the rules above do not wait on the provider's event list being readable.
     report.events = await webhooks.pull_events(refunds.db, refunds, refunds.provider)
     return report

@@ -22,7 +22,7 @@ from sqlmodel import col, select
 
 from catalog.error_codes import CatalogErrorCode
 from catalog.models import Shop
-from checkout import disputes, ledger, ledger_store
+from checkout import disputes, leases, ledger, ledger_store
 from checkout.error_codes import CheckoutErrorCode
 from checkout.faults import NO_CRASH, CrashPoints
 from checkout.ledger import Account
@@ -188,40 +188,15 @@ class Payouts:
             )
             return list(found.all())
 
-    async def finish_pending(self, lease_ms: int, limit: int = 100) -> int:
+    async def finish_pending(self, lease_ms: int, now: int, limit: int = 100) -> int:
         """Finish payouts left pending longer than one lease (their request died)."""
-        now = now_ms()
-        async with self.db.session() as session:
-            found = await session.exec(
-                select(Payout)
-                .where(
-                    col(Payout.status) == PayoutStatus.PENDING.value,
-                    col(Payout.keyspace) == self.keyspace,
-                    # <=: with a lease of 0 (a test that knows the request died) a row
-                    # touched in this very millisecond is finished too.
-                    col(Payout.updated_ms) <= now - lease_ms,
-                )
-                .limit(limit)
-            )
-            stale = list(found.all())
         finished = 0
-        for payout in stale:
-            async with self.db.session() as session:
-                claimed = await session.exec(
-                    update(Payout)
-                    .where(
-                        col(Payout.id) == payout.id,
-                        col(Payout.updated_ms) == payout.updated_ms,
-                        col(Payout.status) == PayoutStatus.PENDING.value,
-                    )
-                    .values(updated_ms=now)
-                )
-                await session.commit()
-            if claimed.rowcount != 1:
-                continue
+        async for payout in leases.claim_stale(
+            self.db, Payout, self.keyspace, lease_ms, now, limit
+        ):
             try:
                 done = await self.finish(payout)
-            except Exception:
+            except Exception:  # one payout's failure must not starve the others
                 log.exception("could not finish payout %s", payout.key)
                 continue
             finished += done.status != PayoutStatus.PENDING

@@ -22,7 +22,7 @@ from sqlmodel import col
 
 from catalog.deal_status import DealStatus
 from catalog.models import Deal, Sku
-from checkout import disputes, ledger, ledger_store
+from checkout import disputes, leases, ledger, ledger_store
 from checkout.error_codes import CheckoutErrorCode
 from checkout.faults import NO_CRASH, CrashPoints
 from checkout.holds import HoldStore
@@ -285,41 +285,14 @@ class Refunds:
             )
             return [Refund.model_validate(r._mapping) for r in rows.all()]
 
-    async def finish_pending(self, lease_ms: int, limit: int = 200) -> int:
+    async def finish_pending(self, lease_ms: int, now: int, limit: int = 200) -> int:
         """Finish refunds left pending for longer than one lease (their request died, or the
-        provider has not decided yet). Each is claimed by a guarded UPDATE of ``updated_ms``,
-        so nodes do not all call the provider for the same one (harmless, but wasteful)."""
-        now = now_ms()
-        async with self.db.session() as session:
-            conn = await session.connection()
-            rows = await conn.execute(
-                core_select(Refund)
-                .where(
-                    col(Refund.status) == RefundStatus.PENDING.value,
-                    col(Refund.keyspace) == self.keyspace,
-                    # <=: with a lease of 0 (a test that knows the request died) a row
-                    # touched in this very millisecond is finished too.
-                    col(Refund.updated_ms) <= now - lease_ms,
-                )
-                .order_by(col(Refund.updated_ms))
-                .limit(limit)
-            )
-            stale = [Refund.model_validate(r._mapping) for r in rows.all()]
+        provider has not decided yet). Each is claimed first (checkout.leases), so nodes do not
+        all call the provider for the same one (harmless, but wasteful)."""
         finished = 0
-        for refund in stale:
-            async with self.db.session() as session:
-                claimed = await session.exec(
-                    update(Refund)
-                    .where(
-                        col(Refund.id) == refund.id,
-                        col(Refund.updated_ms) == refund.updated_ms,
-                        col(Refund.status) == RefundStatus.PENDING.value,
-                    )
-                    .values(updated_ms=now)
-                )
-                await session.commit()
-            if claimed.rowcount != 1:
-                continue
+        async for refund in leases.claim_stale(
+            self.db, Refund, self.keyspace, lease_ms, now, limit
+        ):
             try:
                 done = await self.finish(refund)
             except Exception:  # one refund's failure must not starve the others

@@ -539,7 +539,7 @@ async def test_a_refund_granted_before_the_dispute_is_refused_by_the_provider(ow
     assert opened.amount == TOTAL  # the provider had given nothing back
     await pull(own)
     assert (await order_of(own, order)).refunded == TOTAL + 1000  # until the provider refuses
-    assert await refunds_of(own).finish_pending(lease_ms=0) == 1
+    assert await refunds_of(own).finish_pending(lease_ms=0, now=now_ms()) == 1
     [refund] = await refunds_of(own).of_order(order.id or 0)
     assert refund.status == RefundStatus.FAILED
     assert (await order_of(own, order)).refunded == TOTAL

@@ -139,7 +139,7 @@ async def test_a_crash_in_a_payout_is_finished_once(stores: Stores, point: str) 
     await set_payout_method(stores, deal.shop_id, "acct_ok")
     with pytest.raises(Crashed):
         await payouts_of(stores, point).withdraw(deal.shop_id, "USD", "seller:1")
-    assert await payouts_of(stores).finish_pending(lease_ms=0) == 1
+    assert await payouts_of(stores).finish_pending(lease_ms=0, now=now_ms()) == 1
     [payout] = await payouts_of(stores).of_shop(deal.shop_id)
     assert payout.status == PayoutStatus.PAID
     provider = SandboxProvider(stores.redis, stores.keys.sandbox)
