@@ -275,9 +275,7 @@ def machine_for(world: World) -> type[RuleBasedStateMachine]:
         def reconcile(self) -> None:
             rules = OrderRules(payouts=self.payouts(), requests=WINDOWS)
             # The sweep runs on the test's clock, the one every withdrawal was stamped with.
-            world.run(
-                sweep_orders_once(self.refunds(), lease_ms=0, now=self.clock, rules=rules)
-            )
+            world.run(sweep_orders_once(self.refunds(), lease_ms=0, now=self.clock, rules=rules))
 
         def _quietly(self, work: Coroutine[Any, Any, object]) -> None:
             # A refusal changes nothing; a crash is for "reconcile" to finish.
