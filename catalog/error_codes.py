@@ -20,6 +20,10 @@ class CatalogErrorCode(ErrorCode):
     STOCK_CHANGED = "stock_changed"  # orders came in since the seller center showed the stock
     STOCK_ALLOCATED = "stock_allocated"  # below what started deals were promised
     STOCK_UNAVAILABLE = "stock_unavailable"  # another started deal holds the units
+    # Variants (decision 0028)
+    INVALID_VARIANT = "invalid_variant"  # options or a SKU's values break a rule
+    VARIANT_EXISTS = "variant_exists"  # the product has a SKU of this combination
+    OPTIONS_IN_USE = "options_in_use"  # SKUs have values of the options being changed
     # A deal's state
     DEAL_NOT_FOUND = "deal_not_found"
     DEAL_NOT_SCHEDULED = "deal_not_scheduled"

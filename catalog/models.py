@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, Column
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, CheckConstraint, Column, Index, text
 from sqlmodel import Field, SQLModel
 
 from catalog.deal_status import DealStatus
@@ -38,6 +40,11 @@ class Product(SQLModel, table=True):
     description: str = Field(default="", max_length=10_000)
     category: str = Field(default="", max_length=100)
     image_urls: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # Variants (decision 0028): [{"name": "Size", "values": ["S", "M"]}, ...], in order.
+    options: list[dict[str, Any]] = Field(
+        default_factory=list,
+        sa_column=Column(JSON, nullable=False, server_default=text("'[]'")),
+    )
     created_ms: int = Field(sa_type=BigInteger)
     # When the seller archived it (a soft delete): off the storefront, out of new bags and
     # deals, kept because its orders and deals point at it. None while it is on sale.
@@ -54,12 +61,26 @@ class Sku(SQLModel, table=True):
         CheckConstraint("stock >= 0", name="sku_stock_non_negative"),
         CheckConstraint("list_price > 0", name="sku_price_positive"),
         CheckConstraint("allocated >= 0 AND allocated <= stock", name="sku_allocation_in_stock"),
+        # Two SKUs of a product never have the same values (NULL, a product without options,
+        # is never equal to another NULL).
+        Index("sku_combination_unique", "product_id", "combination", unique=True),
     )
     id: int | None = Field(default=None, primary_key=True)
     product_id: int = Field(foreign_key="products.id", index=True)
     # Denormalised from the product so ownership checks and stock updates need no join.
     shop_id: int = Field(foreign_key="shops.id", index=True)
+    # The name shown everywhere: free text, or its option values ("M / Red") when the product
+    # has options (catalog/variants.py).
     variant: str = Field(default="", max_length=200)
+    # Its value of each of the product's options, and the same values as one comparable string
+    # (casefolded, in the options' order) for the unique constraint; None without options.
+    options: dict[str, str] = Field(
+        default_factory=dict,
+        sa_column=Column(JSON, nullable=False, server_default=text("'{}'")),
+    )
+    # At most 3 x 40 characters, each casefolding to at most 3 ("ﬃ" is "ffi"), and separators.
+    combination: str | None = Field(default=None, max_length=400)
+    image_url: str = Field(default="", max_length=2000, sa_column_kwargs={"server_default": ""})
     list_price: int = Field(sa_type=BigInteger)
     currency: str = Field(max_length=3)
     stock: int

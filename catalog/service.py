@@ -11,15 +11,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Update, exists, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from catalog import variants
 from catalog.deal_status import DealStatus, refused, sources
 from catalog.error_codes import CatalogErrorCode
 from catalog.models import Deal, Product, Seller, Shop, Sku
 from catalog.rules import DealTerms, check_deal_terms, handle_for
 from kernel.clock import now_ms
-from kernel.errors import CommonErrorCode, Conflict, NotFound, Unauthorized
+from kernel.errors import CommonErrorCode, Conflict, Invalid, NotFound, Unauthorized
 
 TOKEN_PREFIX = "lc_sk_"
 # A started deal has units allocated and may be selling: its product stays on sale. (A deal
@@ -141,6 +143,7 @@ async def create_product(
     session: AsyncSession, seller: Seller, shop_id: int, fields: dict[str, Any]
 ) -> Product:
     await owned_shop(session, seller, shop_id)
+    fields = {**fields, "options": variants.checked_options(fields.get("options") or [])}
     product = Product(shop_id=shop_id, created_ms=now_ms(), **fields)
     session.add(product)
     await session.commit()
@@ -207,11 +210,29 @@ async def update_product(
     session: AsyncSession, seller: Seller, product_id: int, fields: dict[str, Any]
 ) -> Product:
     product = await owned_product(session, seller, product_id)
+    await _set_fields(session, product, fields)
+    await session.commit()
+    return product
+
+
+async def _set_fields(session: AsyncSession, product: Product, fields: Mapping[str, Any]) -> None:
+    """Set a product's fields in the open transaction; options only as catalog/variants.py
+    allows them to change under the product's SKUs (the row is locked first on PostgreSQL,
+    so a SKU added meanwhile is seen)."""
+    if "options" in fields:
+        await _lock(session, product)
+        new = variants.checked_options(fields["options"])
+        used = [sku.options for sku in await skus_of(session, product.id or 0)]
+        variants.check_change(product.options, new, used)
+        fields = {**fields, "options": new}
     for name, value in fields.items():
         setattr(product, name, value)
     session.add(product)
-    await session.commit()
-    return product
+
+
+async def _lock(session: AsyncSession, product: Product) -> None:
+    # SQLite has no row locks (its one writer serialises the transactions that write).
+    await session.exec(select(Product.id).where(Product.id == product.id).with_for_update())
 
 
 async def edit_product(
@@ -230,9 +251,7 @@ async def edit_product(
             raise NotFound(
                 "No such SKU on this product.", code=CatalogErrorCode.SKU_NOT_FOUND, sku_id=sku_id
             )
-    for name, value in fields.items():
-        setattr(product, name, value)
-    session.add(product)
+    await _set_fields(session, product, fields)
     for sku_id, changes in sku_fields.items():
         await _change_sku(session, skus[sku_id], changes)
     await session.commit()
@@ -300,10 +319,65 @@ async def create_sku(
 ) -> Sku:
     product = await owned_product(session, seller, product_id)
     assert product.id is not None
-    sku = Sku(product_id=product.id, shop_id=product.shop_id, **fields)
+    await _lock(session, product)
+    named = _named(product, fields.pop("options", None), fields.pop("variant", ""))
+    sku = Sku(product_id=product.id, shop_id=product.shop_id, **fields, **named)
     session.add(sku)
-    await session.commit()
+    await _commit_variant(session, product.id, named)
     return sku
+
+
+def _named(product: Product, values: Mapping[str, str] | None, variant: str) -> dict[str, Any]:
+    """A SKU's variant, options and combination: from its values when the product has
+    options (a free-text name is refused then), else its free-text name."""
+    if not product.options:
+        if values:
+            raise Invalid(
+                "The product has no options: name the SKU with `variant`, or give the product "
+                "options first.",
+                code=CatalogErrorCode.INVALID_VARIANT,
+            )
+        return {"variant": variant, "options": {}, "combination": None}
+    if variant:
+        raise Invalid(
+            "The SKU's name comes from its options: send `options`, not `variant`.",
+            code=CatalogErrorCode.INVALID_VARIANT,
+            options=[o["name"] for o in product.options],
+        )
+    chosen = variants.sku_values(product.options, values or {})
+    name = variants.label(product.options, chosen)
+    return {"variant": name, "options": chosen, "combination": name.casefold()}
+
+
+async def _commit_variant(session: AsyncSession, product_id: int, named: Mapping[str, Any]) -> None:
+    """Commit; the unique (product, combination) refuses a second SKU of the same values,
+    however the two requests interleave."""
+    try:
+        await session.commit()
+    except IntegrityError as error:
+        await _refuse_twin(session, product_id, named, error)
+
+
+async def _refuse_twin(
+    session: AsyncSession, product_id: int, named: Mapping[str, Any], error: IntegrityError
+) -> None:
+    """After an integrity error: roll back, and refuse with the SKU that has these values."""
+    await session.rollback()
+    if named.get("combination") is not None:
+        twin = (
+            await session.exec(
+                select(Sku.id).where(
+                    Sku.product_id == product_id, Sku.combination == named["combination"]
+                )
+            )
+        ).first()
+        if twin is not None:
+            raise Conflict(
+                f"The product already has a SKU {named['variant']!r}.",
+                code=CatalogErrorCode.VARIANT_EXISTS,
+                sku_id=twin,
+            )
+    raise error  # not the combination: a bug, not the seller's mistake
 
 
 def _no_sku(sku_id: int) -> NotFound:
@@ -334,7 +408,9 @@ async def update_sku(
 ) -> Sku:
     sku = await owned_sku(session, seller, sku_id)
     await _change_sku(session, sku, fields)
-    await session.commit()
+    await _commit_variant(
+        session, sku.product_id, {"variant": sku.variant, "combination": sku.combination}
+    )
     await session.refresh(sku)
     return sku
 
@@ -346,11 +422,24 @@ async def _change_sku(session: AsyncSession, sku: Sku, fields: Mapping[str, Any]
     changes = dict(fields)
     stock = changes.pop("stock", None)
     expected = changes.pop("expected_stock", None)
-    sku_id = sku.id
+    sku_id, product_id = sku.id, sku.product_id
+    if "options" in changes or "variant" in changes:
+        product = await session.get(Product, sku.product_id)
+        assert product is not None
+        values = changes.pop("options", None)
+        if product.options:  # the name comes from the values: the ones given, or its own
+            variant = changes.pop("variant", "")
+            values = sku.options if values is None else values
+        else:
+            variant = changes.pop("variant", sku.variant)
+        changes.update(_named(product, values, variant))
     for name, value in changes.items():
         setattr(sku, name, value)
     session.add(sku)
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError as error:
+        await _refuse_twin(session, product_id, changes, error)
     if stock is None:
         return
     # Guarded: stock may not drop below what started deals were promised.

@@ -131,10 +131,13 @@ def card_of(product: Product, skus: Sequence[Sku]) -> dict[str, Any]:
         "product_id": product.id,
         "title": product.title,
         "image": product.image_urls[0] if product.image_urls else None,
+        "options": product.options,
         "skus": [
             {
                 "sku_id": s.id,
                 "variant": s.variant,
+                "options": s.options,
+                "image": s.image_url or None,
                 "list_price": s.list_price,
                 "currency": s.currency,
             }

@@ -52,6 +52,25 @@ def test_the_demo_room_sells_the_demo_deal(tmp_path: Path) -> None:
             headers={"Authorization": f"Bearer {session['token']}"},
         )
         assert hold.status_code == 201, hold.text
+        # The pinned jacket comes in colours and sizes; the deal sells its first SKU.
+        jacket = httpx.get(f"{base}/api/products/{room['pinned']}").json()["product"]
+        assert [o["name"] for o in jacket["options"]] == ["Colour", "Size"]
+        variants = [s["variant"] for s in jacket["skus"]]
+        assert variants == ["Black / M", "Black / S", "Black / L", "Sand / S", "Sand / M"]
+        assert jacket["skus"][0]["id"] == live[0]["sku_id"]
+        bag = next(p for p in room["bag"] if p["product_id"] == room["pinned"])
+        assert [s["options"] for s in bag["skus"]][3] == {"Colour": "Sand", "Size": "S"}
+        storefront = httpx.get(f"{base}/shop/{demo_shop(tmp_path, base)}/p/{jacket['id']}")
+        assert storefront.status_code == 200
+        assert storefront.text.count('class="variant"') == 5
+        assert '<bdi class="option-value">Sand</bdi>' in storefront.text
+
+
+def demo_shop(workdir: Path, base: str) -> str:
+    """The demo shop's storefront handle, as its seller sees it."""
+    auth = {"Authorization": f"Bearer {printed_token(workdir, base)}"}
+    handle: str = httpx.get(f"{base}/api/shops", headers=auth).json()["shops"][0]["handle"]
+    return handle
 
 
 def test_a_second_demo_on_one_data_dir_seeds_nothing_twice(tmp_path: Path) -> None:

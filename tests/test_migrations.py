@@ -1,6 +1,7 @@
 """Migrations on a real SQLite file holding data from before them: 0004 gives existing shops
 unique storefront handles, 0005 leaves existing products on sale (not archived), and both go
-down and up again without losing a row."""
+down and up again without losing a row; 0009 gives existing products no options. And the
+migrations build exactly the tables the models declare."""
 
 from __future__ import annotations
 
@@ -8,7 +9,14 @@ import sqlite3
 from pathlib import Path
 
 from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine
+from sqlmodel import SQLModel
 
+import catalog.models
+import checkout.models
+import live.models
 from web.migrate import alembic_config
 
 
@@ -70,3 +78,51 @@ def test_products_made_before_archiving_stay_on_sale(tmp_path: Path) -> None:
     command.upgrade(config, "head")
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT archived_ms FROM products").fetchall() == [(None,)]
+
+
+def test_the_migrations_build_what_the_models_declare(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    command.upgrade(alembic_config(url), "head")
+    assert {catalog.models.Sku.__tablename__, checkout.models.Order.__tablename__} <= set(
+        SQLModel.metadata.tables
+    )
+    assert live.models  # its tables are declared too
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), SQLModel.metadata) == []
+    finally:
+        engine.dispose()
+
+
+def test_products_made_before_variants_have_no_options(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    config = alembic_config(f"sqlite:///{path}")
+    command.upgrade(config, "0008")
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "INSERT INTO sellers (id, name, email, token_hash, created_ms)"
+            " VALUES (1, 'Mika', 'm@example.com', 'h', 0)"
+        )
+        db.execute(
+            "INSERT INTO shops (id, seller_id, name, handle, created_ms)"
+            " VALUES (1, 1, 'Mika', 'mika', 0)"
+        )
+        db.execute(
+            "INSERT INTO products (id, shop_id, title, description, category, image_urls,"
+            " created_ms) VALUES (1, 1, 'Jacket', '', '', '[]', 0)"
+        )
+        for sku_id in (1, 2):  # free-text names were never unique
+            db.execute(
+                "INSERT INTO skus (id, product_id, shop_id, variant, list_price, currency, stock,"
+                " allocated) VALUES (?, 1, 1, 'M', 100, 'USD', 1, 0)",
+                (sku_id,),
+            )
+    command.upgrade(config, "head")
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT options FROM products").fetchall() == [("[]",)]
+        rows = db.execute("SELECT options, combination, image_url FROM skus").fetchall()
+        assert rows == [("{}", None, ""), ("{}", None, "")]
+    command.downgrade(config, "0008")
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM skus").fetchone() == (2,)

@@ -424,6 +424,92 @@ async def test_a_refused_new_product_shows_what_was_typed_and_why(
     assert products.json()["products"] == []  # nothing was added
 
 
+async def test_the_product_editor_sets_options_and_adds_variants(
+    browser_like: httpx.AsyncClient, http: httpx.AsyncClient, seller: SellerAccount
+) -> None:
+    made = await http.post(
+        f"/api/shops/{seller.shop.id}/products", headers=seller.headers, json={"title": "Tee"}
+    )
+    product_id = int(made.json()["product"]["id"])
+    csrf = await sign_in(browser_like, seller.token)
+    edit, add = f"/seller/products/{product_id}", f"/seller/products/{product_id}/skus"
+    form = {"csrf": csrf, "title": "Tee", "description": "", "category": ""}
+    rows = {
+        "option-name-0": "Size",
+        "option-values-0": "S, M , L,",
+        "option-name-1": "Colour",
+        "option-values-1": "Black, Sand",
+        "option-name-2": "",
+        "option-values-2": "",
+    }
+    twice = await browser_like.post(edit, data={**form, **rows, "option-values-0": "S, s"})
+    assert twice.status_code == 422 and "lists &#39;s&#39; twice" in twice.text, twice.text
+    assert 'value="S, s"' in twice.text  # what was typed stays
+    empty = await browser_like.post(edit, data={**form, **rows, "option-values-1": " , "})
+    assert empty.status_code == 422 and 'id="options-error"' in empty.text
+    assert (await _detail(http, product_id))["options"] == []
+    saved = await browser_like.post(edit, data={**form, **rows})
+    assert saved.status_code == 303, saved.text
+    assert (await _detail(http, product_id))["options"] == [
+        {"name": "Size", "values": ["S", "M", "L"]},
+        {"name": "Colour", "values": ["Black", "Sand"]},
+    ]
+    page = await browser_like.get(edit)
+    assert 'name="option-values-0" value="S, M, L"' in page.text
+    assert '<select id="new-value-1" name="value-1">' in page.text
+
+    variant = {"csrf": csrf, "value-0": "M", "value-1": "Sand", "list_price": "19.90"}
+    variant |= {"stock": "12", "image_url": "/static/img/mug.svg", "currency": "USD"}
+    added = await browser_like.post(add, data=variant)
+    assert added.status_code == 303, added.text
+    (sku,) = (await _detail(http, product_id))["skus"]
+    assert (sku["variant"], sku["list_price"], sku["stock"], sku["image_url"]) == (
+        "M / Sand",
+        1990,
+        12,
+        "/static/img/mug.svg",
+    )
+    again = await browser_like.post(add, data={**variant, "stock": "3"})
+    assert again.status_code == 409 and "already has a SKU &#39;M / Sand&#39;" in again.text
+    assert 'name="stock" type="text" value="3"' in again.text
+    assert "<option selected>Sand</option>" in again.text
+    bad_price = await browser_like.post(
+        add, data={**variant, "value-1": "Black", "list_price": "x"}
+    )
+    assert bad_price.status_code == 422 and 'id="new-price-error"' in bad_price.text
+    not_a_value = await browser_like.post(add, data={**variant, "value-1": "Red"})
+    assert not_a_value.status_code == 422 and "not a value of" in not_a_value.text
+    assert len((await _detail(http, product_id))["skus"]) == 1
+    # The SKU uses M and Sand: the options can grow, not lose them.
+    form |= {f"list_price-{sku['id']}": "19.90", f"stock-{sku['id']}": "12"}
+    form |= {f"shown-stock-{sku['id']}": "12"}
+    shrunk = await browser_like.post(edit, data={**form, **rows, "option-values-1": "Black"})
+    assert shrunk.status_code == 409 and "keep the value" in shrunk.text
+    grown = await browser_like.post(edit, data={**form, **rows, "option-values-0": "S, M, L, XL"})
+    assert grown.status_code == 303
+    assert (await _detail(http, product_id))["options"][0]["values"] == ["S", "M", "L", "XL"]
+
+
+async def test_a_product_without_options_adds_named_variants(
+    browser_like: httpx.AsyncClient, http: httpx.AsyncClient, seller: SellerAccount
+) -> None:
+    product_id, _ = await _product(http, seller, "Scarf")
+    csrf = await sign_in(browser_like, seller.token)
+    page = await browser_like.get(f"/seller/products/{product_id}")
+    assert 'id="new-variant"' in page.text and "new-value-0" not in page.text
+    added = await browser_like.post(
+        f"/seller/products/{product_id}/skus",
+        data={"csrf": csrf, "variant": "Long", "list_price": "15", "stock": "4", "currency": "USD"},
+    )
+    assert added.status_code == 303, added.text
+    skus = (await _detail(http, product_id))["skus"]
+    assert [(s["variant"], s["list_price"], s["currency"]) for s in skus][1] == (
+        "Long",
+        1500,
+        "USD",
+    )
+
+
 async def test_the_product_editor_changes_title_price_and_stock_all_or_nothing(
     browser_like: httpx.AsyncClient, http: httpx.AsyncClient, seller: SellerAccount, db: Database
 ) -> None:

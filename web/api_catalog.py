@@ -47,6 +47,8 @@ def sku_json(sku: Sku) -> dict[str, Any]:
         "id": sku.id,
         "product_id": sku.product_id,
         "variant": sku.variant,
+        "options": sku.options,
+        "image_url": sku.image_url,
         "list_price": sku.list_price,
         "currency": sku.currency,
         "stock": sku.stock,
@@ -62,6 +64,7 @@ def product_json(product: Product, skus: list[Sku] | None = None) -> dict[str, A
         "description": product.description,
         "category": product.category,
         "image_urls": product.image_urls,
+        "options": product.options,
         "archived": product.archived,
         "archived_ms": product.archived_ms,
     }
@@ -144,7 +147,7 @@ async def list_products(request: Request) -> Response:
     auth="seller",
     tag="catalog",
     ok={201: out.ProductAnswer},
-    errors=(CatalogErrorCode.SHOP_NOT_FOUND,),
+    errors=(CatalogErrorCode.SHOP_NOT_FOUND, CatalogErrorCode.INVALID_VARIANT),
 )
 async def create_product(request: Request) -> Response:
     me = await seller(request)
@@ -179,7 +182,11 @@ async def get_product(request: Request) -> Response:
     auth="seller",
     tag="catalog",
     ok={200: out.ProductAnswer},
-    errors=(CatalogErrorCode.PRODUCT_NOT_FOUND,),
+    errors=(
+        CatalogErrorCode.PRODUCT_NOT_FOUND,
+        CatalogErrorCode.INVALID_VARIANT,
+        CatalogErrorCode.OPTIONS_IN_USE,
+    ),
 )
 async def update_product(request: Request) -> Response:
     me = await seller(request)
@@ -247,7 +254,11 @@ async def unarchive_product(request: Request) -> Response:
     auth="seller",
     tag="catalog",
     ok={201: out.SkuAnswer},
-    errors=(CatalogErrorCode.PRODUCT_NOT_FOUND,),
+    errors=(
+        CatalogErrorCode.PRODUCT_NOT_FOUND,
+        CatalogErrorCode.INVALID_VARIANT,
+        CatalogErrorCode.VARIANT_EXISTS,
+    ),
 )
 async def create_sku(request: Request) -> Response:
     me = await seller(request)
@@ -262,12 +273,17 @@ async def create_sku(request: Request) -> Response:
 @api.route(
     "PATCH",
     "/api/skus/{sku_id:id}",
-    "Change a SKU's price, stock or name",
+    "Change a SKU's price, stock, picture, name or option values",
     body=SkuPatch,
     auth="seller",
     tag="catalog",
     ok={200: out.SkuAnswer},
-    errors=(CatalogErrorCode.SKU_NOT_FOUND, CatalogErrorCode.STOCK_ALLOCATED),
+    errors=(
+        CatalogErrorCode.SKU_NOT_FOUND,
+        CatalogErrorCode.STOCK_ALLOCATED,
+        CatalogErrorCode.INVALID_VARIANT,
+        CatalogErrorCode.VARIANT_EXISTS,
+    ),
 )
 async def update_sku(request: Request) -> Response:
     me = await seller(request)

@@ -291,6 +291,7 @@ def page_routes() -> list[BaseRoute]:
         Route("/seller/orders/{order_id:id}/{action}", seller_pages.confirm_page, methods=["GET"]),
         Route("/seller/products/{product_id:id}", seller_pages.product_page, methods=["GET"]),
         Route("/seller/products/{product_id:id}", seller_pages.edit_product, methods=["POST"]),
+        Route("/seller/products/{product_id:id}/skus", seller_pages.add_sku, methods=["POST"]),
         Route(
             "/seller/products/{product_id:id}/archive",
             seller_pages.archive_product,

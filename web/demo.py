@@ -1,5 +1,6 @@
-"""Seeds a demo shop: a seller, two products with SKUs, and a live room with both products in
-its bag, the jacket pinned, a live flash deal on it and a scheduled one on the mug.
+"""Seeds a demo shop: a seller, two products (a jacket in colours and sizes, a mug), and a live
+room with both products in its bag, the jacket pinned, a live flash deal on its first SKU and
+a scheduled one on the mug.
 
 Seeding is idempotent: a rerun on the same data directory finds the demo seller, shop,
 products and open room and only adds what is missing (a deal that ended is started afresh; a
@@ -36,26 +37,40 @@ HOUR_MS = 3600 * 1000
 
 
 @dataclass(frozen=True)
+class DemoSku:
+    name: str  # its values in the options' order ("Black / M"), or a free-text variant
+    stock: int
+
+
+@dataclass(frozen=True)
 class DemoProduct:
     title: str
     category: str
     description: str
     image: str
-    variant: str
     list_price: int
-    stock: int
+    skus: tuple[DemoSku, ...]  # the first is the one the demo's deal sells
+    options: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (name, values), in order
 
 
+# Variants (decision 0028): a colour and a size, a SKU per combination but one (Sand / L is
+# not made, so the seller center's "Add a variant" has something to add).
 JACKET = DemoProduct(
     "Puffer jacket",
     "Apparel",
     "Warm, light, packs into its own pocket.",
     "/static/img/jacket.svg",
-    "Black / M",
     8900,
-    500,
+    (
+        DemoSku("Black / M", 500),
+        *(DemoSku(f"Black / {size}", 40) for size in ("S", "L")),
+        *(DemoSku(f"Sand / {size}", 25) for size in ("S", "M")),
+    ),
+    (("Colour", ("Black", "Sand")), ("Size", ("S", "M", "L"))),
 )
-MUG = DemoProduct("Stoneware mug", "Home", "350 ml.", "/static/img/mug.svg", "Sand", 2400, 200)
+MUG = DemoProduct(
+    "Stoneware mug", "Home", "350 ml.", "/static/img/mug.svg", 2400, (DemoSku("Sand", 200),)
+)
 
 
 @dataclass(frozen=True)
@@ -145,7 +160,7 @@ async def _seller(session: AsyncSession) -> tuple[Seller, Shop, str]:
 
 async def _product(session: AsyncSession, me: Seller, shop: Shop, spec: DemoProduct) -> Product:
     """The shop's product of this title (back on sale if it was archived), made (with its
-    SKU) if the shop has none."""
+    SKUs) if the shop has none."""
     for product in await service.list_products(session, shop.id, archived=None):
         if product.title == spec.title:
             if product.archived:
@@ -161,19 +176,22 @@ async def _product(session: AsyncSession, me: Seller, shop: Shop, spec: DemoProd
             "category": spec.category,
             "description": spec.description,
             "image_urls": [spec.image],
+            "options": [{"name": name, "values": list(values)} for name, values in spec.options],
         },
     )
-    await service.create_sku(
-        session,
-        me,
-        product.id or 0,
-        {
-            "variant": spec.variant,
-            "list_price": spec.list_price,
-            "currency": "USD",
-            "stock": spec.stock,
-        },
-    )
+    for sku in spec.skus:
+        named: dict[str, object] = {"variant": sku.name}
+        if spec.options:
+            values = sku.name.split(" / ")
+            named = {
+                "options": {name: v for (name, _), v in zip(spec.options, values, strict=True)}
+            }
+        await service.create_sku(
+            session,
+            me,
+            product.id or 0,
+            {**named, "list_price": spec.list_price, "currency": "USD", "stock": sku.stock},
+        )
     return product
 
 

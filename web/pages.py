@@ -164,6 +164,7 @@ def _variant(sku: Sku) -> dict[str, Any]:
     return {
         "id": sku.id,
         "variant": sku.variant,
+        "image": sku.image_url,
         "price": sku.list_price,
         "currency": sku.currency,
         "in_stock": _free(sku) > 0,

@@ -77,10 +77,17 @@ class ShopList(Out):
     shops: list[Shop]
 
 
+class Option(Out):
+    name: str
+    values: list[str]
+
+
 class Sku(Out):
     id: int
     product_id: int
     variant: str
+    options: dict[str, str]  # its value of each of the product's options ({} without options)
+    image_url: str  # "" for none: show the product's pictures
     list_price: int
     currency: str
     stock: int
@@ -98,6 +105,7 @@ class Product(Out):
     description: str
     category: str
     image_urls: list[str]
+    options: list[Option]
     archived: bool
     archived_ms: int | None
     skus: list[Sku] | None = None  # on a product read alone, and a new one
@@ -296,6 +304,8 @@ class ShipmentsAnswer(Out):
 class BagSku(Out):
     sku_id: int
     variant: str
+    options: dict[str, str] = {}  # a card added before variants has none
+    image: str | None = None
     list_price: int
     currency: str
 
@@ -304,6 +314,7 @@ class BagProduct(Out):
     product_id: int
     title: str
     image: str | None
+    options: list[Option] = []
     skus: list[BagSku]
 
 

@@ -79,11 +79,29 @@ class ShopIn(Strict):
     name: Name
 
 
+# Variants (decision 0028): catalog/variants.py checks the rest (uniqueness, "/").
+OptionText = Annotated[str, _text(40, min_length=1)]
+
+
+class OptionIn(Strict):
+    """One of a product's options: its name ("Size") and values (["S", "M", "L"])."""
+
+    name: OptionText
+    values: list[OptionText] = Field(min_length=1, max_length=20)
+
+
+Options = Annotated[list[OptionIn], Field(max_length=3)]
+# A SKU's value of each of its product's options: {"Size": "M", "Colour": "Red"}.
+OptionValues = Annotated[dict[OptionText, OptionText], Field(max_length=3)]
+ImageUrl = Annotated[str, StringConstraints(pattern=r"^$")] | Url  # "" for none
+
+
 class ProductIn(Strict):
     title: Title
     description: Description = ""
     category: Category = ""
     image_urls: list[Url] = Field(default_factory=list, max_length=20)
+    options: Options = Field(default_factory=list)
 
 
 class ProductPatch(Patch):
@@ -91,10 +109,17 @@ class ProductPatch(Patch):
     description: Description | None = None
     category: Category | None = None
     image_urls: list[Url] | None = Field(default=None, max_length=20)
+    options: Options | None = Field(
+        default=None, description="Once SKUs have values, only new values may be added"
+    )
 
 
 class SkuIn(Strict):
-    variant: Variant = ""
+    variant: Variant = Field(default="", description="Its name, for a product without options")
+    options: OptionValues | None = Field(
+        default=None, description="A value of every option, for a product with options"
+    )
+    image_url: ImageUrl = ""
     list_price: int = Field(ge=1, le=MAX_MONEY)
     currency: Currency
     stock: int = Field(ge=0, le=10**9)
@@ -102,6 +127,8 @@ class SkuIn(Strict):
 
 class SkuPatch(Patch):
     variant: Variant | None = None
+    options: OptionValues | None = None
+    image_url: ImageUrl | None = None
     list_price: int | None = Field(default=None, ge=1, le=MAX_MONEY)
     stock: int | None = Field(default=None, ge=0, le=10**9)
 

@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from catalog import service as catalog
+from catalog import variants
 from catalog.deal_status import DealStatus
 from catalog.error_codes import CatalogErrorCode
 from catalog.models import Seller, Shop, Sku
@@ -88,6 +89,9 @@ FIELD_HINTS = {
     "stock": "Stock is a whole number from 0 to 1,000,000,000.",
     "list_price": "A price is above zero and below ten billion.",
     "title": "Write a title (at most 300 characters; 120 for a live).",
+    "options": "An option has a name and 1 to 20 values separated by commas, each at most 40 "
+    "characters.",
+    "variant": "A name is at most 200 characters.",
 }
 SCHEMA_TO_FORM = {"image_urls": "image_url"}  # schema field -> the form's input
 
@@ -713,6 +717,8 @@ async def _product_page(
         "product": product,
         "shop": shop,
         "skus": [(sku, _major(sku.list_price, sku.currency)) for sku in skus],
+        "currency": skus[0].currency if skus else "USD",
+        "max_options": variants.MAX_OPTIONS,
         "csrf": services(request).seller_sessions.csrf_token(request.cookies.get(COOKIE, "")),
         "refused": refused or Refused(),
         "error": (refused or Refused()).banner,
@@ -736,13 +742,60 @@ async def edit_product(request: Request, me: Seller, form: dict[str, str]) -> Re
     async with services(request).db.session() as session:
         await catalog.owned_product(session, me, product_id)
         skus = await catalog.skus_of(session, product_id)
-        fields = _model(
-            ProductPatch,
-            {name: form.get(name, "") for name in ("title", "description", "category")},
-        ).model_dump(exclude_unset=True)
+        typed: dict[str, Any] = {
+            name: form.get(name, "") for name in ("title", "description", "category")
+        }
+        options = _options_typed(form)
+        if options is not None:
+            typed["options"] = options
+        fields = _model(ProductPatch, typed).model_dump(exclude_unset=True)
         changes = {sku.id or 0: _sku_changes(form, sku) for sku in skus}
         await catalog.edit_product(session, me, product_id, fields, changes)
     return RedirectResponse(f"/seller/products/{product_id}?saved=1", status_code=303)
+
+
+def _options_typed(form: dict[str, str]) -> list[dict[str, Any]] | None:
+    """The product page's option rows as typed (a name, and values separated by commas), or
+    None when the form has no option rows. Empty rows are left out."""
+    if not any(f"option-name-{i}" in form for i in range(variants.MAX_OPTIONS)):
+        return None
+    rows = []
+    for i in range(variants.MAX_OPTIONS):
+        name = form.get(f"option-name-{i}", "").strip()
+        values = [v.strip() for v in form.get(f"option-values-{i}", "").split(",") if v.strip()]
+        if name or values:
+            rows.append({"name": name, "values": values})
+    return rows
+
+
+@form_action(_refused_on_product_page)
+async def add_sku(request: Request, me: Seller, form: dict[str, str]) -> Response:
+    """The product page's "Add a variant": a value of each option (or a name, for a product
+    without options), a price, stock and an optional picture."""
+    product_id: int = request.path_params["product_id"]
+    async with services(request).db.session() as session:
+        product = await catalog.owned_product(session, me, product_id)
+        skus = await catalog.skus_of(session, product_id)
+        currency = skus[0].currency if skus else form.get("currency", "USD").strip()
+        named: dict[str, Any] = {"variant": form.get("variant", "")}
+        if product.options:
+            named = {
+                "options": {
+                    o["name"]: form.get(f"value-{i}", "") for i, o in enumerate(product.options)
+                }
+            }
+        sku = _model(
+            SkuIn,
+            {
+                **named,
+                "image_url": form.get("image_url", "").strip(),
+                "list_price": _money(form, "list_price", currency),
+                "currency": currency,
+                "stock": _whole(form, "stock", "Stock"),
+            },
+        )
+        made = await catalog.create_sku(session, me, product_id, sku.model_dump())
+    return RedirectResponse(f"/seller/products/{product_id}?saved=1#sku-{made.id}", 303)
 
 
 def _sku_changes(form: dict[str, str], sku: Sku) -> dict[str, Any]:

@@ -43,6 +43,8 @@ async def test_seller_creates_product_and_sku(
         "id": sku["id"],
         "product_id": product["id"],
         "variant": "M",
+        "options": {},
+        "image_url": "",
         "list_price": LIST_PRICE,
         "currency": "USD",
         "stock": 7,
