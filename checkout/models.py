@@ -22,6 +22,10 @@ class Order(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     # One order per hold: the unique key that makes redelivery from the stream harmless.
     hold_id: str = Field(max_length=40, unique=True)
+    # The Redis key prefix of the deployment that sold it (its sandbox charges live there):
+    # the order rules of one deployment act on its own orders only. "" for orders written
+    # before orders named it; every deployment's rules take those, as they did.
+    keyspace: str = Field(default="", max_length=40, sa_column_kwargs={"server_default": ""})
     deal_id: int = Field(foreign_key="deals.id", index=True)
     shop_id: int = Field(foreign_key="shops.id", index=True)
     sku_id: int = Field(foreign_key="skus.id")

@@ -92,12 +92,20 @@ def _insert_ignoring_duplicates(session: AsyncSession) -> Any:
     raise RuntimeError(f"unsupported database dialect {dialect}")
 
 
-def order_row(p: PaidOrder, now: int, terms: MoneyTerms = MoneyTerms()) -> dict[str, Any]:
+def of_keyspace(keyspace: str) -> Any:
+    """The orders a deployment's rules act on: its own, and those older than the column."""
+    return col(Order.keyspace).in_((keyspace, ""))
+
+
+def order_row(
+    p: PaidOrder, now: int, terms: MoneyTerms = MoneyTerms(), keyspace: str = ""
+) -> dict[str, Any]:
     """The ``orders`` row for a paid hold, as the pipeline inserts it. The shipping address is
     there only when one was given: a JSON value costs every row of a batch (about half the
     insert rate on SQLite) even when it is null."""
     row = {
         "hold_id": p.hold_id,
+        "keyspace": keyspace,
         "deal_id": p.deal_id,
         "shop_id": p.shop_id,
         "sku_id": p.sku_id,
@@ -121,7 +129,10 @@ def order_row(p: PaidOrder, now: int, terms: MoneyTerms = MoneyTerms()) -> dict[
 
 
 async def persist_paid_orders(
-    session: AsyncSession, paid: Sequence[PaidOrder], terms: MoneyTerms = MoneyTerms()
+    session: AsyncSession,
+    paid: Sequence[PaidOrder],
+    terms: MoneyTerms = MoneyTerms(),
+    keyspace: str = "",
 ) -> PersistResult:
     """Insert the orders, their first event rows, their sales in the ledger and the stock
     decrements in one transaction.
@@ -130,7 +141,7 @@ async def persist_paid_orders(
     orders actually inserted take stock, so running the same batch twice changes nothing.
     """
     now = now_ms()
-    rows = [order_row(p, now, terms) for p in paid]
+    rows = [order_row(p, now, terms, keyspace) for p in paid]
     result = PersistResult()
     if not rows:
         return result

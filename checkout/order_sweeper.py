@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import select as core_select
 from sqlmodel import col
 
-from checkout import webhooks
+from checkout import order_store, webhooks
 from checkout.models import Order
 from checkout.orders import OrderStatus
 from checkout.payouts import Payouts
@@ -51,6 +51,7 @@ async def cancel_overdue(refunds: Refunds, now: int, limit: int = 200) -> int:
                 col(Order.status).in_(UNSHIPPED),
                 col(Order.ship_limit_ms).is_not(None),
                 col(Order.ship_limit_ms) <= now,
+                order_store.of_keyspace(refunds.keyspace),
             )
             .order_by(col(Order.ship_limit_ms))
             .limit(limit)
@@ -86,7 +87,9 @@ async def sweep_orders_once(
     if rules.requests is not None:
         report.requests = await apply_request_rules(refunds.db, refunds, at, rules.requests)
     if rules.settle_after_ms is not None:
-        report.settled = await settle_due(refunds.db, at, rules.settle_after_ms)
+        report.settled = await settle_due(
+            refunds.db, at, rules.settle_after_ms, keyspace=refunds.keyspace
+        )
     if rules.payouts is not None:
         report.payouts_finished = await rules.payouts.finish_pending(lease_ms, at)
     # Last: the rules above do not wait on the provider's event list being readable.

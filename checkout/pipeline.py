@@ -219,7 +219,7 @@ class OrderPipeline:
             return
         orders = [PaidOrder.from_stream(fields) for _, fields in items]
         async with self.db.session() as session:
-            result = await persist_paid_orders(session, orders, self.config.money)
+            result = await persist_paid_orders(session, orders, self.config.money, self.keys.prefix)
         self.stats.add(result)
         self.config.crash.reach("pipeline.before_ack")
         await self.redis.xack(stream, ORDER_GROUP, *(entry_id for entry_id, _ in items))

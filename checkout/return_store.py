@@ -581,22 +581,24 @@ async def apply_request_rules(
     refund succeeded become ``refunded``. Each move is the one a person would make, guarded
     as theirs, so a rule racing a person (or another node's rules) moves a request once."""
     report = RulesReport()
-    for request in await _lapsed(db, returns.APPROVE, now - windows.response_ms):
+    keyspace = refunds.keyspace
+    for request in await _lapsed(db, returns.APPROVE, now - windows.response_ms, keyspace):
         try:
             await approve(db, refunds, request, RULES, now)
             report.approved += 1
         except DomainError as err:
             report.approved += await _reject_unrefundable(db, request, err, now)
-    for request in await _lapsed(db, returns.CLOSE_OFFER, now - windows.response_ms):
+    for request in await _lapsed(db, returns.CLOSE_OFFER, now - windows.response_ms, keyspace):
         report.offers_closed += await _try(move(db, request, returns.CLOSE_OFFER, RULES, now=now))
-    for request in await _lapsed(db, returns.CLOSE_UNSHIPPED, now - windows.ship_back_ms):
+    unshipped = await _lapsed(db, returns.CLOSE_UNSHIPPED, now - windows.ship_back_ms, keyspace)
+    for request in unshipped:
         note = "not shipped back in time"
         closing = move(db, request, returns.CLOSE_UNSHIPPED, RULES, note, now=now)
         report.returns_closed += await _try(closing)
-    for request in await _lapsed(db, returns.RECEIVE, now - windows.receive_ms):
+    for request in await _lapsed(db, returns.RECEIVE, now - windows.receive_ms, keyspace):
         report.received += await _try(receive(db, refunds, request, RULES, 0, now))
     report.refunds_granted = await _grant_missing(db, refunds)
-    report.refunded = await advance_refunded(db)
+    report.refunded = await advance_refunded(db, keyspace=keyspace)
     return report
 
 
@@ -628,8 +630,9 @@ async def _reject_unrefundable(
     return 0
 
 
-async def _lapsed(db: Database, step: Move, before_ms: int) -> list[ReturnRequest]:
-    """Requests where ``step`` starts, of its kinds, that have waited since ``before_ms``."""
+async def _lapsed(db: Database, step: Move, before_ms: int, keyspace: str) -> list[ReturnRequest]:
+    """Requests where ``step`` starts, of its kinds, that have waited since ``before_ms``, on
+    ``keyspace``'s orders."""
     async with db.session() as session:
         conn = await session.connection()
         rows = await conn.execute(
@@ -638,11 +641,18 @@ async def _lapsed(db: Database, step: Move, before_ms: int) -> list[ReturnReques
                 col(ReturnRequest.status) == step.source.value,
                 col(ReturnRequest.kind).in_([k.value for k in step.kinds]),
                 col(ReturnRequest.updated_ms) <= before_ms,
+                _on_orders_of(keyspace),
             )
             .order_by(col(ReturnRequest.updated_ms))
             .limit(RULE_BATCH)
         )
         return [ReturnRequest.model_validate(r._mapping) for r in rows.all()]
+
+
+def _on_orders_of(keyspace: str) -> Any:
+    return col(ReturnRequest.order_id).in_(
+        core_select(col(Order.id)).where(order_store.of_keyspace(keyspace))
+    )
 
 
 async def _grant_missing(db: Database, refunds: Refunds) -> int:
@@ -657,6 +667,7 @@ async def _grant_missing(db: Database, refunds: Refunds) -> int:
                 col(ReturnRequest.status) == R.APPROVED.value,
                 col(ReturnRequest.kind).in_([K.CANCEL.value, K.REFUND_ONLY.value]),
                 col(ReturnRequest.refund_id).is_(None),
+                _on_orders_of(refunds.keyspace),
             )
             .order_by(col(ReturnRequest.id))
             .limit(RULE_BATCH)
@@ -672,11 +683,14 @@ async def _grant_missing(db: Database, refunds: Refunds) -> int:
     return granted
 
 
-async def advance_refunded(db: Database, now: int | None = None) -> int:
+async def advance_refunded(
+    db: Database, now: int | None = None, keyspace: str | None = None
+) -> int:
     """Move to ``refunded`` every request whose refund the provider has confirmed since
     (a pending refund finished by a webhook or the reconciler). Found by the refund's key, so
     a request that lost its ``refund_id`` to a crash is found too: ``refunds.cancel_key`` and
-    ``return_key``, in SQL."""
+    ``return_key``, in SQL. With ``keyspace``, only refunds of that deployment."""
+    scope = [] if keyspace is None else [col(Refund.keyspace) == keyspace]
     waiting = [
         (returns.REFUNDED_ON_APPROVAL, K.CANCEL, "cancel:", col(ReturnRequest.order_id)),
         (returns.REFUNDED_ON_APPROVAL, K.REFUND_ONLY, "return:", col(ReturnRequest.id)),
@@ -694,6 +708,7 @@ async def advance_refunded(db: Database, now: int | None = None) -> int:
                     col(ReturnRequest.status) == step.source.value,
                     col(ReturnRequest.kind) == kind.value,
                     col(Refund.status) == RefundStatus.SUCCEEDED.value,
+                    *scope,
                 )
                 .order_by(col(ReturnRequest.id))
                 .limit(RULE_BATCH)

@@ -11,7 +11,7 @@ from sqlalchemy import and_, exists, insert, update
 from sqlalchemy import select as core_select
 from sqlmodel import col
 
-from checkout import disputes, ledger, ledger_store
+from checkout import disputes, ledger, ledger_store, order_store
 from checkout.ledger import Account
 from checkout.models import Order, OrderEvent, ReturnRequest
 from checkout.orders import OrderStatus
@@ -24,8 +24,12 @@ log = logging.getLogger("livecart.settlement")
 SETTLING = (OrderStatus.DELIVERED.value, OrderStatus.COMPLETED.value)
 
 
-async def settle_due(db: Database, now: int, after_ms: int, limit: int = 500) -> int:
-    """Settle every order delivered at least ``after_ms`` before ``now``: its settlement."""
+async def settle_due(
+    db: Database, now: int, after_ms: int, limit: int = 500, keyspace: str | None = None
+) -> int:
+    """Settle every order delivered at least ``after_ms`` before ``now`` (of ``keyspace``'s
+    orders, when given: see ``order_store.of_keyspace``)."""
+    scope = [] if keyspace is None else [order_store.of_keyspace(keyspace)]
     open_request = exists().where(
         and_(
             col(ReturnRequest.order_id) == col(Order.id),
@@ -44,6 +48,7 @@ async def settle_due(db: Database, now: int, after_ms: int, limit: int = 500) ->
                     col(Order.delivered_ms) <= now - after_ms,
                     ~open_request,
                     ~disputes.open_on_order(),
+                    *scope,
                 )
                 .order_by(col(Order.delivered_ms))
                 .limit(limit)

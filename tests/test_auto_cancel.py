@@ -1,6 +1,7 @@
 """An order still unshipped at its hard ship limit is cancelled and refunded by the node's own
 order rules, with nothing but time passing: a node whose limit is the moment of payment
-(``LIVECART_SHIP_LIMIT_HOURS=0``) and whose rules run every 0.2 s."""
+(``LIVECART_SHIP_LIMIT_HOURS=0``) and whose rules run every 0.2 s. The rules take only the
+orders of the node's own Redis prefix."""
 
 from __future__ import annotations
 
@@ -9,12 +10,18 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
+from sqlmodel import col, select
 
 from checkout.keys import Keyspace
+from checkout.models import Order
+from checkout.order_sweeper import cancel_overdue
 from checkout.payments import SandboxProvider
 from tests.conftest import PREFIX, SellerAccount, start_server
 from tests.harness import Server, stop_server
 from tests.helpers import pay_and_wait_for_order, until
+from tests.stores import Stores
+from tests.test_refunds import refunds_of, sold_orders
 from web.auth import GuestSessions
 
 pytestmark = pytest.mark.storage
@@ -67,3 +74,29 @@ async def test_an_order_unshipped_at_its_limit_is_cancelled_and_refunded(
     provider = SandboxProvider(redis, Keyspace(HURRIED_PREFIX).sandbox)
     [charge] = [c for c in await provider.charges() if c.id == order["payment_ref"]]
     assert charge.amount_refunded == order["total"]
+
+
+async def test_a_nodes_rules_take_its_own_orders_and_older_ones_not_anothers(
+    stores: Stores,
+) -> None:
+    """Two deployments on one database (different Redis prefixes): an overdue order of the
+    other is left alone (its charge is in the other's provider), one written before orders named
+    their keyspace ("") is taken, as it always was."""
+    deal = await stores.live_deal(quantity=10)
+    own, legacy, foreign = await sold_orders(stores, deal, 3)
+    assert own.keyspace == stores.keys.prefix  # the pipeline names it
+    async with stores.db.session() as session:
+        for order, keyspace in ((legacy, ""), (foreign, stores.keys.prefix + "-other")):
+            await session.exec(
+                update(Order).where(col(Order.id) == order.id).values(keyspace=keyspace)
+            )
+        await session.commit()
+    later = max(o.ship_limit_ms or 0 for o in (own, legacy, foreign)) + 1
+    assert await cancel_overdue(refunds_of(stores), later) == 2
+    async with stores.db.session() as session:
+        found = {o.id: o.status for o in (await session.exec(select(Order))).all()}
+    assert (found[own.id], found[legacy.id], found[foreign.id]) == (
+        "cancelled",
+        "cancelled",
+        "paid",
+    )
