@@ -206,10 +206,12 @@ class SandboxProvider:
         prefix = "ch_p" if card == PENDING_REFUNDS_CARD else "ch_"
         new_id = prefix + secrets.token_hex(12)
         dispute_id = _new_dispute_id() if card == DISPUTE_CARD else ""
-        _, raw = await self._call(
+        answer = await self._call(
             "sb_charge", key, amount, currency, status.value, new_id, dispute_id
         )
-        return _charge(orjson.loads(raw))
+        if answer[0] != "ok":
+            raise _refusal(answer, key)
+        return _charge(orjson.loads(answer[1]))
 
     async def find(self, key: str) -> Charge | None:
         raw = await self._call("sb_find", "charge", key)

@@ -94,6 +94,19 @@ async def test_a_charge_is_made_once_per_key(provider: SandboxProvider) -> None:
     assert other.id != answers[0].id
 
 
+async def test_a_charge_key_reused_with_another_amount_or_currency_is_refused(
+    provider: SandboxProvider,
+) -> None:
+    key = new_key()
+    first = await provider.charge(key=key, amount=1000, currency="USD", card=CARD)
+    for amount, currency in ((1001, "USD"), (1000, "EUR")):
+        with pytest.raises(DomainError) as refused:
+            await provider.charge(key=key, amount=amount, currency=currency, card=CARD)
+        assert refused.value.code == CheckoutErrorCode.IDEMPOTENCY_KEY_REUSED
+    assert await provider.charge(key=key, amount=1000, currency="USD", card=CARD) == first
+    assert [c.id for c in await provider.charges()] == [first.id]
+
+
 async def test_a_declined_card_makes_a_failed_charge(provider: SandboxProvider) -> None:
     charge = await charged(provider, card=DECLINED)
     assert charge.status is ChargeStatus.DECLINED

@@ -59,12 +59,18 @@ local function dispute_charge(K, ch, new_id)
 end
 
 -- ARGV: key, amount, currency, status, new id, new dispute id ("" for none: only the dispute
--- card's approved charges are disputed, in the same step). A repeated key answers the first
--- charge.
+-- card's approved charges are disputed, in the same step). A repeated key with the same amount
+-- and currency answers the first charge; with others, an error (as Stripe refuses a key
+-- reused with other parameters).
 local function charge(K, ARGV)
   local key = ARGV[1]
-  local found = redis.call('HGET', K[2], 'charge|' .. key)
-  if found then return { 'ok', redis.call('HGET', K[1], found) } end
+  local found = by_key(K, 'charge', key)
+  if found then
+    if found.amount ~= tonumber(ARGV[2]) or found.currency ~= ARGV[3] then
+      return { 'idempotency_key_reused' }
+    end
+    return { 'ok', redis.call('HGET', K[1], found.id) }
+  end
   local obj = { id = ARGV[5], object = 'charge', key = key, amount = tonumber(ARGV[2]),
                 currency = ARGV[3], status = ARGV[4], amount_refunded = 0, version = 1,
                 created_ms = now_ms() }
