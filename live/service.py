@@ -137,7 +137,7 @@ def card_of(product: Product, skus: Sequence[Sku]) -> dict[str, Any]:
                 "sku_id": s.id,
                 "variant": s.variant,
                 "options": s.options,
-                "image": s.image_url or None,
+                "image": s.image_url,  # "" for none: show the product's picture
                 "list_price": s.list_price,
                 "currency": s.currency,
             }

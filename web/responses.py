@@ -305,7 +305,7 @@ class BagSku(Out):
     sku_id: int
     variant: str
     options: dict[str, str] = {}  # a card added before variants has none
-    image: str | None = None
+    image: str = ""  # the SKU's own picture; "" for none
     list_price: int
     currency: str
 
