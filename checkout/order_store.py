@@ -168,7 +168,7 @@ async def persist_paid_orders(
             col(Order.id), null(), literal(PAID), literal(now), literal("pipeline"), literal("")
         ).where(col(Order.id).in_([oid for oid, _, _ in inserted]))
         await conn.execute(insert(OrderEvent).from_select(event_columns, event_values))
-        await _post_sales(conn, [oid for oid, _, _ in inserted], now)
+        await post_sales(conn, [oid for oid, _, _ in inserted], now)
     taken: dict[int, int] = defaultdict(int)
     for _, sku_id, qty in inserted:
         taken[sku_id] += qty
@@ -189,7 +189,7 @@ async def persist_paid_orders(
     return result
 
 
-async def _post_sales(conn: AsyncConnection, order_ids: list[int], now: int) -> None:
+async def post_sales(conn: AsyncConnection, order_ids: list[int], now: int) -> None:
     """Each order's ``sale:`` transaction (checkout.ledger.sale), for the whole batch in one
     INSERT ... SELECT: provider +total, shop pending -total, and, when the fee is not zero,
     shop pending +fee, fees -fee."""

@@ -185,7 +185,7 @@ async def _insert(
     clocks: list[tuple[Clock, int | None]],
 ) -> list[Order]:
     """Orders of ``seller``'s shop as the clocks say, each with the event rows that got it
-    there (a cancel or refund at ``closed_ms``)."""
+    there (a cancel or refund at ``closed_ms``) and its sale in the ledger."""
     deal_id, sku_id = await _deal_for(db, seller)
     made = []
     async with db.session() as session:
@@ -218,6 +218,12 @@ async def _insert(
                 )
                 session.add(move)
             made.append(order)
+        await session.flush()
+        # Their sales, as the pipeline posts them: a ledger audit of the same database (another
+        # test's) must not find orders that never sold.
+        await order_store.post_sales(
+            await session.connection(), [o.id or 0 for o in made], NOW - 40 * DAY_MS
+        )
         await session.commit()
     return made
 
