@@ -11,13 +11,12 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from tests import harness
 from tests.test_cli import UNCONFIGURED
 from web.embedded import free_port, valkey_binary
 
-pytestmark = pytest.mark.storage
+# No storage mark: livecart runs here unconfigured (its own Valkey and SQLite file) whatever
+# REDIS_URL and DATABASE_URL say, so CI's storage step would only repeat it.
 
 
 def serve(workdir: Path, port: int) -> subprocess.Popen[bytes]:
