@@ -6,6 +6,7 @@ orders of the node's own Redis prefix."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -13,10 +14,12 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import col, select
 
+from checkout.holds import HoldStore
 from checkout.keys import Keyspace
 from checkout.models import Order
 from checkout.order_sweeper import cancel_overdue
 from checkout.payments import SandboxProvider
+from kernel.clock import now_ms
 from tests.conftest import PREFIX, SellerAccount, start_server
 from tests.harness import Server, stop_server
 from tests.helpers import pay_and_wait_for_order, until
@@ -82,16 +85,22 @@ async def test_a_nodes_rules_take_its_own_orders_and_older_ones_not_anothers(
     """Two deployments on one database (different Redis prefixes): an overdue order of the
     other is left alone (its charge is in the other's provider), one written before orders named
     their keyspace ("") is taken, as it always was."""
-    deal = await stores.live_deal(quantity=10)
-    own, legacy, foreign = await sold_orders(stores, deal, 3)
-    assert own.keyspace == stores.keys.prefix  # the pipeline names it
-    async with stores.db.session() as session:
+    # A keyspace of this test's own, and orders due only in a century: no other test's order
+    # is the rules' to take here, and no server of the run (on the wall clock) takes these.
+    keys = Keyspace(f"{PREFIX}own")
+    holds = HoldStore(stores.redis, keys)
+    await holds.install()
+    mine = replace(stores, holds=holds, keys=keys)
+    deal = await mine.live_deal(quantity=10)
+    own, legacy, foreign = await sold_orders(mine, deal, 3)
+    assert own.keyspace == keys.prefix  # the pipeline names it
+    due = now_ms() + 100 * 365 * 86_400_000
+    async with mine.db.session() as session:
         for order, keyspace in ((own, own.keyspace), (legacy, ""), (foreign, "other")):
-            # Due at the dawn of time: no other test's order is due as early.
             moved = update(Order).where(col(Order.id) == order.id)
-            await session.exec(moved.values(keyspace=keyspace, ship_limit_ms=1))
+            await session.exec(moved.values(keyspace=keyspace, ship_limit_ms=due))
         await session.commit()
-    assert await cancel_overdue(refunds_of(stores), 1) == 2
+    assert await cancel_overdue(refunds_of(mine), due) == 2
     async with stores.db.session() as session:
         found = {o.id: o.status for o in (await session.exec(select(Order))).all()}
     assert (found[own.id], found[legacy.id], found[foreign.id]) == (
