@@ -22,6 +22,10 @@ class AttemptStatus(enum.StrEnum):
     REFUNDED = "refunded"  # charged, and the charge given back (the hold had moved on)
     DECLINED = "declined"  # the provider refused the card
     VOID = "void"  # the provider never charged under this key
+    # Charged for a hold that had moved on, and disputed by the buyer before it could be given
+    # back: the provider refuses a refund while a dispute is open, and the bank returns the
+    # money to the buyer (decision 0017).
+    DISPUTED = "disputed"
 
 
 # Outcomes after which the same key may try again (nothing was charged, or kept).

@@ -67,11 +67,25 @@ async def refund_if_charged(till: Till, key: str) -> bool:
     charge = await till.provider.find(key)
     if charge is None or charge.status is not ChargeStatus.APPROVED:
         return False
+    outcome = AttemptStatus.REFUNDED
     if not charge.refunded:
-        await refund_whole(till.provider, charge)
-        till.crash.reach("checkout.after_refund")
-    await till.attempts.settle(key, AttemptStatus.REFUNDED, charge.id, only_pending=False)
+        outcome = await give_back(till, charge)
+    await till.attempts.settle(key, outcome, charge.id, only_pending=False)
     return True
+
+
+async def give_back(till: Till, charge: Charge) -> AttemptStatus:
+    """Return a charge that sold nothing: refunded; or, when the buyer has disputed it, left to
+    the dispute (the provider refuses a refund while one is open, and the bank gives the money
+    back): asking again on every pass would change nothing."""
+    try:
+        await refund_whole(till.provider, charge)
+    except DomainError as refused:
+        if refused.code != CheckoutErrorCode.ORDER_DISPUTED:
+            raise
+        return AttemptStatus.DISPUTED
+    till.crash.reach("checkout.after_refund")
+    return AttemptStatus.REFUNDED
 
 
 def _receipt(terms: PaymentTerms, charge: Charge) -> Receipt:

@@ -10,10 +10,10 @@ import logging
 from collections import Counter
 
 from checkout.attempts import AttemptStatus
-from checkout.checkout import Till
+from checkout.checkout import Till, give_back
 from checkout.idempotency import IdempotencyStore
 from checkout.models import PaymentAttempt
-from checkout.payments import ChargeStatus, refund_whole
+from checkout.payments import ChargeStatus
 from kernel.clock import now_ms
 from kernel.errors import DomainError
 
@@ -35,9 +35,7 @@ async def settle_attempt(till: Till, attempt: PaymentAttempt) -> AttemptStatus:
             outcome = AttemptStatus.COMMITTED
         except DomainError as err:  # the hold lapsed, was released, or another attempt sold it
             log.info("refunding %s: its hold is %s", attempt.charge_key, err.code)
-            await refund_whole(till.provider, charge)
-            till.crash.reach("checkout.after_refund")
-            outcome = AttemptStatus.REFUNDED
+            outcome = await give_back(till, charge)
     ref = charge.id if charge is not None else ""
     await till.attempts.settle(attempt.charge_key, outcome, ref, only_pending=True)
     return outcome

@@ -30,6 +30,7 @@ pytestmark = pytest.mark.storage
 CARD = "4242424242424242"
 LEASE_MS = Settings().checkout_lease_ms  # a checkout's claim on its Idempotency-Key
 DECLINED = "4000000000000002"
+DISPUTE_CARD = "4000000000000259"
 
 
 @pytest.fixture
@@ -163,6 +164,34 @@ async def test_the_reconciler_refunds_a_charge_whose_hold_lapsed(
     assert await _status(till, hold_id, key) == "refunded"
     state = await till.holds.snapshot(deal.id or 0)
     assert state is not None and (state.available, state.sold) == (3, 0)
+
+
+async def test_a_disputed_charge_whose_hold_lapsed_is_left_to_the_dispute_once(
+    db: Database, till: Till, redis: Redis, private_keys: Keyspace, seller: SellerAccount
+) -> None:
+    """The dispute card's charge is disputed at once: the provider refuses to refund it, so the
+    reconciler settles the attempt as disputed (the bank gives the money back) instead of asking
+    again on every pass."""
+    deal = await make_live_deal(db, till.holds, seller, quantity=3, hold_ttl_ms=100, pay_ttl_ms=200)
+    me, key, hold_id = await _crashed_checkout(
+        till, deal.id or 0, "checkout.after_charge", card=DISPUTE_CARD
+    )
+
+    async def lapsed() -> bool:
+        return (await till.holds.get_hold(hold_id, me)).state == "expired"
+
+    await until(lapsed, "the hold lapses")
+    assert await _settle_all(till, redis, private_keys) == {AttemptStatus.DISPUTED: 1}
+    assert await _status(till, hold_id, key) == "disputed"
+    charge = await till.provider.find(charge_key(hold_id, key))
+    assert charge is not None and charge.dispute is not None and charge.amount_refunded == 0
+    assert [r for r in await till.provider.refunds() if r.charge == charge.id] == []
+    assert await _settle_all(till, redis, private_keys) == {}  # settled: not asked again
+    # A retry of the buyer's request is told the hold lapsed, and is charged nothing new.
+    with pytest.raises(Conflict) as refused:
+        await pay_for_hold(till, hold_id=hold_id, buyer=me, card=CARD, attempt_key=key)
+    assert refused.value.code in ("hold_expired", "payment_refunded"), refused.value.code
+    assert len([c for c in await till.provider.charges() if c.key.startswith(hold_id)]) == 1
 
 
 async def test_a_crash_before_the_charge_gives_the_hold_back_to_its_buyer(
