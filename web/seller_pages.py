@@ -1,6 +1,7 @@
 """The seller's pages: sign-in, the seller center (overview, live rooms, orders by status
-with their actions, deals with their units, products to add, edit and archive, and finance:
-web/finance_view.py, its forms in web/seller_finance.py) and the creator studio.
+with their actions, deals with their units, the products list (their pages and forms:
+web/seller_products.py), and finance: web/finance_view.py, its forms in web/seller_finance.py)
+and the creator studio.
 
 Forms post back here with the CSRF token in a hidden field; a refused form is shown again with
 what was typed, the reason next to the field to blame and a 4xx status, having changed nothing.
@@ -25,10 +26,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from catalog import service as catalog
-from catalog import variants
 from catalog.deal_status import DealStatus
 from catalog.error_codes import CatalogErrorCode
-from catalog.models import Seller, Shop, Sku
+from catalog.models import Seller, Shop
 from checkout import bulk_ship, deadlines, finance_store, order_store, return_store
 from checkout import deals as deal_runs
 from checkout.error_codes import CheckoutErrorCode
@@ -50,7 +50,7 @@ from web.form_data import Upload, parse_multipart
 from web.http import BadRequest, parse, read_limited, status_of
 from web.pages import not_found_page
 from web.return_views import returns_view
-from web.schemas import MAX_ID, OrderActionIn, ProductIn, ProductPatch, RoomIn, SkuIn, SkuPatch
+from web.schemas import MAX_ID, OrderActionIn, RoomIn
 from web.services import services
 from web.templating import minor_digits, money, render
 
@@ -136,7 +136,7 @@ class Refused:
 
     @classmethod
     def of(cls, path: str, form: dict[str, str], err: DomainError) -> Refused:
-        name = _field_of(err)
+        name = field_of(err)
         schema_problem = bool(err.details.get("problems"))
         message = FIELD_HINTS.get(name, err.message) if schema_problem else err.message
         typed = {k: v for k, v in form.items() if k != "csrf"}
@@ -155,7 +155,7 @@ class Refused:
         return "" if self.field else self.message
 
 
-def _field_of(err: DomainError) -> str:
+def field_of(err: DomainError) -> str:
     named = err.details.get("field")
     if isinstance(named, str):
         return named
@@ -205,7 +205,7 @@ async def _refused_on_center(
     )
 
 
-def _to_login(request: Request) -> Response:
+def to_login(request: Request) -> Response:
     return RedirectResponse(f"/seller/login?next={quote(request.url.path)}", status_code=303)
 
 
@@ -282,7 +282,7 @@ async def seller_center(request: Request) -> Response:
     try:
         me = await signed_in_seller(request)
     except Unauthorized:
-        return _to_login(request)
+        return to_login(request)
     return await _center(request, me)
 
 
@@ -463,7 +463,7 @@ async def order_action(request: Request, me: Seller, form: dict[str, str]) -> Re
     action: str = request.path_params["action"]
     if action not in FORM_ACTIONS:
         raise Invalid("Ship, cancel or refund.", code=CheckoutErrorCode.UNKNOWN_ACTION)
-    tracking = _model(
+    tracking = parse_form(
         OrderActionIn,
         {"carrier": form.get("carrier", ""), "tracking_number": form.get("tracking_number", "")},
     )
@@ -518,7 +518,7 @@ async def confirm_page(request: Request) -> Response:
     try:
         me = await signed_in_seller(request)
     except Unauthorized:
-        return _to_login(request)
+        return to_login(request)
     action: str = request.path_params["action"]
     tab = request.query_params.get("tab", "to_ship")
     tab = tab if tab in ORDER_TABS else "to_ship"
@@ -662,180 +662,13 @@ async def stop_deal(request: Request, me: Seller, form: dict[str, str]) -> Respo
     return RedirectResponse("/seller#deals", status_code=303)
 
 
-# --- products -----------------------------------------------------------------------------
-
-
-@form_action()
-async def create_product(request: Request, me: Seller, form: dict[str, str]) -> Response:
-    """A product with one SKU, from the seller center's form."""
-    shop_id = _whole(form, "shop_id")
-    currency = form.get("currency", "USD").strip()
-    product = _model(
-        ProductIn,
-        {
-            "title": form.get("title", ""),
-            "description": form.get("description", ""),
-            "image_urls": [form["image_url"].strip()] if form.get("image_url") else [],
-        },
-    )
-    sku = _model(
-        SkuIn,
-        {
-            "variant": form.get("variant", ""),
-            "list_price": _money(form, "list_price", currency),
-            "currency": currency,
-            "stock": _whole(form, "stock"),
-        },
-    )
-    async with services(request).db.session() as session:
-        made = await catalog.create_product(session, me, shop_id, product.model_dump())
-        await catalog.create_sku(session, me, made.id or 0, sku.model_dump())
-    return RedirectResponse("/seller#products", status_code=303)
-
-
-async def product_page(request: Request) -> Response:
-    """One product to edit: title, description, category, and each SKU's price and stock."""
-    try:
-        me = await signed_in_seller(request)
-    except Unauthorized:
-        return _to_login(request)
-    return await _product_page(request, me)
-
-
-async def _product_page(
-    request: Request, me: Seller, *, refused: Refused | None = None, status: int = 200
-) -> Response:
-    async with services(request).db.session() as session:
-        try:
-            product = await catalog.owned_product(session, me, request.path_params["product_id"])
-        except NotFound:
-            return not_found_page(request)
-        skus = await catalog.skus_of(session, product.id or 0)
-        shop = await session.get(Shop, product.shop_id)
-    context = {
-        "seller": me,
-        "product": product,
-        "shop": shop,
-        "skus": [(sku, _major(sku.list_price, sku.currency)) for sku in skus],
-        "currency": skus[0].currency if skus else "USD",
-        "max_options": variants.MAX_OPTIONS,
-        "csrf": services(request).seller_sessions.csrf_token(request.cookies.get(COOKIE, "")),
-        "refused": refused or Refused(),
-        "error": (refused or Refused()).banner,
-        "saved": refused is None and request.query_params.get("saved") == "1",
-    }
-    return render(request, "seller_product.html", context, status=status)
-
-
-async def _refused_on_product_page(
-    request: Request, me: Seller, form: dict[str, str], err: DomainError
-) -> Response:
-    refused = Refused.of(request.url.path, form, err)
-    return await _product_page(request, me, refused=refused, status=status_of(err))
-
-
-@form_action(_refused_on_product_page)
-async def edit_product(request: Request, me: Seller, form: dict[str, str]) -> Response:
-    """Save the product page: every field is checked before anything is written, and the
-    product and its SKUs change together or not at all."""
-    product_id: int = request.path_params["product_id"]
-    async with services(request).db.session() as session:
-        await catalog.owned_product(session, me, product_id)
-        skus = await catalog.skus_of(session, product_id)
-        typed: dict[str, Any] = {
-            name: form.get(name, "") for name in ("title", "description", "category")
-        }
-        options = _options_typed(form)
-        if options is not None:
-            typed["options"] = options
-        fields = _model(ProductPatch, typed).model_dump(exclude_unset=True)
-        changes = {sku.id or 0: _sku_changes(form, sku) for sku in skus}
-        await catalog.edit_product(session, me, product_id, fields, changes)
-    return RedirectResponse(f"/seller/products/{product_id}?saved=1", status_code=303)
-
-
-def _options_typed(form: dict[str, str]) -> list[dict[str, Any]] | None:
-    """The product page's option rows as typed (a name, and values separated by commas), or
-    None when the form has no option rows. Empty rows are left out."""
-    if not any(f"option-name-{i}" in form for i in range(variants.MAX_OPTIONS)):
-        return None
-    rows = []
-    for i in range(variants.MAX_OPTIONS):
-        name = form.get(f"option-name-{i}", "").strip()
-        values = [v.strip() for v in form.get(f"option-values-{i}", "").split(",") if v.strip()]
-        if name or values:
-            rows.append({"name": name, "values": values})
-    return rows
-
-
-@form_action(_refused_on_product_page)
-async def add_sku(request: Request, me: Seller, form: dict[str, str]) -> Response:
-    """The product page's "Add a variant": a value of each option (or a name, for a product
-    without options), a price, stock and an optional picture."""
-    product_id: int = request.path_params["product_id"]
-    async with services(request).db.session() as session:
-        product = await catalog.owned_product(session, me, product_id)
-        skus = await catalog.skus_of(session, product_id)
-        currency = skus[0].currency if skus else form.get("currency", "USD").strip()
-        named: dict[str, Any] = {"variant": form.get("variant", "")}
-        if product.options:
-            named = {
-                "options": {
-                    o["name"]: form.get(f"value-{i}", "") for i, o in enumerate(product.options)
-                }
-            }
-        sku = _model(
-            SkuIn,
-            {
-                **named,
-                "image_url": form.get("image_url", "").strip(),
-                "list_price": _money(form, "list_price", currency),
-                "currency": currency,
-                "stock": _whole(form, "stock", "Stock"),
-            },
-        )
-        made = await catalog.create_sku(session, me, product_id, sku.model_dump())
-    return RedirectResponse(f"/seller/products/{product_id}?saved=1#sku-{made.id}", 303)
-
-
-def _sku_changes(form: dict[str, str], sku: Sku) -> dict[str, Any]:
-    """A SKU's price and stock as typed. The stock only when the seller changed it: units
-    the order pipeline took while the page was open are not put back by saving a title."""
-    price_name, stock_name = f"list_price-{sku.id}", f"stock-{sku.id}"
-    typed = {"list_price": _money(form, price_name, sku.currency)}
-    if form.get(stock_name, "").strip() != form.get(f"shown-{stock_name}", "").strip():
-        typed["stock"] = _whole(form, stock_name, "Stock")
-    try:
-        changes = _model(SkuPatch, typed).model_dump(exclude_unset=True)
-    except Invalid as err:
-        name = _field_of(err)
-        hint = FIELD_HINTS.get(name, err.message)
-        raise Invalid(hint, code=err.code, field=f"{name}-{sku.id}") from None
-    if "stock" in changes:
-        # Set only if it still is what the page showed: a sale meanwhile is not undone.
-        changes["expected_stock"] = _whole(form, f"shown-{stock_name}", "Stock")
-    return changes
-
-
-@form_action()
-async def archive_product(request: Request, me: Seller, form: dict[str, str]) -> Response:
-    async with services(request).db.session() as session:
-        await catalog.archive_product(session, me, request.path_params["product_id"])
-    return RedirectResponse("/seller?products=archived#products", status_code=303)
-
-
-@form_action()
-async def unarchive_product(request: Request, me: Seller, form: dict[str, str]) -> Response:
-    async with services(request).db.session() as session:
-        await catalog.unarchive_product(session, me, request.path_params["product_id"])
-    return RedirectResponse("/seller#products", status_code=303)
-
-
 @form_action()
 async def create_room(request: Request, me: Seller, form: dict[str, str]) -> Response:
     """A room with every product of the shop in its bag, opened straight in the studio."""
     svc = services(request)
-    body = _model(RoomIn, {"shop_id": _whole(form, "shop_id"), "title": form.get("title", "")})
+    body = parse_form(
+        RoomIn, {"shop_id": whole_field(form, "shop_id"), "title": form.get("title", "")}
+    )
     async with svc.db.session() as session:
         room = await live_service.create_room(session, svc.rooms, me, body.shop_id, body.title)
         for product in (await catalog.list_products(session, body.shop_id))[: rules.MAX_BAG]:
@@ -843,7 +676,7 @@ async def create_room(request: Request, me: Seller, form: dict[str, str]) -> Res
     return RedirectResponse(f"/studio/{room['id']}", status_code=303)
 
 
-def _whole(form: dict[str, str], name: str, label: str = "") -> int:
+def whole_field(form: dict[str, str], name: str, label: str = "") -> int:
     raw = form.get(name, "").strip()
     if not raw.isascii() or not raw.isdigit() or len(raw) > 10 or int(raw) > MAX_ID:
         label = label or name.replace("_", " ").capitalize()
@@ -853,7 +686,7 @@ def _whole(form: dict[str, str], name: str, label: str = "") -> int:
     return int(raw)
 
 
-def _money(form: dict[str, str], name: str, currency: str) -> int:
+def money_field(form: dict[str, str], name: str, currency: str) -> int:
     """A price as typed (49 or 49.90; 1000 in yen) in the currency's minor units."""
     digits = minor_digits(currency)
     raw = form.get(name, "").strip()
@@ -870,13 +703,13 @@ def _money(form: dict[str, str], name: str, currency: str) -> int:
     return int(whole) * scale + int(fraction.ljust(digits, "0") or "0")
 
 
-def _major(amount: int, currency: str) -> str:
-    """Minor units as the price field shows them, the way ``_money`` reads them back."""
+def major_units(amount: int, currency: str) -> str:
+    """Minor units as the price field shows them, the way ``money_field`` reads them back."""
     digits = minor_digits(currency)
     return f"{amount // 10**digits}.{amount % 10**digits:0{digits}d}" if digits else str(amount)
 
 
-def _model(model: type[Model], data: dict[str, Any]) -> Model:
+def parse_form(model: type[Model], data: dict[str, Any]) -> Model:
     """A form's fields through the same schema (and errors) as the JSON API."""
     return parse(model, orjson.dumps(data))
 
@@ -888,7 +721,7 @@ async def studio(request: Request) -> Response:
     try:
         me = await signed_in_seller(request)
     except Unauthorized:
-        return _to_login(request)
+        return to_login(request)
     svc = services(request)
     room_id: int = request.path_params["room_id"]
     async with svc.db.session() as session:

@@ -14,7 +14,7 @@ from catalog.models import Seller
 from checkout import return_store, returns
 from checkout.error_codes import CheckoutErrorCode
 from kernel.errors import Invalid, NotFound
-from web.seller_pages import _money, form_action
+from web.seller_pages import form_action, money_field
 from web.services import services
 
 
@@ -38,7 +38,7 @@ async def answer_request(request: Request, me: Seller, form: dict[str, str]) -> 
         await return_store.reject(svc.db, found, actor, form.get("reason", ""))
     elif action == returns.OFFER.name:
         order = await return_store.order_of(svc.db, found)
-        amount = _money(form, "amount", order.currency)
+        amount = money_field(form, "amount", order.currency)
         await return_store.offer(svc.db, found, actor, amount, form.get("note", "").strip())
     else:
         await return_store.receive(svc.db, svc.refunds, found, actor, _restock(form))
