@@ -90,8 +90,9 @@ def create_seller(database_url: str) -> tuple[str, int]:
 
 
 def seed(base_url: str, database_url: str) -> Seeded:
-    """A shop with a product and SKU, a scheduled and a live deal, a live room with the product
-    in its bag, pinned, and a flash deal, a guest with a hold and a paid order."""
+    """A shop with a product and SKU, a product with options and two variants, a scheduled and
+    a live deal, a live room with the product in its bag, pinned, and a flash deal, a guest with
+    holds, two paid orders and a request to cancel one of them."""
     token, shop = create_seller(database_url)
     seller = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=base_url, timeout=30) as http:
@@ -116,6 +117,23 @@ def seed(base_url: str, database_url: str) -> Seeded:
             headers=seller,
             json={"variant": "M", "list_price": 9900, "currency": "USD", "stock": 100_000},
         )["sku"]["id"]
+        tee = call(
+            "POST",
+            f"/api/shops/{shop}/products",
+            201,
+            headers=seller,
+            json={"title": "Fuzz tee", "options": [{"name": "Size", "values": ["S", "M"]}]},
+        )["product"]["id"]
+        variants = [
+            call(
+                "POST",
+                f"/api/products/{tee}/skus",
+                201,
+                headers=seller,
+                json={"options": {"Size": size}, "list_price": 1900, "currency": "USD", "stock": 9},
+            )["sku"]["id"]
+            for size in ("S", "M")
+        ]
         terms = {"sku_id": sku, "deal_price": 4900, "per_buyer_limit": 50, "duration_s": 86400}
         scheduled = call(
             "POST",
@@ -155,25 +173,35 @@ def seed(base_url: str, database_url: str) -> Seeded:
             ]["id"]
             for _ in range(3)
         ]
-        call(
-            "POST",
-            f"/api/holds/{holds[0]}/checkout",
-            201,
-            headers={**guest, "Idempotency-Key": "fuzz-seed"},
-            json={"card": CARDS[0]},
-        )
+        for n, paid in enumerate(holds[:2]):
+            call(
+                "POST",
+                f"/api/holds/{paid}/checkout",
+                201,
+                headers={**guest, "Idempotency-Key": f"fuzz-seed-{n}"},
+                json={"card": CARDS[0]},
+            )
         order = wait_for_order(http, holds[0], guest)
+        other = wait_for_order(http, holds[1], guest)
+        asked = call(
+            "POST",
+            f"/api/orders/by-hold/{holds[1]}/requests",
+            201,
+            headers=guest,
+            json={"kind": "cancel", "reason": "changed_mind"},
+        )["request"]["id"]
     return Seeded(
         seller_token=token,
         guest_token=session["token"],
         ids={
             "shop_id": [shop],
-            "product_id": [product],
-            "sku_id": [sku],
+            "product_id": [product, tee],
+            "sku_id": [sku, *variants],
             "deal_id": [live_id, scheduled, flash],
             "room_id": [room],
             "hold_id": holds,
-            "order_id": [order],
+            "order_id": [order, other],
+            "request_id": [asked],
             "user": [session["buyer_id"]],
         },
     )
