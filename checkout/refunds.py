@@ -39,6 +39,9 @@ log = logging.getLogger("livecart.refunds")
 S = OrderStatus
 # Orders money can still go back to (a cancelled or fully refunded one has nothing left).
 REFUNDABLE = frozenset({S.PAID, S.AWAITING_SHIPMENT, S.SHIPPED, S.DELIVERED, S.COMPLETED})
+# Closed orders whose refund the provider then failed: the money is still owed, so they take a
+# refund of what is left (and keep their status).
+CLOSED = frozenset({S.CANCELLED, S.REFUNDED})
 CANCELLABLE = frozenset({S.PAID, S.AWAITING_SHIPMENT})  # not shipped yet
 # A guarded UPDATE loses only when another refund of the same order committed first, so each
 # retry follows someone's progress; this many means something else is wrong.
@@ -368,7 +371,7 @@ def _plan(order: Order, ask: RefundAsk) -> _Plan:
     """What the grant will do to ``order``, or the refusal saying why it cannot."""
     status = OrderStatus(order.status)
     left = order.total - order.refunded
-    if status not in REFUNDABLE or left <= 0:
+    if status not in REFUNDABLE | CLOSED or left <= 0:
         raise Conflict(
             f"An order that is {status} takes no refund.",
             code=CheckoutErrorCode.ORDER_NOT_REFUNDABLE,
@@ -402,6 +405,8 @@ def _plan(order: Order, ask: RefundAsk) -> _Plan:
         )
     if ask.cancel:
         target = S.CANCELLED
+    elif status in CLOSED:
+        target = status  # the money a failed refund left owed: the order stays what it was
     elif amount == left:
         target = S.REFUNDED
     else:

@@ -23,9 +23,11 @@ from checkout.order_sweeper import sweep_orders_once
 from checkout.orders import OrderStatus
 from checkout.payments import RefundStatus, SandboxProvider
 from checkout.refunds import DealRestock, RefundAsk, Refunds, refund_key
+from kernel.clock import now_ms
 from kernel.errors import DomainError
 from tests.helpers import CrashAt, Crashed
 from tests.stores import Stores, drain
+from tests.test_webhooks import sold_order
 
 pytestmark = pytest.mark.storage
 
@@ -291,3 +293,43 @@ async def test_the_sweeper_cancels_orders_unshipped_past_their_limit(stores: Sto
     assert await charge_refunded(stores, late.payment_ref) == late.total
     # Again: nothing more to do.
     assert (await sweep_orders_once(refunds_of(stores), 60_000, now=1)).cancelled == 0
+
+
+@pytest.mark.parametrize("closing", ["cancel", "refund"])
+async def test_money_a_failed_refund_left_owed_on_a_closed_order_can_be_refunded(
+    stores: Stores, closing: str
+) -> None:
+    """A cancel (or a full refund) the provider then fails leaves the order cancelled (or
+    refunded) with the money owed: a later refund of what is left is taken, and the order
+    keeps its status."""
+    provider = SandboxProvider(stores.redis, stores.keys.sandbox)
+    refunds = Refunds(stores.db, stores.holds, provider, stores.keys.prefix)
+    order = await sold_order(stores, provider)  # its refunds stay pending until decided
+    if closing == "cancel":
+        first = await refunds.cancel(order.id or 0, "seller:1", "out of stock")
+    else:
+        first = await refunds.refund(
+            order.id or 0, RefundAsk(key=refund_key(order.id or 0, "r1"), actor="seller:1")
+        )
+    assert first.status == RefundStatus.PENDING
+    assert await provider.finish_refund(first.provider_ref, RefundStatus.FAILED)
+    await refunds.finish_pending(lease_ms=0, now=now_ms())
+    owed = await order_of(stores, order.id or 0)
+    closed = OrderStatus.CANCELLED if closing == "cancel" else OrderStatus.REFUNDED
+    assert (owed.status, owed.refunded) == (closed, 0)
+
+    again = await refunds.refund(
+        order.id or 0, RefundAsk(key=refund_key(order.id or 0, "again"), actor="seller:1")
+    )
+    assert (again.status, again.amount) == (RefundStatus.PENDING, order.total)
+    assert await provider.finish_refund(again.provider_ref, RefundStatus.SUCCEEDED)
+    await refunds.finish_pending(lease_ms=0, now=now_ms())
+    done = await order_of(stores, order.id or 0)
+    assert (done.status, done.refunded) == (closed, order.total)
+    [charge] = [c for c in await provider.charges() if c.id == order.payment_ref]
+    assert charge.amount_refunded == order.total
+    with pytest.raises(DomainError) as nothing_left:
+        await refunds.refund(
+            order.id or 0, RefundAsk(key=refund_key(order.id or 0, "third"), actor="seller:1")
+        )
+    assert nothing_left.value.code == "order_not_refundable"
