@@ -81,7 +81,9 @@ async def test_a_room_nobody_hosts_ends_and_one_whose_creator_is_there_stays_liv
         record = (await http.get(f"/api/rooms/{abandoned}")).json()["room"]
         assert record["status"] == "ended"
         stock = (await http.get(f"/api/deals/{deal['deal_id']}")).json()["deal"]
-        assert stock["status"] == "ended"
+        # Over: ended, or already settled (with no hold open, the node settles it at once;
+        # CI saw "settled" once, a race this assertion lost).
+        assert stock["status"] in ("ended", "settled"), stock
 
         # A room opened after that one ended has gone unhosted for the whole timeout by the
         # time it ends too; all that while the creator's room stayed live.
