@@ -27,12 +27,17 @@ from tests.conftest import SellerAccount, viewer_headers
 from web.auth import GuestSessions
 
 
-async def make_seller(db: Database, name: str = "Other Seller") -> SellerAccount:
-    """A seller with one shop, besides the ``seller`` fixture's: for ownership tests."""
+async def make_seller(
+    db: Database, name: str = "Other Seller", payout_method: str = ""
+) -> SellerAccount:
+    """A seller with one shop, besides the ``seller`` fixture's: for ownership tests, or, with
+    a ``payout_method``, a shop that can withdraw."""
     async with db.session() as session:
         me, shop, token = await service.create_seller(
             session, name, f"seller-{secrets.token_hex(6)}@example.com"
         )
+        if payout_method:
+            shop = await service.set_payout_method(session, me, shop.id or 0, payout_method)
     return SellerAccount(me, shop, token)
 
 

@@ -31,8 +31,6 @@ from sqlalchemy import func, update
 from sqlalchemy import select as core_select
 from sqlmodel import col, select
 
-from catalog import service
-from catalog.models import Shop
 from checkout.audit import settled_audit
 from checkout.faults import MONEY_POINTS
 from checkout.holds import HoldStore
@@ -44,7 +42,7 @@ from kernel.clock import now_ms
 from kernel.db import Database
 from tests import forked
 from tests.conftest import PREFIX, SellerAccount
-from tests.helpers import make_live_deal, until
+from tests.helpers import make_live_deal, make_seller, until
 from tests.test_crash_points import REPS, Lane, buy, checkout, lane_env, start
 
 pytestmark = [pytest.mark.storage, pytest.mark.crash, pytest.mark.slow]
@@ -173,15 +171,7 @@ async def settled_shop(
 ) -> SellerAccount:
     """A new shop with a payout method and one delivered order the server has settled."""
     assert lane.server is not None
-    async with db.session() as session:
-        me, shop, token = await service.create_seller(
-            session, "Crash Seller", f"crash-{secrets.token_hex(6)}@example.com"
-        )
-        await session.exec(
-            update(Shop).where(col(Shop.id) == shop.id).values(payout_method="acct_crash")
-        )
-        await session.commit()
-    owner = SellerAccount(me, shop, token)
+    owner = await make_seller(db, "Crash Seller", payout_method="acct_crash")
     deal = await make_live_deal(db, holds, owner, quantity=1, limit=1)
     order = await paid_order(client, lane.server.base_url, db, deal.id or 0)
     async with db.session() as session:

@@ -43,12 +43,11 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 from redis.asyncio import Redis
-from sqlalchemy import func, update
+from sqlalchemy import func
 from sqlalchemy import select as core_select
 from sqlmodel import col, select
 
-from catalog import service
-from catalog.models import Shop, Sku
+from catalog.models import Sku
 from checkout import order_store, return_store
 from checkout.faults import MONEY_POINTS
 from checkout.holds import HoldStore, ReserveRequest
@@ -66,8 +65,8 @@ from checkout.settlement import settle_due
 from kernel.clock import now_ms
 from kernel.db import Database
 from kernel.errors import DomainError
-from tests.conftest import PREFIX, SellerAccount
-from tests.helpers import CrashAt, Crashed, make_live_deal
+from tests.conftest import PREFIX
+from tests.helpers import CrashAt, Crashed, make_live_deal, make_seller
 from web.app import pipeline_config
 from web.settings import Settings
 
@@ -123,23 +122,12 @@ def machine_for(world: World) -> type[RuleBasedStateMachine]:
         @initialize()
         def open_shop(self) -> None:
             world.fresh()
-            self.seller = world.run(self._seller())
+            self.seller = world.run(make_seller(db, "Money", payout_method="acct_1"))
             self.shop_id = self.seller.shop.id or 0
             deal = world.run(make_live_deal(db, world.holds, self.seller, quantity=QUANTITY))
             self.deal_id, self.sku_id = deal.id or 0, deal.sku_id
             self.clock = now_ms()  # see _now
             self.buyers: dict[int, tuple[str, str]] = {}  # order -> (hold, buyer)
-
-        async def _seller(self) -> SellerAccount:
-            async with db.session() as session:
-                me, shop, token = await service.create_seller(
-                    session, "Money", f"money-{secrets.token_hex(6)}@example.com"
-                )
-                await session.exec(
-                    update(Shop).where(col(Shop.id) == shop.id).values(payout_method="acct_1")
-                )
-                await session.commit()
-            return SellerAccount(me, shop, token)
 
         def refunds(self, crash: str = "") -> Refunds:
             return Refunds(db, world.holds, world.provider, world.keys.prefix, CrashAt(crash))
