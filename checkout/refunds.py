@@ -123,7 +123,16 @@ class Refunds:
                 return _repeat(existing, ask)
             order = await _order(conn, order_id)
             await _refuse_if_disputed(conn, order_id)
-            plan = _plan(order, ask)
+            try:
+                plan = _plan(order, ask)
+            except DomainError:
+                # Another caller may have granted this very key since it was looked up (an
+                # approval and the rules' pass both cancelling): the order read after that
+                # commit refuses, but the asker's answer is that refund.
+                existing = await _by_key(conn, ask.key)
+                if existing is not None:
+                    return _repeat(existing, ask)
+                raise
             deal_live = plan.units > 0 and await _deal_is_live(conn, order.deal_id)
             fee_held = -await ledger_store.order_sum(conn, order_id, Account.FEES)
             fee_back = ledger.fee_returned(
