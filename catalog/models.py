@@ -87,6 +87,9 @@ class Sku(SQLModel, table=True):
     # Units promised to started deals and not yet sold or given back. A deal may only promise
     # stock - allocated, so two deals can never sell the same unit. See decision 0007.
     allocated: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # Units put on the shop's shelf for list-price sales (decision 0028) and not yet sold
+    # there: free stock is stock - allocated - shelved. Moved only with a shelf_moves row.
+    shelved: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class Deal(SQLModel, table=True):

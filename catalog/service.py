@@ -442,8 +442,9 @@ async def _change_sku(session: AsyncSession, sku: Sku, fields: Mapping[str, Any]
         await _refuse_twin(session, product_id, changes, error)
     if stock is None:
         return
-    # Guarded: stock may not drop below what started deals were promised.
-    guard = [col(Sku.id) == sku_id, col(Sku.allocated) <= stock]
+    # Guarded: stock may not drop below what started deals were promised and the shelf holds
+    # (the caller takes units off the shelf first: checkout.shelving.Shelving.free).
+    guard = [col(Sku.id) == sku_id, col(Sku.allocated) + col(Sku.shelved) <= stock]
     if expected is not None:
         guard.append(col(Sku.stock) == expected)
     moved = await session.exec(update(Sku).where(*guard).values(stock=stock))
@@ -459,9 +460,10 @@ async def _change_sku(session: AsyncSession, sku: Sku, fields: Mapping[str, Any]
                 sku_id=sku_id,
             )
         raise Conflict(
-            "Live deals were promised more units than that.",
+            "Live deals were promised more units than that, or buyers hold them in carts.",
             code=CatalogErrorCode.STOCK_ALLOCATED,
             allocated=sku.allocated,
+            shelved=sku.shelved,
             stock=stock,
             sku_id=sku_id,
         )
@@ -581,7 +583,7 @@ async def start_deal(session: AsyncSession, deal: Deal) -> Deal:
     )
     allocated = await session.exec(
         update(Sku)
-        .where(col(Sku.id) == sku_id, col(Sku.stock) - col(Sku.allocated) >= quantity, on_sale)
+        .where(col(Sku.id) == sku_id, _free(quantity), on_sale)
         .values(allocated=col(Sku.allocated) + quantity)
     )
     if allocated.rowcount != 1:
@@ -592,7 +594,7 @@ async def start_deal(session: AsyncSession, deal: Deal) -> Deal:
             "The SKU no longer has the units this deal promises.",
             code=CatalogErrorCode.STOCK_UNAVAILABLE,
             quantity=quantity,
-            unallocated=sku.stock - sku.allocated,
+            unallocated=sku.stock - sku.allocated - sku.shelved,
         )
     moved = await session.exec(_move(deal_id, DealStatus.LIVE))
     if moved.rowcount != 1:
@@ -601,6 +603,11 @@ async def start_deal(session: AsyncSession, deal: Deal) -> Deal:
     await session.commit()
     await session.refresh(deal)
     return deal
+
+
+def _free(units: int) -> Any:
+    """The SKU has ``units`` free: neither promised to a started deal nor on the shelf."""
+    return col(Sku.stock) - col(Sku.allocated) - col(Sku.shelved) >= units
 
 
 async def settle_deal(session: AsyncSession, deal: Deal, sold: int) -> bool:

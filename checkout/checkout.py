@@ -14,6 +14,7 @@ from checkout.faults import NO_CRASH, CrashPoints
 from checkout.holds import HoldStore, PaymentTerms, hold_error
 from checkout.models import PaymentAttempt
 from checkout.payments import Charge, ChargeStatus, PaymentProvider, refund_whole
+from checkout.shelf import Line
 from kernel.clock import now_ms
 from kernel.errors import Conflict, DomainError, PaymentFailed
 
@@ -39,6 +40,7 @@ class Receipt:
     amount: int
     currency: str
     payment_ref: str
+    lines: tuple[Line, ...] = ()  # a cart's hold: its lines
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ def _receipt(terms: PaymentTerms, charge: Charge) -> Receipt:
         amount=terms.amount,
         currency=terms.currency,
         payment_ref=charge.id,
+        lines=terms.lines,
     )
 
 

@@ -21,6 +21,7 @@ from checkout.payments import SandboxProvider
 from checkout.pipeline import OrderPipeline, replay_dead_letters
 from checkout.reconciler import reconcile_forever
 from checkout.refunds import Refunds
+from checkout.shelf_audit import audit_shelves
 from checkout.sweeper import sweep_forever
 from kernel.db import Database
 
@@ -71,20 +72,26 @@ def _stop_on_signals() -> asyncio.Event:
 async def audit(
     redis_url: str, database_url: str, prefix: str, deal_id: int | None, wait_s: float
 ) -> bool:
-    """``livecart audit``: print the books as JSON: the ledger's, and with ``deal_id`` the
-    deal's too (its fields at the top, as before the ledger), once the pipeline has caught up
-    (or ``wait_s`` has passed); True if they are right."""
+    """``livecart audit``: print the books as JSON: the ledger's and every shop shelf's, and
+    with ``deal_id`` the deal's too (its fields at the top, as before the ledger), once the
+    pipeline has caught up (or ``wait_s`` has passed); True if they are right."""
     redis = Redis.from_url(redis_url, decode_responses=True)
     db = Database(database_url)
     keys = Keyspace(prefix)
     try:
         deal = None if deal_id is None else await settled_audit(redis, db, keys, deal_id, wait_s)
         ledger = await audit_ledger(db, SandboxProvider(redis, keys.sandbox), keys.prefix)
+        shelves = await audit_shelves(redis, db, keys, wait_s)
     finally:
         await redis.aclose()
         await db.close()
-    ok = ledger.ok and (deal is None or deal.ok)
-    books = {**(deal.json() if deal else {}), "ledger": ledger.json(), "ok": ok}
+    ok = ledger.ok and (deal is None or deal.ok) and all(shelf.ok for shelf in shelves)
+    books = {
+        **(deal.json() if deal else {}),
+        "ledger": ledger.json(),
+        "shelves": [shelf.json() for shelf in shelves],
+        "ok": ok,
+    }
     print(json.dumps(books, indent=2))
     return ok
 

@@ -14,6 +14,7 @@ from catalog.deal_status import DealStatus, refused, sources
 from catalog.models import Deal
 from checkout.deal_phase import phase_unloaded
 from checkout.holds import DealState, HoldStore
+from checkout.shelving import Shelving
 
 
 async def start(
@@ -24,6 +25,9 @@ async def start(
     A live deal may be started again: that only (re)loads Redis, which keeps the first load.
     """
     if deal.status == DealStatus.SCHEDULED:
+        # Units on the shop's shelf come back first when the free ones are too few (a refusal
+        # leaves them there, and start_deal refuses for want of units).
+        await Shelving(holds.shelf).free(session, deal.sku_id, deal.quantity, f"deal{deal.id}")
         deal = await service.start_deal(session, deal)
     elif deal.status != DealStatus.LIVE:
         raise refused(deal.id, DealStatus.LIVE, "The deal is over.")

@@ -15,6 +15,12 @@ class CheckoutErrorCode(ErrorCode):
     LIMIT_EXCEEDED = "limit_exceeded"  # the deal's per-buyer limit
     ADDRESS_HOLD_LIMIT = "address_hold_limit"  # units held at once from one client address
     DEAL_STATE_MISMATCH = "deal_state_mismatch"  # Redis holds another deal under this id
+    # Carts (decision 0028)
+    CART_EMPTY = "cart_empty"  # checking out a cart (or a shop's part of it) with nothing in it
+    CART_FULL = "cart_full"  # more distinct SKUs than a cart takes
+    CART_SPANS_SHOPS = "cart_spans_shops"  # pick one shop: a checkout pays one shop's lines
+    MIXED_CURRENCIES = "mixed_currencies"  # one payment is in one currency
+    QUOTE_CHANGED = "quote_changed"  # the total the buyer saw is not the total now
     # Holds and payments
     HOLD_NOT_FOUND = "hold_not_found"
     HOLD_EXPIRED = "hold_expired"

@@ -29,6 +29,12 @@ MONEY_POINTS = (
     "payout.after_provider",  # the provider paid out; the row still says pending
 )
 
+# Every point of a move between SQL's free stock and a shop's shelf (decision 0028).
+SHELF_POINTS = (
+    "shelf.after_intent",  # the move is pending in SQL (a put has counted its units shelved)
+    "shelf.after_redis",  # the shelf moved the units; SQL still says pending
+)
+
 
 class CrashPoints:
     """The hook at every crash point. This one does nothing; the crash tests subclass it."""

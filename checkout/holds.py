@@ -15,8 +15,9 @@ from catalog.models import Deal
 from checkout.deal_phase import DealPhase, phase_at
 from checkout.error_codes import CheckoutErrorCode
 from checkout.hold_states import HoldRecord, HoldState
-from checkout.keys import DEAL_KEYS_TTL_S, Keyspace, deal_id_of_hold
+from checkout.keys import DEAL_KEYS_TTL_S, Keyspace, deal_id_of_hold, shop_id_of_hold
 from checkout.limits import ReserveLimits, throttled
+from checkout.shelf import Line, ShelfHold, ShelfStore
 from kernel.errors import CommonErrorCode, Conflict, DomainError, ErrorCode, Invalid, NotFound
 
 LIBRARY = resources.files("checkout").joinpath("lua/holds.lua").read_text()
@@ -58,9 +59,14 @@ class PaymentTerms:
     shop_id: int
     expires_ms: int
     paid: bool = False  # this attempt sold the hold already (a retry after a crash)
+    # A shelf hold's lines (decision 0028); empty for a deal hold, which is one line of qty
+    # units at unit_price.
+    lines: tuple[Line, ...] = ()
 
     @property
     def amount(self) -> int:
+        if self.lines:
+            return sum(line.total for line in self.lines)
         return self.qty * self.unit_price
 
 
@@ -187,16 +193,25 @@ def reserve_error(result: list[str]) -> DomainError:
 
 
 class HoldStore:
+    """Every hold, a deal's or a shelf's: the paying steps take either kind of hold id and call
+    the library that holds it (a shelf hold's id starts with ``s``)."""
+
     def __init__(
-        self, redis: Redis, keyspace: Keyspace, limits: ReserveLimits | None = None
+        self,
+        redis: Redis,
+        keyspace: Keyspace,
+        limits: ReserveLimits | None = None,
+        shelf: ShelfStore | None = None,
     ) -> None:
         self.redis = redis
         self.keys = keyspace
         self.limits = limits or ReserveLimits()
+        self.shelf = shelf or ShelfStore(redis, keyspace, hold_ttl_ms=120_000, pay_ttl_ms=60_000)
 
     async def install(self) -> None:
         """Register the functions. REPLACE makes a newer library win after an upgrade."""
         await self.redis.function_load(LIBRARY, replace=True)
+        await self.shelf.install()
 
     async def _call(self, name: str, deal_id: int, *args: Any) -> Any:
         keys = self.keys.deal(deal_id).function_keys()
@@ -261,6 +276,8 @@ class HoldStore:
         return outcome
 
     async def begin_payment(self, hold_id: str, buyer: str, attempt: str = "") -> PaymentTerms:
+        if shop_id_of_hold(hold_id) is not None:
+            return await self._begin_shelf_payment(hold_id, buyer, attempt)
         deal_id = _deal_of(hold_id)
         raw = await self._call("lc_begin_payment", deal_id, hold_id, buyer, attempt)
         if raw[0] not in ("ok", "paid"):
@@ -276,10 +293,32 @@ class HoldStore:
             paid=raw[0] == "paid",
         )
 
+    async def _begin_shelf_payment(self, hold_id: str, buyer: str, attempt: str) -> PaymentTerms:
+        terms = await self.shelf.begin_payment(hold_id, buyer, attempt)
+        if isinstance(terms, str):
+            raise hold_error(script_code(terms), hold_id)
+        first = terms.lines[0]
+        return PaymentTerms(
+            hold_id=hold_id,
+            qty=terms.qty,
+            unit_price=first.unit_price if len(terms.lines) == 1 else 0,
+            currency=terms.currency,
+            sku_id=first.sku_id,
+            shop_id=terms.shop_id,
+            expires_ms=terms.expires_ms,
+            paid=terms.paid,
+            lines=terms.lines,
+        )
+
     async def commit(
         self, hold_id: str, buyer: str, payment_ref: str, attempt: str = "", shipping: str = ""
     ) -> None:
         """paying -> sold; ``shipping`` (JSON text, or empty) travels to the order record."""
+        if shop_id_of_hold(hold_id) is not None:
+            word = await self.shelf.commit(hold_id, buyer, payment_ref, attempt, shipping)
+            if word != "ok":
+                raise hold_error(script_code(word), hold_id)
+            return
         raw = await self._call(
             "lc_commit", _deal_of(hold_id), hold_id, buyer, payment_ref, attempt, shipping
         )
@@ -287,14 +326,25 @@ class HoldStore:
             raise hold_error(script_code(raw[0]), hold_id)
 
     async def payment_failed(self, hold_id: str, buyer: str, attempt: str = "") -> None:
+        if shop_id_of_hold(hold_id) is not None:
+            await self.shelf.payment_failed(hold_id, buyer, attempt)
+            return
         await self._call("lc_payment_failed", _deal_of(hold_id), hold_id, buyer, attempt)
 
     async def release(self, hold_id: str, buyer: str) -> None:
-        raw = await self._call("lc_release", _deal_of(hold_id), hold_id, buyer)
-        if raw[0] != "ok":
-            raise hold_error(script_code(raw[0]), hold_id)
+        if shop_id_of_hold(hold_id) is not None:
+            word = await self.shelf.release(hold_id, buyer)
+        else:
+            word = (await self._call("lc_release", _deal_of(hold_id), hold_id, buyer))[0]
+        if word != "ok":
+            raise hold_error(script_code(word), hold_id)
 
-    async def get_hold(self, hold_id: str, buyer: str) -> Hold:
+    async def get_hold(self, hold_id: str, buyer: str) -> Hold | ShelfHold:
+        if shop_id_of_hold(hold_id) is not None:
+            held = await self.shelf.get_hold(hold_id, buyer)
+            if held is None:
+                raise hold_error(CheckoutErrorCode.HOLD_NOT_FOUND, hold_id)
+            return held
         raw = await self._call("lc_get_hold", _deal_of(hold_id), hold_id, buyer)
         if not raw:
             raise hold_error(CheckoutErrorCode.HOLD_NOT_FOUND, hold_id)

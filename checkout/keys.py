@@ -49,6 +49,22 @@ class DealKeys:
 
 
 @dataclass(frozen=True)
+class ShelfKeys:
+    """A shop's list-price stock and cart holds (lua/shelf.lua), all under ``{shop:ID}``."""
+
+    stock: str
+    holds: str
+    requests: str
+    expiry: str
+    orders: str
+    moves: str
+
+    def function_keys(self) -> list[str]:
+        """The KEYS list every function in shelf.lua expects, in its order."""
+        return [self.stock, self.holds, self.requests, self.expiry, self.orders, self.moves]
+
+
+@dataclass(frozen=True)
 class SandboxKeys:
     objects: str  # hash: provider id -> the object as JSON
     keys: str  # hash: "<kind>|<idempotency key>" -> provider id
@@ -79,6 +95,27 @@ class Keyspace:
             restocks=f"{base}:restocks",
         )
 
+    def shelf(self, shop_id: int) -> ShelfKeys:
+        base = f"{self.prefix}:{{shop:{shop_id}}}"
+        return ShelfKeys(
+            stock=f"{base}:shelf",
+            holds=f"{base}:holds",
+            requests=f"{base}:requests",
+            expiry=f"{base}:expiry",
+            orders=f"{base}:orders",
+            moves=f"{base}:moves",
+        )
+
+    @property
+    def shelves(self) -> str:
+        """Set of shop ids whose shelves have sold or may sell: the pipeline reads their
+        orders streams and the sweeper their expiries."""
+        return f"{self.prefix}:shelves"
+
+    def cart(self, buyer: str) -> str:
+        """A buyer's cart: hash SKU id -> units."""
+        return f"{self.prefix}:cart:{buyer}"
+
     @property
     def live_deals(self) -> str:
         """Set of deal ids whose order streams the pipeline reads and the sweeper sweeps."""
@@ -98,6 +135,18 @@ class Keyspace:
 def dead_letters_of(orders: str) -> str:
     """The dead-letter stream of a deal's orders stream: entries the pipeline gave up on."""
     return f"{orders}:dead"
+
+
+def is_hold_id(hold_id: str) -> bool:
+    """A deal's hold id or a shelf's."""
+    return deal_id_of_hold(hold_id) is not None or shop_id_of_hold(hold_id) is not None
+
+
+def shop_id_of_hold(hold_id: str) -> int | None:
+    """Shelf hold ids are ``s<shop id>-<n>``; anything else is not one."""
+    if not hold_id.startswith("s"):
+        return None
+    return deal_id_of_hold(hold_id[1:])
 
 
 def deal_id_of_hold(hold_id: str) -> int | None:

@@ -26,7 +26,10 @@ class Order(SQLModel, table=True):
     # the order rules of one deployment act on its own orders only. "" for orders written
     # before orders named it; every deployment's rules take those, as they did.
     keyspace: str = Field(default="", max_length=40, sa_column_kwargs={"server_default": ""})
-    deal_id: int = Field(foreign_key="deals.id", index=True)
+    # The deal it was bought in; None for a list-price sale from the shelf (decision 0028),
+    # whose SKUs are its order_lines. sku_id, quantity and unit_price are then its first line,
+    # its units in all, and that line's price.
+    deal_id: int | None = Field(default=None, foreign_key="deals.id", index=True)
     shop_id: int = Field(foreign_key="shops.id", index=True)
     sku_id: int = Field(foreign_key="skus.id")
     buyer_id: str = Field(max_length=64, index=True)
@@ -60,6 +63,38 @@ class Order(SQLModel, table=True):
     deliver_by_ms: int | None = Field(default=None, sa_type=BigInteger)
     delivered_ms: int | None = Field(default=None, sa_type=BigInteger)
     settled_ms: int | None = Field(default=None, sa_type=BigInteger)
+
+
+class OrderLine(SQLModel, table=True):
+    """One SKU of a shelf order (decision 0028). A deal's order has none: it is one line, the
+    order's own sku_id, quantity and unit_price."""
+
+    __tablename__ = "order_lines"
+    __table_args__ = (UniqueConstraint("order_id", "line"),)
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="orders.id", index=True)
+    line: int
+    sku_id: int = Field(foreign_key="skus.id")
+    quantity: int
+    unit_price: int = Field(sa_type=BigInteger)
+
+
+class ShelfMove(SQLModel, table=True):
+    """Units moved between a SKU's free stock and its shop's shelf in Redis (decision 0028).
+    Written before Redis is asked and finished after, so whoever finds it pending (the sweeper,
+    after a crash) finishes it; ``tag`` is the move's name in Redis, which answers a repeat as
+    it answered the first time."""
+
+    __tablename__ = "shelf_moves"
+    id: int | None = Field(default=None, primary_key=True)
+    tag: str = Field(max_length=80, unique=True)
+    keyspace: str = Field(max_length=40)
+    shop_id: int = Field(foreign_key="shops.id")
+    sku_id: int = Field(foreign_key="skus.id", index=True)
+    units: int  # > 0 onto the shelf, < 0 off it
+    status: str = Field(max_length=16, index=True)  # pending, done, short
+    created_ms: int = Field(sa_type=BigInteger)
+    updated_ms: int = Field(sa_type=BigInteger)
 
 
 class OrderEvent(SQLModel, table=True):

@@ -22,9 +22,10 @@ from catalog.models import Product, Sku
 from checkout import deadlines
 from checkout.error_codes import CheckoutErrorCode
 from checkout.ledger import Account
-from checkout.models import LedgerEntry, Order, OrderEvent, ReturnRequest
+from checkout.models import LedgerEntry, Order, OrderEvent, OrderLine, ReturnRequest
 from checkout.orders import OrderStatus, next_status, shipment_fields
 from checkout.return_states import OPEN_REQUESTS, RequestKind
+from checkout.shelf import Line, decode_lines
 from kernel.clock import now_ms
 from kernel.errors import Conflict, NotFound
 
@@ -32,10 +33,12 @@ PAID = OrderStatus.PAID.value  # looked up once: an enum attribute is slow in a 
 
 
 class PaidOrder(NamedTuple):
-    """One ``order.paid`` entry from a deal's stream (a tuple: the pipeline makes thousands)."""
+    """One ``order.paid`` entry from a deal's or a shelf's stream (a tuple: the pipeline makes
+    thousands). A shelf's has no deal and its ``lines``; sku_id, quantity and unit_price are
+    then its first line's SKU, its units in all and that line's price (decision 0028)."""
 
     hold_id: str
-    deal_id: int
+    deal_id: int | None
     sku_id: int
     shop_id: int
     buyer_id: str
@@ -45,9 +48,32 @@ class PaidOrder(NamedTuple):
     payment_ref: str
     paid_ms: int
     shipping: str = ""  # JSON text as the buyer gave it, or empty
+    lines: tuple[Line, ...] = ()
+
+    @property
+    def total(self) -> int:
+        if self.lines:
+            return sum(line.total for line in self.lines)
+        return self.quantity * self.unit_price
 
     @classmethod
     def from_stream(cls, fields: dict[str, str]) -> PaidOrder:
+        if "lines" in fields:
+            lines = decode_lines(fields["lines"])
+            return cls(
+                hold_id=fields["hold"],
+                deal_id=None,
+                sku_id=lines[0].sku_id,
+                shop_id=int(fields["shop"]),
+                buyer_id=fields["buyer"],
+                quantity=sum(line.qty for line in lines),
+                unit_price=lines[0].unit_price,
+                currency=fields["currency"],
+                payment_ref=fields["payment_ref"],
+                paid_ms=int(fields["paid_ms"]),
+                shipping=fields.get("ship", ""),
+                lines=lines,
+            )
         return cls(
             hold_id=fields["hold"],
             deal_id=int(fields["deal"]),
@@ -112,7 +138,7 @@ def order_row(
         "buyer_id": p.buyer_id,
         "quantity": p.quantity,
         "unit_price": p.unit_price,
-        "total": p.quantity * p.unit_price,
+        "total": p.total,
         "currency": p.currency,
         "status": PAID,
         "payment_ref": p.payment_ref,
@@ -146,7 +172,7 @@ async def persist_paid_orders(
     if not rows:
         return result
     stmt = _insert_ignoring_duplicates(session).returning(
-        col(Order.id), col(Order.sku_id), col(Order.quantity)
+        col(Order.id), col(Order.sku_id), col(Order.quantity), col(Order.hold_id)
     )
     # Core statements on the session's connection: one multi-row INSERT per batch, not one ORM
     # flush per order.
@@ -166,19 +192,39 @@ async def persist_paid_orders(
         event_columns = ["order_id", "from_status", "to_status", "at_ms", "actor", "note"]
         event_values = core_select(
             col(Order.id), null(), literal(PAID), literal(now), literal("pipeline"), literal("")
-        ).where(col(Order.id).in_([oid for oid, _, _ in inserted]))
+        ).where(col(Order.id).in_([oid for oid, _, _, _ in inserted]))
         await conn.execute(insert(OrderEvent).from_select(event_columns, event_values))
-        await post_sales(conn, [oid for oid, _, _ in inserted], now)
-    taken: dict[int, int] = defaultdict(int)
-    for _, sku_id, qty in inserted:
-        taken[sku_id] += qty
-    for sku_id, qty in sorted(taken.items()):  # sorted: a fixed lock order across workers
-        # The units were allocated to the deal when it started; selling them takes them out of
-        # both stock and the allocation.
+        await post_sales(conn, [oid for oid, _, _, _ in inserted], now)
+    shelf_orders = {p.hold_id: p for p in paid if p.lines}
+    taken: dict[tuple[int, bool], int] = defaultdict(int)  # (SKU, from the shelf) -> units
+    line_rows = []
+    for order_id, sku_id, qty, hold_id in inserted:
+        shelf_order = shelf_orders.get(hold_id)
+        if shelf_order is None:
+            taken[sku_id, False] += qty
+            continue
+        for number, line in enumerate(shelf_order.lines):
+            taken[line.sku_id, True] += line.qty
+            line_rows.append(
+                {
+                    "order_id": order_id,
+                    "line": number,
+                    "sku_id": line.sku_id,
+                    "quantity": line.qty,
+                    "unit_price": line.unit_price,
+                }
+            )
+    if line_rows:
+        await conn.execute(insert(OrderLine), line_rows)
+    for (sku_id, shelved), qty in sorted(taken.items()):  # sorted: a fixed lock order
+        # A deal's units were allocated to it when it started, a shelf's were shelved when put
+        # there; selling them takes them out of stock and out of that count.
+        name = "shelved" if shelved else "allocated"
+        counted = col(getattr(Sku, name))
         guarded = await conn.execute(
             update(Sku)
-            .where(col(Sku.id) == sku_id, col(Sku.stock) >= qty, col(Sku.allocated) >= qty)
-            .values(stock=col(Sku.stock) - qty, allocated=col(Sku.allocated) - qty)
+            .where(col(Sku.id) == sku_id, col(Sku.stock) >= qty, counted >= qty)
+            .values({"stock": col(Sku.stock) - qty, name: counted - qty})
         )
         if guarded.rowcount != 1:
             # Unreachable through the API (stock never drops below the allocation); only a hand
@@ -187,6 +233,21 @@ async def persist_paid_orders(
             result.stock_shortfalls += 1
     await session.commit()
     return result
+
+
+async def lines_of(session: AsyncSession, order_ids: Sequence[int]) -> dict[int, list[Line]]:
+    """The lines of the shelf orders among ``order_ids`` (a deal's order has none)."""
+    if not order_ids:
+        return {}
+    rows = await session.exec(
+        select(OrderLine)
+        .where(col(OrderLine.order_id).in_(order_ids))
+        .order_by(col(OrderLine.order_id), col(OrderLine.line))
+    )
+    found: dict[int, list[Line]] = defaultdict(list)
+    for row in rows.all():
+        found[row.order_id].append(Line(row.sku_id, row.quantity, row.unit_price))
+    return dict(found)
 
 
 async def post_sales(conn: AsyncConnection, order_ids: list[int], now: int) -> None:

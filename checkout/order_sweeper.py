@@ -1,8 +1,8 @@
-"""The order rules that run on a timer (decision 0027): finish refunds and payouts left pending,
-cancel (with a full refund) orders still unshipped at their hard ship limit, answer buyers'
-requests nobody answered in time, settle delivered orders, and pull the payment
-provider's events a lost webhook did not bring. Each rule of time takes ``now``, so tests move
-time instead of waiting. Runs in ``serve`` and ``worker``, once at start-up and every
+"""The order rules that run on a timer (decision 0027): finish refunds, payouts and shelf moves
+(decision 0028) left pending, cancel (with a full refund) orders still unshipped at their hard
+ship limit, answer buyers' requests nobody answered in time, settle delivered orders, and pull
+the payment provider's events a lost webhook did not bring. Each rule of time takes ``now``, so
+tests move time instead of waiting. Runs in ``serve`` and ``worker``, once at start-up and every
 ``LIVECART_MONEY_INTERVAL_S``; every step is idempotent, so several nodes may run it."""
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from checkout.refunds import Refunds
 from checkout.return_store import RulesReport, apply_request_rules
 from checkout.returns import RequestWindows
 from checkout.settlement import settle_due
+from checkout.shelving import Shelving
 from kernel.clock import now_ms
 from kernel.errors import DomainError
 
@@ -39,6 +40,7 @@ class SweepReport:
     settled: int = 0
     requests: RulesReport | None = None
     payouts_finished: int = 0
+    shelf_moves: int = 0  # moves between SQL and a shelf whose request died half-way
 
 
 async def cancel_overdue(refunds: Refunds, now: int, limit: int = 200) -> int:
@@ -83,6 +85,9 @@ async def sweep_orders_once(
     at = now_ms() if now is None else now
     report = SweepReport()
     report.refunds_finished = await refunds.finish_pending(lease_ms, at)
+    async with refunds.db.session() as session:
+        shelving = Shelving(refunds.holds.shelf)
+        report.shelf_moves = await shelving.finish_pending(session, lease_ms, at)
     report.cancelled = await cancel_overdue(refunds, at)
     if rules.requests is not None:
         report.requests = await apply_request_rules(refunds.db, refunds, at, rules.requests)

@@ -92,6 +92,9 @@ class OrderPipeline:
     async def streams(self) -> list[str]:
         members = await self.redis.smembers(self.keys.live_deals)
         streams = [self.keys.deal(int(m)).orders for m in sorted(members, key=int)]
+        # Shelves are never forgotten (a shop keeps selling): their streams are trimmed.
+        shops = await self.redis.smembers(self.keys.shelves)
+        streams += [self.keys.shelf(int(m)).orders for m in sorted(shops, key=int)]
         for stream in streams:
             if stream not in self._grouped:
                 await self._ensure_group(stream)

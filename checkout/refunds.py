@@ -27,7 +27,7 @@ from checkout.error_codes import CheckoutErrorCode
 from checkout.faults import NO_CRASH, CrashPoints
 from checkout.holds import HoldStore
 from checkout.ledger import Account
-from checkout.models import Order, OrderEvent, Refund
+from checkout.models import Order, OrderEvent, OrderLine, Refund
 from checkout.orders import OrderStatus
 from checkout.payments import PaymentProvider, RefundStatus
 from kernel.clock import now_ms
@@ -198,11 +198,12 @@ class Refunds:
             await ledger_store.post(conn, txn, now)
             if plan.units:
                 back = plan.units if deal_live else 0  # to the deal's allocation while it sells
-                await conn.execute(
-                    update(Sku)
-                    .where(col(Sku.id) == order.sku_id)
-                    .values(stock=col(Sku.stock) + plan.units, allocated=col(Sku.allocated) + back)
-                )
+                for sku_id, units in await _restocked_skus(conn, order, plan.units):
+                    await conn.execute(
+                        update(Sku)
+                        .where(col(Sku.id) == sku_id)
+                        .values(stock=col(Sku.stock) + units, allocated=col(Sku.allocated) + back)
+                    )
             await conn.execute(
                 insert(OrderEvent).values(
                     order_id=order_id,
@@ -458,7 +459,37 @@ async def _order(conn: AsyncConnection, order_id: int) -> Order:
     return Order.model_validate(row._mapping)
 
 
-async def _deal_is_live(conn: AsyncConnection, deal_id: int) -> bool:
+async def _restocked_skus(conn: AsyncConnection, order: Order, units: int) -> list[tuple[int, int]]:
+    """Where ``units`` more restocked units go: a deal's order is one SKU; a shelf order's
+    units go back line by line in the lines' order, after those restocked before (so a
+    cancellation or a return of everything gives each line back exactly its units)."""
+    lines = (
+        await conn.execute(
+            core_select(col(OrderLine.sku_id), col(OrderLine.quantity))
+            .where(col(OrderLine.order_id) == order.id)
+            .order_by(col(OrderLine.line))
+        )
+    ).all()
+    if not lines:
+        return [(order.sku_id, units)]
+    return restock_split([(sku_id, qty) for sku_id, qty in lines], order.restocked_units, units)
+
+
+def restock_split(lines: list[tuple[int, int]], before: int, units: int) -> list[tuple[int, int]]:
+    """Units ``before`` .. ``before + units`` of the lines laid end to end, per SKU."""
+    split: list[tuple[int, int]] = []
+    start = 0
+    for sku_id, qty in lines:
+        lo, hi = max(start, before), min(start + qty, before + units)
+        if hi > lo:
+            split.append((sku_id, hi - lo))
+        start += qty
+    return split
+
+
+async def _deal_is_live(conn: AsyncConnection, deal_id: int | None) -> bool:
+    if deal_id is None:  # a shelf order: its units go back to the SKU's free stock
+        return False
     status = (
         await conn.execute(core_select(col(Deal.status)).where(col(Deal.id) == deal_id))
     ).scalar_one_or_none()

@@ -572,7 +572,7 @@ class Connection:
         if self.viewer is None:  # gone while we asked
             return
         if hold.state.open and hold.expires_ms > now_ms():
-            self.watch(hold)
+            self.watch(Hold(hold.id, hold.qty, hold.expires_ms, hold.state))
             return
         # Sales and releases are told through the bus by whoever made them; a lapse has no
         # maker, so the connection that holds the hold tells it.

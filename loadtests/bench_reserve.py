@@ -1,7 +1,9 @@
 """Throughput of the two hot paths, each as a ratio against a baseline measured in the same run.
 
 (a) ``POST /api/deals/{id}/reserve`` against ``POST /api/noop`` (same body, same headers), driven
-    by wrk through a real ``livecart serve`` process, with distinct pre-signed buyers.
+    by wrk through a real ``livecart serve`` process, with distinct pre-signed buyers; and a
+    cart's hold, ``POST /api/cart/checkout`` of 3 SKUs at list price (decision 0028), against
+    the reserve on the same server.
 (b) The order pipeline (Redis stream -> ``persist_paid_orders``) against raw batched
     ``insert(Order)`` of the same rows into a fresh SQLite file.
 
@@ -58,6 +60,7 @@ from web.migrate import upgrade
 from web.settings import Settings
 
 RESERVE_TARGET = 0.7  # reserve requests/s as a share of no-op requests/s
+CART_TARGET = 0.5  # 3-line cart holds/s as a share of reserve requests/s
 PIPELINE_TARGET = 2.0  # pipeline orders/s as a multiple of reserve requests/s
 BODY = '{"qty":1}'
 SESSION_MAX_AGE_S = 24 * 3600
@@ -243,9 +246,9 @@ class Pinning:
         )
 
 
-def write_wrk_script(path: Path, url_path: str, tokens: list[str]) -> Path:
+def write_wrk_script(path: Path, url_path: str, tokens: list[str], body: str = BODY) -> Path:
     quoted = ",".join(f'"{t}"' for t in tokens)
-    path.write_text(WRK_SCRIPT % {"tokens": quoted, "path": url_path, "body": BODY})
+    path.write_text(WRK_SCRIPT % {"tokens": quoted, "path": url_path, "body": body})
     return path
 
 
@@ -324,6 +327,19 @@ def start_deal(base: str, seller_token: str, shop_id: int) -> int:
     return deal_id
 
 
+def cart_body(base: str, seller_token: str, shop_id: int) -> str:
+    """Three SKUs of one product at list price, and a buy-now body holding one of each."""
+    product = http_json(
+        "POST", f"{base}/api/shops/{shop_id}/products", seller_token, {"title": "Benchmark mug"}
+    )["product"]
+    items = []
+    for colour in ("Sand", "Ink", "Moss"):
+        fields = {**SKU_FIELDS, "variant": colour}
+        sku = http_json("POST", f"{base}/api/products/{product['id']}/skus", seller_token, fields)
+        items.append({"sku_id": sku["sku"]["id"], "qty": 1})
+    return json.dumps({"items": items}, separators=(",", ":"))
+
+
 async def sql_deal(session: AsyncSession, seller: Seller, shop_id: int) -> Deal:
     """A product, a SKU and a scheduled deal, as the seller API would create them."""
     product = await service.create_product(session, seller, shop_id, {"title": "Benchmark jacket"})
@@ -366,6 +382,7 @@ def serve(env: dict[str, str], port: int, log: Path, pinning: Pinning) -> Iterat
 class HttpResult:
     noop: list[WrkRun] = field(default_factory=list)
     reserve: list[WrkRun] = field(default_factory=list)
+    cart: list[WrkRun] = field(default_factory=list)
     held_in_redis: int = 0
     reserved_201: int = 0
 
@@ -413,15 +430,23 @@ def bench_http(
             workdir / "reserve.lua", f"/api/deals/{deal_id}/reserve", tokens
         )
         noop_lua = write_wrk_script(workdir / "noop.lua", "/api/noop", tokens)
+        cart_lua = write_wrk_script(
+            workdir / "cart.lua",
+            "/api/cart/checkout",
+            tokens,
+            cart_body(base, seller_token, shop_id),
+        )
         say(
             f"(a) deal {deal_id} live on {base}; {len(tokens)} buyers; "
             f"wrk -t1 -c{args.connections}; warm-up {args.warmup}s each"
         )
         wrk.run("warm-up", noop_lua, args.warmup)
         warm_reserve = wrk.run("warm-up", reserve_lua, args.warmup)
+        wrk.run("warm-up", cart_lua, args.warmup)
         for _ in range(args.rounds):
             result.noop.append(wrk.run("noop", noop_lua, args.duration))
             result.reserve.append(wrk.run("reserve", reserve_lua, args.duration))
+            result.cart.append(wrk.run("cart", cart_lua, args.duration))
         deal = http_json("GET", f"{base}/api/deals/{deal_id}")["deal"]
     result.held_in_redis = deal["stock"]["held"]
     result.reserved_201 = sum(r.statuses.get("201", 0) for r in [warm_reserve, *result.reserve])
@@ -572,6 +597,7 @@ def figures(
 ) -> dict[str, Any]:
     noop_rps = mean([r.rps for r in http.noop])
     reserve_rps = mean([r.rps for r in http.reserve])
+    cart_rps = mean([r.rps for r in http.cart])
     return {
         "config": {
             "duration_s": args.duration,
@@ -596,6 +622,15 @@ def figures(
             "held_in_redis": http.held_in_redis,
             "all_201": all(r.statuses.get("201", 0) == r.answered > 0 for r in http.reserve),
         },
+        "cart": {
+            "rps": cart_rps,
+            "runs": [asdict(r) | {"rps": r.rps} for r in http.cart],
+            "all_201": all(r.statuses.get("201", 0) == r.answered > 0 for r in http.cart),
+        },
+        "cart_over_reserve": cart_rps / reserve_rps,
+        "cart_over_reserve_per_round": [
+            c.rps / r.rps for r, c in zip(http.reserve, http.cart, strict=True)
+        ],
         "reserve_over_noop": reserve_rps / noop_rps,
         "reserve_over_noop_per_round": [
             r.rps / n.rps for n, r in zip(http.noop, http.reserve, strict=True)
@@ -603,7 +638,7 @@ def figures(
         "pipeline": asdict(pipeline) | {"orders_per_s": pipeline.per_s},
         "raw_insert": asdict(raw) | {"rows_per_s": raw.per_s},
         "max_other_cores": max(
-            [r.other_cores for r in [*http.noop, *http.reserve]]
+            [r.other_cores for r in [*http.noop, *http.reserve, *http.cart]]
             + [pipeline.other_cores, raw.other_cores]
         ),
         "pipeline_over_raw": pipeline.per_s / raw.per_s,
@@ -612,6 +647,10 @@ def figures(
             "reserve_over_noop": {
                 "target": RESERVE_TARGET,
                 "met": reserve_rps / noop_rps >= RESERVE_TARGET,
+            },
+            "cart_over_reserve": {
+                "target": CART_TARGET,
+                "met": cart_rps / reserve_rps >= CART_TARGET,
             },
             "pipeline_over_reserve": {
                 "target": PIPELINE_TARGET,
@@ -643,8 +682,13 @@ def summary(f: dict[str, Any], http: HttpResult) -> str:
         f"{c['warmup_s']}s warm-up each; {c['buyers']} distinct buyers, body {BODY}",
         "",
         "(a) HTTP, alternating runs:",
-        *[row(run) for pair in zip(http.noop, http.reserve, strict=True) for run in pair],
-        f"  mean     noop {f['noop']['rps']:.0f} req/s   reserve {r['rps']:.0f} req/s",
+        *[
+            row(run)
+            for trio in zip(http.noop, http.reserve, http.cart, strict=True)
+            for run in trio
+        ],
+        f"  mean     noop {f['noop']['rps']:.0f} req/s   reserve {r['rps']:.0f} req/s   "
+        f"cart (3 lines) {f['cart']['rps']:.0f} holds/s",
         f"  reserve checks: every response 201: {'yes' if r['all_201'] else 'NO'}; "
         f"non-2xx {r['non_2xx']}; socket errors {r['socket_errors']}; "
         f"201s counted {r['responses_201']}, units held in Redis {r['held_in_redis']}",
@@ -664,6 +708,10 @@ def summary(f: dict[str, Any], http: HttpResult) -> str:
         f"(target >= {RESERVE_TARGET}x: {verdict('reserve_over_noop')}; per round "
         + ", ".join(f"{x:.2f}" for x in f["reserve_over_noop_per_round"])
         + ")",
+        f"  cart hold / reserve     {f['cart_over_reserve']:.2f}x   "
+        f"(target >= {CART_TARGET}x: {verdict('cart_over_reserve')}; per round "
+        + ", ".join(f"{x:.2f}" for x in f["cart_over_reserve_per_round"])
+        + ")",
         f"  pipeline / reserve      {f['pipeline_over_reserve']:.2f}x   "
         f"(target >= {PIPELINE_TARGET}x: {verdict('pipeline_over_reserve')})",
         f"  pipeline / raw insert   {f['pipeline_over_raw']:.2f}x",
@@ -673,6 +721,8 @@ def summary(f: dict[str, Any], http: HttpResult) -> str:
             "WARNING: other processes used the CPUs before or during the run; "
             "the figures are skewed."
         )
+    if not f["cart"]["all_201"]:
+        lines.append("WARNING: some cart holds failed; the cart figure is not a result.")
     if not r["all_201"] or r["socket_errors"]:
         lines.append("WARNING: some reserve requests failed; the reserve figures are not a result.")
     return "\n".join(lines)

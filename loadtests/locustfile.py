@@ -4,6 +4,8 @@
   likes now and then.
 - ``Buyer``: a viewer who, when the deal goes live, reserves within the first second, then pays
   with the sandbox card (or, now and then, gives the hold back).
+- ``Shopper``: a viewer who, while the deal runs, puts 1-3 of the bag's SKUs in the cart at list
+  price, checks the cart out (one hold of every line) and pays (the "bag" mix).
 - ``Creator``: one per run; pins products and starts the deal (``storm``), keeps pinning
   (``steady``, ``reconnect``).
 
@@ -53,6 +55,7 @@ def _options(parser: Any) -> None:
     add("--expect-users", type=int, default=0, env_var="LOADTEST_EXPECT_USERS")
     add("--abandon-share", type=float, default=0.1, env_var="LOADTEST_ABANDON_SHARE")
     add("--buy-share", type=float, default=0.25, env_var="LOADTEST_BUY_SHARE")
+    add("--bag-share", type=float, default=0.1, env_var="LOADTEST_BAG_SHARE")
     add("--pin-products", default="", env_var="LOADTEST_PIN_PRODUCTS")
     add("--pin-every-s", type=float, default=5.0, env_var="LOADTEST_PIN_EVERY_S")
     add("--drop-at-ms", type=int, default=0, env_var="LOADTEST_DROP_AT_MS")
@@ -64,7 +67,9 @@ def _weights(environment: Environment, **_: Any) -> None:
     options = environment.parsed_options
     if options is not None:
         share = min(1.0, max(0.0, options.buy_share))
-        Buyer.weight, Viewer.weight = round(share * 1000), round((1 - share) * 1000)
+        bag = min(1.0 - share, max(0.0, options.bag_share))
+        Buyer.weight, Shopper.weight = round(share * 1000), round(bag * 1000)
+        Viewer.weight = 1000 - Buyer.weight - Shopper.weight
 
 
 def report(
@@ -306,6 +311,52 @@ class Buyer(RoomUser):
             json={"card": CARD},
             headers={**auth, "Idempotency-Key": f"pay-{hold}"},
             name="checkout",
+        )
+
+
+class Shopper(RoomUser):
+    """While the deal runs, fills a cart from the room's bag at list price and pays for it."""
+
+    weight = 0
+
+    def on_snapshot(self, m: dict[str, Any]) -> None:
+        self.skus = [sku["sku_id"] for card in m["room"]["bag"] for sku in card["skus"]]
+        if any(deal["status"] == "live" for deal in m["room"]["deals"]):
+            gevent.spawn_later(random.uniform(0, 2.0), self.shop)
+
+    def on_message(self, kind: str, m: dict[str, Any]) -> None:
+        super().on_message(kind, m)
+        if kind == "deal.live":
+            gevent.spawn_later(random.uniform(0, 2.0), self.shop)
+
+    def shop(self) -> None:
+        if getattr(self, "tried", False) or not getattr(self, "skus", None):
+            return
+        self.tried = True
+        auth = {"Authorization": f"Bearer {self.token}"}
+        for sku in random.sample(self.skus, min(len(self.skus), random.randint(1, 3))):
+            self.client.put(
+                f"/api/cart/items/{sku}", json={"qty": 1}, headers=auth, name="cart item"
+            )
+        with self.client.post(
+            "/api/cart/checkout",
+            json={"request_id": "bag"},
+            headers=auth,
+            name="cart checkout",
+            catch_response=True,
+        ) as r:
+            if r.status_code == 409 and r.json()["error"]["code"] == "insufficient_stock":
+                r.success()  # the shelf ran short: an answer, not a failure
+                return
+            if r.status_code not in (200, 201):
+                r.failure(f"{r.status_code} {r.text[:200]}")
+                return
+            hold = r.json()["hold"]["id"]
+        self.client.post(
+            f"/api/holds/{hold}/checkout",
+            json={"card": CARD},
+            headers={**auth, "Idempotency-Key": f"pay-{hold}"},
+            name="cart pay",
         )
 
 

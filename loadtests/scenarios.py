@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from checkout.audit import DealAudit, settled_audit  # noqa: E402
 from checkout.keys import Keyspace  # noqa: E402
+from checkout.shelf_audit import ShelfAudit, audit_shelves  # noqa: E402
 from kernel.db import Database  # noqa: E402
 from tests.harness import NO_ADDRESS_LIMITS, free_port, livecart, serve  # noqa: E402
 from web.embedded import EmbeddedValkey  # noqa: E402
@@ -220,13 +221,15 @@ def replayed_total(stats: dict[tuple[str, str], dict[str, str]]) -> int:
     return round(float(row["Average Response Time"]) * int(row["Request Count"])) if row else 0
 
 
-async def audit(stage: Stage, deal_id: int) -> DealAudit:
+async def audit(stage: Stage, deal_id: int) -> tuple[DealAudit, list[ShelfAudit]]:
+    """The deal's books and every shelf's (the "bag" mix's cart sales), once settled."""
     from redis.asyncio import Redis
 
     redis = Redis.from_url(stage.redis_url, decode_responses=True)
     db = Database(stage.database_url)
     try:
-        return await settled_audit(redis, db, Keyspace(PREFIX), deal_id, wait_s=30)
+        deal = await settled_audit(redis, db, Keyspace(PREFIX), deal_id, wait_s=30)
+        return deal, await audit_shelves(redis, db, Keyspace(PREFIX), wait_s=30)
     finally:
         await redis.aclose()
         await db.close()
@@ -274,7 +277,7 @@ def verdict(args: argparse.Namespace, stage: Stage, out: Path, ran: Ran) -> dict
     if args.scenario == "storm":
         if not deals:
             return {**found, "ok": False, "why": "the creator never started the deal"}
-        books = asyncio.run(audit(stage, deals[0]))
+        books, shelves = asyncio.run(audit(stage, deals[0]))
         saw = count(stats, "VIEWER", "saw deal.sold_out")
         sold_out = books.available == 0 and books.held == 0
         found.update(
@@ -298,6 +301,16 @@ def verdict(args: argparse.Namespace, stage: Stage, out: Path, ran: Ran) -> dict
         ok &= sold_out and books.ok and books.orders == books.sold == books.order_units
         ok &= saw == args.viewers and found["holds_still_open"] == 0
         found.update(in_redis=books.in_redis, orders_without_sale=books.orders_without_sale)
+        # The bag mix: carts paid at list price beside the deal; every SKU's books must agree.
+        paid_carts = count(stats, "POST", "cart pay")
+        found.update(
+            cart_checkouts=count(stats, "POST", "cart checkout"),
+            carts_paid=paid_carts,
+            cart_ms=percentiles(stats, "POST", "cart checkout"),
+            shelves=[shelf.json() for shelf in shelves],
+        )
+        ok &= all(shelf.ok and shelf.pending_moves == 0 for shelf in shelves)
+        ok &= paid_carts == 0 or bool(shelves)
     if args.scenario == "reconnect":
         back = count(stats, "VIEWER", "back in room")
         found.update(

@@ -17,7 +17,7 @@ from catalog import service
 from catalog.models import Deal, Sku
 from catalog.rules import DealTerms
 from checkout import deals
-from checkout.faults import MONEY_POINTS, POINTS, CrashPoints
+from checkout.faults import MONEY_POINTS, POINTS, SHELF_POINTS, CrashPoints
 from checkout.holds import Hold, HoldStore
 from checkout.payments import Charge, SandboxProvider
 from kernel.clock import now_ms
@@ -451,7 +451,7 @@ class CrashAt(CrashPoints):
     SIGKILL (which tests/crashing.py's do)."""
 
     def __init__(self, point: str) -> None:
-        assert point in ("", *POINTS, *MONEY_POINTS), point
+        assert point in ("", *POINTS, *MONEY_POINTS, *SHELF_POINTS), point
         self.point = point
 
     def reach(self, point: str) -> None:

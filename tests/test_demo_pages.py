@@ -99,6 +99,91 @@ async def sheet_fits(page: Page) -> None:
     assert await overflowing(page, "#checkout, #checkout *") == []
 
 
+async def test_a_viewer_fills_a_cart_from_the_demo_bag_and_pays_once(
+    browser: Browser, demo: Demo, shots: Path
+) -> None:
+    en_ctx, viewer = await new_page(browser, "phone shopper", **PHONE)
+    ar_ctx, arabic = await new_page(browser, "Arabic phone shopper", locale="ar-EG", **PHONE)
+    try:
+        page = viewer.page
+        await page.goto(demo.watch)
+        await expect(page.locator("#connection")).to_be_hidden()
+        await expect(page.locator("#bag-count")).to_have_text("2")
+
+        # The bag: the pinned jacket first, then the mug.
+        await page.click("#bag-button")
+        items = page.locator("#bag-items .bag-item")
+        await expect(items).to_have_count(2)
+        await expect(items.first).to_contain_text("Pinned")
+        await expect(items.first).to_contain_text("Puffer jacket")
+        await page.screenshot(path=shots / "viewer-bag-phone.png")
+
+        # A size and a colour make a SKU; Sand / L is not made, so L is off once Sand is picked.
+        await items.first.locator("button").click()
+        sheet = page.locator("#product-sheet")
+        await expect(sheet).to_be_visible()
+        await expect(page.locator("#sheet-add")).to_be_disabled()  # nothing picked yet
+        await sheet.locator(".choice", has_text="Sand").click()
+        await expect(sheet.locator(".choice", has_text=re.compile("^L$"))).to_be_disabled()
+        await sheet.locator(".choice", has_text=re.compile("^M$")).click()
+        await expect(page.locator("#sheet-price")).to_have_text("$89.00")
+        assert await overflowing(page, "#product-sheet, #product-sheet *") == []
+        await page.click("#sheet-add")
+        await expect(page.locator("#cart-count")).to_have_text("1")
+
+        # Two mugs (one SKU: nothing to pick).
+        await page.click("#bag-button")
+        await items.nth(1).locator("button").click()
+        await expect(page.locator("#sheet-title")).to_have_text("Stoneware mug")
+        await page.click("#sheet-more")
+        await expect(page.locator("#sheet-qty")).to_have_text("2")
+        await page.click("#sheet-add")
+        await expect(page.locator("#cart-count")).to_have_text("3")
+
+        # The cart: both lines, one checkout, one payment for the whole of it.
+        await page.click("#cart-button")
+        await expect(page.locator("#cart-shops .cart-line")).to_have_count(2)
+        await page.click(".cart-checkout")
+        await expect(page.locator("#cart-pay")).to_be_visible()
+        await expect(page.locator("#cart-hold-lines li")).to_have_count(2)
+        await expect(page.locator("#cart-hold-total")).to_have_text("$137.00")
+        await expect(page.locator("#cart-hold-timer")).to_contain_text(":")
+        assert await overflowing(page, "#cart-pay, #cart-pay *") == []
+        for name, value in ADDRESS.items():
+            await page.fill(f"#cart-pay-form [name={name}]", value)
+        await page.select_option("#cart-pay-form [name=country]", "GB")
+        await page.fill("#cart-pay-form [name=card]", CARD)
+        await page.screenshot(path=shots / "viewer-cart-checkout-phone.png")
+        await page.click("#cart-pay-submit")
+        number = page.locator("#cart-order-number[data-order-id]")
+        await expect(number).to_be_visible(timeout=20_000)
+        order_id = await number.get_attribute("data-order-id")
+        await expect(page.locator("#cart-count")).to_have_text("")  # bought: out of the cart
+
+        # The order page shows both lines and the one total.
+        await page.goto(f"{demo.base}/orders")
+        order = page.locator(f"#order-{order_id}")
+        await expect(order.locator(".order-line")).to_have_count(2)
+        await expect(order.locator(".order-line").first).to_contain_text("Puffer jacket · Sand / M")
+        await expect(order.locator(".order-line").nth(1)).to_contain_text("Stoneware mug")
+        await expect(order.locator(".order-total")).to_contain_text("$137.00")
+
+        # In Arabic the sheets read right to left and fit the phone.
+        ar = arabic.page
+        await ar.goto(demo.watch)
+        await expect(ar.locator("#connection")).to_be_hidden()
+        assert await ar.evaluate("document.documentElement.dir") == "rtl"
+        await ar.click("#bag-button")
+        await ar.locator("#bag-items .bag-item button").first.click()
+        await ar.locator("#product-sheet .choice").first.click()
+        assert await overflowing(ar, "#product-sheet, #product-sheet *") == []
+        await ar.screenshot(path=shots / "viewer-product-sheet-arabic-phone.png")
+        assert_clean(viewer, arabic)
+    finally:
+        for ctx in (en_ctx, ar_ctx):
+            await ctx.close()
+
+
 async def test_a_newcomer_buys_the_demo_deal_on_a_phone_and_sees_the_live_end(
     browser: Browser, demo: Demo, shots: Path
 ) -> None:

@@ -126,3 +126,57 @@ def test_products_made_before_variants_have_no_options(tmp_path: Path) -> None:
     command.downgrade(config, "0008")
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT count(*) FROM skus").fetchone() == (2,)
+
+
+def test_orders_survive_the_rebuild_that_lets_shelf_orders_have_no_deal(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    config = alembic_config(f"sqlite:///{path}")
+    command.upgrade(config, "0010")
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "INSERT INTO sellers (id, name, email, token_hash, created_ms)"
+            " VALUES (1, 'Mika', 'm@example.com', 'h', 0)"
+        )
+        db.execute(
+            "INSERT INTO shops (id, seller_id, name, handle, created_ms)"
+            " VALUES (1, 1, 'Mika', 'mika', 0)"
+        )
+        db.execute(
+            "INSERT INTO products (id, shop_id, title, description, category, image_urls,"
+            " created_ms) VALUES (1, 1, 'Jacket', '', '', '[]', 0)"
+        )
+        db.execute(
+            "INSERT INTO skus (id, product_id, shop_id, variant, list_price, currency, stock,"
+            " allocated) VALUES (1, 1, 1, 'M', 100, 'USD', 5, 0)"
+        )
+        db.execute(
+            "INSERT INTO deals (id, shop_id, sku_id, deal_price, currency, quantity,"
+            " per_buyer_limit, starts_ms, ends_ms, created_ms, status)"
+            " VALUES (1, 1, 1, 80, 'USD', 5, 1, 0, 10, 0, 'settled')"
+        )
+        db.execute(
+            "INSERT INTO orders (id, hold_id, deal_id, shop_id, sku_id, buyer_id, quantity,"
+            " unit_price, total, currency, status, payment_ref, paid_ms, created_ms, updated_ms)"
+            " VALUES (7, '1-1', 1, 1, 1, 'b', 1, 80, 80, 'USD', 'paid', 'ch_1', 0, 0, 0)"
+        )
+        db.execute(
+            "INSERT INTO order_events (order_id, to_status, at_ms, actor, note)"
+            " VALUES (7, 'paid', 0, 'pipeline', '')"
+        )
+    command.upgrade(config, "head")
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA foreign_keys=ON")
+        assert db.execute("SELECT id, deal_id, total FROM orders").fetchall() == [(7, 1, 80)]
+        assert db.execute("SELECT order_id FROM order_events").fetchall() == [(7,)]
+        assert db.execute("PRAGMA foreign_key_check").fetchall() == []
+        db.execute(
+            "INSERT INTO orders (id, hold_id, deal_id, shop_id, sku_id, buyer_id, quantity,"
+            " unit_price, total, currency, status, payment_ref, paid_ms, created_ms, updated_ms)"
+            " VALUES (8, 's1-1', NULL, 1, 1, 'b', 2, 100, 200, 'USD', 'paid', 'ch_2', 0, 0, 0)"
+        )
+        db.execute("DELETE FROM orders WHERE id = 8")
+    command.downgrade(config, "0010")
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM order_events").fetchone() == (1,)
+        columns = [row[1] for row in db.execute("PRAGMA table_info(skus)")]
+        assert "shelved" not in columns

@@ -4,6 +4,8 @@ A *store* is a module whose job is the Redis side of one thing; it is the only c
 or writes those keys, and everything else calls its methods:
 
 - checkout/holds.py: a deal's stock and holds (``HoldStore``, over ``lua/holds.lua``);
+- checkout/shelf.py: a shop's list-price stock and cart holds (``ShelfStore``, over
+  ``lua/shelf.lua``); checkout/cart_store.py: a buyer's cart;
 - checkout/pipeline.py: a deal's orders stream, its consumer group and dead letters
   (``OrderPipeline`` writes SQL from it, ``OrderStream`` tells how far it is);
 - checkout/idempotency.py, checkout/limits.py, checkout/payments.py: Idempotency-Keys, rate
@@ -38,6 +40,8 @@ from tests.source import ROOT, name_of, production_files
 STORES = frozenset(
     {
         "checkout/holds.py",
+        "checkout/shelf.py",
+        "checkout/cart_store.py",
         "checkout/pipeline.py",
         "checkout/idempotency.py",
         "checkout/limits.py",
@@ -55,9 +59,12 @@ LIFECYCLE = frozenset({"aclose", "close"})
 CLIENT_MAKERS = frozenset({"Redis", "from_url", "pipeline", "pubsub"})
 # Keyspace methods and properties that name keys one reads or writes (checkout/keys.py,
 # live/keys.py). ``sandbox`` is left out: the composition root hands it to its store.
-KEY_BUILDERS = frozenset({"deal", "room", "idempotency", "live_deals", "live_rooms", "deal_rooms"})
+KEY_BUILDERS = frozenset(
+    {"deal", "room", "idempotency", "live_deals", "live_rooms", "deal_rooms", "shelf", "shelves"}
+    | {"cart"}
+)
 KEYSPACES = frozenset({"keys", "keyspace", "live_keys"})
-KEY_SHAPED = re.compile(r"^lc:|\{(deal|room):|^:[a-z][a-z-]*(:[a-z-]+)*$")
+KEY_SHAPED = re.compile(r"^lc:|\{(deal|room|shop):|^:[a-z][a-z-]*(:[a-z-]+)*$")
 
 
 def dotted(node: ast.expr) -> str:

@@ -15,6 +15,7 @@ from catalog.rules import DealTerms
 from checkout import deals
 from checkout.deals import deal_json, started_state
 from checkout.error_codes import CheckoutErrorCode
+from checkout.shelving import Shelving
 from kernel.clock import now_ms
 from kernel.errors import Invalid
 from web import responses as out
@@ -288,7 +289,13 @@ async def create_sku(request: Request) -> Response:
 async def update_sku(request: Request) -> Response:
     me = await seller(request)
     body = await json_body(request, SkuPatch)
-    async with services(request).db.session() as session:
+    svc = services(request)
+    async with svc.db.session() as session:
+        if body.stock is not None:
+            await service.owned_sku(session, me, request.path_params["sku_id"])
+            await Shelving(svc.holds.shelf).lower_to(
+                session, request.path_params["sku_id"], body.stock
+            )
         sku = await service.update_sku(
             session, me, request.path_params["sku_id"], body.model_dump(exclude_unset=True)
         )

@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from catalog import service
 from catalog.error_codes import CatalogErrorCode
+from checkout.cart_store import CartStore
 from checkout.checkout import pay_for_hold
 from checkout.error_codes import CheckoutErrorCode
 from checkout.holds import ReserveRequest
@@ -28,7 +29,9 @@ from web.services import Services, services
 
 api = Api()
 HOLD_ID = Param(
-    "hold_id", "A hold's id, `<deal id>-<n>`", {"type": "string", "pattern": "^[0-9]+-[0-9]+$"}
+    "hold_id",
+    "A hold's id: `<deal id>-<n>` for a deal's, `s<shop id>-<n>` for a cart's",
+    {"type": "string", "pattern": "^s?[0-9]+-[0-9]+$"},
 )
 IDEMPOTENCY_KEY = Param(
     "Idempotency-Key",
@@ -244,7 +247,7 @@ async def _checkout_once(
         raise
     svc.metrics.checkouts.labels(result="paid").inc()
     await _tell_room(svc, hold_id, buyer, {"type": "hold.sold", "hold_id": hold_id})
-    order = {
+    order: dict[str, Any] = {
         "hold_id": receipt.hold_id,
         "status": "paid",
         "qty": receipt.qty,
@@ -253,4 +256,12 @@ async def _checkout_once(
         "currency": receipt.currency,
         "payment_ref": receipt.payment_ref,
     }
+    if receipt.lines:
+        order["lines"] = [line.json() for line in receipt.lines]
+        # Bought: out of the cart (best effort: the sale stands whatever happens here).
+        bought = {line.sku_id: line.qty for line in receipt.lines}
+        try:
+            await CartStore(svc.redis, svc.keys).take_out(buyer, bought)
+        except Exception:
+            log.warning("could not take hold %s's items out of the cart", hold_id, exc_info=True)
     return StoredResponse(status=201, body=orjson.dumps({"order": order}))

@@ -12,10 +12,11 @@ from catalog.models import Seller
 from checkout import bulk_ship, deadlines, order_store
 from checkout.bulk_ship import Shipment
 from checkout.error_codes import CheckoutErrorCode
-from checkout.keys import deal_id_of_hold
+from checkout.keys import is_hold_id
 from checkout.models import Order, OrderEvent
 from checkout.order_store import ItemLine, OrderSort
 from checkout.orders import ACTIONS, OrderStatus
+from checkout.shelf import Line
 from kernel.clock import now_ms
 from kernel.errors import Invalid, NotFound
 from web import responses as out
@@ -59,11 +60,20 @@ def _sort(request: Request) -> OrderSort:
     return OrderSort(sort)
 
 
+def _line_json(line: Line, item: ItemLine | None) -> dict[str, Any]:
+    body: dict[str, Any] = line.json()
+    if item is not None:
+        body.update(title=item.title, variant=item.variant, image=item.image)
+    return body
+
+
 def order_json(
     order: Order,
     events: list[OrderEvent] | None = None,
     line: ItemLine | None = None,
     *,
+    lines: list[Line] | None = None,
+    items: dict[int, ItemLine] | None = None,
     now: int | None = None,
     closed_ms: int | None = None,
 ) -> dict[str, Any]:
@@ -102,6 +112,10 @@ def order_json(
     }
     if line is not None:
         body["item"] = {"title": line.title, "variant": line.variant, "image": line.image}
+    if lines:
+        body["lines"] = [
+            _line_json(shelf_line, (items or {}).get(shelf_line.sku_id)) for shelf_line in lines
+        ]
     if events is not None:
         body["events"] = [
             {
@@ -156,11 +170,22 @@ async def list_orders(request: Request) -> Response:
         async with svc.db.session() as session:
             orders = await order_store.orders_of_buyer(session, buyer)
     async with svc.db.session() as session:
-        lines = await order_store.item_lines(session, [o.sku_id for o in orders])
         closed = await order_store.closed_unshipped(session, orders)
+        bought = await order_store.lines_of(
+            session, [o.id or 0 for o in orders if o.deal_id is None]
+        )
+        skus = {o.sku_id for o in orders} | {x.sku_id for found in bought.values() for x in found}
+        lines = await order_store.item_lines(session, sorted(skus))
     now = now_ms()
     bodies = [
-        order_json(o, line=lines.get(o.sku_id), now=now, closed_ms=closed.get(o.id or 0))
+        order_json(
+            o,
+            line=lines.get(o.sku_id),
+            lines=bought.get(o.id or 0),
+            items=lines,
+            now=now,
+            closed_ms=closed.get(o.id or 0),
+        )
         for o in orders
     ]
     if not as_seller(request):  # a buyer sees where their requests stand
@@ -181,12 +206,14 @@ async def list_orders(request: Request) -> Response:
 async def order_by_hold(request: Request) -> Response:
     svc = services(request)
     buyer = viewer(request)
-    if deal_id_of_hold(request.path_params["hold_id"]) is None:
+    if not is_hold_id(request.path_params["hold_id"]):
         raise NotFound("No such order among yours.", code=CheckoutErrorCode.ORDER_NOT_FOUND)
     async with svc.db.session() as session:
         order = await order_store.order_for_buyer(session, request.path_params["hold_id"], buyer)
         events = await order_store.events_of(session, order.id or 0)
-    [body] = await with_requests(svc.db, [order], [order_json(order, list(events))])
+        bought = await order_store.lines_of(session, [order.id or 0])
+    body = order_json(order, list(events), lines=bought.get(order.id or 0))
+    [body] = await with_requests(svc.db, [order], [body])
     return JSONResponse({"order": body})
 
 
@@ -207,7 +234,8 @@ async def get_order(request: Request) -> Response:
             session, request.path_params["order_id"], shop_ids
         )
         events = await order_store.events_of(session, order.id or 0)
-    return JSONResponse({"order": order_json(order, list(events))})
+        bought = await order_store.lines_of(session, [order.id or 0])
+    return JSONResponse({"order": order_json(order, list(events), lines=bought.get(order.id or 0))})
 
 
 @api.route(

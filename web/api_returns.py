@@ -12,7 +12,7 @@ from starlette.responses import Response
 from catalog import service
 from checkout import return_store
 from checkout.error_codes import CheckoutErrorCode
-from checkout.keys import deal_id_of_hold
+from checkout.keys import is_hold_id
 from checkout.models import ReturnRequest
 from checkout.return_states import ReturnStatus
 from checkout.returns import RequestAsk
@@ -108,7 +108,7 @@ def _has_body(request: Request) -> bool:
 async def create_request(request: Request) -> Response:
     buyer = viewer(request)
     hold_id: str = request.path_params["hold_id"]
-    if deal_id_of_hold(hold_id) is None:
+    if not is_hold_id(hold_id):
         raise NotFound("No such order among yours.", code=CheckoutErrorCode.ORDER_NOT_FOUND)
     body = await json_body(request, ReturnRequestIn)
     svc = services(request)

@@ -35,6 +35,7 @@ from checkout.payouts import Payouts
 from checkout.pipeline import OrderPipeline, PipelineConfig
 from checkout.reconciler import reconcile_forever, reconcile_once
 from checkout.refunds import Refunds
+from checkout.shelf import ShelfStore
 from checkout.sweeper import sweep_forever
 from kernel.clock import now_ms
 from kernel.db import Database
@@ -50,6 +51,7 @@ from live.media.relay import VideoProfile
 from live.room_states import RoomStatus
 from live.store import RoomStore
 from web import (
+    api_cart,
     api_catalog,
     api_checkout,
     api_finance,
@@ -86,6 +88,7 @@ log = logging.getLogger("livecart.app")
 # Starlette tries routes in order: the flash-deal hot path (reserve, checkout) goes first.
 APIS: list[Api] = [
     api_checkout.api,
+    api_cart.api,
     ops.api,
     api_catalog.api,
     api_refunds.api,  # before api_orders: its /cancel and /refund win over the generic move
@@ -184,7 +187,10 @@ def build_services(settings: Settings, crash: CrashPoints = NO_CRASH) -> Service
     redis = Redis.from_url(settings.redis_url, decode_responses=True, max_connections=256)
     db = Database(settings.database_url)
     keys = Keyspace(settings.redis_prefix)
-    holds = HoldStore(redis, keys, reserve_limits(settings))
+    shelf = ShelfStore(
+        redis, keys, hold_ttl_ms=settings.hold_ttl_s * 1000, pay_ttl_ms=settings.pay_ttl_s * 1000
+    )
+    holds = HoldStore(redis, keys, reserve_limits(settings), shelf)
     pipeline = (
         OrderPipeline(redis, db, keys, pipeline_config(settings, crash))
         if settings.run_worker

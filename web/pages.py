@@ -17,6 +17,7 @@ from starlette.responses import Response
 from catalog import service as catalog
 from catalog.error_codes import CatalogErrorCode
 from catalog.models import Product, Shop, Sku
+from checkout.cart import for_sale
 from kernel.errors import NotFound
 from live import service as live_service
 from live.models import LiveRoom
@@ -74,13 +75,17 @@ async def storefront(request: Request) -> Response:
             return not_found_page(request)
         assert shop.id is not None
         products = await catalog.list_products(session, shop.id)
-        cards = [_card(p, await catalog.skus_of(session, p.id or 0)) for p in products]
+        skus = {p.id or 0: await catalog.skus_of(session, p.id or 0) for p in products}
         live = await live_service.list_rooms(session, RoomStatus.LIVE, shop_id=shop.id)
         soon = (
             []
             if live
             else await live_service.list_rooms(session, RoomStatus.SCHEDULED, shop_id=shop.id)
         )
+    left = await for_sale(
+        services(request).holds.shelf, [s for group in skus.values() for s in group]
+    )
+    cards = [_card(p, skus[p.id or 0], left) for p in products]
     context = {
         "lang": page_language(request),
         "shop": shop,
@@ -102,12 +107,19 @@ async def product_page(request: Request) -> Response:
             return not_found_page(request)
         skus = await catalog.skus_of(session, product.id or 0)
         live = await live_service.list_rooms(session, RoomStatus.LIVE, shop_id=shop.id)
+    left = await for_sale(svc.holds.shelf, skus)
+    lang = page_language(request)
+    # The product sheet's card: the same a room's bag holds (live.service.card_of).
+    config = {"lang": lang, "strings": strings(lang), "card": live_service.card_of(product, skus)}
     context = {
-        "lang": page_language(request),
+        "lang": lang,
+        "config": config,
+        "countries": l10n.countries(lang),
+        "country": l10n.default_country(lang, request.headers.get("accept-language", "")),
         "shop": shop,
         "product": product,
         "images": product.image_urls or [PLACEHOLDER_IMAGE],
-        "skus": [_variant(s) for s in skus],
+        "skus": [_variant(s, left) for s in skus],
         "room": await _room_showing(svc.rooms, live, product.id or 0),
     }
     return render(request, "product.html", context)
@@ -143,7 +155,7 @@ def _handle(raw: str) -> str:
     return raw
 
 
-def _card(product: Product, skus: Sequence[Sku]) -> dict[str, Any] | None:
+def _card(product: Product, skus: Sequence[Sku], left: dict[int, int]) -> dict[str, Any] | None:
     """A showcase tile: the product and its cheapest price (none while it has no SKU)."""
     if not skus:
         return None  # nothing to sell yet
@@ -156,24 +168,21 @@ def _card(product: Product, skus: Sequence[Sku]) -> dict[str, Any] | None:
         "price": cheapest.list_price,
         "currency": cheapest.currency,
         "varies": len({s.list_price for s in skus}) > 1,
-        "in_stock": any(_free(s) > 0 for s in skus),
+        "in_stock": any(left.get(s.id or 0, 0) > 0 for s in skus),
     }
 
 
-def _variant(sku: Sku) -> dict[str, Any]:
+def _variant(sku: Sku, left: dict[int, int]) -> dict[str, Any]:
     return {
         "id": sku.id,
         "variant": sku.variant,
+        "options": sku.options,
         "image": sku.image_url,
         "price": sku.list_price,
         "currency": sku.currency,
-        "in_stock": _free(sku) > 0,
+        "left": left.get(sku.id or 0, 0),
+        "in_stock": left.get(sku.id or 0, 0) > 0,
     }
-
-
-def _free(sku: Sku) -> int:
-    """Units not promised to a started deal: what the shop can still sell at list price."""
-    return sku.stock - sku.allocated
 
 
 def strings(lang: str) -> dict[str, str]:

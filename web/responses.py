@@ -35,11 +35,18 @@ class GuestSession(Out):
     buyer_id: str
 
 
+class HoldLine(Out):
+    sku_id: int
+    qty: int
+    unit_price: int
+
+
 class Hold(Out):
     id: str
     qty: int
     state: HoldState
     expires_ms: int
+    lines: list[HoldLine] | None = None  # a cart's hold: what it holds, at what price
 
 
 class HoldAnswer(Out):
@@ -50,10 +57,49 @@ class PaidOrder(Out):
     hold_id: str
     status: Literal["paid"]
     qty: int
-    unit_price: int
+    unit_price: int  # a cart's hold of several lines: 0 (each line has its own)
     amount: int
     currency: str
     payment_ref: str
+    lines: list[HoldLine] | None = None
+
+
+class CartLine(Out):
+    sku_id: int
+    product_id: int
+    shop_id: int
+    title: str
+    variant: str
+    image_url: str
+    qty: int
+    unit_price: int
+    currency: str
+    total: int
+
+
+class CartShop(Out):
+    shop_id: int
+    currency: str
+    subtotal: int
+
+
+class Cart(Out):
+    lines: list[CartLine]
+    shops: list[CartShop]
+
+
+class CartAnswer(Out):
+    cart: Cart
+
+
+class StockAnswer(Out):
+    stock: dict[str, int]  # SKU id -> units buyable at list price now
+
+
+class CartHoldAnswer(Out):
+    hold: Hold
+    total: int
+    currency: str
 
 
 class CheckoutAnswer(Out):
@@ -212,10 +258,20 @@ class RequestList(Out):
     requests: list[ReturnRequest]
 
 
+class OrderLine(Out):
+    sku_id: int
+    qty: int
+    unit_price: int
+    # In a buyer's list, what it is (as ``item`` says of a one-SKU order).
+    title: str | None = None
+    variant: str | None = None
+    image: str | None = None
+
+
 class Order(Out):
     id: int
     hold_id: str
-    deal_id: int
+    deal_id: int | None  # None: bought at list price from a cart (its lines say what)
     shop_id: int
     sku_id: int
     buyer_id: str
@@ -240,6 +296,7 @@ class Order(Out):
     delivered_ms: int | None
     late: bool  # shipped after ship_by_ms, or still unshipped past it (checkout/deadlines.py)
     item: OrderItem | None = None  # in a buyer's list
+    lines: list[OrderLine] | None = None  # a cart's order: each SKU, its units and price
     events: list[OrderEvent] | None = None  # on one order
     # A buyer's views (their list, by hold): the order's open or newest request, if any.
     request: ReturnRequest | None = None

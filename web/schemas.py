@@ -151,6 +151,36 @@ class ReserveIn(Strict):
     )
 
 
+class CartItemIn(Strict):
+    qty: int = Field(ge=0, le=99, description="Units in the cart; 0 takes the item out")
+
+
+class CartItem(Strict):
+    sku_id: int = Field(ge=1)
+    qty: int = Field(ge=1, le=99)
+
+
+class CartCheckoutIn(Strict):
+    items: list[CartItem] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=50,
+        description="Buy now: hold these items (one shop's) instead of the cart's",
+    )
+    request_id: RequestId | None = Field(
+        default=None, description="Retrying with the same id returns the same hold"
+    )
+    shop_id: int | None = Field(
+        default=None, ge=1, description="Whose items to check out, when the cart has several"
+    )
+    expected_total: int | None = Field(
+        default=None,
+        ge=0,
+        description="The total the buyer was shown: a different total now is refused "
+        "(quote_changed) instead of charged",
+    )
+
+
 class ShippingIn(Strict):
     name: Annotated[str, _text(100, min_length=1)]
     line1: Annotated[str, _text(200, min_length=1)]

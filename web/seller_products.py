@@ -12,6 +12,7 @@ from starlette.responses import RedirectResponse, Response
 from catalog import service as catalog
 from catalog import variants
 from catalog.models import Seller, Shop, Sku
+from checkout.shelving import Shelving
 from kernel.errors import DomainError, Invalid, NotFound, Unauthorized
 from web.auth import signed_in_seller
 from web.cookies import COOKIE
@@ -118,6 +119,10 @@ async def edit_product(request: Request, me: Seller, form: dict[str, str]) -> Re
             typed["options"] = options
         fields = parse_form(ProductPatch, typed).model_dump(exclude_unset=True)
         changes = {sku.id or 0: _sku_changes(form, sku) for sku in skus}
+        shelving = Shelving(services(request).holds.shelf)
+        for sku_id, sku_changes in changes.items():
+            if "stock" in sku_changes:  # units on the shelf come off first when fewer remain
+                await shelving.lower_to(session, sku_id, sku_changes["stock"])
         await catalog.edit_product(session, me, product_id, fields, changes)
     return RedirectResponse(f"/seller/products/{product_id}?saved=1", status_code=303)
 

@@ -85,6 +85,11 @@ export function el(tag, attrs = {}, ...children) {
 
 const GUEST_KEY = "livecart.guest";
 
+// Whether this browser has a guest session already (asking for one makes it).
+export function hasGuest() {
+  return localStorage.getItem(GUEST_KEY) !== null;
+}
+
 // A viewer's identity: a guest session kept in this browser, made on first need. Newcomers
 // crowding one address (a venue's Wi-Fi) may be told to wait (429): wait as told, a few times,
 // with jitter so the crowd does not come back all at once.

@@ -164,6 +164,20 @@ function askForm(order, kinds) {
   );
 }
 
+// One SKU of a cart's order (decision 0028).
+function orderLine(line, currency) {
+  const name = line.variant ? `${line.title} · ${line.variant}` : line.title || `#${line.sku_id}`;
+  return el(
+    "li",
+    { class: "order-line", dataset: { skuId: line.sku_id } },
+    el("bdi", {}, name),
+    " · ",
+    t("order_qty", { qty: line.qty }),
+    " · ",
+    money(line.qty * line.unit_price, currency),
+  );
+}
+
 function orderItem(order) {
   const item = order.item || {};
   const title = item.variant ? `${item.title} · ${item.variant}` : item.title || `#${order.sku_id}`;
@@ -178,7 +192,12 @@ function orderItem(order) {
       "div",
       { class: "order-body" },
       el("h2", {}, t("order_number", { id: order.id })),
-      el("p", {}, title, " · ", t("order_qty", { qty: order.quantity }), " · ", money(order.total, order.currency)),
+      order.lines
+        ? el("ul", { class: "order-lines" }, ...order.lines.map((line) => orderLine(line, order.currency)))
+        : null,
+      order.lines
+        ? el("p", { class: "order-total" }, t("total"), " ", money(order.total, order.currency))
+        : el("p", {}, title, " · ", t("order_qty", { qty: order.quantity }), " · ", money(order.total, order.currency)),
       el("p", {}, el("span", { class: `status status-${order.status}` }, statusText(order.status))),
       order.tracking_number
         ? el("p", { class: "tracking" }, t("order_tracking", { carrier: order.carrier, number: order.tracking_number }))

@@ -2,7 +2,9 @@
 // server's clock, stock bar), Buy -> a hold with its own countdown -> checkout -> the order
 // number, chat and the viewer count. Everything shown comes from the room's websocket.
 
-import { api, ApiError, clockText, config, el, guestToken, money, randomId, t } from "./common.js";
+import { api, clockText, config, el, guestToken, money, randomId, t } from "./common.js";
+import { fillAddress, payHold, readForm, waitForOrder } from "./pay.js";
+import { Shop } from "./shop.js";
 import { RoomSocket } from "./room-socket.js";
 import { watch } from "./webrtc.js";
 
@@ -12,7 +14,6 @@ const roomId = config.room_id;
 const state = { room: null, stock: {}, viewers: 0, holds: {}, taken: {}, activeHold: null };
 const NAME_KEY = "livecart.name";
 const PLACEHOLDER = "/static/img/placeholder.svg"; // a product without a picture
-const ADDRESS_KEY = "livecart.address";
 
 function chatName() {
   let name = localStorage.getItem(NAME_KEY);
@@ -83,16 +84,20 @@ const handlers = {
     state.room.pinned = m.product.product_id;
     if (!pinnedProduct()) state.room.bag.push(m.product);
     renderCard();
+    renderBag();
   },
   unpin() {
     state.room.pinned = null;
     renderCard();
+    renderBag();
   },
   "bag.added"(m) {
     state.room.bag.push(m.product);
+    renderBag();
   },
   "bag.removed"(m) {
     state.room.bag = state.room.bag.filter((p) => p.product_id !== m.product_id);
+    renderBag();
   },
   "deal.scheduled"(m) {
     state.room.deals.push(m.deal);
@@ -181,6 +186,7 @@ function renderAll() {
   renderStage();
   renderCard();
   renderChatForm();
+  renderBag();
 }
 
 // Nobody is watching an ended live: the count goes with it.
@@ -407,7 +413,7 @@ function openCheckout(hold) {
   $("pay-error").textContent = "";
   $("checkout-form-view").hidden = false;
   $("checkout-done").hidden = true;
-  fillAddress();
+  fillAddress($("pay-form"));
   const dialog = $("checkout");
   if (!dialog.open) dialog.showModal();
   clearInterval(holdTimer);
@@ -439,65 +445,23 @@ function holdClosed(holdId, message) {
   $("buy-error").textContent = message;
 }
 
-function fillAddress() {
-  const saved = JSON.parse(localStorage.getItem(ADDRESS_KEY) || "{}");
-  for (const [name, value] of Object.entries(saved)) {
-    const input = $("pay-form").elements[name];
-    if (input && !input.value) input.value = value;
-  }
-}
-
-function readForm() {
-  const form = $("pay-form");
-  let ok = true;
-  const value = (name) => form.elements[name].value.trim();
-  for (const name of ["name", "line1", "city", "postal_code", "card"]) {
-    const input = form.elements[name];
-    const missing = !value(name);
-    input.setAttribute("aria-invalid", missing ? "true" : "false");
-    ok &&= !missing;
-  }
-  if (!ok) return null;
-  const shipping = {
-    name: value("name"),
-    line1: value("line1"),
-    line2: value("line2"),
-    city: value("city"),
-    postal_code: value("postal_code"),
-    country: value("country"),
-  };
-  return { shipping, card: value("card").replace(/[\s-]/g, "") };
-}
-
 $("pay-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const hold = state.activeHold;
-  const body = readForm();
+  const body = readForm($("pay-form"));
   if (!hold || !body) {
     $("pay-error").textContent = t("error_required");
     return;
   }
-  localStorage.setItem(ADDRESS_KEY, JSON.stringify(body.shipping));
   $("pay").disabled = true;
   $("pay").textContent = t("paying");
   $("pay-error").textContent = "";
-  // One key per attempt, kept only to retry the same attempt after a network failure: the
-  // server answers a replay without charging twice, and a new card is a new attempt.
-  const sameBody = JSON.stringify(body) === hold.payBody;
-  const key = hold.payKey && sameBody ? hold.payKey : `pay-${hold.id}-${randomId()}`;
-  hold.payKey = key;
-  hold.payBody = JSON.stringify(body);
-  const token = await guestToken();
   try {
-    const paid = await api("POST", `/api/holds/${hold.id}/checkout`, {
-      body,
-      headers: { Authorization: `Bearer ${token}`, "Idempotency-Key": key },
-    });
+    const order = await payHold(hold, body);
     hold.paid = true;
     clearInterval(holdTimer);
-    showPaid(paid.order);
+    showPaid(order);
   } catch (error) {
-    if (error instanceof ApiError && error.code !== "network") hold.payKey = null; // answered
     $("pay-error").textContent = errorText(error.code);
     if (["hold_expired", "hold_released", "deal_ended"].includes(error.code)) setTimeout(() => holdClosed(hold.id, errorText(error.code)), 1500);
   } finally {
@@ -528,32 +492,78 @@ function showPaid(receipt) {
   $("order-number").textContent = t("order_confirming");
   delete $("order-number").dataset.orderId; // the last order's, on a second purchase
   $("checkout").dataset.paidHold = receipt.hold_id;
-  waitForOrder(receipt.hold_id, 0);
+  // Unless a later purchase took the sheet meanwhile.
+  waitForOrder(receipt.hold_id, orderFound, () => $("checkout").dataset.paidHold === receipt.hold_id);
 }
 
 // The order number is the SQL record's, written by the order pipeline moments after payment.
-async function waitForOrder(holdId, tries) {
-  if ($("checkout").dataset.paidHold !== holdId) return; // a later purchase took the sheet
-  const token = await guestToken();
-  try {
-    const { orders } = await api("GET", "/api/orders", { headers: { Authorization: `Bearer ${token}` } });
-    const order = orders.find((o) => o.hold_id === holdId);
-    if ($("checkout").dataset.paidHold !== holdId) return;
-    if (order) {
-      $("order-number").textContent = t("order_number", { id: order.id });
-      $("order-number").dataset.orderId = order.id;
-      return;
-    }
-  } catch {
-    // try again below
-  }
-  if (tries < 120) setTimeout(() => waitForOrder(holdId, tries + 1), Math.min(2000, 250 + tries * 100));
+function orderFound(order) {
+  $("order-number").textContent = t("order_number", { id: order.id });
+  $("order-number").dataset.orderId = order.id;
 }
 
 function errorText(code) {
   const known = `error_${code}`;
   return (config.strings || {})[known] ? t(known) : t("error_generic");
 }
+
+// --- the bag and the cart -----------------------------------------------------------------
+
+const shop = new Shop({
+  now: () => socket.now(),
+  onChange: () => ($("cart-count").textContent = shop.units() ? String(shop.units()) : ""),
+});
+let bagStock = {}; // SKU id -> units buyable at list price, read when the bag opens
+
+function renderBag() {
+  const bag = state.room?.bag || [];
+  $("bag-count").textContent = bag.length ? String(bag.length) : "";
+  if (!$("bag-sheet").open) return;
+  $("bag-empty").hidden = bag.length > 0;
+  // The pinned product first, then the bag's own order.
+  const ordered = [...bag].sort((a, b) => (b.product_id === state.room.pinned) - (a.product_id === state.room.pinned));
+  $("bag-items").replaceChildren(...ordered.map(bagItem));
+}
+
+function bagItem(card) {
+  const cheapest = card.skus.reduce((low, sku) => (!low || sku.list_price < low.list_price ? sku : low), null);
+  const counts = card.skus.map((sku) => bagStock[sku.sku_id]).filter((n) => n !== undefined);
+  const left = counts.length ? counts.reduce((a, b) => a + b, 0) : undefined;
+  const note = left === 0 ? t("sold_out") : left !== undefined && left < 5 ? t("only_left", { left }) : "";
+  const open = () => {
+    $("bag-sheet").close();
+    shop.openProduct(card);
+  };
+  return el(
+    "li",
+    { class: "bag-item", dataset: { productId: card.product_id, soldOut: left === 0 ? "1" : "0" } },
+    el("button", { type: "button", onclick: open },
+      el("img", { src: card.image || PLACEHOLDER, alt: "", width: 56, height: 56 }),
+      el("span", { class: "bag-text" },
+        card.product_id === state.room.pinned ? el("span", { class: "badge pinned" }, t("pinned")) : null,
+        el("bdi", { class: "bag-title" }, card.title),
+        cheapest ? el("span", { class: "price" }, money(cheapest.list_price, cheapest.currency)) : null,
+        note ? el("span", { class: "stock-note" }, note) : null,
+      ),
+    ),
+  );
+}
+
+$("bag-button").addEventListener("click", async () => {
+  $("bag-sheet").showModal();
+  renderBag();
+  const ids = (state.room?.bag || []).map((card) => `product_id=${card.product_id}`);
+  if (!ids.length) return;
+  try {
+    const { stock } = await api("GET", `/api/stock?${ids.join("&")}`);
+    bagStock = Object.fromEntries(Object.entries(stock).map(([id, n]) => [Number(id), n]));
+  } catch {
+    return; // the bag shows without stock notes
+  }
+  renderBag();
+});
+
+$("cart-button").addEventListener("click", () => shop.openCart());
 
 // --- chat ---------------------------------------------------------------------------------
 

@@ -1,0 +1,192 @@
+"""Carts: what a buyer means to buy, priced from SQL, and held all or nothing at checkout
+(decision 0028). A checkout holds one shop's lines in one shelf function call; a cart with
+several shops' products is checked out one shop at a time (each its own payment, for now)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from catalog.error_codes import CatalogErrorCode
+from catalog.models import Product, Sku
+from checkout.cart_store import CartStore
+from checkout.error_codes import CheckoutErrorCode
+from checkout.shelf import Line, ShelfHold, ShelfStore, Shortfall
+from checkout.shelving import Shelving
+from kernel.errors import Conflict, Invalid, NotFound
+
+MAX_LINES = 50  # distinct SKUs in one cart
+MAX_UNITS = 99  # units of one SKU
+
+
+@dataclass(frozen=True)
+class CartLine:
+    """A line as the buyer sees it: the SKU, its product, its price now."""
+
+    sku: Sku
+    product: Product
+    qty: int
+
+    @property
+    def total(self) -> int:
+        return self.qty * self.sku.list_price
+
+    def json(self) -> dict[str, Any]:
+        return {
+            "sku_id": self.sku.id,
+            "product_id": self.product.id,
+            "shop_id": self.sku.shop_id,
+            "title": self.product.title,
+            "variant": self.sku.variant,
+            "image_url": self.sku.image_url or next(iter(self.product.image_urls), ""),
+            "qty": self.qty,
+            "unit_price": self.sku.list_price,
+            "currency": self.sku.currency,
+            "total": self.total,
+        }
+
+
+def cart_json(lines: Sequence[CartLine]) -> dict[str, Any]:
+    """The cart with a subtotal per shop and currency (what each checkout would charge)."""
+    shops: dict[tuple[int, str], int] = {}
+    for line in lines:
+        key = (line.sku.shop_id, line.sku.currency)
+        shops[key] = shops.get(key, 0) + line.total
+    return {
+        "lines": [line.json() for line in lines],
+        "shops": [
+            {"shop_id": shop_id, "currency": currency, "subtotal": subtotal}
+            for (shop_id, currency), subtotal in sorted(shops.items())
+        ],
+    }
+
+
+class Carts:
+    def __init__(self, store: CartStore, shelving: Shelving) -> None:
+        self.store = store
+        self.shelving = shelving
+
+    async def lines(self, session: AsyncSession, buyer: str) -> list[CartLine]:
+        """The cart's lines whose SKUs are still for sale, in SKU order."""
+        return await self._priced(session, await self.store.units(buyer))
+
+    async def _priced(self, session: AsyncSession, units: dict[int, int]) -> list[CartLine]:
+        if not units:
+            return []
+        rows = await session.exec(
+            select(Sku, Product)
+            .join(Product, col(Product.id) == col(Sku.product_id))
+            .where(col(Sku.id).in_(units), col(Product.archived_ms).is_(None))
+            .order_by(col(Sku.id))
+        )
+        return [CartLine(sku, product, units[sku.id or 0]) for sku, product in rows.all()]
+
+    async def put(self, session: AsyncSession, buyer: str, sku_id: int, qty: int) -> None:
+        if not 0 <= qty <= MAX_UNITS:
+            raise Invalid(
+                f"The quantity must be a whole number from 0 to {MAX_UNITS}.",
+                code=CatalogErrorCode.INVALID_QUANTITY,
+            )
+        if qty > 0:
+            found = (
+                await session.exec(
+                    select(Sku.id)
+                    .join(Product, col(Product.id) == col(Sku.product_id))
+                    .where(col(Sku.id) == sku_id, col(Product.archived_ms).is_(None))
+                )
+            ).first()
+            if found is None:
+                raise NotFound(
+                    "No such SKU on sale.", code=CatalogErrorCode.SKU_NOT_FOUND, sku_id=sku_id
+                )
+            units = await self.store.units(buyer)
+            if sku_id not in units and len(units) >= MAX_LINES:
+                raise Conflict(
+                    f"A cart takes at most {MAX_LINES} different items.",
+                    code=CheckoutErrorCode.CART_FULL,
+                    limit=MAX_LINES,
+                )
+        await self.store.put(buyer, sku_id, qty)
+
+    async def checkout(
+        self,
+        session: AsyncSession,
+        buyer: str,
+        *,
+        request_id: str,
+        shop_id: int | None,
+        expected_total: int | None,
+        items: dict[int, int] | None = None,
+    ) -> tuple[ShelfHold, int, str]:
+        """Hold the cart's lines of one shop, all or none: the hold, its total and currency.
+        ``items`` (SKU -> units; "buy now") are held instead of the cart's. The total charged
+        is the hold's, priced now; ``expected_total`` (what the buyer was shown) only lets a
+        changed price refuse rather than surprise."""
+        lines = await self._priced(session, items) if items else await self.lines(session, buyer)
+        await session.commit()  # the shelving steps below commit on this session
+        shops = sorted({line.sku.shop_id for line in lines})
+        if shop_id is None and len(shops) > 1:
+            raise Conflict(
+                "The cart holds several shops' products: check out one shop at a time.",
+                code=CheckoutErrorCode.CART_SPANS_SHOPS,
+                shop_ids=shops,
+            )
+        mine = [line for line in lines if shop_id is None or line.sku.shop_id == shop_id]
+        if not mine:
+            raise Conflict("Nothing to check out.", code=CheckoutErrorCode.CART_EMPTY)
+        currencies = sorted({line.sku.currency for line in mine})
+        if len(currencies) > 1:
+            raise Conflict(
+                "One payment is in one currency: these items are priced in several.",
+                code=CheckoutErrorCode.MIXED_CURRENCIES,
+                currencies=currencies,
+            )
+        total = sum(line.total for line in mine)
+        if expected_total is not None and expected_total != total:
+            raise Conflict(
+                "Prices changed since you looked: see the lines and the new total.",
+                code=CheckoutErrorCode.QUOTE_CHANGED,
+                total=total,
+                expected_total=expected_total,
+                lines=[line.json() for line in mine],
+            )
+        shop = mine[0].sku.shop_id
+        held = [Line(line.sku.id or 0, line.qty, line.sku.list_price) for line in mine]
+        answer = await self.shelving.shelf.hold(shop, buyer, request_id, currencies[0], held)
+        if isinstance(answer, list):
+            # The shelf holds what buyers asked for: put the SKUs' free units there, once.
+            await self.shelving.fill(session, [short.sku_id for short in answer])
+            answer = await self.shelving.shelf.hold(shop, buyer, request_id, currencies[0], held)
+        if isinstance(answer, list):
+            raise _short(answer)
+        return answer, sum(line.total for line in answer.lines), currencies[0]
+
+
+async def for_sale(shelf: ShelfStore, skus: Sequence[Sku]) -> dict[int, int]:
+    """Units of each SKU a buyer can take at list price now: its free units in SQL and those
+    on its shop's shelf that nobody holds (one shelf call per shop)."""
+    by_shop: dict[int, list[int]] = {}
+    for sku in skus:
+        by_shop.setdefault(sku.shop_id, []).append(sku.id or 0)
+    shelved: dict[int, int] = {}
+    for shop_id, ids in by_shop.items():
+        for sku_id, counters in (await shelf.stock(shop_id, ids)).items():
+            shelved[sku_id] = counters.available
+    return {
+        sku.id or 0: max(0, sku.stock - sku.allocated - sku.shelved) + shelved.get(sku.id or 0, 0)
+        for sku in skus
+    }
+
+
+def _short(shortfalls: list[Shortfall]) -> Conflict:
+    return Conflict(
+        "Not enough left of some items; nothing was held.",
+        code=CheckoutErrorCode.INSUFFICIENT_STOCK,
+        lines=[
+            {"sku_id": s.sku_id, "wanted": s.wanted, "available": s.available} for s in shortfalls
+        ],
+    )

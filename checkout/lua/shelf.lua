@@ -1,0 +1,314 @@
+#!lua name=livecart_shelf_v1
+--[[
+A shop's list-price stock and its cart holds (decision 0028), one Redis Function per step. Every
+key is hash-tagged by the shop ({shop:ID}), so one function can hold several SKUs of the shop
+all or nothing in one Redis Cluster slot. Every key a function touches arrives in KEYS:
+
+  KEYS[1] stock     hash: "<sku>:quantity|available|held|sold" per SKU, and next_hold
+  KEYS[2] holds     hash: hold id -> "state|expires_ms|held_until_ms|attempt|buyer|request|
+                    currency|lines", lines being "sku:qty:unit_price" joined by ","
+  KEYS[3] requests  hash: "buyer|request_id" -> hold id (a retried request gets the same hold)
+  KEYS[4] expiry    zset: hold id scored by expires_ms, for holds still held or paying
+  KEYS[5] orders    stream: order.paid entries for the order pipeline
+  KEYS[6] moves     hash: move tag -> what lc_shelf_move answered, so a repeat answers the same
+
+Units reach the shelf from SQL's free stock and leave it for a deal only through lc_shelf_move
+(SQL's shelf_moves rows name the tags). Invariant per SKU: available + held + sold == quantity.
+Hold states as a deal hold's: held -> paying -> sold; held|paying -> expired; held -> released;
+paying -> held when a charge fails.
+]]
+
+local KEY_COUNT = 6
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function fmt(n)
+  return string.format('%.0f', n)
+end
+
+local function parse_lines(text)
+  local lines = {}
+  for sku, qty, price in string.gmatch(text, '(%d+):(%d+):(%d+)') do
+    lines[#lines + 1] = { sku = sku, qty = tonumber(qty), price = tonumber(price) }
+  end
+  return lines
+end
+
+local function parse_hold(raw)
+  local state, expires, held_until, attempt, buyer, request, currency, lines =
+    string.match(raw, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$')
+  return { state = state, expires = tonumber(expires), held_until = tonumber(held_until),
+           attempt = attempt, buyer = buyer, request = request, currency = currency,
+           lines_text = lines, lines = parse_lines(lines) }
+end
+
+local function save_hold(K, id, h)
+  redis.call('HSET', K[2], id, table.concat({ h.state, fmt(h.expires), fmt(h.held_until),
+    h.attempt, h.buyer, h.request, h.currency, h.lines_text }, '|'))
+end
+
+local function units(h)
+  local n = 0
+  for _, line in ipairs(h.lines) do n = n + line.qty end
+  return n
+end
+
+local function total(h)
+  local n = 0
+  for _, line in ipairs(h.lines) do n = n + line.qty * line.price end
+  return n
+end
+
+local function counter(K, sku, name)
+  return tonumber(redis.call('HGET', K[1], sku .. ':' .. name) or '0')
+end
+
+local function add(K, sku, name, n)
+  redis.call('HINCRBY', K[1], sku .. ':' .. name, n)
+end
+
+-- Return a live hold's units to the shelf and close it with the given final state.
+local function close_hold(K, id, h, final_state)
+  h.state = final_state
+  save_hold(K, id, h)
+  redis.call('ZREM', K[4], id)
+  for _, line in ipairs(h.lines) do
+    add(K, line.sku, 'available', line.qty)
+    add(K, line.sku, 'held', -line.qty)
+  end
+end
+
+-- Lazy reclaim, as for a deal: every lapsed hold goes back before anyone reads availability.
+local function reclaim(K, now)
+  local lapsed = redis.call('ZRANGE', K[4], '-inf', now, 'BYSCORE')
+  for _, id in ipairs(lapsed) do
+    local raw = redis.call('HGET', K[2], id)
+    local h = raw and parse_hold(raw)
+    if h and (h.state == 'held' or h.state == 'paying') then
+      close_hold(K, id, h, 'expired')
+    else
+      redis.call('ZREM', K[4], id)
+    end
+  end
+  return #lapsed
+end
+
+-- ARGV: sku, units (+ onto the shelf, - off it), tag. Units come off only while available
+-- (never a held or sold one). The answer is kept under the tag: "ok" or "short <available>".
+local function move(K, ARGV)
+  local sku, n, tag = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+  local prior = redis.call('HGET', K[6], tag)
+  if prior then return prior end
+  local answer = 'ok'
+  if n < 0 then reclaim(K, now_ms()) end
+  local available = counter(K, sku, 'available')
+  if n < 0 and available < -n then
+    answer = 'short ' .. available
+  else
+    add(K, sku, 'quantity', n)
+    add(K, sku, 'available', n)
+  end
+  redis.call('HSET', K[6], tag, answer)
+  return answer
+end
+
+-- ARGV[1]: shop id; ARGV[2]: buyer; ARGV[3]: request id (may be empty); ARGV[4]: hold ttl ms;
+-- ARGV[5]: currency; ARGV[6..]: lines "sku:qty:unit_price", one SKU each. All or nothing:
+-- "ok <hold> <expires_ms> <state> <replayed>", or "short" and every short line as
+-- "sku:wanted:available".
+local function hold(K, ARGV)
+  local shop, buyer, request, ttl, currency = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+  local now = now_ms()
+  reclaim(K, now)
+  local request_key = buyer .. '|' .. request
+  if request ~= '' then
+    local existing = redis.call('HGET', K[3], request_key)
+    if existing then
+      local h = parse_hold(redis.call('HGET', K[2], existing))
+      return { 'ok', existing, fmt(h.expires), h.state, '1' }
+    end
+  end
+  local text = {}
+  local lines = {}
+  local short = { 'short' }
+  for i = 6, #ARGV do
+    local line = parse_lines(ARGV[i])[1]
+    local available = counter(K, line.sku, 'available')
+    if available < line.qty then
+      short[#short + 1] = line.sku .. ':' .. line.qty .. ':' .. available
+    end
+    lines[#lines + 1] = line
+    text[#text + 1] = ARGV[i]
+  end
+  if #short > 1 then return short end
+  local next_hold = redis.call('HINCRBY', K[1], 'next_hold', 1)
+  local id = 's' .. shop .. '-' .. next_hold
+  for _, line in ipairs(lines) do
+    add(K, line.sku, 'available', -line.qty)
+    add(K, line.sku, 'held', line.qty)
+  end
+  local expires = now + ttl
+  local h = { state = 'held', expires = expires, held_until = expires, attempt = '',
+              buyer = buyer, request = request, currency = currency,
+              lines_text = table.concat(text, ','), lines = lines }
+  save_hold(K, id, h)
+  redis.call('ZADD', K[4], expires, id)
+  if request ~= '' then redis.call('HSET', K[3], request_key, id) end
+  return { 'ok', id, fmt(expires), 'held', '0' }
+end
+
+-- Find the caller's hold; a foreign hold looks exactly like a missing one.
+local function own_hold(K, id, buyer)
+  local raw = redis.call('HGET', K[2], id)
+  if not raw then return nil end
+  local h = parse_hold(raw)
+  if h.buyer ~= buyer then return nil end
+  return h
+end
+
+local function closed_reason(state)
+  if state == 'sold' then return 'hold_already_paid' end
+  if state == 'expired' then return 'hold_expired' end
+  return 'hold_released'
+end
+
+local function terms(h)
+  return { fmt(units(h)), fmt(total(h)), h.currency, h.lines_text, fmt(h.expires) }
+end
+
+-- ARGV: hold id, buyer, attempt, pay ttl ms. As a deal hold's: held -> paying, one attempt at a
+-- time. Returns "ok" or "paid" (this attempt sold it before) with units, total, currency,
+-- lines and expiry; or a refusal.
+local function begin_payment(K, ARGV)
+  local id, buyer, attempt, pay_ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+  local now = now_ms()
+  local h = own_hold(K, id, buyer)
+  if not h then return { 'hold_not_found' } end
+  if (h.state == 'held' or h.state == 'paying') and h.expires <= now then
+    close_hold(K, id, h, 'expired')
+  end
+  if h.state == 'sold' and h.attempt == attempt and attempt ~= '' then
+    local answer = terms(h)
+    table.insert(answer, 1, 'paid')
+    return answer
+  end
+  if h.state ~= 'held' and h.state ~= 'paying' then return { closed_reason(h.state) } end
+  if h.state == 'paying' and h.attempt ~= attempt then return { 'payment_in_progress' } end
+  h.state = 'paying'
+  h.attempt = attempt
+  h.expires = math.max(h.expires, now + pay_ttl)
+  save_hold(K, id, h)
+  redis.call('ZADD', K[4], h.expires, id)
+  local answer = terms(h)
+  table.insert(answer, 1, 'ok')
+  return answer
+end
+
+-- ARGV: hold id, buyer, payment ref, attempt, shipping (JSON, or empty), shop id.
+-- paying -> sold, and order.paid goes to the pipeline with every line.
+local function commit(K, ARGV)
+  local id, buyer, payment_ref, attempt, shipping, shop =
+    ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5] or '', ARGV[6]
+  local h = own_hold(K, id, buyer)
+  if not h then return { 'hold_not_found' } end
+  if h.state == 'sold' then
+    if h.attempt == attempt then return { 'ok', 1 } end
+    return { 'hold_already_paid' }
+  end
+  if h.state ~= 'paying' then return { closed_reason(h.state) } end
+  if h.attempt ~= attempt then return { 'payment_in_progress' } end
+  h.state = 'sold'
+  save_hold(K, id, h)
+  redis.call('ZREM', K[4], id)
+  for _, line in ipairs(h.lines) do
+    add(K, line.sku, 'held', -line.qty)
+    add(K, line.sku, 'sold', line.qty)
+  end
+  redis.call('XADD', K[5], '*', 'type', 'order.paid', 'hold', id, 'shop', shop,
+    'buyer', buyer, 'lines', h.lines_text, 'currency', h.currency,
+    'payment_ref', payment_ref, 'paid_ms', fmt(now_ms()), 'ship', shipping)
+  return { 'ok', 0 }
+end
+
+-- ARGV: hold id, buyer, attempt. The charge failed: paying -> held, to its own deadline.
+local function payment_failed(K, ARGV)
+  local id = ARGV[1]
+  local h = own_hold(K, id, ARGV[2])
+  if not h or h.state ~= 'paying' or h.attempt ~= ARGV[3] then return 0 end
+  h.state = 'held'
+  h.attempt = ''
+  h.expires = h.held_until
+  save_hold(K, id, h)
+  redis.call('ZADD', K[4], h.expires, id)
+  return 1
+end
+
+-- ARGV: hold id, buyer. The buyer gives the units back.
+local function release(K, ARGV)
+  local id = ARGV[1]
+  local h = own_hold(K, id, ARGV[2])
+  if not h then return { 'hold_not_found' } end
+  if (h.state == 'held' or h.state == 'paying') and h.expires <= now_ms() then
+    close_hold(K, id, h, 'expired')
+    return { 'hold_expired' }
+  end
+  if h.state == 'paying' then return { 'payment_in_progress' } end
+  if h.state ~= 'held' then return { closed_reason(h.state) } end
+  close_hold(K, id, h, 'released')
+  return { 'ok' }
+end
+
+-- ARGV: hold id, buyer. The hold as its owner sees it: state, units, expiry, lines.
+local function get_hold(K, ARGV)
+  local id = ARGV[1]
+  local h = own_hold(K, id, ARGV[2])
+  if not h then return {} end
+  if (h.state == 'held' or h.state == 'paying') and h.expires <= now_ms() then
+    close_hold(K, id, h, 'expired')
+  end
+  return { h.state, fmt(units(h)), fmt(h.expires), h.lines_text }
+end
+
+local function expire(K, ARGV)
+  return reclaim(K, now_ms())
+end
+
+-- ARGV: SKU ids. Each one's quantity, available, held and sold after lapsed holds went back.
+local function stock(K, ARGV)
+  reclaim(K, now_ms())
+  local out = {}
+  for _, sku in ipairs(ARGV) do
+    for _, name in ipairs({ 'quantity', 'available', 'held', 'sold' }) do
+      out[#out + 1] = fmt(counter(K, sku, name))
+    end
+  end
+  return out
+end
+
+-- The layout check, as holds.lua's: a node of another version gets an error, not a write to the
+-- wrong key.
+local function ends_with(key, suffix)
+  return string.sub(key, -#suffix) == suffix
+end
+
+local function register(name, fn)
+  redis.register_function(name, function(K, ARGV)
+    if #K ~= KEY_COUNT or not ends_with(K[1], ':shelf') or not ends_with(K[6], ':moves') then
+      return redis.error_reply('livecart_shelf: expected the 6 shelf keys, got ' .. #K)
+    end
+    return fn(K, ARGV)
+  end)
+end
+
+register('lc_shelf_move', move)
+register('lc_shelf_hold', hold)
+register('lc_shelf_begin_payment', begin_payment)
+register('lc_shelf_commit', commit)
+register('lc_shelf_payment_failed', payment_failed)
+register('lc_shelf_release', release)
+register('lc_shelf_get_hold', get_hold)
+register('lc_shelf_expire', expire)
+register('lc_shelf_stock', stock)

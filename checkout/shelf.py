@@ -1,0 +1,239 @@
+"""The Redis side of list-price sales: a shop's shelf (``lua/shelf.lua``, decision 0028). Every
+decision on its stock happens inside one function call in the shop's slot; this module only
+encodes the calls and reads the answers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, NamedTuple, cast
+
+from redis.asyncio import Redis
+
+from checkout.error_codes import CheckoutErrorCode
+from checkout.hold_states import HoldState
+from checkout.keys import Keyspace, shop_id_of_hold
+from kernel.errors import Conflict
+
+LIBRARY = resources.files("checkout").joinpath("lua/shelf.lua").read_text()
+
+
+class Line(NamedTuple):
+    """Units of one SKU at the price they were held at."""
+
+    sku_id: int
+    qty: int
+    unit_price: int
+
+    @property
+    def total(self) -> int:
+        return self.qty * self.unit_price
+
+    def encoded(self) -> str:
+        return f"{self.sku_id}:{self.qty}:{self.unit_price}"
+
+    def json(self) -> dict[str, int]:
+        return {"sku_id": self.sku_id, "qty": self.qty, "unit_price": self.unit_price}
+
+
+def decode_lines(text: str) -> tuple[Line, ...]:
+    """The lines of a shelf hold or order entry: ``sku:qty:price`` joined by commas."""
+    return tuple(Line(*(int(part) for part in item.split(":"))) for item in text.split(",") if item)
+
+
+class Shortfall(NamedTuple):
+    sku_id: int
+    wanted: int
+    available: int
+
+
+class ShelfStock(NamedTuple):
+    quantity: int
+    available: int
+    held: int
+    sold: int
+
+
+class ShelfHold(NamedTuple):
+    id: str
+    qty: int
+    expires_ms: int
+    state: HoldState
+    lines: tuple[Line, ...] = ()
+    replayed: bool = False
+
+    def json(self) -> dict[str, Any]:
+        """As a deal hold's answer, with its lines."""
+        return {
+            "id": self.id,
+            "qty": self.qty,
+            "state": self.state,
+            "expires_ms": self.expires_ms,
+            "lines": [line.json() for line in self.lines],
+        }
+
+
+@dataclass(frozen=True)
+class ShelfTerms:
+    """What begin_payment answers: the hold's units, total and lines."""
+
+    hold_id: str
+    shop_id: int
+    qty: int
+    total: int
+    currency: str
+    lines: tuple[Line, ...]
+    expires_ms: int
+    paid: bool
+
+
+class ShelfStore:
+    def __init__(self, redis: Redis, keyspace: Keyspace, *, hold_ttl_ms: int, pay_ttl_ms: int):
+        self.redis = redis
+        self.keys = keyspace
+        self.hold_ttl_ms = hold_ttl_ms
+        self.pay_ttl_ms = pay_ttl_ms
+
+    async def install(self) -> None:
+        await self.redis.function_load(LIBRARY, replace=True)
+
+    async def _call(self, name: str, shop_id: int, *args: Any) -> Any:
+        keys = self.keys.shelf(shop_id).function_keys()
+        return await self.redis.fcall(name, len(keys), *keys, *args)
+
+    async def move(self, shop_id: int, sku_id: int, units: int, tag: str) -> int | None:
+        """Put units on the shelf (``units`` > 0) or take them off it; None if done, else the
+        units available when a take found too few (nothing moved). Repeats answer the same."""
+        answer = await self._call("lc_shelf_move", shop_id, sku_id, units, tag)
+        if answer == "ok":
+            await self.redis.sadd(self.keys.shelves, str(shop_id))
+            return None
+        return int(answer.split(" ")[1])
+
+    async def hold(
+        self, shop_id: int, buyer: str, request_id: str, currency: str, lines: list[Line]
+    ) -> ShelfHold | list[Shortfall]:
+        """Hold every line or none: the hold, or each line the shelf is short of."""
+        if len({line.sku_id for line in lines}) != len(lines) or not lines:
+            raise ValueError("one line per SKU, at least one")
+        raw = await self._call(
+            "lc_shelf_hold",
+            shop_id,
+            shop_id,
+            buyer,
+            request_id,
+            self.hold_ttl_ms,
+            currency,
+            *(line.encoded() for line in lines),
+        )
+        if raw[0] == "short":
+            return [Shortfall(*(int(p) for p in item.split(":"))) for item in raw[1:]]
+        hold_id, expires, state, replayed = raw[1:]
+        held = await self.get_hold(hold_id, buyer) if replayed == "1" else None
+        return ShelfHold(
+            id=hold_id,
+            qty=held.qty if held else sum(line.qty for line in lines),
+            expires_ms=int(expires),
+            state=HoldState(state),
+            lines=held.lines if held else tuple(lines),
+            replayed=replayed == "1",
+        )
+
+    async def begin_payment(self, hold_id: str, buyer: str, attempt: str) -> ShelfTerms | str:
+        """The hold's terms, or the refusal's word (as lua/holds.lua's)."""
+        shop_id = _shop_of(hold_id)
+        raw = await self._call(
+            "lc_shelf_begin_payment", shop_id, hold_id, buyer, attempt, self.pay_ttl_ms
+        )
+        if raw[0] not in ("ok", "paid"):
+            return cast(str, raw[0])
+        qty, total, currency, lines, expires = raw[1:]
+        return ShelfTerms(
+            hold_id=hold_id,
+            shop_id=shop_id,
+            qty=int(qty),
+            total=int(total),
+            currency=currency,
+            lines=decode_lines(lines),
+            expires_ms=int(expires),
+            paid=raw[0] == "paid",
+        )
+
+    async def commit(
+        self, hold_id: str, buyer: str, payment_ref: str, attempt: str, shipping: str
+    ) -> str:
+        """paying -> sold; "ok" or the refusal's word."""
+        shop_id = _shop_of(hold_id)
+        raw = await self._call(
+            "lc_shelf_commit", shop_id, hold_id, buyer, payment_ref, attempt, shipping, shop_id
+        )
+        return cast(str, raw[0])
+
+    async def payment_failed(self, hold_id: str, buyer: str, attempt: str) -> None:
+        await self._call("lc_shelf_payment_failed", _shop_of(hold_id), hold_id, buyer, attempt)
+
+    async def release(self, hold_id: str, buyer: str) -> str:
+        raw = await self._call("lc_shelf_release", _shop_of(hold_id), hold_id, buyer)
+        return cast(str, raw[0])
+
+    async def get_hold(self, hold_id: str, buyer: str) -> ShelfHold | None:
+        raw = await self._call("lc_shelf_get_hold", _shop_of(hold_id), hold_id, buyer)
+        if not raw:
+            return None
+        state, qty, expires, lines = raw
+        return ShelfHold(
+            id=hold_id,
+            qty=int(qty),
+            expires_ms=int(expires),
+            state=HoldState(state),
+            lines=decode_lines(lines),
+        )
+
+    async def stock(self, shop_id: int, sku_ids: list[int]) -> dict[int, ShelfStock]:
+        """Each SKU's shelf counters after lapsed holds went back (zeros for one never put)."""
+        if not sku_ids:
+            return {}
+        flat = await self._call("lc_shelf_stock", shop_id, *sku_ids)
+        numbers = [int(n) for n in flat]
+        return {sku_id: ShelfStock(*numbers[4 * i : 4 * i + 4]) for i, sku_id in enumerate(sku_ids)}
+
+    async def expire(self, shop_id: int) -> int:
+        return int(await self._call("lc_shelf_expire", shop_id))
+
+    # -- for the audit: the shelf as Redis holds it, nothing reclaimed first --------------------
+
+    async def counters(self, shop_id: int) -> dict[int, ShelfStock]:
+        """Every SKU's counters on the shop's shelf, as stored."""
+        raw = cast(dict[str, str], await self.redis.hgetall(self.keys.shelf(shop_id).stock))
+        found: dict[int, dict[str, int]] = {}
+        for field, value in raw.items():
+            sku, _, name = field.partition(":")
+            if name:
+                found.setdefault(int(sku), {})[name] = int(value)
+        return {
+            sku: ShelfStock(*(c.get(name, 0) for name in ShelfStock._fields))
+            for sku, c in found.items()
+        }
+
+    async def recorded_holds(self, shop_id: int) -> dict[str, tuple[HoldState, tuple[Line, ...]]]:
+        """Every hold the shelf granted: its state now and its lines."""
+        raw = cast(dict[str, str], await self.redis.hgetall(self.keys.shelf(shop_id).holds))
+        holds = {}
+        for hold_id, record in raw.items():
+            parts = record.split("|")
+            holds[hold_id] = (HoldState(parts[0]), decode_lines(parts[7]))
+        return holds
+
+    async def shop_ids(self) -> list[int]:
+        return sorted(int(m) for m in await self.redis.smembers(self.keys.shelves))
+
+    async def move_answer(self, shop_id: int, tag: str) -> str | None:
+        """What lc_shelf_move answered under ``tag``, if it ran (for the audit and repairs)."""
+        return cast(str | None, await self.redis.hget(self.keys.shelf(shop_id).moves, tag))
+
+
+def _shop_of(hold_id: str) -> int:
+    shop_id = shop_id_of_hold(hold_id)
+    if shop_id is None:
+        raise Conflict("No such hold.", code=CheckoutErrorCode.HOLD_NOT_FOUND, hold_id=hold_id)
+    return shop_id

@@ -1,0 +1,197 @@
+"""Moving units between a SKU's free stock in SQL and its shop's shelf in Redis (decision 0028).
+
+SQL's ``skus`` row stays the one arbiter of who may sell a unit: a unit is free (``stock -
+allocated - shelved``), promised to a started deal (``allocated``), or on the shelf
+(``shelved``). Each move is a ``shelf_moves`` row written before Redis is asked and finished
+after, in the transaction that changes ``shelved``:
+
+* onto the shelf: the row and ``shelved += n`` (guarded: only free units) commit first, then
+  Redis adds the units. A crash between leaves the row pending; the units are counted on the
+  shelf and not yet sellable there, and the sweeper adds them (the tag makes it once).
+* off the shelf (a deal needs them, or the seller lowers the stock): the row commits first,
+  then Redis takes the units if they are available there (never held or sold ones), then
+  ``shelved -= n``. A crash between: the sweeper asks Redis again under the tag, which answers
+  as it did, and finishes the row.
+
+Units go onto the shelf when a cart cannot be held for want of them (``fill``), so a shop's
+shelf holds what buyers asked for, and a deal takes back only what it needs.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from sqlalchemy import insert, update
+from sqlalchemy import select as core_select
+from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from catalog.models import Sku
+from checkout.faults import NO_CRASH, CrashPoints
+from checkout.models import ShelfMove
+from checkout.shelf import ShelfStore
+from kernel.clock import now_ms
+
+log = logging.getLogger("livecart.shelving")
+
+PENDING, DONE, SHORT = "pending", "done", "short"
+
+
+class Shelving:
+    """The moves, each in the caller's session: every step commits before the next store is
+    asked, so the session must hold no work of the caller's when it is passed in."""
+
+    def __init__(self, shelf: ShelfStore, crash: CrashPoints = NO_CRASH) -> None:
+        self.shelf = shelf
+        self.keyspace = shelf.keys.prefix
+        self.crash = crash
+
+    async def fill(self, session: AsyncSession, sku_ids: Iterable[int]) -> int:
+        """Put every free unit of the SKUs on their shops' shelves; returns how many moved."""
+        moved = 0
+        for sku_id in sorted(set(sku_ids)):
+            move = await self._begin_put(session, sku_id)
+            if move is not None:
+                self.crash.reach("shelf.after_intent")
+                await self._finish(session, move)
+                moved += move.units
+        return moved
+
+    async def _begin_put(self, session: AsyncSession, sku_id: int) -> ShelfMove | None:
+        conn = await session.connection()
+        row = (
+            await conn.execute(
+                core_select(
+                    col(Sku.shop_id), col(Sku.stock), col(Sku.allocated), col(Sku.shelved)
+                ).where(col(Sku.id) == sku_id)
+            )
+        ).first()
+        if row is None:
+            return None
+        free = row.stock - row.allocated - row.shelved
+        if free <= 0:
+            return None
+        guarded = await conn.execute(
+            update(Sku)
+            .where(
+                col(Sku.id) == sku_id,
+                col(Sku.stock) - col(Sku.allocated) - col(Sku.shelved) >= free,
+            )
+            .values(shelved=col(Sku.shelved) + free)
+        )
+        if guarded.rowcount != 1:  # a deal or a sale took some meanwhile: next time
+            await session.rollback()
+            return None
+        move = _move(self.keyspace, row.shop_id, sku_id, free, "put")
+        await conn.execute(insert(ShelfMove).values(**move.model_dump(exclude={"id"})))
+        await session.commit()
+        return move
+
+    async def free(self, session: AsyncSession, sku_id: int, units: int, reason: str) -> bool:
+        """Make ``units`` of the SKU free, taking what is missing off its shelf (all or none):
+        True if they are free now."""
+        return await self._make_free(
+            session, sku_id, lambda r: units - (r.stock - r.allocated - r.shelved), reason
+        )
+
+    async def lower_to(self, session: AsyncSession, sku_id: int, stock: int) -> bool:
+        """Before the stock is set to ``stock``: take off the shelf what would no longer be in
+        stock (all or none); True if the shelf is within it now."""
+        return await self._make_free(
+            session, sku_id, lambda r: r.allocated + r.shelved - stock, "stock"
+        )
+
+    async def _make_free(
+        self, session: AsyncSession, sku_id: int, missing_of: Callable[[Any], int], reason: str
+    ) -> bool:
+        conn = await session.connection()
+        row = (
+            await conn.execute(
+                core_select(
+                    col(Sku.shop_id), col(Sku.stock), col(Sku.allocated), col(Sku.shelved)
+                ).where(col(Sku.id) == sku_id)
+            )
+        ).first()
+        await session.commit()
+        if row is None:
+            return False
+        missing = missing_of(row)
+        if missing <= 0:
+            return True
+        if row.shelved < missing:
+            return False
+        return await self.take(session, row.shop_id, sku_id, missing, reason)
+
+    async def take(
+        self, session: AsyncSession, shop_id: int, sku_id: int, units: int, reason: str
+    ) -> bool:
+        """Take ``units`` of the SKU off its shelf (all or none); True if they are free now."""
+        move = _move(self.keyspace, shop_id, sku_id, -units, reason)
+        conn = await session.connection()
+        await conn.execute(insert(ShelfMove).values(**move.model_dump(exclude={"id"})))
+        await session.commit()
+        self.crash.reach("shelf.after_intent")
+        return await self._finish(session, move) == DONE
+
+    async def _finish(self, session: AsyncSession, move: ShelfMove) -> str:
+        """Ask Redis (again, under the tag) and write its answer with the change to ``shelved``
+        it implies, once: the row moves from pending in the same transaction."""
+        short = await self.shelf.move(move.shop_id, move.sku_id, move.units, move.tag)
+        self.crash.reach("shelf.after_redis")
+        status = DONE if short is None else SHORT
+        conn = await session.connection()
+        finished = await conn.execute(
+            update(ShelfMove)
+            .where(col(ShelfMove.tag) == move.tag, col(ShelfMove.status) == PENDING)
+            .values(status=status, updated_ms=now_ms())
+        )
+        if finished.rowcount == 1 and move.units < 0 and status == DONE:
+            await conn.execute(
+                update(Sku)
+                .where(col(Sku.id) == move.sku_id)
+                .values(shelved=col(Sku.shelved) + move.units)
+            )
+        await session.commit()
+        return status
+
+    async def finish_pending(
+        self, session: AsyncSession, lease_ms: int, now: int, limit: int = 200
+    ) -> int:
+        """Finish moves left pending for longer than ``lease_ms`` (their request died)."""
+        conn = await session.connection()
+        rows = await conn.execute(
+            core_select(ShelfMove)
+            .where(
+                col(ShelfMove.status) == PENDING,
+                col(ShelfMove.keyspace) == self.keyspace,
+                col(ShelfMove.updated_ms) <= now - lease_ms,
+            )
+            .order_by(col(ShelfMove.id))
+            .limit(limit)
+        )
+        stale = [ShelfMove.model_validate(r._mapping) for r in rows.all()]
+        await session.commit()
+        for move in stale:
+            try:
+                await self._finish(session, move)
+            except Exception:  # one move's failure must not starve the others
+                await session.rollback()
+                log.exception("could not finish shelf move %s", move.tag)
+        return len(stale)
+
+
+def _move(keyspace: str, shop_id: int, sku_id: int, units: int, reason: str) -> ShelfMove:
+    now = now_ms()
+    return ShelfMove(
+        tag=f"{reason}:{sku_id}:{uuid.uuid4().hex}",
+        keyspace=keyspace,
+        shop_id=shop_id,
+        sku_id=sku_id,
+        units=units,
+        status=PENDING,
+        created_ms=now,
+        updated_ms=now,
+    )

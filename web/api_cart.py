@@ -1,0 +1,154 @@
+"""The buyer's cart: add, change and remove items, and check one shop's items out into one
+hold (decision 0028), which is paid like any hold (POST /api/holds/{hold_id}/checkout)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from catalog import service as catalog
+from catalog.error_codes import CatalogErrorCode
+from checkout.cart import Carts, cart_json, for_sale
+from checkout.cart_store import CartStore
+from checkout.error_codes import CheckoutErrorCode
+from checkout.shelving import Shelving
+from kernel.errors import CommonErrorCode, Invalid
+from web import responses as out
+from web.auth import viewer
+from web.http import JSONResponse, json_body
+from web.routing import Answer, Api, Param
+from web.schemas import CartCheckoutIn, CartItem, CartItemIn
+from web.services import Services, services
+
+api = Api()
+MAX_PRODUCTS = 100  # a room's bag holds fewer
+PRODUCT_IDS = Param(
+    "product_id",
+    "A product's id; repeat it for each product (at most 100)",
+    {"type": "array", "items": {"type": "integer", "minimum": 1}, "maxItems": MAX_PRODUCTS},
+)
+
+
+def carts(svc: Services) -> Carts:
+    return Carts(CartStore(svc.redis, svc.keys), Shelving(svc.holds.shelf))
+
+
+def _merged(items: list[CartItem]) -> dict[int, int]:
+    """Buy-now items by SKU (one SKU named twice is one line of both quantities)."""
+    units: dict[int, int] = {}
+    for item in items:
+        units[item.sku_id] = units.get(item.sku_id, 0) + item.qty
+    return units
+
+
+@api.route(
+    "GET",
+    "/api/stock",
+    "Units of each SKU of some products buyable at list price now",
+    tag="cart",
+    query=(PRODUCT_IDS,),
+    ok={200: out.StockAnswer},
+    errors=(CommonErrorCode.INVALID_REQUEST,),
+)
+async def stock(request: Request) -> Response:
+    svc = services(request)
+    ids = _product_ids(request)
+    async with svc.db.session() as session:
+        skus = [sku for product_id in ids for sku in await catalog.skus_of(session, product_id)]
+    left = await for_sale(svc.holds.shelf, skus)
+    return JSONResponse({"stock": {str(sku_id): n for sku_id, n in left.items()}})
+
+
+def _product_ids(request: Request) -> list[int]:
+    raw = request.query_params.getlist("product_id")
+    if len(raw) > MAX_PRODUCTS or not all(r.isascii() and r.isdigit() and len(r) < 10 for r in raw):
+        raise Invalid(
+            f"Give 0 to {MAX_PRODUCTS} product_id values, each a whole number.",
+            code=CommonErrorCode.INVALID_REQUEST,
+        )
+    return sorted({int(r) for r in raw})
+
+
+@api.route("GET", "/api/cart", "Your cart", auth="viewer", tag="cart", ok={200: out.CartAnswer})
+async def get_cart(request: Request) -> Response:
+    svc = services(request)
+    async with svc.db.session() as session:
+        lines = await carts(svc).lines(session, viewer(request))
+    return JSONResponse({"cart": cart_json(lines)})
+
+
+@api.route(
+    "PUT",
+    "/api/cart/items/{sku_id:id}",
+    "Set how many units of a SKU are in your cart (0 takes it out)",
+    body=CartItemIn,
+    auth="viewer",
+    tag="cart",
+    ok={200: out.CartAnswer},
+    errors=(
+        CatalogErrorCode.SKU_NOT_FOUND,
+        CatalogErrorCode.INVALID_QUANTITY,
+        CheckoutErrorCode.CART_FULL,
+    ),
+)
+async def put_item(request: Request) -> Response:
+    svc = services(request)
+    buyer = viewer(request)
+    body = await json_body(request, CartItemIn)
+    cart = carts(svc)
+    async with svc.db.session() as session:
+        await cart.put(session, buyer, request.path_params["sku_id"], body.qty)
+        lines = await cart.lines(session, buyer)
+    return JSONResponse({"cart": cart_json(lines)})
+
+
+@api.route(
+    "DELETE",
+    "/api/cart",
+    "Empty your cart",
+    auth="viewer",
+    tag="cart",
+    ok={204: Answer(description="Emptied")},
+)
+async def clear_cart(request: Request) -> Response:
+    svc = services(request)
+    await CartStore(svc.redis, svc.keys).clear(viewer(request))
+    return Response(status_code=204)
+
+
+@api.route(
+    "POST",
+    "/api/cart/checkout",
+    "Hold one shop's items of your cart, all or none, for one payment",
+    body=CartCheckoutIn,
+    auth="viewer",
+    tag="cart",
+    ok={
+        201: Answer(out.CartHoldAnswer, "A new hold of every line"),
+        200: Answer(out.CartHoldAnswer, "The hold this request_id made before"),
+    },
+    errors=(
+        CheckoutErrorCode.CART_EMPTY,
+        CheckoutErrorCode.CART_SPANS_SHOPS,
+        CheckoutErrorCode.MIXED_CURRENCIES,
+        CheckoutErrorCode.QUOTE_CHANGED,
+        CheckoutErrorCode.INSUFFICIENT_STOCK,
+    ),
+)
+async def checkout_cart(request: Request) -> Response:
+    svc = services(request)
+    buyer = viewer(request)
+    body = await json_body(request, CartCheckoutIn)
+    async with svc.db.session() as session:
+        hold, total, currency = await carts(svc).checkout(
+            session,
+            buyer,
+            request_id=body.request_id or "",
+            shop_id=body.shop_id,
+            expected_total=body.expected_total,
+            items=_merged(body.items) if body.items else None,
+        )
+    return JSONResponse(
+        {"hold": hold.json(), "total": total, "currency": currency},
+        status_code=200 if hold.replayed else 201,
+    )

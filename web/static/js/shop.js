@@ -1,0 +1,339 @@
+// Buying at list price, in the room and on the storefront: the product sheet (pick the
+// options, the quantity, then Add to cart or Buy now), the cart sheet (change quantities,
+// check out one shop's items) and the payment sheet of a cart's hold. Every price shown is
+// the server's (GET /api/cart); the hold's total is what is charged (docs/protocol.md, Cart).
+
+import { api, clockText, el, guestToken, hasGuest, money, randomId, t } from "./common.js";
+import { fillAddress, payHold, readForm, waitForOrder } from "./pay.js";
+
+const $ = (id) => document.getElementById(id);
+const PLACEHOLDER = "/static/img/placeholder.svg";
+const LOW_STOCK = 5; // fewer left than this: say how many
+const MAX_QTY = 99;
+
+async function call(method, path, body) {
+  const token = await guestToken();
+  return api(method, path, { body, headers: { Authorization: `Bearer ${token}` } });
+}
+
+function errorText(code) {
+  const known = t(`error_${code}`);
+  return known === `error_${code}` ? t("error_generic") : known;
+}
+
+// The SKU whose values are all the chosen ones (a product without options: the chosen SKU).
+function chosenSku(card, chosen) {
+  if (!card.options?.length) return card.skus.find((s) => s.sku_id === chosen.sku) || null;
+  return card.skus.find((s) => card.options.every((o) => s.options?.[o.name] === chosen[o.name])) || null;
+}
+
+export class Shop {
+  // now(): the server's clock as the page knows it (the room syncs it); onChange(cart): after
+  // every change of the cart, e.g. to show its count.
+  constructor({ now = () => Date.now(), onChange = () => {} } = {}) {
+    this.now = now;
+    this.onChange = onChange;
+    this.cart = { lines: [], shops: [] };
+    this.hold = null;
+    this.timer = null;
+    $("sheet-add").addEventListener("click", () => this.add());
+    $("sheet-buy").addEventListener("click", () => this.buyNow());
+    $("cart-pay-form").addEventListener("submit", (event) => this.pay(event));
+    $("cart-release").addEventListener("click", () => this.release());
+    $("cart-pay").addEventListener("close", () => clearInterval(this.timer));
+    if (hasGuest()) this.refresh(); // a first visit has no cart (and needs no session yet)
+  }
+
+  async refresh() {
+    try {
+      this.cart = (await call("GET", "/api/cart")).cart;
+    } catch {
+      return; // shown as it was; the next change tries again
+    }
+    this.onChange(this.cart);
+    if ($("cart-sheet").open) this.drawCart();
+  }
+
+  units() {
+    return this.cart.lines.reduce((n, line) => n + line.qty, 0);
+  }
+
+  // --- the product sheet ----------------------------------------------------------------
+
+  async openProduct(card) {
+    this.card = card;
+    this.left = {};
+    this.chosen = {};
+    if (card.options?.length) {
+      for (const option of card.options) if (option.values.length === 1) this.chosen[option.name] = option.values[0];
+    } else if (card.skus.length === 1) this.chosen.sku = card.skus[0].sku_id;
+    this.qty = 1;
+    $("sheet-error").textContent = "";
+    $("sheet-title").textContent = card.title;
+    this.drawProduct();
+    if (!$("product-sheet").open) $("product-sheet").showModal();
+    try {
+      const { stock } = await api("GET", `/api/stock?product_id=${card.product_id}`);
+      this.left = Object.fromEntries(Object.entries(stock).map(([id, n]) => [Number(id), n]));
+    } catch {
+      this.left = {};
+    }
+    if (this.card === card) this.drawProduct();
+  }
+
+  drawProduct() {
+    const card = this.card;
+    const sku = chosenSku(card, this.chosen);
+    const picture = (sku && sku.image) || card.image || PLACEHOLDER;
+    $("sheet-image").src = picture;
+    const cheapest = Math.min(...card.skus.map((s) => s.list_price));
+    const shown = sku || card.skus.find((s) => s.list_price === cheapest);
+    $("sheet-price").textContent = shown ? money(shown.list_price, shown.currency) : "";
+    const groups = card.options?.length
+      ? card.options.map((option) => this.optionGroup(option))
+      : card.skus.length > 1 ? [this.skuGroup()] : [];
+    $("sheet-options").replaceChildren(...groups);
+    const left = sku ? this.left[sku.sku_id] : undefined;
+    const soldOut = left === 0;
+    $("sheet-stock").textContent = soldOut ? t("sold_out") : left !== undefined && left < LOW_STOCK ? t("only_left", { left }) : "";
+    this.qty = Math.max(1, Math.min(this.qty, left || MAX_QTY, MAX_QTY));
+    $("sheet-qty").textContent = String(this.qty);
+    const ready = Boolean(sku) && !soldOut;
+    $("sheet-add").disabled = !ready;
+    $("sheet-buy").disabled = !ready;
+    $("sheet-less").onclick = () => this.step(-1);
+    $("sheet-more").onclick = () => this.step(1);
+  }
+
+  step(by) {
+    this.qty += by;
+    this.drawProduct();
+  }
+
+  optionGroup(option) {
+    const buttons = option.values.map((value) => {
+      // A value no SKU has together with the other choices cannot be picked.
+      const others = { ...this.chosen, [option.name]: value };
+      const exists = this.card.skus.some((s) =>
+        this.card.options.every((o) => o.name === option.name ? s.options?.[o.name] === value : !(o.name in others) || s.options?.[o.name] === others[o.name]),
+      );
+      return el("button", {
+        type: "button",
+        class: "choice",
+        dir: "auto",
+        "aria-pressed": this.chosen[option.name] === value ? "true" : "false",
+        disabled: !exists,
+        onclick: () => {
+          this.chosen[option.name] = value;
+          this.drawProduct();
+        },
+      }, value);
+    });
+    return el("fieldset", { class: "choices" }, el("legend", { dir: "auto" }, option.name), ...buttons);
+  }
+
+  skuGroup() {
+    const buttons = this.card.skus.map((sku) =>
+      el("button", {
+        type: "button",
+        class: "choice",
+        dir: "auto",
+        "aria-pressed": this.chosen.sku === sku.sku_id ? "true" : "false",
+        onclick: () => {
+          this.chosen.sku = sku.sku_id;
+          this.drawProduct();
+        },
+      }, sku.variant || this.card.title),
+    );
+    return el("fieldset", { class: "choices" }, el("legend", {}, t("variants")), ...buttons);
+  }
+
+  async add() {
+    const sku = chosenSku(this.card, this.chosen);
+    if (!sku) return;
+    const inCart = this.cart.lines.find((line) => line.sku_id === sku.sku_id)?.qty || 0;
+    $("sheet-add").disabled = true;
+    try {
+      this.cart = (await call("PUT", `/api/cart/items/${sku.sku_id}`, { qty: Math.min(MAX_QTY, inCart + this.qty) })).cart;
+      this.onChange(this.cart);
+      $("product-sheet").close();
+      this.toast(t("added_to_cart"));
+    } catch (error) {
+      $("sheet-error").textContent = errorText(error.code);
+    } finally {
+      $("sheet-add").disabled = false;
+    }
+  }
+
+  async buyNow() {
+    const sku = chosenSku(this.card, this.chosen);
+    if (!sku) return;
+    $("sheet-buy").disabled = true;
+    try {
+      const held = await call("POST", "/api/cart/checkout", {
+        items: [{ sku_id: sku.sku_id, qty: this.qty }],
+        request_id: `buy-${randomId()}`,
+      });
+      $("product-sheet").close();
+      this.openPay(held);
+    } catch (error) {
+      $("sheet-error").textContent = errorText(error.code);
+    } finally {
+      $("sheet-buy").disabled = false;
+    }
+  }
+
+  toast(text) {
+    const note = $("shop-toast");
+    note.textContent = text;
+    note.hidden = false;
+    clearTimeout(this.toastTimer);
+    this.toastTimer = setTimeout(() => (note.hidden = true), 2500);
+  }
+
+  // --- the cart sheet -------------------------------------------------------------------
+
+  async openCart() {
+    $("cart-error").textContent = "";
+    this.drawCart();
+    if (!$("cart-sheet").open) $("cart-sheet").showModal();
+    await this.refresh();
+  }
+
+  drawCart() {
+    const { lines, shops } = this.cart;
+    $("cart-empty").hidden = lines.length > 0;
+    const groups = shops.map((shop) => {
+      const mine = lines.filter((line) => line.shop_id === shop.shop_id && line.currency === shop.currency);
+      return el(
+        "section",
+        { class: "cart-shop", dataset: { shopId: shop.shop_id } },
+        el("ul", { class: "cart-lines" }, ...mine.map((line) => this.cartLine(line))),
+        el("button", {
+          type: "button",
+          class: "primary cart-checkout",
+          onclick: (event) => this.checkout(shop, event.currentTarget),
+        }, t("cart_checkout", { amount: money(shop.subtotal, shop.currency) })),
+      );
+    });
+    $("cart-shops").replaceChildren(...groups);
+  }
+
+  cartLine(line) {
+    const set = async (qty) => {
+      try {
+        this.cart = (await call("PUT", `/api/cart/items/${line.sku_id}`, { qty })).cart;
+        this.onChange(this.cart);
+        this.drawCart();
+      } catch (error) {
+        $("cart-error").textContent = errorText(error.code);
+      }
+    };
+    return el(
+      "li",
+      { class: "cart-line", dataset: { skuId: line.sku_id } },
+      el("img", { src: line.image_url || PLACEHOLDER, alt: "", width: 48, height: 48 }),
+      el("span", { class: "cart-item" }, el("bdi", { class: "cart-title" }, line.title), " ", el("bdi", { class: "muted" }, line.variant)),
+      el("span", { class: "stepper" },
+        el("button", { type: "button", "aria-label": t("less"), onclick: () => set(line.qty - 1) }, "−"),
+        el("output", { class: "qty" }, String(line.qty)),
+        el("button", { type: "button", "aria-label": t("more"), disabled: line.qty >= MAX_QTY, onclick: () => set(line.qty + 1) }, "+"),
+      ),
+      el("span", { class: "price" }, money(line.total, line.currency)),
+    );
+  }
+
+  async checkout(shop, button) {
+    button.disabled = true;
+    $("cart-error").textContent = "";
+    try {
+      const held = await call("POST", "/api/cart/checkout", {
+        shop_id: shop.shop_id,
+        expected_total: shop.subtotal,
+        request_id: `cart-${randomId()}`,
+      });
+      $("cart-sheet").close();
+      this.openPay(held);
+    } catch (error) {
+      $("cart-error").textContent = errorText(error.code);
+      if (error.code === "quote_changed") await this.refresh();
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  // --- paying for a cart's hold ---------------------------------------------------------
+
+  openPay({ hold, total, currency }) {
+    this.hold = { ...hold, total, currency };
+    const lines = hold.lines.map((line) => {
+      const known = this.cart.lines.find((l) => l.sku_id === line.sku_id);
+      const name = known ? `${known.title} ${known.variant}`.trim() : `#${line.sku_id}`;
+      return el("li", {}, el("bdi", {}, name), ` × ${line.qty} `, el("span", { class: "price" }, money(line.qty * line.unit_price, currency)));
+    });
+    $("cart-hold-lines").replaceChildren(...lines);
+    $("cart-hold-total").textContent = money(total, currency);
+    $("cart-pay-submit").textContent = t("pay", { amount: money(total, currency) });
+    $("cart-pay-error").textContent = "";
+    $("cart-pay-view").hidden = false;
+    $("cart-done").hidden = true;
+    fillAddress($("cart-pay-form"));
+    if (!$("cart-pay").open) $("cart-pay").showModal();
+    clearInterval(this.timer);
+    this.timer = setInterval(() => this.tick(), 250);
+    this.tick();
+  }
+
+  tick() {
+    const left = this.hold.expires_ms - this.now();
+    $("cart-hold-timer").textContent = t("hold_pay_within", { time: clockText(left) });
+    if (left <= 0 && !this.hold.payKey && !this.hold.paid) {
+      clearInterval(this.timer);
+      $("cart-pay").close();
+      this.toast(t("hold_expired"));
+    }
+  }
+
+  async pay(event) {
+    event.preventDefault();
+    const hold = this.hold;
+    const body = readForm($("cart-pay-form"));
+    if (!hold || !body) {
+      $("cart-pay-error").textContent = t("error_required");
+      return;
+    }
+    const submit = $("cart-pay-submit");
+    submit.disabled = true;
+    submit.textContent = t("paying");
+    try {
+      const order = await payHold(hold, body);
+      hold.paid = true;
+      clearInterval(this.timer);
+      $("cart-pay-view").hidden = true;
+      $("cart-done").hidden = false;
+      $("cart-order-number").textContent = t("order_confirming");
+      waitForOrder(order.hold_id, (found) => {
+        $("cart-order-number").textContent = t("order_number", { id: found.id });
+        $("cart-order-number").dataset.orderId = found.id;
+      }, () => this.hold === hold);
+      this.refresh(); // the bought items left the cart
+    } catch (error) {
+      $("cart-pay-error").textContent = errorText(error.code);
+    } finally {
+      submit.disabled = false;
+      submit.textContent = t("pay", { amount: money(hold.total, hold.currency) });
+    }
+  }
+
+  async release() {
+    const hold = this.hold;
+    if (!hold) return;
+    try {
+      await call("DELETE", `/api/holds/${hold.id}`);
+    } catch {
+      // lapsed or gone already: either way it holds nothing now
+    }
+    clearInterval(this.timer);
+    $("cart-pay").close();
+  }
+}
