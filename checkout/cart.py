@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select as core_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -27,25 +28,31 @@ MAX_UNITS = 99  # units of one SKU
 class CartLine:
     """A line as the buyer sees it: the SKU, its product, its price now."""
 
-    sku: Sku
-    product: Product
+    sku_id: int
+    product_id: int
+    shop_id: int
+    title: str
+    variant: str
+    image_url: str
+    unit_price: int
+    currency: str
     qty: int
 
     @property
     def total(self) -> int:
-        return self.qty * self.sku.list_price
+        return self.qty * self.unit_price
 
     def json(self) -> dict[str, Any]:
         return {
-            "sku_id": self.sku.id,
-            "product_id": self.product.id,
-            "shop_id": self.sku.shop_id,
-            "title": self.product.title,
-            "variant": self.sku.variant,
-            "image_url": self.sku.image_url or next(iter(self.product.image_urls), ""),
+            "sku_id": self.sku_id,
+            "product_id": self.product_id,
+            "shop_id": self.shop_id,
+            "title": self.title,
+            "variant": self.variant,
+            "image_url": self.image_url,
             "qty": self.qty,
-            "unit_price": self.sku.list_price,
-            "currency": self.sku.currency,
+            "unit_price": self.unit_price,
+            "currency": self.currency,
             "total": self.total,
         }
 
@@ -54,7 +61,7 @@ def cart_json(lines: Sequence[CartLine]) -> dict[str, Any]:
     """The cart with a subtotal per shop and currency (what each checkout would charge)."""
     shops: dict[tuple[int, str], int] = {}
     for line in lines:
-        key = (line.sku.shop_id, line.sku.currency)
+        key = (line.shop_id, line.currency)
         shops[key] = shops.get(key, 0) + line.total
     return {
         "lines": [line.json() for line in lines],
@@ -77,13 +84,38 @@ class Carts:
     async def _priced(self, session: AsyncSession, units: dict[int, int]) -> list[CartLine]:
         if not units:
             return []
-        rows = await session.exec(
-            select(Sku, Product)
+        # Columns, not ORM objects: this read is on every checkout's path.
+        query = (
+            core_select(
+                col(Sku.id),
+                col(Sku.product_id),
+                col(Sku.shop_id),
+                col(Product.title),
+                col(Sku.variant),
+                col(Sku.image_url),
+                col(Product.image_urls),
+                col(Sku.list_price),
+                col(Sku.currency),
+            )
             .join(Product, col(Product.id) == col(Sku.product_id))
             .where(col(Sku.id).in_(units), col(Product.archived_ms).is_(None))
             .order_by(col(Sku.id))
         )
-        return [CartLine(sku, product, units[sku.id or 0]) for sku, product in rows.all()]
+        rows = (await (await session.connection()).execute(query)).all()
+        return [
+            CartLine(
+                sku_id=sku_id or 0,
+                product_id=product_id,
+                shop_id=shop_id,
+                title=title,
+                variant=variant,
+                image_url=image or next(iter(images or []), ""),
+                unit_price=price,
+                currency=currency,
+                qty=units[sku_id or 0],
+            )
+            for sku_id, product_id, shop_id, title, variant, image, images, price, currency in rows
+        ]
 
     async def put(self, session: AsyncSession, buyer: str, sku_id: int, qty: int) -> None:
         if not 0 <= qty <= MAX_UNITS:
@@ -128,17 +160,17 @@ class Carts:
         changed price refuse rather than surprise."""
         lines = await self._priced(session, items) if items else await self.lines(session, buyer)
         await session.commit()  # the shelving steps below commit on this session
-        shops = sorted({line.sku.shop_id for line in lines})
+        shops = sorted({line.shop_id for line in lines})
         if shop_id is None and len(shops) > 1:
             raise Conflict(
                 "The cart holds several shops' products: check out one shop at a time.",
                 code=CheckoutErrorCode.CART_SPANS_SHOPS,
                 shop_ids=shops,
             )
-        mine = [line for line in lines if shop_id is None or line.sku.shop_id == shop_id]
+        mine = [line for line in lines if shop_id is None or line.shop_id == shop_id]
         if not mine:
             raise Conflict("Nothing to check out.", code=CheckoutErrorCode.CART_EMPTY)
-        currencies = sorted({line.sku.currency for line in mine})
+        currencies = sorted({line.currency for line in mine})
         if len(currencies) > 1:
             raise Conflict(
                 "One payment is in one currency: these items are priced in several.",
@@ -154,8 +186,8 @@ class Carts:
                 expected_total=expected_total,
                 lines=[line.json() for line in mine],
             )
-        shop = mine[0].sku.shop_id
-        held = [Line(line.sku.id or 0, line.qty, line.sku.list_price) for line in mine]
+        shop = mine[0].shop_id
+        held = [Line(line.sku_id, line.qty, line.unit_price) for line in mine]
         answer = await self.shelving.shelf.hold(shop, buyer, request_id, currencies[0], held)
         if isinstance(answer, list):
             # The shelf holds what buyers asked for: put the SKUs' free units there, once.

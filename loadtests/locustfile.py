@@ -317,7 +317,7 @@ class Buyer(RoomUser):
 class Shopper(RoomUser):
     """While the deal runs, fills a cart from the room's bag at list price and pays for it."""
 
-    weight = 0
+    weight = 1  # set from --bag-share (locust leaves out a class whose weight starts at 0)
 
     def on_snapshot(self, m: dict[str, Any]) -> None:
         self.skus = [sku["sku_id"] for card in m["room"]["bag"] for sku in card["skus"]]

@@ -163,6 +163,7 @@ def run_locust(args: argparse.Namespace, stage: Stage, out: Path, extra: dict[st
         "LOADTEST_EXPECT_USERS": str(users),
         "LOADTEST_PIN_PRODUCTS": ",".join(map(str, stage.products)),
         "LOADTEST_BUY_SHARE": str(args.buy_share),
+        "LOADTEST_BAG_SHARE": str(args.bag_share),
         **extra,
     }
     command = [
@@ -390,6 +391,12 @@ def main() -> None:
     p.add_argument("--viewers", type=positive, help="simulated viewers (default per scenario)")
     p.add_argument("--units", type=positive, default=200, help="units in the flash deal (storm)")
     p.add_argument("--buy-share", type=float, default=0.5, help="share of viewers who buy")
+    p.add_argument(
+        "--bag-share",
+        type=float,
+        default=0.1,
+        help="share of viewers who fill a cart from the bag and pay during the deal (storm)",
+    )
     p.add_argument(
         "--refund-share",
         type=float,
