@@ -1,6 +1,7 @@
-"""Carts: what a buyer means to buy, priced from SQL, and held all or nothing at checkout
-(decision 0028). A checkout holds one shop's lines in one shelf function call; a cart with
-several shops' products is checked out one shop at a time (each its own payment, for now)."""
+"""Carts: what a buyer means to buy, shown priced from SQL, and held all or nothing at
+checkout at the prices on the shop's shelf, which SQL's are pushed to (decision 0028). A
+checkout holds one shop's items in one shelf function call; a cart with several shops' products
+is checked out one shop at a time (each its own payment, for now)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ from catalog.error_codes import CatalogErrorCode
 from catalog.models import Product, Sku
 from checkout.cart_store import CartStore
 from checkout.error_codes import CheckoutErrorCode
-from checkout.shelf import Line, ShelfHold, ShelfStore, Shortfall
+from checkout.shelf import Refusal, ShelfHold, ShelfStore, Shortfall
 from checkout.shelving import Shelving
-from kernel.errors import Conflict, Invalid, NotFound
+from kernel.errors import Conflict, DomainError, Invalid, NotFound
 
 MAX_LINES = 50  # distinct SKUs in one cart
 MAX_UNITS = 99  # units of one SKU
@@ -153,49 +154,59 @@ class Carts:
         shop_id: int | None,
         expected_total: int | None,
         items: dict[int, int] | None = None,
-    ) -> tuple[ShelfHold, int, str]:
-        """Hold the cart's lines of one shop, all or none: the hold, its total and currency.
-        ``items`` (SKU -> units; "buy now") are held instead of the cart's. The total charged
-        is the hold's, priced now; ``expected_total`` (what the buyer was shown) only lets a
-        changed price refuse rather than surprise."""
-        lines = await self._priced(session, items) if items else await self.lines(session, buyer)
-        await session.commit()  # the shelving steps below commit on this session
-        shops = sorted({line.shop_id for line in lines})
-        if shop_id is None and len(shops) > 1:
+    ) -> ShelfHold:
+        """Hold the cart's items of one shop, all or none, priced by the shop's shelf (no SQL
+        on this path unless a SKU was never on a shelf). ``items`` (SKU -> units; "buy now")
+        are held instead of the cart's. The total charged is the hold's; ``expected_total``
+        (what the buyer was shown) lets a changed price refuse rather than surprise."""
+        units = items or await self.store.units(buyer)
+        if not units:
+            raise Conflict("Nothing to check out.", code=CheckoutErrorCode.CART_EMPTY)
+        shops = await self.shelving.shelf.shops_of(sorted(units))
+        unknown = [sku for sku in units if sku not in shops]
+        if unknown:  # never on a shelf: its terms come from SQL, once
+            await self.shelving.publish(session, unknown)
+            shops = await self.shelving.shelf.shops_of(sorted(units))
+        # A SKU that does not exist at all is an empty shelf's: held as 0 left, below.
+        every = sorted({shops.get(sku, 0) for sku in units} - {0})
+        if shop_id is None and len(every) > 1:
             raise Conflict(
                 "The cart holds several shops' products: check out one shop at a time.",
                 code=CheckoutErrorCode.CART_SPANS_SHOPS,
-                shop_ids=shops,
+                shop_ids=every,
             )
-        mine = [line for line in lines if shop_id is None or line.shop_id == shop_id]
-        if not mine:
-            raise Conflict("Nothing to check out.", code=CheckoutErrorCode.CART_EMPTY)
-        currencies = sorted({line.currency for line in mine})
-        if len(currencies) > 1:
-            raise Conflict(
-                "One payment is in one currency: these items are priced in several.",
-                code=CheckoutErrorCode.MIXED_CURRENCIES,
-                currencies=currencies,
-            )
-        total = sum(line.total for line in mine)
-        if expected_total is not None and expected_total != total:
-            raise Conflict(
-                "Prices changed since you looked: see the lines and the new total.",
-                code=CheckoutErrorCode.QUOTE_CHANGED,
-                total=total,
-                expected_total=expected_total,
-                lines=[line.json() for line in mine],
-            )
-        shop = mine[0].shop_id
-        held = [Line(line.sku_id, line.qty, line.unit_price) for line in mine]
-        answer = await self.shelving.shelf.hold(shop, buyer, request_id, currencies[0], held)
-        if isinstance(answer, list):
+        shop = shop_id if shop_id is not None else (every[0] if every else 0)
+        mine = {sku: qty for sku, qty in units.items() if shops.get(sku, shop) == shop}
+        if not mine or shop == 0:
+            raise _short([Shortfall(sku, qty, 0) for sku, qty in sorted(mine.items())])
+        shelf = self.shelving.shelf
+        answer = await shelf.hold(shop, buyer, request_id, mine, expected_total)
+        if isinstance(answer, Refusal) and answer.word == "short":
             # The shelf holds what buyers asked for: put the SKUs' free units there, once.
-            await self.shelving.fill(session, [short.sku_id for short in answer])
-            answer = await self.shelving.shelf.hold(shop, buyer, request_id, currencies[0], held)
-        if isinstance(answer, list):
-            raise _short(answer)
-        return answer, sum(line.total for line in answer.lines), currencies[0]
+            await self.shelving.fill(session, [short.sku_id for short in answer.short])
+            answer = await shelf.hold(shop, buyer, request_id, mine, expected_total)
+        if isinstance(answer, Refusal):
+            raise _refused(answer, expected_total, mine)
+        return answer
+
+
+def _refused(refusal: Refusal, expected_total: int | None, units: dict[int, int]) -> DomainError:
+    if refusal.word == "short":
+        return _short(refusal.short)
+    if refusal.word == "off_sale":  # its product was archived, or the SKU deleted: none left
+        return _short([Shortfall(sku, units.get(sku, 0), 0) for sku in refusal.off_sale])
+    if refusal.word == "quote":
+        return Conflict(
+            "Prices changed since you looked: see the lines and the new total.",
+            code=CheckoutErrorCode.QUOTE_CHANGED,
+            total=refusal.total,
+            expected_total=expected_total,
+            lines=[line.json() for line in refusal.lines],
+        )
+    return Conflict(
+        "One payment is in one currency: these items are priced in several.",
+        code=CheckoutErrorCode.MIXED_CURRENCIES,
+    )
 
 
 async def for_sale(shelf: ShelfStore, skus: Sequence[Sku]) -> dict[int, int]:

@@ -112,6 +112,11 @@ class Keyspace:
         orders streams and the sweeper their expiries."""
         return f"{self.prefix}:shelves"
 
+    @property
+    def sku_shops(self) -> str:
+        """Hash: SKU id -> its shop id, for SKUs whose terms were pushed to a shelf."""
+        return f"{self.prefix}:sku-shops"
+
     def cart(self, buyer: str) -> str:
         """A buyer's cart: hash SKU id -> units."""
         return f"{self.prefix}:cart:{buyer}"

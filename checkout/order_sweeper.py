@@ -41,6 +41,7 @@ class SweepReport:
     requests: RulesReport | None = None
     payouts_finished: int = 0
     shelf_moves: int = 0  # moves between SQL and a shelf whose request died half-way
+    shelf_terms: int = 0  # SKUs whose price or sale state on a shelf was not SQL's
 
 
 async def cancel_overdue(refunds: Refunds, now: int, limit: int = 200) -> int:
@@ -88,6 +89,7 @@ async def sweep_orders_once(
     async with refunds.db.session() as session:
         shelving = Shelving(refunds.holds.shelf)
         report.shelf_moves = await shelving.finish_pending(session, lease_ms, at)
+        report.shelf_terms = await shelving.resync(session)
     report.cancelled = await cancel_overdue(refunds, at)
     if rules.requests is not None:
         report.requests = await apply_request_rules(refunds.db, refunds, at, rules.requests)

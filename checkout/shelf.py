@@ -4,7 +4,7 @@ encodes the calls and reads the answers."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, NamedTuple, cast
 
@@ -47,6 +47,30 @@ class Shortfall(NamedTuple):
     available: int
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """Why a shelf hold was refused: ``short`` (too few units, or a SKU never put on the
+    shelf), ``off_sale``, ``mixed_currencies`` or ``quote`` (not the expected total)."""
+
+    word: str
+    short: list[Shortfall] = field(default_factory=list)
+    off_sale: list[int] = field(default_factory=list)
+    total: int = 0
+    lines: tuple[Line, ...] = ()
+
+
+class SaleTerms(NamedTuple):
+    """What a SKU sells for at list price, as SQL has it."""
+
+    sku_id: int
+    price: int
+    currency: str
+    on_sale: bool
+
+    def encoded(self) -> list[str]:
+        return [str(self.sku_id), str(self.price), self.currency, "1" if self.on_sale else "0"]
+
+
 class ShelfStock(NamedTuple):
     quantity: int
     available: int
@@ -61,6 +85,8 @@ class ShelfHold(NamedTuple):
     state: HoldState
     lines: tuple[Line, ...] = ()
     replayed: bool = False
+    total: int = 0
+    currency: str = ""
 
     def json(self) -> dict[str, Any]:
         """As a deal hold's answer, with its lines."""
@@ -110,12 +136,34 @@ class ShelfStore:
             return None
         return int(answer.split(" ")[1])
 
+    async def set_terms(self, shop_id: int, terms: list[SaleTerms]) -> None:
+        """Push SKUs' sale terms (as SQL has them) to the shop's shelf, and which shop each SKU
+        is in to the SKU index a checkout reads first."""
+        if not terms:
+            return
+        flat = [part for t in terms for part in t.encoded()]
+        await self._call("lc_shelf_terms", shop_id, *flat)
+        await self.redis.hset(self.keys.sku_shops, mapping={str(t.sku_id): shop_id for t in terms})
+
+    async def shops_of(self, sku_ids: list[int]) -> dict[int, int]:
+        """The shop of each SKU the index knows (a SKU never pushed is missing)."""
+        if not sku_ids:
+            return {}
+        found = await self.redis.hmget(self.keys.sku_shops, [str(s) for s in sku_ids])
+        return {sku: int(shop) for sku, shop in zip(sku_ids, found, strict=True) if shop}
+
     async def hold(
-        self, shop_id: int, buyer: str, request_id: str, currency: str, lines: list[Line]
-    ) -> ShelfHold | list[Shortfall]:
-        """Hold every line or none: the hold, or each line the shelf is short of."""
-        if len({line.sku_id for line in lines}) != len(lines) or not lines:
-            raise ValueError("one line per SKU, at least one")
+        self,
+        shop_id: int,
+        buyer: str,
+        request_id: str,
+        units: dict[int, int],
+        expected_total: int | None = None,
+    ) -> ShelfHold | Refusal:
+        """Hold ``units`` (SKU -> units) of the shop's SKUs at their prices on the shelf, all
+        or none: the hold, or why not."""
+        if not units:
+            raise ValueError("at least one line")
         raw = await self._call(
             "lc_shelf_hold",
             shop_id,
@@ -123,20 +171,31 @@ class ShelfStore:
             buyer,
             request_id,
             self.hold_ttl_ms,
-            currency,
-            *(line.encoded() for line in lines),
+            "" if expected_total is None else expected_total,
+            *(f"{sku}:{qty}" for sku, qty in sorted(units.items())),
         )
-        if raw[0] == "short":
-            return [Shortfall(*(int(p) for p in item.split(":"))) for item in raw[1:]]
-        hold_id, expires, state, replayed = raw[1:]
-        held = await self.get_hold(hold_id, buyer) if replayed == "1" else None
+        word = raw[0]
+        if word == "short":
+            return Refusal(
+                word, short=[Shortfall(*(int(p) for p in x.split(":"))) for x in raw[1:]]
+            )
+        if word == "off_sale":
+            return Refusal(word, off_sale=[int(sku) for sku in raw[1:]])
+        if word == "quote":
+            return Refusal(word, total=int(raw[1]), lines=decode_lines(raw[2]))
+        if word != "ok":
+            return Refusal(word)
+        hold_id, expires, state, replayed, total, currency, lines = raw[1:]
+        held = decode_lines(lines)
         return ShelfHold(
             id=hold_id,
-            qty=held.qty if held else sum(line.qty for line in lines),
+            qty=sum(line.qty for line in held),
             expires_ms=int(expires),
             state=HoldState(state),
-            lines=held.lines if held else tuple(lines),
+            lines=held,
             replayed=replayed == "1",
+            total=int(total),
+            currency=currency,
         )
 
     async def begin_payment(self, hold_id: str, buyer: str, attempt: str) -> ShelfTerms | str:
@@ -206,13 +265,27 @@ class ShelfStore:
         """Every SKU's counters on the shop's shelf, as stored."""
         raw = cast(dict[str, str], await self.redis.hgetall(self.keys.shelf(shop_id).stock))
         found: dict[int, dict[str, int]] = {}
-        for field, value in raw.items():
-            sku, _, name = field.partition(":")
-            if name:
+        for key, value in raw.items():
+            sku, _, name = key.partition(":")
+            if name in ShelfStock._fields:
                 found.setdefault(int(sku), {})[name] = int(value)
         return {
             sku: ShelfStock(*(c.get(name, 0) for name in ShelfStock._fields))
             for sku, c in found.items()
+        }
+
+    async def terms(self, shop_id: int) -> dict[int, SaleTerms]:
+        """Every SKU's sale terms on the shop's shelf, as stored."""
+        raw = cast(dict[str, str], await self.redis.hgetall(self.keys.shelf(shop_id).stock))
+        parts: dict[int, dict[str, str]] = {}
+        for key, value in raw.items():
+            sku, _, name = key.partition(":")
+            if name in ("price", "currency", "sale"):
+                parts.setdefault(int(sku), {})[name] = value
+        return {
+            sku: SaleTerms(sku, int(p["price"]), p["currency"], p["sale"] == "1")
+            for sku, p in parts.items()
+            if {"price", "currency", "sale"} <= p.keys()
         }
 
     async def recorded_holds(self, shop_id: int) -> dict[str, tuple[HoldState, tuple[Line, ...]]]:

@@ -20,12 +20,12 @@ from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlmodel import col
 
-from catalog.models import Sku
+from catalog.models import Product, Sku
 from checkout.hold_states import HoldState
 from checkout.keys import Keyspace
 from checkout.models import Order, ShelfMove
-from checkout.pipeline import stream_lag
-from checkout.shelf import ShelfStore
+from checkout.pipeline import OrderStream
+from checkout.shelf import SaleTerms, ShelfStore
 from kernel.db import Database
 
 
@@ -36,6 +36,9 @@ class ShelfAudit:
     skus: dict[str, dict[str, int]]
     unbalanced: list[int]  # SKUs whose counters do not add up
     shelved_mismatch: list[int]  # SQL's shelved is not the shelf's unsold units
+    # SKUs whose price, currency or sale state on the shelf is not SQL's (the order sweep
+    # pushes SQL's again within a pass).
+    terms_mismatch: list[int]
     lost_paid_orders: int  # sold holds with no order, once the pipeline caught up
     orders_without_sale: int  # shelf orders whose hold the shelf does not have as sold
     pending_moves: int  # moves whose request died half-way (the order sweep finishes them)
@@ -46,6 +49,7 @@ class ShelfAudit:
         return (
             not self.unbalanced
             and not self.shelved_mismatch
+            and not self.terms_mismatch
             and self.lost_paid_orders == self.orders_without_sale == 0
         )
 
@@ -56,12 +60,28 @@ class ShelfAudit:
 async def audit_shelf(redis: Redis, db: Database, keys: Keyspace, shop_id: int) -> ShelfAudit:
     shelf = ShelfStore(redis, keys, hold_ttl_ms=0, pay_ttl_ms=0)
     counters = await shelf.counters(shop_id)
+    terms = await shelf.terms(shop_id)
     holds = await shelf.recorded_holds(shop_id)
-    lag = await stream_lag(redis, keys.shelf(shop_id).orders)
+    lag = await OrderStream(redis, keys).shelf_lag(shop_id)
     async with db.session() as session:
         conn = await session.connection()
-        query = select(col(Sku.id), col(Sku.shelved)).where(col(Sku.shop_id) == shop_id)
-        shelved = dict((await conn.execute(query)).all())
+        query = (
+            select(
+                col(Sku.id),
+                col(Sku.shelved),
+                col(Sku.list_price),
+                col(Sku.currency),
+                col(Product.archived_ms),
+            )
+            .join(Product, col(Product.id) == col(Sku.product_id))
+            .where(col(Sku.shop_id) == shop_id)
+        )
+        rows = (await conn.execute(query)).all()
+        shelved = {sku_id: units for sku_id, units, *_ in rows}
+        sql_terms = {
+            sku_id or 0: SaleTerms(sku_id or 0, price, currency, archived is None)
+            for sku_id, _, price, currency, archived in rows
+        }
         ordered = set(
             (
                 await conn.execute(
@@ -97,11 +117,18 @@ async def audit_shelf(redis: Redis, db: Database, keys: Keyspace, shop_id: int) 
             unbalanced.append(sku_id)
         if caught_up and sku_id not in pending and in_sql != c.quantity - c.sold:
             mismatch.append(sku_id)
+    # A SKU with no SQL row (deleted) must be off sale on the shelf.
+    stale = [
+        sku_id
+        for sku_id, on_shelf in sorted(terms.items())
+        if on_shelf != sql_terms.get(sku_id, on_shelf._replace(on_sale=False))
+    ]
     return ShelfAudit(
         shop_id=shop_id,
         skus=skus,
         unbalanced=unbalanced,
         shelved_mismatch=mismatch,
+        terms_mismatch=stale,
         lost_paid_orders=len(sold - ordered) if caught_up else 0,
         orders_without_sale=len(ordered - sold),
         pending_moves=sum(pending.values()),

@@ -29,10 +29,10 @@ from sqlalchemy import select as core_select
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from catalog.models import Sku
+from catalog.models import Product, Sku
 from checkout.faults import NO_CRASH, CrashPoints
 from checkout.models import ShelfMove
-from checkout.shelf import ShelfStore
+from checkout.shelf import SaleTerms, ShelfStore
 from kernel.clock import now_ms
 
 log = logging.getLogger("livecart.shelving")
@@ -49,9 +49,63 @@ class Shelving:
         self.keyspace = shelf.keys.prefix
         self.crash = crash
 
+    async def publish(self, session: AsyncSession, sku_ids: Iterable[int]) -> int:
+        """Push the SKUs' sale terms (price, currency, on sale) from SQL to their shops'
+        shelves, where holds price their lines. Returns how many SKUs were found."""
+        wanted = sorted(set(sku_ids))
+        if not wanted:
+            return 0
+        rows = (await (await session.connection()).execute(_terms_query(wanted))).all()
+        await session.commit()
+        by_shop: dict[int, list[SaleTerms]] = {}
+        for sku_id, shop_id, price, currency, archived in rows:
+            on_sale = archived is None
+            by_shop.setdefault(shop_id, []).append(SaleTerms(sku_id, price, currency, on_sale))
+        for shop_id, terms in by_shop.items():
+            await self.shelf.set_terms(shop_id, terms)
+        return len(rows)
+
+    async def publish_product(self, session: AsyncSession, product_id: int) -> int:
+        """Push the terms of every SKU of a product (after an edit, an archive, an unarchive)."""
+        query = core_select(col(Sku.id)).where(col(Sku.product_id) == product_id)
+        ids = [
+            sku_id or 0 for sku_id in (await (await session.connection()).execute(query)).scalars()
+        ]
+        await session.commit()
+        return await self.publish(session, ids)
+
+    async def resync(self, session: AsyncSession) -> int:
+        """Push the terms of every SKU whose shelf says otherwise than SQL (a write to Redis
+        lost after a seller's edit committed). Returns how many were pushed again."""
+        stale: list[int] = []
+        for shop_id in await self.shelf.shop_ids():
+            shelf_terms = await self.shelf.terms(shop_id)
+            if not shelf_terms:
+                continue
+            query = _terms_query(sorted(shelf_terms))
+            rows = (await (await session.connection()).execute(query)).all()
+            await session.commit()
+            for sku_id, _, price, currency, archived in rows:
+                if shelf_terms.pop(sku_id) != SaleTerms(sku_id, price, currency, archived is None):
+                    stale.append(sku_id)
+            # What is left has no SQL row any more (a deleted SKU): off sale.
+            gone = [t._replace(on_sale=False) for t in shelf_terms.values() if t.on_sale]
+            await self.shelf.set_terms(shop_id, gone)
+            stale += [t.sku_id for t in gone]
+        await self.publish(session, stale)
+        return len(stale)
+
+    async def withdraw(self, shop_id: int, sku_id: int) -> None:
+        """A deleted SKU is off sale on its shop's shelf (if it was ever there)."""
+        found = (await self.shelf.terms(shop_id)).get(sku_id)
+        if found is not None and found.on_sale:
+            await self.shelf.set_terms(shop_id, [found._replace(on_sale=False)])
+
     async def fill(self, session: AsyncSession, sku_ids: Iterable[int]) -> int:
-        """Put every free unit of the SKUs on their shops' shelves; returns how many moved."""
+        """Put every free unit of the SKUs on their shops' shelves, with their sale terms;
+        returns how many units moved."""
         moved = 0
+        await self.publish(session, sku_ids)
         for sku_id in sorted(set(sku_ids)):
             move = await self._begin_put(session, sku_id)
             if move is not None:
@@ -181,6 +235,21 @@ class Shelving:
                 await session.rollback()
                 log.exception("could not finish shelf move %s", move.tag)
         return len(stale)
+
+
+def _terms_query(sku_ids: list[int]) -> Any:
+    """Each SKU's id, shop, price, currency and its product's archive time."""
+    return (
+        core_select(
+            col(Sku.id),
+            col(Sku.shop_id),
+            col(Sku.list_price),
+            col(Sku.currency),
+            col(Product.archived_ms),
+        )
+        .join(Product, col(Product.id) == col(Sku.product_id))
+        .where(col(Sku.id).in_(sku_ids))
+    )
 
 
 def _move(keyspace: str, shop_id: int, sku_id: int, units: int, reason: str) -> ShelfMove:

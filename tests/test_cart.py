@@ -9,10 +9,16 @@ from typing import Any
 
 import httpx
 import pytest
+from redis.asyncio import Redis
+from sqlalchemy import update
 from sqlmodel import col, select
 
 from catalog.models import Sku
+from checkout.keys import Keyspace
 from checkout.models import ShelfMove
+from checkout.shelf import ShelfStore
+from checkout.shelf_audit import audit_shelf
+from checkout.shelving import Shelving
 from kernel.db import Database
 from tests.conftest import SellerAccount, viewer_headers
 from tests.helpers import (
@@ -244,3 +250,67 @@ async def test_buy_now_holds_the_items_named_and_the_stock_endpoint_counts_the_s
     assert_error(await http.get("/api/stock", params={"product_id": "x"}), 422, "invalid_request")
     r = await cart_checkout(http, buyer, items=[{"sku_id": m, "qty": 0}])
     assert_error(r, 422, "invalid_request")
+
+
+async def one_total(http: httpx.AsyncClient, buyer: Headers, sku_id: int) -> int:
+    r = await cart_checkout(http, buyer, items=[{"sku_id": sku_id, "qty": 1}])
+    assert r.status_code == 201, r.text
+    total: int = r.json()["total"]
+    return total
+
+
+async def test_holds_price_at_sqls_price_pushed_on_every_edit_and_mended_by_the_sweep(
+    http: httpx.AsyncClient,
+    seller: SellerAccount,
+    sessions: GuestSessions,
+    db: Database,
+    redis: Redis,
+    keys: Keyspace,
+) -> None:
+    m, _ = await two_skus(http, seller)
+    _, buyer = viewer_headers(sessions)
+    assert await one_total(http, buyer, m) == LIST_PRICE
+    # The seller's edit reaches the shelf with the answer: the next hold is at the new price,
+    # and a buyer who was shown the old total is told, with nothing held.
+    r = await http.patch(f"/api/skus/{m}", headers=seller.headers, json={"list_price": 7000})
+    assert r.status_code == 200, r.text
+    body = {"items": [{"sku_id": m, "qty": 1}], "expected_total": LIST_PRICE}
+    details = assert_error(
+        await http.post("/api/cart/checkout", headers=buyer, json=body), 409, "quote_changed"
+    )["details"]
+    assert (details["total"], details["lines"]) == (
+        7000,
+        [{"sku_id": m, "qty": 1, "unit_price": 7000}],
+    )
+    assert (await cart_checkout(http, buyer, items=[{"sku_id": m, "qty": 1}])).json()[
+        "total"
+    ] == 7000
+    # An archived product is off sale at once.
+    product_id = (await http.get("/api/products", params={"shop_id": seller.shop.id})).json()[
+        "products"
+    ][0]["id"]
+    archived = await http.post(f"/api/products/{product_id}/archive", headers=seller.headers)
+    assert archived.status_code == 200, archived.text
+    r = await cart_checkout(http, buyer, items=[{"sku_id": m, "qty": 1}])
+    assert assert_error(r, 409, "insufficient_stock")["details"]["lines"] == [
+        {"sku_id": m, "wanted": 1, "available": 0}
+    ]
+    unarchived = await http.post(f"/api/products/{product_id}/unarchive", headers=seller.headers)
+    assert unarchived.status_code == 200, unarchived.text
+    # A push lost after SQL committed (a crash between the two): the audit sees it, the order
+    # sweep's pass mends it.
+    async with db.session() as session:
+        await session.exec(update(Sku).where(col(Sku.id) == m).values(list_price=6500))
+        await session.commit()
+    assert (await cart_checkout(http, buyer, items=[{"sku_id": m, "qty": 1}])).json()[
+        "total"
+    ] == 7000
+    shop_id = seller.shop.id or 0
+    assert (await audit_shelf(redis, db, keys, shop_id)).terms_mismatch == [m]
+    shelving = Shelving(ShelfStore(redis, keys, hold_ttl_ms=60_000, pay_ttl_ms=60_000))
+    async with db.session() as session:
+        assert await shelving.resync(session) >= 1
+    assert (await audit_shelf(redis, db, keys, shop_id)).terms_mismatch == []
+    assert (await cart_checkout(http, buyer, items=[{"sku_id": m, "qty": 1}])).json()[
+        "total"
+    ] == 6500

@@ -61,7 +61,7 @@ CLIENT_MAKERS = frozenset({"Redis", "from_url", "pipeline", "pubsub"})
 # live/keys.py). ``sandbox`` is left out: the composition root hands it to its store.
 KEY_BUILDERS = frozenset(
     {"deal", "room", "idempotency", "live_deals", "live_rooms", "deal_rooms", "shelf", "shelves"}
-    | {"cart"}
+    | {"cart", "sku_shops"}
 )
 KEYSPACES = frozenset({"keys", "keyspace", "live_keys"})
 KEY_SHAPED = re.compile(r"^lc:|\{(deal|room|shop):|^:[a-z][a-z-]*(:[a-z-]+)*$")

@@ -140,7 +140,7 @@ async def checkout_cart(request: Request) -> Response:
     buyer = viewer(request)
     body = await json_body(request, CartCheckoutIn)
     async with svc.db.session() as session:
-        hold, total, currency = await carts(svc).checkout(
+        hold = await carts(svc).checkout(
             session,
             buyer,
             request_id=body.request_id or "",
@@ -149,6 +149,6 @@ async def checkout_cart(request: Request) -> Response:
             items=_merged(body.items) if body.items else None,
         )
     return JSONResponse(
-        {"hold": hold.json(), "total": total, "currency": currency},
+        {"hold": hold.json(), "total": hold.total, "currency": hold.currency},
         status_code=200 if hold.replayed else 201,
     )

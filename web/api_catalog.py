@@ -228,6 +228,7 @@ async def archive_product(request: Request) -> Response:
     me = await seller(request)
     async with services(request).db.session() as session:
         product = await service.archive_product(session, me, request.path_params["product_id"])
+        await Shelving(services(request).holds.shelf).publish_product(session, product.id or 0)
     return JSONResponse({"product": product_json(product)})
 
 
@@ -244,6 +245,7 @@ async def unarchive_product(request: Request) -> Response:
     me = await seller(request)
     async with services(request).db.session() as session:
         product = await service.unarchive_product(session, me, request.path_params["product_id"])
+        await Shelving(services(request).holds.shelf).publish_product(session, product.id or 0)
     return JSONResponse({"product": product_json(product)})
 
 
@@ -299,6 +301,8 @@ async def update_sku(request: Request) -> Response:
         sku = await service.update_sku(
             session, me, request.path_params["sku_id"], body.model_dump(exclude_unset=True)
         )
+        # Its price may have changed: holds price their lines on the shelf.
+        await Shelving(svc.holds.shelf).publish(session, [sku.id or 0])
     return JSONResponse({"sku": sku_json(sku)})
 
 
@@ -314,7 +318,10 @@ async def update_sku(request: Request) -> Response:
 async def delete_sku(request: Request) -> Response:
     me = await seller(request)
     async with services(request).db.session() as session:
-        await service.delete_sku(session, me, request.path_params["sku_id"])
+        sku = await service.owned_sku(session, me, request.path_params["sku_id"])
+        shop_id, sku_id = sku.shop_id, sku.id or 0
+        await service.delete_sku(session, me, sku_id)
+        await Shelving(services(request).holds.shelf).withdraw(shop_id, sku_id)
     return Response(status_code=204)
 
 

@@ -124,6 +124,7 @@ async def edit_product(request: Request, me: Seller, form: dict[str, str]) -> Re
             if "stock" in sku_changes:  # units on the shelf come off first when fewer remain
                 await shelving.lower_to(session, sku_id, sku_changes["stock"])
         await catalog.edit_product(session, me, product_id, fields, changes)
+        await shelving.publish_product(session, product_id)  # prices changed, maybe
     return RedirectResponse(f"/seller/products/{product_id}?saved=1", status_code=303)
 
 
@@ -194,6 +195,9 @@ def _sku_changes(form: dict[str, str], sku: Sku) -> dict[str, Any]:
 async def archive_product(request: Request, me: Seller, form: dict[str, str]) -> Response:
     async with services(request).db.session() as session:
         await catalog.archive_product(session, me, request.path_params["product_id"])
+        await Shelving(services(request).holds.shelf).publish_product(
+            session, request.path_params["product_id"]
+        )
     return RedirectResponse("/seller?products=archived#products", status_code=303)
 
 
@@ -201,4 +205,7 @@ async def archive_product(request: Request, me: Seller, form: dict[str, str]) ->
 async def unarchive_product(request: Request, me: Seller, form: dict[str, str]) -> Response:
     async with services(request).db.session() as session:
         await catalog.unarchive_product(session, me, request.path_params["product_id"])
+        await Shelving(services(request).holds.shelf).publish_product(
+            session, request.path_params["product_id"]
+        )
     return RedirectResponse("/seller#products", status_code=303)

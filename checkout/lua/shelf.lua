@@ -4,7 +4,9 @@ A shop's list-price stock and its cart holds (decision 0028), one Redis Function
 key is hash-tagged by the shop ({shop:ID}), so one function can hold several SKUs of the shop
 all or nothing in one Redis Cluster slot. Every key a function touches arrives in KEYS:
 
-  KEYS[1] stock     hash: "<sku>:quantity|available|held|sold" per SKU, and next_hold
+  KEYS[1] stock     hash: "<sku>:quantity|available|held|sold" per SKU, its sale terms
+                    "<sku>:price|currency|sale" (as SQL has them, pushed by lc_shelf_terms:
+                    a hold prices its lines here, with no SQL on its path), and next_hold
   KEYS[2] holds     hash: hold id -> "state|expires_ms|held_until_ms|attempt|buyer|request|
                     currency|lines", lines being "sku:qty:unit_price" joined by ","
   KEYS[3] requests  hash: "buyer|request_id" -> hold id (a retried request gets the same hold)
@@ -115,12 +117,27 @@ local function move(K, ARGV)
   return answer
 end
 
+-- ARGV: groups of sku, price, currency, sale ("1" on sale, "0" not): the SKUs' terms as SQL
+-- has them now. Units already held keep the price they were held at.
+local function set_terms(K, ARGV)
+  for i = 1, #ARGV, 4 do
+    local sku = ARGV[i]
+    redis.call('HSET', K[1], sku .. ':price', ARGV[i + 1], sku .. ':currency', ARGV[i + 2],
+      sku .. ':sale', ARGV[i + 3])
+  end
+  return #ARGV / 4
+end
+
 -- ARGV[1]: shop id; ARGV[2]: buyer; ARGV[3]: request id (may be empty); ARGV[4]: hold ttl ms;
--- ARGV[5]: currency; ARGV[6..]: lines "sku:qty:unit_price", one SKU each. All or nothing:
--- "ok <hold> <expires_ms> <state> <replayed>", or "short" and every short line as
--- "sku:wanted:available".
+-- ARGV[5]: the total the buyer was shown ("" for none); ARGV[6..]: lines "sku:qty", one SKU
+-- each. Every line is priced from the shelf's terms and held, or none is. Answers:
+--   ok <hold> <expires_ms> <state> <replayed> <total> <currency> <lines>
+--   short sku:wanted:available ...       (a SKU the shelf has no terms for counts as 0 left)
+--   off_sale sku ...                     (its product was archived or the SKU deleted)
+--   mixed_currencies
+--   quote <total> <lines>                (not the total the buyer was shown; nothing held)
 local function hold(K, ARGV)
-  local shop, buyer, request, ttl, currency = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+  local shop, buyer, request, ttl, expected = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
   local now = now_ms()
   reclaim(K, now)
   local request_key = buyer .. '|' .. request
@@ -128,36 +145,53 @@ local function hold(K, ARGV)
     local existing = redis.call('HGET', K[3], request_key)
     if existing then
       local h = parse_hold(redis.call('HGET', K[2], existing))
-      return { 'ok', existing, fmt(h.expires), h.state, '1' }
+      return { 'ok', existing, fmt(h.expires), h.state, '1', fmt(total(h)), h.currency,
+               h.lines_text }
     end
   end
-  local text = {}
-  local lines = {}
-  local short = { 'short' }
+  local lines, text = {}, {}
+  local short, off = { 'short' }, { 'off_sale' }
+  local currency = nil
+  local mixed = false
   for i = 6, #ARGV do
-    local line = parse_lines(ARGV[i])[1]
-    local available = counter(K, line.sku, 'available')
-    if available < line.qty then
-      short[#short + 1] = line.sku .. ':' .. line.qty .. ':' .. available
+    local sku, qty = string.match(ARGV[i], '^(%d+):(%d+)$')
+    qty = tonumber(qty)
+    local t = redis.call('HMGET', K[1], sku .. ':price', sku .. ':currency', sku .. ':sale',
+      sku .. ':available')
+    local available = tonumber(t[4] or '0')
+    if not t[1] then
+      short[#short + 1] = sku .. ':' .. qty .. ':0'
+    elseif t[3] ~= '1' then
+      off[#off + 1] = sku
+    else
+      if currency and currency ~= t[2] then mixed = true end
+      currency = currency or t[2]
+      if available < qty then short[#short + 1] = sku .. ':' .. qty .. ':' .. available end
     end
+    local line = { sku = sku, qty = qty, price = tonumber(t[1] or '0') }
     lines[#lines + 1] = line
-    text[#text + 1] = ARGV[i]
+    text[#text + 1] = sku .. ':' .. qty .. ':' .. line.price
   end
+  if #off > 1 then return off end
   if #short > 1 then return short end
+  if mixed then return { 'mixed_currencies' } end
+  local h = { state = 'held', attempt = '', buyer = buyer, request = request,
+              currency = currency, lines_text = table.concat(text, ','), lines = lines }
+  if expected ~= '' and tonumber(expected) ~= total(h) then
+    return { 'quote', fmt(total(h)), h.lines_text }
+  end
   local next_hold = redis.call('HINCRBY', K[1], 'next_hold', 1)
   local id = 's' .. shop .. '-' .. next_hold
   for _, line in ipairs(lines) do
     add(K, line.sku, 'available', -line.qty)
     add(K, line.sku, 'held', line.qty)
   end
-  local expires = now + ttl
-  local h = { state = 'held', expires = expires, held_until = expires, attempt = '',
-              buyer = buyer, request = request, currency = currency,
-              lines_text = table.concat(text, ','), lines = lines }
+  h.expires = now + ttl
+  h.held_until = h.expires
   save_hold(K, id, h)
-  redis.call('ZADD', K[4], expires, id)
+  redis.call('ZADD', K[4], h.expires, id)
   if request ~= '' then redis.call('HSET', K[3], request_key, id) end
-  return { 'ok', id, fmt(expires), 'held', '0' }
+  return { 'ok', id, fmt(h.expires), 'held', '0', fmt(total(h)), currency, h.lines_text }
 end
 
 -- Find the caller's hold; a foreign hold looks exactly like a missing one.
@@ -304,6 +338,7 @@ local function register(name, fn)
 end
 
 register('lc_shelf_move', move)
+register('lc_shelf_terms', set_terms)
 register('lc_shelf_hold', hold)
 register('lc_shelf_begin_payment', begin_payment)
 register('lc_shelf_commit', commit)
