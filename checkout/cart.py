@@ -19,6 +19,7 @@ from checkout.cart_store import CartStore
 from checkout.error_codes import CheckoutErrorCode
 from checkout.shelf import Refusal, ShelfHold, ShelfStore, Shortfall
 from checkout.shelving import Shelving
+from kernel.db import Database
 from kernel.errors import Conflict, DomainError, Invalid, NotFound
 
 MAX_LINES = 50  # distinct SKUs in one cart
@@ -147,7 +148,7 @@ class Carts:
 
     async def checkout(
         self,
-        session: AsyncSession,
+        db: Database,
         buyer: str,
         *,
         request_id: str,
@@ -159,14 +160,22 @@ class Carts:
         on this path unless a SKU was never on a shelf). ``items`` (SKU -> units; "buy now")
         are held instead of the cart's. The total charged is the hold's; ``expected_total``
         (what the buyer was shown) lets a changed price refuse rather than surprise."""
+        shelf = self.shelving.shelf
+        if items and shop_id is not None:
+            # Buy now, naming the shop: one Redis call when the shelf has the units (a SKU of
+            # another shop has no terms on this shelf, and is refused as none left).
+            answer = await shelf.hold(shop_id, buyer, request_id, items, expected_total)
+            if not isinstance(answer, Refusal):
+                return answer
         units = items or await self.store.units(buyer)
         if not units:
             raise Conflict("Nothing to check out.", code=CheckoutErrorCode.CART_EMPTY)
-        shops = await self.shelving.shelf.shops_of(sorted(units))
+        shops = await shelf.shops_of(sorted(units))
         unknown = [sku for sku in units if sku not in shops]
         if unknown:  # never on a shelf: its terms come from SQL, once
-            await self.shelving.publish(session, unknown)
-            shops = await self.shelving.shelf.shops_of(sorted(units))
+            async with db.session() as session:
+                await self.shelving.publish(session, unknown)
+            shops = await shelf.shops_of(sorted(units))
         # A SKU that does not exist at all is an empty shelf's: held as 0 left, below.
         every = sorted({shops.get(sku, 0) for sku in units} - {0})
         if shop_id is None and len(every) > 1:
@@ -177,13 +186,17 @@ class Carts:
             )
         shop = shop_id if shop_id is not None else (every[0] if every else 0)
         mine = {sku: qty for sku, qty in units.items() if shops.get(sku, shop) == shop}
-        if not mine or shop == 0:
+        if not mine:
+            raise Conflict(
+                "Nothing of this shop's to check out.", code=CheckoutErrorCode.CART_EMPTY
+            )
+        if shop == 0:  # no SKU named exists
             raise _short([Shortfall(sku, qty, 0) for sku, qty in sorted(mine.items())])
-        shelf = self.shelving.shelf
         answer = await shelf.hold(shop, buyer, request_id, mine, expected_total)
         if isinstance(answer, Refusal) and answer.word == "short":
             # The shelf holds what buyers asked for: put the SKUs' free units there, once.
-            await self.shelving.fill(session, [short.sku_id for short in answer.short])
+            async with db.session() as session:
+                await self.shelving.fill(session, [short.sku_id for short in answer.short])
             answer = await shelf.hold(shop, buyer, request_id, mine, expected_total)
         if isinstance(answer, Refusal):
             raise _refused(answer, expected_total, mine)

@@ -129,6 +129,7 @@ def card_of(product: Product, skus: Sequence[Sku]) -> dict[str, Any]:
     """A product as a room's bag, pin and pages show it: title, first picture, SKUs."""
     return {
         "product_id": product.id,
+        "shop_id": product.shop_id,
         "title": product.title,
         "image": product.image_urls[0] if product.image_urls else None,
         "options": product.options,

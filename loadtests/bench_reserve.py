@@ -337,7 +337,8 @@ def cart_body(base: str, seller_token: str, shop_id: int) -> str:
         fields = {**SKU_FIELDS, "variant": colour}
         sku = http_json("POST", f"{base}/api/products/{product['id']}/skus", seller_token, fields)
         items.append({"sku_id": sku["sku"]["id"], "qty": 1})
-    return json.dumps({"items": items}, separators=(",", ":"))
+    # The shop named, as the product sheet sends it: the hold is then one Redis call.
+    return json.dumps({"items": items, "shop_id": shop_id}, separators=(",", ":"))
 
 
 async def sql_deal(session: AsyncSession, seller: Seller, shop_id: int) -> Deal:

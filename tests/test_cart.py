@@ -250,6 +250,13 @@ async def test_buy_now_holds_the_items_named_and_the_stock_endpoint_counts_the_s
     assert_error(await http.get("/api/stock", params={"product_id": "x"}), 422, "invalid_request")
     r = await cart_checkout(http, buyer, items=[{"sku_id": m, "qty": 0}])
     assert_error(r, 422, "invalid_request")
+    # Naming the shop (the bag's cards carry it) takes the one-call path; another shop's id
+    # finds nothing of its own to hold.
+    r = await cart_checkout(http, buyer, items=[{"sku_id": m, "qty": 1}], shop_id=seller.shop.id)
+    assert r.status_code == 201, r.text
+    assert r.json()["hold"]["lines"] == [{"sku_id": m, "qty": 1, "unit_price": LIST_PRICE}]
+    r = await cart_checkout(http, buyer, items=[{"sku_id": m, "qty": 1}], shop_id=10**6)
+    assert_error(r, 409, "cart_empty")
 
 
 async def one_total(http: httpx.AsyncClient, buyer: Headers, sku_id: int) -> int:

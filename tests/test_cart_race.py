@@ -48,14 +48,20 @@ async def make_skus(http: httpx.AsyncClient, seller: SellerAccount) -> dict[str,
     return ids
 
 
-async def cart_buyer(
+async def fill_cart(
     http: httpx.AsyncClient, buyer: Headers, wants: dict[int, int], gate: asyncio.Semaphore
-) -> dict[str, Any] | None:
-    """Fill the cart, check it out and pay: the paid hold, or None when refused."""
+) -> None:
     async with gate:
         for sku_id, qty in wants.items():
             r = await http.put(f"/api/cart/items/{sku_id}", headers=buyer, json={"qty": qty})
             assert r.status_code == 200, r.text
+
+
+async def cart_buyer(
+    http: httpx.AsyncClient, buyer: Headers, wants: dict[int, int], gate: asyncio.Semaphore
+) -> dict[str, Any] | None:
+    """Check the cart out and pay: the paid hold, or None when refused."""
+    async with gate:
         r = await http.post("/api/cart/checkout", headers=buyer, json={})
         if r.status_code == 409:
             assert r.json()["error"]["code"] == "insufficient_stock", r.text
@@ -102,10 +108,14 @@ async def test_racing_carts_and_a_deal_never_oversell_and_the_books_agree(
         {skus["A"]: rng.randint(1, 2), skus["B"]: rng.randint(1, 2), skus["C"]: 1}
         for _ in range(BUYERS)
     ]
+    buyers = [viewer_headers(sessions)[1] for _ in carts]
+    # The carts fill before the deal's storm (a cart promises nothing, so filling them is not
+    # the race); then every checkout and every deal tap races at once.
+    filling = asyncio.Semaphore(16)
+    pairs = list(zip(buyers, carts, strict=True))
+    await asyncio.gather(*(fill_cart(http, b, w, filling) for b, w in pairs))
     gate = asyncio.Semaphore(64)
-    jobs: list[Any] = [
-        cart_buyer(http, viewer_headers(sessions)[1], wants, gate) for wants in carts
-    ]
+    jobs: list[Any] = [cart_buyer(http, b, wants, gate) for b, wants in pairs]
     jobs += [
         deal_buyer(http, viewer_headers(sessions)[1], deal_id, gate) for _ in range(DEAL_BUYERS)
     ]

@@ -139,15 +139,14 @@ async def checkout_cart(request: Request) -> Response:
     svc = services(request)
     buyer = viewer(request)
     body = await json_body(request, CartCheckoutIn)
-    async with svc.db.session() as session:
-        hold = await carts(svc).checkout(
-            session,
-            buyer,
-            request_id=body.request_id or "",
-            shop_id=body.shop_id,
-            expected_total=body.expected_total,
-            items=_merged(body.items) if body.items else None,
-        )
+    hold = await carts(svc).checkout(
+        svc.db,
+        buyer,
+        request_id=body.request_id or "",
+        shop_id=body.shop_id,
+        expected_total=body.expected_total,
+        items=_merged(body.items) if body.items else None,
+    )
     return JSONResponse(
         {"hold": hold.json(), "total": hold.total, "currency": hold.currency},
         status_code=200 if hold.replayed else 201,

@@ -172,6 +172,7 @@ export class Shop {
     try {
       const held = await call("POST", "/api/cart/checkout", {
         items: [{ sku_id: sku.sku_id, qty: this.qty }],
+        shop_id: this.card.shop_id,
         request_id: `buy-${randomId()}`,
       });
       $("product-sheet").close();
