@@ -34,6 +34,7 @@ from tests.helpers import (
     orders_seen_by,
     poll,
 )
+from tests.test_seller_pages import sign_in
 from web.auth import GuestSessions
 
 pytestmark = pytest.mark.storage
@@ -114,6 +115,14 @@ async def test_a_cart_of_two_skus_is_held_paid_once_and_ordered_with_both_lines(
         assert (row.stock, row.allocated, row.shelved) == (left, 0, left)
     r = await http.get("/api/cart", headers=buyer)
     assert r.json()["cart"]["lines"] == []  # bought items left the cart
+    # The seller center lists what to ship: both lines, each with its units.
+    async with httpx.AsyncClient(base_url=str(http.base_url), timeout=30) as browser_like:
+        await sign_in(browser_like, seller.token)
+        center = (await browser_like.get("/seller")).text
+    row = center[center.index(f'id="order-{stored["id"]}"') :]
+    row = row[: row.index("</tr>")]
+    times = "\N{MULTIPLICATION SIGN}"
+    assert f"<li>Jacket · M {times} 2</li>" in row and f"<li>Jacket · L {times} 1</li>" in row
 
 
 async def test_a_cart_wanting_more_than_there_is_holds_nothing(

@@ -307,7 +307,12 @@ async def _center(
         # To ship: the most urgent first (the earliest ship-by time); other tabs: the newest.
         sort = OrderSort.SHIP_BY if tab == "to_ship" else OrderSort.NEWEST
         orders = await order_store.orders_of_shops_in(session, shop_ids, ORDER_TABS[tab], sort=sort)
-        lines = await order_store.item_lines(session, [o.sku_id for o in orders])
+        # A cart's order has a line per SKU: the seller ships each (decision 0028).
+        bought = await order_store.lines_of(
+            session, [o.id or 0 for o in orders if o.deal_id is None]
+        )
+        every_sku = {o.sku_id for o in orders} | {x.sku_id for got in bought.values() for x in got}
+        lines = await order_store.item_lines(session, sorted(every_sku))
         midnight = _midnight_utc_ms()
         today = await order_store.sales_since(session, shop_ids, midnight)
         # "Today's sales" is net: today's sales less today's refunds, from the ledger.
@@ -353,6 +358,11 @@ async def _center(
         "tab": tab,
         "tabs": [(name, TAB_LABELS[name], _tab_count(counts, name)) for name in ORDER_TABS],
         "orders": [(o, lines.get(o.sku_id)) for o in orders],
+        # Per cart order: each line's (item, units), the item as ``lines`` names it.
+        "order_lines": {
+            order_id: [(lines.get(x.sku_id), x.qty) for x in got]
+            for order_id, got in bought.items()
+        },
         "deadlines": {o.id: _deadline(o, now) for o in orders},
         "recent_rooms": recent_rooms,
         "deals": deal_rows,
