@@ -21,6 +21,15 @@ class CheckoutErrorCode(ErrorCode):
     CART_SPANS_SHOPS = "cart_spans_shops"  # pick one shop: a checkout pays one shop's lines
     MIXED_CURRENCIES = "mixed_currencies"  # one payment is in one currency
     QUOTE_CHANGED = "quote_changed"  # the total the buyer saw is not the total now
+    # Vouchers (decision 0028)
+    VOUCHER_NOT_FOUND = "voucher_not_found"
+    VOUCHER_EXISTS = "voucher_exists"  # the shop has a voucher of this code
+    INVALID_VOUCHER = "invalid_voucher"  # terms that cannot be: a percentage over 100 %, ...
+    VOUCHER_NOT_STARTED = "voucher_not_started"
+    VOUCHER_ENDED = "voucher_ended"
+    VOUCHER_EXHAUSTED = "voucher_exhausted"  # every use of its budget was claimed
+    VOUCHER_CLAIMED = "voucher_claimed"  # you made every claim one buyer may
+    VOUCHER_ROOM_NOT_LIVE = "voucher_room_not_live"  # a live-only voucher, its room not live
     # Holds and payments
     HOLD_NOT_FOUND = "hold_not_found"
     HOLD_EXPIRED = "hold_expired"

@@ -58,10 +58,21 @@ class ShelfKeys:
     expiry: str
     orders: str
     moves: str
+    vouchers: str
+    claims: str
 
     def function_keys(self) -> list[str]:
         """The KEYS list every function in shelf.lua expects, in its order."""
-        return [self.stock, self.holds, self.requests, self.expiry, self.orders, self.moves]
+        return [
+            self.stock,
+            self.holds,
+            self.requests,
+            self.expiry,
+            self.orders,
+            self.moves,
+            self.vouchers,
+            self.claims,
+        ]
 
 
 @dataclass(frozen=True)
@@ -104,6 +115,8 @@ class Keyspace:
             expiry=f"{base}:expiry",
             orders=f"{base}:orders",
             moves=f"{base}:moves",
+            vouchers=f"{base}:vouchers",
+            claims=f"{base}:claims",
         )
 
     @property

@@ -79,6 +79,31 @@ class OrderLine(SQLModel, table=True):
     unit_price: int = Field(sa_type=BigInteger)
 
 
+class Voucher(SQLModel, table=True):
+    """A shop's voucher (decision 0028): its terms here; its uses left and who claimed it live
+    on the shop's shelf in Redis, where a claim storm cannot take more than ``budget``."""
+
+    __tablename__ = "vouchers"
+    __table_args__ = (UniqueConstraint("shop_id", "code"),)
+    id: int | None = Field(default=None, primary_key=True)
+    shop_id: int = Field(foreign_key="shops.id", index=True)
+    code: str = Field(max_length=32)
+    kind: str = Field(max_length=16)  # checkout.pricing.VoucherKind
+    value: int = Field(sa_type=BigInteger)  # basis points (percent) or minor units
+    currency: str = Field(max_length=3)
+    min_spend: int = Field(default=0, sa_type=BigInteger)
+    max_discount: int | None = Field(default=None, sa_type=BigInteger)
+    budget: int  # uses in all: claims stop there
+    per_buyer: int  # claims one buyer may make
+    starts_ms: int = Field(sa_type=BigInteger)
+    ends_ms: int = Field(sa_type=BigInteger)
+    # A live-only voucher: claimable from this room while it is live. None: from anywhere.
+    room_id: int | None = Field(default=None, foreign_key="rooms.id")
+    # The products it applies to; None: every product of the shop.
+    products: list[int] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    created_ms: int = Field(sa_type=BigInteger)
+
+
 class ShelfMove(SQLModel, table=True):
     """Units moved between a SKU's free stock and its shop's shelf in Redis (decision 0028).
     Written before Redis is asked and finished after, so whoever finds it pending (the sweeper,

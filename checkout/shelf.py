@@ -256,6 +256,34 @@ class ShelfStore:
         numbers = [int(n) for n in flat]
         return {sku_id: ShelfStock(*numbers[4 * i : 4 * i + 4]) for i, sku_id in enumerate(sku_ids)}
 
+    async def load_voucher(
+        self,
+        shop_id: int,
+        code: str,
+        *,
+        budget: int,
+        per_buyer: int,
+        starts_ms: int,
+        ends_ms: int,
+        room_id: int | None,
+    ) -> bool:
+        """Put a voucher's budget on the shop's shelf; the first load wins."""
+        room = "" if room_id is None else room_id
+        args = (code, budget, per_buyer, starts_ms, ends_ms, room)
+        return bool(await self._call("lc_shelf_load_voucher", shop_id, *args))
+
+    async def claim(self, shop_id: int, code: str, buyer: str, room_live: bool) -> list[str]:
+        """One claim of the voucher: ["ok", left, mine] or the refusal's word and details."""
+        answer = await self._call("lc_shelf_claim", shop_id, code, buyer, "1" if room_live else "0")
+        return cast(list[str], answer)
+
+    async def vouchers_left(self, shop_id: int, codes: list[str]) -> dict[str, int | None]:
+        """Each voucher's uses left (None: never put on the shelf)."""
+        if not codes:
+            return {}
+        raw = await self._call("lc_shelf_vouchers_left", shop_id, *codes)
+        return {code: int(n) if n != "" else None for code, n in zip(codes, raw, strict=True)}
+
     async def expire(self, shop_id: int) -> int:
         return int(await self._call("lc_shelf_expire", shop_id))
 

@@ -187,7 +187,10 @@ def tight_server(
 
 @pytest.fixture
 async def http(server: Server) -> AsyncIterator[httpx.AsyncClient]:
-    limits = httpx.Limits(max_connections=500, max_keepalive_connections=500)
+    # Idle connections go well before uvicorn closes them (its keep-alive is 5 s, httpx's
+    # default expiry too): reusing one the server is closing fails the request with ReadError,
+    # which a test that left many idle (a race's 64) met in the next test on the same worker.
+    limits = httpx.Limits(max_connections=500, max_keepalive_connections=500, keepalive_expiry=2.0)
     async with httpx.AsyncClient(base_url=server.base_url, limits=limits, timeout=60) as client:
         yield client
 

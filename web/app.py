@@ -61,6 +61,7 @@ from web import (
     api_refunds,
     api_returns,
     api_rooms,
+    api_vouchers,
     ops,
     pages,
     seller_finance,
@@ -89,6 +90,7 @@ log = logging.getLogger("livecart.app")
 APIS: list[Api] = [
     api_checkout.api,
     api_cart.api,
+    api_vouchers.api,
     ops.api,
     api_catalog.api,
     api_refunds.api,  # before api_orders: its /cancel and /refund win over the generic move

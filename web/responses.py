@@ -92,6 +92,42 @@ class CartAnswer(Out):
     cart: Cart
 
 
+class Voucher(Out):
+    id: int
+    shop_id: int
+    code: str
+    kind: Literal["percent", "fixed", "shipping"]
+    value: int
+    currency: str
+    min_spend: int
+    max_discount: int | None
+    budget: int
+    per_buyer: int
+    starts_ms: int
+    ends_ms: int
+    room_id: int | None
+    products: list[int] | None
+    left: int  # uses of the budget not yet claimed
+
+
+class VoucherAnswer(Out):
+    voucher: Voucher
+
+
+class VoucherList(Out):
+    vouchers: list[Voucher]
+
+
+class Claim(Out):
+    code: str
+    left: int
+    claimed: int  # claims you have made of it
+
+
+class ClaimAnswer(Out):
+    claim: Claim
+
+
 class StockAnswer(Out):
     stock: dict[str, int]  # SKU id -> units buyable at list price now
 
@@ -369,6 +405,8 @@ class BagSku(Out):
 
 class BagProduct(Out):
     product_id: int
+    # Its shop (a cart's buy-now names it); absent from cards added before it was carried.
+    shop_id: int | None = None
     title: str
     image: str | None
     options: list[Option] = []

@@ -3,7 +3,7 @@ endpoint does not take (a client-sent price, say) are refused by name, never use
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -153,6 +153,27 @@ class ReserveIn(Strict):
 
 class CartItemIn(Strict):
     qty: int = Field(ge=0, le=99, description="Units in the cart; 0 takes the item out")
+
+
+class VoucherIn(Strict):
+    code: Annotated[str, StringConstraints(pattern=r"^[A-Z0-9][A-Z0-9-]{1,31}$")] = Field(
+        description="What buyers type or see: 2-32 of A-Z, 0-9 and -"
+    )
+    kind: Literal["percent", "fixed", "shipping"]
+    value: int = Field(ge=1, description="percent: basis points (1500 = 15 %); else minor units")
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+    budget: int = Field(ge=1, le=1_000_000, description="Uses in all: claims stop there")
+    per_buyer: int = Field(default=1, ge=1, le=100, description="Claims one buyer may make")
+    min_spend: int = Field(default=0, ge=0)
+    max_discount: int | None = Field(default=None, ge=1)
+    starts_ms: int | None = Field(default=None, ge=0, description="Default: now")
+    ends_ms: int = Field(ge=0)
+    room_id: int | None = Field(
+        default=None, ge=1, description="Live-only: claimable from this room while it is live"
+    )
+    products: list[int] | None = Field(
+        default=None, max_length=200, description="Only these products; default: all"
+    )
 
 
 class CartItem(Strict):

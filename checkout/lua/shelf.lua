@@ -13,6 +13,8 @@ all or nothing in one Redis Cluster slot. Every key a function touches arrives i
   KEYS[4] expiry    zset: hold id scored by expires_ms, for holds still held or paying
   KEYS[5] orders    stream: order.paid entries for the order pipeline
   KEYS[6] moves     hash: move tag -> what lc_shelf_move answered, so a repeat answers the same
+  KEYS[7] vouchers  hash: "<code>:left|per_buyer|starts|ends|room" per voucher of the shop
+  KEYS[8] claims    hash: "<code>|<buyer>" -> claims that buyer made
 
 Units reach the shelf from SQL's free stock and leave it for a deal only through lc_shelf_move
 (SQL's shelf_moves rows name the tags). Invariant per SKU: available + held + sold == quantity.
@@ -20,7 +22,7 @@ Hold states as a deal hold's: held -> paying -> sold; held|paying -> expired; he
 paying -> held when a charge fails.
 ]]
 
-local KEY_COUNT = 6
+local KEY_COUNT = 8
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -322,6 +324,44 @@ local function stock(K, ARGV)
   return out
 end
 
+-- ARGV: code, budget, per buyer, starts ms, ends ms, room id ("" for none). Loading twice is
+-- harmless: the first load wins (its uses left are the budget less the claims since).
+local function load_voucher(K, ARGV)
+  local code = ARGV[1]
+  if redis.call('HEXISTS', K[7], code .. ':left') == 1 then return 0 end
+  redis.call('HSET', K[7], code .. ':left', ARGV[2], code .. ':per_buyer', ARGV[3],
+    code .. ':starts', ARGV[4], code .. ':ends', ARGV[5], code .. ':room', ARGV[6])
+  return 1
+end
+
+-- ARGV: code, buyer, "1" if the voucher's room is live now (as the caller read it). One use of
+-- the budget per claim, at most per_buyer claims each. Answers "ok <left> <mine>" or the
+-- refusal's word with what it concerns.
+local function claim(K, ARGV)
+  local code, buyer, room_live = ARGV[1], ARGV[2], ARGV[3]
+  local v = redis.call('HMGET', K[7], code .. ':left', code .. ':per_buyer', code .. ':starts',
+    code .. ':ends', code .. ':room')
+  if not v[1] then return { 'voucher_not_found' } end
+  local now = now_ms()
+  if now < tonumber(v[3]) then return { 'voucher_not_started', v[3] } end
+  if now >= tonumber(v[4]) then return { 'voucher_ended', v[4] } end
+  if v[5] ~= '' and room_live ~= '1' then return { 'room_not_live', v[5] } end
+  local key = code .. '|' .. buyer
+  local mine = tonumber(redis.call('HGET', K[8], key) or '0')
+  if mine >= tonumber(v[2]) then return { 'voucher_claimed', v[2], fmt(mine) } end
+  if tonumber(v[1]) <= 0 then return { 'voucher_exhausted' } end
+  local left = redis.call('HINCRBY', K[7], code .. ':left', -1)
+  mine = redis.call('HINCRBY', K[8], key, 1)
+  return { 'ok', fmt(left), fmt(mine) }
+end
+
+-- ARGV: codes. Each one's uses left ("" for one never loaded).
+local function vouchers_left(K, ARGV)
+  local out = {}
+  for _, code in ipairs(ARGV) do out[#out + 1] = redis.call('HGET', K[7], code .. ':left') or '' end
+  return out
+end
+
 -- The layout check, as holds.lua's: a node of another version gets an error, not a write to the
 -- wrong key.
 local function ends_with(key, suffix)
@@ -330,8 +370,8 @@ end
 
 local function register(name, fn)
   redis.register_function(name, function(K, ARGV)
-    if #K ~= KEY_COUNT or not ends_with(K[1], ':shelf') or not ends_with(K[6], ':moves') then
-      return redis.error_reply('livecart_shelf: expected the 6 shelf keys, got ' .. #K)
+    if #K ~= KEY_COUNT or not ends_with(K[1], ':shelf') or not ends_with(K[8], ':claims') then
+      return redis.error_reply('livecart_shelf: expected the 8 shelf keys, got ' .. #K)
     end
     return fn(K, ARGV)
   end)
@@ -347,3 +387,6 @@ register('lc_shelf_release', release)
 register('lc_shelf_get_hold', get_hold)
 register('lc_shelf_expire', expire)
 register('lc_shelf_stock', stock)
+register('lc_shelf_load_voucher', load_voucher)
+register('lc_shelf_claim', claim)
+register('lc_shelf_vouchers_left', vouchers_left)
