@@ -4,6 +4,7 @@ HTTP tests. Keys carry a per-run prefix and are deleted afterwards."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
@@ -14,17 +15,19 @@ import httpx
 import pytest
 from playwright.async_api import Browser, async_playwright
 from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from catalog import service
 from catalog.models import Seller, Shop
 from checkout.holds import HoldStore
 from checkout.keys import Keyspace
-from kernel.db import Database, is_sqlite
+from kernel.db import Database, is_sqlite, normalise_url
 from tests.browser import CHROMIUM_ARGS, chromium_or_skip
 from tests.harness import NO_ADDRESS_LIMITS, Server, free_port, livecart, serve, stop_server
 from web.auth import GuestSessions
 from web.embedded import EmbeddedValkey
-from web.migrate import downgrade_to_base, upgrade
+from web.migrate import upgrade
 
 SECRET = "test-secret-" + secrets.token_hex(8)
 PREFIX = f"lct{os.getpid()}"
@@ -42,13 +45,27 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield valkey.url
 
 
+def empty_schema(database_url: str) -> None:
+    """Drop every table of a PostgreSQL database. Walking the downgrades instead would stop at
+    one that refuses to drop data (0011 keeps shelf orders), which a previous run leaves."""
+
+    async def drop() -> None:
+        engine = create_async_engine(normalise_url(database_url))
+        async with engine.begin() as connection:
+            await connection.execute(text("DROP SCHEMA public CASCADE"))
+            await connection.execute(text("CREATE SCHEMA public"))
+        await engine.dispose()
+
+    asyncio.run(drop())
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = os.environ.get("DATABASE_URL")
     if not url:
         url = f"sqlite:///{tmp_path_factory.mktemp('sql') / 'livecart.db'}"
     elif not is_sqlite(url):
-        downgrade_to_base(url)  # a clean schema on the shared PostgreSQL test database
+        empty_schema(url)  # the shared PostgreSQL test database, whatever a run left there
     upgrade(url)
     return url
 
@@ -191,7 +208,12 @@ async def http(server: Server) -> AsyncIterator[httpx.AsyncClient]:
     # default expiry too): reusing one the server is closing fails the request with ReadError,
     # which a test that left many idle (a race's 64) met in the next test on the same worker.
     limits = httpx.Limits(max_connections=500, max_keepalive_connections=500, keepalive_expiry=2.0)
-    async with httpx.AsyncClient(base_url=server.base_url, limits=limits, timeout=60) as client:
+    # A race queues thousands of requests for the 500 connections: waiting for one is the test's
+    # own queue, not the server's slowness, so only connecting, reading and writing time out.
+    timeout = httpx.Timeout(60, pool=None)
+    async with httpx.AsyncClient(
+        base_url=server.base_url, limits=limits, timeout=timeout
+    ) as client:
         yield client
 
 

@@ -88,6 +88,7 @@ async def deal_buyer(
         return hold_id
 
 
+@pytest.mark.xdist_group("races")  # one race at a time on a 2-core machine
 async def test_racing_carts_and_a_deal_never_oversell_and_the_books_agree(
     http: httpx.AsyncClient,
     seller: SellerAccount,

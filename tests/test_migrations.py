@@ -8,6 +8,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -174,6 +175,12 @@ def test_orders_survive_the_rebuild_that_lets_shelf_orders_have_no_deal(tmp_path
             " unit_price, total, currency, status, payment_ref, paid_ms, created_ms, updated_ms)"
             " VALUES (8, 's1-1', NULL, 1, 1, 'b', 2, 100, 200, 'USD', 'paid', 'ch_2', 0, 0, 0)"
         )
+    # A shelf order has no deal, which the schema below 0011 cannot hold: the downgrade refuses
+    # and keeps it rather than dropping a paid order.
+    with pytest.raises(RuntimeError, match="1 orders were sold off the shelf"):
+        command.downgrade(config, "0010")
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT id FROM orders WHERE deal_id IS NULL").fetchall() == [(8,)]
         db.execute("DELETE FROM orders WHERE id = 8")
     command.downgrade(config, "0010")
     with sqlite3.connect(path) as db:

@@ -44,6 +44,7 @@ async def sql_state(db: Database, deal_id: int, sku_id: int) -> tuple[list[Order
         return orders, sku.stock
 
 
+@pytest.mark.xdist_group("races")  # one race at a time on a 2-core machine
 async def test_2000_buyers_100_units_exactly_100_orders(
     http: httpx.AsyncClient,
     seller: SellerAccount,

@@ -50,6 +50,7 @@ async def claim(
     return await http.post(f"/api/shops/{seller.shop.id}/vouchers/{code}/claim", headers=buyer)
 
 
+@pytest.mark.xdist_group("races")  # one race at a time on a 2-core machine
 async def test_a_claim_storm_takes_exactly_the_budget(
     http: httpx.AsyncClient, seller: SellerAccount, sessions: GuestSessions
 ) -> None:

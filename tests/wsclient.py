@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -54,23 +55,36 @@ class WsViewer:
         self, kind: str, within: float = 10, after: int = 0, **match: Any
     ) -> dict[str, Any]:
         """The first message of ``kind`` (at index >= ``after``) whose fields match."""
+        return await self._first(
+            lambda m: m.get("type") == kind and all(m.get(k) == v for k, v in match.items()),
+            f"{kind} {match}",
+            within,
+            after,
+        )
 
-        async def found() -> dict[str, Any] | None:
-            for m in self.messages[after:]:
-                if m.get("type") == kind and all(m.get(k) == v for k, v in match.items()):
-                    return m
-            return None
+    async def answer(self, ref: str, within: float = 10) -> dict[str, Any]:
+        """The server's answer to the request sent with ``request_id=ref``, whatever its type."""
+        return await self._first(lambda m: m.get("ref") == ref, f"the answer to {ref}", within)
 
+    async def _first(
+        self,
+        wanted: Callable[[dict[str, Any]], bool],
+        what: str,
+        within: float,
+        after: int = 0,
+    ) -> dict[str, Any]:
+        # Woken by each frame the reader keeps: no polling, however many viewers wait at once.
+        seen = after
         async with asyncio.timeout(within):
             async with self._arrived:
                 while True:
-                    hit = await found()
-                    if hit is not None:
-                        return hit
+                    for m in self.messages[seen:]:
+                        if wanted(m):
+                            return m
+                    seen = max(seen, len(self.messages))
                     if self._reader.done():
                         raise AssertionError(
-                            f"closed ({self.closed_code}) before {kind} {match}: "
-                            f"{self.messages[-5:]}"
+                            f"closed ({self.closed_code}) before {what}: {self.messages[-5:]}"
                         )
                     await self._arrived.wait()
 

@@ -30,7 +30,3 @@ def upgrade(database_url: str) -> None:
         raise SystemExit(
             f"livecart: cannot use the database {redacted(database_url)}: {err}"
         ) from None
-
-
-def downgrade_to_base(database_url: str) -> None:
-    command.downgrade(alembic_config(database_url), "base")

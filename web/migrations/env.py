@@ -25,9 +25,11 @@ def run_with(connection: Connection) -> None:
 
 async def run_online() -> None:
     engine = make_engine(context.config.get_main_option("sqlalchemy.url") or "")
-    async with engine.connect() as connection:
-        await connection.run_sync(run_with)
-    await engine.dispose()
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(run_with)
+    finally:
+        await engine.dispose()  # a migration that refuses must not leave a connection behind
 
 
 if context.is_offline_mode():

@@ -55,7 +55,17 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    # Fails while shelf orders exist (their deal_id is NULL): they must not be lost silently.
+    # Below 0011 every order belongs to a deal. Orders sold off the shelf have none, and a paid
+    # order is never dropped to make a downgrade fit: refuse, saying why and how many.
+    shelf_orders = op.get_bind().scalar(
+        sa.text("SELECT count(*) FROM orders WHERE deal_id IS NULL")
+    )
+    if shelf_orders:
+        raise RuntimeError(
+            f"cannot downgrade below 0011: {shelf_orders} orders were sold off the shelf (no "
+            "deal), and the older schema has no place for them; keep this version, or export "
+            "and remove those orders first"
+        )
     _deal_id_nullable(False)
     op.drop_index("ix_order_lines_order_id", table_name="order_lines")
     op.drop_table("order_lines")
