@@ -24,6 +24,7 @@ class CatalogErrorCode(ErrorCode):
     INVALID_VARIANT = "invalid_variant"  # options or a SKU's values break a rule
     VARIANT_EXISTS = "variant_exists"  # the product has a SKU of this combination
     OPTIONS_IN_USE = "options_in_use"  # SKUs have values of the options being changed
+    INVALID_SHIPPING_RULE = "invalid_shipping_rule"  # free_over given with another kind, ...
     # A deal's state
     DEAL_NOT_FOUND = "deal_not_found"
     DEAL_NOT_SCHEDULED = "deal_not_scheduled"

@@ -30,6 +30,17 @@ class Shop(SQLModel, table=True):
     created_ms: int = Field(sa_type=BigInteger)
     # Where withdrawals go (an account reference the payment provider understands); "" for none.
     payout_method: str = Field(default="", max_length=200, sa_column_kwargs={"server_default": ""})
+    # The shipping rule (checkout.pricing.ShippingKind): a flat fee, free over an amount of
+    # merchandise, or per item; in the currency of the order's lines. Fee 0: free shipping.
+    shipping_kind: str = Field(
+        default="flat", max_length=16, sa_column_kwargs={"server_default": "flat"}
+    )
+    shipping_fee: int = Field(
+        default=0, sa_type=BigInteger, sa_column_kwargs={"server_default": "0"}
+    )
+    shipping_free_over: int = Field(
+        default=0, sa_type=BigInteger, sa_column_kwargs={"server_default": "0"}
+    )
 
 
 class Product(SQLModel, table=True):

@@ -117,6 +117,13 @@ async def shop_by_handle(session: AsyncSession, handle: str) -> Shop:
     return found
 
 
+async def get_shop(session: AsyncSession, shop_id: int) -> Shop:
+    shop = await session.get(Shop, shop_id)
+    if shop is None:
+        raise NotFound("No such shop.", code=CatalogErrorCode.SHOP_NOT_FOUND, shop_id=shop_id)
+    return shop
+
+
 async def owned_shop(session: AsyncSession, seller: Seller, shop_id: int) -> Shop:
     shop = await session.get(Shop, shop_id)
     if shop is None or shop.seller_id != seller.id:
@@ -137,6 +144,33 @@ async def set_payout_method(
     await session.commit()
     await session.refresh(shop)
     return shop
+
+
+async def set_shipping(
+    session: AsyncSession, seller: Seller, shop_id: int, kind: str, fee: int, free_over: int
+) -> Shop:
+    """The shop's shipping rule from now on (checkout.pricing.ShippingKind). A hold already
+    made keeps the fee it was quoted; the caller pushes the rule to the shop's shelf."""
+    shop = await owned_shop(session, seller, shop_id)
+    if (kind == "free_over") != (free_over > 0):
+        raise Invalid(
+            "free_over is 1 or more for a free_over rule, and 0 for the others.",
+            code=CatalogErrorCode.INVALID_SHIPPING_RULE,
+            field="free_over",
+        )
+    shop.shipping_kind, shop.shipping_fee, shop.shipping_free_over = kind, fee, free_over
+    session.add(shop)
+    await session.commit()
+    await session.refresh(shop)
+    return shop
+
+
+def shipping_json(shop: Shop) -> dict[str, Any]:
+    return {
+        "kind": shop.shipping_kind,
+        "fee": shop.shipping_fee,
+        "free_over": shop.shipping_free_over,
+    }
 
 
 async def create_product(

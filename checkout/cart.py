@@ -1,7 +1,9 @@
 """Carts: what a buyer means to buy, shown priced from SQL, and held all or nothing at
 checkout at the prices on the shop's shelf, which SQL's are pushed to (decision 0028). A
-checkout holds one shop's items in one shelf function call; a cart with several shops' products
-is checked out one shop at a time (each its own payment, for now)."""
+checkout reads the shop's shelf once (prices, units, shipping rule), prices the lines with
+``checkout/pricing.py`` and holds them in one shelf function call, which also redeems the
+voucher; a cart with several shops' products is checked out one shop at a time (each its own
+payment, for now)."""
 
 from __future__ import annotations
 
@@ -14,16 +16,20 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from catalog.error_codes import CatalogErrorCode
-from catalog.models import Product, Sku
+from catalog.models import Product, Shop, Sku
+from checkout import pricing, quoting, vouchers
 from checkout.cart_store import CartStore
 from checkout.error_codes import CheckoutErrorCode
-from checkout.shelf import Refusal, ShelfHold, ShelfStore, Shortfall
+from checkout.models import Voucher
+from checkout.shelf import Refusal, ShelfHold, ShelfQuote, ShelfStore, Shortfall
 from checkout.shelving import Shelving
+from kernel.clock import now_ms
 from kernel.db import Database
 from kernel.errors import Conflict, DomainError, Invalid, NotFound
 
 MAX_LINES = 50  # distinct SKUs in one cart
 MAX_UNITS = 99  # units of one SKU
+ATTEMPTS = 5  # quote-and-hold rounds: four repairs at most, then the hold
 
 
 @dataclass(frozen=True)
@@ -59,19 +65,9 @@ class CartLine:
         }
 
 
-def cart_json(lines: Sequence[CartLine]) -> dict[str, Any]:
-    """The cart with a subtotal per shop and currency (what each checkout would charge)."""
-    shops: dict[tuple[int, str], int] = {}
-    for line in lines:
-        key = (line.shop_id, line.currency)
-        shops[key] = shops.get(key, 0) + line.total
-    return {
-        "lines": [line.json() for line in lines],
-        "shops": [
-            {"shop_id": shop_id, "currency": currency, "subtotal": subtotal}
-            for (shop_id, currency), subtotal in sorted(shops.items())
-        ],
-    }
+def cart_json(lines: Sequence[CartLine], shops: Sequence[quoting.ShopQuote]) -> dict[str, Any]:
+    """The cart with each shop's part as its checkout would charge it (one currency each)."""
+    return {"lines": [line.json() for line in lines], "shops": [q.json() for q in shops]}
 
 
 class Carts:
@@ -82,6 +78,45 @@ class Carts:
     async def lines(self, session: AsyncSession, buyer: str) -> list[CartLine]:
         """The cart's lines whose SKUs are still for sale, in SKU order."""
         return await self._priced(session, await self.store.units(buyer))
+
+    async def quotes(
+        self, session: AsyncSession, buyer: str, lines: Sequence[CartLine]
+    ) -> list[quoting.ShopQuote]:
+        """Each shop's part of the cart (per currency) with its shipping fee and the best
+        voucher the buyer can use, as SQL prices it now (a checkout prices from the shelf)."""
+        parts: dict[tuple[int, str], list[pricing.Line]] = {}
+        for line in lines:
+            parts.setdefault((line.shop_id, line.currency), []).append(
+                pricing.Line(line.sku_id, line.product_id, line.unit_price, line.qty)
+            )
+        if not parts:
+            return []
+        shop_ids = sorted({shop_id for shop_id, _ in parts})
+        shops = {
+            shop.id: shop
+            for shop in (await session.exec(select(Shop).where(col(Shop.id).in_(shop_ids)))).all()
+        }
+        now = now_ms()
+        offered = (
+            await session.exec(
+                select(Voucher).where(
+                    col(Voucher.shop_id).in_(shop_ids),
+                    col(Voucher.starts_ms) <= now,
+                    col(Voucher.ends_ms) > now,
+                )
+            )
+        ).all()
+        quotes = []
+        for (shop_id, currency), basket in sorted(parts.items()):
+            shop = shops[shop_id]
+            rule = quoting.shipping_rule(
+                f"{shop.shipping_kind}:{shop.shipping_fee}:{shop.shipping_free_over}"
+            )
+            mine = [v for v in offered if v.shop_id == shop_id]
+            claims = await self.shelving.shelf.usable(shop_id, buyer, [v.code for v in mine])
+            candidates = [v for v in mine if quoting.usable(v, claims[v.code], now)]
+            quotes.append(quoting.best(shop_id, basket, currency, rule, candidates))
+        return quotes
 
     async def _priced(self, session: AsyncSession, units: dict[int, int]) -> list[CartLine]:
         if not units:
@@ -155,21 +190,37 @@ class Carts:
         shop_id: int | None,
         expected_total: int | None,
         items: dict[int, int] | None = None,
+        voucher: str | None = None,
     ) -> ShelfHold:
-        """Hold the cart's items of one shop, all or none, priced by the shop's shelf (no SQL
-        on this path unless a SKU was never on a shelf). ``items`` (SKU -> units; "buy now")
-        are held instead of the cart's. The total charged is the hold's; ``expected_total``
-        (what the buyer was shown) lets a changed price refuse rather than surprise."""
-        shelf = self.shelving.shelf
-        if items and shop_id is not None:
-            # Buy now, naming the shop: one Redis call when the shelf has the units (a SKU of
-            # another shop has no terms on this shelf, and is refused as none left).
-            answer = await shelf.hold(shop_id, buyer, request_id, items, expected_total)
-            if not isinstance(answer, Refusal):
-                return answer
+        """Hold the cart's items of one shop, all or none, priced from the shop's shelf by
+        ``checkout/pricing.py`` with its shipping rule and the voucher named (redeemed by the
+        hold). ``items`` (SKU -> units; "buy now") are held instead of the cart's. The total
+        charged is the hold's; ``expected_total`` (what the buyer was shown) lets a changed
+        total refuse rather than surprise."""
         units = items or await self.store.units(buyer)
         if not units:
             raise Conflict("Nothing to check out.", code=CheckoutErrorCode.CART_EMPTY)
+        quoted = None
+        if items and shop_id is not None:
+            # Buy now, naming the shop (the bag's cards carry it): when the shelf has terms for
+            # every item, this quote is the hold's, and the SKU index is not read.
+            quoted = await self.shelving.shelf.quote(shop_id, sorted(units))
+        if quoted is not None and len(quoted.offers) == len(units):
+            shop, mine = shop_id or 0, dict(units)
+        else:
+            quoted = None
+            shop, mine = await self._shop_part(db, units, shop_id)
+        terms = None
+        if voucher is not None:
+            async with db.session() as session:
+                terms = await vouchers.get(session, shop, voucher)
+        return await self._hold(db, shop, buyer, request_id, mine, expected_total, terms, quoted)
+
+    async def _shop_part(
+        self, db: Database, units: dict[int, int], shop_id: int | None
+    ) -> tuple[int, dict[int, int]]:
+        """The shop to check out and its units of ``units``."""
+        shelf = self.shelving.shelf
         shops = await shelf.shops_of(sorted(units))
         unknown = [sku for sku in units if sku not in shops]
         if unknown:  # never on a shelf: its terms come from SQL, once
@@ -191,35 +242,112 @@ class Carts:
                 "Nothing of this shop's to check out.", code=CheckoutErrorCode.CART_EMPTY
             )
         if shop == 0:  # no SKU named exists
-            raise _short([Shortfall(sku, qty, 0) for sku, qty in sorted(mine.items())])
-        answer = await shelf.hold(shop, buyer, request_id, mine, expected_total)
-        if isinstance(answer, Refusal) and answer.word == "short":
-            # The shelf holds what buyers asked for: put the SKUs' free units there, once.
+            raise quoting.short([Shortfall(sku, qty, 0) for sku, qty in sorted(mine.items())])
+        return shop, mine
+
+    async def _hold(
+        self,
+        db: Database,
+        shop: int,
+        buyer: str,
+        request_id: str,
+        units: dict[int, int],
+        expected_total: int | None,
+        voucher: Voucher | None,
+        quoted: ShelfQuote | None = None,
+    ) -> ShelfHold:
+        """Quote, price, hold. Each repair SQL owes the shelf happens at most once: a SKU or
+        the shipping rule never pushed, too few units on the shelf (its free ones are put
+        there), a voucher never loaded; and a price moved between quote and hold quotes anew."""
+        shelf = self.shelving.shelf
+        skus = sorted(units)
+        repaired: set[str] = set()
+
+        async def repair(what: str) -> bool:
+            if what in repaired:
+                return False
+            repaired.add(what)
             async with db.session() as session:
-                await self.shelving.fill(session, [short.sku_id for short in answer.short])
-            answer = await shelf.hold(shop, buyer, request_id, mine, expected_total)
-        if isinstance(answer, Refusal):
-            raise _refused(answer, expected_total, mine)
-        return answer
+                if what == "terms":
+                    await self.shelving.publish(session, skus)
+                elif what == "shipping":
+                    await self.shelving.publish_shipping(session, shop)
+                elif what == "stock":
+                    await self.shelving.fill(session, skus)
+            if what == "voucher" and voucher is not None:
+                await vouchers.put_on_shelf(shelf, voucher)
+            return True
 
-
-def _refused(refusal: Refusal, expected_total: int | None, units: dict[int, int]) -> DomainError:
-    if refusal.word == "short":
-        return _short(refusal.short)
-    if refusal.word == "off_sale":  # its product was archived, or the SKU deleted: none left
-        return _short([Shortfall(sku, units.get(sku, 0), 0) for sku in refusal.off_sale])
-    if refusal.word == "quote":
-        return Conflict(
-            "Prices changed since you looked: see the lines and the new total.",
+        for attempt in range(ATTEMPTS):
+            if attempt > 0 or quoted is None:  # the caller's quote serves the first round only
+                quoted = await shelf.quote(shop, skus)
+            if len(quoted.offers) < len(skus) and await repair("terms"):
+                continue
+            if quoted.shipping == "" and await repair("shipping"):
+                continue
+            refused = quoting.refusal(quoted.offers, units)
+            short = refused is not None and refused.code is CheckoutErrorCode.INSUFFICIENT_STOCK
+            if short and await repair("stock"):
+                continue
+            if refused is not None:
+                raise refused
+            priced = quoting.price(
+                quoted.offers, units, quoting.shipping_rule(quoted.shipping), voucher
+            )
+            if expected_total is not None and priced.quote.total != expected_total:
+                raise Conflict(
+                    "The total changed since you looked: see the lines and the new total.",
+                    code=CheckoutErrorCode.QUOTE_CHANGED,
+                    expected_total=expected_total,
+                    **priced.json(),
+                )
+            answer = await shelf.hold(
+                shop,
+                buyer,
+                request_id,
+                priced.lines,
+                shipping_fee=priced.quote.shipping_fee,
+                shipping_discount=priced.quote.shipping_discount,
+                voucher="" if voucher is None else voucher.code,
+            )
+            if not isinstance(answer, Refusal):
+                return answer
+            if answer.word == "repriced":
+                continue
+            if answer.word == "short" and await repair("stock"):
+                continue
+            if answer.word == "voucher_not_found" and await repair("voucher"):
+                continue
+            raise _refused(answer, units)
+        raise Conflict(
+            "Prices kept changing while we held your items; nothing was held. Try again.",
             code=CheckoutErrorCode.QUOTE_CHANGED,
-            total=refusal.total,
-            expected_total=expected_total,
-            lines=[line.json() for line in refusal.lines],
         )
-    return Conflict(
-        "One payment is in one currency: these items are priced in several.",
-        code=CheckoutErrorCode.MIXED_CURRENCIES,
-    )
+
+
+def _refused(refusal: Refusal, units: dict[int, int]) -> DomainError:
+    if refusal.word == "short":
+        return quoting.short(refusal.short)
+    if refusal.word == "off_sale":  # its product was archived, or the SKU deleted: none left
+        return quoting.short([Shortfall(sku, units.get(sku, 0), 0) for sku in refusal.off_sale])
+    if refusal.word == "mixed_currencies":
+        return Conflict(
+            "One payment is in one currency: these items are priced in several.",
+            code=CheckoutErrorCode.MIXED_CURRENCIES,
+        )
+    if refusal.word == "voucher_not_claimed":
+        return Conflict(
+            "Claim this voucher in its live room first.",
+            code=CheckoutErrorCode.VOUCHER_NOT_CLAIMED,
+            room_id=int(refusal.detail[0]),
+        )
+    if refusal.word == "voucher_used":
+        return Conflict(
+            "You have used this voucher as often as one buyer may.",
+            code=CheckoutErrorCode.VOUCHER_USED,
+            per_buyer=int(refusal.detail[0]),
+        )
+    return vouchers.refusal([refusal.word, *refusal.detail])
 
 
 async def for_sale(shelf: ShelfStore, skus: Sequence[Sku]) -> dict[int, int]:
@@ -236,13 +364,3 @@ async def for_sale(shelf: ShelfStore, skus: Sequence[Sku]) -> dict[int, int]:
         sku.id or 0: max(0, sku.stock - sku.allocated - sku.shelved) + shelved.get(sku.id or 0, 0)
         for sku in skus
     }
-
-
-def _short(shortfalls: list[Shortfall]) -> Conflict:
-    return Conflict(
-        "Not enough left of some items; nothing was held.",
-        code=CheckoutErrorCode.INSUFFICIENT_STOCK,
-        lines=[
-            {"sku_id": s.sku_id, "wanted": s.wanted, "available": s.available} for s in shortfalls
-        ],
-    )

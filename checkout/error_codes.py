@@ -30,6 +30,10 @@ class CheckoutErrorCode(ErrorCode):
     VOUCHER_EXHAUSTED = "voucher_exhausted"  # every use of its budget was claimed
     VOUCHER_CLAIMED = "voucher_claimed"  # you made every claim one buyer may
     VOUCHER_ROOM_NOT_LIVE = "voucher_room_not_live"  # a live-only voucher, its room not live
+    VOUCHER_NOT_CLAIMED = "voucher_not_claimed"  # a live-only voucher is claimed in its room first
+    VOUCHER_USED = "voucher_used"  # you used every claim of it one buyer may make
+    VOUCHER_MIN_SPEND = "voucher_min_spend"  # the lines it applies to cost less than its minimum
+    VOUCHER_NOT_APPLICABLE = "voucher_not_applicable"  # no line it applies to, or other currency
     # Holds and payments
     HOLD_NOT_FOUND = "hold_not_found"
     HOLD_EXPIRED = "hold_expired"

@@ -62,11 +62,14 @@ class PaymentTerms:
     # A shelf hold's lines (decision 0028); empty for a deal hold, which is one line of qty
     # units at unit_price.
     lines: tuple[Line, ...] = ()
+    # A shelf hold's charge as the shelf adds it up: its lines less their discounts, plus
+    # shipping less its discount. None for a deal hold.
+    total: int | None = None
 
     @property
     def amount(self) -> int:
-        if self.lines:
-            return sum(line.total for line in self.lines)
+        if self.total is not None:
+            return self.total
         return self.qty * self.unit_price
 
 
@@ -308,6 +311,7 @@ class HoldStore:
             expires_ms=terms.expires_ms,
             paid=terms.paid,
             lines=terms.lines,
+            total=terms.total,
         )
 
     async def commit(

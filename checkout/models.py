@@ -63,6 +63,17 @@ class Order(SQLModel, table=True):
     deliver_by_ms: int | None = Field(default=None, sa_type=BigInteger)
     delivered_ms: int | None = Field(default=None, sa_type=BigInteger)
     settled_ms: int | None = Field(default=None, sa_type=BigInteger)
+    # What the buyer saved and paid for shipping (decision 0028): ``total`` is the lines' prices
+    # less ``discount`` (products, bundles, the voucher), plus ``shipping_fee`` less
+    # ``shipping_discount``. ``voucher``: the code redeemed, "" for none.
+    discount: int = Field(default=0, sa_type=BigInteger, sa_column_kwargs={"server_default": "0"})
+    shipping_fee: int = Field(
+        default=0, sa_type=BigInteger, sa_column_kwargs={"server_default": "0"}
+    )
+    shipping_discount: int = Field(
+        default=0, sa_type=BigInteger, sa_column_kwargs={"server_default": "0"}
+    )
+    voucher: str = Field(default="", max_length=32, sa_column_kwargs={"server_default": ""})
 
 
 class OrderLine(SQLModel, table=True):
@@ -77,6 +88,8 @@ class OrderLine(SQLModel, table=True):
     sku_id: int = Field(foreign_key="skus.id")
     quantity: int
     unit_price: int = Field(sa_type=BigInteger)
+    # The line's share of the order's discount (its units cost quantity x unit_price - discount).
+    discount: int = Field(default=0, sa_type=BigInteger, sa_column_kwargs={"server_default": "0"})
 
 
 class Voucher(SQLModel, table=True):

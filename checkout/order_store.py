@@ -49,11 +49,15 @@ class PaidOrder(NamedTuple):
     paid_ms: int
     shipping: str = ""  # JSON text as the buyer gave it, or empty
     lines: tuple[Line, ...] = ()
+    shipping_fee: int = 0
+    shipping_discount: int = 0
+    voucher: str = ""
 
     @property
     def total(self) -> int:
         if self.lines:
-            return sum(line.total for line in self.lines)
+            lines = sum(line.total for line in self.lines)
+            return lines + self.shipping_fee - self.shipping_discount
         return self.quantity * self.unit_price
 
     @classmethod
@@ -73,6 +77,9 @@ class PaidOrder(NamedTuple):
                 paid_ms=int(fields["paid_ms"]),
                 shipping=fields.get("ship", ""),
                 lines=lines,
+                shipping_fee=int(fields["shipping_fee"]),
+                shipping_discount=int(fields["shipping_off"]),
+                voucher=fields["voucher"],
             )
         return cls(
             hold_id=fields["hold"],
@@ -151,6 +158,11 @@ def order_row(
     }
     if p.shipping:
         row["shipping"] = orjson.loads(p.shipping)
+    if p.lines:  # only a shelf order has these to say (a deal's row stays as short as it was)
+        row["discount"] = sum(line.off for line in p.lines)
+        row["shipping_fee"] = p.shipping_fee
+        row["shipping_discount"] = p.shipping_discount
+        row["voucher"] = p.voucher
     return row
 
 
@@ -178,12 +190,13 @@ async def persist_paid_orders(
     # flush per order.
     conn = await session.connection()
     inserted: list[Any] = []
-    # One INSERT per shape of row (with an address, without): a multi-row INSERT takes rows
-    # with the same columns.
-    for shape in (True, False):
-        group = [row for row in rows if ("shipping" in row) is shape]
-        if group:
-            inserted += (await conn.execute(stmt, group)).all()
+    # One INSERT per shape of row (with an address or not, from a deal or a shelf): a
+    # multi-row INSERT takes rows with the same columns.
+    shapes: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        shapes[tuple(row)].append(row)
+    for group in shapes.values():
+        inserted += (await conn.execute(stmt, group)).all()
     result.inserted = len(inserted)
     result.duplicates = len(rows) - len(inserted)
     if inserted:
@@ -212,6 +225,7 @@ async def persist_paid_orders(
                     "sku_id": line.sku_id,
                     "quantity": line.qty,
                     "unit_price": line.unit_price,
+                    "discount": line.off,
                 }
             )
     if line_rows:
@@ -246,7 +260,7 @@ async def lines_of(session: AsyncSession, order_ids: Sequence[int]) -> dict[int,
     )
     found: dict[int, list[Line]] = defaultdict(list)
     for row in rows.all():
-        found[row.order_id].append(Line(row.sku_id, row.quantity, row.unit_price))
+        found[row.order_id].append(Line(row.sku_id, row.quantity, row.unit_price, row.discount))
     return dict(found)
 
 

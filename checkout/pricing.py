@@ -160,7 +160,7 @@ def quote(
     shipping_off = 0
     merchandise = sum(after)
     if voucher is not None and qualifies(lines, after, voucher):
-        eligible = [after[i] if _eligible(line, voucher) else 0 for i, line in enumerate(lines)]
+        eligible = [after[i] if applies_to(line, voucher) else 0 for i, line in enumerate(lines)]
         if voucher.kind is VoucherKind.SHIPPING:
             shipping_off = _capped(voucher.value, voucher)
         else:
@@ -184,7 +184,7 @@ def quote(
 def qualifies(lines: Sequence[Line], after: Sequence[int], voucher: Voucher) -> bool:
     """Whether the basket meets the voucher's terms: some line it applies to, and its minimum
     spend on those lines (after product discounts and bundles)."""
-    eligible = [a for line, a in zip(lines, after, strict=True) if _eligible(line, voucher)]
+    eligible = [a for line, a in zip(lines, after, strict=True) if applies_to(line, voucher)]
     return bool(eligible) and sum(eligible) >= voucher.min_spend
 
 
@@ -228,7 +228,7 @@ def refund_share(priced: PricedLine, refunded_units: int, units: int) -> int:
     return sum(per_unit[refunded_units : refunded_units + units])
 
 
-def _eligible(line: Line, voucher: Voucher) -> bool:
+def applies_to(line: Line, voucher: Voucher) -> bool:
     return voucher.products is None or line.product_id in voucher.products
 
 

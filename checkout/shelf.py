@@ -19,25 +19,33 @@ LIBRARY = resources.files("checkout").joinpath("lua/shelf.lua").read_text()
 
 
 class Line(NamedTuple):
-    """Units of one SKU at the price they were held at."""
+    """Units of one SKU at the price they were held at, less the line's share of the
+    discounts (``off``: products, bundles, the voucher)."""
 
     sku_id: int
     qty: int
     unit_price: int
+    off: int = 0
 
     @property
     def total(self) -> int:
-        return self.qty * self.unit_price
+        return self.qty * self.unit_price - self.off
 
     def encoded(self) -> str:
-        return f"{self.sku_id}:{self.qty}:{self.unit_price}"
+        return f"{self.sku_id}:{self.qty}:{self.unit_price}:{self.off}"
 
     def json(self) -> dict[str, int]:
-        return {"sku_id": self.sku_id, "qty": self.qty, "unit_price": self.unit_price}
+        return {
+            "sku_id": self.sku_id,
+            "qty": self.qty,
+            "unit_price": self.unit_price,
+            "discount": self.off,
+            "total": self.total,
+        }
 
 
 def decode_lines(text: str) -> tuple[Line, ...]:
-    """The lines of a shelf hold or order entry: ``sku:qty:price`` joined by commas."""
+    """The lines of a shelf hold or order entry: ``sku:qty:price:off`` joined by commas."""
     return tuple(Line(*(int(part) for part in item.split(":"))) for item in text.split(",") if item)
 
 
@@ -50,25 +58,44 @@ class Shortfall(NamedTuple):
 @dataclass(frozen=True)
 class Refusal:
     """Why a shelf hold was refused: ``short`` (too few units, or a SKU never put on the
-    shelf), ``off_sale``, ``mixed_currencies`` or ``quote`` (not the expected total)."""
+    shelf), ``off_sale``, ``mixed_currencies``, ``repriced`` (a price moved since the quote) or
+    a voucher's refusal (``voucher_*``, with what it concerns in ``detail``)."""
 
     word: str
     short: list[Shortfall] = field(default_factory=list)
     off_sale: list[int] = field(default_factory=list)
-    total: int = 0
-    lines: tuple[Line, ...] = ()
+    detail: tuple[str, ...] = ()
 
 
 class SaleTerms(NamedTuple):
-    """What a SKU sells for at list price, as SQL has it."""
+    """What a SKU sells for at list price, as SQL has it (and its product, which vouchers and
+    promotions name)."""
 
     sku_id: int
     price: int
     currency: str
     on_sale: bool
+    product_id: int
 
     def encoded(self) -> list[str]:
-        return [str(self.sku_id), str(self.price), self.currency, "1" if self.on_sale else "0"]
+        on_sale = "1" if self.on_sale else "0"
+        return [str(self.sku_id), str(self.price), self.currency, on_sale, str(self.product_id)]
+
+
+class Offer(NamedTuple):
+    """A SKU as a checkout prices it: its terms on the shelf and the units available there."""
+
+    terms: SaleTerms
+    available: int
+
+
+@dataclass(frozen=True)
+class ShelfQuote:
+    """What ``lc_shelf_quote`` read: the shop's shipping rule ("" if never pushed, as
+    "kind:fee:free_over"), and each SKU's offer (missing: no terms on this shelf)."""
+
+    shipping: str
+    offers: dict[int, Offer]
 
 
 class ShelfStock(NamedTuple):
@@ -87,15 +114,25 @@ class ShelfHold(NamedTuple):
     replayed: bool = False
     total: int = 0
     currency: str = ""
+    shipping_fee: int = 0
+    shipping_discount: int = 0
+    voucher: str = ""
 
     def json(self) -> dict[str, Any]:
-        """As a deal hold's answer, with its lines."""
+        """As a deal hold's answer, with its lines and what the buyer pays."""
         return {
             "id": self.id,
             "qty": self.qty,
             "state": self.state,
             "expires_ms": self.expires_ms,
             "lines": [line.json() for line in self.lines],
+            "subtotal": sum(line.qty * line.unit_price for line in self.lines),
+            "discount": sum(line.off for line in self.lines) + self.shipping_discount,
+            "shipping_fee": self.shipping_fee,
+            "shipping_discount": self.shipping_discount,
+            "voucher": self.voucher or None,
+            "total": self.total,
+            "currency": self.currency,
         }
 
 
@@ -152,17 +189,35 @@ class ShelfStore:
         found = await self.redis.hmget(self.keys.sku_shops, [str(s) for s in sku_ids])
         return {sku: int(shop) for sku, shop in zip(sku_ids, found, strict=True) if shop}
 
+    async def quote(self, shop_id: int, sku_ids: list[int]) -> ShelfQuote:
+        """The shop's shipping rule and the SKUs' terms and units on its shelf, for pricing."""
+        raw = await self._call("lc_shelf_quote", shop_id, *sku_ids)
+        offers = {}
+        for i, sku_id in enumerate(sku_ids):
+            price, currency, sale, product, available = raw[1 + 5 * i : 6 + 5 * i]
+            if price != "":
+                terms = SaleTerms(sku_id, int(price), currency, sale == "1", int(product or 0))
+                offers[sku_id] = Offer(terms, int(available or 0))
+        return ShelfQuote(raw[0], offers)
+
+    async def set_shipping(self, shop_id: int, rule: str) -> None:
+        """Push the shop's shipping rule ("kind:fee:free_over", as SQL has it) to its shelf."""
+        await self._call("lc_shelf_shipping", shop_id, rule)
+
     async def hold(
         self,
         shop_id: int,
         buyer: str,
         request_id: str,
-        units: dict[int, int],
-        expected_total: int | None = None,
+        lines: list[Line],
+        *,
+        shipping_fee: int = 0,
+        shipping_discount: int = 0,
+        voucher: str = "",
     ) -> ShelfHold | Refusal:
-        """Hold ``units`` (SKU -> units) of the shop's SKUs at their prices on the shelf, all
-        or none: the hold, or why not."""
-        if not units:
+        """Hold the priced ``lines`` (one per SKU of the shop) all or none, redeeming the
+        voucher if one is named: the hold, or why not. The prices must be the shelf's now."""
+        if not lines:
             raise ValueError("at least one line")
         raw = await self._call(
             "lc_shelf_hold",
@@ -171,8 +226,9 @@ class ShelfStore:
             buyer,
             request_id,
             self.hold_ttl_ms,
-            "" if expected_total is None else expected_total,
-            *(f"{sku}:{qty}" for sku, qty in sorted(units.items())),
+            f"{shipping_fee}:{shipping_discount}",
+            voucher,
+            *(line.encoded() for line in sorted(lines)),
         )
         word = raw[0]
         if word == "short":
@@ -181,12 +237,10 @@ class ShelfStore:
             )
         if word == "off_sale":
             return Refusal(word, off_sale=[int(sku) for sku in raw[1:]])
-        if word == "quote":
-            return Refusal(word, total=int(raw[1]), lines=decode_lines(raw[2]))
         if word != "ok":
-            return Refusal(word)
-        hold_id, expires, state, replayed, total, currency, lines = raw[1:]
-        held = decode_lines(lines)
+            return Refusal(word, detail=tuple(raw[1:]))
+        hold_id, expires, state, replayed, total, currency, text, fee, fee_off, code = raw[1:]
+        held = decode_lines(text)
         return ShelfHold(
             id=hold_id,
             qty=sum(line.qty for line in held),
@@ -196,6 +250,9 @@ class ShelfStore:
             replayed=replayed == "1",
             total=int(total),
             currency=currency,
+            shipping_fee=int(fee),
+            shipping_discount=int(fee_off),
+            voucher=code,
         )
 
     async def begin_payment(self, hold_id: str, buyer: str, attempt: str) -> ShelfTerms | str:
@@ -284,6 +341,23 @@ class ShelfStore:
         raw = await self._call("lc_shelf_vouchers_left", shop_id, *codes)
         return {code: int(n) if n != "" else None for code, n in zip(codes, raw, strict=True)}
 
+    async def usable(
+        self, shop_id: int, buyer: str, codes: list[str]
+    ) -> dict[str, tuple[int, int, int | None]]:
+        """For showing a cart: each voucher's (claims the buyer made, of them in use or used,
+        uses left in its budget; None if never loaded). A read: the hold decides."""
+        if not codes:
+            return {}
+        keys = self.keys.shelf(shop_id)
+        mine = await self.redis.hmget(
+            keys.claims, [f"{code}|{buyer}{part}" for code in codes for part in ("", "|used")]
+        )
+        left = await self.redis.hmget(keys.vouchers, [f"{code}:left" for code in codes])
+        return {
+            code: (int(mine[2 * i] or 0), int(mine[2 * i + 1] or 0), _int_or_none(left[i]))
+            for i, code in enumerate(codes)
+        }
+
     async def expire(self, shop_id: int) -> int:
         return int(await self._call("lc_shelf_expire", shop_id))
 
@@ -308,13 +382,20 @@ class ShelfStore:
         parts: dict[int, dict[str, str]] = {}
         for key, value in raw.items():
             sku, _, name = key.partition(":")
-            if name in ("price", "currency", "sale"):
+            if name in ("price", "currency", "sale", "product"):
                 parts.setdefault(int(sku), {})[name] = value
         return {
-            sku: SaleTerms(sku, int(p["price"]), p["currency"], p["sale"] == "1")
+            sku: SaleTerms(
+                sku, int(p["price"]), p["currency"], p["sale"] == "1", int(p.get("product", 0))
+            )
             for sku, p in parts.items()
             if {"price", "currency", "sale"} <= p.keys()
         }
+
+    async def shipping(self, shop_id: int) -> str:
+        """The shop's shipping rule on its shelf, as stored ("" if never pushed)."""
+        found = await self.redis.hget(self.keys.shelf(shop_id).stock, "shipping")
+        return cast(str, found or "")
 
     async def recorded_holds(self, shop_id: int) -> dict[str, tuple[HoldState, tuple[Line, ...]]]:
         """Every hold the shelf granted: its state now and its lines."""
@@ -322,7 +403,7 @@ class ShelfStore:
         holds = {}
         for hold_id, record in raw.items():
             parts = record.split("|")
-            holds[hold_id] = (HoldState(parts[0]), decode_lines(parts[7]))
+            holds[hold_id] = (HoldState(parts[0]), decode_lines(parts[10]))
         return holds
 
     async def shop_ids(self) -> list[int]:
@@ -331,6 +412,10 @@ class ShelfStore:
     async def move_answer(self, shop_id: int, tag: str) -> str | None:
         """What lc_shelf_move answered under ``tag``, if it ran (for the audit and repairs)."""
         return cast(str | None, await self.redis.hget(self.keys.shelf(shop_id).moves, tag))
+
+
+def _int_or_none(value: str | bytes | None) -> int | None:
+    return None if value is None else int(value)
 
 
 def _shop_of(hold_id: str) -> int:

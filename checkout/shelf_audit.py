@@ -72,6 +72,7 @@ async def audit_shelf(redis: Redis, db: Database, keys: Keyspace, shop_id: int) 
                 col(Sku.list_price),
                 col(Sku.currency),
                 col(Product.archived_ms),
+                col(Sku.product_id),
             )
             .join(Product, col(Product.id) == col(Sku.product_id))
             .where(col(Sku.shop_id) == shop_id)
@@ -79,8 +80,8 @@ async def audit_shelf(redis: Redis, db: Database, keys: Keyspace, shop_id: int) 
         rows = (await conn.execute(query)).all()
         shelved = {sku_id: units for sku_id, units, *_ in rows}
         sql_terms = {
-            sku_id or 0: SaleTerms(sku_id or 0, price, currency, archived is None)
-            for sku_id, _, price, currency, archived in rows
+            sku_id or 0: SaleTerms(sku_id or 0, price, currency, archived is None, product_id)
+            for sku_id, _, price, currency, archived, product_id in rows
         }
         ordered = set(
             (

@@ -29,7 +29,7 @@ from sqlalchemy import select as core_select
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from catalog.models import Product, Sku
+from catalog.models import Product, Shop, Sku
 from checkout.faults import NO_CRASH, CrashPoints
 from checkout.models import ShelfMove
 from checkout.shelf import SaleTerms, ShelfStore
@@ -58,12 +58,19 @@ class Shelving:
         rows = (await (await session.connection()).execute(_terms_query(wanted))).all()
         await session.commit()
         by_shop: dict[int, list[SaleTerms]] = {}
-        for sku_id, shop_id, price, currency, archived in rows:
-            on_sale = archived is None
-            by_shop.setdefault(shop_id, []).append(SaleTerms(sku_id, price, currency, on_sale))
-        for shop_id, terms in by_shop.items():
-            await self.shelf.set_terms(shop_id, terms)
+        for sku_id, shop_id, price, currency, archived, product_id in rows:
+            terms = SaleTerms(sku_id, price, currency, archived is None, product_id)
+            by_shop.setdefault(shop_id, []).append(terms)
+        for shop_id, terms_of_shop in by_shop.items():
+            await self.shelf.set_terms(shop_id, terms_of_shop)
         return len(rows)
+
+    async def publish_shipping(self, session: AsyncSession, shop_id: int) -> str:
+        """Push the shop's shipping rule from SQL to its shelf; returns the rule pushed."""
+        rule = await _shipping_rule(session, shop_id)
+        await session.commit()
+        await self.shelf.set_shipping(shop_id, rule)
+        return rule
 
     async def publish_product(self, session: AsyncSession, product_id: int) -> int:
         """Push the terms of every SKU of a product (after an edit, an archive, an unarchive)."""
@@ -75,9 +82,11 @@ class Shelving:
         return await self.publish(session, ids)
 
     async def resync(self, session: AsyncSession) -> int:
-        """Push the terms of every SKU whose shelf says otherwise than SQL (a write to Redis
-        lost after a seller's edit committed). Returns how many were pushed again."""
+        """Push the terms of every SKU, and every shop's shipping rule, whose shelf says
+        otherwise than SQL (a write to Redis lost after a seller's edit committed). Returns how
+        many were pushed again."""
         stale: list[int] = []
+        pushed_shipping = 0
         for shop_id in await self.shelf.shop_ids():
             shelf_terms = await self.shelf.terms(shop_id)
             if not shelf_terms:
@@ -85,15 +94,21 @@ class Shelving:
             query = _terms_query(sorted(shelf_terms))
             rows = (await (await session.connection()).execute(query)).all()
             await session.commit()
-            for sku_id, _, price, currency, archived in rows:
-                if shelf_terms.pop(sku_id) != SaleTerms(sku_id, price, currency, archived is None):
+            for sku_id, _, price, currency, archived, product_id in rows:
+                terms = SaleTerms(sku_id, price, currency, archived is None, product_id)
+                if shelf_terms.pop(sku_id) != terms:
                     stale.append(sku_id)
             # What is left has no SQL row any more (a deleted SKU): off sale.
             gone = [t._replace(on_sale=False) for t in shelf_terms.values() if t.on_sale]
             await self.shelf.set_terms(shop_id, gone)
             stale += [t.sku_id for t in gone]
+            shipping = await _shipping_rule(session, shop_id)
+            await session.commit()
+            if await self.shelf.shipping(shop_id) != shipping:
+                await self.shelf.set_shipping(shop_id, shipping)
+                pushed_shipping += 1
         await self.publish(session, stale)
-        return len(stale)
+        return len(stale) + pushed_shipping
 
     async def withdraw(self, shop_id: int, sku_id: int) -> None:
         """A deleted SKU is off sale on its shop's shelf (if it was ever there)."""
@@ -237,8 +252,18 @@ class Shelving:
         return len(stale)
 
 
+async def _shipping_rule(session: AsyncSession, shop_id: int) -> str:
+    """The shop's shipping rule as a shelf keeps it: "kind:fee:free_over"."""
+    query = core_select(
+        col(Shop.shipping_kind), col(Shop.shipping_fee), col(Shop.shipping_free_over)
+    ).where(col(Shop.id) == shop_id)
+    found = (await (await session.connection()).execute(query)).first()
+    kind, fee, free_over = found if found is not None else ("flat", 0, 0)
+    return f"{kind}:{fee}:{free_over}"
+
+
 def _terms_query(sku_ids: list[int]) -> Any:
-    """Each SKU's id, shop, price, currency and its product's archive time."""
+    """Each SKU's id, shop, price, currency, its product's archive time and its product."""
     return (
         core_select(
             col(Sku.id),
@@ -246,6 +271,7 @@ def _terms_query(sku_ids: list[int]) -> Any:
             col(Sku.list_price),
             col(Sku.currency),
             col(Product.archived_ms),
+            col(Sku.product_id),
         )
         .join(Product, col(Product.id) == col(Sku.product_id))
         .where(col(Sku.id).in_(sku_ids))

@@ -158,11 +158,12 @@ async def claim(shelf: ShelfStore, voucher: Voucher, buyer: str, room_live: bool
         await put_on_shelf(shelf, voucher)
         answer = await shelf.claim(voucher.shop_id, voucher.code, buyer, room_live)
     if answer[0] != "ok":
-        raise _refusal(answer)
+        raise refusal(answer)
     return Claimed(voucher.code, left=int(answer[1]), mine=int(answer[2]))
 
 
-def _refusal(answer: list[str]) -> DomainError:
+def refusal(answer: list[str]) -> DomainError:
+    """The API's refusal for the shelf's answer to a claim or a redemption."""
     word = answer[0]
     if word == "voucher_not_started":
         return Conflict(

@@ -69,6 +69,17 @@ async def sku_row(db: Database, sku_id: int) -> Sku:
     return found
 
 
+def line(sku_id: int, qty: int, unit_price: int, discount: int = 0) -> dict[str, int]:
+    """A held or ordered line as the API shows it."""
+    return {
+        "sku_id": sku_id,
+        "qty": qty,
+        "unit_price": unit_price,
+        "discount": discount,
+        "total": qty * unit_price - discount,
+    }
+
+
 async def test_a_cart_of_two_skus_is_held_paid_once_and_ordered_with_both_lines(
     http: httpx.AsyncClient, seller: SellerAccount, sessions: GuestSessions, db: Database
 ) -> None:
@@ -80,7 +91,18 @@ async def test_a_cart_of_two_skus_is_held_paid_once_and_ordered_with_both_lines(
     cart = r.json()["cart"]
     assert [(line["sku_id"], line["qty"]) for line in cart["lines"]] == [(m, 2), (large, 1)]
     expected = 2 * LIST_PRICE + 2500
-    assert cart["shops"] == [{"shop_id": seller.shop.id, "currency": "USD", "subtotal": expected}]
+    assert cart["shops"] == [
+        {
+            "shop_id": seller.shop.id,
+            "currency": "USD",
+            "subtotal": expected,
+            "discount": 0,
+            "shipping_fee": 0,
+            "shipping_discount": 0,
+            "voucher": None,
+            "total": expected,
+        }
+    ]
 
     r = await cart_checkout(http, buyer, request_id="c1", expected_total=expected)
     assert r.status_code == 201, r.text
@@ -94,17 +116,13 @@ async def test_a_cart_of_two_skus_is_held_paid_once_and_ordered_with_both_lines(
     assert paid.status_code == 201, paid.text
     order = paid.json()["order"]
     assert (order["amount"], order["qty"]) == (expected, 3)
-    assert order["lines"] == [
-        {"sku_id": m, "qty": 2, "unit_price": LIST_PRICE},
-        {"sku_id": large, "qty": 1, "unit_price": 2500},
-    ]
+    assert order["lines"] == [line(m, 2, LIST_PRICE), line(large, 1, 2500)]
     orders = await poll(lambda: orders_seen_by(http, buyer), lambda found: len(found) > 0)
     (stored,) = orders
     assert (stored["deal_id"], stored["total"], stored["quantity"]) == (None, expected, 3)
     # The buyer's list says what each line is, too.
-    assert [{k: line[k] for k in ("sku_id", "qty", "unit_price")} for line in stored["lines"]] == (
-        order["lines"]
-    )
+    keys = ("sku_id", "qty", "unit_price", "discount", "total")
+    assert [{k: line[k] for k in keys} for line in stored["lines"]] == (order["lines"])
     assert [(line["title"], line["variant"]) for line in stored["lines"]] == [
         ("Jacket", "M"),
         ("Jacket", "L"),
@@ -253,7 +271,7 @@ async def test_buy_now_holds_the_items_named_and_the_stock_endpoint_counts_the_s
     items = [{"sku_id": m, "qty": 1}, {"sku_id": m, "qty": 1}]
     r = await cart_checkout(http, buyer, items=items)
     assert r.status_code == 201, r.text
-    assert r.json()["hold"]["lines"] == [{"sku_id": m, "qty": 2, "unit_price": LIST_PRICE}]
+    assert r.json()["hold"]["lines"] == [line(m, 2, LIST_PRICE)]
     r = await http.get("/api/stock", params={"product_id": product_id})
     assert r.json()["stock"] == {str(m): 3, str(large): 3}  # the held two are not for sale
     assert_error(await http.get("/api/stock", params={"product_id": "x"}), 422, "invalid_request")
@@ -263,7 +281,7 @@ async def test_buy_now_holds_the_items_named_and_the_stock_endpoint_counts_the_s
     # finds nothing of its own to hold.
     r = await cart_checkout(http, buyer, items=[{"sku_id": m, "qty": 1}], shop_id=seller.shop.id)
     assert r.status_code == 201, r.text
-    assert r.json()["hold"]["lines"] == [{"sku_id": m, "qty": 1, "unit_price": LIST_PRICE}]
+    assert r.json()["hold"]["lines"] == [line(m, 1, LIST_PRICE)]
     r = await cart_checkout(http, buyer, items=[{"sku_id": m, "qty": 1}], shop_id=10**6)
     assert_error(r, 409, "cart_empty")
 
@@ -296,7 +314,7 @@ async def test_holds_price_at_sqls_price_pushed_on_every_edit_and_mended_by_the_
     )["details"]
     assert (details["total"], details["lines"]) == (
         7000,
-        [{"sku_id": m, "qty": 1, "unit_price": 7000}],
+        [line(m, 1, 7000)],
     )
     assert (await cart_checkout(http, buyer, items=[{"sku_id": m, "qty": 1}])).json()[
         "total"

@@ -14,7 +14,7 @@ from catalog.models import Sku
 from checkout.faults import SHELF_POINTS
 from checkout.keys import Keyspace
 from checkout.models import ShelfMove
-from checkout.shelf import ShelfHold, ShelfStore
+from checkout.shelf import Line, ShelfHold, ShelfStore
 from checkout.shelf_audit import audit_shelf
 from checkout.shelving import Shelving
 from kernel.clock import now_ms
@@ -91,7 +91,7 @@ async def test_a_take_of_held_units_is_refused_and_moves_nothing(
     sku = await make_sku(db, seller, stock=4)
     async with db.session() as session:
         await Shelving(shelf).fill(session, [sku.id or 0])
-    held = await shelf.hold(sku.shop_id, "buyer", "", {sku.id or 0: 3})
+    held = await shelf.hold(sku.shop_id, "buyer", "", [Line(sku.id or 0, 3, sku.list_price)])
     assert isinstance(held, ShelfHold) and held.total == 3 * sku.list_price
     async with db.session() as session:
         assert not await Shelving(shelf).take(session, sku.shop_id, sku.id or 0, 2, "deal")

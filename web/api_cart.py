@@ -73,8 +73,10 @@ def _product_ids(request: Request) -> list[int]:
 async def get_cart(request: Request) -> Response:
     svc = services(request)
     async with svc.db.session() as session:
-        lines = await carts(svc).lines(session, viewer(request))
-    return JSONResponse({"cart": cart_json(lines)})
+        cart = carts(svc)
+        lines = await cart.lines(session, viewer(request))
+        shops = await cart.quotes(session, viewer(request), lines)
+    return JSONResponse({"cart": cart_json(lines, shops)})
 
 
 @api.route(
@@ -99,7 +101,8 @@ async def put_item(request: Request) -> Response:
     async with svc.db.session() as session:
         await cart.put(session, buyer, request.path_params["sku_id"], body.qty)
         lines = await cart.lines(session, buyer)
-    return JSONResponse({"cart": cart_json(lines)})
+        shops = await cart.quotes(session, buyer, lines)
+    return JSONResponse({"cart": cart_json(lines, shops)})
 
 
 @api.route(
@@ -133,6 +136,14 @@ async def clear_cart(request: Request) -> Response:
         CheckoutErrorCode.MIXED_CURRENCIES,
         CheckoutErrorCode.QUOTE_CHANGED,
         CheckoutErrorCode.INSUFFICIENT_STOCK,
+        CheckoutErrorCode.VOUCHER_NOT_FOUND,
+        CheckoutErrorCode.VOUCHER_NOT_STARTED,
+        CheckoutErrorCode.VOUCHER_ENDED,
+        CheckoutErrorCode.VOUCHER_EXHAUSTED,
+        CheckoutErrorCode.VOUCHER_NOT_CLAIMED,
+        CheckoutErrorCode.VOUCHER_USED,
+        CheckoutErrorCode.VOUCHER_MIN_SPEND,
+        CheckoutErrorCode.VOUCHER_NOT_APPLICABLE,
     ),
 )
 async def checkout_cart(request: Request) -> Response:
@@ -146,6 +157,7 @@ async def checkout_cart(request: Request) -> Response:
         shop_id=body.shop_id,
         expected_total=body.expected_total,
         items=_merged(body.items) if body.items else None,
+        voucher=body.voucher,
     )
     return JSONResponse(
         {"hold": hold.json(), "total": hold.total, "currency": hold.currency},

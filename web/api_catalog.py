@@ -29,6 +29,7 @@ from web.schemas import (
     PayoutMethodIn,
     ProductIn,
     ProductPatch,
+    ShippingRuleIn,
     ShopIn,
     SkuIn,
     SkuPatch,
@@ -99,6 +100,43 @@ async def create_shop(request: Request) -> Response:
     async with services(request).db.session() as session:
         shop = await service.create_shop(session, me, body.name)
     return JSONResponse({"shop": shop_json(shop)}, status_code=201)
+
+
+@api.route(
+    "PUT",
+    "/api/shops/{shop_id:id}/shipping",
+    "Set your shop's shipping fee: flat, free over an amount, or per item",
+    body=ShippingRuleIn,
+    auth="seller",
+    tag="catalog",
+    ok={200: out.ShippingRuleAnswer},
+    errors=(CatalogErrorCode.SHOP_NOT_FOUND, CatalogErrorCode.INVALID_SHIPPING_RULE),
+)
+async def set_shipping(request: Request) -> Response:
+    me = await seller(request)
+    body = await json_body(request, ShippingRuleIn)
+    svc = services(request)
+    async with svc.db.session() as session:
+        shop = await service.set_shipping(
+            session, me, request.path_params["shop_id"], body.kind, body.fee, body.free_over
+        )
+        # A push lost here (a crash after the commit) is made good by the order sweep's resync.
+        await Shelving(svc.holds.shelf).publish_shipping(session, shop.id or 0)
+    return JSONResponse({"shop_id": shop.id, "shipping": service.shipping_json(shop)})
+
+
+@api.route(
+    "GET",
+    "/api/shops/{shop_id:id}/shipping",
+    "A shop's shipping fee rule",
+    tag="catalog",
+    ok={200: out.ShippingRuleAnswer},
+    errors=(CatalogErrorCode.SHOP_NOT_FOUND,),
+)
+async def get_shipping(request: Request) -> Response:
+    async with services(request).db.session() as session:
+        shop = await service.get_shop(session, request.path_params["shop_id"])
+    return JSONResponse({"shop_id": shop.id, "shipping": service.shipping_json(shop)})
 
 
 @api.route(

@@ -109,6 +109,10 @@ def order_json(
         "late": late,
         "refunded": order.refunded,
         "restocked_units": order.restocked_units,
+        "discount": order.discount,
+        "shipping_fee": order.shipping_fee,
+        "shipping_discount": order.shipping_discount,
+        "voucher": order.voucher or None,
     }
     if line is not None:
         body["item"] = {"title": line.title, "variant": line.variant, "image": line.image}

@@ -39,6 +39,8 @@ class HoldLine(Out):
     sku_id: int
     qty: int
     unit_price: int
+    discount: int  # the line's share of the discounts
+    total: int  # qty x unit_price - discount
 
 
 class Hold(Out):
@@ -47,6 +49,15 @@ class Hold(Out):
     state: HoldState
     expires_ms: int
     lines: list[HoldLine] | None = None  # a cart's hold: what it holds, at what price
+    # A cart's hold: what the buyer pays (subtotal - discount + shipping_fee; the discount
+    # includes shipping_discount), and the voucher it redeems.
+    subtotal: int | None = None
+    discount: int | None = None
+    shipping_fee: int | None = None
+    shipping_discount: int | None = None
+    voucher: str | None = None
+    total: int | None = None
+    currency: str | None = None
 
 
 class HoldAnswer(Out):
@@ -78,9 +89,18 @@ class CartLine(Out):
 
 
 class CartShop(Out):
+    """A shop's part of the cart as its checkout would charge it: total = subtotal - discount
+    + shipping_fee (the discount includes shipping_discount), with the best voucher you can
+    use applied (name it in the checkout to redeem it)."""
+
     shop_id: int
     currency: str
     subtotal: int
+    discount: int
+    shipping_fee: int
+    shipping_discount: int
+    voucher: str | None
+    total: int
 
 
 class Cart(Out):
@@ -298,6 +318,8 @@ class OrderLine(Out):
     sku_id: int
     qty: int
     unit_price: int
+    discount: int
+    total: int
     # In a buyer's list, what it is (as ``item`` says of a one-SKU order).
     title: str | None = None
     variant: str | None = None
@@ -324,6 +346,11 @@ class Order(Out):
     tracking_number: str
     refunded: int  # minor units given back so far (a partial refund leaves the status)
     restocked_units: int
+    # total = the lines' prices - discount + shipping_fee - shipping_discount (a cart's order)
+    discount: int
+    shipping_fee: int
+    shipping_discount: int
+    voucher: str | None  # the code redeemed
     # Deadlines (docs/money.md), null until they start, and when the order shipped and arrived.
     ship_by_ms: int | None
     ship_limit_ms: int | None
@@ -566,6 +593,17 @@ class PayoutAnswer(Out):
 
 class PayoutList(Out):
     payouts: list[Payout]
+
+
+class ShippingRule(Out):
+    kind: Literal["flat", "free_over", "per_item"]
+    fee: int
+    free_over: int
+
+
+class ShippingRuleAnswer(Out):
+    shop_id: int
+    shipping: ShippingRule
 
 
 class PayoutMethodAnswer(Out):

@@ -40,6 +40,7 @@ Url = Annotated[
 ]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 RequestId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+VoucherCode = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9][A-Z0-9-]{1,31}$")]
 
 
 class Strict(BaseModel):
@@ -156,9 +157,7 @@ class CartItemIn(Strict):
 
 
 class VoucherIn(Strict):
-    code: Annotated[str, StringConstraints(pattern=r"^[A-Z0-9][A-Z0-9-]{1,31}$")] = Field(
-        description="What buyers type or see: 2-32 of A-Z, 0-9 and -"
-    )
+    code: VoucherCode = Field(description="What buyers type or see: 2-32 of A-Z, 0-9 and -")
     kind: Literal["percent", "fixed", "shipping"]
     value: int = Field(ge=1, description="percent: basis points (1500 = 15 %); else minor units")
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
@@ -199,6 +198,11 @@ class CartCheckoutIn(Strict):
         ge=0,
         description="The total the buyer was shown: a different total now is refused "
         "(quote_changed) instead of charged",
+    )
+    voucher: VoucherCode | None = Field(
+        default=None,
+        description="A voucher of the shop to redeem: one you claimed, or (one not bound to a "
+        "live room) claimed now",
     )
 
 
@@ -363,6 +367,17 @@ PayoutMethod = Annotated[
     str,
     StringConstraints(strip_whitespace=True, max_length=200, pattern=r"^[^\x00-\x1f\x7f-\x9f]*$"),
 ]
+
+
+class ShippingRuleIn(Strict):
+    kind: Literal["flat", "free_over", "per_item"] = Field(
+        description="flat: the fee per order; free_over: the fee, or nothing once the "
+        "merchandise (after discounts) reaches free_over; per_item: the fee per unit"
+    )
+    fee: int = Field(ge=0, le=100_000_000, description="Minor units; 0 is free shipping")
+    free_over: int = Field(
+        default=0, ge=0, le=1_000_000_000, description="free_over only: minor units, 1 or more"
+    )
 
 
 class PayoutMethodIn(Strict):

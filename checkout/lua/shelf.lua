@@ -5,21 +5,28 @@ key is hash-tagged by the shop ({shop:ID}), so one function can hold several SKU
 all or nothing in one Redis Cluster slot. Every key a function touches arrives in KEYS:
 
   KEYS[1] stock     hash: "<sku>:quantity|available|held|sold" per SKU, its sale terms
-                    "<sku>:price|currency|sale" (as SQL has them, pushed by lc_shelf_terms:
-                    a hold prices its lines here, with no SQL on its path), and next_hold
+                    "<sku>:price|currency|sale|product" (as SQL has them, pushed by
+                    lc_shelf_terms: a checkout prices its lines from here, with no SQL on its
+                    path), the shop's "shipping" rule ("kind:fee:free_over"), and next_hold
   KEYS[2] holds     hash: hold id -> "state|expires_ms|held_until_ms|attempt|buyer|request|
-                    currency|lines", lines being "sku:qty:unit_price" joined by ","
+                    currency|shipping_fee|shipping_off|voucher|lines", lines being
+                    "sku:qty:unit_price:off" joined by "," (off: the line's discount)
   KEYS[3] requests  hash: "buyer|request_id" -> hold id (a retried request gets the same hold)
   KEYS[4] expiry    zset: hold id scored by expires_ms, for holds still held or paying
   KEYS[5] orders    stream: order.paid entries for the order pipeline
   KEYS[6] moves     hash: move tag -> what lc_shelf_move answered, so a repeat answers the same
   KEYS[7] vouchers  hash: "<code>:left|per_buyer|starts|ends|room" per voucher of the shop
-  KEYS[8] claims    hash: "<code>|<buyer>" -> claims that buyer made
+  KEYS[8] claims    hash: "<code>|<buyer>" -> claims that buyer made, "<code>|<buyer>|used" ->
+                    how many of them a live hold or an order redeems
 
 Units reach the shelf from SQL's free stock and leave it for a deal only through lc_shelf_move
 (SQL's shelf_moves rows name the tags). Invariant per SKU: available + held + sold == quantity.
 Hold states as a deal hold's: held -> paying -> sold; held|paying -> expired; held -> released;
 paying -> held when a charge fails.
+
+Pricing is checkout/pricing.py's, in Python: a checkout reads the terms (lc_shelf_quote), prices
+the lines, and lc_shelf_hold stores that answer after checking the prices it used are still the
+shelf's. Lua adds amounts up; it never decides a discount.
 ]]
 
 local KEY_COUNT = 8
@@ -35,23 +42,27 @@ end
 
 local function parse_lines(text)
   local lines = {}
-  for sku, qty, price in string.gmatch(text, '(%d+):(%d+):(%d+)') do
-    lines[#lines + 1] = { sku = sku, qty = tonumber(qty), price = tonumber(price) }
+  for sku, qty, price, off in string.gmatch(text, '(%d+):(%d+):(%d+):(%d+)') do
+    lines[#lines + 1] = { sku = sku, qty = tonumber(qty), price = tonumber(price),
+                          off = tonumber(off) }
   end
   return lines
 end
 
 local function parse_hold(raw)
-  local state, expires, held_until, attempt, buyer, request, currency, lines =
-    string.match(raw, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$')
+  local state, expires, held_until, attempt, buyer, request, currency, fee, fee_off, voucher,
+    lines = string.match(raw,
+      '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$')
   return { state = state, expires = tonumber(expires), held_until = tonumber(held_until),
            attempt = attempt, buyer = buyer, request = request, currency = currency,
+           fee = tonumber(fee), fee_off = tonumber(fee_off), voucher = voucher,
            lines_text = lines, lines = parse_lines(lines) }
 end
 
 local function save_hold(K, id, h)
   redis.call('HSET', K[2], id, table.concat({ h.state, fmt(h.expires), fmt(h.held_until),
-    h.attempt, h.buyer, h.request, h.currency, h.lines_text }, '|'))
+    h.attempt, h.buyer, h.request, h.currency, fmt(h.fee), fmt(h.fee_off), h.voucher,
+    h.lines_text }, '|'))
 end
 
 local function units(h)
@@ -60,9 +71,10 @@ local function units(h)
   return n
 end
 
+-- What the buyer pays: the lines less their discounts, plus shipping less its discount.
 local function total(h)
-  local n = 0
-  for _, line in ipairs(h.lines) do n = n + line.qty * line.price end
+  local n = h.fee - h.fee_off
+  for _, line in ipairs(h.lines) do n = n + line.qty * line.price - line.off end
   return n
 end
 
@@ -74,7 +86,8 @@ local function add(K, sku, name, n)
   redis.call('HINCRBY', K[1], sku .. ':' .. name, n)
 end
 
--- Return a live hold's units to the shelf and close it with the given final state.
+-- Return a live hold's units to the shelf and close it with the given final state. A voucher
+-- it redeemed is the buyer's to use again (the claim stays made).
 local function close_hold(K, id, h, final_state)
   h.state = final_state
   save_hold(K, id, h)
@@ -82,6 +95,9 @@ local function close_hold(K, id, h, final_state)
   for _, line in ipairs(h.lines) do
     add(K, line.sku, 'available', line.qty)
     add(K, line.sku, 'held', -line.qty)
+  end
+  if h.voucher ~= '' then
+    redis.call('HINCRBY', K[8], h.voucher .. '|' .. h.buyer .. '|used', -1)
   end
 end
 
@@ -119,27 +135,74 @@ local function move(K, ARGV)
   return answer
 end
 
--- ARGV: groups of sku, price, currency, sale ("1" on sale, "0" not): the SKUs' terms as SQL
--- has them now. Units already held keep the price they were held at.
+-- ARGV: groups of sku, price, currency, sale ("1" on sale, "0" not), product: the SKUs' terms
+-- as SQL has them now. Units already held keep the price they were held at.
 local function set_terms(K, ARGV)
-  for i = 1, #ARGV, 4 do
+  for i = 1, #ARGV, 5 do
     local sku = ARGV[i]
     redis.call('HSET', K[1], sku .. ':price', ARGV[i + 1], sku .. ':currency', ARGV[i + 2],
-      sku .. ':sale', ARGV[i + 3])
+      sku .. ':sale', ARGV[i + 3], sku .. ':product', ARGV[i + 4])
   end
-  return #ARGV / 4
+  return #ARGV / 5
+end
+
+-- ARGV[1]: the shop's shipping rule, "kind:fee:free_over", as SQL has it now.
+local function set_shipping(K, ARGV)
+  redis.call('HSET', K[1], 'shipping', ARGV[1])
+  return 1
+end
+
+-- ARGV: SKU ids. What pricing needs: the shop's shipping rule ("" if never pushed), then per
+-- SKU its price, currency, sale, product and units available ("" where the shelf has none).
+local function quote(K, ARGV)
+  reclaim(K, now_ms())
+  local out = { redis.call('HGET', K[1], 'shipping') or '' }
+  for _, sku in ipairs(ARGV) do
+    local t = redis.call('HMGET', K[1], sku .. ':price', sku .. ':currency', sku .. ':sale',
+      sku .. ':product', sku .. ':available')
+    for i = 1, 5 do out[#out + 1] = t[i] or '' end
+  end
+  return out
+end
+
+-- One use of a voucher for a hold, or the refusal's word: an unused claim of the buyer's, or
+-- (a voucher not bound to a live room) a claim made here and now, as lc_shelf_claim would.
+local function redeem(K, code, buyer, now)
+  local v = redis.call('HMGET', K[7], code .. ':left', code .. ':per_buyer', code .. ':starts',
+    code .. ':ends', code .. ':room')
+  if not v[1] then return { 'voucher_not_found' } end
+  if now < tonumber(v[3]) then return { 'voucher_not_started', v[3] } end
+  if now >= tonumber(v[4]) then return { 'voucher_ended', v[4] } end
+  local key = code .. '|' .. buyer
+  local mine = tonumber(redis.call('HGET', K[8], key) or '0')
+  local used = tonumber(redis.call('HGET', K[8], key .. '|used') or '0')
+  if used < mine then
+    redis.call('HINCRBY', K[8], key .. '|used', 1)
+    return nil
+  end
+  if v[5] ~= '' then return { 'voucher_not_claimed', v[5] } end
+  if mine >= tonumber(v[2]) then return { 'voucher_used', v[2] } end
+  if tonumber(v[1]) <= 0 then return { 'voucher_exhausted' } end
+  redis.call('HINCRBY', K[7], code .. ':left', -1)
+  redis.call('HINCRBY', K[8], key, 1)
+  redis.call('HINCRBY', K[8], key .. '|used', 1)
+  return nil
 end
 
 -- ARGV[1]: shop id; ARGV[2]: buyer; ARGV[3]: request id (may be empty); ARGV[4]: hold ttl ms;
--- ARGV[5]: the total the buyer was shown ("" for none); ARGV[6..]: lines "sku:qty", one SKU
--- each. Every line is priced from the shelf's terms and held, or none is. Answers:
---   ok <hold> <expires_ms> <state> <replayed> <total> <currency> <lines>
+-- ARGV[5]: "shipping_fee:shipping_off"; ARGV[6]: voucher code ("" for none); ARGV[7..]: lines
+-- "sku:qty:unit_price:off", one SKU each, as checkout/pricing.py priced them from
+-- lc_shelf_quote. Every line is held at that price, or none is. Answers:
+--   ok <hold> <expires_ms> <state> <replayed> <total> <currency> <lines> <fee> <fee_off> <voucher>
 --   short sku:wanted:available ...       (a SKU the shelf has no terms for counts as 0 left)
 --   off_sale sku ...                     (its product was archived or the SKU deleted)
 --   mixed_currencies
---   quote <total> <lines>                (not the total the buyer was shown; nothing held)
+--   repriced                             (a price moved since the quote: quote again)
+--   voucher_* ...                        (the voucher cannot be used: see redeem)
 local function hold(K, ARGV)
-  local shop, buyer, request, ttl, expected = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+  local shop, buyer, request, ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+  local fee, fee_off = string.match(ARGV[5], '^(%d+):(%d+)$')
+  local voucher = ARGV[6]
   local now = now_ms()
   reclaim(K, now)
   local request_key = buyer .. '|' .. request
@@ -148,15 +211,15 @@ local function hold(K, ARGV)
     if existing then
       local h = parse_hold(redis.call('HGET', K[2], existing))
       return { 'ok', existing, fmt(h.expires), h.state, '1', fmt(total(h)), h.currency,
-               h.lines_text }
+               h.lines_text, fmt(h.fee), fmt(h.fee_off), h.voucher }
     end
   end
-  local lines, text = {}, {}
+  local text = {}
   local short, off = { 'short' }, { 'off_sale' }
   local currency = nil
-  local mixed = false
-  for i = 6, #ARGV do
-    local sku, qty = string.match(ARGV[i], '^(%d+):(%d+)$')
+  local mixed, repriced = false, false
+  for i = 7, #ARGV do
+    local sku, qty, price = string.match(ARGV[i], '^(%d+):(%d+):(%d+):%d+$')
     qty = tonumber(qty)
     local t = redis.call('HMGET', K[1], sku .. ':price', sku .. ':currency', sku .. ':sale',
       sku .. ':available')
@@ -169,22 +232,25 @@ local function hold(K, ARGV)
       if currency and currency ~= t[2] then mixed = true end
       currency = currency or t[2]
       if available < qty then short[#short + 1] = sku .. ':' .. qty .. ':' .. available end
+      if t[1] ~= price then repriced = true end
     end
-    local line = { sku = sku, qty = qty, price = tonumber(t[1] or '0') }
-    lines[#lines + 1] = line
-    text[#text + 1] = sku .. ':' .. qty .. ':' .. line.price
+    text[#text + 1] = ARGV[i]
   end
   if #off > 1 then return off end
   if #short > 1 then return short end
   if mixed then return { 'mixed_currencies' } end
-  local h = { state = 'held', attempt = '', buyer = buyer, request = request,
-              currency = currency, lines_text = table.concat(text, ','), lines = lines }
-  if expected ~= '' and tonumber(expected) ~= total(h) then
-    return { 'quote', fmt(total(h)), h.lines_text }
+  if repriced then return { 'repriced' } end
+  if voucher ~= '' then
+    local refused = redeem(K, voucher, buyer, now)
+    if refused then return refused end
   end
+  local h = { state = 'held', attempt = '', buyer = buyer, request = request,
+              currency = currency, fee = tonumber(fee), fee_off = tonumber(fee_off),
+              voucher = voucher, lines_text = table.concat(text, ',') }
+  h.lines = parse_lines(h.lines_text)
   local next_hold = redis.call('HINCRBY', K[1], 'next_hold', 1)
   local id = 's' .. shop .. '-' .. next_hold
-  for _, line in ipairs(lines) do
+  for _, line in ipairs(h.lines) do
     add(K, line.sku, 'available', -line.qty)
     add(K, line.sku, 'held', line.qty)
   end
@@ -193,7 +259,8 @@ local function hold(K, ARGV)
   save_hold(K, id, h)
   redis.call('ZADD', K[4], h.expires, id)
   if request ~= '' then redis.call('HSET', K[3], request_key, id) end
-  return { 'ok', id, fmt(h.expires), 'held', '0', fmt(total(h)), currency, h.lines_text }
+  return { 'ok', id, fmt(h.expires), 'held', '0', fmt(total(h)), currency, h.lines_text,
+           fmt(h.fee), fmt(h.fee_off), voucher }
 end
 
 -- Find the caller's hold; a foreign hold looks exactly like a missing one.
@@ -265,7 +332,8 @@ local function commit(K, ARGV)
   end
   redis.call('XADD', K[5], '*', 'type', 'order.paid', 'hold', id, 'shop', shop,
     'buyer', buyer, 'lines', h.lines_text, 'currency', h.currency,
-    'payment_ref', payment_ref, 'paid_ms', fmt(now_ms()), 'ship', shipping)
+    'payment_ref', payment_ref, 'paid_ms', fmt(now_ms()), 'ship', shipping,
+    'shipping_fee', fmt(h.fee), 'shipping_off', fmt(h.fee_off), 'voucher', h.voucher)
   return { 'ok', 0 }
 end
 
@@ -379,6 +447,8 @@ end
 
 register('lc_shelf_move', move)
 register('lc_shelf_terms', set_terms)
+register('lc_shelf_shipping', set_shipping)
+register('lc_shelf_quote', quote)
 register('lc_shelf_hold', hold)
 register('lc_shelf_begin_payment', begin_payment)
 register('lc_shelf_commit', commit)

@@ -1,0 +1,185 @@
+"""From what a shop's shelf says (``ShelfStore.quote``) and the voucher a buyer names to the
+priced lines a cart hold stores (decision 0028): the glue between the shelf and
+``checkout/pricing.py``, which alone decides what anything costs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from checkout import pricing
+from checkout.error_codes import CheckoutErrorCode
+from checkout.models import Voucher
+from checkout.shelf import Line, Offer, Shortfall
+from kernel.errors import Conflict, DomainError
+
+
+@dataclass(frozen=True)
+class Priced:
+    """A basket priced: the lines as the hold stores them, and every amount the buyer sees."""
+
+    lines: list[Line]
+    quote: pricing.Quote
+    currency: str
+
+    def json(self) -> dict[str, object]:
+        return {
+            "lines": [line.json() for line in self.lines],
+            "subtotal": self.quote.subtotal,
+            "discount": self.quote.discount,
+            "shipping_fee": self.quote.shipping_fee,
+            "shipping_discount": self.quote.shipping_discount,
+            "voucher": self.quote.voucher,
+            "total": self.quote.total,
+            "currency": self.currency,
+        }
+
+
+@dataclass(frozen=True)
+class ShopQuote:
+    """A shop's part of a cart as the buyer would pay it: the shipping fee and the best
+    voucher the buyer can use (the one saving the most)."""
+
+    shop_id: int
+    currency: str
+    quote: pricing.Quote
+
+    def json(self) -> dict[str, object]:
+        return {
+            "shop_id": self.shop_id,
+            "currency": self.currency,
+            "subtotal": self.quote.subtotal,
+            "discount": self.quote.discount,
+            "shipping_fee": self.quote.shipping_fee,
+            "shipping_discount": self.quote.shipping_discount,
+            "voucher": self.quote.voucher,
+            "total": self.quote.total,
+        }
+
+
+def usable(voucher: Voucher, claims: tuple[int, int, int | None], now: int) -> bool:
+    """Whether a checkout now could redeem the voucher for this buyer, as the hold decides:
+    in its window, and an unused claim, or (not bound to a live room) a claim to make."""
+    claimed, used, left = claims
+    if not voucher.starts_ms <= now < voucher.ends_ms:
+        return False
+    if used < claimed:
+        return True
+    budget_left = voucher.budget if left is None else left
+    return voucher.room_id is None and claimed < voucher.per_buyer and budget_left > 0
+
+
+def best(
+    shop_id: int,
+    lines: list[pricing.Line],
+    currency: str,
+    shipping: pricing.ShippingRule,
+    candidates: list[Voucher],
+) -> ShopQuote:
+    """The shop's part priced with the best of the candidate vouchers that applies."""
+    terms = [
+        voucher_terms(v)
+        for v in candidates
+        if v.kind == pricing.VoucherKind.PERCENT or v.currency == currency
+    ]
+    chosen = pricing.best_voucher(lines, terms, shipping=shipping)
+    return ShopQuote(shop_id, currency, pricing.quote(lines, voucher=chosen, shipping=shipping))
+
+
+def shipping_rule(encoded: str) -> pricing.ShippingRule:
+    """A shelf's "kind:fee:free_over" as pricing's rule; "" (never pushed) is free shipping."""
+    if not encoded:
+        return pricing.FREE_SHIPPING
+    kind, fee, free_over = encoded.split(":")
+    return pricing.ShippingRule(pricing.ShippingKind(kind), int(fee), int(free_over))
+
+
+def voucher_terms(voucher: Voucher) -> pricing.Voucher:
+    return pricing.Voucher(
+        code=voucher.code,
+        kind=pricing.VoucherKind(voucher.kind),
+        value=voucher.value,
+        min_spend=voucher.min_spend,
+        max_discount=voucher.max_discount,
+        products=None if voucher.products is None else frozenset(voucher.products),
+    )
+
+
+def refusal(offers: Mapping[int, Offer], units: Mapping[int, int]) -> DomainError | None:
+    """What the hold would refuse, read from the quote: a SKU off sale, too few units (a SKU
+    with no terms on this shelf has none), or lines in several currencies. None: none of it."""
+    off_sale = [sku for sku in sorted(units) if sku in offers and not offers[sku].terms.on_sale]
+    if off_sale:  # archived or deleted: none left of it
+        return short([Shortfall(sku, units[sku], 0) for sku in off_sale])
+    shortfalls = [
+        Shortfall(sku, qty, offers[sku].available if sku in offers else 0)
+        for sku, qty in sorted(units.items())
+        if sku not in offers or offers[sku].available < qty
+    ]
+    if shortfalls:
+        return short(shortfalls)
+    if len({offers[sku].terms.currency for sku in units}) > 1:
+        return Conflict(
+            "One payment is in one currency: these items are priced in several.",
+            code=CheckoutErrorCode.MIXED_CURRENCIES,
+        )
+    return None
+
+
+def price(
+    offers: Mapping[int, Offer],
+    units: Mapping[int, int],
+    shipping: pricing.ShippingRule,
+    voucher: Voucher | None,
+) -> Priced:
+    """Price the units (every SKU on offer, in one currency: see ``refusal``). A voucher the
+    basket cannot use is refused with the reason, before anything is held."""
+    skus = sorted(units)
+    currency = offers[skus[0]].terms.currency
+    basket = [
+        pricing.Line(sku, offers[sku].terms.product_id, offers[sku].terms.price, units[sku])
+        for sku in skus
+    ]
+    terms = None
+    if voucher is not None:
+        terms = voucher_terms(voucher)
+        _check_voucher(basket, terms, voucher.currency, currency)
+    quote = pricing.quote(basket, voucher=terms, shipping=shipping)
+    lines = [
+        Line(p.line.sku_id, p.line.qty, p.line.unit_price, p.subtotal - p.total)
+        for p in quote.lines
+    ]
+    return Priced(lines, quote, currency)
+
+
+def _check_voucher(
+    basket: list[pricing.Line], terms: pricing.Voucher, voucher_currency: str, currency: str
+) -> None:
+    eligible = [line.unit_price * line.qty for line in basket if pricing.applies_to(line, terms)]
+    # A percentage is in no currency; an amount is in the voucher's.
+    if not eligible or (
+        terms.kind is not pricing.VoucherKind.PERCENT and voucher_currency != currency
+    ):
+        raise Conflict(
+            "This voucher does not apply to these items.",
+            code=CheckoutErrorCode.VOUCHER_NOT_APPLICABLE,
+            voucher=terms.code,
+        )
+    if sum(eligible) < terms.min_spend:
+        raise Conflict(
+            "The items this voucher applies to cost less than its minimum spend.",
+            code=CheckoutErrorCode.VOUCHER_MIN_SPEND,
+            voucher=terms.code,
+            min_spend=terms.min_spend,
+            spend=sum(eligible),
+        )
+
+
+def short(shortfalls: list[Shortfall]) -> Conflict:
+    return Conflict(
+        "Not enough left of some items; nothing was held.",
+        code=CheckoutErrorCode.INSUFFICIENT_STOCK,
+        lines=[
+            {"sku_id": s.sku_id, "wanted": s.wanted, "available": s.available} for s in shortfalls
+        ],
+    )
