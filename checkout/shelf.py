@@ -348,13 +348,9 @@ class ShelfStore:
         uses left in its budget; None if never loaded). A read: the hold decides."""
         if not codes:
             return {}
-        keys = self.keys.shelf(shop_id)
-        mine = await self.redis.hmget(
-            keys.claims, [f"{code}|{buyer}{part}" for code in codes for part in ("", "|used")]
-        )
-        left = await self.redis.hmget(keys.vouchers, [f"{code}:left" for code in codes])
+        raw = await self._call("lc_shelf_usable", shop_id, buyer, *codes)
         return {
-            code: (int(mine[2 * i] or 0), int(mine[2 * i + 1] or 0), _int_or_none(left[i]))
+            code: (int(raw[3 * i]), int(raw[3 * i + 1]), _int_or_none(raw[3 * i + 2]))
             for i, code in enumerate(codes)
         }
 
@@ -414,8 +410,8 @@ class ShelfStore:
         return cast(str | None, await self.redis.hget(self.keys.shelf(shop_id).moves, tag))
 
 
-def _int_or_none(value: str | bytes | None) -> int | None:
-    return None if value is None else int(value)
+def _int_or_none(value: str) -> int | None:
+    return None if value == "" else int(value)
 
 
 def _shop_of(hold_id: str) -> int:

@@ -196,6 +196,35 @@ def refusal(answer: list[str]) -> DomainError:
     return NotFound("No such voucher.", code=CheckoutErrorCode.VOUCHER_NOT_FOUND)
 
 
+def check_window(voucher: Voucher, now: int) -> None:
+    if now < voucher.starts_ms:
+        raise Conflict(
+            "The voucher has not started.",
+            code=CheckoutErrorCode.VOUCHER_NOT_STARTED,
+            starts_ms=voucher.starts_ms,
+        )
+    if now >= voucher.ends_ms:
+        raise Conflict(
+            "The voucher has ended.", code=CheckoutErrorCode.VOUCHER_ENDED, ends_ms=voucher.ends_ms
+        )
+
+
+def card_json(voucher: Voucher) -> dict[str, Any]:
+    """The voucher as a live room shows it: enough to say what it saves and to claim it."""
+    return {
+        "shop_id": voucher.shop_id,
+        "code": voucher.code,
+        "kind": voucher.kind,
+        "value": voucher.value,
+        "currency": voucher.currency,
+        "min_spend": voucher.min_spend,
+        "max_discount": voucher.max_discount,
+        "budget": voucher.budget,
+        "ends_ms": voucher.ends_ms,
+        "live_only": voucher.room_id is not None,
+    }
+
+
 def voucher_json(voucher: Voucher, left: int | None) -> dict[str, Any]:
     return {
         "id": voucher.id,

@@ -58,6 +58,7 @@ def new_room(room_id: int, shop_id: int, seller_id: int, title: str, now: int) -
         "pinned": None,
         "deals": [],
         "stream": None,
+        "voucher": None,
     }
 
 
@@ -203,6 +204,16 @@ def unpin(room: Room, now: int) -> Change:
     room = copy.deepcopy(room)
     room["pinned"] = None
     return Change(room, [{"type": "unpin", "ms": now}])
+
+
+def drop_voucher(room: Room, card: dict[str, Any], now: int) -> Change:
+    """The creator drops a voucher into the live room: every viewer is told (and shown a claim
+    button), and a viewer who joins later sees it in the room until another replaces it or the
+    room ends. The caller checked the voucher is this room's shop's and claimable here."""
+    require_live(room)
+    room = copy.deepcopy(room)
+    room["voucher"] = card
+    return Change(room, [{"type": "voucher.dropped", "voucher": card, "ms": now}])
 
 
 def sku_in_bag(room: Room, sku_id: int) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -33,6 +33,7 @@ from tests.test_pages import ADDRESS, CARD, sign_in, video_plays
 
 # The console script README's first command installs into the venv, beside this interpreter.
 LIVECART = Path(sys.executable).parent / "livecart"
+MINUS = "\u2212"  # a discount is shown with a minus sign, not a hyphen
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class Demo:
     watch: str  # "watch the live:" in the banner
     studio: str  # "creator studio:"
     token: str  # "seller token:"
+    voucher: str  # "live voucher:"
 
 
 def banner_line(text: str, label: str) -> str:
@@ -68,6 +70,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
             watch=banner_line(text, "watch the live"),
             studio=banner_line(text, "creator studio"),
             token=banner_line(text, "seller token"),
+            voucher=banner_line(text, "live voucher"),
         )
     finally:
         process.send_signal(signal.SIGINT)
@@ -140,13 +143,46 @@ async def test_a_viewer_fills_a_cart_from_the_demo_bag_and_pays_once(
         await page.click("#sheet-add")
         await expect(page.locator("#cart-count")).to_have_text("3")
 
-        # The cart: both lines, one checkout, one payment for the whole of it.
+        # The cart shows the shop voucher a buyer can use (WELCOME5: 5.00 off from 30.00) and
+        # shipping (4.99 under 150.00).
         await page.click("#cart-button")
         await expect(page.locator("#cart-shops .cart-line")).to_have_count(2)
+        amounts = page.locator("#cart-shops .cart-amounts")
+        await expect(amounts.locator(".voucher")).to_contain_text("WELCOME5")
+        await expect(page.locator(".cart-checkout")).to_contain_text("$136.99")  # 137 - 5 + 4.99
+        await page.locator("#cart-sheet").evaluate("dialog => dialog.close()")
+
+        # The creator drops the room's live voucher (as the studio's button does); the viewer
+        # claims it from the room, and the cart takes the better saving: 10 % of 137.00.
+        room_id = demo.watch.rstrip("/").rsplit("/", 1)[1]
+        dropped = await page.request.post(
+            f"{demo.base}/api/rooms/{room_id}/voucher",
+            headers={"Authorization": f"Bearer {demo.token}"},
+            data={"code": demo.voucher},
+        )
+        assert dropped.status == 200, await dropped.text()
+        drop = page.locator("#voucher-drop")
+        await expect(drop).to_be_visible()
+        await expect(drop).to_contain_text(demo.voucher)
+        await expect(drop).to_contain_text("10% off")
+        assert await overflowing(page, "#voucher-drop, #voucher-drop *") == []
+        await page.click("#voucher-claim")
+        await expect(page.locator("#voucher-note")).to_have_text("Claimed: it applies at checkout")
+        await page.screenshot(path=shots / "viewer-voucher-claimed-phone.png")
+
+        # The cart: both lines, the voucher, shipping, one checkout and one payment.
+        await page.click("#cart-button")
+        await expect(amounts.locator(".voucher")).to_contain_text(demo.voucher)
+        await expect(amounts.locator(".voucher")).to_contain_text(f"{MINUS}$13.70")
+        await expect(amounts.locator(".shipping")).to_contain_text("$4.99")
+        await expect(page.locator(".cart-checkout")).to_contain_text("$128.29")  # 123.30 + 4.99
+        assert await overflowing(page, "#cart-sheet, #cart-sheet *") == []
         await page.click(".cart-checkout")
         await expect(page.locator("#cart-pay")).to_be_visible()
         await expect(page.locator("#cart-hold-lines li")).to_have_count(2)
-        await expect(page.locator("#cart-hold-total")).to_have_text("$137.00")
+        await expect(page.locator("#cart-hold-amounts .voucher")).to_contain_text(f"{MINUS}$13.70")
+        await expect(page.locator("#cart-hold-amounts .shipping")).to_contain_text("$4.99")
+        await expect(page.locator("#cart-hold-total")).to_have_text("$128.29")
         await expect(page.locator("#cart-hold-timer")).to_contain_text(":")
         assert await overflowing(page, "#cart-pay, #cart-pay *") == []
         for name, value in ADDRESS.items():
@@ -160,13 +196,17 @@ async def test_a_viewer_fills_a_cart_from_the_demo_bag_and_pays_once(
         order_id = await number.get_attribute("data-order-id")
         await expect(page.locator("#cart-count")).to_have_text("")  # bought: out of the cart
 
-        # The order page shows both lines and the one total.
+        # The order page shows both lines, the discount, shipping and the one total.
         await page.goto(f"{demo.base}/orders")
         order = page.locator(f"#order-{order_id}")
         await expect(order.locator(".order-line")).to_have_count(2)
         await expect(order.locator(".order-line").first).to_contain_text("Puffer jacket · Sand / M")
         await expect(order.locator(".order-line").nth(1)).to_contain_text("Stoneware mug")
-        await expect(order.locator(".order-total")).to_contain_text("$137.00")
+        await expect(order.locator(".order-discount")).to_contain_text(
+            f"{demo.voucher} {MINUS}$13.70"
+        )
+        await expect(order.locator(".order-shipping")).to_contain_text("$4.99")
+        await expect(order.locator(".order-total")).to_contain_text("$128.29")
 
         # In Arabic the sheets read right to left and fit the phone.
         ar = arabic.page
@@ -178,6 +218,18 @@ async def test_a_viewer_fills_a_cart_from_the_demo_bag_and_pays_once(
         await ar.locator("#product-sheet .choice").first.click()
         assert await overflowing(ar, "#product-sheet, #product-sheet *") == []
         await ar.screenshot(path=shots / "viewer-product-sheet-arabic-phone.png")
+        # The dropped voucher and the cart's amounts, right to left, inside 390 px.
+        await ar.locator("#product-sheet").evaluate("dialog => dialog.close()")
+        await expect(ar.locator("#voucher-drop")).to_be_visible()
+        assert await overflowing(ar, "#voucher-drop, #voucher-drop *") == []
+        await ar.click("#bag-button")
+        await ar.locator("#bag-items .bag-item button").nth(1).click()
+        await ar.click("#sheet-add")
+        await expect(ar.locator("#cart-count")).to_have_text("1")
+        await ar.click("#cart-button")
+        await expect(ar.locator("#cart-shops .cart-amounts .shipping")).to_be_visible()
+        assert await overflowing(ar, "#cart-sheet, #cart-sheet *") == []
+        await ar.screenshot(path=shots / "viewer-cart-arabic-phone.png")
         assert_clean(viewer, arabic)
     finally:
         for ctx in (en_ctx, ar_ctx):

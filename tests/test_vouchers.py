@@ -1,7 +1,8 @@
 """Vouchers over HTTP against the running server (decision 0028): a seller makes one, buyers
 claim it, and a storm of 1,000 concurrent claims of a 100-use voucher gets exactly 100;
 per-buyer limits, windows and live-only rooms refuse with their codes; a voucher whose put on
-the shelf was lost (a crash after SQL) is put there by the first claim."""
+the shelf was lost (a crash after SQL) is put there by the first claim; a creator drops one into
+the live room and every viewer, including a late one, sees it."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from redis.asyncio import Redis
 from checkout.keys import Keyspace
 from kernel.db import Database
 from tests.conftest import SellerAccount, viewer_headers
+from tests.harness import Server
 from tests.helpers import Headers, assert_error, make_seller
+from tests.wsclient import WsViewer
 from web.auth import GuestSessions
 
 pytestmark = pytest.mark.storage
@@ -150,3 +153,67 @@ async def test_a_voucher_missing_from_the_shelf_is_put_there_by_the_first_claim(
         for _ in range(3)
     ]
     assert outcomes == [201, 201, 409]
+
+
+async def test_a_creator_drops_a_voucher_into_the_live_and_viewers_see_it(
+    http: httpx.AsyncClient,
+    seller: SellerAccount,
+    sessions: GuestSessions,
+    server: Server,
+    db: Database,
+) -> None:
+    r = await http.post(
+        "/api/rooms", headers=seller.headers, json={"shop_id": seller.shop.id, "title": "Drop"}
+    )
+    room_id = r.json()["room"]["id"]
+    other = await http.post(
+        "/api/rooms", headers=seller.headers, json={"shop_id": seller.shop.id, "title": "Other"}
+    )
+    assert (await make(http, seller, code="ROOM", room_id=room_id)).status_code == 201
+    assert (
+        await make(http, seller, code="ELSEWHERE", room_id=other.json()["room"]["id"])
+    ).is_success
+    assert (await make(http, seller, code="SHOPWIDE", kind="fixed", value=300)).is_success
+
+    async def drop(code: str, headers: Headers = seller.headers) -> httpx.Response:
+        return await http.post(
+            f"/api/rooms/{room_id}/voucher", headers=headers, json={"code": code}
+        )
+
+    assert_error(await drop("ROOM"), 409, "room_not_live")
+    assert (await http.post(f"/api/rooms/{room_id}/live", headers=seller.headers)).is_success
+    viewer = await WsViewer.open(server.base_url, room_id)
+    try:
+        await viewer.hello(sessions.issue()[1])
+        assert_error(await drop("ELSEWHERE"), 404, "voucher_not_found")
+        assert_error(await drop("NOPE"), 404, "voucher_not_found")
+        rival = await make_seller(db, "Rival")
+        assert_error(await drop("ROOM", rival.headers), 404, "room_not_found")
+        r = await drop("ROOM")
+        assert r.status_code == 200, r.text
+        assert r.json()["room"]["voucher"]["code"] == "ROOM"
+        event = await viewer.next("voucher.dropped")
+        assert event["voucher"] == {
+            "shop_id": seller.shop.id,
+            "code": "ROOM",
+            "kind": "percent",
+            "value": 1000,
+            "currency": "USD",
+            "min_spend": 0,
+            "max_discount": None,
+            "budget": 100,
+            "ends_ms": event["voucher"]["ends_ms"],
+            "live_only": True,
+        }
+        # A viewer who joins later sees the one dropped last in the room's snapshot.
+        assert (await drop("SHOPWIDE")).status_code == 200
+        late = await WsViewer.open(server.base_url, room_id)
+        try:
+            await late.hello(sessions.issue()[1])
+            snapshot = await late.next("snapshot")
+            assert snapshot["room"]["voucher"]["code"] == "SHOPWIDE"
+            assert snapshot["room"]["voucher"]["live_only"] is False
+        finally:
+            await late.close()
+    finally:
+        await viewer.close()

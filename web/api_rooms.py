@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from catalog.error_codes import CatalogErrorCode
 from catalog.models import Seller
+from checkout import vouchers
 from checkout.error_codes import CheckoutErrorCode
 from kernel.clock import now_ms
 from kernel.errors import Invalid, NotFound
@@ -25,7 +26,7 @@ from web.auth import seller
 from web.error_codes import WebErrorCode
 from web.http import JSONResponse, json_body
 from web.routing import Answer, Api, Param
-from web.schemas import FlashDealIn, ProductRef, RoomIn
+from web.schemas import FlashDealIn, ProductRef, RoomIn, VoucherRef
 from web.services import Services, services
 
 api = Api()
@@ -159,6 +160,44 @@ async def go_live(request: Request) -> Response:
     svc, _me, room_id = await _owned(request)
     async with svc.db.session() as session:
         return changed(await live_service.go_live(session, svc.rooms, room_id))
+
+
+@api.route(
+    "POST",
+    "/api/rooms/{room_id:id}/voucher",
+    "Drop one of your shop's vouchers into the live room for viewers to claim",
+    body=VoucherRef,
+    auth="seller",
+    tag="rooms",
+    ok={200: out.RoomAnswer},
+    errors=(
+        *CHANGE_ROOM,
+        LiveErrorCode.ROOM_NOT_LIVE,
+        CheckoutErrorCode.VOUCHER_NOT_FOUND,
+        CheckoutErrorCode.VOUCHER_NOT_STARTED,
+        CheckoutErrorCode.VOUCHER_ENDED,
+    ),
+)
+async def drop_voucher(request: Request) -> Response:
+    svc = services(request)
+    me = await seller(request)
+    room_id: int = request.path_params["room_id"]
+    body = await json_body(request, VoucherRef)
+    async with svc.db.session() as session:
+        room = await live_service.owned_room(session, me, room_id)
+        voucher = await vouchers.get(session, room.shop_id, body.code)
+    if voucher.room_id not in (None, room_id):  # bound to another room: not this room's
+        raise NotFound(
+            "No such voucher for this room.",
+            code=CheckoutErrorCode.VOUCHER_NOT_FOUND,
+            code_asked=body.code,
+        )
+    now = now_ms()
+    vouchers.check_window(voucher, now)
+    # A voucher whose put on the shelf was lost is put there now, before anyone claims it.
+    await vouchers.put_on_shelf(svc.holds.shelf, voucher)
+    card = vouchers.card_json(voucher)
+    return changed(await svc.rooms.update(room_id, lambda r: rules.drop_voucher(r, card, now)))
 
 
 @api.route(

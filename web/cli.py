@@ -104,6 +104,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings, crash: CrashPoints) -
                     f"  API document:   {base}/openapi.json",
                     f"  health:         {base}/healthz",
                     f"  seller token:   {demo.seller_token}",
+                    f"  live voucher:   {demo.live_voucher} (drop it from the studio)",
                     f"  video:          {publish_line(demo.room_id, base, demo.seller_token)}",
                 ]
             ),

@@ -1,6 +1,8 @@
 """Seeds a demo shop: a seller, two products (a jacket in colours and sizes, a mug), and a live
 room with both products in its bag, the jacket pinned, a live flash deal on its first SKU and
-a scheduled one on the mug.
+a scheduled one on the mug; shipping at 4.99, free from 150.00; a shop voucher (WELCOME5, 5.00
+off from 30.00) and a live-only one for the room (LIVE10, 10 % off, 100 uses) for the creator to
+drop from the studio.
 
 Seeding is idempotent: a rerun on the same data directory finds the demo seller, shop,
 products and open room and only adds what is missing (a deal that ended is started afresh; a
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
 from sqlmodel import select
@@ -20,8 +23,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from catalog import service
 from catalog.models import Deal, Product, Seller, Shop
 from catalog.rules import DealTerms
+from checkout import vouchers
 from checkout.holds import HoldStore
 from checkout.keys import Keyspace
+from checkout.pricing import VoucherKind
+from checkout.shelf import ShelfStore
+from checkout.shelving import Shelving
 from kernel.clock import now_ms
 from kernel.db import Database
 from live import rules
@@ -80,6 +87,7 @@ class DemoShop:
     scheduled_deal_id: int
     room_id: int
     shop_handle: str
+    live_voucher: str  # the room's live-only voucher's code, to drop from the studio
 
 
 @dataclass(frozen=True)
@@ -88,6 +96,7 @@ class Stores:
     rooms: RoomStore
     hold_ttl_ms: int
     pay_ttl_ms: int
+    shelf: ShelfStore
 
 
 async def seed_demo(settings: Settings) -> DemoShop:
@@ -99,9 +108,16 @@ async def seed_demo(settings: Settings) -> DemoShop:
         RoomStore(redis, LiveKeys(settings.redis_prefix), settings.room_log_maxlen),
         settings.hold_ttl_s * 1000,
         settings.pay_ttl_s * 1000,
+        ShelfStore(
+            redis,
+            Keyspace(settings.redis_prefix),
+            hold_ttl_ms=settings.hold_ttl_s * 1000,
+            pay_ttl_ms=settings.pay_ttl_s * 1000,
+        ),
     )
     await stores.holds.install()
     await stores.rooms.install()
+    await stores.shelf.install()
     try:
         async with db.session() as session:
             me, shop, token = await _seller(session)
@@ -138,12 +154,19 @@ async def seed_demo(settings: Settings) -> DemoShop:
                     ends_ms=now + 2 * HOUR_MS,
                 ),
             )
+            await service.set_shipping(session, me, shop.id, "free_over", 499, 15000)
+            await Shelving(stores.shelf).publish_shipping(session, shop.id)
+            await _voucher(session, stores.shelf, shop.id, "WELCOME5", WELCOME, room_id=None)
+            live_voucher = await _voucher(
+                session, stores.shelf, shop.id, "LIVE10", LIVE10, room_id=room["id"]
+            )
         return DemoShop(
             seller_token=token,
             live_deal_id=live,
             scheduled_deal_id=scheduled,
             room_id=room["id"],
             shop_handle=shop.handle,
+            live_voucher=live_voucher,
         )
     finally:
         await redis.aclose()
@@ -219,6 +242,45 @@ async def _room(
         room_id, lambda r: rules.pin(r, first, now_ms()) if r["pinned"] is None else rules.Change(r)
     )
     return done.change.room
+
+
+WELCOME = dict(kind=VoucherKind.FIXED, value=500, min_spend=3000, budget=1000, per_buyer=1)
+LIVE10 = dict(kind=VoucherKind.PERCENT, value=1000, min_spend=0, budget=100, per_buyer=1)
+VOUCHER_DAYS = 30
+
+
+async def _voucher(
+    session: AsyncSession,
+    shelf: ShelfStore,
+    shop_id: int,
+    code: str,
+    terms: dict[str, Any],
+    room_id: int | None,
+) -> str:
+    """The shop's running voucher of these terms (for ``room_id``, if one), or a new one. A
+    room's voucher stays with its room: a new room gets its own code (LIVE10-<room>)."""
+    now = now_ms()
+    for voucher in await vouchers.of_shop(session, shop_id):
+        if voucher.code.startswith(code) and voucher.room_id == room_id and now < voucher.ends_ms:
+            await vouchers.put_on_shelf(shelf, voucher)
+            return voucher.code
+    taken = {v.code for v in await vouchers.of_shop(session, shop_id)}
+    if code in taken:
+        code = f"{code}-{room_id}" if room_id is not None else f"{code}-{now // 1000}"
+    made = await vouchers.create(
+        session,
+        shop_id,
+        vouchers.VoucherTerms(
+            code=code,
+            currency="USD",
+            starts_ms=now,
+            ends_ms=now + VOUCHER_DAYS * 24 * HOUR_MS,
+            room_id=room_id,
+            **terms,
+        ),
+    )
+    await vouchers.put_on_shelf(shelf, made)
+    return made.code
 
 
 async def _deal(

@@ -462,6 +462,19 @@ class Stream(Out):
     started_ms: int
 
 
+class DroppedVoucher(Out):
+    shop_id: int
+    code: str
+    kind: Literal["percent", "fixed", "shipping"]
+    value: int  # basis points (percent) or minor units
+    currency: str
+    min_spend: int
+    max_discount: int | None
+    budget: int
+    ends_ms: int
+    live_only: bool  # claimable only here, while the room is live
+
+
 class Room(Out):
     id: int
     shop_id: int
@@ -475,6 +488,7 @@ class Room(Out):
     pinned: int | None
     deals: list[FlashDeal]
     stream: Stream | None
+    voucher: DroppedVoucher | None = None  # the voucher the creator dropped, to claim here
 
 
 class RoomAnswer(Out):

@@ -335,6 +335,10 @@ class ProductRef(Strict):
     product_id: int = Field(ge=1, le=MAX_ID)
 
 
+class VoucherRef(Strict):
+    code: VoucherCode = Field(description="One of the room's shop's vouchers")
+
+
 class FlashDealIn(Strict):
     sku_id: int = Field(ge=1, le=MAX_ID)
     deal_price: int = Field(ge=1, le=MAX_MONEY)

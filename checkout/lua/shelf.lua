@@ -423,6 +423,19 @@ local function claim(K, ARGV)
   return { 'ok', fmt(left), fmt(mine) }
 end
 
+-- ARGV: buyer, codes. For showing a cart: per code, the claims the buyer made, how many of them
+-- a live hold or an order redeems, and the uses left ("" for a voucher never loaded).
+local function usable(K, ARGV)
+  local buyer, out = ARGV[1], {}
+  for i = 2, #ARGV do
+    local key = ARGV[i] .. '|' .. buyer
+    out[#out + 1] = redis.call('HGET', K[8], key) or '0'
+    out[#out + 1] = redis.call('HGET', K[8], key .. '|used') or '0'
+    out[#out + 1] = redis.call('HGET', K[7], ARGV[i] .. ':left') or ''
+  end
+  return out
+end
+
 -- ARGV: codes. Each one's uses left ("" for one never loaded).
 local function vouchers_left(K, ARGV)
   local out = {}
@@ -460,3 +473,4 @@ register('lc_shelf_stock', stock)
 register('lc_shelf_load_voucher', load_voucher)
 register('lc_shelf_claim', claim)
 register('lc_shelf_vouchers_left', vouchers_left)
+register('lc_shelf_usable', usable)

@@ -7,6 +7,7 @@ Create Date: 2026-12-03 08:00:00
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -20,7 +21,7 @@ depends_on: str | Sequence[str] | None = None
 # Plain ADD and DROP COLUMN (SQLite has both): a batch rebuild of shops or orders would drop a
 # table every other table points at.
 MONEY, CODE, KIND = sa.BigInteger(), sa.String(length=32), sa.String(length=16)
-COLUMNS = {  # table -> (column, type, default)
+COLUMNS: dict[str, list[tuple[str, Any, str]]] = {  # table -> (column, type, default)
     "shops": [
         ("shipping_kind", KIND, "flat"),
         ("shipping_fee", MONEY, "0"),

@@ -178,6 +178,17 @@ function orderLine(line, currency) {
   );
 }
 
+// What a cart's order saved and paid for shipping (docs/protocol.md, Cart).
+function orderAmounts(order) {
+  const rows = [];
+  if (order.voucher) {
+    rows.push(el("p", { class: "order-discount" }, t("voucher_line", { code: order.voucher }), " −", money(order.discount, order.currency)));
+  }
+  const shipping = order.shipping_fee - order.shipping_discount;
+  rows.push(el("p", { class: "order-shipping" }, t("shipping_fee"), " ", shipping > 0 ? money(shipping, order.currency) : t("free_shipping")));
+  return el("div", { class: "order-amounts" }, ...rows);
+}
+
 function orderItem(order) {
   const item = order.item || {};
   const title = item.variant ? `${item.title} · ${item.variant}` : item.title || `#${order.sku_id}`;
@@ -195,6 +206,7 @@ function orderItem(order) {
       order.lines
         ? el("ul", { class: "order-lines" }, ...order.lines.map((line) => orderLine(line, order.currency)))
         : null,
+      order.lines ? orderAmounts(order) : null,
       order.lines
         ? el("p", { class: "order-total" }, t("total"), " ", money(order.total, order.currency))
         : el("p", {}, title, " · ", t("order_qty", { qty: order.quantity }), " · ", money(order.total, order.currency)),

@@ -21,6 +21,17 @@ function errorText(code) {
   return known === `error_${code}` ? t("error_generic") : known;
 }
 
+// Subtotal, the voucher's saving, shipping: what a cart's shop part or a hold adds up to
+// (the total is shown beside the button or below).
+function amounts({ subtotal, discount, shipping_fee: fee, shipping_discount: feeOff, voucher }, currency, className) {
+  const row = (label, value, name) => el("div", { class: `amount ${name}` }, el("dt", {}, label), el("dd", {}, value));
+  const rows = [row(t("subtotal"), money(subtotal, currency), "subtotal")];
+  if (voucher) rows.push(row(t("voucher_line", { code: voucher }), `−${money(discount, currency)}`, "voucher"));
+  const shipping = fee - feeOff;
+  rows.push(row(t("shipping_fee"), shipping > 0 ? money(shipping, currency) : t("free_shipping"), "shipping"));
+  return el("dl", { class: className }, ...rows);
+}
+
 // The SKU whose values are all the chosen ones (a product without options: the chosen SKU).
 function chosenSku(card, chosen) {
   if (!card.options?.length) return card.skus.find((s) => s.sku_id === chosen.sku) || null;
@@ -210,11 +221,12 @@ export class Shop {
         "section",
         { class: "cart-shop", dataset: { shopId: shop.shop_id } },
         el("ul", { class: "cart-lines" }, ...mine.map((line) => this.cartLine(line))),
+        amounts(shop, shop.currency, "cart-amounts"),
         el("button", {
           type: "button",
           class: "primary cart-checkout",
           onclick: (event) => this.checkout(shop, event.currentTarget),
-        }, t("cart_checkout", { amount: money(shop.subtotal, shop.currency) })),
+        }, t("cart_checkout", { amount: money(shop.total, shop.currency) })),
       );
     });
     $("cart-shops").replaceChildren(...groups);
@@ -248,11 +260,11 @@ export class Shop {
     button.disabled = true;
     $("cart-error").textContent = "";
     try {
-      const held = await call("POST", "/api/cart/checkout", {
-        shop_id: shop.shop_id,
-        expected_total: shop.subtotal,
-        request_id: `cart-${randomId()}`,
-      });
+      // The best voucher the cart showed is the one redeemed; the total shown is the one
+      // expected, so anything that moved since is refused rather than charged.
+      const body = { shop_id: shop.shop_id, expected_total: shop.total, request_id: `cart-${randomId()}` };
+      if (shop.voucher) body.voucher = shop.voucher;
+      const held = await call("POST", "/api/cart/checkout", body);
       $("cart-sheet").close();
       this.openPay(held);
     } catch (error) {
@@ -273,6 +285,7 @@ export class Shop {
       return el("li", {}, el("bdi", {}, name), ` × ${line.qty} `, el("span", { class: "price" }, money(line.qty * line.unit_price, currency)));
     });
     $("cart-hold-lines").replaceChildren(...lines);
+    $("cart-hold-amounts").replaceChildren(amounts(hold, currency, "hold-amounts"));
     $("cart-hold-total").textContent = money(total, currency);
     $("cart-pay-submit").textContent = t("pay", { amount: money(total, currency) });
     $("cart-pay-error").textContent = "";

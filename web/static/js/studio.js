@@ -37,6 +37,7 @@ function receive(m) {
     state.stock = Object.fromEntries(Object.entries(m.stock).map(([id, left]) => [Number(id), left]));
     $("chat-lines").replaceChildren(...m.chat.map(chatLine));
     render();
+    refreshVouchers();
     return;
   }
   if (m.type === "stream.failed") {
@@ -62,6 +63,7 @@ function receive(m) {
     case "deal.stock": case "deal.sold_out": case "deal.restocked": state.stock[m.deal_id] = m.left; break;
     case "chat": $("chat-lines").append(chatLine(m)); $("chat-lines").scrollTop = 1e9; return;
     case "chat.deleted": document.querySelector(`[data-seq="${m.chat_seq}"]`)?.remove(); return;
+    case "voucher.dropped": room.voucher = m.voucher; renderVouchers(); return;
     case "viewers": $("fig-viewers").textContent = m.count; return;
     default: return;
   }
@@ -83,7 +85,49 @@ function render() {
   $("go-live").disabled = room.status === "ended" || Boolean(peer) || publishing;
   renderBag();
   renderDeals();
+  renderVouchers();
 }
+
+// --- vouchers: the shop's running ones, dropped into the live for viewers to claim ----------
+
+let vouchers = []; // the shop's vouchers with the uses left, refreshed with the figures
+
+async function refreshVouchers() {
+  if (!state.room) return;
+  try {
+    vouchers = (await api("GET", `/api/shops/${state.room.shop_id}/vouchers`)).vouchers;
+  } catch {
+    return; // the next refresh will tell
+  }
+  renderVouchers();
+}
+
+function renderVouchers() {
+  const room = state.room;
+  if (!room) return;
+  const now = socket.now();
+  const droppable = vouchers.filter((v) => v.starts_ms <= now && now < v.ends_ms && (v.room_id === null || v.room_id === roomId));
+  const picked = $("voucher-pick").value;
+  $("voucher-pick").replaceChildren(
+    ...droppable.map((v) => el("option", { value: v.code }, `${v.code} · ${v.left} of ${v.budget} left${v.room_id ? " · this live only" : ""}`)),
+  );
+  if (droppable.some((v) => v.code === picked)) $("voucher-pick").value = picked;
+  $("voucher-form").hidden = droppable.length === 0;
+  $("voucher-none").hidden = droppable.length > 0;
+  $("voucher-drop").disabled = room.status !== "live";
+  const dropped = room.voucher;
+  const left = vouchers.find((v) => v.code === dropped?.code)?.left;
+  $("voucher-now").textContent = dropped
+    ? `Dropped: ${dropped.code}${left === undefined ? "" : ` · ${left} of ${dropped.budget} left`}`
+    : "No voucher dropped yet.";
+}
+
+$("voucher-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  $("voucher-error").textContent = "";
+  const code = $("voucher-pick").value;
+  if (code) act(() => call("POST", `/api/rooms/${roomId}/voucher`, { code }), "voucher-error");
+});
 
 function renderBag() {
   const room = state.room;
@@ -340,6 +384,9 @@ async function refreshFigures() {
     // the next refresh will tell
   }
 }
-setInterval(refreshFigures, 2000);
+setInterval(() => {
+  refreshFigures();
+  refreshVouchers();
+}, 2000);
 refreshFigures();
 socket.start();

@@ -128,6 +128,10 @@ const handlers = {
     while (lines.children.length > 100) lines.firstElementChild.remove();
     scrollChat();
   },
+  "voucher.dropped"(m) {
+    state.room.voucher = m.voucher;
+    renderVoucher();
+  },
   "chat.deleted"(m) {
     document.querySelector(`[data-seq="${m.chat_seq}"]`)?.remove();
   },
@@ -187,6 +191,7 @@ function renderAll() {
   renderCard();
   renderChatForm();
   renderBag();
+  renderVoucher();
 }
 
 // Nobody is watching an ended live: the count goes with it.
@@ -564,6 +569,52 @@ $("bag-button").addEventListener("click", async () => {
 });
 
 $("cart-button").addEventListener("click", () => shop.openCart());
+
+// --- a voucher the creator dropped --------------------------------------------------------
+
+const claimedVouchers = new Set(); // codes this page claimed (or the server says were claimed)
+
+function voucherOffer(v) {
+  let offer;
+  if (v.kind === "percent") offer = t("voucher_percent", { percent: v.value / 100 });
+  else if (v.kind === "shipping") offer = t("voucher_shipping", { amount: money(v.value, v.currency) });
+  else offer = t("voucher_amount", { amount: money(v.value, v.currency) });
+  return v.min_spend > 0 ? `${offer} ${t("voucher_min_spend", { amount: money(v.min_spend, v.currency) })}` : offer;
+}
+
+function renderVoucher() {
+  const v = state.room?.voucher;
+  const box = $("voucher-drop");
+  box.hidden = !v || state.room.status !== "live" || socket.now() >= v.ends_ms;
+  if (box.hidden) return;
+  box.dataset.code = v.code;
+  $("voucher-code").textContent = v.code;
+  $("voucher-offer").textContent = voucherOffer(v);
+  const claimed = claimedVouchers.has(v.code);
+  $("voucher-claim").disabled = claimed;
+  $("voucher-claim").textContent = claimed ? "✓" : t("claim");
+  $("voucher-note").textContent = claimed ? t("voucher_claimed_note") : $("voucher-note").textContent;
+}
+
+$("voucher-claim").addEventListener("click", async () => {
+  const v = state.room?.voucher;
+  if (!v) return;
+  $("voucher-claim").disabled = true;
+  $("voucher-note").textContent = "";
+  try {
+    const token = await guestToken();
+    await api("POST", `/api/shops/${v.shop_id}/vouchers/${encodeURIComponent(v.code)}/claim`, {
+      headers: { Authorization: `Bearer ${token}` },
+    });
+    claimedVouchers.add(v.code);
+  } catch (error) {
+    if (error.code === "voucher_claimed") claimedVouchers.add(v.code);
+    else $("voucher-note").textContent = errorText(error.code);
+  }
+  renderVoucher();
+  if (!claimedVouchers.has(v.code)) $("voucher-claim").disabled = false;
+  shop.refresh(); // the cart now shows the voucher's saving
+});
 
 // --- chat ---------------------------------------------------------------------------------
 
