@@ -62,6 +62,13 @@ def new_room(room_id: int, shop_id: int, seller_id: int, title: str, now: int) -
     }
 
 
+def current(room: Room) -> Room:
+    """A room as stored by an older version, with the keys added since (at their defaults)."""
+    room.setdefault("stream", None)
+    room.setdefault("voucher", None)
+    return room
+
+
 def clean_title(title: str) -> str:
     text = " ".join(title.split())
     if not text or len(text) > MAX_TITLE:

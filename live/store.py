@@ -63,7 +63,7 @@ class RoomStore:
         raw, ver, seq = await self.redis.fcall("lc_room_read", 2, k.meta, k.state)
         if not raw:
             return None
-        return Snapshot(orjson.loads(raw), int(ver), int(seq))
+        return Snapshot(rules.current(orjson.loads(raw)), int(ver), int(seq))
 
     async def create(self, room: rules.Room) -> None:
         """Write a new room's first state (version 1). Refuses to overwrite a room."""

@@ -67,6 +67,7 @@ from web import (
     seller_finance,
     seller_pages,
     seller_products,
+    seller_promotions,
     seller_returns,
     ws,
 )
@@ -319,6 +320,8 @@ def page_routes() -> list[BaseRoute]:
         ),
         Route("/seller/finance/withdraw", seller_finance.withdraw, methods=["POST"]),
         Route("/seller/finance/payout-method", seller_finance.set_payout_method, methods=["POST"]),
+        Route("/seller/shipping", seller_promotions.set_shipping, methods=["POST"]),
+        Route("/seller/vouchers", seller_promotions.create_voucher, methods=["POST"]),
         Route("/studio/{room_id:id}", seller_pages.studio),
         Mount("/static", StaticFiles(packages=[("web", "static")]), name="static"),
     ]

@@ -78,6 +78,13 @@ def minor_digits(currency: str) -> int:
     return ISO_MINOR_DIGITS.get(currency, 2)
 
 
+def major_units(amount: int, currency: str) -> str:
+    """Minor units as a price field shows them (4.99; 1000 in yen), the way the seller center's
+    ``money_field`` reads them back."""
+    digits = minor_digits(currency)
+    return f"{amount // 10**digits}.{amount % 10**digits:0{digits}d}" if digits else str(amount)
+
+
 def format_money(amount: int, currency: str, lang: str) -> str:
     """Integer minor units as a price in the language, e.g. 1990 USD: ``$19.90`` in English,
     ``19,90 $US`` in French."""

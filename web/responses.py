@@ -488,7 +488,7 @@ class Room(Out):
     pinned: int | None
     deals: list[FlashDeal]
     stream: Stream | None
-    voucher: DroppedVoucher | None = None  # the voucher the creator dropped, to claim here
+    voucher: DroppedVoucher | None  # the voucher the creator dropped last, to claim here
 
 
 class RoomAnswer(Out):

@@ -49,6 +49,7 @@ from web.finance_view import finance_view
 from web.form_data import Upload, parse_multipart
 from web.http import BadRequest, parse, read_limited, status_of
 from web.pages import not_found_page
+from web.promotions_view import promotions_view
 from web.return_views import returns_view
 from web.schemas import MAX_ID, OrderActionIn, RoomIn
 from web.services import services
@@ -330,6 +331,9 @@ async def _center(
             for row in room_rows
         ]
         deal_rows = await _deals(session, svc.holds, shop_ids)
+        promotions = await promotions_view(
+            request, session, svc.holds.shelf, shops, _main_currency(every_product), me
+        )
     returns = await returns_view(svc.db, shop_ids)
     returns_pending = await return_store.count_open(svc.db, shop_ids)
     on_sale = [p for p in every_product if not p["archived"]]
@@ -368,6 +372,7 @@ async def _center(
         "deals": deal_rows,
         "returns": returns,
         "finance": finance,
+        "promotions": promotions,
         "currency": _main_currency(every_product),
         "csrf": svc.seller_sessions.csrf_token(request.cookies.get(COOKIE, "")),
         "refused": refused,
@@ -711,12 +716,6 @@ def money_field(form: dict[str, str], name: str, currency: str) -> int:
         )
     scale: int = 10**digits
     return int(whole) * scale + int(fraction.ljust(digits, "0") or "0")
-
-
-def major_units(amount: int, currency: str) -> str:
-    """Minor units as the price field shows them, the way ``money_field`` reads them back."""
-    digits = minor_digits(currency)
-    return f"{amount // 10**digits}.{amount % 10**digits:0{digits}d}" if digits else str(amount)
 
 
 def parse_form(model: type[Model], data: dict[str, Any]) -> Model:

@@ -17,6 +17,7 @@ from kernel.errors import DomainError, Invalid, NotFound, Unauthorized
 from web.auth import signed_in_seller
 from web.cookies import COOKIE
 from web.http import status_of
+from web.l10n import major_units
 from web.pages import not_found_page
 from web.schemas import ProductIn, ProductPatch, SkuIn, SkuPatch
 from web.seller_pages import (
@@ -24,7 +25,6 @@ from web.seller_pages import (
     Refused,
     field_of,
     form_action,
-    major_units,
     money_field,
     parse_form,
     to_login,
