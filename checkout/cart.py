@@ -203,8 +203,10 @@ class Carts:
         quoted = None
         if items and shop_id is not None:
             # Buy now, naming the shop (the bag's cards carry it): when the shelf has terms for
-            # every item, this quote is the hold's, and the SKU index is not read.
-            quoted = await self.shelving.shelf.quote(shop_id, sorted(units))
+            # every item (read a moment ago, or now), they price the hold, and the SKU index is
+            # not read.
+            shelf, skus = self.shelving.shelf, sorted(units)
+            quoted = shelf.recent_quote(shop_id, skus) or await shelf.quote(shop_id, skus)
         if quoted is not None and len(quoted.offers) == len(units):
             shop, mine = shop_id or 0, dict(units)
         else:
@@ -256,9 +258,10 @@ class Carts:
         voucher: Voucher | None,
         quoted: ShelfQuote | None = None,
     ) -> ShelfHold:
-        """Quote, price, hold. Each repair SQL owes the shelf happens at most once: a SKU or
-        the shipping rule never pushed, too few units on the shelf (its free ones are put
-        there), a voucher never loaded; and a price moved between quote and hold quotes anew."""
+        """Quote, price, hold. The first round may price from terms read a moment ago (the
+        hold proves them current or refuses "repriced"); the others read the shelf. Each repair
+        SQL owes the shelf happens at most once: a SKU or the shipping rule never pushed, too
+        few units on the shelf (its free ones are put there), a voucher never loaded."""
         shelf = self.shelving.shelf
         skus = sorted(units)
         repaired: set[str] = set()
@@ -279,13 +282,15 @@ class Carts:
             return True
 
         for attempt in range(ATTEMPTS):
-            if attempt > 0 or quoted is None:  # the caller's quote serves the first round only
+            if attempt == 0 and quoted is None:
+                quoted = shelf.recent_quote(shop, skus)
+            if attempt > 0 or quoted is None:  # a remembered quote serves the first round only
                 quoted = await shelf.quote(shop, skus)
             if len(quoted.offers) < len(skus) and await repair("terms"):
                 continue
             if quoted.shipping == "" and await repair("shipping"):
                 continue
-            refused = quoting.refusal(quoted.offers, units)
+            refused = quoting.refusal(quoted.offers, units, stock_known=quoted.stock_known)
             short = refused is not None and refused.code is CheckoutErrorCode.INSUFFICIENT_STOCK
             if short and await repair("stock"):
                 continue
@@ -295,6 +300,8 @@ class Carts:
                 quoted.offers, units, quoting.shipping_rule(quoted.shipping), voucher
             )
             if expected_total is not None and priced.quote.total != expected_total:
+                if not quoted.stock_known:  # remembered terms may be older than what was shown
+                    continue
                 raise Conflict(
                     "The total changed since you looked: see the lines and the new total.",
                     code=CheckoutErrorCode.QUOTE_CHANGED,
@@ -309,6 +316,7 @@ class Carts:
                 shipping_fee=priced.quote.shipping_fee,
                 shipping_discount=priced.quote.shipping_discount,
                 voucher="" if voucher is None else voucher.code,
+                priced_with=(quoted.shipping, priced.currency),
             )
             if not isinstance(answer, Refusal):
                 return answer

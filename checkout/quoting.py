@@ -4,6 +4,7 @@ priced lines a cart hold stores (decision 0028): the glue between the shelf and
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -86,6 +87,7 @@ def best(
     return ShopQuote(shop_id, currency, pricing.quote(lines, voucher=chosen, shipping=shipping))
 
 
+@functools.lru_cache(maxsize=1024)  # a handful of rules, parsed on every checkout
 def shipping_rule(encoded: str) -> pricing.ShippingRule:
     """A shelf's "kind:fee:free_over" as pricing's rule; "" (never pushed) is free shipping."""
     if not encoded:
@@ -105,16 +107,19 @@ def voucher_terms(voucher: Voucher) -> pricing.Voucher:
     )
 
 
-def refusal(offers: Mapping[int, Offer], units: Mapping[int, int]) -> DomainError | None:
+def refusal(
+    offers: Mapping[int, Offer], units: Mapping[int, int], *, stock_known: bool = True
+) -> DomainError | None:
     """What the hold would refuse, read from the quote: a SKU off sale, too few units (a SKU
-    with no terms on this shelf has none), or lines in several currencies. None: none of it."""
+    with no terms on this shelf has none; units only when the quote counted them), or lines
+    in several currencies. None: none of it."""
     off_sale = [sku for sku in sorted(units) if sku in offers and not offers[sku].terms.on_sale]
     if off_sale:  # archived or deleted: none left of it
         return short([Shortfall(sku, units[sku], 0) for sku in off_sale])
     shortfalls = [
         Shortfall(sku, qty, offers[sku].available if sku in offers else 0)
         for sku, qty in sorted(units.items())
-        if sku not in offers or offers[sku].available < qty
+        if sku not in offers or (stock_known and offers[sku].available < qty)
     ]
     if shortfalls:
         return short(shortfalls)

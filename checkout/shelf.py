@@ -4,6 +4,7 @@ encodes the calls and reads the answers."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, NamedTuple, cast
@@ -92,10 +93,16 @@ class Offer(NamedTuple):
 @dataclass(frozen=True)
 class ShelfQuote:
     """What ``lc_shelf_quote`` read: the shop's shipping rule ("" if never pushed, as
-    "kind:fee:free_over"), and each SKU's offer (missing: no terms on this shelf)."""
+    "kind:fee:free_over"), and each SKU's offer (missing: no terms on this shelf). A quote
+    remembered from a recent read (``ShelfStore.recent_quote``) knows no stock."""
 
     shipping: str
     offers: dict[int, Offer]
+    stock_known: bool = True
+
+
+RECENT_MS = 1000  # how long a read of a shop's terms prices checkouts without another read
+RECENT_SHOPS = 10_000  # shops remembered at most (all forgotten at once past it)
 
 
 class ShelfStock(NamedTuple):
@@ -156,6 +163,11 @@ class ShelfStore:
         self.keys = keyspace
         self.hold_ttl_ms = hold_ttl_ms
         self.pay_ttl_ms = pay_ttl_ms
+        # shop -> (when read, its shipping rule, SKU terms): recent reads, which price the next
+        # checkouts of the shop without reading again. Never trusted: the hold refuses
+        # ("repriced") when a price, currency or the shipping rule it is given is not the
+        # shelf's, and the checkout reads afresh. So an edit costs one refusal, never a charge.
+        self._recent: dict[int, tuple[float, str, dict[int, SaleTerms]]] = {}
 
     async def install(self) -> None:
         await self.redis.function_load(LIBRARY, replace=True)
@@ -198,7 +210,32 @@ class ShelfStore:
             if price != "":
                 terms = SaleTerms(sku_id, int(price), currency, sale == "1", int(product or 0))
                 offers[sku_id] = Offer(terms, int(available or 0))
+        self._remember(shop_id, raw[0], offers)
         return ShelfQuote(raw[0], offers)
+
+    def recent_quote(self, shop_id: int, sku_ids: list[int]) -> ShelfQuote | None:
+        """The SKUs' terms and the shop's shipping rule from a read less than ``RECENT_MS``
+        ago, if one had them all (no stock: the hold counts it)."""
+        found = self._recent.get(shop_id)
+        if found is None or time.monotonic() - found[0] > RECENT_MS / 1000 or not found[1]:
+            return None
+        _, shipping, terms = found
+        if any(sku not in terms for sku in sku_ids):
+            return None
+        offers = {sku: Offer(terms[sku], 0) for sku in sku_ids}
+        return ShelfQuote(shipping, offers, stock_known=False)
+
+    def _remember(self, shop_id: int, shipping: str, offers: dict[int, Offer]) -> None:
+        now = time.monotonic()
+        found = self._recent.get(shop_id)
+        if found is None or now - found[0] > RECENT_MS / 1000:
+            if found is None and len(self._recent) >= RECENT_SHOPS:
+                self._recent.clear()
+            found = (now, shipping, {})
+        # An entry is as old as its first read: later reads add SKUs, never extend its life.
+        since, _, terms = found
+        fresh = {sku: offer.terms for sku, offer in offers.items()}
+        self._recent[shop_id] = (since, shipping, {**terms, **fresh})
 
     async def set_shipping(self, shop_id: int, rule: str) -> None:
         """Push the shop's shipping rule ("kind:fee:free_over", as SQL has it) to its shelf."""
@@ -214,9 +251,12 @@ class ShelfStore:
         shipping_fee: int = 0,
         shipping_discount: int = 0,
         voucher: str = "",
+        priced_with: tuple[str, str] = ("", ""),
     ) -> ShelfHold | Refusal:
         """Hold the priced ``lines`` (one per SKU of the shop) all or none, redeeming the
-        voucher if one is named: the hold, or why not. The prices must be the shelf's now."""
+        voucher if one is named: the hold, or why not. ``priced_with`` is the shipping rule and
+        the currency the lines were priced with: they, and every line's price, must be the
+        shelf's now (else "repriced")."""
         if not lines:
             raise ValueError("at least one line")
         raw = await self._call(
@@ -228,6 +268,7 @@ class ShelfStore:
             self.hold_ttl_ms,
             f"{shipping_fee}:{shipping_discount}",
             voucher,
+            *priced_with,
             *(line.encoded() for line in sorted(lines)),
         )
         word = raw[0]

@@ -3,7 +3,8 @@
 a checkout naming a voucher holds the lines at their discounted prices and redeems one claim in
 the same shelf call; the order records each line's discount, the shipping fee and the code; a
 lapsed or released hold gives the use back; every refusal holds nothing; a storm of checkouts on
-a voucher of 50 uses redeems exactly 50."""
+a voucher of 50 uses redeems exactly 50; a voucher or shipping rule whose push to the shelf was
+lost is made good."""
 
 from __future__ import annotations
 
@@ -13,7 +14,15 @@ from typing import Any
 
 import httpx
 import pytest
+from redis.asyncio import Redis
+from sqlalchemy import update
+from sqlmodel import col
 
+from catalog.models import Shop
+from checkout.keys import Keyspace
+from checkout.shelf import ShelfStore
+from checkout.shelving import Shelving
+from kernel.db import Database
 from tests.conftest import SellerAccount, viewer_headers
 from tests.helpers import LIST_PRICE, Headers, assert_error, checkout, orders_seen_by, poll
 from tests.test_cart import cart_checkout, line, put, two_skus
@@ -201,3 +210,40 @@ async def test_a_checkout_storm_redeems_exactly_the_budget(
     assert outcomes == {(201, "FIFTY"): 50, (409, "voucher_exhausted"): 150}
     listed = (await http.get(f"/api/shops/{seller.shop.id}/vouchers")).json()["vouchers"]
     assert [v["left"] for v in listed] == [0]
+
+
+async def test_writes_lost_between_sql_and_the_shelf_are_made_good(
+    http: httpx.AsyncClient,
+    seller: SellerAccount,
+    sessions: GuestSessions,
+    db: Database,
+    redis: Redis,
+    keys: Keyspace,
+) -> None:
+    """Each write that commits in SQL and then tells the shelf can lose the second step to a
+    crash. A voucher never loaded is loaded by the first checkout naming it; a shipping rule
+    never pushed by the first checkout; one pushed and then changed in SQL alone by the order
+    sweep's resync."""
+    _, large = await two_skus(http, seller)
+    shop_id = seller.shop.id or 0
+    shelf_keys = keys.shelf(shop_id)
+    assert (await make(http, seller, code="LOST", kind="fixed", value=200)).status_code == 201
+    await set_shipping(http, seller, kind="flat", fee=300)
+    # Both pushes lost: as if the process died after each SQL commit.
+    await redis.delete(shelf_keys.vouchers, shelf_keys.claims)
+    await redis.hdel(shelf_keys.stock, "shipping")
+    _, buyer = viewer_headers(sessions)
+    items = [{"sku_id": large, "qty": 1}]
+    r = await cart_checkout(http, buyer, items=items, voucher="LOST", shop_id=shop_id)
+    assert r.status_code == 201, r.text
+    assert (r.json()["hold"]["voucher"], r.json()["total"]) == ("LOST", 2500 - 200 + 300)
+
+    # The rule changed in SQL, its push lost: checkouts charge the old fee until the sweep.
+    async with db.session() as session:
+        await session.exec(update(Shop).where(col(Shop.id) == shop_id).values(shipping_fee=100))
+        await session.commit()
+    assert (await cart_checkout(http, buyer, items=items)).json()["total"] == 2500 + 300
+    shelving = Shelving(ShelfStore(redis, keys, hold_ttl_ms=60_000, pay_ttl_ms=60_000))
+    async with db.session() as session:
+        assert await shelving.resync(session) >= 1
+    assert (await cart_checkout(http, buyer, items=items)).json()["total"] == 2500 + 100

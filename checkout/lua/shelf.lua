@@ -190,19 +190,22 @@ local function redeem(K, code, buyer, now)
 end
 
 -- ARGV[1]: shop id; ARGV[2]: buyer; ARGV[3]: request id (may be empty); ARGV[4]: hold ttl ms;
--- ARGV[5]: "shipping_fee:shipping_off"; ARGV[6]: voucher code ("" for none); ARGV[7..]: lines
--- "sku:qty:unit_price:off", one SKU each, as checkout/pricing.py priced them from
--- lc_shelf_quote. Every line is held at that price, or none is. Answers:
+-- ARGV[5]: "shipping_fee:shipping_off"; ARGV[6]: voucher code ("" for none); ARGV[7], ARGV[8]:
+-- the shipping rule and the currency the lines were priced with; ARGV[9..]: lines
+-- "sku:qty:unit_price:off", one SKU each, as checkout/pricing.py priced them from terms read
+-- with lc_shelf_quote (maybe a moment ago). Every line is held at that price, or none is.
+-- Answers:
 --   ok <hold> <expires_ms> <state> <replayed> <total> <currency> <lines> <fee> <fee_off> <voucher>
 --   short sku:wanted:available ...       (a SKU the shelf has no terms for counts as 0 left)
 --   off_sale sku ...                     (its product was archived or the SKU deleted)
 --   mixed_currencies
---   repriced                             (a price moved since the quote: quote again)
+--   repriced                             (a price, currency or the shipping rule moved since
+--                                         the terms were read: read them again)
 --   voucher_* ...                        (the voucher cannot be used: see redeem)
 local function hold(K, ARGV)
   local shop, buyer, request, ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
   local fee, fee_off = string.match(ARGV[5], '^(%d+):(%d+)$')
-  local voucher = ARGV[6]
+  local voucher, rule, priced_in = ARGV[6], ARGV[7], ARGV[8]
   local now = now_ms()
   reclaim(K, now)
   local request_key = buyer .. '|' .. request
@@ -217,8 +220,9 @@ local function hold(K, ARGV)
   local text = {}
   local short, off = { 'short' }, { 'off_sale' }
   local currency = nil
-  local mixed, repriced = false, false
-  for i = 7, #ARGV do
+  local mixed = false
+  local repriced = (redis.call('HGET', K[1], 'shipping') or '') ~= rule
+  for i = 9, #ARGV do
     local sku, qty, price = string.match(ARGV[i], '^(%d+):(%d+):(%d+):%d+$')
     qty = tonumber(qty)
     local t = redis.call('HMGET', K[1], sku .. ':price', sku .. ':currency', sku .. ':sale',
@@ -232,7 +236,7 @@ local function hold(K, ARGV)
       if currency and currency ~= t[2] then mixed = true end
       currency = currency or t[2]
       if available < qty then short[#short + 1] = sku .. ':' .. qty .. ':' .. available end
-      if t[1] ~= price then repriced = true end
+      if t[1] ~= price or t[2] ~= priced_in then repriced = true end
     end
     text[#text + 1] = ARGV[i]
   end
