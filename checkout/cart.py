@@ -17,7 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from catalog.error_codes import CatalogErrorCode
 from catalog.models import Product, Shop, Sku
-from checkout import pricing, quoting, vouchers
+from checkout import pricing, promotions, quoting, vouchers
 from checkout.cart_store import CartStore
 from checkout.error_codes import CheckoutErrorCode
 from checkout.models import Voucher
@@ -115,7 +115,8 @@ class Carts:
             mine = [v for v in offered if v.shop_id == shop_id]
             claims = await self.shelving.shelf.usable(shop_id, buyer, [v.code for v in mine])
             candidates = [v for v in mine if quoting.usable(v, claims[v.code], now)]
-            quotes.append(quoting.best(shop_id, basket, currency, rule, candidates))
+            promoted = await promotions.encoded_for(session, shop_id, now)
+            quotes.append(quoting.best(shop_id, basket, currency, rule, candidates, promoted))
         return quotes
 
     async def _priced(self, session: AsyncSession, units: dict[int, int]) -> list[CartLine]:
@@ -260,8 +261,9 @@ class Carts:
     ) -> ShelfHold:
         """Quote, price, hold. The first round may price from terms read a moment ago (the
         hold proves them current or refuses "repriced"); the others read the shelf. Each repair
-        SQL owes the shelf happens at most once: a SKU or the shipping rule never pushed, too
-        few units on the shelf (its free ones are put there), a voucher never loaded."""
+        SQL owes the shelf happens at most once: a SKU, the shipping rule or the promotions
+        never pushed, too few units on the shelf (its free ones are put there), a voucher never
+        loaded."""
         shelf = self.shelving.shelf
         skus = sorted(units)
         repaired: set[str] = set()
@@ -275,6 +277,8 @@ class Carts:
                     await self.shelving.publish(session, skus)
                 elif what == "shipping":
                     await self.shelving.publish_shipping(session, shop)
+                elif what == "promotions":
+                    await self.shelving.publish_promotions(session, shop)
                 elif what == "stock":
                     await self.shelving.fill(session, skus)
             if what == "voucher" and voucher is not None:
@@ -290,15 +294,16 @@ class Carts:
                 continue
             if quoted.shipping == "" and await repair("shipping"):
                 continue
+            if quoted.promotions == "" and await repair("promotions"):
+                continue
             refused = quoting.refusal(quoted.offers, units, stock_known=quoted.stock_known)
             short = refused is not None and refused.code is CheckoutErrorCode.INSUFFICIENT_STOCK
             if short and await repair("stock"):
                 continue
             if refused is not None:
                 raise refused
-            priced = quoting.price(
-                quoted.offers, units, quoting.shipping_rule(quoted.shipping), voucher
-            )
+            rule = quoting.shipping_rule(quoted.shipping)
+            priced = quoting.price(quoted.offers, units, rule, voucher, quoted.promotions)
             if expected_total is not None and priced.quote.total != expected_total:
                 if not quoted.stock_known:  # remembered terms may be older than what was shown
                     continue
@@ -316,7 +321,8 @@ class Carts:
                 shipping_fee=priced.quote.shipping_fee,
                 shipping_discount=priced.quote.shipping_discount,
                 voucher="" if voucher is None else voucher.code,
-                priced_with=(quoted.shipping, priced.currency),
+                voucher_discount=priced.voucher_discount,
+                priced_with=(quoted.shipping, priced.currency, quoted.promotions),
             )
             if not isinstance(answer, Refusal):
                 return answer

@@ -34,6 +34,9 @@ class CheckoutErrorCode(ErrorCode):
     VOUCHER_USED = "voucher_used"  # you used every claim of it one buyer may make
     VOUCHER_MIN_SPEND = "voucher_min_spend"  # the lines it applies to cost less than its minimum
     VOUCHER_NOT_APPLICABLE = "voucher_not_applicable"  # no line it applies to, or other currency
+    # Promotions (decision 0028)
+    INVALID_PROMOTION = "invalid_promotion"  # terms that cannot be: a bundle of one, ...
+    PROMOTION_NOT_FOUND = "promotion_not_found"
     # Holds and payments
     HOLD_NOT_FOUND = "hold_not_found"
     HOLD_EXPIRED = "hold_expired"

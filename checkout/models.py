@@ -74,6 +74,10 @@ class Order(SQLModel, table=True):
         default=0, sa_type=BigInteger, sa_column_kwargs={"server_default": "0"}
     )
     voucher: str = Field(default="", max_length=32, sa_column_kwargs={"server_default": ""})
+    # The voucher's part of ``discount`` (the rest is promotions: product discounts, bundles).
+    voucher_discount: int = Field(
+        default=0, sa_type=BigInteger, sa_column_kwargs={"server_default": "0"}
+    )
 
 
 class OrderLine(SQLModel, table=True):
@@ -114,6 +118,26 @@ class Voucher(SQLModel, table=True):
     room_id: int | None = Field(default=None, foreign_key="rooms.id")
     # The products it applies to; None: every product of the shop.
     products: list[int] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    created_ms: int = Field(sa_type=BigInteger)
+
+
+class Promotion(SQLModel, table=True):
+    """A shop's promotion (decision 0028): a product discount (``bps`` off the listed products'
+    list prices) or a bundle (any ``size`` units of the listed products for ``price``), running
+    from ``starts_ms`` to ``ends_ms``. Pushed to the shop's shelf, where a hold checks that it
+    was priced with the promotions the shelf has."""
+
+    __tablename__ = "promotions"
+    id: int | None = Field(default=None, primary_key=True)
+    shop_id: int = Field(foreign_key="shops.id", index=True)
+    kind: str = Field(max_length=16)  # "discount" or "bundle"
+    products: list[int] = Field(sa_column=Column(JSON, nullable=False))
+    bps: int = 0  # a discount's basis points (1500 = 15 % off)
+    size: int = 0  # a bundle's units
+    price: int = Field(default=0, sa_type=BigInteger)  # what a bundle's units cost together
+    currency: str = Field(default="", max_length=3)  # a bundle's price's ("" for a discount)
+    starts_ms: int = Field(sa_type=BigInteger)
+    ends_ms: int = Field(sa_type=BigInteger)
     created_ms: int = Field(sa_type=BigInteger)
 
 

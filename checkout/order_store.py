@@ -52,6 +52,7 @@ class PaidOrder(NamedTuple):
     shipping_fee: int = 0
     shipping_discount: int = 0
     voucher: str = ""
+    voucher_discount: int = 0
 
     @property
     def total(self) -> int:
@@ -80,6 +81,7 @@ class PaidOrder(NamedTuple):
                 shipping_fee=int(fields["shipping_fee"]),
                 shipping_discount=int(fields["shipping_off"]),
                 voucher=fields["voucher"],
+                voucher_discount=int(fields["voucher_off"]),
             )
         return cls(
             hold_id=fields["hold"],
@@ -163,6 +165,7 @@ def order_row(
         row["shipping_fee"] = p.shipping_fee
         row["shipping_discount"] = p.shipping_discount
         row["voucher"] = p.voucher
+        row["voucher_discount"] = p.voucher_discount
     return row
 
 

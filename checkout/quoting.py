@@ -8,10 +8,11 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from checkout import pricing
+from checkout import pricing, promotions
 from checkout.error_codes import CheckoutErrorCode
 from checkout.models import Voucher
 from checkout.shelf import Line, Offer, Shortfall
+from kernel.clock import now_ms
 from kernel.errors import Conflict, DomainError
 
 
@@ -23,11 +24,17 @@ class Priced:
     quote: pricing.Quote
     currency: str
 
+    @property
+    def voucher_discount(self) -> int:
+        """The voucher's saving on the goods (its saving on shipping is the quote's own)."""
+        return sum(p.voucher_discount for p in self.quote.lines)
+
     def json(self) -> dict[str, object]:
         return {
             "lines": [line.json() for line in self.lines],
             "subtotal": self.quote.subtotal,
             "discount": self.quote.discount,
+            "voucher_discount": self.voucher_discount,
             "shipping_fee": self.quote.shipping_fee,
             "shipping_discount": self.quote.shipping_discount,
             "voucher": self.quote.voucher,
@@ -51,6 +58,7 @@ class ShopQuote:
             "currency": self.currency,
             "subtotal": self.quote.subtotal,
             "discount": self.quote.discount,
+            "voucher_discount": sum(p.voucher_discount for p in self.quote.lines),
             "shipping_fee": self.quote.shipping_fee,
             "shipping_discount": self.quote.shipping_discount,
             "voucher": self.quote.voucher,
@@ -76,15 +84,23 @@ def best(
     currency: str,
     shipping: pricing.ShippingRule,
     candidates: list[Voucher],
+    promoted: str = "",
 ) -> ShopQuote:
-    """The shop's part priced with the best of the candidate vouchers that applies."""
+    """The shop's part priced with its running promotions (``promoted``: as encoded for the
+    shelf) and the best of the candidate vouchers that applies."""
     terms = [
         voucher_terms(v)
         for v in candidates
         if v.kind == pricing.VoucherKind.PERCENT or v.currency == currency
     ]
-    chosen = pricing.best_voucher(lines, terms, shipping=shipping)
-    return ShopQuote(shop_id, currency, pricing.quote(lines, voucher=chosen, shipping=shipping))
+    discounts, bundles = promotions.running(promoted, now_ms(), currency)
+    chosen = pricing.best_voucher(
+        lines, terms, discounts=discounts, bundles=bundles, shipping=shipping
+    )
+    quote = pricing.quote(
+        lines, discounts=discounts, bundles=bundles, voucher=chosen, shipping=shipping
+    )
+    return ShopQuote(shop_id, currency, quote)
 
 
 @functools.lru_cache(maxsize=1024)  # a handful of rules, parsed on every checkout
@@ -136,20 +152,28 @@ def price(
     units: Mapping[int, int],
     shipping: pricing.ShippingRule,
     voucher: Voucher | None,
+    promoted: str = "",
 ) -> Priced:
-    """Price the units (every SKU on offer, in one currency: see ``refusal``). A voucher the
-    basket cannot use is refused with the reason, before anything is held."""
+    """Price the units (every SKU on offer, in one currency: see ``refusal``) with the running
+    promotions (``promoted``: as the shelf keeps them) and the voucher. A voucher the basket
+    cannot use is refused with the reason, before anything is held."""
     skus = sorted(units)
     currency = offers[skus[0]].terms.currency
     basket = [
         pricing.Line(sku, offers[sku].terms.product_id, offers[sku].terms.price, units[sku])
         for sku in skus
     ]
-    terms = None
-    if voucher is not None:
-        terms = voucher_terms(voucher)
-        _check_voucher(basket, terms, voucher.currency, currency)
-    quote = pricing.quote(basket, voucher=terms, shipping=shipping)
+    discounts, bundles = promotions.running(promoted, now_ms(), currency)
+    terms = None if voucher is None else voucher_terms(voucher)
+    # A percentage is in no currency; an amount is in the voucher's.
+    amount_in = None if terms is None or terms.kind is pricing.VoucherKind.PERCENT else voucher
+    if terms is not None and amount_in is not None and amount_in.currency != currency:
+        raise _not_applicable(terms)
+    quote = pricing.quote(
+        basket, discounts=discounts, bundles=bundles, voucher=terms, shipping=shipping
+    )
+    if terms is not None and quote.voucher is None:
+        raise _saves_nothing(quote, terms)
     lines = [
         Line(p.line.sku_id, p.line.qty, p.line.unit_price, p.subtotal - p.total)
         for p in quote.lines
@@ -157,27 +181,32 @@ def price(
     return Priced(lines, quote, currency)
 
 
-def _check_voucher(
-    basket: list[pricing.Line], terms: pricing.Voucher, voucher_currency: str, currency: str
-) -> None:
-    eligible = [line.unit_price * line.qty for line in basket if pricing.applies_to(line, terms)]
-    # A percentage is in no currency; an amount is in the voucher's.
-    if not eligible or (
-        terms.kind is not pricing.VoucherKind.PERCENT and voucher_currency != currency
-    ):
-        raise Conflict(
-            "This voucher does not apply to these items.",
-            code=CheckoutErrorCode.VOUCHER_NOT_APPLICABLE,
-            voucher=terms.code,
-        )
-    if sum(eligible) < terms.min_spend:
-        raise Conflict(
+def _saves_nothing(quote: pricing.Quote, terms: pricing.Voucher) -> Conflict:
+    """Why a voucher named at checkout would save nothing: its minimum spend (on the lines it
+    applies to, after promotions), or nothing it applies to (no line, or no shipping to take
+    off). Refused before it is redeemed, so no use of it is spent on nothing."""
+    spend = sum(
+        p.subtotal - p.product_discount - p.bundle_discount
+        for p in quote.lines
+        if pricing.applies_to(p.line, terms)
+    )
+    if spend and spend < terms.min_spend:
+        return Conflict(
             "The items this voucher applies to cost less than its minimum spend.",
             code=CheckoutErrorCode.VOUCHER_MIN_SPEND,
             voucher=terms.code,
             min_spend=terms.min_spend,
-            spend=sum(eligible),
+            spend=spend,
         )
+    return _not_applicable(terms)
+
+
+def _not_applicable(terms: pricing.Voucher) -> Conflict:
+    return Conflict(
+        "This voucher does not apply to these items.",
+        code=CheckoutErrorCode.VOUCHER_NOT_APPLICABLE,
+        voucher=terms.code,
+    )
 
 
 def short(shortfalls: list[Shortfall]) -> Conflict:

@@ -92,11 +92,13 @@ class Offer(NamedTuple):
 
 @dataclass(frozen=True)
 class ShelfQuote:
-    """What ``lc_shelf_quote`` read: the shop's shipping rule ("" if never pushed, as
-    "kind:fee:free_over"), and each SKU's offer (missing: no terms on this shelf). A quote
-    remembered from a recent read (``ShelfStore.recent_quote``) knows no stock."""
+    """What ``lc_shelf_quote`` read: the shop's shipping rule ("kind:fee:free_over") and its
+    promotions (checkout/promotions.py's encoding), each "" if never pushed, and each SKU's
+    offer (missing: no terms on this shelf). A quote remembered from a recent read
+    (``ShelfStore.recent_quote``) knows no stock."""
 
     shipping: str
+    promotions: str
     offers: dict[int, Offer]
     stock_known: bool = True
 
@@ -124,6 +126,7 @@ class ShelfHold(NamedTuple):
     shipping_fee: int = 0
     shipping_discount: int = 0
     voucher: str = ""
+    voucher_discount: int = 0  # the voucher's part of the lines' discounts
 
     def json(self) -> dict[str, Any]:
         """As a deal hold's answer, with its lines and what the buyer pays."""
@@ -138,6 +141,7 @@ class ShelfHold(NamedTuple):
             "shipping_fee": self.shipping_fee,
             "shipping_discount": self.shipping_discount,
             "voucher": self.voucher or None,
+            "voucher_discount": self.voucher_discount,
             "total": self.total,
             "currency": self.currency,
         }
@@ -167,7 +171,7 @@ class ShelfStore:
         # checkouts of the shop without reading again. Never trusted: the hold refuses
         # ("repriced") when a price, currency or the shipping rule it is given is not the
         # shelf's, and the checkout reads afresh. So an edit costs one refusal, never a charge.
-        self._recent: dict[int, tuple[float, str, dict[int, SaleTerms]]] = {}
+        self._recent: dict[int, tuple[float, str, str, dict[int, SaleTerms]]] = {}
 
     async def install(self) -> None:
         await self.redis.function_load(LIBRARY, replace=True)
@@ -206,40 +210,46 @@ class ShelfStore:
         raw = await self._call("lc_shelf_quote", shop_id, *sku_ids)
         offers = {}
         for i, sku_id in enumerate(sku_ids):
-            price, currency, sale, product, available = raw[1 + 5 * i : 6 + 5 * i]
+            price, currency, sale, product, available = raw[2 + 5 * i : 7 + 5 * i]
             if price != "":
                 terms = SaleTerms(sku_id, int(price), currency, sale == "1", int(product or 0))
                 offers[sku_id] = Offer(terms, int(available or 0))
-        self._remember(shop_id, raw[0], offers)
-        return ShelfQuote(raw[0], offers)
+        self._remember(shop_id, raw[0], raw[1], offers)
+        return ShelfQuote(raw[0], raw[1], offers)
 
     def recent_quote(self, shop_id: int, sku_ids: list[int]) -> ShelfQuote | None:
         """The SKUs' terms and the shop's shipping rule from a read less than ``RECENT_MS``
         ago, if one had them all (no stock: the hold counts it)."""
         found = self._recent.get(shop_id)
-        if found is None or time.monotonic() - found[0] > RECENT_MS / 1000 or not found[1]:
+        if found is None or time.monotonic() - found[0] > RECENT_MS / 1000:
             return None
-        _, shipping, terms = found
-        if any(sku not in terms for sku in sku_ids):
+        _, shipping, promotions, terms = found
+        if not shipping or not promotions or any(sku not in terms for sku in sku_ids):
             return None
         offers = {sku: Offer(terms[sku], 0) for sku in sku_ids}
-        return ShelfQuote(shipping, offers, stock_known=False)
+        return ShelfQuote(shipping, promotions, offers, stock_known=False)
 
-    def _remember(self, shop_id: int, shipping: str, offers: dict[int, Offer]) -> None:
+    def _remember(
+        self, shop_id: int, shipping: str, promotions: str, offers: dict[int, Offer]
+    ) -> None:
         now = time.monotonic()
         found = self._recent.get(shop_id)
         if found is None or now - found[0] > RECENT_MS / 1000:
             if found is None and len(self._recent) >= RECENT_SHOPS:
                 self._recent.clear()
-            found = (now, shipping, {})
+            found = (now, shipping, promotions, {})
         # An entry is as old as its first read: later reads add SKUs, never extend its life.
-        since, _, terms = found
+        since, _, _, terms = found
         fresh = {sku: offer.terms for sku, offer in offers.items()}
-        self._recent[shop_id] = (since, shipping, {**terms, **fresh})
+        self._recent[shop_id] = (since, shipping, promotions, {**terms, **fresh})
 
     async def set_shipping(self, shop_id: int, rule: str) -> None:
         """Push the shop's shipping rule ("kind:fee:free_over", as SQL has it) to its shelf."""
         await self._call("lc_shelf_shipping", shop_id, rule)
+
+    async def set_promotions(self, shop_id: int, encoded: str) -> None:
+        """Push the shop's promotions (as checkout/promotions.py encodes SQL's) to its shelf."""
+        await self._call("lc_shelf_promotions", shop_id, encoded)
 
     async def hold(
         self,
@@ -251,12 +261,14 @@ class ShelfStore:
         shipping_fee: int = 0,
         shipping_discount: int = 0,
         voucher: str = "",
-        priced_with: tuple[str, str] = ("", ""),
+        voucher_discount: int = 0,
+        priced_with: tuple[str, str, str] = ("", "", ""),
     ) -> ShelfHold | Refusal:
         """Hold the priced ``lines`` (one per SKU of the shop) all or none, redeeming the
-        voucher if one is named: the hold, or why not. ``priced_with`` is the shipping rule and
-        the currency the lines were priced with: they, and every line's price, must be the
-        shelf's now (else "repriced")."""
+        voucher if one is named (``voucher_discount``: its part of the lines' discounts): the
+        hold, or why not. ``priced_with`` is the shipping rule, the currency and the promotions
+        the lines were priced with: they, and every line's price, must be the shelf's now (else
+        "repriced")."""
         if not lines:
             raise ValueError("at least one line")
         raw = await self._call(
@@ -266,7 +278,7 @@ class ShelfStore:
             buyer,
             request_id,
             self.hold_ttl_ms,
-            f"{shipping_fee}:{shipping_discount}",
+            f"{shipping_fee}:{shipping_discount}:{voucher_discount}",
             voucher,
             *priced_with,
             *(line.encoded() for line in sorted(lines)),
@@ -280,7 +292,9 @@ class ShelfStore:
             return Refusal(word, off_sale=[int(sku) for sku in raw[1:]])
         if word != "ok":
             return Refusal(word, detail=tuple(raw[1:]))
-        hold_id, expires, state, replayed, total, currency, text, fee, fee_off, code = raw[1:]
+        hold_id, expires, state, replayed, total, currency, text, fee, fee_off, code, code_off = (
+            raw[1:]
+        )
         held = decode_lines(text)
         return ShelfHold(
             id=hold_id,
@@ -294,6 +308,7 @@ class ShelfStore:
             shipping_fee=int(fee),
             shipping_discount=int(fee_off),
             voucher=code,
+            voucher_discount=int(code_off),
         )
 
     async def begin_payment(self, hold_id: str, buyer: str, attempt: str) -> ShelfTerms | str:
@@ -434,13 +449,18 @@ class ShelfStore:
         found = await self.redis.hget(self.keys.shelf(shop_id).stock, "shipping")
         return cast(str, found or "")
 
+    async def promotions(self, shop_id: int) -> str:
+        """The shop's promotions on its shelf, as stored ("" if never pushed)."""
+        found = await self.redis.hget(self.keys.shelf(shop_id).stock, "promos")
+        return cast(str, found or "")
+
     async def recorded_holds(self, shop_id: int) -> dict[str, tuple[HoldState, tuple[Line, ...]]]:
         """Every hold the shelf granted: its state now and its lines."""
         raw = cast(dict[str, str], await self.redis.hgetall(self.keys.shelf(shop_id).holds))
         holds = {}
         for hold_id, record in raw.items():
             parts = record.split("|")
-            holds[hold_id] = (HoldState(parts[0]), decode_lines(parts[10]))
+            holds[hold_id] = (HoldState(parts[0]), decode_lines(parts[11]))
         return holds
 
     async def shop_ids(self) -> list[int]:

@@ -30,6 +30,7 @@ from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from catalog.models import Product, Shop, Sku
+from checkout import promotions
 from checkout.faults import NO_CRASH, CrashPoints
 from checkout.models import ShelfMove
 from checkout.shelf import SaleTerms, ShelfStore
@@ -65,6 +66,14 @@ class Shelving:
             await self.shelf.set_terms(shop_id, terms_of_shop)
         return len(rows)
 
+    async def publish_promotions(self, session: AsyncSession, shop_id: int) -> str:
+        """Push the shop's promotions not yet ended from SQL to its shelf; returns them as
+        pushed."""
+        encoded = await promotions.encoded_for(session, shop_id, now_ms())
+        await session.commit()
+        await self.shelf.set_promotions(shop_id, encoded)
+        return encoded
+
     async def publish_shipping(self, session: AsyncSession, shop_id: int) -> str:
         """Push the shop's shipping rule from SQL to its shelf; returns the rule pushed."""
         rule = await _shipping_rule(session, shop_id)
@@ -82,11 +91,11 @@ class Shelving:
         return await self.publish(session, ids)
 
     async def resync(self, session: AsyncSession) -> int:
-        """Push the terms of every SKU, and every shop's shipping rule, whose shelf says
-        otherwise than SQL (a write to Redis lost after a seller's edit committed). Returns how
-        many were pushed again."""
+        """Push the terms of every SKU, and every shop's shipping rule and promotions, whose
+        shelf says otherwise than SQL (a write to Redis lost after a seller's edit committed).
+        Returns how many were pushed again."""
         stale: list[int] = []
-        pushed_shipping = 0
+        pushed_rules = 0
         for shop_id in await self.shelf.shop_ids():
             shelf_terms = await self.shelf.terms(shop_id)
             if not shelf_terms:
@@ -106,9 +115,16 @@ class Shelving:
             await session.commit()
             if await self.shelf.shipping(shop_id) != shipping:
                 await self.shelf.set_shipping(shop_id, shipping)
-                pushed_shipping += 1
+                pushed_rules += 1
+            # Promotions: pushed again when SQL's differ, or when one has ended (its place on
+            # the shelf is then given up; pricing skips it either way).
+            promoted = await promotions.encoded_for(session, shop_id, now_ms())
+            await session.commit()
+            if await self.shelf.promotions(shop_id) not in ("", promoted):
+                await self.shelf.set_promotions(shop_id, promoted)
+                pushed_rules += 1
         await self.publish(session, stale)
-        return len(stale) + pushed_shipping
+        return len(stale) + pushed_rules
 
     async def withdraw(self, shop_id: int, sku_id: int) -> None:
         """A deleted SKU is off sale on its shop's shelf (if it was ever there)."""

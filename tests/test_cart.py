@@ -97,6 +97,7 @@ async def test_a_cart_of_two_skus_is_held_paid_once_and_ordered_with_both_lines(
             "currency": "USD",
             "subtotal": expected,
             "discount": 0,
+            "voucher_discount": 0,
             "shipping_fee": 0,
             "shipping_discount": 0,
             "voucher": None,

@@ -92,7 +92,7 @@ async def test_a_take_of_held_units_is_refused_and_moves_nothing(
     async with db.session() as session:
         await Shelving(shelf).fill(session, [sku.id or 0])
     line = Line(sku.id or 0, 3, sku.list_price)
-    held = await shelf.hold(sku.shop_id, "buyer", "", [line], priced_with=("", sku.currency))
+    held = await shelf.hold(sku.shop_id, "buyer", "", [line], priced_with=("", sku.currency, ""))
     assert isinstance(held, ShelfHold) and held.total == 3 * sku.list_price
     async with db.session() as session:
         assert not await Shelving(shelf).take(session, sku.shop_id, sku.id or 0, 2, "deal")
@@ -125,28 +125,31 @@ async def test_remembered_terms_price_a_hold_only_while_they_are_the_shelfs(
     db: Database, shelf: ShelfStore, seller: SellerAccount
 ) -> None:
     """A checkout may price from terms read a moment ago (``recent_quote``); the hold refuses
-    ("repriced") when a price, the currency or the shipping rule it was priced with is no longer
-    the shelf's, and holds nothing."""
+    ("repriced") when a price, the currency, the shipping rule or the promotions it was priced
+    with are no longer the shelf's, and holds nothing."""
     sku = await make_sku(db, seller, stock=4)
     sku_id = sku.id or 0
     shelving = Shelving(shelf)
     async with db.session() as session:
         await shelving.fill(session, [sku_id])
         await shelving.publish_shipping(session, sku.shop_id)
+        await shelving.publish_promotions(session, sku.shop_id)
     assert shelf.recent_quote(sku.shop_id, [sku_id]) is None  # nothing read yet
     read = await shelf.quote(sku.shop_id, [sku_id])
     remembered = shelf.recent_quote(sku.shop_id, [sku_id])
     assert remembered is not None and not remembered.stock_known
     assert remembered.offers[sku_id].terms == read.offers[sku_id].terms
     assert remembered.shipping == read.shipping == "flat:0:0"
+    assert remembered.promotions == read.promotions == "[]"
     assert shelf.recent_quote(sku.shop_id, [sku_id, 10**9]) is None  # a SKU it never read
 
     line = Line(sku_id, 1, sku.list_price)
-    priced = (read.shipping, sku.currency)
+    priced = (read.shipping, sku.currency, read.promotions)
     moved = [
         ([line._replace(unit_price=sku.list_price + 1)], priced),  # the price moved
-        ([line], ("flat:100:0", sku.currency)),  # the shipping rule moved
-        ([line], (read.shipping, "EUR")),  # the currency moved
+        ([line], ("flat:100:0", sku.currency, "[]")),  # the shipping rule moved
+        ([line], (read.shipping, "EUR", "[]")),  # the currency moved
+        ([line], (read.shipping, sku.currency, '[[1,"discount"]]')),  # the promotions moved
     ]
     for lines, priced_with in moved:
         refused = await shelf.hold(sku.shop_id, "b", "", lines, priced_with=priced_with)

@@ -113,6 +113,7 @@ def order_json(
         "shipping_fee": order.shipping_fee,
         "shipping_discount": order.shipping_discount,
         "voucher": order.voucher or None,
+        "voucher_discount": order.voucher_discount,
     }
     if line is not None:
         body["item"] = {"title": line.title, "variant": line.variant, "image": line.image}

@@ -58,6 +58,7 @@ from web import (
     api_media,
     api_orders,
     api_payments,
+    api_promotions,
     api_refunds,
     api_returns,
     api_rooms,
@@ -92,6 +93,7 @@ APIS: list[Api] = [
     api_checkout.api,
     api_cart.api,
     api_vouchers.api,
+    api_promotions.api,
     ops.api,
     api_catalog.api,
     api_refunds.api,  # before api_orders: its /cancel and /refund win over the generic move

@@ -56,6 +56,7 @@ class Hold(Out):
     shipping_fee: int | None = None
     shipping_discount: int | None = None
     voucher: str | None = None
+    voucher_discount: int | None = None  # the voucher's part of discount on the goods
     total: int | None = None
     currency: str | None = None
 
@@ -100,6 +101,7 @@ class CartShop(Out):
     shipping_fee: int
     shipping_discount: int
     voucher: str | None
+    voucher_discount: int  # the voucher's part of discount on the goods (the rest: promotions)
     total: int
 
 
@@ -128,6 +130,27 @@ class Voucher(Out):
     room_id: int | None
     products: list[int] | None
     left: int  # uses of the budget not yet claimed
+
+
+class Promotion(Out):
+    id: int
+    shop_id: int
+    kind: Literal["discount", "bundle"]
+    products: list[int]
+    bps: int | None  # a discount's
+    size: int | None  # a bundle's
+    price: int | None  # a bundle's
+    currency: str | None  # a bundle's price's
+    starts_ms: int
+    ends_ms: int
+
+
+class PromotionAnswer(Out):
+    promotion: Promotion
+
+
+class PromotionList(Out):
+    promotions: list[Promotion]
 
 
 class VoucherAnswer(Out):
@@ -351,6 +374,7 @@ class Order(Out):
     shipping_fee: int
     shipping_discount: int
     voucher: str | None  # the code redeemed
+    voucher_discount: int  # the voucher's part of discount (the rest: promotions)
     # Deadlines (docs/money.md), null until they start, and when the order shipped and arrived.
     ship_by_ms: int | None
     ship_limit_ms: int | None

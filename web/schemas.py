@@ -175,6 +175,25 @@ class VoucherIn(Strict):
     )
 
 
+class PromotionIn(Strict):
+    kind: Literal["discount", "bundle"]
+    products: list[int] = Field(
+        min_length=1, max_length=200, description="The products it applies to (the shop's)"
+    )
+    bps: int | None = Field(
+        default=None, ge=1, le=9999, description="discount: basis points off (1500 = 15 %)"
+    )
+    size: int | None = Field(default=None, ge=2, le=10, description="bundle: units in one")
+    price: int | None = Field(
+        default=None, ge=1, description="bundle: what its units cost together (minor units)"
+    )
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = Field(
+        default=None, description="bundle: the price's currency"
+    )
+    starts_ms: int | None = Field(default=None, ge=0, description="Default: now")
+    ends_ms: int = Field(ge=0)
+
+
 class CartItem(Strict):
     sku_id: int = Field(ge=1)
     qty: int = Field(ge=1, le=99)

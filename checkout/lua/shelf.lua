@@ -7,10 +7,12 @@ all or nothing in one Redis Cluster slot. Every key a function touches arrives i
   KEYS[1] stock     hash: "<sku>:quantity|available|held|sold" per SKU, its sale terms
                     "<sku>:price|currency|sale|product" (as SQL has them, pushed by
                     lc_shelf_terms: a checkout prices its lines from here, with no SQL on its
-                    path), the shop's "shipping" rule ("kind:fee:free_over"), and next_hold
+                    path), the shop's "shipping" rule ("kind:fee:free_over") and "promos" (its
+                    promotions as checkout/promotions.py encodes them), and next_hold
   KEYS[2] holds     hash: hold id -> "state|expires_ms|held_until_ms|attempt|buyer|request|
-                    currency|shipping_fee|shipping_off|voucher|lines", lines being
-                    "sku:qty:unit_price:off" joined by "," (off: the line's discount)
+                    currency|shipping_fee|shipping_off|voucher|voucher_off|lines", lines being
+                    "sku:qty:unit_price:off" joined by "," (off: the line's discount, of which
+                    voucher_off in all is the voucher's)
   KEYS[3] requests  hash: "buyer|request_id" -> hold id (a retried request gets the same hold)
   KEYS[4] expiry    zset: hold id scored by expires_ms, for holds still held or paying
   KEYS[5] orders    stream: order.paid entries for the order pipeline
@@ -51,18 +53,18 @@ end
 
 local function parse_hold(raw)
   local state, expires, held_until, attempt, buyer, request, currency, fee, fee_off, voucher,
-    lines = string.match(raw,
-      '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$')
+    voucher_off, lines = string.match(raw, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|'
+      .. '([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$')
   return { state = state, expires = tonumber(expires), held_until = tonumber(held_until),
            attempt = attempt, buyer = buyer, request = request, currency = currency,
            fee = tonumber(fee), fee_off = tonumber(fee_off), voucher = voucher,
-           lines_text = lines, lines = parse_lines(lines) }
+           voucher_off = tonumber(voucher_off), lines_text = lines, lines = parse_lines(lines) }
 end
 
 local function save_hold(K, id, h)
   redis.call('HSET', K[2], id, table.concat({ h.state, fmt(h.expires), fmt(h.held_until),
     h.attempt, h.buyer, h.request, h.currency, fmt(h.fee), fmt(h.fee_off), h.voucher,
-    h.lines_text }, '|'))
+    fmt(h.voucher_off), h.lines_text }, '|'))
 end
 
 local function units(h)
@@ -152,11 +154,19 @@ local function set_shipping(K, ARGV)
   return 1
 end
 
--- ARGV: SKU ids. What pricing needs: the shop's shipping rule ("" if never pushed), then per
--- SKU its price, currency, sale, product and units available ("" where the shelf has none).
+-- ARGV[1]: the shop's promotions, as checkout/promotions.py encodes them from SQL now.
+local function set_promotions(K, ARGV)
+  redis.call('HSET', K[1], 'promos', ARGV[1])
+  return 1
+end
+
+-- ARGV: SKU ids. What pricing needs: the shop's shipping rule and promotions ("" if never
+-- pushed), then per SKU its price, currency, sale, product and units available ("" where the
+-- shelf has none).
 local function quote(K, ARGV)
   reclaim(K, now_ms())
-  local out = { redis.call('HGET', K[1], 'shipping') or '' }
+  local out = { redis.call('HGET', K[1], 'shipping') or '',
+                redis.call('HGET', K[1], 'promos') or '' }
   for _, sku in ipairs(ARGV) do
     local t = redis.call('HMGET', K[1], sku .. ':price', sku .. ':currency', sku .. ':sale',
       sku .. ':product', sku .. ':available')
@@ -190,22 +200,25 @@ local function redeem(K, code, buyer, now)
 end
 
 -- ARGV[1]: shop id; ARGV[2]: buyer; ARGV[3]: request id (may be empty); ARGV[4]: hold ttl ms;
--- ARGV[5]: "shipping_fee:shipping_off"; ARGV[6]: voucher code ("" for none); ARGV[7], ARGV[8]:
--- the shipping rule and the currency the lines were priced with; ARGV[9..]: lines
+-- ARGV[5]: "shipping_fee:shipping_off:voucher_off"; ARGV[6]: voucher code ("" for none);
+-- ARGV[7], ARGV[8], ARGV[9]: the shipping rule, the currency and the promotions the lines were
+-- priced with; ARGV[10..]: lines
 -- "sku:qty:unit_price:off", one SKU each, as checkout/pricing.py priced them from terms read
 -- with lc_shelf_quote (maybe a moment ago). Every line is held at that price, or none is.
 -- Answers:
 --   ok <hold> <expires_ms> <state> <replayed> <total> <currency> <lines> <fee> <fee_off> <voucher>
+--      <voucher_off>
 --   short sku:wanted:available ...       (a SKU the shelf has no terms for counts as 0 left)
 --   off_sale sku ...                     (its product was archived or the SKU deleted)
 --   mixed_currencies
---   repriced                             (a price, currency or the shipping rule moved since
---                                         the terms were read: read them again)
+--   repriced                             (a price, currency, the shipping rule or the
+--                                         promotions moved since the terms were read: read
+--                                         them again)
 --   voucher_* ...                        (the voucher cannot be used: see redeem)
 local function hold(K, ARGV)
   local shop, buyer, request, ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
-  local fee, fee_off = string.match(ARGV[5], '^(%d+):(%d+)$')
-  local voucher, rule, priced_in = ARGV[6], ARGV[7], ARGV[8]
+  local fee, fee_off, voucher_off = string.match(ARGV[5], '^(%d+):(%d+):(%d+)$')
+  local voucher, rule, priced_in, promos = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
   local now = now_ms()
   reclaim(K, now)
   local request_key = buyer .. '|' .. request
@@ -214,7 +227,7 @@ local function hold(K, ARGV)
     if existing then
       local h = parse_hold(redis.call('HGET', K[2], existing))
       return { 'ok', existing, fmt(h.expires), h.state, '1', fmt(total(h)), h.currency,
-               h.lines_text, fmt(h.fee), fmt(h.fee_off), h.voucher }
+               h.lines_text, fmt(h.fee), fmt(h.fee_off), h.voucher, fmt(h.voucher_off) }
     end
   end
   local text = {}
@@ -222,7 +235,8 @@ local function hold(K, ARGV)
   local currency = nil
   local mixed = false
   local repriced = (redis.call('HGET', K[1], 'shipping') or '') ~= rule
-  for i = 9, #ARGV do
+    or (redis.call('HGET', K[1], 'promos') or '') ~= promos
+  for i = 10, #ARGV do
     local sku, qty, price = string.match(ARGV[i], '^(%d+):(%d+):(%d+):%d+$')
     qty = tonumber(qty)
     local t = redis.call('HMGET', K[1], sku .. ':price', sku .. ':currency', sku .. ':sale',
@@ -250,7 +264,8 @@ local function hold(K, ARGV)
   end
   local h = { state = 'held', attempt = '', buyer = buyer, request = request,
               currency = currency, fee = tonumber(fee), fee_off = tonumber(fee_off),
-              voucher = voucher, lines_text = table.concat(text, ',') }
+              voucher = voucher, voucher_off = tonumber(voucher_off),
+              lines_text = table.concat(text, ',') }
   h.lines = parse_lines(h.lines_text)
   local next_hold = redis.call('HINCRBY', K[1], 'next_hold', 1)
   local id = 's' .. shop .. '-' .. next_hold
@@ -264,7 +279,7 @@ local function hold(K, ARGV)
   redis.call('ZADD', K[4], h.expires, id)
   if request ~= '' then redis.call('HSET', K[3], request_key, id) end
   return { 'ok', id, fmt(h.expires), 'held', '0', fmt(total(h)), currency, h.lines_text,
-           fmt(h.fee), fmt(h.fee_off), voucher }
+           fmt(h.fee), fmt(h.fee_off), voucher, fmt(h.voucher_off) }
 end
 
 -- Find the caller's hold; a foreign hold looks exactly like a missing one.
@@ -337,7 +352,8 @@ local function commit(K, ARGV)
   redis.call('XADD', K[5], '*', 'type', 'order.paid', 'hold', id, 'shop', shop,
     'buyer', buyer, 'lines', h.lines_text, 'currency', h.currency,
     'payment_ref', payment_ref, 'paid_ms', fmt(now_ms()), 'ship', shipping,
-    'shipping_fee', fmt(h.fee), 'shipping_off', fmt(h.fee_off), 'voucher', h.voucher)
+    'shipping_fee', fmt(h.fee), 'shipping_off', fmt(h.fee_off), 'voucher', h.voucher,
+    'voucher_off', fmt(h.voucher_off))
   return { 'ok', 0 }
 end
 
@@ -465,6 +481,7 @@ end
 register('lc_shelf_move', move)
 register('lc_shelf_terms', set_terms)
 register('lc_shelf_shipping', set_shipping)
+register('lc_shelf_promotions', set_promotions)
 register('lc_shelf_quote', quote)
 register('lc_shelf_hold', hold)
 register('lc_shelf_begin_payment', begin_payment)

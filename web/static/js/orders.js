@@ -178,14 +178,19 @@ function orderLine(line, currency) {
   );
 }
 
-// What a cart's order saved and paid for shipping (docs/protocol.md, Cart).
+// What a cart's order saved and paid for shipping (docs/protocol.md, Cart): promotions, the
+// voucher (on the goods and on shipping), and the shipping fee.
 function orderAmounts(order) {
+  const off = (amount) => `−${money(amount, order.currency)}`;
   const rows = [];
+  const promoted = order.discount - order.voucher_discount;
+  if (promoted > 0) rows.push(el("p", { class: "order-promotions" }, t("promotions_line"), " ", off(promoted)));
   if (order.voucher) {
-    rows.push(el("p", { class: "order-discount" }, t("voucher_line", { code: order.voucher }), " −", money(order.discount, order.currency)));
+    const saved = order.voucher_discount + order.shipping_discount;
+    rows.push(el("p", { class: "order-discount" }, t("voucher_line", { code: order.voucher }), " ", off(saved)));
   }
-  const shipping = order.shipping_fee - order.shipping_discount;
-  rows.push(el("p", { class: "order-shipping" }, t("shipping_fee"), " ", shipping > 0 ? money(shipping, order.currency) : t("free_shipping")));
+  const fee = order.shipping_fee;
+  rows.push(el("p", { class: "order-shipping" }, t("shipping_fee"), " ", fee > 0 ? money(fee, order.currency) : t("free_shipping")));
   return el("div", { class: "order-amounts" }, ...rows);
 }
 

@@ -21,14 +21,18 @@ function errorText(code) {
   return known === `error_${code}` ? t("error_generic") : known;
 }
 
-// Subtotal, the voucher's saving, shipping: what a cart's shop part or a hold adds up to
-// (the total is shown beside the button or below).
-function amounts({ subtotal, discount, shipping_fee: fee, shipping_discount: feeOff, voucher }, currency, className) {
+// Subtotal, promotions' and the voucher's savings, shipping: what a cart's shop part or a hold
+// adds up to (the total is shown beside the button or below). ``discount`` is every saving;
+// the voucher's is its part on the goods plus its part on shipping.
+function amounts(a, currency, className) {
   const row = (label, value, name) => el("div", { class: `amount ${name}` }, el("dt", {}, label), el("dd", {}, value));
-  const rows = [row(t("subtotal"), money(subtotal, currency), "subtotal")];
-  if (voucher) rows.push(row(t("voucher_line", { code: voucher }), `−${money(discount, currency)}`, "voucher"));
-  const shipping = fee - feeOff;
-  rows.push(row(t("shipping_fee"), shipping > 0 ? money(shipping, currency) : t("free_shipping"), "shipping"));
+  const off = (amount) => `−${money(amount, currency)}`;
+  const voucherOff = (a.voucher_discount || 0) + a.shipping_discount;
+  const promoted = a.discount - voucherOff;
+  const rows = [row(t("subtotal"), money(a.subtotal, currency), "subtotal")];
+  if (promoted > 0) rows.push(row(t("promotions_line"), off(promoted), "promotion"));
+  if (a.voucher) rows.push(row(t("voucher_line", { code: a.voucher }), off(voucherOff), "voucher"));
+  rows.push(row(t("shipping_fee"), a.shipping_fee > 0 ? money(a.shipping_fee, currency) : t("free_shipping"), "shipping"));
   return el("dl", { class: className }, ...rows);
 }
 
