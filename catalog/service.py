@@ -117,6 +117,16 @@ async def shop_by_handle(session: AsyncSession, handle: str) -> Shop:
     return found
 
 
+async def foreign_products(
+    session: AsyncSession, shop_id: int, product_ids: Sequence[int]
+) -> list[int]:
+    """Those of ``product_ids`` that are not the shop's (another's, or none at all)."""
+    found = await session.exec(
+        select(Product.id).where(col(Product.id).in_(product_ids), col(Product.shop_id) == shop_id)
+    )
+    return sorted(set(product_ids) - set(found.all()))
+
+
 async def get_shop(session: AsyncSession, shop_id: int) -> Shop:
     shop = await session.get(Shop, shop_id)
     if shop is None:

@@ -14,7 +14,7 @@ import orjson
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from catalog.models import Product
+from catalog import service as catalog
 from checkout import pricing
 from checkout.error_codes import CheckoutErrorCode
 from checkout.models import Promotion
@@ -63,12 +63,7 @@ def check_terms(terms: PromotionTerms, now: int) -> None:
 async def create(session: AsyncSession, shop_id: int, terms: PromotionTerms) -> Promotion:
     """Write the promotion (the caller checked the shop is the seller's)."""
     check_terms(terms, now_ms())
-    found = await session.exec(
-        select(Product.id).where(
-            col(Product.id).in_(terms.products), col(Product.shop_id) == shop_id
-        )
-    )
-    missing = sorted(set(terms.products) - set(found.all()))
+    missing = await catalog.foreign_products(session, shop_id, terms.products)
     if missing:
         raise Invalid(
             "Some of those products are not this shop's.",

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from catalog.models import Product
+from catalog import service as catalog
 from checkout.error_codes import CheckoutErrorCode
 from checkout.models import Voucher
 from checkout.pricing import BPS, VoucherKind
@@ -71,12 +71,7 @@ async def create(session: AsyncSession, shop_id: int, terms: VoucherTerms) -> Vo
     the shop's). A code the shop has is refused."""
     check_terms(terms, now_ms())
     if terms.products is not None:
-        found = await session.exec(
-            select(Product.id).where(
-                col(Product.id).in_(terms.products), col(Product.shop_id) == shop_id
-            )
-        )
-        missing = sorted(set(terms.products) - set(found.all()))
+        missing = await catalog.foreign_products(session, shop_id, terms.products)
         if missing:
             raise Invalid(
                 "Some of those products are not this shop's.",
@@ -197,16 +192,11 @@ def refusal(answer: list[str]) -> DomainError:
 
 
 def check_window(voucher: Voucher, now: int) -> None:
+    """Refuse a voucher outside its window, as the shelf refuses a claim then."""
     if now < voucher.starts_ms:
-        raise Conflict(
-            "The voucher has not started.",
-            code=CheckoutErrorCode.VOUCHER_NOT_STARTED,
-            starts_ms=voucher.starts_ms,
-        )
+        raise refusal(["voucher_not_started", str(voucher.starts_ms)])
     if now >= voucher.ends_ms:
-        raise Conflict(
-            "The voucher has ended.", code=CheckoutErrorCode.VOUCHER_ENDED, ends_ms=voucher.ends_ms
-        )
+        raise refusal(["voucher_ended", str(voucher.ends_ms)])
 
 
 def card_json(voucher: Voucher) -> dict[str, Any]:

@@ -324,6 +324,12 @@ def page_routes() -> list[BaseRoute]:
         Route("/seller/finance/payout-method", seller_finance.set_payout_method, methods=["POST"]),
         Route("/seller/shipping", seller_promotions.set_shipping, methods=["POST"]),
         Route("/seller/vouchers", seller_promotions.create_voucher, methods=["POST"]),
+        Route("/seller/promotions", seller_promotions.create_promotion, methods=["POST"]),
+        Route(
+            "/seller/promotions/{promotion_id:id}/end",
+            seller_promotions.end_promotion,
+            methods=["POST"],
+        ),
         Route("/studio/{room_id:id}", seller_pages.studio),
         Mount("/static", StaticFiles(packages=[("web", "static")]), name="static"),
     ]

@@ -10,13 +10,13 @@ from dataclasses import dataclass
 
 from sqlalchemy import func
 from sqlalchemy import select as core_select
-from sqlmodel import col
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.requests import Request
 
-from catalog.models import Seller, Shop
-from checkout import vouchers
-from checkout.models import Order, Voucher
+from catalog.models import Product, Seller, Shop
+from checkout import promotions, vouchers
+from checkout.models import Order, Promotion, Voucher
 from checkout.pricing import VoucherKind
 from checkout.shelf import ShelfStore
 from kernel.clock import now_ms
@@ -49,6 +49,24 @@ class VoucherRow:
 
 
 @dataclass(frozen=True)
+class PromotionRow:
+    promotion: Promotion
+    running: bool
+    ended: bool
+
+    def offer(self, titles: dict[int, str]) -> str:
+        p = self.promotion
+        names = ", ".join(titles.get(product, f"#{product}") for product in p.products)
+        if p.kind == promotions.DISCOUNT:
+            return f"{p.bps / 100:g} % off {names}"
+        return f"any {p.size} of {names} for {major_units(p.price, p.currency)} {p.currency}"
+
+    @property
+    def ends(self) -> str:
+        return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(self.promotion.ends_ms / 1000))
+
+
+@dataclass(frozen=True)
 class PromotionsView:
     shop: Shop
     shops: Sequence[Shop]
@@ -57,6 +75,8 @@ class PromotionsView:
     free_over: str
     vouchers: list[VoucherRow]
     rooms: list[LiveRoom]  # open rooms a live-only voucher may be bound to
+    promotions: list[PromotionRow]
+    products: dict[int, str]  # the shop's products on sale: id -> title, for the forms
 
 
 async def promotions_view(
@@ -96,7 +116,20 @@ async def promotions_view(
         for row in await live_service.list_rooms(session, seller_id=me.id, shop_id=shop.id)
         if row.status != RoomStatus.ENDED
     ]
+    made_promotions = [
+        PromotionRow(p, p.starts_ms <= now < p.ends_ms, p.ends_ms <= now)
+        for p in await promotions.of_shop(session, shop.id)
+    ]
+    products = (
+        await session.exec(
+            select(Product)
+            .where(col(Product.shop_id) == shop.id, col(Product.archived_ms).is_(None))
+            .order_by(col(Product.id))
+        )
+    ).all()
     return PromotionsView(
+        promotions=made_promotions,
+        products={p.id or 0: p.title for p in products},
         shop=shop,
         shops=shops,
         currency=currency,

@@ -10,7 +10,7 @@ from starlette.responses import RedirectResponse, Response
 
 from catalog import service as catalog
 from catalog.models import Seller
-from checkout import vouchers
+from checkout import promotions, vouchers
 from checkout.pricing import VoucherKind
 from checkout.shelving import Shelving
 from kernel.clock import now_ms
@@ -22,6 +22,61 @@ from web.services import services
 
 DAY_MS = 86_400_000
 MAX_DAYS = 365
+
+
+@form_action()
+async def create_promotion(request: Request, me: Seller, form: dict[str, str]) -> Response:
+    """A product discount (typed as 15 for 15 %) or a bundle ("any 2 for 25.00") on the
+    products ticked, from now for a number of days, as ``POST /api/shops/{id}/promotions``."""
+    shop_id = _shop_id(form)
+    currency = _currency(form)
+    kind = form.get("kind", "")
+    products = tuple(
+        int(value)
+        for name, value in form.items()
+        if name.startswith("product-") and value.isdigit()
+    )
+    days = _days(form, "A promotion")
+    now = now_ms()
+    discount = kind == promotions.DISCOUNT
+    terms = promotions.PromotionTerms(
+        kind=kind,
+        products=products,
+        starts_ms=now,
+        ends_ms=now + days * DAY_MS,
+        bps=whole_field(form, "percent", "The percentage") * 100 if discount else 0,
+        size=0 if discount else whole_field(form, "size", "Units in a bundle"),
+        price=0 if discount else money_field(form, "price", currency),
+        currency="" if discount else currency,
+    )
+    svc = services(request)
+    async with svc.db.session() as session:
+        await catalog.owned_shop(session, me, shop_id)
+        await promotions.create(session, shop_id, terms)
+        await Shelving(svc.holds.shelf).publish_promotions(session, shop_id)
+    return _back(shop_id)
+
+
+@form_action()
+async def end_promotion(request: Request, me: Seller, form: dict[str, str]) -> Response:
+    shop_id = _shop_id(form)
+    svc = services(request)
+    async with svc.db.session() as session:
+        await catalog.owned_shop(session, me, shop_id)
+        await promotions.end(session, shop_id, request.path_params["promotion_id"])
+        await Shelving(svc.holds.shelf).publish_promotions(session, shop_id)
+    return _back(shop_id)
+
+
+def _days(form: dict[str, str], what: str) -> int:
+    days = whole_field(form, "days", "Days")
+    if not 1 <= days <= MAX_DAYS:
+        raise Invalid(
+            f"{what} runs 1 to {MAX_DAYS} days.",
+            code=CommonErrorCode.INVALID_REQUEST,
+            field="days",
+        )
+    return days
 
 
 def _shop_id(form: dict[str, str]) -> int:
@@ -74,13 +129,7 @@ async def create_voucher(request: Request, me: Seller, form: dict[str, str]) -> 
         value = whole_field(form, "value", "The percentage") * 100
     else:
         value = money_field(form, "value", currency)
-    days = whole_field(form, "days", "Days")
-    if not 1 <= days <= MAX_DAYS:
-        raise Invalid(
-            f"A voucher runs 1 to {MAX_DAYS} days.",
-            code=CommonErrorCode.INVALID_REQUEST,
-            field="days",
-        )
+    days = _days(form, "A voucher")
     room = form.get("room_id", "").strip()
     room_id = whole_field(form, "room_id", "The room") if room else None
     now = now_ms()
