@@ -2,7 +2,8 @@
 bundle price a cart before its voucher, in the cart and in the hold; the order records each
 line's discount and the voucher's part; a voucher's minimum spend counts what is left after
 promotions; ending a promotion prices the next checkout at once; a push to the shelf lost after
-SQL committed is made good; bad terms are refused and change nothing."""
+SQL committed is made good, by the next checkout or the sweep's resync; bad terms are refused
+and change nothing."""
 
 from __future__ import annotations
 
@@ -12,8 +13,13 @@ from typing import Any
 import httpx
 import pytest
 from redis.asyncio import Redis
+from sqlalchemy import update
+from sqlmodel import col
 
 from checkout.keys import Keyspace
+from checkout.models import Promotion
+from checkout.shelf import ShelfStore
+from checkout.shelving import Shelving
 from kernel.db import Database
 from tests.conftest import SellerAccount, viewer_headers
 from tests.helpers import LIST_PRICE, assert_error, checkout, make_seller, orders_seen_by, poll
@@ -164,3 +170,32 @@ async def test_bad_promotions_are_refused_and_change_nothing(
     )
     assert_error(r, 404, "promotion_not_found")
     assert (await http.get(f"/api/shops/{seller.shop.id}/promotions")).json()["promotions"] == []
+
+
+async def test_a_promotion_changed_in_sql_alone_is_mended_by_the_sweep(
+    http: httpx.AsyncClient,
+    seller: SellerAccount,
+    sessions: GuestSessions,
+    redis: Redis,
+    keys: Keyspace,
+    db: Database,
+) -> None:
+    """A promotion ended in SQL whose push to the shelf was lost keeps pricing checkouts until
+    the order sweep's resync pushes SQL's promotions again."""
+    jacket_m, _ = await two_skus(http, seller)
+    jacket = await product_of_sku(db, jacket_m)
+    made = (await promote(http, seller, kind="discount", products=[jacket], bps=1000)).json()
+    async with db.session() as session:
+        await session.exec(
+            update(Promotion)
+            .where(col(Promotion.id) == made["promotion"]["id"])
+            .values(ends_ms=int(time.time() * 1000))
+        )
+        await session.commit()
+    _, buyer = viewer_headers(sessions)
+    items = [{"sku_id": jacket_m, "qty": 1}]
+    assert (await cart_checkout(http, buyer, items=items)).json()["total"] == LIST_PRICE - 990
+    shelving = Shelving(ShelfStore(redis, keys, hold_ttl_ms=60_000, pay_ttl_ms=60_000))
+    async with db.session() as session:
+        assert await shelving.resync(session) >= 1
+    assert (await cart_checkout(http, buyer, items=items)).json()["total"] == LIST_PRICE

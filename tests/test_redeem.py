@@ -3,8 +3,8 @@
 a checkout naming a voucher holds the lines at their discounted prices and redeems one claim in
 the same shelf call; the order records each line's discount, the shipping fee and the code; a
 lapsed or released hold gives the use back; every refusal holds nothing; a storm of checkouts on
-a voucher of 50 uses redeems exactly 50; a voucher or shipping rule whose push to the shelf was
-lost is made good."""
+a voucher of 50 uses redeems exactly 50; a hold that lapses gives its use back; a voucher or
+shipping rule whose push to the shelf was lost is made good."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from checkout.shelf import ShelfStore
 from checkout.shelving import Shelving
 from kernel.db import Database
 from tests.conftest import SellerAccount, viewer_headers
+from tests.harness import Server
 from tests.helpers import LIST_PRICE, Headers, assert_error, checkout, orders_seen_by, poll
 from tests.test_cart import cart_checkout, line, put, two_skus
 from tests.test_vouchers import claim, make
@@ -247,3 +248,35 @@ async def test_writes_lost_between_sql_and_the_shelf_are_made_good(
     async with db.session() as session:
         assert await shelving.resync(session) >= 1
     assert (await cart_checkout(http, buyer, items=items)).json()["total"] == 2500 + 100
+
+
+async def test_a_lapsed_hold_gives_its_voucher_use_back(
+    http: httpx.AsyncClient,
+    tight_server: Server,
+    seller: SellerAccount,
+    sessions: GuestSessions,
+) -> None:
+    """A hold that lapses unpaid (two-second holds on this node) gives the use it redeemed back
+    with its units: the buyer's one use is there for the next checkout."""
+    _, large = await two_skus(http, seller)
+    assert (await make(http, seller, code="ONCE", kind="fixed", value=500)).status_code == 201
+    _, buyer = viewer_headers(sessions)
+    items = [{"sku_id": large, "qty": 1}]
+    async with httpx.AsyncClient(base_url=tight_server.base_url, timeout=30) as tight:
+        first = await cart_checkout(tight, buyer, items=items, voucher="ONCE")
+        assert first.status_code == 201, first.text
+        assert_error(
+            await cart_checkout(tight, buyer, items=items, voucher="ONCE"), 409, "voucher_used"
+        )
+        hold_id = first.json()["hold"]["id"]
+
+        async def state() -> str:
+            found: str = (await tight.get(f"/api/holds/{hold_id}", headers=buyer)).json()["hold"][
+                "state"
+            ]
+            return found
+
+        assert await poll(state, lambda s: s == "expired", within_s=30) == "expired"
+        again = await cart_checkout(tight, buyer, items=items, voucher="ONCE")
+        assert again.status_code == 201, again.text
+        assert again.json()["total"] == 2500 - 500
