@@ -129,8 +129,9 @@ class ShelfHold(NamedTuple):
     voucher_discount: int = 0  # the voucher's part of the lines' discounts
 
     def json(self) -> dict[str, Any]:
-        """As a deal hold's answer, with its lines and what the buyer pays."""
-        return {
+        """As a deal hold's answer, with its lines and what the buyer pays (``voucher`` only
+        when it redeems one)."""
+        body: dict[str, Any] = {
             "id": self.id,
             "qty": self.qty,
             "state": self.state,
@@ -140,11 +141,13 @@ class ShelfHold(NamedTuple):
             "discount": sum(line.off for line in self.lines) + self.shipping_discount,
             "shipping_fee": self.shipping_fee,
             "shipping_discount": self.shipping_discount,
-            "voucher": self.voucher or None,
             "voucher_discount": self.voucher_discount,
             "total": self.total,
             "currency": self.currency,
         }
+        if self.voucher:
+            body["voucher"] = self.voucher
+        return body
 
 
 @dataclass(frozen=True)
@@ -352,13 +355,19 @@ class ShelfStore:
         raw = await self._call("lc_shelf_get_hold", _shop_of(hold_id), hold_id, buyer)
         if not raw:
             return None
-        state, qty, expires, lines = raw
+        state, qty, expires, lines, total, currency, fee, fee_off, code, code_off = raw
         return ShelfHold(
             id=hold_id,
             qty=int(qty),
             expires_ms=int(expires),
             state=HoldState(state),
             lines=decode_lines(lines),
+            total=int(total),
+            currency=currency,
+            shipping_fee=int(fee),
+            shipping_discount=int(fee_off),
+            voucher=code,
+            voucher_discount=int(code_off),
         )
 
     async def stock(self, shop_id: int, sku_ids: list[int]) -> dict[int, ShelfStock]:

@@ -115,6 +115,7 @@ async def test_a_voucher_discounts_the_hold_and_the_order_records_each_discount(
     # The discount is split over the lines in proportion to their prices (990 + 500 = 1490).
     assert hold["lines"] == [line(m, 1, LIST_PRICE, 990), line(large, 2, LARGE_PRICE, 500)]
     assert (hold["voucher"], hold["discount"], hold["total"]) == ("TEN", 1490, shop["total"])
+    assert (await http.get(f"/api/holds/{hold['id']}", headers=buyer)).json()["hold"] == hold
     paid = await checkout(http, hold["id"], buyer, key="ten-1")
     assert paid.json()["order"]["amount"] == shop["total"]
     (order,) = await poll(lambda: orders_seen_by(http, buyer), lambda found: len(found) > 0)

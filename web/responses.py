@@ -55,7 +55,7 @@ class Hold(Out):
     discount: int | None = None
     shipping_fee: int | None = None
     shipping_discount: int | None = None
-    voucher: str | None = None
+    voucher: str | None = None  # the code it redeems; absent for none
     voucher_discount: int | None = None  # the voucher's part of discount on the goods
     total: int | None = None
     currency: str | None = None

@@ -385,7 +385,8 @@ local function release(K, ARGV)
   return { 'ok' }
 end
 
--- ARGV: hold id, buyer. The hold as its owner sees it: state, units, expiry, lines.
+-- ARGV: hold id, buyer. The hold as its owner sees it: state, units, expiry, lines, and what
+-- it charges (total, currency, shipping fee and discount, voucher and its part).
 local function get_hold(K, ARGV)
   local id = ARGV[1]
   local h = own_hold(K, id, ARGV[2])
@@ -393,7 +394,8 @@ local function get_hold(K, ARGV)
   if (h.state == 'held' or h.state == 'paying') and h.expires <= now_ms() then
     close_hold(K, id, h, 'expired')
   end
-  return { h.state, fmt(units(h)), fmt(h.expires), h.lines_text }
+  return { h.state, fmt(units(h)), fmt(h.expires), h.lines_text, fmt(total(h)), h.currency,
+           fmt(h.fee), fmt(h.fee_off), h.voucher, fmt(h.voucher_off) }
 end
 
 local function expire(K, ARGV)
