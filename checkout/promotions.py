@@ -6,6 +6,7 @@ checks is still the shelf's. Ending one early is setting its end to now."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -148,11 +149,12 @@ def running(
     return discounts, bundles
 
 
-def _decoded(encoded: str) -> list[list[Any]]:
+@functools.lru_cache(maxsize=256)  # a shop's text changes only with its promotions
+def _decoded(encoded: str) -> tuple[tuple[Any, ...], ...]:
+    """The shelf's text as rows, parsed once per text: this runs on every checkout."""
     if not encoded:
-        return []
-    found: list[list[Any]] = orjson.loads(encoded)
-    return found
+        return ()
+    return tuple(tuple(row) for row in orjson.loads(encoded))
 
 
 def promotion_json(row: Promotion) -> dict[str, Any]:

@@ -295,24 +295,8 @@ class ShelfStore:
             return Refusal(word, off_sale=[int(sku) for sku in raw[1:]])
         if word != "ok":
             return Refusal(word, detail=tuple(raw[1:]))
-        hold_id, expires, state, replayed, total, currency, text, fee, fee_off, code, code_off = (
-            raw[1:]
-        )
-        held = decode_lines(text)
-        return ShelfHold(
-            id=hold_id,
-            qty=sum(line.qty for line in held),
-            expires_ms=int(expires),
-            state=HoldState(state),
-            lines=held,
-            replayed=replayed == "1",
-            total=int(total),
-            currency=currency,
-            shipping_fee=int(fee),
-            shipping_discount=int(fee_off),
-            voucher=code,
-            voucher_discount=int(code_off),
-        )
+        hold_id, expires, state, replayed, total, currency, text, *charge = raw[1:]
+        return _shelf_hold(hold_id, state, expires, text, [total, currency, *charge], replayed)
 
     async def begin_payment(self, hold_id: str, buyer: str, attempt: str) -> ShelfTerms | str:
         """The hold's terms, or the refusal's word (as lua/holds.lua's)."""
@@ -355,20 +339,8 @@ class ShelfStore:
         raw = await self._call("lc_shelf_get_hold", _shop_of(hold_id), hold_id, buyer)
         if not raw:
             return None
-        state, qty, expires, lines, total, currency, fee, fee_off, code, code_off = raw
-        return ShelfHold(
-            id=hold_id,
-            qty=int(qty),
-            expires_ms=int(expires),
-            state=HoldState(state),
-            lines=decode_lines(lines),
-            total=int(total),
-            currency=currency,
-            shipping_fee=int(fee),
-            shipping_discount=int(fee_off),
-            voucher=code,
-            voucher_discount=int(code_off),
-        )
+        state, _, expires, text, *charge = raw
+        return _shelf_hold(hold_id, state, expires, text, charge)
 
     async def stock(self, shop_id: int, sku_ids: list[int]) -> dict[int, ShelfStock]:
         """Each SKU's shelf counters after lapsed holds went back (zeros for one never put)."""
@@ -478,6 +450,29 @@ class ShelfStore:
     async def move_answer(self, shop_id: int, tag: str) -> str | None:
         """What lc_shelf_move answered under ``tag``, if it ran (for the audit and repairs)."""
         return cast(str | None, await self.redis.hget(self.keys.shelf(shop_id).moves, tag))
+
+
+def _shelf_hold(
+    hold_id: str, state: str, expires: str, text: str, charge: list[str], replayed: str = "0"
+) -> ShelfHold:
+    """A hold from the shelf's answer; ``charge``: total, currency, shipping fee, its
+    discount, the voucher and its part, as lc_shelf_hold and lc_shelf_get_hold list them."""
+    total, currency, fee, fee_off, code, code_off = charge
+    held = decode_lines(text)
+    return ShelfHold(
+        id=hold_id,
+        qty=sum(line.qty for line in held),
+        expires_ms=int(expires),
+        state=HoldState(state),
+        lines=held,
+        replayed=replayed == "1",
+        total=int(total),
+        currency=currency,
+        shipping_fee=int(fee),
+        shipping_discount=int(fee_off),
+        voucher=code,
+        voucher_discount=int(code_off),
+    )
 
 
 def _int_or_none(value: str) -> int | None:

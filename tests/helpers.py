@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
+from redis.asyncio import Redis
 
 from catalog import service
 from catalog.models import Deal, Sku
@@ -19,7 +20,10 @@ from catalog.rules import DealTerms
 from checkout import deals
 from checkout.faults import MONEY_POINTS, POINTS, SHELF_POINTS, CrashPoints
 from checkout.holds import Hold, HoldStore
+from checkout.keys import Keyspace
 from checkout.payments import Charge, SandboxProvider
+from checkout.shelf import ShelfStore
+from checkout.shelving import Shelving
 from kernel.clock import now_ms
 from kernel.db import Database
 from kernel.errors import DomainError
@@ -388,6 +392,14 @@ async def hold_state(http: httpx.AsyncClient, hold_id: str, buyer: Headers) -> s
 
 async def charges_for(ledger: SandboxProvider, hold_id: str) -> list[Charge]:
     return [c for c in await ledger.charges() if c.key.startswith(f"{hold_id}:")]
+
+
+async def resync_shelves(redis: Redis, keys: Keyspace, db: Database) -> int:
+    """The order sweep's resync pass (SQL's terms, shipping rules and promotions pushed to
+    every shelf that says otherwise), as a node runs it; returns how many it pushed."""
+    shelving = Shelving(ShelfStore(redis, keys, hold_ttl_ms=60_000, pay_ttl_ms=60_000))
+    async with db.session() as session:
+        return await shelving.resync(session)
 
 
 async def poll(

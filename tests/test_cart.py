@@ -16,9 +16,7 @@ from sqlmodel import col, select
 from catalog.models import Sku
 from checkout.keys import Keyspace
 from checkout.models import ShelfMove
-from checkout.shelf import ShelfStore
 from checkout.shelf_audit import audit_shelf
-from checkout.shelving import Shelving
 from kernel.db import Database
 from tests.conftest import SellerAccount, viewer_headers
 from tests.helpers import (
@@ -33,6 +31,7 @@ from tests.helpers import (
     new_sku,
     orders_seen_by,
     poll,
+    resync_shelves,
 )
 from tests.test_seller_pages import sign_in
 from web.auth import GuestSessions
@@ -342,9 +341,7 @@ async def test_holds_price_at_sqls_price_pushed_on_every_edit_and_mended_by_the_
     ] == 7000
     shop_id = seller.shop.id or 0
     assert (await audit_shelf(redis, db, keys, shop_id)).terms_mismatch == [m]
-    shelving = Shelving(ShelfStore(redis, keys, hold_ttl_ms=60_000, pay_ttl_ms=60_000))
-    async with db.session() as session:
-        assert await shelving.resync(session) >= 1
+    assert await resync_shelves(redis, keys, db) >= 1
     assert (await audit_shelf(redis, db, keys, shop_id)).terms_mismatch == []
     assert (await cart_checkout(http, buyer, items=[{"sku_id": m, "qty": 1}])).json()[
         "total"

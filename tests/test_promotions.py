@@ -18,11 +18,17 @@ from sqlmodel import col
 
 from checkout.keys import Keyspace
 from checkout.models import Promotion
-from checkout.shelf import ShelfStore
-from checkout.shelving import Shelving
 from kernel.db import Database
 from tests.conftest import SellerAccount, viewer_headers
-from tests.helpers import LIST_PRICE, assert_error, checkout, make_seller, orders_seen_by, poll
+from tests.helpers import (
+    LIST_PRICE,
+    assert_error,
+    checkout,
+    make_seller,
+    orders_seen_by,
+    poll,
+    resync_shelves,
+)
 from tests.test_cart import cart_checkout, line, put, sku_row, two_skus
 from tests.test_vouchers import make
 from web.auth import GuestSessions
@@ -195,7 +201,5 @@ async def test_a_promotion_changed_in_sql_alone_is_mended_by_the_sweep(
     _, buyer = viewer_headers(sessions)
     items = [{"sku_id": jacket_m, "qty": 1}]
     assert (await cart_checkout(http, buyer, items=items)).json()["total"] == LIST_PRICE - 990
-    shelving = Shelving(ShelfStore(redis, keys, hold_ttl_ms=60_000, pay_ttl_ms=60_000))
-    async with db.session() as session:
-        assert await shelving.resync(session) >= 1
+    assert await resync_shelves(redis, keys, db) >= 1
     assert (await cart_checkout(http, buyer, items=items)).json()["total"] == LIST_PRICE

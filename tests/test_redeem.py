@@ -20,12 +20,18 @@ from sqlmodel import col
 
 from catalog.models import Shop
 from checkout.keys import Keyspace
-from checkout.shelf import ShelfStore
-from checkout.shelving import Shelving
 from kernel.db import Database
 from tests.conftest import SellerAccount, viewer_headers
 from tests.harness import Server
-from tests.helpers import LIST_PRICE, Headers, assert_error, checkout, orders_seen_by, poll
+from tests.helpers import (
+    LIST_PRICE,
+    Headers,
+    assert_error,
+    checkout,
+    orders_seen_by,
+    poll,
+    resync_shelves,
+)
 from tests.test_cart import cart_checkout, line, put, two_skus
 from tests.test_vouchers import claim, make
 from web.auth import GuestSessions
@@ -245,9 +251,7 @@ async def test_writes_lost_between_sql_and_the_shelf_are_made_good(
         await session.exec(update(Shop).where(col(Shop.id) == shop_id).values(shipping_fee=100))
         await session.commit()
     assert (await cart_checkout(http, buyer, items=items)).json()["total"] == 2500 + 300
-    shelving = Shelving(ShelfStore(redis, keys, hold_ttl_ms=60_000, pay_ttl_ms=60_000))
-    async with db.session() as session:
-        assert await shelving.resync(session) >= 1
+    assert await resync_shelves(redis, keys, db) >= 1
     assert (await cart_checkout(http, buyer, items=items)).json()["total"] == 2500 + 100
 
 
