@@ -192,6 +192,7 @@ class Carts:
         expected_total: int | None,
         items: dict[int, int] | None = None,
         voucher: str | None = None,
+        address: str = "",
     ) -> ShelfHold:
         """Hold the cart's items of one shop, all or none, priced from the shop's shelf by
         ``checkout/pricing.py`` with its shipping rule and the voucher named (redeemed by the
@@ -217,7 +218,9 @@ class Carts:
         if voucher is not None:
             async with db.session() as session:
                 terms = await vouchers.get(session, shop, voucher)
-        return await self._hold(db, shop, buyer, request_id, mine, expected_total, terms, quoted)
+        return await self._hold(
+            db, shop, buyer, request_id, mine, expected_total, terms, quoted, address
+        )
 
     async def _shop_part(
         self, db: Database, units: dict[int, int], shop_id: int | None
@@ -258,6 +261,7 @@ class Carts:
         expected_total: int | None,
         voucher: Voucher | None,
         quoted: ShelfQuote | None = None,
+        address: str = "",
     ) -> ShelfHold:
         """Quote, price, hold. The first round may price from terms read a moment ago (the
         hold proves them current or refuses "repriced"); the others read the shelf. Each repair
@@ -323,6 +327,7 @@ class Carts:
                 voucher="" if voucher is None else voucher.code,
                 voucher_discount=priced.voucher_discount,
                 priced_with=(quoted.shipping, priced.currency, quoted.promotions),
+                address=address,
             )
             if not isinstance(answer, Refusal):
                 return answer
@@ -348,6 +353,18 @@ def _refused(refusal: Refusal, units: dict[int, int]) -> DomainError:
         return Conflict(
             "One payment is in one currency: these items are priced in several.",
             code=CheckoutErrorCode.MIXED_CURRENCIES,
+        )
+    if refusal.word == "address_hold_limit":
+        cap, *over = refusal.detail
+        return Conflict(
+            "Too many units of these items are held from your network; pay for or release "
+            "one, or wait for holds to lapse.",
+            code=CheckoutErrorCode.ADDRESS_HOLD_LIMIT,
+            limit=int(cap),
+            lines=[
+                {"sku_id": int(sku), "held": int(held)}
+                for sku, held in (item.split(":") for item in over)
+            ],
         )
     if refusal.word == "voucher_not_claimed":
         return Conflict(

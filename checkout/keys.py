@@ -60,6 +60,10 @@ class ShelfKeys:
     moves: str
     vouchers: str
     claims: str
+    # Per client address and SKU, units in holds; and which address each live hold counts
+    # against (the per-address cap, checkout/limits.py).
+    addresses: str
+    hold_addresses: str
 
     def function_keys(self) -> list[str]:
         """The KEYS list every function in shelf.lua expects, in its order."""
@@ -72,6 +76,8 @@ class ShelfKeys:
             self.moves,
             self.vouchers,
             self.claims,
+            self.addresses,
+            self.hold_addresses,
         ]
 
 
@@ -117,6 +123,8 @@ class Keyspace:
             moves=f"{base}:moves",
             vouchers=f"{base}:vouchers",
             claims=f"{base}:claims",
+            addresses=f"{base}:addresses",
+            hold_addresses=f"{base}:hold_addresses",
         )
 
     @property

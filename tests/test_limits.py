@@ -391,6 +391,40 @@ async def test_a_farming_address_is_throttled_and_a_real_buyer_still_gets_a_unit
     assert stock["sold"] == 1 and stock["held"] == HOLD_CAP
 
 
+async def test_one_address_holds_at_most_the_cap_of_a_sku_in_cart_checkouts(
+    limited: Server, proxy: httpx.AsyncClient, seller: SellerAccount, sessions: GuestSessions
+) -> None:
+    """Cart holds have the deal's cap per SKU: a farmer's 40 sessions buying one unit each of a
+    40-unit SKU get the cap, every other checkout 409 with the SKU named; another address
+    still buys."""
+    h, shop_id = seller.headers, seller.shop.id
+    product = (
+        await proxy.post(f"/api/shops/{shop_id}/products", headers=h, json={"title": "Cap mug"})
+    ).json()["product"]
+    fields = {"variant": "Sand", "list_price": 1500, "currency": "USD", "stock": 40}
+    sku = (await proxy.post(f"/api/products/{product['id']}/skus", headers=h, json=fields)).json()
+    body = {"items": [{"sku_id": sku["sku"]["id"], "qty": 1}], "shop_id": shop_id}
+    async with client_from(limited, "127.0.0.4") as farmer:
+        taps = await asyncio.gather(
+            *(
+                farmer.post("/api/cart/checkout", headers=bearer(sessions.issue()[1]), json=body)
+                for _ in range(40)
+            )
+        )
+    codes = Counter("held" if r.status_code == 201 else r.json()["error"]["code"] for r in taps)
+    assert codes == {"held": HOLD_CAP, "address_hold_limit": 40 - HOLD_CAP}, codes
+    refused = next(r.json()["error"] for r in taps if r.status_code == 409)
+    assert refused["details"] == {
+        "limit": HOLD_CAP,
+        "lines": [{"sku_id": sku["sku"]["id"], "held": HOLD_CAP}],
+    }
+    async with client_from(limited, "127.0.0.5") as buyer:
+        mine = await buyer.post(
+            "/api/cart/checkout", headers=bearer(sessions.issue()[1]), json=body
+        )
+    assert mine.status_code == 201, mine.text
+
+
 async def test_without_the_cap_one_address_takes_the_whole_deal(
     redis_url: str,
     database_url: str,

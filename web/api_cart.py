@@ -14,6 +14,7 @@ from checkout.error_codes import CheckoutErrorCode
 from checkout.shelving import Shelving
 from kernel.errors import CommonErrorCode, Invalid
 from web import responses as out
+from web.api_checkout import address_of
 from web.auth import viewer
 from web.http import JSONResponse, json_body
 from web.routing import Answer, Api, Param
@@ -136,6 +137,7 @@ async def clear_cart(request: Request) -> Response:
         CheckoutErrorCode.MIXED_CURRENCIES,
         CheckoutErrorCode.QUOTE_CHANGED,
         CheckoutErrorCode.INSUFFICIENT_STOCK,
+        CheckoutErrorCode.ADDRESS_HOLD_LIMIT,
         CheckoutErrorCode.VOUCHER_NOT_FOUND,
         CheckoutErrorCode.VOUCHER_NOT_STARTED,
         CheckoutErrorCode.VOUCHER_ENDED,
@@ -158,6 +160,7 @@ async def checkout_cart(request: Request) -> Response:
         expected_total=body.expected_total,
         items=_merged(body.items) if body.items else None,
         voucher=body.voucher,
+        address=address_of(request),
     )
     return JSONResponse(
         {"hold": hold.json(), "total": hold.total, "currency": hold.currency},

@@ -193,7 +193,11 @@ def build_services(settings: Settings, crash: CrashPoints = NO_CRASH) -> Service
     db = Database(settings.database_url)
     keys = Keyspace(settings.redis_prefix)
     shelf = ShelfStore(
-        redis, keys, hold_ttl_ms=settings.hold_ttl_s * 1000, pay_ttl_ms=settings.pay_ttl_s * 1000
+        redis,
+        keys,
+        hold_ttl_ms=settings.hold_ttl_s * 1000,
+        pay_ttl_ms=settings.pay_ttl_s * 1000,
+        address_cap=settings.address_hold_cap,
     )
     holds = HoldStore(redis, keys, reserve_limits(settings), shelf)
     pipeline = (

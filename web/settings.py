@@ -600,7 +600,8 @@ class Settings:
     address_hold_cap: int = setting(
         10,
         "LIVECART_ADDRESS_HOLD_CAP",
-        "units of one deal one client address may hold at once, held or paying (`0`: no cap)",
+        "units of one deal, or of one SKU at list price, one client address may hold at once, "
+        "held or paying (`0`: no cap)",
         COUNT,
     )
     # Benchmarks and tests.

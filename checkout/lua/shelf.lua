@@ -20,6 +20,9 @@ all or nothing in one Redis Cluster slot. Every key a function touches arrives i
   KEYS[7] vouchers  hash: "<code>:left|per_buyer|starts|ends|room" per voucher of the shop
   KEYS[8] claims    hash: "<code>|<buyer>" -> claims that buyer made, "<code>|<buyer>|used" ->
                     how many of them a live hold or an order redeems
+  KEYS[9] addresses hash: "<client address>|<sku>" -> units of the SKU held from that address
+                    (held or paying), for the per-address cap (checkout/limits.py)
+  KEYS[10] hold_addresses  hash: hold id -> the client address it counts against
 
 Units reach the shelf from SQL's free stock and leave it for a deal only through lc_shelf_move
 (SQL's shelf_moves rows name the tags). Invariant per SKU: available + held + sold == quantity.
@@ -27,11 +30,11 @@ Hold states as a deal hold's: held -> paying -> sold; held|paying -> expired; he
 paying -> held when a charge fails.
 
 Pricing is checkout/pricing.py's, in Python: a checkout reads the terms (lc_shelf_quote), prices
-the lines, and lc_shelf_hold stores that answer after checking the prices it used are still the
-shelf's. Lua adds amounts up; it never decides a discount.
+the lines, and lc_shelf_hold_many stores that answer after checking the prices it used are
+still the shelf's. Lua adds amounts up; it never decides a discount.
 ]]
 
-local KEY_COUNT = 8
+local KEY_COUNT = 10
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -88,11 +91,23 @@ local function add(K, sku, name, n)
   redis.call('HINCRBY', K[1], sku .. ':' .. name, n)
 end
 
+-- A hold stops counting against its client address's cap (it closed, or it was sold).
+local function release_address(K, id, h)
+  local address = redis.call('HGET', K[10], id)
+  if not address then return end
+  redis.call('HDEL', K[10], id)
+  for _, line in ipairs(h.lines) do
+    local key = address .. '|' .. line.sku
+    if redis.call('HINCRBY', K[9], key, -line.qty) <= 0 then redis.call('HDEL', K[9], key) end
+  end
+end
+
 -- Return a live hold's units to the shelf and close it with the given final state. A voucher
 -- it redeemed is the buyer's to use again (the claim stays made).
 local function close_hold(K, id, h, final_state)
   h.state = final_state
   save_hold(K, id, h)
+  release_address(K, id, h)
   redis.call('ZREM', K[4], id)
   for _, line in ipairs(h.lines) do
     add(K, line.sku, 'available', line.qty)
@@ -199,28 +214,12 @@ local function redeem(K, code, buyer, now)
   return nil
 end
 
--- ARGV[1]: shop id; ARGV[2]: buyer; ARGV[3]: request id (may be empty); ARGV[4]: hold ttl ms;
--- ARGV[5]: "shipping_fee:shipping_off:voucher_off"; ARGV[6]: voucher code ("" for none);
--- ARGV[7], ARGV[8], ARGV[9]: the shipping rule, the currency and the promotions the lines were
--- priced with; ARGV[10..]: lines
--- "sku:qty:unit_price:off", one SKU each, as checkout/pricing.py priced them from terms read
--- with lc_shelf_quote (maybe a moment ago). Every line is held at that price, or none is.
--- Answers:
---   ok <hold> <expires_ms> <state> <replayed> <total> <currency> <lines> <fee> <fee_off> <voucher>
---      <voucher_off>
---   short sku:wanted:available ...       (a SKU the shelf has no terms for counts as 0 left)
---   off_sale sku ...                     (its product was archived or the SKU deleted)
---   mixed_currencies
---   repriced                             (a price, currency, the shipping rule or the
---                                         promotions moved since the terms were read: read
---                                         them again)
---   voucher_* ...                        (the voucher cannot be used: see redeem)
-local function hold(K, ARGV)
-  local shop, buyer, request, ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
-  local fee, fee_off, voucher_off = string.match(ARGV[5], '^(%d+):(%d+):(%d+)$')
-  local voucher, rule, priced_in, promos = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
-  local now = now_ms()
-  reclaim(K, now)
+-- One hold of a batch (see hold_many): `f` is its fields, `cap` the units of one SKU a client
+-- address may hold at once (0: no cap). The answer is a list of words.
+local function hold_one(K, shop, ttl, cap, now, f)
+  local buyer, request, address = f[1], f[2], f[3]
+  local fee, fee_off, voucher_off = string.match(f[4], '^(%d+):(%d+):(%d+)$')
+  local voucher, rule, priced_in, promos = f[5], f[6], f[7], f[8]
   local request_key = buyer .. '|' .. request
   if request ~= '' then
     local existing = redis.call('HGET', K[3], request_key)
@@ -230,14 +229,15 @@ local function hold(K, ARGV)
                h.lines_text, fmt(h.fee), fmt(h.fee_off), h.voucher, fmt(h.voucher_off) }
     end
   end
+  local capped = cap > 0 and address ~= ''
   local text = {}
-  local short, off = { 'short' }, { 'off_sale' }
+  local short, off, over = { 'short' }, { 'off_sale' }, { 'address_hold_limit', fmt(cap) }
   local currency = nil
   local mixed = false
   local repriced = (redis.call('HGET', K[1], 'shipping') or '') ~= rule
     or (redis.call('HGET', K[1], 'promos') or '') ~= promos
-  for i = 10, #ARGV do
-    local sku, qty, price = string.match(ARGV[i], '^(%d+):(%d+):(%d+):%d+$')
+  for line in string.gmatch(f[9], '[^,]+') do
+    local sku, qty, price = string.match(line, '^(%d+):(%d+):(%d+):%d+$')
     qty = tonumber(qty)
     local t = redis.call('HMGET', K[1], sku .. ':price', sku .. ':currency', sku .. ':sale',
       sku .. ':available')
@@ -251,10 +251,15 @@ local function hold(K, ARGV)
       currency = currency or t[2]
       if available < qty then short[#short + 1] = sku .. ':' .. qty .. ':' .. available end
       if t[1] ~= price or t[2] ~= priced_in then repriced = true end
+      if capped then
+        local held = tonumber(redis.call('HGET', K[9], address .. '|' .. sku) or '0')
+        if held + qty > cap then over[#over + 1] = sku .. ':' .. held end
+      end
     end
-    text[#text + 1] = ARGV[i]
+    text[#text + 1] = line
   end
   if #off > 1 then return off end
+  if #over > 2 then return over end
   if #short > 1 then return short end
   if mixed then return { 'mixed_currencies' } end
   if repriced then return { 'repriced' } end
@@ -272,7 +277,9 @@ local function hold(K, ARGV)
   for _, line in ipairs(h.lines) do
     add(K, line.sku, 'available', -line.qty)
     add(K, line.sku, 'held', line.qty)
+    if capped then redis.call('HINCRBY', K[9], address .. '|' .. line.sku, line.qty) end
   end
+  if capped then redis.call('HSET', K[10], id, address) end
   h.expires = now + ttl
   h.held_until = h.expires
   save_hold(K, id, h)
@@ -280,6 +287,39 @@ local function hold(K, ARGV)
   if request ~= '' then redis.call('HSET', K[3], request_key, id) end
   return { 'ok', id, fmt(h.expires), 'held', '0', fmt(total(h)), currency, h.lines_text,
            fmt(h.fee), fmt(h.fee_off), voucher, fmt(h.voucher_off) }
+end
+
+-- Several checkouts' holds of one shop, decided one after another in arrival order (the
+-- caller batches those that arrive while a call is in flight, as reservations are batched).
+-- ARGV[1]: shop id; ARGV[2]: hold ttl ms; ARGV[3]: units of one SKU a client address may hold
+-- at once (0: no cap); ARGV[4..]: one hold each, its fields joined by tabs (one argument per
+-- hold keeps the client's encoding cost low): buyer, request id (may be empty), client address
+-- (empty: none, uncapped), "shipping_fee:shipping_off:voucher_off", voucher code ("" for
+-- none), the shipping rule, the currency and the promotions the lines were priced with, and
+-- the lines "sku:qty:unit_price:off" joined by commas, one SKU each, as checkout/pricing.py
+-- priced them from terms read with lc_shelf_quote (maybe a moment ago). Every line of a hold
+-- is held at that price, or none is. One answer per hold, its words joined by tabs:
+--   ok <hold> <expires_ms> <state> <replayed> <total> <currency> <lines> <fee> <fee_off> <voucher>
+--      <voucher_off>
+--   off_sale sku ...                     (its product was archived or the SKU deleted)
+--   address_hold_limit cap sku:held ...  (the client address holds too many of these SKUs)
+--   short sku:wanted:available ...       (a SKU the shelf has no terms for counts as 0 left)
+--   mixed_currencies
+--   repriced                             (a price, currency, the shipping rule or the
+--                                         promotions moved since the terms were read: read
+--                                         them again)
+--   voucher_* ...                        (the voucher cannot be used: see redeem)
+local function hold_many(K, ARGV)
+  local shop, ttl, cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+  local now = now_ms()
+  reclaim(K, now)
+  local answers = {}
+  for i = 4, #ARGV do
+    local f = {}
+    for part in string.gmatch(ARGV[i] .. '\t', '([^\t]*)\t') do f[#f + 1] = part end
+    answers[#answers + 1] = table.concat(hold_one(K, shop, ttl, cap, now, f), '\t')
+  end
+  return answers
 end
 
 -- Find the caller's hold; a foreign hold looks exactly like a missing one.
@@ -344,6 +384,7 @@ local function commit(K, ARGV)
   if h.attempt ~= attempt then return { 'payment_in_progress' } end
   h.state = 'sold'
   save_hold(K, id, h)
+  release_address(K, id, h)
   redis.call('ZREM', K[4], id)
   for _, line in ipairs(h.lines) do
     add(K, line.sku, 'held', -line.qty)
@@ -474,7 +515,7 @@ end
 local function register(name, fn)
   redis.register_function(name, function(K, ARGV)
     if #K ~= KEY_COUNT or not ends_with(K[1], ':shelf') or not ends_with(K[8], ':claims') then
-      return redis.error_reply('livecart_shelf: expected the 8 shelf keys, got ' .. #K)
+      return redis.error_reply('livecart_shelf: expected the 10 shelf keys, got ' .. #K)
     end
     return fn(K, ARGV)
   end)
@@ -485,7 +526,7 @@ register('lc_shelf_terms', set_terms)
 register('lc_shelf_shipping', set_shipping)
 register('lc_shelf_promotions', set_promotions)
 register('lc_shelf_quote', quote)
-register('lc_shelf_hold', hold)
+register('lc_shelf_hold_many', hold_many)
 register('lc_shelf_begin_payment', begin_payment)
 register('lc_shelf_commit', commit)
 register('lc_shelf_payment_failed', payment_failed)
