@@ -1,18 +1,19 @@
 """Kill ``livecart serve`` with SIGKILL at every point of the checkout and pipeline path where a
 crash changes what must happen next (checkout/faults.py POINTS), restart it, and check what the
-buyer and the books see:
+buyer and the books see, for a deal's hold and for a cart's (a shop's shelf, decision 0028):
 
 - the buyer's retry (same Idempotency-Key) gets a final answer within 10 s of the restart:
   201 with the order, or 409 ``hold_expired`` when their hold lapsed (then the charge is
   refunded);
 - every approved charge ends as exactly one order or one refund, never both, never neither;
-- no unit is sold twice (the deal's audit), no hold is stuck paying, no attempt stays pending.
+- no unit is sold twice (the deal's or the shelf's audit), no hold is stuck paying, no attempt
+  stays pending.
 
-One server per point, all points at once; each repetition arms the crash (a trigger file the
-process removes as it dies), buys, waits for the death, restarts and retries. The crash points
-are tests/crashing.py's, installed in each server; servers are forked from a parent that has
-imported livecart already (tests/forked.py), so a restart costs a fork, not two seconds of
-imports.
+One server per point and kind of hold, all at once; each repetition arms the crash (a trigger
+file the process removes as it dies), buys, waits for the death, restarts and retries. The
+crash points are tests/crashing.py's, installed in each server; servers are forked from a
+parent that has imported livecart already (tests/forked.py), so a restart costs a fork, not two
+seconds of imports.
 ``LIVECART_CRASH_REPS`` repetitions per point (2 by default; CI runs 20 in its own step).
 """
 
@@ -34,16 +35,18 @@ from sqlmodel import col, select
 
 from checkout.audit import settled_audit
 from checkout.faults import POINTS
+from checkout.hold_states import HoldState
 from checkout.holds import HoldStore
 from checkout.keys import Keyspace
 from checkout.models import Order, PaymentAttempt
 from checkout.payments import ChargeStatus, SandboxProvider
+from checkout.shelf import ShelfStore
+from checkout.shelf_audit import audit_shelves
 from kernel.db import Database
 from tests import forked
 from tests.conftest import PREFIX, SECRET, SellerAccount
 from tests.crashing import SigkillAt
-from tests.helpers import make_live_deal, until
-from web.embedded import free_port
+from tests.helpers import make_live_deal, make_seller, make_sku, until
 
 pytestmark = [pytest.mark.storage, pytest.mark.crash, pytest.mark.slow]
 
@@ -60,22 +63,34 @@ class Server:
     log: Path
 
 
+DEAL, CART = "deal", "cart"
+
+
 @dataclass
 class Lane:
-    """One crash point's server, deal and findings."""
+    """One crash point's server, what its buyers hold (a deal's unit, or a cart's: one unit of
+    a SKU of a shop of its own) and findings."""
 
     point: str
     prefix: str
     trigger: Path
     log: Path
     env: dict[str, str]
+    kind: str = DEAL
+    deal_id: int = 0
+    shop_id: int = 0
+    sku_id: int = 0
     crashes: int = 0
     outcomes: list[str] = field(default_factory=list)  # per buyer: order, refund or none
     waits: list[float] = field(default_factory=list)
     server: Server | None = None  # the living one: it stays up until the books are checked
 
+    @property
+    def name(self) -> str:
+        return f"{self.point} ({self.kind})"
 
-def lane_env(point: str, prefix: str) -> dict[str, str]:
+
+def lane_env(point: str, prefix: str, kind: str) -> dict[str, str]:
     env = {
         "LIVECART_REDIS_PREFIX": prefix,
         "LIVECART_CHECKOUT_LEASE_S": str(LEASE_S),
@@ -88,6 +103,9 @@ def lane_env(point: str, prefix: str) -> dict[str, str]:
         # The charge takes longer than the hold has left, so the hold lapses while it runs
         # and the approved charge must be refunded: the refund is the step that dies.
         env["LIVECART_PAYMENT_DELAY_MS"] = "1500"
+        if kind == CART:  # a deal's are its own terms (make_live_deal below)
+            env["LIVECART_HOLD_TTL_S"] = "1"
+            env["LIVECART_PAY_TTL_S"] = "0"
     return env
 
 
@@ -103,7 +121,7 @@ async def start(lane: Lane, redis_url: str, database_url: str) -> Server:
         "LIVECART_DATA_DIR": str(lane.log.parent),
         **lane.env,
     }
-    port = free_port()
+    port = forked.fresh_port()
     starting = asyncio.ensure_future(
         asyncio.to_thread(
             forked.start, env, lane.log, port, STARTUP_S, SigkillAt(lane.point, lane.trigger)
@@ -117,13 +135,16 @@ async def start(lane: Lane, redis_url: str, database_url: str) -> Server:
     return Server(f"http://127.0.0.1:{port}", process, lane.log)
 
 
-async def buy(client: httpx.AsyncClient, base: str, deal_id: int) -> tuple[str, str, str]:
+async def buy(client: httpx.AsyncClient, base: str, lane: Lane) -> tuple[str, str, str]:
     """A new buyer's session and hold: (token, hold id, idempotency key)."""
     session = (await client.post(f"{base}/api/session")).json()
     headers = {"Authorization": f"Bearer {session['token']}"}
-    reserved = await client.post(
-        f"{base}/api/deals/{deal_id}/reserve", json={"qty": 1}, headers=headers
-    )
+    if lane.kind == DEAL:
+        path, body = f"{base}/api/deals/{lane.deal_id}/reserve", {"qty": 1}
+    else:  # buy now: one unit of the lane's SKU, held from its shop's shelf
+        path = f"{base}/api/cart/checkout"
+        body = {"items": [{"sku_id": lane.sku_id, "qty": 1}], "shop_id": lane.shop_id}
+    reserved = await client.post(path, json=body, headers=headers)
     assert reserved.status_code == 201, reserved.text
     return session["token"], reserved.json()["hold"]["id"], "pay-" + secrets.token_hex(6)
 
@@ -153,11 +174,11 @@ async def retry_until_final(
         await asyncio.sleep(0.1)
 
 
-async def one_repetition(lane: Lane, deal_id: int, redis_url: str, database_url: str) -> None:
+async def one_repetition(lane: Lane, redis_url: str, database_url: str) -> None:
     server = lane.server
     assert server is not None
     async with httpx.AsyncClient(timeout=30) as client:
-        token, hold_id, key = await buy(client, server.base_url, deal_id)
+        token, hold_id, key = await buy(client, server.base_url, lane)
         lane.trigger.write_text(lane.point)
         try:
             first: httpx.Response | None = await checkout(
@@ -173,14 +194,19 @@ async def one_repetition(lane: Lane, deal_id: int, redis_url: str, database_url:
             return
         # pipeline.before_ack may die just after answering: wait for the death either way.
         code = await asyncio.to_thread(forked.exit_code, server.process, 60)
-        assert code == -9, f"{lane.point}: exited with {code}, not SIGKILL ({first})"
+        assert code == -9, f"{lane.name}: exited with {code}, not SIGKILL ({first})"
         assert not lane.trigger.exists()
         lane.crashes += 1
         lane.server = server = await start(lane, redis_url, database_url)
         began = time.monotonic()
-        final = await asyncio.wait_for(
-            retry_until_final(client, server.base_url, token, hold_id, key), FINAL_WITHIN_S
-        )
+        try:
+            final = await asyncio.wait_for(
+                retry_until_final(client, server.base_url, token, hold_id, key), FINAL_WITHIN_S
+            )
+        except TimeoutError:
+            raise AssertionError(
+                f"{lane.name}: no final answer {FINAL_WITHIN_S} s after the restart"
+            ) from None
         lane.waits.append(time.monotonic() - began)
     lane.outcomes.append(_outcome(final, hold_id, charged=True))
 
@@ -197,14 +223,14 @@ def _outcome(answer: httpx.Response, hold_id: str, *, charged: bool) -> str:
     return "refund" if charged else "none"
 
 
-async def run_lane(lane: Lane, deal_id: int, redis_url: str, database_url: str) -> None:
+async def run_lane(lane: Lane, redis_url: str, database_url: str) -> None:
     lane.server = await start(lane, redis_url, database_url)
     while lane.crashes < REPS:
-        assert len(lane.outcomes) < 3 * REPS, f"{lane.point}: too few buyers reached it"
-        await one_repetition(lane, deal_id, redis_url, database_url)
+        assert len(lane.outcomes) < 3 * REPS, f"{lane.name}: too few buyers reached it"
+        await one_repetition(lane, redis_url, database_url)
 
 
-async def check_books(lane: Lane, redis: Redis, db: Database, deal_id: int) -> None:
+async def check_books(lane: Lane, redis: Redis, db: Database) -> None:
     keys = Keyspace(lane.prefix)
 
     async def attempts_settled() -> bool:
@@ -214,28 +240,83 @@ async def check_books(lane: Lane, redis: Redis, db: Database, deal_id: int) -> N
         charged = lane.outcomes.count("order") + lane.outcomes.count("refund")
         return len(rows) == charged and all(row.status != "pending" for row in rows)
 
-    await until(attempts_settled, f"{lane.point}: every attempt settled")
-    audit = await settled_audit(redis, db, keys, deal_id, wait_s=30)
-    assert audit.ok, audit.json()
-    assert audit.holds.get("paying", 0) == 0, audit.json()
+    await until(attempts_settled, f"{lane.name}: every attempt settled")
+    if lane.kind == DEAL:
+        audit = await settled_audit(redis, db, keys, lane.deal_id, wait_s=30)
+        assert audit.ok, audit.json()
+        assert audit.holds.get("paying", 0) == 0, audit.json()
+        sold_here = col(Order.deal_id) == lane.deal_id
+    else:
+        (shelf_audit,) = await audit_shelves(redis, db, keys, wait_s=30)
+        assert shelf_audit.ok and shelf_audit.pipeline_lag == 0, shelf_audit.json()
+        store = ShelfStore(redis, keys, hold_ttl_ms=0, pay_ttl_ms=0)
+        states = [state for state, _ in (await store.recorded_holds(lane.shop_id)).values()]
+        assert HoldState.PAYING not in states, states
+        sold_here = col(Order.shop_id) == lane.shop_id
     charges = [
         c
         for c in await SandboxProvider(redis, keys.sandbox).charges()
         if c.status is ChargeStatus.APPROVED
     ]
     async with db.session() as session:
-        orders = (await session.exec(select(Order).where(col(Order.deal_id) == deal_id))).all()
+        orders = (await session.exec(select(Order).where(sold_here))).all()
     ordered = {o.payment_ref for o in orders}
     # one charge per charged buyer, never a second under a retry
     assert len(charges) == lane.outcomes.count("order") + lane.outcomes.count("refund")
     for charge in charges:
-        assert (charge.id in ordered) != charge.refunded, (lane.point, charge)
+        assert (charge.id in ordered) != charge.refunded, (lane.name, charge)
     assert len(orders) == lane.outcomes.count("order")
     assert sum(c.refunded for c in charges) == lane.outcomes.count("refund")
 
 
+async def deal_lane(
+    n: int, point: str, tmp_path: Path, redis: Redis, db: Database, seller: SellerAccount
+) -> Lane:
+    prefix = f"{PREFIX}x{n}"
+    lane = Lane(point, prefix, tmp_path / f"crash-{n}", tmp_path / f"server-{n}.log", {}, DEAL)
+    lane.env = lane_env(point, prefix, DEAL)
+    refund_lane = point == "checkout.after_refund"
+    store = HoldStore(redis, Keyspace(prefix))
+    await store.install()
+    deal = await make_live_deal(
+        db,
+        store,
+        seller,
+        quantity=3 * REPS + 2,
+        limit=1,
+        hold_ttl_ms=1000 if refund_lane else 60_000,
+        pay_ttl_ms=100 if refund_lane else 60_000,
+    )
+    lane.deal_id = deal.id or 0
+    return lane
+
+
+async def cart_lane(n: int, point: str, tmp_path: Path, db: Database) -> Lane:
+    """A shop of its own (the audit reads a shop's shelf and orders whole), and a SKU whose
+    free units the first checkout puts on the lane's shelf."""
+    prefix = f"{PREFIX}c{n}"
+    shop = await make_seller(db, f"Crash shop {n}")
+    sku = await make_sku(db, shop, stock=3 * REPS + 2)
+    return Lane(
+        point,
+        prefix,
+        tmp_path / f"crash-c{n}",
+        tmp_path / f"server-c{n}.log",
+        lane_env(point, prefix, CART),
+        CART,
+        shop_id=shop.shop.id or 0,
+        sku_id=sku.id or 0,
+    )
+
+
+# One kind at a time: six servers dying and restarting at once on a 2-core machine. (Twelve at
+# once, both kinds together, left a deal lane's retried checkout hanging past 10 s in three of
+# four runs on 2026-12-03, with no PostgreSQL lock waits: not understood yet, see the closing
+# note of that session.)
+@pytest.mark.parametrize("kind", [DEAL, CART])
 @pytest.mark.timeout(120 + REPS * 30)
 async def test_every_crash_point_ends_in_one_order_or_one_refund(
+    kind: str,
     redis_url: str,
     database_url: str,
     redis: Redis,
@@ -243,38 +324,26 @@ async def test_every_crash_point_ends_in_one_order_or_one_refund(
     seller: SellerAccount,
     tmp_path: Path,
 ) -> None:
-    lanes: list[tuple[Lane, int]] = []
+    lanes: list[Lane] = []
     for n, point in enumerate(POINTS):
-        prefix = f"{PREFIX}x{n}"
-        trigger = tmp_path / f"crash-{n}"
-        lane = Lane(point, prefix, trigger, tmp_path / f"server-{n}.log", lane_env(point, prefix))
-        refund_lane = point == "checkout.after_refund"
-        store = HoldStore(redis, Keyspace(prefix))
-        await store.install()
-        deal = await make_live_deal(
-            db,
-            store,
-            seller,
-            quantity=3 * REPS + 2,
-            limit=1,
-            hold_ttl_ms=1000 if refund_lane else 60_000,
-            pay_ttl_ms=100 if refund_lane else 60_000,
-        )
-        lanes.append((lane, deal.id or 0))
+        if kind == DEAL:
+            lanes.append(await deal_lane(n, point, tmp_path, redis, db, seller))
+        else:
+            lanes.append(await cart_lane(n, point, tmp_path, db))
     try:
         async with asyncio.TaskGroup() as group:  # a failing lane stops the others
-            for lane, deal_id in lanes:
-                group.create_task(run_lane(lane, deal_id, redis_url, database_url))
+            for lane in lanes:
+                group.create_task(run_lane(lane, redis_url, database_url))
         # Each lane's last server stays up: a paid entry its dead predecessor had read but not
         # acknowledged is claimed by a living pipeline, as in production (CI once stopped the
         # server first and found that order "lost").
-        for lane, deal_id in lanes:
-            await check_books(lane, redis, db, deal_id)
+        for lane in lanes:
+            await check_books(lane, redis, db)
             print(
-                f"{lane.point}: {lane.crashes} crashes, buyers {dict(Counter(lane.outcomes))}, "
+                f"{lane.name}: {lane.crashes} crashes, buyers {dict(Counter(lane.outcomes))}, "
                 f"retry final after {min(lane.waits):.2f}-{max(lane.waits):.2f} s"
             )
     finally:
-        for lane, _ in lanes:
+        for lane in lanes:
             if lane.server is not None:
                 await asyncio.to_thread(forked.stop, lane.server.process)

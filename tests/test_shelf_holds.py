@@ -17,7 +17,7 @@ from checkout.shelf import HoldAsk, Line, Refusal, ShelfHold, ShelfStore
 from checkout.shelving import Shelving
 from kernel.db import Database
 from tests.conftest import SellerAccount
-from tests.helpers import make_sku
+from tests.helpers import make_sku, until
 
 pytestmark = pytest.mark.storage
 
@@ -113,3 +113,25 @@ async def test_a_released_or_sold_hold_stops_counting_against_its_address(
     shelf_keys = keys.shelf(sku.shop_id)
     assert await redis.hget(shelf_keys.addresses, f"{address}|{sku.id}") == str(CAP)
     assert await redis.hlen(shelf_keys.hold_addresses) == 1  # only the live hold's
+
+
+async def test_a_charge_that_outlasts_the_pay_window_sells_nothing(
+    db: Database, redis: Redis, keys: Keyspace, seller: SellerAccount
+) -> None:
+    """No sweeper closes a shelf's holds on time, so the commit checks the clock: a charge
+    finishing after the hold's pay window is refused (and refunded by the checkout)."""
+    shelf = ShelfStore(redis, keys, hold_ttl_ms=200, pay_ttl_ms=0)
+    await shelf.install()
+    sku = await shelved(db, shelf, seller, stock=5)
+    held = await hold(shelf, [sku], "late", qty=2)
+    assert isinstance(held, ShelfHold)
+    assert not isinstance(await shelf.begin_payment(held.id, "late", "try-1"), str)
+
+    async def past() -> bool:  # by Redis's clock, which the hold's expiry is on
+        seconds, micros = await redis.time()
+        return seconds * 1000 + micros // 1000 > held.expires_ms
+
+    await until(past, "the pay window is over")
+    assert await shelf.commit(held.id, "late", "pay_1", "try-1", "") == "hold_expired"
+    (stock,) = (await shelf.stock(sku.shop_id, [sku.id or 0])).values()
+    assert (stock.available, stock.held, stock.sold) == (5, 0, 0)

@@ -382,6 +382,12 @@ local function commit(K, ARGV)
   end
   if h.state ~= 'paying' then return { closed_reason(h.state) } end
   if h.attempt ~= attempt then return { 'payment_in_progress' } end
+  -- A charge that outlasted the pay window sells nothing (the caller refunds it), as a deal's:
+  -- no sweeper closes a shelf's holds on time, so the commit checks the clock itself.
+  if h.expires <= now_ms() then
+    close_hold(K, id, h, 'expired')
+    return { 'hold_expired' }
+  end
   h.state = 'sold'
   save_hold(K, id, h)
   release_address(K, id, h)
