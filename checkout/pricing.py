@@ -211,6 +211,12 @@ def best_voucher(
     return None if best is None else best[2]
 
 
+def discounted(unit_price: int, bps: int) -> int:
+    """One unit's price after a product discount of ``bps``, as ``quote`` takes it off (what
+    the storefront and the bag show beside the list price)."""
+    return unit_price - unit_price * bps // BPS
+
+
 def shipping_fee(rule: ShippingRule, merchandise: int, units: int) -> int:
     if rule.kind is ShippingKind.PER_ITEM:
         return rule.fee * units

@@ -149,6 +149,33 @@ def running(
     return discounts, bundles
 
 
+@dataclass(frozen=True)
+class Shown:
+    """A product's running promotions as the storefront and the bag show them: its best
+    discount (basis points, 0 for none) and its bundles, (size, price, currency) each."""
+
+    bps: int = 0
+    bundles: tuple[tuple[int, int, str], ...] = ()
+
+
+def shown(encoded: str, now: int) -> dict[int, Shown]:
+    """Per product with any running now, from the shelf's text (``encoded_for``)."""
+    best: dict[int, int] = {}
+    bundles: dict[int, list[tuple[int, int, str]]] = {}
+    for _, kind, products, bps, size, price, currency, starts, ends in _decoded(encoded):
+        if not starts <= now < ends:
+            continue
+        for product in products:
+            if kind == DISCOUNT:
+                best[product] = max(best.get(product, 0), bps)
+            else:
+                bundles.setdefault(product, []).append((size, price, currency))
+    return {
+        product: Shown(best.get(product, 0), tuple(bundles.get(product, ())))
+        for product in best.keys() | bundles.keys()
+    }
+
+
 @functools.lru_cache(maxsize=256)  # a shop's text changes only with its promotions
 def _decoded(encoded: str) -> tuple[tuple[Any, ...], ...]:
     """The shelf's text as rows, parsed once per text: this runs on every checkout."""

@@ -90,7 +90,7 @@ class Lane:
         return f"{self.point} ({self.kind})"
 
 
-def lane_env(point: str, prefix: str, kind: str) -> dict[str, str]:
+def lane_env(point: str, prefix: str, kind: str = DEAL) -> dict[str, str]:
     env = {
         "LIVECART_REDIS_PREFIX": prefix,
         "LIVECART_CHECKOUT_LEASE_S": str(LEASE_S),
@@ -135,16 +135,25 @@ async def start(lane: Lane, redis_url: str, database_url: str) -> Server:
     return Server(f"http://127.0.0.1:{port}", process, lane.log)
 
 
-async def buy(client: httpx.AsyncClient, base: str, lane: Lane) -> tuple[str, str, str]:
-    """A new buyer's session and hold: (token, hold id, idempotency key)."""
+async def buy(client: httpx.AsyncClient, base: str, deal_id: int) -> tuple[str, str, str]:
+    """A new buyer's session and hold of a deal's unit: (token, hold id, idempotency key)."""
+    return await _hold(client, base, f"/api/deals/{deal_id}/reserve", {"qty": 1})
+
+
+async def buy_now(
+    client: httpx.AsyncClient, base: str, shop_id: int, sku_id: int
+) -> tuple[str, str, str]:
+    """The same for a cart's hold: one unit of a SKU, held from its shop's shelf."""
+    body = {"items": [{"sku_id": sku_id, "qty": 1}], "shop_id": shop_id}
+    return await _hold(client, base, "/api/cart/checkout", body)
+
+
+async def _hold(
+    client: httpx.AsyncClient, base: str, path: str, body: dict[str, object]
+) -> tuple[str, str, str]:
     session = (await client.post(f"{base}/api/session")).json()
     headers = {"Authorization": f"Bearer {session['token']}"}
-    if lane.kind == DEAL:
-        path, body = f"{base}/api/deals/{lane.deal_id}/reserve", {"qty": 1}
-    else:  # buy now: one unit of the lane's SKU, held from its shop's shelf
-        path = f"{base}/api/cart/checkout"
-        body = {"items": [{"sku_id": lane.sku_id, "qty": 1}], "shop_id": lane.shop_id}
-    reserved = await client.post(path, json=body, headers=headers)
+    reserved = await client.post(f"{base}{path}", json=body, headers=headers)
     assert reserved.status_code == 201, reserved.text
     return session["token"], reserved.json()["hold"]["id"], "pay-" + secrets.token_hex(6)
 
@@ -178,7 +187,10 @@ async def one_repetition(lane: Lane, redis_url: str, database_url: str) -> None:
     server = lane.server
     assert server is not None
     async with httpx.AsyncClient(timeout=30) as client:
-        token, hold_id, key = await buy(client, server.base_url, lane)
+        if lane.kind == DEAL:
+            token, hold_id, key = await buy(client, server.base_url, lane.deal_id)
+        else:
+            token, hold_id, key = await buy_now(client, server.base_url, lane.shop_id, lane.sku_id)
         lane.trigger.write_text(lane.point)
         try:
             first: httpx.Response | None = await checkout(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -454,6 +455,67 @@ async def test_a_tile_opens_its_product_page_and_a_product_without_a_picture_has
         viewer.assert_clean()
     finally:
         await ctx.close()
+
+
+async def test_a_running_discount_and_a_bundle_show_wherever_the_price_does(
+    browser: Browser, pages_server: Server, boutique: Boutique, sessions: GuestSessions
+) -> None:
+    """15 % off the jacket and "any 2 scarves for 30 EUR": the storefront's tiles, the product
+    page, the room's bag and the product sheet show the price the checkout then charges, the
+    list price struck through, and the bundle's offer."""
+    base, shop_id = pages_server.base_url, boutique.account.shop.id
+    ends = int(time.time() * 1000) + 3_600_000
+    async with httpx.AsyncClient(base_url=base, headers=boutique.account.headers) as http:
+        path = f"/api/shops/{shop_id}/promotions"
+        jacket, scarf = boutique.products["jacket"], boutique.products["scarf"]
+        discount = {"kind": "discount", "products": [jacket], "bps": 1500, "ends_ms": ends}
+        bundle = {"kind": "bundle", "products": [scarf], "size": 2, "price": 3000}
+        for body in (discount, {**bundle, "currency": "EUR", "ends_ms": ends}):
+            assert (await http.post(path, json=body)).status_code == 201
+    room_id = await _room(base, boutique, "Deals tonight", ["jacket", "scarf"])
+    sale, was = l10n.format_money(7565, "USD", "en"), l10n.format_money(8900, "USD", "en")
+    offer = i18n.translate("en", "bundle_offer", size=2, price=l10n.format_money(3000, "EUR", "en"))
+    ctx, viewer = await new_page(browser, "promotions", **PHONE)
+    try:
+        page = viewer.page
+        await page.goto(f"{base}/shop/{boutique.handle}?lang=en")
+        tile = page.locator(".showcase-item", has_text="Puffer jacket")
+        await expect(tile.locator(".price")).to_have_text(sale)
+        await expect(tile.locator(".was-price")).to_have_text(was)
+        await expect(tile.locator(".promo-badge")).to_have_text("\u221215%")
+        scarf_tile = page.locator(".showcase-item", has_text="Linen scarf")
+        await expect(scarf_tile.locator(".bundle-note")).to_have_text(offer)
+        await expect(scarf_tile.locator(".was-price")).to_have_count(0)
+
+        await tile.click()
+        await expect(page.locator("#variants .price")).to_have_text(sale)
+        await expect(page.locator("#variants .was-price")).to_have_text(was)
+
+        await page.goto(f"{base}/live/{room_id}?lang=en")
+        await page.click("#bag-button")
+        item = page.locator("#bag-items .bag-item", has_text="Puffer jacket")
+        await expect(item.locator(".now-price")).to_have_text(sale)
+        await expect(item.locator(".was-price")).to_have_text(was)
+        scarves = page.locator("#bag-items .bag-item", has_text="Linen scarf")
+        await expect(scarves.locator(".bundle-note")).to_have_text(offer)
+        await item.locator("button").click()
+        await expect(page.locator("#sheet-price .now-price")).to_have_text(sale)
+        await expect(page.locator("#sheet-price .promo-badge")).to_have_text("\u221215%")
+        assert await overflowing(page, "body") == []
+        viewer.assert_clean()
+    finally:
+        await ctx.close()
+    # What the pages showed is what a checkout charges.
+    _, token = sessions.issue()
+    async with httpx.AsyncClient(base_url=base) as http:
+        items = [{"sku_id": boutique.skus["jacket"].id, "qty": 1}]
+        held = await http.post(
+            "/api/cart/checkout",
+            headers={"Authorization": f"Bearer {token}"},
+            json={"items": items, "shop_id": shop_id},
+        )
+    assert held.status_code == 201, held.text
+    assert held.json()["total"] == 7565
 
 
 async def _assert_images_loaded(page: Page) -> None:

@@ -11,11 +11,13 @@ import time
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import update
 from sqlmodel import col
 
+from checkout import pricing, promotions
 from checkout.keys import Keyspace
 from checkout.models import Promotion
 from kernel.db import Database
@@ -203,3 +205,27 @@ async def test_a_promotion_changed_in_sql_alone_is_mended_by_the_sweep(
     assert (await cart_checkout(http, buyer, items=items)).json()["total"] == LIST_PRICE - 990
     assert await resync_shelves(redis, keys, db) >= 1
     assert (await cart_checkout(http, buyer, items=items)).json()["total"] == LIST_PRICE
+
+
+def test_pages_show_each_products_best_running_discount_and_its_bundles() -> None:
+    """What the storefront shows (promotions.shown), from the shelf's text: only promotions
+    running at ``now``, the best of two discounts, bundles in their own currency; and the
+    shown price is what pricing charges for one unit."""
+    now = 1_000_000
+    rows = [
+        # id, kind, products, bps, size, price, currency, starts, ends
+        [1, "discount", [10, 11], 1000, 0, 0, "", now - 5, now + 5],
+        [2, "discount", [10], 1500, 0, 0, "", now - 5, now + 5],
+        [3, "discount", [12], 5000, 0, 0, "", now + 1, now + 5],  # not yet
+        [4, "bundle", [11, 13], 0, 2, 3000, "EUR", now - 5, now + 5],
+        [5, "bundle", [13], 0, 3, 4000, "USD", now - 5, now],  # just ended
+    ]
+    shown = promotions.shown(orjson.dumps(rows).decode(), now)
+    assert shown == {
+        10: promotions.Shown(1500),
+        11: promotions.Shown(1000, ((2, 3000, "EUR"),)),
+        13: promotions.Shown(0, ((2, 3000, "EUR"),)),
+    }
+    one = pricing.Line(sku_id=1, product_id=10, unit_price=8900, qty=1)
+    quoted = pricing.quote([one], discounts=[pricing.ProductDiscount(10, 1500)])
+    assert pricing.discounted(8900, shown[10].bps) == quoted.total == 7565

@@ -17,7 +17,9 @@ from starlette.responses import Response
 from catalog import service as catalog
 from catalog.error_codes import CatalogErrorCode
 from catalog.models import Product, Shop, Sku
+from checkout import pricing, promotions
 from checkout.cart import for_sale
+from kernel.clock import now_ms
 from kernel.errors import NotFound
 from live import service as live_service
 from live.models import LiveRoom
@@ -76,6 +78,8 @@ async def storefront(request: Request) -> Response:
         assert shop.id is not None
         products = await catalog.list_products(session, shop.id)
         skus = {p.id or 0: await catalog.skus_of(session, p.id or 0) for p in products}
+        now = now_ms()
+        offers = promotions.shown(await promotions.encoded_for(session, shop.id, now), now)
         live = await live_service.list_rooms(session, RoomStatus.LIVE, shop_id=shop.id)
         soon = (
             []
@@ -85,7 +89,7 @@ async def storefront(request: Request) -> Response:
     left = await for_sale(
         services(request).holds.shelf, [s for group in skus.values() for s in group]
     )
-    cards = [_card(p, skus[p.id or 0], left) for p in products]
+    cards = [_card(p, skus[p.id or 0], left, offers.get(p.id or 0, NONE)) for p in products]
     context = {
         "lang": page_language(request),
         "shop": shop,
@@ -107,6 +111,9 @@ async def product_page(request: Request) -> Response:
             return not_found_page(request)
         skus = await catalog.skus_of(session, product.id or 0)
         live = await live_service.list_rooms(session, RoomStatus.LIVE, shop_id=shop.id)
+        now = now_ms()
+        encoded = await promotions.encoded_for(session, shop.id or 0, now)
+    offer = promotions.shown(encoded, now).get(product.id or 0, NONE)
     left = await for_sale(svc.holds.shelf, skus)
     lang = page_language(request)
     # The product sheet's card: the same a room's bag holds (live.service.card_of).
@@ -119,7 +126,8 @@ async def product_page(request: Request) -> Response:
         "shop": shop,
         "product": product,
         "images": product.image_urls or [PLACEHOLDER_IMAGE],
-        "skus": [_variant(s, left) for s in skus],
+        "skus": [_variant(s, left, offer) for s in skus],
+        "promo": _promo(offer),
         "room": await _room_showing(svc.rooms, live, product.id or 0),
     }
     return render(request, "product.html", context)
@@ -155,8 +163,14 @@ def _handle(raw: str) -> str:
     return raw
 
 
-def _card(product: Product, skus: Sequence[Sku], left: dict[int, int]) -> dict[str, Any] | None:
-    """A showcase tile: the product and its cheapest price (none while it has no SKU)."""
+NONE = promotions.Shown()  # a product with no promotion running
+
+
+def _card(
+    product: Product, skus: Sequence[Sku], left: dict[int, int], offer: promotions.Shown
+) -> dict[str, Any] | None:
+    """A showcase tile: the product and its cheapest price, after a running discount (none
+    while it has no SKU)."""
     if not skus:
         return None  # nothing to sell yet
     cheapest = min(skus, key=lambda s: s.list_price)
@@ -165,23 +179,37 @@ def _card(product: Product, skus: Sequence[Sku], left: dict[int, int]) -> dict[s
         "title": product.title,
         "description": product.description,
         "image": product.image_urls[0] if product.image_urls else PLACEHOLDER_IMAGE,
-        "price": cheapest.list_price,
+        "price": pricing.discounted(cheapest.list_price, offer.bps),
+        "list_price": cheapest.list_price,
         "currency": cheapest.currency,
         "varies": len({s.list_price for s in skus}) > 1,
         "in_stock": any(left.get(s.id or 0, 0) > 0 for s in skus),
+        "promo": _promo(offer),
     }
 
 
-def _variant(sku: Sku, left: dict[int, int]) -> dict[str, Any]:
+def _variant(sku: Sku, left: dict[int, int], offer: promotions.Shown) -> dict[str, Any]:
     return {
         "id": sku.id,
         "variant": sku.variant,
         "options": sku.options,
         "image": sku.image_url,
-        "price": sku.list_price,
+        "price": pricing.discounted(sku.list_price, offer.bps),
+        "list_price": sku.list_price,
         "currency": sku.currency,
         "left": left.get(sku.id or 0, 0),
         "in_stock": left.get(sku.id or 0, 0) > 0,
+    }
+
+
+def _promo(offer: promotions.Shown) -> dict[str, Any]:
+    """What a page says of a product's running promotions: "15" (per cent off), and each bundle."""
+    return {
+        "off": f"{offer.bps / 100:g}" if offer.bps else "",
+        "bundles": [
+            {"size": size, "price": price, "currency": currency}
+            for size, price, currency in offer.bundles
+        ],
     }
 
 

@@ -37,6 +37,52 @@ function amounts(a, currency, className) {
 }
 
 // The SKU whose values are all the chosen ones (a product without options: the chosen SKU).
+// --- promotions on prices -----------------------------------------------------------------
+// A shop's promotions as GET /api/shops/{id}/promotions lists them, read at most once a minute
+// per shop: the bag and the product sheet show a running discount's price (one unit's, as
+// checkout/pricing.py takes it off) and each running bundle. The checkout prices from the
+// shop's shelf; these only show it.
+const PROMOTIONS_TTL_MS = 60_000;
+const promotionsRead = new Map(); // shop id -> { at, list }
+
+export async function promotionsOf(shopId) {
+  const known = promotionsRead.get(shopId);
+  if (known && Date.now() - known.at < PROMOTIONS_TTL_MS) return known.list;
+  try {
+    const { promotions } = await api("GET", `/api/shops/${shopId}/promotions`);
+    promotionsRead.set(shopId, { at: Date.now(), list: promotions });
+    return promotions;
+  } catch {
+    return known?.list || []; // shown at list price
+  }
+}
+
+// A product's running discount (its best) and bundles in the price's currency, at ``now``.
+export function offerOf(promotions, productId, currency, now) {
+  let bps = 0;
+  const bundles = [];
+  for (const p of promotions || []) {
+    if (!(p.starts_ms <= now && now < p.ends_ms) || !p.products.includes(productId)) continue;
+    if (p.kind === "discount") bps = Math.max(bps, p.bps);
+    else if (p.currency === currency) bundles.push(p);
+  }
+  return { bps, bundles };
+}
+
+// A price as the buyer pays it: the list price struck through and the percentage while a
+// discount runs, and each bundle's offer. Without either, just the price.
+export function priceTag(price, currency, offer) {
+  const sale = price - Math.floor((price * offer.bps) / 10000);
+  const parts = [];
+  if (sale < price) parts.push(el("s", { class: "was-price" }, money(price, currency)), " ");
+  parts.push(el("span", { class: "now-price" }, money(sale, currency)));
+  if (sale < price) parts.push(" ", el("span", { class: "promo-badge" }, `−${offer.bps / 100}%`));
+  for (const b of offer.bundles) {
+    parts.push(" ", el("span", { class: "bundle-note" }, t("bundle_offer", { size: b.size, price: money(b.price, b.currency) })));
+  }
+  return parts;
+}
+
 function chosenSku(card, chosen) {
   if (!card.options?.length) return card.skus.find((s) => s.sku_id === chosen.sku) || null;
   return card.skus.find((s) => card.options.every((o) => s.options?.[o.name] === chosen[o.name])) || null;
@@ -83,16 +129,19 @@ export class Shop {
       for (const option of card.options) if (option.values.length === 1) this.chosen[option.name] = option.values[0];
     } else if (card.skus.length === 1) this.chosen.sku = card.skus[0].sku_id;
     this.qty = 1;
+    this.promotions = promotionsRead.get(card.shop_id)?.list || [];
     $("sheet-error").textContent = "";
     $("sheet-title").textContent = card.title;
     this.drawProduct();
     if (!$("product-sheet").open) $("product-sheet").showModal();
+    const promoted = promotionsOf(card.shop_id);
     try {
       const { stock } = await api("GET", `/api/stock?product_id=${card.product_id}`);
       this.left = Object.fromEntries(Object.entries(stock).map(([id, n]) => [Number(id), n]));
     } catch {
       this.left = {};
     }
+    this.promotions = await promoted;
     if (this.card === card) this.drawProduct();
   }
 
@@ -103,7 +152,8 @@ export class Shop {
     $("sheet-image").src = picture;
     const cheapest = Math.min(...card.skus.map((s) => s.list_price));
     const shown = sku || card.skus.find((s) => s.list_price === cheapest);
-    $("sheet-price").textContent = shown ? money(shown.list_price, shown.currency) : "";
+    const offer = shown && offerOf(this.promotions, card.product_id, shown.currency, this.now());
+    $("sheet-price").replaceChildren(...(shown ? priceTag(shown.list_price, shown.currency, offer) : []));
     const groups = card.options?.length
       ? card.options.map((option) => this.optionGroup(option))
       : card.skus.length > 1 ? [this.skuGroup()] : [];

@@ -4,7 +4,7 @@
 
 import { api, clockText, config, el, guestToken, money, randomId, t } from "./common.js";
 import { fillAddress, payHold, readForm, waitForOrder } from "./pay.js";
-import { Shop } from "./shop.js";
+import { Shop, offerOf, priceTag, promotionsOf } from "./shop.js";
 import { RoomSocket } from "./room-socket.js";
 import { watch } from "./webrtc.js";
 
@@ -519,6 +519,7 @@ const shop = new Shop({
   onChange: () => ($("cart-count").textContent = shop.units() ? String(shop.units()) : ""),
 });
 let bagStock = {}; // SKU id -> units buyable at list price, read when the bag opens
+let bagPromotions = {}; // shop id -> its promotions, read when the bag opens
 
 function renderBag() {
   const bag = state.room?.bag || [];
@@ -547,7 +548,7 @@ function bagItem(card) {
       el("span", { class: "bag-text" },
         card.product_id === state.room.pinned ? el("span", { class: "badge pinned" }, t("pinned")) : null,
         el("bdi", { class: "bag-title" }, card.title),
-        cheapest ? el("span", { class: "price" }, money(cheapest.list_price, cheapest.currency)) : null,
+        cheapest ? el("span", { class: "price" }, ...priceTag(cheapest.list_price, cheapest.currency, offerOf(bagPromotions[card.shop_id], card.product_id, cheapest.currency, socket.now()))) : null,
         note ? el("span", { class: "stock-note" }, note) : null,
       ),
     ),
@@ -559,6 +560,11 @@ $("bag-button").addEventListener("click", async () => {
   renderBag();
   const ids = (state.room?.bag || []).map((card) => `product_id=${card.product_id}`);
   if (!ids.length) return;
+  const shops = [...new Set(state.room.bag.map((card) => card.shop_id))];
+  Promise.all(shops.map(async (id) => [id, await promotionsOf(id)])).then((found) => {
+    bagPromotions = Object.fromEntries(found);
+    renderBag();
+  });
   try {
     const { stock } = await api("GET", `/api/stock?${ids.join("&")}`);
     bagStock = Object.fromEntries(Object.entries(stock).map(([id, n]) => [Number(id), n]));
