@@ -46,6 +46,9 @@ class Claim:
 
 log = logging.getLogger("livecart.idempotency")
 
+# Renewers told to stop and not yet ended (a task nobody references may be collected).
+_RENEWERS: set[asyncio.Task[None]] = set()
+
 # Extend a pending marker only while it is still the caller's own.
 RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -97,10 +100,14 @@ class IdempotencyStore:
     @contextlib.asynccontextmanager
     async def held(self, claim: Claim) -> AsyncIterator[None]:
         """Keep the claim's lease alive while the body runs."""
+        stop = asyncio.Event()
 
         async def renew() -> None:
-            while True:
-                await asyncio.sleep(self.lease_ms / 3000)
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):  # the next renewal, or told to stop
+                    await asyncio.wait_for(stop.wait(), self.lease_ms / 3000)
+                if stop.is_set():
+                    return
                 try:
                     await self._renew(keys=[claim.redis_key], args=[claim.marker, self.lease_ms])
                 except Exception:  # one failed renewal must not end the lease for good
@@ -110,9 +117,13 @@ class IdempotencyStore:
         try:
             yield
         finally:
-            renewing.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await renewing
+            # Told to stop, not cancelled and awaited: a cancellation that reached the renewer
+            # inside its Redis call was once lost there, the renewer ran on, and the paid
+            # checkout waiting for it went unanswered for minutes. A renewal under way finishes
+            # on its own; a late one is harmless (it extends only a marker still ours).
+            stop.set()
+            _RENEWERS.add(renewing)
+            renewing.add_done_callback(_RENEWERS.discard)
 
     async def claim_for_settling(self, buyer: str, key: str) -> Claim | None:
         """Take a key whose request died, so no retry runs while the reconciler settles its

@@ -6,11 +6,13 @@ kills real processes)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 
 import pytest
 from redis.asyncio import Redis
 
+from checkout import idempotency
 from checkout.attempts import AttemptStatus, AttemptStore
 from checkout.checkout import Till, attempt_id, charge_key, pay_for_hold
 from checkout.holds import HoldStore, ReserveRequest
@@ -266,6 +268,40 @@ async def test_a_dead_requests_key_is_free_within_one_lease_and_a_living_one_kee
         await until(freed, "the dead request's lease lapses")
         await asyncio.sleep(1.5)  # a lease and a half: renewed three or four times meanwhile
         assert await redis.get(living.redis_key) == living.marker.decode()
+
+
+async def test_a_lost_cancellation_in_the_renewal_never_holds_up_the_answer(
+    redis: Redis, private_keys: Keyspace
+) -> None:
+    """The lease renewer once survived its cancellation (lost inside its Redis call) and the
+    paid checkout waiting for it went unanswered for minutes. Here the renewal call swallows
+    the cancellation as that one did: leaving ``held`` must not wait for the renewer, and the
+    renewer must end by itself once its call returns."""
+    store = IdempotencyStore(redis, private_keys, lease_ms=300)  # a renewal every 100 ms
+    claim = await store.begin("buyer", "k-" + secrets.token_hex(4), "digest")
+    assert isinstance(claim, Claim)
+    real_renew, in_flight, calls = store._renew, asyncio.Event(), []
+
+    async def swallowing(keys: list[str], args: list[object]) -> object:
+        calls.append(1)
+        in_flight.set()
+        with contextlib.suppress(asyncio.CancelledError):  # lost, as the client once lost it
+            await asyncio.sleep(0.5)
+        return await real_renew(keys=keys, args=args)
+
+    store._renew = swallowing  # type: ignore[assignment]
+
+    async def leave_mid_renewal() -> None:
+        async with store.held(claim):
+            await in_flight.wait()
+
+    await asyncio.wait_for(leave_mid_renewal(), 5)  # before the fix: waits forever
+
+    async def renewer_ended() -> bool:
+        return not idempotency._RENEWERS
+
+    await until(renewer_ended, "the renewer ends once its call returns")
+    assert len(calls) == 1  # and renews no more
 
 
 async def test_a_refunded_charge_never_pays_for_a_sale(
