@@ -94,6 +94,9 @@ class OrderLine(SQLModel, table=True):
     unit_price: int = Field(sa_type=BigInteger)
     # The line's share of the order's discount (its units cost quantity x unit_price - discount).
     discount: int = Field(default=0, sa_type=BigInteger, sa_column_kwargs={"server_default": "0"})
+    # Units whose money refunds gave back, and units back in stock (checkout/refunds.py).
+    refunded_units: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    restocked: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class Voucher(SQLModel, table=True):

@@ -267,6 +267,14 @@ async def lines_of(session: AsyncSession, order_ids: Sequence[int]) -> dict[int,
     return dict(found)
 
 
+async def line_rows(session: AsyncSession, order_id: int) -> list[OrderLine]:
+    """The order's line rows, in line order (none for a deal's order)."""
+    rows = await session.exec(
+        select(OrderLine).where(col(OrderLine.order_id) == order_id).order_by(col(OrderLine.line))
+    )
+    return list(rows.all())
+
+
 async def post_sales(conn: AsyncConnection, order_ids: list[int], now: int) -> None:
     """Each order's ``sale:`` transaction (checkout.ledger.sale), for the whole batch in one
     INSERT ... SELECT: provider +total, shop pending -total, and, when the fee is not zero,

@@ -226,11 +226,18 @@ def shipping_fee(rule: ShippingRule, merchandise: int, units: int) -> int:
 
 
 def refund_share(priced: PricedLine, refunded_units: int, units: int) -> int:
-    """What refunding ``units`` more of a line gives back, after ``refunded_units`` were: the
-    line's total split over its units, so refunding every unit gives back exactly its total."""
-    if not 0 <= refunded_units <= refunded_units + units <= priced.line.qty:
+    """What refunding ``units`` more of a priced line gives back, after ``refunded_units``
+    were (``unit_share`` of its total)."""
+    return unit_share(priced.total, priced.line.qty, refunded_units, units)
+
+
+def unit_share(total: int, qty: int, refunded_units: int, units: int) -> int:
+    """What refunding ``units`` more of a line of ``qty`` units costing ``total`` gives back,
+    after ``refunded_units`` were: the total split over its units, so refunding every unit
+    gives back exactly the total."""
+    if not 0 <= refunded_units <= refunded_units + units <= qty:
         raise ValueError("units outside the line")
-    per_unit = split(priced.total, [1] * priced.line.qty)
+    per_unit = split(total, [1] * qty)
     return sum(per_unit[refunded_units : refunded_units + units])
 
 

@@ -22,11 +22,12 @@ from sqlmodel import col
 
 from catalog.deal_status import DealStatus
 from catalog.models import Deal, Sku
-from checkout import disputes, leases, ledger, ledger_store
+from checkout import disputes, leases, ledger, ledger_store, line_refunds
 from checkout.error_codes import CheckoutErrorCode
 from checkout.faults import NO_CRASH, CrashPoints
 from checkout.holds import HoldStore
 from checkout.ledger import Account
+from checkout.line_refunds import LineMove, Pick, RefundLine
 from checkout.models import Order, OrderEvent, OrderLine, Refund
 from checkout.orders import OrderStatus
 from checkout.payments import PaymentProvider, RefundStatus
@@ -64,8 +65,13 @@ class RefundAsk:
     key: str
     actor: str
     amount: int | None = None
-    units: int = 0
+    units: int = 0  # back into stock
     reason: str = ""
+    # Whose money goes back, when ``amount`` is None: the units named, or the next
+    # ``refund_units`` not yet refunded (checkout/line_refunds.py); with an ``amount`` (a
+    # buyer's request agreed at its price), ``refund_units`` only counts them as refunded.
+    lines: tuple[Pick, ...] = ()
+    refund_units: int | None = None
     cancel: bool = False  # also move the order to cancelled, with every unit back
     body_hash: str = ""  # the request's, so another body under the same key is refused
 
@@ -122,9 +128,10 @@ class Refunds:
             if existing is not None:
                 return _repeat(existing, ask)
             order = await _order(conn, order_id)
+            lines = line_refunds.lines_of(order, await _lines(conn, order_id))
             await _refuse_if_disputed(conn, order_id)
             try:
-                plan = _plan(order, ask)
+                plan = _plan(order, lines, ask)
             except DomainError:
                 # Another caller may have granted this very key since it was looked up (an
                 # approval and the rules' pass both cancelling): the order read after that
@@ -196,13 +203,20 @@ class Refunds:
                 plan.shop_account,
             )
             await ledger_store.post(conn, txn, now)
-            if plan.units:
-                back = plan.units if deal_live else 0  # to the deal's allocation while it sells
-                for sku_id, units in await _restocked_skus(conn, order, plan.units):
+            if not await _move_lines(conn, lines, plan.moves):
+                await session.rollback()  # another refund of the order moved a line first
+                return None
+            for move in plan.moves:
+                if move.restocked:
+                    # To the deal's allocation while it sells (a deal's order is one line).
+                    back = move.restocked if deal_live else 0
                     await conn.execute(
                         update(Sku)
-                        .where(col(Sku.id) == sku_id)
-                        .values(stock=col(Sku.stock) + units, allocated=col(Sku.allocated) + back)
+                        .where(col(Sku.id) == lines[move.index].sku_id)
+                        .values(
+                            stock=col(Sku.stock) + move.restocked,
+                            allocated=col(Sku.allocated) + back,
+                        )
                     )
             await conn.execute(
                 insert(OrderEvent).values(
@@ -375,9 +389,10 @@ class _Plan:
     units: int
     status: OrderStatus
     shop_account: Account
+    moves: tuple[LineMove, ...] = ()  # per line: units refunded, units back in stock
 
 
-def _plan(order: Order, ask: RefundAsk) -> _Plan:
+def _plan(order: Order, lines: list[RefundLine], ask: RefundAsk) -> _Plan:
     """What the grant will do to ``order``, or the refusal saying why it cannot."""
     status = OrderStatus(order.status)
     left = order.total - order.refunded
@@ -393,7 +408,29 @@ def _plan(order: Order, ask: RefundAsk) -> _Plan:
             code=CheckoutErrorCode.INVALID_TRANSITION,
             status=str(status),
         )
-    amount = left if ask.amount is None or ask.cancel else ask.amount
+    if ask.cancel:
+        moves = line_refunds.next_units(lines, order.quantity)
+    elif ask.lines:
+        moves = line_refunds.named(lines, ask.lines)
+    elif ask.refund_units is not None:
+        moves = line_refunds.next_units(lines, ask.refund_units)
+        units_left = sum(m.refunded for m in moves)
+        if ask.amount is None and units_left < ask.refund_units:
+            raise Invalid(
+                f"The order has {units_left} units left to refund.",
+                code=CheckoutErrorCode.INVALID_UNITS,
+                units=units_left,
+            )
+    else:
+        moves = []
+    if ask.cancel or (ask.amount is None and not moves):
+        amount = left
+    elif ask.amount is not None:
+        amount = ask.amount
+    elif line_refunds.all_refunded(lines, moves):
+        amount = left  # the last units take what else was paid (shipping) with them
+    else:
+        amount = min(left, line_refunds.worth(lines, moves))
     if amount <= 0:
         raise Invalid(
             "A refund is a positive whole number of minor units.",
@@ -413,6 +450,7 @@ def _plan(order: Order, ask: RefundAsk) -> _Plan:
             code=CheckoutErrorCode.RESTOCK_EXCEEDS_UNITS,
             restockable=restockable,
         )
+    moves = line_refunds.restock(lines, moves, units, named=bool(ask.lines))
     if ask.cancel:
         target = S.CANCELLED
     elif status in CLOSED:
@@ -422,7 +460,7 @@ def _plan(order: Order, ask: RefundAsk) -> _Plan:
     else:
         target = status  # a partial refund leaves the status
     shop_account = Account.PENDING if order.settled_ms is None else Account.AVAILABLE
-    return _Plan(amount, units, target, shop_account)
+    return _Plan(amount, units, target, shop_account, tuple(moves))
 
 
 async def _refuse_if_disputed(conn: AsyncConnection, order_id: int) -> None:
@@ -459,32 +497,35 @@ async def _order(conn: AsyncConnection, order_id: int) -> Order:
     return Order.model_validate(row._mapping)
 
 
-async def _restocked_skus(conn: AsyncConnection, order: Order, units: int) -> list[tuple[int, int]]:
-    """Where ``units`` more restocked units go: a deal's order is one SKU; a shelf order's
-    units go back line by line in the lines' order, after those restocked before (so a
-    cancellation or a return of everything gives each line back exactly its units)."""
-    lines = (
-        await conn.execute(
-            core_select(col(OrderLine.sku_id), col(OrderLine.quantity))
-            .where(col(OrderLine.order_id) == order.id)
-            .order_by(col(OrderLine.line))
+async def _lines(conn: AsyncConnection, order_id: int) -> list[OrderLine]:
+    rows = await conn.execute(core_select(OrderLine).where(col(OrderLine.order_id) == order_id))
+    return [OrderLine.model_validate(row._mapping) for row in rows]
+
+
+async def _move_lines(
+    conn: AsyncConnection, lines: list[RefundLine], moves: tuple[LineMove, ...]
+) -> bool:
+    """Count each move on its line, guarded by the counts the plan read; False if another
+    refund moved one first (a deal's order has no line rows: its order row is the guard)."""
+    for move in moves:
+        line = lines[move.index]
+        if line.id is None:
+            continue
+        moved = await conn.execute(
+            update(OrderLine)
+            .where(
+                col(OrderLine.id) == line.id,
+                col(OrderLine.refunded_units) == line.refunded_units,
+                col(OrderLine.restocked) == line.restocked,
+            )
+            .values(
+                refunded_units=col(OrderLine.refunded_units) + move.refunded,
+                restocked=col(OrderLine.restocked) + move.restocked,
+            )
         )
-    ).all()
-    if not lines:
-        return [(order.sku_id, units)]
-    return restock_split([(sku_id, qty) for sku_id, qty in lines], order.restocked_units, units)
-
-
-def restock_split(lines: list[tuple[int, int]], before: int, units: int) -> list[tuple[int, int]]:
-    """Units ``before`` .. ``before + units`` of the lines laid end to end, per SKU."""
-    split: list[tuple[int, int]] = []
-    start = 0
-    for sku_id, qty in lines:
-        lo, hi = max(start, before), min(start + qty, before + units)
-        if hi > lo:
-            split.append((sku_id, hi - lo))
-        start += qty
-    return split
+        if moved.rowcount != 1:
+            return False
+    return True
 
 
 async def _deal_is_live(conn: AsyncConnection, deal_id: int | None) -> bool:

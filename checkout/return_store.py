@@ -29,7 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
 
-from checkout import order_store, returns
+from checkout import line_refunds, order_store, returns
 from checkout.error_codes import CheckoutErrorCode
 from checkout.models import Order, Refund, ReturnEvent, ReturnRequest
 from checkout.orders import OrderStatus
@@ -70,7 +70,8 @@ async def create(
     at = now_ms() if now is None else now
     async with db.session() as session:
         order = await order_store.order_for_buyer(session, hold_id, buyer_id)
-    terms = returns.check_ask(order, ask, at, window_ms)
+        lines = line_refunds.lines_of(order, await order_store.line_rows(session, order.id or 0))
+    terms = returns.check_ask(order, lines, ask, at, window_ms)
     async with db.session() as session:
         conn = await session.connection()
         # Take the order's row, still as checked (a write that changes nothing): a seller
@@ -519,7 +520,12 @@ async def _grant(refunds: Refunds, request: ReturnRequest, actor: str, restock: 
     if request.kind == K.CANCEL:
         return await refunds.cancel(request.order_id, actor, reason)
     ask = RefundAsk(
-        key=return_key(request.id), actor=actor, amount=request.amount, units=restock, reason=reason
+        key=return_key(request.id),
+        actor=actor,
+        amount=request.amount,
+        units=restock,
+        reason=reason,
+        refund_units=request.units,  # counted as refunded, at the price agreed
     )
     return await refunds.refund(request.order_id, ask)
 

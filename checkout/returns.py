@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from checkout import line_refunds
 from checkout.error_codes import CheckoutErrorCode
+from checkout.line_refunds import RefundLine
 from checkout.models import Order
 from checkout.orders import OrderStatus
 from checkout.return_states import RequestKind, ReturnStatus, sources
@@ -166,9 +169,13 @@ def kinds_open_to(order: Order, now: int, window_ms: int) -> list[RequestKind]:
     return []
 
 
-def check_ask(order: Order, ask: RequestAsk, now: int, window_ms: int) -> RequestTerms:
-    """The terms a new request on ``order`` asks for, or the refusal saying why it cannot be
-    made: its content first (422), then the order's state (409)."""
+def check_ask(
+    order: Order, lines: Sequence[RefundLine], ask: RequestAsk, now: int, window_ms: int
+) -> RequestTerms:
+    """The terms a new request on ``order`` (its ``lines`` as ``line_refunds.lines_of`` sees
+    them) asks for, or the refusal saying why it cannot be made: its content first (422), then
+    the order's state (409). Units asked about are priced as a refund of the next units not
+    yet refunded prices them."""
     kind = _kind(ask.kind)
     check_reason(ask.reason)
     check_note(ask.note)
@@ -205,7 +212,12 @@ def check_ask(order: Order, ask: RequestAsk, now: int, window_ms: int) -> Reques
             code=CheckoutErrorCode.INVALID_UNITS,
             units=units_left,
         )
-    amount = min(left, units * order.unit_price) if ask.amount is None else ask.amount
+    if ask.amount is None:
+        moves = line_refunds.next_units(lines, units)
+        worth = line_refunds.worth(lines, moves)
+        amount = left if line_refunds.all_refunded(lines, moves) else min(left, worth)
+    else:
+        amount = ask.amount
     check_amount(amount, left)
     return RequestTerms(kind, units, amount)
 

@@ -187,3 +187,39 @@ def test_orders_survive_the_rebuild_that_lets_shelf_orders_have_no_deal(tmp_path
         assert db.execute("SELECT count(*) FROM order_events").fetchone() == (1,)
         columns = [row[1] for row in db.execute("PRAGMA table_info(skus)")]
         assert "shelved" not in columns
+
+
+def test_orders_restocked_before_line_counts_have_them_laid_over_their_lines(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.db"
+    config = alembic_config(f"sqlite:///{path}")
+    command.upgrade(config, "0013")
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA foreign_keys = OFF")  # only the order and its lines matter here
+        required = [
+            row[1]
+            for row in db.execute("PRAGMA table_info(orders)")
+            if row[3] and row[4] is None and row[1] != "id"
+        ]
+        for order_id, restocked in ((1, 3), (2, 0)):
+            values = {name: 0 for name in required}
+            values.update(id=order_id, hold_id=f"s1-{order_id}", quantity=4)
+            values["restocked_units"] = restocked
+            names = ", ".join(values)
+            marks = ", ".join("?" for _ in values)
+            db.execute(f"INSERT INTO orders ({names}) VALUES ({marks})", list(values.values()))
+            for line in (0, 1):
+                db.execute(
+                    "INSERT INTO order_lines (order_id, line, sku_id, quantity, unit_price)"
+                    " VALUES (?, ?, ?, 2, 100)",
+                    (order_id, line, 10 + line),
+                )
+    command.upgrade(config, "head")
+    with sqlite3.connect(path) as db:
+        found = db.execute(
+            "SELECT order_id, line, restocked, refunded_units FROM order_lines ORDER BY id"
+        ).fetchall()
+    assert found == [(1, 0, 2, 0), (1, 1, 1, 0), (2, 0, 0, 0), (2, 1, 0, 0)]
+    command.downgrade(config, "0013")
+    command.upgrade(config, "head")

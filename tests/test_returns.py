@@ -18,7 +18,7 @@ from sqlalchemy import select as core_select
 from sqlalchemy import update
 from sqlmodel import col
 
-from checkout import return_store, returns, webhooks
+from checkout import line_refunds, return_store, returns, webhooks
 from checkout.holds import HoldStore
 from checkout.keys import Keyspace
 from checkout.models import Order, Refund
@@ -617,15 +617,23 @@ def test_the_return_window_is_inclusive_and_a_partial_return_asks_for_its_units(
     order = _order()
     edge = 1_000 + WINDOWS.return_window_ms
     ask = returns.RequestAsk(kind="return", reason="damaged", units=1)
-    assert returns.check_ask(order, ask, edge, WINDOWS.return_window_ms) == returns.RequestTerms(
-        returns.K.RETURN, 1, 1000
-    )
+    assert returns.check_ask(
+        order, line_refunds.lines_of(order, []), ask, edge, WINDOWS.return_window_ms
+    ) == returns.RequestTerms(returns.K.RETURN, 1, 1000)
     with pytest.raises(DomainError) as late:
-        returns.check_ask(order, ask, edge + 1, WINDOWS.return_window_ms)
+        returns.check_ask(
+            order, line_refunds.lines_of(order, []), ask, edge + 1, WINDOWS.return_window_ms
+        )
     assert late.value.code == "return_window_closed"
     # What is left caps the default: 2500 refunded already, 2 units ask for at most 500.
     partly = _order(refunded=2500)
-    terms = returns.check_ask(partly, returns.RequestAsk("refund_only", "other", units=2), 2, edge)
+    terms = returns.check_ask(
+        partly,
+        line_refunds.lines_of(partly, []),
+        returns.RequestAsk("refund_only", "other", units=2),
+        2,
+        edge,
+    )
     assert (terms.units, terms.amount) == (2, 500)
     assert returns.kinds_open_to(_order(status="paid", delivered_ms=None), 0, 1) == ["cancel"]
     assert returns.kinds_open_to(_order(status="shipped", delivered_ms=None), 0, 1) == []

@@ -13,6 +13,7 @@ from catalog import service
 from checkout import order_store
 from checkout.error_codes import CheckoutErrorCode
 from checkout.idempotency import body_hash
+from checkout.line_refunds import Pick
 from checkout.models import Order, Refund
 from checkout.refunds import RefundAsk, refund_key
 from kernel.errors import Invalid
@@ -96,8 +97,8 @@ async def cancel_order(request: Request) -> Response:
 @api.route(
     "POST",
     "/api/orders/{order_id:id}/refund",
-    "Refund an order in full or in part (by amount or by units), restocking as many units as "
-    "you choose; the same Idempotency-Key is the same refund",
+    "Refund an order in full or in part (by amount, by units or by chosen lines), restocking as "
+    "many units as you choose; the same Idempotency-Key is the same refund",
     body=RefundIn,
     body_required=False,
     auth="seller",
@@ -108,6 +109,7 @@ async def cancel_order(request: Request) -> Response:
         *MONEY_REFUSALS,
         CheckoutErrorCode.REFUND_EXCEEDS_PAID,
         CheckoutErrorCode.INVALID_AMOUNT,
+        CheckoutErrorCode.INVALID_UNITS,
         CheckoutErrorCode.RESTOCK_EXCEEDS_UNITS,
         CheckoutErrorCode.IDEMPOTENCY_KEY_REQUIRED,
         CheckoutErrorCode.IDEMPOTENCY_KEY_REUSED,
@@ -129,25 +131,18 @@ async def refund_order(request: Request) -> Response:
         body = parse(RefundIn, raw)
     me = await seller(request)
     svc = services(request)
-    amount = body.amount
-    if body.units is not None:
-        if amount is not None:
-            raise Invalid(
-                "Refund by amount or by units, not both.", code=CheckoutErrorCode.INVALID_AMOUNT
-            )
-        async with svc.db.session() as session:
-            order = await session.get(Order, order_id)
-            assert order is not None
-        if body.units > order.quantity:
-            raise Invalid(
-                f"The order has {order.quantity} units.", code=CheckoutErrorCode.INVALID_AMOUNT
-            )
-        amount = body.units * order.unit_price
+    if sum(x is not None for x in (body.amount, body.units, body.lines)) > 1:
+        raise Invalid(
+            "Refund by amount, by units or by lines: one of them.",
+            code=CheckoutErrorCode.INVALID_AMOUNT,
+        )
     ask = RefundAsk(
         key=refund_key(order_id, key),
         actor=f"seller:{me.id}",
-        amount=amount,
+        amount=body.amount,
         units=body.restock,
+        refund_units=body.units,
+        lines=tuple(Pick(line.sku_id, line.units) for line in body.lines or ()),
         reason=body.reason,
         body_hash=body_hash(request.method, request.url.path, raw),
     )

@@ -270,12 +270,21 @@ class ShipmentsIn(Strict):
 REASON = AliasChoices("reason", "note")
 
 
+class RefundLineIn(Strict):
+    sku_id: int = Field(ge=1, le=MAX_ID)
+    units: int = Field(ge=1, le=10_000)
+
+
 class RefundIn(Strict):
-    """A refund: by ``amount`` (minor units) or by ``units`` (units x unit price); neither
-    refunds everything left. ``restock``: units going back into stock (none if damaged)."""
+    """A refund: by ``amount`` (minor units), by ``units`` (the next units not yet refunded,
+    in line order) or by ``lines`` (so many units of each SKU named); units are refunded at
+    their share of their line's price after discounts, and the order's last units take its
+    shipping fee with them. None of the three refunds everything left. ``restock``: units
+    going back into stock (none if damaged), from the lines named if any."""
 
     amount: int | None = Field(default=None, ge=1, le=MAX_MONEY, description="minor units")
     units: int | None = Field(default=None, ge=1, le=10_000)
+    lines: list[RefundLineIn] | None = Field(default=None, min_length=1, max_length=100)
     restock: int = Field(default=0, ge=0, le=10_000)
     reason: Text = Field(default="", validation_alias=REASON)
 
