@@ -7,6 +7,8 @@ payment, for now)."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +28,8 @@ from checkout.shelving import Shelving
 from kernel.clock import now_ms
 from kernel.db import Database
 from kernel.errors import Conflict, DomainError, Invalid, NotFound
+
+log = logging.getLogger("livecart.cart")
 
 MAX_LINES = 50  # distinct SKUs in one cart
 MAX_UNITS = 99  # units of one SKU
@@ -222,10 +226,98 @@ class Carts:
             db, shop, buyer, request_id, mine, expected_total, terms, quoted, address
         )
 
-    async def _shop_part(
-        self, db: Database, units: dict[int, int], shop_id: int | None
-    ) -> tuple[int, dict[int, int]]:
-        """The shop to check out and its units of ``units``."""
+    async def checkout_every_shop(
+        self,
+        db: Database,
+        buyer: str,
+        *,
+        request_id: str,
+        expected_total: int | None,
+        voucher: str | None = None,
+        vouchers: dict[int, str] | None = None,
+        address: str = "",
+    ) -> list[ShelfHold]:
+        """Hold the whole cart: each shop's items in one hold of that shop, shop by shop in id
+        order (decision 0030). The first refusal gives back the holds already made and is
+        raised, so nothing stays held. ``vouchers`` names a code per shop; ``voucher`` applies
+        in each shop that has that code (at least one must); ``expected_total`` is the sum of
+        the holds' totals."""
+        units = await self.store.units(buyer)
+        if not units:
+            raise Conflict("Nothing to check out.", code=CheckoutErrorCode.CART_EMPTY)
+        parts = await self._shop_parts(db, units)
+        terms_of: dict[int, Voucher] = {}
+        for shop, code in (vouchers or {}).items():
+            if shop in parts:
+                terms_of[shop] = await self._voucher(db, shop, code)
+        if voucher is not None:
+            for shop in parts:
+                with contextlib.suppress(NotFound):
+                    terms_of[shop] = await self._voucher(db, shop, voucher)
+            if not terms_of:
+                raise NotFound(
+                    "No such voucher.", code=CheckoutErrorCode.VOUCHER_NOT_FOUND, code_asked=voucher
+                )
+        if len(parts) == 1:
+            ((shop, mine),) = parts.items()
+            terms = terms_of.get(shop)
+            hold = await self._hold(
+                db, shop, buyer, request_id, mine, expected_total, terms, None, address
+            )
+            return [hold]
+        held: list[ShelfHold] = []
+        try:
+            for shop, mine in sorted(parts.items()):
+                held.append(
+                    await self._hold(
+                        db, shop, buyer, request_id, mine, None, terms_of.get(shop), None, address
+                    )
+                )
+            currencies = sorted({hold.currency for hold in held})
+            if len(currencies) > 1:
+                raise Conflict(
+                    "One payment is in one currency: these shops price in several.",
+                    code=CheckoutErrorCode.MIXED_CURRENCIES,
+                    currencies=currencies,
+                )
+            total = sum(hold.total for hold in held)
+            if expected_total is not None and total != expected_total:
+                raise Conflict(
+                    "The total changed since you looked: see each shop's hold and the new total.",
+                    code=CheckoutErrorCode.QUOTE_CHANGED,
+                    expected_total=expected_total,
+                    total=total,
+                )
+        except DomainError:
+            # Give back what this checkout took (a replayed hold included: the whole cart is
+            # refused, so none of it stays held). A release that fails leaves that hold to
+            # lapse at its deadline, as a hold whose answer was lost would.
+            for hold in held:
+                try:
+                    await self.shelving.shelf.release(hold.id, buyer)
+                except Exception:
+                    log.warning("could not give back hold %s", hold.id, exc_info=True)
+            raise
+        return held
+
+    async def _voucher(self, db: Database, shop: int, code: str) -> Voucher:
+        async with db.session() as session:
+            return await vouchers.get(session, shop, code)
+
+    async def _shop_parts(self, db: Database, units: dict[int, int]) -> dict[int, dict[int, int]]:
+        """``units`` split by shop. A SKU no shop has goes with the first shop's (or alone, as
+        shop 0), where its hold refuses it as none left."""
+        shops = await self._shops_of(db, units)
+        parts: dict[int, dict[int, int]] = {}
+        every = sorted({shops.get(sku, 0) for sku in units} - {0})
+        first = every[0] if every else 0
+        for sku, qty in units.items():
+            parts.setdefault(shops.get(sku, first), {})[sku] = qty
+        if 0 in parts:
+            raise quoting.short([Shortfall(sku, qty, 0) for sku, qty in sorted(parts[0].items())])
+        return parts
+
+    async def _shops_of(self, db: Database, units: dict[int, int]) -> dict[int, int]:
         shelf = self.shelving.shelf
         shops = await shelf.shops_of(sorted(units))
         unknown = [sku for sku in units if sku not in shops]
@@ -233,6 +325,13 @@ class Carts:
             async with db.session() as session:
                 await self.shelving.publish(session, unknown)
             shops = await shelf.shops_of(sorted(units))
+        return shops
+
+    async def _shop_part(
+        self, db: Database, units: dict[int, int], shop_id: int | None
+    ) -> tuple[int, dict[int, int]]:
+        """The shop to check out and its units of ``units``."""
+        shops = await self._shops_of(db, units)
         # A SKU that does not exist at all is an empty shelf's: held as 0 left, below.
         every = sorted({shops.get(sku, 0) for sku in units} - {0})
         if shop_id is None and len(every) > 1:

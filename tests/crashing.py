@@ -35,7 +35,13 @@ class SigkillAt(CrashPoints):
         if point != self.point:
             return
         if self.trigger is not None:
+            # The trigger holds the point and, optionally, how many reaches to let pass first
+            # ("checkout.after_charge 1": die paying a cart's second hold, not its first).
             try:
+                _, _, passes = self.trigger.read_text().partition(" ")
+                if passes.strip() and int(passes) > 0:
+                    self.trigger.write_text(f"{point} {int(passes) - 1}")
+                    return
                 self.trigger.unlink()
             except FileNotFoundError:
                 return  # not armed now

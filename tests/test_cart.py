@@ -179,7 +179,10 @@ async def test_refused_checkouts_say_why(
     other_product = await new_product(http, rival)
     other = await new_sku(http, rival, other_product["id"], stock=2)
     await put(http, buyer, other["id"], 1)
-    body = assert_error(await cart_checkout(http, buyer), 409, "cart_spans_shops")["details"]
+    # Buy now is one shop's items (a whole cart across shops: tests/test_cart_shops.py).
+    items = [{"sku_id": m, "qty": 1}, {"sku_id": other["id"], "qty": 1}]
+    spans = await cart_checkout(http, buyer, items=items)
+    body = assert_error(spans, 409, "cart_spans_shops")["details"]
     assert body["shop_ids"] == sorted([seller.shop.id, rival.shop.id])
     r = await cart_checkout(http, buyer, shop_id=rival.shop.id)
     assert r.status_code == 201, r.text

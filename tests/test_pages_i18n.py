@@ -26,6 +26,8 @@ from kernel.db import Database
 from tests.browser import PHONE, new_page, overflowing
 from tests.conftest import SellerAccount, start_server
 from tests.harness import Server, stop_server
+from tests.test_pages import ADDRESS as PAY_ADDRESS
+from tests.test_pages import CARD
 from web import i18n, l10n
 from web.auth import GuestSessions
 
@@ -561,3 +563,62 @@ def _links(html: str, list_id: str) -> dict[int, str]:
     match = re.search(rf'<ul class="room-list" id="{list_id}">(.*?)</ul>', html, re.S)
     found = re.findall(r'href="/live/(\d+)" data-status="(\w+)"', match.group(1) if match else "")
     return {int(room): status for room, status in found}
+
+
+async def test_a_cart_of_two_shops_is_held_and_paid_once_with_an_order_per_shop(
+    browser: Browser,
+    pages_server: Server,
+    boutique: Boutique,
+    seller: SellerAccount,
+    db: Database,
+) -> None:
+    """A phone viewer adds the boutique's jacket and another shop's mug from their product
+    pages; the cart offers one checkout for both shops; one payment; an order per shop."""
+    base = pages_server.base_url
+    async with db.session() as session:
+        mug = await service.create_product(
+            session, seller.seller, seller.shop.id or 0, {"title": "Mug"}
+        )
+        await service.create_sku(
+            session,
+            seller.seller,
+            mug.id or 0,
+            {"variant": "Sand", "list_price": 1500, "currency": "USD", "stock": 5},
+        )
+    ctx, viewer = await new_page(browser, "two shops", **PHONE)
+    try:
+        page = viewer.page
+        pages = [
+            f"/shop/{boutique.handle}/p/{boutique.products['jacket']}",
+            f"/shop/{seller.shop.handle}/p/{mug.id}",
+        ]
+        for n, path in enumerate(pages, start=1):
+            await page.goto(f"{base}{path}?lang=en")
+            await page.click("#choose")  # one SKU each: the sheet has it chosen
+            await page.click("#sheet-add")
+            await expect(page.locator("#cart-count")).to_have_text(str(n))
+        await page.click("#cart-button")
+        await expect(page.locator("#cart-shops .cart-shop")).to_have_count(2)
+        everything = page.locator(".cart-checkout-all")
+        await expect(everything).to_contain_text("$104.00")  # 89.00 + 15.00
+        assert await overflowing(page, "#cart-sheet, #cart-sheet *") == []
+        await everything.click()
+        await expect(page.locator("#cart-hold-lines li")).to_have_count(2)
+        await expect(page.locator("#cart-hold-total")).to_have_text("$104.00")
+        for name, value in PAY_ADDRESS.items():
+            await page.fill(f"#cart-pay-form [name={name}]", value)
+        await page.select_option("#cart-pay-form [name=country]", "GB")
+        await page.fill("#cart-pay-form [name=card]", CARD)
+        await page.click("#cart-pay-submit")
+        number = page.locator("#cart-order-number[data-order-id]")
+        await expect(number).to_be_visible(timeout=20_000)
+        order_ids = (await number.get_attribute("data-order-id") or "").split(",")
+        assert len(order_ids) == 2
+        await page.goto(f"{base}/orders?lang=en")
+        for order_id in order_ids:
+            await expect(page.locator(f"#order-{order_id}")).to_be_visible()
+        await expect(page.locator(f"#order-{order_ids[0]} .order-total")).to_contain_text("$89.00")
+        await expect(page.locator(f"#order-{order_ids[1]} .order-total")).to_contain_text("$15.00")
+        viewer.assert_clean()
+    finally:
+        await ctx.close()

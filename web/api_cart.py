@@ -3,6 +3,8 @@ hold (decision 0028), which is paid like any hold (POST /api/holds/{hold_id}/che
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -123,7 +125,8 @@ async def clear_cart(request: Request) -> Response:
 @api.route(
     "POST",
     "/api/cart/checkout",
-    "Hold one shop's items of your cart, all or none, for one payment",
+    "Hold your cart's items, all or none: one hold per shop (or one shop's, or the items "
+    "named); pay them with POST /api/cart/pay",
     body=CartCheckoutIn,
     auth="viewer",
     tag="cart",
@@ -152,17 +155,42 @@ async def checkout_cart(request: Request) -> Response:
     svc = services(request)
     buyer = viewer(request)
     body = await json_body(request, CartCheckoutIn)
-    hold = await carts(svc).checkout(
-        svc.db,
-        buyer,
-        request_id=body.request_id or "",
-        shop_id=body.shop_id,
-        expected_total=body.expected_total,
-        items=_merged(body.items) if body.items else None,
-        voucher=body.voucher,
-        address=address_of(request),
-    )
-    return JSONResponse(
-        {"hold": hold.json(), "total": hold.total, "currency": hold.currency},
-        status_code=200 if hold.replayed else 201,
-    )
+    one_shop = body.shop_id is not None or body.items is not None
+    if body.vouchers is not None and (body.voucher is not None or one_shop):
+        raise Invalid(
+            "Name vouchers per shop (vouchers) or one voucher (voucher), not both; for one "
+            "shop's items, use voucher.",
+            code=CommonErrorCode.INVALID_REQUEST,
+        )
+    if body.items is None and body.shop_id is None:
+        held = await carts(svc).checkout_every_shop(
+            svc.db,
+            buyer,
+            request_id=body.request_id or "",
+            expected_total=body.expected_total,
+            voucher=body.voucher,
+            vouchers={v.shop_id: v.code for v in body.vouchers or ()},
+            address=address_of(request),
+        )
+    else:
+        held = [
+            await carts(svc).checkout(
+                svc.db,
+                buyer,
+                request_id=body.request_id or "",
+                shop_id=body.shop_id,
+                expected_total=body.expected_total,
+                items=_merged(body.items) if body.items else None,
+                voucher=body.voucher,
+                address=address_of(request),
+            )
+        ]
+    answer: dict[str, Any] = {
+        "holds": [hold.json() for hold in held],
+        "total": sum(hold.total for hold in held),
+        "currency": held[0].currency,
+    }
+    if len(held) == 1:
+        answer["hold"] = answer["holds"][0]
+    replayed = all(hold.replayed for hold in held)
+    return JSONResponse(answer, status_code=200 if replayed else 201)

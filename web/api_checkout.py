@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -24,7 +25,7 @@ from web import responses as out
 from web.auth import viewer
 from web.http import JSONResponse, error_response, parse, read_body, status_of
 from web.routing import Answer, Api, Param
-from web.schemas import CheckoutIn, ReserveIn
+from web.schemas import CartPayIn, CheckoutIn, ReserveIn
 from web.services import Services, services
 
 api = Api()
@@ -194,6 +195,54 @@ async def _tell_room(svc: Services, hold_id: str, buyer: str, message: dict[str,
     ),
 )
 async def checkout(request: Request) -> Response:
+    raw = await read_body(request)
+    body = parse(CheckoutIn, raw)
+    hold_id = request.path_params["hold_id"]
+    return await _idempotent(
+        request, raw, lambda svc, buyer, key: _checkout_once(svc, hold_id, buyer, body, key)
+    )
+
+
+@api.route(
+    "POST",
+    "/api/cart/pay",
+    "Pay for several holds at once (a cart across shops): one charge and one order per hold",
+    body=CartPayIn,
+    auth="viewer",
+    tag="checkout",
+    headers=(IDEMPOTENCY_KEY,),
+    ok={
+        201: Answer(out.CartPayAnswer, "Every hold paid; the orders follow", headers=(REPLAYED,)),
+    },
+    errors=(
+        *HOLD_REFUSALS,
+        CheckoutErrorCode.PAYMENT_REFUNDED,
+        CatalogErrorCode.DEAL_ENDED,
+        CheckoutErrorCode.REQUEST_IN_PROGRESS,
+        CheckoutErrorCode.IDEMPOTENCY_KEY_REQUIRED,
+        CheckoutErrorCode.IDEMPOTENCY_KEY_REUSED,
+        CheckoutErrorCode.INVALID_CARD,
+        CheckoutErrorCode.CARD_DECLINED,
+        CheckoutErrorCode.INSUFFICIENT_FUNDS,
+    ),
+)
+async def pay_holds(request: Request) -> Response:
+    raw = await read_body(request)
+    body = parse(CartPayIn, raw)
+    if len(set(body.holds)) != len(body.holds):
+        raise Invalid("Name each hold once.", code=CommonErrorCode.INVALID_REQUEST)
+    return await _idempotent(
+        request, raw, lambda svc, buyer, key: _pay_holds_once(svc, buyer, body, key)
+    )
+
+
+async def _idempotent(
+    request: Request,
+    raw: bytes,
+    once: Callable[[Services, str, str], Awaitable[StoredResponse]],
+) -> Response:
+    """Run ``once`` at most once per buyer and Idempotency-Key: a retry with the key and the
+    same body gets the stored answer; a run that raised stored nothing (the key is free)."""
     svc = services(request)
     buyer = viewer(request)
     key = request.headers.get("idempotency-key", "")
@@ -202,8 +251,6 @@ async def checkout(request: Request) -> Response:
             "Send an Idempotency-Key header (1-128 printable characters).",
             code=CheckoutErrorCode.IDEMPOTENCY_KEY_REQUIRED,
         )
-    raw = await read_body(request)
-    body = parse(CheckoutIn, raw)
     digest = body_hash(request.method, request.url.path, raw)
     claim = await svc.idempotency.begin(buyer, key, digest)
     if isinstance(claim, StoredResponse):
@@ -215,7 +262,7 @@ async def checkout(request: Request) -> Response:
         )
     try:
         async with svc.idempotency.held(claim):
-            response = await _checkout_once(svc, request.path_params["hold_id"], buyer, body, key)
+            response = await once(svc, buyer, key)
     except BaseException:
         await svc.idempotency.abandon(claim)
         raise
@@ -223,18 +270,29 @@ async def checkout(request: Request) -> Response:
     return Response(response.body, status_code=response.status, media_type="application/json")
 
 
+async def _pay_holds_once(svc: Services, buyer: str, body: CartPayIn, key: str) -> StoredResponse:
+    """Pay the holds one after another, each as its own checkout under this key (decision
+    0030). A refusal before anything was paid is the answer as for one hold; once a hold is
+    paid, a refusal is stored with what was paid and what was not, since money has moved."""
+    paid: list[dict[str, Any]] = []
+    for i, hold_id in enumerate(body.holds):
+        try:
+            paid.append(await _pay(svc, hold_id, buyer, body, key))
+        except DomainError as err:
+            svc.metrics.checkouts.labels(result=err.code).inc()
+            if not paid and not isinstance(err, PaymentFailed):
+                raise  # nothing was charged: the key is released for a retry
+            details = {**err.details, "paid": paid, "unpaid": body.holds[i:]}
+            failed = error_response(status_of(err), err.code, err.message, details)
+            return StoredResponse(status=failed.status_code, body=bytes(failed.body))
+    return StoredResponse(status=201, body=orjson.dumps({"orders": paid}))
+
+
 async def _checkout_once(
     svc: Services, hold_id: str, buyer: str, body: CheckoutIn, key: str
 ) -> StoredResponse:
     try:
-        receipt = await pay_for_hold(
-            svc.till,
-            hold_id=hold_id,
-            buyer=buyer,
-            card=body.card,
-            attempt_key=key,
-            shipping=orjson.dumps(body.shipping.model_dump()).decode() if body.shipping else "",
-        )
+        order = await _pay(svc, hold_id, buyer, body, key)
     except PaymentFailed as err:
         # A decline is an outcome of this key: a replay gets the same answer, no new charge.
         svc.metrics.checkouts.labels(result=err.code).inc()
@@ -245,6 +303,21 @@ async def _checkout_once(
         # released so the buyer may retry with it.
         svc.metrics.checkouts.labels(result=err.code).inc()
         raise
+    return StoredResponse(status=201, body=orjson.dumps({"order": order}))
+
+
+async def _pay(
+    svc: Services, hold_id: str, buyer: str, body: CheckoutIn, key: str
+) -> dict[str, Any]:
+    """Pay for one hold (``pay_for_hold``) and tell the buyer's room; the paid order."""
+    receipt = await pay_for_hold(
+        svc.till,
+        hold_id=hold_id,
+        buyer=buyer,
+        card=body.card,
+        attempt_key=key,
+        shipping=orjson.dumps(body.shipping.model_dump()).decode() if body.shipping else "",
+    )
     svc.metrics.checkouts.labels(result="paid").inc()
     await _tell_room(svc, hold_id, buyer, {"type": "hold.sold", "hold_id": hold_id})
     order: dict[str, Any] = {
@@ -264,4 +337,4 @@ async def _checkout_once(
             await CartStore(svc.redis, svc.keys).take_out(buyer, bought)
         except Exception:
             log.warning("could not take hold %s's items out of the cart", hold_id, exc_info=True)
-    return StoredResponse(status=201, body=orjson.dumps({"order": order}))
+    return order

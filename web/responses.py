@@ -176,9 +176,14 @@ class StockAnswer(Out):
 
 
 class CartHoldAnswer(Out):
-    hold: Hold
-    total: int
+    hold: Hold | None = None  # the one hold, when the cart's items are one shop's
+    holds: list[Hold]  # one per shop, in shop id order (decision 0030)
+    total: int  # what paying for every hold charges in all
     currency: str
+
+
+class CartPayAnswer(Out):
+    orders: list[PaidOrder]  # one per hold, in the order paid
 
 
 class CheckoutAnswer(Out):

@@ -199,6 +199,11 @@ class CartItem(Strict):
     qty: int = Field(ge=1, le=99)
 
 
+class ShopVoucherIn(Strict):
+    shop_id: int = Field(ge=1, le=MAX_ID)
+    code: VoucherCode
+
+
 class CartCheckoutIn(Strict):
     items: list[CartItem] | None = Field(
         default=None,
@@ -221,7 +226,12 @@ class CartCheckoutIn(Strict):
     voucher: VoucherCode | None = Field(
         default=None,
         description="A voucher of the shop to redeem: one you claimed, or (one not bound to a "
-        "live room) claimed now",
+        "live room) claimed now; across shops, in each shop that has the code",
+    )
+    vouchers: list[ShopVoucherIn] | None = Field(
+        default=None,
+        max_length=20,
+        description="Across shops: the voucher to redeem in each shop named (instead of voucher)",
     )
 
 
@@ -240,6 +250,15 @@ class CheckoutIn(Strict):
     card: Annotated[str, StringConstraints(pattern=r"^[0-9]{12,19}$")]
     shipping: ShippingIn | None = Field(
         default=None, description="Where to send the goods; kept on the order"
+    )
+
+
+class CartPayIn(CheckoutIn):
+    """Pay for several holds at once (a cart across shops): each is charged and sold as
+    ``POST /api/holds/{hold_id}/checkout`` would, in the order given (decision 0030)."""
+
+    holds: list[Annotated[str, StringConstraints(pattern=r"^s?[0-9]{1,10}-[0-9]{1,12}$")]] = Field(
+        min_length=1, max_length=10, description="The hold ids, as the cart's checkout gave them"
     )
 
 

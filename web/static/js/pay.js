@@ -37,7 +37,8 @@ export function readForm(form) {
   return { shipping, card: value("card").replace(/[\s-]/g, "") };
 }
 
-// Pay for ``hold`` with ``body``. One key per attempt, kept only to retry the same attempt
+// Pay for ``hold`` with ``body`` (``hold.ids``: several holds, a cart across shops, paid by
+// one request that answers an order per hold). One key per attempt, kept only to retry the same attempt
 // after a network failure: the server answers a replay without charging twice, and a new card
 // is a new attempt. Resolves to the receipt; rejects with the ApiError.
 export async function payHold(hold, body) {
@@ -47,11 +48,13 @@ export async function payHold(hold, body) {
   hold.payKey = key;
   hold.payBody = JSON.stringify(body);
   const token = await guestToken();
+  const headers = { Authorization: `Bearer ${token}`, "Idempotency-Key": key };
   try {
-    const paid = await api("POST", `/api/holds/${hold.id}/checkout`, {
-      body,
-      headers: { Authorization: `Bearer ${token}`, "Idempotency-Key": key },
-    });
+    if (hold.ids && hold.ids.length > 1) {
+      const paid = await api("POST", "/api/cart/pay", { body: { ...body, holds: hold.ids }, headers });
+      return paid.orders;
+    }
+    const paid = await api("POST", `/api/holds/${hold.id}/checkout`, { body, headers });
     return paid.order;
   } catch (error) {
     if (error instanceof ApiError && error.code !== "network") hold.payKey = null; // answered

@@ -283,7 +283,36 @@ export class Shop {
         }, t("cart_checkout", { amount: money(shop.total, shop.currency) })),
       );
     });
+    // Several shops in one currency: one checkout holds them all and one payment pays them
+    // (an order per shop).
+    const currencies = new Set(shops.map((shop) => shop.currency));
+    if (shops.length > 1 && currencies.size === 1) {
+      const total = shops.reduce((sum, shop) => sum + shop.total, 0);
+      groups.push(el("button", {
+        type: "button",
+        class: "primary cart-checkout-all",
+        onclick: (event) => this.checkoutAll(shops, total, event.currentTarget),
+      }, t("cart_checkout_all", { amount: money(total, shops[0].currency) })));
+    }
     $("cart-shops").replaceChildren(...groups);
+  }
+
+  async checkoutAll(shops, total, button) {
+    button.disabled = true;
+    $("cart-error").textContent = "";
+    try {
+      const vouchers = shops.filter((shop) => shop.voucher).map((shop) => ({ shop_id: shop.shop_id, code: shop.voucher }));
+      const body = { expected_total: total, request_id: `cart-${randomId()}` };
+      if (vouchers.length) body.vouchers = vouchers;
+      const held = await call("POST", "/api/cart/checkout", body);
+      $("cart-sheet").close();
+      this.openPay(held);
+    } catch (error) {
+      $("cart-error").textContent = errorText(error.code);
+      if (error.code === "quote_changed") await this.refresh();
+    } finally {
+      button.disabled = false;
+    }
   }
 
   cartLine(line) {
@@ -331,15 +360,18 @@ export class Shop {
 
   // --- paying for a cart's hold ---------------------------------------------------------
 
-  openPay({ hold, total, currency }) {
-    this.hold = { ...hold, total, currency };
-    const lines = hold.lines.map((line) => {
+  openPay({ holds, total, currency }) {
+    // One hold, or one per shop (paid together): the sheet shows every line, each hold's
+    // amounts, the sum, and the earliest deadline.
+    const expires = Math.min(...holds.map((hold) => hold.expires_ms));
+    this.hold = { ...holds[0], ids: holds.map((hold) => hold.id), expires_ms: expires, total, currency };
+    const lines = holds.flatMap((hold) => hold.lines).map((line) => {
       const known = this.cart.lines.find((l) => l.sku_id === line.sku_id);
       const name = known ? `${known.title} ${known.variant}`.trim() : `#${line.sku_id}`;
       return el("li", {}, el("bdi", {}, name), ` × ${line.qty} `, el("span", { class: "price" }, money(line.qty * line.unit_price, currency)));
     });
     $("cart-hold-lines").replaceChildren(...lines);
-    $("cart-hold-amounts").replaceChildren(amounts(hold, currency, "hold-amounts"));
+    $("cart-hold-amounts").replaceChildren(...holds.map((hold) => amounts(hold, currency, "hold-amounts")));
     $("cart-hold-total").textContent = money(total, currency);
     $("cart-pay-submit").textContent = t("pay", { amount: money(total, currency) });
     $("cart-pay-error").textContent = "";
@@ -374,16 +406,23 @@ export class Shop {
     submit.disabled = true;
     submit.textContent = t("paying");
     try {
-      const order = await payHold(hold, body);
+      const paid = await payHold(hold, body);
+      const orders = Array.isArray(paid) ? paid : [paid];
       hold.paid = true;
       clearInterval(this.timer);
       $("cart-pay-view").hidden = true;
       $("cart-done").hidden = false;
       $("cart-order-number").textContent = t("order_confirming");
-      waitForOrder(order.hold_id, (found) => {
-        $("cart-order-number").textContent = t("order_number", { id: found.id });
-        $("cart-order-number").dataset.orderId = found.id;
-      }, () => this.hold === hold);
+      const numbers = [];
+      for (const order of orders) {
+        waitForOrder(order.hold_id, (found) => {
+          numbers.push(found.id);
+          if (numbers.length < orders.length) return;
+          const ids = numbers.sort((a, b) => a - b);
+          $("cart-order-number").textContent = ids.map((id) => t("order_number", { id })).join(" · ");
+          $("cart-order-number").dataset.orderId = ids.join(",");
+        }, () => this.hold === hold);
+      }
       this.refresh(); // the bought items left the cart
     } catch (error) {
       $("cart-pay-error").textContent = errorText(error.code);
@@ -396,10 +435,12 @@ export class Shop {
   async release() {
     const hold = this.hold;
     if (!hold) return;
-    try {
-      await call("DELETE", `/api/holds/${hold.id}`);
-    } catch {
-      // lapsed or gone already: either way it holds nothing now
+    for (const id of hold.ids) {
+      try {
+        await call("DELETE", `/api/holds/${id}`);
+      } catch {
+        // lapsed or gone already: either way it holds nothing now
+      }
     }
     clearInterval(this.timer);
     $("cart-pay").close();
