@@ -11,17 +11,19 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select as core_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from catalog.deal_status import DealStatus
 from catalog.error_codes import CatalogErrorCode
 from catalog.models import Product, Shop, Sku
-from checkout import pricing, promotions, quoting, vouchers
+from checkout import cart_deals, pricing, promotions, quoting, vouchers
 from checkout.cart_store import CartStore
 from checkout.error_codes import CheckoutErrorCode
+from checkout.holds import Hold, HoldStore, ReserveRequest
 from checkout.models import Voucher
 from checkout.shelf import Refusal, ShelfHold, ShelfQuote, ShelfStore, Shortfall
 from checkout.shelving import Shelving
@@ -69,15 +71,94 @@ class CartLine:
         }
 
 
-def cart_json(lines: Sequence[CartLine], shops: Sequence[quoting.ShopQuote]) -> dict[str, Any]:
-    """The cart with each shop's part as its checkout would charge it (one currency each)."""
-    return {"lines": [line.json() for line in lines], "shops": [q.json() for q in shops]}
+def cart_json(
+    lines: Sequence[CartLine],
+    shops: Sequence[quoting.ShopQuote],
+    deals: Sequence[cart_deals.DealLine] = (),
+) -> dict[str, Any]:
+    """The cart with each shop's part as its checkout would charge it (one currency each),
+    and its deal items, each a hold and an order of its own at the deal's price."""
+    return {
+        "lines": [line.json() for line in lines],
+        "shops": [q.json() for q in shops],
+        "deals": [d.json() for d in deals],
+    }
+
+
+class DealReserver(Protocol):
+    async def reserve(self, deal_id: int, request: ReserveRequest) -> Hold: ...
+
+
+@dataclass(frozen=True)
+class CartHold:
+    """One hold of a cart's checkout as the buyer is answered: a shop's, or a deal item's."""
+
+    body: dict[str, Any]
+    total: int
+    currency: str
+    replayed: bool
+
+    @classmethod
+    def of_shelf(cls, hold: ShelfHold) -> CartHold:
+        return cls(hold.json(), hold.total, hold.currency, hold.replayed)
+
+    @classmethod
+    def of_deal(cls, hold: Hold, line: cart_deals.DealLine) -> CartHold:
+        total = hold.qty * line.unit_price
+        held = {"sku_id": line.sku_id, "qty": hold.qty, "unit_price": line.unit_price}
+        body = {
+            **hold.json(),
+            "deal_id": line.deal_id,
+            "lines": [{**held, "discount": 0, "total": total}],
+            "total": total,
+            "currency": line.currency,
+        }
+        return cls(body, total, line.currency, hold.replayed)
 
 
 class Carts:
-    def __init__(self, store: CartStore, shelving: Shelving) -> None:
+    def __init__(
+        self,
+        store: CartStore,
+        shelving: Shelving,
+        holds: HoldStore,
+        reserver: DealReserver,
+    ) -> None:
+        """``holds`` and ``reserver`` (the deals' batcher) check out a cart's deal items."""
         self.store = store
         self.shelving = shelving
+        self.holds = holds
+        self.reserver = reserver
+
+    async def deal_lines(self, session: AsyncSession, buyer: str) -> list[cart_deals.DealLine]:
+        _, deals = await self.store.contents(buyer)
+        return await cart_deals.deal_lines(session, deals)
+
+    async def put_deal(self, session: AsyncSession, buyer: str, deal_id: int, qty: int) -> None:
+        """A deal's item at the deal's price, up to its per-buyer limit (0 takes it out)."""
+        if qty == 0:
+            await self.store.put_deal(buyer, deal_id, 0)
+            return
+        found = await cart_deals.deal_lines(session, {deal_id: qty})
+        if not found:
+            raise NotFound("No such deal.", code=CatalogErrorCode.DEAL_NOT_FOUND, deal_id=deal_id)
+        (line,) = found
+        if line.status not in (DealStatus.SCHEDULED, DealStatus.LIVE):
+            raise Conflict("The deal has ended.", code=CatalogErrorCode.DEAL_ENDED)
+        if not 1 <= qty <= line.per_buyer_limit:
+            raise Conflict(
+                f"The deal sells at most {line.per_buyer_limit} units to one buyer.",
+                code=CheckoutErrorCode.LIMIT_EXCEEDED,
+                limit=line.per_buyer_limit,
+            )
+        skus, deals = await self.store.contents(buyer)
+        if deal_id not in deals and len(skus) + len(deals) >= MAX_LINES:
+            raise Conflict(
+                f"A cart takes at most {MAX_LINES} different items.",
+                code=CheckoutErrorCode.CART_FULL,
+                limit=MAX_LINES,
+            )
+        await self.store.put_deal(buyer, deal_id, qty)
 
     async def lines(self, session: AsyncSession, buyer: str) -> list[CartLine]:
         """The cart's lines whose SKUs are still for sale, in SKU order."""
@@ -236,16 +317,20 @@ class Carts:
         voucher: str | None = None,
         vouchers: dict[int, str] | None = None,
         address: str = "",
-    ) -> list[ShelfHold]:
-        """Hold the whole cart: each shop's items in one hold of that shop, shop by shop in id
-        order (decision 0030). The first refusal gives back the holds already made and is
-        raised, so nothing stays held. ``vouchers`` names a code per shop; ``voucher`` applies
-        in each shop that has that code (at least one must); ``expected_total`` is the sum of
-        the holds' totals."""
-        units = await self.store.units(buyer)
-        if not units:
+    ) -> list[CartHold]:
+        """Hold the whole cart: each deal item by the deal's reserve (deals by id), then each
+        shop's items in one hold of that shop (shops by id; decision 0030). The first refusal
+        gives back the holds already made and is raised, so nothing stays held. ``vouchers``
+        names a code per shop; ``voucher`` applies in each shop that has that code (at least
+        one must); ``expected_total`` is the sum of the holds' totals."""
+        units, deal_units = await self.store.contents(buyer)
+        if not units and not deal_units:
             raise Conflict("Nothing to check out.", code=CheckoutErrorCode.CART_EMPTY)
-        parts = await self._shop_parts(db, units)
+        deals: list[cart_deals.DealLine] = []
+        if deal_units:
+            async with db.session() as session:
+                deals = await cart_deals.deal_lines(session, deal_units)
+        parts = await self._shop_parts(db, units) if units else {}
         terms_of: dict[int, Voucher] = {}
         for shop, code in (vouchers or {}).items():
             if shop in parts:
@@ -258,21 +343,22 @@ class Carts:
                 raise NotFound(
                     "No such voucher.", code=CheckoutErrorCode.VOUCHER_NOT_FOUND, code_asked=voucher
                 )
-        if len(parts) == 1:
+        if len(parts) == 1 and not deals:
             ((shop, mine),) = parts.items()
             terms = terms_of.get(shop)
             hold = await self._hold(
                 db, shop, buyer, request_id, mine, expected_total, terms, None, address
             )
-            return [hold]
-        held: list[ShelfHold] = []
+            return [CartHold.of_shelf(hold)]
+        held: list[CartHold] = []
         try:
+            for line in deals:
+                held.append(await self._hold_deal(line, buyer, request_id, address))
             for shop, mine in sorted(parts.items()):
-                held.append(
-                    await self._hold(
-                        db, shop, buyer, request_id, mine, None, terms_of.get(shop), None, address
-                    )
+                shelf_hold = await self._hold(
+                    db, shop, buyer, request_id, mine, None, terms_of.get(shop), None, address
                 )
+                held.append(CartHold.of_shelf(shelf_hold))
             currencies = sorted({hold.currency for hold in held})
             if len(currencies) > 1:
                 raise Conflict(
@@ -292,13 +378,23 @@ class Carts:
             # Give back what this checkout took (a replayed hold included: the whole cart is
             # refused, so none of it stays held). A release that fails leaves that hold to
             # lapse at its deadline, as a hold whose answer was lost would.
-            for hold in held:
+            for taken in held:
+                hold_id = taken.body["id"]
                 try:
-                    await self.shelving.shelf.release(hold.id, buyer)
+                    if hold_id.startswith("s"):
+                        await self.shelving.shelf.release(hold_id, buyer)
+                    else:
+                        await self.holds.release(hold_id, buyer)
                 except Exception:
-                    log.warning("could not give back hold %s", hold.id, exc_info=True)
+                    log.warning("could not give back hold %s", hold_id, exc_info=True)
             raise
         return held
+
+    async def _hold_deal(
+        self, line: cart_deals.DealLine, buyer: str, request_id: str, address: str
+    ) -> CartHold:
+        request = ReserveRequest(buyer, line.qty, request_id, address)
+        return CartHold.of_deal(await self.reserver.reserve(line.deal_id, request), line)
 
     async def _voucher(self, db: Database, shop: int, code: str) -> Voucher:
         async with db.session() as session:

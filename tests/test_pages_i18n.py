@@ -622,3 +622,57 @@ async def test_a_cart_of_two_shops_is_held_and_paid_once_with_an_order_per_shop(
         viewer.assert_clean()
     finally:
         await ctx.close()
+
+
+async def test_a_deals_item_goes_in_the_cart_at_the_deal_price_and_is_paid_with_it(
+    browser: Browser, pages_server: Server, boutique: Boutique
+) -> None:
+    """The deal card's Add to cart puts the deal's item in the cart at 39.00; a jacket at list
+    price joins it from the bag; one checkout and one payment make an order of each."""
+    base = pages_server.base_url
+    room_id = await _room(base, boutique, "Deal in the cart", ["jacket"], pin="jacket")
+    async with httpx.AsyncClient(base_url=base, headers=boutique.account.headers) as http:
+        deal = {
+            "sku_id": boutique.skus["jacket"].id,
+            "deal_price": 3900,
+            "quantity": 5,
+            "per_buyer_limit": 1,
+            "countdown_s": 10,
+            "duration_s": 120,
+        }
+        assert (await http.post(f"/api/rooms/{room_id}/deals", json=deal)).status_code == 201
+    ctx, viewer = await new_page(browser, "deal in cart", **PHONE)
+    try:
+        page = viewer.page
+        await page.goto(f"{base}/live/{room_id}?lang=en")
+        await expect(page.locator("#buy")).to_be_enabled(timeout=20_000)  # the countdown
+        await page.click("#deal-to-cart")
+        await expect(page.locator("#cart-count")).to_have_text("1")
+        assert await overflowing(page, "#product-card, #product-card *") == []
+        await page.click("#bag-button")
+        await page.locator("#bag-items .bag-item button").first.click()
+        await page.click("#sheet-add")
+        await expect(page.locator("#cart-count")).to_have_text("2")
+        await page.click("#cart-button")
+        deal_line = page.locator("#cart-shops .cart-deal")
+        await expect(deal_line).to_contain_text("Flash deal")
+        await expect(deal_line.locator(".price")).to_have_text("$39.00")
+        everything = page.locator(".cart-checkout-all")
+        await expect(everything).to_contain_text("$128.00")  # 39.00 + 89.00
+        assert await overflowing(page, "#cart-sheet, #cart-sheet *") == []
+        await everything.click()
+        await expect(page.locator("#cart-hold-lines li")).to_have_count(2)
+        await expect(page.locator("#cart-hold-total")).to_have_text("$128.00")
+        for name, value in PAY_ADDRESS.items():
+            await page.fill(f"#cart-pay-form [name={name}]", value)
+        await page.select_option("#cart-pay-form [name=country]", "GB")
+        await page.fill("#cart-pay-form [name=card]", CARD)
+        await page.click("#cart-pay-submit")
+        number = page.locator("#cart-order-number[data-order-id]")
+        await expect(number).to_be_visible(timeout=20_000)
+        order_ids = (await number.get_attribute("data-order-id") or "").split(",")
+        assert len(order_ids) == 2
+        await expect(page.locator("#cart-count")).to_have_text("")  # all bought
+        viewer.assert_clean()
+    finally:
+        await ctx.close()

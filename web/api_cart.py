@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from catalog import service as catalog
 from catalog.error_codes import CatalogErrorCode
-from checkout.cart import Carts, cart_json, for_sale
+from checkout.cart import CartHold, Carts, cart_json, for_sale
 from checkout.cart_store import CartStore
 from checkout.error_codes import CheckoutErrorCode
 from checkout.shelving import Shelving
@@ -33,7 +33,7 @@ PRODUCT_IDS = Param(
 
 
 def carts(svc: Services) -> Carts:
-    return Carts(CartStore(svc.redis, svc.keys), Shelving(svc.holds.shelf))
+    return Carts(CartStore(svc.redis, svc.keys), Shelving(svc.holds.shelf), svc.holds, svc.batcher)
 
 
 def _merged(items: list[CartItem]) -> dict[int, int]:
@@ -79,7 +79,8 @@ async def get_cart(request: Request) -> Response:
         cart = carts(svc)
         lines = await cart.lines(session, viewer(request))
         shops = await cart.quotes(session, viewer(request), lines)
-    return JSONResponse({"cart": cart_json(lines, shops)})
+        deals = await cart.deal_lines(session, viewer(request))
+    return JSONResponse({"cart": cart_json(lines, shops, deals)})
 
 
 @api.route(
@@ -105,7 +106,37 @@ async def put_item(request: Request) -> Response:
         await cart.put(session, buyer, request.path_params["sku_id"], body.qty)
         lines = await cart.lines(session, buyer)
         shops = await cart.quotes(session, buyer, lines)
-    return JSONResponse({"cart": cart_json(lines, shops)})
+        deals = await cart.deal_lines(session, buyer)
+    return JSONResponse({"cart": cart_json(lines, shops, deals)})
+
+
+@api.route(
+    "PUT",
+    "/api/cart/deals/{deal_id:id}",
+    "Set how many units of a flash deal's item are in your cart, at the deal's price (0 takes "
+    "it out); checkout holds them by the deal's own reserve, per-buyer limit and all",
+    body=CartItemIn,
+    auth="viewer",
+    tag="cart",
+    ok={200: out.CartAnswer},
+    errors=(
+        CatalogErrorCode.DEAL_NOT_FOUND,
+        CatalogErrorCode.DEAL_ENDED,
+        CheckoutErrorCode.LIMIT_EXCEEDED,
+        CheckoutErrorCode.CART_FULL,
+    ),
+)
+async def put_deal(request: Request) -> Response:
+    svc = services(request)
+    buyer = viewer(request)
+    body = await json_body(request, CartItemIn)
+    cart = carts(svc)
+    async with svc.db.session() as session:
+        await cart.put_deal(session, buyer, request.path_params["deal_id"], body.qty)
+        lines = await cart.lines(session, buyer)
+        shops = await cart.quotes(session, buyer, lines)
+        deals = await cart.deal_lines(session, buyer)
+    return JSONResponse({"cart": cart_json(lines, shops, deals)})
 
 
 @api.route(
@@ -173,20 +204,19 @@ async def checkout_cart(request: Request) -> Response:
             address=address_of(request),
         )
     else:
-        held = [
-            await carts(svc).checkout(
-                svc.db,
-                buyer,
-                request_id=body.request_id or "",
-                shop_id=body.shop_id,
-                expected_total=body.expected_total,
-                items=_merged(body.items) if body.items else None,
-                voucher=body.voucher,
-                address=address_of(request),
-            )
-        ]
+        one = await carts(svc).checkout(
+            svc.db,
+            buyer,
+            request_id=body.request_id or "",
+            shop_id=body.shop_id,
+            expected_total=body.expected_total,
+            items=_merged(body.items) if body.items else None,
+            voucher=body.voucher,
+            address=address_of(request),
+        )
+        held = [CartHold.of_shelf(one)]
     answer: dict[str, Any] = {
-        "holds": [hold.json() for hold in held],
+        "holds": [hold.body for hold in held],
         "total": sum(hold.total for hold in held),
         "currency": held[0].currency,
     }

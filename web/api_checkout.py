@@ -277,7 +277,11 @@ async def _pay_holds_once(svc: Services, buyer: str, body: CartPayIn, key: str) 
     paid: list[dict[str, Any]] = []
     for i, hold_id in enumerate(body.holds):
         try:
-            paid.append(await _pay(svc, hold_id, buyer, body, key))
+            order = await _pay(svc, hold_id, buyer, body, key)
+            paid.append(order)
+            deal_id = deal_id_of_hold(hold_id)
+            if deal_id is not None:  # a cart's deal item: bought, out of the cart
+                await _take_deal_out(svc, buyer, deal_id, order["qty"])
         except DomainError as err:
             svc.metrics.checkouts.labels(result=err.code).inc()
             if not paid and not isinstance(err, PaymentFailed):
@@ -286,6 +290,13 @@ async def _pay_holds_once(svc: Services, buyer: str, body: CartPayIn, key: str) 
             failed = error_response(status_of(err), err.code, err.message, details)
             return StoredResponse(status=failed.status_code, body=bytes(failed.body))
     return StoredResponse(status=201, body=orjson.dumps({"orders": paid}))
+
+
+async def _take_deal_out(svc: Services, buyer: str, deal_id: int, qty: int) -> None:
+    try:
+        await CartStore(svc.redis, svc.keys).take_out_deal(buyer, deal_id, qty)
+    except Exception:  # best effort: the sale stands whatever happens here
+        log.warning("could not take deal %s out of the cart", deal_id, exc_info=True)
 
 
 async def _checkout_once(

@@ -45,6 +45,7 @@ class HoldLine(Out):
 
 class Hold(Out):
     id: str
+    deal_id: int | None = None  # a cart's checkout of a deal item: the deal
     qty: int
     state: HoldState
     expires_ms: int
@@ -105,9 +106,28 @@ class CartShop(Out):
     total: int
 
 
+class CartDeal(Out):
+    """A flash deal's item in the cart: held by the deal's reserve, an order of its own."""
+
+    deal_id: int
+    sku_id: int
+    shop_id: int
+    title: str
+    variant: str
+    image_url: str
+    qty: int
+    unit_price: int  # the deal's price
+    currency: str
+    total: int
+    per_buyer_limit: int
+    status: Literal["scheduled", "live", "ended", "settled"]
+    ends_ms: int
+
+
 class Cart(Out):
     lines: list[CartLine]
     shops: list[CartShop]
+    deals: list[CartDeal]
 
 
 class CartAnswer(Out):

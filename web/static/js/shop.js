@@ -94,7 +94,7 @@ export class Shop {
   constructor({ now = () => Date.now(), onChange = () => {} } = {}) {
     this.now = now;
     this.onChange = onChange;
-    this.cart = { lines: [], shops: [] };
+    this.cart = { lines: [], shops: [], deals: [] };
     this.hold = null;
     this.timer = null;
     $("sheet-add").addEventListener("click", () => this.add());
@@ -116,7 +116,18 @@ export class Shop {
   }
 
   units() {
-    return this.cart.lines.reduce((n, line) => n + line.qty, 0);
+    const all = [...this.cart.lines, ...(this.cart.deals || [])];
+    return all.reduce((n, line) => n + line.qty, 0);
+  }
+
+  // A flash deal's item at the deal's price (one more unit, up to its per-buyer limit); the
+  // checkout holds it by the deal's own reserve. Rejects with the ApiError.
+  async addDeal(deal) {
+    const inCart = (this.cart.deals || []).find((line) => line.deal_id === deal.deal_id)?.qty || 0;
+    const qty = Math.min(deal.per_buyer_limit, inCart + 1);
+    this.cart = (await call("PUT", `/api/cart/deals/${deal.deal_id}`, { qty })).cart;
+    this.onChange(this.cart);
+    this.toast(t("added_to_cart"));
   }
 
   // --- the product sheet ----------------------------------------------------------------
@@ -268,8 +279,15 @@ export class Shop {
 
   drawCart() {
     const { lines, shops } = this.cart;
-    $("cart-empty").hidden = lines.length > 0;
-    const groups = shops.map((shop) => {
+    const deals = this.cart.deals || [];
+    $("cart-empty").hidden = lines.length + deals.length > 0;
+    const groups = [];
+    if (deals.length) {
+      // Deal items: each held by its deal and paid with the rest of the cart.
+      groups.push(el("section", { class: "cart-deals" },
+        el("ul", { class: "cart-lines" }, ...deals.map((line) => this.cartDealLine(line)))));
+    }
+    groups.push(...shops.map((shop) => {
       const mine = lines.filter((line) => line.shop_id === shop.shop_id && line.currency === shop.currency);
       return el(
         "section",
@@ -282,19 +300,46 @@ export class Shop {
           onclick: (event) => this.checkout(shop, event.currentTarget),
         }, t("cart_checkout", { amount: money(shop.total, shop.currency) })),
       );
-    });
-    // Several shops in one currency: one checkout holds them all and one payment pays them
-    // (an order per shop).
-    const currencies = new Set(shops.map((shop) => shop.currency));
-    if (shops.length > 1 && currencies.size === 1) {
-      const total = shops.reduce((sum, shop) => sum + shop.total, 0);
+    }));
+    // Several shops, or deal items, in one currency: one checkout holds them all and one
+    // payment pays them (an order per shop and per deal item).
+    const parts = [...shops, ...deals];
+    const currencies = new Set(parts.map((part) => part.currency));
+    if ((shops.length > 1 || deals.length > 0) && currencies.size === 1) {
+      const total = parts.reduce((sum, part) => sum + part.total, 0);
       groups.push(el("button", {
         type: "button",
         class: "primary cart-checkout-all",
         onclick: (event) => this.checkoutAll(shops, total, event.currentTarget),
-      }, t("cart_checkout_all", { amount: money(total, shops[0].currency) })));
+      }, t("cart_checkout_all", { amount: money(total, parts[0].currency) })));
     }
     $("cart-shops").replaceChildren(...groups);
+  }
+
+  cartDealLine(line) {
+    const set = async (qty) => {
+      try {
+        this.cart = (await call("PUT", `/api/cart/deals/${line.deal_id}`, { qty })).cart;
+        this.onChange(this.cart);
+        this.drawCart();
+      } catch (error) {
+        $("cart-error").textContent = errorText(error.code);
+      }
+    };
+    return el(
+      "li",
+      { class: "cart-line cart-deal", dataset: { dealId: line.deal_id } },
+      el("img", { src: line.image_url || PLACEHOLDER, alt: "", width: 48, height: 48 }),
+      el("span", { class: "cart-item" },
+        el("span", { class: "badge deal" }, t("deal_badge")), " ",
+        el("bdi", { class: "cart-title" }, line.title), " ", el("bdi", { class: "muted" }, line.variant)),
+      el("span", { class: "stepper" },
+        el("button", { type: "button", "aria-label": t("less"), onclick: () => set(line.qty - 1) }, "−"),
+        el("output", { class: "qty" }, String(line.qty)),
+        el("button", { type: "button", "aria-label": t("more"), disabled: line.qty >= line.per_buyer_limit, onclick: () => set(line.qty + 1) }, "+"),
+      ),
+      el("span", { class: "price" }, money(line.total, line.currency)),
+    );
   }
 
   async checkoutAll(shops, total, button) {
@@ -366,12 +411,13 @@ export class Shop {
     const expires = Math.min(...holds.map((hold) => hold.expires_ms));
     this.hold = { ...holds[0], ids: holds.map((hold) => hold.id), expires_ms: expires, total, currency };
     const lines = holds.flatMap((hold) => hold.lines).map((line) => {
-      const known = this.cart.lines.find((l) => l.sku_id === line.sku_id);
+      const known = [...this.cart.lines, ...(this.cart.deals || [])].find((l) => l.sku_id === line.sku_id);
       const name = known ? `${known.title} ${known.variant}`.trim() : `#${line.sku_id}`;
       return el("li", {}, el("bdi", {}, name), ` × ${line.qty} `, el("span", { class: "price" }, money(line.qty * line.unit_price, currency)));
     });
     $("cart-hold-lines").replaceChildren(...lines);
-    $("cart-hold-amounts").replaceChildren(...holds.map((hold) => amounts(hold, currency, "hold-amounts")));
+    const shopHolds = holds.filter((hold) => !hold.deal_id); // a deal item's is its line's price
+    $("cart-hold-amounts").replaceChildren(...shopHolds.map((hold) => amounts(hold, currency, "hold-amounts")));
     $("cart-hold-total").textContent = money(total, currency);
     $("cart-pay-submit").textContent = t("pay", { amount: money(total, currency) });
     $("cart-pay-error").textContent = "";

@@ -231,6 +231,7 @@ function renderCard() {
   $("deal-badge").hidden = !deal;
   $("deal-box").hidden = !deal;
   $("buy").hidden = !deal;
+  $("deal-to-cart").hidden = !deal;
   card.dataset.dealId = deal ? deal.deal_id : "";
   if (deal) {
     $("card-title").textContent = deal.variant ? `${deal.title} · ${deal.variant}` : deal.title;
@@ -394,6 +395,21 @@ $("buy").addEventListener("click", () => {
   $("buy").dataset.busy = "1";
   $("buy").disabled = true;
   $("buy").textContent = t("reserving");
+});
+
+// The deal's item into the cart at the deal's price, paid later with the rest of the cart.
+$("deal-to-cart").addEventListener("click", async () => {
+  const deal = currentDeal();
+  if (!deal) return;
+  $("buy-error").textContent = "";
+  $("deal-to-cart").disabled = true;
+  try {
+    await shop.addDeal(deal);
+  } catch (error) {
+    $("buy-error").textContent = errorText(error.code);
+  } finally {
+    $("deal-to-cart").disabled = false;
+  }
 });
 
 function buyDone() {
