@@ -429,6 +429,12 @@ async def test_a_request_after_the_return_window_is_refused(
             update(Order).where(col(Order.id) == paid.order["id"]).values(delivered_ms=long_ago)
         )
         await session.commit()
+    # The server's order sweep settles an order delivered a window ago (it becomes completed):
+    # wait for that, so nothing but the refused requests could change what is compared.
+    settled = await poll(
+        lambda: buyers_order(http, paid), lambda o: o["status"] == "completed", within_s=60
+    )
+    assert settled["status"] == "completed"
     before = await everything(http, paid, seller)
     for kind in ("return", "refund_only"):
         error = assert_error(await ask(http, paid, kind=kind), 409, "return_window_closed")
