@@ -143,7 +143,31 @@ class Shelving:
                 self.crash.reach("shelf.after_intent")
                 await self._finish(session, move)
                 moved += move.units
+            else:
+                # Nothing free: another checkout's put may have counted the units shelved and
+                # not reached Redis yet. Finishing it here too (idempotent under its tag, the
+                # row moved once) puts them on sale now, so this checkout is not refused for
+                # units about to arrive.
+                moved += await self._finish_puts_of(session, sku_id)
         return moved
+
+    async def _finish_puts_of(self, session: AsyncSession, sku_id: int) -> int:
+        conn = await session.connection()
+        rows = await conn.execute(
+            core_select(ShelfMove).where(
+                col(ShelfMove.sku_id) == sku_id,
+                col(ShelfMove.status) == PENDING,
+                col(ShelfMove.keyspace) == self.keyspace,
+                col(ShelfMove.units) > 0,
+            )
+        )
+        pending = [ShelfMove.model_validate(r._mapping) for r in rows.all()]
+        await session.commit()
+        done = 0
+        for move in pending:
+            if await self._finish(session, move) == DONE:
+                done += move.units
+        return done
 
     async def _begin_put(self, session: AsyncSession, sku_id: int) -> ShelfMove | None:
         conn = await session.connection()

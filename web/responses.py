@@ -120,7 +120,7 @@ class CartDeal(Out):
     currency: str
     total: int
     per_buyer_limit: int
-    status: Literal["scheduled", "live", "ended", "settled"]
+    status: DealStatus
     ends_ms: int
 
 
