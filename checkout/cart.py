@@ -374,9 +374,10 @@ class Carts:
                     expected_total=expected_total,
                     total=total,
                 )
-        except DomainError:
+        except BaseException:
             # Give back what this checkout took (a replayed hold included: the whole cart is
-            # refused, so none of it stays held). A release that fails leaves that hold to
+            # refused, so none of it stays held), on a refusal or on any failure (a store
+            # unreachable, the request cancelled). A release that fails leaves that hold to
             # lapse at its deadline, as a hold whose answer was lost would.
             for taken in held:
                 hold_id = taken.body["id"]

@@ -127,14 +127,23 @@ def worth(lines: Sequence[RefundLine], moves: Sequence[LineMove]) -> int:
 
 
 def all_refunded(lines: Sequence[RefundLine], moves: Sequence[LineMove]) -> bool:
-    """Whether every unit of every line has its money back once ``moves`` are made (only a
-    shelf order counts units; a deal's order never says so)."""
-    if lines[0].id is None:
+    """Whether ``moves`` refund some units and leave every unit of every line with its money
+    back (only a shelf order counts units; a deal's order never says so)."""
+    if lines[0].id is None or not any(m.refunded for m in moves):
         return False
     done = {m.index: m.refunded for m in moves}
     return all(
         line.refunded_units + done.get(i, 0) >= line.quantity for i, line in enumerate(lines)
     )
+
+
+def amount(lines: Sequence[RefundLine], moves: Sequence[LineMove], left: int, shipping: int) -> int:
+    """What refunding ``moves`` gives back: their worth, and with the order's last units its
+    ``shipping`` (what the buyer paid for it) too, never more than the ``left`` to refund."""
+    worth_of = worth(lines, moves)
+    if all_refunded(lines, moves):
+        worth_of += shipping
+    return min(left, worth_of)
 
 
 def restock(

@@ -423,14 +423,14 @@ def _plan(order: Order, lines: list[RefundLine], ask: RefundAsk) -> _Plan:
             )
     else:
         moves = []
-    if ask.cancel or (ask.amount is None and not moves):
+    by_units = bool(ask.lines) or ask.refund_units is not None
+    if ask.cancel or (ask.amount is None and not by_units):
         amount = left
     elif ask.amount is not None:
         amount = ask.amount
-    elif line_refunds.all_refunded(lines, moves):
-        amount = left  # the last units take what else was paid (shipping) with them
-    else:
-        amount = min(left, line_refunds.worth(lines, moves))
+    else:  # the last units take the shipping paid with them
+        shipping = order.shipping_fee - order.shipping_discount
+        amount = line_refunds.amount(lines, moves, left, shipping)
     if amount <= 0:
         raise Invalid(
             "A refund is a positive whole number of minor units.",

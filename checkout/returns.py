@@ -214,8 +214,8 @@ def check_ask(
         )
     if ask.amount is None:
         moves = line_refunds.next_units(lines, units)
-        worth = line_refunds.worth(lines, moves)
-        amount = left if line_refunds.all_refunded(lines, moves) else min(left, worth)
+        shipping = order.shipping_fee - order.shipping_discount
+        amount = line_refunds.amount(lines, moves, left, shipping)
     else:
         amount = ask.amount
     check_amount(amount, left)

@@ -135,3 +135,19 @@ def test_named_units_are_checked_and_restock_follows_the_lines_named() -> None:
         with pytest.raises(DomainError) as refused:
             line_refunds.named(lines, picks)
         assert refused.value.code == "invalid_units"
+
+
+def test_the_last_units_take_the_shipping_paid_and_never_what_else_is_left() -> None:
+    lines = lines3()
+    every = line_refunds.next_units(lines, 5)
+    assert line_refunds.amount(lines, every, left=10_000, shipping=499) == 3900 + 499
+    assert line_refunds.amount(lines, every, left=3000, shipping=499) == 3000
+    # Nothing refunded is never "the last units" (a request left with no units to price).
+    assert not line_refunds.all_refunded(lines, [])
+    assert line_refunds.amount(lines, [], left=10_000, shipping=499) == 0
+    # Units counted refunded by a refund whose money did not go back (it failed at the
+    # provider) leave that money in ``left``: refunding the other line's units gives back
+    # their worth and the shipping, not everything left.
+    counted = [RefundLine(1, 10, 3, 2900, 3, 0), lines[1]]
+    rest = line_refunds.next_units(counted, 2)
+    assert line_refunds.amount(counted, rest, left=4399, shipping=499) == 1000 + 499
