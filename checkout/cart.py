@@ -130,9 +130,12 @@ class Carts:
         self.holds = holds
         self.reserver = reserver
 
-    async def deal_lines(self, session: AsyncSession, buyer: str) -> list[cart_deals.DealLine]:
-        _, deals = await self.store.contents(buyer)
-        return await cart_deals.deal_lines(session, deals)
+    async def view(self, session: AsyncSession, buyer: str) -> dict[str, Any]:
+        """The cart as GET /api/cart answers it (``cart_json``), from one read of its hash."""
+        skus, deals = await self.store.contents(buyer)
+        lines = await self._priced(session, skus)
+        shops = await self.quotes(session, buyer, lines)
+        return cart_json(lines, shops, await cart_deals.deal_lines(session, deals))
 
     async def put_deal(self, session: AsyncSession, buyer: str, deal_id: int, qty: int) -> None:
         """A deal's item at the deal's price, up to its per-buyer limit (0 takes it out)."""
@@ -159,10 +162,6 @@ class Carts:
                 limit=MAX_LINES,
             )
         await self.store.put_deal(buyer, deal_id, qty)
-
-    async def lines(self, session: AsyncSession, buyer: str) -> list[CartLine]:
-        """The cart's lines whose SKUs are still for sale, in SKU order."""
-        return await self._priced(session, await self.store.units(buyer))
 
     async def quotes(
         self, session: AsyncSession, buyer: str, lines: Sequence[CartLine]

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from catalog import service as catalog
 from catalog.error_codes import CatalogErrorCode
-from checkout.cart import CartHold, Carts, cart_json, for_sale
+from checkout.cart import CartHold, Carts, for_sale
 from checkout.cart_store import CartStore
 from checkout.error_codes import CheckoutErrorCode
 from checkout.shelving import Shelving
@@ -77,10 +77,8 @@ async def get_cart(request: Request) -> Response:
     svc = services(request)
     async with svc.db.session() as session:
         cart = carts(svc)
-        lines = await cart.lines(session, viewer(request))
-        shops = await cart.quotes(session, viewer(request), lines)
-        deals = await cart.deal_lines(session, viewer(request))
-    return JSONResponse({"cart": cart_json(lines, shops, deals)})
+        view = await cart.view(session, viewer(request))
+    return JSONResponse({"cart": view})
 
 
 @api.route(
@@ -104,10 +102,8 @@ async def put_item(request: Request) -> Response:
     cart = carts(svc)
     async with svc.db.session() as session:
         await cart.put(session, buyer, request.path_params["sku_id"], body.qty)
-        lines = await cart.lines(session, buyer)
-        shops = await cart.quotes(session, buyer, lines)
-        deals = await cart.deal_lines(session, buyer)
-    return JSONResponse({"cart": cart_json(lines, shops, deals)})
+        view = await cart.view(session, buyer)
+    return JSONResponse({"cart": view})
 
 
 @api.route(
@@ -133,10 +129,8 @@ async def put_deal(request: Request) -> Response:
     cart = carts(svc)
     async with svc.db.session() as session:
         await cart.put_deal(session, buyer, request.path_params["deal_id"], body.qty)
-        lines = await cart.lines(session, buyer)
-        shops = await cart.quotes(session, buyer, lines)
-        deals = await cart.deal_lines(session, buyer)
-    return JSONResponse({"cart": cart_json(lines, shops, deals)})
+        view = await cart.view(session, buyer)
+    return JSONResponse({"cart": view})
 
 
 @api.route(
