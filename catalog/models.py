@@ -125,3 +125,6 @@ class Deal(SQLModel, table=True):
     created_ms: int = Field(sa_type=BigInteger)
     # The live room that runs this deal, if any (a plain id: the catalog knows nothing of rooms).
     room_id: int | None = Field(default=None, index=True)
+    # "flash" (a flash deal) or "lot" (an auction's one unit, decision 0031: sold only by the
+    # auction, at the hammer price, which may be above the list price).
+    kind: str = Field(default="flash", max_length=8, sa_column_kwargs={"server_default": "flash"})

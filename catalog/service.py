@@ -553,6 +553,39 @@ async def create_deal(
     return deal
 
 
+async def create_lot(
+    session: AsyncSession,
+    seller: Seller,
+    sku_id: int,
+    start_price: int,
+    *,
+    starts_ms: int,
+    ends_ms: int,
+    room_id: int,
+) -> Deal:
+    """An auction's lot (decision 0031): a deal of one unit of the SKU, priced at the starting
+    bid until the hammer falls (which may be above the list price). Its window only bounds
+    the auction and the winners' pay windows; the auction ends it."""
+    sku = await owned_sku(session, seller, sku_id)
+    _refuse_archived(await get_product(session, sku.product_id))
+    deal = Deal(
+        shop_id=sku.shop_id,
+        sku_id=sku_id,
+        deal_price=start_price,
+        currency=sku.currency,
+        quantity=1,
+        per_buyer_limit=1,
+        starts_ms=starts_ms,
+        ends_ms=ends_ms,
+        created_ms=now_ms(),
+        room_id=room_id,
+        kind="lot",
+    )
+    session.add(deal)
+    await session.commit()
+    return deal
+
+
 def _no_deal(deal_id: int) -> NotFound:
     return NotFound("No such deal.", code=CatalogErrorCode.DEAL_NOT_FOUND, deal_id=deal_id)
 

@@ -87,6 +87,7 @@ def deal_json(deal: Deal, state: DealState | None) -> dict[str, Any]:
         "sku_id": deal.sku_id,
         **terms_json(deal),
         "status": deal.status,
+        "kind": deal.kind,
     }
     if state is None:
         body["phase"] = phase_unloaded(deal.status)

@@ -126,6 +126,7 @@ _SCRIPT_CODES: dict[str, ErrorCode] = {
         CheckoutErrorCode.ADDRESS_HOLD_LIMIT,
         CheckoutErrorCode.SOLD_OUT,
         CheckoutErrorCode.INSUFFICIENT_STOCK,
+        CheckoutErrorCode.AUCTION_LOT,
         CheckoutErrorCode.HOLD_NOT_FOUND,
         CheckoutErrorCode.HOLD_EXPIRED,
         CheckoutErrorCode.HOLD_RELEASED,
@@ -178,6 +179,8 @@ def reserve_error(result: list[str]) -> DomainError:
         )
     if code is CheckoutErrorCode.SOLD_OUT:
         return Conflict("Sold out.", code=code, wanted=int(result[1]), left=0)
+    if code is CheckoutErrorCode.AUCTION_LOT:
+        return Conflict("This unit is sold by auction: bid for it.", code=code)
     if code is CheckoutErrorCode.INSUFFICIENT_STOCK:
         return Conflict("Not enough left.", code=code, wanted=int(result[1]), left=int(result[2]))
     if code is CommonErrorCode.RATE_LIMITED:
@@ -221,6 +224,8 @@ class HoldStore:
         return await self.redis.fcall(name, len(keys), *keys, *args)
 
     async def load_deal(self, deal: Deal, *, hold_ttl_ms: int, pay_ttl_ms: int) -> bool:
+        """Load the deal's terms and stock (once). An auction's lot (decision 0031) is
+        sealed: nobody may reserve it; only :meth:`award` holds its unit."""
         terms = {
             "deal": deal.id,
             "sku": deal.sku_id,
@@ -233,6 +238,7 @@ class HoldStore:
             "ends": deal.ends_ms,
             "hold_ttl": hold_ttl_ms,
             "pay_ttl": pay_ttl_ms,
+            "sealed": int(deal.kind == "lot"),
         }
         assert deal.id is not None
         flat = [str(part) for pair in terms.items() for part in pair]
@@ -251,6 +257,18 @@ class HoldStore:
                 )
         await self.redis.sadd(self.keys.live_deals, str(deal.id))
         return bool(loaded)
+
+    async def award(
+        self, deal_id: int, buyer: str, price: int, request_id: str, hold_ttl_ms: int
+    ) -> Hold | None:
+        """The auction lot's unit held for ``buyer`` at ``price`` (decision 0031); the same
+        ``request_id`` answers the same hold. None while an earlier hold still has the unit."""
+        raw = await self._call("lc_award", deal_id, buyer, price, request_id, hold_ttl_ms)
+        if raw[0] == "lot_taken":
+            return None
+        if raw[0] != "ok":  # the lot was stopped (deal_ended), or is no lot (deal_not_live)
+            raise Conflict("The auction's lot is not on sale.", code=script_code(raw[0]))
+        return Hold(raw[1], 1, int(raw[2]), HoldState.HELD, False)
 
     async def stop_deal(self, deal_id: int) -> list[tuple[str, str]]:
         """Stop selling; returns the held holds that went back, as (hold id, buyer). Payments

@@ -28,6 +28,15 @@ class LiveErrorCode(ErrorCode):
     MUTED = "muted"
     CHAT_NOT_FOUND = "chat_not_found"
     INVALID_USER = "invalid_user"  # a mute's user id
+    # Auctions (decision 0031)
+    AUCTION_NOT_FOUND = "auction_not_found"
+    AUCTION_CLOSED = "auction_closed"  # its end passed on Redis's clock, or it was closed
+    BID_TOO_LOW = "bid_too_low"  # below the start price or one increment over the price
+    BID_NOT_HIGHER = "bid_not_higher"  # the leader's new maximum must beat their old one
+    SHILL_BID = "shill_bid"  # the shop's own seller bidding
+    NO_BUY_NOW = "no_buy_now"
+    BUY_NOW_GONE = "buy_now_gone"  # the first bid took buy-it-now away
+    INVALID_AUCTION = "invalid_auction"  # terms out of range (details.field says which)
     # The websocket protocol
     MALFORMED_MESSAGE = "malformed_message"  # JSON, but not an object with a "type"
     UNKNOWN_TYPE = "unknown_type"

@@ -27,10 +27,11 @@ from kernel.clock import now_ms
 from kernel.errors import CommonErrorCode, Conflict, DomainError, Throttled, Unauthorized
 from live import protocol, rules
 from live import service as live_service
+from live.auctions import Auctions
 from live.error_codes import LiveErrorCode
 from live.frames import message_list, text_frame
 from live.hub import Hub, LocalRoom, Outlet, Viewer
-from live.protocol import Buy, Chat, Hello, Like, Ping, ProtocolError
+from live.protocol import Bid, Buy, Chat, Hello, Like, Ping, ProtocolError
 from live.room_states import FlashDealStatus, RoomStatus
 from live.store import RoomStore, Snapshot
 
@@ -111,6 +112,7 @@ class Gateway:
         catch_up: CatchUp | None = None,
         limiter: RateLimiter | None = None,
         sweep: live_service.RoomSweep | None = None,
+        auctions: Auctions | None = None,
     ) -> None:
         self.store = store
         self.holds = holds
@@ -122,6 +124,7 @@ class Gateway:
         self.catch_up = catch_up
         self.limiter = limiter
         self.sweep = sweep
+        self.auctions = auctions
         self.likes: dict[int, int] = defaultdict(int)
         self.deals_of: dict[int, set[int]] = {}
         self._snapshots: dict[int, tuple[int, float, bytes]] = {}
@@ -165,12 +168,19 @@ class Gateway:
         viewers = await self.store.report_viewers(
             room_id, self.node_id, self._local_count(room_id), now_ms()
         )
+        auctions = []
+        if self.auctions is not None:
+            for auction_id in await self.auctions.active(room_id):
+                found = await self.auctions.view(room_id, auction_id)
+                if found is not None:
+                    auctions.append(found)
         return protocol.encode(
             {
                 "type": "snapshot",
                 "seq": snap.seq,
                 "room": snap.room,
                 "stock": stock,
+                "auctions": auctions,  # those not finished (decision 0031)
                 "viewers": viewers,
                 "likes": await self.store.add_likes(room_id, 0),
                 "chat": chat,
@@ -220,7 +230,9 @@ class Gateway:
         if self.sweep is None:
             return
         try:
-            await self.sweep.share(self.store, self.holds, self.config.tick_s, advanced)
+            await self.sweep.share(
+                self.store, self.holds, self.config.tick_s, advanced, self.auctions
+            )
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -230,6 +242,8 @@ class Gateway:
         self, room_id: int, room: LocalRoom, report: bool
     ) -> live_service.Advanced:
         advanced = await live_service.advance(self.store, self.holds, room_id)
+        if self.auctions is not None:
+            await self.auctions.advance(room_id)  # a watched room's close is not left waiting
         if advanced.room is not None:
             self.deals_of[room_id] = {d["deal_id"] for d in advanced.room["deals"]}
         if self.catch_up is not None:
@@ -457,6 +471,8 @@ class Connection:
             await self.chat(message)
         elif isinstance(message, Buy):
             await self.buy(message)
+        elif isinstance(message, Bid):
+            await self.bid(message)
         else:
             self.send(protocol.error(LiveErrorCode.ALREADY_JOINED, "hello was already accepted."))
 
@@ -542,6 +558,44 @@ class Connection:
             )
         )
         self.watch(hold)
+
+    async def bid(self, message: Bid) -> None:
+        """A bid, as ``POST .../bids``: answered ``bid.accepted`` to this connection; everyone
+        sees the ``auction.bid`` event the bid appended to the room's log."""
+        ref = message.ref
+        if self.gw.auctions is None:
+            self.send(
+                protocol.error(LiveErrorCode.AUCTION_NOT_FOUND, "No such auction.", None, ref)
+            )
+            return
+        if self.role == "creator":
+            # The shop's own seller: shill bidding, refused here as in the bid's function.
+            err = Conflict("A shop cannot bid on its own auction.", code=LiveErrorCode.SHILL_BID)
+            self.send(protocol.error(err.code, err.message, None, ref))
+            return
+        if self.role != "viewer":
+            self.send(
+                protocol.error(
+                    LiveErrorCode.VIEWER_SESSION_REQUIRED,
+                    "Bidding needs a guest session token.",
+                    None,
+                    ref,
+                )
+            )
+            return
+        try:
+            accepted = await self.gw.auctions.bid(
+                self.room_id,
+                message.auction_id,
+                self.user,
+                self.name,
+                message.amount,
+                message.buy_now,
+            )
+        except DomainError as err:
+            self.send(protocol.error(err.code, err.message, err.details, ref))
+            return
+        self.send(protocol.encode({"type": "bid.accepted", "ref": ref, "bid": accepted.json()}))
 
     # -- the viewer's holds ----------------------------------------------------------------
 

@@ -32,6 +32,7 @@ CLOSE_ROOM_NOT_FOUND = 4004
 REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 MAX_LIKES_PER_MESSAGE = 50
 MAX_QTY = 1000
+MAX_BID = 10**12  # minor units, as the HTTP API's MAX_MONEY
 
 
 class ProtocolError(Invalid):
@@ -58,6 +59,16 @@ class Buy:
 
 
 @dataclass(frozen=True)
+class Bid:
+    """A bid in one of the room's auctions: the most the viewer will pay, or buy-it-now."""
+
+    auction_id: int
+    amount: int
+    buy_now: bool
+    ref: str | None
+
+
+@dataclass(frozen=True)
 class Like:
     count: int
 
@@ -67,7 +78,7 @@ class Ping:
     client_ms: int | None
 
 
-ClientMessage = Hello | Chat | Buy | Like | Ping
+ClientMessage = Hello | Chat | Buy | Bid | Like | Ping
 
 
 def _int(body: dict[str, Any], name: str, low: int, high: int, default: int | None = None) -> int:
@@ -133,6 +144,22 @@ def parse(raw: str | bytes) -> ClientMessage:
         return Buy(
             _int(body, "deal_id", 1, 2**31 - 1), _int(body, "qty", 1, MAX_QTY, 1), request_id
         )
+    if kind == "bid":
+        _known_fields(body, {"auction_id", "amount", "buy_now", "ref"})
+        buy_now = body.get("buy_now", False)
+        ref = body.get("ref")
+        if not isinstance(buy_now, bool):
+            raise ProtocolError(
+                "'buy_now' is true or false.", code=LiveErrorCode.INVALID_FIELD, field="buy_now"
+            )
+        if ref is not None and (not isinstance(ref, str) or not REQUEST_ID.match(ref)):
+            raise ProtocolError(
+                "'ref' is 1-64 of A-Z a-z 0-9 _ . : -.",
+                code=LiveErrorCode.INVALID_FIELD,
+                field="ref",
+            )
+        amount = 0 if buy_now else _int(body, "amount", 1, MAX_BID)
+        return Bid(_int(body, "auction_id", 1, 2**31 - 1), amount, buy_now, ref)
     if kind == "like":
         _known_fields(body, {"count"})
         return Like(_int(body, "count", 1, MAX_LIKES_PER_MESSAGE, 1))

@@ -24,6 +24,7 @@ from kernel.clock import now_ms
 from kernel.db import Database
 from kernel.errors import Conflict, DomainError, NotFound
 from live import rules
+from live.auctions import Auctions
 from live.error_codes import LiveErrorCode
 from live.models import LiveRoom
 from live.room_states import RUNNING, FlashDealStatus, RoomStatus
@@ -321,6 +322,7 @@ class RoomSweep:
         holds: HoldStore,
         tick_s: float,
         advanced: Mapping[int, Advanced],
+        auctions: Auctions | None = None,
     ) -> None:
         """Sweep this tick's share of the round (a new round starts once the last one is done
         and ``interval_ms`` has passed); ``advanced`` has the rooms this tick already moved."""
@@ -334,6 +336,8 @@ class RoomSweep:
             room_id = self._due.popleft()
             try:
                 await _sweep_room(store, holds, self, room_id, advanced.get(room_id))
+                if auctions is not None and room_id not in advanced:
+                    await auctions.advance(room_id)  # closes, awards, second chances
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -23,21 +23,33 @@ from checkout.hold_states import HoldRecord, HoldState
 from kernel.db import Database
 from kernel.errors import Conflict
 from live import room_states, rules
+from live.auction_rules import AuctionState
 from live.room_states import FlashDealStatus, RoomStatus
 from tests.conftest import SellerAccount
 from tests.helpers import make_sku
 from tests.source import ROOT, name_of, production_files
 
-ENUMS: tuple[type[StrEnum], ...] = (DealStatus, DealPhase, HoldState, RoomStatus, FlashDealStatus)
+ENUMS: tuple[type[StrEnum], ...] = (
+    DealStatus,
+    DealPhase,
+    HoldState,
+    RoomStatus,
+    FlashDealStatus,
+    AuctionState,
+)
 VOCABULARY = frozenset(member.value for enum in ENUMS for member in enum)
 DEFINING = frozenset(
     {"catalog/deal_status.py", "checkout/deal_phase.py", "checkout/hold_states.py"}
-    | {"live/room_states.py"}
+    | {"live/room_states.py", "live/auction_rules.py"}
 )
 # The same word meaning something else, with what it means there.
 OTHER_MEANINGS = {
     ("live/media/relay.py", "live"): "aiortc's MediaStreamTrack.readyState",
     ("live/store.py", "live"): "the package rooms.lua is loaded from",
+    ("live/auctions.py", "live"): "the package auctions.lua is loaded from",
+    ("checkout/return_states.py", "closed"): "a return's own state (ReturnStatus)",
+    ("live/media/broadcasts.py", "closed"): "aiortc's RTCPeerConnection.connectionState",
+    ("live/media/publisher.py", "closed"): "aiortc's RTCPeerConnection.connectionState",
 }
 
 

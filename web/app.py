@@ -41,6 +41,7 @@ from kernel.clock import now_ms
 from kernel.db import Database
 from kernel.errors import DomainError
 from live import service as live_service
+from live.auctions import Auctions
 from live.bus import RoomBus
 from live.gateway import Gateway, GatewayConfig
 from live.hub import Hub
@@ -51,6 +52,7 @@ from live.media.relay import VideoProfile
 from live.room_states import RoomStatus
 from live.store import RoomStore
 from web import (
+    api_auctions,
     api_cart,
     api_catalog,
     api_checkout,
@@ -101,6 +103,7 @@ APIS: list[Api] = [
     api_finance.api,
     api_orders.api,
     api_rooms.api,
+    api_auctions.api,
     api_media.api,
     api_payments.api,
 ]
@@ -214,6 +217,14 @@ def build_services(settings: Settings, crash: CrashPoints = NO_CRASH) -> Service
     rooms = RoomStore(redis, live_keys, settings.room_log_maxlen)
     hub = Hub(max_buffer=settings.ws_max_buffer)
     bus = RoomBus(settings.redis_url, live_keys, rooms, hub)
+    auctions = Auctions(
+        redis,
+        live_keys,
+        rooms,
+        holds,
+        hold_ttl_ms=settings.hold_ttl_s * 1000,
+        pay_ttl_ms=settings.pay_ttl_s * 1000,
+    )
     gateway = Gateway(
         rooms,
         holds,
@@ -224,6 +235,7 @@ def build_services(settings: Settings, crash: CrashPoints = NO_CRASH) -> Service
         config=gateway_config(settings),
         limiter=limiter,
         catch_up=bus.catch_up,
+        auctions=auctions,
         sweep=live_service.RoomSweep(
             db,
             settings.room_unhosted_end_s * 1000,
@@ -252,6 +264,7 @@ def build_services(settings: Settings, crash: CrashPoints = NO_CRASH) -> Service
         hub=hub,
         gateway=gateway,
         bus=bus,
+        auctions=auctions,
         money=money_terms(settings),
     )
 
@@ -357,6 +370,7 @@ def create_app(settings: Settings, crash: CrashPoints = NO_CRASH) -> Starlette:
         await svc.holds.install()
         await svc.limiter.install()
         await svc.rooms.install()
+        await svc.auctions.install()
         app.state.services = svc
         app.state.broadcasts = broadcasts = build_broadcasts(svc)
         settle_heap()

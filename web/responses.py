@@ -19,6 +19,7 @@ from checkout.ledger import Account
 from checkout.orders import OrderStatus
 from checkout.payments import PayoutStatus, RefundStatus
 from checkout.return_states import RequestKind, ReturnStatus
+from live.auction_rules import AuctionMode, AuctionState
 from live.room_states import FlashDealStatus, RoomStatus
 from web.schemas import omitted_not_null
 
@@ -286,6 +287,7 @@ class Deal(Out):
     starts_ms: int
     ends_ms: int
     status: DealStatus
+    kind: Literal["flash", "lot"]  # lot: an auction's unit (decision 0031)
     phase: DealPhase
     # Once started: the live counts, on the server's clock.
     stock: DealStock | None = None
@@ -505,6 +507,55 @@ class FlashDeal(Out):
     ends_ms: int
     status: FlashDealStatus
     sold_out: bool
+
+
+class AuctionHold(Out):
+    id: str
+    pay_by_ms: int
+
+
+class Auction(Out):
+    """An auction as anyone sees it (never a bidder's maximum); the winner also sees the hold
+    to pay (your_hold)."""
+
+    auction_id: int  # the lot's deal id
+    deal_id: int
+    sku_id: int
+    state: AuctionState
+    mode: AuctionMode
+    start_price: int
+    price: int  # 0 before the first bid
+    bids: int
+    min_bid: int  # the least the next bid may be
+    ends_ms: int  # on the server's clock
+    snipe_s: int
+    reserve_met: bool
+    has_reserve: bool
+    buy_now_price: int  # 0: none
+    leader: str  # "" before the first bid
+    leader_name: str
+    round: int  # 1 once closed with a winner; +1 per offer to the next bidder
+    winner: str | None = None
+    winner_name: str | None = None
+    hammer_price: int | None = None
+    your_hold: AuctionHold | None = None
+
+
+class AuctionAnswer(Out):
+    auction: Auction
+
+
+class Bid(Out):
+    auction_id: int
+    outcome: Literal["leading", "raised", "outbid", "bought"]
+    price: int
+    ends_ms: int
+    seq: int  # the auction.bid (or auction.closed) event's number in the room
+    min_bid: int
+
+
+class BidAnswer(Out):
+    bid: Bid
 
 
 class Stream(Out):

@@ -402,6 +402,45 @@ class FlashDealIn(Strict):
     )
 
 
+class AuctionIn(Strict):
+    """An auction of one unit of a SKU in the room's bag (decision 0031). Ranges are checked
+    by live.auction_rules (invalid_auction, details.field)."""
+
+    sku_id: int = Field(ge=1, le=MAX_ID)
+    start_price: int = Field(ge=1, le=MAX_MONEY, description="the first bid's least amount")
+    duration_s: int = Field(
+        description="10-3600 seconds before the close (anti-snipe may move it)",
+        json_schema_extra={"minimum": 10, "maximum": 3600},
+    )
+    mode: Literal["standard", "sudden_death"] = Field(
+        default="standard",
+        description="standard: a bid in the last snipe_s seconds moves the close to snipe_s "
+        "from it; sudden_death: the close never moves",
+    )
+    snipe_s: int = Field(default=15, json_schema_extra={"minimum": 5, "maximum": 120})
+    reserve_price: int = Field(default=0, ge=0, le=MAX_MONEY, description="0: no reserve")
+    buy_now_price: int = Field(default=0, ge=0, le=MAX_MONEY, description="0: no buy-it-now")
+    increments: list[tuple[int, int]] | None = Field(
+        default=None,
+        max_length=20,
+        description="[from price, increment] bands, the first from 0; omitted: the default table",
+    )
+    second_chance: bool = Field(
+        default=True, description="an unpaid win is offered to the next bidder"
+    )
+
+
+class BidIn(Strict):
+    amount: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_MONEY,
+        description="the most you will pay (proxy bid): the price moves only as far as needed",
+    )
+    buy_now: bool = Field(default=False, description="take the buy-it-now price instead")
+    name: str | None = Field(default=None, max_length=40, description="shown with the bid")
+
+
 # -- finance (decision 0027) --------------------------------------------------------------------
 
 

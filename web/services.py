@@ -19,6 +19,7 @@ from checkout.payouts import Payouts
 from checkout.pipeline import OrderPipeline
 from checkout.refunds import Refunds
 from kernel.db import Database
+from live.auctions import Auctions
 from live.bus import RoomBus
 from live.gateway import Gateway
 from live.hub import Hub
@@ -51,6 +52,7 @@ class Services:
     hub: Hub
     gateway: Gateway
     bus: RoomBus
+    auctions: Auctions
     # The money settings as orders take them (the ship-by times, when delivery is expected).
     money: MoneyTerms = field(default_factory=MoneyTerms)
 

@@ -209,6 +209,11 @@ local function reserve_many(K, ARGV)
     for _ in string.gmatch(ARGV[2], '[^\n]*\n') do table.insert(results, 'deal_not_live') end
     return results
   end
+  if redis.call('HGET', K[1], 'sealed') == '1' then
+    -- An auction's lot (decision 0031): only lc_award makes its holds.
+    for _ in string.gmatch(ARGV[2], '[^\n]*\n') do table.insert(results, 'auction_lot') end
+    return results
+  end
   local now = now_ms()
   reclaim(K, now)
   local d = terms(K)
@@ -417,6 +422,39 @@ local function restock(K, ARGV)
   return answer
 end
 
+-- ARGV: buyer, price, request id, hold ttl ms. An auction's lot (a sealed deal of one, decision
+-- 0031) goes to the round's winner: the lot's price becomes theirs and they get a hold of its
+-- unit for the pay window. A repeat of the request answers the same hold. Returns {"ok", hold,
+-- expires_ms} or {"lot_taken"} while an earlier round's hold still holds (or sold) the unit.
+local function award(K, ARGV)
+  local buyer, price, request, ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+  local lot = redis.call('HMGET', K[1], 'sealed', 'stopped', 'deal')
+  if lot[1] ~= '1' then return { 'deal_not_live' } end
+  local existing = redis.call('HGET', K[4], buyer .. '|' .. request)
+  if existing then
+    local h = parse_hold(redis.call('HGET', K[2], existing))
+    return { 'ok', existing, fmt(h.expires) }
+  end
+  if lot[2] == '1' then return { 'deal_ended' } end
+  local now = now_ms()
+  reclaim(K, now)
+  if tonumber(redis.call('HGET', K[1], 'available')) < 1 then return { 'lot_taken' } end
+  local id = lot[3] .. '-' .. redis.call('HINCRBY', K[1], 'next_hold', 1)
+  local expires = now + ttl
+  redis.call('HINCRBY', K[1], 'available', -1)
+  redis.call('HINCRBY', K[1], 'held', 1)
+  redis.call('HSET', K[1], 'price', price)
+  local ends = tonumber(redis.call('HGET', K[1], 'ends'))
+  local pay_ttl = tonumber(redis.call('HGET', K[1], 'pay_ttl'))
+  if ends < expires + pay_ttl then redis.call('HSET', K[1], 'ends', fmt(expires + pay_ttl)) end
+  save_hold(K, id, { state = 'held', qty = 1, expires = expires, held_until = expires,
+                     attempt = '', buyer = buyer, request = request })
+  redis.call('HINCRBY', K[3], buyer, 1)
+  redis.call('ZADD', K[5], expires, id)
+  redis.call('HSET', K[4], buyer .. '|' .. request, id)
+  return { 'ok', id, fmt(expires) }
+end
+
 -- Every function checks the KEYS layout first: a node of a version with another layout gets an
 -- error, not a write to the wrong key. Counting is not enough: until decision 0025 KEYS[6] was a
 -- room events stream, and until 0027 there was no KEYS[10], so that version also sent 10 keys.
@@ -449,3 +487,4 @@ register('lc_expire', expire)
 register('lc_snapshot', snapshot)
 register('lc_get_hold', get_hold)
 register('lc_restock', restock)
+register('lc_award', award)

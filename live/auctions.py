@@ -1,0 +1,305 @@
+"""Auctions in a live room (decision 0031): opening one on a lot, bids, and the steps after the
+close (award the lot as a hold, mark it sold, or offer it to the next bidder). Every step is a
+function of ``lua/auctions.lua`` in the room's slot, or of the lot's deal library in the deal's
+slot; each is idempotent, so any node's room sweep finishes what a crash left half done.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from catalog import service as catalog
+from catalog.models import Seller
+from checkout import deals
+from checkout.hold_states import HoldState
+from checkout.holds import HoldStore
+from kernel.errors import Conflict, DomainError, ErrorCode, NotFound
+from live import rules
+from live.auction_rules import AuctionState, AuctionTerms, check_terms, steps_text
+from live.error_codes import LiveErrorCode
+from live.keys import LiveKeys
+from live.store import RoomStore
+
+log = logging.getLogger(__name__)
+
+LIBRARY = resources.files("live").joinpath("lua/auctions.lua").read_text()
+# The lot's deal window outlasts any auction (at most an hour, plus extensions) and its pay
+# windows; the auction stops the lot when it is sold or unsold, long before.
+LOT_WINDOW_MS = 24 * 3600 * 1000
+
+_REFUSALS: dict[str, tuple[type[DomainError], ErrorCode, str]] = {
+    "auction_not_found": (NotFound, LiveErrorCode.AUCTION_NOT_FOUND, "No such auction."),
+    "auction_closed": (Conflict, LiveErrorCode.AUCTION_CLOSED, "The auction has closed."),
+    "room_not_found": (NotFound, LiveErrorCode.ROOM_NOT_FOUND, "No such room."),
+    "room_not_live": (Conflict, LiveErrorCode.ROOM_NOT_LIVE, "The room is not live."),
+    "shill_bid": (Conflict, LiveErrorCode.SHILL_BID, "A shop cannot bid on its own auction."),
+    "muted": (Conflict, LiveErrorCode.MUTED, "The creator has muted you in this room."),
+    "no_buy_now": (Conflict, LiveErrorCode.NO_BUY_NOW, "This auction has no buy-it-now price."),
+    "buy_now_gone": (
+        Conflict,
+        LiveErrorCode.BUY_NOW_GONE,
+        "Buy-it-now went away with the first bid.",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Bid:
+    """A bid as the auction took it: ``outcome`` is leading, raised (the leader raised their
+    maximum), outbid (another bidder's maximum beats it: the price rose all the same) or
+    bought (buy-it-now closed the auction)."""
+
+    auction_id: int
+    outcome: str
+    price: int
+    ends_ms: int
+    seq: int
+    min_bid: int
+
+    def json(self) -> dict[str, Any]:
+        return {
+            "auction_id": self.auction_id,
+            "outcome": self.outcome,
+            "price": self.price,
+            "ends_ms": self.ends_ms,
+            "seq": self.seq,
+            "min_bid": self.min_bid,
+        }
+
+
+def _refusal(word: str, data: list[str]) -> DomainError:
+    if word == "bid_too_low":
+        return Conflict(
+            "Bid at least the minimum.", code=LiveErrorCode.BID_TOO_LOW, min_bid=int(data[0])
+        )
+    if word == "bid_not_higher":
+        return Conflict(
+            "You lead already: a new maximum must be above your last.",
+            code=LiveErrorCode.BID_NOT_HIGHER,
+            your_max=int(data[0]),
+        )
+    cls, code, message = _REFUSALS[word]
+    if word == "auction_closed":
+        return cls(message, code=code, ends_ms=int(data[0]))
+    return cls(message, code=code)
+
+
+class Auctions:
+    """The room side of auctions (Redis), and the lot's side through the hold store."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        keys: LiveKeys,
+        store: RoomStore,
+        holds: HoldStore,
+        *,
+        hold_ttl_ms: int,
+        pay_ttl_ms: int,
+    ) -> None:
+        """``hold_ttl_ms``: how long a winner has to pay (the award hold's life, as a deal
+        hold's); ``pay_ttl_ms``: how long a payment under way keeps it."""
+        self.redis = redis
+        self.keys = keys
+        self.store = store
+        self.holds = holds
+        self.hold_ttl_ms = hold_ttl_ms
+        self.pay_ttl_ms = pay_ttl_ms
+
+    async def install(self) -> None:
+        await self.redis.function_load(LIBRARY, replace=True)
+
+    def _keys(self, room_id: int, auction_id: int) -> list[str]:
+        k = self.keys.room(room_id)
+        base = k.meta.removesuffix(":meta")
+        return [
+            k.meta,
+            k.log,
+            k.muted,
+            f"{base}:auction:{auction_id}",
+            f"{base}:auction:{auction_id}:bidders",
+            f"{base}:auctions",
+        ]
+
+    async def _call(self, name: str, room_id: int, auction_id: int, *args: Any) -> Any:
+        keys = self._keys(room_id, auction_id)
+        k = self.keys.room(room_id)
+        return await self.redis.fcall(
+            name, len(keys), *keys, k.channel, self.store.log_maxlen, auction_id, *args
+        )
+
+    # -- the creator ---------------------------------------------------------------------------
+
+    async def open(
+        self,
+        session: AsyncSession,
+        seller: Seller,
+        room_id: int,
+        terms: AuctionTerms,
+    ) -> dict[str, Any]:
+        """Put one unit of the SKU up for auction in the room: the lot is allocated and sealed
+        (a deal of one nobody may reserve), then the auction opens on Redis's clock."""
+        check_terms(terms)
+        snap = await self.store.read(room_id)
+        if snap is None:
+            raise NotFound("No such room.", code=LiveErrorCode.ROOM_NOT_FOUND, room_id=room_id)
+        rules.require_live(snap.room)
+        rules.sku_in_bag(snap.room, terms.sku_id)
+        now = await self.store.server_ms()
+        lot = await catalog.create_lot(
+            session,
+            seller,
+            terms.sku_id,
+            terms.start_price,
+            starts_ms=now,
+            ends_ms=now + LOT_WINDOW_MS,
+            room_id=room_id,
+        )
+        lot = await deals.start(
+            session, self.holds, lot, hold_ttl_ms=self.hold_ttl_ms, pay_ttl_ms=self.pay_ttl_ms
+        )
+        assert lot.id is not None
+        try:
+            await self.start(room_id, lot.id, seller_user(seller), terms)
+        except DomainError:
+            await deals.stop(session, self.holds, lot)  # the room ended meanwhile: unit back
+            raise
+        await self.store.link_deal(lot.id, room_id)
+        found = await self.view(room_id, lot.id)
+        assert found is not None
+        return found
+
+    async def start(self, room_id: int, lot_id: int, seller: str, terms: AuctionTerms) -> None:
+        """Open the auction of lot ``lot_id`` in the room (Redis's side alone; opening twice is
+        harmless) and announce it: ``auction.started``."""
+        answer = await self._call(
+            "lc_auction_open",
+            room_id,
+            lot_id,
+            *_flat(
+                deal=lot_id,
+                sku=terms.sku_id,
+                seller=seller,
+                start=terms.start_price,
+                steps=steps_text(terms.increments),
+                reserve=terms.reserve_price,
+                buy_now=terms.buy_now_price,
+                mode=terms.mode.value,
+                snipe=terms.snipe_s * 1000,
+                second=int(terms.second_chance),
+                duration=terms.duration_s * 1000,
+            ),
+        )
+        if answer[0] not in ("ok", "exists"):
+            raise _refusal(answer[0], answer[1:])
+
+    # -- viewers -------------------------------------------------------------------------------
+
+    async def bid(
+        self, room_id: int, auction_id: int, user: str, name: str, amount: int, buy_now: bool
+    ) -> Bid:
+        """A bid of at most ``amount`` (or buy-it-now). Refusals change nothing."""
+        raw = await self._call(
+            "lc_auction_bid", room_id, auction_id, user, amount, name, "1" if buy_now else "0"
+        )
+        if raw[0] != "ok":
+            raise _refusal(raw[0], raw[1:])
+        outcome, price, ends, seq, outbid, min_bid = raw[1:7]
+        if outbid:
+            await self.store.send_to_user(
+                room_id,
+                outbid,
+                {"type": "auction.outbid", "auction_id": auction_id, "price": int(price)},
+            )
+        return Bid(auction_id, outcome, int(price), int(ends), int(seq), int(min_bid))
+
+    async def view(self, room_id: int, auction_id: int, user: str = "") -> dict[str, Any] | None:
+        """The auction as anyone may see it; the winner also sees their hold."""
+        raw = await self.redis.fcall(
+            "lc_auction_read", 6, *self._keys(room_id, auction_id), "", 0, auction_id
+        )
+        if not raw:
+            return None
+        found: dict[str, Any] = orjson.loads(raw[0])
+        if user and found.get("winner") == user and raw[1]:
+            found["your_hold"] = {"id": raw[1], "pay_by_ms": int(raw[2])}
+        return found
+
+    async def active(self, room_id: int) -> list[int]:
+        members = await self.redis.smembers(self._keys(room_id, 0)[5])
+        return sorted(int(m) for m in members)
+
+    # -- after the close -----------------------------------------------------------------------
+
+    async def advance(self, room_id: int) -> None:
+        """Move each unfinished auction of the room one step along: close it once due, award
+        the lot to the round's winner, and follow the winner's hold (paid: sold; lapsed or
+        released: the next bidder, or unsold). Any node may run it at any time."""
+        for auction_id in await self.active(room_id):
+            try:
+                await self._advance_one(room_id, auction_id)
+            except DomainError:
+                log.exception("auction %s of room %s could not advance", auction_id, room_id)
+
+    async def _advance_one(self, room_id: int, auction_id: int) -> None:
+        state, winner, price, round_ = await self._call("lc_auction_close", room_id, auction_id)
+        if state == "auction_not_due":
+            return
+        if state == AuctionState.CLOSED:
+            await self._award(room_id, auction_id, winner, int(price), int(round_))
+        elif state == AuctionState.AWARDED:
+            await self._follow(room_id, auction_id, winner, int(round_))
+        elif state == AuctionState.UNSOLD:
+            await self.holds.stop_deal(auction_id)  # the lot settles back to the SKU
+
+    async def _award(
+        self, room_id: int, auction_id: int, winner: str, price: int, round_: int
+    ) -> None:
+        hold = await self.holds.award(
+            auction_id, winner, price, f"auction-{auction_id}-{round_}", self.hold_ttl_ms
+        )
+        if hold is None:
+            return  # an earlier round's hold is still being paid: wait for it
+        answer = await self._call(
+            "lc_auction_awarded", room_id, auction_id, round_, hold.id, hold.expires_ms
+        )
+        if answer[0] == AuctionState.AWARDED:
+            await self.store.send_to_user(
+                room_id,
+                winner,
+                {
+                    "type": "auction.won",
+                    "auction_id": auction_id,
+                    "price": price,
+                    "hold": hold.json(),
+                },
+            )
+
+    async def _follow(self, room_id: int, auction_id: int, winner: str, round_: int) -> None:
+        found = await self.view(room_id, auction_id, winner)
+        if found is None or "your_hold" not in found:
+            return
+        hold = await self.holds.get_hold(found["your_hold"]["id"], winner)
+        if hold.state == HoldState.SOLD:
+            await self._call("lc_auction_sold", room_id, auction_id, round_)
+            await self.holds.stop_deal(auction_id)
+        elif hold.state in (HoldState.EXPIRED, HoldState.RELEASED):
+            state, *_ = await self._call("lc_auction_next", room_id, auction_id, round_)
+            if state == AuctionState.UNSOLD:
+                await self.holds.stop_deal(auction_id)
+
+
+def seller_user(seller: Seller) -> str:
+    """The seller's user id in their rooms (as the gateway names a creator's connection)."""
+    return f"seller-{seller.id}"
+
+
+def _flat(**fields: object) -> list[str]:
+    return [str(part) for pair in fields.items() for part in pair]

@@ -1,0 +1,371 @@
+"""Auctions (decision 0031) against a real Redis: proxy bidding, anti-snipe and sudden death on
+Redis's clock, the refusals, a bid storm, and (against a running server) the close, the award
+as a hold and the order at the hammer price."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from redis.asyncio import Redis
+
+from checkout.holds import HoldStore
+from checkout.keys import Keyspace
+from kernel.errors import DomainError
+from live import rules
+from live.auction_rules import (
+    DEFAULT_INCREMENTS,
+    AuctionMode,
+    AuctionTerms,
+    check_terms,
+    increment_at,
+)
+from live.auctions import Auctions
+from live.keys import LiveKeys
+from live.store import RoomStore
+from tests.conftest import SellerAccount, viewer_headers
+from tests.harness import Server
+from tests.helpers import CARD_OK, assert_error, checkout, http_room, orders_seen_by, poll, until
+from tests.wsclient import WsViewer
+from web.auth import GuestSessions
+
+pytestmark = pytest.mark.storage
+
+ROOM = 7
+SELLER = "seller-1"
+
+
+@pytest.fixture
+async def desk(redis: Redis) -> AsyncIterator[Auctions]:
+    """Auctions in a live room of a private key prefix (no server), with a lot store."""
+    prefix = f"lcauct{uuid.uuid4().hex[:8]}"
+    store = RoomStore(redis, LiveKeys(prefix), 10_000)
+    await store.install()
+    holds = HoldStore(redis, Keyspace(prefix))
+    await holds.install()
+    auctions = Auctions(
+        redis, LiveKeys(prefix), store, holds, hold_ttl_ms=60_000, pay_ttl_ms=30_000
+    )
+    await auctions.install()
+    await store.create(rules.new_room(ROOM, 1, 1, "Auction room", 0))
+    await store.update(ROOM, lambda r: rules.go_live(r, 1))
+    yield auctions
+    async for key in redis.scan_iter(match=f"{prefix}:*", count=1000):
+        await redis.delete(key)
+
+
+def terms(**changes: Any) -> AuctionTerms:
+    return replace(AuctionTerms(sku_id=1, start_price=1000, duration_s=600), **changes)
+
+
+async def refused(call: Any) -> str:
+    try:
+        await call
+    except DomainError as err:
+        return str(err.code)
+    raise AssertionError("accepted")
+
+
+async def events(auctions: Auctions, kind: str) -> list[dict[str, Any]]:
+    log = auctions.keys.room(ROOM).log
+    found = [orjson.loads(fields["p"]) for _, fields in await auctions.redis.xrange(log)]
+    return [e for e in found if e["type"] == kind]
+
+
+async def test_a_bid_is_a_maximum_and_the_price_moves_only_as_far_as_needed(
+    desk: Auctions,
+) -> None:
+    await desk.start(ROOM, 11, SELLER, terms())
+    first = await desk.bid(ROOM, 11, "ann", "Ann", 2000, False)
+    assert (first.outcome, first.price, first.min_bid) == ("leading", 1000, 1050)
+    # Bea's 1,500 does not beat Ann's hidden 2,000: the price rises to 1,550, Bea is outbid.
+    second = await desk.bid(ROOM, 11, "bea", "Bea", 1500, False)
+    assert (second.outcome, second.price) == ("outbid", 1550)
+    # Bea's 2,500 beats it: one increment over Ann's maximum (2,000 + 50).
+    third = await desk.bid(ROOM, 11, "bea", "Bea", 2500, False)
+    assert (third.outcome, third.price, third.min_bid) == ("leading", 2050, 2100)
+    assert await refused(desk.bid(ROOM, 11, "ann", "Ann", 2090, False)) == "bid_too_low"
+    assert await refused(desk.bid(ROOM, 11, "bea", "Bea", 2400, False)) == "bid_not_higher"
+    raised = await desk.bid(ROOM, 11, "bea", "Bea", 9000, False)
+    assert (raised.outcome, raised.price) == ("raised", 2050)
+    # Ties go to the earlier maximum.
+    tie = await desk.bid(ROOM, 11, "cy", "Cy", 9000, False)
+    assert (tie.outcome, tie.price) == ("outbid", 9000)
+    view = await desk.view(ROOM, 11)
+    assert view is not None
+    assert (view["leader"], view["price"], view["bids"]) == ("bea", 9000, 5)
+    assert (
+        "9000"
+        not in orjson.dumps([e["auction"] for e in await events(desk, "auction.bid")][:3]).decode()
+    )
+    seqs = [e["seq"] for e in await events(desk, "auction.bid")]
+    assert seqs == sorted(seqs) and len(seqs) == 5  # refusals announced nothing
+
+
+async def test_refusals_change_nothing(desk: Auctions, redis: Redis) -> None:
+    await desk.start(ROOM, 12, SELLER, terms(buy_now_price=5000))
+    assert await refused(desk.bid(ROOM, 12, "ann", "Ann", 999, False)) == "bid_too_low"
+    assert await refused(desk.bid(ROOM, 12, SELLER, "Shop", 1000, False)) == "shill_bid"
+    await desk.store.mute(ROOM, "mo", True)
+    assert await refused(desk.bid(ROOM, 12, "mo", "Mo", 1000, False)) == "muted"
+    assert await refused(desk.bid(ROOM, 99, "ann", "Ann", 1000, False)) == "auction_not_found"
+    before = await desk.view(ROOM, 12)
+    assert before is not None and before["bids"] == 0 and before["leader"] == ""
+    await desk.bid(ROOM, 12, "ann", "Ann", 1000, False)
+    assert await refused(desk.bid(ROOM, 12, "bea", "Bea", 0, True)) == "buy_now_gone"
+    await desk.start(ROOM, 13, SELLER, terms())
+    assert await refused(desk.bid(ROOM, 13, "bea", "Bea", 0, True)) == "no_buy_now"
+
+
+async def test_buy_it_now_closes_the_auction_at_once(desk: Auctions) -> None:
+    await desk.start(ROOM, 14, SELLER, terms(buy_now_price=5000))
+    bought = await desk.bid(ROOM, 14, "ann", "Ann", 0, True)
+    assert (bought.outcome, bought.price) == ("bought", 5000)
+    assert await refused(desk.bid(ROOM, 14, "bea", "Bea", 9000, False)) == "auction_closed"
+    view = await desk.view(ROOM, 14)
+    assert view is not None
+    assert (view["state"], view["winner"], view["hammer_price"]) == ("closed", "ann", 5000)
+
+
+async def test_a_late_bid_moves_the_close_in_a_standard_auction_only(desk: Auctions) -> None:
+    # Every bid lands inside a 120 s anti-snipe window of a 10 s auction: each one moves the
+    # close to 120 s after itself, by Redis's clock.
+    await desk.start(ROOM, 15, SELLER, terms(duration_s=10, snipe_s=120))
+    opened = await desk.view(ROOM, 15)
+    assert opened is not None
+    bid = await desk.bid(ROOM, 15, "ann", "Ann", 1000, False)
+    now = await desk.store.server_ms()
+    assert opened["ends_ms"] < bid.ends_ms <= now + 120_000
+    assert bid.ends_ms >= now + 120_000 - 1_000
+    (event,) = await events(desk, "auction.bid")
+    assert event["extended"] is True and event["auction"]["ends_ms"] == bid.ends_ms
+    await desk.start(ROOM, 16, SELLER, terms(duration_s=10, mode=AuctionMode.SUDDEN_DEATH))
+    sudden = await desk.view(ROOM, 16)
+    assert sudden is not None
+    late = await desk.bid(ROOM, 16, "ann", "Ann", 1000, False)
+    assert late.ends_ms == sudden["ends_ms"]
+
+
+async def test_a_sudden_death_auction_closes_on_time_whatever_arrives_after(
+    desk: Auctions,
+) -> None:
+    await desk.start(ROOM, 17, SELLER, terms(duration_s=10, mode=AuctionMode.SUDDEN_DEATH))
+    await desk.bid(ROOM, 17, "ann", "Ann", 1500, False)
+    view = await desk.view(ROOM, 17)
+    assert view is not None
+    ends = view["ends_ms"]
+    accepted: list[int] = []
+    refused_at: list[int] = []
+
+    async def keep_bidding(user: str) -> None:
+        amount = 2000
+        while True:
+            await asyncio.sleep(0.02)  # pacing, not waiting: the loop ends on a refusal
+            try:
+                bid = await desk.bid(ROOM, 17, user, user, amount, False)
+            except DomainError as err:
+                if err.code == "bid_too_low":  # another bidder got there first
+                    amount = err.details["min_bid"]
+                    continue
+                assert err.code == "auction_closed"
+                refused_at.append(await desk.store.server_ms())
+                return
+            accepted.append(bid.seq)
+            amount = bid.min_bid
+
+    await asyncio.gather(*(keep_bidding(f"b{i}") for i in range(5)))
+    assert all(at >= ends for at in refused_at)  # nothing was refused before the end
+    # The close is refused until Redis's clock passes the end, then fixes the leader.
+    await desk.advance(ROOM)
+    closed = await desk.view(ROOM, 17)
+    assert closed is not None and closed["state"] in ("closed", "awarded", "unsold")
+    assert closed["ends_ms"] == ends
+    bids = await events(desk, "auction.bid")
+    assert len(bids) == 1 + len(accepted)
+    assert all(e["ms"] < ends for e in bids)
+
+
+async def test_a_bid_storm_in_the_last_seconds_keeps_one_order_and_one_winner(
+    desk: Auctions,
+) -> None:
+    """1,000 bidders at once inside the anti-snipe window: each accepted bid moved the close;
+    the leader is the highest maximum (the earliest of equals, by the room's log order) and the
+    price one increment over the runner-up's maximum, capped by the leader's."""
+    await desk.start(ROOM, 18, SELLER, terms(duration_s=10, snipe_s=30))
+    amounts = {f"v{i:04d}": 1000 + 37 * ((i * 7919) % 1000) for i in range(1000)}
+    gate = asyncio.Semaphore(50)  # the test's connection pool, not the server's limit
+
+    async def bid(user: str, amount: int) -> Any:
+        async with gate:
+            return await desk.bid(ROOM, 18, user, user, amount, False)
+
+    results = await asyncio.gather(
+        *(bid(user, amount) for user, amount in amounts.items()), return_exceptions=True
+    )
+    accepted = [r for r in results if not isinstance(r, BaseException)]
+    for r in results:
+        if isinstance(r, BaseException):
+            assert isinstance(r, DomainError) and r.code == "bid_too_low", r
+    bids = await events(desk, "auction.bid")
+    assert len(bids) == len(accepted) > 0
+    seqs = [e["seq"] for e in bids]
+    assert seqs == sorted(seqs)
+    # Replay the log in its order with the rules: the same leader and the same price.
+    order = sorted(accepted, key=lambda b: b.seq)
+    by_seq = {e["seq"]: e for e in bids}
+    ends = [by_seq[b.seq]["auction"]["ends_ms"] for b in order]
+    assert ends == sorted(ends)  # the close only ever moves later
+    final = await desk.view(ROOM, 18)
+    assert final is not None
+    # A maximum below the price plus one increment was refused even if it beat the leader's
+    # maximum (as on the big auction sites): only accepted maximums compete.
+    taken = {
+        user: (amounts[user], r.seq)
+        for user, r in zip(amounts, results, strict=True)
+        if not isinstance(r, BaseException)
+    }
+    leader = min(taken, key=lambda u: (-taken[u][0], taken[u][1]))
+    assert final["leader"] == leader
+    prices = [by_seq[b.seq]["auction"]["price"] for b in order]
+    assert prices == sorted(prices) and final["price"] == prices[-1]
+    runner_up = max(m for u, (m, _) in taken.items() if u != leader)
+    expected = min(taken[leader][0], runner_up + increment_at(DEFAULT_INCREMENTS, runner_up))
+    assert final["price"] == expected
+
+
+def test_terms_are_checked() -> None:
+    for bad, field in (
+        (terms(start_price=0), "start_price"),
+        (terms(duration_s=5), "duration_s"),
+        (terms(snipe_s=1), "snipe_s"),
+        (terms(reserve_price=10), "reserve_price"),
+        (terms(buy_now_price=1000), "buy_now_price"),
+        (terms(increments=((5, 10),)), "increments"),
+        (terms(increments=((0, 10), (0, 20))), "increments"),
+        (terms(increments=((0, 0),)), "increments"),
+    ):
+        try:
+            check_terms(bad)
+        except DomainError as err:
+            assert err.code == "invalid_auction" and err.details["field"] == field
+        else:
+            raise AssertionError(f"{bad} accepted")
+    assert check_terms(terms(mode=AuctionMode.SUDDEN_DEATH, snipe_s=0))
+
+
+# -- against a running server: the close, the award, the order at the hammer price ---------
+
+
+async def test_the_winner_pays_the_hammer_price_and_gets_the_order(
+    server: Server, http: httpx.AsyncClient, seller: SellerAccount, sessions: GuestSessions
+) -> None:
+    room, _product, sku = await http_room(http, seller, stock=3, list_price=5000)
+    body = {"sku_id": sku, "start_price": 1000, "duration_s": 10, "mode": "sudden_death"}
+    made = await http.post(f"/api/rooms/{room}/auctions", headers=seller.headers, json=body)
+    assert made.status_code == 201, made.text
+    auction = made.json()["auction"]
+    aid = auction["auction_id"]
+    # The lot is sealed: nobody can reserve its unit as if it were a flash deal.
+    ann_id, ann = viewer_headers(sessions)
+    _bea_id, bea = viewer_headers(sessions)
+    sealed = await http.post(f"/api/deals/{auction['deal_id']}/reserve", headers=ann, json={})
+    assert_error(sealed, 409, "auction_lot")
+    path = f"/api/rooms/{room}/auctions/{aid}/bids"
+    assert (await http.post(path, headers=ann, json={"amount": 7000})).status_code == 201
+    bea_bid = await http.post(path, headers=bea, json={"amount": 6000})
+    assert bea_bid.json()["bid"]["outcome"] == "outbid"  # above the list price: an auction may
+    assert (await http.post(path, headers=seller.headers, json={"amount": 9000})).status_code == 401
+    low = await http.post(path, headers=bea, json={"amount": 10})
+    assert assert_error(low, 409, "bid_too_low")["details"]["min_bid"] == 6200
+
+    async def won() -> dict[str, Any]:
+        r = await http.get(f"/api/rooms/{room}/auctions/{aid}", headers=ann)
+        assert r.status_code == 200, r.text
+        found: dict[str, Any] = r.json()["auction"]
+        return found
+
+    view = await poll(won, lambda v: "your_hold" in v, within_s=40)
+    assert (view["state"], view["winner"], view["hammer_price"]) == ("awarded", ann_id, 6100)
+    public = (await http.get(f"/api/rooms/{room}/auctions/{aid}")).json()["auction"]
+    assert "your_hold" not in public
+    paid = await checkout(http, view["your_hold"]["id"], ann, card=CARD_OK, key="win")
+    assert paid.status_code == 201, paid.text
+    assert paid.json()["order"]["amount"] == 6100
+    orders = await poll(lambda: orders_seen_by(http, ann), lambda found: len(found) == 1)
+    assert len(orders) == 1 and orders[0]["unit_price"] == 6100
+    await until(lambda: _state_is(http, room, aid, "sold"), "the sweep marks the auction sold", 30)
+
+
+async def _state_is(http: httpx.AsyncClient, room: int, aid: int, state: str) -> bool:
+    r = await http.get(f"/api/rooms/{room}/auctions/{aid}")
+    return bool(r.json()["auction"]["state"] == state)
+
+
+async def test_bids_over_websockets_reach_every_viewer_in_one_order(
+    server: Server, http: httpx.AsyncClient, seller: SellerAccount, sessions: GuestSessions
+) -> None:
+    """100 viewers on real websockets bid against each other in a sudden-death auction until
+    the close refuses them: every viewer sees the same bids in the same order, the same close,
+    winner and hammer price; no bid was accepted at or after the close by the server's clock;
+    the winner alone is told they won."""
+    room, _product, sku = await http_room(http, seller, stock=3, list_price=5000)
+    body = {"sku_id": sku, "start_price": 1000, "duration_s": 10, "mode": "sudden_death"}
+    made = await http.post(f"/api/rooms/{room}/auctions", headers=seller.headers, json=body)
+    assert made.status_code == 201, made.text
+    aid = made.json()["auction"]["auction_id"]
+    ends = made.json()["auction"]["ends_ms"]
+    viewers = []
+    for i in range(100):
+        user, token = sessions.issue()
+        v = await WsViewer.open(server.base_url, room)
+        await v.hello(token, name=f"Bidder {i}")
+        snap = await v.next("snapshot")
+        assert [a["auction_id"] for a in snap["auctions"]] == [aid]
+        viewers.append((user, v))
+    creator = await WsViewer.open(server.base_url, room)
+    await creator.hello(seller.token)
+    await creator.send(type="bid", auction_id=aid, amount=99_000, ref="shill")
+    assert (await creator.answer("shill"))["code"] == "shill_bid"
+
+    async def bid_until_closed(v: WsViewer, n: int) -> int:
+        amount, sent = 1000, 0
+        while True:
+            ref = f"b{n}-{sent}"
+            sent += 1
+            await v.send(type="bid", auction_id=aid, amount=amount, ref=ref)
+            answer = await v.answer(ref, within=30)
+            if answer["type"] == "bid.accepted":
+                amount = answer["bid"]["min_bid"] + 50 * (n % 3)
+            elif answer["code"] in ("bid_too_low", "bid_not_higher"):
+                amount = max(answer["details"].get("min_bid", 0), amount + 50)
+            else:
+                assert answer["code"] == "auction_closed", answer
+                return sent
+            await asyncio.sleep(0.2)  # pacing: ~500 bids a second from the crowd, not a wait
+
+    await asyncio.gather(*(bid_until_closed(v, n) for n, (_, v) in enumerate(viewers)))
+    closed = [await v.next("auction.closed", within=40) for _, v in viewers]
+    assert (
+        len({(c["seq"], c["auction"]["winner"], c["auction"]["hammer_price"]) for c in closed}) == 1
+    )
+    final = closed[0]["auction"]
+    assert final["ends_ms"] == ends  # sudden death: the close never moved
+    streams = [[(e["seq"], e["auction"]["price"]) for e in v.of("auction.bid")] for _, v in viewers]
+    assert all(s == streams[0] for s in streams) and len(streams[0]) > 1
+    assert all(e["ms"] < ends for e in viewers[0][1].of("auction.bid"))
+    assert [p for _, p in streams[0]] == sorted(p for _, p in streams[0])
+    assert final["hammer_price"] == streams[0][-1][1]
+    winner = next(v for user, v in viewers if user == final["winner"])
+    won = await winner.next("auction.won", within=30)
+    assert won["price"] == final["hammer_price"] and won["hold"]["qty"] == 1
+    assert all(not v.of("auction.won") for user, v in viewers if user != final["winner"])
+    assert any(v.of("auction.outbid") for _, v in viewers)
+    for _, v in viewers:
+        await v.close()
+    await creator.close()
