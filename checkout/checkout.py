@@ -102,6 +102,26 @@ def _receipt(terms: PaymentTerms, charge: Charge) -> Receipt:
     )
 
 
+async def _claim_free(
+    till: Till, terms: PaymentTerms, buyer: str, attempt: str, shipping: str
+) -> Receipt:
+    """A hold that costs nothing (a giveaway's prize, decision 0032): the commit is the claim,
+    and no provider is asked (a real one refuses a charge of 0). Its payment_ref names the
+    attempt, so the order is still one per hold and a retry answers the same."""
+    ref = f"free-{attempt}"
+    if not terms.paid:
+        await till.holds.commit(terms.hold_id, buyer, ref, attempt, shipping)
+    return Receipt(
+        hold_id=terms.hold_id,
+        qty=terms.qty,
+        unit_price=terms.unit_price,
+        amount=0,
+        currency=terms.currency,
+        payment_ref=ref,
+        lines=terms.lines,
+    )
+
+
 async def pay_for_hold(
     till: Till,
     *,
@@ -130,6 +150,8 @@ async def pay_for_hold(
             # hold is gone: the money goes back (if the reconciler has not done it already).
             await refund_if_charged(till, key)
         raise
+    if terms.amount == 0:
+        return await _claim_free(till, terms, buyer, attempt, shipping)
     if terms.paid:  # this attempt sold the hold before its request died
         charge = await till.provider.find(key)
         if charge is None or charge.refunded:

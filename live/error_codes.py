@@ -37,6 +37,12 @@ class LiveErrorCode(ErrorCode):
     NO_BUY_NOW = "no_buy_now"
     BUY_NOW_GONE = "buy_now_gone"  # the first bid took buy-it-now away
     INVALID_AUCTION = "invalid_auction"  # terms out of range (details.field says which)
+    # Giveaways (decision 0032)
+    GIVEAWAY_NOT_FOUND = "giveaway_not_found"
+    GIVEAWAY_CLOSED = "giveaway_closed"
+    GIVEAWAY_OPEN = "giveaway_open"  # its entries are published with the draw
+    NOT_ELIGIBLE = "not_eligible"  # details.need: "watch" (details.wait_ms) or "buyer"
+    INVALID_GIVEAWAY = "invalid_giveaway"
     # The websocket protocol
     MALFORMED_MESSAGE = "malformed_message"  # JSON, but not an object with a "type"
     UNKNOWN_TYPE = "unknown_type"

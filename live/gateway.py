@@ -30,6 +30,7 @@ from live import service as live_service
 from live.auctions import Auctions
 from live.error_codes import LiveErrorCode
 from live.frames import message_list, text_frame
+from live.giveaways import Giveaways
 from live.hub import Hub, LocalRoom, Outlet, Viewer
 from live.protocol import Bid, Buy, Chat, Hello, Like, Ping, ProtocolError
 from live.room_states import FlashDealStatus, RoomStatus
@@ -113,6 +114,7 @@ class Gateway:
         limiter: RateLimiter | None = None,
         sweep: live_service.RoomSweep | None = None,
         auctions: Auctions | None = None,
+        giveaways: Giveaways | None = None,
     ) -> None:
         self.store = store
         self.holds = holds
@@ -125,6 +127,7 @@ class Gateway:
         self.limiter = limiter
         self.sweep = sweep
         self.auctions = auctions
+        self.giveaways = giveaways
         self.likes: dict[int, int] = defaultdict(int)
         self.deals_of: dict[int, set[int]] = {}
         self._snapshots: dict[int, tuple[int, float, bytes]] = {}
@@ -141,6 +144,11 @@ class Gateway:
             outlet.drop(protocol.CLOSE_SERVER_ERROR, "server error: reconnect with last_seq")
         finally:
             connection.end()
+
+    @property
+    def formats(self) -> tuple[Auctions | Giveaways, ...]:
+        """The selling formats whose closes and awards the room's tick and sweep move along."""
+        return tuple(f for f in (self.auctions, self.giveaways) if f is not None)
 
     def spawn(self, coro: Awaitable[None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
@@ -174,6 +182,12 @@ class Gateway:
                 found = await self.auctions.view(room_id, auction_id)
                 if found is not None:
                     auctions.append(found)
+        giveaways = []
+        if self.giveaways is not None:
+            for giveaway_id in await self.giveaways.active(room_id):
+                found = await self.giveaways.view(room_id, giveaway_id)
+                if found is not None:
+                    giveaways.append(found)
         return protocol.encode(
             {
                 "type": "snapshot",
@@ -181,6 +195,7 @@ class Gateway:
                 "room": snap.room,
                 "stock": stock,
                 "auctions": auctions,  # those not finished (decision 0031)
+                "giveaways": giveaways,  # those not finished (decision 0032)
                 "viewers": viewers,
                 "likes": await self.store.add_likes(room_id, 0),
                 "chat": chat,
@@ -231,7 +246,7 @@ class Gateway:
             return
         try:
             await self.sweep.share(
-                self.store, self.holds, self.config.tick_s, advanced, self.auctions
+                self.store, self.holds, self.config.tick_s, advanced, self.formats
             )
         except asyncio.CancelledError:
             raise
@@ -242,8 +257,8 @@ class Gateway:
         self, room_id: int, room: LocalRoom, report: bool
     ) -> live_service.Advanced:
         advanced = await live_service.advance(self.store, self.holds, room_id)
-        if self.auctions is not None:
-            await self.auctions.advance(room_id)  # a watched room's close is not left waiting
+        for format_ in self.formats:
+            await format_.advance(room_id)  # a watched room's close is not left waiting
         if advanced.room is not None:
             self.deals_of[room_id] = {d["deal_id"] for d in advanced.room["deals"]}
         if self.catch_up is not None:
@@ -399,6 +414,8 @@ class Connection:
             await self.close(protocol.CLOSE_ROOM_NOT_FOUND, "no such room")
             return
         gw.deals_of[self.room_id] = {d["deal_id"] for d in snap.room["deals"]}
+        if self.role == "viewer":
+            await gw.store.mark_seen(self.room_id, self.user)
         welcome: dict[str, Any] = {
             "type": "welcome",
             "protocol": protocol.VERSION,

@@ -26,6 +26,7 @@ class RoomKeys:
     # its video on, or a process hosting it, as the demo does); the sweeper ends a room left
     # unhosted too long
     hosted: str
+    seen: str  # hash: user -> server ms the room first saw them join (giveaway eligibility)
     channel: str  # pub/sub channel: "<seq> <event json>" or "@<user> <message json>"
 
     def chat_rate(self, user: str) -> str:
@@ -49,6 +50,7 @@ class LiveKeys:
             stream=f"{base}:stream",
             peak=f"{base}:peak",
             hosted=f"{base}:hosted",
+            seen=f"{base}:seen",
             channel=f"{self.prefix}:room:{room_id}",
         )
 

@@ -26,6 +26,7 @@ from kernel.errors import Conflict, DomainError, NotFound
 from live import rules
 from live.auctions import Auctions
 from live.error_codes import LiveErrorCode
+from live.giveaways import Giveaways
 from live.models import LiveRoom
 from live.room_states import RUNNING, FlashDealStatus, RoomStatus
 from live.store import Committed, RoomStore
@@ -322,7 +323,7 @@ class RoomSweep:
         holds: HoldStore,
         tick_s: float,
         advanced: Mapping[int, Advanced],
-        auctions: Auctions | None = None,
+        formats: Sequence[Auctions | Giveaways] = (),
     ) -> None:
         """Sweep this tick's share of the round (a new round starts once the last one is done
         and ``interval_ms`` has passed); ``advanced`` has the rooms this tick already moved."""
@@ -336,8 +337,9 @@ class RoomSweep:
             room_id = self._due.popleft()
             try:
                 await _sweep_room(store, holds, self, room_id, advanced.get(room_id))
-                if auctions is not None and room_id not in advanced:
-                    await auctions.advance(room_id)  # closes, awards, second chances
+                if room_id not in advanced:  # (a watched room's tick did it already)
+                    for format_ in formats:
+                        await format_.advance(room_id)  # closes, draws, awards, next rounds
             except asyncio.CancelledError:
                 raise
             except Exception:

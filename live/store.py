@@ -12,6 +12,7 @@ from typing import NamedTuple, cast
 import orjson
 from redis.asyncio import Redis
 
+from kernel.clock import now_ms
 from kernel.errors import CommonErrorCode, Conflict, NotFound
 from live import rules
 from live.error_codes import LiveErrorCode
@@ -117,7 +118,17 @@ class RoomStore:
         k = self.keys.room(room_id)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.srem(self.keys.live_rooms, str(room_id))
-            for key in (k.meta, k.state, k.log, k.muted, k.likes, k.viewers, k.peak, k.hosted):
+            for key in (
+                k.meta,
+                k.state,
+                k.log,
+                k.muted,
+                k.likes,
+                k.viewers,
+                k.peak,
+                k.hosted,
+                k.seen,
+            ):
                 pipe.expire(key, ROOM_KEYS_TTL_S)
             await pipe.execute()
 
@@ -208,6 +219,11 @@ class RoomStore:
         """A message for one user's connections in a room, on whichever node they are."""
         k = self.keys.room(room_id)
         await self.redis.publish(k.channel, b"@" + user.encode() + b" " + orjson.dumps(message))
+
+    async def mark_seen(self, room_id: int, user: str) -> None:
+        """Remember when the room first saw ``user`` join (kept once). The node's clock: a
+        giveaway's watch time is minutes, far above the nodes' skew from Redis's."""
+        await self.redis.hsetnx(self.keys.room(room_id).seen, user, now_ms())
 
     async def mute(self, room_id: int, user: str, muted: bool) -> None:
         k = self.keys.room(room_id)

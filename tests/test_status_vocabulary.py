@@ -24,6 +24,7 @@ from kernel.db import Database
 from kernel.errors import Conflict
 from live import room_states, rules
 from live.auction_rules import AuctionState
+from live.giveaway_rules import GiveawayState
 from live.room_states import FlashDealStatus, RoomStatus
 from tests.conftest import SellerAccount
 from tests.helpers import make_sku
@@ -36,18 +37,21 @@ ENUMS: tuple[type[StrEnum], ...] = (
     RoomStatus,
     FlashDealStatus,
     AuctionState,
+    GiveawayState,
 )
 VOCABULARY = frozenset(member.value for enum in ENUMS for member in enum)
 DEFINING = frozenset(
     {"catalog/deal_status.py", "checkout/deal_phase.py", "checkout/hold_states.py"}
-    | {"live/room_states.py", "live/auction_rules.py"}
+    | {"live/room_states.py", "live/auction_rules.py", "live/giveaway_rules.py"}
 )
 # The same word meaning something else, with what it means there.
 OTHER_MEANINGS = {
     ("live/media/relay.py", "live"): "aiortc's MediaStreamTrack.readyState",
     ("live/store.py", "live"): "the package rooms.lua is loaded from",
     ("live/auctions.py", "live"): "the package auctions.lua is loaded from",
+    ("live/giveaways.py", "live"): "the package giveaways.lua is loaded from",
     ("checkout/return_states.py", "closed"): "a return's own state (ReturnStatus)",
+    ("checkout/attempts.py", "void"): "a payment attempt's own state (AttemptStatus)",
     ("live/media/broadcasts.py", "closed"): "aiortc's RTCPeerConnection.connectionState",
     ("live/media/publisher.py", "closed"): "aiortc's RTCPeerConnection.connectionState",
 }

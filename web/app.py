@@ -44,6 +44,7 @@ from live import service as live_service
 from live.auctions import Auctions
 from live.bus import RoomBus
 from live.gateway import Gateway, GatewayConfig
+from live.giveaways import Giveaways
 from live.hub import Hub
 from live.keys import LiveKeys
 from live.media.broadcasts import Broadcasts, MediaConfig, StreamLock
@@ -57,6 +58,7 @@ from web import (
     api_catalog,
     api_checkout,
     api_finance,
+    api_giveaways,
     api_media,
     api_orders,
     api_payments,
@@ -104,6 +106,7 @@ APIS: list[Api] = [
     api_orders.api,
     api_rooms.api,
     api_auctions.api,
+    api_giveaways.api,
     api_media.api,
     api_payments.api,
 ]
@@ -225,6 +228,15 @@ def build_services(settings: Settings, crash: CrashPoints = NO_CRASH) -> Service
         hold_ttl_ms=settings.hold_ttl_s * 1000,
         pay_ttl_ms=settings.pay_ttl_s * 1000,
     )
+    giveaways = Giveaways(
+        redis,
+        live_keys,
+        rooms,
+        holds,
+        db,
+        hold_ttl_ms=settings.hold_ttl_s * 1000,
+        pay_ttl_ms=settings.pay_ttl_s * 1000,
+    )
     gateway = Gateway(
         rooms,
         holds,
@@ -236,6 +248,7 @@ def build_services(settings: Settings, crash: CrashPoints = NO_CRASH) -> Service
         limiter=limiter,
         catch_up=bus.catch_up,
         auctions=auctions,
+        giveaways=giveaways,
         sweep=live_service.RoomSweep(
             db,
             settings.room_unhosted_end_s * 1000,
@@ -265,6 +278,7 @@ def build_services(settings: Settings, crash: CrashPoints = NO_CRASH) -> Service
         gateway=gateway,
         bus=bus,
         auctions=auctions,
+        giveaways=giveaways,
         money=money_terms(settings),
     )
 
@@ -371,6 +385,7 @@ def create_app(settings: Settings, crash: CrashPoints = NO_CRASH) -> Starlette:
         await svc.limiter.install()
         await svc.rooms.install()
         await svc.auctions.install()
+        await svc.giveaways.install()
         app.state.services = svc
         app.state.broadcasts = broadcasts = build_broadcasts(svc)
         settle_heap()

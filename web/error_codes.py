@@ -83,6 +83,7 @@ _BY_STATUS: dict[int, tuple[ErrorCode, ...]] = {
     404: (
         CommonErrorCode.NOT_FOUND,
         LiveErrorCode.AUCTION_NOT_FOUND,
+        LiveErrorCode.GIVEAWAY_NOT_FOUND,
         CatalogErrorCode.SHOP_NOT_FOUND,
         CatalogErrorCode.PRODUCT_NOT_FOUND,
         CatalogErrorCode.SKU_NOT_FOUND,
@@ -169,6 +170,9 @@ _BY_STATUS: dict[int, tuple[ErrorCode, ...]] = {
         LiveErrorCode.MUTED,
         LiveErrorCode.NO_BUY_NOW,
         LiveErrorCode.BUY_NOW_GONE,
+        LiveErrorCode.GIVEAWAY_CLOSED,
+        LiveErrorCode.GIVEAWAY_OPEN,
+        LiveErrorCode.NOT_ELIGIBLE,
         CheckoutErrorCode.AUCTION_LOT,
     ),
     413: (WebErrorCode.BODY_TOO_LARGE,),
@@ -176,6 +180,7 @@ _BY_STATUS: dict[int, tuple[ErrorCode, ...]] = {
     422: (
         CommonErrorCode.INVALID_REQUEST,
         LiveErrorCode.INVALID_AUCTION,
+        LiveErrorCode.INVALID_GIVEAWAY,
         CommonErrorCode.UNKNOWN_FIELD,
         CheckoutErrorCode.INVALID_VOUCHER,
         WebErrorCode.INVALID_STATUS,

@@ -20,6 +20,7 @@ from checkout.orders import OrderStatus
 from checkout.payments import PayoutStatus, RefundStatus
 from checkout.return_states import RequestKind, ReturnStatus
 from live.auction_rules import AuctionMode, AuctionState
+from live.giveaway_rules import GiveawayState
 from live.room_states import FlashDealStatus, RoomStatus
 from web.schemas import omitted_not_null
 
@@ -539,6 +540,38 @@ class Auction(Out):
     winner_name: str | None = None
     hammer_price: int | None = None
     your_hold: AuctionHold | None = None
+
+
+class Giveaway(Out):
+    """A giveaway as anyone sees it. Once drawn: the revealed seed, the entries' hash and the
+    winner; recompute the draw with ``GET .../entries`` (decision 0032)."""
+
+    giveaway_id: int  # the prize lot's deal id
+    deal_id: int
+    sku_id: int
+    state: GiveawayState
+    ends_ms: int
+    commitment: str  # SHA-256 of the seed, hex, public from the start
+    min_watch_s: int
+    buyers_only: bool
+    entries: int
+    seed: str | None = None
+    entries_hash: str | None = None
+    winner: str | None = None
+    your_hold: AuctionHold | None = None
+
+
+class GiveawayAnswer(Out):
+    giveaway: Giveaway
+
+
+class Entered(Out):
+    entries: int
+
+
+class Entries(Out):
+    entries: list[str]  # sorted, as the draw takes them
+    entries_hash: str
 
 
 class AuctionAnswer(Out):

@@ -430,6 +430,21 @@ class AuctionIn(Strict):
     )
 
 
+class GiveawayIn(Strict):
+    """A giveaway of one unit of a SKU in the room's bag (decision 0032)."""
+
+    sku_id: int = Field(ge=1, le=MAX_ID)
+    duration_s: int = Field(
+        description="10-3600 seconds of entries", json_schema_extra={"minimum": 10, "maximum": 3600}
+    )
+    eligibility: Literal["everyone", "watchers", "buyers"] = Field(
+        default="everyone",
+        description="watchers: in the room at least min_watch_min minutes; buyers: a paid order "
+        "of this room",
+    )
+    min_watch_min: int = Field(default=0, json_schema_extra={"minimum": 0, "maximum": 120})
+
+
 class BidIn(Strict):
     amount: int = Field(
         default=0,

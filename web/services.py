@@ -22,6 +22,7 @@ from kernel.db import Database
 from live.auctions import Auctions
 from live.bus import RoomBus
 from live.gateway import Gateway
+from live.giveaways import Giveaways
 from live.hub import Hub
 from live.store import RoomStore
 from web.auth import GuestSessions
@@ -53,6 +54,7 @@ class Services:
     gateway: Gateway
     bus: RoomBus
     auctions: Auctions
+    giveaways: Giveaways
     # The money settings as orders take them (the ship-by times, when delivery is expected).
     money: MoneyTerms = field(default_factory=MoneyTerms)
 
