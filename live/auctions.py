@@ -118,15 +118,7 @@ class Auctions:
 
     def _keys(self, room_id: int, auction_id: int) -> list[str]:
         k = self.keys.room(room_id)
-        base = k.meta.removesuffix(":meta")
-        return [
-            k.meta,
-            k.log,
-            k.muted,
-            f"{base}:auction:{auction_id}",
-            f"{base}:auction:{auction_id}:bidders",
-            f"{base}:auctions",
-        ]
+        return [k.meta, k.log, k.muted, k.auction(auction_id), k.bidders(auction_id), k.auctions]
 
     async def _call(self, name: str, room_id: int, auction_id: int, *args: Any) -> Any:
         keys = self._keys(room_id, auction_id)

@@ -43,6 +43,12 @@ class LiveErrorCode(ErrorCode):
     GIVEAWAY_OPEN = "giveaway_open"  # its entries are published with the draw
     NOT_ELIGIBLE = "not_eligible"  # details.need: "watch" (details.wait_ms) or "buyer"
     INVALID_GIVEAWAY = "invalid_giveaway"
+    # Comment-to-buy (decision 0033): a chat line's claim, answered privately
+    INVALID_KEYWORDS = "invalid_keywords"
+    NOTHING_PINNED = "nothing_pinned"
+    VARIANT_REQUIRED = "variant_required"  # details.variants
+    UNKNOWN_VARIANT = "unknown_variant"  # details.variants
+    INVALID_CLAIM = "invalid_claim"  # a quantity out of range (details.max_qty)
     # The websocket protocol
     MALFORMED_MESSAGE = "malformed_message"  # JSON, but not an object with a "type"
     UNKNOWN_TYPE = "unknown_type"

@@ -28,6 +28,8 @@ from kernel.errors import CommonErrorCode, Conflict, DomainError, Throttled, Una
 from live import protocol, rules
 from live import service as live_service
 from live.auctions import Auctions
+from live.comment_rules import is_claim
+from live.comment_sales import CommentSales
 from live.error_codes import LiveErrorCode
 from live.frames import message_list, text_frame
 from live.giveaways import Giveaways
@@ -115,6 +117,7 @@ class Gateway:
         sweep: live_service.RoomSweep | None = None,
         auctions: Auctions | None = None,
         giveaways: Giveaways | None = None,
+        comment_sales: CommentSales | None = None,
     ) -> None:
         self.store = store
         self.holds = holds
@@ -128,6 +131,10 @@ class Gateway:
         self.sweep = sweep
         self.auctions = auctions
         self.giveaways = giveaways
+        self.comment_sales = comment_sales
+        # Each watched room's comment-to-buy keywords (none: off), as its last tick or join saw
+        # them: a chat line is read as a claim only if it starts with one.
+        self.keywords_of: dict[int, list[str]] = {}
         self.likes: dict[int, int] = defaultdict(int)
         self.deals_of: dict[int, set[int]] = {}
         self._snapshots: dict[int, tuple[int, float, bytes]] = {}
@@ -261,6 +268,7 @@ class Gateway:
             await format_.advance(room_id)  # a watched room's close is not left waiting
         if advanced.room is not None:
             self.deals_of[room_id] = {d["deal_id"] for d in advanced.room["deals"]}
+            self.keywords_of[room_id] = CommentSales.keywords(advanced.room)
         if self.catch_up is not None:
             await self.catch_up(room, advanced.seq)  # an event the bus lost or has not brought
         room.forget_latest({f"stock:{deal_id}" for deal_id in advanced.left})
@@ -284,6 +292,7 @@ class Gateway:
         for room_id in self.hub.prune(set(self.deals_of) | set(self.likes) | set(self._snapshots)):
             likes = self.likes.pop(room_id, 0)
             self.deals_of.pop(room_id, None)
+            self.keywords_of.pop(room_id, None)
             self._snapshots.pop(room_id, None)
             if likes:
                 await self.store.add_likes(room_id, likes)
@@ -414,6 +423,7 @@ class Connection:
             await self.close(protocol.CLOSE_ROOM_NOT_FOUND, "no such room")
             return
         gw.deals_of[self.room_id] = {d["deal_id"] for d in snap.room["deals"]}
+        gw.keywords_of[self.room_id] = CommentSales.keywords(snap.room)
         if self.role == "viewer":
             await gw.store.mark_seen(self.room_id, self.user)
         welcome: dict[str, Any] = {
@@ -497,7 +507,7 @@ class Connection:
         try:
             text = rules.clean_chat(message.text)
             await self.take_chat_token()
-            await self.gw.store.post(
+            seq = await self.gw.store.post(
                 self.room_id,
                 {
                     "type": "chat",
@@ -516,6 +526,38 @@ class Connection:
                 await self.strike(err, "chat")
             else:
                 self.send(protocol.error(err.code, err.message, err.details, "chat"))
+            return
+        sales = self.gw.comment_sales
+        keywords = self.gw.keywords_of.get(self.room_id, ())
+        if sales is not None and self.role == "viewer" and is_claim(text, keywords):
+            await self.claim(sales, text, seq)
+
+    async def claim(self, sales: CommentSales, text: str, chat_seq: int) -> None:
+        """The line claims the pinned product (decision 0033): the viewer alone is told how it
+        went; everyone sees the line's ``chat.claimed`` badge when it held."""
+        snap = await self.gw.store.read(self.room_id)
+        if snap is None or not sales.is_claim(snap.room, text):
+            return  # comment-to-buy went off since the last tick
+        try:
+            hold = await sales.claim(snap.room, self.user, self.address, text, chat_seq)
+        except DomainError as err:
+            self.send(
+                protocol.encode(
+                    {
+                        "type": "claim.refused",
+                        "chat_seq": chat_seq,
+                        "code": err.code,
+                        "message": err.message,
+                        "details": err.details,
+                    }
+                )
+            )
+            return
+        self.send(
+            protocol.encode({"type": "claim.granted", "chat_seq": chat_seq, "hold": hold.json()})
+        )
+        if isinstance(hold, Hold):
+            self.watch(hold)
 
     async def take_chat_token(self) -> None:
         """Guest chat counts against the client address too (sellers speak as themselves)."""

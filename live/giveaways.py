@@ -70,14 +70,13 @@ class Giveaways:
 
     def _keys(self, room_id: int, giveaway_id: int) -> list[str]:
         k = self.keys.room(room_id)
-        base = k.meta.removesuffix(":meta")
         return [
             k.meta,
             k.log,
-            f"{base}:giveaway:{giveaway_id}",
-            f"{base}:giveaway:{giveaway_id}:entrants",
+            k.giveaway(giveaway_id),
+            k.entrants(giveaway_id),
             k.seen,
-            f"{base}:giveaways",
+            k.giveaways,
         ]
 
     async def _call(self, name: str, room_id: int, giveaway_id: int, *args: Any) -> Any:

@@ -29,6 +29,32 @@ class RoomKeys:
     seen: str  # hash: user -> server ms the room first saw them join (giveaway eligibility)
     channel: str  # pub/sub channel: "<seq> <event json>" or "@<user> <message json>"
 
+    def auction(self, auction_id: int) -> str:
+        """Hash: an auction's terms and state (live/lua/auctions.lua)."""
+        return self.meta.replace(":meta", f":auction:{auction_id}")
+
+    def bidders(self, auction_id: int) -> str:
+        """Hash: each bidder's best maximum in an auction."""
+        return self.meta.replace(":meta", f":auction:{auction_id}:bidders")
+
+    @property
+    def auctions(self) -> str:
+        """Set: the room's auctions not finished (the room sweep's work list)."""
+        return self.meta.replace(":meta", ":auctions")
+
+    def giveaway(self, giveaway_id: int) -> str:
+        """Hash: a giveaway's terms, committed seed and state (live/lua/giveaways.lua)."""
+        return self.meta.replace(":meta", f":giveaway:{giveaway_id}")
+
+    def entrants(self, giveaway_id: int) -> str:
+        """Set: a giveaway's entrants."""
+        return self.meta.replace(":meta", f":giveaway:{giveaway_id}:entrants")
+
+    @property
+    def giveaways(self) -> str:
+        """Set: the room's giveaways not finished."""
+        return self.meta.replace(":meta", ":giveaways")
+
     def chat_rate(self, user: str) -> str:
         """Counter of one user's chat lines in the current rate window (expires with it)."""
         return self.meta.replace(":meta", f":chat:{user}")

@@ -223,6 +223,17 @@ def drop_voucher(room: Room, card: dict[str, Any], now: int) -> Change:
     return Change(room, [{"type": "voucher.dropped", "voucher": card, "ms": now}])
 
 
+def set_comment_buy(room: Room, keywords: list[str] | None, now: int) -> Change:
+    """Comment-to-buy on (with its keywords) or off (None): a chat line starting with a keyword
+    claims the pinned product (decision 0033). Viewers are told, so their pages can say so."""
+    _open(room)
+    if room.get("comment_buy") == ({"keywords": keywords} if keywords else None):
+        return Change(room)
+    room = copy.deepcopy(room)
+    room["comment_buy"] = {"keywords": keywords} if keywords else None
+    return Change(room, [{"type": "comment_buy", "keywords": keywords or [], "ms": now}])
+
+
 def sku_in_bag(room: Room, sku_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """The bag product and SKU a flash deal would sell; a deal only sells what is on offer."""
     for item in room["bag"]:

@@ -11,7 +11,9 @@ or writes those keys, and everything else calls its methods:
 - checkout/idempotency.py, checkout/limits.py, checkout/payments.py: Idempotency-Keys, rate
   buckets and the sandbox provider's ledger;
 - live/store.py: a room's state, event log, chat, viewers and likes (``RoomStore``);
-- live/bus.py: the pub/sub subscription that brings every room's events to this node.
+- live/bus.py: the pub/sub subscription that brings every room's events to this node;
+- live/auctions.py, live/giveaways.py: a room's auctions and giveaways (over
+  ``lua/auctions.lua`` and ``lua/giveaways.lua``, in the room's slot).
 
 The keys modules (checkout/keys.py, live/keys.py) name every key; stores ask them. Two more
 places may hold a client: web/embedded.py starts the private Valkey and pings it until it
@@ -48,6 +50,8 @@ STORES = frozenset(
         "checkout/payments.py",
         "live/store.py",
         "live/bus.py",
+        "live/auctions.py",
+        "live/giveaways.py",
     }
 )
 KEYS_MODULES = frozenset({"checkout/keys.py", "live/keys.py"})

@@ -17,6 +17,7 @@ from kernel.clock import now_ms
 from kernel.errors import Invalid, NotFound
 from live import figures, rules
 from live import service as live_service
+from live.comment_rules import check_keywords
 from live.error_codes import LiveErrorCode
 from live.models import LiveRoom
 from live.room_states import RoomStatus
@@ -26,7 +27,7 @@ from web.auth import seller
 from web.error_codes import WebErrorCode
 from web.http import JSONResponse, json_body
 from web.routing import Answer, Api, Param
-from web.schemas import FlashDealIn, ProductRef, RoomIn, VoucherRef
+from web.schemas import CommentBuyIn, FlashDealIn, ProductRef, RoomIn, VoucherRef
 from web.services import Services, services
 
 api = Api()
@@ -352,6 +353,41 @@ async def stop_deal(request: Request) -> Response:
         return changed(
             await live_service.stop_deal(session, svc.rooms, svc.holds, room_id, deal_id)
         )
+
+
+@api.route(
+    "PUT",
+    "/api/rooms/{room_id:id}/comment-to-buy",
+    "Turn comment-to-buy on: a chat line starting with a keyword claims the pinned product",
+    body=CommentBuyIn,
+    auth="seller",
+    tag="rooms",
+    ok={200: out.RoomAnswer},
+    errors=(*CHANGE_ROOM, LiveErrorCode.INVALID_KEYWORDS),
+)
+async def comment_buy_on(request: Request) -> Response:
+    svc, _me, room_id = await _owned(request)
+    body = await json_body(request, CommentBuyIn)
+    keywords = check_keywords(body.keywords)
+    return changed(
+        await svc.rooms.update(room_id, lambda r: rules.set_comment_buy(r, keywords, now_ms()))
+    )
+
+
+@api.route(
+    "DELETE",
+    "/api/rooms/{room_id:id}/comment-to-buy",
+    "Turn comment-to-buy off",
+    auth="seller",
+    tag="rooms",
+    ok={200: out.RoomAnswer},
+    errors=CHANGE_ROOM,
+)
+async def comment_buy_off(request: Request) -> Response:
+    svc, _me, room_id = await _owned(request)
+    return changed(
+        await svc.rooms.update(room_id, lambda r: rules.set_comment_buy(r, None, now_ms()))
+    )
 
 
 @api.route(

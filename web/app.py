@@ -10,7 +10,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.applications import Starlette
@@ -22,6 +22,8 @@ from starlette.staticfiles import StaticFiles
 
 from checkout.attempts import AttemptStore
 from checkout.batcher import ReserveBatcher
+from checkout.cart import Carts
+from checkout.cart_store import CartStore
 from checkout.checkout import Till
 from checkout.faults import NO_CRASH, CrashPoints
 from checkout.holds import HoldStore
@@ -36,6 +38,7 @@ from checkout.pipeline import OrderPipeline, PipelineConfig
 from checkout.reconciler import reconcile_forever, reconcile_once
 from checkout.refunds import Refunds
 from checkout.shelf import ShelfStore
+from checkout.shelving import Shelving
 from checkout.sweeper import sweep_forever
 from kernel.clock import now_ms
 from kernel.db import Database
@@ -43,6 +46,7 @@ from kernel.errors import DomainError
 from live import service as live_service
 from live.auctions import Auctions
 from live.bus import RoomBus
+from live.comment_sales import CommentSales
 from live.gateway import Gateway, GatewayConfig
 from live.giveaways import Giveaways
 from live.hub import Hub
@@ -195,7 +199,13 @@ def reserve_limits(settings: Settings) -> ReserveLimits:
 def build_services(settings: Settings, crash: CrashPoints = NO_CRASH) -> Services:
     """Every service, wired; ``crash``: the crash points the crash tests install (none)."""
     assert settings.redis_url and settings.database_url and settings.secret_key
-    redis = Redis.from_url(settings.redis_url, decode_responses=True, max_connections=256)
+    # A blocking pool: past 256 connections a call waits (up to 10 s) for one to come back,
+    # rather than failing. A storm of 500 chat lines at once failed half of them (and closed
+    # their websockets) with the default pool's "Too many connections".
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url, decode_responses=True, max_connections=256, timeout=10
+    )
+    redis = Redis.from_pool(pool)  # the client owns the pool: closing it closes the pool
     db = Database(settings.database_url)
     keys = Keyspace(settings.redis_prefix)
     shelf = ShelfStore(
@@ -237,6 +247,12 @@ def build_services(settings: Settings, crash: CrashPoints = NO_CRASH) -> Service
         hold_ttl_ms=settings.hold_ttl_s * 1000,
         pay_ttl_ms=settings.pay_ttl_s * 1000,
     )
+    comment_sales = CommentSales(
+        rooms,
+        Carts(CartStore(redis, keys), Shelving(shelf), holds, batcher),
+        db,
+        batcher,
+    )
     gateway = Gateway(
         rooms,
         holds,
@@ -249,6 +265,7 @@ def build_services(settings: Settings, crash: CrashPoints = NO_CRASH) -> Service
         catch_up=bus.catch_up,
         auctions=auctions,
         giveaways=giveaways,
+        comment_sales=comment_sales,
         sweep=live_service.RoomSweep(
             db,
             settings.room_unhosted_end_s * 1000,

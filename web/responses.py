@@ -608,6 +608,10 @@ class DroppedVoucher(Out):
     live_only: bool  # claimable only here, while the room is live
 
 
+class CommentBuy(Out):
+    keywords: list[str]
+
+
 class Room(Out):
     id: int
     shop_id: int
@@ -622,6 +626,8 @@ class Room(Out):
     deals: list[FlashDeal]
     stream: Stream | None
     voucher: DroppedVoucher | None  # the voucher the creator dropped last, to claim here
+    # Comment-to-buy while on (decision 0033): a chat line starting with a keyword claims
+    comment_buy: CommentBuy | None = None
 
 
 class RoomAnswer(Out):

@@ -445,6 +445,14 @@ class GiveawayIn(Strict):
     min_watch_min: int = Field(default=0, json_schema_extra={"minimum": 0, "maximum": 120})
 
 
+class CommentBuyIn(Strict):
+    keywords: list[str] = Field(
+        min_length=1,
+        max_length=6,
+        description="1-6 words (1-20 characters each), any case: SOLD, buy, comprar...",
+    )
+
+
 class BidIn(Strict):
     amount: int = Field(
         default=0,
