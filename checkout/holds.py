@@ -270,6 +270,44 @@ class HoldStore:
             raise Conflict("The auction's lot is not on sale.", code=script_code(raw[0]))
         return Hold(raw[1], 1, int(raw[2]), HoldState.HELD, False)
 
+    async def join_waitlist(self, deal_id: int, buyer: str) -> int:
+        """Wait for a unit of the sold-out deal: the buyer's place (from 1). A unit that comes
+        back goes to the first waiting, as a hold (``offers_after`` tells who)."""
+        raw = await self._call("lc_wait", deal_id, buyer)
+        if raw[0] == "ok":
+            return int(raw[1])
+        if raw[0] == CheckoutErrorCode.NOT_SOLD_OUT:
+            raise Conflict(
+                "Units are left: reserve one instead.", code=CheckoutErrorCode.NOT_SOLD_OUT
+            )
+        raise reserve_error([str(part) for part in raw])
+
+    async def leave_waitlist(self, deal_id: int, buyer: str) -> bool:
+        return bool(await self._call("lc_unwait", deal_id, buyer))
+
+    async def waitlist_place(self, deal_id: int, buyer: str) -> tuple[int, int]:
+        """(the buyer's place, 0 if not waiting; how many wait)."""
+        place, waiting = await self._call("lc_waiting", deal_id, buyer)
+        return int(place), int(waiting)
+
+    async def offers_after(self, deal_id: int, after: str) -> list[tuple[str, Hold, str]]:
+        """Units handed to waiting buyers after stream entry ``after`` ("0" for all): (entry id,
+        the hold, its buyer), oldest first."""
+        entries = cast(
+            list[tuple[str, dict[str, str]]],
+            await self.redis.xrange(
+                self.keys.deal(deal_id).offers, f"({after}" if after != "0" else "-", "+"
+            ),
+        )
+        return [
+            (
+                entry,
+                Hold(f["hold"], 1, int(f["expires"]), HoldState.HELD),
+                f["buyer"],
+            )
+            for entry, f in entries
+        ]
+
     async def stop_deal(self, deal_id: int) -> list[tuple[str, str]]:
         """Stop selling; returns the held holds that went back, as (hold id, buyer). Payments
         under way finish or fail as they are."""

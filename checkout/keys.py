@@ -31,6 +31,10 @@ class DealKeys:
     hold_addresses: str
     # Refund key -> what lc_restock answered ("deal" or "over"), so a repeat answers the same.
     restocks: str
+    # Buyers waiting for a unit of the sold-out deal (zset by arrival), and the units handed to
+    # them (stream: their notices).
+    waitlist: str
+    offers: str
 
     def function_keys(self) -> list[str]:
         """The KEYS list every function in holds.lua expects, in its order."""
@@ -45,6 +49,8 @@ class DealKeys:
             self.addresses,
             self.hold_addresses,
             self.restocks,
+            self.waitlist,
+            self.offers,
         ]
 
 
@@ -110,6 +116,8 @@ class Keyspace:
             addresses=f"{base}:addresses",
             hold_addresses=f"{base}:hold-addresses",
             restocks=f"{base}:restocks",
+            waitlist=f"{base}:waitlist",
+            offers=f"{base}:offers",
         )
 
     def shelf(self, shop_id: int) -> ShelfKeys:

@@ -135,6 +135,8 @@ class Gateway:
         # Each watched room's comment-to-buy keywords (none: off), as its last tick or join saw
         # them: a chat line is read as a claim only if it starts with one.
         self.keywords_of: dict[int, list[str]] = {}
+        # Per running deal watched here: the last waitlist offer told to this node's viewers.
+        self.offers_told: dict[int, str] = {}
         self.likes: dict[int, int] = defaultdict(int)
         self.deals_of: dict[int, set[int]] = {}
         self._snapshots: dict[int, tuple[int, float, bytes]] = {}
@@ -272,6 +274,8 @@ class Gateway:
         if self.catch_up is not None:
             await self.catch_up(room, advanced.seq)  # an event the bus lost or has not brought
         room.forget_latest({f"stock:{deal_id}" for deal_id in advanced.left})
+        for deal_id in advanced.left:
+            await self._tell_offers(room, deal_id)
         for deal_id, left in advanced.left.items():
             room.set_latest(
                 f"stock:{deal_id}",
@@ -286,6 +290,20 @@ class Gateway:
         likes = await self.store.add_likes(room_id, self.likes.pop(room_id, 0))
         room.set_latest("likes", protocol.encode({"type": "likes", "count": likes}))
         return advanced
+
+    async def _tell_offers(self, room: LocalRoom, deal_id: int) -> None:
+        """Units the deal handed to waiting buyers: each node tells its own connections of the
+        buyer (``waitlist.offered``), so nobody is told twice however many nodes there are."""
+        after = self.offers_told.get(deal_id)
+        if after is None:  # newly watched here: offers from now on
+            after = self.offers_told[deal_id] = f"{now_ms()}-0"
+        for entry, hold, buyer in await self.holds.offers_after(deal_id, after):
+            self.offers_told[deal_id] = entry
+            message = protocol.encode(
+                {"type": "waitlist.offered", "deal_id": deal_id, "hold": hold.json()}
+            )
+            for viewer in room.viewers_of(buyer):
+                self.hub.send_later(viewer, message)
 
     async def _forget_empty_rooms(self) -> None:
         """Rooms nobody here watches any more: count their last likes, drop their caches."""

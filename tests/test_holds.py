@@ -339,16 +339,21 @@ async def test_a_caller_with_an_old_keys_layout_is_refused_not_misfiled(
     redis: Redis,
     private_keys: Keyspace,
 ) -> None:
-    """Until decision 0025 KEYS[6] was a room events stream, and until decision 0027 there was
-    no KEYS[10] (restocks): a node of either version gets an error, not its reservations (or
-    order entries) written under the wrong keys."""
+    """Until decision 0025 KEYS[6] was a room events stream, until decision 0027 there was no
+    KEYS[10] (restocks), and until the waitlist (issue 18) no KEYS[11] and [12]: a node of any
+    of those versions gets an error, not its reservations (or order entries) written under the
+    wrong keys."""
     deal = await make_live_deal(db, private_holds, seller, quantity=5)
     keys = private_keys.deal(deal.id or 0).function_keys()
+    before_waitlist = keys[:10]
     before_0027 = keys[:9]
-    before_0025 = [*keys[:5], f"{keys[0]}-events", *keys[5:9]]
+    before_0025 = [*keys[:5], f"{keys[0]}-events", *keys[5:11]]
+    misplaced = [*keys[:10], keys[11], keys[10]]
     for old, refusal in (
-        (before_0027, "expected 10 keys, got 9"),
+        (before_waitlist, "expected 12 keys, got 10"),
+        (before_0027, "expected 12 keys, got 9"),
         (before_0025, "KEYS\\[6\\] must be the orders stream"),
+        (misplaced, "KEYS\\[11\\] the waitlist"),
     ):
         with pytest.raises(ResponseError, match=refusal):
             await redis.fcall("lc_reserve_many", len(old), *old, str(deal.id), f"{buyer()} 1  \n")

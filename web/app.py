@@ -71,6 +71,7 @@ from web import (
     api_returns,
     api_rooms,
     api_vouchers,
+    api_waitlist,
     ops,
     pages,
     seller_finance,
@@ -99,6 +100,7 @@ log = logging.getLogger("livecart.app")
 # Starlette tries routes in order: the flash-deal hot path (reserve, checkout) goes first.
 APIS: list[Api] = [
     api_checkout.api,
+    api_waitlist.api,
     api_cart.api,
     api_vouchers.api,
     api_promotions.api,

@@ -174,6 +174,7 @@ _BY_STATUS: dict[int, tuple[ErrorCode, ...]] = {
         LiveErrorCode.GIVEAWAY_OPEN,
         LiveErrorCode.NOT_ELIGIBLE,
         CheckoutErrorCode.AUCTION_LOT,
+        CheckoutErrorCode.NOT_SOLD_OUT,
     ),
     413: (WebErrorCode.BODY_TOO_LARGE,),
     415: (WebErrorCode.UNSUPPORTED_MEDIA_TYPE,),

@@ -574,6 +574,17 @@ class Entries(Out):
     entries_hash: str
 
 
+class Waitlist(Out):
+    place: int  # from 1; 0: not waiting
+    waiting: int
+    # GET: your live holds of the deal (a unit handed to you from the list is one of them)
+    holds: list[Hold] | None = None
+
+
+class WaitlistAnswer(Out):
+    waitlist: Waitlist
+
+
 class AuctionAnswer(Out):
     auction: Auction
 

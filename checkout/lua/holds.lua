@@ -17,6 +17,8 @@ one deal (hash-tagged, so one Redis Cluster slot) and every key it touches arriv
                     per-address cap); a field goes when it reaches 0
   KEYS[9] hold_addresses  hash: hold id -> client address, while the hold is held or paying
   KEYS[10] restocks hash: refund key -> what lc_restock answered ("deal" or "over")
+  KEYS[11] waitlist zset: buyers waiting for a unit of the sold-out deal, scored by arrival
+  KEYS[12] offers   stream: "hold", "buyer" per unit handed to a waiting buyer (their notice)
 
 Rooms are not told from here: the room ticker reads each watched deal's counters (lc_snapshot)
 and publishes stock, sold-out and restock (docs/decisions/0025). The one stream written here is
@@ -27,7 +29,7 @@ Hold states: held -> paying -> sold; held|paying -> expired; held -> released; p
 (a declined payment returns the hold to its own deadline: paying never extends a hold for good).
 ]]
 
-local KEY_COUNT = 10
+local KEY_COUNT = 12
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -60,7 +62,36 @@ local function release_address(K, id, qty)
   if redis.call('HINCRBY', K[8], address, -qty) <= 0 then redis.call('HDEL', K[8], address) end
 end
 
--- Return a live hold's units to stock and close it with the given final state.
+-- Units that come back while buyers wait go to them first, a unit each in the order they
+-- joined, as holds with their own pay window (never to the open pool while someone waits).
+-- A waiter already at the per-buyer limit is passed over (and leaves the list). Not once the
+-- deal is stopped or its window is over: nobody may buy then.
+local function offer_to_waiters(K, now)
+  if redis.call('ZCARD', K[11]) == 0 then return end
+  local t = redis.call('HMGET', K[1], 'stopped', 'ends', 'limit', 'hold_ttl', 'deal')
+  if t[1] == '1' or now >= tonumber(t[2]) then return end
+  local limit, ttl = tonumber(t[3]), tonumber(t[4])
+  while tonumber(redis.call('HGET', K[1], 'available')) > 0 do
+    local first = redis.call('ZPOPMIN', K[11])
+    if #first == 0 then return end
+    local buyer = first[1]
+    if tonumber(redis.call('HGET', K[3], buyer) or '0') < limit then
+      local id = t[5] .. '-' .. redis.call('HINCRBY', K[1], 'next_hold', 1)
+      local expires = now + ttl
+      save_hold(K, id, { state = 'held', qty = 1, expires = expires, held_until = expires,
+                         attempt = '', buyer = buyer, request = '' })
+      redis.call('HINCRBY', K[1], 'available', -1)
+      redis.call('HINCRBY', K[1], 'held', 1)
+      redis.call('HINCRBY', K[3], buyer, 1)
+      redis.call('ZADD', K[5], expires, id)
+      redis.call('XADD', K[12], 'MAXLEN', '~', 1000, '*', 'hold', id, 'buyer', buyer,
+        'expires', fmt(expires))
+    end
+  end
+end
+
+-- Return a live hold's units to stock (to waiting buyers first) and close it with the given
+-- final state.
 local function close_hold(K, id, h, final_state)
   h.state = final_state
   save_hold(K, id, h)
@@ -69,6 +100,7 @@ local function close_hold(K, id, h, final_state)
   redis.call('HINCRBY', K[1], 'available', h.qty)
   redis.call('HINCRBY', K[1], 'held', -h.qty)
   redis.call('HINCRBY', K[3], h.buyer, -h.qty)
+  offer_to_waiters(K, now_ms())
 end
 
 -- Lazy reclaim: every lapsed hold goes back to stock before anyone reads availability.
@@ -415,6 +447,7 @@ local function restock(K, ARGV)
     local h = parse_hold(raw)
     redis.call('HINCRBY', K[1], 'sold', -n)
     redis.call('HINCRBY', K[1], 'available', n)
+    offer_to_waiters(K, now)
     if redis.call('HINCRBY', K[3], h.buyer, -n) <= 0 then redis.call('HDEL', K[3], h.buyer) end
     answer = 'deal'
   end
@@ -455,6 +488,36 @@ local function award(K, ARGV)
   return { 'ok', id, fmt(expires) }
 end
 
+-- ARGV: buyer. Join the waitlist of a sold-out deal: {"ok", position} (from 1; joining again
+-- keeps the place), or a refusal (not_sold_out: there are units, tap Buy).
+local function wait(K, ARGV)
+  if redis.call('EXISTS', K[1]) == 0 then return { 'deal_not_live' } end
+  if redis.call('HGET', K[1], 'sealed') == '1' then return { 'auction_lot' } end
+  local now = now_ms()
+  reclaim(K, now)
+  local d = terms(K)
+  if d.stopped or now >= d.ends then return { 'deal_ended', fmt(d.ends) } end
+  local buyer = ARGV[1]
+  local rank = redis.call('ZRANK', K[11], buyer)
+  if rank then return { 'ok', rank + 1 } end
+  if tonumber(redis.call('HGET', K[1], 'available')) > 0 then return { 'not_sold_out' } end
+  local mine = tonumber(redis.call('HGET', K[3], buyer) or '0')
+  if mine >= d.limit then return { 'limit_exceeded', d.limit, mine } end
+  redis.call('ZADD', K[11], redis.call('HINCRBY', K[1], 'next_wait', 1), buyer)
+  return { 'ok', redis.call('ZRANK', K[11], buyer) + 1 }
+end
+
+-- ARGV: buyer. Leave the waitlist; returns 1 if they were on it.
+local function unwait(K, ARGV)
+  return redis.call('ZREM', K[11], ARGV[1])
+end
+
+-- ARGV: buyer. {position (0: not waiting), how many wait}.
+local function waiting(K, ARGV)
+  local rank = redis.call('ZRANK', K[11], ARGV[1])
+  return { rank and rank + 1 or 0, redis.call('ZCARD', K[11]) }
+end
+
 -- Every function checks the KEYS layout first: a node of a version with another layout gets an
 -- error, not a write to the wrong key. Counting is not enough: until decision 0025 KEYS[6] was a
 -- room events stream, and until 0027 there was no KEYS[10], so that version also sent 10 keys.
@@ -468,9 +531,10 @@ local function register(name, fn)
     if #K ~= KEY_COUNT then
       return redis.error_reply('livecart_holds: expected ' .. KEY_COUNT .. ' keys, got ' .. #K)
     end
-    if not ends_with(K[6], ':orders') or not ends_with(K[10], ':restocks') then
-      return redis.error_reply('livecart_holds: KEYS[6] must be the orders stream and KEYS[10] '
-        .. 'the restocks hash (an older node?)')
+    if not ends_with(K[6], ':orders') or not ends_with(K[10], ':restocks')
+        or not ends_with(K[11], ':waitlist') then
+      return redis.error_reply('livecart_holds: KEYS[6] must be the orders stream, KEYS[10] '
+        .. 'the restocks hash and KEYS[11] the waitlist (an older node?)')
     end
     return fn(K, ARGV)
   end)
@@ -488,3 +552,6 @@ register('lc_snapshot', snapshot)
 register('lc_get_hold', get_hold)
 register('lc_restock', restock)
 register('lc_award', award)
+register('lc_wait', wait)
+register('lc_unwait', unwait)
+register('lc_waiting', waiting)
