@@ -81,6 +81,8 @@ CHAT_STRIKES = frozenset(
 )
 # A snapshot's chat is looked for among the room's last this many events.
 RECENT_EVENTS_SCANNED = 400
+# Likes one viewer's connection may add: this many a second after a burst (more are dropped).
+LIKES_PER_S, LIKES_BURST = 10, 50
 
 
 def recent_chat(newest_first: Iterable[rules.Event], lines: int) -> list[rules.Event]:
@@ -336,6 +338,7 @@ class Connection:
         now = self.loop.time()
         self.bucket = protocol.TokenBucket(cfg.message_rate, cfg.message_burst, now)
         self.strikes = protocol.TokenBucket(cfg.strike_refill, cfg.strikes, now)
+        self.likes: protocol.TokenBucket | None = None
         self.viewer: Viewer | None = None
         self.user = ""
         self.role = ""
@@ -511,7 +514,12 @@ class Connection:
                 )
             )
         elif isinstance(message, Like):
-            self.gw.likes[self.room_id] += message.count
+            # Per viewer: LIKES_PER_S a second after a burst; taps past it are not counted (a
+            # bucket made on the first like: most viewers never tap).
+            now = self.loop.time()
+            if self.likes is None:
+                self.likes = protocol.TokenBucket(LIKES_PER_S, LIKES_BURST, now)
+            self.gw.likes[self.room_id] += self.likes.take_up_to(message.count, now)
         elif isinstance(message, Chat):
             await self.chat(message)
         elif isinstance(message, Buy):

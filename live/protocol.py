@@ -198,6 +198,14 @@ class TokenBucket:
     def __init__(self, rate: float, burst: float, now: float) -> None:
         self.rate, self.burst, self.tokens, self.stamp = rate, burst, burst, now
 
+    def take_up_to(self, n: int, now: float) -> int:
+        """Take as many of ``n`` tokens as there are (whole ones); returns how many."""
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        taken = min(n, int(self.tokens))
+        self.tokens -= taken
+        return taken
+
     def take(self, now: float) -> bool:
         self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now

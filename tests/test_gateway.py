@@ -579,6 +579,28 @@ async def test_likes_and_viewer_counts(
     await b.close()
 
 
+async def test_one_viewers_likes_are_capped_not_refused(
+    server: Server, live: LiveRoom, sessions: GuestSessions
+) -> None:
+    """500 likes sent at once count as the burst (50) plus what the rate (10/s) earned while
+    they arrived; nothing is refused and the connection stays."""
+    v = await WsViewer.open(server.base_url, live.room)
+    await v.hello(token(sessions)[1])
+    start = (await v.next("snapshot"))["likes"]
+    sent = time.monotonic()
+    for _ in range(10):
+        await v.send(type="like", count=50)
+    await v.send(type="ping", client_ms=1)
+    await v.next("time")  # every like before it was read
+    elapsed = time.monotonic() - sent
+    seen = await v._first(
+        lambda m: m.get("type") == "likes" and m["count"] >= start + 50, "the burst's likes", 10
+    )
+    assert seen["count"] <= start + 50 + int(10 * elapsed) + 1
+    assert not v.of("error")
+    await v.close()
+
+
 # -- protection ---------------------------------------------------------------------------
 
 

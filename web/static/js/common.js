@@ -58,6 +58,14 @@ export function minorDigits(currency) {
   return moneyFormat?.digits[currency] ?? 2;
 }
 
+// "39" or "39.90" in minor units of the currency; NaN when it is not an amount.
+export function minorUnits(text, currency) {
+  const digits = minorDigits(currency);
+  const match = /^(\d{1,10})(?:\.(\d{1,2}))?$/.exec(text.trim());
+  if (!match || (match[2] || "").length > digits) return NaN;
+  return Number(match[1]) * 10 ** digits + Number((match[2] || "").padEnd(digits, "0") || 0);
+}
+
 // A random id (crypto.randomUUID exists only on HTTPS and localhost; a phone on the LAN
 // reaches a demo over plain http).
 export function randomId() {

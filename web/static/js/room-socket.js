@@ -60,6 +60,7 @@ export class RoomSocket {
 
   receive(message) {
     if (message.type === "welcome") {
+      this.user = message.user; // who this page is in the room (the guest session's id)
       this.attempt = 0;
       this.learnClock(message.server_ms, 0);
       this.onState("live");

@@ -3,7 +3,8 @@
 // live figures, and chat moderation. Calls the JSON API with the sign-in cookie and the
 // page's CSRF token.
 
-import { api, clockText, config, el, minorDigits, money } from "./common.js";
+import { api, clockText, config, el, minorUnits, money } from "./common.js";
+import { Formats } from "./studio-formats.js";
 import { RoomSocket } from "./room-socket.js";
 import { publish } from "./webrtc.js";
 
@@ -14,6 +15,7 @@ const state = { room: null, stock: {} };
 const products = new Map(config.products.map((p) => [p.product_id, p]));
 
 const call = (method, path, body) => api(method, path, { body, headers: csrf });
+let formats = null; // auctions, giveaways, comment-to-buy: made once the socket exists
 
 const socket = new RoomSocket(roomId, {
   token: async () => config.ticket,
@@ -37,6 +39,7 @@ function receive(m) {
     state.stock = Object.fromEntries(Object.entries(m.stock).map(([id, left]) => [Number(id), left]));
     $("chat-lines").replaceChildren(...m.chat.map(chatLine));
     render();
+    formats.snapshot(m);
     refreshVouchers();
     return;
   }
@@ -47,6 +50,7 @@ function receive(m) {
     return;
   }
   if (!state.room) return;
+  if (formats.event(m)) return;
   const room = state.room;
   switch (m.type) {
     case "room.live": room.status = "live"; break;
@@ -244,13 +248,6 @@ function whole(text) {
   return /^\d{1,9}$/.test(text.trim()) ? Number(text.trim()) : NaN;
 }
 
-function minorUnits(text, currency) {
-  const digits = minorDigits(currency);
-  const match = /^(\d{1,10})(?:\.(\d{1,2}))?$/.exec(text.trim());
-  if (!match || (match[2] || "").length > digits) return NaN;
-  return Number(match[1]) * 10 ** digits + Number((match[2] || "").padEnd(digits, "0") || 0);
-}
-
 function readDeal() {
   const form = $("deal-form");
   const skuId = Number(form.elements.sku_id.value);
@@ -389,4 +386,17 @@ setInterval(() => {
   refreshVouchers();
 }, 2000);
 refreshFigures();
+formats = new Formats({
+  roomId,
+  call,
+  act,
+  now: () => socket.now(),
+  skuOf(skuId) {
+    for (const product of state.room?.bag || []) {
+      const sku = product.skus.find((s) => s.sku_id === skuId);
+      if (sku) return { product, sku };
+    }
+    return null;
+  },
+});
 socket.start();

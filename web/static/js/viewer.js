@@ -6,6 +6,7 @@ import { api, clockText, config, el, guestToken, money, randomId, t } from "./co
 import { fillAddress, payHold, readForm, waitForOrder } from "./pay.js";
 import { Shop, offerOf, priceTag, promotionsOf } from "./shop.js";
 import { RoomSocket } from "./room-socket.js";
+import { ViewerFormats } from "./viewer-formats.js";
 import { watch } from "./webrtc.js";
 
 const $ = (id) => document.getElementById(id);
@@ -56,6 +57,7 @@ const handlers = {
     $("chat-lines").replaceChildren(...m.chat.map(chatLine));
     scrollChat();
     renderAll();
+    formats.snapshot(m);
   },
   holds(m) {
     state.taken = Object.fromEntries(Object.entries(m.taken || {}).map(([id, n]) => [Number(id), n]));
@@ -156,6 +158,7 @@ const handlers = {
     if (state.holds[m.hold_id]) state.holds[m.hold_id].state = "sold";
   },
   error(m) {
+    if (formats.refused(m)) return;
     if (m.ref === "chat") {
       showChatError(m.code);
     } else if (m.ref && m.ref.startsWith("tap-")) {
@@ -173,7 +176,7 @@ const handlers = {
 
 function receive(message) {
   if (!state.room && message.type !== "snapshot" && message.type !== "welcome" && message.type !== "holds") return;
-  handlers[message.type]?.(message);
+  (handlers[message.type] || formatHandlers[message.type])?.(message);
 }
 
 function updateDeal(dealId, changes) {
@@ -257,6 +260,7 @@ function tick() {
   const box = $("deal-countdown");
   if (!deal) {
     if ($("card-title").textContent && $("deal-box").hidden === false) renderCard();
+    formats.showWaitlist(null, false);
     return;
   }
   const now = socket.now();
@@ -287,6 +291,7 @@ function tick() {
   buy.disabled = phase !== "open" || atLimit;
   buy.dataset.limitReached = atLimit ? "1" : "";
   buy.textContent = atLimit ? t("limit_reached") : phase === "sold_out" ? t("sold_out") : t("buy");
+  formats.showWaitlist(deal, phase === "sold_out" && !atLimit);
   $("limit-text").textContent = atLimit
     ? t("limit_reached_reason", { limit: deal.per_buyer_limit })
     : t("per_buyer_limit", { limit: deal.per_buyer_limit });
@@ -423,14 +428,17 @@ function rememberHold(hold) {
 
 let holdTimer = null;
 
-function openCheckout(hold) {
+// ``priced``: an auction's, a giveaway's or a claim's hold brings its own title and amount.
+function openCheckout(hold, priced = null) {
   state.activeHold = { ...state.holds[hold.id], ...hold };
   const dealId = hold.deal_id ?? Number(hold.id.split("-")[0]);
-  const deal = state.room?.deals.find((d) => d.deal_id === dealId);
-  state.activeHold.amount = deal ? deal.deal_price * hold.qty : null;
-  state.activeHold.currency = deal?.currency;
-  $("hold-item").textContent = deal ? `${deal.title} × ${hold.qty}` : `× ${hold.qty}`;
-  $("pay").textContent = deal ? t("pay", { amount: money(deal.deal_price * hold.qty, deal.currency) }) : t("pay", { amount: "" });
+  const deal = priced ? null : state.room?.deals.find((d) => d.deal_id === dealId);
+  state.activeHold.amount = deal ? deal.deal_price * hold.qty : priced?.amount ?? null;
+  state.activeHold.currency = deal?.currency ?? priced?.currency;
+  const title = deal?.title ?? priced?.title;
+  const amount = state.activeHold.amount;
+  $("hold-item").textContent = title ? `${title} × ${hold.qty}` : `× ${hold.qty}`;
+  $("pay").textContent = t("pay", { amount: amount != null && state.activeHold.currency ? money(amount, state.activeHold.currency) : "" });
   $("pay-error").textContent = "";
   $("checkout-form-view").hidden = false;
   $("checkout-done").hidden = true;
@@ -657,4 +665,14 @@ function showChatError(code) {
   chatErrorTimer = setTimeout(() => ($("chat-error").textContent = ""), 4000);
 }
 
+const formats = new ViewerFormats({
+  socket,
+  state,
+  pay(hold, priced) {
+    rememberHold(hold);
+    openCheckout(hold, priced.title !== undefined || priced.amount !== undefined ? priced : null);
+  },
+  errorText: (code) => errorText(code),
+});
+const formatHandlers = formats.handlers();
 socket.start();
