@@ -115,3 +115,58 @@ async def test_a_buy_on_one_node_is_sold_out_everywhere(
     await buyer.next("hold.granted", ref="only")
     await watcher.next("deal.sold_out", deal_id=deal["deal_id"], within=5)
     await asyncio.gather(buyer.close(), watcher.close())
+
+
+async def test_one_auction_with_bidders_on_both_nodes(
+    server: Server,
+    node_b: Server,
+    http: httpx.AsyncClient,
+    seller: SellerAccount,
+    sessions: GuestSessions,
+) -> None:
+    """Ten bidders on each node bid against each other until a sudden-death auction closes:
+    every viewer on either node sees the same bids in the same order and the same winner and
+    hammer price, and the winner, wherever connected, is the one told they won."""
+    room, _product, sku = await http_room(http, seller)
+    body = {"sku_id": sku, "start_price": 1000, "duration_s": 10, "mode": "sudden_death"}
+    made = await http.post(f"/api/rooms/{room}/auctions", headers=seller.headers, json=body)
+    assert made.status_code == 201, made.text
+    aid = made.json()["auction"]["auction_id"]
+    bidders: list[tuple[str, WsViewer]] = []
+    for node in (server, node_b):
+        for _ in range(10):
+            user, token = sessions.issue()
+            v = await WsViewer.open(node.base_url, room)
+            await v.hello(token)
+            await v.next("holds")
+            bidders.append((user, v))
+
+    async def bid_until_closed(n: int, v: WsViewer) -> None:
+        amount, sent = 1000 + 50 * n, 0
+        while True:
+            ref = f"n{n}-{sent}"
+            sent += 1
+            await v.send(type="bid", auction_id=aid, amount=amount, ref=ref)
+            answer = await v.answer(ref, within=30)
+            if answer["type"] == "bid.accepted":
+                amount = answer["bid"]["min_bid"] + 50 * (n % 4)
+            elif answer["code"] in ("bid_too_low", "bid_not_higher"):
+                amount = max(answer["details"].get("min_bid", 0), amount + 50)
+            else:
+                assert answer["code"] == "auction_closed", answer
+                return
+            await asyncio.sleep(0.1)  # pacing: about 200 bids a second from both nodes
+
+    await asyncio.gather(*(bid_until_closed(n, v) for n, (_, v) in enumerate(bidders)))
+    closes = [await v.next("auction.closed", within=40) for _, v in bidders]
+    assert (
+        len({(c["seq"], c["auction"]["winner"], c["auction"]["hammer_price"]) for c in closes}) == 1
+    )
+    orders = [[(e["seq"], e["auction"]["price"]) for e in v.of("auction.bid")] for _, v in bidders]
+    assert all(o == orders[0] for o in orders) and len(orders[0]) > 1
+    winner = closes[0]["auction"]["winner"]
+    won = next(v for user, v in bidders if user == winner)
+    await won.next("auction.won", within=30)
+    assert [user for user, v in bidders if v.of("auction.won")] == [winner]
+    for _, v in bidders:
+        await v.close()
