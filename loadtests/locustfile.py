@@ -7,7 +7,13 @@
 - ``Shopper``: a viewer who, while the deal runs, puts 1-3 of the bag's SKUs in the cart at list
   price, checks the cart out (one hold of every line) and pays (the "bag" mix).
 - ``Creator``: one per run; pins products and starts the deal (``storm``), keeps pinning
-  (``steady``, ``reconnect``).
+  (``steady``, ``reconnect``), or starts an anti-snipe auction (``auction``) and ends the run
+  once it is paid for or unsold.
+
+In the ``auction`` scenario the buyers bid instead: each bids over its websocket at a random
+moment of the last three seconds before the close it was last told (so every bid lands in the
+anti-snipe window and moves the close), at the minimum plus a few steps, up to five times,
+until the auction closes; the winner pays the hold it is handed.
 
 Websocket messages are reported to locust's statistics as request type ``WS``, named by message
 type, with the time from the server's ``ms`` stamp to receipt as the response time. What viewers
@@ -37,6 +43,8 @@ from locust.contrib.fasthttp import FastHttpUser
 from locust.env import Environment
 
 CARD = "4242424242424242"
+# A bid that lost its race (another bid came first, or the close did): an answer, not a failure.
+LOST_RACES = frozenset({"bid_too_low", "bid_not_higher", "auction_closed"})
 LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on with 0 s: closing sends RST, not FIN
 # A dropped viewer waits 0.2-2 s and reconnects; it must be back in the room this soon.
 BACK_WITHIN_S = 8.0
@@ -45,7 +53,7 @@ BACK_WITHIN_S = 8.0
 @events.init_command_line_parser.add_listener
 def _options(parser: Any) -> None:
     add = parser.add_argument
-    add("--scenario", choices=["storm", "steady", "reconnect"], default="storm")
+    add("--scenario", choices=["storm", "steady", "reconnect", "auction"], default="storm")
     add("--room-id", type=int, default=1, env_var="LOADTEST_ROOM_ID")
     add("--seller-token", default="", env_var="LOADTEST_SELLER_TOKEN")
     add("--deal-sku", type=int, default=0, env_var="LOADTEST_DEAL_SKU")
@@ -105,6 +113,7 @@ class RoomSocket:
         self.replay_until: int | None = None
         self.replayed = 0
         self.stopped = False
+        self.user_id = ""  # the room's name for this viewer, from welcome
         self.reader: gevent.Greenlet | None = None
 
     def open(self) -> None:
@@ -163,6 +172,7 @@ class RoomSocket:
         if "ms" in m:
             report(self.env, "WS", kind, max(0.0, time.time() * 1000 - m["ms"]))
         if kind == "welcome":
+            self.user_id = m["user"]
             self.welcomes += 1
             if self.welcomes == 1:
                 report(self.env, "VIEWER", "joined")
@@ -191,7 +201,9 @@ class RoomSocket:
                 if seq >= self.replay_until:
                     report(self.env, "VIEWER", "replayed events", self.replayed)
                     self.replay_until = None
-        if kind == "error":
+        if kind == "error" and m["code"] in LOST_RACES:
+            report(self.env, "WS", f"lost bid ({m['code']})")  # an answer, not a failure
+        elif kind == "error":
             report(self.env, "WS", f"error {m['code']}", 0, Missed(m.get("message", "")))
         self.user.on_message(kind, m)
 
@@ -268,17 +280,66 @@ class Viewer(RoomUser):
     weight = 3
 
 
+BIDS_PER_BIDDER = 5
+LAST_SECONDS = 3.0
+
+
 class Buyer(RoomUser):
-    """Waits for the deal, reserves within the first second, pays (or gives it back)."""
+    """Waits for the deal, reserves within the first second, pays (or gives it back). In the
+    ``auction`` scenario: bids in the last seconds, and pays if it wins."""
 
     weight = 1
 
     def on_message(self, kind: str, m: dict[str, Any]) -> None:
         super().on_message(kind, m)
+        if self.options.scenario == "auction":
+            self.follow_auction(kind, m)
+            return
         if kind == "deal.live":
             gevent.spawn_later(random.uniform(0, 1.0), self.buy, m["deal_id"])
 
+    def follow_auction(self, kind: str, m: dict[str, Any]) -> None:
+        if kind in ("auction.started", "auction.bid"):
+            a = m["auction"]
+            self.auction = a
+            if kind == "auction.started" or not getattr(self, "bidding", False):
+                self.bidding = True
+                gevent.spawn(self.bid_late)
+        elif kind == "auction.closed":
+            self.auction = m["auction"]
+        elif kind == "auction.won":
+            auth = {"Authorization": f"Bearer {self.token}"}
+            hold = m["hold"]["id"]
+            self.client.post(
+                f"/api/holds/{hold}/checkout",
+                json={"card": CARD},
+                headers={**auth, "Idempotency-Key": f"win-{hold}"},
+                name="checkout",
+            )
+
+    def bid_late(self) -> None:
+        """Up to BIDS_PER_BIDDER bids, each at a random moment of the last seconds before the
+        close as last heard (a bid there moves the close: the next one waits for the new end)."""
+        for n in range(BIDS_PER_BIDDER):
+            a = self.auction
+            if a["state"] != "open":
+                return
+            wait = (a["ends_ms"] - time.time() * 1000) / 1000 - random.uniform(0, LAST_SECONDS)
+            gevent.sleep(max(0.0, wait))
+            a = self.auction
+            if a["state"] != "open" or a.get("leader") == getattr(self.socket, "user_id", None):
+                continue
+            amount = a["min_bid"] + random.randint(0, 3) * 50
+            self.socket.send(
+                {"type": "bid", "auction_id": a["auction_id"], "amount": amount, "ref": f"b{n}"}
+            )
+            gevent.sleep(random.uniform(0.3, 1.0))
+
     def on_snapshot(self, m: dict[str, Any]) -> None:
+        if self.options.scenario == "auction":
+            for a in m.get("auctions", []):
+                self.follow_auction("auction.started", {"auction": a})
+            return
         # Joined after the deal went live: buy it now, once.
         for deal in m["room"]["deals"]:
             if deal["status"] == "live" and not getattr(self, "tried", False):
@@ -375,7 +436,8 @@ class Creator(FastHttpUser):
         self.headers = {"Authorization": f"Bearer {self.options.seller_token}"}
         self.products = [int(p) for p in self.options.pin_products.split(",") if p]
         self.started = time.monotonic()
-        self.deal_started = self.options.scenario != "storm"
+        self.deal_started = self.options.scenario not in ("storm", "auction")
+        self.auction_id: int | None = None
         self.deal_id: int | None = None
         self.pins = 0
         self.next_pin = 0.0
@@ -392,6 +454,24 @@ class Creator(FastHttpUser):
     def act(self) -> None:
         if self.deal_id is not None:
             self.stop_when_sold(self.deal_id)
+        if self.auction_id is not None:
+            self.stop_when_settled(self.auction_id)
+        if not self.deal_started and self.audience_in() and self.options.scenario == "auction":
+            self.deal_started = True
+            made = self.client.post(
+                f"/api/rooms/{self.options.room_id}/auctions",
+                json={
+                    "sku_id": self.options.deal_sku,
+                    "start_price": 1000,
+                    "duration_s": 15,
+                    "mode": "standard",
+                    "snipe_s": 5,
+                },
+                headers=self.headers,
+                name="start auction",
+            )
+            if made.status_code == 201:
+                self.auction_id = made.json()["auction"]["auction_id"]
         if not self.deal_started and self.audience_in():
             self.deal_started = True
             made = self.client.post(
@@ -418,6 +498,16 @@ class Creator(FastHttpUser):
                 headers=self.headers,
                 name="pin",
             )
+
+    def stop_when_settled(self, auction_id: int) -> None:
+        """The auction is over once its lot is sold (the winner paid) or unsold."""
+        a = self.client.get(
+            f"/api/rooms/{self.options.room_id}/auctions/{auction_id}", name="auction"
+        ).json()["auction"]
+        runner = self.environment.runner
+        if a["state"] in ("sold", "unsold") and runner is not None:
+            self.auction_id = None
+            gevent.spawn_later(3, runner.quit)
 
     def stop_when_sold(self, deal_id: int) -> None:
         """The storm is over once every unit is sold (none left, none held): give the sold-out

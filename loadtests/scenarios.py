@@ -3,6 +3,7 @@
     python loadtests/scenarios.py storm      # 2,000 viewers, a 200-unit deal, half try to buy
     python loadtests/scenarios.py reconnect  # 1,000 viewers all drop at once and come back
     python loadtests/scenarios.py steady     # 300 viewers, chat and pins for a minute
+    python loadtests/scenarios.py auction    # 1,000 viewers, half bid in the last seconds
 
 Each run starts its own ``livecart serve`` (a private Valkey and a SQLite file in a temporary
 directory, on 127.0.0.1), sets up a shop, a live room and its products over the API, runs
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import itertools
 import json
 import os
 import secrets
@@ -50,6 +52,7 @@ DEFAULTS = {
     "storm": {"viewers": 2000, "run_time": 75},
     "reconnect": {"viewers": 1000, "run_time": 60},
     "steady": {"viewers": 300, "run_time": 60},
+    "auction": {"viewers": 1000, "run_time": 120},
 }
 PREFIX = "lt"
 GENERATOR_CEILING = 0.7  # of one core: above it, latency figures are the generator's
@@ -324,6 +327,10 @@ def verdict(args: argparse.Namespace, stage: Stage, out: Path, ran: Ran) -> dict
         )
         came_back = found["resumed"] + found["snapshot_after_drop"]
         ok &= back == args.viewers and came_back >= args.viewers and replayed_total(stats) > 0
+    if args.scenario == "auction":
+        judged = asyncio.run(judge_auction(stage))
+        found.update(judged)
+        ok &= judged["auction_ok"]
     if args.scenario == "steady":
         found.update(
             pin_latency_ms=percentiles(stats, "WS", "pin"),
@@ -334,6 +341,65 @@ def verdict(args: argparse.Namespace, stage: Stage, out: Path, ran: Ran) -> dict
         ok &= found["pins_delivered"] > 0
     unexpected = {k: v for k, v in failures.items() if not k.startswith("VIEWER")}
     found["ok"] = bool(ok and not unexpected and count(stats, "VIEWER", "not back") == 0)
+    return found
+
+
+async def judge_auction(stage: Stage) -> dict[str, Any]:
+    """The auction's verdict from the stores themselves: one winner, every accepted bid (the
+    room's log) made before the close by Redis's clock and the close only ever moving later,
+    the lot's books exact, and the one paid order at the hammer price."""
+    from redis.asyncio import Redis
+
+    from live.keys import LiveKeys
+
+    redis = Redis.from_url(stage.redis_url, decode_responses=True)
+    db = Database(stage.database_url)
+    try:
+        log = LiveKeys(PREFIX).room(stage.room).log
+        events = [json.loads(f["p"]) for _, f in await redis.xrange(log)]
+        bids = [e for e in events if e["type"] == "auction.bid"]
+        closed = [e for e in events if e["type"] == "auction.closed"]
+        if not closed:
+            return {"auction_ok": False, "why": "the auction never closed", "bids": len(bids)}
+        final = closed[-1]["auction"]
+        ends = [e["auction"]["ends_ms"] for e in bids]
+        h = {"Authorization": f"Bearer {stage.token}"}
+        async with httpx.AsyncClient(base_url=stage.base, headers=h, timeout=30) as http:
+            view = (
+                await http.get(f"/api/rooms/{stage.room}/auctions/{final['auction_id']}")
+            ).json()["auction"]
+            orders = [
+                o
+                for o in (await http.get("/api/orders")).json()["orders"]
+                if o["deal_id"] == final["auction_id"]
+            ]
+        books = await settled_audit(redis, db, Keyspace(PREFIX), final["auction_id"], wait_s=30)
+    finally:
+        await redis.aclose()
+        await db.close()
+    found = {
+        "auction": final["auction_id"],
+        "bids_accepted": len(bids),
+        "extensions": sum(1 for e in bids if e.get("extended")),
+        "bids_after_close": sum(1 for e in bids if e["ms"] >= final["ends_ms"]),
+        "close_moved_back": sum(1 for a, b in itertools.pairwise(ends) if b < a),
+        "winner": final.get("winner"),
+        "hammer_price": final.get("hammer_price"),
+        "auction_state": view["state"],
+        "orders": len(orders),
+        "order_unit_price": orders[0]["unit_price"] if orders else None,
+        "lot_oversold": books.oversold,
+        "lot_lost_paid_orders": books.lost_paid_orders,
+    }
+    found["auction_ok"] = (
+        len(bids) > 0
+        and found["bids_after_close"] == 0
+        and found["close_moved_back"] == 0
+        and view["state"] == "sold"
+        and len(orders) == 1
+        and found["order_unit_price"] == final.get("hammer_price")
+        and books.ok
+    )
     return found
 
 

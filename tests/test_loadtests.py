@@ -68,3 +68,13 @@ def test_a_tiny_steady_room_chats_and_pins(tmp_path: Path) -> None:
     assert found["ok"], found
     assert found["ws_connects"] >= 20 and found["seq_gaps_or_duplicates"] == 0
     assert found["pin_latency_ms"] is not None
+
+
+def test_a_tiny_auction_storm_has_one_winner_and_no_bid_after_the_close(tmp_path: Path) -> None:
+    found = scenario("auction", tmp_path)
+    assert found["ok"], found
+    assert found["bids_accepted"] >= 1 and found["extensions"] >= 1
+    assert (found["bids_after_close"], found["close_moved_back"]) == (0, 0)
+    assert found["auction_state"] == "sold" and found["orders"] == 1
+    assert found["order_unit_price"] == found["hammer_price"] > 0
+    assert (found["lot_oversold"], found["lot_lost_paid_orders"]) == (0, 0)
