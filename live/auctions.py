@@ -22,7 +22,7 @@ from checkout.hold_states import HoldState
 from checkout.holds import HoldStore
 from kernel.errors import Conflict, DomainError, ErrorCode, NotFound
 from live import rules
-from live.auction_rules import AuctionState, AuctionTerms, check_terms, steps_text
+from live.auction_rules import FINISHED, AuctionState, AuctionTerms, check_terms, steps_text
 from live.error_codes import LiveErrorCode
 from live.keys import LiveKeys
 from live.store import RoomStore
@@ -191,6 +191,7 @@ class Auctions:
         )
         if answer[0] not in ("ok", "exists"):
             raise _refusal(answer[0], answer[1:])
+        await self.store.track_formats(room_id)
 
     # -- viewers -------------------------------------------------------------------------------
 
@@ -224,6 +225,13 @@ class Auctions:
             found["your_hold"] = {"id": raw[1], "pay_by_ms": int(raw[2])}
         return found
 
+    async def close_all(self, room_id: int) -> None:
+        """The room ended: every open auction closes now (its leader wins, as at a normal
+        close) and moves on as far as it can."""
+        for auction_id in await self.active(room_id):
+            await self._call("lc_auction_close_now", room_id, auction_id)
+        await self.advance(room_id)
+
     async def active(self, room_id: int) -> list[int]:
         members = await self.redis.smembers(self._keys(room_id, 0)[5])
         return sorted(int(m) for m in members)
@@ -241,15 +249,19 @@ class Auctions:
                 log.exception("auction %s of room %s could not advance", auction_id, room_id)
 
     async def _advance_one(self, room_id: int, auction_id: int) -> None:
-        state, winner, price, round_ = await self._call("lc_auction_close", room_id, auction_id)
-        if state == "auction_not_due":
+        answer = await self._call("lc_auction_close", room_id, auction_id)
+        if answer[0] in ("auction_not_due", "auction_not_found"):
             return
+        state, winner, price, round_ = answer
         if state == AuctionState.CLOSED:
             await self._award(room_id, auction_id, winner, int(price), int(round_))
         elif state == AuctionState.AWARDED:
             await self._follow(room_id, auction_id, winner, int(round_))
-        elif state == AuctionState.UNSOLD:
-            await self.holds.stop_deal(auction_id)  # the lot settles back to the SKU
+        elif state in FINISHED:
+            # Stop the lot (its unsold unit settles back to the SKU), then forget the auction:
+            # in this order, a crash between the two is finished by the next pass.
+            await self.holds.stop_deal(auction_id)
+            await self._call("lc_auction_forget", room_id, auction_id)
 
     async def _award(
         self, room_id: int, auction_id: int, winner: str, price: int, round_: int
@@ -281,11 +293,9 @@ class Auctions:
         hold = await self.holds.get_hold(found["your_hold"]["id"], winner)
         if hold.state == HoldState.SOLD:
             await self._call("lc_auction_sold", room_id, auction_id, round_)
-            await self.holds.stop_deal(auction_id)
         elif hold.state in (HoldState.EXPIRED, HoldState.RELEASED):
-            state, *_ = await self._call("lc_auction_next", room_id, auction_id, round_)
-            if state == AuctionState.UNSOLD:
-                await self.holds.stop_deal(auction_id)
+            await self._call("lc_auction_next", room_id, auction_id, round_)
+        # A sold or unsold auction's lot is stopped and the auction forgotten on the next pass.
 
 
 def seller_user(seller: Seller) -> str:

@@ -268,8 +268,6 @@ class Gateway:
         self, room_id: int, room: LocalRoom, report: bool
     ) -> live_service.Advanced:
         advanced = await live_service.advance(self.store, self.holds, room_id)
-        for format_ in self.formats:
-            await format_.advance(room_id)  # a watched room's close is not left waiting
         if advanced.room is not None:
             self.deals_of[room_id] = {d["deal_id"] for d in advanced.room["deals"]}
             self.keywords_of[room_id] = CommentSales.keywords(advanced.room)
@@ -283,6 +281,11 @@ class Gateway:
                 f"stock:{deal_id}",
                 protocol.encode({"type": "deal.stock", "deal_id": deal_id, "left": left}),
             )
+        try:
+            for format_ in self.formats:
+                await format_.advance(room_id)  # a watched room's close is not left waiting
+        except Exception:
+            log.exception("room %s: its auctions or giveaways could not advance", room_id)
         if not report:
             return advanced
         if room.hosts and advanced.room is not None and advanced.room["status"] != RoomStatus.ENDED:

@@ -36,6 +36,9 @@ class GiveawayState(enum.StrEnum):
     VOID = "void"
 
 
+FINISHED = frozenset({GiveawayState.CLAIMED, GiveawayState.UNCLAIMED, GiveawayState.VOID})
+
+
 class Eligibility(enum.StrEnum):
     """Who may enter: ``everyone`` in the room; ``watchers``, viewers the room first saw at
     least ``min_watch_min`` minutes ago; ``buyers``, viewers with a paid order of this room."""

@@ -27,6 +27,7 @@ from kernel.errors import Conflict, DomainError, NotFound
 from live import rules
 from live.error_codes import LiveErrorCode
 from live.giveaway_rules import (
+    FINISHED,
     Eligibility,
     GiveawayState,
     GiveawayTerms,
@@ -128,6 +129,7 @@ class Giveaways:
             await deals.stop(session, self.holds, lot)
             raise Conflict("The room is not live.", code=LiveErrorCode.ROOM_NOT_LIVE)
         await self.store.link_deal(lot.id, room_id)
+        await self.store.track_formats(room_id)
         found = await self.view(room_id, lot.id)
         assert found is not None
         return found
@@ -166,6 +168,12 @@ class Giveaways:
         raw = await self._call("lc_giveaway_close", room_id, giveaway_id)
         if raw[0] != "ok":
             raise NotFound("No such giveaway.", code=LiveErrorCode.GIVEAWAY_NOT_FOUND)
+        await self.advance(room_id)
+
+    async def close_all(self, room_id: int) -> None:
+        """The room ended: every open giveaway's entries end now and it is drawn."""
+        for giveaway_id in await self.active(room_id):
+            await self._call("lc_giveaway_close", room_id, giveaway_id)
         await self.advance(room_id)
 
     async def _bought_here(self, room_id: int, user: str) -> bool:
@@ -231,8 +239,11 @@ class Giveaways:
                 winner,
                 {"type": "giveaway.won", "giveaway_id": giveaway_id, "hold": hold.json()},
             )
-        elif answer[0] == GiveawayState.VOID:
+        elif answer[0] in FINISHED:
+            # Stop the lot (an unclaimed or void prize's unit settles back), then forget the
+            # giveaway: in this order, a crash between the two is finished by the next pass.
             await self.holds.stop_deal(giveaway_id)
+            await self._call("lc_giveaway_forget", room_id, giveaway_id)
         elif answer[0] == GiveawayState.DRAWN:
             found = await self.view(room_id, giveaway_id)
             if found is None:
@@ -244,9 +255,7 @@ class Giveaways:
             prize = await self.holds.get_hold(held["your_hold"]["id"], winner)
             if prize.state == HoldState.SOLD:
                 await self._call("lc_giveaway_finish", room_id, giveaway_id, GiveawayState.CLAIMED)
-                await self.holds.stop_deal(giveaway_id)
             elif prize.state in (HoldState.EXPIRED, HoldState.RELEASED):
                 await self._call(
                     "lc_giveaway_finish", room_id, giveaway_id, GiveawayState.UNCLAIMED
                 )
-                await self.holds.stop_deal(giveaway_id)

@@ -95,6 +95,12 @@ class LiveKeys:
         return f"{self.prefix}:rooms:open"
 
     @property
+    def format_rooms(self) -> str:
+        """Set of room ids with an auction or giveaway not finished: the room sweep follows
+        them even after the room ends (a winner may still pay, a lot must still go back)."""
+        return f"{self.prefix}:rooms:formats"
+
+    @property
     def deal_rooms(self) -> str:
         """Hash deal id -> room id, so checkout can tell the buyer's room about a sale."""
         return f"{self.prefix}:deal-rooms"

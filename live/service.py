@@ -105,9 +105,10 @@ async def end(
     holds: HoldStore,
     room_id: int,
     reason: str = "creator",
+    formats: Sequence[Auctions | Giveaways] = (),
 ) -> Committed:
     """Stop the room's running deals in the stores, then end the room (and its deals) for
-    viewers."""
+    viewers. Its open auctions and giveaways close now (``formats``)."""
     snap = await store.read(room_id)
     if snap is None:
         raise NotFound("No such room.", code=LiveErrorCode.ROOM_NOT_FOUND, room_id=room_id)
@@ -119,6 +120,8 @@ async def end(
         if event["type"] == "deal.ended":
             await _stop_deal_in_stores(session, holds, event["deal_id"])
     await _mirror(session, done.change.room, await store.peak_viewers(room_id))
+    for format_ in formats:
+        await format_.close_all(room_id)
     return done
 
 
@@ -330,21 +333,35 @@ class RoomSweep:
         now = asyncio.get_running_loop().time()
         if not self._due and now >= self._next_round:
             self._next_round = now + self.interval_ms / 1000
-            self._due = deque(await store.open_room_ids())
+            # Open rooms, and ended ones whose auctions or giveaways are not finished yet.
+            rooms = set(await store.open_room_ids()) | set(await store.format_room_ids())
+            self._due = deque(sorted(rooms))
             ticks = max(1, round(self.interval_ms / 1000 / tick_s))
             self._share = -(-len(self._due) // ticks)
         for _ in range(min(self._share, len(self._due))):
             room_id = self._due.popleft()
             try:
-                await _sweep_room(store, holds, self, room_id, advanced.get(room_id))
+                await _sweep_room(store, holds, self, room_id, advanced.get(room_id), formats)
                 if room_id not in advanced:  # (a watched room's tick did it already)
                     for format_ in formats:
                         await format_.advance(room_id)  # closes, draws, awards, next rounds
+                await _untrack_if_done(store, room_id, formats)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 # One room's trouble must not hold up every other room's clock.
                 log.exception("sweep of room %s failed; will retry", room_id)
+
+
+async def _untrack_if_done(
+    store: RoomStore, room_id: int, formats: Sequence[Auctions | Giveaways]
+) -> None:
+    """Stop following a room's formats once none is left unfinished."""
+    for format_ in formats:
+        if await format_.active(room_id):
+            return
+    if formats:
+        await store.untrack_formats(room_id)
 
 
 async def _sweep_room(
@@ -353,6 +370,7 @@ async def _sweep_room(
     sweep: RoomSweep,
     room_id: int,
     advanced: Advanced | None,
+    formats: Sequence[Auctions | Giveaways] = (),
 ) -> None:
     room = (advanced or await advance(store, holds, room_id)).room
     if room is None or room["status"] == RoomStatus.ENDED:
@@ -362,7 +380,7 @@ async def _sweep_room(
         await stop_stream(store, room_id, "lost")
     if await _abandoned(store, room_id, streaming or room_id in sweep.hosted_here, sweep):
         async with sweep.db.session() as session:
-            await end(session, store, holds, room_id, "unhosted")
+            await end(session, store, holds, room_id, "unhosted", formats)
         log.info("room %s ended: nobody hosted it for %d s", room_id, sweep.unhosted_end_ms // 1000)
 
 

@@ -293,6 +293,16 @@ class RoomStore:
     async def open_room_ids(self) -> list[int]:
         return sorted(int(m) for m in await self.redis.smembers(self.keys.live_rooms))
 
+    async def track_formats(self, room_id: int) -> None:
+        """The room has an auction or giveaway to follow to its end (see format_rooms)."""
+        await self.redis.sadd(self.keys.format_rooms, str(room_id))
+
+    async def untrack_formats(self, room_id: int) -> None:
+        await self.redis.srem(self.keys.format_rooms, str(room_id))
+
+    async def format_room_ids(self) -> list[int]:
+        return sorted(int(m) for m in await self.redis.smembers(self.keys.format_rooms))
+
     async def link_deal(self, deal_id: int, room_id: int) -> None:
         await self.redis.hset(self.keys.deal_rooms, str(deal_id), str(room_id))
 

@@ -168,6 +168,19 @@ def server(
     stop_server(running)
 
 
+@pytest.fixture(scope="session")
+def storm_server(
+    redis_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """A second node on the same stores with the default keepalive (a ping every 20 s, 20 s to
+    answer), for tests that hold hundreds of websockets in one test process. The shared test
+    server pings every second to test idle closes quickly, and hundreds of viewers in one busy
+    test process can miss a one-second pong on a loaded machine (closed 1011)."""
+    running = start_server(redis_url, database_url, tmp_path_factory.mktemp("storm") / "server.log")
+    yield running
+    stop_server(running)
+
+
 # Short websocket timers so the protocol tests see hello timeouts and idle closes quickly.
 WS_ENV = {
     "LIVECART_WS_HELLO_TIMEOUT_S": "2",

@@ -15,6 +15,7 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
+from catalog.models import Deal
 from checkout.holds import HoldStore
 from checkout.keys import Keyspace
 from kernel.errors import DomainError
@@ -308,7 +309,7 @@ async def _state_is(http: httpx.AsyncClient, room: int, aid: int, state: str) ->
 
 
 async def test_bids_over_websockets_reach_every_viewer_in_one_order(
-    server: Server, http: httpx.AsyncClient, seller: SellerAccount, sessions: GuestSessions
+    storm_server: Server, http: httpx.AsyncClient, seller: SellerAccount, sessions: GuestSessions
 ) -> None:
     """100 viewers on real websockets bid against each other in a sudden-death auction until
     the close refuses them: every viewer sees the same bids in the same order, the same close,
@@ -323,12 +324,12 @@ async def test_bids_over_websockets_reach_every_viewer_in_one_order(
     viewers = []
     for i in range(100):
         user, token = sessions.issue()
-        v = await WsViewer.open(server.base_url, room)
+        v = await WsViewer.open(storm_server.base_url, room)
         await v.hello(token, name=f"Bidder {i}")
         snap = await v.next("snapshot")
         assert [a["auction_id"] for a in snap["auctions"]] == [aid]
         viewers.append((user, v))
-    creator = await WsViewer.open(server.base_url, room)
+    creator = await WsViewer.open(storm_server.base_url, room)
     await creator.hello(seller.token)
     await creator.send(type="bid", auction_id=aid, amount=99_000, ref="shill")
     assert (await creator.answer("shill"))["code"] == "shill_bid"
@@ -369,3 +370,125 @@ async def test_bids_over_websockets_reach_every_viewer_in_one_order(
     for _, v in viewers:
         await v.close()
     await creator.close()
+
+
+async def test_ending_the_room_closes_its_auction_and_giveaway_and_follows_them(
+    server: Server, http: httpx.AsyncClient, seller: SellerAccount, sessions: GuestSessions
+) -> None:
+    """The creator ends the live mid-auction: the leader wins at once, the giveaway is drawn
+    at once, bids are refused from then on, and the room sweep still follows the winner's
+    payment to the sale although the room is over."""
+    room, _product, sku = await http_room(http, seller, stock=3)
+    h = seller.headers
+    body = {"sku_id": sku, "start_price": 1000, "duration_s": 600}
+    aid = (await http.post(f"/api/rooms/{room}/auctions", headers=h, json=body)).json()["auction"][
+        "auction_id"
+    ]
+    gid = (
+        await http.post(
+            f"/api/rooms/{room}/giveaways", headers=h, json={"sku_id": sku, "duration_s": 600}
+        )
+    ).json()["giveaway"]["giveaway_id"]
+    ann_id, ann = viewer_headers(sessions)
+    bea_id, bea = viewer_headers(sessions)
+    bid = await http.post(
+        f"/api/rooms/{room}/auctions/{aid}/bids", headers=ann, json={"amount": 1200}
+    )
+    assert bid.status_code == 201, bid.text
+    entered = await http.post(f"/api/rooms/{room}/giveaways/{gid}/entries", headers=bea)
+    assert entered.status_code == 200, entered.text
+    assert (await http.post(f"/api/rooms/{room}/end", headers=h)).status_code == 200
+    won = (await http.get(f"/api/rooms/{room}/auctions/{aid}", headers=ann)).json()["auction"]
+    assert (won["state"], won["winner"], won["hammer_price"]) == ("awarded", ann_id, 1000)
+    drawn = (await http.get(f"/api/rooms/{room}/giveaways/{gid}")).json()["giveaway"]
+    assert (drawn["state"], drawn["winner"]) == ("drawn", bea_id)
+    late = await http.post(
+        f"/api/rooms/{room}/auctions/{aid}/bids", headers=bea, json={"amount": 5000}
+    )
+    assert_error(late, 409, "auction_closed")
+    paid = await checkout(http, won["your_hold"]["id"], ann, card=CARD_OK, key="after-end")
+    assert paid.status_code == 201, paid.text
+    await until(lambda: _state_is(http, room, aid, "sold"), "the sweep follows the ended room", 30)
+
+
+# -- every step after the close, with a crash before the next -----------------------------
+
+
+async def _lot(desk: Auctions, lot_id: int) -> None:
+    """A sealed lot of one (what Auctions.open makes in SQL and loads), loaded directly."""
+    now = await desk.store.server_ms()
+    deal = Deal(
+        id=lot_id, shop_id=1, sku_id=1, deal_price=1000, currency="USD", quantity=1,
+        per_buyer_limit=1, starts_ms=now, ends_ms=now + 3_600_000, created_ms=now, kind="lot",
+    )  # fmt: skip
+    await desk.holds.load_deal(deal, hold_ttl_ms=60_000, pay_ttl_ms=30_000)
+
+
+async def _state(desk: Auctions, aid: int) -> str:
+    found = await desk.view(ROOM, aid)
+    assert found is not None
+    return str(found["state"])
+
+
+async def test_each_step_after_the_close_is_finished_after_a_crash_before_the_next(
+    desk: Auctions,
+) -> None:
+    """The close (room slot), the award (the lot's slot), the award recorded, the sale, the
+    lot stopped and the auction forgotten are separate calls: a process that dies between any
+    two leaves the next pass (any node's) to finish, and nothing happens twice. Each "crash"
+    here is the steps before it made by hand and the rest left to ``advance``."""
+    aid = 41
+    await _lot(desk, aid)
+    await desk.start(ROOM, aid, SELLER, terms())
+    await desk.bid(ROOM, aid, "ann", "Ann", 1500, False)
+    await desk.bid(ROOM, aid, "bea", "Bea", 1200, False)  # outbid at once: the price is 1,250
+    await desk._call("lc_auction_close_now", ROOM, aid)
+    # Crash after the close, before the award: the close is all that was done.
+    closed = await desk._call("lc_auction_close", ROOM, aid)
+    assert closed == ["closed", "ann", "1250", 1]
+    # Crash after the award, before it was recorded: the lot's hold exists, the room's record
+    # does not say so. The next pass awards again and gets the same hold.
+    first = await desk.holds.award(aid, "ann", 1250, f"auction-{aid}-1", 60_000)
+    assert first is not None
+    await desk.advance(ROOM)
+    view = await desk.view(ROOM, aid, "ann")
+    assert view is not None and view["state"] == "awarded"
+    assert view["your_hold"]["id"] == first.id
+    lot = await desk.holds.snapshot(aid)
+    assert lot is not None and (lot.available, lot.held, lot.deal_price) == (0, 1, 1250)
+    # Ann lets it go: the next pass offers it to Bea at her own maximum, the one after
+    # holds it for her.
+    await desk.holds.release(first.id, "ann")
+    await desk.advance(ROOM)
+    assert await _state(desk, aid) == "closed"
+    await desk.advance(ROOM)
+    offered = await desk.view(ROOM, aid, "bea")
+    assert offered is not None and offered["state"] == "awarded" and offered["round"] == 2
+    second = offered["your_hold"]["id"]
+    terms_ = await desk.holds.begin_payment(second, "bea", "try-1")
+    assert terms_.unit_price == 1200
+    # Crash after the sale was committed, before the auction heard of it.
+    await desk.holds.commit(second, "bea", "ch_test", "try-1", "")
+    await desk.advance(ROOM)
+    assert await _state(desk, aid) == "sold"
+    assert await desk.active(ROOM) == [aid]  # the lot is not stopped yet
+    # Crash after the lot was stopped, before the auction was forgotten.
+    await desk.holds.stop_deal(aid)
+    await desk.advance(ROOM)
+    assert await desk.active(ROOM) == []
+    lot = await desk.holds.snapshot(aid)
+    assert lot is not None and (lot.sold, lot.available, lot.held, lot.stopped) == (1, 0, 0, True)
+
+
+async def test_an_auction_without_bids_gives_its_lot_back(desk: Auctions) -> None:
+    aid = 42
+    await _lot(desk, aid)
+    await desk.start(ROOM, aid, SELLER, terms())
+    await desk.close_all(ROOM)  # as the room's end does: closes, and moves on
+    assert await _state(desk, aid) == "unsold"
+    await desk.advance(ROOM)
+    assert await desk.active(ROOM) == []
+    lot = await desk.holds.snapshot(aid)
+    assert lot is not None and (lot.sold, lot.available, lot.stopped) == (0, 1, True)
+    unsold = [e for e in await events(desk, "auction.closed") if e["auction"]["auction_id"] == aid]
+    assert [e["reason"] for e in unsold] == ["no_bids"]

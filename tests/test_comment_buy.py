@@ -81,15 +81,16 @@ async def _comment_room(
 
 @pytest.mark.storage
 async def test_five_hundred_sold_comments_for_twenty_units_make_twenty_holds(
-    server: Server, http: httpx.AsyncClient, seller: SellerAccount, sessions: GuestSessions
+    storm_server: Server, http: httpx.AsyncClient, seller: SellerAccount, sessions: GuestSessions
 ) -> None:
     room, _product, _sku = await _comment_room(http, seller, stock=20)
     viewers: list[WsViewer] = []
-    for _ in range(500):
-        _, token = sessions.issue()
-        v = await WsViewer.open(server.base_url, room)
-        await v.hello(token)
-        viewers.append(v)
+    for _ in range(5):  # in waves of a hundred, as a room fills up
+        wave = await asyncio.gather(
+            *(WsViewer.open(storm_server.base_url, room) for _ in range(100))
+        )
+        await asyncio.gather(*(v.hello(sessions.issue()[1]) for v in wave))
+        viewers += wave
     await asyncio.gather(*(v.send(type="chat", text="sold") for v in viewers))
 
     async def outcome(v: WsViewer) -> dict[str, Any]:

@@ -4,14 +4,13 @@ deal goes live. Exactly 50 holds, and every viewer hears it sold out."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from checkout.holds import HoldStore
-from tests.conftest import SellerAccount, start_server
-from tests.harness import Server, stop_server
+from tests.conftest import SellerAccount
+from tests.harness import Server
 from tests.helpers import http_flash_deal, http_room
 from tests.wsclient import WsViewer
 from web.auth import GuestSessions
@@ -22,23 +21,9 @@ VIEWERS = 1000
 UNITS = 50
 
 
-@pytest.fixture(scope="module")
-def race_server(
-    redis_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Server]:
-    """A node with the default keepalive (a ping every 20 s, 20 s to answer). The shared test
-    server pings every second to test idle closes quickly, and a thousand viewers in one busy
-    test process can miss a one-second pong on a loaded machine (closed 1011 in CI)."""
-    running = start_server(
-        redis_url, database_url, tmp_path_factory.mktemp("ws-race") / "server.log"
-    )
-    yield running
-    stop_server(running)
-
-
 @pytest.mark.xdist_group("races")
 async def test_thousand_viewers_race_for_fifty_units(
-    race_server: Server,
+    storm_server: Server,
     http: httpx.AsyncClient,
     seller: SellerAccount,
     sessions: GuestSessions,
@@ -48,7 +33,7 @@ async def test_thousand_viewers_race_for_fifty_units(
     viewers: list[WsViewer] = []
     for start in range(0, VIEWERS, 100):  # join in waves, as a room fills up
         wave = await asyncio.gather(
-            *(WsViewer.open(race_server.base_url, room) for _ in range(start, start + 100))
+            *(WsViewer.open(storm_server.base_url, room) for _ in range(start, start + 100))
         )
         await asyncio.gather(*(v.hello(sessions.issue()[1]) for v in wave))
         viewers += wave

@@ -213,7 +213,9 @@ async def drop_voucher(request: Request) -> Response:
 async def end_room(request: Request) -> Response:
     svc, _me, room_id = await _owned(request)
     async with svc.db.session() as session:
-        done = await live_service.end(session, svc.rooms, svc.holds, room_id)
+        done = await live_service.end(
+            session, svc.rooms, svc.holds, room_id, formats=(svc.auctions, svc.giveaways)
+        )
     # The room's video, if this node carries it, ends with the room.
     await request.app.state.broadcasts.end_room(room_id)
     return changed(done)

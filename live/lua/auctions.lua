@@ -11,7 +11,8 @@ so a bid is checked, applied and announced on the room's event log in one step, 
                    winner, winner_name, hammer, round, hold, offered (users offered the lot, one
                    per line)
   KEYS[5] bidders  hash: user -> "<maximum>|<bid number>|<name>", each bidder's best maximum
-  KEYS[6] active   set: the room's auctions not finished yet (the room sweep's work list)
+  KEYS[6] active   set: the room's auctions not yet forgotten (the room sweep's work list): a
+                   sold or unsold one stays until its lot is stopped (lc_auction_forget)
 
 States: open -> closed (a winner is fixed; the award is due) -> awarded (the winner holds the
 lot) -> sold; awarded -> closed (the next bidder is offered it: a new round); open|closed|
@@ -107,13 +108,20 @@ local function open(K, A)
   return { 'ok', announce(K, A, 'auction.started', A[3], load(K[4])) }
 end
 
--- Sold or unsold: off the sweep's list; its keys stay a week for the room's history.
+-- Sold or unsold; its keys stay a week for the room's history. It leaves the sweep's list
+-- only once its lot is stopped (lc_auction_forget), so a crash in between is finished later.
 local function finish(K, id, a, state)
   a.state = state
   redis.call('HSET', K[4], 'state', state)
-  redis.call('SREM', K[6], id)
   redis.call('EXPIRE', K[4], 7 * 24 * 3600)
   redis.call('EXPIRE', K[5], 7 * 24 * 3600)
+end
+
+-- ARGV: channel, maxlen, auction id. A finished auction whose lot was stopped: off the list.
+local function forget(K, A)
+  local a = load(K[4])
+  if a and a.state ~= 'sold' and a.state ~= 'unsold' then return 0 end
+  return redis.call('SREM', K[6], A[3])
 end
 
 -- Close with a winner at a price (a hammer, or a buy-it-now): the award is due.
@@ -181,6 +189,16 @@ local function bid(K, A)
   end
   local seq = announce(K, A, 'auction.bid', id, a, { extended = extended })
   return { 'ok', outcome, fmt(a.price), fmt(a.ends), seq, outbid, fmt(minimum(a)) }
+end
+
+-- ARGV: channel, maxlen, auction id. The room ended: the close is now (the leader still wins;
+-- the close itself follows).
+local function close_now(K, A)
+  local a = load(K[4])
+  if not a then return { 'auction_not_found' } end
+  local now = now_ms()
+  if a.state == 'open' and now < a.ends then redis.call('HSET', K[4], 'ends', fmt(now)) end
+  return { 'ok' }
 end
 
 -- ARGV: channel, maxlen, auction id. Close once Redis's clock has passed the end: the leader
@@ -276,6 +294,8 @@ end
 register('lc_auction_open', open)
 register('lc_auction_bid', bid)
 register('lc_auction_close', close)
+register('lc_auction_close_now', close_now)
+register('lc_auction_forget', forget)
 register('lc_auction_awarded', awarded)
 register('lc_auction_next', next_round)
 register('lc_auction_sold', sold)

@@ -115,7 +115,6 @@ local function due(K, A)
   if now_ms() < g.ends then return { 'not_due', fmt(g.ends) } end
   if redis.call('SCARD', K[4]) == 0 then
     redis.call('HSET', K[3], 'state', 'void')
-    redis.call('SREM', K[6], A[3])
     g.state = 'void'
     announce(K, A, 'giveaway.drawn', A[3], g)
     return { 'void' }
@@ -137,15 +136,22 @@ local function drawn(K, A)
 end
 
 -- ARGV: channel, maxlen, id, state (claimed | unclaimed). The prize was ordered, or lapsed.
+-- It stays on the sweep's list until its lot is stopped (lc_giveaway_forget).
 local function finish(K, A)
   local g = load(K[3])
   if not g then return { 'giveaway_not_found' } end
   if g.state ~= 'drawn' then return { g.state } end
   redis.call('HSET', K[3], 'state', A[4])
-  redis.call('SREM', K[6], A[3])
   redis.call('EXPIRE', K[3], 7 * 24 * 3600)
   redis.call('EXPIRE', K[4], 7 * 24 * 3600)
   return { A[4] }
+end
+
+-- ARGV: channel, maxlen, id. A finished giveaway whose lot was stopped: off the list.
+local function forget(K, A)
+  local g = load(K[3])
+  if g and g.state ~= 'claimed' and g.state ~= 'unclaimed' and g.state ~= 'void' then return 0 end
+  return redis.call('SREM', K[6], A[3])
 end
 
 -- ARGV: channel, maxlen, id. The public view (JSON), the winner's hold and pay-by.
@@ -168,4 +174,5 @@ register('lc_giveaway_due', due)
 register('lc_giveaway_close', close_now)
 register('lc_giveaway_drawn', drawn)
 register('lc_giveaway_finish', finish)
+register('lc_giveaway_forget', forget)
 register('lc_giveaway_read', read, { 'no-writes' })

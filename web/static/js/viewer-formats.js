@@ -19,6 +19,7 @@ export class ViewerFormats {
     this.giveaways = new Map();
     this.entered = new Set();
     this.standing = {}; // auction id -> "leading" | "outbid"
+    this.paying = new Set(); // holds won here whose checkout sheet was opened
     this.likes = 0;
     this.pendingLikes = 0;
     this.likeBudget = LIKES_PER_SECOND;
@@ -44,6 +45,9 @@ export class ViewerFormats {
   handlers() {
     const auction = (m) => {
       this.auctions.set(m.auction.auction_id, m.auction);
+      // Won, says the room: if the private auction.won is lost (a node died between the
+      // award and the notice), ask for the hold.
+      if (m.auction.winner && m.auction.winner === this.user()) this.fetchWin("auctions", m.auction.auction_id);
       if (m.type === "auction.bid" && m.auction.leader === this.user()) this.standing[m.auction.auction_id] = "leading";
       else if (m.type === "auction.bid" && this.standing[m.auction.auction_id] === "leading") this.standing[m.auction.auction_id] = "outbid";
       if (m.extended) this.flash($("auction-clock"));
@@ -51,6 +55,7 @@ export class ViewerFormats {
     };
     const giveaway = (m) => {
       this.giveaways.set(m.giveaway.giveaway_id, m.giveaway);
+      if (m.giveaway.winner && m.giveaway.winner === this.user()) this.fetchWin("giveaways", m.giveaway.giveaway_id);
       this.render();
     };
     return {
@@ -64,6 +69,8 @@ export class ViewerFormats {
         this.render();
       },
       "auction.won": (m) => {
+        if (this.paying.has(m.hold.id)) return;
+        this.paying.add(m.hold.id);
         const a = this.auctions.get(m.auction_id);
         this.pay(m.hold, { title: a ? this.title(a.sku_id) : "", amount: m.price, currency: a ? this.currency(a.sku_id) : undefined });
       },
@@ -75,6 +82,8 @@ export class ViewerFormats {
       "giveaway.started": giveaway,
       "giveaway.drawn": giveaway,
       "giveaway.won": (m) => {
+        if (this.paying.has(m.hold.id)) return;
+        this.paying.add(m.hold.id);
         const g = this.giveaways.get(m.giveaway_id);
         this.pay(m.hold, { title: g ? this.title(g.sku_id) : "", amount: 0, currency: g ? this.currency(g.sku_id) : undefined });
       },
@@ -99,6 +108,23 @@ export class ViewerFormats {
         this.pay({ ...m.hold, deal_id: m.deal_id }, {});
       },
     };
+  }
+
+  // A few seconds after the room said we won, unless the private notice came: our hold.
+  fetchWin(kind, id) {
+    setTimeout(async () => {
+      const won = kind === "auctions" ? "auction.won" : "giveaway.won";
+      try {
+        const token = await guestToken();
+        const found = await api("GET", `/api/rooms/${this.state.room.id}/${kind}/${id}`, { headers: { Authorization: `Bearer ${token}` } });
+        const item = found.auction || found.giveaway;
+        const hold = item?.your_hold;
+        if (!hold || this.paying.has(hold.id)) return;
+        this.handlers()[won]({ [kind === "auctions" ? "auction_id" : "giveaway_id"]: id, price: item.hammer_price ?? 0, hold: { id: hold.id, qty: 1, state: "held", expires_ms: hold.pay_by_ms } });
+      } catch {
+        // the page still shows who won; the orders page will show the order once paid
+      }
+    }, 3000);
   }
 
   // A refusal of one of our requests (an error frame with our ref); true if it was ours.
