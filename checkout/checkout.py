@@ -122,6 +122,24 @@ async def _claim_free(
     )
 
 
+async def pay_with_card_on_file(
+    till: Till, *, hold_id: str, buyer: str, attempt_key: str
+) -> Receipt | None:
+    """Pay the buyer's hold with the card they keep on file (an auction win, decision 0031);
+    None when they keep none. Exactly ``pay_for_hold``: the same key never charges twice."""
+    method = await till.provider.method_of(buyer)
+    if method is None:
+        return None
+    return await pay_for_hold(
+        till,
+        hold_id=hold_id,
+        buyer=buyer,
+        card=method.id,
+        attempt_key=attempt_key,
+        shipping=method.shipping,
+    )
+
+
 async def pay_for_hold(
     till: Till,
     *,

@@ -12,6 +12,7 @@ class CheckoutErrorCode(ErrorCode):
     # Reserving
     SOLD_OUT = "sold_out"
     AUCTION_LOT = "auction_lot"  # the deal is an auction's lot: only the auction sells it
+    NO_PAYMENT_METHOD = "no_payment_method"  # no card on file
     NOT_SOLD_OUT = "not_sold_out"  # joining a waitlist while units are left: tap Buy
     INSUFFICIENT_STOCK = "insufficient_stock"
     LIMIT_EXCEEDED = "limit_exceeded"  # the deal's per-buyer limit

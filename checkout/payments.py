@@ -136,6 +136,23 @@ class PaymentProvider(Protocol):
         """Events after the one with id ``after`` ("" for the first), oldest first."""
         ...
 
+    async def save_method(self, customer: str, card: str, shipping: str = "") -> PaymentMethod:
+        """Keep ``card`` on file for ``customer`` (replacing theirs), with where to ship what
+        it pays for (JSON text, or empty): later charges may name the method's id instead of
+        a card. Refuses a card the provider does not take."""
+        ...
+
+    async def method_of(self, customer: str) -> PaymentMethod | None: ...
+
+
+@dataclass(frozen=True)
+class PaymentMethod:
+    """A card kept on file (decision 0031: a bidder's, charged when they win)."""
+
+    id: str  # "pm_...": charge(card=id) charges the card behind it
+    last4: str
+    shipping: str = ""  # the address (JSON text) orders paid this way are shipped to
+
 
 # The key of a refund giving back a charge that sold nothing: "void:<charge key>".
 VOID_KEY_PREFIX = "void:"
@@ -193,6 +210,8 @@ class SandboxProvider:
         return await self.redis.fcall(name, len(self.keys), *self.keys, *args)
 
     async def charge(self, *, key: str, amount: int, currency: str, card: str) -> Charge:
+        if card.startswith("pm_"):  # a card on file: the card behind it
+            card = await self._card_of(card)
         status = SANDBOX_CARDS.get(card)
         if status is None:
             raise Invalid(
@@ -212,6 +231,38 @@ class SandboxProvider:
         if answer[0] != "ok":
             raise _refusal(answer, key)
         return _charge(orjson.loads(answer[1]))
+
+    async def save_method(self, customer: str, card: str, shipping: str = "") -> PaymentMethod:
+        if card not in SANDBOX_CARDS:
+            raise Invalid(
+                "Unknown sandbox card. Use 4242424242424242 (approved), 4000000000000002 "
+                "(declined) or 4000000000009995 (insufficient funds).",
+                code=CheckoutErrorCode.INVALID_CARD,
+            )
+        method = PaymentMethod("pm_" + secrets.token_hex(12), card[-4:], shipping)
+        # The method beside the other objects; the customer's method under its key.
+        record = {
+            "id": method.id,
+            "object": "payment_method",
+            "customer": customer,
+            "card": card,
+            "shipping": shipping,
+        }
+        await self.redis.hset(self.keys[0], method.id, orjson.dumps(record))
+        await self.redis.hset(self.keys[1], f"method|{customer}", method.id)
+        return method
+
+    async def method_of(self, customer: str) -> PaymentMethod | None:
+        found = await self.redis.hget(self.keys[1], f"method|{customer}")
+        raw = await self.redis.hget(self.keys[0], found) if found else None
+        if not raw:
+            return None
+        record = orjson.loads(raw)
+        return PaymentMethod(record["id"], record["card"][-4:], record["shipping"])
+
+    async def _card_of(self, method_id: str) -> str:
+        raw = await self.redis.hget(self.keys[0], method_id)
+        return str(orjson.loads(raw)["card"]) if raw else ""
 
     async def find(self, key: str) -> Charge | None:
         raw = await self._call("sb_find", "charge", key)

@@ -65,6 +65,8 @@ class AuctionTerms:
     buy_now_price: int = 0  # 0: none
     increments: tuple[tuple[int, int], ...] = DEFAULT_INCREMENTS
     second_chance: bool = True  # an unpaid win goes to the next bidder
+    # Bidders need a card on file, charged when they win (so a winner cannot walk away free).
+    card_required: bool = True
 
 
 def _bad(field: str, message: str) -> Invalid:

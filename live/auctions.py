@@ -18,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from catalog import service as catalog
 from catalog.models import Seller
 from checkout import deals
+from checkout.checkout import Till, pay_with_card_on_file
 from checkout.hold_states import HoldState
 from checkout.holds import HoldStore
 from kernel.errors import Conflict, DomainError, ErrorCode, NotFound
@@ -40,6 +41,11 @@ _REFUSALS: dict[str, tuple[type[DomainError], ErrorCode, str]] = {
     "room_not_found": (NotFound, LiveErrorCode.ROOM_NOT_FOUND, "No such room."),
     "room_not_live": (Conflict, LiveErrorCode.ROOM_NOT_LIVE, "The room is not live."),
     "shill_bid": (Conflict, LiveErrorCode.SHILL_BID, "A shop cannot bid on its own auction."),
+    "payment_method_required": (
+        Conflict,
+        LiveErrorCode.PAYMENT_METHOD_REQUIRED,
+        "Keep a card on file to bid (PUT /api/payment-method): it is charged if you win.",
+    ),
     "muted": (Conflict, LiveErrorCode.MUTED, "The creator has muted you in this room."),
     "no_buy_now": (Conflict, LiveErrorCode.NO_BUY_NOW, "This auction has no buy-it-now price."),
     "buy_now_gone": (
@@ -103,15 +109,18 @@ class Auctions:
         *,
         hold_ttl_ms: int,
         pay_ttl_ms: int,
+        till: Till | None = None,
     ) -> None:
         """``hold_ttl_ms``: how long a winner has to pay (the award hold's life, as a deal
-        hold's); ``pay_ttl_ms``: how long a payment under way keeps it."""
+        hold's); ``pay_ttl_ms``: how long a payment under way keeps it. ``till``: to charge a
+        winner's card on file (None: no cards are asked for, nobody is charged on file)."""
         self.redis = redis
         self.keys = keys
         self.store = store
         self.holds = holds
         self.hold_ttl_ms = hold_ttl_ms
         self.pay_ttl_ms = pay_ttl_ms
+        self.till = till
 
     async def install(self) -> None:
         await self.redis.function_load(LIBRARY, replace=True)
@@ -186,6 +195,7 @@ class Auctions:
                 mode=terms.mode.value,
                 snipe=terms.snipe_s * 1000,
                 second=int(terms.second_chance),
+                card=int(terms.card_required),
                 duration=terms.duration_s * 1000,
             ),
         )
@@ -199,8 +209,16 @@ class Auctions:
         self, room_id: int, auction_id: int, user: str, name: str, amount: int, buy_now: bool
     ) -> Bid:
         """A bid of at most ``amount`` (or buy-it-now). Refusals change nothing."""
+        has_card = self.till is None or await self.till.provider.method_of(user) is not None
         raw = await self._call(
-            "lc_auction_bid", room_id, auction_id, user, amount, name, "1" if buy_now else "0"
+            "lc_auction_bid",
+            room_id,
+            auction_id,
+            user,
+            amount,
+            name,
+            "1" if buy_now else "0",
+            "1" if has_card else "0",
         )
         if raw[0] != "ok":
             raise _refusal(raw[0], raw[1:])
@@ -287,15 +305,63 @@ class Auctions:
             )
 
     async def _follow(self, room_id: int, auction_id: int, winner: str, round_: int) -> None:
-        found = await self.view(room_id, auction_id, winner)
-        if found is None or "your_hold" not in found:
+        raw = await self.redis.fcall(
+            "lc_auction_read", 6, *self._keys(room_id, auction_id), "", 0, auction_id
+        )
+        if not raw or not raw[1]:
             return
-        hold = await self.holds.get_hold(found["your_hold"]["id"], winner)
-        if hold.state == HoldState.SOLD:
+        hold_id, autopaid = raw[1], int(raw[4])
+        hold = await self.holds.get_hold(hold_id, winner)
+        if hold.state == HoldState.HELD and self.till is not None and autopaid < round_:
+            await self._charge_on_file(room_id, auction_id, hold_id, winner, round_)
+        elif hold.state == HoldState.SOLD:
             await self._call("lc_auction_sold", room_id, auction_id, round_)
         elif hold.state in (HoldState.EXPIRED, HoldState.RELEASED):
             await self._call("lc_auction_next", room_id, auction_id, round_)
         # A sold or unsold auction's lot is stopped and the auction forgotten on the next pass.
+
+    async def _charge_on_file(
+        self, room_id: int, auction_id: int, hold_id: str, winner: str, round_: int
+    ) -> None:
+        """The winner's card on file pays the win at once, once per round: a decline leaves
+        the hold to be paid by hand until it lapses (then the next bidder is offered it). The
+        round is marked charged only after the attempt, so a crash before it tries again
+        under the same key, which never charges twice."""
+        assert self.till is not None
+        try:
+            paid = await pay_with_card_on_file(
+                self.till,
+                hold_id=hold_id,
+                buyer=winner,
+                attempt_key=f"auction-{auction_id}-{round_}",
+            )
+        except DomainError as refused:
+            log.info("auction %s: the winner's card on file was refused: %s", auction_id, refused)
+            paid = None
+            # The winner pays by hand before the hold lapses (or the next bidder is offered it).
+            await self.store.send_to_user(
+                room_id,
+                winner,
+                {
+                    "type": "auction.charge_failed",
+                    "auction_id": auction_id,
+                    "code": refused.code,
+                    "hold": (await self.holds.get_hold(hold_id, winner)).json(),
+                },
+            )
+        await self._call("lc_auction_autopaid", room_id, auction_id, round_)
+        if paid is not None:
+            await self.store.send_to_user(
+                room_id,
+                winner,
+                {
+                    "type": "auction.paid",
+                    "auction_id": auction_id,
+                    "hold_id": hold_id,
+                    "amount": paid.amount,
+                    "payment_ref": paid.payment_ref,
+                },
+            )
 
 
 def seller_user(seller: Seller) -> str:

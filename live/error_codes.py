@@ -37,6 +37,7 @@ class LiveErrorCode(ErrorCode):
     NO_BUY_NOW = "no_buy_now"
     BUY_NOW_GONE = "buy_now_gone"  # the first bid took buy-it-now away
     INVALID_AUCTION = "invalid_auction"  # terms out of range (details.field says which)
+    PAYMENT_METHOD_REQUIRED = "payment_method_required"  # bid after PUT /api/payment-method
     # Giveaways (decision 0032)
     GIVEAWAY_NOT_FOUND = "giveaway_not_found"
     GIVEAWAY_CLOSED = "giveaway_closed"

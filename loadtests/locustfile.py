@@ -13,7 +13,7 @@
 In the ``auction`` scenario the buyers bid instead: each bids over its websocket at a random
 moment of the last three seconds before the close it was last told (so every bid lands in the
 anti-snipe window and moves the close), at the minimum plus a few steps, up to five times,
-until the auction closes; the winner pays the hold it is handed.
+until the auction closes; each keeps a card on file first, and the winner is charged on it.
 
 Websocket messages are reported to locust's statistics as request type ``WS``, named by message
 type, with the time from the server's ``ms`` stamp to receipt as the response time. What viewers
@@ -299,6 +299,15 @@ class Buyer(RoomUser):
             gevent.spawn_later(random.uniform(0, 1.0), self.buy, m["deal_id"])
 
     def follow_auction(self, kind: str, m: dict[str, Any]) -> None:
+        if kind in ("auction.started", "auction.bid") and not getattr(self, "carded", False):
+            # Bidding needs a card on file: it is charged if this bidder wins.
+            self.carded = True
+            self.client.put(
+                "/api/payment-method",
+                json={"card": CARD},
+                headers={"Authorization": f"Bearer {self.token}"},
+                name="card on file",
+            )
         if kind in ("auction.started", "auction.bid"):
             a = m["auction"]
             self.auction = a
@@ -307,15 +316,7 @@ class Buyer(RoomUser):
                 gevent.spawn(self.bid_late)
         elif kind == "auction.closed":
             self.auction = m["auction"]
-        elif kind == "auction.won":
-            auth = {"Authorization": f"Bearer {self.token}"}
-            hold = m["hold"]["id"]
-            self.client.post(
-                f"/api/holds/{hold}/checkout",
-                json={"card": CARD},
-                headers={**auth, "Idempotency-Key": f"win-{hold}"},
-                name="checkout",
-            )
+        # A win is charged to the card on file (auction.paid): nothing to do here.
 
     def bid_late(self) -> None:
         """Up to BIDS_PER_BIDDER bids, each at a random moment of the last seconds before the

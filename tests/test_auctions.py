@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from catalog.models import Deal
 from checkout.holds import HoldStore
 from checkout.keys import Keyspace
+from checkout.payments import SandboxProvider
 from kernel.errors import DomainError
 from live import rules
 from live.auction_rules import (
@@ -32,7 +33,17 @@ from live.keys import LiveKeys
 from live.store import RoomStore
 from tests.conftest import SellerAccount, viewer_headers
 from tests.harness import Server
-from tests.helpers import CARD_OK, assert_error, checkout, http_room, orders_seen_by, poll, until
+from tests.helpers import (
+    CARD_DECLINED,
+    CARD_OK,
+    assert_error,
+    charges_for,
+    checkout,
+    http_room,
+    orders_seen_by,
+    poll,
+    until,
+)
 from tests.wsclient import WsViewer
 from web.auth import GuestSessions
 
@@ -263,44 +274,117 @@ def test_terms_are_checked() -> None:
 # -- against a running server: the close, the award, the order at the hammer price ---------
 
 
-async def test_the_winner_pays_the_hammer_price_and_gets_the_order(
-    server: Server, http: httpx.AsyncClient, seller: SellerAccount, sessions: GuestSessions
-) -> None:
+async def _card(http: httpx.AsyncClient, who: dict[str, str], card: str = CARD_OK) -> None:
+    body = {"card": card, "shipping": SHIP_TO}
+    saved = await http.put("/api/payment-method", headers=who, json=body)
+    assert saved.status_code == 200, saved.text
+
+
+SHIP_TO = {"name": "Ann Lee", "line1": "1 Main St", "city": "Leeds", "postal_code": "LS1 1AA",
+           "country": "GB"}  # fmt: skip
+
+
+async def _sudden_auction(
+    http: httpx.AsyncClient, seller: SellerAccount
+) -> tuple[int, dict[str, Any]]:
     room, _product, sku = await http_room(http, seller, stock=3, list_price=5000)
     body = {"sku_id": sku, "start_price": 1000, "duration_s": 10, "mode": "sudden_death"}
     made = await http.post(f"/api/rooms/{room}/auctions", headers=seller.headers, json=body)
     assert made.status_code == 201, made.text
-    auction = made.json()["auction"]
+    return room, made.json()["auction"]
+
+
+async def test_the_winner_is_charged_on_file_at_the_hammer_price(
+    server: Server, http: httpx.AsyncClient, seller: SellerAccount, sessions: GuestSessions
+) -> None:
+    """Bidding needs a card on file; the win is charged to it at once, so the winner cannot
+    walk away: the order is written at the hammer price, shipped to the address on file."""
+    room, auction = await _sudden_auction(http, seller)
     aid = auction["auction_id"]
-    # The lot is sealed: nobody can reserve its unit as if it were a flash deal.
     ann_id, ann = viewer_headers(sessions)
     _bea_id, bea = viewer_headers(sessions)
+    _cy_id, cy = viewer_headers(sessions)
+    # The lot is sealed: nobody can reserve its unit as if it were a flash deal.
     sealed = await http.post(f"/api/deals/{auction['deal_id']}/reserve", headers=ann, json={})
     assert_error(sealed, 409, "auction_lot")
     path = f"/api/rooms/{room}/auctions/{aid}/bids"
+    assert_error(
+        await http.post(path, headers=cy, json={"amount": 9000}), 409, "payment_method_required"
+    )
+    assert_error(await http.get("/api/payment-method", headers=cy), 404, "no_payment_method")
+    assert_error(
+        await http.put("/api/payment-method", headers=cy, json={"card": "1111222233334444"}),
+        422,
+        "invalid_card",
+    )
+    await _card(http, ann)
+    await _card(http, bea)
+    on_file = (await http.get("/api/payment-method", headers=ann)).json()["payment_method"]
+    assert on_file["last4"] == "4242" and on_file["id"].startswith("pm_")
     assert (await http.post(path, headers=ann, json={"amount": 7000})).status_code == 201
     bea_bid = await http.post(path, headers=bea, json={"amount": 6000})
     assert bea_bid.json()["bid"]["outcome"] == "outbid"  # above the list price: an auction may
     assert (await http.post(path, headers=seller.headers, json={"amount": 9000})).status_code == 401
     low = await http.post(path, headers=bea, json={"amount": 10})
     assert assert_error(low, 409, "bid_too_low")["details"]["min_bid"] == 6200
+    assert (await http.get(f"/api/rooms/{room}/auctions/{aid}")).json()["auction"]["card_required"]
+    await until(lambda: _state_is(http, room, aid, "sold"), "the win charged on file", 40)
+    view = (await http.get(f"/api/rooms/{room}/auctions/{aid}", headers=ann)).json()["auction"]
+    assert (view["winner"], view["hammer_price"]) == (ann_id, 6100)
+    orders = await poll(lambda: orders_seen_by(http, ann), lambda found: len(found) == 1)
+    assert len(orders) == 1 and orders[0]["unit_price"] == 6100
+    assert orders[0]["hold_id"] == view["your_hold"]["id"]
+    assert orders[0]["shipping"]["postal_code"] == "LS1 1AA"
+
+
+async def test_a_refused_card_on_file_leaves_the_win_to_be_paid_by_hand(
+    server: Server,
+    http: httpx.AsyncClient,
+    seller: SellerAccount,
+    sessions: GuestSessions,
+    redis: Redis,
+    keys: Keyspace,
+) -> None:
+    room, auction = await _sudden_auction(http, seller)
+    aid = auction["auction_id"]
+    _ann_id, ann = viewer_headers(sessions)
+    await _card(http, ann, CARD_DECLINED)
+    path = f"/api/rooms/{room}/auctions/{aid}/bids"
+    assert (await http.post(path, headers=ann, json={"amount": 1000})).status_code == 201
 
     async def won() -> dict[str, Any]:
-        r = await http.get(f"/api/rooms/{room}/auctions/{aid}", headers=ann)
-        assert r.status_code == 200, r.text
-        found: dict[str, Any] = r.json()["auction"]
+        found: dict[str, Any] = (
+            await http.get(f"/api/rooms/{room}/auctions/{aid}", headers=ann)
+        ).json()["auction"]
         return found
 
     view = await poll(won, lambda v: "your_hold" in v, within_s=40)
-    assert (view["state"], view["winner"], view["hammer_price"]) == ("awarded", ann_id, 6100)
-    public = (await http.get(f"/api/rooms/{room}/auctions/{aid}")).json()["auction"]
-    assert "your_hold" not in public
-    paid = await checkout(http, view["your_hold"]["id"], ann, card=CARD_OK, key="win")
+    hold = view["your_hold"]["id"]
+    # The charge on file is tried once and refused: the hold waits for the winner.
+    sandbox = SandboxProvider(redis, keys.sandbox)
+
+    async def refused_on_file() -> bool:
+        return any(c.key == f"{hold}:auction-{aid}-1" for c in await charges_for(sandbox, hold))
+
+    await until(refused_on_file, "the charge on file tried", 30)
+    paid = await _pay_by_hand(http, hold, ann)
     assert paid.status_code == 201, paid.text
-    assert paid.json()["order"]["amount"] == 6100
-    orders = await poll(lambda: orders_seen_by(http, ann), lambda found: len(found) == 1)
-    assert len(orders) == 1 and orders[0]["unit_price"] == 6100
+    assert paid.json()["order"]["amount"] == 1000
+    tried = await charges_for(sandbox, hold)
+    assert sorted(c.status for c in tried) == ["approved", "card_declined"]  # on file, by hand
+    assert any(c.key == f"{hold}:auction-{aid}-1" for c in tried)
     await until(lambda: _state_is(http, room, aid, "sold"), "the sweep marks the auction sold", 30)
+
+
+async def _pay_by_hand(http: httpx.AsyncClient, hold: str, who: dict[str, str]) -> httpx.Response:
+    """Pay with a good card, once the refused charge on file has let the hold go (while it
+    is under way the hold answers payment_in_progress)."""
+    for n in range(100):
+        paid = await checkout(http, hold, who, card=CARD_OK, key=f"by-hand-{n}")
+        if paid.status_code != 409 or paid.json()["error"]["code"] != "payment_in_progress":
+            return paid
+        await asyncio.sleep(0.1)
+    raise AssertionError("the charge on file never let the hold go")
 
 
 async def _state_is(http: httpx.AsyncClient, room: int, aid: int, state: str) -> bool:
@@ -324,6 +408,7 @@ async def test_bids_over_websockets_reach_every_viewer_in_one_order(
     viewers = []
     for i in range(100):
         user, token = sessions.issue()
+        await _card(http, {"Authorization": f"Bearer {token}"})
         v = await WsViewer.open(storm_server.base_url, room)
         await v.hello(token, name=f"Bidder {i}")
         snap = await v.next("snapshot")
@@ -391,6 +476,8 @@ async def test_ending_the_room_closes_its_auction_and_giveaway_and_follows_them(
     ).json()["giveaway"]["giveaway_id"]
     ann_id, ann = viewer_headers(sessions)
     bea_id, bea = viewer_headers(sessions)
+    await _card(http, ann, CARD_DECLINED)  # charged on file, refused: Ann pays by hand
+    await _card(http, bea)
     bid = await http.post(
         f"/api/rooms/{room}/auctions/{aid}/bids", headers=ann, json={"amount": 1200}
     )
@@ -406,7 +493,7 @@ async def test_ending_the_room_closes_its_auction_and_giveaway_and_follows_them(
         f"/api/rooms/{room}/auctions/{aid}/bids", headers=bea, json={"amount": 5000}
     )
     assert_error(late, 409, "auction_closed")
-    paid = await checkout(http, won["your_hold"]["id"], ann, card=CARD_OK, key="after-end")
+    paid = await _pay_by_hand(http, won["your_hold"]["id"], ann)
     assert paid.status_code == 201, paid.text
     await until(lambda: _state_is(http, room, aid, "sold"), "the sweep follows the ended room", 30)
 

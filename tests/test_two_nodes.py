@@ -136,6 +136,9 @@ async def test_one_auction_with_bidders_on_both_nodes(
     for node in (server, node_b):
         for _ in range(10):
             user, token = sessions.issue()
+            card = {"card": "4242424242424242"}
+            auth = {"Authorization": f"Bearer {token}"}
+            assert (await http.put("/api/payment-method", headers=auth, json=card)).is_success
             v = await WsViewer.open(node.base_url, room)
             await v.hello(token)
             await v.next("holds")

@@ -72,6 +72,7 @@ from web import (
     api_rooms,
     api_vouchers,
     api_waitlist,
+    api_wallet,
     ops,
     pages,
     seller_finance,
@@ -101,6 +102,7 @@ log = logging.getLogger("livecart.app")
 APIS: list[Api] = [
     api_checkout.api,
     api_waitlist.api,
+    api_wallet.api,
     api_cart.api,
     api_vouchers.api,
     api_promotions.api,
@@ -232,6 +234,7 @@ def build_services(settings: Settings, crash: CrashPoints = NO_CRASH) -> Service
     rooms = RoomStore(redis, live_keys, settings.room_log_maxlen)
     hub = Hub(max_buffer=settings.ws_max_buffer)
     bus = RoomBus(settings.redis_url, live_keys, rooms, hub)
+    till = Till(holds, payments, AttemptStore(db, keys.prefix), crash)
     auctions = Auctions(
         redis,
         live_keys,
@@ -239,6 +242,7 @@ def build_services(settings: Settings, crash: CrashPoints = NO_CRASH) -> Service
         holds,
         hold_ttl_ms=settings.hold_ttl_s * 1000,
         pay_ttl_ms=settings.pay_ttl_s * 1000,
+        till=till,
     )
     giveaways = Giveaways(
         redis,
@@ -285,7 +289,7 @@ def build_services(settings: Settings, crash: CrashPoints = NO_CRASH) -> Service
         limiter=limiter,
         idempotency=IdempotencyStore(redis, keys, lease_ms=settings.checkout_lease_ms),
         payments=payments,
-        till=Till(holds, payments, AttemptStore(db, keys.prefix), crash),
+        till=till,
         refunds=Refunds(db, holds, payments, keys.prefix, crash),
         payouts=Payouts(db, payments, keys.prefix, crash),
         sessions=sessions,

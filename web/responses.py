@@ -574,6 +574,15 @@ class Entries(Out):
     entries_hash: str
 
 
+class PaymentMethod(Out):
+    id: str
+    last4: str
+
+
+class PaymentMethodAnswer(Out):
+    payment_method: PaymentMethod
+
+
 class Waitlist(Out):
     place: int  # from 1; 0: not waiting
     waiting: int

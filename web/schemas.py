@@ -246,6 +246,14 @@ class ShippingIn(Strict):
     )
 
 
+class PaymentMethodIn(Strict):
+    """A card to keep on file (bidding needs one: it is charged when you win), and where to
+    ship what it pays for."""
+
+    card: Annotated[str, StringConstraints(pattern=r"^[0-9]{12,19}$")]
+    shipping: ShippingIn | None = None
+
+
 class CheckoutIn(Strict):
     card: Annotated[str, StringConstraints(pattern=r"^[0-9]{12,19}$")]
     shipping: ShippingIn | None = Field(

@@ -28,7 +28,8 @@ local function fmt(n)
   return string.format('%.0f', n)
 end
 
-local NUMBERS = { 'deal', 'sku', 'start', 'reserve', 'buy_now', 'snipe', 'second', 'ends',
+local NUMBERS = { 'deal', 'sku', 'start', 'reserve', 'buy_now', 'snipe', 'second', 'card',
+                  'autopaid', 'ends',
                   'price', 'leader_max', 'bids', 'hammer', 'round', 'opened' }
 
 local function load(key)
@@ -63,7 +64,7 @@ local function view(id, a)
     min_bid = minimum(a), ends_ms = a.ends, snipe_s = a.snipe / 1000,
     reserve_met = a.reserve == 0 or (a.bids > 0 and a.price >= a.reserve),
     has_reserve = a.reserve > 0, buy_now_price = a.buy_now, leader = a.leader,
-    leader_name = a.leader_name or '', round = a.round,
+    leader_name = a.leader_name or '', round = a.round, card_required = a.card == 1,
   }
   if a.winner and a.winner ~= '' then
     v.winner, v.winner_name, v.hammer_price = a.winner, a.winner_name or '', a.hammer
@@ -101,6 +102,7 @@ local function open(K, A)
   redis.call('HSET', K[4], 'deal', terms.deal, 'sku', terms.sku, 'seller', terms.seller,
     'start', terms.start, 'steps', terms.steps, 'reserve', terms.reserve,
     'buy_now', terms.buy_now, 'mode', terms.mode, 'snipe', terms.snipe, 'second', terms.second,
+    'card', terms.card or '0', 'autopaid', 0,
     'state', 'open', 'opened', fmt(now), 'ends', fmt(now + tonumber(terms.duration)),
     'price', 0, 'leader', '', 'leader_name', '', 'leader_max', 0, 'bids', 0, 'winner', '',
     'winner_name', '', 'hammer', 0, 'round', 0, 'hold', '', 'offered', '')
@@ -143,6 +145,7 @@ local function bid(K, A)
   if a.state ~= 'open' or now >= a.ends then return { 'auction_closed', fmt(a.ends) } end
   if redis.call('HGET', K[1], 'status') ~= 'live' then return { 'room_not_live' } end
   if user == a.seller then return { 'shill_bid' } end
+  if a.card == 1 and A[8] ~= '1' then return { 'payment_method_required' } end
   if redis.call('SISMEMBER', K[3], user) == 1 then return { 'muted' } end
   if A[7] == '1' then
     if a.buy_now == 0 then return { 'no_buy_now' } end
@@ -277,11 +280,21 @@ local function sold(K, A)
   return { 'sold' }
 end
 
--- ARGV: channel, maxlen, auction id. The public view as JSON, plus the hold and pay-by.
+-- ARGV: channel, maxlen, auction id, round. The round's winner was charged on file (or the
+-- charge was refused): not again.
+local function autopaid(K, A)
+  if redis.call('EXISTS', K[4]) == 0 then return 0 end
+  redis.call('HSET', K[4], 'autopaid', A[4])
+  return 1
+end
+
+-- ARGV: channel, maxlen, auction id. The public view as JSON, plus the hold, pay-by, seller
+-- and the last round charged on file.
 local function read(K, A)
   local a = load(K[4])
   if not a then return nil end
-  return { cjson.encode(view(A[3], a)), a.hold or '', a.pay_by or '0', a.seller }
+  return { cjson.encode(view(A[3], a)), a.hold or '', a.pay_by or '0', a.seller,
+           fmt(a.autopaid) }
 end
 
 local function register(name, fn, flags)
@@ -296,6 +309,7 @@ register('lc_auction_bid', bid)
 register('lc_auction_close', close)
 register('lc_auction_close_now', close_now)
 register('lc_auction_forget', forget)
+register('lc_auction_autopaid', autopaid)
 register('lc_auction_awarded', awarded)
 register('lc_auction_next', next_round)
 register('lc_auction_sold', sold)

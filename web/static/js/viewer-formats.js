@@ -5,6 +5,7 @@
 // page's one checkout sheet (``pay``).
 
 import { api, clockText, el, guestToken, minorUnits, money, randomId, t } from "./common.js";
+import { fillAddress, readForm, waitForOrder } from "./pay.js";
 
 const $ = (id) => document.getElementById(id);
 const LIKES_PER_SECOND = 5; // what one viewer's taps may send; the server caps it again
@@ -29,6 +30,8 @@ export class ViewerFormats {
     $("giveaway-enter").addEventListener("click", () => this.enter());
     $("waitlist-join").addEventListener("click", () => this.joinWaitlist());
     $("like-button").addEventListener("click", () => this.like());
+    $("card-form").addEventListener("submit", (event) => this.saveCard(event));
+    this.pendingBid = null; // the bid waiting for a card on file
     $("video").addEventListener("dblclick", () => this.like());
     setInterval(() => this.flushLikes(), 1000);
     setInterval(() => this.tick(), 250);
@@ -47,7 +50,7 @@ export class ViewerFormats {
       this.auctions.set(m.auction.auction_id, m.auction);
       // Won, says the room: if the private auction.won is lost (a node died between the
       // award and the notice), ask for the hold.
-      if (m.auction.winner && m.auction.winner === this.user()) this.fetchWin("auctions", m.auction.auction_id);
+      if (m.auction.winner && m.auction.winner === this.user() && !m.auction.card_required) this.fetchWin("auctions", m.auction.auction_id);
       if (m.type === "auction.bid" && m.auction.leader === this.user()) this.standing[m.auction.auction_id] = "leading";
       else if (m.type === "auction.bid" && this.standing[m.auction.auction_id] === "leading") this.standing[m.auction.auction_id] = "outbid";
       if (m.extended) this.flash($("auction-clock"));
@@ -72,9 +75,23 @@ export class ViewerFormats {
         if (this.paying.has(m.hold.id)) return;
         this.paying.add(m.hold.id);
         const a = this.auctions.get(m.auction_id);
+        if (a?.card_required) {
+          // Charged to the card on file in a moment: auction.paid (or charge_failed) follows.
+          $("auction-standing").textContent = t("auction_charging");
+          return;
+        }
         this.pay(m.hold, { title: a ? this.title(a.sku_id) : "", amount: m.price, currency: a ? this.currency(a.sku_id) : undefined });
       },
+      "auction.paid": (m) => {
+        $("auction-standing").textContent = t("auction_paid");
+        waitForOrder(m.hold_id, (order) => ($("auction-standing").textContent = t("order_number", { id: order.id })), () => true);
+      },
+      "auction.charge_failed": (m) => {
+        const a = this.auctions.get(m.auction_id);
+        this.pay(m.hold, { title: a ? this.title(a.sku_id) : "", amount: a?.hammer_price, currency: a ? this.currency(a.sku_id) : undefined });
+      },
       "bid.accepted": (m) => {
+        this.pendingBid = null;
         $("bid-error").textContent = "";
         this.standing[m.bid.auction_id] = m.bid.outcome === "outbid" ? "outbid" : "leading";
         this.render();
@@ -130,8 +147,36 @@ export class ViewerFormats {
   // A refusal of one of our requests (an error frame with our ref); true if it was ours.
   refused(m) {
     if (!m.ref?.startsWith("bid-")) return false;
+    if (m.code === "payment_method_required") {
+      fillAddress($("card-form"));
+      $("card-error").textContent = "";
+      $("card-sheet").showModal();
+      return true;
+    }
     $("bid-error").textContent = this.errorText(m.code);
     return true;
+  }
+
+  async saveCard(event) {
+    event.preventDefault();
+    const body = readForm($("card-form"));
+    if (!body) {
+      $("card-error").textContent = t("error_required");
+      return;
+    }
+    $("card-save").disabled = true;
+    try {
+      const token = await guestToken();
+      await api("PUT", "/api/payment-method", { body, headers: { Authorization: `Bearer ${token}` } });
+      $("card-sheet").close();
+      const pending = this.pendingBid;
+      this.pendingBid = null;
+      if (pending) this.bid(pending.amount, pending.buyNow);
+    } catch (error) {
+      $("card-error").textContent = this.errorText(error.code);
+    } finally {
+      $("card-save").disabled = false;
+    }
   }
 
   user() {
@@ -186,7 +231,8 @@ export class ViewerFormats {
     if (open && mine) standing = t("auction_you_lead");
     else if (open && this.standing[a.auction_id] === "outbid") standing = t("auction_outbid");
     else if (open && a.leader) standing = t("auction_leader", { name: a.leader_name || a.leader.slice(0, 6) });
-    else if (a.winner) standing = a.winner === this.user() ? t("auction_you_won") : t("auction_sold", { name: a.winner_name || a.winner.slice(0, 6), price: money(a.hammer_price, currency) });
+    else if (a.winner && a.winner === this.user()) standing = a.state === "sold" ? t("auction_paid") : a.card_required ? t("auction_charging") : t("auction_you_won");
+    else if (a.winner) standing = t("auction_sold", { name: a.winner_name || a.winner.slice(0, 6), price: money(a.hammer_price, currency) });
     else if (a.state === "unsold") standing = t("auction_unsold");
     $("auction-standing").textContent = standing;
     $("auction-standing").dataset.standing = open ? (mine ? "leading" : this.standing[a.auction_id] || "") : a.state;
@@ -241,6 +287,7 @@ export class ViewerFormats {
     const a = this.current();
     if (!a || (!buyNow && !amount)) return;
     $("bid-error").textContent = "";
+    this.pendingBid = { amount, buyNow };
     const message = { type: "bid", auction_id: a.auction_id, ref: `bid-${randomId()}` };
     if (buyNow) message.buy_now = true;
     else message.amount = amount;
