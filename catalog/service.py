@@ -619,6 +619,22 @@ async def deals_of_shops(
     return [(deal, sku, product) for deal, sku, product in (await session.exec(query)).all()]
 
 
+async def lots_of_rooms(
+    session: AsyncSession, room_ids: Sequence[int], limit: int = 100
+) -> list[tuple[Deal, Sku, Product]]:
+    """The rooms' auction and giveaway lots (decision 0031), newest first, each with its SKU
+    and product."""
+    query = (
+        select(Deal, Sku, Product)
+        .join(Sku, col(Sku.id) == col(Deal.sku_id))
+        .join(Product, col(Product.id) == col(Sku.product_id))
+        .where(col(Deal.kind) == "lot", col(Deal.room_id).in_(room_ids))
+        .order_by(col(Deal.id).desc())
+        .limit(limit)
+    )
+    return [(deal, sku, product) for deal, sku, product in (await session.exec(query)).all()]
+
+
 async def list_deals(session: AsyncSession, status: DealStatus | None = None) -> Sequence[Deal]:
     query = select(Deal).order_by(col(Deal.id))
     if status is not None:

@@ -132,6 +132,17 @@ async def test_an_auction_and_a_giveaway_from_the_studio_to_the_phones(
         await expect(b.locator("#giveaway-check")).to_be_visible()
         await expect(b.locator("#pay")).to_have_text("Pay $0.00")
         assert await _pay(b) > 0
+
+        # The seller center's live rooms list what ran: the auction sold at 11.00, the giveaway.
+        await creator.goto(f"{base}/seller")
+        history = creator.locator("#formats-history tbody tr")
+        await expect(history).to_have_count(2)
+        sold = creator.locator("#formats-history tbody tr", has_text="auction")
+        await expect(sold).to_contain_text("sold")
+        await expect(sold.locator(".hammer")).to_have_text("$11.00")
+        await expect(
+            creator.locator("#formats-history tbody tr", has_text="giveaway")
+        ).to_have_count(1)
         for watched in (studio, viewer_a, viewer_b):
             watched.assert_clean()
     finally:

@@ -52,7 +52,7 @@ from web.pages import not_found_page
 from web.promotions_view import promotions_view
 from web.return_views import returns_view
 from web.schemas import MAX_ID, OrderActionIn, RoomIn
-from web.services import services
+from web.services import Services, services
 from web.templating import minor_digits, money, render
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -331,6 +331,7 @@ async def _center(
             for row in room_rows
         ]
         deal_rows = await _deals(session, svc.holds, shop_ids)
+        history = await _formats_history(session, svc, [row.id or 0 for row in room_rows])
         promotions = await promotions_view(
             request, session, svc.holds.shelf, shops, _main_currency(every_product), me
         )
@@ -370,6 +371,7 @@ async def _center(
         "deadlines": {o.id: _deadline(o, now) for o in orders},
         "recent_rooms": recent_rooms,
         "deals": deal_rows,
+        "history": history,
         "returns": returns,
         "finance": finance,
         "promotions": promotions,
@@ -444,6 +446,35 @@ async def _products(
     return found
 
 
+async def _formats_history(
+    session: AsyncSession, svc: Services, room_ids: Sequence[int]
+) -> list[dict[str, Any]]:
+    """The recent rooms' auctions and giveaways, newest first: what ran, who won, at what
+    price (the lot in SQL; its outcome from the room's Redis record, kept a week)."""
+    if not room_ids:
+        return []
+    rows = []
+    for lot, sku, product in await catalog.lots_of_rooms(session, room_ids, RECENT_DEALS):
+        room_id, lot_id = lot.room_id or 0, lot.id or 0
+        auction = await svc.auctions.view(room_id, lot_id)
+        giveaway = None if auction else await svc.giveaways.view(room_id, lot_id)
+        found = auction or giveaway or {}
+        rows.append(
+            {
+                "lot": lot,
+                "room_id": room_id,
+                "kind": "auction" if auction else "giveaway" if giveaway else "lot",
+                "title": product.title + (f" · {sku.variant}" if sku.variant else ""),
+                "state": found.get("state", "expired record"),
+                "winner": found.get("winner_name") or found.get("winner") or "",
+                "price": found.get("hammer_price"),
+                "count": found.get("bids", found.get("entries")),
+                "when": _when(lot.created_ms),
+            }
+        )
+    return rows
+
+
 async def _deals(
     session: AsyncSession, holds: HoldStore, shop_ids: Sequence[int]
 ) -> list[dict[str, Any]]:
@@ -451,6 +482,8 @@ async def _deals(
     reads them) for deals that were started, none for those that were not."""
     rows = []
     for deal, sku, product in await catalog.deals_of_shops(session, shop_ids, RECENT_DEALS):
+        if deal.kind != "flash":  # an auction's or giveaway's lot: the live rooms' history
+            continue
         state = await deal_runs.started_state(holds, deal)
         view = deal_runs.deal_json(deal, state)
         rows.append(

@@ -21,6 +21,7 @@ export class ViewerFormats {
     this.entered = new Set();
     this.standing = {}; // auction id -> "leading" | "outbid"
     this.paying = new Set(); // holds won here whose checkout sheet was opened
+    this.orders = {}; // auction id -> the order number of our win
     this.likes = 0;
     this.pendingLikes = 0;
     this.likeBudget = LIKES_PER_SECOND;
@@ -84,7 +85,10 @@ export class ViewerFormats {
       },
       "auction.paid": (m) => {
         $("auction-standing").textContent = t("auction_paid");
-        waitForOrder(m.hold_id, (order) => ($("auction-standing").textContent = t("order_number", { id: order.id })), () => true);
+        waitForOrder(m.hold_id, (order) => {
+          this.orders[m.auction_id] = order.id;
+          this.render();
+        }, () => true);
       },
       "auction.charge_failed": (m) => {
         const a = this.auctions.get(m.auction_id);
@@ -231,6 +235,7 @@ export class ViewerFormats {
     if (open && mine) standing = t("auction_you_lead");
     else if (open && this.standing[a.auction_id] === "outbid") standing = t("auction_outbid");
     else if (open && a.leader) standing = t("auction_leader", { name: a.leader_name || a.leader.slice(0, 6) });
+    else if (a.winner && a.winner === this.user() && this.orders[a.auction_id]) standing = t("order_number", { id: this.orders[a.auction_id] });
     else if (a.winner && a.winner === this.user()) standing = a.state === "sold" ? t("auction_paid") : a.card_required ? t("auction_charging") : t("auction_you_won");
     else if (a.winner) standing = t("auction_sold", { name: a.winner_name || a.winner.slice(0, 6), price: money(a.hammer_price, currency) });
     else if (a.state === "unsold") standing = t("auction_unsold");
