@@ -59,6 +59,7 @@ async def open_auction(request: Request) -> Response:
         buy_now_price=body.buy_now_price,
         increments=tuple(body.increments) if body.increments else DEFAULT_INCREMENTS,
         second_chance=body.second_chance,
+        card_required=body.card_required,
     )
     async with svc.db.session() as session:
         await live_service.owned_room(session, me, room_id)
@@ -105,6 +106,7 @@ async def get_auction(request: Request) -> Response:
         LiveErrorCode.BID_NOT_HIGHER,
         LiveErrorCode.SHILL_BID,
         LiveErrorCode.MUTED,
+        LiveErrorCode.PAYMENT_METHOD_REQUIRED,
         LiveErrorCode.NO_BUY_NOW,
         LiveErrorCode.BUY_NOW_GONE,
     ),

@@ -536,6 +536,7 @@ class Auction(Out):
     leader: str  # "" before the first bid
     leader_name: str
     round: int  # 1 once closed with a winner; +1 per offer to the next bidder
+    card_required: bool  # bidders keep a card on file; the win is charged to it
     winner: str | None = None
     winner_name: str | None = None
     hammer_price: int | None = None

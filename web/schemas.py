@@ -436,6 +436,11 @@ class AuctionIn(Strict):
     second_chance: bool = Field(
         default=True, description="an unpaid win is offered to the next bidder"
     )
+    card_required: bool = Field(
+        default=True,
+        description="bidders keep a card on file (PUT /api/payment-method); the win is charged "
+        "to it at once",
+    )
 
 
 class GiveawayIn(Strict):
