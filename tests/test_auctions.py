@@ -185,6 +185,9 @@ async def test_a_sudden_death_auction_closes_on_time_whatever_arrives_after(
                 if err.code == "bid_too_low":  # another bidder got there first
                     amount = err.details["min_bid"]
                     continue
+                if err.code == "bid_not_higher":  # this bidder leads: raise the maximum
+                    amount = err.details["your_max"] + 1000
+                    continue
                 assert err.code == "auction_closed"
                 refused_at.append(await desk.store.server_ms())
                 return
