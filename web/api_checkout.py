@@ -89,6 +89,7 @@ def address_of(request: Request) -> str:
         CatalogErrorCode.DEAL_NOT_FOUND,
         CatalogErrorCode.DEAL_NOT_LIVE,
         CatalogErrorCode.DEAL_NOT_STARTED,
+        CheckoutErrorCode.AUCTION_LOT,
         CatalogErrorCode.DEAL_ENDED,
         CheckoutErrorCode.SOLD_OUT,
         CheckoutErrorCode.INSUFFICIENT_STOCK,
