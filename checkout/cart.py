@@ -19,7 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from catalog.deal_status import DealStatus
 from catalog.error_codes import CatalogErrorCode
-from catalog.models import Product, Shop, Sku
+from catalog.models import Deal, Product, Shop, Sku
 from checkout import cart_deals, pricing, promotions, quoting, vouchers
 from checkout.cart_store import CartStore
 from checkout.error_codes import CheckoutErrorCode
@@ -146,6 +146,11 @@ class Carts:
         if not found:
             raise NotFound("No such deal.", code=CatalogErrorCode.DEAL_NOT_FOUND, deal_id=deal_id)
         (line,) = found
+        lot = await session.get(Deal, deal_id)
+        if lot is not None and lot.kind == "lot":
+            raise Conflict(
+                "This unit is sold by auction: bid for it.", code=CheckoutErrorCode.AUCTION_LOT
+            )
         if line.status not in (DealStatus.SCHEDULED, DealStatus.LIVE):
             raise Conflict("The deal has ended.", code=CatalogErrorCode.DEAL_ENDED)
         if not 1 <= qty <= line.per_buyer_limit:

@@ -310,6 +310,8 @@ async def test_the_winner_is_charged_on_file_at_the_hammer_price(
     # The lot is sealed: nobody can reserve its unit as if it were a flash deal.
     sealed = await http.post(f"/api/deals/{auction['deal_id']}/reserve", headers=ann, json={})
     assert_error(sealed, 409, "auction_lot")
+    carted = await http.put(f"/api/cart/deals/{auction['deal_id']}", headers=ann, json={"qty": 1})
+    assert_error(carted, 409, "auction_lot")
     path = f"/api/rooms/{room}/auctions/{aid}/bids"
     assert_error(
         await http.post(path, headers=cy, json={"amount": 9000}), 409, "payment_method_required"

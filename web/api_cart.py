@@ -118,6 +118,7 @@ async def put_item(request: Request) -> Response:
     errors=(
         CatalogErrorCode.DEAL_NOT_FOUND,
         CatalogErrorCode.DEAL_ENDED,
+        CheckoutErrorCode.AUCTION_LOT,
         CheckoutErrorCode.LIMIT_EXCEEDED,
         CheckoutErrorCode.CART_FULL,
     ),
