@@ -7,6 +7,7 @@ product without a picture; and rooms shown as live, starting soon or not at all.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import secrets
@@ -686,5 +687,54 @@ async def test_a_deals_item_goes_in_the_cart_at_the_deal_price_and_is_paid_with_
         assert len(order_ids) == 2
         await expect(page.locator("#cart-count")).to_have_text("")  # all bought
         viewer.assert_clean()
+    finally:
+        await ctx.close()
+
+
+async def test_a_bag_opened_before_the_room_arrives_shows_its_promotions(
+    browser: Browser, pages_server: Server, boutique: Boutique
+) -> None:
+    """A tap on the bag before the room's snapshot came (a slow websocket): the bag fills when
+    it comes, and its prices still carry the running discount (they were read at the tap, for
+    a bag that was empty then)."""
+    base, shop_id = pages_server.base_url, boutique.account.shop.id
+    ends = int(time.time() * 1000) + 3_600_000
+    async with httpx.AsyncClient(base_url=base, headers=boutique.account.headers) as http:
+        jacket = boutique.products["jacket"]
+        body = {"kind": "discount", "products": [jacket], "bps": 1500, "ends_ms": ends}
+        created = await http.post(f"/api/shops/{shop_id}/promotions", json=body)
+        assert created.status_code == 201, created.text
+    room_id = await _room(base, boutique, "Slow socket", ["jacket"])
+    sale = l10n.format_money(7565, "USD", "en")
+    ctx, viewer = await new_page(browser, "slow-socket", **PHONE)
+    try:
+        page = viewer.page
+        held: list[str | bytes] = []  # what the server said, kept from the page for now
+        released = asyncio.Event()
+        page_side: list[Any] = []
+
+        def slow(ws: Any) -> None:
+            page_side.append(ws)
+            server = ws.connect_to_server()
+
+            def from_server(message: str | bytes) -> None:
+                if released.is_set():
+                    ws.send(message)
+                else:
+                    held.append(message)
+
+            server.on_message(from_server)
+
+        await page.route_web_socket(re.compile(r"/ws/rooms/"), slow)
+        await page.goto(f"{base}/live/{room_id}?lang=en")
+        await page.click("#bag-button")
+        await expect(page.locator("#bag-empty")).to_be_visible()
+        while not held:  # the snapshot is on its way: let it through now
+            await page.wait_for_timeout(50)
+        released.set()
+        for message in held:
+            page_side[0].send(message)
+        item = page.locator("#bag-items .bag-item", has_text="Puffer jacket")
+        await expect(item.locator(".now-price")).to_have_text(sale)
     finally:
         await ctx.close()

@@ -544,6 +544,7 @@ const shop = new Shop({
 });
 let bagStock = {}; // SKU id -> units buyable at list price, read when the bag opens
 let bagPromotions = {}; // shop id -> its promotions, read when the bag opens
+let bagRead = new Set(); // product ids whose promotions and stock this opening has asked for
 
 function renderBag() {
   const bag = state.room?.bag || [];
@@ -553,6 +554,7 @@ function renderBag() {
   // The pinned product first, then the bag's own order.
   const ordered = [...bag].sort((a, b) => (b.product_id === state.room.pinned) - (a.product_id === state.room.pinned));
   $("bag-items").replaceChildren(...ordered.map(bagItem));
+  readBagExtras(bag);
 }
 
 function bagItem(card) {
@@ -579,24 +581,33 @@ function bagItem(card) {
   );
 }
 
-$("bag-button").addEventListener("click", async () => {
+$("bag-button").addEventListener("click", () => {
   $("bag-sheet").showModal();
-  renderBag();
-  const ids = (state.room?.bag || []).map((card) => `product_id=${card.product_id}`);
-  if (!ids.length) return;
-  const shops = [...new Set(state.room.bag.map((card) => card.shop_id))];
-  Promise.all(shops.map(async (id) => [id, await promotionsOf(id)])).then((found) => {
-    bagPromotions = Object.fromEntries(found);
-    renderBag();
-  });
-  try {
-    const { stock } = await api("GET", `/api/stock?${ids.join("&")}`);
-    bagStock = Object.fromEntries(Object.entries(stock).map(([id, n]) => [Number(id), n]));
-  } catch {
-    return; // the bag shows without stock notes
-  }
+  bagRead = new Set();
   renderBag();
 });
+
+// Prices under promotion and live stock for what the open bag lists. The bag can fill after it
+// opened (a tap before the room's snapshot arrived, a product added live), so each render asks
+// for the products not read since the sheet opened.
+function readBagExtras(bag) {
+  const fresh = bag.filter((card) => !bagRead.has(card.product_id));
+  if (!fresh.length) return;
+  fresh.forEach((card) => bagRead.add(card.product_id));
+  const shops = [...new Set(fresh.map((card) => card.shop_id))];
+  Promise.all(shops.map(async (id) => [id, await promotionsOf(id)])).then((found) => {
+    bagPromotions = { ...bagPromotions, ...Object.fromEntries(found) };
+    renderBag();
+  });
+  const ids = fresh.map((card) => `product_id=${card.product_id}`);
+  api("GET", `/api/stock?${ids.join("&")}`).then(
+    ({ stock }) => {
+      for (const [id, n] of Object.entries(stock)) bagStock[Number(id)] = n;
+      renderBag();
+    },
+    () => {}, // the bag shows without stock notes
+  );
+}
 
 $("cart-button").addEventListener("click", () => shop.openCart());
 
