@@ -28,6 +28,7 @@ DEFAULT_INCREMENTS: tuple[tuple[int, int], ...] = (
 )
 MIN_DURATION_S, MAX_DURATION_S = 10, 3600
 MIN_SNIPE_S, MAX_SNIPE_S = 5, 120
+MAX_RELISTS = 3  # with an hour each at most, a lot's deal window (24 h) outlasts them all
 MAX_BANDS = 20
 
 
@@ -67,6 +68,9 @@ class AuctionTerms:
     second_chance: bool = True  # an unpaid win goes to the next bidder
     # Bidders need a card on file, charged when they win (so a winner cannot walk away free).
     card_required: bool = True
+    # Times the lot goes up again at once when a close brings no sale (no bid, the reserve not
+    # met, nobody paid), while the room is live.
+    relists: int = 0
 
 
 def _bad(field: str, message: str) -> Invalid:
@@ -100,6 +104,8 @@ def check_terms(terms: AuctionTerms) -> AuctionTerms:
         raise _bad("reserve_price", "A reserve price is at least the starting bid.")
     if terms.buy_now_price and terms.buy_now_price <= max(terms.start_price, terms.reserve_price):
         raise _bad("buy_now_price", "Buy-it-now is above the starting bid and the reserve.")
+    if not 0 <= terms.relists <= MAX_RELISTS:
+        raise _bad("relists", f"An auction relists 0-{MAX_RELISTS} times.")
     check_increments(terms.increments)
     return terms
 

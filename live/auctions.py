@@ -19,6 +19,7 @@ from catalog import service as catalog
 from catalog.models import Seller
 from checkout import deals
 from checkout.checkout import Till, pay_with_card_on_file
+from checkout.error_codes import CheckoutErrorCode
 from checkout.hold_states import HoldState
 from checkout.holds import HoldStore
 from kernel.errors import Conflict, DomainError, ErrorCode, NotFound
@@ -47,6 +48,16 @@ _REFUSALS: dict[str, tuple[type[DomainError], ErrorCode, str]] = {
         "Keep a card on file to bid (PUT /api/payment-method): it is charged if you win.",
     ),
     "muted": (Conflict, LiveErrorCode.MUTED, "The creator has muted you in this room."),
+    "unpaid_win": (
+        Conflict,
+        LiveErrorCode.UNPAID_WIN,
+        "This lot was offered to you already: it went on when its hold lapsed unpaid.",
+    ),
+    "not_sold_out": (
+        Conflict,
+        CheckoutErrorCode.NOT_SOLD_OUT,
+        "The auction is still open: bid instead.",
+    ),
     "no_buy_now": (Conflict, LiveErrorCode.NO_BUY_NOW, "This auction has no buy-it-now price."),
     "buy_now_gone": (
         Conflict,
@@ -127,7 +138,16 @@ class Auctions:
 
     def _keys(self, room_id: int, auction_id: int) -> list[str]:
         k = self.keys.room(room_id)
-        return [k.meta, k.log, k.muted, k.auction(auction_id), k.bidders(auction_id), k.auctions]
+        return [
+            k.meta,
+            k.log,
+            k.muted,
+            k.auction(auction_id),
+            k.bidders(auction_id),
+            k.auctions,
+            k.waiters(auction_id),
+            k.waiter_names(auction_id),
+        ]
 
     async def _call(self, name: str, room_id: int, auction_id: int, *args: Any) -> Any:
         keys = self._keys(room_id, auction_id)
@@ -197,6 +217,7 @@ class Auctions:
                 second=int(terms.second_chance),
                 card=int(terms.card_required),
                 duration=terms.duration_s * 1000,
+                relists=terms.relists,
             ),
         )
         if answer[0] not in ("ok", "exists"):
@@ -231,16 +252,38 @@ class Auctions:
             )
         return Bid(auction_id, outcome, int(price), int(ends), int(seq), int(min_bid))
 
-    async def view(self, room_id: int, auction_id: int, user: str = "") -> dict[str, Any] | None:
-        """The auction as anyone may see it; the winner also sees their hold."""
-        raw = await self.redis.fcall(
-            "lc_auction_read", 6, *self._keys(room_id, auction_id), "", 0, auction_id
+    async def wait(self, room_id: int, auction_id: int, user: str, name: str) -> dict[str, int]:
+        """Join the lot's waitlist once the auction closed with a winner: offered in order at
+        the hammer price if nobody before pays. Joining again keeps the place."""
+        has_card = self.till is None or await self.till.provider.method_of(user) is not None
+        raw = await self._call(
+            "lc_auction_wait", room_id, auction_id, user, name, "1" if has_card else "0"
         )
+        if raw[0] != "ok":
+            raise _refusal(raw[0], raw[1:])
+        return {"place": int(raw[1]), "waiting": int(raw[2])}
+
+    async def unwait(self, room_id: int, auction_id: int, user: str) -> bool:
+        """Leave the lot's waitlist: whether they were on it."""
+        return bool(await self._call("lc_auction_unwait", room_id, auction_id, user))
+
+    async def _read(self, room_id: int, auction_id: int, user: str = "") -> list[Any] | None:
+        keys = self._keys(room_id, auction_id)
+        found = await self.redis.fcall("lc_auction_read", len(keys), *keys, "", 0, auction_id, user)
+        return list(found) if found else None
+
+    async def view(self, room_id: int, auction_id: int, user: str = "") -> dict[str, Any] | None:
+        """The auction as anyone may see it, with how many wait for the lot; the winner also
+        sees their hold, and a user on the lot's waitlist their place."""
+        raw = await self._read(room_id, auction_id, user)
         if not raw:
             return None
         found: dict[str, Any] = orjson.loads(raw[0])
+        found["waiting"] = int(raw[6])
         if user and found.get("winner") == user and raw[1]:
             found["your_hold"] = {"id": raw[1], "pay_by_ms": int(raw[2])}
+        if user and int(raw[5]):
+            found["place"] = int(raw[5])
         return found
 
     async def close_all(self, room_id: int) -> None:
@@ -305,9 +348,7 @@ class Auctions:
             )
 
     async def _follow(self, room_id: int, auction_id: int, winner: str, round_: int) -> None:
-        raw = await self.redis.fcall(
-            "lc_auction_read", 6, *self._keys(room_id, auction_id), "", 0, auction_id
-        )
+        raw = await self._read(room_id, auction_id)
         if not raw or not raw[1]:
             return
         hold_id, autopaid = raw[1], int(raw[4])

@@ -38,6 +38,7 @@ class LiveErrorCode(ErrorCode):
     BUY_NOW_GONE = "buy_now_gone"  # the first bid took buy-it-now away
     INVALID_AUCTION = "invalid_auction"  # terms out of range (details.field says which)
     PAYMENT_METHOD_REQUIRED = "payment_method_required"  # bid after PUT /api/payment-method
+    UNPAID_WIN = "unpaid_win"  # the lot was offered to this user, who let it lapse
     # Giveaways (decision 0032)
     GIVEAWAY_NOT_FOUND = "giveaway_not_found"
     GIVEAWAY_CLOSED = "giveaway_closed"

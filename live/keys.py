@@ -37,6 +37,14 @@ class RoomKeys:
         """Hash: each bidder's best maximum in an auction."""
         return self.meta.replace(":meta", f":auction:{auction_id}:bidders")
 
+    def waiters(self, auction_id: int) -> str:
+        """Sorted set: the lot's waitlist once the auction closed, users by arrival."""
+        return self.meta.replace(":meta", f":auction:{auction_id}:waiters")
+
+    def waiter_names(self, auction_id: int) -> str:
+        """Hash: each waiting user's name in the room."""
+        return self.meta.replace(":meta", f":auction:{auction_id}:waiter_names")
+
     @property
     def auctions(self) -> str:
         """Set: the room's auctions not finished (the room sweep's work list)."""

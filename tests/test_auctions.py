@@ -381,6 +381,59 @@ async def test_a_refused_card_on_file_leaves_the_win_to_be_paid_by_hand(
     await until(lambda: _state_is(http, room, aid, "sold"), "the sweep marks the auction sold", 30)
 
 
+async def test_a_lot_its_winner_lets_go_is_charged_to_the_first_in_its_line(
+    server: Server,
+    http: httpx.AsyncClient,
+    seller: SellerAccount,
+    sessions: GuestSessions,
+    redis: Redis,
+    keys: Keyspace,
+) -> None:
+    """Over HTTP: the line opens at the close and takes cards on file as bidding does; the
+    winner's card is refused and they let the hold go, so the first in line is offered the lot
+    at the closing price and charged on file: their order."""
+    room, auction = await _sudden_auction(http, seller)
+    aid = auction["auction_id"]
+    _ann_id, ann = viewer_headers(sessions)
+    cy_id, cy = viewer_headers(sessions)
+    _dee_id, dee = viewer_headers(sessions)
+    await _card(http, ann, CARD_DECLINED)
+    await _card(http, cy)
+    line = f"/api/rooms/{room}/auctions/{aid}/waitlist"
+    assert_error(await http.post(line, headers=cy, json={}), 409, "not_sold_out")
+    bids = f"/api/rooms/{room}/auctions/{aid}/bids"
+    assert (await http.post(bids, headers=ann, json={"amount": 3000})).status_code == 201
+
+    async def seen_by(who: dict[str, str]) -> dict[str, Any]:
+        found: dict[str, Any] = (
+            await http.get(f"/api/rooms/{room}/auctions/{aid}", headers=who)
+        ).json()["auction"]
+        return found
+
+    hold = (await poll(lambda: seen_by(ann), lambda v: "your_hold" in v, within_s=40))["your_hold"]
+    sandbox = SandboxProvider(redis, keys.sandbox)
+
+    async def refused_on_file() -> bool:
+        return any(c.status == "card_declined" for c in await charges_for(sandbox, hold["id"]))
+
+    await until(refused_on_file, "the winner's charge on file refused", 30)
+    assert_error(await http.post(line, headers=dee, json={}), 409, "payment_method_required")
+    assert_error(await http.post(line, headers=ann, json={}), 409, "unpaid_win")
+    joined = await http.post(line, headers=cy, json={"name": "Cy"})
+    assert joined.status_code == 200, joined.text
+    assert joined.json()["waitlist"] == {"place": 1, "waiting": 1}
+    assert (await seen_by(cy))["place"] == 1
+    released = await http.delete(f"/api/holds/{hold['id']}", headers=ann)
+    assert released.status_code in (200, 204), released.text
+    await until(lambda: _state_is(http, room, aid, "sold"), "the line's first charged on file", 40)
+    view = await seen_by(cy)
+    assert (view["winner"], view["winner_name"], view["hammer_price"]) == (cy_id, "Cy", 1000)
+    orders = await poll(lambda: orders_seen_by(http, cy), lambda found: len(found) == 1)
+    assert orders[0]["unit_price"] == 1000 and orders[0]["hold_id"] == view["your_hold"]["id"]
+    left = await http.delete(line, headers=cy)
+    assert left.status_code == 204
+
+
 async def _pay_by_hand(http: httpx.AsyncClient, hold: str, who: dict[str, str]) -> httpx.Response:
     """Pay with a good card, once the refused charge on file has let the hold go (while it
     is under way the hold answers payment_in_progress)."""
@@ -584,3 +637,117 @@ async def test_an_auction_without_bids_gives_its_lot_back(desk: Auctions) -> Non
     assert lot is not None and (lot.sold, lot.available, lot.stopped) == (0, 1, True)
     unsold = [e for e in await events(desk, "auction.closed") if e["auction"]["auction_id"] == aid]
     assert [e["reason"] for e in unsold] == ["no_bids"]
+
+
+# -- after nobody paid: the lot's waitlist, then up again ----------------------------------
+
+
+async def _close(desk: Auctions, aid: int) -> None:
+    """The close, now, and the sweep's passes until the auction rests (awarded, open again,
+    sold or unsold)."""
+    await desk._call("lc_auction_close_now", ROOM, aid)
+    await _settle(desk, aid)
+
+
+async def _settle(desk: Auctions, aid: int) -> None:
+    for _ in range(3):
+        await desk.advance(ROOM)
+
+
+async def _hold_of(desk: Auctions, aid: int, user: str) -> str:
+    found = await desk.view(ROOM, aid, user)
+    assert found is not None and found["winner"] == user, found
+    return str(found["your_hold"]["id"])
+
+
+async def test_an_unsold_lot_goes_up_again_while_it_has_relists(desk: Auctions) -> None:
+    aid = 43
+    await _lot(desk, aid)
+    await desk.start(ROOM, aid, SELLER, terms(relists=1))
+    await _close(desk, aid)  # no bids: up again, a new window
+    again = await desk.view(ROOM, aid)
+    assert again is not None
+    assert (again["state"], again["relisted"], again["relists_left"]) == ("open", 1, 0)
+    assert again["ends_ms"] > await desk.store.server_ms() + 500_000
+    relisted = await events(desk, "auction.relisted")
+    assert [(e["auction"]["auction_id"], e["reason"]) for e in relisted] == [(aid, "no_bids")]
+    await desk.bid(ROOM, aid, "ann", "Ann", 1200, False)
+    await _close(desk, aid)
+    await desk.holds.release(await _hold_of(desk, aid, "ann"), "ann")
+    await _settle(desk, aid)  # nobody else bid, nobody waits, no relist left: unsold
+    assert await _state(desk, aid) == "unsold"
+    closed = [e for e in await events(desk, "auction.closed") if e.get("reason")]
+    assert [e["reason"] for e in closed] == ["unpaid"]
+    lot = await desk.holds.snapshot(aid)
+    assert lot is not None and (lot.sold, lot.available, lot.stopped) == (0, 1, True)
+
+
+async def test_a_lot_nobody_paid_for_goes_down_its_waitlist_in_order_then_up_again(
+    desk: Auctions,
+) -> None:
+    aid = 44
+    await _lot(desk, aid)
+    await desk.start(ROOM, aid, SELLER, terms(relists=1))
+    assert await refused(desk.wait(ROOM, aid, "cy", "Cy")) == "not_sold_out"
+    await desk.bid(ROOM, aid, "ann", "Ann", 2000, False)
+    await desk.bid(ROOM, aid, "bea", "Bea", 1500, False)  # outbid: the price is 1,550
+    await _close(desk, aid)
+    assert await _state(desk, aid) == "awarded"
+    # In line for the lot: not its winner, not the shop, not a muted viewer.
+    assert await refused(desk.wait(ROOM, aid, "ann", "Ann")) == "unpaid_win"
+    assert await refused(desk.wait(ROOM, aid, SELLER, "Shop")) == "shill_bid"
+    await desk.store.mute(ROOM, "mo", True)
+    assert await refused(desk.wait(ROOM, aid, "mo", "Mo")) == "muted"
+    assert await desk.wait(ROOM, aid, "cy", "Cy") == {"place": 1, "waiting": 1}
+    assert await desk.wait(ROOM, aid, "dee", "Dee") == {"place": 2, "waiting": 2}
+    assert await desk.wait(ROOM, aid, "cy", "Cy") == {"place": 1, "waiting": 2}  # kept
+    seen = await desk.view(ROOM, aid, "dee")
+    assert seen is not None and (seen["place"], seen["waiting"]) == (2, 2)
+
+    # Ann lets it lapse: Bea, the runner-up, at her own maximum; then the line in order, at
+    # the hammer price; each a hold of the lot's one unit.
+    offers = [("bea", 1500), ("cy", 1550), ("dee", 1550)]
+    last = "ann"
+    for user, price in offers:
+        await desk.holds.release(await _hold_of(desk, aid, last), last)
+        await _settle(desk, aid)
+        assert await _state(desk, aid) == "awarded"
+        hold = await _hold_of(desk, aid, user)
+        lot = await desk.holds.snapshot(aid)
+        assert lot is not None and (lot.available, lot.held, lot.deal_price) == (0, 1, price)
+        await desk.holds.get_hold(hold, user)
+        last = user
+    offered = await events(desk, "auction.offered")
+    assert [(e["auction"]["winner"], e.get("waitlist", False)) for e in offered] == [
+        ("bea", False),
+        ("cy", True),
+        ("dee", True),
+    ]
+    # Dee lets it lapse too: nobody is left, so it goes up again; who let it lapse may not bid.
+    await desk.holds.release(await _hold_of(desk, aid, "dee"), "dee")
+    await _settle(desk, aid)
+    again = await desk.view(ROOM, aid)
+    assert again is not None
+    assert (again["state"], again["bids"], again["waiting"], again["relisted"]) == ("open", 0, 0, 1)
+    for user in ("ann", "bea", "cy", "dee"):
+        assert await refused(desk.bid(ROOM, aid, user, user, 5000, False)) == "unpaid_win"
+    assert (await desk.bid(ROOM, aid, "eve", "Eve", 1000, False)).outcome == "leading"
+    relisted = await events(desk, "auction.relisted")
+    assert [e["reason"] for e in relisted] == ["unpaid"]
+
+
+async def test_leaving_the_lot_waitlist_passes_you_over(desk: Auctions) -> None:
+    aid = 45
+    await _lot(desk, aid)
+    await desk.start(ROOM, aid, SELLER, terms(second_chance=False))
+    await desk.bid(ROOM, aid, "ann", "Ann", 2000, False)
+    await desk.bid(ROOM, aid, "bea", "Bea", 1500, False)  # outbid
+    await _close(desk, aid)
+    await desk.wait(ROOM, aid, "cy", "Cy")
+    await desk.wait(ROOM, aid, "dee", "Dee")
+    assert await desk.unwait(ROOM, aid, "cy") is True
+    assert await desk.unwait(ROOM, aid, "cy") is False
+    await desk.holds.release(await _hold_of(desk, aid, "ann"), "ann")
+    await _settle(desk, aid)
+    # No second chance for Bea; Cy left the line: Dee is offered it.
+    await _hold_of(desk, aid, "dee")

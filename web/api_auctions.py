@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from catalog.error_codes import CatalogErrorCode
+from checkout.error_codes import CheckoutErrorCode
 from kernel.errors import DomainError, NotFound
 from live import rules
 from live import service as live_service
@@ -18,8 +19,8 @@ from live.error_codes import LiveErrorCode
 from web import responses as out
 from web.auth import seller, viewer
 from web.http import JSONResponse, json_body
-from web.routing import Api
-from web.schemas import AuctionIn, BidIn
+from web.routing import Answer, Api
+from web.schemas import AuctionIn, BidIn, WaitIn
 from web.services import services
 
 api = Api()
@@ -60,6 +61,7 @@ async def open_auction(request: Request) -> Response:
         increments=tuple(body.increments) if body.increments else DEFAULT_INCREMENTS,
         second_chance=body.second_chance,
         card_required=body.card_required,
+        relists=body.relists,
     )
     async with svc.db.session() as session:
         await live_service.owned_room(session, me, room_id)
@@ -124,3 +126,51 @@ async def bid(request: Request) -> Response:
         body.buy_now,
     )
     return JSONResponse({"bid": accepted.json()}, status_code=201)
+
+
+@api.route(
+    "POST",
+    "/api/rooms/{room_id:id}/auctions/{auction_id:id}/waitlist",
+    "Wait for the lot: offered at the hammer price if the winner does not pay",
+    body=WaitIn,
+    auth="viewer",
+    tag="auctions",
+    ok={200: out.WaitlistAnswer},
+    errors=(
+        LiveErrorCode.AUCTION_NOT_FOUND,
+        LiveErrorCode.AUCTION_CLOSED,
+        LiveErrorCode.ROOM_NOT_LIVE,
+        LiveErrorCode.SHILL_BID,
+        LiveErrorCode.MUTED,
+        LiveErrorCode.PAYMENT_METHOD_REQUIRED,
+        LiveErrorCode.UNPAID_WIN,
+        CheckoutErrorCode.NOT_SOLD_OUT,
+    ),
+)
+async def wait_for_lot(request: Request) -> Response:
+    svc = services(request)
+    user = viewer(request)
+    body = await json_body(request, WaitIn)
+    place = await svc.auctions.wait(
+        request.path_params["room_id"],
+        request.path_params["auction_id"],
+        user,
+        rules.clean_name(body.name, ""),
+    )
+    return JSONResponse({"waitlist": place})
+
+
+@api.route(
+    "DELETE",
+    "/api/rooms/{room_id:id}/auctions/{auction_id:id}/waitlist",
+    "Leave the lot's waitlist",
+    auth="viewer",
+    tag="auctions",
+    ok={204: Answer(description="Off the waitlist (or never on it)")},
+)
+async def leave_lot_waitlist(request: Request) -> Response:
+    svc = services(request)
+    await svc.auctions.unwait(
+        request.path_params["room_id"], request.path_params["auction_id"], viewer(request)
+    )
+    return Response(status_code=204)

@@ -175,6 +175,7 @@ _BY_STATUS: dict[int, tuple[ErrorCode, ...]] = {
         LiveErrorCode.GIVEAWAY_OPEN,
         LiveErrorCode.NOT_ELIGIBLE,
         LiveErrorCode.PAYMENT_METHOD_REQUIRED,
+        LiveErrorCode.UNPAID_WIN,
         CheckoutErrorCode.AUCTION_LOT,
         CheckoutErrorCode.NOT_SOLD_OUT,
     ),

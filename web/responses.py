@@ -537,10 +537,14 @@ class Auction(Out):
     leader_name: str
     round: int  # 1 once closed with a winner; +1 per offer to the next bidder
     card_required: bool  # bidders keep a card on file; the win is charged to it
+    relists_left: int  # times it may still go up again without a sale
+    relisted: int  # times it went up again so far
     winner: str | None = None
     winner_name: str | None = None
     hammer_price: int | None = None
     your_hold: AuctionHold | None = None
+    waiting: int | None = None  # users on the lot's waitlist (a read's, not an event's)
+    place: int | None = None  # the reader's place on the lot's waitlist, from 1
 
 
 class Giveaway(Out):

@@ -441,6 +441,12 @@ class AuctionIn(Strict):
         description="bidders keep a card on file (PUT /api/payment-method); the win is charged "
         "to it at once",
     )
+    relists: int = Field(
+        default=0,
+        description="0-3: times the lot goes up again at once when a close brings no sale (no "
+        "bid, the reserve not met, nobody paid), while the room is live",
+        json_schema_extra={"minimum": 0, "maximum": 3},
+    )
 
 
 class GiveawayIn(Strict):
@@ -475,6 +481,12 @@ class BidIn(Strict):
     )
     buy_now: bool = Field(default=False, description="take the buy-it-now price instead")
     name: str | None = Field(default=None, max_length=40, description="shown with the bid")
+
+
+class WaitIn(Strict):
+    name: str | None = Field(
+        default=None, max_length=40, description="shown if the lot is offered to you"
+    )
 
 
 # -- finance (decision 0027) --------------------------------------------------------------------

@@ -13,10 +13,14 @@ so a bid is checked, applied and announced on the room's event log in one step, 
   KEYS[5] bidders  hash: user -> "<maximum>|<bid number>|<name>", each bidder's best maximum
   KEYS[6] active   set: the room's auctions not yet forgotten (the room sweep's work list): a
                    sold or unsold one stays until its lot is stopped (lc_auction_forget)
+  KEYS[7] waiters  zset: the lot's waitlist once it closed with a winner, users scored by
+                   arrival (decision 0035)
+  KEYS[8] names    hash: waiting user -> the name they go by in the room
 
 States: open -> closed (a winner is fixed; the award is due) -> awarded (the winner holds the
 lot) -> sold; awarded -> closed (the next bidder is offered it: a new round); open|closed|
-awarded -> unsold. Amounts are integer minor units; times are Redis's milliseconds.
+awarded -> unsold. With relists left, a close without a sale opens it again instead (state
+open, a new window, no bids). Amounts are integer minor units; times are Redis's milliseconds.
 ]]
 
 local function now_ms()
@@ -30,7 +34,8 @@ end
 
 local NUMBERS = { 'deal', 'sku', 'start', 'reserve', 'buy_now', 'snipe', 'second', 'card',
                   'autopaid', 'ends',
-                  'price', 'leader_max', 'bids', 'hammer', 'round', 'opened' }
+                  'price', 'leader_max', 'bids', 'hammer', 'round', 'opened', 'duration',
+                  'relists', 'relisted' }
 
 local function load(key)
   local flat = redis.call('HGETALL', key)
@@ -65,6 +70,7 @@ local function view(id, a)
     reserve_met = a.reserve == 0 or (a.bids > 0 and a.price >= a.reserve),
     has_reserve = a.reserve > 0, buy_now_price = a.buy_now, leader = a.leader,
     leader_name = a.leader_name or '', round = a.round, card_required = a.card == 1,
+    relists_left = a.relists, relisted = a.relisted,
   }
   if a.winner and a.winner ~= '' then
     v.winner, v.winner_name, v.hammer_price = a.winner, a.winner_name or '', a.hammer
@@ -89,7 +95,7 @@ local function announce(K, A, kind, id, a, extra)
 end
 
 -- ARGV: channel, maxlen, auction id, then terms as field, value pairs (deal, sku, seller,
--- start, steps, reserve, buy_now, mode, snipe, second, duration). Opening twice is harmless:
+-- start, steps, reserve, buy_now, mode, snipe, second, card, duration, relists). Opening twice is harmless:
 -- the first wins. Returns {"ok", seq} or {"exists"}, or a refusal.
 local function open(K, A)
   local status = redis.call('HGET', K[1], 'status')
@@ -102,7 +108,8 @@ local function open(K, A)
   redis.call('HSET', K[4], 'deal', terms.deal, 'sku', terms.sku, 'seller', terms.seller,
     'start', terms.start, 'steps', terms.steps, 'reserve', terms.reserve,
     'buy_now', terms.buy_now, 'mode', terms.mode, 'snipe', terms.snipe, 'second', terms.second,
-    'card', terms.card or '0', 'autopaid', 0,
+    'card', terms.card or '0', 'autopaid', 0, 'duration', terms.duration,
+    'relists', terms.relists or '0', 'relisted', 0,
     'state', 'open', 'opened', fmt(now), 'ends', fmt(now + tonumber(terms.duration)),
     'price', 0, 'leader', '', 'leader_name', '', 'leader_max', 0, 'bids', 0, 'winner', '',
     'winner_name', '', 'hammer', 0, 'round', 0, 'hold', '', 'offered', '')
@@ -115,8 +122,34 @@ end
 local function finish(K, id, a, state)
   a.state = state
   redis.call('HSET', K[4], 'state', state)
-  redis.call('EXPIRE', K[4], 7 * 24 * 3600)
-  redis.call('EXPIRE', K[5], 7 * 24 * 3600)
+  for i = 4, 8 do
+    if i ~= 6 then redis.call('EXPIRE', K[i], 7 * 24 * 3600) end
+  end
+end
+
+-- Users the lot was offered to, as a set: every round's winner so far.
+local function offered_set(a)
+  local offered = {}
+  for u in string.gmatch(a.offered or '', '([^\n]+)\n') do offered[u] = true end
+  return offered
+end
+
+-- No sale this time (no bid, the reserve not met, or nobody paid): with relists left and the
+-- room still live, the lot goes up again at once on the same terms, a new window and no bids.
+-- Winners who let it lapse stay on the offered list, so they may not bid on it again. Returns
+-- true if it was relisted (else the caller finishes it unsold).
+local function relist(K, A, id, a, reason)
+  if a.relists <= 0 or redis.call('HGET', K[1], 'status') ~= 'live' then return false end
+  local now = now_ms()
+  a.state, a.relists, a.relisted, a.ends = 'open', a.relists - 1, a.relisted + 1, now + a.duration
+  a.price, a.leader, a.leader_name, a.leader_max, a.bids = 0, '', '', 0, 0
+  a.winner, a.winner_name, a.hammer, a.hold = '', '', 0, ''
+  redis.call('HSET', K[4], 'state', 'open', 'relists', a.relists, 'relisted', a.relisted,
+    'opened', fmt(now), 'ends', fmt(a.ends), 'price', 0, 'leader', '', 'leader_name', '',
+    'leader_max', 0, 'bids', 0, 'winner', '', 'winner_name', '', 'hammer', 0, 'hold', '')
+  redis.call('DEL', K[5], K[7], K[8])
+  announce(K, A, 'auction.relisted', id, a, { reason = reason })
+  return true
 end
 
 -- ARGV: channel, maxlen, auction id. A finished auction whose lot was stopped: off the list.
@@ -147,6 +180,7 @@ local function bid(K, A)
   if user == a.seller then return { 'shill_bid' } end
   if a.card == 1 and A[8] ~= '1' then return { 'payment_method_required' } end
   if redis.call('SISMEMBER', K[3], user) == 1 then return { 'muted' } end
+  if offered_set(a)[user] then return { 'unpaid_win' } end
   if A[7] == '1' then
     if a.buy_now == 0 then return { 'no_buy_now' } end
     if a.bids > 0 then return { 'buy_now_gone' } end
@@ -218,9 +252,11 @@ local function close(K, A)
       fix_winner(K, a, a.leader, a.leader_name, a.price)
       announce(K, A, 'auction.closed', id, a)
     else
-      finish(K, id, a, 'unsold')
       local reason = a.leader == '' and 'no_bids' or 'reserve_not_met'
-      announce(K, A, 'auction.closed', id, a, { reason = reason })
+      if not relist(K, A, id, a, reason) then
+        finish(K, id, a, 'unsold')
+        announce(K, A, 'auction.closed', id, a, { reason = reason })
+      end
     end
   end
   return { a.state, a.winner or '', fmt(a.hammer), a.round }
@@ -237,8 +273,8 @@ end
 
 -- ARGV: channel, maxlen, auction id, round. The round's winner let the hold lapse: with second
 -- chance on, the best bidder not yet offered is offered the lot at their own maximum (never
--- above the hammer price); else, or with nobody left, it is unsold. Returns {state, winner,
--- price, round}.
+-- above the hammer price); then the first on the lot's waitlist at the hammer price; with
+-- nobody left it is relisted (relists left) or unsold. Returns {state, winner, price, round}.
 local function next_round(K, A)
   local id = A[3]
   local a = load(K[4])
@@ -247,9 +283,8 @@ local function next_round(K, A)
     return { a.state, a.winner or '', fmt(a.hammer), a.round }
   end
   local best, best_max, best_no, best_name = nil, -1, 0, ''
+  local offered = offered_set(a)
   if a.second == 1 then
-    local offered = {}
-    for u in string.gmatch(a.offered or '', '([^\n]+)\n') do offered[u] = true end
     local flat = redis.call('HGETALL', K[5])
     for i = 1, #flat, 2 do
       local m, no, name = string.match(flat[i + 1], '^(%d+)|(%d+)|(.*)$')
@@ -262,11 +297,53 @@ local function next_round(K, A)
   if best and (a.reserve == 0 or best_max >= a.reserve) then
     fix_winner(K, a, best, best_name, math.min(best_max, a.hammer))
     announce(K, A, 'auction.offered', id, a)
-  else
+    return { a.state, a.winner, fmt(a.hammer), a.round }
+  end
+  while true do
+    local first = redis.call('ZPOPMIN', K[7])
+    if #first == 0 then break end
+    local name = redis.call('HGET', K[8], first[1]) or ''
+    redis.call('HDEL', K[8], first[1])
+    if not offered[first[1]] then
+      -- The price the auction closed at (a runner-up's own lower maximum was theirs alone).
+      fix_winner(K, a, first[1], name, a.price)
+      announce(K, A, 'auction.offered', id, a, { waitlist = true })
+      return { a.state, a.winner, fmt(a.hammer), a.round }
+    end
+  end
+  if not relist(K, A, id, a, 'unpaid') then
     finish(K, id, a, 'unsold')
     announce(K, A, 'auction.closed', id, a, { reason = 'unpaid' })
   end
   return { a.state, a.winner or '', fmt(a.hammer), a.round }
+end
+
+-- ARGV: channel, maxlen, auction id, user, name, has a card ("1"). Join the lot's waitlist
+-- once it closed with a winner: if the winner (and the bidders after them) do not pay, it is
+-- offered in order at the hammer price. Joining again keeps the place. Returns {"ok",
+-- position, how many wait} or a refusal.
+local function wait(K, A)
+  local user, name = A[4], A[5]
+  local a = load(K[4])
+  if not a then return { 'auction_not_found' } end
+  if a.state == 'open' then return { 'not_sold_out' } end
+  if a.state ~= 'closed' and a.state ~= 'awarded' then return { 'auction_closed', fmt(a.ends) } end
+  if redis.call('HGET', K[1], 'status') ~= 'live' then return { 'room_not_live' } end
+  if user == a.seller then return { 'shill_bid' } end
+  if a.card == 1 and A[6] ~= '1' then return { 'payment_method_required' } end
+  if redis.call('SISMEMBER', K[3], user) == 1 then return { 'muted' } end
+  if offered_set(a)[user] then return { 'unpaid_win' } end
+  if not redis.call('ZSCORE', K[7], user) then
+    redis.call('ZADD', K[7], redis.call('HINCRBY', K[4], 'next_wait', 1), user)
+    redis.call('HSET', K[8], user, name)
+  end
+  return { 'ok', redis.call('ZRANK', K[7], user) + 1, redis.call('ZCARD', K[7]) }
+end
+
+-- ARGV: channel, maxlen, auction id, user. Leave the lot's waitlist: 1 if they were on it.
+local function unwait(K, A)
+  redis.call('HDEL', K[8], A[4])
+  return redis.call('ZREM', K[7], A[4])
 end
 
 -- ARGV: channel, maxlen, auction id, round. The round's hold was paid: the lot is sold.
@@ -288,18 +365,20 @@ local function autopaid(K, A)
   return 1
 end
 
--- ARGV: channel, maxlen, auction id. The public view as JSON, plus the hold, pay-by, seller
--- and the last round charged on file.
+-- ARGV: channel, maxlen, auction id, user (optional). The public view as JSON, plus the hold,
+-- pay-by, seller, the last round charged on file, the user's place on the lot's waitlist (0:
+-- not on it) and how many wait.
 local function read(K, A)
   local a = load(K[4])
   if not a then return nil end
+  local rank = A[4] and A[4] ~= '' and redis.call('ZRANK', K[7], A[4])
   return { cjson.encode(view(A[3], a)), a.hold or '', a.pay_by or '0', a.seller,
-           fmt(a.autopaid) }
+           fmt(a.autopaid), rank and rank + 1 or 0, redis.call('ZCARD', K[7]) }
 end
 
 local function register(name, fn, flags)
   redis.register_function{ function_name = name, flags = flags, callback = function(K, A)
-    if #K ~= 6 then return redis.error_reply('livecart_auctions: expected 6 keys, got ' .. #K) end
+    if #K ~= 8 then return redis.error_reply('livecart_auctions: expected 8 keys, got ' .. #K) end
     return fn(K, A)
   end }
 end
@@ -313,4 +392,6 @@ register('lc_auction_autopaid', autopaid)
 register('lc_auction_awarded', awarded)
 register('lc_auction_next', next_round)
 register('lc_auction_sold', sold)
+register('lc_auction_wait', wait)
+register('lc_auction_unwait', unwait)
 register('lc_auction_read', read, { 'no-writes' })

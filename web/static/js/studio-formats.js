@@ -63,7 +63,8 @@ export class Formats {
     $("auctions").replaceChildren(
       ...[...this.auctions.values()].map((a) => {
         const price = a.bids ? money(a.price, this.currency(a.sku_id)) : `starts at ${money(a.start_price, this.currency(a.sku_id))}`;
-        const when = a.state === "open" ? `closes in ${clockText(a.ends_ms - now)}` : a.state;
+        const open = a.state === "open" ? `closes in ${clockText(a.ends_ms - now)}` : a.state;
+        const when = a.relisted ? `${open}, relisted ${a.relisted}×` : open;
         const who = a.winner_name || a.leader_name || a.winner || a.leader || "no bids yet";
         return el("li", { class: "auction-item", dataset: { auctionId: a.auction_id, state: a.state } },
           `${this.title(a.sku_id)}: ${price}, ${a.bids} bids, ${who}, ${when}`);
@@ -101,6 +102,7 @@ export class Formats {
       snipe_s: Number(form.elements.snipe_s.value),
       reserve_price: amount("reserve_price"),
       buy_now_price: amount("buy_now_price"),
+      relists: Number(form.elements.relists.value),
     };
     $("auction-error").textContent = "";
     if ([terms.start_price, terms.reserve_price, terms.buy_now_price].some(Number.isNaN)) {

@@ -30,6 +30,8 @@ export class ViewerFormats {
     $("buy-now").addEventListener("click", () => this.bid(0, true));
     $("giveaway-enter").addEventListener("click", () => this.enter());
     $("waitlist-join").addEventListener("click", () => this.joinWaitlist());
+    $("lot-wait").addEventListener("click", () => this.waitForLot());
+    this.places = {}; // auction id -> our place on its lot's waitlist
     $("like-button").addEventListener("click", () => this.like());
     $("card-form").addEventListener("submit", (event) => this.saveCard(event));
     this.pendingBid = null; // the bid waiting for a card on file
@@ -67,6 +69,11 @@ export class ViewerFormats {
       "auction.bid": auction,
       "auction.closed": auction,
       "auction.offered": auction,
+      "auction.relisted": (m) => {
+        delete this.standing[m.auction.auction_id];
+        delete this.places[m.auction.auction_id];
+        auction(m);
+      },
       "auction.sold": auction,
       "auction.outbid": (m) => {
         this.standing[m.auction_id] = "outbid";
@@ -237,6 +244,7 @@ export class ViewerFormats {
     else if (open && a.leader) standing = t("auction_leader", { name: a.leader_name || a.leader.slice(0, 6) });
     else if (a.winner && a.winner === this.user() && this.orders[a.auction_id]) standing = t("order_number", { id: this.orders[a.auction_id] });
     else if (a.winner && a.winner === this.user()) standing = a.state === "sold" ? t("auction_paid") : a.card_required ? t("auction_charging") : t("auction_you_won");
+    else if (a.winner && this.places[a.auction_id] && a.state !== "sold") standing = t("waitlist_place", { place: this.places[a.auction_id] });
     else if (a.winner) standing = t("auction_sold", { name: a.winner_name || a.winner.slice(0, 6), price: money(a.hammer_price, currency) });
     else if (a.state === "unsold") standing = t("auction_unsold");
     $("auction-standing").textContent = standing;
@@ -245,6 +253,9 @@ export class ViewerFormats {
     $("bid-min").disabled = !open || mine;
     $("bid-form").hidden = !open;
     $("buy-now").hidden = !open || !a.buy_now_price || a.bids > 0;
+    // Closed with someone else winning, not paid yet: wait in line in case they do not pay.
+    const waitable = (a.state === "closed" || a.state === "awarded") && a.winner !== this.user();
+    $("lot-wait").hidden = !waitable || Boolean(this.places[a.auction_id]);
     if (a.buy_now_price) $("buy-now").textContent = t("auction_buy_now", { price: money(a.buy_now_price, currency) });
     this.tick();
   }
@@ -327,6 +338,30 @@ export class ViewerFormats {
       $("giveaway-error").textContent = this.errorText(error.code);
     }
     this.renderGiveaway();
+  }
+
+  // A place in line for the current auction's lot, at its hammer price (a card on file first,
+  // when the auction takes cards: it is charged if the lot comes to us).
+  async waitForLot() {
+    const a = this.current();
+    if (!a) return;
+    $("bid-error").textContent = "";
+    try {
+      const token = await guestToken();
+      const { waitlist } = await api("POST", `/api/rooms/${this.state.room.id}/auctions/${a.auction_id}/waitlist`, {
+        body: { name: this.socket.name || null },
+        headers: { Authorization: `Bearer ${token}` },
+      });
+      this.places[a.auction_id] = waitlist.place;
+    } catch (error) {
+      if (error.code === "payment_method_required") {
+        fillAddress($("card-form"));
+        $("card-sheet").showModal();
+        return;
+      }
+      $("bid-error").textContent = this.errorText(error.code);
+    }
+    this.renderAuction();
   }
 
   // The card's deal is sold out: offer the waitlist (the page calls this when it renders).
