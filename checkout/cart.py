@@ -297,7 +297,7 @@ class Carts:
             # every item (read a moment ago, or now), they price the hold, and the SKU index is
             # not read.
             shelf, skus = self.shelving.shelf, sorted(units)
-            quoted = shelf.recent_quote(shop_id, skus) or await shelf.quote(shop_id, skus)
+            quoted = shelf.recent_quote(shop_id, skus) or await shelf.quote(shop_id, skus, buyer)
         if quoted is not None and len(quoted.offers) == len(units):
             shop, mine = shop_id or 0, dict(units)
         else:
@@ -493,7 +493,7 @@ class Carts:
             if attempt == 0 and quoted is None:
                 quoted = shelf.recent_quote(shop, skus)
             if attempt > 0 or quoted is None:  # a remembered quote serves the first round only
-                quoted = await shelf.quote(shop, skus)
+                quoted = await shelf.quote(shop, skus, buyer)
             if len(quoted.offers) < len(skus) and await repair("terms"):
                 continue
             if quoted.shipping == "" and await repair("shipping"):

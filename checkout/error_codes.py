@@ -46,6 +46,7 @@ class CheckoutErrorCode(ErrorCode):
     HOLD_RELEASED = "hold_released"
     HOLD_ALREADY_PAID = "hold_already_paid"
     PAYMENT_IN_PROGRESS = "payment_in_progress"  # another attempt is paying for the hold
+    CHECKOUT_REQUIRED = "checkout_required"  # a unit kept from a waitlist: check the SKU out
     PAYMENT_REFUNDED = "payment_refunded"  # this key's charge was given back: use a new key
     INVALID_CARD = "invalid_card"
     CARD_DECLINED = "card_declined"

@@ -3,8 +3,12 @@ move; this says what the moves are and reads the record, in one place for every 
 
     held -> paying -> sold;   held, paying -> expired;   held -> released;   paying -> held
 
-(a declined payment puts the hold back to its own deadline). tests/test_status_vocabulary.py
-checks that the Lua writes only these states and that its header draws these moves.
+(a declined payment puts the hold back to its own deadline). A shelf hold may also be
+``offered``: a unit kept for the first waiter of a sold-out SKU (decision 0036), which lapses
+(expired) or is given back (released), or is taken into the waiter's checkout (and deleted:
+its unit moves into a priced held hold). Deal holds are never offered.
+tests/test_status_vocabulary.py checks that the Lua writes only these states and that
+holds.lua's header draws these moves.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ class HoldState(enum.StrEnum):
     SOLD = "sold"
     EXPIRED = "expired"
     RELEASED = "released"
+    OFFERED = "offered"  # shelf only: kept for a waiter, unpriced until they check it out
 
     @property
     def open(self) -> bool:
@@ -34,7 +39,9 @@ TRANSITIONS: dict[HoldState, frozenset[HoldState]] = {
     H.SOLD: frozenset(),
     H.EXPIRED: frozenset(),
     H.RELEASED: frozenset(),
+    H.OFFERED: frozenset({H.EXPIRED, H.RELEASED}),
 }
+SHELF_ONLY = frozenset({H.OFFERED})
 
 
 class HoldRecord(NamedTuple):

@@ -132,6 +132,7 @@ _SCRIPT_CODES: dict[str, ErrorCode] = {
         CheckoutErrorCode.HOLD_RELEASED,
         CheckoutErrorCode.HOLD_ALREADY_PAID,
         CheckoutErrorCode.PAYMENT_IN_PROGRESS,
+        CheckoutErrorCode.CHECKOUT_REQUIRED,
     )
 }
 
@@ -150,6 +151,11 @@ _HOLD_ERRORS: dict[ErrorCode, tuple[type[DomainError], str]] = {
     CheckoutErrorCode.HOLD_RELEASED: (Conflict, "The hold was released."),
     CheckoutErrorCode.HOLD_ALREADY_PAID: (Conflict, "The hold has already been paid."),
     CheckoutErrorCode.PAYMENT_IN_PROGRESS: (Conflict, "A payment for this hold is in progress."),
+    CheckoutErrorCode.CHECKOUT_REQUIRED: (
+        Conflict,
+        "This unit is kept for you from the waitlist: check its SKU out (POST "
+        "/api/cart/checkout) to price it and pay.",
+    ),
     CatalogErrorCode.DEAL_ENDED: (
         Conflict,
         "The deal was stopped; its held units went back on sale.",

@@ -70,6 +70,9 @@ class ShelfKeys:
     # against (the per-address cap, checkout/limits.py).
     addresses: str
     hold_addresses: str
+    # Each SKU's waitlist while sold out, and each waiter's entry (decision 0036).
+    waitlist: str
+    waiters: str
 
     def function_keys(self) -> list[str]:
         """The KEYS list every function in shelf.lua expects, in its order."""
@@ -84,6 +87,8 @@ class ShelfKeys:
             self.claims,
             self.addresses,
             self.hold_addresses,
+            self.waitlist,
+            self.waiters,
         ]
 
 
@@ -133,7 +138,15 @@ class Keyspace:
             claims=f"{base}:claims",
             addresses=f"{base}:addresses",
             hold_addresses=f"{base}:hold_addresses",
+            waitlist=f"{base}:waitlist",
+            waiters=f"{base}:waiters",
         )
+
+    @property
+    def waited_shelves(self) -> str:
+        """Set of shop ids with buyers waiting for a sold-out SKU: the sweeper returns their
+        lapsed holds on time, so a kept unit reaches the line without a checkout to wake it."""
+        return f"{self.prefix}:shelves:waited"
 
     @property
     def shelves(self) -> str:

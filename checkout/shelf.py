@@ -249,9 +249,10 @@ class ShelfStore:
         found = await self.redis.hmget(self.keys.sku_shops, [str(s) for s in sku_ids])
         return {sku: int(shop) for sku, shop in zip(sku_ids, found, strict=True) if shop}
 
-    async def quote(self, shop_id: int, sku_ids: list[int]) -> ShelfQuote:
-        """The shop's shipping rule and the SKUs' terms and units on its shelf, for pricing."""
-        raw = await self._call("lc_shelf_quote", shop_id, *sku_ids)
+    async def quote(self, shop_id: int, sku_ids: list[int], buyer: str = "") -> ShelfQuote:
+        """The shop's shipping rule and the SKUs' terms and units on its shelf, for pricing;
+        with a ``buyer``, a unit kept for them from a SKU's waitlist counts as available."""
+        raw = await self._call("lc_shelf_quote", shop_id, buyer, *sku_ids)
         offers = {}
         for i, sku_id in enumerate(sku_ids):
             price, currency, sale, product, available = raw[2 + 5 * i : 7 + 5 * i]
@@ -386,6 +387,43 @@ class ShelfStore:
         state, _, expires, text, *charge = raw
         return _shelf_hold(hold_id, state, expires, text, charge)
 
+    async def wait(self, shop_id: int, sku_id: int, buyer: str, channel: str) -> list[str]:
+        """Join the SKU's waitlist (lc_shelf_wait): ["ok", place, waiting], ["offered", hold,
+        expires_ms], or the refusal's word. ``channel``: where to tell the buyer of an offer
+        ("" for nowhere: they ask with ``waiting``)."""
+        answer = await self._call(
+            "lc_shelf_wait", shop_id, buyer, sku_id, channel, self.hold_ttl_ms
+        )
+        # After the join: the sweeper's list may drop a shop it found nobody waiting at, then
+        # sees this add (see expire_waited).
+        await self.redis.sadd(self.keys.waited_shelves, str(shop_id))
+        return [str(word) for word in answer]
+
+    async def unwait(self, shop_id: int, sku_id: int, buyer: str) -> bool:
+        """Leave the SKU's waitlist: whether the buyer was on it."""
+        return bool(await self._call("lc_shelf_unwait", shop_id, buyer, sku_id))
+
+    async def waiting(self, shop_id: int, sku_id: int, buyer: str) -> tuple[int, int, str, int]:
+        """The buyer's place on the SKU's waitlist (0: not on it), how many wait, and the
+        hold kept for them with its expiry ("" and 0 for none)."""
+        place, waiting, hold, expires = await self._call("lc_shelf_waiting", shop_id, buyer, sku_id)
+        return int(place), int(waiting), str(hold), int(expires)
+
+    async def expire_waited(self) -> None:
+        """Lapsed holds back on the shelves that buyers wait at, so each returned unit is
+        kept for the next in line on time; a shelf nobody waits at leaves the list."""
+        waited = self.keys.waited_shelves
+        for shop in await self.redis.smembers(waited):
+            if await self.expire(int(shop)):
+                continue
+            await self.redis.srem(waited, shop)
+            if await self.expire(int(shop)):  # someone joined meanwhile (they add after joining)
+                await self.redis.sadd(waited, shop)
+
+    async def waiting_for(self, shop_id: int, sku_id: int) -> int:
+        """How many wait for the SKU."""
+        return (await self.waiting(shop_id, sku_id, ""))[1]
+
     async def stock(self, shop_id: int, sku_ids: list[int]) -> dict[int, ShelfStock]:
         """Each SKU's shelf counters after lapsed holds went back (zeros for one never put)."""
         if not sku_ids:
@@ -436,6 +474,8 @@ class ShelfStore:
         }
 
     async def expire(self, shop_id: int) -> int:
+        """Lapsed holds back on the shelf (to its waiters first): how many buyers still wait
+        for any of its SKUs."""
         return int(await self._call("lc_shelf_expire", shop_id))
 
     # -- for the audit: the shelf as Redis holds it, nothing reclaimed first --------------------

@@ -4,7 +4,9 @@
   stored counters true for deals nobody reads);
 - settle a deal that can sell nothing more (unsold units go back to its SKU, once);
 - forget a settled deal once the order pipeline has drained its stream (trimming what it
-  acknowledged: the keys stay a week for late readers, the order entries need not).
+  acknowledged: the keys stay a week for late readers, the order entries need not);
+- return lapsed list-price holds of the shops whose SKUs buyers wait for, so each returned unit
+  is kept for the next in line on time (decision 0036).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ async def sweep_once(store: HoldStore, db: Database) -> None:
         if await orders.finished(deal_id):
             await orders.trim(deal_id)
             await store.forget(deal_id)
+    await store.shelf.expire_waited()
 
 
 async def sweep_forever(

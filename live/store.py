@@ -215,6 +215,10 @@ class RoomStore:
         seconds, micros = await self.redis.time()
         return int(seconds) * 1000 + int(micros) // 1000
 
+    def channel_of(self, room_id: int) -> str:
+        """The room's pub/sub channel, for a Redis Function that tells a user in it."""
+        return self.keys.room(room_id).channel
+
     async def send_to_user(self, room_id: int, user: str, message: dict[str, object]) -> None:
         """A message for one user's connections in a room, on whichever node they are."""
         k = self.keys.room(room_id)

@@ -12,10 +12,11 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from tests.browser import DESKTOP, PHONE, new_page, overflowing
-from tests.conftest import SellerAccount
+from tests.conftest import SellerAccount, viewer_headers
 from tests.harness import Server
 from tests.test_pages import ADDRESS, CARD, sign_in
 from tests.test_pages import shop as shop  # the fixture: a jacket and a mug
+from web.auth import GuestSessions
 
 pytestmark = pytest.mark.storage
 
@@ -148,3 +149,56 @@ async def test_an_auction_and_a_giveaway_from_the_studio_to_the_phones(
     finally:
         for ctx in (studio_ctx, ctx_a, ctx_b):
             await ctx.close()
+
+
+async def test_a_sold_out_product_is_waited_for_from_the_bag_and_paid_when_a_unit_comes_back(
+    browser: Browser, server: Server, shop: SellerAccount, sessions: GuestSessions
+) -> None:
+    """The mug's last unit is held by someone else: a phone viewer opens it from the bag, sees
+    it sold out and joins its line; the holder gives it back, and the viewer's page checks the
+    kept unit out by itself and opens the payment, which makes the order."""
+    base = server.base_url
+    room_id = await _live_room(base, shop)
+    async with httpx.AsyncClient(base_url=base, headers=shop.headers) as http:
+        products = (await http.get("/api/products", params={"shop_id": shop.shop.id})).json()
+        mug = next(p for p in products["products"] if p["title"] == "Stoneware mug")
+        found = (await http.get(f"/api/products/{mug['id']}")).json()
+        sku = found["product"]["skus"][0]["id"]
+        assert (await http.patch(f"/api/skus/{sku}", json={"stock": 1})).status_code == 200
+    _holder, holder = viewer_headers(sessions)
+    async with httpx.AsyncClient(base_url=base, headers=holder) as http:
+        body = {"items": [{"sku_id": sku, "qty": 1}], "shop_id": shop.shop.id}
+        held = await http.post("/api/cart/checkout", json=body)
+        assert held.status_code == 201, held.text
+        hold_id = held.json()["hold"]["id"]
+    ctx, viewer = await new_page(browser, "waiting viewer", **PHONE)
+    try:
+        page = viewer.page
+        await page.goto(f"{base}/live/{room_id}?lang=en")
+        await expect(page.locator("#connection")).to_be_hidden()
+        await page.click("#bag-button")
+        await (
+            page.locator("#bag-items .bag-item", has_text="Stoneware mug").locator("button").click()
+        )
+        await expect(page.locator("#sheet-stock")).to_have_text("Sold out")
+        await expect(page.locator("#sheet-buy")).to_be_disabled()
+        await page.click("#sheet-wait")
+        await expect(page.locator("#sheet-stock")).to_have_text("You're number 1 in line")
+        await expect(page.locator("#sheet-wait")).to_be_hidden()
+        await page.locator("#product-sheet .sheet-close button").click()
+
+        async with httpx.AsyncClient(base_url=base, headers=holder) as http:
+            assert (await http.delete(f"/api/holds/{hold_id}")).status_code == 204
+        await expect(page.locator("#cart-pay")).to_be_visible(timeout=20_000)
+        await expect(page.locator("#cart-hold-total")).to_have_text("$24.00")
+        for name, value in ADDRESS.items():
+            await page.fill(f"#cart-pay-form [name={name}]", value)
+        await page.select_option("#cart-pay-form [name=country]", "GB")
+        await page.fill("#cart-pay-form [name=card]", CARD)
+        await page.click("#cart-pay-submit")
+        await expect(page.locator("#cart-order-number[data-order-id]")).to_be_visible(
+            timeout=20_000
+        )
+        viewer.assert_clean()
+    finally:
+        await ctx.close()

@@ -51,6 +51,7 @@ OTHER_MEANINGS = {
     ("live/auctions.py", "live"): "the package auctions.lua is loaded from",
     ("live/giveaways.py", "live"): "the package giveaways.lua is loaded from",
     ("checkout/return_states.py", "closed"): "a return's own state (ReturnStatus)",
+    ("checkout/return_states.py", "offered"): "a return's own state (ReturnStatus)",
     ("checkout/attempts.py", "void"): "a payment attempt's own state (AttemptStatus)",
     ("live/media/broadcasts.py", "closed"): "aiortc's RTCPeerConnection.connectionState",
     ("live/media/publisher.py", "closed"): "aiortc's RTCPeerConnection.connectionState",
@@ -111,11 +112,19 @@ def lua(path: str) -> str:
     return (ROOT / path).read_text()
 
 
-def test_holds_lua_writes_and_reads_only_hold_states() -> None:
-    script = lua("checkout/lua/holds.lua")
+def states_in(script: str) -> set[str]:
     compared = re.findall(r"state\s*(?:==|~=|=)\s*'(\w+)'", script)
     closed = re.findall(r"close_hold\([^)]*'(\w+)'\)", script)
-    assert set(compared) | set(closed) == {s.value for s in HoldState}
+    return set(compared) | set(closed)
+
+
+def test_holds_lua_writes_and_reads_only_hold_states() -> None:
+    deal_states = {s.value for s in HoldState if s not in hold_states.SHELF_ONLY}
+    assert states_in(lua("checkout/lua/holds.lua")) == deal_states
+
+
+def test_shelf_lua_writes_and_reads_only_hold_states() -> None:
+    assert states_in(lua("checkout/lua/shelf.lua")) == {s.value for s in HoldState}
 
 
 def test_holds_lua_header_draws_the_moves_of_the_table() -> None:
@@ -126,7 +135,8 @@ def test_holds_lua_header_draws_the_moves_of_the_table() -> None:
         steps = [step.strip().split("|") for step in chain.split("->")]
         for before, after in itertools.pairwise(steps):
             drawn |= {(a, b) for a in before for b in after}
-    assert drawn == moves_of(hold_states.TRANSITIONS)
+    deal_moves = {m for m in moves_of(hold_states.TRANSITIONS) if m[0] != HoldState.OFFERED}
+    assert drawn == deal_moves
 
 
 def test_rooms_lua_reads_only_room_states() -> None:
@@ -197,7 +207,8 @@ def test_hold_record_is_read_field_by_field() -> None:
         HoldState.PAYING, 2, 1_700_000_060_000, 1_700_000_030_000, "att-1", "buyer9", "req|x"
     )
     assert record.state.open and not HoldState.SOLD.open
-    assert {s for s in HoldState if s.open} == {HoldState.HELD, HoldState.PAYING}
+    # An offered shelf hold keeps its unit out of stock until it lapses or is taken.
+    assert {s for s in HoldState if s.open} == {HoldState.HELD, HoldState.PAYING, HoldState.OFFERED}
 
 
 def test_phase_on_redis_clock_and_without_stock() -> None:

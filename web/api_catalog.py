@@ -340,7 +340,11 @@ async def update_sku(request: Request) -> Response:
             session, me, request.path_params["sku_id"], body.model_dump(exclude_unset=True)
         )
         # Its price may have changed: holds price their lines on the shelf.
-        await Shelving(svc.holds.shelf).publish(session, [sku.id or 0])
+        shelving = Shelving(svc.holds.shelf)
+        await shelving.publish(session, [sku.id or 0])
+        if body.stock is not None and await shelving.shelf.waiting_for(sku.shop_id, sku.id or 0):
+            # Buyers wait for it: new units go on the shelf now, to them first (decision 0036).
+            await shelving.fill(session, [sku.id or 0])
     return JSONResponse({"sku": sku_json(sku)})
 
 

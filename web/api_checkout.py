@@ -49,6 +49,7 @@ HOLD_REFUSALS = (
     CheckoutErrorCode.HOLD_RELEASED,
     CheckoutErrorCode.HOLD_ALREADY_PAID,
     CheckoutErrorCode.PAYMENT_IN_PROGRESS,
+    CheckoutErrorCode.CHECKOUT_REQUIRED,
 )
 log = logging.getLogger("livecart.checkout")
 

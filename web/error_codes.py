@@ -131,6 +131,7 @@ _BY_STATUS: dict[int, tuple[ErrorCode, ...]] = {
         CheckoutErrorCode.ADDRESS_HOLD_LIMIT,
         CheckoutErrorCode.HOLD_EXPIRED,
         CheckoutErrorCode.HOLD_RELEASED,
+        CheckoutErrorCode.CHECKOUT_REQUIRED,
         CheckoutErrorCode.HOLD_ALREADY_PAID,
         CheckoutErrorCode.PAYMENT_IN_PROGRESS,
         CheckoutErrorCode.PAYMENT_REFUNDED,

@@ -483,6 +483,15 @@ class BidIn(Strict):
     name: str | None = Field(default=None, max_length=40, description="shown with the bid")
 
 
+class SkuWaitIn(Strict):
+    room_id: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_ID,
+        description="the live room you wait in: an offer is told to you there at once",
+    )
+
+
 class WaitIn(Strict):
     name: str | None = Field(
         default=None, max_length=40, description="shown if the lot is offered to you"

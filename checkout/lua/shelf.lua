@@ -23,18 +23,25 @@ all or nothing in one Redis Cluster slot. Every key a function touches arrives i
   KEYS[9] addresses hash: "<client address>|<sku>" -> units of the SKU held from that address
                     (held or paying), for the per-address cap (checkout/limits.py)
   KEYS[10] hold_addresses  hash: hold id -> the client address it counts against
+  KEYS[11] waitlist zset, every member scored 0 so it sorts by name: "<sku>|<number>|<buyer>",
+                    the number 12 digits of arrival order, so one SKU's line is a lex range
+                    in order (decision 0036)
+  KEYS[12] waiters  hash: "<sku>|<buyer>" -> "<member>\t<channel>", the waiter's member and
+                    the room channel that tells them of an offer ("" for none)
 
 Units reach the shelf from SQL's free stock and leave it for a deal only through lc_shelf_move
 (SQL's shelf_moves rows name the tags). Invariant per SKU: available + held + sold == quantity.
 Hold states as a deal hold's: held -> paying -> sold; held|paying -> expired; held -> released;
-paying -> held when a charge fails.
+paying -> held when a charge fails. And offered -> expired|released: a unit kept for the first
+waiter of a sold-out SKU, unpriced; the waiter's next checkout of that SKU takes it (the offer
+is deleted and its unit goes into the checkout's priced hold).
 
 Pricing is checkout/pricing.py's, in Python: a checkout reads the terms (lc_shelf_quote), prices
 the lines, and lc_shelf_hold_many stores that answer after checking the prices it used are
 still the shelf's. Lua adds amounts up; it never decides a discount.
 ]]
 
-local KEY_COUNT = 10
+local KEY_COUNT = 12
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -102,13 +109,73 @@ local function release_address(K, id, h)
   end
 end
 
--- Return a live hold's units to the shelf and close it with the given final state. A voucher
--- it redeemed is the buyer's to use again (the claim stays made).
-local function close_hold(K, id, h, final_state)
+local function live(h)
+  return h.state == 'held' or h.state == 'paying' or h.state == 'offered'
+end
+
+local function offer_key(buyer, sku)
+  return buyer .. '|offer:' .. sku
+end
+
+-- The buyer's live offer of the SKU (a unit kept for them from its waitlist), if any.
+local function offer_of(K, buyer, sku, now)
+  local id = redis.call('HGET', K[3], offer_key(buyer, sku))
+  if not id then return nil end
+  local raw = redis.call('HGET', K[2], id)
+  local h = raw and parse_hold(raw)
+  if not h or h.state ~= 'offered' or h.expires <= now then return nil end
+  return id, h
+end
+
+-- The first waiter of a SKU: their member of the waitlist and the buyer, or nil.
+local function first_waiter(K, sku)
+  local first = redis.call('ZRANGE', K[11], '[' .. sku .. '|', '(' .. sku .. '|~', 'BYLEX',
+    'LIMIT', 0, 1)
+  if #first == 0 then return nil end
+  return first[1], string.match(first[1], '^%d+|%d+|(.*)$')
+end
+
+local close_hold
+
+-- Units of the SKU on the shelf go to its waiters first, a unit each in the order they joined:
+-- kept for them as an offer (a hold in state offered, unpriced, for the shelf's hold window)
+-- and told on the room channel they joined from. Never to the open pool while someone waits.
+local function hand_on(K, sku, now)
+  local ttl = tonumber(redis.call('HGET', K[1], 'offer_ttl') or '0')
+  local shop = string.match(K[1], '{shop:(%d+)}')
+  while ttl > 0 and counter(K, sku, 'available') > 0 do
+    local member, buyer = first_waiter(K, sku)
+    if not member then return end
+    redis.call('ZREM', K[11], member)
+    local entry = redis.call('HGET', K[12], sku .. '|' .. buyer) or ''
+    redis.call('HDEL', K[12], sku .. '|' .. buyer)
+    local id = 's' .. shop .. '-' .. redis.call('HINCRBY', K[1], 'next_hold', 1)
+    local h = { state = 'offered', expires = now + ttl, held_until = now + ttl, attempt = '',
+                buyer = buyer, request = '', currency = '', fee = 0, fee_off = 0,
+                voucher = '', voucher_off = 0, lines_text = sku .. ':1:0:0' }
+    save_hold(K, id, h)
+    add(K, sku, 'available', -1)
+    add(K, sku, 'held', 1)
+    redis.call('ZADD', K[4], h.expires, id)
+    redis.call('HSET', K[3], offer_key(buyer, sku), id)
+    local channel = string.match(entry, '\t(.*)$') or ''
+    if channel ~= '' then
+      redis.call('PUBLISH', channel, '@' .. buyer .. ' ' .. cjson.encode({
+        type = 'waitlist.offered', sku_id = tonumber(sku), shop_id = tonumber(shop),
+        hold = { id = id, qty = 1, state = 'offered', expires_ms = h.expires } }))
+    end
+  end
+end
+
+-- Return a live hold's units to the shelf (to the SKUs' waiters first) and close it with the
+-- given final state. A voucher it redeemed is the buyer's to use again (the claim stays made).
+close_hold = function(K, id, h, final_state)
+  local was = h.state
   h.state = final_state
   save_hold(K, id, h)
   release_address(K, id, h)
   redis.call('ZREM', K[4], id)
+  if was == 'offered' then redis.call('HDEL', K[3], offer_key(h.buyer, h.lines[1].sku)) end
   for _, line in ipairs(h.lines) do
     add(K, line.sku, 'available', line.qty)
     add(K, line.sku, 'held', -line.qty)
@@ -116,6 +183,8 @@ local function close_hold(K, id, h, final_state)
   if h.voucher ~= '' then
     redis.call('HINCRBY', K[8], h.voucher .. '|' .. h.buyer .. '|used', -1)
   end
+  local now = now_ms()
+  for _, line in ipairs(h.lines) do hand_on(K, line.sku, now) end
 end
 
 -- Lazy reclaim, as for a deal: every lapsed hold goes back before anyone reads availability.
@@ -124,7 +193,7 @@ local function reclaim(K, now)
   for _, id in ipairs(lapsed) do
     local raw = redis.call('HGET', K[2], id)
     local h = raw and parse_hold(raw)
-    if h and (h.state == 'held' or h.state == 'paying') then
+    if h and live(h) then
       close_hold(K, id, h, 'expired')
     else
       redis.call('ZREM', K[4], id)
@@ -147,6 +216,7 @@ local function move(K, ARGV)
   else
     add(K, sku, 'quantity', n)
     add(K, sku, 'available', n)
+    if n > 0 then hand_on(K, sku, now_ms()) end
   end
   redis.call('HSET', K[6], tag, answer)
   return answer
@@ -175,17 +245,23 @@ local function set_promotions(K, ARGV)
   return 1
 end
 
--- ARGV: SKU ids. What pricing needs: the shop's shipping rule and promotions ("" if never
--- pushed), then per SKU its price, currency, sale, product and units available ("" where the
--- shelf has none).
+-- ARGV: the buyer ("" for none), then SKU ids. What pricing needs: the shop's shipping rule
+-- and promotions ("" if never pushed), then per SKU its price, currency, sale, product and
+-- units available ("" where the shelf has none), counting a unit kept for the buyer.
 local function quote(K, ARGV)
-  reclaim(K, now_ms())
+  local now = now_ms()
+  reclaim(K, now)
   local out = { redis.call('HGET', K[1], 'shipping') or '',
                 redis.call('HGET', K[1], 'promos') or '' }
-  for _, sku in ipairs(ARGV) do
+  local buyer = ARGV[1]
+  for i = 2, #ARGV do
+    local sku = ARGV[i]
     local t = redis.call('HMGET', K[1], sku .. ':price', sku .. ':currency', sku .. ':sale',
       sku .. ':product', sku .. ':available')
-    for i = 1, 5 do out[#out + 1] = t[i] or '' end
+    if buyer ~= '' and t[5] and offer_of(K, buyer, sku, now) then
+      t[5] = fmt(tonumber(t[5]) + 1)
+    end
+    for j = 1, 5 do out[#out + 1] = t[j] or '' end
   end
   return out
 end
@@ -234,6 +310,7 @@ local function hold_one(K, shop, ttl, cap, now, f)
   local short, off, over = { 'short' }, { 'off_sale' }, { 'address_hold_limit', fmt(cap) }
   local currency = nil
   local mixed = false
+  local taking = {}  -- offers of the buyer's this hold takes (a unit kept for them each)
   local repriced = (redis.call('HGET', K[1], 'shipping') or '') ~= rule
     or (redis.call('HGET', K[1], 'promos') or '') ~= promos
   for line in string.gmatch(f[9], '[^,]+') do
@@ -242,6 +319,11 @@ local function hold_one(K, shop, ttl, cap, now, f)
     local t = redis.call('HMGET', K[1], sku .. ':price', sku .. ':currency', sku .. ':sale',
       sku .. ':available')
     local available = tonumber(t[4] or '0')
+    local offer = offer_of(K, buyer, sku, now)
+    if offer then
+      available = available + 1
+      taking[#taking + 1] = offer
+    end
     if not t[1] then
       short[#short + 1] = sku .. ':' .. qty .. ':0'
     elseif t[3] ~= '1' then
@@ -272,6 +354,15 @@ local function hold_one(K, shop, ttl, cap, now, f)
               voucher = voucher, voucher_off = tonumber(voucher_off),
               lines_text = table.concat(text, ',') }
   h.lines = parse_lines(h.lines_text)
+  for _, offer in ipairs(taking) do
+    -- The kept unit goes into this hold: back on the shelf for a moment, taken just below.
+    local kept = parse_hold(redis.call('HGET', K[2], offer))
+    redis.call('HDEL', K[2], offer)
+    redis.call('ZREM', K[4], offer)
+    redis.call('HDEL', K[3], offer_key(buyer, kept.lines[1].sku))
+    add(K, kept.lines[1].sku, 'available', 1)
+    add(K, kept.lines[1].sku, 'held', -1)
+  end
   local next_hold = redis.call('HINCRBY', K[1], 'next_hold', 1)
   local id = 's' .. shop .. '-' .. next_hold
   for _, line in ipairs(h.lines) do
@@ -349,9 +440,10 @@ local function begin_payment(K, ARGV)
   local now = now_ms()
   local h = own_hold(K, id, buyer)
   if not h then return { 'hold_not_found' } end
-  if (h.state == 'held' or h.state == 'paying') and h.expires <= now then
+  if live(h) and h.expires <= now then
     close_hold(K, id, h, 'expired')
   end
+  if h.state == 'offered' then return { 'checkout_required' } end
   if h.state == 'sold' and h.attempt == attempt and attempt ~= '' then
     local answer = terms(h)
     table.insert(answer, 1, 'paid')
@@ -422,12 +514,12 @@ local function release(K, ARGV)
   local id = ARGV[1]
   local h = own_hold(K, id, ARGV[2])
   if not h then return { 'hold_not_found' } end
-  if (h.state == 'held' or h.state == 'paying') and h.expires <= now_ms() then
+  if live(h) and h.expires <= now_ms() then
     close_hold(K, id, h, 'expired')
     return { 'hold_expired' }
   end
   if h.state == 'paying' then return { 'payment_in_progress' } end
-  if h.state ~= 'held' then return { closed_reason(h.state) } end
+  if h.state ~= 'held' and h.state ~= 'offered' then return { closed_reason(h.state) } end
   close_hold(K, id, h, 'released')
   return { 'ok' }
 end
@@ -438,15 +530,17 @@ local function get_hold(K, ARGV)
   local id = ARGV[1]
   local h = own_hold(K, id, ARGV[2])
   if not h then return {} end
-  if (h.state == 'held' or h.state == 'paying') and h.expires <= now_ms() then
+  if live(h) and h.expires <= now_ms() then
     close_hold(K, id, h, 'expired')
   end
   return { h.state, fmt(units(h)), fmt(h.expires), h.lines_text, fmt(total(h)), h.currency,
            fmt(h.fee), fmt(h.fee_off), h.voucher, fmt(h.voucher_off) }
 end
 
+-- Lapsed holds back on the shelf (to waiters first); returns how many buyers still wait.
 local function expire(K, ARGV)
-  return reclaim(K, now_ms())
+  reclaim(K, now_ms())
+  return redis.call('ZCARD', K[11])
 end
 
 -- ARGV: SKU ids. Each one's quantity, available, held and sold after lapsed holds went back.
@@ -512,6 +606,58 @@ local function vouchers_left(K, ARGV)
   return out
 end
 
+-- ARGV: buyer, SKU, room channel ("" for none), hold ttl ms. Join the SKU's waitlist while it
+-- is sold out: {"ok", place, waiting} (joining again keeps the place; a new channel replaces
+-- the old), {"offered", hold, expires_ms} while a unit is kept for the buyer, or a refusal:
+-- not_sold_out (units left: check out), off_sale (no terms, or not on sale).
+local function wait(K, ARGV)
+  local buyer, sku, channel = ARGV[1], ARGV[2], ARGV[3]
+  local now = now_ms()
+  reclaim(K, now)
+  redis.call('HSET', K[1], 'offer_ttl', ARGV[4])
+  local offer, kept = offer_of(K, buyer, sku, now)
+  if offer then return { 'offered', offer, fmt(kept.expires) } end
+  local t = redis.call('HMGET', K[1], sku .. ':price', sku .. ':sale', sku .. ':available')
+  if not t[1] or t[2] ~= '1' then return { 'off_sale' } end
+  local key = sku .. '|' .. buyer
+  local entry = redis.call('HGET', K[12], key)
+  local member = entry and string.match(entry, '^([^\t]*)')
+  if not member then
+    if tonumber(t[3] or '0') > 0 then return { 'not_sold_out' } end
+    member = sku .. '|' .. string.format('%012d', redis.call('HINCRBY', K[1], 'next_wait', 1))
+      .. '|' .. buyer
+    redis.call('ZADD', K[11], 0, member)
+  end
+  redis.call('HSET', K[12], key, member .. '\t' .. channel)
+  local place = redis.call('ZLEXCOUNT', K[11], '[' .. sku .. '|', '[' .. member)
+  return { 'ok', place, redis.call('ZLEXCOUNT', K[11], '[' .. sku .. '|', '(' .. sku .. '|~') }
+end
+
+-- ARGV: buyer, SKU. Leave its waitlist: 1 if they were on it.
+local function unwait(K, ARGV)
+  local key = ARGV[2] .. '|' .. ARGV[1]
+  local entry = redis.call('HGET', K[12], key)
+  if not entry then return 0 end
+  redis.call('HDEL', K[12], key)
+  return redis.call('ZREM', K[11], string.match(entry, '^([^\t]*)'))
+end
+
+-- ARGV: buyer, SKU. {place (0: not waiting), how many wait, the hold kept for them ("" for
+-- none), its expiry ms}.
+local function waiting(K, ARGV)
+  local buyer, sku = ARGV[1], ARGV[2]
+  local now = now_ms()
+  reclaim(K, now)
+  local all = redis.call('ZLEXCOUNT', K[11], '[' .. sku .. '|', '(' .. sku .. '|~')
+  local entry = redis.call('HGET', K[12], sku .. '|' .. buyer)
+  local place = 0
+  if entry then
+    place = redis.call('ZLEXCOUNT', K[11], '[' .. sku .. '|', '[' .. string.match(entry, '^([^\t]*)'))
+  end
+  local offer, kept = offer_of(K, buyer, sku, now)
+  return { place, all, offer or '', offer and fmt(kept.expires) or '0' }
+end
+
 -- The layout check, as holds.lua's: a node of another version gets an error, not a write to the
 -- wrong key.
 local function ends_with(key, suffix)
@@ -520,8 +666,9 @@ end
 
 local function register(name, fn)
   redis.register_function(name, function(K, ARGV)
-    if #K ~= KEY_COUNT or not ends_with(K[1], ':shelf') or not ends_with(K[8], ':claims') then
-      return redis.error_reply('livecart_shelf: expected the 10 shelf keys, got ' .. #K)
+    if #K ~= KEY_COUNT or not ends_with(K[1], ':shelf') or not ends_with(K[8], ':claims')
+        or not ends_with(K[11], ':waitlist') then
+      return redis.error_reply('livecart_shelf: expected the 12 shelf keys, got ' .. #K)
     end
     return fn(K, ARGV)
   end)
@@ -540,6 +687,9 @@ register('lc_shelf_release', release)
 register('lc_shelf_get_hold', get_hold)
 register('lc_shelf_expire', expire)
 register('lc_shelf_stock', stock)
+register('lc_shelf_wait', wait)
+register('lc_shelf_unwait', unwait)
+register('lc_shelf_waiting', waiting)
 register('lc_shelf_load_voucher', load_voucher)
 register('lc_shelf_claim', claim)
 register('lc_shelf_vouchers_left', vouchers_left)

@@ -9,6 +9,7 @@ import { fillAddress, payHold, readForm, waitForOrder } from "./pay.js";
 const $ = (id) => document.getElementById(id);
 const PLACEHOLDER = "/static/img/placeholder.svg";
 const LOW_STOCK = 5; // fewer left than this: say how many
+const WAIT_POLL_MS = 5000; // how often a page asks after the waitlists it joined
 const MAX_QTY = 99;
 
 async function call(method, path, body) {
@@ -90,15 +91,20 @@ function chosenSku(card, chosen) {
 
 export class Shop {
   // now(): the server's clock as the page knows it (the room syncs it); onChange(cart): after
-  // every change of the cart, e.g. to show its count.
-  constructor({ now = () => Date.now(), onChange = () => {} } = {}) {
+  // every change of the cart, e.g. to show its count; roomId(): the live room the page is in
+  // (its websocket tells of a unit kept from a waitlist at once), or null.
+  constructor({ now = () => Date.now(), onChange = () => {}, roomId = () => null } = {}) {
     this.now = now;
     this.onChange = onChange;
+    this.roomId = roomId;
+    this.waiting = new Map(); // SKU id -> {shopId, place}: sold-out SKUs we wait for
     this.cart = { lines: [], shops: [], deals: [] };
     this.hold = null;
     this.timer = null;
     $("sheet-add").addEventListener("click", () => this.add());
     $("sheet-buy").addEventListener("click", () => this.buyNow());
+    $("sheet-wait").addEventListener("click", () => this.wait());
+    setInterval(() => this.checkWaits(), WAIT_POLL_MS);
     $("cart-pay-form").addEventListener("submit", (event) => this.pay(event));
     $("cart-release").addEventListener("click", () => this.release());
     $("cart-pay").addEventListener("close", () => clearInterval(this.timer));
@@ -171,7 +177,10 @@ export class Shop {
     $("sheet-options").replaceChildren(...groups);
     const left = sku ? this.left[sku.sku_id] : undefined;
     const soldOut = left === 0;
-    $("sheet-stock").textContent = soldOut ? t("sold_out") : left !== undefined && left < LOW_STOCK ? t("only_left", { left }) : "";
+    const waited = sku && this.waiting.get(sku.sku_id);
+    $("sheet-stock").textContent = waited ? t("waitlist_place", { place: waited.place })
+      : soldOut ? t("sold_out") : left !== undefined && left < LOW_STOCK ? t("only_left", { left }) : "";
+    $("sheet-wait").hidden = !soldOut || Boolean(waited);
     this.qty = Math.max(1, Math.min(this.qty, left || MAX_QTY, MAX_QTY));
     $("sheet-qty").textContent = String(this.qty);
     const ready = Boolean(sku) && !soldOut;
@@ -257,6 +266,56 @@ export class Shop {
       $("sheet-error").textContent = errorText(error.code);
     } finally {
       $("sheet-buy").disabled = false;
+    }
+  }
+
+  // --- a sold-out SKU's waitlist ---------------------------------------------------------
+
+  async wait() {
+    const sku = chosenSku(this.card, this.chosen);
+    if (!sku) return;
+    $("sheet-wait").disabled = true;
+    try {
+      const { waitlist } = await call("POST", `/api/skus/${sku.sku_id}/waitlist`, { room_id: this.roomId() });
+      this.waiting.set(sku.sku_id, { shopId: this.card.shop_id, place: waitlist.place });
+      this.drawProduct();
+    } catch (error) {
+      $("sheet-error").textContent = errorText(error.code);
+    } finally {
+      $("sheet-wait").disabled = false;
+    }
+  }
+
+  // A unit kept for us (told by the room's websocket, or found by asking): check it out at
+  // once, priced as any checkout, and open the payment.
+  async takeKept(skuId, shopId, holdId) {
+    if (this.taking === holdId) return;
+    this.taking = holdId;
+    this.waiting.delete(skuId);
+    try {
+      const held = await call("POST", "/api/cart/checkout", {
+        items: [{ sku_id: skuId, qty: 1 }],
+        shop_id: shopId,
+        request_id: `kept-${holdId}`,
+      });
+      if ($("product-sheet").open) $("product-sheet").close();
+      this.openPay(held);
+    } catch (error) {
+      this.toast(errorText(error.code));
+    }
+  }
+
+  // Without a room's websocket (or if its notice was missed): ask now and then.
+  async checkWaits() {
+    for (const [skuId, { shopId }] of this.waiting) {
+      try {
+        const { waitlist } = await call("GET", `/api/skus/${skuId}/waitlist`);
+        const kept = waitlist.holds[0];
+        if (kept) this.takeKept(skuId, shopId, kept.id);
+        else if (waitlist.place) this.waiting.set(skuId, { shopId, place: waitlist.place });
+      } catch {
+        // asked again at the next round
+      }
     }
   }
 

@@ -11,7 +11,8 @@ const $ = (id) => document.getElementById(id);
 const LIKES_PER_SECOND = 5; // what one viewer's taps may send; the server caps it again
 
 export class ViewerFormats {
-  constructor({ socket, state, pay, errorText }) {
+  constructor({ socket, state, pay, errorText, takeKept }) {
+    this.takeKept = takeKept; // a unit kept for us from a list-price SKU's waitlist
     this.socket = socket;
     this.state = state;
     this.pay = pay; // (hold, {title, amount, currency}) -> the checkout sheet
@@ -132,6 +133,10 @@ export class ViewerFormats {
         $("chat-error").textContent = this.errorText(m.code);
       },
       "waitlist.offered": (m) => {
+        if (m.sku_id) {
+          this.takeKept(m);
+          return;
+        }
         $("waitlist-text").textContent = "";
         this.pay({ ...m.hold, deal_id: m.deal_id }, {});
       },

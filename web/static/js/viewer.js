@@ -540,6 +540,7 @@ function errorText(code) {
 
 const shop = new Shop({
   now: () => socket.now(),
+  roomId: () => state.room?.id ?? null,
   onChange: () => ($("cart-count").textContent = shop.units() ? String(shop.units()) : ""),
 });
 let bagStock = {}; // SKU id -> units buyable at list price, read when the bag opens
@@ -684,6 +685,7 @@ const formats = new ViewerFormats({
     openCheckout(hold, priced.title !== undefined || priced.amount !== undefined ? priced : null);
   },
   errorText: (code) => errorText(code),
+  takeKept: (m) => shop.takeKept(m.sku_id, m.shop_id, m.hold.id),
 });
 const formatHandlers = formats.handlers();
 socket.start();
