@@ -48,6 +48,7 @@ _REFUSALS: dict[str, tuple[type[DomainError], ErrorCode, str]] = {
         "Keep a card on file to bid (PUT /api/payment-method): it is charged if you win.",
     ),
     "muted": (Conflict, LiveErrorCode.MUTED, "The creator has muted you in this room."),
+    "banned": (Conflict, LiveErrorCode.BANNED, "The creator banned you from this room."),
     "unpaid_win": (
         Conflict,
         LiveErrorCode.UNPAID_WIN,
@@ -242,7 +243,7 @@ class Auctions:
             "1" if has_card else "0",
         )
         if raw[0] != "ok":
-            raise _refusal(raw[0], raw[1:])
+            raise await self._refused(room_id, user, raw)
         outcome, price, ends, seq, outbid, min_bid = raw[1:7]
         if outbid:
             await self.store.send_to_user(
@@ -260,8 +261,14 @@ class Auctions:
             "lc_auction_wait", room_id, auction_id, user, name, "1" if has_card else "0"
         )
         if raw[0] != "ok":
-            raise _refusal(raw[0], raw[1:])
+            raise await self._refused(room_id, user, raw)
         return {"place": int(raw[1]), "waiting": int(raw[2])}
+
+    async def _refused(self, room_id: int, user: str, raw: list[Any]) -> DomainError:
+        # A ban mutes too, and the function refuses the mute: say which it is.
+        if raw[0] == "muted" and await self.store.is_banned(room_id, user):
+            return _refusal("banned", [])
+        return _refusal(raw[0], raw[1:])
 
     async def unwait(self, room_id: int, auction_id: int, user: str) -> bool:
         """Leave the lot's waitlist: whether they were on it."""

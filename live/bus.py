@@ -17,9 +17,10 @@ from redis.asyncio.client import PubSub
 
 from live.hub import Hub, LocalRoom
 from live.keys import LiveKeys
-from live.protocol import CLOSE_RESYNC
+from live.protocol import CLOSE_BANNED, CLOSE_RESYNC
 from live.store import RoomStore
 
+BANNED = b'{"type":"banned"'  # RoomStore.ban's message to the banned user's connections
 log = logging.getLogger("livecart.bus")
 IDLE_PING_S = 5.0
 PONG_TIMEOUT_S = 5.0
@@ -96,8 +97,14 @@ class RoomBus:
         head, _, payload = data.partition(b" ")
         if head[:1] == b"@":
             user = head[1:].decode()
+            banned = payload.startswith(BANNED)
             for viewer in room.viewers_of(user):
-                self.hub.send_later(viewer, payload)
+                if banned:  # the creator banned them: out, now (a new hello is refused)
+                    self.hub.leave(viewer)
+                    with contextlib.suppress(Exception):
+                        viewer.outlet.drop(CLOSE_BANNED, "banned from this room")
+                else:
+                    self.hub.send_later(viewer, payload)
             return
         seq = int(head)
         gap = room.last_seq is not None and seq > room.last_seq + 1

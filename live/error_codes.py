@@ -26,6 +26,7 @@ class LiveErrorCode(ErrorCode):
     INVALID_CHAT = "invalid_chat"  # the text is not a string
     CHAT_RATE_LIMITED = "chat_rate_limited"
     MUTED = "muted"
+    BANNED = "banned"  # the creator banned this user from the room
     CHAT_NOT_FOUND = "chat_not_found"
     INVALID_USER = "invalid_user"  # a mute's user id
     # Auctions (decision 0031)

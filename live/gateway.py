@@ -432,6 +432,10 @@ class Connection:
             except Unauthorized as err:
                 await self.strike(err, "hello")
                 continue
+            if await self.gw.store.is_banned(self.room_id, self.user):
+                message_text = "The creator banned you from this room."
+                self.send(protocol.error(LiveErrorCode.BANNED, message_text, {}))
+                await self.close(protocol.CLOSE_BANNED, "banned from this room")
             self.name = rules.clean_name(message.name, f"viewer-{self.user[-4:]}")
             return message
 

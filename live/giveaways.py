@@ -139,6 +139,8 @@ class Giveaways:
         found = await self.view(room_id, giveaway_id)
         if found is None:
             raise NotFound("No such giveaway.", code=LiveErrorCode.GIVEAWAY_NOT_FOUND)
+        if await self.store.is_banned(room_id, user):
+            raise Conflict("The creator banned you from this room.", code=LiveErrorCode.BANNED)
         if found["buyers_only"] and not await self._bought_here(room_id, user):
             raise Conflict(
                 "This giveaway is for buyers of this live.",

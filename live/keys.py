@@ -18,6 +18,7 @@ class RoomKeys:
     state: str  # string: the room state as JSON (see live/rules.py)
     log: str  # stream, capped: every sequenced event, entry id "<seq>-0"
     muted: str  # set: user ids the creator muted
+    banned: str  # set: user ids the creator banned from the room (they are muted too)
     viewers: str  # hash: node id -> "<count>:<reported at ms>"
     likes: str  # integer: likes so far
     stream: str  # string: id of the room's video publisher; expires unless its node renews it
@@ -79,6 +80,7 @@ class LiveKeys:
             state=f"{base}:state",
             log=f"{base}:log",
             muted=f"{base}:muted",
+            banned=f"{base}:banned",
             viewers=f"{base}:viewers",
             likes=f"{base}:likes",
             stream=f"{base}:stream",

@@ -27,6 +27,7 @@ CLOSE_RESTART = 1012  # the node is shutting down: reconnect (to another node)
 CLOSE_TOO_SLOW = 4000  # the viewer's send buffer overflowed: reconnect with last seq
 CLOSE_HELLO_TIMEOUT = 4001  # no valid hello in time
 CLOSE_RESYNC = 4002  # the node lost its place in the room's events: reconnect with last seq
+CLOSE_BANNED = 4003  # the creator banned this user from the room: do not reconnect
 CLOSE_ROOM_NOT_FOUND = 4004
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")

@@ -123,6 +123,7 @@ class RoomStore:
                 k.state,
                 k.log,
                 k.muted,
+                k.banned,
                 k.likes,
                 k.viewers,
                 k.peak,
@@ -166,6 +167,9 @@ class RoomStore:
             raise NotFound("No such room.", code=code, room_id=room_id)
         if code is LiveErrorCode.ROOM_ENDED:
             raise Conflict("The room has ended.", code=code, room_id=room_id)
+        if code is LiveErrorCode.MUTED and await self.is_banned(room_id, user):
+            # A ban mutes too, and the function refuses the mute: say which it is.
+            raise Conflict("The creator banned you from this room.", code=LiveErrorCode.BANNED)
         if code is LiveErrorCode.MUTED:
             raise Conflict("The creator has muted you in this room.", code=code)
         raise Conflict("You are sending chat too fast.", code=code, retry_after_ms=result[1])
@@ -228,6 +232,24 @@ class RoomStore:
         """Remember when the room first saw ``user`` join (kept once). The node's clock: a
         giveaway's watch time is minutes, far above the nodes' skew from Redis's."""
         await self.redis.hsetnx(self.keys.room(room_id).seen, user, now_ms())
+
+    async def ban(self, room_id: int, user: str, banned: bool) -> None:
+        """Ban a user from the room (muted as well, so every chat line, bid and claim of
+        theirs is refused inside its Redis Function; their connections are closed and may not
+        join again), or lift the ban (and the mute)."""
+        k = self.keys.room(room_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for key in (k.banned, k.muted):
+                if banned:
+                    pipe.sadd(key, user)
+                else:
+                    pipe.srem(key, user)
+            await pipe.execute()
+        if banned:
+            await self.send_to_user(room_id, user, {"type": "banned", "room_id": room_id})
+
+    async def is_banned(self, room_id: int, user: str) -> bool:
+        return bool(await self.redis.sismember(self.keys.room(room_id).banned, user))
 
     async def mute(self, room_id: int, user: str, muted: bool) -> None:
         k = self.keys.room(room_id)

@@ -751,3 +751,17 @@ async def test_leaving_the_lot_waitlist_passes_you_over(desk: Auctions) -> None:
     await _settle(desk, aid)
     # No second chance for Bea; Cy left the line: Dee is offered it.
     await _hold_of(desk, aid, "dee")
+
+
+async def test_a_banned_viewer_is_refused_banned_and_a_lifted_ban_lets_them_bid(
+    desk: Auctions,
+) -> None:
+    await desk.start(ROOM, 46, SELLER, terms())
+    await desk.store.ban(ROOM, "bo", True)
+    assert await refused(desk.bid(ROOM, 46, "bo", "Bo", 1000, False)) == "banned"
+    await desk.store.mute(ROOM, "mo", True)
+    assert await refused(desk.bid(ROOM, 46, "mo", "Mo", 1000, False)) == "muted"
+    view = await desk.view(ROOM, 46)
+    assert view is not None and view["bids"] == 0
+    await desk.store.ban(ROOM, "bo", False)
+    assert (await desk.bid(ROOM, 46, "bo", "Bo", 1000, False)).outcome == "leading"

@@ -562,6 +562,35 @@ async def test_creator_deletes_a_line_and_mutes_a_user(
     await late.close()
 
 
+async def test_a_banned_viewer_is_put_out_and_kept_out_until_the_ban_is_lifted(
+    server: Server, http: httpx.AsyncClient, live: LiveRoom, sessions: GuestSessions
+) -> None:
+    user, tok = token(sessions)
+    v = await WsViewer.open(server.base_url, live.room)
+    await v.hello(tok)
+    other = await WsViewer.open(server.base_url, live.room)
+    await other.hello(token(sessions)[1])
+    h = live.seller.headers
+    path = f"/api/rooms/{live.room}/bans/{user}"
+    assert (await http.put(path, headers=h)).status_code == 204
+    assert await v.closed(within=20) == 4003
+    # Back with the same session: refused, and closed again.
+    again = await WsViewer.open(server.base_url, live.room)
+    await again.send(type="hello", token=tok)
+    assert (await again.next("error"))["code"] == "banned"
+    assert await again.closed(within=20) == 4003
+    # Someone else in the room is not touched.
+    await other.send(type="chat", text="still here")
+    await other.next("chat", text="still here")
+    assert (await http.delete(path, headers=h)).status_code == 204
+    back = await WsViewer.open(server.base_url, live.room)
+    await back.hello(tok)
+    await back.send(type="chat", text="sorry")
+    await back.next("chat", text="sorry")
+    for ws in (other, back):
+        await ws.close()
+
+
 async def test_likes_and_viewer_counts(
     server: Server, live: LiveRoom, sessions: GuestSessions
 ) -> None:

@@ -134,6 +134,7 @@ async def giveaway_entries(request: Request) -> Response:
         LiveErrorCode.GIVEAWAY_NOT_FOUND,
         LiveErrorCode.GIVEAWAY_CLOSED,
         LiveErrorCode.NOT_ELIGIBLE,
+        LiveErrorCode.BANNED,
     ),
 )
 async def enter(request: Request) -> Response:

@@ -445,6 +445,38 @@ async def unmute(request: Request) -> Response:
     return Response(status_code=204)
 
 
+@api.route(
+    "PUT",
+    "/api/rooms/{room_id:id}/bans/{user}",
+    "Ban a user from this room",
+    auth="seller",
+    tag="rooms",
+    path_params=(USER,),
+    ok={204: Answer(description="Banned: muted, their connections closed, no rejoining")},
+    errors=(LiveErrorCode.ROOM_NOT_FOUND, LiveErrorCode.INVALID_USER),
+)
+async def ban(request: Request) -> Response:
+    svc, _me, room_id = await _owned(request)
+    await svc.rooms.ban(room_id, _user(request), True)
+    return Response(status_code=204)
+
+
+@api.route(
+    "DELETE",
+    "/api/rooms/{room_id:id}/bans/{user}",
+    "Lift a ban (and its mute)",
+    auth="seller",
+    tag="rooms",
+    path_params=(USER,),
+    ok={204: Answer(description="Not banned")},
+    errors=(LiveErrorCode.ROOM_NOT_FOUND, LiveErrorCode.INVALID_USER),
+)
+async def unban(request: Request) -> Response:
+    svc, _me, room_id = await _owned(request)
+    await svc.rooms.ban(room_id, _user(request), False)
+    return Response(status_code=204)
+
+
 def _user(request: Request) -> str:
     user: str = request.path_params["user"]
     if not (0 < len(user) <= 64) or not user.replace("-", "").isalnum() or not user.isascii():

@@ -170,6 +170,7 @@ _BY_STATUS: dict[int, tuple[ErrorCode, ...]] = {
         LiveErrorCode.BID_NOT_HIGHER,
         LiveErrorCode.SHILL_BID,
         LiveErrorCode.MUTED,
+        LiveErrorCode.BANNED,
         LiveErrorCode.NO_BUY_NOW,
         LiveErrorCode.BUY_NOW_GONE,
         LiveErrorCode.GIVEAWAY_CLOSED,

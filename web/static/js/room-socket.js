@@ -2,7 +2,7 @@
 // seen, so a reconnect gets exactly the missed events (or a fresh snapshot); the server's
 // clock offset from ping/time; reconnects with backoff and jitter.
 
-const FINAL_CLOSES = new Set([1008, 1009, 4004]);
+const FINAL_CLOSES = new Set([1008, 1009, 4003, 4004]); // 4003: banned from the room
 
 export class RoomSocket {
   constructor(roomId, { token, name, onMessage, onState }) {

@@ -200,6 +200,7 @@ function chatLine(m) {
           { class: "moderation" },
           el("button", { type: "button", class: "link", onclick: () => moderate(() => call("DELETE", `/api/rooms/${roomId}/chat/${m.seq}`)) }, "Delete"),
           el("button", { type: "button", class: "link", onclick: () => moderate(() => call("PUT", `/api/rooms/${roomId}/mutes/${m.user}`)) }, "Mute"),
+          el("button", { type: "button", class: "link", onclick: () => moderate(() => call("PUT", `/api/rooms/${roomId}/bans/${m.user}`)) }, "Ban"),
         )
       : null,
   );

@@ -43,7 +43,7 @@ function showConnection(status, code) {
   }
   buyDone(); // an unanswered tap is answered by the "holds" message after the reconnect
   banner.hidden = false;
-  if (status === "closed") banner.textContent = code === 4004 ? "404" : t("error_generic");
+  if (status === "closed") banner.textContent = code === 4004 ? "404" : code === 4003 ? t("error_banned") : t("error_generic");
   else banner.textContent = status === "connecting" ? t("connecting") : t("reconnecting");
 }
 
