@@ -31,6 +31,7 @@ from checkout.line_refunds import LineMove, Pick, RefundLine
 from checkout.models import Order, OrderEvent, OrderLine, Refund
 from checkout.orders import OrderStatus
 from checkout.payments import PaymentProvider, RefundStatus
+from checkout.shelving import Shelving
 from kernel.clock import now_ms
 from kernel.db import Database
 from kernel.errors import Conflict, DomainError, Invalid, NotFound
@@ -250,6 +251,8 @@ class Refunds:
             taken = await self.holds.restock(order.hold_id, refund.units, refund.key)
             self.crash.reach("refund.after_restock")
             await self._record_restock(refund, order.sku_id, taken)
+        if order.deal_id is None and refund.units:
+            await self._to_waiters(order)
         try:
             answer = await self.provider.refund(
                 key=refund.key,
@@ -265,6 +268,22 @@ class Refunds:
             await self.apply_outcome(refund.id, answer.status, answer.id, answer.version)
         self.crash.reach("refund.after_outcome")
         return await self.get(refund.id)
+
+    async def _to_waiters(self, order: Order) -> None:
+        """Units a list-price order gave back went to the SKU's free stock in SQL: for a SKU
+        buyers wait for, onto the shelf now, where they are kept for the line (decision 0036).
+        Idempotent: filling moves only what is free."""
+        assert order.id is not None
+        shelving = Shelving(self.holds.shelf)
+        async with self.db.session() as session:
+            lines = await _lines(await session.connection(), order.id)
+            waited = [
+                line.sku_id
+                for line in lines
+                if await self.holds.shelf.waiting_for(order.shop_id, line.sku_id)
+            ]
+            if waited:
+                await shelving.fill(session, waited)
 
     async def _record_restock(self, refund: Refund, sku_id: int, taken: bool) -> None:
         async with self.db.session() as session:

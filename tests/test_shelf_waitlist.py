@@ -15,7 +15,7 @@ import pytest
 from checkout.holds import HoldStore
 from tests.conftest import SellerAccount, viewer_headers
 from tests.harness import Server
-from tests.helpers import assert_error, http_room
+from tests.helpers import CARD_OK, assert_error, checkout, http_room, orders_seen_by, poll
 from tests.wsclient import WsViewer
 from web.auth import GuestSessions
 
@@ -156,3 +156,24 @@ async def test_a_kept_unit_nobody_takes_goes_on_down_the_line_and_each_is_told(
         for _, v in viewers:
             await v.close()
         assert holders  # the first holder's unit is the one that went down the line
+
+
+async def test_a_cancelled_order_gives_its_unit_to_the_line(
+    server: Server, http: httpx.AsyncClient, seller: SellerAccount, sessions: GuestSessions
+) -> None:
+    shop = seller.shop.id or 0
+    _room, sku, holders = await _sold_out(http, seller, sessions, 1)
+    hold, buyer, _buyer_id = holders[0]
+    paid = await checkout(http, hold["id"], buyer, key="k", card=CARD_OK)
+    assert paid.status_code == 201, paid.text
+    waiter = viewer_headers(sessions)[1]
+    assert await _join(http, sku, waiter) == 1
+    (order,) = await poll(lambda: orders_seen_by(http, buyer), lambda found: len(found) > 0)
+    r = await http.post(f"/api/orders/{order['id']}/cancel", headers=seller.headers, json={})
+    assert r.status_code == 200, r.text
+    kept = await poll(lambda: _place(http, sku, waiter), lambda found: bool(found["holds"]))
+    assert kept["place"] == 0 and kept["holds"][0]["state"] == "offered"
+    assert_error(
+        await _buy_now(http, shop, sku, viewer_headers(sessions)[1]), 409, "insufficient_stock"
+    )
+    assert (await _buy_now(http, shop, sku, waiter)).status_code == 201
