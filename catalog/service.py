@@ -523,7 +523,17 @@ async def delete_sku(session: AsyncSession, seller: Seller, sku_id: int) -> None
             sku_id=sku_id,
         )
     await session.delete(sku)
-    await session.commit()
+    try:
+        await session.commit()
+    except IntegrityError:
+        # Orders, their lines or the shelf's moves point at it (it was sold or put on sale at
+        # list price): the database refuses, and the SKU stays as their record.
+        await session.rollback()
+        raise Conflict(
+            "This SKU was sold or put on sale; set its stock to 0 instead.",
+            code=CatalogErrorCode.SKU_IN_USE,
+            sku_id=sku_id,
+        ) from None
 
 
 async def create_deal(

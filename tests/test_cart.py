@@ -351,3 +351,21 @@ async def test_holds_price_at_sqls_price_pushed_on_every_edit_and_mended_by_the_
     assert (await cart_checkout(http, buyer, items=[{"sku_id": m, "qty": 1}])).json()[
         "total"
     ] == 6500
+
+
+async def test_a_sku_sold_at_list_price_cannot_be_deleted_its_orders_keep_it(
+    http: httpx.AsyncClient, seller: SellerAccount, sessions: GuestSessions
+) -> None:
+    """Its order lines and the shelf's moves point at it: 409 sku_in_use, not a 500 from the
+    database's foreign keys (schemathesis found it), and the SKU is still there."""
+    m, large = await two_skus(http, seller, stock=(5, 3))
+    _, buyer = viewer_headers(sessions)
+    await put(http, buyer, m, 1)
+    held = (await cart_checkout(http, buyer)).json()["hold"]
+    assert (await checkout(http, held["id"], buyer, key="k", card=CARD_OK)).status_code == 201
+    await poll(lambda: orders_seen_by(http, buyer), lambda found: len(found) > 0)
+    refused = await http.delete(f"/api/skus/{m}", headers=seller.headers)
+    assert_error(refused, 409, "sku_in_use")
+    assert (await http.patch(f"/api/skus/{m}", headers=seller.headers, json={})).status_code == 200
+    # A SKU never sold nor shelved still goes.
+    assert (await http.delete(f"/api/skus/{large}", headers=seller.headers)).status_code == 204
