@@ -36,6 +36,13 @@ SHELF_POINTS = (
 )
 
 
+# The points of an auction's own steps after its close (decision 0031); a win charged to the
+# card on file then goes through the checkout's POINTS.
+AUCTION_POINTS = (
+    "auction.after_award",  # the winner holds the lot; the room's record still says closed
+)
+
+
 class CrashPoints:
     """The hook at every crash point. This one does nothing; the crash tests subclass it."""
 

@@ -20,6 +20,7 @@ from catalog.models import Seller
 from checkout import deals
 from checkout.checkout import Till, pay_with_card_on_file
 from checkout.error_codes import CheckoutErrorCode
+from checkout.faults import NO_CRASH, CrashPoints
 from checkout.hold_states import HoldState
 from checkout.holds import HoldStore
 from kernel.errors import Conflict, DomainError, ErrorCode, NotFound
@@ -122,6 +123,7 @@ class Auctions:
         hold_ttl_ms: int,
         pay_ttl_ms: int,
         till: Till | None = None,
+        crash: CrashPoints = NO_CRASH,
     ) -> None:
         """``hold_ttl_ms``: how long a winner has to pay (the award hold's life, as a deal
         hold's); ``pay_ttl_ms``: how long a payment under way keeps it. ``till``: to charge a
@@ -133,6 +135,7 @@ class Auctions:
         self.hold_ttl_ms = hold_ttl_ms
         self.pay_ttl_ms = pay_ttl_ms
         self.till = till
+        self.crash = crash
 
     async def install(self) -> None:
         await self.redis.function_load(LIBRARY, replace=True)
@@ -339,6 +342,7 @@ class Auctions:
         )
         if hold is None:
             return  # an earlier round's hold is still being paid: wait for it
+        self.crash.reach("auction.after_award")
         answer = await self._call(
             "lc_auction_awarded", room_id, auction_id, round_, hold.id, hold.expires_ms
         )

@@ -21,12 +21,12 @@ import signal
 import sys
 from pathlib import Path
 
-from checkout.faults import MONEY_POINTS, POINTS, CrashPoints
+from checkout.faults import AUCTION_POINTS, MONEY_POINTS, POINTS, CrashPoints
 
 
 class SigkillAt(CrashPoints):
     def __init__(self, point: str, trigger: Path | None = None) -> None:
-        if point not in (*POINTS, *MONEY_POINTS):
+        if point not in (*POINTS, *MONEY_POINTS, *AUCTION_POINTS):
             raise ValueError(f"{point!r} is not a crash point: {', '.join(POINTS)}")
         self.point = point
         self.trigger = trigger

@@ -11,6 +11,10 @@ while its second hold is paid, the first already sold, where a second reach happ
 - no unit is sold twice (the deal's or the shelf's audit), no hold is stuck paying, no attempt
   stays pending.
 
+And for an auction's win charged to the card on file (decision 0031): the process dies after
+the award or at a checkout point of that charge, restarts, and its room sweep alone (nobody
+retries) finishes with the lot sold, one charge and one order at the hammer price.
+
 One server per point and kind of hold, all at once; each repetition arms the crash (a trigger
 file the process removes as it dies), buys, waits for the death, restarts and retries. The
 crash points are tests/crashing.py's, installed in each server; servers are forked from a
@@ -36,7 +40,7 @@ from redis.asyncio import Redis
 from sqlmodel import col, select
 
 from checkout.audit import settled_audit
-from checkout.faults import POINTS
+from checkout.faults import AUCTION_POINTS, POINTS
 from checkout.hold_states import HoldState
 from checkout.holds import HoldStore
 from checkout.keys import Keyspace
@@ -65,7 +69,7 @@ class Server:
     log: Path
 
 
-DEAL, CART, BASKET = "deal", "cart", "basket"
+DEAL, CART, BASKET, AUCTION = "deal", "cart", "basket", "auction"
 # A basket's buyer holds a unit from each of two shops and pays both in one request (decision
 # 0030); its crash comes while paying the second hold, the first already paid, except where
 # only one reach happens (the pipeline's, a lapsed hold's refund).
@@ -92,6 +96,9 @@ class Lane:
     outcomes: list[str] = field(default_factory=list)  # per buyer: order, refund or none
     waits: list[float] = field(default_factory=list)
     server: Server | None = None  # the living one: it stays up until the books are checked
+    seller: SellerAccount | None = None  # an auction lane's shop, its room and its lots
+    room_id: int = 0
+    lots: list[int] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -114,6 +121,8 @@ def lane_env(point: str, prefix: str, kind: str = DEAL) -> dict[str, str]:
         if kind != DEAL:  # a deal's are its own terms (make_live_deal below)
             env["LIVECART_HOLD_TTL_S"] = "1"
             env["LIVECART_PAY_TTL_S"] = "0"
+    if kind == AUCTION:  # its room outlives every restart (nobody hosts it)
+        env["LIVECART_ROOM_UNHOSTED_END_S"] = "3600"
     return env
 
 
@@ -294,7 +303,13 @@ async def check_books(lane: Lane, redis: Redis, db: Database) -> None:
         return len(rows) == charged and all(row.status != "pending" for row in rows)
 
     await until(attempts_settled, f"{lane.name}: every attempt settled")
-    if lane.kind == DEAL:
+    if lane.kind == AUCTION:
+        for lot in lane.lots:
+            audit = await settled_audit(redis, db, keys, lot, wait_s=30)
+            assert audit.ok, audit.json()
+            assert audit.holds.get("paying", 0) == 0, audit.json()
+        sold_here = col(Order.shop_id) == lane.shop_id
+    elif lane.kind == DEAL:
         audit = await settled_audit(redis, db, keys, lane.deal_id, wait_s=30)
         assert audit.ok, audit.json()
         assert audit.holds.get("paying", 0) == 0, audit.json()
@@ -421,6 +436,132 @@ async def test_every_crash_point_ends_in_one_order_or_one_refund(
             print(
                 f"{lane.name}: {lane.crashes} crashes, buyers {dict(Counter(lane.outcomes))}, "
                 f"retry final after {min(lane.waits):.2f}-{max(lane.waits):.2f} s"
+            )
+    finally:
+        for lane in lanes:
+            if lane.server is not None:
+                await asyncio.to_thread(forked.stop, lane.server.process)
+
+
+# -- an auction's win, charged to the card on file ---------------------------------------------
+
+AUCTION_LANE_POINTS = (*(p for p in POINTS if p != "checkout.after_refund"), *AUCTION_POINTS)
+# Each repetition runs a whole auction (10 s at least): a quarter of the repetitions keeps the
+# step bounded, every point still killed at least twice.
+AUCTION_REPS = max(2, REPS // 4)
+SHIP_TO = {"name": "Ann Lee", "line1": "1 Main St", "city": "Leeds", "postal_code": "LS1 1AA",
+           "country": "GB"}  # fmt: skip
+
+
+async def auction_lane(n: int, point: str, tmp_path: Path, db: Database) -> Lane:
+    """A shop of its own whose SKU each repetition auctions a unit of."""
+    prefix = f"{PREFIX}a{n}"
+    shop = await make_seller(db, f"Auction shop {n}")
+    sku = await make_sku(db, shop, stock=3 * AUCTION_REPS + 2)
+    lane = Lane(
+        point,
+        prefix,
+        tmp_path / f"crash-a{n}",
+        tmp_path / f"server-a{n}.log",
+        lane_env(point, prefix, AUCTION),
+        AUCTION,
+        shop_id=shop.shop.id or 0,
+        sku_id=sku.id or 0,
+    )
+    lane.seller = shop
+    lane.deal_id = sku.product_id
+    return lane
+
+
+async def open_room(lane: Lane) -> None:
+    assert lane.server is not None and lane.seller is not None
+    headers = lane.seller.headers
+    async with httpx.AsyncClient(base_url=lane.server.base_url, headers=headers) as http:
+        made = await http.post("/api/rooms", json={"shop_id": lane.shop_id, "title": "Crash"})
+        assert made.status_code == 201, made.text
+        lane.room_id = made.json()["room"]["id"]
+        added = await http.post(f"/api/rooms/{lane.room_id}/bag", json={"product_id": lane.deal_id})
+        assert added.status_code == 200, added.text
+        assert (await http.post(f"/api/rooms/{lane.room_id}/live")).status_code == 200
+
+
+async def one_auction(lane: Lane, redis_url: str, database_url: str) -> None:
+    """A bidder with a card on file wins a 10-second sudden-death auction; the process dies at
+    the lane's point on the way to charging them; the restarted process finishes alone."""
+    server = lane.server
+    assert server is not None and lane.seller is not None
+    room = lane.room_id
+    async with httpx.AsyncClient(timeout=30) as client:
+        session = (await client.post(f"{server.base_url}/api/session")).json()
+        bidder = {"Authorization": f"Bearer {session['token']}"}
+        body = {"card": CARD, "shipping": SHIP_TO}
+        saved = await client.put(f"{server.base_url}/api/payment-method", json=body, headers=bidder)
+        assert saved.status_code == 200, saved.text
+        terms = {"sku_id": lane.sku_id, "start_price": 1000, "duration_s": 10}
+        made = await client.post(
+            f"{server.base_url}/api/rooms/{room}/auctions",
+            json={**terms, "mode": "sudden_death"},
+            headers=lane.seller.headers,
+        )
+        assert made.status_code == 201, made.text
+        aid = made.json()["auction"]["auction_id"]
+        lane.lots.append(aid)
+        lane.trigger.write_text(lane.point)
+        bid = await client.post(
+            f"{server.base_url}/api/rooms/{room}/auctions/{aid}/bids",
+            json={"amount": 1500},
+            headers=bidder,
+        )
+        assert bid.status_code == 201, bid.text
+        code = await asyncio.to_thread(forked.exit_code, server.process, 60)
+        assert code == -9, f"{lane.name}: exited with {code}, not SIGKILL"
+        assert not lane.trigger.exists()
+        lane.crashes += 1
+        lane.server = server = await start(lane, redis_url, database_url)
+        began = time.monotonic()
+
+        async def sold() -> bool:
+            r = await client.get(f"{server.base_url}/api/rooms/{room}/auctions/{aid}")
+            return bool(r.json()["auction"]["state"] == "sold")
+
+        await until(sold, f"{lane.name}: the auction sold after the restart", 30)
+        lane.waits.append(time.monotonic() - began)
+
+        async def ordered() -> list[dict[str, object]]:
+            r = await client.get(f"{server.base_url}/api/orders", headers=bidder)
+            found: list[dict[str, object]] = r.json()["orders"]
+            return found
+
+        orders: list[dict[str, object]] = []
+        deadline = time.monotonic() + 30
+        while not orders and time.monotonic() < deadline:
+            orders = await ordered()
+            await asyncio.sleep(0.1)
+        assert [o["unit_price"] for o in orders] == [1000], (lane.name, orders)
+    lane.outcomes.append("order")
+
+
+async def run_auction_lane(lane: Lane, redis_url: str, database_url: str) -> None:
+    lane.server = await start(lane, redis_url, database_url)
+    await open_room(lane)
+    while lane.crashes < AUCTION_REPS:
+        await one_auction(lane, redis_url, database_url)
+
+
+@pytest.mark.timeout(180 + AUCTION_REPS * 60)
+async def test_every_crash_point_of_an_auction_win_ends_in_one_charge_and_one_order(
+    redis_url: str, database_url: str, redis: Redis, db: Database, tmp_path: Path
+) -> None:
+    lanes = [await auction_lane(n, p, tmp_path, db) for n, p in enumerate(AUCTION_LANE_POINTS)]
+    try:
+        async with asyncio.TaskGroup() as group:
+            for lane in lanes:
+                group.create_task(run_auction_lane(lane, redis_url, database_url))
+        for lane in lanes:
+            await check_books(lane, redis, db)
+            print(
+                f"{lane.name}: {lane.crashes} crashes, wins {dict(Counter(lane.outcomes))}, "
+                f"sold after {min(lane.waits):.2f}-{max(lane.waits):.2f} s"
             )
     finally:
         for lane in lanes:

@@ -243,6 +243,7 @@ def build_services(settings: Settings, crash: CrashPoints = NO_CRASH) -> Service
         hold_ttl_ms=settings.hold_ttl_s * 1000,
         pay_ttl_ms=settings.pay_ttl_s * 1000,
         till=till,
+        crash=crash,
     )
     giveaways = Giveaways(
         redis,
