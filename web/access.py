@@ -10,6 +10,7 @@ import atexit
 import contextlib
 import itertools
 import logging
+import os
 import re
 import secrets
 import sys
@@ -40,6 +41,16 @@ current_request_id: ContextVar[str] = ContextVar("livecart_request_id", default=
 # without a system call per request; an id names a request, it is no secret.
 NODE_TAG = secrets.token_hex(4)
 _issued = itertools.count(1)
+
+
+def _new_tag() -> None:
+    global NODE_TAG
+    NODE_TAG = secrets.token_hex(4)
+
+
+# A worker forked by ``serve --workers`` is a process of its own: its own tag, or two workers
+# would number their requests alike.
+os.register_at_fork(after_in_child=_new_tag)
 
 
 def request_id_of(headers: Iterable[tuple[bytes, bytes]]) -> str:

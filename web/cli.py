@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import shlex
 import shutil
 import signal
+import socket
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -37,16 +39,26 @@ from web.wsserver import LivecartWebSocketProtocol
 DEFAULT_URL = "http://127.0.0.1:8000"
 
 
-def _serve(settings: Settings, crash: CrashPoints, banner: str = "") -> None:
-    from web.app import create_app  # the server: see the note at the top
-
+def _serve(settings: Settings, crash: CrashPoints, banner: str = "", workers: int = 1) -> None:
     if banner:
         print(banner, flush=True)
+    if workers > 1:
+        from web.processes import listening_socket, run_workers
+
+        sock = listening_socket(settings.host, settings.port)
+        sys.exit(run_workers(workers, lambda s: _serve_one(settings, crash, s), sock))
+    _serve_one(settings, crash)
+
+
+def _serve_one(settings: Settings, crash: CrashPoints, sock: socket.socket | None = None) -> None:
+    """One server process; on ``sock`` (a worker of ``--workers``), or binding its own."""
+    from web.app import create_app  # the server: see the note at the top
+
     # uvicorn shuts down gracefully on SIGTERM and then raises the signal again; with the
     # default action that kills the process before the embedded Valkey is stopped (it would
     # outlive us). As an exception it unwinds through runtime()'s cleanup instead.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings, crash),
         host=settings.host,
         port=settings.port,
@@ -65,6 +77,9 @@ def _serve(settings: Settings, crash: CrashPoints, banner: str = "") -> None:
         log_config=None,  # uvicorn's records go through main()'s handler (JSON lines too)
         timeout_graceful_shutdown=5,
     )
+    # uvicorn re-raises SIGINT once it has shut down; uvicorn.run() swallowed it, so do we.
+    with contextlib.suppress(KeyboardInterrupt):
+        uvicorn.Server(config).run(sockets=None if sock is None else [sock])
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
@@ -75,7 +90,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings, crash: CrashPoints) 
     from web.runtime import runtime  # migrations, SQLAlchemy: see the note at the top
 
     with runtime(settings) as ready:
-        _serve(ready, crash, f"livecart serving on http://{ready.host}:{ready.port}")
+        banner = f"livecart serving on http://{ready.host}:{ready.port}"
+        if args.workers > 1:
+            banner += f" ({args.workers} processes)"
+        _serve(ready, crash, banner, args.workers)
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings, crash: CrashPoints) -> None:
@@ -108,6 +126,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings, crash: CrashPoints) -
                     f"  video:          {publish_line(demo.room_id, base, demo.seller_token)}",
                 ]
             ),
+            args.workers,
         )
 
 
@@ -307,6 +326,13 @@ def parser() -> argparse.ArgumentParser:
         s.add_argument(
             "--no-worker", action="store_true", help="do not run the order pipeline in this process"
         )
+        s.add_argument(
+            "--workers",
+            type=_whole_number,
+            default=1,
+            help="server processes on the one port, one per core is the rule (default: 1); "
+            "each runs its own order pipeline consumer unless --no-worker",
+        )
     command("worker", "run the order pipeline and hold sweeper (needs REDIS_URL)", help_epilog())
     command("migrate", "apply the database migrations")
     rd = command("replay-dead-letters", "put dead-lettered order entries back for the pipeline")
@@ -384,6 +410,8 @@ def main(argv: list[str] | None = None, crash: CrashPoints = NO_CRASH) -> None:
     }
     if getattr(args, "no_worker", False):
         overrides["run_worker"] = False
+    if getattr(args, "workers", 1) < 1:
+        raise SystemExit(f"livecart {args.command}: --workers must be 1 or more")
     settings = replace(settings, **overrides)
     if args.command in SERVING:
         SERVING[args.command](args, settings, crash)

@@ -35,7 +35,7 @@ class DataDirInUse(RuntimeError):
     """Another livecart runs the embedded Valkey of this data directory."""
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child, before exec: SIGTERM when the parent dies (Valkey flushes and exits).
     Linux sends it when the thread that started the child ends: start it from the main
     thread (every caller does), not from a worker thread."""
@@ -133,9 +133,7 @@ class EmbeddedValkey:
             "--pidfile",
             str(self.pid_file),
         ]
-        self._process = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
-        )
+        self._process = subprocess.Popen(args, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
         try:
             self._wait_ready()
         except BaseException:
