@@ -9,8 +9,6 @@ import json
 import signal
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
-
 from checkout.audit import audit_ledger, settled_audit
 from checkout.checkout import Till
 from checkout.holds import HoldStore
@@ -24,6 +22,7 @@ from checkout.refunds import Refunds
 from checkout.shelf_audit import audit_shelves
 from checkout.sweeper import sweep_forever
 from kernel.db import Database
+from kernel.redis_client import connect
 
 
 @dataclass(frozen=True)
@@ -75,7 +74,7 @@ async def audit(
     """``livecart audit``: print the books as JSON: the ledger's and every shop shelf's, and
     with ``deal_id`` the deal's too (its fields at the top, as before the ledger), once the
     pipeline has caught up (or ``wait_s`` has passed); True if they are right."""
-    redis = Redis.from_url(redis_url, decode_responses=True)
+    redis = connect(redis_url)
     db = Database(database_url)
     keys = Keyspace(prefix)
     try:
@@ -98,7 +97,7 @@ async def audit(
 
 async def replay(redis_url: str, prefix: str, deal_id: int | None) -> None:
     """``livecart replay-dead-letters``: one deal's, or those of every deal in view."""
-    redis = Redis.from_url(redis_url, decode_responses=True)
+    redis = connect(redis_url)
     keys = Keyspace(prefix)
     try:
         deal_ids = [deal_id] if deal_id else await HoldStore(redis, keys).live_deal_ids()

@@ -24,8 +24,13 @@ from checkout.faults import NO_CRASH, CrashPoints
 from checkout.keys import ORDER_GROUP, Keyspace, dead_letters_of
 from checkout.order_store import MoneyTerms, PaidOrder, PersistResult, persist_paid_orders
 from kernel.db import Database
+from kernel.redis_client import is_cluster_client
 
 log = logging.getLogger("livecart.pipeline")
+
+# How long a cluster's round of non-blocking reads that found nothing waits before the next: the
+# most an order waits to be read, against one pipelined round of XREADGROUPs per wait.
+CLUSTER_IDLE_S = 0.05
 
 # Failures of the database itself, not of an entry: they never count towards dead-lettering.
 UNAVAILABLE = (OperationalError, InterfaceError, OSError, TimeoutError)
@@ -123,18 +128,36 @@ class OrderPipeline:
         handled = 0
         for stream in streams:
             handled += await self._reclaim(stream)
-        reply: Any = await self.redis.xreadgroup(
-            ORDER_GROUP,
-            self.config.consumer,
-            dict.fromkeys(streams, ">"),
-            count=self.config.batch,
-            block=self.config.block_ms,
-        )
-        for stream, entries in reply or []:
+        for stream, entries in await self._read_new(streams):
             await self._handle(stream, entries)
             handled += len(entries)
         await self._trim_when_due()
         return handled
+
+    async def _read_new(self, streams: list[str]) -> list[tuple[str, list[Entry]]]:
+        """Entries no consumer of the group has read. One server: one XREADGROUP over every
+        stream, blocking until any has one. A cluster: a stream is a slot and one XREADGROUP
+        may name streams of one slot only, so every stream gets a read that does not block,
+        sent as one pipeline (one round trip to each primary, all at once); a round that
+        finds nothing waits ``CLUSTER_IDLE_S`` before the next (decision 0037)."""
+        config = self.config
+        if not is_cluster_client(self.redis):
+            reply: Any = await self.redis.xreadgroup(
+                ORDER_GROUP,
+                config.consumer,
+                dict.fromkeys(streams, ">"),
+                count=config.batch,
+                block=config.block_ms,
+            )
+            return list(reply or [])
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for stream in streams:
+                pipe.xreadgroup(ORDER_GROUP, config.consumer, {stream: ">"}, count=config.batch)
+            replies: list[Any] = await pipe.execute()
+        found = [item for reply in replies for item in reply or []]
+        if not found:
+            await asyncio.sleep(min(CLUSTER_IDLE_S, config.block_ms / 1000))
+        return found
 
     async def _trim_when_due(self) -> None:
         """Now and then, not per entry: trim each stream this consumer handled entries of."""
@@ -327,10 +350,11 @@ async def replay_dead_letters(redis: Redis, keyspace: Keyspace, deal_id: int) ->
     dead: list[Entry] = await redis.xrange(keys.dead_letters)  # type: ignore[assignment]
     for entry_id, fields in dead:
         original: Any = {k: v for k, v in fields.items() if k != "original_id"}
-        async with redis.pipeline(transaction=True) as pipe:
+        # The deal's pipeline must read its stream: listed first (the list is another slot).
+        await redis.sadd(keyspace.live_deals, str(deal_id))
+        async with redis.pipeline(transaction=True) as pipe:  # the deal's slot only
             pipe.xadd(keys.orders, original)
             pipe.xdel(keys.dead_letters, entry_id)
-            pipe.sadd(keyspace.live_deals, str(deal_id))
             await pipe.execute()
         moved += 1
     return moved

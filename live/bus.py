@@ -1,9 +1,13 @@
-"""The cross-node bus: every node subscribes to all rooms' channels (one pattern subscription)
-and hands each room's events to its local viewers in sequence order.
+"""The cross-node bus: each node subscribes to the rooms it serves, a room's events channel with
+SSUBSCRIBE (sharded pub/sub: on a Redis Cluster each message goes to the one shard that owns the
+room's slot, not to every node) and its notices channel with SUBSCRIBE (messages from Functions
+of other slots); it hands each room's events to its local viewers in sequence order
+(decision 0037).
 
 Redis pub/sub delivers at most once. A node that sees a gap in a room's numbers fetches the
-missing events from the room's log first; a node whose subscription broke closes its viewers
-with 4002 so each resumes from its own last sequence number (nothing is missed either way).
+missing events from the room's log first, and the gateway's tick fills a room from its log
+whatever the bus brought; a node whose subscription broke closes its viewers with 4002 so each
+resumes from its own last sequence number (nothing is missed either way).
 """
 
 from __future__ import annotations
@@ -11,10 +15,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
-from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
+from redis.asyncio.cluster import ClusterPubSub
 
+from kernel.redis_client import connect
 from live.hub import Hub, LocalRoom
 from live.keys import LiveKeys
 from live.protocol import CLOSE_BANNED, CLOSE_RESYNC
@@ -24,6 +30,12 @@ BANNED = b'{"type":"banned"'  # RoomStore.ban's message to the banned user's con
 log = logging.getLogger("livecart.bus")
 IDLE_PING_S = 5.0
 PONG_TIMEOUT_S = 5.0
+MESSAGE_TYPES = {"message", "smessage"}
+# A cluster's sharded subscriptions are read by polling each shard's connection in turn, a
+# slice of this each: the most a message waits behind an idle shard, and the most a new room's
+# subscription waits for the poll holding that connection.
+CLUSTER_POLL_S = 0.05
+UNFOLLOW_EVERY_S = 5.0  # rooms with no viewer left here are unsubscribed this often
 
 
 class RoomBus:
@@ -34,19 +46,29 @@ class RoomBus:
         self.hub = hub
         self.ready = asyncio.Event()
         self.received = 0
+        self.name = f"livecart-bus-{keys.prefix}-{id(self):x}"
+        self.pubsub: PubSub | None = None
+        self.following: set[int] = set()
+        self._subscribed = asyncio.Event()  # a first subscription made the connection
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = 0.1
         while not stop.is_set():
-            client = Redis.from_url(self.redis_url)  # bytes in, bytes out: no decoding
+            # Bytes in, bytes out; named, so CLIENT LIST tells a node's bus connections apart.
+            client = connect(self.redis_url, decode_responses=False, client_name=self.name)
             try:
                 async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
-                    await pubsub.psubscribe(self.keys.channel_pattern)
+                    self.pubsub, self.following = pubsub, set()
+                    self._subscribed.clear()
+                    await self._subscribe(pubsub, set(self.hub.rooms))
                     if self.ready.is_set():
                         self._resync_everyone()  # we may have missed events while away
                     self.ready.set()
                     backoff = 0.1
-                    await self._listen(pubsub)
+                    if isinstance(pubsub, ClusterPubSub):
+                        await self._listen_cluster(pubsub)
+                    else:
+                        await self._listen(pubsub)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -55,7 +77,40 @@ class RoomBus:
                     await asyncio.wait_for(stop.wait(), backoff)
                 backoff = min(backoff * 2, 5.0)
             finally:
+                self.pubsub = None
                 await client.aclose()
+
+    async def follow(self, room_id: int) -> None:
+        """Subscribe to a room a viewer joins here, before its snapshot is read: every event
+        after the snapshot then arrives by the bus (or the log, if the bus drops it). A room
+        the subscription is being remade for is subscribed by ``run`` with the rest."""
+        pubsub = self.pubsub
+        if pubsub is None or room_id in self.following:
+            return
+        try:
+            await self._subscribe(pubsub, {room_id})
+        except Exception:  # the reader fails on the same connection and resubscribes all
+            log.warning("room %s: could not subscribe now", room_id, exc_info=True)
+
+    async def _subscribe(self, pubsub: PubSub, room_ids: set[int]) -> None:
+        fresh = sorted(room_ids - self.following)
+        if not fresh:
+            return
+        self.following.update(fresh)
+        self._subscribed.set()
+        rooms = [self.keys.room(room_id) for room_id in fresh]
+        await pubsub.ssubscribe(*(k.channel for k in rooms))
+        await pubsub.subscribe(*(k.notices for k in rooms))
+
+    async def _unfollow_left(self, pubsub: PubSub) -> None:
+        """Unsubscribe from rooms nobody here watches any more."""
+        left = sorted(self.following - self.hub.rooms.keys())
+        if not left:
+            return
+        self.following.difference_update(left)
+        rooms = [self.keys.room(room_id) for room_id in left]
+        await pubsub.sunsubscribe(*(k.channel for k in rooms))
+        await pubsub.unsubscribe(*(k.notices for k in rooms))
 
     async def _listen(self, pubsub: PubSub) -> None:
         """Deliver messages until the subscription fails. A quiet subscription is pinged: one
@@ -63,18 +118,56 @@ class RoomBus:
         loop = asyncio.get_running_loop()
         heard = loop.time()
         pinged_at: float | None = None
+        next_unfollow = heard + UNFOLLOW_EVERY_S
         while True:
-            message = await pubsub.get_message(timeout=1.0)
+            if pubsub.connection is None:  # no room followed yet: no connection to read
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._subscribed.wait(), 1.0)
+                message, heard = None, loop.time()
+            else:
+                message = await pubsub.get_message(timeout=1.0)
             now = loop.time()
             if message is not None:
                 heard, pinged_at = now, None
-                if message["type"] == "pmessage":
-                    await self.dispatch_safely(message["channel"], message["data"])
+                await self._deliver(message)
+            elif pubsub.connection is None:
+                pass
             elif pinged_at is None and now - heard > IDLE_PING_S:
                 await pubsub.ping()
                 pinged_at = now
             elif pinged_at is not None and now - pinged_at > PONG_TIMEOUT_S:
                 raise ConnectionError("the room bus stopped answering pings")
+            if now > next_unfollow:
+                next_unfollow = now + UNFOLLOW_EVERY_S
+                await self._unfollow_left(pubsub)
+
+    async def _listen_cluster(self, pubsub: ClusterPubSub) -> None:
+        """Deliver messages until the subscription fails. The cluster client follows a shard
+        channel to its slot's new owner after a failover or a slot move by itself; the plain
+        notices subscription, on one node, raises when that node goes, and is remade."""
+        loop = asyncio.get_running_loop()
+        next_unfollow = loop.time() + UNFOLLOW_EVERY_S
+        while True:
+            began = loop.time()
+            message: Any = None
+            if pubsub.node_pubsub_mapping:
+                message = await pubsub.get_sharded_message(timeout=CLUSTER_POLL_S)
+            if message is None and pubsub.subscribed:
+                message = await pubsub.get_message(timeout=0.0)
+            if message is not None:
+                await self._deliver(message)
+            elif loop.time() - began < CLUSTER_POLL_S / 2:
+                # Nothing read and nothing waited for (no connection open yet, or a shard in
+                # its cool-off): without this the loop would never give the event loop back.
+                await asyncio.sleep(CLUSTER_POLL_S)
+            if loop.time() > next_unfollow:
+                next_unfollow = loop.time() + UNFOLLOW_EVERY_S
+                await self._unfollow_left(pubsub)
+
+    async def _deliver(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        if (kind.decode() if isinstance(kind, bytes) else kind) in MESSAGE_TYPES:
+            await self.dispatch_safely(message["channel"], message["data"])
 
     async def dispatch_safely(self, channel: bytes, data: bytes) -> None:
         """A failed delivery (Redis busy during a gap fill, say) is left to the ticker, which

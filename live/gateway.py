@@ -45,6 +45,8 @@ log = logging.getLogger("livecart.gateway")
 Identify = Callable[[str, rules.Room], Awaitable[tuple[str, str]]]
 # (room, seq) -> deliver the room's events up to seq from the log, if the bus has not yet
 CatchUp = Callable[[LocalRoom, int], Awaitable[bool]]
+# room -> subscribe this node to the room's events (the bus), before a joiner reads its snapshot
+Follow = Callable[[int], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,7 @@ class Gateway:
         node_id: str,
         config: GatewayConfig,
         catch_up: CatchUp | None = None,
+        follow: Follow | None = None,
         limiter: RateLimiter | None = None,
         sweep: live_service.RoomSweep | None = None,
         auctions: Auctions | None = None,
@@ -129,6 +132,7 @@ class Gateway:
         self.node_id = node_id
         self.config = config
         self.catch_up = catch_up
+        self.follow = follow
         self.limiter = limiter
         self.sweep = sweep
         self.auctions = auctions
@@ -443,6 +447,8 @@ class Connection:
         gw = self.gw
         self.viewer = Viewer(self.outlet, self.room_id, self.user, self.role)
         gw.hub.join(self.viewer)  # first: events published from here on are queued for us
+        if gw.follow is not None:
+            await gw.follow(self.room_id)  # and this node hears them
         replay = None
         if hello.last_seq is not None:
             replay = await gw.store.events_after(self.room_id, hello.last_seq, gw.config.max_replay)

@@ -28,7 +28,12 @@ class RoomKeys:
     # unhosted too long
     hosted: str
     seen: str  # hash: user -> server ms the room first saw them join (giveaway eligibility)
-    channel: str  # pub/sub channel: "<seq> <event json>" or "@<user> <message json>"
+    # Sharded pub/sub channel (SPUBLISH, one slot with the room's keys): "<seq> <event json>"
+    # or "@<user> <message json>"; a node subscribes to the rooms it serves (decision 0037).
+    channel: str
+    # Plain pub/sub channel: "@<user> <message json>" from a Function of another slot (a shop's
+    # shelf telling a waiter of a kept unit), which cannot SPUBLISH outside its own slot.
+    notices: str
 
     def auction(self, auction_id: int) -> str:
         """Hash: an auction's terms and state (live/lua/auctions.lua)."""
@@ -87,17 +92,16 @@ class LiveKeys:
             peak=f"{base}:peak",
             hosted=f"{base}:hosted",
             seen=f"{base}:seen",
-            channel=f"{self.prefix}:room:{room_id}",
+            channel=f"{base}:events",
+            notices=f"{base}:notices",
         )
 
-    @property
-    def channel_pattern(self) -> str:
-        return f"{self.prefix}:room:*"
-
     def room_of_channel(self, channel: bytes) -> int | None:
-        head = f"{self.prefix}:room:".encode()
-        tail = channel[len(head) :]
-        return int(tail) if channel.startswith(head) and tail.isdigit() else None
+        """The room of an events or notices channel."""
+        head = f"{self.prefix}:{{room:".encode()
+        number, _, tail = channel[len(head) :].partition(b"}:")
+        ok = channel.startswith(head) and number.isdigit() and tail in (b"events", b"notices")
+        return int(number) if ok else None
 
     @property
     def live_rooms(self) -> str:

@@ -220,13 +220,14 @@ class RoomStore:
         return int(seconds) * 1000 + int(micros) // 1000
 
     def channel_of(self, room_id: int) -> str:
-        """The room's pub/sub channel, for a Redis Function that tells a user in it."""
-        return self.keys.room(room_id).channel
+        """Where a Redis Function of another slot (a shop's shelf) tells a user in the room:
+        its plain notices channel, since SPUBLISH reaches only channels of the caller's slot."""
+        return self.keys.room(room_id).notices
 
     async def send_to_user(self, room_id: int, user: str, message: dict[str, object]) -> None:
         """A message for one user's connections in a room, on whichever node they are."""
         k = self.keys.room(room_id)
-        await self.redis.publish(k.channel, b"@" + user.encode() + b" " + orjson.dumps(message))
+        await self.redis.spublish(k.channel, b"@" + user.encode() + b" " + orjson.dumps(message))
 
     async def mark_seen(self, room_id: int, user: str) -> None:
         """Remember when the room first saw ``user`` join (kept once). The node's clock: a

@@ -45,6 +45,7 @@ from checkout.audit import DealAudit, settled_audit  # noqa: E402
 from checkout.keys import Keyspace  # noqa: E402
 from checkout.shelf_audit import ShelfAudit, audit_shelves  # noqa: E402
 from kernel.db import Database  # noqa: E402
+from kernel.redis_client import connect  # noqa: E402
 from tests.harness import NO_ADDRESS_LIMITS, free_port, livecart, serve  # noqa: E402
 from web.embedded import EmbeddedValkey  # noqa: E402
 
@@ -227,9 +228,8 @@ def replayed_total(stats: dict[tuple[str, str], dict[str, str]]) -> int:
 
 async def audit(stage: Stage, deal_id: int) -> tuple[DealAudit, list[ShelfAudit]]:
     """The deal's books and every shelf's (the "bag" mix's cart sales), once settled."""
-    from redis.asyncio import Redis
 
-    redis = Redis.from_url(stage.redis_url, decode_responses=True)
+    redis = connect(stage.redis_url)
     db = Database(stage.database_url)
     try:
         deal = await settled_audit(redis, db, Keyspace(PREFIX), deal_id, wait_s=30)
@@ -348,11 +348,10 @@ async def judge_auction(stage: Stage) -> dict[str, Any]:
     """The auction's verdict from the stores themselves: one winner, every accepted bid (the
     room's log) made before the close by Redis's clock and the close only ever moving later,
     the lot's books exact, and the one paid order at the hammer price."""
-    from redis.asyncio import Redis
 
     from live.keys import LiveKeys
 
-    redis = Redis.from_url(stage.redis_url, decode_responses=True)
+    redis = connect(stage.redis_url)
     db = Database(stage.database_url)
     try:
         log = LiveKeys(PREFIX).room(stage.room).log

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, async_playwright
 from redis.asyncio import Redis
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from catalog import service
@@ -23,6 +23,7 @@ from catalog.models import Seller, Shop
 from checkout.holds import HoldStore
 from checkout.keys import Keyspace
 from kernel.db import Database, is_sqlite, normalise_url
+from kernel.redis_client import connect
 from tests.browser import CHROMIUM_ARGS, chromium_or_skip
 from tests.harness import NO_ADDRESS_LIMITS, Server, free_port, livecart, serve, stop_server
 from web.auth import GuestSessions
@@ -59,20 +60,43 @@ def empty_schema(database_url: str) -> None:
     asyncio.run(drop())
 
 
+def database_of_worker(database_url: str, worker: str) -> str:
+    """A PostgreSQL database of this xdist worker's own, beside the one named (``test`` ->
+    ``test_gw0``), made if missing: workers never share a schema (decision 0029)."""
+    url = make_url(database_url)
+    name = f"{url.database}_{worker}"
+
+    async def create() -> None:
+        engine = create_async_engine(normalise_url(database_url), isolation_level="AUTOCOMMIT")
+        async with engine.connect() as connection:
+            found = await connection.scalar(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+            )
+            if not found:
+                await connection.execute(text(f'CREATE DATABASE "{name}"'))
+        await engine.dispose()
+
+    asyncio.run(create())
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = os.environ.get("DATABASE_URL")
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
     if not url:
         url = f"sqlite:///{tmp_path_factory.mktemp('sql') / 'livecart.db'}"
     elif not is_sqlite(url):
-        empty_schema(url)  # the shared PostgreSQL test database, whatever a run left there
+        if worker:
+            url = database_of_worker(url, worker)
+        empty_schema(url)  # the PostgreSQL test database, whatever a run left there
     upgrade(url)
     return url
 
 
 @pytest.fixture(scope="session")
 async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url, decode_responses=True)
+    client = connect(redis_url)
     yield client
     async for key in client.scan_iter(match=f"{PREFIX}*", count=1000):  # every keyspace of the run
         await client.delete(key)

@@ -61,7 +61,7 @@ async def test_a_failed_call_fails_only_its_batch(
     db: Database, private_holds: HoldStore, seller: SellerAccount, redis_url: str
 ) -> None:
     deal = await make_live_deal(db, private_holds, seller, quantity=10)
-    broken = Redis.from_url(redis_url.rsplit(":", 1)[0] + ":1/0")  # nothing listens on port 1
+    broken = Redis(host="127.0.0.1", port=1)  # nothing listens on port 1
     batcher = ReserveBatcher(HoldStore(broken, private_holds.keys))
     with pytest.raises(RedisConnectionError):
         await batcher.reserve(deal.id or 0, ReserveRequest("b", 1))

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from kernel.clock import now_ms
 from live import rules
@@ -66,6 +67,14 @@ class Node:
         self.hub.caught_up(viewer, upto)
         return viewer
 
+    async def join(self, user: str, upto: int, room_id: int = ROOM) -> Viewer:
+        """A viewer joining as the gateway joins one: the node follows the room first."""
+        viewer = Viewer(KeptOutlet(), room_id, user, "viewer")
+        self.hub.join(viewer)
+        await self.bus.follow(room_id)
+        self.hub.caught_up(viewer, upto)
+        return viewer
+
     async def deliver(self, seq: int, room_id: int = ROOM) -> None:
         """Hand the bus event ``seq`` as pub/sub would, read back from the room's log."""
         logged = await self.store.events_between(room_id, seq - 1, seq)
@@ -92,23 +101,34 @@ class Subscribed:
 
 @pytest.fixture
 async def running(node: Node) -> AsyncIterator[Subscribed]:
-    """The node's bus, subscribed."""
-    others = await pattern_subscribers(node.redis)
+    """The node's bus, running: it subscribes to a room once a viewer joins it here."""
     task = asyncio.create_task(node.bus.run(asyncio.Event()))
-    # ``ready`` means PSUBSCRIBE was sent; the server lists the connection once it has it.
-    await until(lambda: new_subscriber(node.redis, others), "the bus's pattern subscription")
-    yield Subscribed(task, await pattern_subscribers(node.redis) - others)
+    await asyncio.wait_for(node.bus.ready.wait(), 10)
+    yield Subscribed(task, set())
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
 
 
-async def pattern_subscribers(redis: Redis) -> set[str]:
-    return {c["id"] for c in await redis.client_list(_type="pubsub") if c.get("psub") != "0"}
-
-
-async def new_subscriber(redis: Redis, known: set[str]) -> bool:
-    return bool(await pattern_subscribers(redis) - known)
+async def room_subscribers(redis: Redis, node: Node, kill: bool = False) -> set[str]:
+    """This node's bus connections ("<server port>:<client id>"), on every server of a
+    cluster; with ``kill``, each is closed by its server, as a network failure would."""
+    if isinstance(redis, RedisCluster):
+        ports = [n.port for n in redis.get_nodes()]
+    else:
+        ports = [int(redis.connection_pool.connection_kwargs.get("port", 6379))]
+    found = set()
+    for port in ports:
+        server = Redis(host="127.0.0.1", port=port)
+        try:
+            for client in await server.client_list(_type="pubsub"):
+                if client.get("name") == node.bus.name:
+                    found.add(f"{port}:{client['id']}")
+                    if kill:
+                        await server.client_kill_filter(_id=client["id"])
+        finally:
+            await server.aclose()
+    return found
 
 
 def kept(viewer: Viewer) -> KeptOutlet:
@@ -127,8 +147,9 @@ async def test_committed_events_reach_the_viewers_here_once_and_in_order(
     node: Node, running: Subscribed
 ) -> None:
     start = await node.open_room()
-    await node.open_room(ROOM + 1)  # nobody watches it here: the bus skips its events
-    ann, bob = node.viewer("ann", start), node.viewer("bob", start)
+    await node.open_room(ROOM + 1)  # nobody watches it here: the bus is not subscribed to it
+    ann, bob = await node.join("ann", start), await node.join("bob", start)
+    assert node.bus.following == {ROOM}
     last = await node.add_products(5)
     await node.add_products(3, ROOM + 1)
     wanted = list(range(start + 1, last + 1))
@@ -169,7 +190,7 @@ async def test_a_message_for_one_user_reaches_all_their_connections_and_nobody_e
     node: Node, running: Subscribed
 ) -> None:
     start = await node.open_room()
-    phone, laptop, bob = (node.viewer(u, start) for u in ("ann", "ann", "bob"))
+    phone, laptop, bob = [await node.join(u, start) for u in ("ann", "ann", "bob")]
     message: dict[str, Any] = {"type": "hold.granted", "ref": "r1"}
     await node.store.send_to_user(ROOM, "ann", message)
     for viewer in (phone, laptop):
@@ -182,16 +203,17 @@ async def test_a_broken_subscription_comes_back_and_every_viewer_resyncs(
     node: Node, running: Subscribed
 ) -> None:
     start = await node.open_room()
-    ann = node.viewer("ann", start)
-    others = await pattern_subscribers(node.redis) - running.clients
-    for client in running.clients:
-        await node.redis.client_kill_filter(_id=client)  # as a network failure would
+    ann = await node.join("ann", start)
+    ours = await room_subscribers(node.redis, node, kill=True)
+    assert ours
     await until(lambda: dropped(ann), "ann told to resync")
     assert kept(ann).close_code == CLOSE_RESYNC
-    await until(
-        lambda: new_subscriber(node.redis, others | running.clients), "the bus subscribed again"
-    )
-    again = node.viewer("ann", start)  # she reconnects
+    again = await node.join("ann", start)  # she reconnects
+
+    async def subscribed_again() -> bool:
+        return bool(await room_subscribers(node.redis, node) - ours)
+
+    await until(subscribed_again, "the bus subscribed again")
     last = await node.add_products(2)
     await until(has_events(again, 2), "events over the new subscription")
     assert seqs(kept(again)) == [last - 1, last]

@@ -37,7 +37,6 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from redis.asyncio import Redis
 
 from catalog import service
 from checkout.attempts import AttemptStore
@@ -50,6 +49,7 @@ from checkout.payments import ChargeStatus, SandboxProvider
 from checkout.reconciler import reconcile_once
 from kernel.db import Database
 from kernel.errors import DomainError
+from kernel.redis_client import connect
 from tests.conftest import PREFIX, SellerAccount
 from tests.helpers import CrashAt, Crashed, make_live_deal
 from web.settings import Settings
@@ -72,7 +72,7 @@ class World:
 
     def __init__(self, redis_url: str, database_url: str) -> None:
         self.loop = asyncio.new_event_loop()
-        self.redis = Redis.from_url(redis_url, decode_responses=True)
+        self.redis = connect(redis_url)
         self.db = Database(database_url)
         self.keys = Keyspace(PREFIX + "h")
         self.holds = HoldStore(self.redis, self.keys)

@@ -6,6 +6,7 @@ order, and ``livecart audit`` reading the books through the same URLs."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -19,6 +20,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import httpx
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import text
 
@@ -46,12 +48,16 @@ ACL_COMMANDS = [
     "-@admin",
     "-@dangerous",
     "+time",  # the Functions' clock
+    "+cluster|slots",  # a cluster client's map of who serves which slots
+    "+cluster|shards",
+    "+info",  # a primary's replicas, when WAIT finds fewer than it asked for
 ]
 
 
 def with_credentials(url: str, user: str, password: str) -> str:
     parts = urlsplit(url)
-    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{parts.hostname}:{parts.port}"
+    hosts = parts.netloc.rpartition("@")[2]  # host:port, or a cluster's host:port,host:port…
+    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{hosts}"
     return urlunsplit(parts._replace(netloc=netloc))
 
 
@@ -111,27 +117,49 @@ async def acl_user(redis: Redis) -> AsyncIterator[tuple[str, str, str]]:
     user = f"livecart-test-{secrets.token_hex(4)}"
     password = f"p@ss/{secrets.token_hex(8)}:%"
     prefix = f"{PREFIX}acl{secrets.token_hex(3)}"
-    await redis.acl_setuser(
-        user,
-        enabled=True,
-        passwords=[f"+{password}"],
-        keys=[f"{prefix}*"],
-        # The room bus's PSUBSCRIBE pattern, as it is: Redis matches a pattern literally.
-        channels=[f"{prefix}:room:*"],
-        commands=ACL_COMMANDS,
-        reset_keys=True,
-        reset_channels=True,
-    )
+    async with each_server(redis) as servers:
+        for server in servers:  # a cluster's users are each node's own
+            await server.acl_setuser(
+                user,
+                enabled=True,
+                passwords=[f"+{password}"],
+                keys=[f"{prefix}*"],
+                channels=[f"{prefix}*"],  # the rooms' events (sharded) and notices channels
+                commands=ACL_COMMANDS,
+                reset_keys=True,
+                reset_channels=True,
+            )
     try:
         yield user, password, prefix
     finally:
-        await redis.acl_deluser(user)
+        async with each_server(redis) as servers:
+            for server in servers:
+                await server.acl_deluser(user)
+
+
+@contextlib.asynccontextmanager
+async def each_server(redis: Redis) -> AsyncIterator[list[Redis]]:
+    """The client itself for one server; a client of each node for a cluster (closed after)."""
+    if not isinstance(redis, RedisCluster):
+        yield [redis]
+        return
+    await redis.initialize()  # it learns the nodes on its first command
+    nodes = [Redis(host=n.host, port=n.port, decode_responses=True) for n in redis.get_nodes()]
+    try:
+        yield nodes
+    finally:
+        for node in nodes:
+            await node.aclose()
 
 
 async def denials(redis: Redis, user: str) -> list[Any]:
-    """What the server's ACL log recorded refusing to this user."""
-    log: list[Any] = await redis.acl_log(count=1000)
-    return [entry for entry in log if entry.get("username") == user]
+    """What the servers' ACL logs recorded refusing to this user."""
+    found = []
+    async with each_server(redis) as servers:
+        for server in servers:
+            log: list[Any] = await server.acl_log(count=1000)
+            found += [entry for entry in log if entry.get("username") == user]
+    return found
 
 
 async def test_an_acl_user_kept_to_the_key_prefix_serves_a_whole_sale(

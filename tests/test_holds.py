@@ -16,6 +16,7 @@ from checkout.holds import Hold, HoldStore, ReserveRequest
 from checkout.keys import Keyspace
 from kernel.db import Database
 from kernel.errors import Conflict, NotFound
+from kernel.redis_client import connect
 from tests.conftest import SellerAccount
 from tests.helpers import make_live_deal, outcome, until
 
@@ -266,7 +267,7 @@ async def test_per_buyer_limit_holds_under_concurrent_requests(
     deal = await make_live_deal(db, private_holds, seller, quantity=100, limit=3)
     me = buyer()
     # Separate connections, so the requests really are concurrent at the server.
-    clients = [Redis.from_url(redis_url, decode_responses=True) for _ in range(20)]
+    clients = [connect(redis_url) for _ in range(20)]
     stores = [HoldStore(c, private_holds.keys) for c in clients]
     try:
         outcomes = await asyncio.gather(

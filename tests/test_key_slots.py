@@ -18,6 +18,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.crc import key_slot
 
+from kernel.redis_client import is_cluster
 from tests.conftest import PREFIX, SellerAccount, viewer_headers
 from tests.harness import Server
 from tests.helpers import (
@@ -161,6 +162,8 @@ async def test_every_function_call_names_keys_of_one_slot(
     seller: SellerAccount,
     sessions: GuestSessions,
 ) -> None:
+    if is_cluster(redis_url):  # MONITOR sees one node; the cluster itself refuses CROSSSLOT
+        pytest.skip("on a cluster, every test that calls a Function is this check")
     seen: dict[str, list[list[str]]] = defaultdict(list)
     ready = asyncio.Event()
     watcher = asyncio.create_task(watch(redis_url, seen, ready))

@@ -42,7 +42,6 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from redis.asyncio import Redis
 from sqlalchemy import func
 from sqlalchemy import select as core_select
 from sqlmodel import col, select
@@ -65,6 +64,7 @@ from checkout.settlement import settle_due
 from kernel.clock import now_ms
 from kernel.db import Database
 from kernel.errors import DomainError
+from kernel.redis_client import connect
 from tests.conftest import PREFIX
 from tests.helpers import CrashAt, Crashed, make_live_deal, make_seller
 from web.app import pipeline_config
@@ -90,7 +90,7 @@ class World:
 
     def __init__(self, redis_url: str, database_url: str) -> None:
         self.loop = asyncio.new_event_loop()
-        self.redis = Redis.from_url(redis_url, decode_responses=True)
+        self.redis = connect(redis_url)
         self.db = Database(database_url)
         self.examples = 0
         self.fresh()

@@ -10,7 +10,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.exceptions import ClusterError, RedisClusterException, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.applications import Starlette
@@ -43,6 +43,7 @@ from checkout.sweeper import sweep_forever
 from kernel.clock import now_ms
 from kernel.db import Database
 from kernel.errors import DomainError
+from kernel.redis_client import connect
 from live import service as live_service
 from live.auctions import Auctions
 from live.bus import RoomBus
@@ -203,13 +204,11 @@ def reserve_limits(settings: Settings) -> ReserveLimits:
 def build_services(settings: Settings, crash: CrashPoints = NO_CRASH) -> Services:
     """Every service, wired; ``crash``: the crash points the crash tests install (none)."""
     assert settings.redis_url and settings.database_url and settings.secret_key
-    # A blocking pool: past 256 connections a call waits (up to 10 s) for one to come back,
-    # rather than failing. A storm of 500 chat lines at once failed half of them (and closed
-    # their websockets) with the default pool's "Too many connections".
-    pool = BlockingConnectionPool.from_url(
-        settings.redis_url, decode_responses=True, max_connections=256, timeout=10
+    redis = connect(
+        settings.redis_url,
+        wait_replicas=settings.redis_wait_replicas,
+        wait_ms=settings.redis_wait_ms,
     )
-    redis = Redis.from_pool(pool)  # the client owns the pool: closing it closes the pool
     db = Database(settings.database_url)
     keys = Keyspace(settings.redis_prefix)
     shelf = ShelfStore(
@@ -270,6 +269,7 @@ def build_services(settings: Settings, crash: CrashPoints = NO_CRASH) -> Service
         config=gateway_config(settings),
         limiter=limiter,
         catch_up=bus.catch_up,
+        follow=bus.follow,
         auctions=auctions,
         giveaways=giveaways,
         comment_sales=comment_sales,
@@ -480,6 +480,10 @@ def create_app(settings: Settings, crash: CrashPoints = NO_CRASH) -> Starlette:
             HTTPException: pages.http_error,
             RedisConnectionError: unavailable_handler,
             RedisTimeoutError: unavailable_handler,
+            # A cluster between a primary's failure and its replica's promotion.
+            ClusterError: unavailable_handler,
+            RedisClusterException: unavailable_handler,
+            TryAgainError: unavailable_handler,
             Exception: unexpected_error_handler,
         },
     )

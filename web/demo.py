@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -31,6 +30,7 @@ from checkout.shelf import ShelfStore
 from checkout.shelving import Shelving
 from kernel.clock import now_ms
 from kernel.db import Database
+from kernel.redis_client import connect
 from live import rules
 from live import service as live_service
 from live.keys import LiveKeys
@@ -102,7 +102,7 @@ class Stores:
 async def seed_demo(settings: Settings) -> DemoShop:
     assert settings.database_url and settings.redis_url
     db = Database(settings.database_url)
-    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    redis = connect(settings.redis_url)
     stores = Stores(
         HoldStore(redis, Keyspace(settings.redis_prefix)),
         RoomStore(redis, LiveKeys(settings.redis_prefix), settings.room_log_maxlen),

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from redis.asyncio.connection import parse_url
+from kernel.redis_client import check_url
 
 Env = Mapping[str, str]
 T = TypeVar("T")
@@ -150,7 +150,7 @@ def _redis_url(env: Env, name: str, default: str | None) -> str | None:
     url = _secret(env, name, default)
     if url is not None:
         try:
-            parse_url(url)
+            check_url(url)
         except ValueError as err:  # the message never repeats the URL and its password
             raise SystemExit(f"{name}: {err}") from None
     return url
@@ -249,10 +249,25 @@ class Settings:
     redis_url: str | None = setting(
         None,
         "REDIS_URL",
-        "Redis or Valkey (7+); user and password, `rediss://` and TLS options in the URL "
-        "(README: Production connections)",
+        "Redis or Valkey (7+); user and password, `rediss://` and TLS options in the URL; "
+        "`redis+cluster://host:port,host:port` for a cluster (README: Production connections)",
         REDIS_URL,
         shown="a private Valkey under the data dir",
+    )
+    redis_wait_replicas: int = setting(
+        0,
+        "LIVECART_REDIS_WAIT_REPLICAS",
+        "replicas that must have each hold, sale or bid before anyone is told of it (`WAIT` "
+        "after every Redis Function call; docs/operations.md); `0`: none, Redis's asynchronous "
+        "replication may lose the last writes in a failover",
+        COUNT,
+    )
+    redis_wait_ms: int = setting(
+        100,
+        "LIVECART_REDIS_WAIT_MS",
+        "how long a Function call waits for those replicas before its caller is told to retry "
+        "(503)",
+        COUNT,
     )
     database_url: str | None = setting(
         None,

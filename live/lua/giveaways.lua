@@ -55,7 +55,7 @@ local function append(K, channel, maxlen, event)
   local seq = redis.call('HINCRBY', K[1], 'seq', 1)
   local payload = '{"seq":' .. seq .. ',' .. string.sub(cjson.encode(event), 2)
   redis.call('XADD', K[2], 'MAXLEN', '~', maxlen, seq .. '-0', 'p', payload)
-  redis.call('PUBLISH', channel, seq .. ' ' .. payload)
+  redis.call('SPUBLISH', channel, seq .. ' ' .. payload)
   return seq
 end
 

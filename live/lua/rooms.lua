@@ -7,7 +7,8 @@ Room events: one Redis Function per step, every key of one room (hash tag {room:
   KEYS[3] log    stream capped near ARGV maxlen: entry "<seq>-0" with field p = event JSON
 
 Sequence numbers are given here, inside Redis, so every node sees one order: an event is numbered,
-logged and published in one step, and PUBLISH order is log order.
+logged and published in one step, and SPUBLISH order is log order. The channel (ARGV) shares
+the room's hash tag: a sharded channel must live in the slot of the Function's keys.
 ]]
 
 -- '{"type":...}' becomes '{"seq":N,"type":...}': the number goes in without re-encoding.
@@ -15,7 +16,7 @@ local function append(K, channel, maxlen, event)
   local seq = redis.call('HINCRBY', K[1], 'seq', 1)
   local payload = '{"seq":' .. seq .. ',' .. string.sub(event, 2)
   redis.call('XADD', K[3], 'MAXLEN', '~', maxlen, seq .. '-0', 'p', payload)
-  redis.call('PUBLISH', channel, seq .. ' ' .. payload)
+  redis.call('SPUBLISH', channel, seq .. ' ' .. payload)
   return seq
 end
 
