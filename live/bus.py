@@ -152,7 +152,9 @@ class RoomBus:
             message: Any = None
             if pubsub.node_pubsub_mapping:
                 message = await pubsub.get_sharded_message(timeout=CLUSTER_POLL_S)
-            if message is None and pubsub.subscribed:
+            # The plain (notices) subscription's connection: not there until its first
+            # SUBSCRIBE, which ``follow`` sends just after the room's SSUBSCRIBE.
+            if message is None and pubsub.connection is not None:
                 message = await pubsub.get_message(timeout=0.0)
             if message is not None:
                 await self._deliver(message)
