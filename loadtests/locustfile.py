@@ -48,6 +48,8 @@ LOST_RACES = frozenset({"bid_too_low", "bid_not_higher", "auction_closed"})
 LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on with 0 s: closing sends RST, not FIN
 # A dropped viewer waits 0.2-2 s and reconnects; it must be back in the room this soon.
 BACK_WITHIN_S = 8.0
+# After the last unit sells, how long the storm waits for every viewer's deal.sold_out at most.
+SOLD_OUT_WAIT_S = 60.0
 
 
 @events.init_command_line_parser.add_listener
@@ -511,10 +513,23 @@ class Creator(FastHttpUser):
             gevent.spawn_later(3, runner.quit)
 
     def stop_when_sold(self, deal_id: int) -> None:
-        """The storm is over once every unit is sold (none left, none held): give the sold-out
-        event a few seconds to reach everyone, then end the run."""
+        """The storm is over once every unit is sold (none left, none held) and every viewer
+        has seen the sold-out event, or SOLD_OUT_WAIT_S after the sale if some never do (the
+        verdict then counts who did): a condition, not a fixed pause, so a loaded machine
+        that delivers late is not judged as one that did not deliver."""
         stock = self.client.get(f"/api/deals/{deal_id}", name="deal").json()["deal"]["stock"]
         runner = self.environment.runner
         if stock["available"] == 0 and stock["held"] == 0 and runner is not None:
             self.deal_id = None
-            gevent.spawn_later(3, runner.quit)
+            gevent.spawn(self._quit_once_everyone_saw, time.monotonic() + SOLD_OUT_WAIT_S)
+
+    def _quit_once_everyone_saw(self, deadline: float) -> None:
+        viewers = self.options.expect_users - 1  # all but this creator
+        entry = self.environment.stats.entries
+        while time.monotonic() < deadline:
+            saw = entry.get(("saw deal.sold_out", "VIEWER"))
+            if saw is not None and saw.num_requests >= viewers:
+                break
+            gevent.sleep(0.2)
+        if self.environment.runner is not None:
+            self.environment.runner.quit()

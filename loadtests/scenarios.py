@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import itertools
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -207,6 +209,26 @@ def read_stats(out: Path) -> dict[tuple[str, str], dict[str, str]]:
         return {(row["Type"], row["Name"]): row for row in csv.DictReader(f)}
 
 
+def problems(out: Path) -> dict[str, list[str]]:
+    """What went wrong, in locust's words: each failure's message and each exception a user
+    raised (the run's CSVs), so a verdict that is not a pass says why."""
+    found: dict[str, list[str]] = {"failure_messages": [], "exceptions": []}
+    failures, exceptions = out / "locust_failures.csv", out / "locust_exceptions.csv"
+    if failures.exists():
+        with failures.open() as f:
+            found["failure_messages"] = [
+                f"{row['Method']} {row['Name']}: {row['Error'][:300]} (x{row['Occurrences']})"
+                for row in csv.DictReader(f)
+            ]
+    if exceptions.exists():
+        with exceptions.open() as f:
+            found["exceptions"] = [
+                f"{row['Message'][:300]} (x{row['Count']}) {row['Traceback'][-600:]}"
+                for row in csv.DictReader(f)
+            ]
+    return found
+
+
 def count(stats: dict[tuple[str, str], dict[str, str]], kind: str, name: str) -> int:
     row = stats.get((kind, name))
     return int(row["Request Count"]) if row else 0
@@ -263,6 +285,7 @@ def verdict(args: argparse.Namespace, stage: Stage, out: Path, ran: Ran) -> dict
         "latencies_are_the_servers": ran.peak_cpu < GENERATOR_CEILING,
         "ws_connects": count(stats, "WS", "connect"),
         "failures": failures,
+        **problems(out),
         "reserve_ms": percentiles(stats, "POST", "reserve"),
         "checkout_ms": percentiles(stats, "POST", "checkout"),
     }
@@ -509,6 +532,8 @@ def main() -> None:
             found.update(money)
             found["ok"] &= money["refunds_refused"] == 0 and money["audit_exit"] == 0
             found["ok"] &= money["ledger_ok"]
+        with contextlib.suppress(OSError):  # the server's log goes with the reports
+            shutil.copyfile(Path(tmp) / "server.log", out / "server.log")
     found["reports"] = str(out)
     if args.json:
         print(json.dumps(found, indent=2))

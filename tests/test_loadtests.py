@@ -28,14 +28,25 @@ def scenario(name: str, tmp_path: Path, *args: str) -> dict[str, Any]:
     found: dict[str, Any] = json.loads(ran.stdout)
     assert ran.returncode == (0 if found["ok"] else 1), ran.stderr
     assert (tmp_path / "report.html").exists() and (tmp_path / "locust_stats.csv").exists()
+    if found["ok"] is False:  # the whole verdict and the logs' ends, for a failure's report
+        found["logs"] = {
+            name: (tmp_path / name).read_text(errors="replace")[-3000:]
+            for name in ("locust.log", "server.log")
+            if (tmp_path / name).exists()
+        }
     return found
+
+
+def whole(found: dict[str, Any]) -> str:
+    """The verdict as a message pytest prints in full (it shortens a dict's repr)."""
+    return json.dumps(found, indent=1)
 
 
 def test_a_tiny_flash_deal_storm_sells_every_unit_once(tmp_path: Path) -> None:
     found = scenario(
         "storm", tmp_path, "--units", "5", "--buy-share", "0.6", "--refund-share", "0.3"
     )
-    assert found["ok"], found
+    assert found["ok"], whole(found)
     # Then 30 % of its orders were cancelled or refunded in part, and the audit (the deal, and
     # the whole ledger: every transaction balanced) passed.
     assert found["orders_refunded"] == round(found["orders_persisted"] * 0.3) >= 1
@@ -56,7 +67,7 @@ def test_a_storm_that_leaves_units_unsold_is_not_a_pass(tmp_path: Path) -> None:
 
 def test_a_tiny_reconnect_storm_brings_everyone_back_without_a_gap(tmp_path: Path) -> None:
     found = scenario("reconnect", tmp_path, "--run-time", "10")
-    assert found["ok"], found
+    assert found["ok"], whole(found)
     assert found["back_in_room"] == 20 and found["not_back"] == 0
     assert found["seq_gaps_or_duplicates"] == 0
     assert found["replayed_events"] > 0  # events were missed during the drop, and replayed
@@ -65,14 +76,14 @@ def test_a_tiny_reconnect_storm_brings_everyone_back_without_a_gap(tmp_path: Pat
 @pytest.mark.timeout(300)
 def test_a_tiny_steady_room_chats_and_pins(tmp_path: Path) -> None:
     found = scenario("steady", tmp_path, "--run-time", "10")
-    assert found["ok"], found
+    assert found["ok"], whole(found)
     assert found["ws_connects"] >= 20 and found["seq_gaps_or_duplicates"] == 0
     assert found["pin_latency_ms"] is not None
 
 
 def test_a_tiny_auction_storm_has_one_winner_and_no_bid_after_the_close(tmp_path: Path) -> None:
     found = scenario("auction", tmp_path)
-    assert found["ok"], found
+    assert found["ok"], whole(found)
     assert found["bids_accepted"] >= 1 and found["extensions"] >= 1
     assert (found["bids_after_close"], found["close_moved_back"]) == (0, 0)
     assert found["auction_state"] == "sold" and found["orders"] == 1
