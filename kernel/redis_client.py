@@ -44,8 +44,9 @@ class Reloading:
 
     With ``wait_replicas`` set, every Function call is followed by ``WAIT`` on the same
     connection (decision 0038): nobody is told of a hold, a sale or a bid that a failover to
-    a replica could forget. A primary with fewer replicas connected (read once a second) is
-    waited for by those it has, and one with none is not waited for."""
+    a replica could forget. A primary with fewer replicas that could be promoted over it
+    (counted once a second) is waited for by those it has, and one with none is not waited
+    for."""
 
     _libraries: dict[str, str]
     _replica_counts: dict[str, tuple[float, int]]
@@ -96,8 +97,8 @@ class Reloading:
         return result
 
     async def _replicas_known(self, target: dict[str, Any]) -> int:
-        """The primary's connected replicas, as read at most ``REPLICAS_FRESH_S`` ago: a call
-        never waits out ``wait_ms`` on a primary that has no replica (one just promoted)."""
+        """The primary's replicas, as counted at most ``REPLICAS_FRESH_S`` ago: a call never
+        waits out ``wait_ms`` on a primary that has none (one just promoted)."""
         node = target["target_nodes"].name if target else ""
         known = getattr(self, "_replica_counts", None)
         if known is None:
@@ -109,12 +110,26 @@ class Reloading:
         return int(checked[1])
 
     async def _replicas(self, target: dict[str, Any]) -> int:
-        """Replicas connected to the primary now. One with none has nothing a failover could
-        promote (it comes back from its own append-only file), so it is not refused."""
-        info = await self.info("replication", **target)  # type: ignore[attr-defined]
-        if target:  # a cluster answers per node
-            info = next(iter(info.values())) if "connected_slaves" not in info else info
-        return int(info.get("connected_slaves", 0))
+        """The replicas a failover could promote over this primary, which must have a write
+        before anyone is told of it. On a cluster: every replica of the primary's shard that
+        the cluster has not failed, connected to it or not (one cut off for a moment is still
+        promoted if the primary dies; decision 0038). A single server has no automatic
+        failover: its connected replicas. None: nothing could be promoted over the primary."""
+        if not target:
+            info = await self.info("replication")  # type: ignore[attr-defined]
+            return int(info.get("connected_slaves", 0))
+        node = target["target_nodes"]
+        shards = await self.execute_command("CLUSTER SHARDS", **target)  # type: ignore[attr-defined]
+        for shard in shards:
+            nodes = shard["nodes"]
+            if any(self._is_node(n, node) and n["role"] == "master" for n in nodes):
+                return sum(1 for n in nodes if n["role"] == "replica" and n["health"] != "fail")
+        return 0
+
+    @staticmethod
+    def _is_node(described: dict[str, Any], node: ClusterNode) -> bool:
+        hosts = {described.get("ip"), described.get("endpoint"), described.get("hostname")}
+        return int(described["port"]) == node.port and node.host in hosts
 
 
 class ReloadingRedis(Reloading, Redis):  # type: ignore[misc]  # redis-py's own stubs clash

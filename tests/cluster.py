@@ -80,8 +80,18 @@ class ClusterNode:
             self.process.kill()
             self.process.wait(STOP_TIMEOUT_S)
 
+    def pause(self) -> None:
+        """SIGSTOP: alive to the kernel (its sockets take data) and deaf to everyone."""
+        if self.process is not None:
+            self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
+            self.resume()  # a paused node would not hear SIGTERM until resumed
             self.process.terminate()
             try:
                 self.process.wait(STOP_TIMEOUT_S)
@@ -196,6 +206,18 @@ class ValkeyCluster:
 
     def node_at(self, port: int) -> ClusterNode:
         return next(n for n in self.nodes if n.port == port)
+
+    def replica_of(self, primary: ClusterNode) -> ClusterNode:
+        with primary.client() as client:
+            replicas = client.info("replication")
+        return self.node_at(int(replicas["slave0"]["port"]))
+
+    def set_node_timeout(self, ms: int) -> None:
+        """How long a silent node takes to be suspected failed, on every live node."""
+        for node in self.nodes:
+            if node.alive:
+                with node.client() as client:
+                    client.config_set("cluster-node-timeout", ms)
 
     def stop(self) -> None:
         for node in self.nodes:

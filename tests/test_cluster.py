@@ -20,7 +20,7 @@ from checkout.keys import Keyspace
 from kernel.db import Database
 from kernel.errors import DomainError
 from kernel.redis_client import NotReplicated, connect
-from tests.cluster import ValkeyCluster
+from tests.cluster import ClusterNode, ValkeyCluster
 from tests.conftest import PREFIX, SellerAccount
 from tests.helpers import make_live_deal, until
 
@@ -162,3 +162,94 @@ async def read_until_answered(store: HoldStore, hold: Hold, buyer: str) -> Hold:
             failures.append(repr(err))
             await asyncio.sleep(0.1)
     raise AssertionError(f"hold {hold.id} could not be read after the failover: {failures[-3:]}")
+
+
+def replicated(primary: ClusterNode, replica: ClusterNode) -> bool:
+    """The replica has every write its primary has made (their offsets meet)."""
+    with primary.client() as a, replica.client() as b:
+        ahead = int(a.info("replication")["master_repl_offset"])
+        return int(b.info("replication").get("slave_repl_offset", -1)) == ahead
+
+
+Told = tuple[str, Hold]  # a buyer, and the hold they were told of
+
+
+async def reserve_once(store: HoldStore, deal_id: int) -> Told | str:
+    """One reservation, not retried: the buyer and their hold (they are told), or why not."""
+    buyer = secrets.token_hex(8)
+    try:
+        return buyer, await store.reserve(deal_id, ReserveRequest(buyer, 1))
+    except DomainError as err:
+        return str(err.code)
+
+
+async def still_there(store: HoldStore, told: Told) -> bool:
+    """Whether the (promoted) primary has the hold, asked again while the client learns the
+    new slot map."""
+    buyer, hold = told
+    for _ in range(50):
+        try:
+            await store.get_hold(hold.id, buyer)
+            return True
+        except DomainError as err:
+            if err.code == "hold_not_found":
+                return False
+        except (RedisError, RedisClusterException, OSError):
+            pass
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"hold {hold.id} could not be read after the failover")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("wait_replicas", [0, 1])
+async def test_in_the_loss_window_a_hold_is_refused_with_wait_and_forgotten_without(
+    own_cluster: ValkeyCluster, db: Database, seller: SellerAccount, wait_replicas: int
+) -> None:
+    """Forces the window: the deal's replica is cut off (paused, its link closed by the
+    primary) while still a member the cluster would promote, buyers reserve, the primary dies
+    and the replica takes over. Without WAIT every hold told in the window is forgotten
+    (so the window is real and this test reaches it); with WAIT none is told, and nothing
+    told before is lost."""
+    store = await hold_store(own_cluster, wait_replicas=wait_replicas, wait_ms=200)
+    try:
+        deal = await make_live_deal(
+            db, store, seller, quantity=100, limit=1, hold_ttl_ms=600_000, pay_ttl_ms=600_000
+        )
+        deal_id = deal.id or 0
+        before = [await reserve_once(store, deal_id) for _ in range(5)]
+        assert all(isinstance(h, tuple) for h in before), before
+        primary = own_cluster.node_at(port_of_deal(store, deal_id))
+        replica = own_cluster.replica_of(primary)
+        await until(lambda: asyncio.to_thread(replicated, primary, replica), "replica in step")
+        # Slow failure detection while the replica is paused, so the cluster still counts it
+        # a replica it would promote (a failed one would not be waited for).
+        own_cluster.set_node_timeout(60_000)
+        replica.pause()
+        with primary.client() as client:
+            client.execute_command("CLIENT", "KILL", "TYPE", "replica")
+
+        async def cut_off() -> bool:
+            with primary.client() as client:
+                return int(client.info("replication")["connected_slaves"]) == 0
+
+        await until(cut_off, "the primary's link to its replica closed")
+        window = await asyncio.gather(*(reserve_once(store, deal_id) for _ in range(20)))
+        primary.kill()
+        replica.resume()
+        own_cluster.set_node_timeout(2000)
+        await asyncio.to_thread(own_cluster.wait_ready)
+        assert replica.port in own_cluster.primary_ports()  # the cut-off replica took over
+        told = [h for h in window if isinstance(h, tuple)]
+        kept = [h for h in told if await still_there(store, h)]
+        print(f"\nWAIT {wait_replicas}: {len(told)} of 20 told in the window, {len(kept)} kept")
+        if wait_replicas:
+            assert set(window) == {"unavailable"}  # nobody was told: every one may retry
+        else:
+            assert len(told) == 20 and kept == []  # told, then forgotten by the failover
+        for hold in before:  # what was replicated before the window survives either way
+            assert isinstance(hold, tuple) and await still_there(store, hold)
+        state = await store.snapshot(deal_id)
+        assert state is not None and state.available + state.held + state.sold == 100
+        assert state.held == len(before)
+    finally:
+        await asyncio.wait_for(store.redis.aclose(), 10)
