@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from checkout.audit import audit_ledger, settled_audit
 from checkout.checkout import Till
+from checkout.forgotten_sales import reconcile as reconcile_sales
 from checkout.holds import HoldStore
 from checkout.idempotency import IdempotencyStore
 from checkout.keys import Keyspace
@@ -93,6 +94,22 @@ async def audit(
     }
     print(json.dumps(books, indent=2))
     return ok
+
+
+async def reconcile(
+    redis_url: str, database_url: str, prefix: str, deal_id: int | None, repair: bool
+) -> bool:
+    """``livecart reconcile``: print what Redis forgot of the sales SQL knows (and, with
+    ``repair``, what was adopted back) as JSON; True if nothing is left for an operator."""
+    redis = connect(redis_url)
+    db = Database(database_url)
+    try:
+        found = await reconcile_sales(redis, db, Keyspace(prefix), deal_id=deal_id, repair=repair)
+    finally:
+        await redis.aclose()
+        await db.close()
+    print(json.dumps(found.json(), indent=2))
+    return found.ok and (repair or not found.findings)
 
 
 async def replay(redis_url: str, prefix: str, deal_id: int | None) -> None:

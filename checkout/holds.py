@@ -73,6 +73,20 @@ class PaymentTerms:
         return self.qty * self.unit_price
 
 
+@dataclass(frozen=True)
+class AdoptedSale:
+    """A deal hold's sale as SQL knows it, for ``HoldStore.adopt_sale``."""
+
+    deal_id: int
+    hold_id: str
+    buyer: str
+    qty: int
+    unit_price: int
+    payment_ref: str
+    attempt: str = ""  # the attempt's name in the hold record (checkout.attempt_id)
+    shipping: str = ""  # JSON text, as committed
+
+
 class DealCounters(NamedTuple):
     """A deal's stock counters as stored, before any lapsed hold is returned."""
 
@@ -495,6 +509,17 @@ class HoldStore:
         if not raw:
             return None
         return DealCounters(*(int(raw.get(name, 0)) for name in DealCounters._fields))
+
+    async def adopt_sale(self, sale: AdoptedSale, *, announce: bool) -> tuple[str, int]:
+        """Make Redis hold a sale that SQL knows was paid for and Redis forgot (decision 0040):
+        ("adopted", units), ("agrees", 0), ("oversold", units still available),
+        ("foreign_hold", 0) or ("no_deal", 0). With ``announce`` the sale's order.paid entry
+        goes on the orders stream (no SQL order yet), as ``commit`` would have put it."""
+        raw = await self._call(
+            "lc_adopt_sale", sale.deal_id, sale.hold_id, sale.buyer, sale.qty, sale.unit_price,
+            sale.payment_ref, sale.attempt, sale.shipping, "1" if announce else "0",
+        )  # fmt: skip
+        return str(raw[0]), int(raw[1]) if len(raw) > 1 else 0
 
     async def recorded_holds(self, deal_id: int) -> list[Hold]:
         """Every hold the deal granted, in the state its record has now."""

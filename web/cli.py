@@ -218,6 +218,15 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> None:
     sys.exit(0 if asyncio.run(audit(*stores, args.deal, args.wait)) else 1)
 
 
+def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> None:
+    from checkout.commands import reconcile  # SQLAlchemy, redis: see the note at the top
+
+    if settings.redis_url is None or settings.database_url is None:
+        sys.exit("livecart reconcile needs REDIS_URL and DATABASE_URL (the stores to compare).")
+    stores = settings.redis_url, settings.database_url, settings.redis_prefix
+    sys.exit(0 if asyncio.run(reconcile(*stores, args.deal, args.repair)) else 1)
+
+
 def cmd_replay_dead_letters(args: argparse.Namespace, settings: Settings) -> None:
     from checkout.commands import replay  # SQLAlchemy, redis: see the note at the top
 
@@ -351,6 +360,13 @@ def parser() -> argparse.ArgumentParser:
         default=30,
         help="seconds to let the pipeline catch up first (default: %(default)s)",
     )
+    rc = command(
+        "reconcile",
+        "make Redis agree with the sales SQL knows were paid for, after a failover forgot some "
+        "(decision 0040); reports only, unless --repair",
+    )
+    rc.add_argument("--deal", type=_whole_number, help="this deal only (default: every recent)")
+    rc.add_argument("--repair", action="store_true", help="adopt the forgotten sales into Redis")
     cs = command("create-seller", "create a seller with a shop; prints its API token")
     cs.add_argument("--name", required=True, help="the seller's name")
     cs.add_argument("--email", required=True, help="the seller's email address")
@@ -390,6 +406,7 @@ COMMANDS = {
     "create-seller": cmd_create_seller,
     "replay-dead-letters": cmd_replay_dead_letters,
     "audit": cmd_audit,
+    "reconcile": cmd_reconcile,
     "publish": cmd_publish,
 }
 

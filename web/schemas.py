@@ -265,7 +265,7 @@ class CartPayIn(CheckoutIn):
     """Pay for several holds at once (a cart across shops): each is charged and sold as
     ``POST /api/holds/{hold_id}/checkout`` would, in the order given (decision 0030)."""
 
-    holds: list[Annotated[str, StringConstraints(pattern=r"^s?[0-9]{1,10}-[0-9]{1,12}$")]] = Field(
+    holds: list[Annotated[str, StringConstraints(pattern=r"^s?[0-9]{1,10}-[0-9]{1,18}$")]] = Field(
         min_length=1, max_length=10, description="The hold ids, as the cart's checkout gave them"
     )
 

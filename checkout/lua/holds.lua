@@ -40,6 +40,16 @@ local function fmt(n)
   return string.format('%.0f', n)
 end
 
+-- A new hold's number: one past the last, and never below the clock (milliseconds x 1000).
+-- A replica promoted after a failover may have missed the last holds and their counter; an id
+-- issued twice would merge two buyers' sales (an order is one per hold id; decision 0040).
+-- Written with fmt: a Lua number is turned into text with 14 digits otherwise.
+local function take_hold_number(K, now)
+  local n = math.max(tonumber(redis.call('HGET', K[1], 'next_hold') or '0') + 1, now * 1000)
+  redis.call('HSET', K[1], 'next_hold', fmt(n))
+  return fmt(n)
+end
+
 local function parse_hold(raw)
   local state, qty, expires, held_until, attempt, buyer, request =
     string.match(raw, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$')
@@ -76,7 +86,7 @@ local function offer_to_waiters(K, now)
     if #first == 0 then return end
     local buyer = first[1]
     if tonumber(redis.call('HGET', K[3], buyer) or '0') < limit then
-      local id = t[5] .. '-' .. redis.call('HINCRBY', K[1], 'next_hold', 1)
+      local id = t[5] .. '-' .. take_hold_number(K, now)
       local expires = now + ttl
       save_hold(K, id, { state = 'held', qty = 1, expires = expires, held_until = expires,
                          attempt = '', buyer = buyer, request = '' })
@@ -212,10 +222,10 @@ local function reserve_one(K, d, c, lim, now, deal_id, buyer, qty, request, addr
     if c.available == 0 then return 'sold_out ' .. qty .. ' 0' end
     return 'insufficient_stock ' .. qty .. ' ' .. c.available
   end
-  c.next_hold = c.next_hold + 1
+  c.next_hold = math.max(c.next_hold + 1, now * 1000)  -- as take_hold_number
   c.available = c.available - qty
   c.held = c.held + qty
-  local id = deal_id .. '-' .. c.next_hold
+  local id = deal_id .. '-' .. fmt(c.next_hold)
   local expires = now + d.hold_ttl
   local h = { state = 'held', qty = qty, expires = expires, held_until = expires, attempt = '',
               buyer = buyer, request = request }
@@ -258,7 +268,7 @@ local function reserve_many(K, ARGV)
     table.insert(results,
       reserve_one(K, d, c, lim, now, ARGV[1], buyer, tonumber(qty), request, address))
   end
-  redis.call('HSET', K[1], 'available', c.available, 'held', c.held, 'next_hold', c.next_hold)
+  redis.call('HSET', K[1], 'available', c.available, 'held', c.held, 'next_hold', fmt(c.next_hold))
   write_addresses(K, lim)
   return results
 end
@@ -472,7 +482,7 @@ local function award(K, ARGV)
   local now = now_ms()
   reclaim(K, now)
   if tonumber(redis.call('HGET', K[1], 'available')) < 1 then return { 'lot_taken' } end
-  local id = lot[3] .. '-' .. redis.call('HINCRBY', K[1], 'next_hold', 1)
+  local id = lot[3] .. '-' .. take_hold_number(K, now_ms())
   local expires = now + ttl
   redis.call('HINCRBY', K[1], 'available', -1)
   redis.call('HINCRBY', K[1], 'held', 1)
@@ -518,6 +528,48 @@ local function waiting(K, ARGV)
   return { rank and rank + 1 or 0, redis.call('ZCARD', K[11]) }
 end
 
+-- ARGV: hold_id, buyer, qty, unit_price, payment_ref, attempt, shipping, announce ("1":
+-- append order.paid as lc_commit does). The reconciler's repair (decision 0040): SQL knows
+-- this hold was paid for (a committed payment attempt, or its order) and Redis does not have it
+-- sold, because a failover promoted a replica that missed the sale. A hold still held or paying
+-- becomes sold with its own units; a forgotten or closed one takes qty units from what is
+-- available, or, when fewer are left (sold again since), changes nothing and answers
+-- "oversold" for an operator. Returns {"adopted", qty}, {"agrees"} (sold already: a repeat),
+-- {"oversold", available}, {"foreign_hold"} or {"no_deal"}.
+local function adopt_sale(K, ARGV)
+  local id, buyer, qty, price = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+  local payment_ref, attempt, shipping, announce = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+  if redis.call('EXISTS', K[1]) == 0 then return { 'no_deal' } end
+  local now = now_ms()
+  local raw = redis.call('HGET', K[2], id)
+  local h = raw and parse_hold(raw) or nil
+  if h and h.buyer ~= buyer then return { 'foreign_hold' } end
+  if h and h.state == 'sold' then return { 'agrees' } end
+  if h and (h.state == 'held' or h.state == 'paying') then
+    redis.call('ZREM', K[5], id)
+    redis.call('HINCRBY', K[1], 'held', -h.qty)
+    release_address(K, id, h.qty)
+  else
+    local available = tonumber(redis.call('HGET', K[1], 'available'))
+    if available < qty then return { 'oversold', available } end
+    redis.call('HINCRBY', K[1], 'available', -qty)
+    redis.call('HINCRBY', K[3], buyer, qty)
+    h = h or { expires = now, held_until = now, buyer = buyer, request = '' }
+    h.qty = qty
+  end
+  redis.call('HINCRBY', K[1], 'sold', h.qty)
+  h.state = 'sold'
+  h.attempt = attempt
+  save_hold(K, id, h)
+  if announce == '1' then
+    local t = redis.call('HMGET', K[1], 'deal', 'sku', 'shop', 'currency')
+    redis.call('XADD', K[6], '*', 'type', 'order.paid', 'hold', id, 'deal', t[1],
+      'sku', t[2], 'shop', t[3], 'buyer', buyer, 'qty', h.qty, 'unit_price', price,
+      'currency', t[4], 'payment_ref', payment_ref, 'paid_ms', fmt(now), 'ship', shipping)
+  end
+  return { 'adopted', h.qty }
+end
+
 -- Every function checks the KEYS layout first: a node of a version with another layout gets an
 -- error, not a write to the wrong key. Counting is not enough: until decision 0025 KEYS[6] was a
 -- room events stream, and until 0027 there was no KEYS[10], so that version also sent 10 keys.
@@ -555,3 +607,4 @@ register('lc_award', award)
 register('lc_wait', wait)
 register('lc_unwait', unwait)
 register('lc_waiting', waiting)
+register('lc_adopt_sale', adopt_sale)

@@ -52,6 +52,16 @@ local function fmt(n)
   return string.format('%.0f', n)
 end
 
+-- A new hold's number: one past the last, and never below the clock (milliseconds x 1000).
+-- A replica promoted after a failover may have missed the last holds and their counter; an id
+-- issued twice would merge two buyers' sales (an order is one per hold id; decision 0040).
+-- Written with fmt: a Lua number is turned into text with 14 digits otherwise.
+local function take_hold_number(K, now)
+  local n = math.max(tonumber(redis.call('HGET', K[1], 'next_hold') or '0') + 1, now * 1000)
+  redis.call('HSET', K[1], 'next_hold', fmt(n))
+  return fmt(n)
+end
+
 local function parse_lines(text)
   local lines = {}
   for sku, qty, price, off in string.gmatch(text, '(%d+):(%d+):(%d+):(%d+)') do
@@ -149,7 +159,7 @@ local function hand_on(K, sku, now)
     redis.call('ZREM', K[11], member)
     local entry = redis.call('HGET', K[12], sku .. '|' .. buyer) or ''
     redis.call('HDEL', K[12], sku .. '|' .. buyer)
-    local id = 's' .. shop .. '-' .. redis.call('HINCRBY', K[1], 'next_hold', 1)
+    local id = 's' .. shop .. '-' .. take_hold_number(K, now)
     local h = { state = 'offered', expires = now + ttl, held_until = now + ttl, attempt = '',
                 buyer = buyer, request = '', currency = '', fee = 0, fee_off = 0,
                 voucher = '', voucher_off = 0, lines_text = sku .. ':1:0:0' }
@@ -363,8 +373,7 @@ local function hold_one(K, shop, ttl, cap, now, f)
     add(K, kept.lines[1].sku, 'available', 1)
     add(K, kept.lines[1].sku, 'held', -1)
   end
-  local next_hold = redis.call('HINCRBY', K[1], 'next_hold', 1)
-  local id = 's' .. shop .. '-' .. next_hold
+  local id = 's' .. shop .. '-' .. take_hold_number(K, now)
   for _, line in ipairs(h.lines) do
     add(K, line.sku, 'available', -line.qty)
     add(K, line.sku, 'held', line.qty)
