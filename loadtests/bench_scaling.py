@@ -8,7 +8,12 @@ pre-signed buyers, driven by wrk (one thread). On a 2-core machine the server pr
 Valkey primaries and wrk all compete for the same two cores: more processes cannot give more
 throughput here, and the figures say how much each configuration gets per busy core instead.
 
-Run: ``python loadtests/bench_scaling.py [--duration 5] [--primaries 1 2 3] [--processes 1 2 4]``.
+With ``--replicas 1 --wait 0 1`` each primary has a replica and every configuration runs with
+``LIVECART_REDIS_WAIT_REPLICAS`` 0 and 1 (decision 0038): what waiting for a replica costs a
+reservation; ``--rounds`` repeats the whole set, interleaved, for a spread.
+
+Run: ``python loadtests/bench_scaling.py [--duration 5] [--primaries 1 2 3] [--processes 1 2 4]
+[--replicas 0] [--wait 0] [--rounds 1]``.
 Everything listens on 127.0.0.1 and stops by itself; progress goes to stderr.
 """
 
@@ -70,6 +75,8 @@ def children_of(pid: int) -> list[int]:
 class Figure:
     primaries: int
     processes: int
+    replicas: int  # per primary
+    wait: int  # LIVECART_REDIS_WAIT_REPLICAS
     noop_rps: float
     reserve_rps: float
     server_cores: float  # CPU of the server processes during the reserve run, in cores
@@ -86,9 +93,10 @@ class Figure:
 
 
 def measure(
-    cluster: ValkeyCluster, processes: int, args: argparse.Namespace, workdir: Path
+    cluster: ValkeyCluster, processes: int, wait: int, args: argparse.Namespace, workdir: Path
 ) -> Figure:
-    database_url = f"sqlite:///{workdir / f'serve-{cluster.primaries}-{processes}.db'}"
+    name = f"serve-{cluster.primaries}-{processes}-{wait}-{secrets.token_hex(2)}"
+    database_url = f"sqlite:///{workdir / f'{name}.db'}"
     upgrade(database_url)
     seller_token, shop_id = asyncio.run(create_seller(database_url))
     secret = secrets.token_urlsafe(32)
@@ -104,9 +112,10 @@ def measure(
         "LIVECART_RESERVE_RATE": "1000000",
         "LIVECART_RESERVE_BURST": "1000000000",
         "LIVECART_ADDRESS_HOLD_CAP": "1000000000",
+        "LIVECART_REDIS_WAIT_REPLICAS": str(wait),
     }
     command = livecart("serve", "--no-worker", "--port", str(port), "--workers", str(processes))
-    log = workdir / f"serve-{cluster.primaries}-{processes}.log"
+    log = workdir / f"{name}.log"
     with harness.serve(command, port=port, env=env, log=log, cwd=ROOT, ready_path="/readyz") as s:
         base = f"http://127.0.0.1:{port}"
         deals = [start_deal(base, seller_token, shop_id) for _ in range(args.deals)]
@@ -116,7 +125,7 @@ def measure(
         reserve = write_script(workdir / "reserve.lua", paths, tokens)
         noop = write_script(workdir / "noop.lua", ["/api/noop"], tokens)
         servers = children_of(s.pid) if processes > 1 else [s.pid]
-        redis = [n.process.pid for n in cluster.nodes if n.process is not None]
+        redis = [n.process.pid for n in cluster.nodes if n.process is not None]  # replicas too
         wrk = Wrk(base, args.connections, UNPINNED, CpuMeter([*servers, *redis]))
         wrk.run("warm-up", noop, args.warmup)
         wrk.run("warm-up", reserve, args.warmup)
@@ -129,6 +138,8 @@ def measure(
     return Figure(
         primaries=cluster.primaries,
         processes=processes,
+        replicas=cluster.replicas,
+        wait=wait,
         noop_rps=noop_run.rps,
         reserve_rps=reserve_run.rps,
         server_cores=sum(spent[: len(servers)]) / elapsed,
@@ -139,13 +150,14 @@ def measure(
 
 def table(figures: list[Figure]) -> str:
     rows = [
-        "| primaries | server processes | no-op req/s | reserve req/s | reserve / no-op "
-        "| server cores | Valkey cores | reserve req/s per busy core |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| primaries | replicas each | WAIT | server processes | no-op req/s | reserve req/s "
+        "| reserve / no-op | server cores | Valkey cores | reserve req/s per busy core |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for f in figures:
         rows.append(
-            f"| {f.primaries} | {f.processes} | {f.noop_rps:,.0f} | {f.reserve_rps:,.0f} "
+            f"| {f.primaries} | {f.replicas} | {f.wait} | {f.processes} | {f.noop_rps:,.0f} "
+            f"| {f.reserve_rps:,.0f} "
             f"| {f.ratio:.2f}x | {f.server_cores:.2f} | {f.redis_cores:.2f} "
             f"| {f.per_busy_core:,.0f} |"
         )
@@ -161,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--deals", type=int, default=12, help="live deals reserved round-robin (12)")
     p.add_argument("--primaries", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--processes", type=int, nargs="+", default=[1, 2, 4])
+    p.add_argument("--replicas", type=int, default=0, help="replicas per primary (0)")
+    p.add_argument("--wait", type=int, nargs="+", default=[0], help="WAIT replicas (0)")
+    p.add_argument("--rounds", type=int, default=1, help="times the whole set runs (1)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = p.parse_args(argv)
     if shutil.which("wrk") is None:
@@ -169,11 +184,14 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="livecart-scaling-") as tmp:
         for primaries in args.primaries:
             directory = Path(tmp) / f"cluster-{primaries}"
-            with ValkeyCluster(directory, primaries=primaries, replicas=0) as cluster:
-                say(f"== {primaries} primaries: {cluster.url}")
-                for processes in args.processes:
-                    say(f"-- {processes} server processes")
-                    figures.append(measure(cluster, processes, args, Path(tmp)))
+            replicas = args.replicas
+            with ValkeyCluster(directory, primaries=primaries, replicas=replicas) as cluster:
+                say(f"== {primaries} primaries, {replicas} replicas each: {cluster.url}")
+                for round_ in range(args.rounds):
+                    for processes in args.processes:
+                        for wait in args.wait:
+                            say(f"-- round {round_ + 1}: {processes} processes, WAIT {wait}")
+                            figures.append(measure(cluster, processes, wait, args, Path(tmp)))
     if args.json:
         print(json.dumps([{**vars(f), "ratio": f.ratio} for f in figures], indent=2))
     else:
