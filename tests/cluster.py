@@ -25,7 +25,7 @@ from typing import IO
 
 import redis
 
-from web.embedded import free_port, valkey_binary
+from web.embedded import die_with_parent, free_port, valkey_binary
 
 SLOTS = 16384
 READY_TIMEOUT_S = 30.0
@@ -38,6 +38,9 @@ class ClusterNode:
     directory: Path
     bus_port: int = field(default_factory=free_port)  # not port + 10000: that may be taken
     process: subprocess.Popen[bytes] | None = None
+    # Left running when the starting process ends (``python -m tests.cluster``); otherwise a
+    # node ends with it, so an interrupted test run leaves no cluster behind.
+    detached: bool = False
 
     @property
     def pid_file(self) -> Path:
@@ -72,6 +75,7 @@ class ClusterNode:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=None if self.detached else die_with_parent,
         )  # fmt: skip
 
     def kill(self) -> None:
@@ -111,6 +115,7 @@ class ValkeyCluster:
     directory: Path
     primaries: int = 3
     replicas: int = 1
+    detached: bool = False  # its nodes outlive this process (see ClusterNode.detached)
     nodes: list[ClusterNode] = field(default_factory=list)
 
     @property
@@ -122,7 +127,7 @@ class ValkeyCluster:
     def start(self) -> ValkeyCluster:
         count = self.primaries * (1 + self.replicas)
         self.nodes = [
-            ClusterNode(port, self.directory / str(port))
+            ClusterNode(port, self.directory / str(port), detached=self.detached)
             for port in (free_port() for _ in range(count))
         ]
         for node in self.nodes:
@@ -273,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.stop:
         print(f"stopped {stop_recorded(args.directory)} nodes", file=sys.stderr)
         return 0
-    cluster = ValkeyCluster(args.directory, args.primaries, args.replicas).start()
+    cluster = ValkeyCluster(args.directory, args.primaries, args.replicas, detached=True).start()
     for node in cluster.nodes:
         node.process = None  # leave them running: --stop ends them
     print(cluster.url)
