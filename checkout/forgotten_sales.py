@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from redis.asyncio import Redis
 from sqlmodel import col, select
@@ -34,7 +34,7 @@ from checkout.holds import AdoptedSale, HoldStore
 from checkout.keys import DEAL_KEYS_TTL_S, Keyspace, deal_id_of_hold
 from checkout.models import Order, PaymentAttempt
 from checkout.order_store import of_keyspace
-from checkout.pipeline import stream_drained
+from checkout.pipeline import OrderStream
 from kernel.clock import now_ms
 from kernel.db import Database
 
@@ -125,12 +125,11 @@ async def records_of(redis: Redis, db: Database, keys: Keyspace, deal_id: int) -
         committed, ordered = list(attempts.all()), list(orders.all())
     if deal is None:
         raise LookupError(f"deal {deal_id} is not in the database")
-    raw = cast(dict[str, str], await redis.hgetall(keys.deal(deal_id).holds))
     return DealRecords(
         deal=deal,
         committed=[a for a in committed if deal_id_of_hold(a.hold_id) == deal_id],
         orders={o.hold_id: o for o in ordered},
-        holds={hold_id: HoldRecord.parse(value) for hold_id, value in raw.items()},
+        holds=await HoldStore(redis, keys).hold_records(deal_id),
     )
 
 
@@ -222,13 +221,13 @@ async def reconcile_deal(
         action, detail = await _adopt(store, sale, announce=False, repair=repair)
         state = _state(records, hold_id)
         findings.append(Finding(deal_id, hold_id, "order_without_sale", state, action, detail))
-    if await stream_drained(redis, keys.deal(deal_id).orders):
+    if await OrderStream(redis, keys).drained(deal_id):
         for hold_id, held in records.holds.items():
             unrecorded = hold_id not in records.orders and hold_id not in attempts
             if held.state is HoldState.SOLD and unrecorded:
                 found = {"buyer": held.buyer, "qty": held.qty}
                 findings.append(
-                    Finding(deal_id, hold_id, "sale_without_record", "sold", "flagged", found)
+                    Finding(deal_id, hold_id, "sale_without_record", held.state, "flagged", found)
                 )
     return findings
 

@@ -521,6 +521,11 @@ class HoldStore:
         )  # fmt: skip
         return str(raw[0]), int(raw[1]) if len(raw) > 1 else 0
 
+    async def hold_records(self, deal_id: int) -> dict[str, HoldRecord]:
+        """Every hold the deal granted, by id, as its record is now (buyer and attempt too)."""
+        records = cast(dict[str, str], await self.redis.hgetall(self.keys.deal(deal_id).holds))
+        return {hold_id: HoldRecord.parse(raw) for hold_id, raw in records.items()}
+
     async def recorded_holds(self, deal_id: int) -> list[Hold]:
         """Every hold the deal granted, in the state its record has now."""
         records = cast(dict[str, str], await self.redis.hgetall(self.keys.deal(deal_id).holds))

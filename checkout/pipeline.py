@@ -278,6 +278,10 @@ class OrderStream:
         drained = await stream_drained(self.redis, keys.orders)
         return drained and not await self.redis.exists(keys.dead_letters)
 
+    async def drained(self, deal_id: int) -> bool:
+        """Every entry is in SQL (dead letters aside)."""
+        return await stream_drained(self.redis, self.keys.deal(deal_id).orders)
+
     async def shelf_lag(self, shop_id: int) -> int:
         """Entries of a shop's shelf orders stream not yet written to SQL."""
         return await stream_lag(self.redis, self.keys.shelf(shop_id).orders)

@@ -90,16 +90,18 @@ def test_the_curl_lines_reserve_pay_and_list_the_order(demo: str) -> None:
     deals, reserved, paid, orders, guest = json_documents(ran.stdout)
     assert {"id": 1, "status": "live"}.items() <= deals["deals"][0].items()  # README: deal 1
     # The answers the README's comments show (201 bodies: a refusal would be {"error": ...}).
-    assert reserved["hold"] == {**reserved["hold"], "id": "1-1", "qty": 1, "state": "held"}
-    assert paid["order"] == {**paid["order"], "hold_id": "1-1", "status": "paid", "amount": 4900}
+    hold = reserved["hold"]["id"]
+    assert re.fullmatch(r"1-[0-9]{16}", hold), hold  # as the README's example id
+    assert reserved["hold"] == {**reserved["hold"], "qty": 1, "state": "held"}
+    assert paid["order"] == {**paid["order"], "hold_id": hold, "status": "paid", "amount": 4900}
     # "the order, once the pipeline wrote it": the last line may have come before that.
-    assert [o["hold_id"] for o in orders["orders"]] in ([], ["1-1"])
+    assert [o["hold_id"] for o in orders["orders"]] in ([], [hold])
     auth = {"Authorization": f"Bearer {guest['token']}"}
     deadline = time.monotonic() + 30
     while not (found := httpx.get(f"{demo}/api/orders", headers=auth).json()["orders"]):
         assert time.monotonic() < deadline, "the pipeline never wrote the README's order"
         time.sleep(0.1)
-    assert [(o["hold_id"], o["status"]) for o in found] == [("1-1", "paid")]
+    assert [(o["hold_id"], o["status"]) for o in found] == [(hold, "paid")]
 
 
 def json_documents(text: str) -> list[Any]:
