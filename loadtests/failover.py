@@ -36,7 +36,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +53,7 @@ from checkout.models import Order
 from kernel.db import Database
 from kernel.redis_client import connect
 from loadtests.scenarios import create_seller, say, set_up
+from loadtests.scratch_db import scratch_database
 from tests import harness
 from tests.cluster import ValkeyCluster
 from tests.harness import NO_ADDRESS_LIMITS, ROOT, free_port, livecart
@@ -155,28 +155,6 @@ class Storm:
 
     def count(self, status: str) -> None:
         self.statuses[status] = self.statuses.get(status, 0) + 1
-
-
-@contextlib.contextmanager
-def database(admin_url: str) -> Iterator[str]:
-    """A fresh PostgreSQL database on the server of ``admin_url``, dropped afterwards."""
-    import asyncpg
-
-    name = f"livecart_failover_{secrets.token_hex(4)}"
-    dsn = admin_url.replace("postgresql+asyncpg://", "postgresql://")
-
-    async def run(statement: str) -> None:
-        conn = await asyncpg.connect(dsn)
-        try:
-            await conn.execute(statement)
-        finally:
-            await conn.close()
-
-    asyncio.run(run(f'CREATE DATABASE "{name}"'))
-    try:
-        yield dsn.rsplit("/", 1)[0] + "/" + name
-    finally:
-        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def start_node(name: str, env: dict[str, str], processes: int, workdir: Path) -> Node:
@@ -504,7 +482,7 @@ async def settle(stage: Stage, deal_id: int, paid: set[str]) -> tuple[Any, set[s
 def run_once(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     with (
         ValkeyCluster(workdir / "cluster", primaries=3, replicas=1) as cluster,
-        database(args.database_url) as database_url,
+        scratch_database(args.database_url, "livecart_failover") as database_url,
     ):
         upgrade(database_url)
         secret = secrets.token_urlsafe(32)
