@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -173,3 +174,49 @@ async def test_one_auction_with_bidders_on_both_nodes(
     assert [user for user, v in bidders if v.of("auction.won")] == [winner]
     for _, v in bidders:
         await v.close()
+
+
+async def test_a_node_shut_down_sends_its_viewers_elsewhere_without_losing_an_event(
+    server: Server,
+    node_b: Server,
+    http: httpx.AsyncClient,
+    seller: SellerAccount,
+    sessions: GuestSessions,
+    redis_url: str,
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    """Draining (docs/operations.md): SIGTERM to a node closes its websockets with 1012;
+    each viewer comes back on another node with its last seq and is replayed what was said
+    while it was away, in order, nothing missed or twice."""
+    room, product, _ = await http_room(http, seller)
+    node_c = start_server(redis_url, database_url, tmp_path / "node-c.log", **WS_ENV)
+    try:
+        viewers = [await WsViewer.open(node_c.base_url, room) for _ in range(3)]
+        tokens = [sessions.issue()[1] for _ in viewers]
+        for viewer, token in zip(viewers, tokens, strict=True):
+            await viewer.hello(token)
+            await viewer.next("holds")
+        h = seller.headers
+        pin = {"product_id": product}
+        assert (await http.post(f"/api/rooms/{room}/pin", headers=h, json=pin)).status_code == 200
+        for viewer in viewers:
+            await viewer.next("pin")
+        await asyncio.to_thread(stop_server, node_c)  # SIGTERM, as systemctl stop does
+        assert [await v.closed() for v in viewers] == [1012] * 3
+    finally:
+        stop_server(node_c)
+    # While they are away: more of the room's events, made through node A.
+    for _ in range(3):
+        assert (await http.delete(f"/api/rooms/{room}/pin", headers=h)).status_code == 200
+        assert (await http.post(f"/api/rooms/{room}/pin", headers=h, json=pin)).status_code == 200
+    final = (await http.get(f"/api/rooms/{room}")).json()["seq"]
+    for viewer, token in zip(viewers, tokens, strict=True):
+        back = await WsViewer.open(node_b.base_url, room)
+        welcome = await back.hello(token, last_seq=viewer.last_seq)
+        assert welcome["resumed"] is True
+        if final > viewer.last_seq:
+            await back.next("pin", seq=final)
+        missed = back.seqs()
+        assert missed == list(range(viewer.last_seq + 1, final + 1)), missed
+        await back.close()
