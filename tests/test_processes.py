@@ -65,3 +65,36 @@ def test_two_workers_share_the_port_and_one_that_dies_is_replaced(tmp_path: Path
         assert parent.wait(timeout=30) == 0
     assert not harness.serving_now(port, None)
     wait_until(lambda: not valkeys_on(tmp_path / ".livecart" / "valkey"), 10, "Valkey stopped")
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has exited; only its parent's wait is missing
+
+
+@pytest.mark.slow
+def test_workers_and_valkey_end_when_their_parent_is_killed(tmp_path: Path) -> None:
+    """SIGKILL to ``serve --workers 2`` (no handler runs): the workers and the embedded Valkey
+    are told by the kernel (PR_SET_PDEATHSIG) and end, and the port is free again."""
+    port = free_port()
+    server = harness.serve(
+        [sys.executable, "-m", "web.cli", "serve", "--port", str(port), "--workers", "2"],
+        port=port,
+        env=UNCONFIGURED,
+        log=tmp_path / "serve.log",
+        cwd=tmp_path,
+        ready_path="/readyz",
+    )
+    parent = server.process
+    try:
+        wait_until(lambda: len(workers_of(parent.pid)) == 2, 30, "two workers")
+        workers = workers_of(parent.pid)
+    finally:
+        parent.kill()
+        parent.wait(timeout=30)
+    wait_until(lambda: not any(alive(pid) for pid in workers), 30, "the workers gone")
+    wait_until(lambda: not valkeys_on(tmp_path / ".livecart" / "valkey"), 30, "Valkey stopped")
+    assert not harness.serving_now(port, None)
