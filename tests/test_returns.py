@@ -583,9 +583,14 @@ async def test_an_approval_that_lost_its_refund_to_a_crash_is_refunded_by_the_ru
     await return_store.move(db, found, returns.APPROVE, "seller:crashed")
     assert (await buyers_order(http, paid))["refunded"] == 0
 
+    # The server's own worker applies the same rules on its timer: whichever runs first grants
+    # the refund, and the other finds it granted (a race the rules must survive, never paying
+    # twice: one refund below).
     report = await return_store.apply_request_rules(db, refunds, now_ms(), WINDOWS)
-    assert report.refunds_granted >= 1
-    order = await buyers_order(http, paid)
+    assert report.refunds_granted in (0, 1)
+    # Granted here, or by the worker (whose grant may still be finishing when this call
+    # finds the request taken): the order says so once it is done.
+    order = await poll(lambda: buyers_order(http, paid), lambda o: o["refunded"] == 1234)
     assert (order["refunded"], order["request"]["status"]) == (1234, "refunded")
     async with db.session() as session:
         found_keys = await (await session.connection()).execute(
