@@ -41,6 +41,7 @@ import websocket
 from locust import between, events, task
 from locust.contrib.fasthttp import FastHttpUser
 from locust.env import Environment
+from locust.stats import CSV_STATS_INTERVAL_SEC
 
 CARD = "4242424242424242"
 # A bid that lost its race (another bid came first, or the close did): an answer, not a failure.
@@ -531,5 +532,8 @@ class Creator(FastHttpUser):
             if saw is not None and saw.num_requests >= viewers:
                 break
             gevent.sleep(0.2)
+        # The CSV the verdict reads is written every CSV_STATS_INTERVAL_SEC, and not again at
+        # the end: quitting at once would leave it without the last requests and events.
+        gevent.sleep(2 * CSV_STATS_INTERVAL_SEC + 0.5)
         if self.environment.runner is not None:
             self.environment.runner.quit()

@@ -247,11 +247,14 @@ async def test_writes_lost_between_sql_and_the_shelf_are_made_good(
     assert (r.json()["hold"]["voucher"], r.json()["total"]) == ("LOST", 2500 - 200 + 300)
 
     # The rule changed in SQL, its push lost: checkouts charge the old fee until the sweep.
+    # The test server's worker runs the same sweep on its timer, so it may come first: then
+    # this call finds nothing left to push. Either way the next checkout has the new fee.
     async with db.session() as session:
         await session.exec(update(Shop).where(col(Shop.id) == shop_id).values(shipping_fee=100))
         await session.commit()
-    assert (await cart_checkout(http, buyer, items=items)).json()["total"] == 2500 + 300
-    assert await resync_shelves(redis, keys, db) >= 1
+    stale = (await cart_checkout(http, buyer, items=items)).json()["total"]
+    assert stale in (2500 + 300, 2500 + 100)
+    await resync_shelves(redis, keys, db)
     assert (await cart_checkout(http, buyer, items=items)).json()["total"] == 2500 + 100
 
 
