@@ -25,7 +25,8 @@ from typing import IO
 
 import redis
 
-from web.embedded import die_with_parent, free_port, valkey_binary
+from tests.harness import free_port
+from web.embedded import die_with_parent, valkey_binary
 
 SLOTS = 16384
 READY_TIMEOUT_S = 30.0

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from checkout.faults import NO_CRASH, CrashPoints
 from tests.harness import ServerFailed, wait_until_serving
-from web.embedded import free_port
 
 FORKS = multiprocessing.get_context("forkserver")
 # Imported once, in the fork server, before any child: what `livecart serve` would import.
@@ -40,20 +39,6 @@ def serve(env: dict[str, str], log: str, crash: CrashPoints) -> None:
     from web.cli import main
 
     main(["serve"], crash)
-
-
-_GIVEN: set[int] = set()  # every port a server of this process was given
-
-
-def fresh_port() -> int:
-    """A free port no server started from this process was given before. The kernel may hand
-    ``free_port`` a number it just handed another lane: then two lanes' servers are told one
-    port, one fails to bind, and its lane's test talks to the other lane's server."""
-    port = free_port()
-    while port in _GIVEN:
-        port = free_port()
-    _GIVEN.add(port)
-    return port
 
 
 def start(

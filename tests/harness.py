@@ -10,6 +10,9 @@ raises ``ServerFailed`` with the log's tail in its message.
 
 from __future__ import annotations
 
+import itertools
+import os
+import random
 import socket
 import subprocess
 import sys
@@ -19,8 +22,6 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-
-from web.embedded import free_port
 
 __all__ = [
     "NO_ADDRESS_LIMITS",
@@ -50,6 +51,40 @@ NO_ADDRESS_LIMITS = {
     "LIVECART_CHAT_RATE": "0",
     "LIVECART_ADDRESS_HOLD_CAP": "0",
 }
+
+
+# Test servers get ports below the kernel's ephemeral range (32768-60999 on Linux), so no
+# outgoing connection and no `bind(("", 0))` elsewhere ever holds one, each pytest-xdist worker
+# from a slice of its own, so two workers never hand out one number. Readiness is "the port
+# answers": a port handed to two servers let a test talk to another test's server (a crash lane
+# was answered 401 by a server signing with another secret).
+PORTS_FROM, PORTS_TO = 10_000, 32_000
+
+
+def _slice() -> range:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    index = int(worker[2:]) if worker.startswith("gw") else count  # the controller: its own
+    width = (PORTS_TO - PORTS_FROM) // (count + 1)
+    return range(PORTS_FROM + index * width, PORTS_FROM + (index + 1) * width)
+
+
+_NEXT = itertools.count(random.randrange(1 << 16))  # a fresh start for each run of the process
+
+
+def free_port() -> int:
+    """A port of this process's slice that nobody listens on, not handed out before by this
+    process (unless the whole slice went round)."""
+    ports = _slice()
+    for _ in range(len(ports)):
+        port = ports[next(_NEXT) % len(ports)]
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError(f"no free port in {ports}")
 
 
 class ServerFailed(RuntimeError):

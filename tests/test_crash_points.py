@@ -52,6 +52,7 @@ from kernel.db import Database
 from tests import forked
 from tests.conftest import PREFIX, SECRET, SellerAccount
 from tests.crashing import SigkillAt
+from tests.harness import free_port
 from tests.helpers import make_live_deal, make_seller, make_sku, until
 
 pytestmark = [pytest.mark.storage, pytest.mark.crash, pytest.mark.slow]
@@ -138,7 +139,7 @@ async def start(lane: Lane, redis_url: str, database_url: str) -> Server:
         "LIVECART_DATA_DIR": str(lane.log.parent),
         **lane.env,
     }
-    port = forked.fresh_port()
+    port = free_port()
     starting = asyncio.ensure_future(
         asyncio.to_thread(
             forked.start, env, lane.log, port, STARTUP_S, SigkillAt(lane.point, lane.trigger)

@@ -12,8 +12,9 @@ import time
 from pathlib import Path
 
 from tests import harness
+from tests.harness import free_port
 from tests.test_cli import UNCONFIGURED
-from web.embedded import free_port, valkey_binary
+from web.embedded import valkey_binary
 
 # No storage mark: livecart runs here unconfigured (its own Valkey and SQLite file) whatever
 # REDIS_URL and DATABASE_URL say, so CI's storage step would only repeat it.

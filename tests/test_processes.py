@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from tests import harness
+from tests.harness import free_port
 from tests.test_cli import UNCONFIGURED
 from tests.test_embedded import valkeys_on, wait_until
-from web.embedded import free_port
 
 # No storage mark: livecart runs unconfigured (its own Valkey and SQLite), as test_embedded.
 

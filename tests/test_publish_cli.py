@@ -13,9 +13,8 @@ import httpx
 import pytest
 
 from tests.conftest import SellerAccount
-from tests.harness import Server
+from tests.harness import Server, free_port
 from tests.helpers import http_room
-from web.embedded import free_port
 
 pytestmark = pytest.mark.storage
 

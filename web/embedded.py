@@ -153,12 +153,16 @@ class EmbeddedValkey:
                         f"see {self.data_dir / 'valkey.log'}"
                     )
                 try:
-                    if client.ping():
+                    # Ours, not another Valkey that took the port between free_port and bind
+                    # (then ours exits, and the next round says so).
+                    if client.info("server")["process_id"] == self._process.pid:
                         return
                 except redis.ConnectionError:
                     if time.monotonic() > deadline:
                         raise
-                    time.sleep(0.05)
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"another server answers on port {self.port}")
+                time.sleep(0.05)
         finally:
             client.close()
 
