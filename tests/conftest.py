@@ -10,6 +10,7 @@ import secrets
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -244,19 +245,44 @@ async def http(server: Server) -> AsyncIterator[httpx.AsyncClient]:
     # Idle connections go well before uvicorn closes them (its keep-alive is 5 s, httpx's
     # default expiry too): reusing one the server is closing fails the request with ReadError,
     # which a test that left many idle (a race's 64) met in the next test on the same worker.
-    limits = httpx.Limits(max_connections=500, max_keepalive_connections=500, keepalive_expiry=2.0)
-    # A race queues thousands of requests for the 500 connections: waiting for one is the test's
-    # own queue, not the server's slowness, so only connecting, reading and writing time out.
+    limits = httpx.Limits(
+        max_connections=WIDTH, max_keepalive_connections=WIDTH, keepalive_expiry=2.0
+    )
+    # A race queues thousands of requests: waiting for a turn is the test's own queue, not the
+    # server's slowness, so only connecting, reading and writing time out.
     timeout = httpx.Timeout(60, pool=None)
-    async with httpx.AsyncClient(
-        base_url=server.base_url, limits=limits, timeout=timeout
-    ) as client:
+    async with Bounded(base_url=server.base_url, limits=limits, timeout=timeout) as client:
         yield client
+
+
+WIDTH = 128  # requests a test's client has in flight at once
+
+
+class Bounded(httpx.AsyncClient):
+    """A client that queues its own requests beyond ``WIDTH`` in flight. httpcore's pool
+    scans every queued request against every connection each time one starts or ends, so
+    2,000 requests gathered at once cost the test process minutes of CPU on a slow machine
+    (a race timed out on the cluster run that way) while the server idled; 128 in flight
+    are still a race for the server, whose batches take what is there."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._turns = asyncio.Semaphore(WIDTH)
+
+    async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        async with self._turns:
+            return await super().send(request, **kwargs)
 
 
 def viewer_headers(sessions: GuestSessions) -> tuple[str, dict[str, str]]:
     buyer, token = sessions.issue()
     return buyer, {"Authorization": f"Bearer {token}"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "browser" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.browser)
 
 
 # The page tests' browser (Debian's Chromium) and where their screenshots go: one per module.
