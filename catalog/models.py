@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, Column, Index, text
+from sqlalchemy import JSON, BigInteger, CheckConstraint, Column, Index, false, text
 from sqlmodel import Field, SQLModel
 
 from catalog.deal_status import DealStatus
@@ -128,3 +128,6 @@ class Deal(SQLModel, table=True):
     # "flash" (a flash deal) or "lot" (an auction's one unit, decision 0031: sold only by the
     # auction, at the hammer price, which may be above the list price).
     kind: str = Field(default="flash", max_length=8, sa_column_kwargs={"server_default": "flash"})
+    # Sold to signed-in accounts only (decision 0041): guests, however many sessions they
+    # mint, cannot buy it.
+    accounts_only: bool = Field(default=False, sa_column_kwargs={"server_default": false()})

@@ -19,6 +19,7 @@ class DealTerms:
     per_buyer_limit: int
     starts_ms: int
     ends_ms: int
+    accounts_only: bool = False
 
 
 def check_deal_terms(terms: DealTerms, *, list_price: int, stock: int) -> None:

@@ -557,6 +557,7 @@ async def create_deal(
         ends_ms=terms.ends_ms,
         created_ms=now_ms(),
         room_id=room_id,
+        accounts_only=terms.accounts_only,
     )
     session.add(deal)
     await session.commit()

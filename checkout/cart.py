@@ -321,6 +321,7 @@ class Carts:
         voucher: str | None = None,
         vouchers: dict[int, str] | None = None,
         address: str = "",
+        account: bool = False,
     ) -> list[CartHold]:
         """Hold the whole cart: each deal item by the deal's reserve (deals by id), then each
         shop's items in one hold of that shop (shops by id; decision 0030). The first refusal
@@ -357,7 +358,7 @@ class Carts:
         held: list[CartHold] = []
         try:
             for line in deals:
-                held.append(await self._hold_deal(line, buyer, request_id, address))
+                held.append(await self._hold_deal(line, buyer, request_id, address, account))
             for shop, mine in sorted(parts.items()):
                 shelf_hold = await self._hold(
                     db, shop, buyer, request_id, mine, None, terms_of.get(shop), None, address
@@ -396,9 +397,14 @@ class Carts:
         return held
 
     async def _hold_deal(
-        self, line: cart_deals.DealLine, buyer: str, request_id: str, address: str
+        self,
+        line: cart_deals.DealLine,
+        buyer: str,
+        request_id: str,
+        address: str,
+        account: bool,
     ) -> CartHold:
-        request = ReserveRequest(buyer, line.qty, request_id, address)
+        request = ReserveRequest(buyer, line.qty, request_id, address, account)
         return CartHold.of_deal(await self.reserver.reserve(line.deal_id, request), line)
 
     async def _voucher(self, db: Database, shop: int, code: str) -> Voucher:

@@ -68,5 +68,20 @@ class CartStore:
             if await self.redis.hincrby(key, str(sku_id), -qty) <= 0:
                 await self.redis.hdel(key, str(sku_id))
 
+    async def merge(self, from_buyer: str, to_buyer: str) -> None:
+        """A guest's cart joins an account's at sign-in: lines the account's cart lacks are
+        added, lines it has keep its units; the guest's cart is gone. Two keys of two slots,
+        so not one atomic step: a cart promises nothing, and a line added to the guest's cart
+        meanwhile is lost at worst, never a unit of stock."""
+        if not from_buyer or from_buyer == to_buyer:
+            return
+        lines = cast(dict[str, str], await self.redis.hgetall(self.keys.cart(from_buyer)))
+        target = self.keys.cart(to_buyer)
+        for field, qty in lines.items():
+            await self.redis.hsetnx(target, field, qty)
+        if lines:
+            await self.redis.expire(target, CART_TTL_S)
+        await self.clear(from_buyer)
+
     async def clear(self, buyer: str) -> None:
         await self.redis.delete(self.keys.cart(buyer))

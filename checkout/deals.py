@@ -75,6 +75,7 @@ def terms_json(deal: Deal) -> dict[str, Any]:
         "per_buyer_limit": deal.per_buyer_limit,
         "starts_ms": deal.starts_ms,
         "ends_ms": deal.ends_ms,
+        "accounts_only": deal.accounts_only,
     }
 
 

@@ -16,6 +16,7 @@ class CheckoutErrorCode(ErrorCode):
     NOT_SOLD_OUT = "not_sold_out"  # joining a waitlist while units are left: tap Buy
     INSUFFICIENT_STOCK = "insufficient_stock"
     LIMIT_EXCEEDED = "limit_exceeded"  # the deal's per-buyer limit
+    ACCOUNT_REQUIRED = "account_required"  # a deal for accounts only, and a guest asked
     ADDRESS_HOLD_LIMIT = "address_hold_limit"  # units held at once from one client address
     DEAL_STATE_MISMATCH = "deal_state_mismatch"  # Redis holds another deal under this id
     # Carts (decision 0028)

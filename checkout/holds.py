@@ -18,7 +18,15 @@ from checkout.hold_states import HoldRecord, HoldState
 from checkout.keys import DEAL_KEYS_TTL_S, Keyspace, deal_id_of_hold, shop_id_of_hold
 from checkout.limits import ReserveLimits, throttled
 from checkout.shelf import Line, ShelfHold, ShelfStore
-from kernel.errors import CommonErrorCode, Conflict, DomainError, ErrorCode, Invalid, NotFound
+from kernel.errors import (
+    CommonErrorCode,
+    Conflict,
+    DomainError,
+    ErrorCode,
+    Forbidden,
+    Invalid,
+    NotFound,
+)
 
 LIBRARY = resources.files("checkout").joinpath("lua/holds.lua").read_text()
 
@@ -31,6 +39,8 @@ class ReserveRequest(NamedTuple):
     # The client address it came from (checkout.limits.client_address); "" for callers inside
     # livecart, which the per-address limits leave alone.
     address: str = ""
+    # Signed in to an account (decision 0041): a deal for accounts only takes these alone.
+    account: bool = False
 
 
 class Hold(NamedTuple):
@@ -137,6 +147,7 @@ _SCRIPT_CODES: dict[str, ErrorCode] = {
         CatalogErrorCode.INVALID_QUANTITY,
         CommonErrorCode.RATE_LIMITED,
         CheckoutErrorCode.LIMIT_EXCEEDED,
+        CheckoutErrorCode.ACCOUNT_REQUIRED,
         CheckoutErrorCode.ADDRESS_HOLD_LIMIT,
         CheckoutErrorCode.SOLD_OUT,
         CheckoutErrorCode.INSUFFICIENT_STOCK,
@@ -201,6 +212,8 @@ def reserve_error(result: list[str]) -> DomainError:
         return Conflict("Sold out.", code=code, wanted=int(result[1]), left=0)
     if code is CheckoutErrorCode.AUCTION_LOT:
         return Conflict("This unit is sold by auction: bid for it.", code=code)
+    if code is CheckoutErrorCode.ACCOUNT_REQUIRED:
+        return Forbidden("This deal sells to signed-in accounts only: sign in.", code=code)
     if code is CheckoutErrorCode.INSUFFICIENT_STOCK:
         return Conflict("Not enough left.", code=code, wanted=int(result[1]), left=int(result[2]))
     if code is CommonErrorCode.RATE_LIMITED:
@@ -259,6 +272,7 @@ class HoldStore:
             "hold_ttl": hold_ttl_ms,
             "pay_ttl": pay_ttl_ms,
             "sealed": int(deal.kind == "lot"),
+            "accounts_only": int(deal.accounts_only),
         }
         assert deal.id is not None
         flat = [str(part) for pair in terms.items() for part in pair]
@@ -290,10 +304,10 @@ class HoldStore:
             raise Conflict("The auction's lot is not on sale.", code=script_code(raw[0]))
         return Hold(raw[1], 1, int(raw[2]), HoldState.HELD, False)
 
-    async def join_waitlist(self, deal_id: int, buyer: str) -> int:
+    async def join_waitlist(self, deal_id: int, buyer: str, *, account: bool = False) -> int:
         """Wait for a unit of the sold-out deal: the buyer's place (from 1). A unit that comes
         back goes to the first waiting, as a hold (``offers_after`` tells who)."""
-        raw = await self._call("lc_wait", deal_id, buyer)
+        raw = await self._call("lc_wait", deal_id, buyer, "a" if account else "g")
         if raw[0] == "ok":
             return int(raw[1])
         if raw[0] == CheckoutErrorCode.NOT_SOLD_OUT:
@@ -341,9 +355,12 @@ class HoldStore:
         # client CPU than the rest of a reservation. Spaces and newlines cannot occur in these
         # fields (buyer ids are hex, request ids are validated, addresses come from
         # client_address), and are refused here anyway.
-        lines = [f"{r.buyer} {r.qty} {r.request_id} {r.address}\n" for r in requests]
+        lines = [
+            f"{r.buyer} {r.qty} {r.request_id} {r.address} {'a' if r.account else 'g'}\n"
+            for r in requests
+        ]
         blob = "".join(lines)
-        if blob.count("\n") != len(requests) or blob.count(" ") != 3 * len(requests):
+        if blob.count("\n") != len(requests) or blob.count(" ") != 4 * len(requests):
             raise ValueError("buyer, request ids and addresses must not hold spaces or newlines")
         raw = await self._call("lc_reserve_many", deal_id, deal_id, blob, *self.limits.argv())
         return [_reserve_outcome(item.split(" ")) for item in raw]

@@ -393,6 +393,22 @@ async def _refuse_if_cancel_requested(session: AsyncSession, order_id: int | Non
         )
 
 
+async def move_buyer(session: AsyncSession, from_buyer: str, to_buyer: str) -> int:
+    """A guest's orders and their return requests become an account's (decision 0041), in one
+    transaction; how many orders moved. An order the pipeline writes for the guest after this
+    stays the guest's until the next sign-in from that session."""
+    moved = await session.exec(
+        update(Order).where(col(Order.buyer_id) == from_buyer).values(buyer_id=to_buyer)
+    )
+    await session.exec(
+        update(ReturnRequest)
+        .where(col(ReturnRequest.buyer_id) == from_buyer)
+        .values(buyer_id=to_buyer)
+    )
+    await session.commit()
+    return int(moved.rowcount or 0)
+
+
 async def orders_of_buyer(session: AsyncSession, buyer_id: str) -> Sequence[Order]:
     query = select(Order).where(Order.buyer_id == buyer_id).order_by(col(Order.id).desc())
     return (await session.exec(query)).all()

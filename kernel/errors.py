@@ -7,6 +7,7 @@ Only ``web/`` turns them into HTTP. The hierarchy, by what the caller did wrong:
     ├── Invalid        the request breaks a rule about its own content
     ├── Conflict       the request is fine but the current state refuses it
     ├── Unauthorized   no identity, or a bad one
+    ├── Forbidden      a good identity that may not do this
     ├── PaymentFailed  the payment provider said no
     ├── Unavailable    this node is full or stopping; details say when to retry
     └── Throttled      too many requests from one client address; details say when to retry
@@ -36,6 +37,7 @@ class CommonErrorCode(ErrorCode):
     INVALID_REQUEST = "invalid_request"
     CONFLICT = "conflict"
     UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
     PAYMENT_FAILED = "payment_failed"
     UNAVAILABLE = "unavailable"
     RATE_LIMITED = "rate_limited"
@@ -70,6 +72,10 @@ class Conflict(DomainError):
 
 class Unauthorized(DomainError):
     code: ErrorCode = CommonErrorCode.UNAUTHORIZED
+
+
+class Forbidden(DomainError):
+    code: ErrorCode = CommonErrorCode.FORBIDDEN
 
 
 class PaymentFailed(DomainError):

@@ -40,7 +40,14 @@ class CommentSales:
         return bool(keywords) and is_claim(text, keywords)
 
     async def claim(
-        self, room: rules.Room, user: str, address: str, text: str, chat_seq: int
+        self,
+        room: rules.Room,
+        user: str,
+        address: str,
+        text: str,
+        chat_seq: int,
+        *,
+        account: bool = False,
     ) -> Hold | ShelfHold:
         """Hold what the line claims, or raise the refusal (nothing held) to tell the viewer."""
         pinned = next((p for p in room["bag"] if p["product_id"] == room["pinned"]), None)
@@ -56,7 +63,7 @@ class CommentSales:
         )
         if deal is not None:
             hold: Hold | ShelfHold = await self.batcher.reserve(
-                deal["deal_id"], ReserveRequest(user, claim.qty, request_id, address)
+                deal["deal_id"], ReserveRequest(user, claim.qty, request_id, address, account)
             )
         else:
             assert pinned is not None

@@ -15,7 +15,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from starlette.websockets import WebSocket
 
@@ -40,9 +40,20 @@ from live.store import RoomStore, Snapshot
 
 log = logging.getLogger("livecart.gateway")
 
-# (token, room state) -> (user id, role): "viewer" (a guest session; may buy), "creator" (the
-# room's seller) or "seller" (another seller: watches and chats).
-Identify = Callable[[str, rules.Room], Awaitable[tuple[str, str]]]
+
+class Who(NamedTuple):
+    """Whom a hello's token names: the user id, the role ("viewer": a guest or an account, who
+    may buy; "creator": the room's seller; "seller": another seller, who watches and chats),
+    whether it is an account (accounts-only deals sell to those alone), and the name chat shows
+    for it ("": the one the hello chose)."""
+
+    user: str
+    role: str
+    account: bool = False
+    name: str = ""
+
+
+Identify = Callable[[str, rules.Room], Awaitable[Who]]
 # (room, seq) -> deliver the room's events up to seq from the log, if the bus has not yet
 CatchUp = Callable[[LocalRoom, int], Awaitable[bool]]
 # room -> subscribe this node to the room's events (the bus), before a joiner reads its snapshot
@@ -349,6 +360,7 @@ class Connection:
         self.viewer: Viewer | None = None
         self.user = ""
         self.role = ""
+        self.account = False
         self.name = ""
         self.watched: dict[str, asyncio.TimerHandle] = {}
 
@@ -432,7 +444,8 @@ class Connection:
                 await self.close(protocol.CLOSE_ROOM_NOT_FOUND, "no such room")
                 assert snap is not None  # close() raised
             try:
-                self.user, self.role = await self.gw.identify(message.token, snap.room)
+                who = await self.gw.identify(message.token, snap.room)
+                self.user, self.role, self.account = who.user, who.role, who.account
             except Unauthorized as err:
                 await self.strike(err, "hello")
                 continue
@@ -440,7 +453,7 @@ class Connection:
                 message_text = "The creator banned you from this room."
                 self.send(protocol.error(LiveErrorCode.BANNED, message_text, {}))
                 await self.close(protocol.CLOSE_BANNED, "banned from this room")
-            self.name = rules.clean_name(message.name, f"viewer-{self.user[-4:]}")
+            self.name = who.name or rules.clean_name(message.name, f"viewer-{self.user[-4:]}")
             return message
 
     async def join(self, hello: Hello) -> None:
@@ -578,7 +591,9 @@ class Connection:
         if snap is None or not sales.is_claim(snap.room, text):
             return  # comment-to-buy went off since the last tick
         try:
-            hold = await sales.claim(snap.room, self.user, self.address, text, chat_seq)
+            hold = await sales.claim(
+                snap.room, self.user, self.address, text, chat_seq, account=self.account
+            )
         except DomainError as err:
             self.send(
                 protocol.encode(
@@ -639,7 +654,9 @@ class Connection:
         try:
             hold = await self.gw.batcher.reserve(
                 message.deal_id,
-                ReserveRequest(self.user, message.qty, message.request_id, self.address),
+                ReserveRequest(
+                    self.user, message.qty, message.request_id, self.address, self.account
+                ),
             )
         except DomainError as err:
             self.send(protocol.error(err.code, err.message, err.details, ref))

@@ -42,6 +42,7 @@ class FlashDealTerms:
     per_buyer_limit: int
     countdown_s: int
     duration_s: int
+    accounts_only: bool = False
 
 
 def new_room(room_id: int, shop_id: int, seller_id: int, title: str, now: int) -> Room:

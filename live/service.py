@@ -190,6 +190,7 @@ async def schedule_deal(
             per_buyer_limit=terms.per_buyer_limit,
             starts_ms=starts,
             ends_ms=starts + terms.duration_s * 1000,
+            accounts_only=terms.accounts_only,
         ),
         room_id=room_id,
     )

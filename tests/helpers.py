@@ -194,6 +194,7 @@ async def http_flash_deal(
     limit: int = 2,
     countdown_s: int = 10,
     duration_s: int = 60,
+    accounts_only: bool = False,
 ) -> dict[str, Any]:
     made = await http.post(
         f"/api/rooms/{room}/deals",
@@ -205,6 +206,7 @@ async def http_flash_deal(
             "per_buyer_limit": limit,
             "countdown_s": countdown_s,
             "duration_s": duration_s,
+            "accounts_only": accounts_only,
         },
     )
     assert made.status_code == 201, made.text

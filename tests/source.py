@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("kernel", "catalog", "checkout", "live", "web")
+PACKAGES = ("kernel", "people", "catalog", "checkout", "live", "web")
 
 
 def production_files() -> list[Path]:

@@ -357,5 +357,5 @@ async def test_a_caller_with_an_old_keys_layout_is_refused_not_misfiled(
         (misplaced, "KEYS\\[11\\] the waitlist"),
     ):
         with pytest.raises(ResponseError, match=refusal):
-            await redis.fcall("lc_reserve_many", len(old), *old, str(deal.id), f"{buyer()} 1  \n")
+            await redis.fcall("lc_reserve_many", len(old), *old, str(deal.id), f"{buyer()} 1   g\n")
     assert await totals(private_holds, deal.id or 0) == (5, 0, 0)

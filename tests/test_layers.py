@@ -1,4 +1,4 @@
-"""Dependencies point one way: web → live → checkout → catalog → kernel (ARCHITECTURE.md,
+"""Dependencies point one way: web → live → checkout → catalog → people → kernel (ARCHITECTURE.md,
 decision 0026). A module may import its own package and the layers below it, never above."""
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def upward_imports() -> list[str]:
 
 
 def test_the_layers_are_ordered_from_the_kernel_up() -> None:
-    assert PACKAGES == ("kernel", "catalog", "checkout", "live", "web")
+    assert PACKAGES == ("kernel", "people", "catalog", "checkout", "live", "web")
 
 
 def test_no_module_imports_a_layer_above_its_own() -> None:

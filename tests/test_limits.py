@@ -36,6 +36,8 @@ CARD = "4242424242424242"
 SESSION_BURST = 5
 RESERVE_BURST = 40
 HOLD_CAP = 5
+SIGN_IN_BURST = 6
+ACCOUNT_SIGN_IN_BURST = 3
 LIMITED_ENV = {
     # 127.0.0.1 (this test's own client) and 10/8 are proxies; 127.0.0.2 and up are clients.
     "LIVECART_TRUSTED_PROXIES": "127.0.0.1,10.0.0.0/8",
@@ -46,6 +48,10 @@ LIMITED_ENV = {
     "LIVECART_ADDRESS_HOLD_CAP": str(HOLD_CAP),
     "LIVECART_CHAT_RATE": "0.05",
     "LIVECART_CHAT_BURST": "2",
+    "LIVECART_SIGN_IN_RATE": "0.05",
+    "LIVECART_SIGN_IN_BURST": str(SIGN_IN_BURST),
+    "LIVECART_ACCOUNT_SIGN_IN_RATE": "0.05",
+    "LIVECART_ACCOUNT_SIGN_IN_BURST": str(ACCOUNT_SIGN_IN_BURST),
 }
 
 
@@ -342,6 +348,47 @@ async def test_forwarded_for_counts_only_from_a_trusted_proxy(
             assert await mint(direct, f"192.0.2.{n + 1}") == 201
         assert await mint(direct, "192.0.2.99") == 429
         assert await mint(direct, None) == 429
+
+
+# -- guessing passwords (decision 0041) --------------------------------------------------------
+
+
+async def test_guessing_an_accounts_password_is_throttled_per_email_and_per_address(
+    limited: Server,
+) -> None:
+    """Wrong passwords for one e-mail from two addresses: the e-mail's bucket runs dry whoever
+    asks (a right password then waits too: the attacker cannot tell). One address trying many
+    e-mails: its own bucket runs dry. Nothing refused changes anything."""
+    target = f"target-{secrets.token_hex(4)}@example.com"
+    password = "violet-kettle-orbit-42"
+    async with client_from(limited, "127.0.0.8") as owner:
+        made = await owner.post(
+            "/api/accounts", json={"email": target, "password": password, "display_name": "T"}
+        )
+        assert made.status_code == 201, made.text
+
+    def attempt(email: str, guess: str) -> dict[str, str]:
+        return {"email": email, "password": guess}
+
+    async with client_from(limited, "127.0.0.9") as one, client_from(limited, "127.0.0.10") as two:
+        tries = [
+            await client.post("/api/accounts/sign-in", json=attempt(target, f"guess-{n}-xyzw"))
+            for n, client in enumerate([one, two, one, two])
+        ]
+        right = await one.post("/api/accounts/sign-in", json=attempt(target, password))
+    assert [r.status_code for r in tries] == [401] * ACCOUNT_SIGN_IN_BURST + [429]
+    assert right.status_code == 429 and int(right.headers["Retry-After"]) >= 1
+
+    async with client_from(limited, "127.0.0.11") as sprayer:
+        sprayed = [
+            await sprayer.post(
+                "/api/accounts/sign-in",
+                json=attempt(f"n{n}-{secrets.token_hex(3)}@example.com", "guess-xyzw-1"),
+            )
+            for n in range(SIGN_IN_BURST + 1)
+        ]
+    assert [r.status_code for r in sprayed] == [401] * SIGN_IN_BURST + [429]
+    assert sprayed[-1].json()["error"]["code"] == "rate_limited"
 
 
 # -- the farming attack (issue 14) ----------------------------------------------------------

@@ -42,6 +42,7 @@ IRREGULAR: dict[str, tuple[str, object]] = {
     "LIVECART_TRUSTED_PROXIES": ("10.1.2.3/8", ("10.0.0.0/8",)),
     "LIVECART_LOG_FORMAT": ("JSON", "json"),
     "LIVECART_COOKIE_SECURE": ("1", True),
+    "LIVECART_MAIL_URL": ("smtp://mail.example:2525", "smtp://mail.example:2525"),
 }
 
 
@@ -101,6 +102,13 @@ def test_a_number_that_is_not_stops_startup_with_one_line_naming_it(item: Settin
         Settings.from_env({item.variable: "lots"})
     message = str(refused.value.code)
     assert message.startswith(item.variable) and "\n" not in message
+
+
+@pytest.mark.parametrize("url", ["http://mail.example", "smtp://", "mail.example:25"])
+def test_a_mail_url_that_is_not_smtp_stops_startup(url: str) -> None:
+    with pytest.raises(SystemExit) as refused:
+        Settings.from_env({"LIVECART_MAIL_URL": url})
+    assert str(refused.value.code).startswith("LIVECART_MAIL_URL")
 
 
 def test_every_knob_of_the_component_configs_comes_from_a_setting() -> None:

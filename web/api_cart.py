@@ -17,7 +17,7 @@ from checkout.shelving import Shelving
 from kernel.errors import CommonErrorCode, Invalid
 from web import responses as out
 from web.api_checkout import address_of
-from web.auth import viewer
+from web.auth import viewer, viewer_and_kind
 from web.http import JSONResponse, json_body
 from web.routing import Answer, Api, Param
 from web.schemas import CartCheckoutIn, CartItem, CartItemIn
@@ -167,6 +167,7 @@ async def clear_cart(request: Request) -> Response:
         CheckoutErrorCode.QUOTE_CHANGED,
         CheckoutErrorCode.INSUFFICIENT_STOCK,
         CheckoutErrorCode.ADDRESS_HOLD_LIMIT,
+        CheckoutErrorCode.ACCOUNT_REQUIRED,
         CheckoutErrorCode.VOUCHER_NOT_FOUND,
         CheckoutErrorCode.VOUCHER_NOT_STARTED,
         CheckoutErrorCode.VOUCHER_ENDED,
@@ -179,7 +180,7 @@ async def clear_cart(request: Request) -> Response:
 )
 async def checkout_cart(request: Request) -> Response:
     svc = services(request)
-    buyer = viewer(request)
+    buyer, account = viewer_and_kind(request)
     body = await json_body(request, CartCheckoutIn)
     one_shop = body.shop_id is not None or body.items is not None
     if body.vouchers is not None and (body.voucher is not None or one_shop):
@@ -197,6 +198,7 @@ async def checkout_cart(request: Request) -> Response:
             voucher=body.voucher,
             vouchers={v.shop_id: v.code for v in body.vouchers or ()},
             address=address_of(request),
+            account=account,
         )
     else:
         one = await carts(svc).checkout(

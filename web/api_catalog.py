@@ -442,6 +442,7 @@ async def create_deal(request: Request) -> Response:
         per_buyer_limit=body.per_buyer_limit,
         starts_ms=starts,
         ends_ms=starts + body.duration_s * 1000,
+        accounts_only=body.accounts_only,
     )
     async with services(request).db.session() as session:
         deal = await service.create_deal(session, me, body.sku_id, terms)

@@ -22,7 +22,7 @@ from checkout.limits import Rate, client_address
 from kernel.clock import now_ms
 from kernel.errors import CommonErrorCode, DomainError, Invalid, PaymentFailed
 from web import responses as out
-from web.auth import viewer
+from web.auth import viewer, viewer_and_kind
 from web.http import JSONResponse, error_response, parse, read_body, status_of
 from web.routing import Answer, Api, Param
 from web.schemas import CartPayIn, CheckoutIn, ReserveIn
@@ -95,6 +95,7 @@ def address_of(request: Request) -> str:
         CheckoutErrorCode.SOLD_OUT,
         CheckoutErrorCode.INSUFFICIENT_STOCK,
         CheckoutErrorCode.LIMIT_EXCEEDED,
+        CheckoutErrorCode.ACCOUNT_REQUIRED,
         CheckoutErrorCode.ADDRESS_HOLD_LIMIT,
         CatalogErrorCode.INVALID_QUANTITY,
         CommonErrorCode.RATE_LIMITED,
@@ -102,12 +103,15 @@ def address_of(request: Request) -> str:
 )
 async def reserve(request: Request) -> Response:
     svc = services(request)
-    buyer = viewer(request)
+    buyer, account = viewer_and_kind(request)
     body = parse(ReserveIn, await read_body(request))
     deal_id: int = request.path_params["deal_id"]
     try:
         hold = await svc.batcher.reserve(
-            deal_id, ReserveRequest(buyer, body.qty, body.request_id or "", address_of(request))
+            deal_id,
+            ReserveRequest(
+                buyer, body.qty, body.request_id or "", address_of(request), account=account
+            ),
         )
     except DomainError as err:
         svc.metrics.reservations.labels(result=err.code).inc()

@@ -15,7 +15,7 @@ from checkout.shelf_waitlist import ShelfWaitlist
 from kernel.clock import now_ms
 from web import responses as out
 from web.api_cart import carts
-from web.auth import viewer
+from web.auth import viewer, viewer_and_kind
 from web.http import JSONResponse, json_body
 from web.routing import Answer, Api
 from web.schemas import SkuWaitIn
@@ -36,14 +36,15 @@ api = Api()
         CatalogErrorCode.DEAL_ENDED,
         CheckoutErrorCode.NOT_SOLD_OUT,
         CheckoutErrorCode.LIMIT_EXCEEDED,
+        CheckoutErrorCode.ACCOUNT_REQUIRED,
         CheckoutErrorCode.AUCTION_LOT,
     ),
 )
 async def join(request: Request) -> Response:
     svc = services(request)
-    buyer = viewer(request)
+    buyer, account = viewer_and_kind(request)
     deal_id: int = request.path_params["deal_id"]
-    await svc.holds.join_waitlist(deal_id, buyer)
+    await svc.holds.join_waitlist(deal_id, buyer, account=account)
     place, waiting = await svc.holds.waitlist_place(deal_id, buyer)
     return JSONResponse({"waitlist": {"place": place, "waiting": waiting}}, status_code=201)
 

@@ -57,7 +57,9 @@ from live.media.ice import ice_servers, use_host_addresses
 from live.media.relay import VideoProfile
 from live.room_states import RoomStatus
 from live.store import RoomStore
+from people.mail import FileSender, MailSender, SmtpSender
 from web import (
+    api_accounts,
     api_auctions,
     api_cart,
     api_catalog,
@@ -102,6 +104,7 @@ log = logging.getLogger("livecart.app")
 # Starlette tries routes in order: the flash-deal hot path (reserve, checkout) goes first.
 APIS: list[Api] = [
     api_checkout.api,
+    api_accounts.api,
     api_waitlist.api,
     api_wallet.api,
     api_cart.api,
@@ -201,6 +204,12 @@ def reserve_limits(settings: Settings) -> ReserveLimits:
     )
 
 
+def mail_sender(settings: Settings) -> MailSender:
+    if settings.mail_url:
+        return SmtpSender(settings.mail_url, settings.mail_from)
+    return FileSender(settings.data_dir / "mail", settings.mail_from)
+
+
 def build_services(settings: Settings, crash: CrashPoints = NO_CRASH) -> Services:
     """Every service, wired; ``crash``: the crash points the crash tests install (none)."""
     assert settings.redis_url and settings.database_url and settings.secret_key
@@ -281,6 +290,7 @@ def build_services(settings: Settings, crash: CrashPoints = NO_CRASH) -> Service
         ),
     )
     return Services(
+        mail=mail_sender(settings),
         settings=settings,
         redis=redis,
         db=db,

@@ -5,9 +5,11 @@
 from __future__ import annotations
 
 import functools
+import secrets
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from itsdangerous import BadSignature, TimestampSigner
 from starlette.requests import Request
@@ -16,8 +18,9 @@ from catalog.models import Seller
 from catalog.service import TOKEN_PREFIX, seller_for_token
 from kernel.db import Database
 from kernel.errors import CommonErrorCode, Unauthorized
-from live.gateway import Identify
+from live.gateway import Identify, Who
 from live.rules import Room
+from people.models import Account
 from web.cookies import (
     COOKIE,
     CSRF_HEADER,
@@ -31,12 +34,27 @@ from web.error_codes import WebErrorCode
 from web.http import BadRequest
 
 GUEST_PREFIX = "lc_gs_"
+ACCOUNT_PREFIX = "lc_as_"
+
+
+@dataclass(frozen=True)
+class AccountToken:
+    """What an account session token signs (decision 0041)."""
+
+    buyer: str
+    account_id: int
+    epoch: int
 
 
 class GuestSessions:
+    """Buyers' session tokens: a guest's (``lc_gs_``: a fresh buyer id) or an account's
+    (``lc_as_``: the account's buyer id, its id and session epoch). Both are checked without
+    I/O; ``verify`` gives the buyer id either names."""
+
     def __init__(self, secret: str | Sequence[str], max_age_s: int) -> None:
         """``secret``: one key, or several oldest to newest (the newest signs, all verify)."""
         self._signer = TimestampSigner(key_list(secret), salt="livecart.guest")
+        self._accounts = TimestampSigner(key_list(secret), salt="livecart.account")
         self.max_age_s = max_age_s
         # Verifying a signature costs more than the rest of a reservation; a viewer sends the
         # same token on every request, so remember the ones already checked.
@@ -46,17 +64,20 @@ class GuestSessions:
         buyer = uuid.uuid4().hex
         return buyer, GUEST_PREFIX + self._signer.sign(buyer).decode()
 
+    def issue_account(self, buyer: str, account_id: int, epoch: int) -> str:
+        # A nonce: two sign-ins in one second still get two tokens (no session is reused).
+        nonce = secrets.token_hex(4)
+        signed = self._accounts.sign(f"{buyer}.{account_id}.{epoch}.{nonce}").decode()
+        return ACCOUNT_PREFIX + signed
+
     def _unsign_uncached(self, token: str) -> tuple[str, int]:
-        value, signed_at = self._signer.unsign(token, return_timestamp=True)
+        signer = self._accounts if token.startswith(ACCOUNT_PREFIX) else self._signer
+        value, signed_at = signer.unsign(token[len(GUEST_PREFIX) :], return_timestamp=True)
         return value.decode(), int(signed_at.timestamp())
 
-    def verify(self, token: str) -> str:
-        if not token.startswith(GUEST_PREFIX):
-            raise Unauthorized(
-                "That is not a guest session token.", code=CommonErrorCode.INVALID_TOKEN
-            )
+    def _checked(self, token: str) -> str:
         try:
-            buyer, signed_at = self._unsign(token[len(GUEST_PREFIX) :])
+            value, signed_at = self._unsign(token)
         except BadSignature:
             raise Unauthorized(
                 "The session token is not valid.", code=CommonErrorCode.INVALID_TOKEN
@@ -65,7 +86,29 @@ class GuestSessions:
             raise Unauthorized(
                 "The session has expired; start a new one.", code=WebErrorCode.SESSION_EXPIRED
             )
-        return buyer
+        return value
+
+    def verify(self, token: str) -> str:
+        """The buyer id of a guest or account token."""
+        if token.startswith(ACCOUNT_PREFIX):
+            return self.verify_account(token).buyer
+        if not token.startswith(GUEST_PREFIX):
+            raise Unauthorized(
+                "That is not a guest session token.", code=CommonErrorCode.INVALID_TOKEN
+            )
+        return self._checked(token)
+
+    def is_account(self, token: str) -> bool:
+        """Whether a token ``verify`` accepted is an account's (the accounts-only check)."""
+        return token.startswith(ACCOUNT_PREFIX)
+
+    def verify_account(self, token: str) -> AccountToken:
+        if not token.startswith(ACCOUNT_PREFIX):
+            raise Unauthorized(
+                "This needs a signed-in account.", code=WebErrorCode.ACCOUNT_TOKEN_REQUIRED
+            )
+        buyer, account_id, epoch, _ = self._checked(token).rsplit(".", 3)
+        return AccountToken(buyer, int(account_id), int(epoch))
 
 
 def bearer(request: Request) -> str:
@@ -81,6 +124,13 @@ def bearer(request: Request) -> str:
 def viewer(request: Request) -> str:
     sessions: GuestSessions = request.app.state.services.sessions
     return sessions.verify(bearer(request))
+
+
+def viewer_and_kind(request: Request) -> tuple[str, bool]:
+    """The buyer id, and whether the token is an account's (accounts-only deals)."""
+    sessions: GuestSessions = request.app.state.services.sessions
+    token = bearer(request)
+    return sessions.verify(token), sessions.is_account(token)
 
 
 def by_cookie(request: Request) -> bool:
@@ -134,9 +184,18 @@ async def _seller_with_tag(db: Database, seller_id: int, tag: str) -> Seller:
 def identify_for(sessions: GuestSessions, cookies: SellerSessions, db: Database) -> Identify:
     """Who a websocket's hello token names, in a given room (see live.gateway.Identify)."""
 
-    async def identify(token: str, room: Room) -> tuple[str, str]:
+    async def identify(token: str, room: Room) -> Who:
         if token.startswith(GUEST_PREFIX):
-            return sessions.verify(token), "viewer"
+            return Who(sessions.verify(token), "viewer")
+        if token.startswith(ACCOUNT_PREFIX):
+            # Read once a connection: chat shows the account's name, and a token from before a
+            # password change stops here.
+            signed = sessions.verify_account(token)
+            async with db.session() as session:
+                account = await session.get(Account, signed.account_id)
+            if account is None or account.session_epoch != signed.epoch:
+                raise Unauthorized("Sign in again.", code=WebErrorCode.SESSION_EXPIRED)
+            return Who(signed.buyer, "viewer", account=True, name=account.display_name)
         if token.startswith(TOKEN_PREFIX) or token.startswith(TICKET_PREFIX):
             if token.startswith(TICKET_PREFIX):
                 seller_id, tag, room_id = cookies.read_ticket(token)
@@ -149,7 +208,7 @@ def identify_for(sessions: GuestSessions, cookies: SellerSessions, db: Database)
                 async with db.session() as session:
                     found = await seller_for_token(session, token)
             role = "creator" if found.id == room["seller_id"] else "seller"
-            return f"seller-{found.id}", role
+            return Who(f"seller-{found.id}", role)
         raise Unauthorized(
             "Send a guest session or seller token.", code=CommonErrorCode.INVALID_TOKEN
         )

@@ -16,6 +16,7 @@ from catalog.error_codes import CatalogErrorCode
 from checkout.error_codes import CheckoutErrorCode
 from kernel.errors import CommonErrorCode, ErrorCode
 from live.error_codes import LiveErrorCode
+from people.error_codes import PeopleErrorCode
 
 
 class WebErrorCode(ErrorCode):
@@ -37,6 +38,7 @@ class WebErrorCode(ErrorCode):
     INVALID_PERIOD = "invalid_period"
     SESSION_EXPIRED = "session_expired"
     SELLER_TOKEN_REQUIRED = "seller_token_required"
+    ACCOUNT_TOKEN_REQUIRED = "account_token_required"
     CSRF_FAILED = "csrf_failed"
     SERVICE_UNAVAILABLE = "service_unavailable"  # Redis unreachable
     NOT_READY = "not_ready"  # /readyz
@@ -51,6 +53,7 @@ ENUMS: tuple[type[ErrorCode], ...] = (
     CatalogErrorCode,
     CheckoutErrorCode,
     LiveErrorCode,
+    PeopleErrorCode,
 )
 
 _BY_STATUS: dict[int, tuple[ErrorCode, ...]] = {
@@ -73,13 +76,15 @@ _BY_STATUS: dict[int, tuple[ErrorCode, ...]] = {
         CommonErrorCode.INVALID_TOKEN,
         WebErrorCode.SESSION_EXPIRED,
         WebErrorCode.SELLER_TOKEN_REQUIRED,
+        WebErrorCode.ACCOUNT_TOKEN_REQUIRED,
+        PeopleErrorCode.WRONG_PASSWORD,
     ),
     402: (
         CommonErrorCode.PAYMENT_FAILED,
         CheckoutErrorCode.CARD_DECLINED,
         CheckoutErrorCode.INSUFFICIENT_FUNDS,
     ),
-    403: (WebErrorCode.CSRF_FAILED,),
+    403: (CommonErrorCode.FORBIDDEN, WebErrorCode.CSRF_FAILED, CheckoutErrorCode.ACCOUNT_REQUIRED),
     404: (
         CommonErrorCode.NOT_FOUND,
         LiveErrorCode.AUCTION_NOT_FOUND,
@@ -149,6 +154,8 @@ _BY_STATUS: dict[int, tuple[ErrorCode, ...]] = {
         CheckoutErrorCode.NO_PAYOUT_METHOD,
         CheckoutErrorCode.PAYOUT_LIMIT,
         CatalogErrorCode.SELLER_EXISTS,
+        PeopleErrorCode.EMAIL_TAKEN,
+        PeopleErrorCode.GUEST_CLAIMED,
         CatalogErrorCode.PRODUCT_HAS_SKUS,
         CatalogErrorCode.SKU_IN_USE,
         CatalogErrorCode.STOCK_UNAVAILABLE,
@@ -221,6 +228,9 @@ _BY_STATUS: dict[int, tuple[ErrorCode, ...]] = {
         CheckoutErrorCode.INVALID_UNITS,
         LiveErrorCode.INVALID_TITLE,
         LiveErrorCode.INVALID_USER,
+        PeopleErrorCode.INVALID_EMAIL,
+        PeopleErrorCode.WEAK_PASSWORD,
+        PeopleErrorCode.RESET_INVALID,
     ),
     429: (CommonErrorCode.RATE_LIMITED,),
     500: (WebErrorCode.INTERNAL_ERROR,),
@@ -275,6 +285,8 @@ VIEWER = (
     CommonErrorCode.INVALID_TOKEN,
     WebErrorCode.SESSION_EXPIRED,
 )
+# An account's own routes: a guest token is not enough.
+ACCOUNT = (*VIEWER, WebErrorCode.ACCOUNT_TOKEN_REQUIRED)
 # A seller signed in on the pages sends a cookie instead: its session may have ended, and a
 # request that changes something needs the page's CSRF token.
 SELLER = (

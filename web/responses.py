@@ -37,6 +37,26 @@ class GuestSession(Out):
     buyer_id: str
 
 
+class AccountOut(Out):
+    id: int
+    email: str
+    display_name: str
+    buyer_id: str
+
+
+class AccountSession(Out):
+    token: str = Field(description="An account session token: send it as a Bearer token")
+    buyer_id: str
+    account: AccountOut
+    moved_orders: int = Field(
+        0, description="Orders of the guest session that signed in, now the account's"
+    )
+
+
+class ResetAsked(Out):
+    sent: bool = Field(description="Always true: whether the e-mail has an account is not told")
+
+
 class HoldLine(Out):
     sku_id: int
     qty: int
@@ -287,6 +307,7 @@ class Deal(Out):
     per_buyer_limit: int
     starts_ms: int
     ends_ms: int
+    accounts_only: bool
     status: DealStatus
     kind: Literal["flash", "lot"]  # lot: an auction's unit (decision 0031)
     phase: DealPhase
@@ -506,6 +527,7 @@ class FlashDeal(Out):
     per_buyer_limit: int
     starts_ms: int
     ends_ms: int
+    accounts_only: bool
     status: FlashDealStatus
     sold_out: bool
 

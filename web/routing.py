@@ -50,7 +50,8 @@ register_url_convertor("id", IdConvertor())
 
 AUTH_SCHEMES = {
     "seller": "Seller API token from `livecart create-seller`",
-    "viewer": "Guest session token from `POST /api/session`",
+    "viewer": "Guest session token from `POST /api/session`, or an account's",
+    "account": "Account session token from `POST /api/accounts` or `/api/accounts/sign-in`",
 }
 ID_SCHEMA: JsonSchema = {"type": "integer", "minimum": 0, "maximum": MAX_ID}
 STRING: JsonSchema = {"type": "string"}
@@ -128,6 +129,8 @@ class Operation:
             codes += error_codes.SELLER if safe else error_codes.SELLER_CHANGE
         if "viewer" in self.auth:
             codes += error_codes.VIEWER
+        if "account" in self.auth:
+            codes += error_codes.ACCOUNT
         if "{" in self.path:
             codes += error_codes.PATH
         if self.storage:

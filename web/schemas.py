@@ -143,6 +143,37 @@ class DealIn(Strict):
         default=None, ge=0, le=2**53, description="Epoch ms; default: now"
     )
     duration_s: int = Field(ge=1, le=7 * 24 * 3600)
+    accounts_only: bool = Field(
+        default=False,
+        description="Sell to signed-in accounts only: guests are refused `account_required`",
+    )
+
+
+Email = Annotated[str, _text(254, min_length=3)]
+# Not stripped: a password's spaces are its own. Lengths are checked by people/passwords.py,
+# which says why; this only keeps a megabyte out of the hasher.
+Password = Annotated[str, StringConstraints(max_length=1024, pattern=NO_NUL)]
+DisplayName = Annotated[str, _text(40, min_length=1)]
+
+
+class SignUpIn(Strict):
+    email: Email
+    password: Password
+    display_name: DisplayName = Field(description="What chat and the pages show for you")
+
+
+class SignInIn(Strict):
+    email: Email
+    password: Password
+
+
+class ResetAskIn(Strict):
+    email: Email
+
+
+class ResetIn(Strict):
+    reset: str = Field(max_length=400, description="The code from the reset mail's link")
+    password: Password
 
 
 class ReserveIn(Strict):
@@ -407,6 +438,10 @@ class FlashDealIn(Strict):
     duration_s: int = Field(
         description="60-1200 seconds the deal runs",
         json_schema_extra={"minimum": 60, "maximum": 1200},
+    )
+    accounts_only: bool = Field(
+        default=False,
+        description="Sell to signed-in accounts only: guests are refused `account_required`",
     )
 
 

@@ -25,6 +25,7 @@ from live.gateway import Gateway
 from live.giveaways import Giveaways
 from live.hub import Hub
 from live.store import RoomStore
+from people.mail import MailSender
 from web.auth import GuestSessions
 from web.cookies import SellerSessions
 from web.metrics import Metrics
@@ -55,6 +56,7 @@ class Services:
     bus: RoomBus
     auctions: Auctions
     giveaways: Giveaways
+    mail: MailSender
     # The money settings as orders take them (the ship-by times, when delivery is expected).
     money: MoneyTerms = field(default_factory=MoneyTerms)
 

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from kernel.redis_client import check_url
 
@@ -156,6 +157,17 @@ def _redis_url(env: Env, name: str, default: str | None) -> str | None:
     return url
 
 
+def _mail_url(env: Env, name: str, default: str | None) -> str | None:
+    """``smtp://`` or ``smtps://`` with a host, refused at startup rather than at the first
+    mail (a password reset that silently never leaves)."""
+    url = _secret(env, name, default)
+    if url:
+        parts = urlsplit(url)
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise SystemExit(f"{name} must be smtp://[user:password@]host[:port] or smtps://…")
+    return url
+
+
 def _not_negative(env: Env, name: str, default: float) -> float:
     value = _float(env, name, default)
     if value < 0:
@@ -223,6 +235,7 @@ MAYBE_SWITCH = Reader("`1` or `0`", _maybe_bool)
 SECRET = Reader("text, or a file named by `…_FILE`", _secret)
 SECRET_LIST = Reader("comma- or line-separated list, or a file named by `…_FILE`", _secret_list)
 REDIS_URL = Reader("URL, or a file named by `…_FILE`", _redis_url)
+MAIL_URL = Reader("`smtp://` or `smtps://` URL, or a file named by `…_FILE`", _mail_url)
 HEADER_TEXT = Reader("printable ASCII", _header_text)
 HEADER_LIST = Reader("comma-separated list, printable ASCII", _header_list)
 ORIGINS = Reader("comma-separated list", _origins)
@@ -592,6 +605,26 @@ class Settings:
     session_burst: int = setting(
         60, "LIVECART_SESSION_BURST", "new guest sessions per client address at once", COUNT
     )
+    sign_in_rate_per_s: float = setting(
+        0.2,
+        "LIVECART_SIGN_IN_RATE",
+        "buyer sign-in and sign-up attempts a second per client address, after the burst "
+        "(`0`: no limit)",
+        NOT_NEGATIVE,
+    )
+    sign_in_burst: int = setting(
+        20, "LIVECART_SIGN_IN_BURST", "sign-in attempts per client address at once", COUNT
+    )
+    account_sign_in_rate_per_s: float = setting(
+        0.05,
+        "LIVECART_ACCOUNT_SIGN_IN_RATE",
+        "sign-in attempts a second for one account's e-mail, from anywhere, after the burst "
+        "(`0`: no limit)",
+        NOT_NEGATIVE,
+    )
+    account_sign_in_burst: int = setting(
+        5, "LIVECART_ACCOUNT_SIGN_IN_BURST", "sign-in attempts for one e-mail at once", COUNT
+    )
     reserve_rate_per_s: float = setting(
         5.0,
         "LIVECART_RESERVE_RATE",
@@ -618,6 +651,24 @@ class Settings:
         "units of one deal, or of one SKU at list price, one client address may hold at once, "
         "held or paying (`0`: no cap)",
         COUNT,
+    )
+    # Accounts and mail (decision 0041).
+    mail_url: str = setting(
+        "",
+        "LIVECART_MAIL_URL",
+        "where mail goes: `smtp://user:password@host:587` (STARTTLS) or `smtps://…:465`; "
+        "empty: each message is written as an `.eml` file under the data dir's `mail/`",
+        MAIL_URL,
+        shown="files under the data dir's `mail/`",
+    )
+    mail_from: str = setting(
+        "livecart <no-reply@localhost>", "LIVECART_MAIL_FROM", "the From of livecart's mail"
+    )
+    public_url: str = setting(
+        "",
+        "LIVECART_PUBLIC_URL",
+        "the address people open livecart at (`https://shop.example`), for links in mail; "
+        "empty: the address the request came to",
     )
     # Benchmarks and tests.
     bench_routes: bool = setting(

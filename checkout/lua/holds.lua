@@ -134,9 +134,10 @@ local function reclaim(K, now)
 end
 
 local function terms(K)
-  local t = redis.call('HMGET', K[1], 'starts', 'ends', 'stopped', 'limit', 'hold_ttl')
+  local t = redis.call('HMGET', K[1], 'starts', 'ends', 'stopped', 'limit', 'hold_ttl',
+                       'accounts_only')
   return { starts = tonumber(t[1]), ends = tonumber(t[2]), stopped = t[3] == '1',
-           limit = tonumber(t[4]), hold_ttl = tonumber(t[5]) }
+           limit = tonumber(t[4]), hold_ttl = tonumber(t[5]), accounts_only = t[6] == '1' }
 end
 
 -- Per-address state read once per batch and written back once at its end (write_addresses):
@@ -263,10 +264,15 @@ local function reserve_many(K, ARGV)
   local c = { available = tonumber(raw[1]), held = tonumber(raw[2]), next_hold = tonumber(raw[3]) }
   local lim = { interval = tonumber(ARGV[3] or 0), burst = tonumber(ARGV[4] or 0),
                 cap = tonumber(ARGV[5] or 0), addresses = {}, hold_addresses = {} }
-  local line = '([^ \n]+) ([^ \n]+) ([^ \n]*) ([^ \n]*)\n'
-  for buyer, qty, request, address in string.gmatch(ARGV[2], line) do
-    table.insert(results,
-      reserve_one(K, d, c, lim, now, ARGV[1], buyer, tonumber(qty), request, address))
+  -- buyer qty request address kind: kind 'a' for an account's token, 'g' for a guest's
+  local line = '([^ \n]+) ([^ \n]+) ([^ \n]*) ([^ \n]*) ([ag])\n'
+  for buyer, qty, request, address, kind in string.gmatch(ARGV[2], line) do
+    if d.accounts_only and kind ~= 'a' then
+      table.insert(results, 'account_required')
+    else
+      table.insert(results,
+        reserve_one(K, d, c, lim, now, ARGV[1], buyer, tonumber(qty), request, address))
+    end
   end
   redis.call('HSET', K[1], 'available', c.available, 'held', c.held, 'next_hold', fmt(c.next_hold))
   write_addresses(K, lim)
@@ -508,6 +514,8 @@ local function wait(K, ARGV)
   local d = terms(K)
   if d.stopped or now >= d.ends then return { 'deal_ended', fmt(d.ends) } end
   local buyer = ARGV[1]
+  -- ARGV[2]: 'a' for an account's token: a waiting guest would be handed a hold otherwise
+  if d.accounts_only and ARGV[2] ~= 'a' then return { 'account_required' } end
   local rank = redis.call('ZRANK', K[11], buyer)
   if rank then return { 'ok', rank + 1 } end
   if tonumber(redis.call('HGET', K[1], 'available')) > 0 then return { 'not_sold_out' } end

@@ -11,6 +11,7 @@ from sqlmodel import SQLModel
 import catalog.models
 import checkout.models  # noqa: F401  (registers the order tables on SQLModel.metadata)
 import live.models  # noqa: F401  (registers the rooms table)
+import people.models  # noqa: F401  (registers the accounts table)
 from kernel.db import make_engine
 
 target_metadata = SQLModel.metadata

@@ -1,0 +1,16 @@
+"""Refusals about accounts: signing up, signing in, passwords and their reset."""
+
+from __future__ import annotations
+
+from kernel.errors import ErrorCode
+
+
+class PeopleErrorCode(ErrorCode):
+    """Refusals about who someone is: an account's e-mail, password and reset."""
+
+    EMAIL_TAKEN = "email_taken"
+    INVALID_EMAIL = "invalid_email"
+    WEAK_PASSWORD = "weak_password"
+    WRONG_PASSWORD = "wrong_password"  # or no account with that e-mail: never told apart
+    GUEST_CLAIMED = "guest_claimed"  # the guest session signing up already belongs to an account
+    RESET_INVALID = "reset_invalid"  # a reset link that is forged, used or too old
