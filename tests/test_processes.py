@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import urllib.request
 from pathlib import Path
@@ -34,8 +35,8 @@ def tags_answering(port: int, requests: int) -> set[str]:
     return tags
 
 
-@pytest.mark.slow
-def test_two_workers_share_the_port_and_one_that_dies_is_replaced(tmp_path: Path) -> None:
+def serve_two_workers(tmp_path: Path) -> tuple[int, subprocess.Popen[bytes]]:
+    """``livecart serve --workers 2``, unconfigured, in ``tmp_path``: its port and process."""
     port = free_port()
     server = harness.serve(
         [sys.executable, "-m", "web.cli", "serve", "--port", str(port), "--workers", "2"],
@@ -45,7 +46,12 @@ def test_two_workers_share_the_port_and_one_that_dies_is_replaced(tmp_path: Path
         cwd=tmp_path,
         ready_path="/readyz",
     )
-    parent = server.process
+    return port, server.process
+
+
+@pytest.mark.slow
+def test_two_workers_share_the_port_and_one_that_dies_is_replaced(tmp_path: Path) -> None:
+    port, parent = serve_two_workers(tmp_path)
     try:
         wait_until(lambda: len(workers_of(parent.pid)) == 2, 30, "two workers")
         first = workers_of(parent.pid)
@@ -79,16 +85,7 @@ def alive(pid: int) -> bool:
 def test_workers_and_valkey_end_when_their_parent_is_killed(tmp_path: Path) -> None:
     """SIGKILL to ``serve --workers 2`` (no handler runs): the workers and the embedded Valkey
     are told by the kernel (PR_SET_PDEATHSIG) and end, and the port is free again."""
-    port = free_port()
-    server = harness.serve(
-        [sys.executable, "-m", "web.cli", "serve", "--port", str(port), "--workers", "2"],
-        port=port,
-        env=UNCONFIGURED,
-        log=tmp_path / "serve.log",
-        cwd=tmp_path,
-        ready_path="/readyz",
-    )
-    parent = server.process
+    port, parent = serve_two_workers(tmp_path)
     try:
         wait_until(lambda: len(workers_of(parent.pid)) == 2, 30, "two workers")
         workers = workers_of(parent.pid)

@@ -355,6 +355,8 @@ def page_routes() -> list[BaseRoute]:
         Route("/", pages.home),
         Route("/live/{room_id:id}", pages.live_room),
         Route("/orders", pages.my_orders),
+        Route("/account", pages.account_page),
+        Route("/account/reset", pages.account_page),
         Route("/shop/{handle}", pages.storefront),
         Route("/shop/{handle}/p/{product_id:id}", pages.product_page),
         Route("/seller", seller_pages.seller_center),

@@ -69,6 +69,13 @@ async def my_orders(request: Request) -> Response:
     return render(request, "orders.html", {"lang": lang, "config": config})
 
 
+async def account_page(request: Request) -> Response:
+    """Sign up, sign in, sign out, and a password reset's link (its code after ``#``)."""
+    lang = page_language(request)
+    config = {"lang": lang, "strings": strings(lang)}
+    return render(request, "account.html", {"lang": lang, "config": config})
+
+
 async def storefront(request: Request) -> Response:
     async with services(request).db.session() as session:
         try:

@@ -91,7 +91,24 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+// This browser's session: a guest's ({token, buyer_id}) or, once signed in, an account's
+// ({token, buyer_id, account}); every page sends its token, so an account buys as one buyer on
+// all its devices (decision 0041).
 const GUEST_KEY = "livecart.guest";
+
+export function currentSession() {
+  const saved = localStorage.getItem(GUEST_KEY);
+  return saved ? JSON.parse(saved) : null;
+}
+
+export function keepSession(session) {
+  localStorage.setItem(GUEST_KEY, JSON.stringify(session));
+}
+
+// Signing out: the next page that needs a session starts a new guest one.
+export function forgetSession() {
+  localStorage.removeItem(GUEST_KEY);
+}
 
 // Whether this browser has a guest session already (asking for one makes it).
 export function hasGuest() {
