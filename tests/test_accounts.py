@@ -142,6 +142,30 @@ async def test_signing_in_from_a_guest_brings_its_orders_and_cart(
     assert guest_id != account_id
 
 
+async def test_a_guest_token_that_became_an_account_moves_nothing_into_another(
+    http: httpx.AsyncClient, seller: SellerAccount, sessions: GuestSessions
+) -> None:
+    """A token kept from before its guest signed up names that account's buyer: signing in to
+    another account with it moves none of the first account's orders or cart."""
+    item = await make_listing(http, seller)
+    _, guest = viewer_headers(sessions)
+    put = await http.put(f"/api/cart/items/{item.sku_id}", json={"qty": 1}, headers=guest)
+    assert put.status_code == 200, put.text
+    first = bearer((await sign_up(http, new_email(), guest=guest))["token"])
+    other = new_email()
+    await sign_up(http, other)
+
+    answer = await sign_in(http, other, guest=guest)
+
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["moved_orders"] == 0
+    second = bearer(answer.json()["token"])
+    first_cart = (await http.get("/api/cart", headers=first)).json()["cart"]
+    second_cart = (await http.get("/api/cart", headers=second)).json()["cart"]
+    assert [line["sku_id"] for line in first_cart["lines"]] == [item.sku_id]
+    assert second_cart["lines"] == []
+
+
 async def test_bad_sign_ups_and_sign_ins_are_refused_and_change_nothing(
     http: httpx.AsyncClient, sessions: GuestSessions
 ) -> None:

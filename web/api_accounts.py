@@ -4,6 +4,8 @@ by mail."""
 
 from __future__ import annotations
 
+import logging
+
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from starlette.requests import Request
 from starlette.responses import Response
@@ -27,6 +29,7 @@ from web.schemas import ResetAskIn, ResetIn, SignInIn, SignUpIn
 from web.services import Services, services
 
 api = Api()
+log = logging.getLogger("livecart.accounts")
 RESET_MAX_AGE_S = 3600
 OPTIONAL_GUEST = (
     "Send a guest session token (`Authorization: Bearer lc_gs_…`) to bring that session along; "
@@ -85,16 +88,16 @@ async def sign_in(request: Request) -> Response:
     await _throttle(svc, request, email=body.email)
     async with svc.db.session() as session:
         account = await accounts.sign_in(session, body.email, body.password)
-        moved = 0
-        # A guest id some account claimed is that account's: never moved to another.
-        if (
-            guest
+        # A guest id some account claimed is that account's: its orders and cart never move
+        # to another (a token kept from before that account's sign-up, say).
+        movable = (
+            guest is not None
             and guest != account.buyer_id
-            and not await accounts.account_of_buyer(session, guest)
-        ):
-            moved = await move_buyer(session, guest, account.buyer_id)
-    if moved or guest:
-        await CartStore(svc.redis, svc.keys).merge(guest or "", account.buyer_id)
+            and await accounts.account_of_buyer(session, guest) is None
+        )
+        moved = await move_buyer(session, guest, account.buyer_id) if movable and guest else 0
+    if movable and guest:
+        await CartStore(svc.redis, svc.keys).merge(guest, account.buyer_id)
     return _signed_in(svc, account, moved=moved)
 
 
@@ -135,7 +138,8 @@ async def ask_reset(request: Request) -> Response:
     if account is not None:
         code = _resets(svc).dumps([account.id, account.session_epoch])
         link = f"{_public_url(svc, request)}/account/reset#{code}"
-        await svc.mail.send(
+        await _send(
+            svc,
             Mail(
                 to=account.email,
                 subject="Reset your livecart password",
@@ -144,9 +148,18 @@ async def ask_reset(request: Request) -> Response:
                     f"a new password:\n\n{link}\n\nIf you did not ask, ignore this mail: your "
                     "password stays as it is.\n"
                 ),
-            )
+            ),
         )
     return JSONResponse({"sent": True}, status_code=202)
+
+
+async def _send(svc: Services, mail: Mail) -> None:
+    """Send, or log why not: the answer must not differ (a failure only where an account
+    exists would tell which e-mails have one)."""
+    try:
+        await svc.mail.send(mail)
+    except Exception:
+        log.exception("mail to an account could not be sent")
 
 
 @api.route(
