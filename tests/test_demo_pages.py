@@ -236,6 +236,70 @@ async def test_a_viewer_fills_a_cart_from_the_demo_bag_and_pays_once(
             await ctx.close()
 
 
+async def test_a_viewer_signs_up_during_the_live_and_keeps_the_hold_and_the_cart(
+    browser: Browser, demo: Demo, shots: Path
+) -> None:
+    """A phone viewer holds the demo deal's unit and puts a mug in the cart as a guest, signs
+    up from the room's Sign in link, comes back to the same hold (its checkout reopens) and
+    cart, pays as the account, and the account's page and orders say so."""
+    ctx, viewer = await new_page(browser, "viewer who signs up", **PHONE)
+    try:
+        page = viewer.page
+        await page.goto(demo.watch)
+        await expect(page.locator("#connection")).to_be_hidden()
+        await page.click("#bag-button")
+        mug = page.locator("#bag-items .bag-item", has_text="Stoneware mug")
+        await mug.locator("button").click()
+        await page.click("#sheet-add")
+        await expect(page.locator("#cart-count")).to_have_text("1")
+        await open_checkout(page)
+        await page.locator("#checkout").evaluate("dialog => dialog.close()")
+
+        await page.click("#account-link")
+        await expect(page).to_have_url(re.compile(r"/account\?next=/live/\d+$"))
+        form = page.locator("#sign-up")
+        await form.locator("[name=display_name]").fill("Mina")
+        await form.locator("[name=email]").fill("mina@example.com")
+        await form.locator("[name=password]").fill("short")
+        await form.locator("button[type=submit]").click()
+        await expect(page).to_have_url(re.compile(r"/account"))  # the browser's own check
+        await form.locator("[name=password]").fill("password1234")
+        await form.locator("button[type=submit]").click()
+        await expect(form.locator(".form-error")).to_have_text(
+            "Choose a longer or less common password."
+        )
+        await form.locator("[name=password]").fill("violet-kettle-orbit-42")
+        assert await overflowing(page, "main, main *") == []
+        await page.screenshot(path=shots / "viewer-sign-up-phone.png")
+        await form.locator("button[type=submit]").click()
+
+        # Back in the room: the same hold's checkout reopens, the mug is still in the cart.
+        await expect(page).to_have_url(demo.watch)
+        await expect(page.locator("#checkout")).to_be_visible(timeout=20_000)
+        await expect(page.locator("#hold-timer")).to_contain_text(":")
+        await expect(page.locator("#cart-count")).to_have_text("1")
+        order_id = await pay(page)
+        assert order_id > 0
+
+        await page.goto(f"{demo.base}/account")
+        await expect(page.locator("#signed-in-as")).to_have_text(
+            "Signed in as Mina (mina@example.com)."
+        )
+        await page.goto(f"{demo.base}/orders")
+        await expect(page.locator(f"#order-{order_id}")).to_be_visible(timeout=20_000)
+        # The one refusal the page met was the guessable password, answered 422 (and logged
+        # by the browser as a failed load).
+        refused = [p for p in viewer.problems if "422" in p]
+        assert [p for p in viewer.problems if p not in refused] == []
+        assert [p for p in refused if p.startswith("http")] == [
+            f"http 422: POST {demo.base}/api/accounts"
+        ]
+    finally:
+        await ctx.close()
+
+
+# Last in this module: it ends the demo's live, which the tests above need running (pytest
+# runs a module's tests in file order on each worker, each worker with its own demo).
 async def test_a_newcomer_buys_the_demo_deal_on_a_phone_and_sees_the_live_end(
     browser: Browser, demo: Demo, shots: Path
 ) -> None:
@@ -313,65 +377,3 @@ async def test_a_newcomer_buys_the_demo_deal_on_a_phone_and_sees_the_live_end(
 def assert_clean(*pages: Watched) -> None:
     for watched in pages:
         watched.assert_clean()
-
-
-async def test_a_viewer_signs_up_during_the_live_and_keeps_the_hold_and_the_cart(
-    browser: Browser, demo: Demo, shots: Path
-) -> None:
-    """A phone viewer holds the demo deal's unit and puts a mug in the cart as a guest, signs
-    up from the room's Sign in link, comes back to the same hold (its checkout reopens) and
-    cart, pays as the account, and the account's page and orders say so."""
-    ctx, viewer = await new_page(browser, "viewer who signs up", **PHONE)
-    try:
-        page = viewer.page
-        await page.goto(demo.watch)
-        await expect(page.locator("#connection")).to_be_hidden()
-        await page.click("#bag-button")
-        mug = page.locator("#bag-items .bag-item", has_text="Stoneware mug")
-        await mug.locator("button").click()
-        await page.click("#sheet-add")
-        await expect(page.locator("#cart-count")).to_have_text("1")
-        await open_checkout(page)
-        await page.locator("#checkout").evaluate("dialog => dialog.close()")
-
-        await page.click("#account-link")
-        await expect(page).to_have_url(re.compile(r"/account\?next=/live/\d+$"))
-        form = page.locator("#sign-up")
-        await form.locator("[name=display_name]").fill("Mina")
-        await form.locator("[name=email]").fill("mina@example.com")
-        await form.locator("[name=password]").fill("short")
-        await form.locator("button[type=submit]").click()
-        await expect(page).to_have_url(re.compile(r"/account"))  # the browser's own check
-        await form.locator("[name=password]").fill("password1234")
-        await form.locator("button[type=submit]").click()
-        await expect(form.locator(".form-error")).to_have_text(
-            "Choose a longer or less common password."
-        )
-        await form.locator("[name=password]").fill("violet-kettle-orbit-42")
-        assert await overflowing(page, "main, main *") == []
-        await page.screenshot(path=shots / "viewer-sign-up-phone.png")
-        await form.locator("button[type=submit]").click()
-
-        # Back in the room: the same hold's checkout reopens, the mug is still in the cart.
-        await expect(page).to_have_url(demo.watch)
-        await expect(page.locator("#checkout")).to_be_visible(timeout=20_000)
-        await expect(page.locator("#hold-timer")).to_contain_text(":")
-        await expect(page.locator("#cart-count")).to_have_text("1")
-        order_id = await pay(page)
-        assert order_id > 0
-
-        await page.goto(f"{demo.base}/account")
-        await expect(page.locator("#signed-in-as")).to_have_text(
-            "Signed in as Mina (mina@example.com)."
-        )
-        await page.goto(f"{demo.base}/orders")
-        await expect(page.locator(f"#order-{order_id}")).to_be_visible(timeout=20_000)
-        # The one refusal the page met was the guessable password, answered 422 (and logged
-        # by the browser as a failed load).
-        refused = [p for p in viewer.problems if "422" in p]
-        assert [p for p in viewer.problems if p not in refused] == []
-        assert [p for p in refused if p.startswith("http")] == [
-            f"http 422: POST {demo.base}/api/accounts"
-        ]
-    finally:
-        await ctx.close()
