@@ -100,7 +100,10 @@ async def test_a_nodes_rules_take_its_own_orders_and_older_ones_not_anothers(
             moved = update(Order).where(col(Order.id) == order.id)
             await session.exec(moved.values(keyspace=keyspace, ship_limit_ms=due))
         await session.commit()
-    assert await cancel_overdue(refunds_of(mine), due) == 2
+    # At least these two: orders other tests wrote on this database before orders named their
+    # keyspace ("", test_deadlines.py's) are due a century on too, and every deployment's rules
+    # take those. Which of the three were taken is what is checked, exactly, below.
+    assert await cancel_overdue(refunds_of(mine), due) >= 2
     async with stores.db.session() as session:
         found = {o.id: o.status for o in (await session.exec(select(Order))).all()}
     assert (found[own.id], found[legacy.id], found[foreign.id]) == (
