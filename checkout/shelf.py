@@ -5,6 +5,7 @@ encodes the calls and reads the answers."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, NamedTuple, cast
@@ -51,13 +52,14 @@ def decode_lines(text: str) -> tuple[Line, ...]:
     return tuple(Line(*(int(part) for part in item.split(":"))) for item in text.split(",") if item)
 
 
-@dataclass(frozen=True)
-class HoldAsk:
-    """One checkout's hold, as ``ShelfStore.hold`` is asked for it (see lc_shelf_hold_many)."""
+class HoldAsk(NamedTuple):
+    """One checkout's hold, as ``ShelfStore.hold`` is asked for it (see lc_shelf_hold_many):
+    its lines sorted by SKU, and their text as the call carries it and a fresh hold echoes it."""
 
     buyer: str
     request_id: str
-    lines: list[Line]
+    lines: tuple[Line, ...]
+    lines_text: str
     shipping_fee: int
     shipping_discount: int
     voucher: str
@@ -69,9 +71,8 @@ class HoldAsk:
         """As lc_shelf_hold_many takes it: the fields joined by tabs (none can hold one: ids,
         codes, numbers and orjson's text)."""
         amounts = f"{self.shipping_fee}:{self.shipping_discount}:{self.voucher_discount}"
-        lines = ",".join(line.encoded() for line in sorted(self.lines))
         head = (self.buyer, self.request_id, self.address, amounts, self.voucher)
-        return "\t".join((*head, *self.priced_with, lines))
+        return "\t".join((*head, *self.priced_with, self.lines_text))
 
 
 class Shortfall(NamedTuple):
@@ -134,6 +135,15 @@ class ShelfQuote:
 # in-flight checkout of the shop to Redis for a read (7 % of a cart checkout's CPU at 3k/s).
 RECENT_MS = 10_000
 RECENT_SHOPS = 10_000  # shops remembered at most (all forgotten at once past it)
+RECENT_QUOTES = 1_000  # quotes kept per shop's read (all forgotten at once past it)
+
+
+class RecentRead(NamedTuple):
+    since: float  # time.monotonic() of the first read
+    shipping: str
+    promotions: str
+    terms: dict[int, SaleTerms]
+    quotes: dict[tuple[int, ...], ShelfQuote]
 
 
 class ShelfStock(NamedTuple):
@@ -215,7 +225,8 @@ class ShelfStore:
         # checkouts of the shop without reading again. Never trusted: the hold refuses
         # ("repriced") when a price, currency or the shipping rule it is given is not the
         # shelf's, and the checkout reads afresh. So an edit costs one refusal, never a charge.
-        self._recent: dict[int, tuple[float, str, str, dict[int, SaleTerms]]] = {}
+        # Each entry also keeps the quotes it made, by their SKUs, until the entry is replaced.
+        self._recent: dict[int, RecentRead] = {}
 
     async def install(self) -> None:
         await self.redis.function_load(LIBRARY, replace=True)
@@ -268,11 +279,19 @@ class ShelfStore:
         found = self._recent.get(shop_id)
         if found is None or time.monotonic() - found[0] > RECENT_MS / 1000:
             return None
-        _, shipping, promotions, terms = found
+        _, shipping, promotions, terms, quotes = found
+        key = tuple(sku_ids)
+        quote = quotes.get(key)
+        if quote is not None:
+            return quote
         if not shipping or not promotions or any(sku not in terms for sku in sku_ids):
             return None
         offers = {sku: Offer(terms[sku], 0) for sku in sku_ids}
-        return ShelfQuote(shipping, promotions, offers, stock_known=False)
+        quote = ShelfQuote(shipping, promotions, offers, stock_known=False)
+        if len(quotes) >= RECENT_QUOTES:
+            quotes.clear()
+        quotes[key] = quote  # the next checkout of the same items takes it as it is
+        return quote
 
     def _remember(
         self, shop_id: int, shipping: str, promotions: str, offers: dict[int, Offer]
@@ -282,11 +301,11 @@ class ShelfStore:
         if found is None or now - found[0] > RECENT_MS / 1000:
             if found is None and len(self._recent) >= RECENT_SHOPS:
                 self._recent.clear()
-            found = (now, shipping, promotions, {})
+            found = RecentRead(now, shipping, promotions, {}, {})
         # An entry is as old as its first read: later reads add SKUs, never extend its life.
-        since, _, _, terms = found
+        since, _, _, terms, _ = found
         fresh = {sku: offer.terms for sku, offer in offers.items()}
-        self._recent[shop_id] = (since, shipping, promotions, {**terms, **fresh})
+        self._recent[shop_id] = RecentRead(since, shipping, promotions, {**terms, **fresh}, {})
 
     async def set_shipping(self, shop_id: int, rule: str) -> None:
         """Push the shop's shipping rule ("kind:fee:free_over", as SQL has it) to its shelf."""
@@ -301,7 +320,7 @@ class ShelfStore:
         shop_id: int,
         buyer: str,
         request_id: str,
-        lines: list[Line],
+        lines: Sequence[Line],
         *,
         shipping_fee: int = 0,
         shipping_discount: int = 0,
@@ -318,10 +337,12 @@ class ShelfStore:
         caller inside livecart, uncapped)."""
         if not lines:
             raise ValueError("at least one line")
+        held = tuple(sorted(lines))
         ask = HoldAsk(
             buyer,
             request_id,
-            lines,
+            held,
+            ",".join(line.encoded() for line in held),
             shipping_fee,
             shipping_discount,
             voucher,
@@ -341,7 +362,9 @@ class ShelfStore:
             self.address_cap,
             *(ask.encoded() for ask in asks),
         )
-        return [_hold_answer(answer.split("\t")) for answer in answers]
+        return [
+            _hold_answer(answer.split("\t"), ask) for answer, ask in zip(answers, asks, strict=True)
+        ]
 
     async def begin_payment(self, hold_id: str, buyer: str, attempt: str) -> ShelfTerms | str:
         """The hold's terms, or the refusal's word (as lua/holds.lua's)."""
@@ -385,7 +408,7 @@ class ShelfStore:
         if not raw:
             return None
         state, _, expires, text, *charge = raw
-        return _shelf_hold(hold_id, state, expires, text, charge)
+        return _shelf_hold(hold_id, state, expires, decode_lines(text), charge)
 
     async def wait(self, shop_id: int, sku_id: int, buyer: str, channel: str) -> list[str]:
         """Join the SKU's waitlist (lc_shelf_wait): ["ok", place, waiting], ["offered", hold,
@@ -536,7 +559,7 @@ class ShelfStore:
         return cast(str | None, await self.redis.hget(self.keys.shelf(shop_id).moves, tag))
 
 
-def _hold_answer(raw: list[str]) -> ShelfHold | Refusal:
+def _hold_answer(raw: list[str], ask: HoldAsk) -> ShelfHold | Refusal:
     word = raw[0]
     if word == "short":
         return Refusal(word, short=[Shortfall(*(int(p) for p in x.split(":"))) for x in raw[1:]])
@@ -545,16 +568,22 @@ def _hold_answer(raw: list[str]) -> ShelfHold | Refusal:
     if word != "ok":
         return Refusal(word, detail=tuple(raw[1:]))
     hold_id, expires, state, replayed, total, currency, text, *charge = raw[1:]
-    return _shelf_hold(hold_id, state, expires, text, [total, currency, *charge], replayed)
+    # A fresh hold echoes the asked lines (a replayed one answers its own): not decoded again.
+    held = ask.lines if text == ask.lines_text else decode_lines(text)
+    return _shelf_hold(hold_id, state, expires, held, [total, currency, *charge], replayed)
 
 
 def _shelf_hold(
-    hold_id: str, state: str, expires: str, text: str, charge: list[str], replayed: str = "0"
+    hold_id: str,
+    state: str,
+    expires: str,
+    held: tuple[Line, ...],
+    charge: list[str],
+    replayed: str = "0",
 ) -> ShelfHold:
     """A hold from the shelf's answer; ``charge``: total, currency, shipping fee, its
     discount, the voucher and its part, as lc_shelf_hold_many and lc_shelf_get_hold list them."""
     total, currency, fee, fee_off, code, code_off = charge
-    held = decode_lines(text)
     return ShelfHold(
         id=hold_id,
         qty=sum(line.qty for line in held),

@@ -135,3 +135,18 @@ async def test_a_charge_that_outlasts_the_pay_window_sells_nothing(
     assert await shelf.commit(held.id, "late", "pay_1", "try-1", "") == "hold_expired"
     (stock,) = (await shelf.stock(sku.shop_id, [sku.id or 0])).values()
     assert (stock.available, stock.held, stock.sold) == (5, 0, 0)
+
+
+async def test_a_replayed_hold_answers_its_own_lines_not_the_ones_asked_again(
+    db: Database, shelf: CountingShelf, seller: SellerAccount
+) -> None:
+    # A fresh hold's answer reuses the asked lines instead of decoding its echo; a replay
+    # must still answer what it held.
+    one, two = await shelved(db, shelf, seller, 10), await shelved(db, shelf, seller, 10)
+    asked = [Line(one.id or 0, 2, one.list_price)]
+    first = await shelf.hold(one.shop_id, "a", "r1", asked, priced_with=("", "USD", ""))
+    assert isinstance(first, ShelfHold) and first.lines == tuple(asked) and not first.replayed
+    other = [Line(one.id or 0, 1, one.list_price), Line(two.id or 0, 3, two.list_price)]
+    again = await shelf.hold(one.shop_id, "a", "r1", other, priced_with=("", "USD", ""))
+    assert isinstance(again, ShelfHold) and again.replayed
+    assert (again.id, again.lines, again.qty) == (first.id, tuple(asked), 2)

@@ -10,10 +10,8 @@ from starlette.responses import Response
 
 from catalog import service as catalog
 from catalog.error_codes import CatalogErrorCode
-from checkout.cart import CartHold, Carts, for_sale
-from checkout.cart_store import CartStore
+from checkout.cart import CartHold, for_sale
 from checkout.error_codes import CheckoutErrorCode
-from checkout.shelving import Shelving
 from kernel.errors import CommonErrorCode, Invalid
 from web import responses as out
 from web.api_checkout import address_of
@@ -21,7 +19,7 @@ from web.auth import viewer, viewer_and_kind
 from web.http import JSONResponse, json_body
 from web.routing import Answer, Api, Param
 from web.schemas import CartCheckoutIn, CartItem, CartItemIn
-from web.services import Services, services
+from web.services import services
 
 api = Api()
 MAX_PRODUCTS = 100  # a room's bag holds fewer
@@ -30,10 +28,6 @@ PRODUCT_IDS = Param(
     "A product's id; repeat it for each product (at most 100)",
     {"type": "array", "items": {"type": "integer", "minimum": 1}, "maxItems": MAX_PRODUCTS},
 )
-
-
-def carts(svc: Services) -> Carts:
-    return Carts(CartStore(svc.redis, svc.keys), Shelving(svc.holds.shelf), svc.holds, svc.batcher)
 
 
 def _merged(items: list[CartItem]) -> dict[int, int]:
@@ -76,7 +70,7 @@ def _product_ids(request: Request) -> list[int]:
 async def get_cart(request: Request) -> Response:
     svc = services(request)
     async with svc.db.session() as session:
-        cart = carts(svc)
+        cart = svc.carts
         view = await cart.view(session, viewer(request))
     return JSONResponse({"cart": view})
 
@@ -99,7 +93,7 @@ async def put_item(request: Request) -> Response:
     svc = services(request)
     buyer = viewer(request)
     body = await json_body(request, CartItemIn)
-    cart = carts(svc)
+    cart = svc.carts
     async with svc.db.session() as session:
         await cart.put(session, buyer, request.path_params["sku_id"], body.qty)
         view = await cart.view(session, buyer)
@@ -127,7 +121,7 @@ async def put_deal(request: Request) -> Response:
     svc = services(request)
     buyer = viewer(request)
     body = await json_body(request, CartItemIn)
-    cart = carts(svc)
+    cart = svc.carts
     async with svc.db.session() as session:
         await cart.put_deal(session, buyer, request.path_params["deal_id"], body.qty)
         view = await cart.view(session, buyer)
@@ -144,7 +138,7 @@ async def put_deal(request: Request) -> Response:
 )
 async def clear_cart(request: Request) -> Response:
     svc = services(request)
-    await CartStore(svc.redis, svc.keys).clear(viewer(request))
+    await svc.carts.store.clear(viewer(request))
     return Response(status_code=204)
 
 
@@ -190,7 +184,7 @@ async def checkout_cart(request: Request) -> Response:
             code=CommonErrorCode.INVALID_REQUEST,
         )
     if body.items is None and body.shop_id is None:
-        held = await carts(svc).checkout_every_shop(
+        held = await svc.carts.checkout_every_shop(
             svc.db,
             buyer,
             request_id=body.request_id or "",
@@ -201,7 +195,7 @@ async def checkout_cart(request: Request) -> Response:
             account=account,
         )
     else:
-        one = await carts(svc).checkout(
+        one = await svc.carts.checkout(
             svc.db,
             buyer,
             request_id=body.request_id or "",

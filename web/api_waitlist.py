@@ -14,7 +14,6 @@ from checkout.error_codes import CheckoutErrorCode
 from checkout.shelf_waitlist import ShelfWaitlist
 from kernel.clock import now_ms
 from web import responses as out
-from web.api_cart import carts
 from web.auth import viewer, viewer_and_kind
 from web.http import JSONResponse, json_body
 from web.routing import Answer, Api
@@ -81,7 +80,7 @@ async def leave(request: Request) -> Response:
 
 
 def shelf_waitlist(svc: Services) -> ShelfWaitlist:
-    return ShelfWaitlist(carts(svc).shelving)
+    return ShelfWaitlist(svc.carts.shelving)
 
 
 @api.route(

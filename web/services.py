@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 from starlette.requests import Request
 
 from checkout.batcher import ReserveBatcher
+from checkout.cart import Carts
 from checkout.checkout import Till
 from checkout.holds import HoldStore
 from checkout.idempotency import IdempotencyStore
@@ -40,6 +41,7 @@ class Services:
     keys: Keyspace
     holds: HoldStore
     batcher: ReserveBatcher
+    carts: Carts
     limiter: RateLimiter
     idempotency: IdempotencyStore
     payments: SandboxProvider
