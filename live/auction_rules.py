@@ -68,6 +68,8 @@ class AuctionTerms:
     second_chance: bool = True  # an unpaid win goes to the next bidder
     # Bidders need a card on file, charged when they win (so a winner cannot walk away free).
     card_required: bool = True
+    # Bids from signed-in accounts only (a guest session is cheap to mint; decision 0041).
+    accounts_only: bool = False
     # Times the lot goes up again at once when a close brings no sale (no bid, the reserve not
     # met, nobody paid), while the room is live.
     relists: int = 0

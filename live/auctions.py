@@ -23,7 +23,7 @@ from checkout.error_codes import CheckoutErrorCode
 from checkout.faults import NO_CRASH, CrashPoints
 from checkout.hold_states import HoldState
 from checkout.holds import HoldStore
-from kernel.errors import Conflict, DomainError, ErrorCode, NotFound
+from kernel.errors import Conflict, DomainError, ErrorCode, Forbidden, NotFound
 from live import rules
 from live.auction_rules import FINISHED, AuctionState, AuctionTerms, check_terms, steps_text
 from live.error_codes import LiveErrorCode
@@ -61,6 +61,11 @@ _REFUSALS: dict[str, tuple[type[DomainError], ErrorCode, str]] = {
         "The auction is still open: bid instead.",
     ),
     "no_buy_now": (Conflict, LiveErrorCode.NO_BUY_NOW, "This auction has no buy-it-now price."),
+    "account_required": (
+        Forbidden,
+        CheckoutErrorCode.ACCOUNT_REQUIRED,
+        "This auction takes bids from signed-in accounts only: sign in.",
+    ),
     "buy_now_gone": (
         Conflict,
         LiveErrorCode.BUY_NOW_GONE,
@@ -220,6 +225,7 @@ class Auctions:
                 snipe=terms.snipe_s * 1000,
                 second=int(terms.second_chance),
                 card=int(terms.card_required),
+                accounts=int(terms.accounts_only),
                 duration=terms.duration_s * 1000,
                 relists=terms.relists,
             ),
@@ -231,9 +237,17 @@ class Auctions:
     # -- viewers -------------------------------------------------------------------------------
 
     async def bid(
-        self, room_id: int, auction_id: int, user: str, name: str, amount: int, buy_now: bool
+        self,
+        room_id: int,
+        auction_id: int,
+        user: str,
+        name: str,
+        amount: int,
+        buy_now: bool,
+        account: bool = False,
     ) -> Bid:
-        """A bid of at most ``amount`` (or buy-it-now). Refusals change nothing."""
+        """A bid of at most ``amount`` (or buy-it-now); ``account``: the bidder is signed in (an
+        accounts-only auction refuses guests). Refusals change nothing."""
         has_card = self.till is None or await self.till.provider.method_of(user) is not None
         raw = await self._call(
             "lc_auction_bid",
@@ -244,6 +258,7 @@ class Auctions:
             name,
             "1" if buy_now else "0",
             "1" if has_card else "0",
+            "1" if account else "0",
         )
         if raw[0] != "ok":
             raise await self._refused(room_id, user, raw)
@@ -256,12 +271,20 @@ class Auctions:
             )
         return Bid(auction_id, outcome, int(price), int(ends), int(seq), int(min_bid))
 
-    async def wait(self, room_id: int, auction_id: int, user: str, name: str) -> dict[str, int]:
+    async def wait(
+        self, room_id: int, auction_id: int, user: str, name: str, account: bool = False
+    ) -> dict[str, int]:
         """Join the lot's waitlist once the auction closed with a winner: offered in order at
         the hammer price if nobody before pays. Joining again keeps the place."""
         has_card = self.till is None or await self.till.provider.method_of(user) is not None
         raw = await self._call(
-            "lc_auction_wait", room_id, auction_id, user, name, "1" if has_card else "0"
+            "lc_auction_wait",
+            room_id,
+            auction_id,
+            user,
+            name,
+            "1" if has_card else "0",
+            "1" if account else "0",
         )
         if raw[0] != "ok":
             raise await self._refused(room_id, user, raw)

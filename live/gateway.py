@@ -45,7 +45,8 @@ class Who(NamedTuple):
     """Whom a hello's token names: the user id, the role ("viewer": a guest or an account, who
     may buy; "creator": the room's seller; "seller": another seller, who watches and chats),
     whether it is an account (accounts-only deals sell to those alone), and the name chat shows
-    for it ("": the one the hello chose)."""
+    for it (a guest's alias for the room, an account's display name; "": the one the hello
+    chose, for sellers)."""
 
     user: str
     role: str
@@ -453,7 +454,9 @@ class Connection:
                 message_text = "The creator banned you from this room."
                 self.send(protocol.error(LiveErrorCode.BANNED, message_text, {}))
                 await self.close(protocol.CLOSE_BANNED, "banned from this room")
-            self.name = who.name or rules.clean_name(message.name, f"viewer-{self.user[-4:]}")
+            # Viewers are named by who they are (a guest's alias for the room, an account's
+            # name); sellers by their hello, else by their part in the room.
+            self.name = who.name or rules.clean_name(message.name, who.role.capitalize())
             return message
 
     async def join(self, hello: Hello) -> None:
@@ -706,6 +709,7 @@ class Connection:
                 self.name,
                 message.amount,
                 message.buy_now,
+                account=self.account,
             )
         except DomainError as err:
             self.send(protocol.error(err.code, err.message, err.details, ref))

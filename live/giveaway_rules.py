@@ -54,6 +54,9 @@ class GiveawayTerms:
     duration_s: int
     eligibility: Eligibility = Eligibility.EVERYONE
     min_watch_min: int = 0
+    # Entries from signed-in accounts only: a guest session is cheap to mint, so "one entry
+    # each" holds per person only for accounts (decision 0041).
+    accounts_only: bool = False
 
 
 def check_terms(terms: GiveawayTerms) -> GiveawayTerms:

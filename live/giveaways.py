@@ -19,11 +19,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from catalog import service as catalog
 from catalog.models import Deal, Seller
 from checkout import deals
+from checkout.error_codes import CheckoutErrorCode
 from checkout.hold_states import HoldState
 from checkout.holds import HoldStore
 from checkout.models import Order
 from kernel.db import Database
-from kernel.errors import Conflict, DomainError, NotFound
+from kernel.errors import Conflict, DomainError, Forbidden, NotFound
 from live import rules
 from live.error_codes import LiveErrorCode
 from live.giveaway_rules import (
@@ -124,6 +125,7 @@ class Giveaways:
             terms.duration_s * 1000,
             watch_ms,
             int(terms.eligibility is Eligibility.BUYERS),
+            int(terms.accounts_only),
         )
         if answer[0] not in ("ok", "exists"):
             await deals.stop(session, self.holds, lot)
@@ -134,8 +136,9 @@ class Giveaways:
         assert found is not None
         return found
 
-    async def enter(self, room_id: int, giveaway_id: int, user: str) -> int:
-        """Enter once (a second entry changes nothing); returns the number of entries."""
+    async def enter(self, room_id: int, giveaway_id: int, user: str, account: bool = False) -> int:
+        """Enter once (a second entry changes nothing); returns the number of entries.
+        ``account``: the entrant is signed in (an accounts-only giveaway refuses guests)."""
         found = await self.view(room_id, giveaway_id)
         if found is None:
             raise NotFound("No such giveaway.", code=LiveErrorCode.GIVEAWAY_NOT_FOUND)
@@ -147,9 +150,16 @@ class Giveaways:
                 code=LiveErrorCode.NOT_ELIGIBLE,
                 need="buyer",
             )
-        raw = await self._call("lc_giveaway_enter", room_id, giveaway_id, user)
+        raw = await self._call(
+            "lc_giveaway_enter", room_id, giveaway_id, user, "1" if account else "0"
+        )
         if raw[0] == "ok":
             return int(raw[1])
+        if raw[0] == "account_required":
+            raise Forbidden(
+                "This giveaway is for signed-in accounts only: sign in.",
+                code=CheckoutErrorCode.ACCOUNT_REQUIRED,
+            )
         if raw[0] == "giveaway_closed":
             raise Conflict(
                 "The giveaway has closed.",

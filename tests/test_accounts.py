@@ -320,3 +320,94 @@ async def test_an_accounts_only_deal_refuses_guests_and_counts_an_account_once(
     assert line["name"] == "Mina"
     await guest_ws.close()
     await laptop.close()
+
+
+async def test_an_accounts_only_auction_and_giveaway_refuse_guests(
+    server: Server, http: httpx.AsyncClient, seller: SellerAccount, sessions: GuestSessions
+) -> None:
+    """A guest's bid (HTTP and websocket) and giveaway entry are refused `account_required`
+    and change nothing; an account bids and enters; a bid shows the account's name."""
+    room, _product, sku = await http_room(http, seller, stock=3)
+    h = seller.headers
+    body = {"sku_id": sku, "start_price": 1000, "duration_s": 600, "card_required": False}
+    made = await http.post(
+        f"/api/rooms/{room}/auctions", headers=h, json={**body, "accounts_only": True}
+    )
+    assert made.status_code == 201, made.text
+    auction = made.json()["auction"]
+    assert auction["accounts_only"] is True
+    aid = auction["auction_id"]
+    given = await http.post(
+        f"/api/rooms/{room}/giveaways",
+        headers=h,
+        json={"sku_id": sku, "duration_s": 600, "accounts_only": True},
+    )
+    assert given.status_code == 201, given.text
+    assert given.json()["giveaway"]["accounts_only"] is True
+    gid = given.json()["giveaway"]["giveaway_id"]
+    _, guest = viewer_headers(sessions)
+    account = bearer((await sign_up(http, new_email()))["token"])
+
+    bids = f"/api/rooms/{room}/auctions/{aid}/bids"
+    assert_error(
+        await http.post(bids, headers=guest, json={"amount": 5000}), 403, "account_required"
+    )
+    guest_ws = await WsViewer.open(server.base_url, room)
+    await guest_ws.hello(guest["Authorization"].split()[1])
+    await guest_ws.send(type="bid", auction_id=aid, amount=5000, ref="b1")
+    assert (await guest_ws.answer("b1"))["code"] == "account_required"
+    entries = f"/api/rooms/{room}/giveaways/{gid}/entries"
+    assert_error(await http.post(entries, headers=guest), 403, "account_required")
+    seen = (await http.get(f"/api/rooms/{room}/auctions/{aid}")).json()["auction"]
+    assert (seen["bids"], seen["leader"]) == (0, "")
+    assert (await http.get(f"/api/rooms/{room}/giveaways/{gid}")).json()["giveaway"]["entries"] == 0
+
+    bid = await http.post(bids, headers=account, json={"amount": 1500, "name": "Not me"})
+    assert bid.status_code == 201, bid.text
+    seen = (await http.get(f"/api/rooms/{room}/auctions/{aid}")).json()["auction"]
+    assert (seen["bids"], seen["leader_name"]) == (1, "Mina")
+    entered = await http.post(entries, headers=account)
+    assert (entered.status_code, entered.json()) == (200, {"entries": 1})
+    # An auction open to guests takes their bids, under their alias for the room.
+    other = await http.post(f"/api/rooms/{room}/auctions", headers=h, json=body)
+    assert other.status_code == 201, other.text
+    other_id = other.json()["auction"]["auction_id"]
+    assert other.json()["auction"]["accounts_only"] is False
+    open_bid = await http.post(
+        f"/api/rooms/{room}/auctions/{other_id}/bids",
+        headers=guest,
+        json={"amount": 1500, "name": "Creator"},
+    )
+    assert open_bid.status_code == 201, open_bid.text
+    seen = (await http.get(f"/api/rooms/{room}/auctions/{other_id}")).json()["auction"]
+    guest_id = guest["Authorization"].split()[1]
+    assert seen["leader_name"] == sessions.alias(room, sessions.verify(guest_id))
+    await guest_ws.close()
+
+
+async def test_guests_are_named_by_a_per_room_alias_that_shows_nothing_of_their_id(
+    server: Server, http: httpx.AsyncClient, seller: SellerAccount, sessions: GuestSessions
+) -> None:
+    """A guest's hello name is not theirs to choose: chat shows "Viewer NNNN", the same on
+    every visit to the room and (almost always) another in another room, with nothing of the
+    buyer id in it."""
+    room, _, _ = await http_room(http, seller, stock=1)
+    other_room, _, _ = await http_room(http, seller, stock=1)
+    buyer, token = sessions.issue()
+    names = []
+    for visit in range(2):
+        ws = await WsViewer.open(server.base_url, room)
+        welcome = await ws.hello(token, name="The Creator")
+        await ws.send(type="chat", text=f"visit {visit}")
+        line = await ws.next("chat", text=f"visit {visit}")
+        assert line["name"] == welcome["name"]
+        names.append(line["name"])
+        await ws.close()
+    assert names[0] == names[1] == sessions.alias(room, buyer)
+    assert names[0].startswith("Viewer ") and names[0] != "The Creator"
+    assert not any(buyer[i : i + 4] in names[0] for i in range(len(buyer) - 3))
+    # Over 50 rooms, one guest's aliases are not all the same (one per room, not one per guest).
+    assert len({sessions.alias(r, buyer) for r in range(1, 51)}) > 40
+    elsewhere = await WsViewer.open(server.base_url, other_room)
+    assert (await elsewhere.hello(token))["name"] == sessions.alias(other_room, buyer)
+    await elsewhere.close()

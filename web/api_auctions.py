@@ -12,12 +12,11 @@ from starlette.responses import Response
 from catalog.error_codes import CatalogErrorCode
 from checkout.error_codes import CheckoutErrorCode
 from kernel.errors import DomainError, NotFound
-from live import rules
 from live import service as live_service
 from live.auction_rules import DEFAULT_INCREMENTS, AuctionMode, AuctionTerms
 from live.error_codes import LiveErrorCode
 from web import responses as out
-from web.auth import seller, viewer
+from web.auth import public_name, seller, viewer, viewer_and_kind
 from web.http import JSONResponse, json_body
 from web.routing import Answer, Api
 from web.schemas import AuctionIn, BidIn, WaitIn
@@ -61,6 +60,7 @@ async def open_auction(request: Request) -> Response:
         increments=tuple(body.increments) if body.increments else DEFAULT_INCREMENTS,
         second_chance=body.second_chance,
         card_required=body.card_required,
+        accounts_only=body.accounts_only,
         relists=body.relists,
     )
     async with svc.db.session() as session:
@@ -110,21 +110,23 @@ async def get_auction(request: Request) -> Response:
         LiveErrorCode.MUTED,
         LiveErrorCode.BANNED,
         LiveErrorCode.PAYMENT_METHOD_REQUIRED,
+        CheckoutErrorCode.ACCOUNT_REQUIRED,
         LiveErrorCode.NO_BUY_NOW,
         LiveErrorCode.BUY_NOW_GONE,
     ),
 )
 async def bid(request: Request) -> Response:
     svc = services(request)
-    user = viewer(request)
+    user, account = viewer_and_kind(request)
     body = await json_body(request, BidIn)
     accepted = await svc.auctions.bid(
         request.path_params["room_id"],
         request.path_params["auction_id"],
         user,
-        rules.clean_name(body.name, ""),
+        await public_name(request, request.path_params["room_id"]),
         body.amount,
         body.buy_now,
+        account,
     )
     return JSONResponse({"bid": accepted.json()}, status_code=201)
 
@@ -145,19 +147,21 @@ async def bid(request: Request) -> Response:
         LiveErrorCode.MUTED,
         LiveErrorCode.BANNED,
         LiveErrorCode.PAYMENT_METHOD_REQUIRED,
+        CheckoutErrorCode.ACCOUNT_REQUIRED,
         LiveErrorCode.UNPAID_WIN,
         CheckoutErrorCode.NOT_SOLD_OUT,
     ),
 )
 async def wait_for_lot(request: Request) -> Response:
     svc = services(request)
-    user = viewer(request)
-    body = await json_body(request, WaitIn)
+    user, account = viewer_and_kind(request)
+    await json_body(request, WaitIn)  # checked as before; the name shown is public_name's
     place = await svc.auctions.wait(
         request.path_params["room_id"],
         request.path_params["auction_id"],
         user,
-        rules.clean_name(body.name, ""),
+        await public_name(request, request.path_params["room_id"]),
+        account,
     )
     return JSONResponse({"waitlist": place})
 

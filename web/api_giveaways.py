@@ -10,12 +10,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from catalog.error_codes import CatalogErrorCode
+from checkout.error_codes import CheckoutErrorCode
 from kernel.errors import Conflict, DomainError, NotFound
 from live import service as live_service
 from live.error_codes import LiveErrorCode
 from live.giveaway_rules import Eligibility, GiveawayState, GiveawayTerms, entries_hash
 from web import responses as out
-from web.auth import seller, viewer
+from web.auth import seller, viewer, viewer_and_kind
 from web.http import JSONResponse, json_body
 from web.routing import Api
 from web.schemas import GiveawayIn
@@ -53,6 +54,7 @@ async def open_giveaway(request: Request) -> Response:
         duration_s=body.duration_s,
         eligibility=Eligibility(body.eligibility),
         min_watch_min=body.min_watch_min,
+        accounts_only=body.accounts_only,
     )
     async with svc.db.session() as session:
         await live_service.owned_room(session, me, room_id)
@@ -135,12 +137,13 @@ async def giveaway_entries(request: Request) -> Response:
         LiveErrorCode.GIVEAWAY_CLOSED,
         LiveErrorCode.NOT_ELIGIBLE,
         LiveErrorCode.BANNED,
+        CheckoutErrorCode.ACCOUNT_REQUIRED,
     ),
 )
 async def enter(request: Request) -> Response:
     svc = services(request)
-    user = viewer(request)
+    user, account = viewer_and_kind(request)
     count = await svc.giveaways.enter(
-        request.path_params["room_id"], request.path_params["giveaway_id"], user
+        request.path_params["room_id"], request.path_params["giveaway_id"], user, account
     )
     return JSONResponse({"entries": count})

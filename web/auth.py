@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import secrets
 import time
 import uuid
@@ -46,6 +48,9 @@ class AccountToken:
     epoch: int
 
 
+ALIAS_FIRST, ALIAS_SPAN = 1000, 9000  # "Viewer 1000" to "Viewer 9999"
+
+
 class GuestSessions:
     """Buyers' session tokens: a guest's (``lc_gs_``: a fresh buyer id) or an account's
     (``lc_as_``: the account's buyer id, its id and session epoch). Both are checked without
@@ -55,10 +60,19 @@ class GuestSessions:
         """``secret``: one key, or several oldest to newest (the newest signs, all verify)."""
         self._signer = TimestampSigner(key_list(secret), salt="livecart.guest")
         self._accounts = TimestampSigner(key_list(secret), salt="livecart.account")
+        # The oldest key: a rotation renames nobody until that key is retired.
+        self._alias_key = hashlib.sha256(b"livecart.alias:" + key_list(secret)[0].encode()).digest()
         self.max_age_s = max_age_s
         # Verifying a signature costs more than the rest of a reservation; a viewer sends the
         # same token on every request, so remember the ones already checked.
         self._unsign = functools.lru_cache(maxsize=65536)(self._unsign_uncached)
+
+    def alias(self, room_id: int, buyer: str) -> str:
+        """A guest's name in one room (chat, bids): the same on every visit to the room, another
+        in each room, and nothing of the buyer id in it, so a public name tells nobody who
+        bought what. Guests do not choose one: a chosen name could pass for the creator's."""
+        digest = hmac.new(self._alias_key, f"{room_id}:{buyer}".encode(), hashlib.sha256).digest()
+        return f"Viewer {ALIAS_FIRST + int.from_bytes(digest[:4], 'big') % ALIAS_SPAN}"
 
     def issue(self) -> tuple[str, str]:
         buyer = uuid.uuid4().hex
@@ -133,6 +147,20 @@ def viewer_and_kind(request: Request) -> tuple[str, bool]:
     return sessions.verify(token), sessions.is_account(token)
 
 
+async def public_name(request: Request, room_id: int) -> str:
+    """The name a viewer's bid or place shows in a room, as their chat line would: a guest's
+    alias for the room, an account's display name."""
+    svc = request.app.state.services
+    sessions: GuestSessions = svc.sessions
+    token = bearer(request)
+    if not sessions.is_account(token):
+        return sessions.alias(room_id, sessions.verify(token))
+    signed = sessions.verify_account(token)
+    async with svc.db.session() as session:
+        account = await session.get(Account, signed.account_id)
+    return account.display_name if account is not None else sessions.alias(room_id, signed.buyer)
+
+
 def by_cookie(request: Request) -> bool:
     """The request names a seller by the pages' cookie rather than by a bearer token."""
     return "authorization" not in request.headers and COOKIE in request.cookies
@@ -186,7 +214,8 @@ def identify_for(sessions: GuestSessions, cookies: SellerSessions, db: Database)
 
     async def identify(token: str, room: Room) -> Who:
         if token.startswith(GUEST_PREFIX):
-            return Who(sessions.verify(token), "viewer")
+            buyer = sessions.verify(token)
+            return Who(buyer, "viewer", name=sessions.alias(room["id"], buyer))
         if token.startswith(ACCOUNT_PREFIX):
             # Read once a connection: chat shows the account's name, and a token from before a
             # password change stops here.

@@ -559,6 +559,7 @@ class Auction(Out):
     leader_name: str
     round: int  # 1 once closed with a winner; +1 per offer to the next bidder
     card_required: bool  # bidders keep a card on file; the win is charged to it
+    accounts_only: bool  # bids and places from signed-in accounts only
     relists_left: int  # times it may still go up again without a sale
     relisted: int  # times it went up again so far
     winner: str | None = None
@@ -581,6 +582,7 @@ class Giveaway(Out):
     commitment: str  # SHA-256 of the seed, hex, public from the start
     min_watch_s: int
     buyers_only: bool
+    accounts_only: bool  # entries from signed-in accounts only
     entries: int
     seed: str | None = None
     entries_hash: str | None = None

@@ -476,6 +476,11 @@ class AuctionIn(Strict):
         description="bidders keep a card on file (PUT /api/payment-method); the win is charged "
         "to it at once",
     )
+    accounts_only: bool = Field(
+        default=False,
+        description="bids and waitlist places from signed-in accounts only (guests: 403 "
+        "account_required)",
+    )
     relists: int = Field(
         default=0,
         description="0-3: times the lot goes up again at once when a close brings no sale (no "
@@ -497,6 +502,11 @@ class GiveawayIn(Strict):
         "of this room",
     )
     min_watch_min: int = Field(default=0, json_schema_extra={"minimum": 0, "maximum": 120})
+    accounts_only: bool = Field(
+        default=False,
+        description="entries from signed-in accounts only (guests: 403 account_required); one "
+        "person cannot enter many times with fresh guest sessions",
+    )
 
 
 class CommentBuyIn(Strict):
@@ -515,7 +525,11 @@ class BidIn(Strict):
         description="the most you will pay (proxy bid): the price moves only as far as needed",
     )
     buy_now: bool = Field(default=False, description="take the buy-it-now price instead")
-    name: str | None = Field(default=None, max_length=40, description="shown with the bid")
+    name: str | None = Field(
+        default=None,
+        max_length=40,
+        description="ignored: a bid shows a guest's alias for the room or an account's name",
+    )
 
 
 class SkuWaitIn(Strict):
@@ -529,7 +543,9 @@ class SkuWaitIn(Strict):
 
 class WaitIn(Strict):
     name: str | None = Field(
-        default=None, max_length=40, description="shown if the lot is offered to you"
+        default=None,
+        max_length=40,
+        description="ignored: the place shows a guest's alias for the room or an account's name",
     )
 
 

@@ -33,6 +33,7 @@ local function fmt(n)
 end
 
 local NUMBERS = { 'deal', 'sku', 'start', 'reserve', 'buy_now', 'snipe', 'second', 'card',
+                  'accounts',
                   'autopaid', 'ends',
                   'price', 'leader_max', 'bids', 'hammer', 'round', 'opened', 'duration',
                   'relists', 'relisted' }
@@ -70,6 +71,7 @@ local function view(id, a)
     reserve_met = a.reserve == 0 or (a.bids > 0 and a.price >= a.reserve),
     has_reserve = a.reserve > 0, buy_now_price = a.buy_now, leader = a.leader,
     leader_name = a.leader_name or '', round = a.round, card_required = a.card == 1,
+    accounts_only = a.accounts == 1,
     relists_left = a.relists, relisted = a.relisted,
   }
   if a.winner and a.winner ~= '' then
@@ -95,7 +97,8 @@ local function announce(K, A, kind, id, a, extra)
 end
 
 -- ARGV: channel, maxlen, auction id, then terms as field, value pairs (deal, sku, seller,
--- start, steps, reserve, buy_now, mode, snipe, second, card, duration, relists). Opening twice is harmless:
+-- start, steps, reserve, buy_now, mode, snipe, second, card, accounts, duration, relists).
+-- Opening twice is harmless:
 -- the first wins. Returns {"ok", seq} or {"exists"}, or a refusal.
 local function open(K, A)
   local status = redis.call('HGET', K[1], 'status')
@@ -108,7 +111,8 @@ local function open(K, A)
   redis.call('HSET', K[4], 'deal', terms.deal, 'sku', terms.sku, 'seller', terms.seller,
     'start', terms.start, 'steps', terms.steps, 'reserve', terms.reserve,
     'buy_now', terms.buy_now, 'mode', terms.mode, 'snipe', terms.snipe, 'second', terms.second,
-    'card', terms.card or '0', 'autopaid', 0, 'duration', terms.duration,
+    'card', terms.card or '0', 'accounts', terms.accounts or '0', 'autopaid', 0,
+    'duration', terms.duration,
     'relists', terms.relists or '0', 'relisted', 0,
     'state', 'open', 'opened', fmt(now), 'ends', fmt(now + tonumber(terms.duration)),
     'price', 0, 'leader', '', 'leader_name', '', 'leader_max', 0, 'bids', 0, 'winner', '',
@@ -167,7 +171,7 @@ local function fix_winner(K, a, user, name, price)
 end
 
 -- ARGV: channel, maxlen, auction id, user, maximum, name, buy_now ("1": take the buy-it-now
--- price). A bid is a maximum (proxy bidding): the price moves to the least that beats the
+-- price), has a card ("1"), is an account ("1"). A bid is a maximum (proxy bidding): the price moves to the least that beats the
 -- runner-up, capped by the leader's maximum. Returns {"ok", outcome, price, ends_ms, seq,
 -- outbid user or "", min_bid}, outcome one of leading | raised | outbid | bought, or a refusal.
 local function bid(K, A)
@@ -178,6 +182,7 @@ local function bid(K, A)
   if a.state ~= 'open' or now >= a.ends then return { 'auction_closed', fmt(a.ends) } end
   if redis.call('HGET', K[1], 'status') ~= 'live' then return { 'room_not_live' } end
   if user == a.seller then return { 'shill_bid' } end
+  if a.accounts == 1 and A[9] ~= '1' then return { 'account_required' } end
   if a.card == 1 and A[8] ~= '1' then return { 'payment_method_required' } end
   if redis.call('SISMEMBER', K[3], user) == 1 then return { 'muted' } end
   if offered_set(a)[user] then return { 'unpaid_win' } end
@@ -318,7 +323,8 @@ local function next_round(K, A)
   return { a.state, a.winner or '', fmt(a.hammer), a.round }
 end
 
--- ARGV: channel, maxlen, auction id, user, name, has a card ("1"). Join the lot's waitlist
+-- ARGV: channel, maxlen, auction id, user, name, has a card ("1"), is an account ("1"). Join
+-- the lot's waitlist
 -- once it closed with a winner: if the winner (and the bidders after them) do not pay, it is
 -- offered in order at the hammer price. Joining again keeps the place. Returns {"ok",
 -- position, how many wait} or a refusal.
@@ -330,6 +336,7 @@ local function wait(K, A)
   if a.state ~= 'closed' and a.state ~= 'awarded' then return { 'auction_closed', fmt(a.ends) } end
   if redis.call('HGET', K[1], 'status') ~= 'live' then return { 'room_not_live' } end
   if user == a.seller then return { 'shill_bid' } end
+  if a.accounts == 1 and A[7] ~= '1' then return { 'account_required' } end
   if a.card == 1 and A[6] ~= '1' then return { 'payment_method_required' } end
   if redis.call('SISMEMBER', K[3], user) == 1 then return { 'muted' } end
   if offered_set(a)[user] then return { 'unpaid_win' } end

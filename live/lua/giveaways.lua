@@ -9,7 +9,8 @@ live/giveaway_rules.py); here it is only recorded, once.
   KEYS[2] log       the room's event stream
   KEYS[3] giveaway  hash: deal (the prize lot), sku, commitment (SHA-256 of the seed, public
                     from the start), seed (secret until the draw), ends, min_watch (ms a viewer
-                    must have been in the room), buyers_only, state, entries_hash, winner,
+                    must have been in the room), buyers_only, accounts_only, state,
+                    entries_hash, winner,
                     hold, pay_by
   KEYS[4] entrants  set: one member per entrant
   KEYS[5] seen      the room's hash: user -> when the room first saw them (ms)
@@ -33,7 +34,8 @@ local function load(key)
   if #flat == 0 then return nil end
   local g = {}
   for i = 1, #flat, 2 do g[flat[i]] = flat[i + 1] end
-  for _, name in ipairs({ 'deal', 'sku', 'ends', 'min_watch', 'buyers_only', 'opened' }) do
+  for _, name in ipairs({ 'deal', 'sku', 'ends', 'min_watch', 'buyers_only', 'accounts_only',
+                          'opened' }) do
     g[name] = tonumber(g[name] or '0')
   end
   return g
@@ -43,7 +45,8 @@ local function view(K, id, g)
   local v = {
     giveaway_id = tonumber(id), deal_id = g.deal, sku_id = g.sku, state = g.state,
     ends_ms = g.ends, commitment = g.commitment, min_watch_s = g.min_watch / 1000,
-    buyers_only = g.buyers_only == 1, entries = redis.call('SCARD', K[4]),
+    buyers_only = g.buyers_only == 1, accounts_only = g.accounts_only == 1,
+    entries = redis.call('SCARD', K[4]),
   }
   if g.state ~= 'open' and g.state ~= 'void' then
     v.seed, v.entries_hash, v.winner = g.seed, g.entries_hash, g.winner
@@ -64,7 +67,7 @@ local function announce(K, A, kind, id, g)
 end
 
 -- ARGV: channel, maxlen, id, deal, sku, commitment, seed, duration ms, min_watch ms,
--- buyers_only. Opening twice is harmless.
+-- buyers_only, accounts_only. Opening twice is harmless.
 local function open(K, A)
   local status = redis.call('HGET', K[1], 'status')
   if not status then return { 'room_not_found' } end
@@ -73,19 +76,22 @@ local function open(K, A)
   local now = now_ms()
   redis.call('HSET', K[3], 'deal', A[4], 'sku', A[5], 'commitment', A[6], 'seed', A[7],
     'ends', fmt(now + tonumber(A[8])), 'min_watch', A[9], 'buyers_only', A[10],
+    'accounts_only', A[11] or '0',
     'state', 'open', 'opened', fmt(now), 'entries_hash', '', 'winner', '', 'hold', '',
     'pay_by', 0)
   redis.call('SADD', K[6], A[3])
   return { 'ok', announce(K, A, 'giveaway.started', A[3], load(K[3])) }
 end
 
--- ARGV: channel, maxlen, id, user. One entry each; refused once the window has passed, or
--- before the viewer has been in the room min_watch. Returns {"ok", entries, new (1|0)}.
+-- ARGV: channel, maxlen, id, user, is an account ("1"). One entry each; refused once the
+-- window has passed, from a guest when it is for accounts only, or before the viewer has been
+-- in the room min_watch. Returns {"ok", entries, new (1|0)}.
 local function enter(K, A)
   local g = load(K[3])
   if not g then return { 'giveaway_not_found' } end
   local now = now_ms()
   if g.state ~= 'open' or now >= g.ends then return { 'giveaway_closed', fmt(g.ends) } end
+  if g.accounts_only == 1 and A[5] ~= '1' then return { 'account_required' } end
   if g.min_watch > 0 then
     local seen = tonumber(redis.call('HGET', K[5], A[4]) or '0')
     if seen == 0 or now - seen < g.min_watch then

@@ -103,6 +103,7 @@ export class Formats {
       reserve_price: amount("reserve_price"),
       buy_now_price: amount("buy_now_price"),
       relists: Number(form.elements.relists.value),
+      accounts_only: form.elements.accounts_only.checked,
     };
     $("auction-error").textContent = "";
     if ([terms.start_price, terms.reserve_price, terms.buy_now_price].some(Number.isNaN)) {
@@ -121,6 +122,7 @@ export class Formats {
       duration_s: Number(form.elements.duration_s.value),
       eligibility,
       min_watch_min: eligibility === "watchers" ? Number(form.elements.min_watch_min.value) : 0,
+      accounts_only: form.elements.accounts_only.checked,
     };
     $("giveaway-error").textContent = "";
     await this.act(() => this.call("POST", `/api/rooms/${this.roomId}/giveaways`, terms), "giveaway-error");

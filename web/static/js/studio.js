@@ -259,6 +259,7 @@ function readDeal() {
     per_buyer_limit: whole(form.elements.per_buyer_limit.value),
     countdown_s: whole(form.elements.countdown_s.value),
     duration_s: whole(form.elements.duration_s.value),
+    accounts_only: form.elements.accounts_only.checked,
   };
   const problems = {};
   const sku = skuById(terms.sku_id);

@@ -246,11 +246,11 @@ export class ViewerFormats {
     let standing = "";
     if (open && mine) standing = t("auction_you_lead");
     else if (open && this.standing[a.auction_id] === "outbid") standing = t("auction_outbid");
-    else if (open && a.leader) standing = t("auction_leader", { name: a.leader_name || a.leader.slice(0, 6) });
+    else if (open && a.leader) standing = t("auction_leader", { name: a.leader_name || "?" });
     else if (a.winner && a.winner === this.user() && this.orders[a.auction_id]) standing = t("order_number", { id: this.orders[a.auction_id] });
     else if (a.winner && a.winner === this.user()) standing = a.state === "sold" ? t("auction_paid") : a.card_required ? t("auction_charging") : t("auction_you_won");
     else if (a.winner && this.places[a.auction_id] && a.state !== "sold") standing = t("waitlist_place", { place: this.places[a.auction_id] });
-    else if (a.winner) standing = t("auction_sold", { name: a.winner_name || a.winner.slice(0, 6), price: money(a.hammer_price, currency) });
+    else if (a.winner) standing = t("auction_sold", { name: a.winner_name || "?", price: money(a.hammer_price, currency) });
     else if (a.state === "unsold") standing = t("auction_unsold");
     $("auction-standing").textContent = standing;
     $("auction-standing").dataset.standing = open ? (mine ? "leading" : this.standing[a.auction_id] || "") : a.state;
@@ -354,7 +354,7 @@ export class ViewerFormats {
     try {
       const token = await guestToken();
       const { waitlist } = await api("POST", `/api/rooms/${this.state.room.id}/auctions/${a.auction_id}/waitlist`, {
-        body: { name: this.socket.name || null },
+        body: {},
         headers: { Authorization: `Bearer ${token}` },
       });
       this.places[a.auction_id] = waitlist.place;

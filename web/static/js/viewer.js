@@ -11,23 +11,11 @@ import { watch } from "./webrtc.js";
 
 const $ = (id) => document.getElementById(id);
 const roomId = config.room_id;
+const PLACEHOLDER = "/static/img/placeholder.svg"; // a product without a picture
 // taken: per deal, the units this viewer holds or bought (what its per-buyer limit counts).
 const state = { room: null, stock: {}, viewers: 0, holds: {}, taken: {}, activeHold: null };
-const NAME_KEY = "livecart.name";
-const PLACEHOLDER = "/static/img/placeholder.svg"; // a product without a picture
-
-function chatName() {
-  let name = localStorage.getItem(NAME_KEY);
-  if (!name) {
-    name = `Viewer ${Math.floor(1000 + Math.random() * 9000)}`;
-    localStorage.setItem(NAME_KEY, name);
-  }
-  return name;
-}
-
 const socket = new RoomSocket(roomId, {
   token: () => guestToken(),
-  name: chatName(),
   onMessage: receive,
   onState: showConnection,
 });
