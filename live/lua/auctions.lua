@@ -171,9 +171,10 @@ local function fix_winner(K, a, user, name, price)
 end
 
 -- ARGV: channel, maxlen, auction id, user, maximum, name, buy_now ("1": take the buy-it-now
--- price), has a card ("1"), is an account ("1"). A bid is a maximum (proxy bidding): the price moves to the least that beats the
--- runner-up, capped by the leader's maximum. Returns {"ok", outcome, price, ends_ms, seq,
--- outbid user or "", min_bid}, outcome one of leading | raised | outbid | bought, or a refusal.
+-- price), has a card ("1"), is an account ("1"). A bid is a maximum (proxy bidding): the price
+-- moves to the least that beats the runner-up, capped by the leader's maximum. Returns {"ok",
+-- outcome, price, ends_ms, seq, outbid user or "", min_bid}, outcome one of leading | raised |
+-- outbid | bought, or a refusal.
 local function bid(K, A)
   local id, user, max, name = A[3], A[4], tonumber(A[5]), A[6]
   local a = load(K[4])
