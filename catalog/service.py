@@ -5,7 +5,6 @@ Every write takes the acting seller and checks ownership here, so the HTTP layer
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -22,20 +21,11 @@ from catalog.models import Deal, Product, Seller, Shop, Sku
 from catalog.rules import DealTerms, check_deal_terms, handle_for
 from kernel.clock import now_ms
 from kernel.errors import CommonErrorCode, Conflict, Invalid, NotFound, Unauthorized
+from people.staff import TOKEN_PREFIX, hash_token, new_token
 
-TOKEN_PREFIX = "lc_sk_"
 # A started deal has units allocated and may be selling: its product stays on sale. (A deal
 # only scheduled can be left: starting it is refused once its product is archived.)
 SELLING_DEAL_STATUSES = (DealStatus.LIVE,)
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def new_token() -> str:
-    """A seller API token: 256 bits from the operating system's CSPRNG, never guessable."""
-    return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
 async def rotate_token(session: AsyncSession, seller: Seller) -> str:

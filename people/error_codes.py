@@ -1,4 +1,5 @@
-"""Refusals about accounts: signing up, signing in, passwords and their reset."""
+"""Refusals about accounts (signing up, signing in, passwords and their reset) and about a
+seller's staff (roles, invitations, API tokens)."""
 
 from __future__ import annotations
 
@@ -14,3 +15,13 @@ class PeopleErrorCode(ErrorCode):
     WRONG_PASSWORD = "wrong_password"  # or no account with that e-mail: never told apart
     GUEST_CLAIMED = "guest_claimed"  # the guest session signing up already belongs to an account
     RESET_INVALID = "reset_invalid"  # a reset link that is forged, used or too old
+    # A seller's staff (decision 0043)
+    ROLE_FORBIDDEN = "role_forbidden"  # a member or token whose role may not do this
+    ALREADY_MEMBER = "already_member"
+    OWNER_FIXED = "owner_fixed"  # the owner's role cannot change; nobody else becomes owner
+    MEMBER_NOT_FOUND = "member_not_found"
+    TOKEN_NOT_FOUND = "token_not_found"
+    TOO_MANY_TOKENS = "too_many_tokens"
+    INVITATION_INVALID = "invitation_invalid"  # forged, used, withdrawn or too old
+    INVITATION_EMAIL_MISMATCH = "invitation_email_mismatch"
+    NOT_ON_STAFF = "not_on_staff"  # a seller sign-in by an account on no seller's staff

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger
+from sqlalchemy import BigInteger, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -20,3 +20,56 @@ class Account(SQLModel, table=True):
     # stop working wherever the account is read.
     session_epoch: int = Field(default=0)
     created_ms: int = Field(sa_type=BigInteger)
+
+
+class Member(SQLModel, table=True):
+    """An account on a seller's staff, with a role (people/roles.py). A seller has exactly one
+    owner; an account is at most one member of a seller (decision 0043)."""
+
+    __tablename__ = "seller_members"
+    __table_args__ = (
+        UniqueConstraint("seller_id", "account_id", name="one_membership"),
+        # One owner a seller: a second one is refused by the database, not by a check first.
+        Index(
+            "one_owner",
+            "seller_id",
+            unique=True,
+            sqlite_where=text("role = 'owner'"),
+            postgresql_where=text("role = 'owner'"),
+        ),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    seller_id: int = Field(foreign_key="sellers.id", index=True)
+    account_id: int = Field(foreign_key="accounts.id", index=True)
+    role: str = Field(max_length=16)
+    created_ms: int = Field(sa_type=BigInteger)
+
+
+class Invitation(SQLModel, table=True):
+    """An e-mailed link to join a seller's staff: used once, before it expires. Only a hash of
+    its token is kept; the link itself is in the mail."""
+
+    __tablename__ = "seller_invitations"
+    id: int | None = Field(default=None, primary_key=True)
+    seller_id: int = Field(foreign_key="sellers.id", index=True)
+    email: str = Field(max_length=320)  # lower-cased
+    role: str = Field(max_length=16)
+    token_hash: str = Field(max_length=64, unique=True)
+    created_ms: int = Field(sa_type=BigInteger)
+    expires_ms: int = Field(sa_type=BigInteger)
+    accepted_ms: int | None = Field(default=None, sa_type=BigInteger)
+    accepted_by: int | None = Field(default=None, foreign_key="accounts.id")
+
+
+class ApiToken(SQLModel, table=True):
+    """A seller API token for scripts, scoped to a role and revocable; a seller has several.
+    (The owner's token from ``livecart create-seller`` stays on the seller's row.)"""
+
+    __tablename__ = "seller_tokens"
+    id: int | None = Field(default=None, primary_key=True)
+    seller_id: int = Field(foreign_key="sellers.id", index=True)
+    name: str = Field(max_length=60)
+    role: str = Field(max_length=16)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    created_ms: int = Field(sa_type=BigInteger)
+    revoked_ms: int | None = Field(default=None, sa_type=BigInteger)

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -137,10 +138,22 @@ def test_create_seller_prints_a_working_token(tmp_path: Path) -> None:
         text=True,
         check=True,
     )
-    token = created.stdout.split("token: ")[1].strip()
+    token = created.stdout.split("token: ")[1].splitlines()[0].strip()
+    link = created.stdout.split("owner's sign-up link (7 days): ")[1].strip()
     with livecart("serve", tmp_path) as base:
         shops = httpx.get(f"{base}/api/shops", headers={"Authorization": f"Bearer {token}"})
         assert shops.json() == {"shops": [{"id": 1, "name": "Ana's shop", "handle": "anas-shop"}]}
+        # The owner's link: they choose a password and are signed in as the owner.
+        with httpx.Client(base_url=base) as browser:
+            page = browser.get(urlsplit(link).path)
+            assert page.status_code == 200 and "ana@example.com" in page.text
+            (csrf,) = re.findall(r'name="csrf" value="([^"]+)"', page.text)
+            joined = browser.post(
+                urlsplit(link).path, data={"csrf": csrf, "password": "violet-kettle-orbit-42"}
+            )
+            assert joined.status_code == 303, joined.text
+            me = browser.get("/api/staff/me")
+            assert me.json()["role"] == "owner" and me.json()["seller_id"] == 1
     again = subprocess.run(
         created.args, env=UNCONFIGURED, cwd=tmp_path, capture_output=True, text=True
     )

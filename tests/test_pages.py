@@ -97,7 +97,7 @@ async def sign_in(page: Page, base: str, token: str, then: str = "/seller") -> N
     await page.goto(f"{base}{then}")
     await expect(page).to_have_url(f"{base}/seller/login?next={then}")
     await page.fill("#token", token)
-    await page.click("button[type=submit]")
+    await page.click("#token-form button[type=submit]")
     await expect(page).to_have_url(f"{base}{then}")
 
 

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from people.roles import Duty
 from web.app import openapi_document
 from web.http import http_error_handler
 from web.routing import Api
@@ -78,6 +79,7 @@ def test_each_status_is_documented_with_its_codes() -> None:
         "Change a thing",
         body=Thing,
         auth="seller",
+        duty=Duty.LIVE,
         ok={200: Thing},
         errors=("room_not_found", "room_ended", "room_busy"),
     )(change)
@@ -105,7 +107,8 @@ def test_each_status_is_documented_with_its_codes() -> None:
 
     assert codes("404") == ["not_found", "room_not_found"]
     assert codes("409") == ["room_ended", "room_busy"]
-    assert codes("403") == ["csrf_failed"]  # a cookie-signed-in seller's change needs the token
+    # A cookie-signed-in seller's change needs the token; a role must be allowed to.
+    assert codes("403") == ["csrf_failed", "role_forbidden"]
     assert set(codes("422")) == {"invalid_request", "unknown_field"}
 
 

@@ -22,7 +22,7 @@ from tests.helpers import assert_error
 from tests.test_seller_pages import sign_in
 from tests.wsclient import WsViewer
 from web.auth import GuestSessions
-from web.cookies import SellerSessions
+from web.cookies import SellerSessions, token_tag
 from web.settings import Settings
 
 OLD, NEW = "old-" + secrets.token_hex(16), "new-" + secrets.token_hex(16)
@@ -116,7 +116,9 @@ def test_a_guest_token_of_the_previous_key_verifies_until_the_key_is_removed() -
 def test_seller_cookies_csrf_tokens_and_tickets_of_the_previous_key_still_work() -> None:
     seller = Seller(id=7, name="S", email="s@example.com", token_hash="ab" * 32, created_ms=1)
     before = SellerSessions(OLD, 3600)
-    cookie, ticket = before.issue(seller), before.ticket(seller, 3)
+    assert seller.id is not None
+    tag = token_tag(seller)
+    cookie, ticket = before.issue(seller.id, tag), before.ticket(seller.id, tag, 3)
     csrf = before.csrf_token(cookie)
     rotated = SellerSessions([OLD, NEW], 3600)
     assert rotated.read(cookie).seller_id == 7

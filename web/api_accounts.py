@@ -58,7 +58,7 @@ async def sign_up(request: Request) -> Response:
     svc = services(request)
     body = parse(SignUpIn, await read_body(request))
     guest = _guest_of(request, svc)
-    await _throttle(svc, request)
+    await throttle_sign_in(svc, request)
     async with svc.db.session() as session:
         account = await accounts.sign_up(
             session, body.email, body.password, body.display_name, guest
@@ -85,7 +85,7 @@ async def sign_in(request: Request) -> Response:
     svc = services(request)
     body = parse(SignInIn, await read_body(request))
     guest = _guest_of(request, svc)
-    await _throttle(svc, request, email=body.email)
+    await throttle_sign_in(svc, request, email=body.email)
     async with svc.db.session() as session:
         account = await accounts.sign_in(session, body.email, body.password)
         # A guest id some account claimed is that account's: its orders and cart never move
@@ -128,7 +128,7 @@ async def me(request: Request) -> Response:
 async def ask_reset(request: Request) -> Response:
     svc = services(request)
     body = parse(ResetAskIn, await read_body(request))
-    await _throttle(svc, request, email=body.email)
+    await throttle_sign_in(svc, request, email=body.email)
     try:
         email = accounts.normal_email(body.email)
     except Invalid:
@@ -137,7 +137,7 @@ async def ask_reset(request: Request) -> Response:
         account = await accounts.account_by_email(session, email) if email else None
     if account is not None:
         code = _resets(svc).dumps([account.id, account.session_epoch])
-        link = f"{_public_url(svc, request)}/account/reset#{code}"
+        link = f"{public_url(svc, request)}/account/reset#{code}"
         await _send(
             svc,
             Mail(
@@ -179,7 +179,7 @@ async def _send(svc: Services, mail: Mail) -> None:
 async def reset(request: Request) -> Response:
     svc = services(request)
     body = parse(ResetIn, await read_body(request))
-    await _throttle(svc, request)
+    await throttle_sign_in(svc, request)
     try:
         account_id, epoch = _resets(svc).loads(body.reset, max_age=RESET_MAX_AGE_S)
     except SignatureExpired:
@@ -223,7 +223,8 @@ def _guest_of(request: Request, svc: Services) -> str | None:
     return svc.sessions.verify(token)
 
 
-async def _throttle(svc: Services, request: Request, *, email: str = "") -> None:
+async def throttle_sign_in(svc: Services, request: Request, *, email: str = "") -> None:
+    """Sign-in attempts per address, and per e-mail when one is named (pages' too)."""
     settings = svc.settings
     per_address = Rate(settings.sign_in_rate_per_s, settings.sign_in_burst)
     await svc.limiter.take("sign_in", address_of(request), per_address, "sign-in attempts")
@@ -241,7 +242,7 @@ def _reset_invalid(message: str) -> Invalid:
     return Invalid(message, code=PeopleErrorCode.RESET_INVALID)
 
 
-def _public_url(svc: Services, request: Request) -> str:
+def public_url(svc: Services, request: Request) -> str:
     # The configured address: a link built from the request's Host header could point a reset
     # mail at whatever host a caller put there.
     return (svc.settings.public_url or str(request.base_url)).rstrip("/")

@@ -15,6 +15,7 @@ from kernel.errors import DomainError, NotFound
 from live import service as live_service
 from live.auction_rules import DEFAULT_INCREMENTS, AuctionMode, AuctionTerms
 from live.error_codes import LiveErrorCode
+from people.roles import Duty
 from web import responses as out
 from web.auth import public_name, seller, viewer, viewer_and_kind
 from web.http import JSONResponse, json_body
@@ -31,6 +32,7 @@ api = Api()
     "Auction one unit of a SKU in the bag",
     body=AuctionIn,
     auth="seller",
+    duty=Duty.LIVE,
     tag="auctions",
     ok={201: out.AuctionAnswer},
     errors=(

@@ -18,6 +18,7 @@ from checkout.error_codes import CheckoutErrorCode
 from checkout.shelving import Shelving
 from kernel.clock import now_ms
 from kernel.errors import Invalid
+from people.roles import Duty
 from web import responses as out
 from web.auth import seller
 from web.error_codes import WebErrorCode
@@ -76,7 +77,13 @@ def product_json(product: Product, skus: list[Sku] | None = None) -> dict[str, A
 
 
 @api.route(
-    "GET", "/api/shops", "List your shops", auth="seller", tag="catalog", ok={200: out.ShopList}
+    "GET",
+    "/api/shops",
+    "List your shops",
+    auth="seller",
+    duty=Duty.READ,
+    tag="catalog",
+    ok={200: out.ShopList},
 )
 async def list_shops(request: Request) -> Response:
     me = await seller(request)
@@ -91,6 +98,7 @@ async def list_shops(request: Request) -> Response:
     "Open another shop",
     body=ShopIn,
     auth="seller",
+    duty=Duty.CATALOG,
     tag="catalog",
     ok={201: out.ShopAnswer},
 )
@@ -108,6 +116,7 @@ async def create_shop(request: Request) -> Response:
     "Set your shop's shipping fee: flat, free over an amount, or per item",
     body=ShippingRuleIn,
     auth="seller",
+    duty=Duty.CATALOG,
     tag="catalog",
     ok={200: out.ShippingRuleAnswer},
     errors=(CatalogErrorCode.SHOP_NOT_FOUND, CatalogErrorCode.INVALID_SHIPPING_RULE),
@@ -146,6 +155,7 @@ async def get_shipping(request: Request) -> Response:
     'understands), or remove it with ""',
     body=PayoutMethodIn,
     auth="seller",
+    duty=Duty.MONEY,
     tag="finance",
     ok={200: out.PayoutMethodAnswer},
     errors=(CatalogErrorCode.SHOP_NOT_FOUND,),
@@ -184,6 +194,7 @@ async def list_products(request: Request) -> Response:
     "Add a product to your shop",
     body=ProductIn,
     auth="seller",
+    duty=Duty.CATALOG,
     tag="catalog",
     ok={201: out.ProductAnswer},
     errors=(CatalogErrorCode.SHOP_NOT_FOUND, CatalogErrorCode.INVALID_VARIANT),
@@ -219,6 +230,7 @@ async def get_product(request: Request) -> Response:
     "Edit your product",
     body=ProductPatch,
     auth="seller",
+    duty=Duty.CATALOG,
     tag="catalog",
     ok={200: out.ProductAnswer},
     errors=(
@@ -242,6 +254,7 @@ async def update_product(request: Request) -> Response:
     "/api/products/{product_id:id}",
     "Delete your product (no SKUs left)",
     auth="seller",
+    duty=Duty.CATALOG,
     tag="catalog",
     ok={204: Answer(description="Deleted")},
     errors=(CatalogErrorCode.PRODUCT_NOT_FOUND, CatalogErrorCode.PRODUCT_HAS_SKUS),
@@ -258,6 +271,7 @@ async def delete_product(request: Request) -> Response:
     "/api/products/{product_id:id}/archive",
     "Take your product off sale (no live deal on it); undo with /unarchive",
     auth="seller",
+    duty=Duty.CATALOG,
     tag="catalog",
     ok={200: out.ProductAnswer},
     errors=(CatalogErrorCode.PRODUCT_NOT_FOUND, CatalogErrorCode.PRODUCT_HAS_LIVE_DEAL),
@@ -275,6 +289,7 @@ async def archive_product(request: Request) -> Response:
     "/api/products/{product_id:id}/unarchive",
     "Put your archived product back on sale",
     auth="seller",
+    duty=Duty.CATALOG,
     tag="catalog",
     ok={200: out.ProductAnswer},
     errors=(CatalogErrorCode.PRODUCT_NOT_FOUND,),
@@ -293,6 +308,7 @@ async def unarchive_product(request: Request) -> Response:
     "Add a SKU to your product",
     body=SkuIn,
     auth="seller",
+    duty=Duty.CATALOG,
     tag="catalog",
     ok={201: out.SkuAnswer},
     errors=(
@@ -317,6 +333,7 @@ async def create_sku(request: Request) -> Response:
     "Change a SKU's price, stock, picture, name or option values",
     body=SkuPatch,
     auth="seller",
+    duty=Duty.CATALOG,
     tag="catalog",
     ok={200: out.SkuAnswer},
     errors=(
@@ -353,6 +370,7 @@ async def update_sku(request: Request) -> Response:
     "/api/skus/{sku_id:id}",
     "Delete a SKU no deal was made on",
     auth="seller",
+    duty=Duty.CATALOG,
     tag="catalog",
     ok={204: Answer(description="Deleted")},
     errors=(CatalogErrorCode.SKU_NOT_FOUND, CatalogErrorCode.SKU_IN_USE),
@@ -420,6 +438,7 @@ async def get_deal(request: Request) -> Response:
     "Schedule a flash deal on one of your SKUs",
     body=DealIn,
     auth="seller",
+    duty=Duty.LIVE,
     tag="deals",
     ok={201: out.DealAnswer},
     errors=(
@@ -454,6 +473,7 @@ async def create_deal(request: Request) -> Response:
     "/api/deals/{deal_id:id}/start",
     "Load the deal's stock and open it",
     auth="seller",
+    duty=Duty.LIVE,
     tag="deals",
     ok={200: out.DealAnswer},
     errors=(
@@ -484,6 +504,7 @@ async def start_deal(request: Request) -> Response:
     "/api/deals/{deal_id:id}/stop",
     "Stop a live deal early",
     auth="seller",
+    duty=Duty.LIVE,
     tag="deals",
     ok={200: out.DealAnswer},
     errors=(CatalogErrorCode.DEAL_NOT_FOUND, CatalogErrorCode.DEAL_NOT_LIVE),

@@ -18,6 +18,7 @@ from checkout.error_codes import CheckoutErrorCode
 from checkout.models import Payout
 from checkout.statements import Earnings, Statement, iso_utc, statement_csv
 from kernel.errors import Invalid
+from people.roles import Duty
 from web import responses as out
 from web.auth import seller
 from web.error_codes import WebErrorCode
@@ -152,6 +153,7 @@ async def read_statement(request: Request) -> Statement:
     "Your shop's earnings per currency: pending (not yet withdrawable), available, paid out, "
     "and what a withdrawal would take now; and its payout method",
     auth="seller",
+    duty=Duty.MONEY,
     tag="finance",
     query=(SHOP_ID,),
     ok={200: out.FinanceAnswer},
@@ -179,6 +181,7 @@ async def finance(request: Request) -> Response:
     "Your shop's statement for a period: every entry of its pending, available and paid-out "
     "accounts, oldest first, and each account's opening and closing balance per currency",
     auth="seller",
+    duty=Duty.MONEY,
     tag="finance",
     query=PERIOD,
     ok={200: out.StatementAnswer},
@@ -194,6 +197,7 @@ async def statement(request: Request) -> Response:
     "The same statement's entries as CSV: created_at (ISO 8601, UTC), txn, account, "
     "amount_minor, amount (a decimal in the currency's major units), currency, reference",
     auth="seller",
+    duty=Duty.MONEY,
     tag="finance",
     query=PERIOD,
     ok={
@@ -225,6 +229,7 @@ async def statement_as_csv(request: Request) -> Response:
     "withdrawal a day per shop and currency (a UTC day; a failed payout does not use it up)",
     body=WithdrawalIn,
     auth="seller",
+    duty=Duty.MONEY,
     tag="finance",
     ok={201: out.PayoutAnswer},
     errors=(
@@ -249,6 +254,7 @@ async def withdraw(request: Request) -> Response:
     "/api/finance/payouts",
     "Your shop's withdrawals, newest first (the last 100)",
     auth="seller",
+    duty=Duty.MONEY,
     tag="finance",
     query=(SHOP_ID,),
     ok={200: out.PayoutList},

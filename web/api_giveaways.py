@@ -15,6 +15,7 @@ from kernel.errors import Conflict, DomainError, NotFound
 from live import service as live_service
 from live.error_codes import LiveErrorCode
 from live.giveaway_rules import Eligibility, GiveawayState, GiveawayTerms, entries_hash
+from people.roles import Duty
 from web import responses as out
 from web.auth import seller, viewer, viewer_and_kind
 from web.http import JSONResponse, json_body
@@ -31,6 +32,7 @@ api = Api()
     "Give one unit of a SKU in the bag away",
     body=GiveawayIn,
     auth="seller",
+    duty=Duty.LIVE,
     tag="giveaways",
     ok={201: out.GiveawayAnswer},
     errors=(
@@ -67,6 +69,7 @@ async def open_giveaway(request: Request) -> Response:
     "/api/rooms/{room_id:id}/giveaways/{giveaway_id:id}/close",
     "End the entries now and draw",
     auth="seller",
+    duty=Duty.LIVE,
     tag="giveaways",
     ok={200: out.GiveawayAnswer},
     errors=(LiveErrorCode.ROOM_NOT_FOUND, LiveErrorCode.GIVEAWAY_NOT_FOUND),

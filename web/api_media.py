@@ -19,13 +19,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from catalog.models import Seller
-from catalog.service import TOKEN_PREFIX
 from kernel.errors import CommonErrorCode, Conflict, DomainError, Invalid, NotFound, Unauthorized
 from live import rules
 from live.error_codes import LiveErrorCode
 from live.media.broadcasts import Broadcasts, Peer
 from live.room_states import RoomStatus
-from web.auth import GUEST_PREFIX, bearer, by_cookie, seller
+from people.roles import Duty
+from people.staff import TOKEN_PREFIX
+from web.auth import ACCOUNT_PREFIX, GUEST_PREFIX, bearer, by_cookie, seller
 from web.error_codes import WebErrorCode
 from web.http import BadRequest, domain_error_handler, error_response, read_limited
 from web.routing import ALLOW, Answer, Api, Handler, Param, Raw
@@ -224,7 +225,7 @@ async def _watcher(request: Request) -> str:
     if by_cookie(request):
         return f"seller-{(await seller(request)).id}"
     token = bearer(request)
-    if token.startswith(GUEST_PREFIX):
+    if token.startswith((GUEST_PREFIX, ACCOUNT_PREFIX)):
         return services(request).sessions.verify(token)
     if token.startswith(TOKEN_PREFIX):
         return f"seller-{(await seller(request)).id}"
@@ -253,6 +254,7 @@ def _as_bad_request(err: Invalid) -> BadRequest:
     "/whip/{room_id:id}",
     "Publish the room's video (WHIP, SDP offer)",
     auth="seller",
+    duty=Duty.LIVE,
     tag="media",
     body=OFFER,
     ok={201: ANSWERED},
@@ -277,6 +279,7 @@ async def whip(request: Request) -> Response:
     "/whep/{room_id:id}",
     "Watch the room's video (WHEP, SDP offer)",
     auth=("viewer", "seller"),
+    duty=Duty.READ,
     tag="media",
     body=OFFER,
     ok={201: ANSWERED},
@@ -308,6 +311,7 @@ async def _hang_up(request: Request, role: str, who: str) -> Response:
     "/whip/{room_id:id}/{session_id:str}",
     "Stop publishing",
     auth="seller",
+    duty=Duty.LIVE,
     tag="media",
     ok={200: Answer(description="Hung up")},
     errors=PEER_ERRORS,
@@ -323,6 +327,7 @@ async def whip_delete(request: Request) -> Response:
     "/whep/{room_id:id}/{session_id:str}",
     "Stop watching",
     auth=("viewer", "seller"),
+    duty=Duty.READ,
     tag="media",
     ok={200: Answer(description="Hung up")},
     errors=PEER_ERRORS,

@@ -19,6 +19,7 @@ from checkout.orders import ACTIONS, OrderStatus
 from checkout.shelf import Line
 from kernel.clock import now_ms
 from kernel.errors import Invalid, NotFound
+from people.roles import Duty
 from web import responses as out
 from web.api_checkout import HOLD_ID
 from web.auth import as_seller, seller, viewer
@@ -145,6 +146,7 @@ async def _shop_ids(request: Request, me: Seller) -> list[int]:
     "/api/orders",
     "Your orders: a buyer's own, or a seller's shops' (?status= and ?sort= for sellers)",
     auth=("viewer", "seller"),
+    duty=(Duty.ORDERS, Duty.MONEY),
     tag="orders",
     query=(
         Param(
@@ -227,6 +229,7 @@ async def order_by_hold(request: Request) -> Response:
     "/api/orders/{order_id:id}",
     "One of your shops' orders with its events",
     auth="seller",
+    duty=(Duty.ORDERS, Duty.MONEY),
     tag="orders",
     ok={200: out.OrderAnswer},
     errors=(CheckoutErrorCode.ORDER_NOT_FOUND,),
@@ -251,6 +254,7 @@ async def get_order(request: Request) -> Response:
     body=OrderActionIn,
     body_required=False,
     auth="seller",
+    duty=Duty.ORDERS,
     tag="orders",
     path_params=(Param("action", "What to do", {"enum": sorted(MOVES)}),),
     ok={200: out.OrderAnswer},
@@ -294,6 +298,7 @@ async def order_action(request: Request) -> Response:
     "Ship several of your shops' orders at once, each on its own",
     body=ShipmentsIn,
     auth="seller",
+    duty=Duty.ORDERS,
     tag="orders",
     ok={200: out.ShipmentsAnswer},
     errors=(CheckoutErrorCode.TOO_MANY_SHIPMENTS,),

@@ -13,6 +13,7 @@ from checkout import promotions
 from checkout.error_codes import CheckoutErrorCode
 from checkout.shelving import Shelving
 from kernel.clock import now_ms
+from people.roles import Duty
 from web import responses as out
 from web.auth import seller
 from web.http import JSONResponse, json_body
@@ -29,6 +30,7 @@ api = Api()
     "Make a product discount or a bundle for your shop",
     body=PromotionIn,
     auth="seller",
+    duty=Duty.CATALOG,
     tag="vouchers",
     ok={201: out.PromotionAnswer},
     errors=(CatalogErrorCode.SHOP_NOT_FOUND, CheckoutErrorCode.INVALID_PROMOTION),
@@ -74,6 +76,7 @@ async def list_promotions(request: Request) -> Response:
     "/api/shops/{shop_id:id}/promotions/{promotion_id:id}/end",
     "End one of your shop's promotions now",
     auth="seller",
+    duty=Duty.CATALOG,
     tag="vouchers",
     ok={200: out.PromotionAnswer},
     errors=(CatalogErrorCode.SHOP_NOT_FOUND, CheckoutErrorCode.PROMOTION_NOT_FOUND),

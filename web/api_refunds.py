@@ -17,6 +17,7 @@ from checkout.line_refunds import Pick
 from checkout.models import Order, Refund
 from checkout.refunds import RefundAsk, refund_key
 from kernel.errors import Invalid
+from people.roles import Duty
 from web import responses as out
 from web.api_checkout import IDEMPOTENCY_KEY
 from web.api_orders import order_json
@@ -80,6 +81,7 @@ async def _own_order(request: Request) -> int:
     body=CancelIn,
     body_required=False,
     auth="seller",
+    duty=Duty.ORDERS,
     tag="orders",
     ok={200: out.RefundAnswer},
     errors=MONEY_REFUSALS,
@@ -102,6 +104,7 @@ async def cancel_order(request: Request) -> Response:
     body=RefundIn,
     body_required=False,
     auth="seller",
+    duty=Duty.MONEY,
     tag="orders",
     headers=(IDEMPOTENCY_KEY,),
     ok={200: out.RefundAnswer},

@@ -17,6 +17,7 @@ from checkout.models import ReturnRequest
 from checkout.return_states import ReturnStatus
 from checkout.returns import RequestAsk
 from kernel.errors import Invalid, NotFound
+from people.roles import Duty
 from web import responses as out
 from web.api_checkout import HOLD_ID
 from web.api_orders import order_json
@@ -196,6 +197,7 @@ async def ship_back(request: Request) -> Response:
     "/api/requests/{request_id:id}",
     "One request with its events: a buyer's own, or one on a seller's shops' orders",
     auth=("viewer", "seller"),
+    duty=(Duty.ORDERS, Duty.MONEY),
     tag="returns",
     ok={200: out.RequestAnswer},
     errors=(CheckoutErrorCode.REQUEST_NOT_FOUND,),
@@ -213,6 +215,7 @@ async def get_request(request: Request) -> Response:
     "/api/requests",
     "Your shops' buyers' requests, the newest first (?status= for one state)",
     auth="seller",
+    duty=(Duty.ORDERS, Duty.MONEY),
     tag="returns",
     query=(Param("status", "Only requests in this state", {"enum": sorted(REQUEST_STATUSES)}),),
     ok={200: out.RequestList},
@@ -240,6 +243,7 @@ async def list_requests(request: Request) -> Response:
     "Approve a request: a cancellation or refund only is refunded now; a return once its "
     "goods are back",
     auth="seller",
+    duty=Duty.ORDERS,
     tag="returns",
     ok={200: out.RequestAnswer},
     errors=(*MOVE_REFUSALS, *MONEY_REFUSALS),
@@ -256,6 +260,7 @@ async def approve_request(request: Request) -> Response:
     "Reject a request, saying why",
     body=RejectIn,
     auth="seller",
+    duty=Duty.ORDERS,
     tag="returns",
     ok={200: out.RequestAnswer},
     errors=(*MOVE_REFUSALS, CheckoutErrorCode.INVALID_REASON),
@@ -273,6 +278,7 @@ async def reject_request(request: Request) -> Response:
     "Offer a smaller refund than asked for (refunds and returns); the buyer accepts or declines",
     body=OfferIn,
     auth="seller",
+    duty=Duty.ORDERS,
     tag="returns",
     ok={200: out.RequestAnswer},
     errors=(*MOVE_REFUSALS, CheckoutErrorCode.INVALID_AMOUNT),
@@ -292,6 +298,7 @@ async def offer_less(request: Request) -> Response:
     body=ReceiveIn,
     body_required=False,
     auth="seller",
+    duty=Duty.ORDERS,
     tag="returns",
     ok={200: out.RequestAnswer},
     errors=(*MOVE_REFUSALS, *MONEY_REFUSALS, CheckoutErrorCode.RESTOCK_EXCEEDS_UNITS),

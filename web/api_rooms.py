@@ -22,6 +22,7 @@ from live.error_codes import LiveErrorCode
 from live.models import LiveRoom
 from live.room_states import RoomStatus
 from live.store import Committed
+from people.roles import Duty
 from web import responses as out
 from web.auth import seller
 from web.error_codes import WebErrorCode
@@ -72,6 +73,7 @@ async def _owned(request: Request) -> tuple[Services, Seller, int]:
     "Open a room (scheduled)",
     body=RoomIn,
     auth="seller",
+    duty=Duty.LIVE,
     tag="rooms",
     ok={201: out.RoomAnswer},
     errors=(
@@ -135,6 +137,7 @@ async def get_room(request: Request) -> Response:
     "Your room's figures: viewers (now, peak), units held, orders, units sold, GMV gross and "
     "net of refunds, conversion",
     auth="seller",
+    duty=Duty.READ,
     tag="rooms",
     ok={200: out.FiguresAnswer},
     errors=(LiveErrorCode.ROOM_NOT_FOUND,),
@@ -153,6 +156,7 @@ async def room_figures(request: Request) -> Response:
     "/api/rooms/{room_id:id}/live",
     "Go live",
     auth="seller",
+    duty=Duty.LIVE,
     tag="rooms",
     ok={200: out.RoomAnswer},
     errors=CHANGE_ROOM,
@@ -169,6 +173,7 @@ async def go_live(request: Request) -> Response:
     "Drop one of your shop's vouchers into the live room for viewers to claim",
     body=VoucherRef,
     auth="seller",
+    duty=Duty.LIVE,
     tag="rooms",
     ok={200: out.RoomAnswer},
     errors=(
@@ -206,6 +211,7 @@ async def drop_voucher(request: Request) -> Response:
     "/api/rooms/{room_id:id}/end",
     "End the room (and its running deals)",
     auth="seller",
+    duty=Duty.LIVE,
     tag="rooms",
     ok={200: out.RoomAnswer},
     errors=(LiveErrorCode.ROOM_NOT_FOUND, LiveErrorCode.ROOM_BUSY),
@@ -227,6 +233,7 @@ async def end_room(request: Request) -> Response:
     "Add a product to the room's bag",
     body=ProductRef,
     auth="seller",
+    duty=Duty.LIVE,
     tag="rooms",
     ok={200: out.RoomAnswer},
     errors=(
@@ -250,6 +257,7 @@ async def add_to_bag(request: Request) -> Response:
     "/api/rooms/{room_id:id}/bag/{product_id:id}",
     "Take a product out of the bag",
     auth="seller",
+    duty=Duty.LIVE,
     tag="rooms",
     ok={200: out.RoomAnswer},
     errors=(*CHANGE_ROOM, LiveErrorCode.PRODUCT_NOT_IN_BAG),
@@ -267,6 +275,7 @@ async def remove_from_bag(request: Request) -> Response:
     "Pin a product from the bag",
     body=ProductRef,
     auth="seller",
+    duty=Duty.LIVE,
     tag="rooms",
     ok={200: out.RoomAnswer},
     errors=(*CHANGE_ROOM, LiveErrorCode.PRODUCT_NOT_IN_BAG),
@@ -284,6 +293,7 @@ async def pin(request: Request) -> Response:
     "/api/rooms/{room_id:id}/pin",
     "Unpin",
     auth="seller",
+    duty=Duty.LIVE,
     tag="rooms",
     ok={200: out.RoomAnswer},
     errors=CHANGE_ROOM,
@@ -299,6 +309,7 @@ async def unpin(request: Request) -> Response:
     "Schedule a flash deal with a countdown",
     body=FlashDealIn,
     auth="seller",
+    duty=Duty.LIVE,
     tag="rooms",
     ok={201: out.FlashDealAnswer},
     errors=(
@@ -344,6 +355,7 @@ async def schedule_deal(request: Request) -> Response:
     "/api/rooms/{room_id:id}/deals/{deal_id:id}/stop",
     "Stop a flash deal now",
     auth="seller",
+    duty=Duty.LIVE,
     tag="rooms",
     ok={200: out.RoomAnswer},
     errors=(*CHANGE_ROOM, CatalogErrorCode.DEAL_NOT_FOUND, CatalogErrorCode.DEAL_ENDED),
@@ -363,6 +375,7 @@ async def stop_deal(request: Request) -> Response:
     "Turn comment-to-buy on: a chat line starting with a keyword claims the pinned product",
     body=CommentBuyIn,
     auth="seller",
+    duty=Duty.LIVE,
     tag="rooms",
     ok={200: out.RoomAnswer},
     errors=(*CHANGE_ROOM, LiveErrorCode.INVALID_KEYWORDS),
@@ -381,6 +394,7 @@ async def comment_buy_on(request: Request) -> Response:
     "/api/rooms/{room_id:id}/comment-to-buy",
     "Turn comment-to-buy off",
     auth="seller",
+    duty=Duty.LIVE,
     tag="rooms",
     ok={200: out.RoomAnswer},
     errors=CHANGE_ROOM,
@@ -397,6 +411,7 @@ async def comment_buy_off(request: Request) -> Response:
     "/api/rooms/{room_id:id}/chat/{seq:id}",
     "Delete a chat line",
     auth="seller",
+    duty=Duty.LIVE,
     tag="rooms",
     ok={204: Answer(description="Viewers were told (`chat.deleted`)")},
     errors=(LiveErrorCode.ROOM_NOT_FOUND, LiveErrorCode.CHAT_NOT_FOUND),
@@ -418,6 +433,7 @@ async def delete_chat(request: Request) -> Response:
     "/api/rooms/{room_id:id}/mutes/{user}",
     "Mute a user's chat in this room",
     auth="seller",
+    duty=Duty.LIVE,
     tag="rooms",
     path_params=(USER,),
     ok={204: Answer(description="Muted")},
@@ -434,6 +450,7 @@ async def mute(request: Request) -> Response:
     "/api/rooms/{room_id:id}/mutes/{user}",
     "Unmute a user",
     auth="seller",
+    duty=Duty.LIVE,
     tag="rooms",
     path_params=(USER,),
     ok={204: Answer(description="Unmuted")},
@@ -450,6 +467,7 @@ async def unmute(request: Request) -> Response:
     "/api/rooms/{room_id:id}/bans/{user}",
     "Ban a user from this room",
     auth="seller",
+    duty=Duty.LIVE,
     tag="rooms",
     path_params=(USER,),
     ok={204: Answer(description="Banned: muted, their connections closed, no rejoining")},
@@ -466,6 +484,7 @@ async def ban(request: Request) -> Response:
     "/api/rooms/{room_id:id}/bans/{user}",
     "Lift a ban (and its mute)",
     auth="seller",
+    duty=Duty.LIVE,
     tag="rooms",
     path_params=(USER,),
     ok={204: Answer(description="Not banned")},

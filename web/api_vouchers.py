@@ -16,6 +16,7 @@ from kernel.errors import NotFound
 from live import service as live_service
 from live.error_codes import LiveErrorCode
 from live.room_states import RoomStatus
+from people.roles import Duty
 from web import responses as out
 from web.auth import seller, viewer
 from web.http import JSONResponse, json_body
@@ -35,6 +36,7 @@ CODE = Param(
     "Make a voucher for your shop",
     body=VoucherIn,
     auth="seller",
+    duty=Duty.CATALOG,
     tag="vouchers",
     ok={201: out.VoucherAnswer},
     errors=(

@@ -73,16 +73,19 @@ from web import (
     api_refunds,
     api_returns,
     api_rooms,
+    api_staff,
     api_vouchers,
     api_waitlist,
     api_wallet,
     ops,
     pages,
     seller_finance,
+    seller_join,
     seller_pages,
     seller_products,
     seller_promotions,
     seller_returns,
+    seller_staff,
     ws,
 )
 from web.access import LoggedStarlette
@@ -123,6 +126,7 @@ APIS: list[Api] = [
     api_giveaways.api,
     api_media.api,
     api_payments.api,
+    api_staff.api,
 ]
 # Young-generation collections every 10,000 net allocations instead of 700: under a reservation
 # storm the default ran the collector thousands of times a minute for almost no cyclic garbage.
@@ -362,6 +366,8 @@ def page_routes() -> list[BaseRoute]:
         Route("/seller/login", seller_pages.login_page, methods=["GET"]),
         Route("/seller/login", seller_pages.login, methods=["POST"]),
         Route("/seller/logout", seller_pages.logout, methods=["POST"]),
+        Route("/seller/join/{token}", seller_join.join_page, methods=["GET"]),
+        Route("/seller/join/{token}", seller_join.join, methods=["POST"]),
         Route("/seller/products", seller_products.create_product, methods=["POST"]),
         Route("/seller/rooms", seller_pages.create_room, methods=["POST"]),
         Route("/seller/orders/ship", seller_pages.ship_from_csv, methods=["POST"]),
@@ -395,6 +401,18 @@ def page_routes() -> list[BaseRoute]:
             "/seller/promotions/{promotion_id:id}/end",
             seller_promotions.end_promotion,
             methods=["POST"],
+        ),
+        Route("/seller/staff/invitations", seller_staff.invite, methods=["POST"]),
+        Route(
+            "/seller/staff/invitations/{invitation_id:id}/withdraw",
+            seller_staff.withdraw,
+            methods=["POST"],
+        ),
+        Route("/seller/staff/members/{member_id:id}/role", seller_staff.set_role, methods=["POST"]),
+        Route("/seller/staff/members/{member_id:id}/remove", seller_staff.remove, methods=["POST"]),
+        Route("/seller/staff/tokens", seller_staff.create_token, methods=["POST"]),
+        Route(
+            "/seller/staff/tokens/{token_id:id}/revoke", seller_staff.revoke_token, methods=["POST"]
         ),
         Route("/studio/{room_id:id}", seller_pages.studio),
         Mount("/static", StaticFiles(packages=[("web", "static")]), name="static"),

@@ -14,15 +14,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from itsdangerous import BadSignature, TimestampSigner
+from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.requests import Request
 
 from catalog.models import Seller
-from catalog.service import TOKEN_PREFIX, seller_for_token
+from catalog.service import seller_for_token
 from kernel.db import Database
-from kernel.errors import CommonErrorCode, Unauthorized
+from kernel.errors import CommonErrorCode, Forbidden, Unauthorized
 from live.gateway import Identify, Who
 from live.rules import Room
+from people import staff
+from people.error_codes import PeopleErrorCode
 from people.models import Account
+from people.roles import Duty, Role, may
+from people.staff import TOKEN_PREFIX
 from web.cookies import (
     COOKIE,
     CSRF_HEADER,
@@ -171,42 +176,119 @@ def as_seller(request: Request) -> bool:
     return by_cookie(request) or bearer(request).startswith(TOKEN_PREFIX)
 
 
-async def seller(request: Request) -> Seller:
+@dataclass(frozen=True)
+class Acting:
+    """Who acts for a seller in a request, as what role, and how they signed in (``tag``: what
+    a page session or studio ticket made from this one signs, see ``_acting_with_tag``)."""
+
+    seller: Seller
+    role: Role
+    tag: str
+
+
+async def acting(request: Request) -> Acting:
+    """The seller and role of a request's token or page cookie, read once a request."""
+    known: Acting | None = getattr(request.state, "acting", None)
+    if known is not None:
+        return known
     if by_cookie(request):
-        return await signed_in_seller(request)
-    token = bearer(request)
-    if not token.startswith(TOKEN_PREFIX):
-        raise Unauthorized(
-            "This needs a seller API token.", code=WebErrorCode.SELLER_TOKEN_REQUIRED
+        known = await _signed_in(request, check_csrf=True)
+    else:
+        token = bearer(request)
+        if not token.startswith(TOKEN_PREFIX):
+            raise Unauthorized(
+                "This needs a seller API token.", code=WebErrorCode.SELLER_TOKEN_REQUIRED
+            )
+        known = await acting_for_token(request.app.state.services.db, token)
+    request.state.acting = known
+    return known
+
+
+async def authorize(request: Request, duties: tuple[Duty, ...]) -> Acting:
+    """Refuse a seller request whose role may do none of ``duties`` (every seller route and
+    page names its own)."""
+    who = await acting(request)
+    if not any(may(who.role, duty) for duty in duties):
+        raise Forbidden(
+            f"Your role ({who.role}) may not do this; ask the shop's owner or an admin.",
+            code=PeopleErrorCode.ROLE_FORBIDDEN,
         )
-    db: Database = request.app.state.services.db
+    return who
+
+
+async def seller(request: Request) -> Seller:
+    return (await acting(request)).seller
+
+
+async def acting_for_token(db: Database, token: str) -> Acting:
+    """The owner's token (on the seller's row) or a scoped one (people/staff.py)."""
     async with db.session() as session:
-        return await seller_for_token(session, token)
+        try:
+            owner = await seller_for_token(session, token)
+        except Unauthorized:
+            scoped = await staff.token_staff(session, token)
+            found = await session.get(Seller, scoped.seller_id) if scoped else None
+            if scoped is None or found is None:
+                raise
+            return Acting(found, scoped.role, f"k{scoped.token_id}")
+    return Acting(owner, Role.OWNER, token_tag(owner))
 
 
 async def signed_in_seller(request: Request, *, check_csrf: bool = True) -> Seller:
-    """The seller of the request's sign-in cookie. A request that may change something must
-    carry the CSRF token in the ``X-CSRF-Token`` header (forms are checked by the pages)."""
+    return (await signed_in(request, check_csrf=check_csrf)).seller
+
+
+async def signed_in(request: Request, *, check_csrf: bool = True) -> Acting:
+    """Who the request's sign-in cookie names. A request that may change something must carry
+    the CSRF token in the ``X-CSRF-Token`` header (forms are checked by the pages)."""
+    known: Acting | None = getattr(request.state, "acting", None)
+    if known is None:
+        known = await _signed_in(request, check_csrf=check_csrf)
+        request.state.acting = known
+    return known
+
+
+async def _signed_in(request: Request, *, check_csrf: bool) -> Acting:
     svc = request.app.state.services
     cookies: SellerSessions = svc.seller_sessions
-    signed_in = cookies.read(request.cookies.get(COOKIE, ""))
+    signed = cookies.read(request.cookies.get(COOKIE, ""))
     needs_csrf = check_csrf and request.method not in SAFE_METHODS
-    if needs_csrf and not cookies.csrf_ok(signed_in.raw, request.headers.get(CSRF_HEADER, "")):
+    if needs_csrf and not cookies.csrf_ok(signed.raw, request.headers.get(CSRF_HEADER, "")):
         raise BadRequest(
             "This request needs the page's CSRF token; reload the page.",
             code=WebErrorCode.CSRF_FAILED,
             status=403,
         )
-    return await _seller_with_tag(svc.db, signed_in.seller_id, signed_in.token_tag)
+    return await _acting_with_tag(svc.db, signed.seller_id, signed.token_tag)
 
 
-async def _seller_with_tag(db: Database, seller_id: int, tag: str) -> Seller:
+def member_tag(account: Account) -> str:
+    return f"a{account.id}:{account.session_epoch}"
+
+
+async def _acting_with_tag(db: Database, seller_id: int, tag: str) -> Acting:
+    """A page session's (or studio ticket's) seller and role, read now: a rotated owner token,
+    a revoked scoped token, a changed password or a member removed ends it at once."""
     async with db.session() as session:
         found = await session.get(Seller, seller_id)
-    if found is None or token_tag(found) != tag:
-        # The token was rotated since: every session made with the old one ends.
+        role = await _role_of_tag(session, found, tag) if found is not None else None
+    if found is None or role is None:
         raise Unauthorized("Sign in again.", code=WebErrorCode.SESSION_EXPIRED)
-    return found
+    return Acting(found, role, tag)
+
+
+async def _role_of_tag(session: AsyncSession, found: Seller, tag: str) -> Role | None:
+    # An owner's tag is 16 hex digits (no "k", no ":"), as it was before staff existed.
+    assert found.id is not None
+    if tag.startswith("k"):  # signed in with a scoped token
+        return await staff.token_role(session, found.id, int(tag[1:]))
+    if ":" in tag:  # a member, with e-mail and password: "a<account id>:<epoch>"
+        account_id, epoch = (int(part) for part in tag[1:].split(":"))
+        account = await session.get(Account, account_id)
+        if account is None or account.session_epoch != epoch:
+            return None
+        return await staff.member_role(session, found.id, account_id)
+    return Role.OWNER if token_tag(found) == tag else None  # the owner's token
 
 
 def identify_for(sessions: GuestSessions, cookies: SellerSessions, db: Database) -> Identify:
@@ -232,12 +314,12 @@ def identify_for(sessions: GuestSessions, cookies: SellerSessions, db: Database)
                     raise Unauthorized(
                         "That ticket is for another room.", code=CommonErrorCode.INVALID_TOKEN
                     )
-                found = await _seller_with_tag(db, seller_id, tag)
+                who = await _acting_with_tag(db, seller_id, tag)
             else:
-                async with db.session() as session:
-                    found = await seller_for_token(session, token)
-            role = "creator" if found.id == room["seller_id"] else "seller"
-            return Who(f"seller-{found.id}", role)
+                who = await acting_for_token(db, token)
+            # Only staff who may host drive the room; the rest of its staff watch as sellers.
+            hosts = who.seller.id == room["seller_id"] and may(who.role, Duty.LIVE)
+            return Who(f"seller-{who.seller.id}", "creator" if hosts else "seller")
         raise Unauthorized(
             "Send a guest session or seller token.", code=CommonErrorCode.INVALID_TOKEN
         )

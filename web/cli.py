@@ -174,7 +174,8 @@ def cmd_create_seller(args: argparse.Namespace, settings: Settings) -> None:
     settings = settings.with_defaults()
     assert settings.database_url is not None
     upgrade(settings.database_url)
-    asyncio.run(create_seller(settings.database_url, args.name, args.email, args.shop))
+    base_url = settings.public_url or f"http://{settings.host}:{settings.port}"
+    asyncio.run(create_seller(settings.database_url, args.name, args.email, args.shop, base_url))
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings, crash: CrashPoints) -> None:

@@ -1,8 +1,10 @@
 """Seller sign-in for the pages: a signed session cookie, the CSRF token that goes with it, and
 the short-lived ticket a studio page's websocket sends in its ``hello``.
 
-The cookie names the seller and the first characters of their API token's hash, so rotating the
-token (``livecart demo`` does on every run) signs every browser out. Requests authenticated by
+The cookie names the seller and how they signed in: the first characters of the owner's API
+token's hash (rotating the token, as ``livecart demo`` does on every run, signs those browsers
+out), a scoped token's id (revoking it does), or a member's account and session epoch (a new
+password or leaving the staff does). Requests authenticated by
 the cookie that change anything must carry the CSRF token (form field ``csrf`` or header
 ``X-CSRF-Token``): another site can make a browser send the cookie, but cannot read the token.
 
@@ -34,7 +36,9 @@ TICKET_MAX_AGE_S = 12 * 3600
 @dataclass(frozen=True)
 class SellerSession:
     seller_id: int
-    token_tag: str  # the first 16 hex digits of the seller's token hash when signed in
+    # How they signed in: the first 16 hex digits of the owner's token hash, "k<id>" for a
+    # scoped token, "a<account id>:<session epoch>" for a member (web/auth.py).
+    token_tag: str
     raw: str  # the cookie's value, which the CSRF token is derived from
 
 
@@ -61,9 +65,10 @@ class SellerSessions:
         ]
         self.max_age_s = max_age_s
 
-    def issue(self, seller: Seller) -> str:
+    def issue(self, seller_id: int, tag: str) -> str:
+        """A session for a seller, signed in as ``tag`` says (web/auth.py ``Acting``)."""
         nonce = secrets.token_urlsafe(12)
-        return self._cookie.sign(f"{seller.id}.{token_tag(seller)}.{nonce}").decode()
+        return self._cookie.sign(f"{seller_id}.{tag}.{nonce}").decode()
 
     def read(self, cookie: str) -> SellerSession:
         try:
@@ -83,9 +88,9 @@ class SellerSessions:
             for key in self._csrf_keys
         )
 
-    def ticket(self, seller: Seller, room_id: int) -> str:
+    def ticket(self, seller_id: int, tag: str, room_id: int) -> str:
         """What the studio of ``room_id`` sends in its websocket hello: good for that room."""
-        value = f"{seller.id}.{token_tag(seller)}.{room_id}"
+        value = f"{seller_id}.{tag}.{room_id}"
         return TICKET_PREFIX + self._ticket.sign(value).decode()
 
     def read_ticket(self, ticket: str) -> tuple[int, str, int]:

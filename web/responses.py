@@ -53,6 +53,65 @@ class AccountSession(Out):
     )
 
 
+StaffRole = Literal["owner", "admin", "host", "fulfilment", "finance"]
+
+
+class StaffMe(Out):
+    seller_id: int
+    seller_name: str
+    role: StaffRole
+    duties: list[str] = Field(description="What this role may do (people/roles.py)")
+
+
+class MemberOut(Out):
+    id: int
+    account_id: int
+    email: str
+    display_name: str
+    role: StaffRole
+    created_ms: int
+
+
+class InvitationOut(Out):
+    id: int
+    email: str
+    role: StaffRole
+    expires_ms: int
+
+
+class NewInvitation(InvitationOut):
+    mailed: bool = Field(
+        description="Whether the mail went out; if not, withdraw it and invite again later"
+    )
+
+
+class StaffList(Out):
+    members: list[MemberOut]
+    invitations: list[InvitationOut] = Field(description="Sent, not used yet, not expired")
+
+
+class ApiTokenOut(Out):
+    id: int
+    name: str
+    role: StaffRole
+    created_ms: int
+    revoked_ms: int | None
+
+
+class NewApiToken(ApiTokenOut):
+    token: str = Field(description="Shown this once: only a hash of it is kept")
+
+
+class ApiTokenList(Out):
+    tokens: list[ApiTokenOut]
+
+
+class Joined(Out):
+    seller_id: int
+    member_id: int
+    role: StaffRole
+
+
 class ResetAsked(Out):
     sent: bool = Field(description="Always true: whether the e-mail has an account is not told")
 

@@ -22,7 +22,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from kernel.errors import ErrorCode
+from people.error_codes import PeopleErrorCode
+from people.roles import Duty, Role, may
 from web import error_codes
+from web.auth import as_seller, authorize
 from web.cookies import SAFE_METHODS
 from web.error_codes import WebErrorCode
 from web.schemas import MAX_ID
@@ -118,6 +121,8 @@ class Operation:
     body_required: bool = True
     path_params: Mapping[str, Param] = field(default_factory=dict)
     storage: bool = True
+    # A seller route's duties, any one of which lets a member's role in (people/roles.py).
+    duties: tuple[Duty, ...] = ()
 
     def all_errors(self) -> tuple[ErrorCode, ...]:
         """The declared codes and those every route of its kind can answer."""
@@ -127,6 +132,7 @@ class Operation:
         if "seller" in self.auth:
             safe = self.method in SAFE_METHODS
             codes += error_codes.SELLER if safe else error_codes.SELLER_CHANGE
+            codes.append(PeopleErrorCode.ROLE_FORBIDDEN)
         if "viewer" in self.auth:
             codes += error_codes.VIEWER
         if "account" in self.auth:
@@ -159,11 +165,15 @@ class Api:
         body_required: bool = True,
         path_params: tuple[Param, ...] = (),
         storage: bool = True,
+        duty: Duty | tuple[Duty, ...] = (),
     ) -> Callable[[Handler], Handler]:
         undeclared = error_codes.unknown(errors)
         if undeclared:
             raise ValueError(f"{method} {path}: codes not in web/error_codes.py: {undeclared}")
         schemes = (auth,) if isinstance(auth, str) else auth or ()
+        duties = (duty,) if isinstance(duty, Duty) else duty
+        if ("seller" in schemes) != bool(duties):
+            raise ValueError(f"{method} {path}: a seller route names its duty, no other does")
 
         def register(handler: Handler) -> Handler:
             self.operations.append(
@@ -183,6 +193,7 @@ class Api:
                     body_required=body_required,
                     path_params={p.name: p for p in path_params},
                     storage=storage,
+                    duties=duties,
                 )
             )
             return handler
@@ -192,7 +203,7 @@ class Api:
     def routes(self) -> list[Route]:
         by_path: dict[str, dict[str, Handler]] = {}
         for op in self.operations:
-            by_path.setdefault(op.path, {})[op.method] = op.handler
+            by_path.setdefault(op.path, {})[op.method] = _guarded(op)
         return [
             Route(path, _dispatch(methods), methods=list(methods))
             for path, methods in by_path.items()
@@ -251,6 +262,8 @@ def _operation(op: Operation, schemas: dict[str, JsonSchema]) -> dict[str, Any]:
         entry["requestBody"] = {"required": op.body_required, "content": _content(op.body, schemas)}
     if op.auth:
         entry["security"] = [{scheme: []} for scheme in op.auth]
+    if op.duties:
+        entry["x-roles"] = [role.value for role in Role if any(may(role, d) for d in op.duties)]
     return entry
 
 
@@ -365,6 +378,21 @@ def _model_ref(
         if schemas.setdefault(name, definition) != definition:
             raise ValueError(f"two different schemas are both named {name}")
     return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _guarded(op: Operation) -> Handler:
+    """A seller route's handler behind its role check, made before anything else is read: a
+    role that may not do it gets 403 whatever the body or the ids."""
+    if not op.duties:
+        return op.handler
+    handler, duties = op.handler, op.duties
+
+    async def guarded(request: Request) -> Response:
+        if as_seller(request):
+            await authorize(request, duties)
+        return await handler(request)
+
+    return guarded
 
 
 def _dispatch(methods: dict[str, Handler]) -> Handler:

@@ -167,6 +167,30 @@ class SignInIn(Strict):
     password: Password
 
 
+# The roles a seller gives its staff (people/roles.py): the owner is made with the seller.
+StaffRole = Literal["admin", "host", "fulfilment", "finance"]
+
+
+class InviteIn(Strict):
+    email: Email = Field(description="Where the invitation's link goes; they join with it")
+    role: StaffRole
+
+
+class RoleIn(Strict):
+    role: StaffRole
+
+
+class ApiTokenIn(Strict):
+    name: Annotated[str, _text(60, min_length=1)] = Field(description="What the token is for")
+    role: StaffRole
+
+
+class JoinIn(Strict):
+    invitation: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{20,100}$")] = Field(
+        description="The code at the end of the invitation mail's link"
+    )
+
+
 class ResetAskIn(Strict):
     email: Email
 

@@ -12,6 +12,7 @@ from starlette.responses import RedirectResponse, Response
 from catalog import service as catalog
 from catalog.models import Seller
 from kernel.errors import CommonErrorCode, Invalid
+from people.roles import Duty
 from web.http import parse
 from web.schemas import MAX_ID, PayoutMethodIn, WithdrawalIn
 from web.seller_pages import form_action
@@ -34,7 +35,7 @@ def _back(shop_id: int) -> Response:
     return RedirectResponse(f"/seller?finance_shop={shop_id}#finance", status_code=303)
 
 
-@form_action()
+@form_action(duty=Duty.MONEY)
 async def withdraw(request: Request, me: Seller, form: dict[str, str]) -> Response:
     """The whole available balance of the form's currency, as ``POST /api/finance/withdrawals``
     takes it (one a day per shop and currency)."""
@@ -50,7 +51,7 @@ async def withdraw(request: Request, me: Seller, form: dict[str, str]) -> Respon
     return _back(shop_id)
 
 
-@form_action()
+@form_action(duty=Duty.MONEY)
 async def set_payout_method(request: Request, me: Seller, form: dict[str, str]) -> Response:
     shop_id = _shop_id(form)
     try:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, quote
@@ -38,11 +38,22 @@ from checkout.order_store import OrderSort
 from checkout.orders import OrderStatus, next_status, shipment_fields
 from checkout.refunds import RefundAsk, refund_key
 from kernel.clock import now_ms
-from kernel.errors import CommonErrorCode, DomainError, Invalid, NotFound, Unauthorized
+from kernel.errors import (
+    CommonErrorCode,
+    DomainError,
+    Forbidden,
+    Invalid,
+    NotFound,
+    Unauthorized,
+)
 from live import figures, rules
 from live import service as live_service
+from people import accounts, staff
+from people.error_codes import PeopleErrorCode
+from people.roles import DUTIES, Duty, may
 from web import shipments_csv
-from web.auth import signed_in_seller
+from web.api_accounts import throttle_sign_in
+from web.auth import Acting, acting_for_token, member_tag, signed_in
 from web.cookies import COOKIE
 from web.error_codes import WebErrorCode
 from web.finance_view import finance_view
@@ -53,6 +64,7 @@ from web.promotions_view import promotions_view
 from web.return_views import returns_view
 from web.schemas import MAX_ID, OrderActionIn, RoomIn
 from web.services import Services, services
+from web.staff_view import staff_view
 from web.templating import minor_digits, money, render
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -79,6 +91,7 @@ TAB_LABELS = {
 FORM_ACTIONS = frozenset({"ship", "cancel", "refund"})
 # Actions that cannot be undone ask first, on a page of their own (no script needed).
 CONFIRMED_ACTIONS = frozenset({"cancel", "refund"})
+CONFIRM_DUTIES = {"cancel": Duty.ORDERS, "refund": Duty.MONEY}
 PRODUCT_VIEWS = {"on_sale": "On sale", "archived": "Archived"}
 RECENT_ROOMS = 20  # live rooms listed with their figures
 RECENT_DEALS = 50  # deals listed with their units
@@ -109,7 +122,7 @@ def _local_path(target: str | None) -> str:
     return "/seller"
 
 
-async def _form(request: Request) -> dict[str, str]:
+async def form_fields(request: Request) -> dict[str, str]:
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "application/x-www-form-urlencoded":
         raise BadRequest(
@@ -170,31 +183,82 @@ Refusal = Callable[[Request, Seller, dict[str, str], DomainError], Awaitable[Res
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-def form_action(refused: Refusal | None = None) -> Callable[[FormAction], Endpoint]:
+PageDuty = Duty | Mapping[str, Duty]  # one, or one per value of the path's {action}
+
+
+def form_action(
+    refused: Refusal | None = None, *, duty: PageDuty
+) -> Callable[[FormAction], Endpoint]:
     """A seller-center form post: signed in (else to the sign-in page), its CSRF field checked,
-    and a refusal shown by ``refused`` (the seller center by default) with what was typed,
-    having changed nothing."""
+    the member's role allowed to do ``duty``, and a refusal shown by ``refused`` (the seller
+    center by default) with what was typed, having changed nothing."""
 
     def wrap(action: FormAction) -> Endpoint:
         async def endpoint(request: Request) -> Response:
             try:
-                me = await signed_in_seller(request, check_csrf=False)
+                who = await signed_in(request, check_csrf=False)
             except Unauthorized:
                 return RedirectResponse("/seller/login", status_code=303)
-            form = await _form(request)
+            me = who.seller
+            form = await form_fields(request)
             show = refused or _refused_on_center
             cookies = services(request).seller_sessions
             if not cookies.csrf_ok(request.cookies.get(COOKIE, ""), form.get("csrf", "")):
                 forged = BadRequest(CSRF_MESSAGE, code=WebErrorCode.CSRF_FAILED, status=403)
                 return await show(request, me, form, forged)
             try:
+                _check_role(request, who, duty)
+            except Forbidden as err:  # on the seller center: the form's own page may be closed
+                return await _refused_on_center(request, me, form, err)
+            try:
                 return await action(request, me, form)
             except DomainError as err:
                 return await show(request, me, form, err)
 
+        endpoint.duty = duty  # type: ignore[attr-defined]  # the role matrix test reads it
         return endpoint
 
     return wrap
+
+
+def page_duty(duty: PageDuty) -> Callable[[Endpoint], Endpoint]:
+    """Name the duty of a page that shows itself (not a form post): the role matrix test
+    reads it; the page checks it with ``_check_role``."""
+
+    def mark(endpoint: Endpoint) -> Endpoint:
+        endpoint.duty = duty  # type: ignore[attr-defined]
+        return endpoint
+
+    return mark
+
+
+def _check_role(request: Request, who: Acting, duty: PageDuty) -> None:
+    needed = duty.get(request.path_params.get("action", "")) if isinstance(duty, Mapping) else duty
+    if needed is not None and not may(who.role, needed):
+        raise Forbidden(
+            f"Your role ({who.role}) may not do this; ask the shop's owner or an admin.",
+            code=PeopleErrorCode.ROLE_FORBIDDEN,
+        )
+
+
+async def staff_page(request: Request, duty: PageDuty) -> Acting | Response:
+    """Who a page is for, or the response instead: the sign-in page, or a 403 for a role that
+    may not see it."""
+    try:
+        who = await signed_in(request)
+    except Unauthorized:
+        return to_login(request)
+    try:
+        _check_role(request, who, duty)
+    except Forbidden as err:
+        context = {"message": err.message, "role": who.role}
+        return render(request, "seller_forbidden.html", context, status=403)
+    return who
+
+
+async def center_with_notice(request: Request, me: Seller, notice: str) -> Response:
+    """The seller center after a form that has something to say once (a new API token)."""
+    return await _center(request, me, notice=notice)
 
 
 async def _refused_on_center(
@@ -227,6 +291,12 @@ async def login_page(
         },
         status=status,
     )
+    login_csrf_cookie(request, response, token)
+    return response
+
+
+def login_csrf_cookie(request: Request, response: Response, token: str) -> None:
+    """The sign-in forms' CSRF token (no session to derive one from yet)."""
     response.set_cookie(
         LOGIN_CSRF_COOKIE,
         token,
@@ -235,31 +305,59 @@ async def login_page(
         secure=_secure(request),
         path="/seller",
     )
-    return response
 
 
 async def login(request: Request) -> Response:
-    form = await _form(request)
+    form = await form_fields(request)
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "").encode()
     if not expected or not secrets.compare_digest(expected, form.get("csrf", "").encode()):
         return await login_page(
             request, error="The form expired; try again.", status=403, next_path=form.get("next")
         )
-    svc = services(request)
     try:
-        async with svc.db.session() as session:
-            me = await catalog.seller_for_token(session, form.get("token", "").strip())
-    except Unauthorized:
+        seller_id, tag = await _sign_in(request, form)
+    except DomainError as err:
         return await login_page(
-            request,
-            error="That seller token is not valid. Check it and try again.",
-            status=401,
-            next_path=form.get("next"),
+            request, error=err.message, status=status_of(err), next_path=form.get("next")
         )
-    response = RedirectResponse(_local_path(form.get("next")), status_code=303)
+    return signed_in_response(request, seller_id, tag, _local_path(form.get("next")))
+
+
+async def _sign_in(request: Request, form: dict[str, str]) -> tuple[int, str]:
+    """The seller and sign-in tag of a token, or of a member's e-mail and password."""
+    svc = services(request)
+    token = form.get("token", "").strip()
+    if token:
+        try:
+            who = await acting_for_token(svc.db, token)
+        except Unauthorized:
+            raise Unauthorized(
+                "That seller token is not valid. Check it and try again.",
+                code=CommonErrorCode.INVALID_TOKEN,
+            ) from None
+        assert who.seller.id is not None
+        return who.seller.id, who.tag
+    email = form.get("email", "")
+    await throttle_sign_in(svc, request, email=email)
+    async with svc.db.session() as session:
+        account = await accounts.sign_in(session, email, form.get("password", ""))
+        assert account.id is not None
+        memberships = await staff.memberships(session, account.id)
+    if not memberships:
+        raise Forbidden(
+            "This account is on no seller's staff: ask a shop's owner for an invitation.",
+            code=PeopleErrorCode.NOT_ON_STAFF,
+        )
+    return memberships[0].seller_id, member_tag(account)
+
+
+def signed_in_response(request: Request, seller_id: int, tag: str, to: str) -> Response:
+    """A new page session (never one the browser had: no fixation) and on to ``to``."""
+    svc = services(request)
+    response = RedirectResponse(to, status_code=303)
     response.set_cookie(
         COOKIE,
-        svc.seller_sessions.issue(me),
+        svc.seller_sessions.issue(seller_id, tag),
         max_age=svc.settings.seller_session_max_age_s,
         httponly=True,
         samesite="lax",
@@ -269,7 +367,7 @@ async def login(request: Request) -> Response:
     return response
 
 
-@form_action()
+@form_action(duty=Duty.READ)
 async def logout(request: Request, me: Seller, form: dict[str, str]) -> Response:
     response = RedirectResponse("/seller/login", status_code=303)
     response.delete_cookie(COOKIE)
@@ -279,12 +377,12 @@ async def logout(request: Request, me: Seller, form: dict[str, str]) -> Response
 # --- the seller center --------------------------------------------------------------------
 
 
+@page_duty(Duty.READ)
 async def seller_center(request: Request) -> Response:
-    try:
-        me = await signed_in_seller(request)
-    except Unauthorized:
-        return to_login(request)
-    return await _center(request, me)
+    who = await staff_page(request, Duty.READ)
+    if isinstance(who, Response):
+        return who
+    return await _center(request, who.seller)
 
 
 async def _center(
@@ -294,8 +392,11 @@ async def _center(
     tab: str = "",
     refused: Refused | None = None,
     status: int = 200,
+    notice: str = "",
 ) -> Response:
     svc = services(request)
+    who: Acting = request.state.acting  # every caller signed in first
+    can = {duty.value for duty in DUTIES[who.role]}
     tab = tab or request.query_params.get("tab", "to_ship")
     tab = tab if tab in ORDER_TABS else "to_ship"
     view = request.query_params.get("products", "on_sale")
@@ -379,6 +480,10 @@ async def _center(
         "csrf": svc.seller_sessions.csrf_token(request.cookies.get(COOKIE, "")),
         "refused": refused,
         "error": refused.banner,
+        "notice": notice,
+        "can": can,
+        "role": who.role,
+        "staff": await staff_view(svc.db, me) if "staff" in can else None,
     }
     return render(request, "seller.html", context, status=status)
 
@@ -504,7 +609,7 @@ async def _deals(
 # --- orders -------------------------------------------------------------------------------
 
 
-@form_action()
+@form_action(duty={"ship": Duty.ORDERS, "cancel": Duty.ORDERS, "refund": Duty.MONEY})
 async def order_action(request: Request, me: Seller, form: dict[str, str]) -> Response:
     """Ship (with carrier and tracking number), cancel or refund one order, from its row;
     cancel and refund only from their confirmation page (``confirm=yes``)."""
@@ -561,12 +666,13 @@ async def _refund_in_full(request: Request, order: Order, actor: str, form: dict
     await services(request).refunds.refund(order.id or 0, ask)
 
 
+@page_duty(CONFIRM_DUTIES)
 async def confirm_page(request: Request) -> Response:
     """ "Refund $X to the buyer?": the page a Refund (or Cancel) button opens."""
-    try:
-        me = await signed_in_seller(request)
-    except Unauthorized:
-        return to_login(request)
+    who = await staff_page(request, CONFIRM_DUTIES)
+    if isinstance(who, Response):
+        return who
+    me = who.seller
     action: str = request.path_params["action"]
     tab = request.query_params.get("tab", "to_ship")
     tab = tab if tab in ORDER_TABS else "to_ship"
@@ -627,17 +733,19 @@ def _buyer_of(order: Order) -> str:
     return f"guest {order.buyer_id[:12]}"
 
 
+@page_duty(Duty.ORDERS)
 async def ship_from_csv(request: Request) -> Response:
     """The orders section's upload (``multipart/form-data``: ``csrf``, and ``file``, a CSV read
     by web/shipments_csv.py): each line's order ships on its own, and the page says what became
     of each line. A file refused as a whole (not a CSV of shipments, too many lines, a bad
     token) shows the seller center again with the reason and a 4xx, having shipped nothing."""
     try:
-        me = await signed_in_seller(request, check_csrf=False)
+        who = await signed_in(request, check_csrf=False)
     except Unauthorized:
         return RedirectResponse("/seller/login", status_code=303)
-    svc = services(request)
+    me, svc = who.seller, services(request)
     try:
+        _check_role(request, who, Duty.ORDERS)
         upload = await _upload(request)
         if not svc.seller_sessions.csrf_ok(
             request.cookies.get(COOKIE, ""), upload.fields.get("csrf", "")
@@ -697,7 +805,7 @@ async def _upload(request: Request) -> Upload:
 # --- deals --------------------------------------------------------------------------------
 
 
-@form_action()
+@form_action(duty=Duty.LIVE)
 async def stop_deal(request: Request, me: Seller, form: dict[str, str]) -> Response:
     """Stop a live deal early: through its room when it has one (the viewers are told)."""
     svc = services(request)
@@ -710,7 +818,7 @@ async def stop_deal(request: Request, me: Seller, form: dict[str, str]) -> Respo
     return RedirectResponse("/seller#deals", status_code=303)
 
 
-@form_action()
+@form_action(duty=Duty.LIVE)
 async def create_room(request: Request, me: Seller, form: dict[str, str]) -> Response:
     """A room with every product of the shop in its bag, opened straight in the studio."""
     svc = services(request)
@@ -759,11 +867,12 @@ def parse_form(model: type[Model], data: dict[str, Any]) -> Model:
 # --- the studio ---------------------------------------------------------------------------
 
 
+@page_duty(Duty.LIVE)
 async def studio(request: Request) -> Response:
-    try:
-        me = await signed_in_seller(request)
-    except Unauthorized:
-        return to_login(request)
+    who = await staff_page(request, Duty.LIVE)
+    if isinstance(who, Response):
+        return who
+    me = who.seller
     svc = services(request)
     room_id: int = request.path_params["room_id"]
     async with svc.db.session() as session:
@@ -775,7 +884,7 @@ async def studio(request: Request) -> Response:
         products = await _products(session, [row.shop_id])
     config = {
         "room_id": room_id,
-        "ticket": svc.seller_sessions.ticket(me, room_id),
+        "ticket": svc.seller_sessions.ticket(who.seller.id or 0, who.tag, room_id),
         "csrf": svc.seller_sessions.csrf_token(request.cookies.get(COOKIE, "")),
         "products": products,
         "limits": {

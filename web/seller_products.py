@@ -13,8 +13,8 @@ from catalog import service as catalog
 from catalog import variants
 from catalog.models import Seller, Shop, Sku
 from checkout.shelving import Shelving
-from kernel.errors import DomainError, Invalid, NotFound, Unauthorized
-from web.auth import signed_in_seller
+from kernel.errors import DomainError, Invalid, NotFound
+from people.roles import Duty
 from web.cookies import COOKIE
 from web.http import status_of
 from web.l10n import major_units
@@ -26,15 +26,16 @@ from web.seller_pages import (
     field_of,
     form_action,
     money_field,
+    page_duty,
     parse_form,
-    to_login,
+    staff_page,
     whole_field,
 )
 from web.services import services
 from web.templating import render
 
 
-@form_action()
+@form_action(duty=Duty.CATALOG)
 async def create_product(request: Request, me: Seller, form: dict[str, str]) -> Response:
     """A product with one SKU, from the seller center's form."""
     shop_id = whole_field(form, "shop_id")
@@ -62,13 +63,13 @@ async def create_product(request: Request, me: Seller, form: dict[str, str]) -> 
     return RedirectResponse("/seller#products", status_code=303)
 
 
+@page_duty(Duty.READ)
 async def product_page(request: Request) -> Response:
     """One product to edit: title, description, category, and each SKU's price and stock."""
-    try:
-        me = await signed_in_seller(request)
-    except Unauthorized:
-        return to_login(request)
-    return await _product_page(request, me)
+    who = await staff_page(request, Duty.READ)
+    if isinstance(who, Response):
+        return who
+    return await _product_page(request, who.seller)
 
 
 async def _product_page(
@@ -103,7 +104,7 @@ async def _refused_on_product_page(
     return await _product_page(request, me, refused=refused, status=status_of(err))
 
 
-@form_action(_refused_on_product_page)
+@form_action(_refused_on_product_page, duty=Duty.CATALOG)
 async def edit_product(request: Request, me: Seller, form: dict[str, str]) -> Response:
     """Save the product page: every field is checked before anything is written, and the
     product and its SKUs change together or not at all."""
@@ -142,7 +143,7 @@ def _options_typed(form: dict[str, str]) -> list[dict[str, Any]] | None:
     return rows
 
 
-@form_action(_refused_on_product_page)
+@form_action(_refused_on_product_page, duty=Duty.CATALOG)
 async def add_sku(request: Request, me: Seller, form: dict[str, str]) -> Response:
     """The product page's "Add a variant": a value of each option (or a name, for a product
     without options), a price, stock and an optional picture."""
@@ -191,7 +192,7 @@ def _sku_changes(form: dict[str, str], sku: Sku) -> dict[str, Any]:
     return changes
 
 
-@form_action()
+@form_action(duty=Duty.CATALOG)
 async def archive_product(request: Request, me: Seller, form: dict[str, str]) -> Response:
     async with services(request).db.session() as session:
         await catalog.archive_product(session, me, request.path_params["product_id"])
@@ -201,7 +202,7 @@ async def archive_product(request: Request, me: Seller, form: dict[str, str]) ->
     return RedirectResponse("/seller?products=archived#products", status_code=303)
 
 
-@form_action()
+@form_action(duty=Duty.CATALOG)
 async def unarchive_product(request: Request, me: Seller, form: dict[str, str]) -> Response:
     async with services(request).db.session() as session:
         await catalog.unarchive_product(session, me, request.path_params["product_id"])

@@ -16,6 +16,7 @@ from checkout.shelving import Shelving
 from kernel.clock import now_ms
 from kernel.errors import CommonErrorCode, Invalid
 from live import service as live_service
+from people.roles import Duty
 from web.schemas import MAX_ID
 from web.seller_pages import form_action, money_field, whole_field
 from web.services import services
@@ -24,7 +25,7 @@ DAY_MS = 86_400_000
 MAX_DAYS = 365
 
 
-@form_action()
+@form_action(duty=Duty.CATALOG)
 async def create_promotion(request: Request, me: Seller, form: dict[str, str]) -> Response:
     """A product discount (typed as 15 for 15 %) or a bundle ("any 2 for 25.00") on the
     products ticked, from now for a number of days, as ``POST /api/shops/{id}/promotions``."""
@@ -57,7 +58,7 @@ async def create_promotion(request: Request, me: Seller, form: dict[str, str]) -
     return _back(shop_id)
 
 
-@form_action()
+@form_action(duty=Duty.CATALOG)
 async def end_promotion(request: Request, me: Seller, form: dict[str, str]) -> Response:
     shop_id = _shop_id(form)
     svc = services(request)
@@ -97,7 +98,7 @@ def _back(shop_id: int) -> Response:
     return RedirectResponse(f"/seller?promo_shop={shop_id}#promotions", status_code=303)
 
 
-@form_action()
+@form_action(duty=Duty.CATALOG)
 async def set_shipping(request: Request, me: Seller, form: dict[str, str]) -> Response:
     """The shop's shipping rule, as ``PUT /api/shops/{id}/shipping`` sets it."""
     shop_id = _shop_id(form)
@@ -114,7 +115,7 @@ async def set_shipping(request: Request, me: Seller, form: dict[str, str]) -> Re
     return _back(shop_id)
 
 
-@form_action()
+@form_action(duty=Duty.CATALOG)
 async def create_voucher(request: Request, me: Seller, form: dict[str, str]) -> Response:
     """A voucher, as ``POST /api/shops/{id}/vouchers`` makes it: a percentage (typed as 10 for
     10 %) or an amount off, from now for a number of days, for the whole shop or one live room."""

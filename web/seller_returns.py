@@ -14,11 +14,12 @@ from catalog.models import Seller
 from checkout import return_store, returns
 from checkout.error_codes import CheckoutErrorCode
 from kernel.errors import Invalid, NotFound
+from people.roles import Duty
 from web.seller_pages import form_action, money_field
 from web.services import services
 
 
-@form_action()
+@form_action(duty=Duty.ORDERS)
 async def answer_request(request: Request, me: Seller, form: dict[str, str]) -> Response:
     action: str = request.path_params["action"]
     if action not in returns.SELLER_MOVES:

@@ -4,6 +4,7 @@ every page, the language a viewer-facing page is shown in (web/i18n.py), and its
 
 from __future__ import annotations
 
+import datetime
 import functools
 import re
 from typing import Any
@@ -35,7 +36,13 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["money"] = money_filter
+    env.filters["day"] = day_filter
     return env
+
+
+def day_filter(ms: int) -> str:
+    """An epoch-milliseconds time as its UTC day, 2026-12-06."""
+    return datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC).strftime("%Y-%m-%d")
 
 
 # The seller pages parse prices with the same digits the formatter shows.

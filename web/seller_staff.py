@@ -1,0 +1,74 @@
+"""The seller center's staff forms (decision 0043): invite, withdraw, change a member's role,
+remove a member, make and revoke API tokens. Each goes through the same rules as the JSON API
+(people/staff.py) and, refused, shows the seller center with the reason."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from catalog.models import Seller
+from people import staff
+from people.roles import Duty, Role
+from web.api_staff import mail_invitation
+from web.schemas import ApiTokenIn, InviteIn, RoleIn
+from web.seller_pages import center_with_notice, form_action, parse_form
+from web.services import services
+
+BACK = "/seller#staff"
+
+
+@form_action(duty=Duty.STAFF)
+async def invite(request: Request, me: Seller, form: dict[str, str]) -> Response:
+    body = parse_form(InviteIn, {"email": form.get("email", ""), "role": form.get("role", "")})
+    assert me.id is not None
+    async with services(request).db.session() as session:
+        invitation, token = await staff.invite(session, me.id, body.email, Role(body.role))
+    if not await mail_invitation(request, me, invitation, token):
+        note = f"The invitation to {invitation.email} could not be mailed; withdraw it and retry."
+        return await center_with_notice(request, me, note)
+    return RedirectResponse(BACK, status_code=303)
+
+
+@form_action(duty=Duty.STAFF)
+async def withdraw(request: Request, me: Seller, form: dict[str, str]) -> Response:
+    assert me.id is not None
+    async with services(request).db.session() as session:
+        await staff.withdraw_invitation(session, me.id, request.path_params["invitation_id"])
+    return RedirectResponse(BACK, status_code=303)
+
+
+@form_action(duty=Duty.STAFF)
+async def set_role(request: Request, me: Seller, form: dict[str, str]) -> Response:
+    body = parse_form(RoleIn, {"role": form.get("role", "")})
+    assert me.id is not None
+    async with services(request).db.session() as session:
+        await staff.set_role(session, me.id, request.path_params["member_id"], Role(body.role))
+    return RedirectResponse(BACK, status_code=303)
+
+
+@form_action(duty=Duty.STAFF)
+async def remove(request: Request, me: Seller, form: dict[str, str]) -> Response:
+    assert me.id is not None
+    async with services(request).db.session() as session:
+        await staff.remove_member(session, me.id, request.path_params["member_id"])
+    return RedirectResponse(BACK, status_code=303)
+
+
+@form_action(duty=Duty.STAFF)
+async def create_token(request: Request, me: Seller, form: dict[str, str]) -> Response:
+    body = parse_form(ApiTokenIn, {"name": form.get("name", ""), "role": form.get("role", "")})
+    assert me.id is not None
+    async with services(request).db.session() as session:
+        row, token = await staff.create_token(session, me.id, body.name, Role(body.role))
+    # Shown this once, on this page only: a redirect would have to carry it in the address.
+    note = f"Your new {row.role} token “{row.name}”, shown only now: {token}"
+    return await center_with_notice(request, me, note)
+
+
+@form_action(duty=Duty.STAFF)
+async def revoke_token(request: Request, me: Seller, form: dict[str, str]) -> Response:
+    assert me.id is not None
+    async with services(request).db.session() as session:
+        await staff.revoke_token(session, me.id, request.path_params["token_id"])
+    return RedirectResponse(BACK, status_code=303)
