@@ -5,6 +5,7 @@ saves a new one when asked; the account page lists, adds, deletes and chooses th
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -46,7 +47,7 @@ async def form_shows(page: Page, form: str, expected: dict[str, Any]) -> None:
 
 
 async def test_a_signed_in_viewers_checkout_arrives_with_the_default_address(
-    browser: Browser, server: Server, http: httpx.AsyncClient, seller: SellerAccount
+    browser: Browser, server: Server, http: httpx.AsyncClient, seller: SellerAccount, shots: Path
 ) -> None:
     base = server.base_url
     account = await new_account(http)
@@ -69,6 +70,7 @@ async def test_a_signed_in_viewers_checkout_arrives_with_the_default_address(
         for name in ("name", "line1", "city"):
             await page.fill(f"#pay-form [name={name}]", new[name])
         await page.check("#pay-form [name=save_address]")
+        await page.screenshot(path=shots / "checkout-saved-address-phone.png")
         await page.fill("#pay-form [name=card]", CARD)
         await page.click("#pay")
         await expect(page.locator("#order-number[data-order-id]")).to_be_visible(timeout=20_000)
@@ -84,7 +86,7 @@ async def test_a_signed_in_viewers_checkout_arrives_with_the_default_address(
 
 
 async def test_the_account_page_keeps_the_addresses(
-    browser: Browser, server: Server, http: httpx.AsyncClient
+    browser: Browser, server: Server, http: httpx.AsyncClient, shots: Path
 ) -> None:
     base = server.base_url
     account = await new_account(http)
@@ -114,6 +116,7 @@ async def test_the_account_page_keeps_the_addresses(
         await expect(items.first).to_contain_text("Work")
         await expect(items.first.locator(".badge")).to_have_text("Default")
         await expect(page.locator("#address-list .badge")).to_have_count(1)
+        await page.screenshot(path=shots / "account-addresses-phone.png", full_page=True)
 
         await items.filter(has_text="Home").get_by_role("button", name="Delete").click()
         await expect(items).to_have_count(1)
