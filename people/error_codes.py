@@ -1,5 +1,5 @@
-"""Refusals about accounts (signing up, signing in, passwords and their reset) and about a
-seller's staff (roles, invitations, API tokens)."""
+"""Refusals about accounts (signing up, signing in, passwords and their reset, saved
+addresses) and about a seller's staff (roles, invitations, API tokens)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from kernel.errors import ErrorCode
 
 
 class PeopleErrorCode(ErrorCode):
-    """Refusals about who someone is: an account's e-mail, password and reset."""
+    """Refusals about who someone is: an account's e-mail, password and reset, and the
+    addresses it keeps."""
 
     EMAIL_TAKEN = "email_taken"
     INVALID_EMAIL = "invalid_email"
@@ -25,3 +26,5 @@ class PeopleErrorCode(ErrorCode):
     INVITATION_INVALID = "invitation_invalid"  # forged, used, withdrawn or too old
     INVITATION_EMAIL_MISMATCH = "invitation_email_mismatch"
     NOT_ON_STAFF = "not_on_staff"  # a seller sign-in by an account on no seller's staff
+    TOO_MANY_ADDRESSES = "too_many_addresses"  # an account keeps at most ten
+    ADDRESS_NOT_FOUND = "address_not_found"  # or another account's: never told apart

@@ -155,14 +155,16 @@ async def http_room(
     stock: int = 100,
     list_price: int = 9900,
     live: bool = True,
+    image: str = "https://example.com/j.jpg",
 ) -> tuple[int, int, int]:
-    """A room with one product (one SKU) in its bag, live by default: (room, product, sku)."""
+    """A room with one product (one SKU) in its bag, live by default: (room, product, sku).
+    A browser test passes an image this server has (a page must load all it asks for)."""
     h = seller.headers
     product = (
         await http.post(
             f"/api/shops/{seller.shop.id}/products",
             headers=h,
-            json={"title": "Live jacket", "image_urls": ["https://example.com/j.jpg"]},
+            json={"title": "Live jacket", "image_urls": [image]},
         )
     ).json()["product"]
     sku = (

@@ -1,7 +1,8 @@
 """Migrations on a real SQLite file holding data from before them: 0004 gives existing shops
 unique storefront handles, 0005 leaves existing products on sale (not archived), and both go
-down and up again without losing a row; 0009 gives existing products no options. And the
-migrations build exactly the tables the models declare."""
+down and up again without losing a row; 0009 gives existing products no options; 0018's index
+allows one default address per account. And the migrations build exactly the tables the
+models declare."""
 
 from __future__ import annotations
 
@@ -222,4 +223,32 @@ def test_orders_restocked_before_line_counts_have_them_laid_over_their_lines(
         ).fetchall()
     assert found == [(1, 0, 2, 0), (1, 1, 1, 0), (2, 0, 0, 0), (2, 1, 0, 0)]
     command.downgrade(config, "0013")
+    command.upgrade(config, "head")
+
+
+def test_an_account_has_one_default_address_whoever_writes(tmp_path: Path) -> None:
+    """The partial unique index itself refuses a second default, and 0018 goes down and up."""
+    path = tmp_path / "addresses.db"
+    config = alembic_config(f"sqlite:///{path}")
+    command.upgrade(config, "head")
+    insert = (
+        "INSERT INTO account_addresses (account_id, name, line1, line2, city, postal_code,"
+        " country, is_default, created_ms)"
+        " VALUES (1, 'Mina', '1 Road', '', 'Busan', '1', 'KR', ?, 0)"
+    )
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "INSERT INTO accounts (id, email, display_name, password_hash, buyer_id,"
+            " session_epoch, created_ms) VALUES (1, 'm@example.com', 'Mina', 'h', 'b1', 0, 0)"
+        )
+        db.execute(insert, (True,))
+        db.execute(insert, (False,))
+        with pytest.raises(sqlite3.IntegrityError):
+            db.execute(insert, (True,))
+    command.downgrade(config, "0017")
+    with sqlite3.connect(path) as db:
+        assert (
+            db.execute("SELECT name FROM sqlite_master WHERE name = 'account_addresses'").fetchall()
+            == []
+        )
     command.upgrade(config, "head")

@@ -18,6 +18,7 @@ import json
 import math
 import os
 import re
+import secrets
 import subprocess
 import sys
 import time
@@ -50,10 +51,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @dataclass
 class Seeded:
-    """What the seeding made: the two tokens, and real ids for each path parameter."""
+    """What the seeding made: the three tokens, and real ids for each path parameter."""
 
     seller_token: str
     guest_token: str
+    account_token: str
     ids: dict[str, list[int | str]]
 
 
@@ -190,9 +192,33 @@ def seed(base_url: str, database_url: str) -> Seeded:
             headers=guest,
             json={"kind": "cancel", "reason": "changed_mind"},
         )["request"]["id"]
+        account = call(
+            "POST",
+            "/api/accounts",
+            201,
+            json={
+                "email": f"fuzz-{secrets.token_hex(4)}@example.com",
+                "password": "violet-kettle-orbit-42",
+                "display_name": "Fuzz",
+            },
+        )["token"]
+        address = call(
+            "POST",
+            "/api/accounts/me/addresses",
+            201,
+            headers={"Authorization": f"Bearer {account}"},
+            json={
+                "name": "Fuzz",
+                "line1": "1 Road",
+                "city": "Busan",
+                "postal_code": "48058",
+                "country": "KR",
+            },
+        )["address"]["id"]
     return Seeded(
         seller_token=token,
         guest_token=session["token"],
+        account_token=account,
         ids={
             "shop_id": [shop],
             "product_id": [product, tee],
@@ -203,6 +229,7 @@ def seed(base_url: str, database_url: str) -> Seeded:
             "order_id": [order, other],
             "request_id": [asked],
             "user": [session["buyer_id"]],
+            "address_id": [address],
         },
     )
 
@@ -238,6 +265,8 @@ def config(seeded: Seeded, max_examples: int) -> str:
         f'bearer = "{seeded.seller_token}"',
         "[auth.openapi.viewer]",
         f'bearer = "{seeded.guest_token}"',
+        "[auth.openapi.account]",
+        f'bearer = "{seeded.account_token}"',
         "[generation]",
         f"max-examples = {max_examples}",
         "[dictionaries.cards]",

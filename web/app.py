@@ -60,6 +60,7 @@ from live.store import RoomStore
 from people.mail import FileSender, MailSender, SmtpSender
 from web import (
     api_accounts,
+    api_addresses,
     api_auctions,
     api_cart,
     api_catalog,
@@ -110,6 +111,7 @@ log = logging.getLogger("livecart.app")
 APIS: list[Api] = [
     api_checkout.api,
     api_accounts.api,
+    api_addresses.api,
     api_waitlist.api,
     api_wallet.api,
     api_cart.api,

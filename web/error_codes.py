@@ -116,6 +116,7 @@ _BY_STATUS: dict[int, tuple[ErrorCode, ...]] = {
         LiveErrorCode.CHAT_NOT_FOUND,
         LiveErrorCode.SESSION_NOT_FOUND,
         LiveErrorCode.SESSION_ENDED,
+        PeopleErrorCode.ADDRESS_NOT_FOUND,
     ),
     405: (WebErrorCode.METHOD_NOT_ALLOWED,),
     409: (
@@ -169,6 +170,7 @@ _BY_STATUS: dict[int, tuple[ErrorCode, ...]] = {
         CatalogErrorCode.SELLER_EXISTS,
         PeopleErrorCode.EMAIL_TAKEN,
         PeopleErrorCode.GUEST_CLAIMED,
+        PeopleErrorCode.TOO_MANY_ADDRESSES,
         CatalogErrorCode.PRODUCT_HAS_SKUS,
         CatalogErrorCode.SKU_IN_USE,
         CatalogErrorCode.STOCK_UNAVAILABLE,

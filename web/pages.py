@@ -70,10 +70,16 @@ async def my_orders(request: Request) -> Response:
 
 
 async def account_page(request: Request) -> Response:
-    """Sign up, sign in, sign out, and a password reset's link (its code after ``#``)."""
+    """Sign up, sign in, sign out, a password reset's link (its code after ``#``), and the
+    account's saved addresses."""
     lang = page_language(request)
-    config = {"lang": lang, "strings": strings(lang)}
-    return render(request, "account.html", {"lang": lang, "config": config})
+    context = {
+        "lang": lang,
+        "config": {"lang": lang, "strings": strings(lang)},
+        "countries": l10n.countries(lang),
+        "country": l10n.default_country(lang, request.headers.get("accept-language", "")),
+    }
+    return render(request, "account.html", context)
 
 
 async def storefront(request: Request) -> Response:

@@ -112,6 +112,26 @@ class Joined(Out):
     role: StaffRole
 
 
+class SavedAddress(Out):
+    id: int
+    name: str
+    line1: str
+    line2: str
+    city: str
+    postal_code: str
+    country: str
+    is_default: bool = Field(description="Checkout is prefilled from it; exactly one has it")
+    created_ms: int
+
+
+class SavedAddressAnswer(Out):
+    address: SavedAddress
+
+
+class SavedAddressList(Out):
+    addresses: list[SavedAddress] = Field(description="The default first, then newest first")
+
+
 class ResetAsked(Out):
     sent: bool = Field(description="Always true: whether the e-mail has an account is not told")
 

@@ -301,6 +301,16 @@ class ShippingIn(Strict):
     )
 
 
+class AddressIn(ShippingIn):
+    """An address to keep on the account (at most ten)."""
+
+    default: bool = Field(
+        default=False,
+        description="Make it the default (checkout is prefilled from it); an account's first "
+        "address is the default whatever this says",
+    )
+
+
 class PaymentMethodIn(Strict):
     """A card to keep on file (bidding needs one: it is charged when you win), and where to
     ship what it pays for."""

@@ -2,9 +2,11 @@
 // keeps (common.js) becomes the account's: every page then buys, chats and lists orders as the
 // account. Signing up from a guest keeps its holds and cart (the account is that guest from
 // then on); signing in brings the guest's orders and cart along. ?next= returns to the page
-// that sent the viewer here (a live room).
+// that sent the viewer here (a live room). Signed in, the page keeps the account's shipping
+// addresses: listed default first, added, deleted, one chosen as the default checkout fills in.
 
-import { ApiError, api, currentSession, forgetSession, guestToken, hasGuest, keepSession, t } from "./common.js";
+import { ADDRESS_FIELDS, addAddress, chooseDefault, deleteAddress, listAddresses } from "./addresses.js";
+import { ApiError, api, currentSession, el, forgetSession, guestToken, hasGuest, keepSession, t } from "./common.js";
 
 const forms = {
   signIn: document.getElementById("sign-in"),
@@ -23,7 +25,12 @@ const REFUSALS = {
   invalid_email: "error_invalid_email",
   reset_invalid: "error_reset_invalid",
   rate_limited: "error_rate_limited",
+  too_many_addresses: "error_too_many_addresses",
 };
+const addressForm = document.getElementById("add-address");
+const addressList = document.getElementById("address-list");
+const addressSection = document.getElementById("addresses");
+const REQUIRED_FIELDS = ["name", "line1", "city", "postal_code"];
 
 function show(...visible) {
   for (const form of Object.values(forms)) form.hidden = !visible.includes(form);
@@ -39,6 +46,50 @@ function showSignedIn() {
     email: session.account.email,
   });
   show(signedIn);
+  showAddresses();
+}
+
+async function showAddresses() {
+  addressSection.querySelector(".form-error").textContent = "";
+  try {
+    listed(await listAddresses());
+  } catch (error) {
+    refused(addressSection, error);
+  }
+}
+
+function listed(addresses) {
+  document.getElementById("no-addresses").hidden = addresses.length > 0;
+  addressList.replaceChildren(...addresses.map(addressItem));
+}
+
+function addressItem(address) {
+  const country = addressForm.elements.country.querySelector(`option[value="${address.country}"]`);
+  const lines = [address.name, address.line1, address.line2, `${address.postal_code} ${address.city}`];
+  lines.push(country ? country.textContent.trim() : address.country);
+  const item = el("li", { dataset: { addressId: address.id } }, el("span", { class: "address-text" }, lines.filter(Boolean).join("\n")));
+  if (address.is_default) item.append(el("span", { class: "badge" }, t("default_address")));
+  else item.append(action(t("make_default"), async () => listed(await chooseDefault(address.id))));
+  item.append(action(t("delete_address"), async () => {
+    await deleteAddress(address.id);
+    await showAddresses();
+  }));
+  return item;
+}
+
+function action(label, run) {
+  const button = el("button", { type: "button", class: "secondary" }, label);
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    addressSection.querySelector(".form-error").textContent = "";
+    try {
+      await run();
+    } catch (error) {
+      refused(addressSection, error);
+      button.disabled = false;
+    }
+  });
+  return button;
 }
 
 function fields(form) {
@@ -95,6 +146,17 @@ submit(forms.reset, async (body) => {
   });
   history.replaceState(null, "", location.pathname + location.search);
   signedInNow(session);
+});
+submit(addressForm, async () => {
+  const value = (name) => addressForm.elements[name].value.trim();
+  const missing = REQUIRED_FIELDS.filter((name) => !value(name));
+  for (const name of REQUIRED_FIELDS) addressForm.elements[name].setAttribute("aria-invalid", String(missing.includes(name)));
+  if (missing.length) throw new Error(t("error_required"));
+  const address = Object.fromEntries(ADDRESS_FIELDS.map((name) => [name, value(name)]));
+  await addAddress(address, addressForm.elements.default.checked);
+  for (const name of [...REQUIRED_FIELDS, "line2"]) addressForm.elements[name].value = "";
+  addressForm.elements.default.checked = false;
+  await showAddresses();
 });
 document.getElementById("forgot").addEventListener("click", () => show(forms.askReset));
 document.getElementById("sign-out").addEventListener("click", () => {

@@ -1,8 +1,10 @@
 // Paying for a hold, shared by the room's deal checkout and the cart's: the shipping address
-// (kept in this browser for next time), the form's values, the payment call with its
+// (kept in this browser for next time; a signed-in account's default saved address first, and
+// saved to the account when asked), the form's values, the payment call with its
 // Idempotency-Key, and the order number once the pipeline has written the order.
 
 import { api, ApiError, guestToken, randomId } from "./common.js";
+import { ADDRESS_FIELDS, addAddress, listAddresses, sameAddress, signedIn } from "./addresses.js";
 
 const ADDRESS_KEY = "livecart.address";
 const REQUIRED = ["name", "line1", "city", "postal_code", "card"];
@@ -12,6 +14,47 @@ export function fillAddress(form) {
   for (const [name, value] of Object.entries(saved)) {
     const input = form.elements[name];
     if (input && !input.value) input.value = value;
+  }
+  delete form.dataset.typed;
+  if (!form.dataset.watched) {
+    form.dataset.watched = "1";
+    form.addEventListener("input", () => (form.dataset.typed = "1"));
+  }
+  const offer = form.querySelector(".save-address");
+  if (offer) offer.hidden = !signedIn();
+  if (signedIn()) fillFromAccount(form);
+}
+
+// The account's default address wins over the one this browser remembers (it may be another
+// person's on a shared device), unless the person has typed since the form opened.
+async function fillFromAccount(form) {
+  const opened = String(Number(form.dataset.opened || 0) + 1);
+  form.dataset.opened = opened;
+  let addresses;
+  try {
+    addresses = await listAddresses();
+  } catch {
+    return; // the remembered address stays: checkout works without the account's list
+  }
+  if (form.dataset.opened !== opened) return; // opened again since: that call fills it
+  form.savedAddresses = addresses;
+  const chosen = addresses.find((a) => a.is_default);
+  if (!chosen || form.dataset.typed) return;
+  for (const field of ADDRESS_FIELDS) form.elements[field].value = chosen[field];
+}
+
+// After a payment: keep its address on the account when the person ticked "save", unless the
+// account has it already. Never an error to show: the order is paid, only a shortcut is lost
+// (ten addresses kept already, or the network).
+export async function keepAddress(form, shipping) {
+  const box = form.elements.save_address;
+  if (!box?.checked || !signedIn()) return;
+  box.checked = false;
+  if ((form.savedAddresses || []).some((a) => sameAddress(a, shipping))) return;
+  try {
+    form.savedAddresses = [...(form.savedAddresses || []), await addAddress(shipping)];
+  } catch {
+    // see above
   }
 }
 

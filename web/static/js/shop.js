@@ -4,7 +4,7 @@
 // the server's (GET /api/cart); the hold's total is what is charged (docs/protocol.md, Cart).
 
 import { api, clockText, el, guestToken, hasGuest, money, randomId, t } from "./common.js";
-import { fillAddress, payHold, readForm, waitForOrder } from "./pay.js";
+import { fillAddress, keepAddress, payHold, readForm, waitForOrder } from "./pay.js";
 
 const $ = (id) => document.getElementById(id);
 const PLACEHOLDER = "/static/img/placeholder.svg";
@@ -514,6 +514,7 @@ export class Shop {
       const paid = await payHold(hold, body);
       const orders = Array.isArray(paid) ? paid : [paid];
       hold.paid = true;
+      keepAddress($("cart-pay-form"), body.shipping);
       clearInterval(this.timer);
       $("cart-pay-view").hidden = true;
       $("cart-done").hidden = false;

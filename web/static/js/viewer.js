@@ -3,7 +3,7 @@
 // number, chat and the viewer count. Everything shown comes from the room's websocket.
 
 import { api, clockText, config, el, guestToken, money, randomId, t } from "./common.js";
-import { fillAddress, payHold, readForm, waitForOrder } from "./pay.js";
+import { fillAddress, keepAddress, payHold, readForm, waitForOrder } from "./pay.js";
 import { Shop, offerOf, priceTag, promotionsOf } from "./shop.js";
 import { RoomSocket } from "./room-socket.js";
 import { ViewerFormats } from "./viewer-formats.js";
@@ -476,6 +476,7 @@ $("pay-form").addEventListener("submit", async (event) => {
   try {
     const order = await payHold(hold, body);
     hold.paid = true;
+    keepAddress($("pay-form"), body.shipping);
     clearInterval(holdTimer);
     showPaid(order);
   } catch (error) {
