@@ -1,4 +1,4 @@
-"""Refusals about accounts: signing up, signing in, passwords and their reset."""
+"""Refusals about accounts: signing up, signing in, passwords and their reset, passkeys."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from kernel.errors import ErrorCode
 
 
 class PeopleErrorCode(ErrorCode):
-    """Refusals about who someone is: an account's e-mail, password and reset."""
+    """Refusals about who someone is: an account's e-mail, password, reset and passkeys."""
 
     EMAIL_TAKEN = "email_taken"
     INVALID_EMAIL = "invalid_email"
@@ -14,3 +14,12 @@ class PeopleErrorCode(ErrorCode):
     WRONG_PASSWORD = "wrong_password"  # or no account with that e-mail: never told apart
     GUEST_CLAIMED = "guest_claimed"  # the guest session signing up already belongs to an account
     RESET_INVALID = "reset_invalid"  # a reset link that is forged, used or too old
+    # Passkeys (WebAuthn). A challenge is unknown, used already or older than 5 minutes.
+    PASSKEY_CHALLENGE_INVALID = "passkey_challenge_invalid"
+    PASSKEY_NOT_VERIFIED = "passkey_not_verified"  # a registration the authenticator did not sign
+    PASSKEY_EXISTS = "passkey_exists"  # that credential is registered already
+    PASSKEY_NOT_FOUND = "passkey_not_found"  # no passkey of yours has that id
+    PASSKEY_UNKNOWN = "passkey_unknown"  # sign-in with a credential no account has (deleted?)
+    PASSKEY_REJECTED = "passkey_rejected"  # a sign-in response that does not verify
+    PASSKEY_SIGN_COUNT = "passkey_sign_count"  # the counter did not go up: a cloned authenticator?
+    PASSKEYS_UNAVAILABLE = "passkeys_unavailable"  # the site is at an IP address, not a name

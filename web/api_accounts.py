@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -57,8 +58,8 @@ OPTIONAL_GUEST = (
 async def sign_up(request: Request) -> Response:
     svc = services(request)
     body = parse(SignUpIn, await read_body(request))
-    guest = _guest_of(request, svc)
-    await _throttle(svc, request)
+    guest = guest_of(request, svc)
+    await throttle(svc, request)
     async with svc.db.session() as session:
         account = await accounts.sign_up(
             session, body.email, body.password, body.display_name, guest
@@ -84,18 +85,26 @@ async def sign_up(request: Request) -> Response:
 async def sign_in(request: Request) -> Response:
     svc = services(request)
     body = parse(SignInIn, await read_body(request))
-    guest = _guest_of(request, svc)
-    await _throttle(svc, request, email=body.email)
+    guest = guest_of(request, svc)
+    await throttle(svc, request, email=body.email)
     async with svc.db.session() as session:
         account = await accounts.sign_in(session, body.email, body.password)
-        # A guest id some account claimed is that account's: its orders and cart never move
-        # to another (a token kept from before that account's sign-up, say).
-        movable = (
-            guest is not None
-            and guest != account.buyer_id
-            and await accounts.account_of_buyer(session, guest) is None
-        )
-        moved = await move_buyer(session, guest, account.buyer_id) if movable and guest else 0
+        return await welcome(svc, session, account, guest)
+
+
+async def welcome(
+    svc: Services, session: AsyncSession, account: Account, guest: str | None
+) -> Response:
+    """The answer to a sign-in, by password or passkey: a fresh token, with the orders and cart
+    of the guest session that signed in moved into the account."""
+    # A guest id some account claimed is that account's: its orders and cart never move to
+    # another (a token kept from before that account's sign-up, say).
+    movable = (
+        guest is not None
+        and guest != account.buyer_id
+        and await accounts.account_of_buyer(session, guest) is None
+    )
+    moved = await move_buyer(session, guest, account.buyer_id) if movable and guest else 0
     if movable and guest:
         await CartStore(svc.redis, svc.keys).merge(guest, account.buyer_id)
     return _signed_in(svc, account, moved=moved)
@@ -128,7 +137,7 @@ async def me(request: Request) -> Response:
 async def ask_reset(request: Request) -> Response:
     svc = services(request)
     body = parse(ResetAskIn, await read_body(request))
-    await _throttle(svc, request, email=body.email)
+    await throttle(svc, request, email=body.email)
     try:
         email = accounts.normal_email(body.email)
     except Invalid:
@@ -179,7 +188,7 @@ async def _send(svc: Services, mail: Mail) -> None:
 async def reset(request: Request) -> Response:
     svc = services(request)
     body = parse(ResetIn, await read_body(request))
-    await _throttle(svc, request)
+    await throttle(svc, request)
     try:
         account_id, epoch = _resets(svc).loads(body.reset, max_age=RESET_MAX_AGE_S)
     except SignatureExpired:
@@ -208,7 +217,7 @@ async def signed_in_account(request: Request, svc: Services) -> Account:
     return account
 
 
-def _guest_of(request: Request, svc: Services) -> str | None:
+def guest_of(request: Request, svc: Services) -> str | None:
     """The guest buyer id of the request's optional guest token. An account's token here is
     refused: someone signed in does not sign up or in again."""
     if "authorization" not in request.headers:
@@ -223,7 +232,7 @@ def _guest_of(request: Request, svc: Services) -> str | None:
     return svc.sessions.verify(token)
 
 
-async def _throttle(svc: Services, request: Request, *, email: str = "") -> None:
+async def throttle(svc: Services, request: Request, *, email: str = "") -> None:
     settings = svc.settings
     per_address = Rate(settings.sign_in_rate_per_s, settings.sign_in_burst)
     await svc.limiter.take("sign_in", address_of(request), per_address, "sign-in attempts")
