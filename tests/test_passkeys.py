@@ -2,20 +2,23 @@
 adding one and signing in with it, as a password sign-in answers (the guest's orders and cart
 come along); a challenge works once and for its own account; a response signed for another
 origin, a deleted credential and a counter that went backwards are refused without changing
-anything; another account cannot delete yours; and a site opened by IP address has none."""
+anything; another account cannot delete yours; a site opened by IP address has none, and one
+with LIVECART_PUBLIC_URL is that URL's site whatever the Host header says."""
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 import pytest
 
+from kernel.errors import Conflict
+from people.passkeys import RelyingParty, relying_party
 from tests.authenticator import SoftAuthenticator, b64url
-from tests.conftest import SellerAccount, viewer_headers
-from tests.harness import Server
+from tests.conftest import SellerAccount, start_server, viewer_headers
+from tests.harness import Server, stop_server
 from tests.helpers import assert_error, checkout, make_listing, orders_seen_by, poll, reserve
 from tests.test_accounts import bearer, new_email, sign_up
 from web.auth import GuestSessions
@@ -300,3 +303,63 @@ async def test_a_site_opened_by_ip_address_has_no_passkeys(http: httpx.AsyncClie
     assert_error(
         await http.post("/api/accounts/passkeys/sign-in/options"), 409, "passkeys_unavailable"
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "site"),
+    [
+        ("https://shop.example", RelyingParty("shop.example", "https://shop.example")),
+        ("https://Shop.Example:443/", RelyingParty("shop.example", "https://shop.example")),
+        ("http://localhost:8000", RelyingParty("localhost", "http://localhost:8000")),
+        (
+            "https://shop.example:8443/live",
+            RelyingParty("shop.example", "https://shop.example:8443"),
+        ),
+    ],
+)
+def test_a_sites_name_and_origin_come_from_its_url(url: str, site: RelyingParty) -> None:
+    assert relying_party(url) == site
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8000", "http://[::1]:8000", "http://", "http://host:port", "ftp://a"]
+)
+def test_an_address_or_a_broken_url_has_no_passkeys(url: str) -> None:
+    with pytest.raises(Conflict) as refused:
+        relying_party(url)
+    assert refused.value.code == "passkeys_unavailable"
+
+
+PUBLIC_URL = "https://shop.example"
+
+
+@pytest.fixture(scope="module")
+def public_server(
+    redis_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    running = start_server(
+        redis_url,
+        database_url,
+        tmp_path_factory.mktemp("passkeys-public") / "server.log",
+        LIVECART_PUBLIC_URL=PUBLIC_URL,
+    )
+    yield running
+    stop_server(running)
+
+
+async def test_a_configured_public_url_is_the_site_whatever_the_host(
+    public_server: Server,
+) -> None:
+    headers = {"Host": f"localhost:{public_server.port}"}
+    async with httpx.AsyncClient(base_url=public_server.base_url, headers=headers) as http:
+        account = bearer((await sign_up(http, new_email()))["token"])
+        started = (await http.post("/api/accounts/me/passkeys/options", headers=account)).json()
+        assert started["options"]["rp"]["id"] == "shop.example"
+        by_host = SoftAuthenticator(f"http://localhost:{public_server.port}")
+        assert_error(await add_passkey(http, account, by_host), 422, "passkey_not_verified")
+
+        device = SoftAuthenticator(PUBLIC_URL)
+        added = await add_passkey(http, account, device)
+
+        assert added.status_code == 201, added.text
+        assert (await sign_in_with(http, device)).status_code == 200
