@@ -50,10 +50,20 @@ from people.keys import CHALLENGE_TTL_S, PeopleKeys
 from people.models import Account, Passkey
 
 RP_NAME = "livecart"
-MAX_NAME = 60
+# A passkey stands in for the password, so the authenticator must check who holds it (PIN,
+# fingerprint, face), not only that someone touched it.
+USER_VERIFICATION = UserVerificationRequirement.REQUIRED
 # What a malformed response makes py_webauthn or its base64 and CBOR decoders raise: each is
 # the caller's bad input, never a server fault (cbor2's decode error is a ValueError).
-BAD_RESPONSE = (WebAuthnException, ValueError, TypeError, KeyError, IndexError, binascii.Error)
+BAD_RESPONSE = (
+    WebAuthnException,
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    binascii.Error,
+)
 
 
 @dataclass(frozen=True)
@@ -164,7 +174,7 @@ def registration_options(
         authenticator_selection=AuthenticatorSelectionCriteria(
             # Discoverable, so signing in needs no e-mail first.
             resident_key=ResidentKeyRequirement.REQUIRED,
-            user_verification=UserVerificationRequirement.PREFERRED,
+            user_verification=USER_VERIFICATION,
         ),
         exclude_credentials=[_descriptor(p) for p in existing],
     )
@@ -199,6 +209,7 @@ async def register(
             expected_challenge=challenge,
             expected_rp_id=rp.id,
             expected_origin=rp.origin,
+            require_user_verification=True,
         )
     except BAD_RESPONSE as exc:
         raise Invalid(
@@ -211,8 +222,9 @@ async def register(
         credential_id=bytes_to_base64url(verified.credential_id),
         public_key=verified.credential_public_key,
         sign_count=verified.sign_count,
-        transports=",".join(t.value for t in parsed.response.transports or []),
-        name=name.strip()[:MAX_NAME] or "Passkey",
+        # Each known transport once: a repeated one would only lengthen the column.
+        transports=",".join(sorted({t.value for t in parsed.response.transports or []})),
+        name=name.strip() or "Passkey",
         created_ms=now_ms(),
     )
     session.add(passkey)
@@ -233,7 +245,7 @@ def authentication_options(rp: RelyingParty) -> tuple[bytes, dict[str, Any]]:
     options = generate_authentication_options(
         rp_id=rp.id,
         timeout=CHALLENGE_TTL_S * 1000,
-        user_verification=UserVerificationRequirement.PREFERRED,
+        user_verification=USER_VERIFICATION,
     )
     return options.challenge, json.loads(options_to_json(options))
 
@@ -261,6 +273,7 @@ async def authenticate(
             credential_public_key=passkey.public_key,
             # The counter is checked by the UPDATE below, where two sign-ins cannot both win.
             credential_current_sign_count=0,
+            require_user_verification=True,
         )
     except BAD_RESPONSE as exc:
         raise _rejected(f"The passkey's answer did not verify: {exc}") from None

@@ -55,12 +55,16 @@ class SoftAuthenticator:
             }
         )
 
-    def get(self, options: dict[str, Any], *, sign_count: int | None = None) -> dict[str, Any]:
+    def get(
+        self, options: dict[str, Any], *, sign_count: int | None = None, verified: bool = True
+    ) -> dict[str, Any]:
         """The credential ``navigator.credentials.get(options)`` gives the page; the counter
-        goes up by one unless ``sign_count`` says what to send."""
+        goes up by one unless ``sign_count`` says what to send. ``verified``: whether the
+        authenticator checked the user (a PIN, a fingerprint) or only saw a touch."""
         self.sign_count = self.sign_count + 1 if sign_count is None else sign_count
         client_data = self._client_data("webauthn.get", options["challenge"])
-        auth_data = self._auth_data(options["rpId"], USER_PRESENT | USER_VERIFIED)
+        flags = USER_PRESENT | (USER_VERIFIED if verified else 0)
+        auth_data = self._auth_data(options["rpId"], flags)
         return self._credential(
             {
                 "clientDataJSON": b64url(client_data),

@@ -13,11 +13,13 @@ from typing import Any
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 
 from kernel.errors import Conflict
+from people.keys import PeopleKeys
 from people.passkeys import RelyingParty, relying_party
 from tests.authenticator import SoftAuthenticator, b64url
-from tests.conftest import SellerAccount, start_server, viewer_headers
+from tests.conftest import PREFIX, SellerAccount, start_server, viewer_headers
 from tests.harness import Server, stop_server
 from tests.helpers import assert_error, checkout, make_listing, orders_seen_by, poll, reserve
 from tests.test_accounts import bearer, new_email, sign_up
@@ -65,10 +67,11 @@ async def sign_in_with(
     device: SoftAuthenticator,
     *,
     sign_count: int | None = None,
+    verified: bool = True,
     guest: dict[str, str] | None = None,
 ) -> httpx.Response:
     started = await sign_in_options(http)
-    credential = device.get(started["options"], sign_count=sign_count)
+    credential = device.get(started["options"], sign_count=sign_count, verified=verified)
     body = {"challenge_id": started["challenge_id"], "credential": credential}
     return await http.post("/api/accounts/passkeys/sign-in", json=body, headers=guest or {})
 
@@ -219,6 +222,25 @@ async def test_a_response_signed_for_another_origin_is_refused(
     _, device = await new_account_with_passkey(site, server)
     device.origin = "http://localhost:1"
     assert_error(await sign_in_with(site, device), 401, "passkey_rejected")
+
+
+async def test_a_passkey_that_did_not_verify_its_user_does_not_sign_in(
+    site: httpx.AsyncClient, server: Server
+) -> None:
+    _, device = await new_account_with_passkey(site, server)
+    started = await sign_in_options(site)
+    assert started["options"]["userVerification"] == "required"
+
+    assert_error(await sign_in_with(site, device, verified=False), 401, "passkey_rejected")
+    assert (await sign_in_with(site, device)).status_code == 200
+
+
+async def test_a_challenge_expires_in_five_minutes(
+    site: httpx.AsyncClient, server: Server, redis: Redis
+) -> None:
+    started = await sign_in_options(site)
+    key = PeopleKeys(PREFIX).passkey_challenge(started["challenge_id"])
+    assert 290_000 <= await redis.pttl(key) <= 300_000
 
 
 async def test_a_sign_count_that_went_backwards_is_refused(
