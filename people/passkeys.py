@@ -50,6 +50,9 @@ from people.keys import CHALLENGE_TTL_S, PeopleKeys
 from people.models import Account, Passkey
 
 RP_NAME = "livecart"
+# WebAuthn's cap on a credential id; the column holds its base64url. py_webauthn does not
+# check it, and a longer one would make PostgreSQL refuse the row (a 500, not a 422).
+MAX_CREDENTIAL_ID = 1023
 # A passkey stands in for the password, so the authenticator must check who holds it (PIN,
 # fingerprint, face), not only that someone touched it.
 USER_VERIFICATION = UserVerificationRequirement.REQUIRED
@@ -216,6 +219,11 @@ async def register(
             f"The passkey could not be verified: {exc}",
             code=PeopleErrorCode.PASSKEY_NOT_VERIFIED,
         ) from None
+    if len(verified.credential_id) > MAX_CREDENTIAL_ID:
+        raise Invalid(
+            f"A passkey's id has at most {MAX_CREDENTIAL_ID} bytes.",
+            code=PeopleErrorCode.PASSKEY_NOT_VERIFIED,
+        )
     assert account.id is not None
     passkey = Passkey(
         account_id=account.id,

@@ -7,6 +7,7 @@ with LIVECART_PUBLIC_URL is that URL's site whatever the Host header says."""
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -313,6 +314,18 @@ async def test_malformed_answers_are_refused_not_crashed_on(
         "passkey_challenge_invalid",
     )
     assert await passkeys_of(site, account) == []
+
+
+async def test_a_credential_id_longer_than_webauthn_allows_is_refused(
+    site: httpx.AsyncClient, server: Server
+) -> None:
+    account = bearer((await sign_up(site, new_email()))["token"])
+    device = SoftAuthenticator(origin_of(server))
+    device.credential_id = os.urandom(1024)
+    assert_error(await add_passkey(site, account, device), 422, "passkey_not_verified")
+    device.credential_id = os.urandom(1023)
+    assert (await add_passkey(site, account, device)).status_code == 201
+    assert (await sign_in_with(site, device)).status_code == 200
 
 
 async def test_a_site_opened_by_ip_address_has_no_passkeys(http: httpx.AsyncClient) -> None:
