@@ -84,17 +84,21 @@ def relying_party(base_url: str) -> RelyingParty:
     try:
         parts = urlsplit(base_url)
         host, port = parts.hostname, parts.port
-    except ValueError:  # a port that is not a number
-        host, port = None, None
+    except ValueError:  # a port that is not a number, a broken IPv6 address
+        raise _unavailable() from None
     if not host or parts.scheme not in ("http", "https") or _is_address(host):
-        raise Conflict(
-            "Passkeys need the site to be opened by name (http://localhost:8000, say), "
-            "not by an IP address.",
-            code=PeopleErrorCode.PASSKEYS_UNAVAILABLE,
-        )
+        raise _unavailable()
     default = {"http": 80, "https": 443}[parts.scheme]
     origin = f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
     return RelyingParty(host, origin)
+
+
+def _unavailable() -> Conflict:
+    return Conflict(
+        "Passkeys need the site to be opened by name (http://localhost:8000, say), "
+        "not by an IP address.",
+        code=PeopleErrorCode.PASSKEYS_UNAVAILABLE,
+    )
 
 
 def passkeys_possible(base_url: str) -> bool:

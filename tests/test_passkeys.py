@@ -357,7 +357,15 @@ def test_a_sites_name_and_origin_come_from_its_url(url: str, site: RelyingParty)
 
 
 @pytest.mark.parametrize(
-    "url", ["http://127.0.0.1:8000", "http://[::1]:8000", "http://", "http://host:port", "ftp://a"]
+    "url",
+    [
+        "http://127.0.0.1:8000",
+        "http://[::1]:8000",
+        "http://",
+        "http://host:port",
+        "http://[::1",
+        "ftp://a",
+    ],
 )
 def test_an_address_or_a_broken_url_has_no_passkeys(url: str) -> None:
     with pytest.raises(Conflict) as refused:

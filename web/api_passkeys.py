@@ -27,8 +27,8 @@ api = Api()
 
 def site_url(svc: Services, request: Request) -> str:
     """Where people open livecart: the configured address, else the one this request came to.
-    A Host header only names the site to its own sender's browser, which signs the origin it
-    really used; the check below is against that."""
+    Trusting Host here gives a caller nothing: the browser signs the origin it really used,
+    and an answer signed for one site never verifies for another."""
     host = request.headers.get("host", "")
     return svc.settings.public_url or f"{request.url.scheme}://{host}"
 
