@@ -1,5 +1,5 @@
 """Refusals about accounts (signing up, signing in, passwords and their reset, saved
-addresses) and about a seller's staff (roles, invitations, API tokens)."""
+addresses, passkeys) and about a seller's staff (roles, invitations, API tokens)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from kernel.errors import ErrorCode
 
 
 class PeopleErrorCode(ErrorCode):
-    """Refusals about who someone is: an account's e-mail, password and reset, and the
-    addresses it keeps."""
+    """Refusals about who someone is: an account's e-mail, password and reset, the addresses
+    it keeps and its passkeys; and a seller's staff."""
 
     EMAIL_TAKEN = "email_taken"
     INVALID_EMAIL = "invalid_email"
@@ -28,3 +28,12 @@ class PeopleErrorCode(ErrorCode):
     NOT_ON_STAFF = "not_on_staff"  # a seller sign-in by an account on no seller's staff
     TOO_MANY_ADDRESSES = "too_many_addresses"  # an account keeps at most ten
     ADDRESS_NOT_FOUND = "address_not_found"  # or another account's: never told apart
+    # Passkeys (WebAuthn). A challenge is unknown, used already or older than 5 minutes.
+    PASSKEY_CHALLENGE_INVALID = "passkey_challenge_invalid"
+    PASSKEY_NOT_VERIFIED = "passkey_not_verified"  # a registration the authenticator did not sign
+    PASSKEY_EXISTS = "passkey_exists"  # that credential is registered already
+    PASSKEY_NOT_FOUND = "passkey_not_found"  # no passkey of yours has that id
+    PASSKEY_UNKNOWN = "passkey_unknown"  # sign-in with a credential no account has (deleted?)
+    PASSKEY_REJECTED = "passkey_rejected"  # a sign-in response that does not verify
+    PASSKEY_SIGN_COUNT = "passkey_sign_count"  # the counter did not go up: a cloned authenticator?
+    PASSKEYS_UNAVAILABLE = "passkeys_unavailable"  # the site is at an IP address, not a name

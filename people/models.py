@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Index, UniqueConstraint, text
+from sqlalchemy import BigInteger, Index, LargeBinary, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -103,3 +103,21 @@ class SavedAddress(SQLModel, table=True):
     country: str = Field(max_length=2)  # ISO 3166-1 alpha-2
     is_default: bool = Field(default=False)
     created_ms: int = Field(sa_type=BigInteger)
+
+
+class Passkey(SQLModel, table=True):
+    """A WebAuthn credential that signs its account in (decision 0041). ``sign_count`` only
+    goes up, by a guarded UPDATE (people/passkeys.py); an authenticator that keeps no counter
+    sends 0 every time."""
+
+    __tablename__ = "account_passkeys"
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="accounts.id", index=True)
+    # base64url, as the browser names it; WebAuthn caps the raw id at 1,023 bytes.
+    credential_id: str = Field(max_length=1400, unique=True)
+    public_key: bytes = Field(sa_type=LargeBinary)  # COSE_Key, as the authenticator gave it
+    sign_count: int = Field(default=0, sa_type=BigInteger)  # a 32-bit unsigned counter
+    transports: str = Field(default="", max_length=200)  # comma-separated hints: "internal,usb"
+    name: str = Field(max_length=60)
+    created_ms: int = Field(sa_type=BigInteger)
+    last_used_ms: int | None = Field(default=None, sa_type=BigInteger)

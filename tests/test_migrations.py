@@ -19,6 +19,7 @@ from sqlmodel import SQLModel
 import catalog.models
 import checkout.models
 import live.models
+import people.models
 from web.migrate import alembic_config
 
 
@@ -89,6 +90,7 @@ def test_the_migrations_build_what_the_models_declare(tmp_path: Path) -> None:
         SQLModel.metadata.tables
     )
     assert live.models  # its tables are declared too
+    assert people.models.Passkey.__tablename__ in SQLModel.metadata.tables
     engine = create_engine(url)
     try:
         with engine.connect() as conn:

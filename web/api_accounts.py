@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -57,7 +58,7 @@ OPTIONAL_GUEST = (
 async def sign_up(request: Request) -> Response:
     svc = services(request)
     body = parse(SignUpIn, await read_body(request))
-    guest = _guest_of(request, svc)
+    guest = guest_of(request, svc)
     await throttle_sign_in(svc, request)
     async with svc.db.session() as session:
         account = await accounts.sign_up(
@@ -84,18 +85,26 @@ async def sign_up(request: Request) -> Response:
 async def sign_in(request: Request) -> Response:
     svc = services(request)
     body = parse(SignInIn, await read_body(request))
-    guest = _guest_of(request, svc)
+    guest = guest_of(request, svc)
     await throttle_sign_in(svc, request, email=body.email)
     async with svc.db.session() as session:
         account = await accounts.sign_in(session, body.email, body.password)
-        # A guest id some account claimed is that account's: its orders and cart never move
-        # to another (a token kept from before that account's sign-up, say).
-        movable = (
-            guest is not None
-            and guest != account.buyer_id
-            and await accounts.account_of_buyer(session, guest) is None
-        )
-        moved = await move_buyer(session, guest, account.buyer_id) if movable and guest else 0
+        return await welcome(svc, session, account, guest)
+
+
+async def welcome(
+    svc: Services, session: AsyncSession, account: Account, guest: str | None
+) -> Response:
+    """The answer to a sign-in, by password or passkey: a fresh token, with the orders and cart
+    of the guest session that signed in moved into the account."""
+    # A guest id some account claimed is that account's: its orders and cart never move to
+    # another (a token kept from before that account's sign-up, say).
+    movable = (
+        guest is not None
+        and guest != account.buyer_id
+        and await accounts.account_of_buyer(session, guest) is None
+    )
+    moved = await move_buyer(session, guest, account.buyer_id) if movable and guest else 0
     if movable and guest:
         await CartStore(svc.redis, svc.keys).merge(guest, account.buyer_id)
     return _signed_in(svc, account, moved=moved)
@@ -208,7 +217,7 @@ async def signed_in_account(request: Request, svc: Services) -> Account:
     return account
 
 
-def _guest_of(request: Request, svc: Services) -> str | None:
+def guest_of(request: Request, svc: Services) -> str | None:
     """The guest buyer id of the request's optional guest token. An account's token here is
     refused: someone signed in does not sign up or in again."""
     if "authorization" not in request.headers:

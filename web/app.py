@@ -57,7 +57,9 @@ from live.media.ice import ice_servers, use_host_addresses
 from live.media.relay import VideoProfile
 from live.room_states import RoomStatus
 from live.store import RoomStore
+from people.keys import PeopleKeys
 from people.mail import FileSender, MailSender, SmtpSender
+from people.passkeys import Challenges
 from web import (
     api_accounts,
     api_addresses,
@@ -69,6 +71,7 @@ from web import (
     api_giveaways,
     api_media,
     api_orders,
+    api_passkeys,
     api_payments,
     api_promotions,
     api_refunds,
@@ -112,6 +115,7 @@ APIS: list[Api] = [
     api_checkout.api,
     api_accounts.api,
     api_addresses.api,
+    api_passkeys.api,
     api_waitlist.api,
     api_wallet.api,
     api_cart.api,
@@ -295,6 +299,7 @@ def build_services(settings: Settings, crash: CrashPoints = NO_CRASH) -> Service
     )
     return Services(
         mail=mail_sender(settings),
+        passkey_challenges=Challenges(redis, PeopleKeys(settings.redis_prefix)),
         settings=settings,
         redis=redis,
         db=db,

@@ -25,7 +25,8 @@ from live import service as live_service
 from live.models import LiveRoom
 from live.room_states import RoomStatus
 from live.store import RoomStore
-from web import i18n, l10n
+from people.passkeys import passkeys_possible
+from web import api_passkeys, i18n, l10n
 from web.http import http_error_handler
 from web.services import services
 from web.templating import page_language, render
@@ -70,16 +71,28 @@ async def my_orders(request: Request) -> Response:
 
 
 async def account_page(request: Request) -> Response:
-    """Sign up, sign in, sign out, a password reset's link (its code after ``#``), and the
-    account's saved addresses."""
+    """Sign up, sign in (by password or passkey), sign out, the account's passkeys and saved
+    addresses, and a password reset's link (its code after ``#``)."""
     lang = page_language(request)
+    site = api_passkeys.site_url(services(request), request)
+    possible = passkeys_possible(site)
+    config = {"lang": lang, "strings": strings(lang), "passkeys": possible}
     context = {
         "lang": lang,
-        "config": {"lang": lang, "strings": strings(lang)},
+        "config": config,
         "countries": l10n.countries(lang),
         "country": l10n.default_country(lang, request.headers.get("accept-language", "")),
+        "passkeys_possible": possible,
+        "passkeys_url": by_name(request),
     }
     return render(request, "account.html", context)
+
+
+def by_name(request: Request) -> str:
+    """This site at ``localhost``, for a page opened at an IP address (where WebAuthn cannot
+    work); right for the machine it runs on, which is where a site is opened by address."""
+    port = request.url.port
+    return f"{request.url.scheme}://localhost" + (f":{port}" if port else "")
 
 
 async def storefront(request: Request) -> Response:

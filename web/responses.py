@@ -132,6 +132,28 @@ class SavedAddressList(Out):
     addresses: list[SavedAddress] = Field(description="The default first, then newest first")
 
 
+class PasskeyOptions(Out):
+    challenge_id: str = Field(
+        description="Send it back with the authenticator's answer within 5 minutes; it works once"
+    )
+    options: dict[str, Any] = Field(
+        description="WebAuthn's `PublicKeyCredentialCreationOptionsJSON` (adding a passkey) or "
+        "`PublicKeyCredentialRequestOptionsJSON` (signing in); binary fields in base64url"
+    )
+
+
+class Passkey(Out):
+    id: int
+    name: str
+    transports: list[str] = Field(description="How the authenticator is reached: internal, usb…")
+    created_ms: int
+    last_used_ms: int | None = Field(description="Its last sign-in; null if never used")
+
+
+class PasskeyList(Out):
+    passkeys: list[Passkey]
+
+
 class ResetAsked(Out):
     sent: bool = Field(description="Always true: whether the e-mail has an account is not told")
 

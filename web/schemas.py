@@ -200,6 +200,33 @@ class ResetIn(Strict):
     password: Password
 
 
+ChallengeId = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$"),
+    Field(description="The `challenge_id` of the options this answers (5 minutes, used once)"),
+]
+Credential = Annotated[
+    dict[str, Any],
+    Field(
+        description="The `PublicKeyCredential` the browser gave, as JSON (its `toJSON()`): "
+        "`id`, `rawId`, `type` and `response`, binary fields in base64url"
+    ),
+]
+
+
+class PasskeyIn(Strict):
+    challenge_id: ChallengeId
+    credential: Credential
+    name: Annotated[str, _text(60)] = Field(
+        "", description='What the list calls it ("Phone"); "Passkey" if left out'
+    )
+
+
+class PasskeySignInIn(Strict):
+    challenge_id: ChallengeId
+    credential: Credential
+
+
 class ReserveIn(Strict):
     qty: int = Field(default=1, ge=1, le=1000)
     request_id: RequestId | None = Field(

@@ -27,6 +27,7 @@ from live.giveaways import Giveaways
 from live.hub import Hub
 from live.store import RoomStore
 from people.mail import MailSender
+from people.passkeys import Challenges
 from web.auth import GuestSessions
 from web.cookies import SellerSessions
 from web.metrics import Metrics
@@ -59,6 +60,7 @@ class Services:
     auctions: Auctions
     giveaways: Giveaways
     mail: MailSender
+    passkey_challenges: Challenges
     # The money settings as orders take them (the ship-by times, when delivery is expected).
     money: MoneyTerms = field(default_factory=MoneyTerms)
 

@@ -667,8 +667,8 @@ class Settings:
     public_url: str = setting(
         "",
         "LIVECART_PUBLIC_URL",
-        "the address people open livecart at (`https://shop.example`), for links in mail; "
-        "empty: the address the request came to",
+        "the address people open livecart at (`https://shop.example`), for links in mail and "
+        "as passkeys' site (their RP ID and origin); empty: the address the request came to",
     )
     # Benchmarks and tests.
     bench_routes: bool = setting(

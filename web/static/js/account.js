@@ -4,9 +4,12 @@
 // then on); signing in brings the guest's orders and cart along. ?next= returns to the page
 // that sent the viewer here (a live room). Signed in, the page keeps the account's shipping
 // addresses: listed default first, added, deleted, one chosen as the default checkout fills in.
+// Where the browser and the site's name allow it, a passkey signs in instead of the password,
+// and the signed-in account adds and deletes them.
 
 import { ADDRESS_FIELDS, addAddress, chooseDefault, deleteAddress, listAddresses } from "./addresses.js";
-import { ApiError, api, currentSession, el, forgetSession, guestToken, hasGuest, keepSession, t } from "./common.js";
+import { ApiError, api, config, currentSession, el, forgetSession, guestToken, hasGuest, keepSession, t } from "./common.js";
+import { createPasskey, getPasskey, passkeysHere } from "./passkeys.js";
 
 const forms = {
   signIn: document.getElementById("sign-in"),
@@ -26,11 +29,20 @@ const REFUSALS = {
   reset_invalid: "error_reset_invalid",
   rate_limited: "error_rate_limited",
   too_many_addresses: "error_too_many_addresses",
+  passkey_unknown: "error_passkey_unknown",
+  passkey_exists: "error_passkey_exists",
+  passkey_sign_count: "error_passkey_sign_count",
+  passkey_rejected: "error_passkey_failed",
+  passkey_not_verified: "error_passkey_failed",
+  passkey_challenge_invalid: "error_passkey_failed",
+  // The browser's: the person closed the passkey prompt, or it timed out.
+  NotAllowedError: "passkey_cancelled",
 };
 const addressForm = document.getElementById("add-address");
 const addressList = document.getElementById("address-list");
 const addressSection = document.getElementById("addresses");
 const REQUIRED_FIELDS = ["name", "line1", "city", "postal_code"];
+const passkeys = document.getElementById("passkeys");
 
 function show(...visible) {
   for (const form of Object.values(forms)) form.hidden = !visible.includes(form);
@@ -47,6 +59,8 @@ function showSignedIn() {
   });
   show(signedIn);
   showAddresses();
+  passkeys.hidden = !window.PublicKeyCredential;
+  if (passkeysHere(config)) listPasskeys();
 }
 
 async function showAddresses() {
@@ -92,12 +106,47 @@ function action(label, run) {
   return button;
 }
 
+function accountHeaders() {
+  return { Authorization: `Bearer ${currentSession().token}` };
+}
+
+async function listPasskeys() {
+  const { passkeys: found } = await api("GET", "/api/accounts/me/passkeys", { headers: accountHeaders() });
+  const list = document.getElementById("passkey-list");
+  list.replaceChildren(...found.map(passkeyItem));
+  document.getElementById("no-passkeys").hidden = found.length > 0;
+}
+
+function passkeyItem(passkey) {
+  const remove = el("button", { type: "button", class: "link" }, t("delete_passkey"));
+  remove.addEventListener("click", () =>
+    acting(passkeys, remove, async () => {
+      await api("DELETE", `/api/accounts/me/passkeys/${passkey.id}`, { headers: accountHeaders() });
+      await listPasskeys();
+    }),
+  );
+  return el("li", { "data-passkey": passkey.id }, el("span", {}, passkey.name), " ", remove);
+}
+
+// Run one action of a form or section: its button off meanwhile, a refusal shown in it.
+async function acting(place, button, action) {
+  place.querySelector(".form-error").textContent = "";
+  button.disabled = true;
+  try {
+    await action();
+  } catch (error) {
+    refused(place, error);
+  } finally {
+    button.disabled = false;
+  }
+}
+
 function fields(form) {
   return Object.fromEntries(new FormData(form).entries());
 }
 
 function refused(form, error) {
-  const key = error instanceof ApiError ? REFUSALS[error.code] : null;
+  const key = error instanceof ApiError ? REFUSALS[error.code] : REFUSALS[error?.name];
   form.querySelector(".form-error").textContent = key ? t(key) : error.message || t("error_generic");
 }
 
@@ -108,18 +157,9 @@ async function guestHeaders() {
 }
 
 function submit(form, send) {
-  form.addEventListener("submit", async (event) => {
+  form.addEventListener("submit", (event) => {
     event.preventDefault();
-    form.querySelector(".form-error").textContent = "";
-    const button = form.querySelector("button[type=submit]");
-    button.disabled = true;
-    try {
-      await send(fields(form));
-    } catch (error) {
-      refused(form, error);
-    } finally {
-      button.disabled = false;
-    }
+    acting(form, form.querySelector("button[type=submit]"), () => send(fields(form)));
   });
 }
 
@@ -158,9 +198,36 @@ submit(addressForm, async () => {
   addressForm.elements.default.checked = false;
   await showAddresses();
 });
+
+if (passkeysHere(config)) {
+  const signInButton = document.getElementById("passkey-sign-in");
+  signInButton.hidden = false;
+  signInButton.addEventListener("click", () =>
+    acting(forms.signIn, signInButton, async () => {
+      const started = await api("POST", "/api/accounts/passkeys/sign-in/options");
+      const credential = await getPasskey(started.options);
+      const body = { challenge_id: started.challenge_id, credential };
+      signedInNow(await api("POST", "/api/accounts/passkeys/sign-in", { body, headers: await guestHeaders() }));
+    }),
+  );
+  const addButton = document.getElementById("add-passkey");
+  addButton.addEventListener("click", () =>
+    acting(passkeys, addButton, async () => {
+      const started = await api("POST", "/api/accounts/me/passkeys/options", { headers: accountHeaders() });
+      const credential = await createPasskey(started.options);
+      const name = document.getElementById("passkey-name").value;
+      const body = { challenge_id: started.challenge_id, credential, name };
+      await api("POST", "/api/accounts/me/passkeys", { body, headers: accountHeaders() });
+      document.getElementById("passkey-name").value = "";
+      await listPasskeys();
+    }),
+  );
+}
 document.getElementById("forgot").addEventListener("click", () => show(forms.askReset));
 document.getElementById("sign-out").addEventListener("click", () => {
   forgetSession();
+  // The next person at this browser sees nothing of this account's.
+  document.getElementById("passkey-list")?.replaceChildren();
   show(forms.signIn, forms.signUp);
 });
 

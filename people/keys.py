@@ -1,0 +1,22 @@
+"""Every Redis key the people package uses, in one place.
+
+Each key is read or written alone (no Function spans two), so none needs a hash tag to share a
+Redis Cluster slot (decision 0037)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# A WebAuthn ceremony's challenge: long enough for a person to find their authenticator, short
+# enough that a stolen options answer is soon useless. Used once (GETDEL) or gone after this.
+CHALLENGE_TTL_S = 300
+
+
+@dataclass(frozen=True)
+class PeopleKeys:
+    prefix: str = "lc"
+
+    def passkey_challenge(self, challenge_id: str) -> str:
+        """String, JSON: the challenge's bytes, what it is for and for which account; expires
+        after ``CHALLENGE_TTL_S``."""
+        return f"{self.prefix}:passkey-challenge:{challenge_id}"
