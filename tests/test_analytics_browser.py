@@ -1,0 +1,107 @@
+"""Live analytics in a real browser (Debian's Chromium): the studio's sparklines get new points
+while a phone viewer opens the bag and a product and websocket viewers like and chat; the
+charts load under the pages' content security policy with no console error."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from playwright.async_api import Browser, Page, expect
+
+from tests.browser import DESKTOP, PHONE, new_page
+from tests.conftest import SellerAccount, viewer_headers
+from tests.harness import Server
+from tests.test_pages import shop as shop  # the fixture: a jacket and a mug
+from tests.test_pages import sign_in
+from tests.wsclient import WsViewer
+from web.auth import GuestSessions
+
+pytestmark = pytest.mark.storage
+
+
+async def _live_room(base: str, seller: SellerAccount) -> int:
+    async with httpx.AsyncClient(base_url=base, headers=seller.headers) as http:
+        made = await http.post("/api/rooms", json={"shop_id": seller.shop.id, "title": "Charts"})
+        room: int = made.json()["room"]["id"]
+        found = await http.get("/api/products", params={"shop_id": seller.shop.id})
+        for product in found.json()["products"]:
+            await http.post(f"/api/rooms/{room}/bag", json={"product_id": product["id"]})
+        assert (await http.post(f"/api/rooms/{room}/live")).status_code == 200
+    return room
+
+
+async def drawn(page: Page, series: str) -> tuple[str | None, str | None]:
+    """The sparkline's points count and newest value, as it last drew them."""
+    plot = page.locator(f'#sparklines [data-series="{series}"] .spark-plot')
+    return await plot.get_attribute("data-points"), await plot.get_attribute("data-last")
+
+
+async def until_redrawn(page: Page, series: str, before: tuple[str | None, str | None]) -> None:
+    """The sparkline drew something else: a higher newest point, or a new minute's point."""
+    await page.wait_for_function(
+        """([series, points, last]) => {
+          const node = document.querySelector(`#sparklines [data-series="${series}"] .spark-plot`);
+          return node.dataset.points !== points || node.dataset.last !== last;
+        }""",
+        arg=[series, *before],
+        timeout=20_000,
+    )
+
+
+async def until_plotted(page: Page, series: str, at_least: float) -> None:
+    """The sparkline's newest point reaches ``at_least`` (the studio polls every 2 s)."""
+    await page.wait_for_function(
+        """([series, want]) => {
+          const node = document.querySelector(`#sparklines [data-series="${series}"] .spark-plot`);
+          return node && Number(node.dataset.points) > 0 && Number(node.dataset.last) >= want
+            && node.querySelector("canvas") !== null;
+        }""",
+        arg=[series, at_least],
+        timeout=20_000,
+    )
+
+
+async def test_the_studio_sparklines_move_with_the_rooms_traffic(
+    browser: Browser, server: Server, shop: SellerAccount, sessions: GuestSessions
+) -> None:
+    base = server.base_url
+    room = await _live_room(base, shop)
+    studio_ctx, studio = await new_page(browser, "studio", **DESKTOP)
+    phone_ctx, phone = await new_page(browser, "viewer", **PHONE)
+    sockets: list[WsViewer] = []
+    try:
+        creator = studio.page
+        await sign_in(creator, base, shop.token, then=f"/studio/{room}")
+        viewer = phone.page
+        await viewer.goto(f"{base}/live/{room}?lang=en")
+        await expect(viewer.locator("#connection")).to_be_hidden()
+
+        # The phone opens the bag (two products shown) and one product in it.
+        await viewer.click("#bag-button")
+        await expect(viewer.locator("#bag-items .bag-item")).to_have_count(2)
+        await until_plotted(creator, "impressions", 2)
+        await viewer.locator("#bag-items .bag-item button").first.click()
+        await until_plotted(creator, "clicks", 1)
+
+        # Websocket viewers like and chat; the studio's points follow as they do.
+        for _ in range(2):
+            _, headers = viewer_headers(sessions)
+            ws = await WsViewer.open(base, room)
+            await ws.hello(headers["Authorization"].split()[1])
+            sockets.append(ws)
+        await until_plotted(creator, "viewers", 3)
+        await until_plotted(creator, "likes", 0)
+        for round_ in range(3):
+            before = await drawn(creator, "likes")
+            for ws in sockets:
+                await ws.send(type="like", count=5)
+                await ws.send(type="chat", text=f"round {round_}")
+            await until_redrawn(creator, "likes", before)
+        await until_plotted(creator, "chat", 1)
+        studio.assert_clean()
+        phone.assert_clean()
+    finally:
+        for ws in sockets:
+            await ws.ws.close()
+        await studio_ctx.close()
+        await phone_ctx.close()
