@@ -11,6 +11,7 @@ from playwright.async_api import Browser, Page, expect
 from tests.browser import DESKTOP, PHONE, new_page
 from tests.conftest import SellerAccount, viewer_headers
 from tests.harness import Server
+from tests.helpers import until
 from tests.test_pages import shop as shop  # the fixture: a jacket and a mug
 from tests.test_pages import sign_in
 from tests.wsclient import WsViewer
@@ -105,3 +106,52 @@ async def test_the_studio_sparklines_move_with_the_rooms_traffic(
             await ws.ws.close()
         await studio_ctx.close()
         await phone_ctx.close()
+
+
+async def test_the_seller_center_draws_an_ended_lives_minutes_and_the_shops_days(
+    browser: Browser, server: Server, shop: SellerAccount, sessions: GuestSessions
+) -> None:
+    base = server.base_url
+    room = await _live_room(base, shop)
+    _, headers = viewer_headers(sessions)
+    ws = await WsViewer.open(base, room)
+    await ws.hello(headers["Authorization"].split()[1])
+    await ws.send(type="chat", text="lovely")
+    await ws.send(type="bag.opened")
+    await ws.next("chat", text="lovely")
+    async with httpx.AsyncClient(base_url=base, headers=shop.headers) as http:
+
+        async def counted() -> bool:
+            found = await http.get(f"/api/rooms/{room}/analytics")
+            return found.json()["analytics"]["totals"]["impressions"] == 2
+
+        await until(counted, "the bag's impressions counted")
+        assert (await http.post(f"/api/rooms/{room}/end")).status_code == 200
+
+        async def written() -> bool:
+            found = await http.get(f"/api/rooms/{room}/analytics")
+            return found.json()["analytics"]["source"] == "sql"
+
+        await until(written, "the ended room's minutes written to SQL")
+    await ws.ws.close()
+    ctx, watched = await new_page(browser, "seller center", **DESKTOP)
+    try:
+        page = watched.page
+        await sign_in(page, base, shop.token)
+        trend = page.locator(f"#trend-{shop.shop.id} .analytics-chart")
+        await expect(trend).to_have_attribute("data-points", "30")
+        await expect(trend.locator("canvas")).to_have_count(1)
+        csv = page.locator(f"#trend-{shop.shop.id} a.trend-csv")
+        assert await csv.get_attribute("href") == (
+            f"/api/shops/{shop.shop.id}/analytics/daily.csv?days=30"
+        )
+        charts = page.locator(f"#charts-{room}")
+        await charts.locator("summary").click()
+        await expect(charts.locator(".analytics-chart canvas")).to_have_count(1)
+        await expect(charts.locator(".room-totals")).to_contain_text("Impressions 2")
+        await expect(charts.locator(".room-totals")).to_contain_text("Viewers 1 (1 at most at once)")
+        minutes = await charts.locator(".analytics-chart").get_attribute("data-points")
+        assert int(minutes or 0) >= 1
+        watched.assert_clean()
+    finally:
+        await ctx.close()

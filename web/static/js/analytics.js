@@ -60,7 +60,7 @@ export function lineChart(node, rows, x, labels) {
   mark(node, data);
   return new uPlot(
     {
-      width: Math.max(280, Math.min(node.clientWidth || 640, 900)),
+      width: Math.max(200, Math.min(node.clientWidth || 640, 900)),
       height: 220,
       series: [
         { label: "Time" },
