@@ -122,10 +122,10 @@ async def test_the_seller_center_draws_an_ended_lives_minutes_and_the_shops_days
     async with httpx.AsyncClient(base_url=base, headers=shop.headers) as http:
 
         async def counted() -> bool:
-            found = await http.get(f"/api/rooms/{room}/analytics")
-            return found.json()["analytics"]["totals"]["impressions"] == 2
+            totals = (await http.get(f"/api/rooms/{room}/analytics")).json()["analytics"]["totals"]
+            return (totals["impressions"], totals["peak_viewers"]) == (2, 1)
 
-        await until(counted, "the bag's impressions counted")
+        await until(counted, "the viewer and the bag's impressions counted")
         assert (await http.post(f"/api/rooms/{room}/end")).status_code == 200
 
         async def written() -> bool:
@@ -148,8 +148,9 @@ async def test_the_seller_center_draws_an_ended_lives_minutes_and_the_shops_days
         charts = page.locator(f"#charts-{room}")
         await charts.locator("summary").click()
         await expect(charts.locator(".analytics-chart canvas")).to_have_count(1)
-        await expect(charts.locator(".room-totals")).to_contain_text("Impressions 2")
-        await expect(charts.locator(".room-totals")).to_contain_text("Viewers 1 (1 at most at once)")
+        totals = charts.locator(".room-totals")
+        await expect(totals).to_contain_text("Impressions 2")
+        await expect(totals).to_contain_text("Viewers 1 (1 at most at once)")
         minutes = await charts.locator(".analytics-chart").get_attribute("data-points")
         assert int(minutes or 0) >= 1
         watched.assert_clean()

@@ -4,21 +4,11 @@
 import { api } from "./common.js";
 import { lineChart } from "./analytics.js";
 
-const MINUTE_LABELS = {
-  viewers: "Viewers (most at once)",
-  unique_viewers: "New viewers",
-  likes: "Likes",
-  chat: "Chat lines",
-  clicks: "Product clicks",
-  carts: "Add to cart",
-  orders: "Orders",
-};
-const DAY_LABELS = {
-  unique_viewers: "Viewers",
-  clicks: "Product clicks",
-  carts: "Add to cart",
-  orders: "Orders",
-};
+// The series' names in the page's language (web/i18n, rendered into the page).
+const LABELS = JSON.parse(document.getElementById("analytics-labels")?.textContent || "{}");
+const pick = (names) => Object.fromEntries(names.map((name) => [name, LABELS[name] || name]));
+const MINUTE_LABELS = pick(["viewers", "unique_viewers", "likes", "chat", "clicks", "carts", "orders"]);
+const DAY_LABELS = pick(["unique_viewers", "clicks", "carts", "orders"]);
 
 const percent = (rate) => `${(rate * 100).toFixed(1)}%`;
 
