@@ -33,6 +33,8 @@ async def archive(session: AsyncSession, analytics: RoomAnalytics, room_id: int)
     """Write the room's minutes from Redis over what SQL has, and its unique viewers; returns
     how many minutes. Each row is written whole, so a rerun (a crash before the work list
     forgot the room, two nodes at once) writes the same numbers again."""
+    if await session.get(LiveRoom, room_id) is None:
+        return 0  # a room of another database on the same Redis: nothing of ours to write
     minutes, unique = await analytics.minutes(room_id)
     conn = await session.connection()
     dialect = conn.dialect.name
@@ -112,8 +114,10 @@ async def daily(conn: AsyncConnection, shop_id: int, days: int, now: int) -> lis
         .where(col(LiveRoom.shop_id) == shop_id, start >= since)
         .group_by("day")
     )
+    # A day past today (a node's clock ahead of this one's) is left out, not an error.
     for found in await conn.execute(counts):
-        rows[int(found[0])].update(zip(STORED, (int(v or 0) for v in found[1:]), strict=True))
+        if int(found[0]) in rows:
+            rows[int(found[0])].update(zip(STORED, (int(v or 0) for v in found[1:]), strict=True))
     sales = (
         _sales_query(DAY_MS)
         .join(LiveRoom, col(LiveRoom.id) == col(Deal.room_id))
@@ -121,7 +125,8 @@ async def daily(conn: AsyncConnection, shop_id: int, days: int, now: int) -> lis
         .group_by("bucket")
     )
     for found in await conn.execute(sales):
-        rows[int(found[0])].update(zip(SALES, (int(v) for v in found[1:]), strict=True))
+        if int(found[0]) in rows:
+            rows[int(found[0])].update(zip(SALES, (int(v) for v in found[1:]), strict=True))
     return [{"day_ms": at, **rows[at]} for at in sorted(rows)]
 
 
