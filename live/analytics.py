@@ -105,7 +105,7 @@ class RoomAnalytics:
 
     def audience(self, room_id: int, viewers: int) -> None:
         """The room's viewers at once (all nodes), as this node's report summed them."""
-        self.audience_at((room_id, minute_of(now_ms())), viewers)
+        self._raise_peak((room_id, minute_of(now_ms())), viewers)
 
     # -- flushing --------------------------------------------------------------------------
 
@@ -114,19 +114,21 @@ class RoomAnalytics:
         whose write fails keeps its counts for the next flush."""
         counts, peaks, joined = self._counts, self._peaks, self._joined
         self._counts, self._peaks, self._joined = defaultdict(Counter), {}, defaultdict(set)
-        for room_id in sorted({room for room, _ in (*counts, *peaks, *joined)}):
-            mine = {at for at in (*counts, *peaks, *joined) if at[0] == room_id}
+        by_room: dict[int, set[tuple[int, int]]] = defaultdict(set)
+        for at in (*counts, *peaks, *joined):
+            by_room[at[0]].add(at)
+        for room_id, minutes in by_room.items():
             try:
-                await self._write(room_id, mine, counts, peaks, joined)
+                await self._write(room_id, minutes, counts, peaks, joined)
             except Exception:
                 log.warning("analytics of room %s not flushed; kept", room_id, exc_info=True)
-                for at in mine:
+                for at in minutes:
                     self._counts[at].update(counts.get(at, {}))
                     if at in peaks:
-                        self.audience_at(at, peaks[at])
+                        self._raise_peak(at, peaks[at])
                     self._joined[at] |= joined.get(at, set())
 
-    def audience_at(self, at: tuple[int, int], viewers: int) -> None:
+    def _raise_peak(self, at: tuple[int, int], viewers: int) -> None:
         self._peaks[at] = max(viewers, self._peaks.get(at, 0))
 
     async def _write(

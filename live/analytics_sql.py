@@ -168,8 +168,12 @@ async def room_report(session: AsyncSession, analytics: RoomAnalytics, row: Live
 async def archive_due(db: Database, analytics: RoomAnalytics, now: int) -> None:
     """Write the ended rooms that are due; a room leaves the work list only once written."""
     for room_id in await analytics.due(now):
-        async with db.session() as session:
-            await archive(session, analytics, room_id)
+        try:
+            async with db.session() as session:
+                await archive(session, analytics, room_id)
+        except Exception:  # one room's trouble must not hold up the others'
+            log.exception("analytics of room %s not written to SQL; will retry", room_id)
+            continue
         await analytics.archived(room_id)
 
 
