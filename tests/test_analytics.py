@@ -270,3 +270,46 @@ async def test_another_sellers_room_and_shop_are_not_found(
     assert_error(r, 404, "room_not_found")
     r = await http.get(f"/api/shops/{seller.shop.id}/analytics/daily", headers=other.headers)
     assert_error(r, 404, "shop_not_found")
+
+
+async def test_two_nodes_counts_add_up_in_one_rooms_minutes(
+    server: Server,
+    storm_server: Server,
+    http: httpx.AsyncClient,
+    seller: SellerAccount,
+    sessions: GuestSessions,
+) -> None:
+    room, _product, _sku = await http_room(http, seller)
+    viewers = []
+    for node in (server, storm_server, server, storm_server):
+        _, headers = viewer_headers(sessions)
+        ws = await WsViewer.open(node.base_url, room)
+        await ws.hello(headers["Authorization"].split()[1])
+        viewers.append(ws)
+    await poll(
+        lambda: http.get(f"/api/rooms/{room}/figures", headers=seller.headers),
+        lambda r: r.json()["figures"]["viewers"] == len(viewers),
+    )
+    for n, ws in enumerate(viewers):
+        await ws.send(type="like", count=3)
+        await ws.send(type="bag.opened")  # one product in the bag
+        await ws.send(type="chat", text=f"from {n}")
+    for ws in viewers:
+        await settled(ws, 0)
+    want = {
+        "peak_viewers": 4,
+        "unique_viewers": 4,
+        "followers": 0,
+        "likes": 12,
+        "chat": 4,
+        "impressions": 4,
+        "clicks": 0,
+        "carts": 0,
+        "orders": 0,
+        "units": 0,
+        "gmv": 0,
+        "net_gmv": 0,
+    }
+    check_minutes_add_up(await until_figures(http, room, seller, want, "redis"))
+    for ws in viewers:
+        await ws.ws.close()
