@@ -137,11 +137,14 @@ class Carts:
         shops = await self.quotes(session, buyer, lines)
         return cart_json(lines, shops, await cart_deals.deal_lines(session, deals))
 
-    async def put_deal(self, session: AsyncSession, buyer: str, deal_id: int, qty: int) -> None:
-        """A deal's item at the deal's price, up to its per-buyer limit (0 takes it out)."""
+    async def put_deal(
+        self, session: AsyncSession, buyer: str, deal_id: int, qty: int
+    ) -> int | None:
+        """A deal's item at the deal's price, up to its per-buyer limit (0 takes it out).
+        Returns the live room the deal sells in, if any (for the room's analytics)."""
         if qty == 0:
             await self.store.put_deal(buyer, deal_id, 0)
-            return
+            return None
         found = await cart_deals.deal_lines(session, {deal_id: qty})
         if not found:
             raise NotFound("No such deal.", code=CatalogErrorCode.DEAL_NOT_FOUND, deal_id=deal_id)
@@ -167,6 +170,7 @@ class Carts:
                 limit=MAX_LINES,
             )
         await self.store.put_deal(buyer, deal_id, qty)
+        return lot.room_id if lot is not None else None
 
     async def quotes(
         self, session: AsyncSession, buyer: str, lines: Sequence[CartLine]

@@ -27,6 +27,7 @@ from kernel.clock import now_ms
 from kernel.errors import CommonErrorCode, Conflict, DomainError, Throttled, Unauthorized
 from live import protocol, rules
 from live import service as live_service
+from live.analytics import RoomAnalytics, Tally
 from live.auctions import Auctions
 from live.comment_rules import is_claim
 from live.comment_sales import CommentSales
@@ -34,7 +35,17 @@ from live.error_codes import LiveErrorCode
 from live.frames import message_list, text_frame
 from live.giveaways import Giveaways
 from live.hub import Hub, LocalRoom, Outlet, Viewer
-from live.protocol import Bid, Buy, Chat, Hello, Like, Ping, ProtocolError
+from live.protocol import (
+    BagOpened,
+    Bid,
+    Buy,
+    Chat,
+    Hello,
+    Like,
+    Ping,
+    ProductClicked,
+    ProtocolError,
+)
 from live.room_states import FlashDealStatus, RoomStatus
 from live.store import RoomStore, Snapshot
 
@@ -97,6 +108,12 @@ CHAT_STRIKES = frozenset(
 RECENT_EVENTS_SCANNED = 400
 # Likes one viewer's connection may add: this many a second after a burst (more are dropped).
 LIKES_PER_S, LIKES_BURST = 10, 50
+# Looks (bag.opened, product.clicked) one connection may report: a second after a burst.
+REPORTS_PER_S, REPORTS_BURST = 1, 10
+
+
+def bag_of(room: rules.Room) -> frozenset[int]:
+    return frozenset(item["product_id"] for item in room["bag"])
 
 
 def recent_chat(newest_first: Iterable[rules.Event], lines: int) -> list[rules.Event]:
@@ -135,6 +152,7 @@ class Gateway:
         auctions: Auctions | None = None,
         giveaways: Giveaways | None = None,
         comment_sales: CommentSales | None = None,
+        analytics: RoomAnalytics | None = None,
     ) -> None:
         self.store = store
         self.holds = holds
@@ -150,6 +168,10 @@ class Gateway:
         self.auctions = auctions
         self.giveaways = giveaways
         self.comment_sales = comment_sales
+        self.analytics = analytics or RoomAnalytics(store.redis, store.keys)
+        # Each watched room's bag (product ids), as its last tick or join saw it: what a
+        # viewer's click may name.
+        self.bags_of: dict[int, frozenset[int]] = {}
         # Each watched room's comment-to-buy keywords (none: off), as its last tick or join saw
         # them: a chat line is read as a claim only if it starts with one.
         self.keywords_of: dict[int, list[str]] = {}
@@ -243,6 +265,15 @@ class Gateway:
         self.deals_of[room_id] = {d["deal_id"] for d in snap.room["deals"]}
         return deal_id in self.deals_of[room_id]
 
+    async def bag_in_room(self, room_id: int, product_id: int | None = None) -> frozenset[int]:
+        """The room's bag as this node last saw it, or as the room has it now if ``product_id``
+        is not in that (added since the last tick, or not in the bag at all)."""
+        bag = self.bags_of.get(room_id)
+        if bag is None or (product_id is not None and product_id not in bag):
+            snap = await self.store.read(room_id)
+            bag = self.bags_of[room_id] = bag_of(snap.room) if snap is not None else frozenset()
+        return bag
+
     async def run_ticker(self, stop: asyncio.Event) -> None:
         """The node's one room loop (docs/decisions/0025). Every tick, for each room with
         viewers here: move deals along the clock, publish stock left; then a share of the room
@@ -287,6 +318,7 @@ class Gateway:
         if advanced.room is not None:
             self.deals_of[room_id] = {d["deal_id"] for d in advanced.room["deals"]}
             self.keywords_of[room_id] = CommentSales.keywords(advanced.room)
+            self.bags_of[room_id] = bag_of(advanced.room)
         if self.catch_up is not None:
             await self.catch_up(room, advanced.seq)  # an event the bus lost or has not brought
         room.forget_latest({f"stock:{deal_id}" for deal_id in advanced.left})
@@ -307,6 +339,8 @@ class Gateway:
         if room.hosts and advanced.room is not None and advanced.room["status"] != RoomStatus.ENDED:
             await self.store.mark_hosted(room_id, await self.store.server_ms())
         count = await self.store.report_viewers(room_id, self.node_id, room.audience, now_ms())
+        if advanced.room is not None and advanced.room["status"] != RoomStatus.ENDED:
+            self.analytics.audience(room_id, count)
         room.set_latest("viewers", protocol.encode({"type": "viewers", "count": count}))
         likes = await self.store.add_likes(room_id, self.likes.pop(room_id, 0))
         room.set_latest("likes", protocol.encode({"type": "likes", "count": likes}))
@@ -332,6 +366,7 @@ class Gateway:
             likes = self.likes.pop(room_id, 0)
             self.deals_of.pop(room_id, None)
             self.keywords_of.pop(room_id, None)
+            self.bags_of.pop(room_id, None)
             self._snapshots.pop(room_id, None)
             if likes:
                 await self.store.add_likes(room_id, likes)
@@ -358,6 +393,7 @@ class Connection:
         self.bucket = protocol.TokenBucket(cfg.message_rate, cfg.message_burst, now)
         self.strikes = protocol.TokenBucket(cfg.strike_refill, cfg.strikes, now)
         self.likes: protocol.TokenBucket | None = None
+        self.reports: protocol.TokenBucket | None = None
         self.viewer: Viewer | None = None
         self.user = ""
         self.role = ""
@@ -474,8 +510,10 @@ class Connection:
             return
         gw.deals_of[self.room_id] = {d["deal_id"] for d in snap.room["deals"]}
         gw.keywords_of[self.room_id] = CommentSales.keywords(snap.room)
+        gw.bags_of[self.room_id] = bag_of(snap.room)
         if self.role == "viewer":
             await gw.store.mark_seen(self.room_id, self.user)
+            gw.analytics.joined(self.room_id, self.user)
         welcome: dict[str, Any] = {
             "type": "welcome",
             "protocol": protocol.VERSION,
@@ -548,13 +586,17 @@ class Connection:
             now = self.loop.time()
             if self.likes is None:
                 self.likes = protocol.TokenBucket(LIKES_PER_S, LIKES_BURST, now)
-            self.gw.likes[self.room_id] += self.likes.take_up_to(message.count, now)
+            taken = self.likes.take_up_to(message.count, now)
+            self.gw.likes[self.room_id] += taken
+            self.gw.analytics.count(self.room_id, Tally.LIKES, taken)
         elif isinstance(message, Chat):
             await self.chat(message)
         elif isinstance(message, Buy):
             await self.buy(message)
         elif isinstance(message, Bid):
             await self.bid(message)
+        elif isinstance(message, BagOpened | ProductClicked):
+            await self.report(message)
         else:
             self.send(protocol.error(LiveErrorCode.ALREADY_JOINED, "hello was already accepted."))
 
@@ -582,6 +624,7 @@ class Connection:
             else:
                 self.send(protocol.error(err.code, err.message, err.details, "chat"))
             return
+        self.gw.analytics.count(self.room_id, Tally.CHAT)
         sales = self.gw.comment_sales
         keywords = self.gw.keywords_of.get(self.room_id, ())
         if sales is not None and self.role == "viewer" and is_claim(text, keywords):
@@ -664,6 +707,8 @@ class Connection:
         except DomainError as err:
             self.send(protocol.error(err.code, err.message, err.details, ref))
             return
+        if not hold.replayed:
+            self.gw.analytics.count(self.room_id, Tally.CARTS)
         self.send(
             protocol.encode(
                 {
@@ -676,6 +721,37 @@ class Connection:
             )
         )
         self.watch(hold)
+
+    async def report(self, message: BagOpened | ProductClicked) -> None:
+        """What the viewer looked at, for the room's analytics (decision 0044): an opened bag
+        shows each of its products; a click names one of them. Viewers only, REPORTS_PER_S a
+        second after a burst; refused reports are answered and not counted."""
+        kind = "bag.opened" if isinstance(message, BagOpened) else "product.clicked"
+        if self.role != "viewer":
+            text = "Only viewers' looks are counted."
+            self.send(protocol.error(LiveErrorCode.VIEWER_SESSION_REQUIRED, text, None, kind))
+            return
+        now = self.loop.time()
+        if self.reports is None:
+            self.reports = protocol.TokenBucket(REPORTS_PER_S, REPORTS_BURST, now)
+        if not self.reports.take(now):
+            err = Conflict(
+                "Too many looks reported; they are not counted for a moment.",
+                code=CommonErrorCode.RATE_LIMITED,
+                limit_per_s=REPORTS_PER_S,
+            )
+            self.send(protocol.error(err.code, err.message, err.details, kind))
+            return
+        clicked = message.product_id if isinstance(message, ProductClicked) else None
+        bag = await self.gw.bag_in_room(self.room_id, clicked)
+        if isinstance(message, BagOpened):
+            self.gw.analytics.count(self.room_id, Tally.IMPRESSIONS, len(bag))
+        elif message.product_id in bag:
+            self.gw.analytics.count(self.room_id, Tally.CLICKS)
+        else:
+            details = {"product_id": message.product_id}
+            text = "No such product in this room's bag."
+            self.send(protocol.error(LiveErrorCode.PRODUCT_NOT_IN_BAG, text, details, kind))
 
     async def bid(self, message: Bid) -> None:
         """A bid, as ``POST .../bids``: answered ``bid.accepted`` to this connection; everyone

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 ROOM_KEYS_TTL_S = 7 * 24 * 3600
+# A room's analytics keys, counted from their last flush (a live room's are renewed by it).
+ANALYTICS_TTL_S = 7 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,27 @@ class RoomKeys:
         """Counter of one user's chat lines in the current rate window (expires with it)."""
         return self.meta.replace(":meta", f":chat:{user}")
 
+    # Analytics (decision 0044). Every one expires ANALYTICS_TTL_S after its last flush: long
+    # enough for the archive to SQL to be rerun after a crash, short enough not to pile up.
+    @property
+    def minutes(self) -> str:
+        """Sorted set: each minute (ms at its start) with counts, scored by the most viewers
+        seen at once in it (ZADD GT: the max over nodes)."""
+        return self.meta.replace(":meta", ":stats:minutes")
+
+    def minute(self, minute_ms: int) -> str:
+        """Hash: one minute's counters (likes, chat, impressions, clicks, carts, followers)."""
+        return self.meta.replace(":meta", f":stats:{minute_ms}")
+
+    def minute_viewers(self, minute_ms: int) -> str:
+        """HyperLogLog: viewers who joined in that minute."""
+        return self.meta.replace(":meta", f":stats:{minute_ms}:viewers")
+
+    @property
+    def unique_viewers(self) -> str:
+        """HyperLogLog: every viewer who joined the room."""
+        return self.meta.replace(":meta", ":stats:viewers")
+
 
 @dataclass(frozen=True)
 class LiveKeys:
@@ -113,6 +136,12 @@ class LiveKeys:
         """Set of room ids with an auction or giveaway not finished: the room sweep follows
         them even after the room ends (a winner may still pay, a lot must still go back)."""
         return f"{self.prefix}:rooms:formats"
+
+    @property
+    def analytics_due(self) -> str:
+        """Sorted set of ended room ids, scored by when their analytics are to be written to
+        SQL (a little after the end, once every node has flushed); removed once written."""
+        return f"{self.prefix}:rooms:analytics-due"
 
     @property
     def deal_rooms(self) -> str:

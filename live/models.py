@@ -22,3 +22,24 @@ class LiveRoom(SQLModel, table=True):
     ended_ms: int | None = Field(default=None, sa_type=BigInteger)
     # Most viewers seen at once (across nodes), mirrored from Redis as the room runs.
     peak_viewers: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # Every viewer the room had (HyperLogLog), written with its minutes when it ended; None until
+    # then: the room's analytics are still read from Redis (decision 0044).
+    unique_viewers: int | None = Field(default=None)
+
+
+class RoomMinute(SQLModel, table=True):
+    """One minute of a room's analytics, written from Redis when the room ended (decision 0044).
+    Written whole each time (an upsert on the key), so writing it again counts nothing twice.
+    Sales are not here: they are read from the orders, which refunds keep true."""
+
+    __tablename__ = "room_minutes"
+    room_id: int = Field(foreign_key="rooms.id", primary_key=True)
+    minute_ms: int = Field(sa_type=BigInteger, primary_key=True)
+    viewers: int  # most at once
+    unique_viewers: int  # who joined in the minute
+    followers: int
+    likes: int
+    chat: int
+    impressions: int
+    clicks: int
+    carts: int

@@ -1,7 +1,8 @@
 """The viewer protocol (docs/protocol.md, "Live rooms"): message shapes, close codes, and the
 checks on what a client sends. Pure: no I/O, so every rule is tested without a server.
 
-Client -> server: hello, chat, buy, like, ping. Server -> client: every frame is a JSON array of
+Client -> server: hello, chat, buy, bid, like, ping, and what the viewer looked at for the
+room's analytics (bag.opened, product.clicked). Server -> client: every frame is a JSON array of
 messages (welcome, snapshot, room and deal events, chat, figures, hold.*, time, error).
 """
 
@@ -79,7 +80,19 @@ class Ping:
     client_ms: int | None
 
 
-ClientMessage = Hello | Chat | Buy | Bid | Like | Ping
+@dataclass(frozen=True)
+class BagOpened:
+    """The viewer opened the room's bag: each product in it was shown (an impression)."""
+
+
+@dataclass(frozen=True)
+class ProductClicked:
+    """The viewer opened one of the bag's products."""
+
+    product_id: int
+
+
+ClientMessage = Hello | Chat | Buy | Bid | Like | Ping | BagOpened | ProductClicked
 
 
 def _int(body: dict[str, Any], name: str, low: int, high: int, default: int | None = None) -> int:
@@ -164,6 +177,12 @@ def parse(raw: str | bytes) -> ClientMessage:
     if kind == "like":
         _known_fields(body, {"count"})
         return Like(_int(body, "count", 1, MAX_LIKES_PER_MESSAGE, 1))
+    if kind == "bag.opened":
+        _known_fields(body, set())
+        return BagOpened()
+    if kind == "product.clicked":
+        _known_fields(body, {"product_id"})
+        return ProductClicked(_int(body, "product_id", 1, 2**31 - 1))
     if kind == "ping":
         _known_fields(body, {"client_ms"})
         client_ms = body.get("client_ms")

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from kernel.clock import now_ms
 from kernel.errors import CommonErrorCode, Conflict, NotFound
 from live import rules
+from live.analytics import ARCHIVE_DELAY_MS
 from live.error_codes import LiveErrorCode
 from live.keys import ROOM_KEYS_TTL_S, LiveKeys
 from live.room_states import RoomStatus
@@ -118,6 +119,8 @@ class RoomStore:
         k = self.keys.room(room_id)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.srem(self.keys.live_rooms, str(room_id))
+            # Its analytics go to SQL once every node has flushed (live/analytics_sql.py).
+            pipe.zadd(self.keys.analytics_due, {str(room_id): now_ms() + ARCHIVE_DELAY_MS})
             for key in (
                 k.meta,
                 k.state,

@@ -13,6 +13,7 @@ from catalog.error_codes import CatalogErrorCode
 from checkout.cart import CartHold, for_sale
 from checkout.error_codes import CheckoutErrorCode
 from kernel.errors import CommonErrorCode, Invalid
+from live.analytics import Tally
 from web import responses as out
 from web.api_checkout import address_of
 from web.auth import viewer, viewer_and_kind
@@ -123,8 +124,10 @@ async def put_deal(request: Request) -> Response:
     body = await json_body(request, CartItemIn)
     cart = svc.carts
     async with svc.db.session() as session:
-        await cart.put_deal(session, buyer, request.path_params["deal_id"], body.qty)
+        room_id = await cart.put_deal(session, buyer, request.path_params["deal_id"], body.qty)
         view = await cart.view(session, buyer)
+    if room_id is not None:
+        svc.analytics.count(room_id, Tally.CARTS)
     return JSONResponse({"cart": view})
 
 

@@ -17,6 +17,7 @@ from kernel.clock import now_ms
 from kernel.errors import Invalid, NotFound
 from live import figures, rules
 from live import service as live_service
+from live.analytics import Tally
 from live.comment_rules import check_keywords
 from live.error_codes import LiveErrorCode
 from live.models import LiveRoom
@@ -283,9 +284,11 @@ async def remove_from_bag(request: Request) -> Response:
 async def pin(request: Request) -> Response:
     svc, _me, room_id = await _owned(request)
     body = await json_body(request, ProductRef)
-    return changed(
-        await svc.rooms.update(room_id, lambda r: rules.pin(r, body.product_id, now_ms()))
-    )
+    done = await svc.rooms.update(room_id, lambda r: rules.pin(r, body.product_id, now_ms()))
+    if done.change.events:  # pinned now: every viewer there sees it (decision 0044)
+        shown = await svc.rooms.viewers_now(room_id, now_ms())
+        svc.analytics.count(room_id, Tally.IMPRESSIONS, shown)
+    return changed(done)
 
 
 @api.route(

@@ -44,7 +44,9 @@ from kernel.clock import now_ms
 from kernel.db import Database
 from kernel.errors import DomainError
 from kernel.redis_client import connect
+from live import analytics_sql
 from live import service as live_service
+from live.analytics import RoomAnalytics
 from live.auctions import Auctions
 from live.bus import RoomBus
 from live.comment_sales import CommentSales
@@ -63,6 +65,7 @@ from people.passkeys import Challenges
 from web import (
     api_accounts,
     api_addresses,
+    api_analytics,
     api_auctions,
     api_cart,
     api_catalog,
@@ -128,6 +131,7 @@ APIS: list[Api] = [
     api_finance.api,
     api_orders.api,
     api_rooms.api,
+    api_analytics.api,
     api_auctions.api,
     api_giveaways.api,
     api_media.api,
@@ -276,6 +280,7 @@ def build_services(settings: Settings, crash: CrashPoints = NO_CRASH) -> Service
     )
     carts = Carts(CartStore(redis, keys), Shelving(shelf), holds, batcher)
     comment_sales = CommentSales(rooms, carts, db, batcher)
+    analytics = RoomAnalytics(redis, live_keys)
     gateway = Gateway(
         rooms,
         holds,
@@ -290,6 +295,7 @@ def build_services(settings: Settings, crash: CrashPoints = NO_CRASH) -> Service
         auctions=auctions,
         giveaways=giveaways,
         comment_sales=comment_sales,
+        analytics=analytics,
         sweep=live_service.RoomSweep(
             db,
             settings.room_unhosted_end_s * 1000,
@@ -320,6 +326,7 @@ def build_services(settings: Settings, crash: CrashPoints = NO_CRASH) -> Service
         rooms=rooms,
         hub=hub,
         gateway=gateway,
+        analytics=analytics,
         bus=bus,
         auctions=auctions,
         giveaways=giveaways,
@@ -473,6 +480,8 @@ def create_app(settings: Settings, crash: CrashPoints = NO_CRASH) -> Starlette:
             # The one loop that moves rooms along: watched ones every tick, every open one
             # each sweep round (docs/decisions/0025).
             asyncio.create_task(svc.gateway.run_ticker(stop)),
+            # Counts flushed to Redis each second; ended rooms' written to SQL (decision 0044).
+            asyncio.create_task(analytics_sql.run(svc.db, svc.analytics, stop)),
         ]
         # Serve only once this node hears the rooms: a viewer joining earlier could miss events.
         await asyncio.wait_for(svc.bus.ready.wait(), 10)
@@ -485,6 +494,8 @@ def create_app(settings: Settings, crash: CrashPoints = NO_CRASH) -> Starlette:
             await broadcasts.close()
             log.info("media stopped: %d peer connections closed", peers)
             await svc.gateway.forget_node()
+            with contextlib.suppress(Exception):
+                await svc.analytics.flush()  # what this node counted last is not lost
             stop.set()
             for task in tasks:
                 task.cancel()

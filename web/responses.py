@@ -823,6 +823,79 @@ class FiguresAnswer(Out):
     server_ms: int
 
 
+# -- analytics (decision 0044) ------------------------------------------------------------------
+
+
+class Rates(Out):
+    click_through: float  # clicks / impressions, 0..1 (0 without impressions)
+    conversion: float  # orders / viewers (a minute's most at once; a room's unique viewers)
+
+
+class AnalyticsMinute(Rates):
+    minute_ms: int  # the minute's first millisecond (UTC)
+    viewers: int  # most at once
+    unique_viewers: int  # who joined in this minute
+    followers: int
+    likes: int
+    chat: int
+    impressions: int
+    clicks: int
+    carts: int
+    orders: int  # paid in this minute
+    units: int
+    gmv: int  # minor units: the orders' totals
+    net_gmv: int  # less what was refunded of them since
+
+
+class AnalyticsTotals(Rates):
+    peak_viewers: int
+    unique_viewers: int
+    followers: int
+    likes: int
+    chat: int
+    impressions: int
+    clicks: int
+    carts: int
+    orders: int
+    units: int
+    gmv: int
+    net_gmv: int
+
+
+class RoomAnalytics(Out):
+    room_id: int
+    status: str
+    source: str  # "redis" while the room is live (and just after), "sql" once written there
+    minutes: list[AnalyticsMinute]
+    totals: AnalyticsTotals
+
+
+class RoomAnalyticsAnswer(Out):
+    analytics: RoomAnalytics
+    server_ms: int
+
+
+class AnalyticsDay(Out):
+    day_ms: int  # the UTC day's first millisecond
+    viewers: int  # most at once in any minute that day
+    unique_viewers: int  # summed over the day's minutes
+    followers: int
+    likes: int
+    chat: int
+    impressions: int
+    clicks: int
+    carts: int
+    orders: int
+    units: int
+    gmv: int
+    net_gmv: int
+
+
+class DailyAnalyticsAnswer(Out):
+    shop_id: int
+    days: list[AnalyticsDay]
+
+
 # -- finance ------------------------------------------------------------------------------------
 
 

@@ -20,6 +20,7 @@ from checkout.payouts import Payouts
 from checkout.pipeline import OrderPipeline
 from checkout.refunds import Refunds
 from kernel.db import Database
+from live.analytics import RoomAnalytics
 from live.auctions import Auctions
 from live.bus import RoomBus
 from live.gateway import Gateway
@@ -56,6 +57,7 @@ class Services:
     rooms: RoomStore
     hub: Hub
     gateway: Gateway
+    analytics: RoomAnalytics
     bus: RoomBus
     auctions: Auctions
     giveaways: Giveaways

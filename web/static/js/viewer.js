@@ -554,6 +554,7 @@ function bagItem(card) {
   const note = left === 0 ? t("sold_out") : left !== undefined && left < 5 ? t("only_left", { left }) : "";
   const open = () => {
     $("bag-sheet").close();
+    socket.send({ type: "product.clicked", product_id: card.product_id }); // the room's analytics
     shop.openProduct(card);
   };
   return el(
@@ -573,6 +574,7 @@ function bagItem(card) {
 
 $("bag-button").addEventListener("click", () => {
   $("bag-sheet").showModal();
+  socket.send({ type: "bag.opened" }); // each product it lists is an impression (analytics)
   bagRead = new Set();
   renderBag();
 });
