@@ -152,7 +152,7 @@ def start_livecart(tmp: Path) -> Target:
         capture_output=True,
         text=True,
     ).stdout
-    token = made.split("token: ")[1].strip()
+    token = made.split("token: ")[1].splitlines()[0].strip()
     shop = int(made.split("shop ")[1].split()[0])
     server = serve(
         ["taskset", "-c", SERVER_CPU, *livecart("serve")],

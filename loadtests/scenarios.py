@@ -114,7 +114,7 @@ def create_seller(env: dict[str, str]) -> str:
          f"load-{secrets.token_hex(4)}@example.com"],
         cwd=ROOT, env=env, capture_output=True, text=True, check=True, timeout=60,
     )  # fmt: skip
-    return made.stdout.split("token: ")[1].strip()
+    return made.stdout.split("token: ")[1].splitlines()[0].strip()
 
 
 def set_up(base: str, token: str, units: int) -> tuple[int, int, list[int]]:

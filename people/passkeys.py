@@ -1,5 +1,5 @@
 """Passkeys (WebAuthn) for buyer accounts (decision 0041): the relying party a request speaks
-for, single-use challenges in Redis, registering a credential and signing in with one.
+for, single-use challenges (people/challenges.py), registering a credential and signing in with one.
 
 py_webauthn checks what the authenticator signed; this module keeps each challenge usable once
 (GETDEL) and each credential's sign counter rising (a guarded UPDATE)."""
@@ -7,16 +7,13 @@ py_webauthn checks what the authenticator signed; this module keeps each challen
 from __future__ import annotations
 
 import binascii
-import enum
 import ipaddress
 import json
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from redis.asyncio import Redis
 from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -46,7 +43,7 @@ from webauthn.helpers.structs import (
 from kernel.clock import now_ms
 from kernel.errors import Conflict, Invalid, NotFound, Unauthorized
 from people.error_codes import PeopleErrorCode
-from people.keys import CHALLENGE_TTL_S, PeopleKeys
+from people.keys import CHALLENGE_TTL_S
 from people.models import Account, Passkey
 
 RP_NAME = "livecart"
@@ -115,50 +112,6 @@ def _is_address(host: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-class Purpose(enum.StrEnum):
-    REGISTER = "register"
-    SIGN_IN = "sign_in"
-
-
-class Challenges:
-    """Challenges waiting for their ceremony's answer, each under a random id, taken once."""
-
-    def __init__(self, redis: Redis, keys: PeopleKeys) -> None:
-        self.redis = redis
-        self.keys = keys
-
-    async def issue(self, purpose: Purpose, challenge: bytes, account_id: int | None) -> str:
-        challenge_id = secrets.token_urlsafe(24)
-        value = {
-            "challenge": bytes_to_base64url(challenge),
-            "purpose": purpose.value,
-            "account_id": account_id,
-        }
-        key = self.keys.passkey_challenge(challenge_id)
-        await self.redis.set(key, json.dumps(value), ex=CHALLENGE_TTL_S)
-        return challenge_id
-
-    async def take(self, challenge_id: str, purpose: Purpose, account_id: int | None) -> bytes:
-        """The challenge's bytes; it is gone after this whatever the answer, so a response can
-        be tried against it once."""
-        raw = None
-        if 0 < len(challenge_id) <= 64 and challenge_id.isascii():
-            raw = await self.redis.getdel(self.keys.passkey_challenge(challenge_id))
-        if raw is None:
-            raise _challenge_invalid()
-        stored = json.loads(raw)
-        if stored["purpose"] != purpose or stored["account_id"] != account_id:
-            raise _challenge_invalid()
-        return base64url_to_bytes(stored["challenge"])
-
-
-def _challenge_invalid() -> Invalid:
-    return Invalid(
-        "This passkey request is used, expired or not yours; start again.",
-        code=PeopleErrorCode.PASSKEY_CHALLENGE_INVALID,
-    )
 
 
 def user_handle(account: Account) -> bytes:

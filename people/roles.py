@@ -18,7 +18,7 @@ class Duty(StrEnum):
     """What a route or page does, as far as who may do it goes."""
 
     READ = "read"  # see the shop's products, rooms and deals: every member
-    LIVE = "live"  # rooms, going live, deals, auctions, giveaways, comment sales
+    LIVE = "lives"  # rooms, going live, deals, auctions, giveaways, comment sales
     CATALOG = "catalog"  # products, SKUs, stock, promotions, vouchers, shipping fees
     ORDERS = "orders"  # orders, shipping, returns
     MONEY = "money"  # refunds, the ledger, statements, payouts

@@ -1,8 +1,14 @@
 """Live analytics in a real browser (Debian's Chromium): the studio's sparklines get new points
-while a phone viewer opens the bag and a product and websocket viewers like and chat; the
-charts load under the pages' content security policy with no console error."""
+while a phone viewer opens the bag and a product and websocket viewers like and chat, and
+while locust's steady scenario runs against the room; the charts load under the pages'
+content security policy with no console error."""
 
 from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,6 +24,7 @@ from tests.wsclient import WsViewer
 from web.auth import GuestSessions
 
 pytestmark = pytest.mark.storage
+ROOT = Path(__file__).resolve().parent.parent
 
 
 async def _live_room(base: str, seller: SellerAccount) -> int:
@@ -156,3 +163,47 @@ async def test_the_seller_center_draws_an_ended_lives_minutes_and_the_shops_days
         watched.assert_clean()
     finally:
         await ctx.close()
+
+
+@pytest.mark.slow  # locust runs for up to 40 s
+async def test_the_studio_charts_move_while_a_locust_steady_scenario_runs(
+    browser: Browser, server: Server, shop: SellerAccount, tmp_path: Path
+) -> None:
+    """The issue's Done-when: locust's steady scenario (viewers chatting, the creator pinning)
+    against the room, and the studio's chat and viewer sparklines redraw as it runs."""
+    base = server.base_url
+    room = await _live_room(base, shop)
+    async with httpx.AsyncClient(base_url=base, headers=shop.headers) as http:
+        found = await http.get("/api/products", params={"shop_id": shop.shop.id})
+        products = [str(p["id"]) for p in found.json()["products"]]
+    studio_ctx, studio = await new_page(browser, "studio", **DESKTOP)
+    env = {
+        **os.environ,
+        "LOADTEST_ROOM_ID": str(room),
+        "LOADTEST_SELLER_TOKEN": shop.token,
+        "LOADTEST_EXPECT_USERS": "21",
+        "LOADTEST_PIN_PRODUCTS": ",".join(products),
+    }
+    command = [
+        sys.executable, "-m", "locust", "-f", str(ROOT / "loadtests" / "locustfile.py"),
+        "--headless", "--host", base, "--users", "21", "--spawn-rate", "21",
+        "--run-time", "40s", "--stop-timeout", "5", "--scenario", "steady",
+        "--only-summary", "--loglevel", "WARNING",
+    ]  # fmt: skip
+    log = (tmp_path / "locust.log").open("w")
+    swarm = await asyncio.create_subprocess_exec(
+        *command, cwd=ROOT, env=env, stdout=log, stderr=asyncio.subprocess.STDOUT
+    )
+    try:
+        creator = studio.page
+        await sign_in(creator, base, shop.token, then=f"/studio/{room}")
+        await until_plotted(creator, "viewers", 5)  # locust's viewers are in the room
+        for _ in range(3):  # and their chat keeps the chart moving
+            await until_redrawn(creator, "chat", await drawn(creator, "chat"))
+        studio.assert_clean()
+    finally:
+        if swarm.returncode is None:
+            swarm.terminate()
+        await asyncio.wait_for(swarm.wait(), 30)
+        log.close()
+        await studio_ctx.close()

@@ -241,7 +241,7 @@ async def test_an_invitation_joins_once_by_its_email_and_the_member_signs_in_wit
             "seller_id": seller.seller.id,
             "seller_name": seller.seller.name,
             "role": "host",
-            "duties": ["live", "read"],
+            "duties": ["lives", "read"],
         }
         assert_error(await browser.get("/api/finance"), 403, "role_forbidden")
 

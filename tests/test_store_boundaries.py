@@ -13,9 +13,12 @@ or writes those keys, and everything else calls its methods:
 - live/store.py: a room's state, event log, chat, viewers and likes (``RoomStore``);
 - live/bus.py: the pub/sub subscription that brings every room's events to this node;
 - live/auctions.py, live/giveaways.py: a room's auctions and giveaways (over
-  ``lua/auctions.lua`` and ``lua/giveaways.lua``, in the room's slot).
+  ``lua/auctions.lua`` and ``lua/giveaways.lua``, in the room's slot);
+- live/analytics.py: a room's per-minute analytics, counted in memory and flushed to Redis;
+- people/challenges.py: passkey ceremonies' challenges.
 
-The keys modules (checkout/keys.py, live/keys.py) name every key; stores ask them. Two more
+The keys modules (checkout/keys.py, live/keys.py, people/keys.py) name every key; stores ask
+them. Two more
 places may hold a client: web/embedded.py starts the private Valkey and pings it until it
 answers (a process supervisor, before any store exists; it reads and writes no data), and the
 composition root makes clients, hands them (and the sandbox ledger's key) to stores and closes
@@ -52,9 +55,11 @@ STORES = frozenset(
         "live/bus.py",
         "live/auctions.py",
         "live/giveaways.py",
+        "live/analytics.py",
+        "people/challenges.py",
     }
 )
-KEYS_MODULES = frozenset({"checkout/keys.py", "live/keys.py"})
+KEYS_MODULES = frozenset({"checkout/keys.py", "live/keys.py", "people/keys.py"})
 PROCESS_SUPERVISOR = "web/embedded.py"
 
 # Client methods that are no Redis command: closing a client is the composition root's job.

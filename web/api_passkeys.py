@@ -11,9 +11,10 @@ from starlette.responses import Response
 
 from kernel.errors import CommonErrorCode
 from people import passkeys
+from people.challenges import Purpose
 from people.error_codes import PeopleErrorCode
 from people.models import Account, Passkey
-from people.passkeys import Purpose, RelyingParty
+from people.passkeys import RelyingParty
 from web import responses as out
 from web.api_accounts import OPTIONAL_GUEST, guest_of, signed_in_account, throttle_sign_in, welcome
 from web.error_codes import WebErrorCode

@@ -59,9 +59,9 @@ from live.media.ice import ice_servers, use_host_addresses
 from live.media.relay import VideoProfile
 from live.room_states import RoomStatus
 from live.store import RoomStore
+from people.challenges import Challenges
 from people.keys import PeopleKeys
 from people.mail import FileSender, MailSender, SmtpSender
-from people.passkeys import Challenges
 from web import (
     api_accounts,
     api_addresses,

@@ -27,8 +27,8 @@ from live.gateway import Gateway
 from live.giveaways import Giveaways
 from live.hub import Hub
 from live.store import RoomStore
+from people.challenges import Challenges
 from people.mail import MailSender
-from people.passkeys import Challenges
 from web.auth import GuestSessions
 from web.cookies import SellerSessions
 from web.metrics import Metrics
