@@ -217,3 +217,20 @@ async def test_notifications_are_newest_first_and_marked_read(
     assert all(n["read_ms"] is not None for n in found["notifications"])
     r = await http.post("/api/accounts/me/notifications/read", headers=account)
     assert r.json() == {"marked": 0, "unread": 0}
+
+
+async def test_a_follow_during_a_live_counts_once_in_its_analytics(
+    http: httpx.AsyncClient, seller: SellerAccount
+) -> None:
+    room, _, _ = await http_room(http, seller, live=True)
+    _, account = await new_account(http)
+    await follow(http, seller.seller.id, account)
+    await follow(http, seller.seller.id, account)  # following again is not a new follower
+
+    async def followers_counted() -> int:
+        r = await http.get(f"/api/rooms/{room}/analytics", headers=seller.headers)
+        assert r.status_code == 200, r.text
+        counted: int = r.json()["analytics"]["totals"]["followers"]
+        return counted
+
+    assert await poll(followers_counted, lambda n: n > 0) == 1
