@@ -36,13 +36,16 @@ async def test_a_follower_sees_the_creators_next_live_on_the_home_page(
         await follow.click()
         await expect(follow).to_have_attribute("aria-pressed", "true")
         await expect(follow).to_have_text("Following")
-        await expect(page.locator("#followers")).to_have_text("1 followers")
+        await expect(page.locator("#followers")).to_have_text("Followers: 1")
         await page.screenshot(path=shots / "live-follow-phone.png")
 
         nxt, _, _ = await http_room(http, seller, live=False)
         await page.goto(f"{base}/?lang=en")
         remind = page.locator(f"button.remind[data-room='{nxt}']")
         await expect(remind).to_have_text("Remind me")
+        await remind.click()  # a follower who also asked is still told once
+        await expect(remind).to_have_attribute("aria-pressed", "true")
+        await expect(remind).to_have_text("Reminder set")
         await expect(page.locator("#bell-count")).to_be_hidden()
         went = await http.post(f"/api/rooms/{nxt}/live", headers=seller.headers)
         assert went.status_code == 200, went.text
@@ -74,7 +77,14 @@ async def test_a_guest_is_offered_a_sign_up_to_follow(
         await expect(link).to_have_text("Sign up to follow", timeout=20_000)
         await expect(link).to_have_attribute("href", f"/account?next=/live/{room}")
         await expect(page.locator("#follow-button")).to_be_hidden()
-        await expect(page.locator("#bell")).to_have_count(0)
+
+        await page.goto(f"{base}/?lang=en")
+        await expect(page.locator("#bell")).to_have_count(1)
+        await expect(page.locator("#bell")).to_be_hidden()
+
+        await page.goto(f"{base}/shop/{seller.shop.handle}?lang=en")
+        await expect(page.locator("#follow-sign-up")).to_be_visible()
+        await expect(page.locator("#followers")).to_have_text("Followers: 0")
         viewer.assert_clean()
     finally:
         await ctx.close()
