@@ -30,8 +30,14 @@ class LiveNews:
     async def room_went_live(self, room_id: int, site_url: str) -> int:
         """Tell the room's followers, unless another request did: how many this call told.
         ``site_url``: where the mail's link to the room points."""
-        async with self.db.session() as session:
-            told = await follows.tell_followers(session, room_id)
+        try:
+            async with self.db.session() as session:
+                told = await follows.tell_followers(session, room_id)
+        except Exception:
+            # The room is live whatever happened here, and the claim rolled back with the
+            # notifications: the room's next start (a video, Go live again) tells them.
+            log.exception("telling room %d's followers failed", room_id)
+            return 0
         if told:
             task = asyncio.create_task(self._send_all(told, site_url.rstrip("/")))
             self._sending.add(task)
