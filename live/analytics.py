@@ -96,8 +96,7 @@ class RoomAnalytics:
             self._counts[(room_id, minute_of(now_ms()))][tally.value] += n
 
     def new_follower(self, room_id: int) -> None:
-        """Someone followed the shop from this room. (Follows come with a later part of issue
-        20; until then nothing calls this and ``followers`` stays 0.)"""
+        """Someone followed the room's seller while it was live (web/api_follows.py)."""
         self.count(room_id, Tally.FOLLOWERS)
 
     def joined(self, room_id: int, user: str) -> None:

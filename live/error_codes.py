@@ -20,6 +20,9 @@ class LiveErrorCode(ErrorCode):
     PRODUCT_NOT_IN_BAG = "product_not_in_bag"
     SKU_NOT_IN_BAG = "sku_not_in_bag"
     DEAL_NOT_IN_ROOM = "deal_not_in_room"
+    # Follows and reminders (decision 0045)
+    SELLER_NOT_FOUND = "seller_not_found"
+    ROOM_NOT_SCHEDULED = "room_not_scheduled"  # a reminder for a room live or over
     # Chat
     EMPTY_CHAT = "empty_chat"
     CHAT_TOO_LONG = "chat_too_long"

@@ -18,7 +18,7 @@ from live.media import pattern
 from live.media.publisher import Publisher, WhipError
 from tests.conftest import WS_ENV, SellerAccount, start_server
 from tests.harness import Server, stop_server
-from tests.helpers import http_room, make_seller
+from tests.helpers import http_room, make_seller, poll
 from tests.mediaclient import (
     WhepViewer,
     eventually,
@@ -28,6 +28,7 @@ from tests.mediaclient import (
     vanish,
     wait_for_figures,
 )
+from tests.test_follows import new_account, notifications
 from tests.wsclient import WsViewer
 from web.auth import GuestSessions
 
@@ -426,3 +427,25 @@ async def test_a_crashed_nodes_stream_is_ended_by_the_others(
     assert ended["reason"] == "lost"
     await publisher.pc.close()
     await ws.close()
+
+
+async def test_the_first_video_tells_the_creators_followers_once(stage: Stage) -> None:
+    """Going live by WHIP alone (no Go live call) tells followers, as the route does."""
+    client, room = stage.client, stage.room
+    _, account = await new_account(client)
+    r = await client.put(f"/api/sellers/{stage.creator.seller.id}/follow", headers=account)
+    assert r.status_code == 200, r.text
+    publisher = stage.publisher()
+    await publisher.start()
+    try:
+        found = await poll(
+            lambda: notifications(client, account), lambda n: len(n["notifications"]) > 0, 20
+        )
+        assert [n["room_id"] for n in found["notifications"]] == [room]
+    finally:
+        await publisher.stop()
+    # Going live by the route afterwards tells nobody again.
+    assert (
+        await client.post(f"/api/rooms/{room}/live", headers=stage.creator.headers)
+    ).status_code == 200
+    assert (await notifications(client, account))["unread"] == 1

@@ -15,7 +15,7 @@ from checkout import vouchers
 from checkout.error_codes import CheckoutErrorCode
 from kernel.clock import now_ms
 from kernel.errors import Invalid, NotFound
-from live import figures, rules
+from live import figures, follows, rules
 from live import service as live_service
 from live.analytics import Tally
 from live.comment_rules import check_keywords
@@ -25,6 +25,7 @@ from live.room_states import RoomStatus
 from live.store import Committed
 from people.roles import Duty
 from web import responses as out
+from web.api_accounts import public_url
 from web.auth import seller
 from web.error_codes import WebErrorCode
 from web.http import JSONResponse, json_body
@@ -119,17 +120,20 @@ async def list_rooms(request: Request) -> Response:
 @api.route(
     "GET",
     "/api/rooms/{room_id:id}",
-    "A room's current state",
+    "A room's current state, and its seller's followers",
     tag="rooms",
-    ok={200: out.RoomAnswer},
+    ok={200: out.RoomRead},
     errors=(LiveErrorCode.ROOM_NOT_FOUND,),
 )
 async def get_room(request: Request) -> Response:
+    svc = services(request)
     room_id: int = request.path_params["room_id"]
-    snap = await services(request).rooms.read(room_id)
+    snap = await svc.rooms.read(room_id)
     if snap is None:
         raise NotFound("No such room.", code=LiveErrorCode.ROOM_NOT_FOUND, room_id=room_id)
-    return JSONResponse({"room": snap.room, "seq": snap.seq})
+    async with svc.db.session() as session:
+        followers = await follows.follower_count(session, snap.room["seller_id"])
+    return JSONResponse({"room": snap.room, "seq": snap.seq, "followers": followers})
 
 
 @api.route(
@@ -165,7 +169,9 @@ async def room_figures(request: Request) -> Response:
 async def go_live(request: Request) -> Response:
     svc, _me, room_id = await _owned(request)
     async with svc.db.session() as session:
-        return changed(await live_service.go_live(session, svc.rooms, room_id))
+        done = await live_service.go_live(session, svc.rooms, room_id)
+    await svc.news.room_went_live(room_id, public_url(svc, request))
+    return changed(done)
 
 
 @api.route(

@@ -57,6 +57,7 @@ from live.keys import LiveKeys
 from live.media.broadcasts import Broadcasts, MediaConfig, StreamLock
 from live.media.ice import ice_servers, use_host_addresses
 from live.media.relay import VideoProfile
+from live.news import LiveNews
 from live.room_states import RoomStatus
 from live.store import RoomStore
 from people.challenges import Challenges
@@ -71,6 +72,7 @@ from web import (
     api_catalog,
     api_checkout,
     api_finance,
+    api_follows,
     api_giveaways,
     api_media,
     api_orders,
@@ -118,6 +120,7 @@ APIS: list[Api] = [
     api_checkout.api,
     api_accounts.api,
     api_addresses.api,
+    api_follows.api,
     api_passkeys.api,
     api_waitlist.api,
     api_wallet.api,
@@ -303,8 +306,10 @@ def build_services(settings: Settings, crash: CrashPoints = NO_CRASH) -> Service
             settings.hosted_room_ids,
         ),
     )
+    mail = mail_sender(settings)
     return Services(
-        mail=mail_sender(settings),
+        mail=mail,
+        news=LiveNews(db, mail),
         passkey_challenges=Challenges(redis, PeopleKeys(settings.redis_prefix)),
         settings=settings,
         redis=redis,
@@ -342,6 +347,8 @@ def build_broadcasts(svc: Services) -> Broadcasts:
     async def started(room_id: int) -> None:
         async with svc.db.session() as session:
             await live_service.start_stream(session, svc.rooms, room_id)
+        # No request here: the mail's links are relative unless LIVECART_PUBLIC_URL is set.
+        await svc.news.room_went_live(room_id, svc.settings.public_url)
 
     async def ended(room_id: int, reason: str) -> None:
         await live_service.stop_stream(svc.rooms, room_id, reason)
@@ -496,6 +503,7 @@ def create_app(settings: Settings, crash: CrashPoints = NO_CRASH) -> Starlette:
             await svc.gateway.forget_node()
             with contextlib.suppress(Exception):
                 await svc.analytics.flush()  # what this node counted last is not lost
+            await svc.news.close()
             stop.set()
             for task in tasks:
                 task.cancel()

@@ -21,6 +21,7 @@ from checkout import pricing, promotions
 from checkout.cart import for_sale
 from kernel.clock import now_ms
 from kernel.errors import NotFound
+from live import follows
 from live import service as live_service
 from live.models import LiveRoom
 from live.room_states import RoomStatus
@@ -41,7 +42,9 @@ async def home(request: Request) -> Response:
     async with services(request).db.session() as session:
         live = await live_service.list_rooms(session, RoomStatus.LIVE)
         soon = await live_service.list_rooms(session, RoomStatus.SCHEDULED)
-    context = {"lang": page_language(request), "rooms": live, "soon": soon}
+    lang = page_language(request)
+    config = {"lang": lang, "strings": strings(lang)}  # the bell's and reminders' script
+    context = {"lang": lang, "rooms": live, "soon": soon, "config": config}
     return render(request, "home.html", context)
 
 
@@ -56,6 +59,7 @@ async def live_room(request: Request) -> Response:
         "lang": lang,
         "title": snap.room["title"],
         "config": config,
+        "follow": await _follow(request, snap.room["seller_id"]),
         "countries": l10n.countries(lang),
         "country": l10n.default_country(lang, request.headers.get("accept-language", "")),
     }
@@ -88,6 +92,13 @@ async def account_page(request: Request) -> Response:
     return render(request, "account.html", context)
 
 
+async def _follow(request: Request, seller_id: int) -> dict[str, int]:
+    """What a page's Follow button starts from: whose it is and how many follow them."""
+    async with services(request).db.session() as session:
+        count = await follows.follower_count(session, seller_id)
+    return {"seller_id": seller_id, "followers": count}
+
+
 def by_name(request: Request) -> str:
     """This site at ``localhost``, for a page opened at an IP address (where WebAuthn cannot
     work); right for the machine it runs on, which is where a site is opened by address."""
@@ -116,8 +127,11 @@ async def storefront(request: Request) -> Response:
         services(request).holds.shelf, [s for group in skus.values() for s in group]
     )
     cards = [_card(p, skus[p.id or 0], left, offers.get(p.id or 0, NONE)) for p in products]
+    lang = page_language(request)
     context = {
-        "lang": page_language(request),
+        "lang": lang,
+        "config": {"lang": lang, "strings": strings(lang)},  # the Follow button's script
+        "follow": await _follow(request, shop.seller_id),
         "shop": shop,
         "products": [c for c in cards if c is not None],
         "live_room": live[0] if live else None,

@@ -132,6 +132,48 @@ class SavedAddressList(Out):
     addresses: list[SavedAddress] = Field(description="The default first, then newest first")
 
 
+class FollowAnswer(Out):
+    seller_id: int
+    following: bool
+    followers: int = Field(description="The seller's followers now")
+
+
+class FollowedSeller(Out):
+    seller_id: int
+    name: str
+    since_ms: int
+
+
+class FollowingList(Out):
+    following: list[FollowedSeller] = Field(description="The latest followed first")
+    reminders: list[int] = Field(description="The scheduled rooms you asked to be reminded of")
+
+
+class ReminderAnswer(Out):
+    room_id: int
+    reminded: bool
+
+
+class NotificationOut(Out):
+    id: int
+    kind: Literal["live"]
+    room_id: int
+    seller_name: str
+    title: str
+    created_ms: int
+    read_ms: int | None
+
+
+class NotificationList(Out):
+    notifications: list[NotificationOut] = Field(description="The newest 50, newest first")
+    unread: int = Field(description="How many of all your notifications are unread")
+
+
+class MarkedRead(Out):
+    marked: int = Field(description="How many were unread until now")
+    unread: int
+
+
 class PasskeyOptions(Out):
     challenge_id: str = Field(
         description="Send it back with the authenticator's answer within 5 minutes; it works once"
@@ -783,6 +825,12 @@ class Room(Out):
 class RoomAnswer(Out):
     room: Room
     seq: int
+
+
+class RoomRead(Out):
+    room: Room
+    seq: int
+    followers: int = Field(description="The room's seller's followers (decision 0045)")
 
 
 class FlashDealAnswer(Out):

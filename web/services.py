@@ -26,6 +26,7 @@ from live.bus import RoomBus
 from live.gateway import Gateway
 from live.giveaways import Giveaways
 from live.hub import Hub
+from live.news import LiveNews
 from live.store import RoomStore
 from people.challenges import Challenges
 from people.mail import MailSender
@@ -62,6 +63,7 @@ class Services:
     auctions: Auctions
     giveaways: Giveaways
     mail: MailSender
+    news: LiveNews
     passkey_challenges: Challenges
     # The money settings as orders take them (the ship-by times, when delivery is expected).
     money: MoneyTerms = field(default_factory=MoneyTerms)
