@@ -29,7 +29,7 @@ LISTED = 50  # notifications an account is shown, newest first
 
 
 class NotificationKind(StrEnum):
-    LIVE = "live"  # a followed seller's room, or a room with a reminder, went live
+    WENT_LIVE = "went_live"  # a followed seller's room, or a room with a reminder, went live
 
 
 @dataclass(frozen=True)
@@ -194,7 +194,7 @@ async def tell_followers(session: AsyncSession, room_id: int) -> list[Told]:
     ).subquery()
     rows = core_select(
         audience.c.account_id,
-        literal(NotificationKind.LIVE.value),
+        literal(NotificationKind.WENT_LIVE.value),
         literal(room_id),
         literal(seller.name),
         literal(room.title),
@@ -217,7 +217,7 @@ async def _told(session: AsyncSession, room_id: int) -> list[Told]:
         .join(Account, col(Account.id) == col(Notification.account_id))
         .where(
             col(Notification.room_id) == room_id,
-            col(Notification.kind) == NotificationKind.LIVE,
+            col(Notification.kind) == NotificationKind.WENT_LIVE,
         )
     )
     return [Told(*row, room_id=room_id) for row in (await session.exec(query)).all()]

@@ -186,7 +186,7 @@ async def test_going_live_tells_each_follower_and_reminded_account_once(
         found = await notifications(http, account)
         assert found["unread"] == 1
         (notice,) = found["notifications"]
-        assert (notice["kind"], notice["room_id"], notice["read_ms"]) == ("live", room, None)
+        assert (notice["kind"], notice["room_id"], notice["read_ms"]) == ("went_live", room, None)
         assert (notice["seller_name"], notice["title"]) == ("Test Seller", "Test live")
     assert await notifications(http, bystander_h) == {"notifications": [], "unread": 0}
 
