@@ -65,6 +65,7 @@ from people.passkeys import Challenges
 from web import (
     api_accounts,
     api_addresses,
+    api_affiliates,
     api_analytics,
     api_auctions,
     api_cart,
@@ -131,6 +132,7 @@ APIS: list[Api] = [
     api_finance.api,
     api_orders.api,
     api_rooms.api,
+    api_affiliates.api,
     api_analytics.api,
     api_auctions.api,
     api_giveaways.api,
