@@ -87,6 +87,7 @@ from web import (
     api_wallet,
     ops,
     pages,
+    seller_affiliates,
     seller_finance,
     seller_join,
     seller_pages,
@@ -429,6 +430,12 @@ def page_routes() -> list[BaseRoute]:
         Route("/seller/staff/tokens", seller_staff.create_token, methods=["POST"]),
         Route(
             "/seller/staff/tokens/{token_id:id}/revoke", seller_staff.revoke_token, methods=["POST"]
+        ),
+        Route("/seller/affiliates/plans", seller_affiliates.create_plan, methods=["POST"]),
+        Route(
+            "/seller/affiliates/plans/{plan_id:id}/end",
+            seller_affiliates.end_plan,
+            methods=["POST"],
         ),
         Route("/studio/{room_id:id}", seller_pages.studio),
         Mount("/static", StaticFiles(packages=[("web", "static")]), name="static"),

@@ -52,6 +52,7 @@ from people import accounts, staff
 from people.error_codes import PeopleErrorCode
 from people.roles import DUTIES, Duty, may
 from web import shipments_csv
+from web.affiliates_view import affiliates_view
 from web.api_accounts import throttle_sign_in
 from web.auth import Acting, acting_for_token, member_tag, signed_in
 from web.cookies import COOKIE
@@ -436,6 +437,7 @@ async def _center(
         promotions = await promotions_view(
             request, session, svc.holds.shelf, shops, _main_currency(every_product), me
         )
+        affiliates = await affiliates_view(session, me, shop_ids, can)
     returns = await returns_view(svc.db, shop_ids)
     returns_pending = await return_store.count_open(svc.db, shop_ids)
     on_sale = [p for p in every_product if not p["archived"]]
@@ -484,6 +486,7 @@ async def _center(
         "can": can,
         "role": who.role,
         "staff": await staff_view(svc.db, me) if "staff" in can else None,
+        "affiliates": affiliates,
     }
     return render(request, "seller.html", context, status=status)
 
