@@ -22,6 +22,7 @@ from checkout.models import AffiliateAttribution, LedgerEntry, Order
 from checkout.payments import SandboxProvider
 from kernel.db import Database
 from tests.conftest import PREFIX, SellerAccount, viewer_headers
+from tests.harness import Server
 from tests.helpers import (
     assert_error,
     checkout,
@@ -31,6 +32,7 @@ from tests.helpers import (
     reserve,
     until_flash_deal_live,
 )
+from tests.test_seller_pages import sign_in
 from web.auth import GuestSessions
 
 pytestmark = pytest.mark.storage
@@ -458,3 +460,40 @@ async def test_every_order_of_a_raced_creator_deal_is_attributed_once(
 
     counts = await poll(written, lambda c: c[0] == sold and c[1] == sold, within_s=30)
     assert counts == (sold, sold)
+
+
+# -- the seller center's forms -------------------------------------------------------------------
+
+
+async def test_the_seller_center_publishes_refuses_and_ends_a_plan(
+    server: Server, http: httpx.AsyncClient, db: Database, seller: SellerAccount
+) -> None:
+    product, _ = await shop_product(http, seller)
+    creator = await make_seller(db, "Form creator")
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as page:
+        csrf = await sign_in(page, seller.token)
+        form = {
+            "csrf": csrf,
+            "shop_id": str(seller.shop.id),
+            "name": "From the form",
+            "product_id": str(product),
+            "rate_bp": "900",
+            "max_discount_bp": "0",
+            "creator_ids": str(creator.seller.id),
+        }
+        refused = await page.post("/seller/affiliates/plans", data={**form, "rate_bp": "9000"})
+        assert refused.status_code == 422, refused.text
+        assert (await http.get("/api/affiliate/plans", headers=seller.headers)).json()[
+            "plans"
+        ] == []
+        made = await page.post("/seller/affiliates/plans", data=form)
+        assert made.status_code == 303, made.text
+        (plan,) = (await http.get("/api/affiliate/plans", headers=seller.headers)).json()["plans"]
+        assert (plan["open_to_all"], plan["creator_ids"]) == (False, [creator.seller.id])
+        assert plan["products"] == [{"product_id": product, "rate_bp": 900, "max_discount_bp": 0}]
+        center = await page.get("/seller")
+        assert f'id="plan-{plan["id"]}"' in center.text
+        ended = await page.post(f"/seller/affiliates/plans/{plan['id']}/end", data={"csrf": csrf})
+        assert ended.status_code == 303, ended.text
+        (plan,) = (await http.get("/api/affiliate/plans", headers=seller.headers)).json()["plans"]
+        assert plan["ended_ms"] is not None
