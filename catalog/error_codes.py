@@ -41,3 +41,8 @@ class CatalogErrorCode(ErrorCode):
     INVALID_WINDOW = "invalid_window"
     INVALID_COUNTDOWN = "invalid_countdown"
     INVALID_DURATION = "invalid_duration"
+    # Affiliate plans (decision 0046)
+    PLAN_NOT_FOUND = "plan_not_found"
+    PLAN_ENDED = "plan_ended"
+    INVALID_PLAN = "invalid_plan"  # details.field says which part
+    DEAL_PRICE_BELOW_PLAN = "deal_price_below_plan"  # deeper than the plan lets a creator go

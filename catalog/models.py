@@ -131,3 +131,49 @@ class Deal(SQLModel, table=True):
     # Sold to signed-in accounts only (decision 0041): guests, however many sessions they
     # mint, cannot buy it.
     accounts_only: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+
+
+class AffiliatePlan(SQLModel, table=True):
+    """A shop's offer to creators (decision 0046): its products, each at a commission rate, for
+    every creator (``open_to_all``) or only those listed in ``affiliate_plan_creators``."""
+
+    __tablename__ = "affiliate_plans"
+    id: int | None = Field(default=None, primary_key=True)
+    shop_id: int = Field(foreign_key="shops.id", index=True)
+    name: str = Field(max_length=120)
+    open_to_all: bool
+    created_ms: int = Field(sa_type=BigInteger)
+    # When the shop ended it: no new bag entries or deals under it. Deals already made under it
+    # keep selling at the rate they were made with.
+    ended_ms: int | None = Field(default=None, sa_type=BigInteger)
+
+
+class AffiliatePlanProduct(SQLModel, table=True):
+    __tablename__ = "affiliate_plan_products"
+    __table_args__ = (
+        CheckConstraint("rate_bp BETWEEN 1 AND 8000", name="affiliate_rate_in_range"),
+        CheckConstraint("max_discount_bp BETWEEN 0 AND 9000", name="affiliate_discount_in_range"),
+    )
+    plan_id: int = Field(foreign_key="affiliate_plans.id", primary_key=True)
+    product_id: int = Field(foreign_key="products.id", primary_key=True, index=True)
+    rate_bp: int
+    # How far below the list price a creator's flash deal may go: prices stay the shop's.
+    max_discount_bp: int
+
+
+class AffiliatePlanCreator(SQLModel, table=True):
+    __tablename__ = "affiliate_plan_creators"
+    plan_id: int = Field(foreign_key="affiliate_plans.id", primary_key=True)
+    creator_id: int = Field(foreign_key="sellers.id", primary_key=True, index=True)
+
+
+class AffiliateDeal(SQLModel, table=True):
+    """A deal a creator runs on another shop's product: written with the deal, from the room and
+    the plan the server found open to the creator, never from the request."""
+
+    __tablename__ = "affiliate_deals"
+    deal_id: int = Field(foreign_key="deals.id", primary_key=True)
+    room_id: int = Field(index=True)  # a plain id: the catalog knows nothing of rooms
+    creator_id: int = Field(foreign_key="sellers.id", index=True)
+    plan_id: int = Field(foreign_key="affiliate_plans.id", index=True)
+    rate_bp: int

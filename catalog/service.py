@@ -184,7 +184,7 @@ async def create_product(
     return product
 
 
-async def _in_shop_of(session: AsyncSession, seller: Seller, shop_id: int) -> bool:
+async def in_shop_of(session: AsyncSession, seller: Seller, shop_id: int) -> bool:
     """Whether a shop is the seller's. Callers answer a foreign product, SKU or deal exactly as
     a missing one: no existence leak."""
     shop = await session.get(Shop, shop_id)
@@ -206,7 +206,7 @@ async def get_product(session: AsyncSession, product_id: int) -> Product:
 
 async def owned_product(session: AsyncSession, seller: Seller, product_id: int) -> Product:
     product = await get_product(session, product_id)
-    if not await _in_shop_of(session, seller, product.shop_id):
+    if not await in_shop_of(session, seller, product.shop_id):
         raise _no_product(product_id)
     return product
 
@@ -427,7 +427,7 @@ async def get_sku(session: AsyncSession, sku_id: int) -> Sku:
 
 async def owned_sku(session: AsyncSession, seller: Seller, sku_id: int) -> Sku:
     sku = await get_sku(session, sku_id)
-    if not await _in_shop_of(session, seller, sku.shop_id):
+    if not await in_shop_of(session, seller, sku.shop_id):
         raise _no_sku(sku_id)
     return sku
 
@@ -600,7 +600,7 @@ async def get_deal(session: AsyncSession, deal_id: int) -> Deal:
 
 async def owned_deal(session: AsyncSession, seller: Seller, deal_id: int) -> Deal:
     deal = await get_deal(session, deal_id)
-    if not await _in_shop_of(session, seller, deal.shop_id):
+    if not await in_shop_of(session, seller, deal.shop_id):
         raise _no_deal(deal_id)
     return deal
 

@@ -23,6 +23,9 @@ class Account(enum.StrEnum):
     REFUNDS = "platform:refunds"  # refunds granted, not yet confirmed (0 when none in flight)
     CHARGEBACKS = "platform:chargebacks"  # taken back for open disputes (0 when none)
     PAYOUTS = "platform:payouts"  # money sent to sellers' banks
+    # Creators' commissions earned on delivered orders (decision 0046), less those given back:
+    # taken from the selling shop, held for the creators its attributions name.
+    COMMISSIONS = "platform:commissions"
 
 
 SHOP_ACCOUNTS = (Account.PENDING, Account.AVAILABLE, Account.PAID_OUT)
@@ -84,6 +87,26 @@ def fee_returned(fee_held: int, total: int, fee_bps: int, refunded_after: int) -
     (``fee_held`` is what the order's entries hold now), so a fully refunded order leaves the
     platform nothing, and rounding never drifts across several refunds."""
     return fee_held - fee(total - refunded_after, fee_bps)
+
+
+def commission(amount: int, rate_bp: int) -> int:
+    """A creator's commission on ``amount``, rounded down (as the fee is)."""
+    return amount * rate_bp // 10_000
+
+
+def commission_moved(
+    txn: str, order_id: int, shop_id: int, currency: str, amount: int, shop_account: Account
+) -> Transaction:
+    """The shop owes the creator ``amount`` more (earned on delivery), or less when negative
+    (given back with a refund): the shop's balance pays it into the creators' account."""
+    return _txn(
+        txn,
+        f"order:{order_id}",
+        shop_id,
+        currency,
+        Line(shop_account, amount),
+        Line(Account.COMMISSIONS, -amount),
+    )
 
 
 def refund_granted(

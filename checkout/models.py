@@ -369,3 +369,21 @@ class ReturnEvent(SQLModel, table=True):
     at_ms: int = Field(sa_type=BigInteger)
     actor: str = Field(max_length=64)
     note: str = Field(default="", max_length=500)
+
+
+class AffiliateAttribution(SQLModel, table=True):
+    """An order sold in a creator's room under an affiliate plan (decision 0046), frozen when
+    the order was written: the room, the creator, the plan, its rate then, and the amount the
+    commission is a share of. One per order (the key), so a redelivered batch adds none."""
+
+    __tablename__ = "affiliate_attributions"
+    __table_args__ = (CheckConstraint("rate_bp BETWEEN 1 AND 8000", name="attribution_rate"),)
+    order_id: int = Field(foreign_key="orders.id", primary_key=True)
+    room_id: int = Field(index=True)
+    creator_id: int = Field(foreign_key="sellers.id", index=True)
+    plan_id: int = Field(foreign_key="affiliate_plans.id", index=True)
+    shop_id: int = Field(foreign_key="shops.id", index=True)
+    rate_bp: int
+    base: int = Field(sa_type=BigInteger)
+    currency: str = Field(max_length=3)
+    created_ms: int = Field(sa_type=BigInteger)

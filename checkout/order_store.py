@@ -18,11 +18,18 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
-from catalog.models import Product, Sku
-from checkout import deadlines
+from catalog.models import AffiliateDeal, Product, Sku
+from checkout import commissions, deadlines
 from checkout.error_codes import CheckoutErrorCode
 from checkout.ledger import Account
-from checkout.models import LedgerEntry, Order, OrderEvent, OrderLine, ReturnRequest
+from checkout.models import (
+    AffiliateAttribution,
+    LedgerEntry,
+    Order,
+    OrderEvent,
+    OrderLine,
+    ReturnRequest,
+)
 from checkout.orders import OrderStatus, next_status, shipment_fields
 from checkout.return_states import OPEN_REQUESTS, RequestKind
 from checkout.shelf import Line, decode_lines
@@ -211,6 +218,7 @@ async def persist_paid_orders(
         ).where(col(Order.id).in_([oid for oid, _, _, _ in inserted]))
         await conn.execute(insert(OrderEvent).from_select(event_columns, event_values))
         await post_sales(conn, [oid for oid, _, _, _ in inserted], now)
+        await attribute_to_creators(conn, [oid for oid, _, _, _ in inserted], now)
     shelf_orders = {p.hold_id: p for p in paid if p.lines}
     taken: dict[tuple[int, bool], int] = defaultdict(int)  # (SKU, from the shelf) -> units
     line_rows = []
@@ -305,6 +313,35 @@ async def post_sales(conn: AsyncConnection, order_ids: list[int], now: int) -> N
     await conn.execute(insert(LedgerEntry).from_select(columns, union_all(*selects)))
 
 
+async def attribute_to_creators(conn: AsyncConnection, order_ids: list[int], now: int) -> None:
+    """Each order of a creator's deal on another shop's product gets its attribution, from what
+    the server wrote when the deal was made (``affiliate_deals``): nothing in a buyer's request
+    names a creator, a plan or a rate. The base is what the buyer paid for the goods."""
+    source = core_select(
+        col(Order.id),
+        col(AffiliateDeal.room_id),
+        col(AffiliateDeal.creator_id),
+        col(AffiliateDeal.plan_id),
+        col(Order.shop_id),
+        col(AffiliateDeal.rate_bp),
+        col(Order.total),
+        col(Order.currency),
+        literal(now),
+    ).where(col(Order.id).in_(order_ids), col(AffiliateDeal.deal_id) == col(Order.deal_id))
+    columns = [
+        "order_id",
+        "room_id",
+        "creator_id",
+        "plan_id",
+        "shop_id",
+        "rate_bp",
+        "base",
+        "currency",
+        "created_ms",
+    ]
+    await conn.execute(insert(AffiliateAttribution).from_select(columns, source))
+
+
 async def transition(
     session: AsyncSession,
     order: Order,
@@ -358,6 +395,8 @@ async def transition(
             status=order.status,
         )
     assert order.id is not None
+    if target is OrderStatus.DELIVERED:
+        await commissions.follow(conn, order.id, commissions.earned_name(order.id), now)
     for source, reached in itertools.pairwise(path):
         session.add(
             OrderEvent(

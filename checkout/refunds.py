@@ -22,7 +22,7 @@ from sqlmodel import col
 
 from catalog.deal_status import DealStatus
 from catalog.models import Deal, Sku
-from checkout import disputes, leases, ledger, ledger_store, line_refunds
+from checkout import commissions, disputes, leases, ledger, ledger_store, line_refunds
 from checkout.error_codes import CheckoutErrorCode
 from checkout.faults import NO_CRASH, CrashPoints
 from checkout.holds import HoldStore
@@ -204,6 +204,9 @@ class Refunds:
                 plan.shop_account,
             )
             await ledger_store.post(conn, txn, now)
+            await commissions.follow(
+                conn, order_id, commissions.refund_name(order_id, refund_id), now
+            )
             if not await _move_lines(conn, lines, plan.moves):
                 await session.rollback()  # another refund of the order moved a line first
                 return None
@@ -396,6 +399,9 @@ async def write_outcome(
             .where(col(Order.id) == row.order_id)
             .values(refunded=col(Order.refunded) - row.amount, updated_ms=now_ms())
         )
+        # Nothing was given back after all: the commission given back with it is owed again.
+        name = commissions.refund_name(row.order_id, refund_id, "failed")
+        await commissions.follow(conn, row.order_id, name, now_ms())
     return True
 
 

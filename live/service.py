@@ -13,6 +13,7 @@ from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from catalog import affiliates
 from catalog import service as catalog
 from catalog.deal_status import DealStatus
 from catalog.error_codes import CatalogErrorCode
@@ -126,7 +127,13 @@ async def end(
 
 
 async def product_card(session: AsyncSession, seller: Seller, product_id: int) -> dict[str, Any]:
-    product = await catalog.sellable_product(session, seller, product_id)
+    """The card of one of the seller's products, or of another shop's that a plan open to the
+    seller offers (decision 0046)."""
+    product = await session.get(Product, product_id)
+    if product is not None and not await catalog.in_shop_of(session, seller, product.shop_id):
+        product = await affiliates.offered_product(session, seller, product_id)
+    else:
+        product = await catalog.sellable_product(session, seller, product_id)
     return card_of(product, await catalog.skus_of(session, product_id))
 
 
@@ -177,23 +184,26 @@ async def schedule_deal(
         raise NotFound("No such room.", code=LiveErrorCode.ROOM_NOT_FOUND, room_id=room_id)
     rules.require_live(snap.room)  # fail before touching any stock
     rules.sku_in_bag(snap.room, terms.sku_id)
-    await catalog.owned_sku(session, seller, terms.sku_id)
+    sku = await catalog.get_sku(session, terms.sku_id)
+    own = await catalog.in_shop_of(session, seller, sku.shop_id)
+    if own:
+        await catalog.owned_sku(session, seller, terms.sku_id)
     rules.check_flash_window(terms)  # its terms are checked by create_deal, as every deal's
     starts = await store.server_ms() + terms.countdown_s * 1000
-    deal = await catalog.create_deal(
-        session,
-        seller,
-        terms.sku_id,
-        DealTerms(
-            deal_price=terms.deal_price,
-            quantity=terms.quantity,
-            per_buyer_limit=terms.per_buyer_limit,
-            starts_ms=starts,
-            ends_ms=starts + terms.duration_s * 1000,
-            accounts_only=terms.accounts_only,
-        ),
-        room_id=room_id,
+    deal_terms = DealTerms(
+        deal_price=terms.deal_price,
+        quantity=terms.quantity,
+        per_buyer_limit=terms.per_buyer_limit,
+        starts_ms=starts,
+        ends_ms=starts + terms.duration_s * 1000,
+        accounts_only=terms.accounts_only,
     )
+    if own:
+        deal = await catalog.create_deal(session, seller, terms.sku_id, deal_terms, room_id=room_id)
+    else:  # another shop's SKU, under a plan open to this creator (decision 0046)
+        deal = await affiliates.create_affiliate_deal(
+            session, seller, terms.sku_id, deal_terms, room_id
+        )
     return await open_deal(
         session, store, holds, room_id, deal, hold_ttl_ms=hold_ttl_ms, pay_ttl_ms=pay_ttl_ms
     )

@@ -331,6 +331,7 @@ async def unpin(request: Request) -> Response:
         CatalogErrorCode.INVALID_DURATION,
         CatalogErrorCode.INVALID_PRICE,
         CatalogErrorCode.DEAL_PRICE_NOT_BELOW_LIST,
+        CatalogErrorCode.DEAL_PRICE_BELOW_PLAN,
         CatalogErrorCode.INVALID_QUANTITY,
         CatalogErrorCode.DEAL_QUANTITY_ABOVE_STOCK,
         CatalogErrorCode.INVALID_LIMIT,

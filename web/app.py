@@ -66,6 +66,7 @@ from people.mail import FileSender, MailSender, SmtpSender
 from web import (
     api_accounts,
     api_addresses,
+    api_affiliates,
     api_analytics,
     api_auctions,
     api_cart,
@@ -88,6 +89,7 @@ from web import (
     api_wallet,
     ops,
     pages,
+    seller_affiliates,
     seller_finance,
     seller_join,
     seller_pages,
@@ -134,6 +136,7 @@ APIS: list[Api] = [
     api_finance.api,
     api_orders.api,
     api_rooms.api,
+    api_affiliates.api,
     api_analytics.api,
     api_auctions.api,
     api_giveaways.api,
@@ -434,6 +437,12 @@ def page_routes() -> list[BaseRoute]:
         Route("/seller/staff/tokens", seller_staff.create_token, methods=["POST"]),
         Route(
             "/seller/staff/tokens/{token_id:id}/revoke", seller_staff.revoke_token, methods=["POST"]
+        ),
+        Route("/seller/affiliates/plans", seller_affiliates.create_plan, methods=["POST"]),
+        Route(
+            "/seller/affiliates/plans/{plan_id:id}/end",
+            seller_affiliates.end_plan,
+            methods=["POST"],
         ),
         Route("/studio/{room_id:id}", seller_pages.studio),
         Mount("/static", StaticFiles(packages=[("web", "static")]), name="static"),

@@ -1060,3 +1060,94 @@ class Checks(Out):
 class Ready(Out):
     status: Literal["ready"]
     checks: Checks
+
+
+# -- affiliates (decision 0046) -----------------------------------------------------------------
+
+
+class PlanProductOut(Out):
+    product_id: int
+    rate_bp: int
+    max_discount_bp: int
+
+
+class Plan(Out):
+    id: int
+    shop_id: int
+    name: str
+    open_to_all: bool
+    creator_ids: list[int]
+    products: list[PlanProductOut]
+    created_ms: int
+    ended_ms: int | None
+
+
+class PlanAnswer(Out):
+    plan: Plan
+
+
+class PlanList(Out):
+    plans: list[Plan]
+
+
+class OfferOut(Out):
+    plan_id: int
+    shop_id: int
+    shop_name: str
+    product_id: int
+    title: str
+    rate_bp: int
+    max_discount_bp: int
+
+
+class OfferList(Out):
+    offers: list[OfferOut]
+
+
+class CommissionTotals(Out):
+    currency: str
+    orders: int
+    sales: int
+    pending: int
+    earned: int
+    given_back: int
+
+
+class RoomSales(Out):
+    currency: str
+    orders: int
+    gmv: int
+
+
+class CreatorRoom(Out):
+    room_id: int
+    title: str
+    status: RoomStatus
+    sales: list[RoomSales]
+
+
+class MyCommissions(Out):
+    commissions: list[CommissionTotals]
+    rooms: list[CreatorRoom]
+
+
+class ShopCreator(Out):
+    creator_id: int
+    name: str
+    commissions: list[CommissionTotals]
+
+
+class ShopCreators(Out):
+    creators: list[ShopCreator]
+
+
+class MarketCreator(Out):
+    creator_id: int
+    name: str
+    rooms: int
+    followers: int = Field(description="0 until rooms can be followed")
+    sales: list[RoomSales]
+
+
+class Marketplace(Out):
+    creators: list[MarketCreator]

@@ -643,3 +643,23 @@ class PayoutMethodIn(Strict):
     payout_method: PayoutMethod = Field(
         description="1-200 printable characters; empty removes the payout method"
     )
+
+
+class PlanProductIn(Strict):
+    product_id: int = Field(ge=1, le=MAX_ID)
+    rate_bp: int = Field(ge=1, le=8000, description="The creator's commission, basis points")
+    max_discount_bp: int = Field(
+        default=0, ge=0, le=9000, description="How far below list a creator's deal may go"
+    )
+
+
+class PlanIn(Strict):
+    """An affiliate plan (decision 0046): open to every creator, or to those listed."""
+
+    shop_id: int = Field(ge=1, le=MAX_ID)
+    name: Annotated[str, _text(120, min_length=1)]
+    open_to_all: bool
+    creator_ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(
+        default_factory=list, max_length=100
+    )
+    products: list[PlanProductIn] = Field(min_length=1, max_length=100)

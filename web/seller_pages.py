@@ -25,10 +25,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from catalog import affiliates
 from catalog import service as catalog
 from catalog.deal_status import DealStatus
 from catalog.error_codes import CatalogErrorCode
-from catalog.models import Seller, Shop
+from catalog.models import Product, Seller, Shop
 from checkout import bulk_ship, deadlines, finance_store, order_store, return_store
 from checkout import deals as deal_runs
 from checkout.error_codes import CheckoutErrorCode
@@ -52,6 +53,7 @@ from people import accounts, staff
 from people.error_codes import PeopleErrorCode
 from people.roles import DUTIES, Duty, may
 from web import shipments_csv
+from web.affiliates_view import affiliates_view
 from web.api_accounts import throttle_sign_in
 from web.auth import Acting, acting_for_token, member_tag, signed_in
 from web.cookies import COOKIE
@@ -436,6 +438,7 @@ async def _center(
         promotions = await promotions_view(
             request, session, svc.holds.shelf, shops, _main_currency(every_product), me
         )
+        affiliate_sections = await affiliates_view(session, me, shop_ids, can)
     returns = await returns_view(svc.db, shop_ids)
     returns_pending = await return_store.count_open(svc.db, shop_ids)
     on_sale = [p for p in every_product if not p["archived"]]
@@ -484,6 +487,7 @@ async def _center(
         "can": can,
         "role": who.role,
         "staff": await staff_view(svc.db, me) if "staff" in can else None,
+        "affiliates": affiliate_sections,
     }
     return render(request, "seller.html", context, status=status)
 
@@ -548,6 +552,26 @@ async def _products(
             for shown, sku in zip(card["skus"], skus, strict=True):
                 shown.update(stock=sku.stock, free=sku.stock - sku.allocated)
             found.append(card)
+    return found
+
+
+async def _offered(session: AsyncSession, me: Seller) -> list[dict[str, Any]]:
+    """Other shops' products an affiliate plan offers this creator (decision 0046), as cards the
+    studio's bag can add, their commission in the title."""
+    found: list[dict[str, Any]] = []
+    seen: set[int] = set()
+    for offer in await affiliates.offers_to(session, me):
+        product = await session.get(Product, offer.product_id)
+        shop = await session.get(Shop, offer.shop_id)
+        if offer.product_id in seen or product is None or shop is None:
+            continue
+        seen.add(offer.product_id)
+        skus = await catalog.skus_of(session, offer.product_id)
+        card = {**live_service.card_of(product, skus), "archived": False}
+        card["title"] = f"{product.title} · {shop.name} ({offer.rate_bp / 100:g} % commission)"
+        for shown, sku in zip(card["skus"], skus, strict=True):
+            shown.update(stock=sku.stock, free=sku.stock - sku.allocated)
+        found.append(card)
     return found
 
 
@@ -881,7 +905,7 @@ async def studio(request: Request) -> Response:
         except DomainError:
             return not_found_page(request)
         shop = await session.get(Shop, row.shop_id)
-        products = await _products(session, [row.shop_id])
+        products = await _products(session, [row.shop_id]) + await _offered(session, me)
     config = {
         "room_id": room_id,
         "ticket": svc.seller_sessions.ticket(who.seller.id or 0, who.tag, room_id),
