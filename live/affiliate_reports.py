@@ -1,6 +1,6 @@
 """Creators' rooms and sales, as the creator dashboard and the creator marketplace show them
-(decision 0046). A room's GMV is what its deals' buyers paid and kept, per currency; follower
-counts are 0 until rooms can be followed (no follows table exists yet)."""
+(decision 0046). A room's GMV is what its deals' buyers paid and kept, per currency; a creator's
+followers are the accounts following the creator's seller (decision 0045)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from catalog.models import Deal, Seller
 from checkout.models import Order
 from checkout.orders import OrderStatus
-from live.models import LiveRoom
+from live.models import Follow, LiveRoom
 
 # Orders that were paid for (a cancelled or refunded one keeps only what was not given back).
 PAID_FOR = [s.value for s in OrderStatus if s is not OrderStatus.UNPAID]
@@ -80,14 +80,23 @@ async def marketplace(session: AsyncSession, limit: int = 100) -> list[dict[str,
     for seller_id, currency, n, kept in sales:
         gmv[seller_id].append({"currency": currency, "orders": n, "gmv": int(kept or 0)})
         orders[seller_id] += n
-    ranked = sorted(hosts, key=lambda host: (-orders[host[0]], host[0]))
+    ranked = sorted(hosts, key=lambda host: (-orders[host[0]], host[0]))[:limit]
+    followers = dict(
+        list(
+            await conn.execute(
+                core_select(col(Follow.seller_id), func.count())
+                .where(col(Follow.seller_id).in_([host[0] for host in ranked]))
+                .group_by(col(Follow.seller_id))
+            )
+        )
+    )
     return [
         {
             "creator_id": seller_id,
             "name": name,
             "rooms": rooms,
-            "followers": 0,
+            "followers": int(followers.get(seller_id, 0)),
             "sales": sorted(gmv[seller_id], key=lambda s: s["currency"]),
         }
-        for seller_id, name, rooms in ranked[:limit]
+        for seller_id, name, rooms in ranked
     ]

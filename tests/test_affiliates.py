@@ -6,6 +6,7 @@ party may see, and attribution under a race of buyers."""
 from __future__ import annotations
 
 import asyncio
+import html
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -419,10 +420,18 @@ async def test_the_marketplace_lists_creators_with_their_live_sales(
     room = await creator_room(http, o)
     deal = await creator_deal(http, o, room)
     await buy(http, sessions, deal, qty=2)
+    for n in range(3):  # three viewers follow the creator
+        body = {"email": f"fan{n}-{room}@example.com", "password": "violet-kettle-orbit-42"}
+        fan = await http.post("/api/accounts", json={**body, "display_name": "Fan"})
+        follow = await http.put(
+            f"/api/sellers/{o.creator.seller.id}/follow",
+            headers={"Authorization": f"Bearer {fan.json()['token']}"},
+        )
+        assert follow.status_code == 200, follow.text
     r = await http.get("/api/affiliate/marketplace", headers=seller.headers)
     assert r.status_code == 200, r.text
     (entry,) = [c for c in r.json()["creators"] if c["creator_id"] == o.creator.seller.id]
-    assert entry["followers"] == 0
+    assert entry["followers"] == 3
     assert entry["rooms"] == 1
     assert entry["sales"] == [{"currency": "USD", "orders": 1, "gmv": 18_000}]
 
@@ -493,6 +502,13 @@ async def test_the_seller_center_publishes_refuses_and_ends_a_plan(
         assert plan["products"] == [{"product_id": product, "rate_bp": 900, "max_discount_bp": 0}]
         center = await page.get("/seller")
         assert f'id="plan-{plan["id"]}"' in center.text
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as creators_page:
+        await sign_in(creators_page, creator.token)  # the creator's dashboard lists the offer
+        dashboard = (await creators_page.get("/seller")).text
+        offered_here = dashboard.split('id="offers"')[1].split("</ul>")[0]
+        assert f"from {seller.shop.name}: 9.0 % commission" in html.unescape(offered_here)
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as page:
+        csrf = await sign_in(page, seller.token)
         ended = await page.post(f"/seller/affiliates/plans/{plan['id']}/end", data={"csrf": csrf})
         assert ended.status_code == 303, ended.text
         (plan,) = (await http.get("/api/affiliate/plans", headers=seller.headers)).json()["plans"]

@@ -12,6 +12,7 @@ from catalog import affiliates
 from catalog.models import Product, Seller, Shop
 from checkout import commissions
 from live import affiliate_reports
+from people.roles import Duty
 
 
 async def affiliates_view(
@@ -21,11 +22,11 @@ async def affiliates_view(
     commission figures with money; the marketplace to every member."""
     assert me.id is not None
     view: dict[str, Any] = {"plans": [], "owed": [], "offers": [], "mine": [], "rooms": []}
-    if "catalog" in can:
+    if Duty.CATALOG in can:
         plans = await affiliates.plans_of(session, me)
         items = await affiliates.products_of(session, [p.id or 0 for p in plans])
         view["plans"] = [(plan, items[plan.id or 0]) for plan in plans]
-    if "money" in can:
+    if Duty.MONEY in can:
         owed = await commissions.totals(session, shop_ids=shop_ids)
         names = {c: await session.get(Seller, c) for c, _ in owed}
         view["owed"] = [
@@ -36,7 +37,7 @@ async def affiliates_view(
             key=lambda t: t.currency,
         )
         view["rooms"] = await affiliate_reports.creator_rooms(session, me.id)
-    if "live" in can:
+    if Duty.LIVE in can:
         seen: set[int] = set()
         for offer in await affiliates.offers_to(session, me):
             if offer.product_id in seen:
