@@ -798,6 +798,11 @@ async def test_the_seller_sign_in_and_center_are_in_the_pages_language(
             label = str(escape(i18n.translate(lang, f"sc_tab_{tab}")))
             assert f'id="tab-{tab}">{label} <span' in center.text, (lang, tab)
 
+        editor = await http.get(f"/seller/products/{boutique.products['jacket']}")
+        assert editor.status_code == 200
+        assert f'<html lang="{lang}" dir="{i18n.direction(lang)}">' in editor.text
+        shows(editor.text, lang, ("sc_edit_product", "sc_prices_and_stock", "sc_add_variant"))
+
         # ?lang= switches the language again, as on the viewer pages.
         other = "fr" if lang != "fr" else "ja"
         switched = await http.get("/seller", params={"lang": other})
