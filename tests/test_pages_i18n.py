@@ -803,6 +803,14 @@ async def test_the_seller_sign_in_and_center_are_in_the_pages_language(
         assert f'<html lang="{lang}" dir="{i18n.direction(lang)}">' in editor.text
         shows(editor.text, lang, ("sc_edit_product", "sc_prices_and_stock", "sc_add_variant"))
 
+        room_id = await _room(pages_server.base_url, boutique, f"Studio {lang}", [], live=False)
+        studio = await http.get(f"/studio/{room_id}")
+        assert studio.status_code == 200
+        shows(studio.text, lang, ("st_go_live", "st_product_bag", "st_start_flash_deal"))
+        config = json.loads(re.findall(r'id="page-config">(.*?)</script>', studio.text)[0])
+        # The studio's script draws its words from these (studio.js t()).
+        assert config["strings"]["st_pin"] == i18n.translate(lang, "st_pin")
+
         # ?lang= switches the language again, as on the viewer pages.
         other = "fr" if lang != "fr" else "ja"
         switched = await http.get("/seller", params={"lang": other})

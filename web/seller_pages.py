@@ -59,7 +59,7 @@ from web.error_codes import WebErrorCode
 from web.finance_view import finance_view
 from web.form_data import Upload, parse_multipart
 from web.http import BadRequest, parse, read_limited, status_of
-from web.pages import not_found_page
+from web.pages import not_found_page, strings
 from web.promotions_view import promotions_view
 from web.return_views import returns_view
 from web.schemas import MAX_ID, OrderActionIn, RoomIn
@@ -894,8 +894,11 @@ async def studio(request: Request) -> Response:
             return not_found_page(request)
         shop = await session.get(Shop, row.shop_id)
         products = await _products(session, [row.shop_id])
+    lang = page_language(request)
     config = {
         "room_id": room_id,
+        "lang": lang,
+        "strings": strings(lang),
         "ticket": svc.seller_sessions.ticket(who.seller.id or 0, who.tag, room_id),
         "csrf": svc.seller_sessions.csrf_token(request.cookies.get(COOKIE, "")),
         "products": products,

@@ -2,7 +2,7 @@
 // a giveaway on a bag SKU, follow them live (price, leader, close; entries, draw), end a
 // giveaway's entries early, and turn comment-to-buy on or off. Fed by the room's websocket.
 
-import { clockText, el, minorUnits, money } from "./common.js";
+import { clockText, el, minorUnits, money, t } from "./common.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -77,14 +77,14 @@ export class Formats {
         return el("li", { class: "giveaway-item", dataset: { giveawayId: g.giveaway_id, state: g.state } },
           el("span", {}, `${this.title(g.sku_id)}: ${g.entries} entries${winner}, ${when}`),
           g.state === "open"
-            ? el("button", { type: "button", class: "secondary", onclick: () => this.act(() => this.call("POST", `/api/rooms/${this.roomId}/giveaways/${g.giveaway_id}/close`), "giveaway-error") }, "Draw now")
+            ? el("button", { type: "button", class: "secondary", onclick: () => this.act(() => this.call("POST", `/api/rooms/${this.roomId}/giveaways/${g.giveaway_id}/close`), "giveaway-error") }, t("st_draw_now"))
             : null,
         );
       }),
     );
     $("comment-now").textContent = this.keywords.length
-      ? `On: a chat line starting with ${this.keywords.join(" or ")} claims the pinned product.`
-      : "Off.";
+      ? t("st_comment_on", { keywords: this.keywords.join(" / ") })
+      : t("st_off");
     $("comment-off").hidden = !this.keywords.length;
   }
 
@@ -107,7 +107,7 @@ export class Formats {
     };
     $("auction-error").textContent = "";
     if ([terms.start_price, terms.reserve_price, terms.buy_now_price].some(Number.isNaN)) {
-      $("auction-error").textContent = "Amounts like 10 or 10.50.";
+      $("auction-error").textContent = t("st_amounts_like");
       return;
     }
     await this.act(() => this.call("POST", `/api/rooms/${this.roomId}/auctions`, terms), "auction-error");
