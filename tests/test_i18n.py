@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from catalog.deal_status import DealStatus
+from checkout.orders import OrderStatus
+from live.room_states import RoomStatus
 from web import i18n, l10n
 
 
@@ -199,6 +202,9 @@ def test_the_seller_pages_labels_and_hints_named_in_python_are_in_every_language
 
     keys = {*seller_pages.TAB_LABELS.values(), *seller_pages.PRODUCT_VIEWS.values()}
     keys |= set(return_views.KIND_LABELS.values())
+    # Orders', deals' and rooms' states as the seller pages name them (t("sc_state_" ~ …)).
+    states = {*OrderStatus, *DealStatus, *RoomStatus}
+    keys |= {f"sc_state_{state}" for state in states}
     keys |= {f"sc_hint_{name}" for name in seller_pages.FIELD_HINTS}
     keys |= {"sc_form_expired", "sc_ship_within", "sc_late_by", "sc_shipped_late"}
     keys |= {
