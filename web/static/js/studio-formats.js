@@ -62,20 +62,20 @@ export class Formats {
     }
     $("auctions").replaceChildren(
       ...[...this.auctions.values()].map((a) => {
-        const price = a.bids ? money(a.price, this.currency(a.sku_id)) : `starts at ${money(a.start_price, this.currency(a.sku_id))}`;
-        const open = a.state === "open" ? `closes in ${clockText(a.ends_ms - now)}` : a.state;
-        const when = a.relisted ? `${open}, relisted ${a.relisted}×` : open;
-        const who = a.winner_name || a.leader_name || a.winner || a.leader || "no bids yet";
+        const price = a.bids ? money(a.price, this.currency(a.sku_id)) : t("st_starts_at", { price: money(a.start_price, this.currency(a.sku_id)) });
+        const open = a.state === "open" ? t("st_closes_in", { time: clockText(a.ends_ms - now) }) : a.state;
+        const when = a.relisted ? `${open}, ${t("st_relisted", { n: a.relisted })}` : open;
+        const who = a.winner_name || a.leader_name || a.winner || a.leader || t("st_no_bids");
         return el("li", { class: "auction-item", dataset: { auctionId: a.auction_id, state: a.state } },
-          `${this.title(a.sku_id)}: ${price}, ${a.bids} bids, ${who}, ${when}`);
+          `${this.title(a.sku_id)}: ${price}, ${t("st_n_bids", { n: a.bids })}, ${who}, ${when}`);
       }),
     );
     $("giveaways").replaceChildren(
       ...[...this.giveaways.values()].map((g) => {
-        const when = g.state === "open" ? `entries close in ${clockText(g.ends_ms - now)}` : g.state;
-        const winner = g.winner ? `, winner ${g.winner.slice(0, 8)}` : "";
+        const when = g.state === "open" ? t("st_entries_close_in", { time: clockText(g.ends_ms - now) }) : g.state;
+        const winner = g.winner ? `, ${t("st_winner", { name: g.winner.slice(0, 8) })}` : "";
         return el("li", { class: "giveaway-item", dataset: { giveawayId: g.giveaway_id, state: g.state } },
-          el("span", {}, `${this.title(g.sku_id)}: ${g.entries} entries${winner}, ${when}`),
+          el("span", {}, `${this.title(g.sku_id)}: ${t("st_n_entries", { n: g.entries })}${winner}, ${when}`),
           g.state === "open"
             ? el("button", { type: "button", class: "secondary", onclick: () => this.act(() => this.call("POST", `/api/rooms/${this.roomId}/giveaways/${g.giveaway_id}/close`), "giveaway-error") }, t("st_draw_now"))
             : null,

@@ -114,7 +114,7 @@ function renderVouchers() {
   const droppable = vouchers.filter((v) => v.starts_ms <= now && now < v.ends_ms && (v.room_id === null || v.room_id === roomId));
   const picked = $("voucher-pick").value;
   $("voucher-pick").replaceChildren(
-    ...droppable.map((v) => el("option", { value: v.code }, `${v.code} · ${v.left} of ${v.budget} left${v.room_id ? " · this live only" : ""}`)),
+    ...droppable.map((v) => el("option", { value: v.code }, `${v.code} · ${t("st_left_of", { left: v.left, budget: v.budget })}${v.room_id ? ` · ${t("st_this_live_only")}` : ""}`)),
   );
   if (droppable.some((v) => v.code === picked)) $("voucher-pick").value = picked;
   $("voucher-form").hidden = droppable.length === 0;
@@ -176,11 +176,11 @@ function renderDeals() {
       .filter((d) => d.status !== "ended")
       .map((d) => {
         const left = state.stock[d.deal_id] ?? d.quantity;
-        const when = now < d.starts_ms ? `starts in ${clockText(d.starts_ms - now)}` : `ends in ${clockText(d.ends_ms - now)}`;
+        const when = now < d.starts_ms ? t("st_starts_in", { time: clockText(d.starts_ms - now) }) : t("st_ends_in", { time: clockText(d.ends_ms - now) });
         return el(
           "li",
           { class: "deal-item", dataset: { dealId: d.deal_id } },
-          el("span", {}, `${d.title} at ${money(d.deal_price, d.currency)}: ${left}/${d.quantity} left, ${when}`),
+          el("span", {}, `${t("st_deal_line", { title: d.title, price: money(d.deal_price, d.currency), left, quantity: d.quantity })}, ${when}`),
           el("button", { type: "button", class: "secondary", onclick: () => act(() => call("POST", `/api/rooms/${roomId}/deals/${d.deal_id}/stop`)) }, t("sc_stop")),
         );
       }),
