@@ -6,6 +6,7 @@ the older sessions. (The sign-in throttle is tested with the other limits: test_
 from __future__ import annotations
 
 import email
+import email.policy
 import secrets
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from tests.helpers import (
     until_flash_deal_live,
 )
 from tests.wsclient import WsViewer
+from web import i18n
 from web.auth import GuestSessions
 
 pytestmark = pytest.mark.storage
@@ -411,3 +413,26 @@ async def test_guests_are_named_by_a_per_room_alias_that_shows_nothing_of_their_
     elsewhere = await WsViewer.open(server.base_url, other_room)
     assert (await elsewhere.hello(token))["name"] == sessions.alias(other_room, buyer)
     await elsewhere.close()
+
+
+@pytest.mark.parametrize(("asked_in", "lang"), [({"lc_lang": "ja"}, "ja"), ({}, "ar")])
+async def test_a_reset_mail_is_in_the_language_of_the_page_that_asked(
+    http: httpx.AsyncClient, server: Server, asked_in: dict[str, str], lang: str
+) -> None:
+    """The switcher's cookie, else the browser's Accept-Language (decision 0047)."""
+    address = new_email()
+    await sign_up(http, address)
+    browser = {"Accept-Language": "ar-EG,ar;q=0.9,en;q=0.5"}
+    async with httpx.AsyncClient(base_url=server.base_url, cookies=asked_in) as page:
+        asked = await page.post(
+            "/api/accounts/password-reset", json={"email": address}, headers=browser
+        )
+    assert asked.status_code == 202
+    (message,) = await poll(lambda: _mails(server, address), lambda found: len(found) == 1)
+    parsed = email.message_from_bytes(message.as_bytes(), policy=email.policy.default)
+    assert parsed["Subject"] == i18n.translate(lang, "mail_reset_subject")
+    body = parsed.get_body().get_content()  # type: ignore[union-attr]
+    words = [w.strip() for w in i18n.PLACEHOLDER.split(i18n.catalog(lang)["mail_reset_body"])]
+    assert all(w in body for w in words if w not in ("", "name", "link")), body
+    assert "/account/reset#" in body
+    assert "Open this link" not in body  # no English left over

@@ -4,8 +4,14 @@ beyond reading the catalogs."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
+from catalog.deal_status import DealStatus
+from checkout.orders import OrderStatus
+from live.room_states import RoomStatus
 from web import i18n, l10n
 
 
@@ -152,3 +158,58 @@ def test_the_country_list_holds_iso_countries_sorted_by_name() -> None:
 )
 def test_checkout_starts_on_the_browsers_country(lang: str, header: str, expected: str) -> None:
     assert l10n.default_country(lang, header) == expected
+
+
+# --- every key a page or script asks for is in every language (decision 0047) --------------
+
+WEB = Path(i18n.__file__).parent
+# t("key") and t('key') in templates and scripts; a key built at run time is not caught here
+# (the seller pages' tab and view labels are keys in Python: checked below).
+T_CALL = re.compile(r"""\bt\(\s*["']([a-z0-9_]+)["']\s*[,)]""")
+
+
+def keys_asked_for(files: list[Path]) -> dict[str, set[str]]:
+    return {
+        str(path.relative_to(WEB)): set(T_CALL.findall(path.read_text(encoding="utf-8")))
+        for path in files
+    }
+
+
+def test_the_key_scan_finds_calls_in_both_quotes_and_not_lookalikes() -> None:
+    text = """{{ t("sc_orders") }} t('hold_expired') at("nope") t(name) t("analytics_" ~ x)"""
+    text += """ t( "viewers", {})"""
+    assert set(T_CALL.findall(text)) == {"sc_orders", "hold_expired", "viewers"}
+
+
+@pytest.mark.parametrize("lang", i18n.LANGUAGES)
+def test_every_key_a_template_or_script_asks_for_is_in_every_language(lang: str) -> None:
+    files = sorted((WEB / "templates").glob("*.html")) + sorted((WEB / "static/js").glob("*.js"))
+    asked = keys_asked_for(files)
+    seen = asked["templates/seller.html"] | asked["templates/_seller.html"]
+    assert {"sc_seller_center", "sc_overview", "sc_orders_to_ship"} <= seen, "the scan is blind"
+    catalog = i18n.catalog(lang)
+    missing = {
+        name: sorted(keys - catalog.keys()) for name, keys in asked.items() if keys - catalog.keys()
+    }
+    assert missing == {}, (lang, missing)
+
+
+@pytest.mark.parametrize("lang", i18n.LANGUAGES)
+def test_the_seller_pages_labels_and_hints_named_in_python_are_in_every_language(
+    lang: str,
+) -> None:
+    from web import return_views, seller_pages
+
+    keys = {*seller_pages.TAB_LABELS.values(), *seller_pages.PRODUCT_VIEWS.values()}
+    keys |= set(return_views.KIND_LABELS.values())
+    # Orders', deals' and rooms' states as the seller pages name them (t("sc_state_" ~ …)).
+    states = {*OrderStatus, *DealStatus, *RoomStatus}
+    keys |= {f"sc_state_{state}" for state in states}
+    keys |= {f"sc_hint_{name}" for name in seller_pages.FIELD_HINTS}
+    keys |= {"sc_form_expired", "sc_ship_within", "sc_late_by", "sc_shipped_late"}
+    keys |= {
+        f"sc_{action}_{part}"
+        for action in seller_pages.CONFIRMED_ACTIONS
+        for part in ("question", "heading", "amount")
+    }
+    assert sorted(keys - i18n.catalog(lang).keys()) == []

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 import websockets
+from markupsafe import escape
 from playwright.async_api import Browser, Locator, Page, expect
 
 from catalog import service
@@ -738,3 +739,80 @@ async def test_a_bag_opened_before_the_room_arrives_shows_its_promotions(
         await expect(item.locator(".now-price")).to_have_text(sale)
     finally:
         await ctx.close()
+
+
+# --- the seller's pages in each language (decision 0047) -------------------------------------
+
+LOGIN_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+# Words each seller page must show in the page's language, and so not in English.
+SELLER_CENTER_SAMPLE = (
+    "sc_overview",
+    "sc_orders_to_ship",
+    "sc_returns_pending",
+    "sc_tab_to_ship",
+    "sc_view_on_sale",
+    "sc_add_product",
+    "sc_sign_out",
+    "sc_no_rooms",
+)
+LOGIN_SAMPLE = ("sc_seller_center", "sc_seller_token", "sc_member_hint")
+
+
+def shows(page: str, lang: str, keys: tuple[str, ...]) -> None:
+    """Each key's words are on the page; in any other language, its English words are not."""
+
+    def as_text(key: str, language: str) -> re.Pattern[str]:
+        words = str(escape(i18n.translate(language, key)))  # as Jinja escapes it
+        return re.compile(rf">\s*{re.escape(words)}\s*<")
+
+    for key in keys:
+        assert as_text(key, lang).search(page), (lang, key, i18n.translate(lang, key))
+        if lang != "en":
+            assert not as_text(key, "en").search(page), (lang, key, "English left over")
+
+
+@pytest.mark.parametrize("lang", i18n.LANGUAGES)
+async def test_the_seller_sign_in_and_center_are_in_the_pages_language(
+    pages_server: Server, boutique: Boutique, lang: str
+) -> None:
+    async with httpx.AsyncClient(base_url=pages_server.base_url, headers=HTML) as http:
+        login = await http.get("/seller/login", params={"lang": lang})
+        assert login.status_code == 200
+        assert f'<html lang="{lang}" dir="{i18n.direction(lang)}">' in login.text
+        shows(login.text, lang, LOGIN_SAMPLE)
+        token = {"csrf": LOGIN_CSRF.findall(login.text)[0], "next": "/seller"}
+        wrong = await http.post("/seller/login", data={**token, "token": "lc_sk_not-a-token"})
+        assert wrong.status_code == 401
+        shows(wrong.text, lang, ("sc_err_invalid_token",))
+        signed = await http.post("/seller/login", data={**token, "token": boutique.account.token})
+        assert signed.status_code == 303, signed.text
+
+        # The language chosen on the sign-in page (its cookie) carries on to the center.
+        center = await http.get("/seller")
+        assert center.status_code == 200
+        assert f'<html lang="{lang}" dir="{i18n.direction(lang)}">' in center.text
+        shows(center.text, lang, SELLER_CENTER_SAMPLE)
+        jacket = str(escape(l10n.format_money(8900, "USD", lang)))
+        assert f'class="sku-price">{jacket}<' in center.text, (lang, jacket)
+        for tab in ("to_ship", "refunded", "all"):
+            label = str(escape(i18n.translate(lang, f"sc_tab_{tab}")))
+            assert f'id="tab-{tab}">{label} <span' in center.text, (lang, tab)
+
+        editor = await http.get(f"/seller/products/{boutique.products['jacket']}")
+        assert editor.status_code == 200
+        assert f'<html lang="{lang}" dir="{i18n.direction(lang)}">' in editor.text
+        shows(editor.text, lang, ("sc_edit_product", "sc_prices_and_stock", "sc_add_variant"))
+
+        room_id = await _room(pages_server.base_url, boutique, f"Studio {lang}", [], live=False)
+        studio = await http.get(f"/studio/{room_id}")
+        assert studio.status_code == 200
+        shows(studio.text, lang, ("st_go_live", "st_product_bag", "st_start_flash_deal"))
+        config = json.loads(re.findall(r'id="page-config">(.*?)</script>', studio.text)[0])
+        # The studio's script draws its words from these (studio.js t()).
+        assert config["strings"]["st_pin"] == i18n.translate(lang, "st_pin")
+
+        # ?lang= switches the language again, as on the viewer pages.
+        other = "fr" if lang != "fr" else "ja"
+        switched = await http.get("/seller", params={"lang": other})
+        assert f'<html lang="{other}"' in switched.text
+        shows(switched.text, other, ("sc_overview",))

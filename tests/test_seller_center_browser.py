@@ -19,6 +19,7 @@ from tests.conftest import SellerAccount, viewer_headers
 from tests.harness import Server
 from tests.helpers import poll
 from tests.test_pages import pages_server, shop, sign_in  # noqa: F401 (fixtures)
+from web import i18n, l10n
 from web.auth import GuestSessions
 
 pytestmark = pytest.mark.storage
@@ -214,6 +215,57 @@ async def test_the_seller_center_edits_archives_refunds_and_lists_deals(
         await page.set_viewport_size(PHONE_SIZE)
         await fits_a_phone(page)
         await page.locator("#deals").screenshot(path=shots / "seller-deals-phone.png")
+        center.assert_clean()
+    finally:
+        await ctx.close()
+
+
+async def test_the_seller_center_in_arabic_is_right_to_left(
+    browser: Browser,
+    pages_server: Server,  # noqa: F811
+    shop: SellerAccount,  # noqa: F811
+) -> None:
+    """Signed in from the Arabic sign-in page: the page says it is Arabic and right to left,
+    the overview's labels are Arabic, prices are Babel's for ``ar``, and tables run from the
+    right (the first column is the rightmost)."""
+    base = pages_server.base_url
+    ctx, center = await new_page(browser, "seller center in Arabic", **DESKTOP)
+    page = center.page
+    try:
+        await page.goto(f"{base}/seller/login?lang=ar&next=/seller")
+        await expect(page.locator("h1")).to_have_text(i18n.translate("ar", "sc_seller_center"))
+        await page.fill("#token", shop.token)
+        await page.click("#token-form button[type=submit]")
+        await expect(page).to_have_url(f"{base}/seller")
+
+        root = page.locator("html")
+        await expect(root).to_have_attribute("dir", "rtl")
+        await expect(root).to_have_attribute("lang", "ar")
+        for tile, key in (
+            ("tile-to-ship", "sc_orders_to_ship"),
+            ("tile-refunded", "sc_refunded"),
+            ("tile-returns-pending", "sc_returns_pending"),
+            ("tile-out-of-stock", "sc_out_of_stock_skus"),
+        ):
+            label = page.locator(f"#{tile} + span")
+            await expect(label).to_have_text(i18n.translate("ar", key))
+        await expect(page.locator("#tile-today-sales")).to_have_text(
+            l10n.format_money(0, "USD", "ar")
+        )
+        jacket = page.locator("tr", has=page.locator(".product-title", has_text="Puffer jacket"))
+        await expect(jacket.locator(".sku-price")).to_have_text(
+            l10n.format_money(8900, "USD", "ar")
+        )
+
+        # Mirrored: the orders table starts at the right, and the overview's first tile is
+        # right of its second.
+        headers = page.locator("table.orders thead th")
+        first, last = await headers.first.bounding_box(), await headers.last.bounding_box()
+        assert first and last and first["x"] > last["x"], (first, last)
+        tiles = page.locator("#overview .tile")
+        one, two = await tiles.nth(0).bounding_box(), await tiles.nth(1).bounding_box()
+        assert one and two and one["x"] > two["x"], (one, two)
+        await expect(headers.first).to_have_text(i18n.translate("ar", "sc_order"))
         center.assert_clean()
     finally:
         await ctx.close()

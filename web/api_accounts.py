@@ -4,6 +4,7 @@ by mail."""
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -19,6 +20,7 @@ from people import accounts
 from people.error_codes import PeopleErrorCode
 from people.mail import Mail
 from people.models import Account
+from web import i18n
 from web import responses as out
 from web.api_checkout import address_of
 from web.auth import ACCOUNT_PREFIX, GUEST_PREFIX, bearer
@@ -28,6 +30,7 @@ from web.http import JSONResponse, parse, read_body
 from web.routing import Answer, Api
 from web.schemas import ResetAskIn, ResetIn, SignInIn, SignUpIn
 from web.services import Services, services
+from web.templating import page_language
 
 api = Api()
 log = logging.getLogger("livecart.accounts")
@@ -147,18 +150,10 @@ async def ask_reset(request: Request) -> Response:
     if account is not None:
         code = _resets(svc).dumps([account.id, account.session_epoch])
         link = f"{public_url(svc, request)}/account/reset#{code}"
-        await _send(
-            svc,
-            Mail(
-                to=account.email,
-                subject="Reset your livecart password",
-                text=(
-                    f"Hello {account.display_name},\n\nOpen this link within an hour to choose "
-                    f"a new password:\n\n{link}\n\nIf you did not ask, ignore this mail: your "
-                    "password stays as it is.\n"
-                ),
-            ),
-        )
+        # In the language of the page that asked (decision 0047: no account stores one).
+        say = functools.partial(i18n.translate, page_language(request))
+        text = say("mail_reset_body", name=account.display_name, link=link)
+        await _send(svc, Mail(to=account.email, subject=say("mail_reset_subject"), text=text))
     return JSONResponse({"sent": True}, status_code=202)
 
 

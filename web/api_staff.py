@@ -14,6 +14,7 @@ from people.error_codes import PeopleErrorCode
 from people.mail import Mail
 from people.models import ApiToken, Invitation
 from people.roles import DUTIES, Duty, Role
+from web import i18n
 from web import responses as out
 from web.api_accounts import public_url, signed_in_account
 from web.auth import acting
@@ -21,6 +22,7 @@ from web.http import JSONResponse, parse, read_body
 from web.routing import Answer, Api
 from web.schemas import ApiTokenIn, InviteIn, JoinIn, RoleIn
 from web.services import services
+from web.templating import page_language
 
 api = Api()
 log = logging.getLogger("livecart.staff")
@@ -101,14 +103,13 @@ async def mail_invitation(
 ) -> bool:
     svc = services(request)
     link = f"{public_url(svc, request)}/seller/join/{token}"
+    # The invitee has no account language yet: the inviting page's (decision 0047).
+    lang = page_language(request)
+    role = i18n.translate(lang, f"role_{invitation.role}")
     mail = Mail(
         to=invitation.email,
-        subject=f"Join {seller.name}'s staff on livecart",
-        text=(
-            f"{seller.name} invites you to their livecart shop as {invitation.role}.\n\n"
-            f"Open this link within 7 days to join (sign in, or make an account with this "
-            f"e-mail):\n\n{link}\n\nIf you did not expect this, ignore this mail.\n"
-        ),
+        subject=i18n.translate(lang, "mail_invite_subject", shop=seller.name),
+        text=i18n.translate(lang, "mail_invite_body", shop=seller.name, role=role, link=link),
     )
     try:
         await svc.mail.send(mail)

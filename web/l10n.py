@@ -6,6 +6,7 @@ whoever draws it. Amounts are integer minor units (decision 0004); decision 0013
 from __future__ import annotations
 
 import copy
+import datetime
 import functools
 import re
 import unicodedata
@@ -13,12 +14,18 @@ from decimal import Decimal
 from typing import Any
 
 from babel import Locale
+from babel.dates import format_date, format_datetime
 from babel.numbers import (
+    format_decimal,
     get_currency_symbol,
     get_decimal_symbol,
     get_group_symbol,
 )
+from babel.numbers import format_percent as format_percent_babel
+from babel.units import format_unit
 
+from checkout import deadlines
+from checkout.deadlines import DAY_MS, HOUR_MS, MINUTE_MS
 from web import i18n
 
 # CLDR territory codes that are not places to ship to: groupings, pseudo-locales, the unknown
@@ -159,3 +166,47 @@ def default_country(lang: str, accept_language: str) -> str:
     region = i18n.region_from_accept_language(accept_language)
     known = {code for code, _ in countries(lang)}
     return region if region in known else DEFAULT_COUNTRY.get(lang, "US")
+
+
+# --- numbers, instants and spans on the seller pages (decision 0047) ------------------------
+
+
+def format_number(value: int | float, lang: str) -> str:
+    return str(format_decimal(value, locale=locale(lang)))
+
+
+def format_percent(share: float, lang: str) -> str:
+    """A share (0.125) as the language writes a percentage, to one decimal: ``12.5%``."""
+    return str(format_percent_babel(share, "#,##0.0%", locale=locale(lang)))
+
+
+def format_moment(ms: int, lang: str) -> str:
+    """An epoch-milliseconds instant as the seller center shows it: to the minute, in UTC
+    (as "today's sales" is), in the language's short date and time."""
+    moment = datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC)
+    return f"{format_datetime(moment, 'short', tzinfo=datetime.UTC, locale=locale(lang))} UTC"
+
+
+def format_day(ms: int, lang: str) -> str:
+    """An epoch-milliseconds instant as its UTC day, in the language's medium date."""
+    day = datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC).date()
+    return str(format_date(day, "medium", locale=locale(lang)))
+
+
+SPAN_UNITS = (("duration-day", DAY_MS), ("duration-hour", HOUR_MS), ("duration-minute", MINUTE_MS))
+
+
+def format_span(ms: int, lang: str) -> str:
+    """A span in its two largest units, rounded down (the sign ignored): English as
+    ``deadlines.rough_duration`` says it ("2 d 5 h"), the others in CLDR's short unit names."""
+    if lang == i18n.DEFAULT:
+        return deadlines.rough_duration(ms)
+    left, counted = abs(ms), list[tuple[int, str]]()
+    for unit, size in SPAN_UNITS:
+        count, left = divmod(left, size)
+        if count or counted:
+            counted.append((count, unit))
+        if len(counted) == 2:
+            break
+    shown = [format_unit(n, unit, length="short", locale=locale(lang)) for n, unit in counted if n]
+    return " ".join(shown) or "< " + format_unit(1, "duration-minute", "short", locale=locale(lang))

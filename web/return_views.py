@@ -77,10 +77,11 @@ async def with_requests(
 
 # -- the seller center's Returns section --------------------------------------------------------
 
+# Each kind's label: its key in web/i18n/*.json.
 KIND_LABELS = {
-    RequestKind.CANCEL: "Cancellation",
-    RequestKind.REFUND_ONLY: "Refund only",
-    RequestKind.RETURN: "Return",
+    RequestKind.CANCEL: "sc_kind_cancel",
+    RequestKind.REFUND_ONLY: "sc_kind_refund_only",
+    RequestKind.RETURN: "sc_kind_return",
 }
 
 

@@ -13,21 +13,29 @@ from catalog.models import Seller
 from kernel.errors import DomainError
 from people import accounts, staff
 from people.models import Invitation
+from web import i18n
 from web.api_accounts import throttle_sign_in
 from web.auth import member_tag
 from web.http import status_of
-from web.seller_pages import LOGIN_CSRF_COOKIE, form_fields, login_csrf_cookie, signed_in_response
+from web.seller_pages import (
+    LOGIN_CSRF_COOKIE,
+    form_fields,
+    login_csrf_cookie,
+    page_message,
+    signed_in_response,
+)
 from web.services import services
-from web.templating import render
+from web.templating import page_language, render
 
 
 async def join_page(request: Request, *, error: str = "", status: int = 200) -> Response:
     token: str = request.path_params["token"]
+    lang = page_language(request)
     async with services(request).db.session() as session:
         try:
             invitation = await staff.open_invitation(session, token)
         except DomainError as err:
-            gone: dict[str, object] = {"invitation": None, "error": err.message}
+            gone: dict[str, object] = {"invitation": None, "error": page_message(err, lang)}
             return render(request, "seller_join.html", gone, status=404)
         seller = await session.get(Seller, invitation.seller_id)
         has_account = await accounts.account_by_email(session, invitation.email) is not None
@@ -48,11 +56,13 @@ async def join(request: Request) -> Response:
     form = await form_fields(request)
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "").encode()
     if not expected or not secrets.compare_digest(expected, form.get("csrf", "").encode()):
-        return await join_page(request, error="The form expired; try again.", status=403)
+        expired = i18n.translate(page_language(request), "sc_form_expired")
+        return await join_page(request, error=expired, status=403)
     try:
         seller_id, tag = await _join(request, form)
     except DomainError as err:
-        return await join_page(request, error=err.message, status=status_of(err))
+        error = page_message(err, page_language(request))
+        return await join_page(request, error=error, status=status_of(err))
     return signed_in_response(request, seller_id, tag, "/seller")
 
 

@@ -52,7 +52,7 @@ from live import service as live_service
 from people import accounts, staff
 from people.error_codes import PeopleErrorCode
 from people.roles import DUTIES, Duty, may
-from web import shipments_csv
+from web import i18n, l10n, shipments_csv
 from web.affiliates_view import affiliates_view
 from web.api_accounts import throttle_sign_in
 from web.auth import Acting, acting_for_token, member_tag, signed_in
@@ -61,13 +61,13 @@ from web.error_codes import WebErrorCode
 from web.finance_view import finance_view
 from web.form_data import Upload, parse_multipart
 from web.http import BadRequest, parse, read_limited, status_of
-from web.pages import not_found_page
+from web.pages import not_found_page, strings
 from web.promotions_view import promotions_view
 from web.return_views import returns_view
 from web.schemas import MAX_ID, OrderActionIn, RoomIn
 from web.services import Services, services
 from web.staff_view import staff_view
-from web.templating import minor_digits, money, render
+from web.templating import minor_digits, money, page_language, render
 
 Model = TypeVar("Model", bound=BaseModel)
 LOGIN_CSRF_COOKIE = "lc_login_csrf"
@@ -81,20 +81,13 @@ ORDER_TABS: dict[str, tuple[str, ...]] = {
     "refunded": ("refunded",),
     "all": (),
 }
-TAB_LABELS = {
-    "to_ship": "To ship",
-    "unpaid": "Unpaid",
-    "shipped": "Shipped",
-    "completed": "Completed",
-    "cancelled": "Cancelled",
-    "refunded": "Refunded",
-    "all": "All",
-}
+# Each tab's and view's label: its key in web/i18n/*.json.
+TAB_LABELS = {name: f"sc_tab_{name}" for name in ORDER_TABS}
 FORM_ACTIONS = frozenset({"ship", "cancel", "refund"})
 # Actions that cannot be undone ask first, on a page of their own (no script needed).
 CONFIRMED_ACTIONS = frozenset({"cancel", "refund"})
 CONFIRM_DUTIES = {"cancel": Duty.ORDERS, "refund": Duty.MONEY}
-PRODUCT_VIEWS = {"on_sale": "On sale", "archived": "Archived"}
+PRODUCT_VIEWS = {"on_sale": "sc_view_on_sale", "archived": "sc_view_archived"}
 RECENT_ROOMS = 20  # live rooms listed with their figures
 RECENT_DEALS = 50  # deals listed with their units
 CSRF_MESSAGE = "The form's security token did not match; reload the page and try again."
@@ -109,6 +102,27 @@ FIELD_HINTS = {
     "characters.",
     "variant": "A name is at most 200 characters.",
 }
+# Pages speak the seller's language; the JSON API's messages stay English. A refusal with a
+# code named here is shown in the page's language (its key: ``sc_err_<code>``), any other in
+# the API's own words.
+PAGE_MESSAGE_PREFIX = "sc_err_"
+
+
+def page_message(err: DomainError, lang: str) -> str:
+    """What a page says for a refusal: the API's English, or its code's words in ``lang``."""
+    key = PAGE_MESSAGE_PREFIX + str(err.code)
+    if lang == i18n.DEFAULT or key not in i18n.catalog(i18n.DEFAULT):
+        return err.message
+    return i18n.translate(lang, key)
+
+
+def field_hint(name: str, err: DomainError, lang: str) -> str:
+    """The words about the form for a field the schema refused (``FIELD_HINTS``), in ``lang``."""
+    if name not in FIELD_HINTS:
+        return page_message(err, lang)
+    return FIELD_HINTS[name] if lang == i18n.DEFAULT else i18n.translate(lang, f"sc_hint_{name}")
+
+
 SCHEMA_TO_FORM = {"image_urls": "image_url"}  # schema field -> the form's input
 
 
@@ -151,10 +165,12 @@ class Refused:
     message: str = ""
 
     @classmethod
-    def of(cls, path: str, form: dict[str, str], err: DomainError) -> Refused:
+    def of(
+        cls, path: str, form: dict[str, str], err: DomainError, lang: str = i18n.DEFAULT
+    ) -> Refused:
         name = field_of(err)
         schema_problem = bool(err.details.get("problems"))
-        message = FIELD_HINTS.get(name, err.message) if schema_problem else err.message
+        message = field_hint(name, err, lang) if schema_problem else page_message(err, lang)
         typed = {k: v for k, v in form.items() if k != "csrf"}
         return cls(path, typed, name, message)
 
@@ -253,7 +269,7 @@ async def staff_page(request: Request, duty: PageDuty) -> Acting | Response:
     try:
         _check_role(request, who, duty)
     except Forbidden as err:
-        context = {"message": err.message, "role": who.role}
+        context = {"message": page_message(err, page_language(request)), "role": who.role}
         return render(request, "seller_forbidden.html", context, status=403)
     return who
 
@@ -266,7 +282,7 @@ async def center_with_notice(request: Request, me: Seller, notice: str) -> Respo
 async def _refused_on_center(
     request: Request, me: Seller, form: dict[str, str], err: DomainError
 ) -> Response:
-    refused = Refused.of(request.url.path, form, err)
+    refused = Refused.of(request.url.path, form, err, page_language(request))
     return await _center(
         request, me, tab=form.get("tab", ""), refused=refused, status=status_of(err)
     )
@@ -314,13 +330,19 @@ async def login(request: Request) -> Response:
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "").encode()
     if not expected or not secrets.compare_digest(expected, form.get("csrf", "").encode()):
         return await login_page(
-            request, error="The form expired; try again.", status=403, next_path=form.get("next")
+            request,
+            error=i18n.translate(page_language(request), "sc_form_expired"),
+            status=403,
+            next_path=form.get("next"),
         )
     try:
         seller_id, tag = await _sign_in(request, form)
     except DomainError as err:
         return await login_page(
-            request, error=err.message, status=status_of(err), next_path=form.get("next")
+            request,
+            error=page_message(err, page_language(request)),
+            status=status_of(err),
+            next_path=form.get("next"),
         )
     return signed_in_response(request, seller_id, tag, _local_path(form.get("next")))
 
@@ -472,7 +494,7 @@ async def _center(
             order_id: [(lines.get(x.sku_id), x.qty) for x in got]
             for order_id, got in bought.items()
         },
-        "deadlines": {o.id: _deadline(o, now) for o in orders},
+        "deadlines": {o.id: _deadline(o, now, page_language(request)) for o in orders},
         "recent_rooms": recent_rooms,
         "deals": deal_rows,
         "history": history,
@@ -501,21 +523,19 @@ class DeadlineView:
     late: bool
 
 
-def _deadline(order: Order, now: int) -> DeadlineView | None:
+def _deadline(order: Order, now: int, lang: str) -> DeadlineView | None:
     left = deadlines.time_left_to_ship_ms(order, now)
     if left is not None:
-        return DeadlineView(deadlines.ship_within_text(left), left < 0)
+        key = "sc_late_by" if left < 0 else "sc_ship_within"
+        return DeadlineView(i18n.translate(lang, key, time=l10n.format_span(left, lang)), left < 0)
     if order.shipped_ms is None:
         return None  # not waiting to be shipped, and never shipped: no deadline to show
     late = deadlines.is_late(order, now)
-    words = ["Shipped late"] if late else []
+    words = [i18n.translate(lang, "sc_shipped_late")] if late else []
     if order.deliver_by_ms is not None and order.delivered_ms is None:
-        words.append(f"delivery expected by {_day(order.deliver_by_ms)}")
+        by = l10n.format_day(order.deliver_by_ms, lang)
+        words.append(i18n.translate(lang, "sc_delivery_expected_by", day=by))
     return DeadlineView(" · ".join(words), late) if words else None
-
-
-def _day(ms: int) -> str:
-    return datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC).strftime("%Y-%m-%d")
 
 
 def _main_currency(products: list[dict[str, Any]]) -> str:
@@ -530,12 +550,6 @@ def _tab_count(counts: dict[str, int], tab: str) -> int:
 def _midnight_utc_ms() -> int:
     today = datetime.datetime.now(datetime.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     return int(today.timestamp() * 1000)
-
-
-def _when(ms: int) -> str:
-    """An instant as the seller center shows it: minutes, in UTC (as "today's sales" is)."""
-    moment = datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC)
-    return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
 async def _products(
@@ -598,7 +612,7 @@ async def _formats_history(
                 "winner": found.get("winner_name") or found.get("winner") or "",
                 "price": found.get("hammer_price"),
                 "count": found.get("bids", found.get("entries")),
-                "when": _when(lot.created_ms),
+                "when": lot.created_ms,  # the template formats it: |moment
             }
         )
     return rows
@@ -622,8 +636,8 @@ async def _deals(
                 "variant": sku.variant,
                 "phase": view["phase"],
                 "units": view.get("stock"),
-                "starts": _when(deal.starts_ms),
-                "ends": _when(deal.ends_ms),
+                "starts": deal.starts_ms,
+                "ends": deal.ends_ms,
                 "stoppable": deal.status == DealStatus.LIVE and not (state and state.stopped),
             }
         )
@@ -727,18 +741,16 @@ async def _confirmation(
     note: str = "",
 ) -> Response:
     line = (await order_store.item_lines(session, [order.sku_id])).get(order.sku_id)
-    amount = money(order.total - order.refunded, order.currency)
-    question = (
-        f"Refund {amount} to the buyer?"
-        if action == "refund"
-        else f"Cancel this order and give the buyer back {amount}?"
-    )
+    lang = page_language(request)
+    amount = money(order.total - order.refunded, order.currency, lang)
+    # Keys per action (CONFIRMED_ACTIONS): sc_refund_question, sc_cancel_question, and so on.
+    question = i18n.translate(lang, f"sc_{action}_question", amount=amount)
     context = {
         "seller": me,
         "order": order,
         "line": line,
         "action": action,
-        "verb": action.capitalize(),
+        "heading": i18n.translate(lang, f"sc_{action}_heading", id=order.id),
         "question": question,
         "buyer": _buyer_of(order),
         "tab": tab,
@@ -906,8 +918,11 @@ async def studio(request: Request) -> Response:
             return not_found_page(request)
         shop = await session.get(Shop, row.shop_id)
         products = await _products(session, [row.shop_id]) + await _offered(session, me)
+    lang = page_language(request)
     config = {
         "room_id": room_id,
+        "lang": lang,
+        "strings": strings(lang),
         "ticket": svc.seller_sessions.ticket(who.seller.id or 0, who.tag, room_id),
         "csrf": svc.seller_sessions.csrf_token(request.cookies.get(COOKIE, "")),
         "products": products,

@@ -32,7 +32,7 @@ from web.seller_pages import (
     whole_field,
 )
 from web.services import services
-from web.templating import render
+from web.templating import page_language, render
 
 
 @form_action(duty=Duty.CATALOG)
@@ -100,7 +100,7 @@ async def _product_page(
 async def _refused_on_product_page(
     request: Request, me: Seller, form: dict[str, str], err: DomainError
 ) -> Response:
-    refused = Refused.of(request.url.path, form, err)
+    refused = Refused.of(request.url.path, form, err, page_language(request))
     return await _product_page(request, me, refused=refused, status=status_of(err))
 
 

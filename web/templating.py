@@ -4,9 +4,9 @@ every page, the language a viewer-facing page is shown in (web/i18n.py), and its
 
 from __future__ import annotations
 
-import datetime
 import functools
 import re
+from collections.abc import Callable
 from typing import Any
 
 import jinja2
@@ -36,13 +36,21 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["money"] = money_filter
-    env.filters["day"] = day_filter
+    env.filters["day"] = in_page_language(l10n.format_day)
+    env.filters["moment"] = in_page_language(l10n.format_moment)
+    env.filters["number"] = in_page_language(l10n.format_number)
+    env.filters["percent"] = in_page_language(l10n.format_percent)
     return env
 
 
-def day_filter(ms: int) -> str:
-    """An epoch-milliseconds time as its UTC day, 2026-12-06."""
-    return datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC).strftime("%Y-%m-%d")
+def in_page_language(format_in: Callable[[Any, str], str]) -> Callable[..., str]:
+    """A filter that formats its value for the page's language (Babel, web/l10n.py)."""
+
+    @jinja2.pass_context
+    def apply(context: jinja2.runtime.Context, value: Any) -> str:
+        return format_in(value, context.get("lang", i18n.DEFAULT))
+
+    return apply
 
 
 # The seller pages parse prices with the same digits the formatter shows.
@@ -71,7 +79,8 @@ def page_language(request: Request) -> str:
 def render(
     request: Request, template: str, context: dict[str, Any], *, status: int = 200
 ) -> Response:
-    lang = context.get("lang", i18n.DEFAULT)
+    # A page that does not pick its language (the seller's) is in the visitor's.
+    lang = context.get("lang") or page_language(request)
     html = (
         environment()
         .get_template(template)

@@ -2,7 +2,7 @@
 // a giveaway on a bag SKU, follow them live (price, leader, close; entries, draw), end a
 // giveaway's entries early, and turn comment-to-buy on or off. Fed by the room's websocket.
 
-import { clockText, el, minorUnits, money } from "./common.js";
+import { clockText, el, minorUnits, money, t } from "./common.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -62,29 +62,29 @@ export class Formats {
     }
     $("auctions").replaceChildren(
       ...[...this.auctions.values()].map((a) => {
-        const price = a.bids ? money(a.price, this.currency(a.sku_id)) : `starts at ${money(a.start_price, this.currency(a.sku_id))}`;
-        const open = a.state === "open" ? `closes in ${clockText(a.ends_ms - now)}` : a.state;
-        const when = a.relisted ? `${open}, relisted ${a.relisted}×` : open;
-        const who = a.winner_name || a.leader_name || a.winner || a.leader || "no bids yet";
+        const price = a.bids ? money(a.price, this.currency(a.sku_id)) : t("st_starts_at", { price: money(a.start_price, this.currency(a.sku_id)) });
+        const open = a.state === "open" ? t("st_closes_in", { time: clockText(a.ends_ms - now) }) : a.state;
+        const when = a.relisted ? `${open}, ${t("st_relisted", { n: a.relisted })}` : open;
+        const who = a.winner_name || a.leader_name || a.winner || a.leader || t("st_no_bids");
         return el("li", { class: "auction-item", dataset: { auctionId: a.auction_id, state: a.state } },
-          `${this.title(a.sku_id)}: ${price}, ${a.bids} bids, ${who}, ${when}`);
+          `${this.title(a.sku_id)}: ${price}, ${t("st_n_bids", { n: a.bids })}, ${who}, ${when}`);
       }),
     );
     $("giveaways").replaceChildren(
       ...[...this.giveaways.values()].map((g) => {
-        const when = g.state === "open" ? `entries close in ${clockText(g.ends_ms - now)}` : g.state;
-        const winner = g.winner ? `, winner ${g.winner.slice(0, 8)}` : "";
+        const when = g.state === "open" ? t("st_entries_close_in", { time: clockText(g.ends_ms - now) }) : g.state;
+        const winner = g.winner ? `, ${t("st_winner", { name: g.winner.slice(0, 8) })}` : "";
         return el("li", { class: "giveaway-item", dataset: { giveawayId: g.giveaway_id, state: g.state } },
-          el("span", {}, `${this.title(g.sku_id)}: ${g.entries} entries${winner}, ${when}`),
+          el("span", {}, `${this.title(g.sku_id)}: ${t("st_n_entries", { n: g.entries })}${winner}, ${when}`),
           g.state === "open"
-            ? el("button", { type: "button", class: "secondary", onclick: () => this.act(() => this.call("POST", `/api/rooms/${this.roomId}/giveaways/${g.giveaway_id}/close`), "giveaway-error") }, "Draw now")
+            ? el("button", { type: "button", class: "secondary", onclick: () => this.act(() => this.call("POST", `/api/rooms/${this.roomId}/giveaways/${g.giveaway_id}/close`), "giveaway-error") }, t("st_draw_now"))
             : null,
         );
       }),
     );
     $("comment-now").textContent = this.keywords.length
-      ? `On: a chat line starting with ${this.keywords.join(" or ")} claims the pinned product.`
-      : "Off.";
+      ? t("st_comment_on", { keywords: this.keywords.join(" / ") })
+      : t("st_off");
     $("comment-off").hidden = !this.keywords.length;
   }
 
@@ -107,7 +107,7 @@ export class Formats {
     };
     $("auction-error").textContent = "";
     if ([terms.start_price, terms.reserve_price, terms.buy_now_price].some(Number.isNaN)) {
-      $("auction-error").textContent = "Amounts like 10 or 10.50.";
+      $("auction-error").textContent = t("st_amounts_like");
       return;
     }
     await this.act(() => this.call("POST", `/api/rooms/${this.roomId}/auctions`, terms), "auction-error");

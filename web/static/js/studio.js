@@ -3,7 +3,7 @@
 // live figures, and chat moderation. Calls the JSON API with the sign-in cookie and the
 // page's CSRF token.
 
-import { api, clockText, config, el, minorUnits, money } from "./common.js";
+import { api, clockText, config, el, minorUnits, money, t } from "./common.js";
 import { Sparklines } from "./analytics.js";
 import { Formats } from "./studio-formats.js";
 import { RoomSocket } from "./room-socket.js";
@@ -23,7 +23,7 @@ const socket = new RoomSocket(roomId, {
   onMessage: receive,
   onState(status) {
     $("connection").hidden = status === "live";
-    $("connection").textContent = status === "reconnecting" ? "Reconnecting…" : "Connecting…";
+    $("connection").textContent = status === "reconnecting" ? t("reconnecting") : t("connecting");
   },
 });
 
@@ -32,7 +32,7 @@ function receive(m) {
     // The ticket expired or the seller's token changed: only a reload (a new sign-in) helps.
     socket.stop();
     $("connection").hidden = false;
-    $("connection").textContent = "Your session has ended: reload the page to sign in again.";
+    $("connection").textContent = t("st_session_ended");
     return;
   }
   if (m.type === "snapshot") {
@@ -46,7 +46,7 @@ function receive(m) {
   }
   if (m.type === "stream.failed") {
     // An encoder (OBS, GStreamer, this page) reached the server but could not connect.
-    $("video-error").textContent = `The encoder could not connect: ${m.reason}`;
+    $("video-error").textContent = t("st_encoder_failed", { reason: m.reason });
     $("video-error").dataset.code = m.code;
     return;
   }
@@ -114,7 +114,7 @@ function renderVouchers() {
   const droppable = vouchers.filter((v) => v.starts_ms <= now && now < v.ends_ms && (v.room_id === null || v.room_id === roomId));
   const picked = $("voucher-pick").value;
   $("voucher-pick").replaceChildren(
-    ...droppable.map((v) => el("option", { value: v.code }, `${v.code} · ${v.left} of ${v.budget} left${v.room_id ? " · this live only" : ""}`)),
+    ...droppable.map((v) => el("option", { value: v.code }, `${v.code} · ${t("st_left_of", { left: v.left, budget: v.budget })}${v.room_id ? ` · ${t("st_this_live_only")}` : ""}`)),
   );
   if (droppable.some((v) => v.code === picked)) $("voucher-pick").value = picked;
   $("voucher-form").hidden = droppable.length === 0;
@@ -123,8 +123,8 @@ function renderVouchers() {
   const dropped = room.voucher;
   const left = vouchers.find((v) => v.code === dropped?.code)?.left;
   $("voucher-now").textContent = dropped
-    ? `Dropped: ${dropped.code}${left === undefined ? "" : ` · ${left} of ${dropped.budget} left`}`
-    : "No voucher dropped yet.";
+    ? t("st_dropped", { code: dropped.code }) + (left === undefined ? "" : ` · ${t("st_left_of", { left, budget: dropped.budget })}`)
+    : t("st_no_voucher_dropped");
 }
 
 $("voucher-form").addEventListener("submit", (event) => {
@@ -145,8 +145,8 @@ function renderBag() {
         p.image ? el("img", { class: "thumb", src: p.image, alt: "" }) : null,
         el("span", { class: "bag-title" }, p.title),
         p.product_id === pinned
-          ? el("button", { type: "button", class: "secondary", onclick: () => act(() => call("DELETE", `/api/rooms/${roomId}/pin`)) }, "Unpin")
-          : el("button", { type: "button", class: "pin", onclick: () => act(() => call("POST", `/api/rooms/${roomId}/pin`, { product_id: p.product_id })) }, "Pin"),
+          ? el("button", { type: "button", class: "secondary", onclick: () => act(() => call("DELETE", `/api/rooms/${roomId}/pin`)) }, t("st_unpin"))
+          : el("button", { type: "button", class: "pin", onclick: () => act(() => call("POST", `/api/rooms/${roomId}/pin`, { product_id: p.product_id })) }, t("st_pin")),
       ),
     ),
   );
@@ -176,12 +176,12 @@ function renderDeals() {
       .filter((d) => d.status !== "ended")
       .map((d) => {
         const left = state.stock[d.deal_id] ?? d.quantity;
-        const when = now < d.starts_ms ? `starts in ${clockText(d.starts_ms - now)}` : `ends in ${clockText(d.ends_ms - now)}`;
+        const when = now < d.starts_ms ? t("st_starts_in", { time: clockText(d.starts_ms - now) }) : t("st_ends_in", { time: clockText(d.ends_ms - now) });
         return el(
           "li",
           { class: "deal-item", dataset: { dealId: d.deal_id } },
-          el("span", {}, `${d.title} at ${money(d.deal_price, d.currency)}: ${left}/${d.quantity} left, ${when}`),
-          el("button", { type: "button", class: "secondary", onclick: () => act(() => call("POST", `/api/rooms/${roomId}/deals/${d.deal_id}/stop`)) }, "Stop"),
+          el("span", {}, `${t("st_deal_line", { title: d.title, price: money(d.deal_price, d.currency), left, quantity: d.quantity })}, ${when}`),
+          el("button", { type: "button", class: "secondary", onclick: () => act(() => call("POST", `/api/rooms/${roomId}/deals/${d.deal_id}/stop`)) }, t("sc_stop")),
         );
       }),
   );
@@ -199,9 +199,9 @@ function chatLine(m) {
       ? el(
           "span",
           { class: "moderation" },
-          el("button", { type: "button", class: "link", onclick: () => moderate(() => call("DELETE", `/api/rooms/${roomId}/chat/${m.seq}`)) }, "Delete"),
-          el("button", { type: "button", class: "link", onclick: () => moderate(() => call("PUT", `/api/rooms/${roomId}/mutes/${m.user}`)) }, "Mute"),
-          el("button", { type: "button", class: "link", onclick: () => moderate(() => call("PUT", `/api/rooms/${roomId}/bans/${m.user}`)) }, "Ban"),
+          el("button", { type: "button", class: "link", onclick: () => moderate(() => call("DELETE", `/api/rooms/${roomId}/chat/${m.seq}`)) }, t("st_delete")),
+          el("button", { type: "button", class: "link", onclick: () => moderate(() => call("PUT", `/api/rooms/${roomId}/mutes/${m.user}`)) }, t("st_mute")),
+          el("button", { type: "button", class: "link", onclick: () => moderate(() => call("PUT", `/api/rooms/${roomId}/bans/${m.user}`)) }, t("st_ban")),
         )
       : null,
   );
@@ -266,13 +266,13 @@ function readDeal() {
   const sku = skuById(terms.sku_id);
   const [cMin, cMax] = config.limits.countdown_s;
   const [dMin, dMax] = config.limits.duration_s;
-  if (!sku) problems.sku_id = "Pick a SKU from the bag.";
-  if (Number.isNaN(terms.deal_price) || terms.deal_price < 1) problems.deal_price = "A price like 39 or 39.90.";
-  else if (sku && terms.deal_price >= sku.list_price) problems.deal_price = `Below the list price (${money(sku.list_price, sku.currency)}).`;
-  if (Number.isNaN(terms.quantity) || terms.quantity < 1) problems.quantity = "At least 1.";
-  else if (sku && terms.quantity > sku.free) problems.quantity = `At most ${sku.free} (the SKU's free stock).`;
-  if (Number.isNaN(terms.per_buyer_limit) || terms.per_buyer_limit < 1) problems.per_buyer_limit = "At least 1.";
-  else if (!problems.quantity && terms.per_buyer_limit > terms.quantity) problems.per_buyer_limit = "At most the quantity.";
+  if (!sku) problems.sku_id = t("st_pick_sku");
+  if (Number.isNaN(terms.deal_price) || terms.deal_price < 1) problems.deal_price = t("st_price_like");
+  else if (sku && terms.deal_price >= sku.list_price) problems.deal_price = t("st_below_list", { price: money(sku.list_price, sku.currency) });
+  if (Number.isNaN(terms.quantity) || terms.quantity < 1) problems.quantity = t("st_at_least_1");
+  else if (sku && terms.quantity > sku.free) problems.quantity = t("st_at_most_free", { free: sku.free });
+  if (Number.isNaN(terms.per_buyer_limit) || terms.per_buyer_limit < 1) problems.per_buyer_limit = t("st_at_least_1");
+  else if (!problems.quantity && terms.per_buyer_limit > terms.quantity) problems.per_buyer_limit = t("st_at_most_quantity");
   if (Number.isNaN(terms.countdown_s) || terms.countdown_s < cMin || terms.countdown_s > cMax) problems.countdown_s = `${cMin} to ${cMax} seconds.`;
   if (Number.isNaN(terms.duration_s) || terms.duration_s < dMin || terms.duration_s > dMax) problems.duration_s = `${dMin} to ${dMax} seconds.`;
   return { terms, problems };
@@ -335,14 +335,14 @@ $("go-live").addEventListener("click", async () => {
     peer = await publish(`/whip/${roomId}`, stream, csrf);
     peer.pc.addEventListener("connectionstatechange", () => {
       if (peer && ["failed", "closed"].includes(peer.pc.connectionState)) {
-        $("video-error").textContent = "The video connection dropped. Go live again.";
+        $("video-error").textContent = t("st_video_dropped");
         peer = null;
         render();
       }
     });
     $("stop-video").hidden = false;
   } catch (error) {
-    $("video-error").textContent = error.name === "NotAllowedError" ? "Allow the camera to go live." : error.message;
+    $("video-error").textContent = error.name === "NotAllowedError" ? t("st_allow_camera") : error.message;
   } finally {
     publishing = false;
   }
@@ -361,13 +361,13 @@ async function stopVideo() {
 $("stop-video").addEventListener("click", stopVideo);
 
 $("end-live").addEventListener("click", async () => {
-  if (!confirm("End this live for everyone? Running deals stop.")) return;
+  if (!confirm(t("st_end_confirm"))) return;
   await stopVideo();
   await act(() => call("POST", `/api/rooms/${roomId}/end`), "video-error");
 });
 
 addEventListener("pagehide", () => peer?.close());
-startCamera().catch(() => ($("preview-status").textContent = "Camera unavailable"));
+startCamera().catch(() => ($("preview-status").textContent = t("st_camera_unavailable")));
 
 // --- figures ------------------------------------------------------------------------------
 
