@@ -22,7 +22,7 @@ from catalog.models import (
     Seller,
     Shop,
 )
-from catalog.rules import DealTerms, check_deal_terms
+from catalog.rules import DealTerms
 from kernel.clock import now_ms
 from kernel.errors import Conflict, Invalid, NotFound
 
@@ -246,20 +246,7 @@ async def create_affiliate_deal(
             deal_price=terms.deal_price,
             lowest=floor,
         )
-    check_deal_terms(terms, list_price=sku.list_price, stock=sku.stock - sku.allocated)
-    deal = Deal(
-        shop_id=sku.shop_id,
-        sku_id=sku_id,
-        deal_price=terms.deal_price,
-        currency=sku.currency,
-        quantity=terms.quantity,
-        per_buyer_limit=terms.per_buyer_limit,
-        starts_ms=terms.starts_ms,
-        ends_ms=terms.ends_ms,
-        created_ms=now_ms(),
-        room_id=room_id,
-        accounts_only=terms.accounts_only,
-    )
+    deal = catalog.new_deal(sku, terms, room_id)
     session.add(deal)
     await session.flush()
     assert deal.id is not None

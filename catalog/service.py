@@ -535,10 +535,19 @@ async def create_deal(
 ) -> Deal:
     sku = await owned_sku(session, seller, sku_id)
     _refuse_archived(await get_product(session, sku.product_id))
+    deal = new_deal(sku, terms, room_id)
+    session.add(deal)
+    await session.commit()
+    return deal
+
+
+def new_deal(sku: Sku, terms: DealTerms, room_id: int | None) -> Deal:
+    """A deal on ``sku`` with checked terms, not yet added to a session."""
+    assert sku.id is not None
     check_deal_terms(terms, list_price=sku.list_price, stock=sku.stock - sku.allocated)
-    deal = Deal(
+    return Deal(
         shop_id=sku.shop_id,
-        sku_id=sku_id,
+        sku_id=sku.id,
         deal_price=terms.deal_price,
         currency=sku.currency,
         quantity=terms.quantity,
@@ -549,9 +558,6 @@ async def create_deal(
         room_id=room_id,
         accounts_only=terms.accounts_only,
     )
-    session.add(deal)
-    await session.commit()
-    return deal
 
 
 async def create_lot(
