@@ -413,3 +413,52 @@ async def test_the_staff_forms_invite_a_member_who_joins_on_the_page_and_make_a_
         assert used.status_code == 404 and "not valid" in used.text
     center = await owner.get("/seller")
     assert address in center.text and "Pat" in center.text
+
+
+async def test_a_member_of_two_sellers_switches_between_them(
+    http: httpx.AsyncClient, seller: SellerAccount, server: Server, db: Database
+) -> None:
+    other = await make_seller(db, "Second Shop Co")
+    address = new_address(seller, "both")
+    mine = await account(http, address)
+    for owner, role in ((seller, "host"), (other, "finance")):
+        await http.post(
+            "/api/staff/invitations", json={"email": address, "role": role}, **_h(owner)
+        )
+        code = _newest_code(server, address)
+        joined = await http.post(
+            "/api/staff/join", json={"invitation": code}, headers=bearer(mine["token"])
+        )
+        assert joined.status_code == 201, joined.text
+    stranger = await make_seller(db, "Not Mine")
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as browser:
+        page = await browser.get("/seller/login")
+        csrf = login_form_csrf(page.text)
+        await browser.post(
+            "/seller/login", data={"csrf": csrf, "email": address, "password": PASSWORD}
+        )
+        me = (await browser.get("/api/staff/me")).json()
+        assert (me["seller_id"], me["role"]) == (seller.seller.id, "host")
+        center = await browser.get("/seller")
+        assert 'id="switch-seller"' in center.text and "Second Shop Co" in center.text
+        (csrf,) = set(CSRF.findall(center.text))
+        refused = await browser.post(
+            "/seller/switch", data={"csrf": csrf, "seller_id": str(stranger.seller.id)}
+        )
+        assert refused.status_code == 403
+        assert (await browser.get("/api/staff/me")).json()["seller_id"] == seller.seller.id
+        switched = await browser.post(
+            "/seller/switch", data={"csrf": csrf, "seller_id": str(other.seller.id)}
+        )
+        assert switched.status_code == 303, switched.text
+        me = (await browser.get("/api/staff/me")).json()
+        assert (me["seller_id"], me["role"]) == (other.seller.id, "finance")
+
+
+def _newest_code(server: Server, address: str) -> str:
+    """The code of the last invitation mailed to ``address`` (files are named in order)."""
+    (*_, message) = mails_to(server, address)
+    text = message.get_payload(decode=True)
+    assert isinstance(text, bytes)
+    link = next(word for word in text.decode().split() if "/seller/join/" in word)
+    return link.rsplit("/", 1)[1]

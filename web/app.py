@@ -390,6 +390,7 @@ def page_routes() -> list[BaseRoute]:
         Route("/seller/login", seller_pages.login_page, methods=["GET"]),
         Route("/seller/login", seller_pages.login, methods=["POST"]),
         Route("/seller/logout", seller_pages.logout, methods=["POST"]),
+        Route("/seller/switch", seller_pages.switch, methods=["POST"]),
         Route("/seller/join/{token}", seller_join.join_page, methods=["GET"]),
         Route("/seller/join/{token}", seller_join.join, methods=["POST"]),
         Route("/seller/products", seller_products.create_product, methods=["POST"]),

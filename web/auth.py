@@ -266,6 +266,11 @@ def member_tag(account: Account) -> str:
     return f"a{account.id}:{account.session_epoch}"
 
 
+def member_account(tag: str) -> int | None:
+    """The account of a member's sign-in tag; None for a token's."""
+    return int(tag[1:].split(":")[0]) if ":" in tag else None
+
+
 async def _acting_with_tag(db: Database, seller_id: int, tag: str) -> Acting:
     """A page session's (or studio ticket's) seller and role, read now: a rotated owner token,
     a revoked scoped token, a changed password or a member removed ends it at once."""

@@ -39,6 +39,7 @@ from checkout.order_store import OrderSort
 from checkout.orders import OrderStatus, next_status, shipment_fields
 from checkout.refunds import RefundAsk, refund_key
 from kernel.clock import now_ms
+from kernel.db import Database
 from kernel.errors import (
     CommonErrorCode,
     DomainError,
@@ -55,7 +56,7 @@ from people.roles import DUTIES, Duty, may
 from web import i18n, l10n, shipments_csv
 from web.affiliates_view import affiliates_view
 from web.api_accounts import throttle_sign_in
-from web.auth import Acting, acting_for_token, member_tag, signed_in
+from web.auth import Acting, acting_for_token, member_account, member_tag, signed_in
 from web.cookies import COOKIE
 from web.error_codes import WebErrorCode
 from web.finance_view import finance_view
@@ -272,6 +273,31 @@ async def staff_page(request: Request, duty: PageDuty) -> Acting | Response:
         context = {"message": page_message(err, page_language(request)), "role": who.role}
         return render(request, "seller_forbidden.html", context, status=403)
     return who
+
+
+async def _other_sellers(db: Database, who: Acting) -> list[tuple[int, str]]:
+    """The other sellers a member signed in with e-mail and password is on the staff of."""
+    account_id = member_account(who.tag)
+    if account_id is None:
+        return []
+    async with db.session() as session:
+        found = await staff.memberships(session, account_id)
+        sellers = [await session.get(Seller, m.seller_id) for m in found]
+    return [(s.id, s.name) for s in sellers if s is not None and s.id and s.id != who.seller.id]
+
+
+@form_action(duty=Duty.READ)
+async def switch(request: Request, me: Seller, form: dict[str, str]) -> Response:
+    """A member on several sellers' staff acts for another: a new page session for it, made
+    only if they are on its staff (their role there is read on every request)."""
+    who: Acting = request.state.acting
+    account_id = member_account(who.tag)
+    target = int(form["seller_id"]) if form.get("seller_id", "").isdigit() else 0
+    async with services(request).db.session() as session:
+        role = await staff.member_role(session, target, account_id) if account_id else None
+    if role is None or target > MAX_ID:
+        raise Forbidden("You are not on that seller's staff.", code=PeopleErrorCode.NOT_ON_STAFF)
+    return signed_in_response(request, target, who.tag, "/seller")
 
 
 async def center_with_notice(request: Request, me: Seller, notice: str) -> Response:
@@ -509,6 +535,7 @@ async def _center(
         "can": can,
         "role": who.role,
         "staff": await staff_view(svc.db, me) if "staff" in can else None,
+        "others": await _other_sellers(svc.db, who),
         "affiliates": affiliate_sections,
     }
     return render(request, "seller.html", context, status=status)
