@@ -164,11 +164,13 @@ class RoomAnalytics:
             list[tuple[str, float]], await self.redis.zrange(k.minutes, 0, -1, withscores=True)
         )
         starts = sorted((int(member), int(score)) for member, score in found)
+        # PFCOUNT by name: redis-py's cluster pipeline refuses its pfcount() (PFCOUNT may name
+        # keys of several slots); these keys all share the room's slot.
         async with self.redis.pipeline(transaction=False) as pipe:
             for minute, _ in starts:
                 pipe.hgetall(k.minute(minute))
-                pipe.pfcount(k.minute_viewers(minute))
-            pipe.pfcount(k.unique_viewers)
+                pipe.execute_command("PFCOUNT", k.minute_viewers(minute))
+            pipe.execute_command("PFCOUNT", k.unique_viewers)
             answers = await pipe.execute()
         minutes = []
         for n, (minute, viewers) in enumerate(starts):
