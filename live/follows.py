@@ -47,6 +47,7 @@ class Told:
     display_name: str
     seller_name: str
     title: str
+    lang: str  # the account's (people/models.py): its mail is written in it
     room_id: int
 
 
@@ -208,19 +209,18 @@ async def tell_followers(session: AsyncSession, room_id: int) -> list[Told]:
 
 async def _told(session: AsyncSession, room_id: int) -> list[Told]:
     query = (
-        select(
-            Account.email,
-            Account.display_name,
-            Notification.seller_name,
-            Notification.title,
-        )
+        select(Account, Notification)
+        .select_from(Notification)
         .join(Account, col(Account.id) == col(Notification.account_id))
         .where(
             col(Notification.room_id) == room_id,
             col(Notification.kind) == NotificationKind.WENT_LIVE,
         )
     )
-    return [Told(*row, room_id=room_id) for row in (await session.exec(query)).all()]
+    return [
+        Told(a.email, a.display_name, n.seller_name, n.title, a.lang, room_id)
+        for a, n in (await session.exec(query)).all()
+    ]
 
 
 async def _seller(session: AsyncSession, seller_id: int) -> Seller:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from kernel.db import Database
 from live import follows
@@ -21,10 +21,16 @@ log = logging.getLogger("livecart.news")
 MAIL_CONCURRENCY = 8
 
 
+# A go-live mail for one account, linking to the room under the given site address. The
+# composition root gives one that writes it in the account's language (web/mails.py).
+Compose = Callable[[follows.Told, str], Mail]
+
+
 class LiveNews:
-    def __init__(self, db: Database, mail: MailSender) -> None:
+    def __init__(self, db: Database, mail: MailSender, compose: Compose | None = None) -> None:
         self.db = db
         self.mail = mail
+        self.compose = compose or mail_of
         self._sending: set[asyncio.Task[None]] = set()
 
     async def room_went_live(self, room_id: int, site_url: str) -> int:
@@ -50,7 +56,7 @@ class LiveNews:
         await asyncio.gather(*self._sending, return_exceptions=True)
 
     async def _send_all(self, told: Sequence[follows.Told], site_url: str) -> None:
-        mails = iter([mail_of(one, site_url) for one in told])
+        mails = iter([self.compose(one, site_url) for one in told])
         workers = min(MAIL_CONCURRENCY, len(told))
         await asyncio.gather(*(self._send_each(mails) for _ in range(workers)))
 
@@ -63,6 +69,7 @@ class LiveNews:
 
 
 def mail_of(one: follows.Told, site_url: str) -> Mail:
+    """The mail in English (the composition root's is in the account's language)."""
     link = f"{site_url}/live/{one.room_id}"
     return Mail(
         to=one.email,

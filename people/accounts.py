@@ -28,7 +28,12 @@ def normal_email(email: str) -> str:
 
 
 async def sign_up(
-    session: AsyncSession, email: str, password: str, display_name: str, buyer_id: str | None
+    session: AsyncSession,
+    email: str,
+    password: str,
+    display_name: str,
+    buyer_id: str | None,
+    lang: str = "en",
 ) -> Account:
     """A new account claiming ``buyer_id`` (the guest who signs up), or a fresh buyer id."""
     email = normal_email(email)
@@ -44,6 +49,7 @@ async def sign_up(
         password_hash=await hash_password(password),
         buyer_id=buyer_id or uuid.uuid4().hex,
         created_ms=now_ms(),
+        lang=lang,
     )
     session.add(account)
     try:
@@ -105,3 +111,12 @@ async def account_by_email(session: AsyncSession, email: str) -> Account | None:
 async def account_of_buyer(session: AsyncSession, buyer_id: str) -> Account | None:
     query = select(Account).where(col(Account.buyer_id) == buyer_id)
     return (await session.exec(query)).first()
+
+
+async def remember_language(session: AsyncSession, account: Account, lang: str) -> None:
+    """The language the account last signed in from (its mail's language)."""
+    if account.lang != lang:
+        account.lang = lang
+        session.add(account)
+        await session.commit()
+        await session.refresh(account)

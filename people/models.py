@@ -20,6 +20,9 @@ class Account(SQLModel, table=True):
     # stop working wherever the account is read.
     session_epoch: int = Field(default=0)
     created_ms: int = Field(sa_type=BigInteger)
+    # The language of the pages it last signed up or in from: mail it did not ask for at that
+    # moment (a followed creator going live) is written in it.
+    lang: str = Field(default="en", max_length=8, sa_column_kwargs={"server_default": "en"})
 
 
 class Member(SQLModel, table=True):

@@ -23,10 +23,12 @@ pytestmark = pytest.mark.storage
 PASSWORD = "violet-kettle-orbit-42"
 
 
-async def new_account(http: httpx.AsyncClient, name: str = "Mina") -> tuple[str, dict[str, str]]:
+async def new_account(
+    http: httpx.AsyncClient, name: str = "Mina", lang: str = "en"
+) -> tuple[str, dict[str, str]]:
     address = f"fan-{secrets.token_hex(6)}@example.com"
     body = {"email": address, "password": PASSWORD, "display_name": name}
-    r = await http.post("/api/accounts", json=body)
+    r = await http.post("/api/accounts", json=body, headers={"Accept-Language": lang})
     assert r.status_code == 201, r.text
     return address, {"Authorization": f"Bearer {r.json()['token']}"}
 
@@ -195,6 +197,35 @@ async def test_going_live_tells_each_follower_and_reminded_account_once(
     assert r.status_code == 200, r.text  # live already: a no-op
     assert (await notifications(http, follower_h))["unread"] == 1
     assert len(mails_to(server, follower)) == 1
+
+
+async def test_the_go_live_mail_is_in_the_language_the_account_last_signed_in_from(
+    http: httpx.AsyncClient, seller: SellerAccount, server: Server
+) -> None:
+    room, _, _ = await http_room(http, seller, live=False)
+    in_japanese, japanese_h = await new_account(http, "Aiko", lang="ja")
+    in_arabic, arabic_h = await new_account(http, "Sami", lang="ja")
+    # Sami signs in again from Arabic pages: that is the language kept.
+    body = {"email": in_arabic, "password": PASSWORD}
+    signed = await http.post("/api/accounts/sign-in", json=body, headers={"Accept-Language": "ar"})
+    assert signed.status_code == 200, signed.text
+    for account in (japanese_h, arabic_h):
+        await follow(http, seller.seller.id, account)
+    assert (await http.post(f"/api/rooms/{room}/live", headers=seller.headers)).status_code == 200
+    await poll(
+        lambda: asyncio.sleep(0, [len(mails_to(server, a)) for a in (in_japanese, in_arabic)]),
+        lambda counts: counts == [1, 1],
+    )
+    (japanese,) = mails_to(server, in_japanese)
+    (arabic,) = mails_to(server, in_arabic)
+    assert str(email.header.make_header(email.header.decode_header(japanese["Subject"]))) == (
+        "Test Seller がライブ配信中：Test live"  # noqa: RUF001 (Japanese punctuation)
+    )
+    assert str(email.header.make_header(email.header.decode_header(arabic["Subject"]))) == (
+        "Test Seller في بث مباشر الآن: Test live"
+    )
+    text = arabic.get_payload(decode=True)
+    assert isinstance(text, bytes) and "مرحبًا Sami" in text.decode()
 
 
 async def test_notifications_are_newest_first_and_marked_read(

@@ -65,7 +65,7 @@ async def sign_up(request: Request) -> Response:
     await throttle_sign_in(svc, request)
     async with svc.db.session() as session:
         account = await accounts.sign_up(
-            session, body.email, body.password, body.display_name, guest
+            session, body.email, body.password, body.display_name, guest, page_language(request)
         )
     return _signed_in(svc, account, moved=0, status=201)
 
@@ -92,14 +92,16 @@ async def sign_in(request: Request) -> Response:
     await throttle_sign_in(svc, request, email=body.email)
     async with svc.db.session() as session:
         account = await accounts.sign_in(session, body.email, body.password)
-        return await welcome(svc, session, account, guest)
+        return await welcome(svc, session, account, guest, page_language(request))
 
 
 async def welcome(
-    svc: Services, session: AsyncSession, account: Account, guest: str | None
+    svc: Services, session: AsyncSession, account: Account, guest: str | None, lang: str
 ) -> Response:
     """The answer to a sign-in, by password or passkey: a fresh token, with the orders and cart
-    of the guest session that signed in moved into the account."""
+    of the guest session that signed in moved into the account, and the page's language kept
+    as the account's."""
+    await accounts.remember_language(session, account, lang)
     # A guest id some account claimed is that account's: its orders and cart never move to
     # another (a token kept from before that account's sign-up, say).
     movable = (

@@ -22,6 +22,7 @@ from web.http import JSONResponse, parse, read_body
 from web.routing import Answer, Api
 from web.schemas import PasskeyIn, PasskeySignInIn
 from web.services import Services, services
+from web.templating import page_language
 
 api = Api()
 
@@ -167,7 +168,7 @@ async def sign_in(request: Request) -> Response:
     challenge = await svc.passkey_challenges.take(body.challenge_id, Purpose.SIGN_IN, None)
     async with svc.db.session() as session:
         account = await passkeys.authenticate(session, rp, challenge, body.credential)
-        return await welcome(svc, session, account, guest)
+        return await welcome(svc, session, account, guest, page_language(request))
 
 
 async def _account_id(request: Request, svc: Services) -> int:

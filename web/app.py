@@ -108,6 +108,7 @@ from web.http import (
     unavailable_handler,
     unexpected_error_handler,
 )
+from web.mails import went_live_mail
 from web.metrics import Metrics
 from web.return_views import request_windows
 from web.route_index import RouteIndex
@@ -312,7 +313,7 @@ def build_services(settings: Settings, crash: CrashPoints = NO_CRASH) -> Service
     mail = mail_sender(settings)
     return Services(
         mail=mail,
-        news=LiveNews(db, mail),
+        news=LiveNews(db, mail, went_live_mail),
         passkey_challenges=Challenges(redis, PeopleKeys(settings.redis_prefix)),
         settings=settings,
         redis=redis,
