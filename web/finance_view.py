@@ -72,12 +72,12 @@ def period_of(first_day: str | None, last_day: str | None, now: int) -> Period:
         first = datetime.date.fromisoformat(first_day)
         last = datetime.date.fromisoformat(last_day)
     except ValueError:
-        return replace(this_month(now), error="sc_err_period_days")
+        return replace(this_month(now), error="sc_period_days")
     from_ms, to_ms = _ms(first), _ms(last) + DAY_MS
     try:
         check_period(from_ms, to_ms)
     except Invalid:
-        return replace(this_month(now), error="sc_err_invalid_period")
+        return replace(this_month(now), error="sc_period_invalid")
     return Period(first.isoformat(), last.isoformat(), from_ms, to_ms)
 
 

@@ -84,7 +84,7 @@ function dealOf(dealId, change) {
 
 function render() {
   const room = state.room;
-  $("room-status").textContent = room.status + (room.stream ? " · on air" : "");
+  $("room-status").textContent = t(`sc_state_${room.status}`) + (room.stream ? ` · ${t("st_on_air")}` : "");
   $("room-status").className = `status status-${room.status}`;
   $("end-live").disabled = room.status === "ended";
   $("go-live").disabled = room.status === "ended" || Boolean(peer) || publishing;
