@@ -891,3 +891,27 @@ async def test_the_affiliate_and_staff_sections_are_in_the_pages_language(
         )
         assert str(escape(words)) in offered, (lang, offered)
         shows(offers, lang, ("sc_aff_offered_to_you", "sc_creator_dashboard"))
+
+
+@pytest.mark.parametrize("lang", ["fr", "en"])
+async def test_the_studio_says_a_refusal_in_the_pages_language(
+    browser: Browser, pages_server: Server, boutique: Boutique, lang: str
+) -> None:
+    from tests.test_pages import sign_in
+
+    base = pages_server.base_url
+    room_id = await _room(base, boutique, f"Refusals {lang}", ["jacket"], live=False)
+    ctx, studio = await new_page(browser, f"studio {lang}")
+    try:
+        await ctx.add_cookies([{"name": "lc_lang", "value": lang, "url": base}])
+        await sign_in(studio.page, base, boutique.account.token, then=f"/studio/{room_id}")
+        await studio.page.fill("#comment-keywords", "")  # no keyword: the schema refuses it
+        await studio.page.click("#comment-on")
+        error = studio.page.locator("#comment-error")
+        if lang == "en":  # English pages keep the API's own words
+            await expect(error).not_to_have_text("")
+            await expect(error).not_to_have_text(i18n.translate("en", "sc_err_invalid_request"))
+        else:
+            await expect(error).to_have_text(i18n.translate(lang, "sc_err_invalid_request"))
+    finally:
+        await ctx.close()
