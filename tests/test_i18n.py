@@ -227,6 +227,7 @@ def test_the_seller_pages_labels_and_hints_named_in_python_are_in_every_language
     keys |= {prefix + str(value) for prefix, values in families.items() for value in values}
     keys |= set(finance_view.ACCOUNT_LABELS.values())
     keys |= {"sc_period_days", "sc_period_invalid", "sc_guest_buyer"}
+    keys |= {"sc_notice_not_mailed", "sc_notice_new_token"}
     keys |= {f"sc_offer_{name}" for name in ("percent_off", "amount_off", "shipping_off")}
     keys |= {"sc_offer_discount", "sc_offer_bundle"}
     keys |= {
