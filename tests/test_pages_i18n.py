@@ -905,6 +905,8 @@ async def test_the_studio_says_a_refusal_in_the_pages_language(
     try:
         await ctx.add_cookies([{"name": "lc_lang", "value": lang, "url": base}])
         await sign_in(studio.page, base, boutique.account.token, then=f"/studio/{room_id}")
+        # The script has drawn the room (and so listens to the form) once the lists are filled.
+        await expect(studio.page.locator("#auction-sku option")).not_to_have_count(0)
         await studio.page.fill("#comment-keywords", "")  # no keyword: the schema refuses it
         await studio.page.click("#comment-on")
         error = studio.page.locator("#comment-error")
