@@ -506,7 +506,7 @@ async def test_the_seller_center_publishes_refuses_and_ends_a_plan(
         await sign_in(creators_page, creator.token)  # the creator's dashboard lists the offer
         dashboard = (await creators_page.get("/seller")).text
         offered_here = dashboard.split('id="offers"')[1].split("</ul>")[0]
-        assert f"from {seller.shop.name}: 9.0 % commission" in html.unescape(offered_here)
+        assert f"from {seller.shop.name}: 9.0% commission" in html.unescape(offered_here)
     async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as page:
         csrf = await sign_in(page, seller.token)
         ended = await page.post(f"/seller/affiliates/plans/{plan['id']}/end", data={"csrf": csrf})

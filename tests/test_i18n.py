@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from catalog.deal_status import DealStatus
+from checkout.deal_phase import DealPhase
 from checkout.orders import OrderStatus
+from checkout.payments import PayoutStatus
+from checkout.return_states import ReturnStatus
+from checkout.returns import ReturnReason
+from live.auction_rules import AuctionState
+from live.giveaway_rules import GiveawayState
 from live.room_states import RoomStatus
 from web import i18n, l10n
 
@@ -187,6 +193,7 @@ def test_every_key_a_template_or_script_asks_for_is_in_every_language(lang: str)
     asked = keys_asked_for(files)
     seen = asked["templates/seller.html"] | asked["templates/_seller.html"]
     assert {"sc_seller_center", "sc_overview", "sc_orders_to_ship"} <= seen, "the scan is blind"
+    assert {"sc_aff_plan", "sc_aff_offer"} <= asked["templates/_affiliates.html"], "blind"
     catalog = i18n.catalog(lang)
     missing = {
         name: sorted(keys - catalog.keys()) for name, keys in asked.items() if keys - catalog.keys()
@@ -198,7 +205,7 @@ def test_every_key_a_template_or_script_asks_for_is_in_every_language(lang: str)
 def test_the_seller_pages_labels_and_hints_named_in_python_are_in_every_language(
     lang: str,
 ) -> None:
-    from web import return_views, seller_pages
+    from web import finance_view, return_views, seller_pages
 
     keys = {*seller_pages.TAB_LABELS.values(), *seller_pages.PRODUCT_VIEWS.values()}
     keys |= set(return_views.KIND_LABELS.values())
@@ -207,6 +214,22 @@ def test_the_seller_pages_labels_and_hints_named_in_python_are_in_every_language
     keys |= {f"sc_state_{state}" for state in states}
     keys |= {f"sc_hint_{name}" for name in seller_pages.FIELD_HINTS}
     keys |= {"sc_form_expired", "sc_ship_within", "sc_late_by", "sc_shipped_late"}
+    # Keys built at run time (decision 0047): states, reasons and formats shown to people,
+    # the finance section's words, and offers written in Python.
+    families = {
+        "sc_lot_state_": {*AuctionState, *GiveawayState},
+        "sc_format_": {"auction", "giveaway", "lot"},
+        "sc_phase_": set(DealPhase),
+        "sc_return_status_": set(ReturnStatus),
+        "sc_return_reason_": set(ReturnReason),
+        "sc_payout_": set(PayoutStatus),
+    }
+    keys |= {prefix + str(value) for prefix, values in families.items() for value in values}
+    keys |= set(finance_view.ACCOUNT_LABELS.values())
+    keys |= {"sc_period_days", "sc_period_invalid", "sc_guest_buyer"}
+    keys |= {"sc_notice_not_mailed", "sc_notice_new_token"}
+    keys |= {f"sc_offer_{name}" for name in ("percent_off", "amount_off", "shipping_off")}
+    keys |= {"sc_offer_discount", "sc_offer_bundle"}
     keys |= {
         f"sc_{action}_{part}"
         for action in seller_pages.CONFIRMED_ACTIONS

@@ -816,3 +816,104 @@ async def test_the_seller_sign_in_and_center_are_in_the_pages_language(
         switched = await http.get("/seller", params={"lang": other})
         assert f'<html lang="{other}"' in switched.text
         shows(switched.text, other, ("sc_overview",))
+
+
+# The affiliate sections' and staff section's words (decision 0047's second pass).
+AFFILIATE_SAMPLE = (
+    "sc_aff_plans_hint",
+    "sc_aff_chosen_creators",
+    "sc_aff_running",
+    "sc_aff_publish_plan",
+    "sc_aff_rate_bp",
+    "sc_aff_creators_selling",
+    "sc_aff_no_creator_sold",
+    "sc_aff_your_commissions",
+    "sc_aff_no_commissions",
+    "sc_aff_past_gmv",
+    "sc_member",
+    "role_host",
+)
+
+
+async def _center_in(base: str, token: str, lang: str) -> str:
+    """The seller center of the token's seller, signed in on the sign-in page in ``lang``."""
+    async with httpx.AsyncClient(base_url=base, headers=HTML) as http:
+        login = await http.get("/seller/login", params={"lang": lang})
+        form = {"csrf": LOGIN_CSRF.findall(login.text)[0], "next": "/seller", "token": token}
+        signed = await http.post("/seller/login", data=form)
+        assert signed.status_code == 303, signed.text
+        center = await http.get("/seller")
+        assert center.status_code == 200
+        return center.text
+
+
+async def test_the_affiliate_and_staff_sections_are_in_the_pages_language(
+    pages_server: Server, boutique: Boutique, db: Database
+) -> None:
+    from people import accounts, staff
+    from people.roles import Role
+
+    async with db.session() as session:
+        creator, _, creator_token = await service.create_seller(
+            session, "Kai", f"kai-{secrets.token_hex(4)}@example.com", "Kai Live"
+        )
+        email = f"mina-{secrets.token_hex(4)}@example.com"
+        account = await accounts.sign_up(session, email, secrets.token_urlsafe(16), "Mina", None)
+        _, code = await staff.invite(session, boutique.account.seller.id or 0, email, Role.HOST)
+        await staff.join(session, code, account)
+    plan = {
+        "shop_id": boutique.account.shop.id,
+        "name": "Creators' spring",
+        "open_to_all": False,
+        "creator_ids": [creator.id],
+        "products": [{"product_id": boutique.products["jacket"], "rate_bp": 900}],
+    }
+    async with httpx.AsyncClient(
+        base_url=pages_server.base_url, headers=boutique.account.headers
+    ) as api:
+        made = await api.post("/api/affiliate/plans", json=plan)
+        assert made.status_code == 201, made.text
+
+    for lang in i18n.LANGUAGES:
+        center = await _center_in(pages_server.base_url, boutique.account.token, lang)
+        shows(center, lang, AFFILIATE_SAMPLE)
+        assert ">Mina<" in center  # the member the sample's words are about
+
+        offers = await _center_in(pages_server.base_url, creator_token, lang)
+        offered = offers.split('id="offers"')[1].split("</ul>")[0]
+        rate = l10n.format_percent(0.09, lang)
+        words = i18n.translate(
+            lang,
+            "sc_aff_offer",
+            product="Puffer jacket",
+            shop=boutique.account.shop.name,
+            rate=rate,
+        )
+        assert str(escape(words)) in offered, (lang, offered)
+        shows(offers, lang, ("sc_aff_offered_to_you", "sc_creator_dashboard"))
+
+
+@pytest.mark.parametrize("lang", ["fr", "en"])
+async def test_the_studio_says_a_refusal_in_the_pages_language(
+    browser: Browser, pages_server: Server, boutique: Boutique, lang: str
+) -> None:
+    from tests.test_pages import sign_in
+
+    base = pages_server.base_url
+    room_id = await _room(base, boutique, f"Refusals {lang}", ["jacket"], live=False)
+    ctx, studio = await new_page(browser, f"studio {lang}")
+    try:
+        await ctx.add_cookies([{"name": "lc_lang", "value": lang, "url": base}])
+        await sign_in(studio.page, base, boutique.account.token, then=f"/studio/{room_id}")
+        # The script has drawn the room (and so listens to the form) once the lists are filled.
+        await expect(studio.page.locator("#auction-sku option")).not_to_have_count(0)
+        await studio.page.fill("#comment-keywords", "")  # no keyword: the schema refuses it
+        await studio.page.click("#comment-on")
+        error = studio.page.locator("#comment-error")
+        if lang == "en":  # English pages keep the API's own words
+            await expect(error).not_to_have_text("")
+            await expect(error).not_to_have_text(i18n.translate("en", "sc_err_invalid_request"))
+        else:
+            await expect(error).to_have_text(i18n.translate(lang, "sc_err_invalid_request"))
+    finally:
+        await ctx.close()

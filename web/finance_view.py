@@ -21,15 +21,16 @@ from checkout.models import Payout
 from checkout.statements import Earnings, Statement, StatementLine
 from kernel.clock import now_ms
 from kernel.errors import Invalid
-from web.api_finance import DAY_MS, check_period
+from web.api_finance import DAY_MS, MAX_PERIOD_DAYS, check_period
 from web.services import services
 
 PAGE_LINES = 200  # statement lines shown on the page; the CSV has them all
 PAGE_PAYOUTS = 20
+# The ledger's accounts as the page names them: keys in web/i18n (decision 0047).
 ACCOUNT_LABELS = {
-    Account.PENDING: "Pending",
-    Account.AVAILABLE: "Available",
-    Account.PAID_OUT: "Paid out",
+    Account.PENDING: "sc_account_pending",
+    Account.AVAILABLE: "sc_account_available",
+    Account.PAID_OUT: "sc_account_paid_out",
 }
 DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
@@ -37,13 +38,15 @@ DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 @dataclass(frozen=True)
 class Period:
     """Whole UTC days, ``first_day`` to ``last_day`` inclusive; ``error`` says why the days
-    asked for were not taken (this month is shown instead)."""
+    asked for were not taken (this month is shown instead): a key in web/i18n, whose
+    placeholder ``max_days`` the page fills."""
 
     first_day: str
     last_day: str
     from_ms: int
     to_ms: int
     error: str = ""
+    max_days: int = MAX_PERIOD_DAYS
 
 
 def _ms(day: datetime.date) -> int:
@@ -69,12 +72,12 @@ def period_of(first_day: str | None, last_day: str | None, now: int) -> Period:
         first = datetime.date.fromisoformat(first_day)
         last = datetime.date.fromisoformat(last_day)
     except ValueError:
-        return replace(this_month(now), error="Give both days, like 2026-12-01.")
+        return replace(this_month(now), error="sc_period_days")
     from_ms, to_ms = _ms(first), _ms(last) + DAY_MS
     try:
         check_period(from_ms, to_ms)
-    except Invalid as refused:
-        return replace(this_month(now), error=refused.message)
+    except Invalid:
+        return replace(this_month(now), error="sc_period_invalid")
     return Period(first.isoformat(), last.isoformat(), from_ms, to_ms)
 
 
@@ -93,14 +96,10 @@ class FinanceView:
     def more_lines(self) -> int:
         return len(self.statement.lines) - len(self.lines)
 
-    def label(self, account: Account) -> str:
-        return ACCOUNT_LABELS[account]
-
     @staticmethod
-    def when(ms: int) -> str:
-        """An instant to the minute, in UTC (as the statement's days are)."""
-        moment = datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC)
-        return moment.strftime("%Y-%m-%d %H:%M")
+    def label(account: Account) -> str:
+        """The account's name: a key in web/i18n."""
+        return ACCOUNT_LABELS[account]
 
 
 def chosen_shop(shops: Sequence[Shop], wanted: str | None) -> Shop | None:

@@ -4,7 +4,6 @@ paid orders that redeemed each, and the open rooms a live-only voucher may be bo
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -23,6 +22,7 @@ from kernel.clock import now_ms
 from live import service as live_service
 from live.models import LiveRoom
 from live.room_states import RoomStatus
+from web import i18n, l10n
 from web.finance_view import chosen_shop
 from web.l10n import major_units
 
@@ -34,18 +34,15 @@ class VoucherRow:
     redeemed: int  # paid orders that used it
     running: bool
 
-    @property
-    def ends(self) -> str:
-        return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(self.voucher.ends_ms / 1000))
-
-    def offer(self) -> str:
+    def offer(self, lang: str) -> str:
+        """What the voucher takes off, in the page's language."""
         v = self.voucher
         if v.kind == VoucherKind.PERCENT:
-            return f"{v.value / 100:g} % off"
-        amount = major_units(v.value, v.currency)
-        return f"{amount} {v.currency} off" + (
-            " shipping" if v.kind == VoucherKind.SHIPPING else ""
-        )
+            share = l10n.format_percent(v.value / 10000, lang)
+            return i18n.translate(lang, "sc_offer_percent_off", share=share)
+        amount = l10n.format_money(v.value, v.currency, lang)
+        key = "sc_offer_shipping_off" if v.kind == VoucherKind.SHIPPING else "sc_offer_amount_off"
+        return i18n.translate(lang, key, amount=amount)
 
 
 @dataclass(frozen=True)
@@ -54,16 +51,16 @@ class PromotionRow:
     running: bool
     ended: bool
 
-    def offer(self, titles: dict[int, str]) -> str:
+    def offer(self, titles: dict[int, str], lang: str) -> str:
+        """What the promotion gives, in the page's language."""
         p = self.promotion
         names = ", ".join(titles.get(product, f"#{product}") for product in p.products)
         if p.kind == promotions.DISCOUNT:
-            return f"{p.bps / 100:g} % off {names}"
-        return f"any {p.size} of {names} for {major_units(p.price, p.currency)} {p.currency}"
-
-    @property
-    def ends(self) -> str:
-        return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(self.promotion.ends_ms / 1000))
+            share = l10n.format_percent(p.bps / 10000, lang)
+            return i18n.translate(lang, "sc_offer_discount", share=share, products=names)
+        price = l10n.format_money(p.price, p.currency, lang)
+        size = l10n.format_number(p.size, lang)
+        return i18n.translate(lang, "sc_offer_bundle", size=size, products=names, price=price)
 
 
 @dataclass(frozen=True)

@@ -118,7 +118,10 @@ def page_message(err: DomainError, lang: str) -> str:
 
 
 def field_hint(name: str, err: DomainError, lang: str) -> str:
-    """The words about the form for a field the schema refused (``FIELD_HINTS``), in ``lang``."""
+    """The words about the form for a field the schema refused (``FIELD_HINTS``), in ``lang``.
+    A SKU's field on the product page is named with its id (``list_price-12``)."""
+    base, _, sku_id = name.rpartition("-")
+    name = base if base and sku_id.isdigit() else name
     if name not in FIELD_HINTS:
         return page_message(err, lang)
     return FIELD_HINTS[name] if lang == i18n.DEFAULT else i18n.translate(lang, f"sc_hint_{name}")
@@ -779,7 +782,7 @@ async def _confirmation(
         "action": action,
         "heading": i18n.translate(lang, f"sc_{action}_heading", id=order.id),
         "question": question,
-        "buyer": _buyer_of(order),
+        "buyer": _buyer_of(order, lang),
         "tab": tab,
         "note": note,
         "refund_key": secrets.token_urlsafe(16),
@@ -789,11 +792,11 @@ async def _confirmation(
     return render(request, "seller_confirm.html", context, status=400 if note else 200)
 
 
-def _buyer_of(order: Order) -> str:
+def _buyer_of(order: Order, lang: str) -> str:
     if order.shipping:
         ship = order.shipping
         return f"{ship.get('name', '')}, {ship.get('city', '')} {ship.get('country', '')}".strip()
-    return f"guest {order.buyer_id[:12]}"
+    return i18n.translate(lang, "sc_guest_buyer", id=order.buyer_id[:12])
 
 
 @page_duty(Duty.ORDERS)
@@ -833,13 +836,14 @@ async def ship_from_csv(request: Request) -> Response:
         )
     except DomainError as err:
         return await _refused_on_center(request, me, {"tab": "to_ship"}, err)
+    lang = page_language(request)
     rows = [
         {
             "line": line.number,
             "order_id": outcome.shipment.order_id,
             "order": outcome.order,
             "code": outcome.error.code if outcome.error else "",
-            "message": outcome.error.message if outcome.error else "",
+            "message": page_message(outcome.error, lang) if outcome.error else "",
         }
         for line, outcome in zip(lines, outcomes, strict=True)
     ]

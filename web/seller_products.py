@@ -184,8 +184,10 @@ def _sku_changes(form: dict[str, str], sku: Sku) -> dict[str, Any]:
         changes = parse_form(SkuPatch, typed).model_dump(exclude_unset=True)
     except Invalid as err:
         name = field_of(err)
+        # The field's hint goes with it (field_hint puts it in the page's language).
+        problems = err.details.get("problems")
         hint = FIELD_HINTS.get(name, err.message)
-        raise Invalid(hint, code=err.code, field=f"{name}-{sku.id}") from None
+        raise Invalid(hint, code=err.code, field=f"{name}-{sku.id}", problems=problems) from None
     if "stock" in changes:
         # Set only if it still is what the page showed: a sale meanwhile is not undone.
         changes["expected_stock"] = whole_field(form, f"shown-{stock_name}", "Stock")

@@ -10,12 +10,19 @@ from starlette.responses import RedirectResponse, Response
 from catalog.models import Seller
 from people import staff
 from people.roles import Duty, Role
+from web import i18n
 from web.api_staff import mail_invitation
 from web.schemas import ApiTokenIn, InviteIn, RoleIn
 from web.seller_pages import center_with_notice, form_action, parse_form
 from web.services import services
+from web.templating import page_language
 
 BACK = "/seller#staff"
+
+
+def say(request: Request, key: str, **values: object) -> str:
+    """A notice in the page's language (decision 0047)."""
+    return i18n.translate(page_language(request), key, **values)
 
 
 @form_action(duty=Duty.STAFF)
@@ -25,7 +32,7 @@ async def invite(request: Request, me: Seller, form: dict[str, str]) -> Response
     async with services(request).db.session() as session:
         invitation, token = await staff.invite(session, me.id, body.email, Role(body.role))
     if not await mail_invitation(request, me, invitation, token):
-        note = f"The invitation to {invitation.email} could not be mailed; withdraw it and retry."
+        note = say(request, "sc_notice_not_mailed", email=invitation.email)
         return await center_with_notice(request, me, note)
     return RedirectResponse(BACK, status_code=303)
 
@@ -62,7 +69,8 @@ async def create_token(request: Request, me: Seller, form: dict[str, str]) -> Re
     async with services(request).db.session() as session:
         row, token = await staff.create_token(session, me.id, body.name, Role(body.role))
     # Shown this once, on this page only: a redirect would have to carry it in the address.
-    note = f"Your new {row.role} token “{row.name}”, shown only now: {token}"
+    role = say(request, f"role_{row.role}")
+    note = say(request, "sc_notice_new_token", role=role, name=row.name, token=token)
     return await center_with_notice(request, me, note)
 
 

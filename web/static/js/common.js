@@ -10,6 +10,14 @@ export function t(key, values = {}) {
   return text.replace(/\{(\w+)\}/g, (whole, name) => (name in values ? String(values[name]) : whole));
 }
 
+// What a page says for an API refusal (decision 0047, as web/seller_pages.py page_message):
+// its code's words when the page is not English and the catalog has them, else the API's own.
+export function refusal(error) {
+  const key = `sc_err_${error.code}`;
+  if (document.documentElement.lang !== "en" && key in (config.strings || {})) return t(key);
+  return error.message || error.code;
+}
+
 // Babel's currency rules for the page's language, from the server (web/l10n.py money_format):
 // money() applies them the way Babel's format_currency does, so a price drawn here reads
 // exactly like the same price drawn by a template.

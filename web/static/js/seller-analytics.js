@@ -10,7 +10,13 @@ const pick = (names) => Object.fromEntries(names.map((name) => [name, LABELS[nam
 const MINUTE_LABELS = pick(["viewers", "unique_viewers", "likes", "chat", "clicks", "carts", "orders"]);
 const DAY_LABELS = pick(["unique_viewers", "clicks", "carts", "orders"]);
 
-const percent = (rate) => `${(rate * 100).toFixed(1)}%`;
+// Counts and shares as the page's language writes them (as Babel does on the server: one
+// decimal for a share).
+const lang = document.documentElement.lang || "en";
+const count = new Intl.NumberFormat(lang).format;
+const percent = new Intl.NumberFormat(lang, { style: "percent", minimumFractionDigits: 1, maximumFractionDigits: 1 }).format;
+const say = (name, values) =>
+  (LABELS[name] || name).replace(/\{(\w+)\}/g, (whole, key) => (key in values ? values[key] : whole));
 
 async function drawRoom(details) {
   if (details.dataset.drawn) return;
@@ -19,11 +25,11 @@ async function drawRoom(details) {
     const { analytics } = await api("GET", `/api/rooms/${details.dataset.room}/analytics`);
     const t = analytics.totals;
     details.querySelector(".room-totals").textContent = [
-      `Viewers ${t.unique_viewers} (${t.peak_viewers} at most at once)`,
-      `Impressions ${t.impressions}`,
-      `Clicks ${t.clicks} (${percent(t.click_through)} click-through)`,
-      `Added to cart ${t.carts}`,
-      `Orders ${t.orders} (${percent(t.conversion)} conversion)`,
+      say("totals_viewers", { count: count(t.unique_viewers), peak: count(t.peak_viewers) }),
+      say("totals_impressions", { count: count(t.impressions) }),
+      say("totals_clicks", { count: count(t.clicks), rate: percent(t.click_through) }),
+      say("totals_carts", { count: count(t.carts) }),
+      say("totals_orders", { count: count(t.orders), rate: percent(t.conversion) }),
     ].join(" · ");
     lineChart(details.querySelector(".analytics-chart"), analytics.minutes, "minute_ms", MINUTE_LABELS);
   } catch {

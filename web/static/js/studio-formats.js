@@ -63,7 +63,7 @@ export class Formats {
     $("auctions").replaceChildren(
       ...[...this.auctions.values()].map((a) => {
         const price = a.bids ? money(a.price, this.currency(a.sku_id)) : t("st_starts_at", { price: money(a.start_price, this.currency(a.sku_id)) });
-        const open = a.state === "open" ? t("st_closes_in", { time: clockText(a.ends_ms - now) }) : a.state;
+        const open = a.state === "open" ? t("st_closes_in", { time: clockText(a.ends_ms - now) }) : t(`sc_lot_state_${a.state}`);
         const when = a.relisted ? `${open}, ${t("st_relisted", { n: a.relisted })}` : open;
         const who = a.winner_name || a.leader_name || a.winner || a.leader || t("st_no_bids");
         return el("li", { class: "auction-item", dataset: { auctionId: a.auction_id, state: a.state } },
@@ -72,7 +72,7 @@ export class Formats {
     );
     $("giveaways").replaceChildren(
       ...[...this.giveaways.values()].map((g) => {
-        const when = g.state === "open" ? t("st_entries_close_in", { time: clockText(g.ends_ms - now) }) : g.state;
+        const when = g.state === "open" ? t("st_entries_close_in", { time: clockText(g.ends_ms - now) }) : t(`sc_lot_state_${g.state}`);
         const winner = g.winner ? `, ${t("st_winner", { name: g.winner.slice(0, 8) })}` : "";
         return el("li", { class: "giveaway-item", dataset: { giveawayId: g.giveaway_id, state: g.state } },
           el("span", {}, `${this.title(g.sku_id)}: ${t("st_n_entries", { n: g.entries })}${winner}, ${when}`),

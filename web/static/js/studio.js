@@ -3,7 +3,7 @@
 // live figures, and chat moderation. Calls the JSON API with the sign-in cookie and the
 // page's CSRF token.
 
-import { api, clockText, config, el, minorUnits, money, t } from "./common.js";
+import { api, clockText, config, el, minorUnits, money, refusal, t } from "./common.js";
 import { Sparklines } from "./analytics.js";
 import { Formats } from "./studio-formats.js";
 import { RoomSocket } from "./room-socket.js";
@@ -84,7 +84,7 @@ function dealOf(dealId, change) {
 
 function render() {
   const room = state.room;
-  $("room-status").textContent = room.status + (room.stream ? " · on air" : "");
+  $("room-status").textContent = t(`sc_state_${room.status}`) + (room.stream ? ` · ${t("st_on_air")}` : "");
   $("room-status").className = `status status-${room.status}`;
   $("end-live").disabled = room.status === "ended";
   $("go-live").disabled = room.status === "ended" || Boolean(peer) || publishing;
@@ -211,7 +211,7 @@ async function act(action, errorBox = "deal-error") {
   try {
     await action();
   } catch (error) {
-    $(errorBox).textContent = error.message || error.code;
+    $(errorBox).textContent = refusal(error);
   }
 }
 
@@ -300,9 +300,9 @@ $("deal-form").addEventListener("submit", async (event) => {
   } catch (error) {
     const fromServer = {};
     for (const p of error.details?.problems || []) fromServer[p.field] = p.problem;
-    if (FIELD_OF_CODE[error.code]) fromServer[FIELD_OF_CODE[error.code]] = error.message;
+    if (FIELD_OF_CODE[error.code]) fromServer[FIELD_OF_CODE[error.code]] = refusal(error);
     showProblems(fromServer);
-    if (!Object.keys(fromServer).length) $("deal-error").textContent = error.message || error.code;
+    if (!Object.keys(fromServer).length) $("deal-error").textContent = refusal(error);
   } finally {
     $("start-deal").disabled = false;
   }
