@@ -52,7 +52,7 @@ async def until_redrawn(page: Page, series: str, before: tuple[str | None, str |
           return node.dataset.points !== points || node.dataset.last !== last;
         }""",
         arg=[series, *before],
-        timeout=20_000,
+        timeout=60_000,  # the studio polls every 2 s; a loaded CI machine is slower
     )
 
 
@@ -65,7 +65,7 @@ async def until_plotted(page: Page, series: str, at_least: float) -> None:
             && node.querySelector("canvas") !== null;
         }""",
         arg=[series, at_least],
-        timeout=20_000,
+        timeout=60_000,  # the studio polls every 2 s; a loaded CI machine is slower
     )
 
 
