@@ -64,7 +64,9 @@ def _sort(request: Request) -> OrderSort:
 def _line_json(line: Line, item: ItemLine | None) -> dict[str, Any]:
     body: dict[str, Any] = line.json()
     if item is not None:
-        body.update(title=item.title, variant=item.variant, image=item.image)
+        body.update(title=item.title, variant=item.variant)
+        if item.image is not None:  # left out when the product has no picture, never null
+            body["image"] = item.image
     return body
 
 
