@@ -1,8 +1,9 @@
 // A room's analytics as charts (decision 0044), drawn by uPlot: the page loads
 // /static/vendor/uplot/uPlot.iife.min.js as a classic script before its modules (window.uPlot).
 // Sparklines for the studio; a minute chart per ended room and a daily trend for the seller
-// center. Each plot keeps its points count and last value on its node (data-points,
-// data-last), which is what the browser tests read.
+// center. Each plot keeps its points count, last value and the sum of its points on its node
+// (data-points, data-last, data-total), which is what the browser tests read: a count posted
+// just before a minute turns is in the total, not in the newest point.
 
 const COLORS = ["#e0245e", "#1d9bf0", "#00a37a", "#f59f00", "#7048e8", "#495057"];
 
@@ -14,6 +15,7 @@ function mark(node, data) {
   const last = data[1].at(-1);
   node.dataset.points = String(data[0].length);
   node.dataset.last = last === undefined ? "" : String(last);
+  node.dataset.total = String(data[1].reduce((sum, value) => sum + (value ?? 0), 0));
 }
 
 // One small line per figure, no axes: the shape of the last minutes.
