@@ -19,8 +19,11 @@ POINTS = (
     "pipeline.before_ack",  # the orders are committed in SQL, their entries not acknowledged
 )
 
-# Every point of a refund and of a payout (decision 0027), in the order each reaches them.
+# Every point of a refund and of a payout (decision 0027), in the order each reaches them, and
+# the delivery that earns a creator's commission (decision 0046; earned in the move's own SQL
+# transaction, so the one point that changes what comes next is after its commit).
 MONEY_POINTS = (
+    "delivery.after_commit",  # delivered and its commission earned; the seller has no answer
     "refund.after_grant",  # row pending, order and SKU moved, refund:<id> posted; deal restock due
     "refund.after_restock",  # the deal took the units back; SQL still says due
     "refund.after_provider",  # the provider refunded; the row still says pending

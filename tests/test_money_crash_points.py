@@ -1,10 +1,14 @@
-"""Kill ``livecart serve`` with SIGKILL at every point of a refund and of a withdrawal where a
-crash changes what must happen next (checkout/faults.py MONEY_POINTS), restart it, and check
-what the seller and the books see:
+"""Kill ``livecart serve`` with SIGKILL at every point of a delivery, a refund and a withdrawal
+where a crash changes what must happen next (checkout/faults.py MONEY_POINTS), restart it, and
+check what the seller, the creator and the books see:
 
-- a refund: the seller's retry (same Idempotency-Key) answers the refund, succeeded, within
-  10 s of the restart; the provider holds one refund under its key, of the order's total; the
-  unit is back in the deal once; the order says refunded;
+- a delivery of an order sold in a creator's room: the seller's retry is told the order is
+  already delivered; the creator's commission was earned once (one ledger transaction, of the
+  plan's rate on the order);
+- a refund of such an order, delivered first: the seller's retry (same Idempotency-Key)
+  answers the refund, succeeded, within 10 s of the restart; the provider holds one refund
+  under its key, of the order's total; the unit is back in the deal once; the order says
+  refunded; the commission was earned once and given back once, to 0;
 - a withdrawal: the restarted server's money pass finishes the payout within 10 s (its request
   died with the process, so no retry can name it); the provider holds one payout under its key,
   of the payout's amount; the shop's available balance is 0 and its paid-out balance the amount;
@@ -36,20 +40,22 @@ from checkout.faults import MONEY_POINTS
 from checkout.holds import HoldStore
 from checkout.keys import Keyspace
 from checkout.ledger import Account
-from checkout.models import LedgerEntry, Order, Payout, Refund
+from checkout.models import AffiliateAttribution, LedgerEntry, Order, Payout, Refund
 from checkout.payments import PayoutStatus, RefundStatus, SandboxProvider
 from kernel.clock import now_ms
 from kernel.db import Database
 from tests import forked
 from tests.conftest import PREFIX, SellerAccount
 from tests.helpers import make_live_deal, make_seller, until
+from tests.test_affiliates import RATE, creator_deal, creator_room, offered
 from tests.test_crash_points import REPS, Lane, buy, checkout, lane_env, start
 
 pytestmark = [pytest.mark.storage, pytest.mark.crash, pytest.mark.slow]
 
 FINAL_WITHIN_S = 10.0
 DAY_MS = 86_400_000
-PRICE = 2500  # make_live_deal's deal price: one unit per order
+PRICE = 9000  # tests/test_affiliates.py creator_deal's price: one unit per order
+COMMISSION = PRICE * RATE // 10_000  # the plan's share of a delivered order
 
 
 def money_env(point: str, prefix: str) -> dict[str, str]:
@@ -103,16 +109,104 @@ async def final(ask: Callable[[], Awaitable[httpx.Response | None]]) -> httpx.Re
         await asyncio.sleep(0.1)
 
 
+# -- commissions ------------------------------------------------------------------------------
+
+
+async def creator_sale(lane: Lane, db: Database, seller: SellerAccount) -> int:
+    """A live deal of REPS units of ``seller``'s product in a creator's room under the shop's
+    affiliate plan: its orders are attributed to the creator by the server."""
+    assert lane.server is not None
+    async with httpx.AsyncClient(base_url=lane.server.base_url, timeout=30) as http:
+        o = await offered(http, db, seller)
+        room = await creator_room(http, o)
+        return await creator_deal(http, o, room, quantity=REPS)
+
+
+async def move(
+    client: httpx.AsyncClient, lane: Lane, seller: SellerAccount, order_id: int, action: str
+) -> httpx.Response:
+    assert lane.server is not None
+    body = {"carrier": "UPS", "tracking_number": "1Z999AA10123456784"} if action == "ship" else {}
+    return await client.post(
+        f"{lane.server.base_url}/api/orders/{order_id}/{action}", json=body, headers=seller.headers
+    )
+
+
+async def shipped_order(
+    client: httpx.AsyncClient, lane: Lane, db: Database, seller: SellerAccount, deal_id: int
+) -> Order:
+    """A paid order of the creator's deal, attributed, confirmed and shipped."""
+    assert lane.server is not None
+    order = await paid_order(client, lane.server.base_url, db, deal_id)
+    async with db.session() as session:
+        attribution = await session.get(AffiliateAttribution, order.id)
+    assert attribution is not None and attribution.base == PRICE, (lane.point, attribution)
+    for action in ("confirm", "ship"):
+        moved = await move(client, lane, seller, order.id or 0, action)
+        assert moved.status_code == 200, (lane.point, moved.text)
+    return order
+
+
+async def delivery_repetition(
+    lane: Lane, seller: SellerAccount, db: Database, deal_id: int, urls: tuple[str, str]
+) -> int:
+    """One delivery through a crash after its commit: the order's id."""
+    async with httpx.AsyncClient(timeout=30) as client:
+        order = await shipped_order(client, lane, db, seller, deal_id)
+        lane.trigger.write_text(lane.point)
+        await died(lane, move(client, lane, seller, order.id or 0, "deliver"))
+        lane.server = await start(lane, *urls)
+        began = time.monotonic()
+        answer = await asyncio.wait_for(
+            final(lambda: move(client, lane, seller, order.id or 0, "deliver")), FINAL_WITHIN_S
+        )
+        lane.waits.append(time.monotonic() - began)
+    # The retry is told what happened: the order is delivered already.
+    assert answer.status_code == 409, (lane.point, answer.text)
+    error = answer.json()["error"]
+    assert (error["code"], error["details"]["status"]) == ("invalid_transition", "delivered")
+    return order.id or 0
+
+
+async def commission_txns(db: Database, order_id: int) -> dict[str, int]:
+    """The order's commission postings: per ledger transaction, what moved to the creator
+    (credits to the commissions account are negative)."""
+    async with db.session() as session:
+        entries = (
+            await session.exec(
+                select(LedgerEntry).where(
+                    col(LedgerEntry.reference) == f"order:{order_id}",
+                    col(LedgerEntry.account) == Account.COMMISSIONS.value,
+                )
+            )
+        ).all()
+    moved: dict[str, int] = {}
+    for entry in entries:
+        moved[entry.txn] = moved.get(entry.txn, 0) - entry.amount
+    return moved
+
+
+async def check_deliveries(lane: Lane, db: Database, order_ids: list[int]) -> None:
+    async with db.session() as session:
+        orders = (await session.exec(select(Order).where(col(Order.id).in_(order_ids)))).all()
+    assert len(orders) == len(order_ids) == REPS
+    assert all(o.status == "delivered" for o in orders), (lane.point, orders)
+    for order_id in order_ids:
+        assert await commission_txns(db, order_id) == {f"commission:{order_id}": COMMISSION}
+
+
 # -- refunds ----------------------------------------------------------------------------------
 
 
 async def refund_repetition(
     lane: Lane, seller: SellerAccount, db: Database, deal_id: int, urls: tuple[str, str]
 ) -> int:
-    """One order refunded in full, restocking its unit, through a crash: the order's id."""
-    assert lane.server is not None
+    """One delivered order refunded in full, restocking its unit, through a crash: the order's
+    id. The creator earned its commission on delivery; the refund gives it back."""
     async with httpx.AsyncClient(timeout=30) as client:
-        order = await paid_order(client, lane.server.base_url, db, deal_id)
+        order = await shipped_order(client, lane, db, seller, deal_id)
+        delivered = await move(client, lane, seller, order.id or 0, "deliver")
+        assert delivered.status_code == 200, (lane.point, delivered.text)
         key = "refund-" + secrets.token_hex(6)
 
         def ask() -> Awaitable[httpx.Response]:
@@ -161,6 +255,13 @@ async def check_refunds(
     assert counters is not None
     assert (counters.sold, counters.held) == (0, 0), (lane.point, counters)
     assert counters.available == counters.quantity, (lane.point, counters)
+    # The creator's commission: earned on delivery once, given back with the refund once.
+    refund_of = {r.order_id: r.id for r in refunds}
+    for order_id in order_ids:
+        assert await commission_txns(db, order_id) == {
+            f"commission:{order_id}": COMMISSION,
+            f"commission:{order_id}:refund:{refund_of[order_id]}": -COMMISSION,
+        }, lane.point
 
 
 # -- withdrawals ------------------------------------------------------------------------------
@@ -285,44 +386,49 @@ async def test_every_money_crash_point_ends_in_one_refund_or_one_payout(
     tmp_path: Path,
 ) -> None:
     urls = (redis_url, database_url)
-    lanes: list[tuple[Lane, HoldStore, int]] = []
+    lanes: list[tuple[Lane, HoldStore]] = []
     for n, point in enumerate(MONEY_POINTS):
         prefix = f"{PREFIX}m{n}"
         trigger = tmp_path / f"crash-{n}"
         lane = Lane(point, prefix, trigger, tmp_path / f"server-{n}.log", money_env(point, prefix))
         store = HoldStore(redis, Keyspace(prefix))
         await store.install()
-        deal_id = 0
-        if point.startswith("refund."):
-            deal = await make_live_deal(db, store, seller, quantity=REPS, limit=1)
-            deal_id = deal.id or 0
-        lanes.append((lane, store, deal_id))
-    done: dict[str, list[int]] = {lane.point: [] for lane, _, _ in lanes}
+        lanes.append((lane, store))
+    done: dict[str, list[int]] = {lane.point: [] for lane, _ in lanes}
+    deals: dict[str, int] = {}
 
-    async def run(lane: Lane, store: HoldStore, deal_id: int) -> None:
+    async def run(lane: Lane, store: HoldStore) -> None:
         lane.server = await start(lane, *urls)
+        if not lane.point.startswith("payout."):
+            deals[lane.point] = await creator_sale(lane, db, seller)
         while lane.crashes < REPS:
-            if deal_id:
-                done[lane.point].append(await refund_repetition(lane, seller, db, deal_id, urls))
-            else:
+            if lane.point.startswith("payout."):
                 done[lane.point].append(await payout_repetition(lane, db, store, urls))
+                continue
+            repetition = (
+                refund_repetition if lane.point.startswith("refund.") else delivery_repetition
+            )
+            done[lane.point].append(await repetition(lane, seller, db, deals[lane.point], urls))
 
     try:
         async with asyncio.TaskGroup() as group:  # a failing lane stops the others
-            for lane, store, deal_id in lanes:
-                group.create_task(run(lane, store, deal_id))
-        for lane, _, deal_id in lanes:
-            if deal_id:
-                await check_refunds(lane, redis, db, deal_id, done[lane.point])
-                await check_balanced(db, [seller.shop.id or 0], lane.point)
-            else:
+            for lane, store in lanes:
+                group.create_task(run(lane, store))
+        for lane, _ in lanes:
+            if lane.point.startswith("payout."):
                 await check_payouts(lane, redis, db, done[lane.point])
                 await check_balanced(db, done[lane.point], lane.point)
+                continue
+            if lane.point.startswith("refund."):
+                await check_refunds(lane, redis, db, deals[lane.point], done[lane.point])
+            else:
+                await check_deliveries(lane, db, done[lane.point])
+            await check_balanced(db, [seller.shop.id or 0], lane.point)
             print(
                 f"{lane.point}: {lane.crashes} crashes, finished after "
                 f"{min(lane.waits):.2f}-{max(lane.waits):.2f} s"
             )
     finally:
-        for lane, _, _ in lanes:
+        for lane, _ in lanes:
             if lane.server is not None:
                 await asyncio.to_thread(forked.stop, lane.server.process)

@@ -291,6 +291,8 @@ async def order_action(request: Request) -> Response:
             deliver_within_ms=services(request).money.deliver_within_ms,
         )
         events = await order_store.events_of(session, order.id or 0)
+    if order.status == OrderStatus.DELIVERED:
+        services(request).crash.reach("delivery.after_commit")
     return JSONResponse({"order": order_json(order, list(events))})
 
 

@@ -340,6 +340,7 @@ def build_services(settings: Settings, crash: CrashPoints = NO_CRASH) -> Service
         auctions=auctions,
         giveaways=giveaways,
         money=money_terms(settings),
+        crash=crash,
     )
 
 

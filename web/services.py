@@ -10,6 +10,7 @@ from starlette.requests import Request
 from checkout.batcher import ReserveBatcher
 from checkout.cart import Carts
 from checkout.checkout import Till
+from checkout.faults import NO_CRASH, CrashPoints
 from checkout.holds import HoldStore
 from checkout.idempotency import IdempotencyStore
 from checkout.keys import Keyspace
@@ -67,6 +68,8 @@ class Services:
     passkey_challenges: Challenges
     # The money settings as orders take them (the ship-by times, when delivery is expected).
     money: MoneyTerms = field(default_factory=MoneyTerms)
+    # The crash points the crash tests install (production: none).
+    crash: CrashPoints = NO_CRASH
 
 
 def services(request: Request) -> Services:
