@@ -4,6 +4,7 @@ them. No Python here reads stock and writes it back; every decision happens insi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, NamedTuple, cast
@@ -231,6 +232,20 @@ def reserve_error(result: list[str]) -> DomainError:
     )
 
 
+# Told a deal's id when a call here changed what the deal has left (a hold granted, released,
+# restocked): the room of the deal is told at once (decision 0048). Must not block or raise.
+StockChanged = Callable[[int], None]
+
+
+# lc_release's answers after which the deal has units back: released now, or a lapsed hold
+# found and closed (its units already counted as back, but its room may still say sold out).
+LAPSED_OR_BACK = frozenset({"ok", "hold_expired"})
+
+
+def _unheard(deal_id: int) -> None:
+    """Nobody listens (a worker, a tool, a test): rooms learn of stock from their tick."""
+
+
 class HoldStore:
     """Every hold, a deal's or a shelf's: the paying steps take either kind of hold id and call
     the library that holds it (a shelf hold's id starts with ``s``)."""
@@ -241,11 +256,13 @@ class HoldStore:
         keyspace: Keyspace,
         limits: ReserveLimits | None = None,
         shelf: ShelfStore | None = None,
+        stock_changed: StockChanged | None = None,
     ) -> None:
         self.redis = redis
         self.keys = keyspace
         self.limits = limits or ReserveLimits()
         self.shelf = shelf or ShelfStore(redis, keyspace, hold_ttl_ms=120_000, pay_ttl_ms=60_000)
+        self.stock_changed = stock_changed or _unheard
 
     async def install(self) -> None:
         """Register the functions. REPLACE makes a newer library win after an upgrade."""
@@ -363,7 +380,10 @@ class HoldStore:
         if blob.count("\n") != len(requests) or blob.count(" ") != 4 * len(requests):
             raise ValueError("buyer, request ids and addresses must not hold spaces or newlines")
         raw = await self._call("lc_reserve_many", deal_id, deal_id, blob, *self.limits.argv())
-        return [_reserve_outcome(item.split(" ")) for item in raw]
+        outcomes = [_reserve_outcome(item.split(" ")) for item in raw]
+        if any(isinstance(o, Hold) and not o.replayed for o in outcomes):
+            self.stock_changed(deal_id)
+        return outcomes
 
     async def reserve(self, deal_id: int, request: ReserveRequest) -> Hold:
         (outcome,) = await self.reserve_many(deal_id, [request])
@@ -376,6 +396,8 @@ class HoldStore:
             return await self._begin_shelf_payment(hold_id, buyer, attempt)
         deal_id = _deal_of(hold_id)
         raw = await self._call("lc_begin_payment", deal_id, hold_id, buyer, attempt)
+        if raw[0] == "hold_expired":  # lapsed, closed now: its room may still say sold out
+            self.stock_changed(deal_id)
         if raw[0] not in ("ok", "paid"):
             raise hold_error(script_code(raw[0]), hold_id)
         return PaymentTerms(
@@ -432,7 +454,10 @@ class HoldStore:
         if shop_id_of_hold(hold_id) is not None:
             word = await self.shelf.release(hold_id, buyer)
         else:
-            word = (await self._call("lc_release", _deal_of(hold_id), hold_id, buyer))[0]
+            deal_id = _deal_of(hold_id)
+            word = (await self._call("lc_release", deal_id, hold_id, buyer))[0]
+            if word in LAPSED_OR_BACK:
+                self.stock_changed(deal_id)
         if word != "ok":
             raise hold_error(script_code(word), hold_id)
 
@@ -498,6 +523,8 @@ class HoldStore:
         if deal_id is None:
             return False
         answer = await self._call("lc_restock", deal_id, hold_id, units, refund_key)
+        if answer == "deal":
+            self.stock_changed(deal_id)
         return bool(answer == "deal")
 
     async def restock_answers(self, deal_id: int) -> dict[str, str]:

@@ -2,7 +2,7 @@
 SSUBSCRIBE (sharded pub/sub: on a Redis Cluster each message goes to the one shard that owns the
 room's slot, not to every node) and its notices channel with SUBSCRIBE (messages from Functions
 of other slots); it hands each room's events to its local viewers in sequence order
-(decision 0037).
+(decision 0037), and each nudge (a deal's stock changed) to the gateway (decision 0048).
 
 Redis pub/sub delivers at most once. A node that sees a gap in a room's numbers fetches the
 missing events from the room's log first, and the gateway's tick fills a room from its log
@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from redis.asyncio.client import PubSub
@@ -24,7 +25,7 @@ from kernel.redis_client import connect
 from live.hub import Hub, LocalRoom
 from live.keys import LiveKeys
 from live.protocol import CLOSE_BANNED, CLOSE_RESYNC
-from live.store import RoomStore
+from live.store import NUDGE, RoomStore
 
 BANNED = b'{"type":"banned"'  # RoomStore.ban's message to the banned user's connections
 log = logging.getLogger("livecart.bus")
@@ -36,6 +37,10 @@ MESSAGE_TYPES = {"message", "smessage"}
 # subscription waits for the poll holding that connection.
 CLUSTER_POLL_S = 0.05
 UNFOLLOW_EVERY_S = 5.0  # rooms with no viewer left here are unsubscribed this often
+
+
+def _unheard(room_id: int) -> None:
+    """No gateway listens: the room moves at its next tick."""
 
 
 class RoomBus:
@@ -50,6 +55,9 @@ class RoomBus:
         self.pubsub: PubSub | None = None
         self.following: set[int] = set()
         self._subscribed = asyncio.Event()  # a first subscription made the connection
+        # Told the room of each nudge heard (a deal's stock changed: RoomStore.nudge); the
+        # gateway moves the room now (decision 0048). Must not block.
+        self.nudged: Callable[[int], None] = _unheard
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = 0.1
@@ -189,6 +197,9 @@ class RoomBus:
         if room is None:
             return
         self.received += 1
+        if data == NUDGE:
+            self.nudged(room.id)
+            return
         head, _, payload = data.partition(b" ")
         if head[:1] == b"@":
             user = head[1:].decode()

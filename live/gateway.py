@@ -1,5 +1,6 @@
 """The realtime gateway: a viewer's websocket from hello to goodbye, and the node's room ticker,
-the one loop that moves rooms along the clock and their stock to viewers (decision 0025).
+the one loop that moves rooms along the clock and their stock to viewers (decision 0025); a
+nudge moves a room at once when one of its deals' stock changes (decision 0048).
 
 Per connection: wait for ``hello`` (token in the message, never the URL), join the room in the
 hub *before* reading the room's log (so nothing published meanwhile is missed), send a replay or
@@ -25,6 +26,7 @@ from checkout.holds import Hold, HoldStore, ReserveRequest
 from checkout.limits import Rate, RateLimiter, client_address
 from kernel.clock import now_ms
 from kernel.errors import CommonErrorCode, Conflict, DomainError, Throttled, Unauthorized
+from kernel.nudge import Nudges
 from live import protocol, rules
 from live import service as live_service
 from live.analytics import RoomAnalytics, Tally
@@ -181,6 +183,8 @@ class Gateway:
         self.deals_of: dict[int, set[int]] = {}
         self._snapshots: dict[int, tuple[int, float, bytes]] = {}
         self.background: set[asyncio.Task[None]] = set()
+        self.nudges = Nudges(self._nudged, "room")
+        self._moving: dict[int, asyncio.Lock] = {}  # per watched room: one move at a time
 
     async def serve(self, ws: WebSocket, room_id: int, outlet: Outlet) -> None:
         connection = Connection(self, ws, room_id, outlet)
@@ -311,24 +315,22 @@ class Gateway:
         except Exception:
             log.exception("room sweep failed; will retry")
 
+    def nudge(self, room_id: int) -> None:
+        """A deal of the room changed its stock (a nudge on the bus, decision 0048): move the
+        room now if it is watched here, as its tick would (coalesced: a burst of nudges costs
+        at most a move under way and one more after it)."""
+        if room_id in self.hub.rooms:
+            self.nudges.nudge(room_id)
+
+    async def _nudged(self, room_id: int) -> None:
+        room = self.hub.room(room_id)
+        if room is not None:
+            await self._move(room_id, room)
+
     async def _tick_room(
         self, room_id: int, room: LocalRoom, report: bool
     ) -> live_service.Advanced:
-        advanced = await live_service.advance(self.store, self.holds, room_id)
-        if advanced.room is not None:
-            self.deals_of[room_id] = {d["deal_id"] for d in advanced.room["deals"]}
-            self.keywords_of[room_id] = CommentSales.keywords(advanced.room)
-            self.bags_of[room_id] = bag_of(advanced.room)
-        if self.catch_up is not None:
-            await self.catch_up(room, advanced.seq)  # an event the bus lost or has not brought
-        room.forget_latest({f"stock:{deal_id}" for deal_id in advanced.left})
-        for deal_id in advanced.left:
-            await self._tell_offers(room, deal_id)
-        for deal_id, left in advanced.left.items():
-            room.set_latest(
-                f"stock:{deal_id}",
-                protocol.encode({"type": "deal.stock", "deal_id": deal_id, "left": left}),
-            )
+        advanced = await self._move(room_id, room)
         try:
             for format_ in self.formats:
                 await format_.advance(room_id)  # a watched room's close is not left waiting
@@ -344,6 +346,34 @@ class Gateway:
         room.set_latest("viewers", protocol.encode({"type": "viewers", "count": count}))
         likes = await self.store.add_likes(room_id, self.likes.pop(room_id, 0))
         room.set_latest("likes", protocol.encode({"type": "likes", "count": likes}))
+        return advanced
+
+    async def _move(self, room_id: int, room: LocalRoom) -> live_service.Advanced:
+        """Move the room's deals along the clock and the stock, and tell this node's viewers:
+        the part of a tick a nudge runs too. One move of a room at a time here, so a figure
+        read earlier never overwrites one read later."""
+        lock = self._moving.get(room_id)
+        if lock is None:
+            lock = self._moving[room_id] = asyncio.Lock()
+        async with lock:
+            return await self._move_now(room_id, room)
+
+    async def _move_now(self, room_id: int, room: LocalRoom) -> live_service.Advanced:
+        advanced = await live_service.advance(self.store, self.holds, room_id)
+        if advanced.room is not None:
+            self.deals_of[room_id] = {d["deal_id"] for d in advanced.room["deals"]}
+            self.keywords_of[room_id] = CommentSales.keywords(advanced.room)
+            self.bags_of[room_id] = bag_of(advanced.room)
+        if self.catch_up is not None:
+            await self.catch_up(room, advanced.seq)  # an event the bus lost or has not brought
+        room.forget_latest({f"stock:{deal_id}" for deal_id in advanced.left})
+        for deal_id in advanced.left:
+            await self._tell_offers(room, deal_id)
+        for deal_id, left in advanced.left.items():
+            room.set_latest(
+                f"stock:{deal_id}",
+                protocol.encode({"type": "deal.stock", "deal_id": deal_id, "left": left}),
+            )
         return advanced
 
     async def _tell_offers(self, room: LocalRoom, deal_id: int) -> None:
@@ -362,8 +392,12 @@ class Gateway:
 
     async def _forget_empty_rooms(self) -> None:
         """Rooms nobody here watches any more: count their last likes, drop their caches."""
-        for room_id in self.hub.prune(set(self.deals_of) | set(self.likes) | set(self._snapshots)):
+        known = set(self.deals_of) | set(self.likes) | set(self._snapshots) | set(self._moving)
+        for room_id in self.hub.prune(known):
             likes = self.likes.pop(room_id, 0)
+            lock = self._moving.get(room_id)
+            if lock is not None and not lock.locked():
+                del self._moving[room_id]
             self.deals_of.pop(room_id, None)
             self.keywords_of.pop(room_id, None)
             self.bags_of.pop(room_id, None)

@@ -30,8 +30,9 @@ class RoomKeys:
     # unhosted too long
     hosted: str
     seen: str  # hash: user -> server ms the room first saw them join (giveaway eligibility)
-    # Sharded pub/sub channel (SPUBLISH, one slot with the room's keys): "<seq> <event json>"
-    # or "@<user> <message json>"; a node subscribes to the rooms it serves (decision 0037).
+    # Sharded pub/sub channel (SPUBLISH, one slot with the room's keys): "<seq> <event json>",
+    # "@<user> <message json>", or "!" (a deal's stock changed: move the room now, decision
+    # 0048); a node subscribes to the rooms it serves (decision 0037).
     channel: str
     # Plain pub/sub channel: "@<user> <message json>" from a Function of another slot (a shop's
     # shelf telling a waiter of a kept unit), which cannot SPUBLISH outside its own slot.

@@ -29,6 +29,8 @@ _POST_REFUSALS: dict[str, LiveErrorCode] = {
     CommonErrorCode.RATE_LIMITED.value: LiveErrorCode.CHAT_RATE_LIMITED,  # the user's own rate
 }
 COMMIT_ATTEMPTS = 20
+# The bus message that asks each node serving a room to move it now (RoomStore.nudge).
+NUDGE = b"!"
 LogEntries = list[tuple[str, dict[str, str]]]
 # A node's viewer count older than this is from a node that stopped reporting: not counted.
 VIEWER_REPORT_STALE_MS = 5000
@@ -231,6 +233,11 @@ class RoomStore:
         """A message for one user's connections in a room, on whichever node they are."""
         k = self.keys.room(room_id)
         await self.redis.spublish(k.channel, b"@" + user.encode() + b" " + orjson.dumps(message))
+
+    async def nudge(self, room_id: int) -> None:
+        """Tell every node serving the room that the stock of one of its deals changed: each
+        moves the room now instead of at its next tick (decision 0048)."""
+        await self.redis.spublish(self.keys.room(room_id).channel, NUDGE)
 
     async def mark_seen(self, room_id: int, user: str) -> None:
         """Remember when the room first saw ``user`` join (kept once). The node's clock: a

@@ -199,6 +199,27 @@ async def test_a_message_for_one_user_reaches_all_their_connections_and_nobody_e
     assert kept(bob).frames == []
 
 
+async def test_a_nudge_reaches_the_gateway_of_a_room_watched_here_and_no_viewer(
+    node: Node, running: Subscribed
+) -> None:
+    """A deal's stock changed (decision 0048): the bus asks the gateway to move the room, and
+    sends viewers nothing itself; a room nobody watches here is not asked about."""
+    start = await node.open_room()
+    await node.open_room(ROOM + 1)
+    ann = await node.join("ann", start)
+    nudged: list[int] = []
+    node.bus.nudged = nudged.append
+    await node.store.nudge(ROOM + 1)
+    await node.store.nudge(ROOM)
+
+    async def heard() -> bool:
+        return nudged == [ROOM]
+
+    await until(heard, "the nudge of the watched room")
+    assert node.bus.received == 1
+    assert kept(ann).frames == []
+
+
 async def test_a_broken_subscription_comes_back_and_every_viewer_resyncs(
     node: Node, running: Subscribed
 ) -> None:

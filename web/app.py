@@ -58,6 +58,7 @@ from live.media.broadcasts import Broadcasts, MediaConfig, StreamLock
 from live.media.ice import ice_servers, use_host_addresses
 from live.media.relay import VideoProfile
 from live.news import LiveNews
+from live.push import StockPush
 from live.room_states import RoomStatus
 from live.store import RoomStore
 from people.challenges import Challenges
@@ -250,7 +251,11 @@ def build_services(settings: Settings, crash: CrashPoints = NO_CRASH) -> Service
         pay_ttl_ms=settings.pay_ttl_s * 1000,
         address_cap=settings.address_hold_cap,
     )
-    holds = HoldStore(redis, keys, reserve_limits(settings), shelf)
+    live_keys = LiveKeys(settings.redis_prefix)
+    rooms = RoomStore(redis, live_keys, settings.room_log_maxlen)
+    # Stock changes made here nudge the deal's room on every node (decision 0048).
+    push = StockPush(rooms)
+    holds = HoldStore(redis, keys, reserve_limits(settings), shelf, push.deal_changed)
     pipeline = (
         OrderPipeline(redis, db, keys, pipeline_config(settings, crash))
         if settings.run_worker
@@ -261,8 +266,6 @@ def build_services(settings: Settings, crash: CrashPoints = NO_CRASH) -> Service
     sessions = GuestSessions(settings.signing_keys, settings.session_max_age_s)
     seller_sessions = SellerSessions(settings.signing_keys, settings.seller_session_max_age_s)
     limiter = RateLimiter(redis, settings.redis_prefix)
-    live_keys = LiveKeys(settings.redis_prefix)
-    rooms = RoomStore(redis, live_keys, settings.room_log_maxlen)
     hub = Hub(max_buffer=settings.ws_max_buffer)
     bus = RoomBus(settings.redis_url, live_keys, rooms, hub)
     till = Till(holds, payments, AttemptStore(db, keys.prefix), crash)
@@ -310,6 +313,7 @@ def build_services(settings: Settings, crash: CrashPoints = NO_CRASH) -> Service
             settings.hosted_room_ids,
         ),
     )
+    bus.nudged = gateway.nudge
     mail = mail_sender(settings)
     return Services(
         mail=mail,
@@ -337,6 +341,7 @@ def build_services(settings: Settings, crash: CrashPoints = NO_CRASH) -> Service
         gateway=gateway,
         analytics=analytics,
         bus=bus,
+        push=push,
         auctions=auctions,
         giveaways=giveaways,
         money=money_terms(settings),
@@ -520,6 +525,8 @@ def create_app(settings: Settings, crash: CrashPoints = NO_CRASH) -> Starlette:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await svc.push.nudges.close()
+            await svc.gateway.nudges.close()
             await svc.redis.aclose()
             await svc.db.close()
 

@@ -206,6 +206,7 @@ async def _work(settings: Settings, crash: CrashPoints = NO_CRASH) -> None:
             money_interval_s=settings.money_interval_s,
         ).run()
     finally:
+        await svc.push.nudges.close()  # restocks of refunds nudge rooms too
         await svc.redis.aclose()
         await svc.db.close()
 

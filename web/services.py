@@ -28,6 +28,7 @@ from live.gateway import Gateway
 from live.giveaways import Giveaways
 from live.hub import Hub
 from live.news import LiveNews
+from live.push import StockPush
 from live.store import RoomStore
 from people.challenges import Challenges
 from people.mail import MailSender
@@ -61,6 +62,7 @@ class Services:
     gateway: Gateway
     analytics: RoomAnalytics
     bus: RoomBus
+    push: StockPush
     auctions: Auctions
     giveaways: Giveaways
     mail: MailSender

@@ -515,7 +515,8 @@ class Settings:
     room_tick_s: float = setting(
         0.1,
         "LIVECART_ROOM_TICK_S",
-        "how often a node moves its watched rooms' deals along the clock and sends stock left",
+        "how often a node moves its watched rooms' deals along the clock and sends stock left "
+        "(a reservation or release moves the deal's room at once as well)",
     )
     room_report_s: float = setting(
         1.0, "LIVECART_ROOM_REPORT_S", "how often a node reports its viewers and likes per room"
