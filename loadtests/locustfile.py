@@ -19,8 +19,9 @@ Websocket messages are reported to locust's statistics as request type ``WS``, n
 type, with the time from the server's ``ms`` stamp to receipt as the response time. What viewers
 saw is reported as type ``VIEWER`` (``saw deal.sold_out``, ``resumed``, ``snapshot``, ``seq
 gap``, ``back in room``...), so a run's CSV says how many did. In the ``reconnect`` scenario
-every viewer drops its connection without a goodbye at ``--drop-at-ms`` and comes back with
-the last sequence number it had.
+every viewer that was in the room at ``--drop-at-ms`` drops its connection without a goodbye
+then and comes back with the last sequence number it had (``dropped``); one that joined later
+is reported as ``not joined at drop`` and not dropped.
 
 Run through ``loadtests/scenarios.py`` (it starts a server, sets the room up, runs this file
 headless and audits the deal); the options below are what it passes.
@@ -113,6 +114,7 @@ class RoomSocket:
         self.ws: websocket.WebSocket | None = None
         self.last_seq: int | None = None
         self.welcomes = 0
+        self.joined_ms: float | None = None  # when the first welcome came, by this clock
         self.replay_until: int | None = None
         self.replayed = 0
         self.stopped = False
@@ -178,6 +180,7 @@ class RoomSocket:
             self.user_id = m["user"]
             self.welcomes += 1
             if self.welcomes == 1:
+                self.joined_ms = time.time() * 1000
                 report(self.env, "VIEWER", "joined")
             else:
                 report(self.env, "VIEWER", "resumed" if m["resumed"] else "snapshot after drop")
@@ -244,6 +247,13 @@ class RoomUser(FastHttpUser):
             gevent.spawn_later(delay, self._drop_and_return)
 
     def _drop_and_return(self) -> None:
+        """Only a viewer that was in the room at the drop's moment is dropped and judged; one
+        that joined later (a slow generator spawns late) is counted apart, not as a failure."""
+        joined = self.socket.joined_ms
+        if joined is None or joined > self.options.drop_at_ms:
+            report(self.environment, "VIEWER", "not joined at drop")
+            return
+        report(self.environment, "VIEWER", "dropped")
         welcomes = self.socket.welcomes
         self.socket.drop()
 

@@ -30,6 +30,7 @@ def scenario(name: str, tmp_path: Path, *args: str) -> dict[str, Any]:
     )  # fmt: skip
     assert ran.stdout, ran.stderr
     found: dict[str, Any] = json.loads(ran.stdout)
+    found["stderr"] = ran.stderr[ran.stderr.find("verdict") :]  # the verdict as printed
     assert ran.returncode == (0 if found["ok"] else 1), ran.stderr
     assert (tmp_path / "report.html").exists() and (tmp_path / "locust_stats.csv").exists()
     if found["ok"] is False:  # the whole verdict and the logs' ends, for a failure's report
@@ -72,9 +73,23 @@ def test_a_storm_that_leaves_units_unsold_is_not_a_pass(tmp_path: Path) -> None:
 def test_a_tiny_reconnect_storm_brings_everyone_back_without_a_gap(tmp_path: Path) -> None:
     found = scenario("reconnect", tmp_path, "--run-time", "10")
     assert found["ok"], whole(found)
-    assert found["back_in_room"] == 20 and found["not_back"] == 0
+    counted = found["dropped"]  # the viewers in the room when the drop came
+    assert counted + found["not_joined_at_drop"] == 20 and counted >= 1
+    assert found["back_in_room"] == counted and found["not_back"] == 0
     assert found["seq_gaps_or_duplicates"] == 0
     assert found["replayed_events"] > 0  # events were missed during the drop, and replayed
+
+
+def test_reconnect_viewers_not_in_the_room_at_the_drop_are_counted_apart(
+    tmp_path: Path,
+) -> None:
+    # The drop comes as locust starts, before any viewer can have joined: none is judged.
+    found = scenario("reconnect", tmp_path, "--run-time", "10", "--drop-after-s", "0")
+    assert found["not_joined_at_drop"] == 20 and found["dropped"] == 0, whole(found)
+    assert found["not_counted"] == "20 of 20 had not joined when the drop came: not counted"
+    assert found["not_counted"] in found["stderr"]
+    assert (found["back_in_room"], found["not_back"]) == (0, 0)
+    assert not found["ok"] and "nothing to judge" in found["why"]
 
 
 @pytest.mark.timeout(300)
