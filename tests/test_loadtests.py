@@ -52,6 +52,7 @@ def test_a_tiny_flash_deal_storm_sells_every_unit_once(tmp_path: Path) -> None:
         "storm", tmp_path, "--units", "5", "--buy-share", "0.6", "--refund-share", "0.3"
     )
     assert found["ok"], whole(found)
+    assert found["generator_processes"] == 3  # locust's master and its two workers
     # Then 30 % of its orders were cancelled or refunded in part, and the audit (the deal, and
     # the whole ledger: every transaction balanced) passed.
     assert found["orders_refunded"] == round(found["orders_persisted"] * 0.3) >= 1
