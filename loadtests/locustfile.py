@@ -19,9 +19,10 @@ Websocket messages are reported to locust's statistics as request type ``WS``, n
 type, with the time from the server's ``ms`` stamp to receipt as the response time. What viewers
 saw is reported as type ``VIEWER`` (``saw deal.sold_out``, ``resumed``, ``snapshot``, ``seq
 gap``, ``back in room``...), so a run's CSV says how many did. In the ``reconnect`` scenario
-every viewer that was in the room at ``--drop-at-ms`` drops its connection without a goodbye
-then and comes back with the last sequence number it had (``dropped``); one that joined later
-is reported as ``not joined at drop`` and not dropped.
+every viewer that was in the room at the drop's moment (``--drop-at-ms``, or by default
+``--drop-after-in-s`` after the run's control saw the audience in) drops its connection without
+a goodbye then and comes back with the last sequence number it had (``dropped``); one that
+joined later is reported as ``not joined at drop`` and not dropped.
 
 Run through ``loadtests/scenarios.py`` (it starts a server, sets the room up, runs this file
 headless and audits the deal); the options below are what it passes. It runs in one process or
@@ -42,7 +43,7 @@ from typing import Any
 import gevent
 import orjson
 import websocket
-from gevent.event import Event
+from gevent.event import AsyncResult, Event
 from locust import between, events, task
 from locust.contrib.fasthttp import FastHttpUser
 from locust.env import Environment
@@ -60,6 +61,8 @@ BACK_WITHIN_S = 8.0
 SOLD_OUT_WAIT_S = 60.0
 # Set in every process that runs users once the control says the audience is in.
 AUDIENCE_IN = Event()
+# The reconnect drop's moment (ms since the epoch), once known in this process.
+DROP_AT: AsyncResult = AsyncResult()
 
 
 @events.init_command_line_parser.add_listener
@@ -79,6 +82,7 @@ def _options(parser: Any) -> None:
     add("--pin-products", default="", env_var="LOADTEST_PIN_PRODUCTS")
     add("--pin-every-s", type=float, default=5.0, env_var="LOADTEST_PIN_EVERY_S")
     add("--drop-at-ms", type=int, default=0, env_var="LOADTEST_DROP_AT_MS")
+    add("--drop-after-in-s", type=float, default=4.0, env_var="LOADTEST_DROP_AFTER_IN_S")
 
 
 @events.init.add_listener
@@ -101,11 +105,12 @@ def _control(environment: Environment, **_: Any) -> None:
         return
     if not isinstance(runner, MasterRunner):
         runner.register_message("audience in", lambda **_: AUDIENCE_IN.set())
+        runner.register_message("drop at", lambda msg, **_: DROP_AT.set(msg.data))
     if not isinstance(runner, WorkerRunner):
         control = Control(environment)
         runner.register_message("deal sold", control.on_deal_sold)
         runner.register_message("auction settled", control.on_auction_settled)
-        environment.events.test_start.add_listener(lambda **_: gevent.spawn(control.admit))
+        environment.events.test_start.add_listener(lambda **_: control.start())
 
 
 class Control:
@@ -120,6 +125,21 @@ class Control:
     def runner(self) -> Any:
         return self.environment.runner
 
+    @property
+    def viewers(self) -> int:
+        options = self.environment.parsed_options
+        return (options.expect_users if options is not None else 0) - 1  # all but the creator
+
+    def seen(self, name: str) -> int:
+        entry = self.environment.stats.entries.get((name, "VIEWER"))
+        return entry.num_requests if entry is not None else 0
+
+    def start(self) -> None:
+        gevent.spawn(self.admit)
+        options = self.environment.parsed_options
+        if options is not None and options.scenario == "reconnect":
+            gevent.spawn(self._quit_once_all_accounted)
+
     def admit(self) -> None:
         """Everyone has joined, or the spawn should long be over: a viewer whose start failed
         is not counted, and must not keep the deal from starting."""
@@ -129,6 +149,8 @@ class Control:
         while self.runner.user_count < expect and time.monotonic() < deadline:
             gevent.sleep(0.2)
         self.runner.send_message("audience in")
+        if options is not None and options.scenario == "reconnect" and not options.drop_at_ms:
+            self.runner.send_message("drop at", (time.time() + options.drop_after_in_s) * 1000)
 
     def on_deal_sold(self, msg: Message, **_: Any) -> None:
         if not self.ending:
@@ -141,15 +163,21 @@ class Control:
             gevent.spawn_later(3, self._quit)
 
     def _quit_once_everyone_saw(self, deadline: float) -> None:
-        options = self.environment.parsed_options
-        viewers = (options.expect_users if options is not None else 0) - 1  # all but the creator
-        entries = self.environment.stats.entries
-        while time.monotonic() < deadline:
-            saw = entries.get(("saw deal.sold_out", "VIEWER"))
-            if saw is not None and saw.num_requests >= viewers:
-                break
+        while time.monotonic() < deadline and self.seen("saw deal.sold_out") < self.viewers:
             gevent.sleep(0.2)
         self._quit()
+
+    def _quit_once_all_accounted(self) -> None:
+        """The reconnect run is over once every viewer was dropped or counted apart, and every
+        dropped one was judged back or not: ending on --run-time instead could cut the last
+        worker reports off. --run-time stays the bound if some viewer never starts."""
+        while not self.ending:
+            dropped, late = self.seen("dropped"), self.seen("not joined at drop")
+            judged = self.seen("back in room") + self.seen("not back")
+            if dropped + late >= self.viewers and judged >= dropped:
+                self.ending = True
+                self._quit()
+            gevent.sleep(0.5)
 
     def _quit(self) -> None:
         # The CSV the verdict reads is written every CSV_STATS_INTERVAL_SEC, and not again at
@@ -320,15 +348,21 @@ class RoomUser(FastHttpUser):
         self.saw_sold_out: set[int] = set()
         self.socket = RoomSocket(self, self.token)
         self.socket.open()
-        if self.options.scenario == "reconnect" and self.options.drop_at_ms:
-            delay = max(0.0, self.options.drop_at_ms / 1000 - time.time())
-            gevent.spawn_later(delay, self._drop_and_return)
+        if self.options.scenario == "reconnect":
+            if self.options.drop_at_ms and not DROP_AT.ready():
+                DROP_AT.set(self.options.drop_at_ms)  # given: no need to wait for the control
+            gevent.spawn(self._drop_when_told)
 
-    def _drop_and_return(self) -> None:
+    def _drop_when_told(self) -> None:
+        at = DROP_AT.get()
+        gevent.sleep(max(0.0, at / 1000 - time.time()))
+        self._drop_and_return(at)
+
+    def _drop_and_return(self, at: float) -> None:
         """Only a viewer that was in the room at the drop's moment is dropped and judged; one
         that joined later (a slow generator spawns late) is counted apart, not as a failure."""
         joined = self.socket.joined_ms
-        if joined is None or joined > self.options.drop_at_ms:
+        if joined is None or joined > at:
             report(self.environment, "VIEWER", "not joined at drop")
             return
         report(self.environment, "VIEWER", "dropped")

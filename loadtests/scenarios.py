@@ -585,8 +585,8 @@ def main() -> None:
     p.add_argument(
         "--drop-after-s",
         type=float,
-        help="reconnect: when the drop comes, seconds after locust is started (default: the "
-        "spawn's length and 4 s); viewers not in the room by then are counted apart",
+        help="reconnect: when the drop comes, in seconds from locust's launch (default: 4 s "
+        "after every viewer is in); viewers not in the room by then are counted apart",
     )
     p.add_argument(
         "--generator-cpu-bound",
@@ -622,13 +622,15 @@ def main() -> None:
         stage = Stage(base, redis_url, database_url, token, room, sku, products)
         extra: dict[str, str] = {}
         if args.scenario == "reconnect":
-            drop_after = args.drop_after_s
-            if drop_after is None:
-                drop_after = args.viewers / args.spawn_rate + 4
-            drop_at = time.time() + drop_after
-            extra = {"LOADTEST_DROP_AT_MS": str(int(drop_at * 1000)),
-                     "LOADTEST_PIN_EVERY_S": "0.5"}  # fmt: skip
-            args.run_time = max(args.run_time, int(drop_after + 12))
+            extra = {"LOADTEST_PIN_EVERY_S": "0.5", "LOADTEST_DROP_AFTER_IN_S": "4"}
+            # By default the drop comes 4 s after the run's control saw every viewer in (or
+            # gave up waiting, at viewers/20 + 10 s; locustfile Control.admit).
+            drop_after = args.viewers / 20 + 10 + 4
+            if args.drop_after_s is not None:
+                drop_after = args.drop_after_s
+                extra["LOADTEST_DROP_AT_MS"] = str(int((time.time() + drop_after) * 1000))
+            # A bound: the run ends once every viewer is accounted for (locustfile Control).
+            args.run_time = max(args.run_time, int(drop_after + 30))
         if args.scenario == "storm" and not bound_given:
             # Ends early once the deal is sold (the creator stops the run); this is a bound.
             args.run_time = max(args.run_time, int(args.viewers / args.spawn_rate + 60))
