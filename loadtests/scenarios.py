@@ -222,6 +222,9 @@ def run_locust(args: argparse.Namespace, stage: Stage, out: Path, extra: dict[st
     started = time.monotonic()
     samples: list[tuple[float, dict[int, float]]] = []
     seen: dict[int, float] = {}
+    # A CSV left in --out by an earlier run would start the CPU windows early (the import
+    # counted) and be read as this run's if locust died before writing its own.
+    (out / "locust_stats.csv").unlink(missing_ok=True)
     with (out / "locust.log").open("wb") as log:
         process = subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
