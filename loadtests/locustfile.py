@@ -19,11 +19,16 @@ Websocket messages are reported to locust's statistics as request type ``WS``, n
 type, with the time from the server's ``ms`` stamp to receipt as the response time. What viewers
 saw is reported as type ``VIEWER`` (``saw deal.sold_out``, ``resumed``, ``snapshot``, ``seq
 gap``, ``back in room``...), so a run's CSV says how many did. In the ``reconnect`` scenario
-every viewer drops its connection without a goodbye at ``--drop-at-ms`` and comes back with
-the last sequence number it had.
+every viewer that was in the room at the drop's moment (``--drop-at-ms``, or by default
+``--drop-after-in-s`` after the run's control saw the audience in) drops its connection without
+a goodbye then and comes back with the last sequence number it had (``dropped``); one that
+joined later is reported as ``not joined at drop`` and not dropped.
 
 Run through ``loadtests/scenarios.py`` (it starts a server, sets the room up, runs this file
-headless and audits the deal); the options below are what it passes.
+headless and audits the deal); the options below are what it passes. It runs in one process or
+distributed (``--processes N``): the run's control (when the audience is in, when the run is
+over) lives where the whole run's statistics are, the master (or the one local process), and
+talks to the users in the workers with locust's custom messages.
 """
 
 from __future__ import annotations
@@ -38,9 +43,12 @@ from typing import Any
 import gevent
 import orjson
 import websocket
+from gevent.event import AsyncResult, Event
 from locust import between, events, task
 from locust.contrib.fasthttp import FastHttpUser
 from locust.env import Environment
+from locust.rpc import Message
+from locust.runners import WORKER_REPORT_INTERVAL, MasterRunner, WorkerRunner
 from locust.stats import CSV_STATS_INTERVAL_SEC
 
 CARD = "4242424242424242"
@@ -51,6 +59,10 @@ LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on with 0 s: closing sends R
 BACK_WITHIN_S = 8.0
 # After the last unit sells, how long the storm waits for every viewer's deal.sold_out at most.
 SOLD_OUT_WAIT_S = 60.0
+# Set in every process that runs users once the control says the audience is in.
+AUDIENCE_IN = Event()
+# The reconnect drop's moment (ms since the epoch), once known in this process.
+DROP_AT: AsyncResult = AsyncResult()
 
 
 @events.init_command_line_parser.add_listener
@@ -70,6 +82,7 @@ def _options(parser: Any) -> None:
     add("--pin-products", default="", env_var="LOADTEST_PIN_PRODUCTS")
     add("--pin-every-s", type=float, default=5.0, env_var="LOADTEST_PIN_EVERY_S")
     add("--drop-at-ms", type=int, default=0, env_var="LOADTEST_DROP_AT_MS")
+    add("--drop-after-in-s", type=float, default=4.0, env_var="LOADTEST_DROP_AFTER_IN_S")
 
 
 @events.init.add_listener
@@ -81,6 +94,100 @@ def _weights(environment: Environment, **_: Any) -> None:
         bag = min(1.0 - share, max(0.0, options.bag_share))
         Buyer.weight, Shopper.weight = round(share * 1000), round(bag * 1000)
         Viewer.weight = 1000 - Buyer.weight - Shopper.weight
+
+
+@events.init.add_listener
+def _control(environment: Environment, **_: Any) -> None:
+    """Wire the run's control: the master (or the one local process) watches the audience and
+    ends the run; the processes that run users hear that the audience is in."""
+    runner = environment.runner
+    if runner is None:
+        return
+    if not isinstance(runner, MasterRunner):
+        runner.register_message("audience in", lambda **_: AUDIENCE_IN.set())
+        runner.register_message("drop at", lambda msg, **_: DROP_AT.set(msg.data))
+    if not isinstance(runner, WorkerRunner):
+        control = Control(environment)
+        runner.register_message("deal sold", control.on_deal_sold)
+        runner.register_message("auction settled", control.on_auction_settled)
+        environment.events.test_start.add_listener(lambda **_: control.start())
+
+
+class Control:
+    """Runs where the whole run's statistics are (a worker only sees its own, and resets them
+    after each report to the master)."""
+
+    def __init__(self, environment: Environment) -> None:
+        self.environment = environment
+        self.ending = False
+
+    @property
+    def runner(self) -> Any:
+        return self.environment.runner
+
+    @property
+    def viewers(self) -> int:
+        options = self.environment.parsed_options
+        return (options.expect_users if options is not None else 0) - 1  # all but the creator
+
+    def seen(self, name: str) -> int:
+        entry = self.environment.stats.entries.get((name, "VIEWER"))
+        return entry.num_requests if entry is not None else 0
+
+    def start(self) -> None:
+        gevent.spawn(self.admit)
+        options = self.environment.parsed_options
+        if options is not None and options.scenario == "reconnect":
+            gevent.spawn(self._quit_once_all_accounted)
+
+    def admit(self) -> None:
+        """Everyone has joined, or the spawn should long be over: a viewer whose start failed
+        is not counted, and must not keep the deal from starting."""
+        options = self.environment.parsed_options
+        expect = options.expect_users if options is not None else 0
+        deadline = time.monotonic() + expect / 20 + 10
+        while self.runner.user_count < expect and time.monotonic() < deadline:
+            gevent.sleep(0.2)
+        self.runner.send_message("audience in")
+        if options is not None and options.scenario == "reconnect" and not options.drop_at_ms:
+            self.runner.send_message("drop at", (time.time() + options.drop_after_in_s) * 1000)
+
+    def on_deal_sold(self, msg: Message, **_: Any) -> None:
+        if not self.ending:
+            self.ending = True
+            gevent.spawn(self._quit_once_everyone_saw, time.monotonic() + SOLD_OUT_WAIT_S)
+
+    def on_auction_settled(self, msg: Message, **_: Any) -> None:
+        if not self.ending:
+            self.ending = True
+            gevent.spawn_later(3, self._quit)
+
+    def _quit_once_everyone_saw(self, deadline: float) -> None:
+        while time.monotonic() < deadline and self.seen("saw deal.sold_out") < self.viewers:
+            gevent.sleep(0.2)
+        self._quit()
+
+    def _quit_once_all_accounted(self) -> None:
+        """The reconnect run is over once every viewer was dropped or counted apart, and every
+        dropped one was judged back or not: ending on --run-time instead could cut the last
+        worker reports off. --run-time stays the bound if some viewer never starts."""
+        while not self.ending:
+            dropped, late = self.seen("dropped"), self.seen("not joined at drop")
+            judged = self.seen("back in room") + self.seen("not back")
+            if dropped + late >= self.viewers and judged >= dropped:
+                self.ending = True
+                self._quit()
+            gevent.sleep(0.5)
+
+    def _quit(self) -> None:
+        # The CSV the verdict reads is written every CSV_STATS_INTERVAL_SEC, and not again at
+        # the end; workers report to the master every WORKER_REPORT_INTERVAL. Quitting at once
+        # would leave the CSV without the last requests and events.
+        flush = 2 * CSV_STATS_INTERVAL_SEC + 0.5
+        if isinstance(self.runner, MasterRunner):
+            flush += 2 * WORKER_REPORT_INTERVAL
+        gevent.sleep(flush)
+        self.runner.quit()
 
 
 def report(
@@ -113,6 +220,7 @@ class RoomSocket:
         self.ws: websocket.WebSocket | None = None
         self.last_seq: int | None = None
         self.welcomes = 0
+        self.joined_ms: float | None = None  # when the first welcome came, by this clock
         self.replay_until: int | None = None
         self.replayed = 0
         self.stopped = False
@@ -178,6 +286,7 @@ class RoomSocket:
             self.user_id = m["user"]
             self.welcomes += 1
             if self.welcomes == 1:
+                self.joined_ms = time.time() * 1000
                 report(self.env, "VIEWER", "joined")
             else:
                 report(self.env, "VIEWER", "resumed" if m["resumed"] else "snapshot after drop")
@@ -239,11 +348,24 @@ class RoomUser(FastHttpUser):
         self.saw_sold_out: set[int] = set()
         self.socket = RoomSocket(self, self.token)
         self.socket.open()
-        if self.options.scenario == "reconnect" and self.options.drop_at_ms:
-            delay = max(0.0, self.options.drop_at_ms / 1000 - time.time())
-            gevent.spawn_later(delay, self._drop_and_return)
+        if self.options.scenario == "reconnect":
+            if self.options.drop_at_ms and not DROP_AT.ready():
+                DROP_AT.set(self.options.drop_at_ms)  # given: no need to wait for the control
+            gevent.spawn(self._drop_when_told)
 
-    def _drop_and_return(self) -> None:
+    def _drop_when_told(self) -> None:
+        at = DROP_AT.get()
+        gevent.sleep(max(0.0, at / 1000 - time.time()))
+        self._drop_and_return(at)
+
+    def _drop_and_return(self, at: float) -> None:
+        """Only a viewer that was in the room at the drop's moment is dropped and judged; one
+        that joined later (a slow generator spawns late) is counted apart, not as a failure."""
+        joined = self.socket.joined_ms
+        if joined is None or joined > at:
+            report(self.environment, "VIEWER", "not joined at drop")
+            return
+        report(self.environment, "VIEWER", "dropped")
         welcomes = self.socket.welcomes
         self.socket.drop()
 
@@ -439,7 +561,6 @@ class Creator(FastHttpUser):
     def on_start(self) -> None:
         self.headers = {"Authorization": f"Bearer {self.options.seller_token}"}
         self.products = [int(p) for p in self.options.pin_products.split(",") if p]
-        self.started = time.monotonic()
         self.deal_started = self.options.scenario not in ("storm", "auction")
         self.auction_id: int | None = None
         self.deal_id: int | None = None
@@ -447,12 +568,7 @@ class Creator(FastHttpUser):
         self.next_pin = 0.0
 
     def audience_in(self) -> bool:
-        """Everyone has joined, or the spawn should long be over: a viewer whose start failed
-        is not counted, and must not keep the deal from starting."""
-        runner = self.environment.runner
-        if runner is None or runner.user_count >= self.options.expect_users:
-            return True
-        return time.monotonic() - self.started > self.options.expect_users / 20 + 10
+        return AUDIENCE_IN.is_set()  # set by the run's control (see Control.admit)
 
     @task
     def act(self) -> None:
@@ -511,29 +627,16 @@ class Creator(FastHttpUser):
         runner = self.environment.runner
         if a["state"] in ("sold", "unsold") and runner is not None:
             self.auction_id = None
-            gevent.spawn_later(3, runner.quit)
+            runner.send_message("auction settled")
 
     def stop_when_sold(self, deal_id: int) -> None:
         """The storm is over once every unit is sold (none left, none held) and every viewer
         has seen the sold-out event, or SOLD_OUT_WAIT_S after the sale if some never do (the
         verdict then counts who did): a condition, not a fixed pause, so a loaded machine
-        that delivers late is not judged as one that did not deliver."""
+        that delivers late is not judged as one that did not deliver. The run's control
+        (``Control``) waits for the viewers: only it sees every process's counts."""
         stock = self.client.get(f"/api/deals/{deal_id}", name="deal").json()["deal"]["stock"]
         runner = self.environment.runner
         if stock["available"] == 0 and stock["held"] == 0 and runner is not None:
             self.deal_id = None
-            gevent.spawn(self._quit_once_everyone_saw, time.monotonic() + SOLD_OUT_WAIT_S)
-
-    def _quit_once_everyone_saw(self, deadline: float) -> None:
-        viewers = self.options.expect_users - 1  # all but this creator
-        entry = self.environment.stats.entries
-        while time.monotonic() < deadline:
-            saw = entry.get(("saw deal.sold_out", "VIEWER"))
-            if saw is not None and saw.num_requests >= viewers:
-                break
-            gevent.sleep(0.2)
-        # The CSV the verdict reads is written every CSV_STATS_INTERVAL_SEC, and not again at
-        # the end: quitting at once would leave it without the last requests and events.
-        gevent.sleep(2 * CSV_STATS_INTERVAL_SEC + 0.5)
-        if self.environment.runner is not None:
-            self.environment.runner.quit()
+            runner.send_message("deal sold")

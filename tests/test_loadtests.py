@@ -22,6 +22,10 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# A share of one core no process can pass on this machine: latencies must then be quoted.
+NEVER = str((os.cpu_count() or 1) + 1)
+
+
 def scenario(name: str, tmp_path: Path, *args: str) -> dict[str, Any]:
     ran = subprocess.run(
         [sys.executable, str(ROOT / "loadtests" / "scenarios.py"), name, "--viewers", "20",
@@ -30,6 +34,7 @@ def scenario(name: str, tmp_path: Path, *args: str) -> dict[str, Any]:
     )  # fmt: skip
     assert ran.stdout, ran.stderr
     found: dict[str, Any] = json.loads(ran.stdout)
+    found["stderr"] = ran.stderr[ran.stderr.find("verdict") :]  # the verdict as printed
     assert ran.returncode == (0 if found["ok"] else 1), ran.stderr
     assert (tmp_path / "report.html").exists() and (tmp_path / "locust_stats.csv").exists()
     if found["ok"] is False:  # the whole verdict and the logs' ends, for a failure's report
@@ -48,9 +53,12 @@ def whole(found: dict[str, Any]) -> str:
 
 def test_a_tiny_flash_deal_storm_sells_every_unit_once(tmp_path: Path) -> None:
     found = scenario(
-        "storm", tmp_path, "--units", "5", "--buy-share", "0.6", "--refund-share", "0.3"
-    )
+        "storm", tmp_path, "--units", "5", "--buy-share", "0.6", "--refund-share", "0.3",
+        "--generator-cpu-bound", NEVER,
+    )  # fmt: skip
     assert found["ok"], whole(found)
+    assert found["generator_processes"] == 3  # locust's master and its two workers
+    assert found["latencies_withheld"] is None
     # Then 30 % of its orders were cancelled or refunded in part, and the audit (the deal, and
     # the whole ledger: every transaction balanced) passed.
     assert found["orders_refunded"] == round(found["orders_persisted"] * 0.3) >= 1
@@ -70,16 +78,35 @@ def test_a_storm_that_leaves_units_unsold_is_not_a_pass(tmp_path: Path) -> None:
 
 
 def test_a_tiny_reconnect_storm_brings_everyone_back_without_a_gap(tmp_path: Path) -> None:
-    found = scenario("reconnect", tmp_path, "--run-time", "10")
+    # A bound of 0 % of a core: any generator withholds the latencies, and says why.
+    found = scenario("reconnect", tmp_path, "--run-time", "10", "--generator-cpu-bound", "0")
     assert found["ok"], whole(found)
-    assert found["back_in_room"] == 20 and found["not_back"] == 0
+    counted = found["dropped"]  # the viewers in the room when the drop came
+    assert counted + found["not_joined_at_drop"] == 20 and counted >= 1
+    assert found["back_in_room"] == counted and found["not_back"] == 0
     assert found["seq_gaps_or_duplicates"] == 0
     assert found["replayed_events"] > 0  # events were missed during the drop, and replayed
+    assert found["generator_cpu_peak_per_process"] > 0
+    assert "over the bound of 0% per process" in found["latencies_withheld"]
+    assert found["pin_latency_ms"] is None
+    assert "pin_latency_ms                     withheld" in found["stderr"], found["stderr"]
+
+
+def test_reconnect_viewers_not_in_the_room_at_the_drop_are_counted_apart(
+    tmp_path: Path,
+) -> None:
+    # The drop comes as locust starts, before any viewer can have joined: none is judged.
+    found = scenario("reconnect", tmp_path, "--run-time", "10", "--drop-after-s", "0")
+    assert found["not_joined_at_drop"] == 20 and found["dropped"] == 0, whole(found)
+    assert found["not_counted"] == "20 of 20 had not joined when the drop came: not counted"
+    assert found["not_counted"] in found["stderr"]
+    assert (found["back_in_room"], found["not_back"]) == (0, 0)
+    assert not found["ok"] and "nothing to judge" in found["why"]
 
 
 @pytest.mark.timeout(300)
 def test_a_tiny_steady_room_chats_and_pins(tmp_path: Path) -> None:
-    found = scenario("steady", tmp_path, "--run-time", "10")
+    found = scenario("steady", tmp_path, "--run-time", "10", "--generator-cpu-bound", NEVER)
     assert found["ok"], whole(found)
     assert found["ws_connects"] >= 20 and found["seq_gaps_or_duplicates"] == 0
     assert found["pin_latency_ms"] is not None
