@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from people.keys import PENDING_STAMP_TTL_S, PeopleKeys
 
@@ -31,7 +31,7 @@ class AuthStamps:
                 fresh = secrets.token_hex(8)
                 old = await self.redis.set(key, fresh, nx=True, get=True)
                 stamp = old if isinstance(old, (str, bytes)) else fresh
-        except RedisError:
+        except (RedisError, RedisClusterException):
             return None
         text = stamp.decode() if isinstance(stamp, bytes) else str(stamp)
         return None if text.startswith(PENDING) else text

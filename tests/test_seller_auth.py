@@ -9,15 +9,22 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from catalog import service
+from catalog.models import Seller
 from kernel.db import Database
+from kernel.errors import Unauthorized
+from kernel.redis_client import connect
 from people import accounts
 from people.auth_stamps import AuthStamps
+from people.keys import PeopleKeys
 from people.models import Account
-from tests.conftest import WS_ENV, SellerAccount, start_server
-from tests.harness import Server, stop_server
+from tests.conftest import PREFIX, WS_ENV, SellerAccount, start_server
+from tests.harness import Server, free_port, stop_server
 from tests.helpers import assert_error, http_room
 from tests.test_seller_pages import login_form_csrf
 from tests.test_staff import PASSWORD, account, bearer, invitation_code, new_address
+from web.auth import SellerAuth
+from web.metrics import Metrics
 
 pytestmark = pytest.mark.storage
 
@@ -121,6 +128,39 @@ async def test_a_role_change_and_a_new_password_apply_next_on_every_node(
             assert found is not None
             await accounts.change_password(session, auth_stamps, found, PASSWORD + "-new")
         assert_error(await browser.get("/api/shops"), 401, "session_expired")
+
+
+async def test_with_redis_unreachable_a_node_reads_sql_not_its_cache(
+    seller: SellerAccount, db: Database, auth_stamps: AuthStamps
+) -> None:
+    metrics = Metrics()
+    auth = SellerAuth(db, auth_stamps, metrics.seller_auth)
+    for _ in range(2):
+        assert (await auth.for_token(seller.token)).seller.id == seller.seller.id
+    assert _count(metrics, "cache") == 1
+    sql_reads = _count(metrics, "sql")
+
+    unreachable = connect(f"redis://127.0.0.1:{free_port()}")  # nothing listens there
+    auth.stamps = AuthStamps(unreachable, PeopleKeys(PREFIX))
+    try:
+        assert (await auth.for_token(seller.token)).seller.id == seller.seller.id
+        assert (_count(metrics, "cache"), _count(metrics, "sql")) == (1, sql_reads + 1)
+        # Rotated where no stamp could be renewed: the cached entry must not answer.
+        async with db.session() as session:
+            me = await session.get(Seller, seller.seller.id)
+            assert me is not None
+            me.token_hash = service.hash_token(seller.token + "-rotated")
+            session.add(me)
+            await session.commit()
+        with pytest.raises(Unauthorized):
+            await auth.for_token(seller.token)
+    finally:
+        await unreachable.aclose()
+
+
+def _count(metrics: Metrics, source: str) -> float:
+    found = metrics.registry.get_sample_value("livecart_seller_auth_total", {"source": source})
+    return found or 0.0
 
 
 def _h(seller: SellerAccount) -> dict[str, dict[str, str]]:
