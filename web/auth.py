@@ -224,7 +224,7 @@ async def seller(request: Request) -> Seller:
     return (await acting(request)).seller
 
 
-SELLER_AUTH_CACHE = 10_000  # sign-ins one node remembers: every busy seller's, a few KB each
+SELLER_AUTH_CACHE = 10_000  # sign-ins one node remembers: more than its busy sellers use
 
 
 class SellerAuth:
@@ -246,12 +246,13 @@ class SellerAuth:
         # A token's seller never changes; the first read only learns which stamp to check.
         who = known[1] if known is not None else await self._read(_token_from_sql(self.db, token))
         assert who.seller.id is not None
-        return await self._checked(key, who.seller.id, lambda: _token_from_sql(self.db, token))
+        read = functools.partial(_token_from_sql, self.db, token)
+        return await self._checked(key, who.seller.id, read)
 
     async def for_tag(self, seller_id: int, tag: str) -> Acting:
         """A page session's (or studio ticket's) seller and role: a rotated owner token, a
         revoked scoped token, a changed password or a member removed ends it at once."""
-        read = lambda: _tag_from_sql(self.db, seller_id, tag)  # noqa: E731
+        read = functools.partial(_tag_from_sql, self.db, seller_id, tag)
         return await self._checked(f"s{seller_id}:{tag}", seller_id, read)
 
     async def _checked(
