@@ -21,6 +21,7 @@ from catalog.models import Deal, Product, Seller, Shop, Sku
 from catalog.rules import DealTerms, check_deal_terms, handle_for
 from kernel.clock import now_ms
 from kernel.errors import CommonErrorCode, Conflict, Invalid, NotFound, Unauthorized
+from people.auth_stamps import AuthStamps
 from people.staff import TOKEN_PREFIX, hash_token, new_token
 
 # A started deal has units allocated and may be selling: its product stays on sale. (A deal
@@ -28,13 +29,15 @@ from people.staff import TOKEN_PREFIX, hash_token, new_token
 SELLING_DEAL_STATUSES = (DealStatus.LIVE,)
 
 
-async def rotate_token(session: AsyncSession, seller: Seller) -> str:
+async def rotate_token(session: AsyncSession, stamps: AuthStamps, seller: Seller) -> str:
     """Give the seller a new API token; the old one (and every browser signed in with it)
-    stops working. Returns the token, which is not stored anywhere."""
+    stops working on every node. Returns the token, which is not stored anywhere."""
+    assert seller.id is not None
     token = new_token()
-    seller.token_hash = hash_token(token)
-    session.add(seller)
-    await session.commit()
+    async with stamps.changing([seller.id]):
+        seller.token_hash = hash_token(token)
+        session.add(seller)
+        await session.commit()
     return token
 
 

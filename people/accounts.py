@@ -11,8 +11,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from kernel.clock import now_ms
 from kernel.errors import Conflict, Invalid, Unauthorized
+from people.auth_stamps import AuthStamps
 from people.error_codes import PeopleErrorCode
-from people.models import Account
+from people.models import Account, Member
 from people.passwords import DECOY_HASH, check_password, check_strength, hash_password
 
 # Enough to catch a typo or a missing @; whether mail arrives is the real test.
@@ -92,15 +93,29 @@ async def sign_in(session: AsyncSession, email: str, password: str) -> Account:
     return found
 
 
-async def change_password(session: AsyncSession, account: Account, password: str) -> Account:
-    """Set a new password; every session token made before stops working (the epoch)."""
+async def change_password(
+    session: AsyncSession, stamps: AuthStamps, account: Account, password: str
+) -> Account:
+    """Set a new password; every session token made before stops working (the epoch), and the
+    staff pages of every seller the account works for with it (their sign-in stamps)."""
     check_strength(password, hints=(account.email, account.display_name))
-    account.password_hash = await hash_password(password)
-    account.session_epoch += 1
-    session.add(account)
-    await session.commit()
-    await session.refresh(account)
+    assert account.id is not None
+    account_id = account.id
+    async with stamps.changing(await _employers(session, account_id)):
+        account.password_hash = await hash_password(password)
+        account.session_epoch += 1
+        session.add(account)
+        await session.commit()
+        await session.refresh(account)
+    # A seller the account joined while this committed was not marked: renew its stamp too.
+    await stamps.renew(await _employers(session, account_id))
     return account
+
+
+async def _employers(session: AsyncSession, account_id: int) -> list[int]:
+    """The sellers the account is on the staff of."""
+    query = select(Member.seller_id).where(col(Member.account_id) == account_id)
+    return list((await session.exec(query)).all())
 
 
 async def account_by_email(session: AsyncSession, email: str) -> Account | None:

@@ -17,6 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from kernel.clock import now_ms
 from kernel.errors import Conflict, Forbidden, NotFound
 from people.accounts import normal_email
+from people.auth_stamps import AuthStamps
 from people.error_codes import PeopleErrorCode
 from people.models import Account, ApiToken, Invitation, Member
 from people.roles import Role
@@ -90,9 +91,16 @@ async def members_of(session: AsyncSession, seller_id: int) -> Sequence[tuple[Me
     return (await session.exec(query)).all()
 
 
-async def set_role(session: AsyncSession, seller_id: int, member_id: int, role: Role) -> None:
+async def set_role(
+    session: AsyncSession, stamps: AuthStamps, seller_id: int, member_id: int, role: Role
+) -> None:
     """Give a member another role; the owner's cannot change, and nobody becomes owner."""
     _grantable(role)
+    async with stamps.changing([seller_id]):
+        await _set_role(session, seller_id, member_id, role)
+
+
+async def _set_role(session: AsyncSession, seller_id: int, member_id: int, role: Role) -> None:
     changed = await session.exec(
         update(Member)
         .where(
@@ -105,7 +113,14 @@ async def set_role(session: AsyncSession, seller_id: int, member_id: int, role: 
     await _changed_one(session, changed.rowcount, seller_id, member_id)
 
 
-async def remove_member(session: AsyncSession, seller_id: int, member_id: int) -> None:
+async def remove_member(
+    session: AsyncSession, stamps: AuthStamps, seller_id: int, member_id: int
+) -> None:
+    async with stamps.changing([seller_id]):
+        await _remove_member(session, seller_id, member_id)
+
+
+async def _remove_member(session: AsyncSession, seller_id: int, member_id: int) -> None:
     removed = await session.exec(
         delete(Member).where(
             col(Member.id) == member_id,
@@ -300,7 +315,14 @@ async def tokens_of(session: AsyncSession, seller_id: int) -> Sequence[ApiToken]
     return (await session.exec(query)).all()
 
 
-async def revoke_token(session: AsyncSession, seller_id: int, token_id: int) -> None:
+async def revoke_token(
+    session: AsyncSession, stamps: AuthStamps, seller_id: int, token_id: int
+) -> None:
+    async with stamps.changing([seller_id]):
+        await _revoke_token(session, seller_id, token_id)
+
+
+async def _revoke_token(session: AsyncSession, seller_id: int, token_id: int) -> None:
     revoked = await session.exec(
         update(ApiToken)
         .where(

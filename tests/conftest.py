@@ -25,6 +25,8 @@ from checkout.holds import HoldStore
 from checkout.keys import Keyspace
 from kernel.db import Database, is_sqlite, normalise_url
 from kernel.redis_client import connect
+from people.auth_stamps import AuthStamps
+from people.keys import PeopleKeys
 from tests.browser import CHROMIUM_ARGS, chromium_or_skip
 from tests.harness import NO_ADDRESS_LIMITS, Server, free_port, livecart, serve, stop_server
 from web.auth import GuestSessions
@@ -102,6 +104,12 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
     async for key in client.scan_iter(match=f"{PREFIX}*", count=1000):  # every keyspace of the run
         await client.delete(key)
     await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def auth_stamps(redis: Redis) -> AuthStamps:
+    """The servers' sellers' sign-in stamps: a change made here reaches every test node."""
+    return AuthStamps(redis, PeopleKeys(PREFIX))
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ import pytest
 from catalog import service
 from catalog.models import Seller
 from kernel.db import Database
+from people.auth_stamps import AuthStamps
 from tests.conftest import SellerAccount, viewer_headers
 from tests.harness import Server
 from tests.helpers import assert_error, http_live_deal, make_seller, pay_and_wait_for_order, reserve
@@ -135,15 +136,14 @@ async def test_sign_in_goes_back_to_local_pages_only(
 
 
 async def test_rotating_the_token_signs_every_browser_out(
-    browser_like: httpx.AsyncClient, seller: SellerAccount, db: Database
+    browser_like: httpx.AsyncClient, seller: SellerAccount, db: Database, auth_stamps: AuthStamps
 ) -> None:
     await sign_in(browser_like, seller.token)
+    assert (await browser_like.get("/api/orders")).status_code == 200  # remembered by the node
     async with db.session() as session:
         me = await session.get(Seller, seller.seller.id)
         assert me is not None
-        me.token_hash = service.hash_token("lc_sk_rotated-" + seller.token)
-        session.add(me)
-        await session.commit()
+        await service.rotate_token(session, auth_stamps, me)
     assert (await browser_like.get("/seller")).headers["location"].startswith("/seller/login")
     assert_error(await browser_like.get("/api/orders"), 401, "session_expired")
 

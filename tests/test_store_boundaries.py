@@ -15,7 +15,8 @@ or writes those keys, and everything else calls its methods:
 - live/auctions.py, live/giveaways.py: a room's auctions and giveaways (over
   ``lua/auctions.lua`` and ``lua/giveaways.lua``, in the room's slot);
 - live/analytics.py: a room's per-minute analytics, counted in memory and flushed to Redis;
-- people/challenges.py: passkey ceremonies' challenges.
+- people/challenges.py: passkey ceremonies' challenges; people/auth_stamps.py: sellers'
+  sign-in stamps.
 
 The keys modules (checkout/keys.py, live/keys.py, people/keys.py) name every key; stores ask
 them. Two more
@@ -57,6 +58,7 @@ STORES = frozenset(
         "live/giveaways.py",
         "live/analytics.py",
         "people/challenges.py",
+        "people/auth_stamps.py",
     }
 )
 KEYS_MODULES = frozenset({"checkout/keys.py", "live/keys.py", "people/keys.py"})

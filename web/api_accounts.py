@@ -199,7 +199,7 @@ async def reset(request: Request) -> Response:
         if account is None or account.session_epoch != epoch:
             # Used already (the password changed since), or the account is gone.
             raise _reset_invalid("This reset link was used already; ask for a new one.")
-        account = await accounts.change_password(session, account, body.password)
+        account = await accounts.change_password(session, svc.auth_stamps, account, body.password)
     return _signed_in(svc, account, moved=0)
 
 

@@ -175,7 +175,13 @@ async def set_role(request: Request) -> Response:
     seller_id = await _seller_id(request)
     body = parse(RoleIn, await read_body(request))
     async with services(request).db.session() as session:
-        await staff.set_role(session, seller_id, request.path_params["member_id"], Role(body.role))
+        await staff.set_role(
+            session,
+            services(request).auth_stamps,
+            seller_id,
+            request.path_params["member_id"],
+            Role(body.role),
+        )
     return Response(status_code=204)
 
 
@@ -192,7 +198,9 @@ async def set_role(request: Request) -> Response:
 async def remove(request: Request) -> Response:
     seller_id = await _seller_id(request)
     async with services(request).db.session() as session:
-        await staff.remove_member(session, seller_id, request.path_params["member_id"])
+        await staff.remove_member(
+            session, services(request).auth_stamps, seller_id, request.path_params["member_id"]
+        )
     return Response(status_code=204)
 
 
@@ -244,7 +252,9 @@ async def create_token(request: Request) -> Response:
 async def revoke_token(request: Request) -> Response:
     seller_id = await _seller_id(request)
     async with services(request).db.session() as session:
-        await staff.revoke_token(session, seller_id, request.path_params["token_id"])
+        await staff.revoke_token(
+            session, services(request).auth_stamps, seller_id, request.path_params["token_id"]
+        )
     return Response(status_code=204)
 
 

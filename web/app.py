@@ -61,6 +61,7 @@ from live.news import LiveNews
 from live.push import StockPush
 from live.room_states import RoomStatus
 from live.store import RoomStore
+from people.auth_stamps import AuthStamps
 from people.challenges import Challenges
 from people.keys import PeopleKeys
 from people.mail import FileSender, MailSender, SmtpSender
@@ -101,7 +102,7 @@ from web import (
     ws,
 )
 from web.access import LoggedStarlette
-from web.auth import GuestSessions, identify_for
+from web.auth import GuestSessions, SellerAuth, identify_for
 from web.cookies import SellerSessions
 from web.http import (
     JSONResponse,
@@ -265,6 +266,10 @@ def build_services(settings: Settings, crash: CrashPoints = NO_CRASH) -> Service
     payments = SandboxProvider(redis, keys.sandbox, settings.payment_delay_ms)
     sessions = GuestSessions(settings.signing_keys, settings.session_max_age_s)
     seller_sessions = SellerSessions(settings.signing_keys, settings.seller_session_max_age_s)
+    people_keys = PeopleKeys(settings.redis_prefix)
+    auth_stamps = AuthStamps(redis, people_keys)
+    metrics = Metrics()
+    seller_auth = SellerAuth(db, auth_stamps, metrics.seller_auth)
     limiter = RateLimiter(redis, settings.redis_prefix)
     hub = Hub(max_buffer=settings.ws_max_buffer)
     bus = RoomBus(settings.redis_url, live_keys, rooms, hub)
@@ -296,7 +301,7 @@ def build_services(settings: Settings, crash: CrashPoints = NO_CRASH) -> Service
         holds,
         batcher,
         hub,
-        identify_for(sessions, seller_sessions, db),
+        identify_for(sessions, seller_sessions, db, seller_auth),
         node_id=uuid.uuid4().hex[:12],
         config=gateway_config(settings),
         limiter=limiter,
@@ -318,7 +323,7 @@ def build_services(settings: Settings, crash: CrashPoints = NO_CRASH) -> Service
     return Services(
         mail=mail,
         news=LiveNews(db, mail, went_live_mail),
-        passkey_challenges=Challenges(redis, PeopleKeys(settings.redis_prefix)),
+        passkey_challenges=Challenges(redis, people_keys),
         settings=settings,
         redis=redis,
         db=db,
@@ -334,7 +339,9 @@ def build_services(settings: Settings, crash: CrashPoints = NO_CRASH) -> Service
         payouts=Payouts(db, payments, keys.prefix, crash),
         sessions=sessions,
         seller_sessions=seller_sessions,
-        metrics=Metrics(),
+        auth_stamps=auth_stamps,
+        seller_auth=seller_auth,
+        metrics=metrics,
         pipeline=pipeline,
         rooms=rooms,
         hub=hub,

@@ -1,6 +1,7 @@
-"""Who is calling: sellers by bearer API token (looked up in SQL) or by the pages' sign-in cookie
-(web/cookies.py, CSRF-checked), viewers by a signed guest session token from
-``POST /api/session`` (checked without any I/O)."""
+"""Who is calling: sellers by bearer API token or by the pages' sign-in cookie (web/cookies.py,
+CSRF-checked), read from SQL and remembered per node while the seller's sign-in stamp holds
+(decision 0049); viewers by a signed guest session token from ``POST /api/session`` (checked
+without any I/O)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ import hmac
 import secrets
 import time
 import uuid
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from itsdangerous import BadSignature, TimestampSigner
+from prometheus_client import Counter
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.requests import Request
 
@@ -24,6 +27,7 @@ from kernel.errors import CommonErrorCode, Forbidden, Unauthorized
 from live.gateway import Identify, Who
 from live.rules import Room
 from people import staff
+from people.auth_stamps import AuthStamps
 from people.error_codes import PeopleErrorCode
 from people.models import Account
 from people.roles import Duty, Role, may
@@ -179,7 +183,7 @@ def as_seller(request: Request) -> bool:
 @dataclass(frozen=True)
 class Acting:
     """Who acts for a seller in a request, as what role, and how they signed in (``tag``: what
-    a page session or studio ticket made from this one signs, see ``_acting_with_tag``)."""
+    a page session or studio ticket made from this one signs, see ``SellerAuth.for_tag``)."""
 
     seller: Seller
     role: Role
@@ -199,7 +203,7 @@ async def acting(request: Request) -> Acting:
             raise Unauthorized(
                 "This needs a seller API token.", code=WebErrorCode.SELLER_TOKEN_REQUIRED
             )
-        known = await acting_for_token(request.app.state.services.db, token)
+        known = await request.app.state.services.seller_auth.for_token(token)
     request.state.acting = known
     return known
 
@@ -220,8 +224,67 @@ async def seller(request: Request) -> Seller:
     return (await acting(request)).seller
 
 
-async def acting_for_token(db: Database, token: str) -> Acting:
-    """The owner's token (on the seller's row) or a scoped one (people/staff.py)."""
+SELLER_AUTH_CACHE = 10_000  # sign-ins one node remembers: more than its busy sellers use
+
+
+class SellerAuth:
+    """Who a seller's token or page session names, remembered per node (decision 0049): an
+    entry serves while the seller's sign-in stamp (people/auth_stamps.py, one GET) is the one
+    it was read under; any other stamp, none, or Redis not answering reads SQL."""
+
+    def __init__(self, db: Database, stamps: AuthStamps, counter: Counter) -> None:
+        self.db = db
+        self.stamps = stamps
+        self._known: OrderedDict[str, tuple[str, Acting]] = OrderedDict()
+        self._from_cache = counter.labels(source="cache")
+        self._from_sql = counter.labels(source="sql")
+
+    async def for_token(self, token: str) -> Acting:
+        """The owner's token (on the seller's row) or a scoped one (people/staff.py)."""
+        key = "t" + staff.hash_token(token)
+        known = self._known.get(key)
+        # A token's seller never changes; the first read only learns which stamp to check.
+        who = known[1] if known is not None else await self._read(_token_from_sql(self.db, token))
+        assert who.seller.id is not None
+        read = functools.partial(_token_from_sql, self.db, token)
+        return await self._checked(key, who.seller.id, read)
+
+    async def for_tag(self, seller_id: int, tag: str) -> Acting:
+        """A page session's (or studio ticket's) seller and role: a rotated owner token, a
+        revoked scoped token, a changed password or a member removed ends it at once."""
+        read = functools.partial(_tag_from_sql, self.db, seller_id, tag)
+        return await self._checked(f"s{seller_id}:{tag}", seller_id, read)
+
+    async def _checked(
+        self, key: str, seller_id: int, read: Callable[[], Awaitable[Acting]]
+    ) -> Acting:
+        stamp = await self.stamps.read(seller_id)  # before SQL: a change after it renews it
+        known = self._known.pop(key, None)
+        if stamp is not None and known is not None and known[0] == stamp:
+            self._from_cache.inc()
+            self._remember(key, stamp, known[1])
+            return _copy(known[1])
+        found = await self._read(read())
+        if stamp is not None and found.seller.id == seller_id:
+            self._remember(key, stamp, found)
+        return _copy(found)
+
+    async def _read(self, reading: Awaitable[Acting]) -> Acting:
+        self._from_sql.inc()
+        return await reading
+
+    def _remember(self, key: str, stamp: str, who: Acting) -> None:
+        self._known[key] = (stamp, who)
+        if len(self._known) > SELLER_AUTH_CACHE:
+            self._known.popitem(last=False)  # the least recently used
+
+
+def _copy(who: Acting) -> Acting:
+    # Each request its own Seller: a handler that changes or attaches it touches no other's.
+    return Acting(Seller(**who.seller.model_dump()), who.role, who.tag)
+
+
+async def _token_from_sql(db: Database, token: str) -> Acting:
     async with db.session() as session:
         try:
             owner = await seller_for_token(session, token)
@@ -259,7 +322,8 @@ async def _signed_in(request: Request, *, check_csrf: bool) -> Acting:
             code=WebErrorCode.CSRF_FAILED,
             status=403,
         )
-    return await _acting_with_tag(svc.db, signed.seller_id, signed.token_tag)
+    sellers: SellerAuth = svc.seller_auth
+    return await sellers.for_tag(signed.seller_id, signed.token_tag)
 
 
 def member_tag(account: Account) -> str:
@@ -271,9 +335,7 @@ def member_account(tag: str) -> int | None:
     return int(tag[1:].split(":")[0]) if ":" in tag else None
 
 
-async def _acting_with_tag(db: Database, seller_id: int, tag: str) -> Acting:
-    """A page session's (or studio ticket's) seller and role, read now: a rotated owner token,
-    a revoked scoped token, a changed password or a member removed ends it at once."""
+async def _tag_from_sql(db: Database, seller_id: int, tag: str) -> Acting:
     async with db.session() as session:
         found = await session.get(Seller, seller_id)
         role = await _role_of_tag(session, found, tag) if found is not None else None
@@ -296,7 +358,9 @@ async def _role_of_tag(session: AsyncSession, found: Seller, tag: str) -> Role |
     return Role.OWNER if token_tag(found) == tag else None  # the owner's token
 
 
-def identify_for(sessions: GuestSessions, cookies: SellerSessions, db: Database) -> Identify:
+def identify_for(
+    sessions: GuestSessions, cookies: SellerSessions, db: Database, sellers: SellerAuth
+) -> Identify:
     """Who a websocket's hello token names, in a given room (see live.gateway.Identify)."""
 
     async def identify(token: str, room: Room) -> Who:
@@ -319,9 +383,9 @@ def identify_for(sessions: GuestSessions, cookies: SellerSessions, db: Database)
                     raise Unauthorized(
                         "That ticket is for another room.", code=CommonErrorCode.INVALID_TOKEN
                     )
-                who = await _acting_with_tag(db, seller_id, tag)
+                who = await sellers.for_tag(seller_id, tag)
             else:
-                who = await acting_for_token(db, token)
+                who = await sellers.for_token(token)
             # Only staff who may host drive the room; the rest of its staff watch as sellers.
             hosts = who.seller.id == room["seller_id"] and may(who.role, Duty.LIVE)
             return Who(f"seller-{who.seller.id}", "creator" if hosts else "seller")

@@ -36,6 +36,8 @@ from live import service as live_service
 from live.keys import LiveKeys
 from live.room_states import RUNNING, RoomStatus
 from live.store import RoomStore
+from people.auth_stamps import AuthStamps
+from people.keys import PeopleKeys
 from web.settings import Settings
 
 DEMO_EMAIL = "demo@livecart.local"
@@ -120,7 +122,9 @@ async def seed_demo(settings: Settings) -> DemoShop:
     await stores.shelf.install()
     try:
         async with db.session() as session:
-            me, shop, token = await _seller(session)
+            me, shop, token = await _seller(
+                session, AuthStamps(redis, PeopleKeys(settings.redis_prefix))
+            )
             assert shop.id is not None
             jacket = await _product(session, me, shop, JACKET)
             mug = await _product(session, me, shop, MUG)
@@ -173,12 +177,12 @@ async def seed_demo(settings: Settings) -> DemoShop:
         await db.close()
 
 
-async def _seller(session: AsyncSession) -> tuple[Seller, Shop, str]:
+async def _seller(session: AsyncSession, stamps: AuthStamps) -> tuple[Seller, Shop, str]:
     found = (await session.exec(select(Seller).where(Seller.email == DEMO_EMAIL))).first()
     if found is None:
         return await service.create_seller(session, "Demo Seller", DEMO_EMAIL, "Mika's Live Closet")
     shop = (await service.shops_of(session, found))[0]
-    return found, shop, await service.rotate_token(session, found)
+    return found, shop, await service.rotate_token(session, stamps, found)
 
 
 async def _product(session: AsyncSession, me: Seller, shop: Shop, spec: DemoProduct) -> Product:

@@ -42,6 +42,12 @@ class Metrics:
             "order.paid entries not yet persisted, over all deals",
             registry=self.registry,
         )
+        self.seller_auth = Counter(
+            "livecart_seller_auth",
+            "Seller requests authenticated, by where who acts came from (cache or sql)",
+            ["source"],
+            registry=self.registry,
+        )
         self.reserved_ok = self.reservations.labels(result="ok")
         self.ws_viewers = Gauge(
             "livecart_ws_viewers", "Viewers connected to this node", registry=self.registry

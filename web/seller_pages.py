@@ -56,7 +56,7 @@ from people.roles import DUTIES, Duty, may
 from web import i18n, l10n, shipments_csv
 from web.affiliates_view import affiliates_view
 from web.api_accounts import throttle_sign_in
-from web.auth import Acting, acting_for_token, member_account, member_tag, signed_in
+from web.auth import Acting, member_account, member_tag, signed_in
 from web.cookies import COOKIE
 from web.error_codes import WebErrorCode
 from web.finance_view import finance_view
@@ -382,7 +382,7 @@ async def _sign_in(request: Request, form: dict[str, str]) -> tuple[int, str]:
     token = form.get("token", "").strip()
     if token:
         try:
-            who = await acting_for_token(svc.db, token)
+            who = await svc.seller_auth.for_token(token)
         except Unauthorized:
             raise Unauthorized(
                 "That seller token is not valid. Check it and try again.",

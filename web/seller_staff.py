@@ -50,7 +50,13 @@ async def set_role(request: Request, me: Seller, form: dict[str, str]) -> Respon
     body = parse_form(RoleIn, {"role": form.get("role", "")})
     assert me.id is not None
     async with services(request).db.session() as session:
-        await staff.set_role(session, me.id, request.path_params["member_id"], Role(body.role))
+        await staff.set_role(
+            session,
+            services(request).auth_stamps,
+            me.id,
+            request.path_params["member_id"],
+            Role(body.role),
+        )
     return RedirectResponse(BACK, status_code=303)
 
 
@@ -58,7 +64,9 @@ async def set_role(request: Request, me: Seller, form: dict[str, str]) -> Respon
 async def remove(request: Request, me: Seller, form: dict[str, str]) -> Response:
     assert me.id is not None
     async with services(request).db.session() as session:
-        await staff.remove_member(session, me.id, request.path_params["member_id"])
+        await staff.remove_member(
+            session, services(request).auth_stamps, me.id, request.path_params["member_id"]
+        )
     return RedirectResponse(BACK, status_code=303)
 
 
@@ -78,5 +86,7 @@ async def create_token(request: Request, me: Seller, form: dict[str, str]) -> Re
 async def revoke_token(request: Request, me: Seller, form: dict[str, str]) -> Response:
     assert me.id is not None
     async with services(request).db.session() as session:
-        await staff.revoke_token(session, me.id, request.path_params["token_id"])
+        await staff.revoke_token(
+            session, services(request).auth_stamps, me.id, request.path_params["token_id"]
+        )
     return RedirectResponse(BACK, status_code=303)

@@ -30,9 +30,10 @@ from live.hub import Hub
 from live.news import LiveNews
 from live.push import StockPush
 from live.store import RoomStore
+from people.auth_stamps import AuthStamps
 from people.challenges import Challenges
 from people.mail import MailSender
-from web.auth import GuestSessions
+from web.auth import GuestSessions, SellerAuth
 from web.cookies import SellerSessions
 from web.metrics import Metrics
 from web.settings import Settings
@@ -55,6 +56,8 @@ class Services:
     payouts: Payouts
     sessions: GuestSessions
     seller_sessions: SellerSessions
+    auth_stamps: AuthStamps
+    seller_auth: SellerAuth
     metrics: Metrics
     pipeline: OrderPipeline | None
     rooms: RoomStore
