@@ -113,6 +113,46 @@ async def overflowing(page: Page, selector: str) -> list[str]:
     return found
 
 
+OVERLAPPING_JS = """
+(selectors) => {
+  const boxes = selectors.flatMap((selector) => [...document.querySelectorAll(selector)])
+    .map((node) => [node, node.getBoundingClientRect()])
+    .filter(([, box]) => box.width > 0 && box.height > 0);  // rendered ones only
+  const found = [];
+  for (const [i, [a, p]] of boxes.entries()) {
+    for (const [b, q] of boxes.slice(i + 1)) {
+      if (a.contains(b) || b.contains(a)) continue;
+      const x = Math.min(p.right, q.right) - Math.max(p.left, q.left);
+      const y = Math.min(p.bottom, q.bottom) - Math.max(p.top, q.top);
+      if (x > 1 && y > 1) found.push(`${a.id || a.className} covers ${b.id || b.className}`);
+    }
+  }
+  return found;
+}
+"""
+
+
+async def overlapping(page: Page, *selectors: str) -> list[str]:
+    """Pairs of the rendered elements matching ``selectors`` that cover one another (by more
+    than a pixel each way), as ``"bag-button covers viewers"``; empty when none do."""
+    found: list[str] = await page.evaluate(OVERLAPPING_JS, list(selectors))
+    return found
+
+
+# The phone room's top: nothing there may sit on anything else, whatever the language.
+ROOM_TOP = (
+    "#live-badge",
+    "#room-title",
+    "#viewers",
+    "#bag-button",
+    "#cart-button",
+    "#orders-link",
+    "#account-link",
+    ".room-nav .lang-switch",
+    "#follow",
+)
+
+
 class CuttableProxy:
     """Forwards 127.0.0.1:port to the server. ``cut()`` drops every connection without a
     goodbye (no close frame, no FIN from the server's side reaches the browser first) and

@@ -20,9 +20,11 @@ from playwright.async_api import Browser, Page, expect
 from tests.browser import (
     DESKTOP,
     PHONE,
+    ROOM_TOP,
     Watched,
     new_page,
     overflowing,
+    overlapping,
 )
 from tests.harness import free_port, serve
 from tests.test_cli import UNCONFIGURED
@@ -326,6 +328,8 @@ async def test_a_newcomer_buys_the_demo_deal_on_a_phone_and_sees_the_live_end(
         await expect(page.locator("#deal-countdown")).to_contain_text("Ends in")
         await expect(page.locator("#limit-text")).to_have_text("Limit 2 per person")
         await expect(page.locator("#unmute")).to_be_visible()
+        await expect(page.locator("#viewers")).not_to_be_empty()
+        assert await overlapping(page, *ROOM_TOP) == []
         await page.screenshot(path=shots / "viewer-room-phone.png")
 
         # Buy and pay twice: the sheet fits the phone each time.
@@ -349,6 +353,8 @@ async def test_a_newcomer_buys_the_demo_deal_on_a_phone_and_sees_the_live_end(
         # The same in Arabic, right to left: the sheet fits, the order goes through.
         await arabic.page.goto(demo.watch)
         assert await arabic.page.evaluate("document.documentElement.dir") == "rtl"
+        await expect(arabic.page.locator("#viewers")).not_to_be_empty()
+        assert await overlapping(arabic.page, *ROOM_TOP) == []
         await open_checkout(arabic.page)
         await sheet_fits(arabic.page)
         await arabic.page.screenshot(path=shots / "viewer-checkout-arabic-phone.png")
