@@ -214,7 +214,12 @@ def run_locust(args: argparse.Namespace, stage: Stage, out: Path, extra: dict[st
         "--scenario", args.scenario, "--only-summary", "--loglevel", "WARNING",
     ]  # fmt: skip
     if args.processes > 1:  # a master (stats, control) and N forked workers (the users)
-        command += ["--processes", str(args.processes)]
+        # On a port of its own, not locust's 5557: two runs at once (the suite's workers, an
+        # operator's second terminal) would otherwise share one master, or fail to bind it.
+        port = str(free_port())
+        command += ["--processes", str(args.processes), "--master-bind-host", "127.0.0.1",
+                    "--master-bind-port", port, "--master-host", "127.0.0.1",
+                    "--master-port", port]  # fmt: skip
     say(
         f"locust: {args.viewers} viewers at {args.spawn_rate}/s for {args.run_time} s, "
         f"{args.processes} process(es)"
