@@ -14,7 +14,7 @@ import os
 import re
 import secrets
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from time import localtime, perf_counter, strftime, time
@@ -22,7 +22,10 @@ from typing import Any, TextIO
 
 import orjson
 from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from web.wsserver import SocketsFirst
 
 ACCESS_LOGGER = "livecart.access"
 HEADER = b"x-request-id"
@@ -238,17 +241,27 @@ class AccessLog:
 
 class LoggedStarlette(Starlette):
     """Starlette with the access log outside even its ServerErrorMiddleware, which answers
-    500s itself: placed as ordinary middleware, the log would miss those responses."""
+    500s itself: placed as ordinary middleware, the log would miss those responses.
+    ``sockets_first``: websocket routes served past the rest of the stack (web/wsserver.py)."""
 
-    def __init__(self, *, access_log: bool, log_format: str = "text", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        access_log: bool,
+        log_format: str = "text",
+        sockets_first: Sequence[WebSocketRoute] = (),
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.access_log = access_log
         self.log_format = log_format
+        self.sockets_first = tuple(sockets_first)
 
     def build_middleware_stack(self) -> ASGIApp:
-        return AccessLog(
-            super().build_middleware_stack(), enabled=self.access_log, log_format=self.log_format
-        )
+        stack = super().build_middleware_stack()
+        if self.sockets_first:
+            stack = SocketsFirst(stack, self.sockets_first)
+        return AccessLog(stack, enabled=self.access_log, log_format=self.log_format)
 
 
 class JsonLines(logging.Formatter):

@@ -16,8 +16,12 @@ handshake's request and response are let go once the connection is accepted.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
+from starlette.routing import Match, WebSocketRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.exceptions import InvalidState
 from websockets.protocol import State
@@ -158,3 +162,25 @@ class LivecartWebSocketProtocol(WebSocketsSansIOProtocol):
         scope = getattr(self, "scope", None)
         if scope is not None:  # None when the handshake itself was refused
             scope["extensions"][OUTLET] = {"outlet": TransportOutlet(self)}
+
+
+class SocketsFirst:
+    """Websocket routes served ahead of starlette's exception middleware and router. A viewer's
+    connection lives for hours, awaiting through every layer between uvicorn and its endpoint,
+    and each layer keeps a coroutine frame and closures alive all that time (about 5 KB a
+    viewer, docs/decisions/0050-memory-per-viewer.md). The endpoints handle their own errors
+    (the gateway closes with 1011); anything else still reaches uvicorn, which logs it."""
+
+    def __init__(self, app: ASGIApp, routes: Sequence[WebSocketRoute]) -> None:
+        self.app = app
+        self.routes = tuple(routes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            for route in self.routes:
+                match, child = route.matches(scope)
+                if match is Match.FULL:
+                    scope.update(child)
+                    await route.endpoint(WebSocket(scope, receive, send))
+                    return
+        await self.app(scope, receive, send)
