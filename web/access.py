@@ -201,31 +201,15 @@ class AccessLog:
     async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         """One line when the connection ends: its whole life, and the first close code seen
         either way (ours, the viewer's, or a refused handshake's)."""
-        rid = self._begin(scope)
-        close_code: int | None = None
-
-        async def receive_noting() -> Message:
-            nonlocal close_code
-            message = await receive()
-            if message["type"] == "websocket.disconnect" and close_code is None:
-                close_code = message.get("code", 1005)
-            return message
-
-        async def send_noting(message: Message) -> None:
-            nonlocal close_code
-            if message["type"] == "websocket.accept":
-                message["headers"] = [*message.get("headers", ()), (HEADER, rid.encode())]
-            elif message["type"] == "websocket.close" and close_code is None:
-                close_code = message.get("code", 1000)
-            await send(message)
-
+        noting = Noting(receive, send, self._begin(scope))
         start = perf_counter()
         try:
-            await self.app(scope, receive_noting, send_noting)
+            await self.app(scope, noting.receive, noting.send)
         finally:
             if self.enabled:
                 ms = (perf_counter() - start) * 1000
                 client, path = client_of(scope), target_of(scope)
+                close_code, rid = noting.close_code, noting.rid
                 self.lines.add(
                     f"{client} WS {path} close={close_code} {ms:.0f}ms id={rid}",
                     lambda: {
@@ -237,6 +221,31 @@ class AccessLog:
                         "client": client,
                     },
                 )
+
+
+class Noting:
+    """A websocket's receive and send as the access log sees them: the first close code either
+    way, and the request id on the accept. One slotted object, not two closures and their
+    cells: it lives as long as the connection (docs/decisions/0050-memory-per-viewer.md)."""
+
+    __slots__ = ("_receive", "_send", "close_code", "rid")
+
+    def __init__(self, receive: Receive, send: Send, rid: str) -> None:
+        self._receive, self._send, self.rid = receive, send, rid
+        self.close_code: int | None = None
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "websocket.disconnect" and self.close_code is None:
+            self.close_code = message.get("code", 1005)
+        return message
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "websocket.accept":
+            message["headers"] = [*message.get("headers", ()), (HEADER, self.rid.encode())]
+        elif message["type"] == "websocket.close" and self.close_code is None:
+            self.close_code = message.get("code", 1000)
+        await self._send(message)
 
 
 class LoggedStarlette(Starlette):
