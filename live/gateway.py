@@ -413,7 +413,27 @@ class Gateway:
 
 
 class Connection:
-    """One websocket connection, from hello to goodbye."""
+    """One websocket connection, from hello to goodbye. Slotted: an idle viewer holds one for
+    hours (docs/decisions/0050-memory-per-viewer.md)."""
+
+    __slots__ = (
+        "account",
+        "address",
+        "bucket",
+        "gw",
+        "likes",
+        "loop",
+        "name",
+        "outlet",
+        "reports",
+        "role",
+        "room_id",
+        "strikes",
+        "user",
+        "viewer",
+        "watched",
+        "ws",
+    )
 
     def __init__(self, gw: Gateway, ws: WebSocket, room_id: int, outlet: Outlet) -> None:
         self.gw = gw

@@ -14,7 +14,7 @@ import os
 import re
 import secrets
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from time import localtime, perf_counter, strftime, time
@@ -22,7 +22,10 @@ from typing import Any, TextIO
 
 import orjson
 from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from web.wsserver import SocketsFirst
 
 ACCESS_LOGGER = "livecart.access"
 HEADER = b"x-request-id"
@@ -198,31 +201,15 @@ class AccessLog:
     async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         """One line when the connection ends: its whole life, and the first close code seen
         either way (ours, the viewer's, or a refused handshake's)."""
-        rid = self._begin(scope)
-        close_code: int | None = None
-
-        async def receive_noting() -> Message:
-            nonlocal close_code
-            message = await receive()
-            if message["type"] == "websocket.disconnect" and close_code is None:
-                close_code = message.get("code", 1005)
-            return message
-
-        async def send_noting(message: Message) -> None:
-            nonlocal close_code
-            if message["type"] == "websocket.accept":
-                message["headers"] = [*message.get("headers", ()), (HEADER, rid.encode())]
-            elif message["type"] == "websocket.close" and close_code is None:
-                close_code = message.get("code", 1000)
-            await send(message)
-
+        noting = Noting(receive, send, self._begin(scope))
         start = perf_counter()
         try:
-            await self.app(scope, receive_noting, send_noting)
+            await self.app(scope, noting.receive, noting.send)
         finally:
             if self.enabled:
                 ms = (perf_counter() - start) * 1000
                 client, path = client_of(scope), target_of(scope)
+                close_code, rid = noting.close_code, noting.rid
                 self.lines.add(
                     f"{client} WS {path} close={close_code} {ms:.0f}ms id={rid}",
                     lambda: {
@@ -236,19 +223,54 @@ class AccessLog:
                 )
 
 
+class Noting:
+    """A websocket's receive and send as the access log sees them: the first close code either
+    way, and the request id on the accept. One slotted object, not two closures and their
+    cells: it lives as long as the connection (docs/decisions/0050-memory-per-viewer.md)."""
+
+    __slots__ = ("_receive", "_send", "close_code", "rid")
+
+    def __init__(self, receive: Receive, send: Send, rid: str) -> None:
+        self._receive, self._send, self.rid = receive, send, rid
+        self.close_code: int | None = None
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "websocket.disconnect" and self.close_code is None:
+            self.close_code = message.get("code", 1005)
+        return message
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "websocket.accept":
+            message["headers"] = [*message.get("headers", ()), (HEADER, self.rid.encode())]
+        elif message["type"] == "websocket.close" and self.close_code is None:
+            self.close_code = message.get("code", 1000)
+        await self._send(message)
+
+
 class LoggedStarlette(Starlette):
     """Starlette with the access log outside even its ServerErrorMiddleware, which answers
-    500s itself: placed as ordinary middleware, the log would miss those responses."""
+    500s itself: placed as ordinary middleware, the log would miss those responses.
+    ``sockets_first``: websocket routes served past the rest of the stack (web/wsserver.py)."""
 
-    def __init__(self, *, access_log: bool, log_format: str = "text", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        access_log: bool,
+        log_format: str = "text",
+        sockets_first: Sequence[WebSocketRoute] = (),
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.access_log = access_log
         self.log_format = log_format
+        self.sockets_first = tuple(sockets_first)
 
     def build_middleware_stack(self) -> ASGIApp:
-        return AccessLog(
-            super().build_middleware_stack(), enabled=self.access_log, log_format=self.log_format
-        )
+        stack = super().build_middleware_stack()
+        if self.sockets_first:
+            stack = SocketsFirst(stack, self.sockets_first)
+        return AccessLog(stack, enabled=self.access_log, log_format=self.log_format)
 
 
 class JsonLines(logging.Formatter):

@@ -544,7 +544,8 @@ def create_app(settings: Settings, crash: CrashPoints = NO_CRASH) -> Starlette:
         routes.append(
             Route("/api/bench/rooms/{room_id:id}/echo", api_rooms.bench_echo, methods=["POST"])
         )
-    routes.append(WebSocketRoute("/ws/rooms/{room_id:id}", ws.room_socket))
+    room_sockets = WebSocketRoute("/ws/rooms/{room_id:id}", ws.room_socket)
+    routes.append(room_sockets)
     for api in APIS:
         routes += api.routes()
     routes.append(Route("/openapi.json", openapi_json))
@@ -555,6 +556,7 @@ def create_app(settings: Settings, crash: CrashPoints = NO_CRASH) -> Starlette:
         access_log=settings.access_log,
         log_format=settings.log_format,
         routes=[RouteIndex(routes)],
+        sockets_first=[room_sockets],
         lifespan=lifespan,
         exception_handlers={
             DomainError: domain_error_handler,

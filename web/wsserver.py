@@ -6,12 +6,22 @@ again; a room's update would be framed once per viewer and each write would wait
 outlet writes the same frame bytes to every connection without awaiting (see
 docs/decisions/0008-websocket-serving-path.md). Everything else (handshake, pings, close,
 receiving) is uvicorn's.
+
+Each idle viewer holds a connection for hours, so what uvicorn keeps per connection is trimmed
+(docs/decisions/0050-memory-per-viewer.md): a list-backed inbox and write flag instead of
+``asyncio.Queue`` and ``asyncio.Event`` (each deque they hold is ~760 bytes, empty), and the
+handshake's request and response are let go once the connection is accepted.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from typing import Any
 
+from starlette.routing import Match, WebSocketRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.exceptions import InvalidState
 from websockets.protocol import State
@@ -65,9 +75,112 @@ class TransportOutlet:
         p.close_timer = p.loop.call_later(grace_s, p.transport.abort)
 
 
+class Inbox:
+    """What uvicorn's receive queue is used for (``put_nowait``, ``get``, ``empty``), unbounded
+    as its ``asyncio.Queue()`` is: uvicorn pauses reading while a message waits."""
+
+    __slots__ = ("_items", "_ready")
+
+    def __init__(self) -> None:
+        self._items: list[Any] = []
+        self._ready: asyncio.Future[None] | None = None
+
+    def put_nowait(self, item: Any) -> None:
+        self._items.append(item)
+        ready = self._ready
+        if ready is not None and not ready.done():
+            ready.set_result(None)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    async def get(self) -> Any:
+        while not self._items:
+            if self._ready is None or self._ready.done():
+                self._ready = asyncio.get_running_loop().create_future()
+            await self._ready  # cancelled with its getter: the next get() makes a new one
+        return self._items.pop(0)
+
+
+class Flag:
+    """What uvicorn's ``writable`` event is used for (``set``, ``clear``, ``wait``,
+    ``is_set``); its waiters' list is made only when someone waits."""
+
+    __slots__ = ("_set", "_waiters")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._waiters: list[asyncio.Future[None]] | None = None
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+        waiters, self._waiters = self._waiters, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._set = False
+
+    async def wait(self) -> bool:
+        if self._set:
+            return True
+        waiter = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if self._waiters is not None and waiter in self._waiters:
+                self._waiters.remove(waiter)
+        return True
+
+
 class LivecartWebSocketProtocol(WebSocketsSansIOProtocol):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.queue = Inbox()  # type: ignore[assignment]  # duck-typed: see the module's note
+        self.writable = Flag()  # type: ignore[assignment]
+        self.writable.set()
+
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        if self.handshake_complete and "response" in self.__dict__:
+            # Accepted or refused: the handshake's request and response (both sets of headers)
+            # are not read again.
+            del self.request, self.response
+
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
         scope = getattr(self, "scope", None)
         if scope is not None:  # None when the handshake itself was refused
             scope["extensions"][OUTLET] = {"outlet": TransportOutlet(self)}
+
+
+class SocketsFirst:
+    """Websocket routes served ahead of starlette's exception middleware and router. A viewer's
+    connection lives for hours, awaiting through every layer between uvicorn and its endpoint,
+    and each layer keeps a coroutine frame and closures alive all that time (about 5 KB a
+    viewer, docs/decisions/0050-memory-per-viewer.md). The endpoints handle their own errors
+    (the gateway closes with 1011); anything else still reaches uvicorn, which logs it."""
+
+    def __init__(self, app: ASGIApp, routes: Sequence[WebSocketRoute]) -> None:
+        self.app = app
+        self.routes = tuple(routes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            for route in self.routes:
+                match, child = route.matches(scope)
+                if match is Match.FULL:
+                    scope.update(child)
+                    await route.endpoint(WebSocket(scope, receive, send))
+                    return
+        await self.app(scope, receive, send)
