@@ -4,8 +4,6 @@ the very next request on another."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 
@@ -18,26 +16,16 @@ from people import accounts
 from people.auth_stamps import AuthStamps
 from people.keys import PeopleKeys
 from people.models import Account
-from tests.conftest import PREFIX, WS_ENV, SellerAccount, start_server
-from tests.harness import Server, free_port, stop_server
+from tests.conftest import PREFIX, SellerAccount
+from tests.harness import Server, free_port
 from tests.helpers import assert_error, http_room
 from tests.test_seller_pages import login_form_csrf
-from tests.test_staff import PASSWORD, account, bearer, invitation_code, new_address
+from tests.test_staff import PASSWORD, bearer, clerk
+from tests.test_two_nodes import node_b as node_b  # the fixture: a second server
 from web.auth import SellerAuth
 from web.metrics import Metrics
 
 pytestmark = pytest.mark.storage
-
-
-@pytest.fixture(scope="module")
-def node_b(
-    redis_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Server]:
-    running = start_server(
-        redis_url, database_url, tmp_path_factory.mktemp("node-b") / "server.log", **WS_ENV
-    )
-    yield running
-    stop_server(running)
 
 
 async def seller_auth(client: httpx.AsyncClient) -> dict[str, float]:
@@ -91,17 +79,7 @@ async def test_a_role_change_and_a_new_password_apply_next_on_every_node(
     db: Database,
     auth_stamps: AuthStamps,
 ) -> None:
-    address = new_address(seller, "clerk")
-    await http.post(
-        "/api/staff/invitations", json={"email": address, "role": "fulfilment"}, **_h(seller)
-    )
-    mine = await account(http, address)
-    joined = await http.post(
-        "/api/staff/join",
-        json={"invitation": invitation_code(server, address)},
-        headers=bearer(mine["token"]),
-    )
-    member_id = joined.json()["member_id"]
+    address, mine, member_id = await clerk(http, seller, server)
     async with (
         httpx.AsyncClient(base_url=server.base_url, timeout=30) as browser,
         httpx.AsyncClient(base_url=node_b.base_url, timeout=30) as on_b,

@@ -251,9 +251,11 @@ def _h(seller: SellerAccount) -> dict[str, Any]:
     return {"headers": seller.headers}
 
 
-async def test_role_changes_removals_and_revocations_apply_to_the_next_request(
-    http: httpx.AsyncClient, seller: SellerAccount, server: Server, db: Database
-) -> None:
+async def clerk(
+    http: httpx.AsyncClient, seller: SellerAccount, server: Server
+) -> tuple[str, dict[str, Any], int]:
+    """A fulfilment member of ``seller``, invited and joined: their e-mail, account (with its
+    token) and member id."""
     address = new_address(seller, "clerk")
     await http.post(
         "/api/staff/invitations", json={"email": address, "role": "fulfilment"}, **_h(seller)
@@ -264,7 +266,15 @@ async def test_role_changes_removals_and_revocations_apply_to_the_next_request(
         json={"invitation": invitation_code(server, address)},
         headers=bearer(mine["token"]),
     )
-    member_id = joined.json()["member_id"]
+    assert joined.status_code == 201, joined.text
+    member_id: int = joined.json()["member_id"]
+    return address, mine, member_id
+
+
+async def test_role_changes_removals_and_revocations_apply_to_the_next_request(
+    http: httpx.AsyncClient, seller: SellerAccount, server: Server, db: Database
+) -> None:
+    address, _, member_id = await clerk(http, seller, server)
     async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as browser:
         page = await browser.get("/seller/login")
         csrf = login_form_csrf(page.text)
