@@ -248,6 +248,25 @@ def tight_server(
     stop_server(running)
 
 
+@pytest.fixture(scope="session")
+def narrow_server(
+    redis_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """A node whose only difference is a 64 KiB send buffer per viewer (and a long keepalive):
+    for dropping a viewer that stops reading. tight_server's five-event room log would make a
+    pin storm's viewers resync first whenever the bus lags the log (a cluster's shard
+    subscription, just made, can), which is not the drop under test."""
+    running = start_server(
+        redis_url,
+        database_url,
+        tmp_path_factory.mktemp("narrow") / "server.log",
+        LIVECART_WS_MAX_BUFFER="65536",
+        **{**WS_ENV, "LIVECART_WS_PING_INTERVAL_S": "60", "LIVECART_WS_PING_TIMEOUT_S": "60"},
+    )
+    yield running
+    stop_server(running)
+
+
 @pytest.fixture
 async def http(server: Server) -> AsyncIterator[httpx.AsyncClient]:
     # Idle connections go well before uvicorn closes them (its keep-alive is 5 s, httpx's

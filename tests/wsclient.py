@@ -62,6 +62,15 @@ class WsViewer:
             after,
         )
 
+    async def until(
+        self, kind: str, holds: Callable[[dict[str, Any]], bool], within: float = 10
+    ) -> dict[str, Any]:
+        """The first message of ``kind`` for which ``holds`` is true: for figures that settle
+        (a viewer count reported each second reaches 2 on some report, maybe not the first)."""
+        return await self._first(
+            lambda m: m.get("type") == kind and holds(m), f"{kind} that holds", within
+        )
+
     async def answer(self, ref: str, within: float = 10) -> dict[str, Any]:
         """The server's answer to the request sent with ``request_id=ref``, whatever its type."""
         return await self._first(lambda m: m.get("ref") == ref, f"the answer to {ref}", within)
