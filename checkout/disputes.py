@@ -27,7 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
 
-from checkout import ledger, ledger_store
+from checkout import commissions, ledger, ledger_store
 from checkout.ledger import Account
 from checkout.models import Dispute, Order, OrderEvent
 from checkout.orders import TRANSITIONS, OrderStatus
@@ -124,6 +124,7 @@ async def _opened(conn: AsyncConnection, dispute: Dispute, now: int) -> None:
     decided, not us), and the provider holds that much less."""
     assert dispute.id is not None
     await _add_refunded(conn, dispute.order_id, dispute.amount, now)
+    await _follow_commission(conn, dispute, "opened", now)
     await ledger_store.post(
         conn,
         ledger.dispute_opened(
@@ -137,6 +138,7 @@ async def _opened(conn: AsyncConnection, dispute: Dispute, now: int) -> None:
 async def _won(conn: AsyncConnection, dispute: Dispute, now: int) -> None:
     assert dispute.id is not None
     await _add_refunded(conn, dispute.order_id, -dispute.amount, now)
+    await _follow_commission(conn, dispute, "won", now)
     await ledger_store.post(
         conn,
         ledger.dispute_won(
@@ -183,6 +185,15 @@ async def _lost(conn: AsyncConnection, dispute: Dispute, now: int) -> None:
         )
     target = OrderStatus.REFUNDED if closed else status
     await _history(conn, dispute, "lost: the shop bears it", now, status, target)
+
+
+async def _follow_commission(conn: AsyncConnection, dispute: Dispute, step: str, now: int) -> None:
+    """A creator's commission is on what the buyer kept (decision 0046): the bank taking the
+    money back gives it back, as a refund does, and a won dispute earns it again. A lost one
+    moves nothing more: the amount was counted as given back when the dispute opened."""
+    assert dispute.id is not None
+    name = ledger.then(commissions.earned_name(dispute.order_id), f"dispute:{dispute.id}")
+    await commissions.follow(conn, dispute.order_id, ledger.then(name, step), now)
 
 
 async def _add_refunded(conn: AsyncConnection, order_id: int, amount: int, now: int) -> None:

@@ -22,12 +22,13 @@ from typing import Any
 import pytest
 from alembic import command
 from redis.asyncio import Redis
-from sqlalchemy import func, update
+from sqlalchemy import delete, func, update
 from sqlalchemy import select as core_select
 from sqlmodel import col, select
 
-from catalog import service
-from catalog.models import Deal
+from catalog import affiliates, service
+from catalog.affiliates import PlanProduct
+from catalog.models import AffiliateDeal, Deal, Sku
 from checkout import disputes, ledger, ledger_store, order_store
 from checkout.audit import NOTICES, LedgerAudit, audit_ledger
 from checkout.error_codes import CheckoutErrorCode
@@ -682,3 +683,85 @@ def test_migration_0008_adds_disputes_and_goes_down_and_up_keeping_orders(tmp_pa
     command.upgrade(config, "head")
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT count(*) FROM disputes").fetchone() == (0,)
+
+
+# -- a creator's commission follows the dispute ------------------------------------------------
+
+RATE_BP = 1500  # 15 % of an order's 5,000: 750
+
+
+async def creator_orders(stores: Stores, n: int) -> list[Order]:
+    """``n`` orders of a deal a creator runs under the shop's affiliate plan, attributed by the
+    pipeline as it writes them (from the deal's ``affiliate_deals`` row), then delivered through
+    ``order_store.transition``, which earns the commission."""
+    deal = await stores.live_deal(quantity=2 * n)
+    async with stores.db.session() as session:
+        creator, _, _ = await service.create_seller(session, "Creator", "c@example.com")
+        sku = await session.get(Sku, deal.sku_id)
+        assert sku is not None and creator.id is not None
+        plan = await affiliates.create_plan(
+            session,
+            stores.seller.seller,
+            stores.seller.shop.id or 0,
+            "Disputed plan",
+            [PlanProduct(sku.product_id, RATE_BP)],
+            open_to_all=True,
+        )
+        session.add(
+            AffiliateDeal(
+                deal_id=deal.id or 0,
+                room_id=1,
+                creator_id=creator.id,
+                plan_id=plan.id or 0,
+                rate_bp=RATE_BP,
+            )
+        )
+        await session.commit()
+    holds = [await sell(stores, deal) for _ in range(n)]
+    await drain(stores.pipeline())
+    found: list[Order] = []
+    for hold in holds:
+        async with stores.db.session() as session:
+            order = (await session.exec(select(Order).where(col(Order.hold_id) == hold))).one()
+            order = await order_store.transition(
+                session,
+                order,
+                "ship",
+                "s",
+                carrier="UPS",
+                tracking_number="1Z9",
+                confirm_first=True,
+            )
+            found.append(await order_store.transition(session, order, "deliver", "s"))
+    return found
+
+
+async def commission_of(stores: Stores, order: Order) -> int:
+    async with stores.db.session() as session:
+        conn = await session.connection()
+        return -await ledger_store.order_sum(conn, order.id or 0, Account.COMMISSIONS)
+
+
+async def test_a_disputed_order_gives_its_commission_back_until_the_dispute_is_won(
+    own: Stores,
+) -> None:
+    won, lost = await creator_orders(own, 2)
+    assert [await commission_of(own, o) for o in (won, lost)] == [750, 750]
+    opened = [await open_at_provider(own, o) for o in (won, lost)]
+    assert await pull(own) == 2
+    # The bank took the whole charge back: nothing kept, nothing earned.
+    assert [await commission_of(own, o) for o in (won, lost)] == [0, 0]
+    await provider_of(own).close_dispute(opened[0].id, won=True)
+    await provider_of(own).close_dispute(opened[1].id, won=False)
+    assert await pull(own) == 2
+    assert [await commission_of(own, o) for o in (won, lost)] == [750, 0]
+    # Each move posted once, under the dispute's name; the events again post nothing.
+    for order, steps in ((won, ["opened", "won"]), (lost, ["opened"])):
+        names = await txns_of(own, order, f"commission:{order.id}:dispute:")
+        assert sorted(n.rpartition(":")[2] for n in names) == steps, names
+    async with own.db.session() as session:
+        await session.exec(delete(MoneyCursor))  # every event is read again
+        await session.commit()
+    await pull(own)
+    assert [await commission_of(own, o) for o in (won, lost)] == [750, 0]
+    await assert_books(own)
