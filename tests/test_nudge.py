@@ -4,6 +4,7 @@ and the last nudge of any burst is followed by a run that started after it."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 
@@ -53,6 +54,31 @@ async def test_a_burst_before_the_first_run_starts_runs_once() -> None:
         nudges.nudge(7)
     await settled(nudges)
     assert work.runs == [(7, 1000)]
+
+
+async def test_runs_after_the_first_are_spaced_and_the_last_nudge_still_runs() -> None:
+    """A nudge every 10 ms (a reservation storm's batches) with 50 ms spacing: each run starts
+    at least 50 ms after the one before it started, and the last run reads the last change."""
+    loop = asyncio.get_running_loop()
+    starts: list[float] = []
+    reads: list[int] = []
+    current = 0
+
+    async def move(key: int) -> None:
+        starts.append(loop.time())
+        reads.append(current)
+
+    nudges = Nudges(move, "room", spacing_s=0.05)
+    for change in range(1, 31):
+        current = change
+        nudges.nudge(7)
+        await asyncio.sleep(0.01)
+    await settled(nudges)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
+    # asyncio may run a timer up to its clock resolution early.
+    assert min(gaps) >= 0.05 - loop._clock_resolution, gaps
+    assert reads[-1] == 30
+    assert len(starts) < 30 or min(gaps) >= 0.05  # a slow machine may space the nudges itself
 
 
 async def test_keys_run_apart() -> None:
