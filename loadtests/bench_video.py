@@ -51,6 +51,7 @@ WINDOW_S = 5.0
 TARGET = 0.95
 FPS = 30
 LATENCY_TARGET_MS = 400  # p95, on the loopback (issue 21)
+OTHERS_WARN = 0.10  # other work's share of a pinned core above which a run is flagged
 # Progress lines; with --json they go to stderr and stdout holds only the JSON.
 report = sys.stdout
 
@@ -209,6 +210,22 @@ def cpu_seconds(pid: int) -> float:
     """User + system time of a process and its threads (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cores_busy_s() -> dict[str, float]:
+    """Busy seconds of the two pinned cores since boot (/proc/stat: user, nice, system, irq,
+    softirq and steal; idle and iowait are not busy). The cores' busy time beyond our two
+    processes' is other work on the machine, which skews what a step measures. It also holds
+    the server's embedded Valkey (idle during a video run) and interrupt time, so it is an
+    upper bound on foreign work."""
+    found = {}
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *values = line.split()
+        if name in (f"cpu{SERVER_CPU}", f"cpu{LOAD_CPU}"):
+            user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, values[:8])
+            busy = user + nice + system + irq + softirq + steal
+            found[name[3:]] = busy / os.sysconf("SC_CLK_TCK")
+    return found
 
 
 # -- the load: one publisher, many counting viewers ------------------------------------------
@@ -378,6 +395,17 @@ class Step:
     kbps: float  # per viewer
     server_cpu: float  # share of its one core
     load_cpu: float  # share of the load process's core
+    others_cpu: tuple[float, float]  # other work's share of the server's core, the load's core
+
+
+def others(
+    busy0: dict[str, float], elapsed: float, server_cpu: float, load_cpu: float
+) -> tuple[float, float]:
+    busy = {core: (s - busy0[core]) / elapsed for core, s in cores_busy_s().items()}
+    return (
+        max(0.0, busy[SERVER_CPU] - server_cpu),
+        max(0.0, busy[LOAD_CPU] - load_cpu),
+    )
 
 
 async def measure(load: Load, window_s: float = WINDOW_S) -> Step:
@@ -390,8 +418,12 @@ async def measure(load: Load, window_s: float = WINDOW_S) -> Step:
     if load.latency is not None:
         load.latency.recording = True
     server0, me0, t0 = cpu_seconds(load.target.process.pid), time.process_time(), time.monotonic()
+    busy0 = cores_busy_s()
     await asyncio.sleep(window_s)
     elapsed = time.monotonic() - t0
+    server_cpu = (cpu_seconds(load.target.process.pid) - server0) / elapsed
+    load_cpu = (time.process_time() - me0) / elapsed
+    others_cpu = others(busy0, elapsed, server_cpu, load_cpu)
     if load.latency is not None:
         load.latency.recording = False
     sent = load.publisher.camera.sent - sent0
@@ -402,8 +434,9 @@ async def measure(load: Load, window_s: float = WINDOW_S) -> Step:
         delivered=sum(got) / (len(got) * sent),
         worst=min(got) / sent,
         kbps=octets * 8 / 1000 / elapsed / len(got),
-        server_cpu=(cpu_seconds(load.target.process.pid) - server0) / elapsed,
-        load_cpu=(time.process_time() - me0) / elapsed,
+        server_cpu=server_cpu,
+        load_cpu=load_cpu,
+        others_cpu=others_cpu,
     )
 
 
@@ -421,7 +454,8 @@ async def ramp(target: Target, start: int, step: int, limit: int) -> list[Step]:
             say(
                 f"  {target.name:22} {result.viewers:4} viewers: {result.delivered:6.1%} of frames "
                 f"(worst viewer {result.worst:6.1%}), {result.kbps:5.0f} kb/s each, "
-                f"server CPU {result.server_cpu:4.0%}, load CPU {result.load_cpu:4.0%}"
+                f"server CPU {result.server_cpu:4.0%}, load CPU {result.load_cpu:4.0%}, "
+                f"other work {busy_elsewhere(result.others_cpu)}"
             )
             if result.delivered < TARGET:
                 break
@@ -444,6 +478,11 @@ class LatencyStep:
     delivered: float  # to the counting viewers, as in the ramp
     server_cpu: float
     load_cpu: float
+    others_cpu: tuple[float, float]
+
+
+def busy_elsewhere(others_cpu: tuple[float, float]) -> str:
+    return f"{others_cpu[0]:.0%} of the server's core, {others_cpu[1]:.0%} of the load's"
 
 
 async def latencies(
@@ -479,6 +518,7 @@ async def latencies(
                 delivered=step.delivered,
                 server_cpu=step.server_cpu,
                 load_cpu=step.load_cpu,
+                others_cpu=step.others_cpu,
             )
             found.append(result)
             say(f"  latency {describe(result)}")
@@ -500,7 +540,7 @@ def describe(step: LatencyStep) -> str:
         f"{step.viewers} viewers ({step.probes} decoding): {figures}; {step.samples} samples, "
         f"{step.unreadable} unreadable, {step.unmatched} unmatched; counting viewers got "
         f"{step.delivered:.1%} of frames; server CPU {step.server_cpu:.0%}, "
-        f"load CPU {step.load_cpu:.0%}"
+        f"load CPU {step.load_cpu:.0%}, other work {busy_elsewhere(step.others_cpu)}"
     )
 
 
@@ -519,21 +559,24 @@ async def main(args: argparse.Namespace) -> int:
     use_host_addresses(["127.0.0.1"])
     os.sched_setaffinity(0, {int(LOAD_CPU)})
     results: dict[str, Step | None] = {}
+    steps: list[Step] = []
     lags: list[LatencyStep] = []
     tmp = Path(tempfile.mkdtemp(prefix="bench-video-"))
     try:
         if args.only in (None, "baseline"):
             target = start_baseline(tmp)
             try:
-                results["baseline"] = sustained(await ramp(target, 1, 1, args.baseline_limit))
+                climbed = await ramp(target, 1, 1, args.baseline_limit)
+                results["baseline"] = sustained(climbed)
+                steps += climbed
             finally:
                 stop(target)
         if args.only in (None, "livecart"):
             target = start_livecart(tmp / "ramp")
             try:
-                results["livecart"] = sustained(
-                    await ramp(target, args.start, args.step, args.limit)
-                )
+                climbed = await ramp(target, args.start, args.step, args.limit)
+                results["livecart"] = sustained(climbed)
+                steps += climbed
             finally:
                 stop(target)
         if args.only in (None, "latency") and args.latency_at:
@@ -571,6 +614,13 @@ async def main(args: argparse.Namespace) -> int:
         say(f"ratio livecart / MediaRelay: {ratio:.1f}x (target >= 10x)")
     for step in lags:
         say(f"glass-to-glass latency, livecart, {describe(step)}")
+    seen = [s.others_cpu for s in steps] + [s.others_cpu for s in lags]
+    busiest = max((max(pair) for pair in seen), default=0.0)
+    if busiest > OTHERS_WARN:
+        say(
+            f"WARNING: other work took up to {busiest:.0%} of a pinned core during a step; "
+            "the figures are skewed (the machine was not idle)."
+        )
     # A latency run that read nothing back measured nothing: say so with the exit code.
     return 1 if any(step.samples == 0 for step in lags) else 0
 
