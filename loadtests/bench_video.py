@@ -17,7 +17,7 @@ monotonic time each numbered picture is handed to the WHIP sender, and a few of 
 decoded picture - the time that number was sent, on one clock. Printed: p50, p95, max, the
 samples and the pictures whose number could not be read.
 
-    .venv/bin/python loadtests/bench_video.py            # all three, about 5 minutes
+    .venv/bin/python loadtests/bench_video.py            # all three, 2 to 5 minutes
     .venv/bin/python loadtests/bench_video.py --only livecart --start 40 --step 20
     .venv/bin/python loadtests/bench_video.py --only latency --latency-at 10,100
 """
