@@ -1,6 +1,6 @@
 """The load scenarios at a tiny size, so the locustfile and the verdict cannot rot: each runs
 ``loadtests/scenarios.py`` (its own server, locust headless, the audit) with 20 viewers and
-checks what the verdict says, not just that it ran."""
+checks what the verdict says, not just that it ran; and bench_video.py's latency readings."""
 
 from __future__ import annotations
 
@@ -152,3 +152,21 @@ def test_a_tiny_failover_storm_loses_no_paid_order_and_no_viewer(
     assert found["holds_lost_after_told"] == 0  # WAIT 1: nobody told of a hold then lost
     assert found["slot_refused_s"] is not None and found["viewers_dropped_by_node_kill"] >= 1
     assert (found["seq_gaps"], found["not_back"]) == (0, 0)
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="bench_video pins its server and load apart")
+def test_bench_video_reads_frame_numbers_back_for_latency() -> None:
+    """loadtests/bench_video.py's glass-to-glass path at a tiny size: 2 viewers, one decoding,
+    3 s of readings. Only sanity is asserted, never a wall-clock bound."""
+    ran = subprocess.run(
+        [sys.executable, str(ROOT / "loadtests" / "bench_video.py"), "--only", "latency",
+         "--latency-at", "2", "--probes", "1", "--latency-window", "3", "--json"],
+        capture_output=True, text=True, timeout=180, cwd=ROOT,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    (step,) = json.loads(ran.stdout)["latency"]
+    assert (step["viewers"], step["probes"]) == (2, 1)
+    assert step["samples"] > 0, step  # pictures were decoded and their numbers read back
+    assert step["unmatched"] == 0, step  # every number read is one the publisher sent
+    assert 0 < step["p50_ms"] <= step["p95_ms"] <= step["max_ms"], step
+    assert step["delivered"] > 0 and step["load_cpu"] > 0, step
