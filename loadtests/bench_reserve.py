@@ -8,7 +8,9 @@
     ``insert(Order)`` of the same rows into a fresh SQLite file.
 
 Run: ``python loadtests/bench_reserve.py [--duration 10] [--connections 64] [--json]``.
-Everything listens on 127.0.0.1 and stops by itself; progress goes to stderr.
+Everything listens on 127.0.0.1 and stops by itself; progress goes to stderr. Each run also
+reads the server's and Redis's CPU per answered request; ``--profile DIR`` adds a py-spy
+profile of one no-op and one reserve run (docs/benchmarks.md: "where the time goes").
 """
 
 from __future__ import annotations
@@ -201,6 +203,10 @@ class WrkRun:
     socket_errors: int
     statuses: dict[str, int]
     other_cores: float = 0.0  # CPU used by processes not in the benchmark, in cores
+    # CPU per answered request, from /proc: steadier than req/s when the box is not quiet, and
+    # what says where a reservation's extra cost lies (the server's Python, or Redis).
+    server_us: float = 0.0
+    redis_us: float = 0.0
 
     @property
     def rps(self) -> float:
@@ -274,15 +280,20 @@ class Wrk:
             self.base,
         ]
         other: list[float] = []
+        server, redis = self.meter.pids
+        before = process_cpu_s(server), process_cpu_s(redis)
         with self.meter.foreign(other):
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 30)
+        spent = process_cpu_s(server) - before[0], process_cpu_s(redis) - before[1]
         line = next((x for x in done.stdout.splitlines() if x.startswith("BENCH ")), None)
         if done.returncode != 0 or line is None:
             raise RuntimeError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
         run = WrkRun(label=label, other_cores=other[0], **json.loads(line[len("BENCH ") :]))
+        run.server_us, run.redis_us = (s * 1e6 / max(run.answered, 1) for s in spent)
         say(
             f"  {label:<8} {run.rps:9.0f} req/s  p50 {run.p50_us / 1000:6.2f} ms  "
-            f"p99 {run.p99_us / 1000:6.2f} ms  statuses {run.statuses}  "
+            f"p99 {run.p99_us / 1000:6.2f} ms  CPU/request server {run.server_us:5.1f} us, "
+            f"Redis {run.redis_us:5.1f} us  statuses {run.statuses}  "
             f"socket errors {run.socket_errors}  other load {run.other_cores:.2f} cores"
         )
         return run
@@ -448,10 +459,64 @@ def bench_http(
             result.noop.append(wrk.run("noop", noop_lua, args.duration))
             result.reserve.append(wrk.run("reserve", reserve_lua, args.duration))
             result.cart.append(wrk.run("cart", cart_lua, args.duration))
+        if args.profile is not None:
+            profile(wrk, server_pid, args.profile, {"noop": noop_lua, "reserve": reserve_lua})
         deal = http_json("GET", f"{base}/api/deals/{deal_id}")["deal"]
     result.held_in_redis = deal["stock"]["held"]
     result.reserved_201 = sum(r.statuses.get("201", 0) for r in [warm_reserve, *result.reserve])
     return result
+
+
+def profile(wrk: Wrk, server_pid: int, out: Path, scripts: dict[str, Path]) -> None:
+    """py-spy on the server through one more run of each script (not counted in the figures:
+    the sampler takes CPU from wrk's core). Writes ``<name>.txt`` (collapsed stacks) in ``out``
+    and prints each one's busiest functions, so where reserve's extra time goes can be read
+    beside no-op's."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name, script in scripts.items():
+        stacks = out / f"{name}.txt"
+        spy = subprocess.Popen(
+            [
+                shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"),
+                "record",
+                "--pid",
+                str(server_pid),
+                "--rate",
+                "500",
+                "--format",
+                "raw",
+                "--output",
+                str(stacks),
+                "--nonblocking",
+                "--duration",
+                "6",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            time.sleep(1)  # the sampler attaches
+            run = wrk.run(f"profile {name}", script, 8)
+        finally:
+            spy.wait(timeout=60)  # it writes the stacks when its 6 s are up
+        say(f"profile {name}: {run.rps:.0f} req/s under py-spy; stacks in {stacks}")
+        for line in busiest(stacks):
+            say(f"  {line}")
+
+
+def busiest(stacks: Path, top: int = 25) -> list[str]:
+    """The functions with the most samples anywhere on the stack (inclusive), as shares."""
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in stacks.read_text().splitlines():
+        frames, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        total += int(count)
+        for frame in set(frames.split(";")):
+            inclusive[frame] = inclusive.get(frame, 0) + int(count)
+    ranked = sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]
+    return [f"{n / max(total, 1):6.1%}  {frame}" for frame, n in ranked]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -628,6 +693,13 @@ def figures(
             "runs": [asdict(r) | {"rps": r.rps} for r in http.cart],
             "all_201": all(r.statuses.get("201", 0) == r.answered > 0 for r in http.cart),
         },
+        "cpu_us_per_request": {
+            name: {
+                "server": mean([r.server_us for r in runs]),
+                "redis": mean([r.redis_us for r in runs]),
+            }
+            for name, runs in (("noop", http.noop), ("reserve", http.reserve), ("cart", http.cart))
+        },
         "cart_over_reserve": cart_rps / reserve_rps,
         "cart_over_reserve_per_round": [
             c.rps / r.rps for r, c in zip(http.reserve, http.cart, strict=True)
@@ -665,7 +737,8 @@ def summary(f: dict[str, Any], http: HttpResult) -> str:
     def row(run: WrkRun) -> str:
         return (
             f"  {run.label:<8} {run.rps:9.0f} req/s   p50 {run.p50_us / 1000:7.2f} ms   "
-            f"p99 {run.p99_us / 1000:7.2f} ms   non-2xx {run.non_2xx}   "
+            f"p99 {run.p99_us / 1000:7.2f} ms   CPU/request {run.server_us:5.1f} us "
+            f"+ Redis {run.redis_us:5.1f} us   non-2xx {run.non_2xx}   "
             f"socket errors {run.socket_errors}   other load {run.other_cores:.2f} cores"
         )
 
@@ -716,6 +789,11 @@ def summary(f: dict[str, Any], http: HttpResult) -> str:
         f"  pipeline / reserve      {f['pipeline_over_reserve']:.2f}x   "
         f"(target >= {PIPELINE_TARGET}x: {verdict('pipeline_over_reserve')})",
         f"  pipeline / raw insert   {f['pipeline_over_raw']:.2f}x",
+        "server CPU per request (Redis's beside it):",
+        *[
+            f"  {name:<8} {cpu['server']:6.1f} us   (+ {cpu['redis']:5.1f} us in Redis)"
+            for name, cpu in f["cpu_us_per_request"].items()
+        ],
     ]
     if c["cpu_busy_before"] > 0.1 or f["max_other_cores"] > OTHER_LOAD_WARN:
         lines.append(
@@ -745,6 +823,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=500, help="pipeline and raw insert batch (500)")
     p.add_argument("--redis-url", help="use this Redis instead of an embedded Valkey")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.add_argument(
+        "--profile",
+        type=Path,
+        help="after the rounds, py-spy the server through a noop and a reserve run; "
+        "collapsed stacks go to this directory",
+    )
     return p.parse_args(argv)
 
 
