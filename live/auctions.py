@@ -332,15 +332,18 @@ class Auctions:
 
     # -- after the close -----------------------------------------------------------------------
 
-    async def advance(self, room_id: int) -> None:
+    async def advance(self, room_id: int) -> bool:
         """Move each unfinished auction of the room one step along: close it once due, award
         the lot to the round's winner, and follow the winner's hold (paid: sold; lapsed or
-        released: the next bidder, or unsold). Any node may run it at any time."""
-        for auction_id in await self.active(room_id):
+        released: the next bidder, or unsold). Any node may run it at any time. Whether the
+        room had any unfinished (the room's tick then keeps its 100 ms pace for it)."""
+        active = await self.active(room_id)
+        for auction_id in active:
             try:
                 await self._advance_one(room_id, auction_id)
             except DomainError:
                 log.exception("auction %s of room %s could not advance", auction_id, room_id)
+        return bool(active)
 
     async def _advance_one(self, room_id: int, auction_id: int) -> None:
         answer = await self._call("lc_auction_close", room_id, auction_id)

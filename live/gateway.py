@@ -108,6 +108,9 @@ CHAT_STRIKES = frozenset(
 )
 # A snapshot's chat is looked for among the room's last this many events.
 RECENT_EVENTS_SCANNED = 400
+# A room's deal edge (a start, an end) this close makes its tick run every time again: the edge
+# is then found within a tick, by Redis's clock, however far this node's clock is off by less.
+EDGE_LEAD_MS = 500
 # Nudged moves of one room on this node start at least this far apart (kernel/nudge.py): in a
 # reservation storm a move per batch would read the room and each deal's stock hundreds of times
 # a second for figures the hub sends at most every 100 ms; this bounds it at 50 a second, and
@@ -190,6 +193,13 @@ class Gateway:
         self.background: set[asyncio.Task[None]] = set()
         self.nudges = Nudges(self._nudged, "room", spacing_s=MOVE_SPACING_S)
         self._moving: dict[int, asyncio.Lock] = {}  # per watched room: one move at a time
+        # What the ticker needs to leave an idle room alone between reports (decision 0051):
+        # each watched room's last move, its next deal edge (ms), and whether it has an
+        # auction or giveaway still to close.
+        self._moved: dict[int, live_service.Advanced] = {}
+        self._edges: dict[int, int] = {}
+        self._formats_busy: set[int] = set()
+        self.moves = 0  # rooms moved (a metric: what an idle room costs)
 
     async def serve(self, ws: WebSocket, room_id: int, outlet: Outlet) -> None:
         connection = Connection(self, ws, room_id, outlet)
@@ -296,6 +306,12 @@ class Gateway:
                 next_report = loop.time() + self.config.report_s
             advanced: dict[int, live_service.Advanced] = {}
             for room_id, room in list(self.hub.rooms.items()):
+                if not report and not self._busy(room_id, room):
+                    # Idle (decision 0051): moved a report period ago at most, which the
+                    # room sweep may take as this tick's.
+                    if room_id in self._moved:
+                        advanced[room_id] = self._moved[room_id]
+                    continue
                 try:
                     advanced[room_id] = await self._tick_room(room_id, room, report)
                 except asyncio.CancelledError:
@@ -307,6 +323,30 @@ class Gateway:
             await self._sweep_share(advanced)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.config.tick_s)
+
+    def _busy(self, room_id: int, room: LocalRoom) -> bool:
+        """Does the room need this tick, between its reports? Yes if events reached it since
+        its last move (a deal added, a keyword, chat: the caches and the log follow), if a
+        deal's clock edge is near, or if it has an auction or giveaway to close. A stock change
+        reaches it as a nudge, not by tick (decision 0048)."""
+        moved = self._moved.get(room_id)
+        if moved is None or room.delivered_upto() != moved.seq or room_id in self._formats_busy:
+            return True
+        edge = self._edges.get(room_id)
+        return edge is not None and now_ms() >= edge - EDGE_LEAD_MS
+
+    def _remember_move(self, room_id: int, advanced: live_service.Advanced) -> None:
+        self._moved[room_id] = advanced
+        room = advanced.room
+        edges = [
+            d["starts_ms"] if d["status"] == FlashDealStatus.SCHEDULED else d["ends_ms"]
+            for d in (room["deals"] if room is not None else ())
+            if d["status"] in (FlashDealStatus.SCHEDULED, FlashDealStatus.LIVE)
+        ]
+        if edges:
+            self._edges[room_id] = min(edges)
+        else:
+            self._edges.pop(room_id, None)
 
     async def _sweep_share(self, advanced: dict[int, live_service.Advanced]) -> None:
         if self.sweep is None:
@@ -337,8 +377,13 @@ class Gateway:
     ) -> live_service.Advanced:
         advanced = await self._move(room_id, room)
         try:
+            busy = False
             for format_ in self.formats:
-                await format_.advance(room_id)  # a watched room's close is not left waiting
+                busy |= await format_.advance(room_id)  # a watched room's close is not left waiting
+            if busy:
+                self._formats_busy.add(room_id)
+            else:
+                self._formats_busy.discard(room_id)
         except Exception:
             log.exception("room %s: its auctions or giveaways could not advance", room_id)
         if not report:
@@ -365,6 +410,8 @@ class Gateway:
 
     async def _move_now(self, room_id: int, room: LocalRoom) -> live_service.Advanced:
         advanced = await live_service.advance(self.store, self.holds, room_id)
+        self.moves += 1
+        self._remember_move(room_id, advanced)
         if advanced.room is not None:
             self.deals_of[room_id] = {d["deal_id"] for d in advanced.room["deals"]}
             self.keywords_of[room_id] = CommentSales.keywords(advanced.room)
@@ -397,7 +444,9 @@ class Gateway:
 
     async def _forget_empty_rooms(self) -> None:
         """Rooms nobody here watches any more: count their last likes, drop their caches."""
-        known = set(self.deals_of) | set(self.likes) | set(self._snapshots) | set(self._moving)
+        known = (
+            set(self.deals_of) | set(self.likes) | set(self._snapshots) | set(self._moving)
+        ) | set(self._moved)
         for room_id in self.hub.prune(known):
             likes = self.likes.pop(room_id, 0)
             lock = self._moving.get(room_id)
@@ -407,6 +456,9 @@ class Gateway:
             self.keywords_of.pop(room_id, None)
             self.bags_of.pop(room_id, None)
             self._snapshots.pop(room_id, None)
+            self._moved.pop(room_id, None)
+            self._edges.pop(room_id, None)
+            self._formats_busy.discard(room_id)
             if likes:
                 await self.store.add_likes(room_id, likes)
 

@@ -219,13 +219,16 @@ class Giveaways:
         members = await self.redis.smembers(self._keys(room_id, 0)[5])
         return sorted(int(m) for m in members)
 
-    async def advance(self, room_id: int) -> None:
-        """Draw each giveaway once due and follow its winner's hold (claimed or lapsed)."""
-        for giveaway_id in await self.active(room_id):
+    async def advance(self, room_id: int) -> bool:
+        """Draw each giveaway once due and follow its winner's hold (claimed or lapsed). Whether
+        the room had any unfinished (the room's tick then keeps its 100 ms pace for it)."""
+        active = await self.active(room_id)
+        for giveaway_id in active:
             try:
                 await self._advance_one(room_id, giveaway_id)
             except DomainError:
                 log.exception("giveaway %s of room %s could not advance", giveaway_id, room_id)
+        return bool(active)
 
     async def _advance_one(self, room_id: int, giveaway_id: int) -> None:
         answer = await self._call("lc_giveaway_due", room_id, giveaway_id)

@@ -6,8 +6,9 @@ For livecart (``livecart serve``, a fresh Valkey and SQLite file, one live room)
 then nothing), wait a second, and read the server's RSS; the difference over the viewer count is
 the memory per idle viewer (as bench_fanout.py reads it). Then the same again with the server
 under tracemalloc: the allocations that appeared while the viewers connected, per viewer,
-grouped by file:line. Memory only: no timing is taken. Run:
-``python loadtests/viewer_memory.py [--viewers 500] [--top 15] [--frames 1]``.
+grouped by file:line. No timing is taken; with ``--idle-s S`` the untraced runs also read the
+server's CPU over S seconds of the viewers doing nothing (issue 21: what an idle room costs).
+Run: ``python loadtests/viewer_memory.py [--viewers 500] [--top 15] [--frames 1] [--idle-s 0]``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from loadtests.bench_fanout import (
     Tally,
     ViewerProtocol,
+    cpu_seconds,
     livecart_room,
     raise_open_files,
     rss_bytes,
@@ -160,23 +162,36 @@ def hang_up(viewers: list[ViewerProtocol]) -> None:
             v.transport.abort()
 
 
-def measure(target: str, workdir: Path, n: int, frames: int | None) -> dict[str, object]:
-    """RSS per viewer (untraced run) or the tracemalloc difference (traced run)."""
+def measure(
+    target: str, workdir: Path, n: int, frames: int | None, idle_s: float = 0
+) -> dict[str, object]:
+    """RSS per viewer (untraced run) or the tracemalloc difference (traced run); with
+    ``idle_s``, the server's CPU share of a core over that long with the viewers connected."""
     with running(target, workdir, frames) as (server, secret, room):
         port = server.port
         snap_path = workdir / f"{target}.snapshot"
         before = snapshot(server, snap_path) if frames is not None else None
         rss0 = rss_bytes(server.pid)
 
-        async def go() -> tuple[int, tracemalloc.Snapshot | None]:
+        async def go() -> tuple[int, tracemalloc.Snapshot | None, float]:
             viewers = await connect(target, port, room, secret, n)
             rss1 = rss_bytes(server.pid)
             after = snapshot(server, snap_path) if frames is not None else None
+            idle = 0.0
+            if idle_s:
+                began, cpu = time.monotonic(), cpu_seconds(server.pid)
+                await asyncio.sleep(idle_s)  # the viewers' loop keeps answering pings
+                idle = (cpu_seconds(server.pid) - cpu) / (time.monotonic() - began)
             hang_up(viewers)
-            return rss1, after
+            return rss1, after, idle
 
-        rss1, after = asyncio.run(go())
-        return {"rss_per_viewer": (rss1 - rss0) / n, "before": before, "after": after}
+        rss1, after, idle = asyncio.run(go())
+        return {
+            "rss_per_viewer": (rss1 - rss0) / n,
+            "before": before,
+            "after": after,
+            "idle_cpu": idle,
+        }
 
 
 def top_sites(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, n: int, top: int) -> str:
@@ -207,19 +222,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--top", type=int, default=15)
     p.add_argument("--frames", type=int, default=1, help="traceback depth of each allocation")
     p.add_argument("--no-trace", action="store_true", help="RSS only")
+    p.add_argument(
+        "--idle-s", type=float, default=0, help="also read the server's CPU over this long idle"
+    )
     args = p.parse_args(argv)
     if not 1 <= args.viewers <= 1000:
         p.error("--viewers: 1 to 1000")
     rss: dict[str, float] = {}
+    idle: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="livecart-viewers-") as tmp:
         workdir = Path(tmp)
         for target in ("baseline", "livecart"):
             say(f"{target}: {args.viewers} idle viewers, RSS ...")
-            rss[target] = float(measure(target, workdir, args.viewers, None)["rss_per_viewer"])  # type: ignore[arg-type]
+            got = measure(target, workdir, args.viewers, None, args.idle_s)
+            rss[target] = float(got["rss_per_viewer"])  # type: ignore[arg-type]
+            idle[target] = float(got["idle_cpu"])  # type: ignore[arg-type]
         print(f"RSS per idle viewer, {args.viewers} viewers:")
         for target, value in rss.items():
             print(f"  {target:8} {value / 1024:6.1f} KB")
         print(f"  ratio    {rss['livecart'] / rss['baseline']:6.2f}x baseline")
+        if args.idle_s:
+            print(f"server CPU with the {args.viewers} viewers idle for {args.idle_s:g} s:")
+            for target, share in idle.items():
+                print(f"  {target:8} {share:7.2%} of a core")
         if args.no_trace:
             return 0
         for target in ("baseline", "livecart"):

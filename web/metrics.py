@@ -86,6 +86,11 @@ class Metrics:
             "Room messages this node took from the bus for its viewers",
             registry=self.registry,
         )
+        self.room_moves = Gauge(
+            "livecart_room_moves",
+            "Moves of watched rooms (deals along the clock, stock read) by tick or nudge",
+            registry=self.registry,
+        )
 
     def render_media(self, media: Broadcasts) -> None:
         self.webrtc_peers.set(media.peers)
@@ -94,8 +99,9 @@ class Metrics:
         self.video_keyframes.set(media.keyframes)
         self.asyncio_tasks.set(len(asyncio.all_tasks()))
 
-    def render_gateway(self, hub: Hub, bus: RoomBus) -> None:
+    def render_gateway(self, hub: Hub, bus: RoomBus, moves: int) -> None:
         counts = hub.counts()
+        self.room_moves.set(moves)
         self.ws_viewers.set(sum(counts.values()))
         self.ws_rooms.set(len(counts))
         self.ws_dropped.set(hub.dropped)

@@ -62,7 +62,7 @@ async def metrics(request: Request) -> Response:
     svc = services(request)
     lag = await svc.pipeline.lag() if svc.pipeline is not None else 0
     stats = svc.pipeline.stats if svc.pipeline is not None else None
-    svc.metrics.render_gateway(svc.hub, svc.bus)
+    svc.metrics.render_gateway(svc.hub, svc.bus, svc.gateway.moves)
     svc.metrics.render_media(request.app.state.broadcasts)
     return Response(
         svc.metrics.render(stats, lag), media_type="text/plain; version=0.0.4; charset=utf-8"
