@@ -213,8 +213,12 @@ class RoomBus:
                     self.hub.send_later(viewer, payload)
             return
         seq = int(head)
-        gap = room.last_seq is not None and seq > room.last_seq + 1
-        if gap and not await self.catch_up(room, seq - 1):
+        # What the viewers here have: the last event, or (none heard here yet) the number
+        # their snapshots were read at. The room's subscription can start a moment after a
+        # joiner's snapshot was read (two connections), so the first event heard here may
+        # already come after a gap.
+        after = room.delivered_upto()
+        if after is not None and seq > after + 1 and not await self.catch_up(room, seq - 1):
             return
         room.add_event(seq, payload)
 
