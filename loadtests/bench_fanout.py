@@ -30,6 +30,9 @@ import sys
 import tempfile
 import time
 from array import array
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +42,7 @@ import orjson
 # livecart is not installed).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.harness import free_port, livecart, serve
+from tests.harness import Server, free_port, livecart, serve
 
 HERE = Path(__file__).resolve()
 SERVER_CPU, CLIENT_CPU = "0", "1"
@@ -403,10 +406,8 @@ def clients(
     return result
 
 
-def livecart_room(base: str, database_url: str) -> int:
-    """A seller, a live room: made in SQL and over the API like a creator would."""
-    import httpx
-
+def livecart_seller(database_url: str) -> tuple[str, int]:
+    """A new seller with a shop, made in SQL: its API token and the shop's id."""
     from catalog import service
     from kernel.db import Database
 
@@ -422,7 +423,14 @@ def livecart_room(base: str, database_url: str) -> int:
         finally:
             await db.close()
 
-    token, shop = asyncio.run(seller())
+    return asyncio.run(seller())
+
+
+def livecart_room(base: str, database_url: str, seller: tuple[str, int] | None = None) -> int:
+    """A live room: its seller made in SQL, the room over the API like a creator would."""
+    import httpx
+
+    token, shop = seller or livecart_seller(database_url)
     h = {"Authorization": f"Bearer {token}"}
     room = httpx.post(f"{base}/api/rooms", headers=h, json={"shop_id": shop, "title": "Bench"})
     room_id: int = room.json()["room"]["id"]
@@ -430,14 +438,24 @@ def livecart_room(base: str, database_url: str) -> int:
     return room_id
 
 
-def run_livecart(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+@dataclass
+class Node:
+    """A ``livecart serve`` of its own: pinned to SERVER_CPU, its Valkey to CLIENT_CPU."""
+
+    server: Server
+    database_url: str
+    secret: str
+
+
+@contextmanager
+def livecart_node(workdir: Path, name: str, **extra_env: str) -> Iterator[Node]:
     from web.embedded import EmbeddedValkey
     from web.migrate import upgrade
 
     secret = secrets.token_urlsafe(16)
-    database_url = f"sqlite:///{workdir / f'bench-{args.n}.db'}"
+    database_url = f"sqlite:///{workdir / f'bench-{name}.db'}"
     upgrade(database_url)
-    with EmbeddedValkey(workdir / f"valkey-{args.n}", persistent=False) as valkey:
+    with EmbeddedValkey(workdir / f"valkey-{name}", persistent=False) as valkey:
         # Valkey shares the clients' core: the server's core is its alone, as the baseline's is.
         if pinned(CLIENT_CPU) and valkey._process is not None:
             subprocess.run(
@@ -454,12 +472,18 @@ def run_livecart(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "LIVECART_PORT": str(port),
             "LIVECART_BENCH_ROUTES": "1",
             "LIVECART_DATA_DIR": str(workdir),
+            **extra_env,
         }
         command = [*pinned(SERVER_CPU), *livecart("serve")]
-        log = workdir / "livecart.log"
+        log = workdir / f"livecart-{name}.log"
         with serve(command, port=port, env=env, log=log, ready_path="/readyz") as server:
-            room = livecart_room(server.base_url, database_url)
-            return clients(args, "livecart", port, server.pid, room, secret)
+            yield Node(server, database_url, secret)
+
+
+def run_livecart(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    with livecart_node(workdir, str(args.n)) as node:
+        room = livecart_room(node.server.base_url, node.database_url)
+        return clients(args, "livecart", node.server.port, node.server.pid, room, node.secret)
 
 
 def run_baseline(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:

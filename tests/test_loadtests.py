@@ -170,3 +170,23 @@ def test_bench_video_reads_frame_numbers_back_for_latency() -> None:
     assert step["unmatched"] == 0, step  # every number read is one the publisher sent
     assert 0 < step["p50_ms"] <= step["p95_ms"] <= step["max_ms"], step
     assert step["delivered"] > 0 and step["load_cpu"] > 0, step
+
+
+def test_bench_soldout_times_a_pushed_sell_out_at_every_viewer() -> None:
+    """loadtests/bench_soldout.py at a tiny size, its server's room tick set to an hour: every
+    viewer must still see the sell-out (pushed, not ticked), and the lags be sane. Only sanity
+    is asserted, never a wall-clock bound."""
+    ran = subprocess.run(
+        [sys.executable, str(ROOT / "loadtests" / "bench_soldout.py"), "--viewers", "20",
+         "--units", "3", "--buyers", "6", "--connections", "2", "--rounds", "1",
+         "--tick-s", "3600", "--json"],
+        capture_output=True, text=True, timeout=180, cwd=ROOT,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    (row,) = json.loads(ran.stdout)
+    assert row["answers"] == {"201": 3, "409": 3}, row  # 3 units held, 3 buyers refused
+    assert row["saw_sold_out"] == 20, row
+    assert row["moves_seen"] == 1, row  # one move emitted it, and every viewer got that one
+    assert 0 <= row["hold_to_move_ms"] <= row["lag_p50_ms"], row
+    assert row["lag_p50_ms"] <= row["lag_p99_ms"] <= row["lag_max_ms"], row
+    assert row["floor"]["delivered_share"] == 1.0, row  # the bare server's frames all arrived
