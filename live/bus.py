@@ -4,6 +4,12 @@ room's slot, not to every node) and its notices channel with SUBSCRIBE (messages
 of other slots); it hands each room's events to its local viewers in sequence order
 (decision 0037), and each nudge (a deal's stock changed) to the gateway (decision 0048).
 
+A joiner's room is followed before its snapshot is read, and ``follow`` returns only once the
+listener has read Redis's confirmation of both subscriptions (or after CONFIRM_TIMEOUT_S):
+redis-py's subscribe calls only send the command, and the snapshot is read on another
+connection, so Redis could otherwise run the read first and drop the events published in
+between for this node, where nothing can see the gap while the joiner is still joining.
+
 Redis pub/sub delivers at most once. A node that sees a gap in a room's numbers fetches the
 missing events from the room's log first, and the gateway's tick fills a room from its log
 whatever the bus brought; a node whose subscription broke closes its viewers with 4002 so each
@@ -15,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from redis.asyncio.client import PubSub
@@ -32,6 +38,10 @@ log = logging.getLogger("livecart.bus")
 IDLE_PING_S = 5.0
 PONG_TIMEOUT_S = 5.0
 MESSAGE_TYPES = {"message", "smessage"}
+SUBSCRIBED_TYPES = {"subscribe", "ssubscribe"}  # Redis's confirmation of a (S)SUBSCRIBE
+# The longest a join waits for its room's subscriptions to be confirmed: past it, a slow or
+# failing Redis must not hold joins; the room is heard late at worst (the ticker fills it).
+CONFIRM_TIMEOUT_S = 2.0
 # A cluster's sharded subscriptions are read by polling each shard's connection in turn, a
 # slice of this each: the most a message waits behind an idle shard, and the most a new room's
 # subscription waits for the poll holding that connection.
@@ -55,6 +65,10 @@ class RoomBus:
         self.pubsub: PubSub | None = None
         self.following: set[int] = set()
         self._subscribed = asyncio.Event()  # a first subscription made the connection
+        # Rooms whose subscriptions Redis has not confirmed yet: the channels still to hear of,
+        # and an event set when none is left, which every joiner of the room waits on. (An
+        # event, not a future: a joiner's timed-out wait must not cancel the others'.)
+        self._confirming: dict[int, tuple[set[bytes], asyncio.Event]] = {}
         # Told the room of each nudge heard (a deal's stock changed: RoomStore.nudge); the
         # gateway moves the room now (decision 0048). Must not block.
         self.nudged: Callable[[int], None] = _unheard
@@ -65,7 +79,8 @@ class RoomBus:
             # Bytes in, bytes out; named, so CLIENT LIST tells a node's bus connections apart.
             client = connect(self.redis_url, decode_responses=False, client_name=self.name)
             try:
-                async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
+                # Subscribe confirmations are read too: ``follow`` waits for its room's.
+                async with client.pubsub() as pubsub:
                     self.pubsub, self.following = pubsub, set()
                     self._subscribed.clear()
                     await self._subscribe(pubsub, set(self.hub.rooms))
@@ -86,19 +101,37 @@ class RoomBus:
                 backoff = min(backoff * 2, 5.0)
             finally:
                 self.pubsub = None
+                # Nothing will confirm a subscription of this connection now: let its joiners
+                # go on (the new subscription resyncs every viewer here anyway).
+                self._stop_confirming(self._confirming.keys())
                 await client.aclose()
 
     async def follow(self, room_id: int) -> None:
-        """Subscribe to a room a viewer joins here, before its snapshot is read: every event
-        after the snapshot then arrives by the bus (or the log, if the bus drops it). A room
-        the subscription is being remade for is subscribed by ``run`` with the rest."""
+        """Subscribe to a room a viewer joins here, before its snapshot is read, and return
+        once Redis has confirmed the subscriptions: every event after the snapshot then
+        arrives by the bus (or the log, if the bus drops it). Sending SSUBSCRIBE is not
+        enough: the snapshot is read on another connection, which Redis may serve first.
+        A second joiner of a room still being subscribed waits for the same confirmation.
+        After CONFIRM_TIMEOUT_S the join goes on with a warning rather than hang. A room the
+        subscription is being remade for is subscribed by ``run`` with the rest."""
         pubsub = self.pubsub
-        if pubsub is None or room_id in self.following:
+        if pubsub is None:
+            return
+        if room_id not in self.following:
+            try:
+                await self._subscribe(pubsub, {room_id})
+            except Exception:  # the reader fails on the same connection and resubscribes all
+                log.warning("room %s: could not subscribe now", room_id, exc_info=True)
+                return
+        confirming = self._confirming.get(room_id)
+        if confirming is None:  # confirmed already
             return
         try:
-            await self._subscribe(pubsub, {room_id})
-        except Exception:  # the reader fails on the same connection and resubscribes all
-            log.warning("room %s: could not subscribe now", room_id, exc_info=True)
+            await asyncio.wait_for(confirming[1].wait(), CONFIRM_TIMEOUT_S)
+        except TimeoutError:
+            log.warning("room %s: subscription not confirmed in %s s", room_id, CONFIRM_TIMEOUT_S)
+            if self._confirming.get(room_id) is confirming:  # not a new subscription's
+                self._stop_confirming([room_id])  # its other joiners go on too
 
     async def _subscribe(self, pubsub: PubSub, room_ids: set[int]) -> None:
         fresh = sorted(room_ids - self.following)
@@ -107,12 +140,18 @@ class RoomBus:
         self.following.update(fresh)
         self._subscribed.set()
         rooms = [self.keys.room(room_id) for room_id in fresh]
+        # Before sending: the listener may read a confirmation before the send returns.
+        for room_id, k in zip(fresh, rooms, strict=True):
+            channels = {k.channel.encode(), k.notices.encode()}
+            self._confirming[room_id] = (channels, asyncio.Event())
         await pubsub.ssubscribe(*(k.channel for k in rooms))
         await pubsub.subscribe(*(k.notices for k in rooms))
 
     async def _unfollow_left(self, pubsub: PubSub) -> None:
-        """Unsubscribe from rooms nobody here watches any more."""
-        left = sorted(self.following - self.hub.rooms.keys())
+        """Unsubscribe from rooms nobody here watches any more. A room whose subscription is
+        not confirmed yet is left for a later round: its confirmation, read after a new
+        subscription of the room, would be taken for the new one's."""
+        left = sorted(self.following - self.hub.rooms.keys() - self._confirming.keys())
         if not left:
             return
         self.following.difference_update(left)
@@ -176,8 +215,30 @@ class RoomBus:
 
     async def _deliver(self, message: dict[str, Any]) -> None:
         kind = message["type"]
-        if (kind.decode() if isinstance(kind, bytes) else kind) in MESSAGE_TYPES:
+        kind = kind.decode() if isinstance(kind, bytes) else kind
+        if kind in MESSAGE_TYPES:
             await self.dispatch_safely(message["channel"], message["data"])
+        elif kind in SUBSCRIBED_TYPES:
+            self._confirmed(message["channel"])
+
+    def _confirmed(self, channel: bytes) -> None:
+        """Redis subscribed this connection to ``channel``: a room's joiners go on once both
+        of its channels are. (A confirmation of a room not waited for, as a cluster shard's
+        reconnect replays its subscriptions, is nothing to do.)"""
+        room_id = self.keys.room_of_channel(channel)
+        if room_id is None or room_id not in self._confirming:
+            return
+        channels, _ = self._confirming[room_id]
+        channels.discard(channel)
+        if not channels:
+            self._stop_confirming([room_id])
+
+    def _stop_confirming(self, room_ids: Iterable[int]) -> None:
+        """Let the joiners waiting for these rooms' subscriptions go on, and forget them."""
+        for room_id in list(room_ids):
+            confirming = self._confirming.pop(room_id, None)
+            if confirming is not None:
+                confirming[1].set()
 
     async def dispatch_safely(self, channel: bytes, data: bytes) -> None:
         """A failed delivery (Redis busy during a gap fill, say) is left to the ticker, which

@@ -1,6 +1,7 @@
 """The room bus in process, on a real Redis-compatible server: rooms' events reach this node's
-viewers once and in order, a gap in the pub/sub stream is filled from the room's log, and when
-the log or the subscription lost something the viewers are told to resync."""
+viewers once and in order, a room is heard from the moment ``follow`` returns, a gap in the
+pub/sub stream is filled from the room's log, and when the log or the subscription lost
+something the viewers are told to resync."""
 
 from __future__ import annotations
 
@@ -11,11 +12,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import orjson
 import pytest
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
+import live.bus
 from kernel.clock import now_ms
 from live import rules
 from live.bus import RoomBus
@@ -252,6 +256,130 @@ async def test_a_broken_subscription_comes_back_and_every_viewer_resyncs(
     last = await node.add_products(2)
     await until(has_events(again, 2), "events over the new subscription")
     assert seqs(kept(again)) == [last - 1, last]
+
+
+class SlowLink:
+    """TCP proxies to the Redis servers that hold every byte a client sends for ``delay``
+    seconds (in order) and pass replies straight back: a command is sent long before Redis
+    runs it, as on a busy network or server, while a direct connection is served at once."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.servers: list[asyncio.Server] = []
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def to(self, port: int) -> int:
+        """A proxy to the server on ``port``; returns the proxy's port."""
+
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port)
+            pipes = {
+                asyncio.create_task(self._pipe(reader, up_writer, self.delay)),
+                asyncio.create_task(self._pipe(up_reader, writer, 0.0)),
+            }
+            self.tasks |= pipes
+            try:
+                await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for pipe in pipes:
+                    pipe.cancel()
+                for end in (writer, up_writer):
+                    end.close()
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        self.servers.append(server)
+        return int(server.sockets[0].getsockname()[1])
+
+    @staticmethod
+    async def _pipe(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        held: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+        async def send() -> None:
+            while True:
+                due, data = await held.get()
+                if due > loop.time():
+                    await asyncio.sleep(due - loop.time())  # the link's delay, not a wait
+                writer.write(data)
+                await writer.drain()
+
+        sender = asyncio.create_task(send())
+        try:
+            while data := await reader.read(1 << 16):
+                held.put_nowait((loop.time() + delay, data))
+                if sender.done():
+                    return
+        finally:
+            sender.cancel()
+
+    async def close(self) -> None:
+        for server in self.servers:
+            server.close()
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        for server in self.servers:
+            await server.wait_closed()
+
+
+@pytest.fixture
+async def slow_running(
+    node: Node, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Subscribed]:
+    """The node's bus, running, with every byte it sends to Redis held half a second."""
+    link = SlowLink(0.5)
+    url = redis_url
+    if isinstance(node.redis, RedisCluster):
+        # The cluster client learns the nodes' addresses from the cluster (its startup nodes
+        # are only asked for the map): each is remapped to a proxy of its own.
+        proxies = {n.port: await link.to(n.port) for n in node.redis.get_nodes()}
+
+        connect = live.bus.connect
+
+        def slow_connect(url: str, **kwargs: Any) -> Redis:
+            client = connect(url, **kwargs)
+            assert isinstance(client, RedisCluster)
+            client.nodes_manager.address_remap = lambda address: (address[0], proxies[address[1]])
+            return client
+
+        monkeypatch.setattr(live.bus, "connect", slow_connect)
+    else:
+        parts = urlsplit(redis_url)
+        assert parts.port is not None
+        userinfo = parts.netloc.rpartition("@")[0]
+        netloc = f"{userinfo}@" if userinfo else ""
+        netloc += f"127.0.0.1:{await link.to(parts.port)}"
+        url = urlunsplit(parts._replace(netloc=netloc))
+    node.bus = RoomBus(url, node.keys, node.store, node.hub)
+    task = asyncio.create_task(node.bus.run(asyncio.Event()))
+    await asyncio.wait_for(node.bus.ready.wait(), 10)
+    yield Subscribed(task, set())
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await link.close()
+
+
+async def test_a_room_is_heard_from_the_moment_follow_returns(
+    node: Node, slow_running: Subscribed
+) -> None:
+    """A joiner's snapshot is read once ``follow`` returns, on another connection: Redis must
+    have subscribed the bus by then, or the events committed in between are lost by pub/sub
+    (and, the joiner still joining, nobody can see the gap). Here the bus's commands reach
+    Redis half a second late: an event and a notice published as soon as ``follow`` returned
+    must both be heard."""
+    start = await node.open_room()
+    ann = await node.join("ann", start)  # returns once the room is followed
+    last = await node.add_products(1)  # SPUBLISH on the room's events channel
+    notice: dict[str, Any] = {"type": "hold.granted", "ref": "r1"}
+    await node.redis.publish(node.keys.room(ROOM).notices, b"@ann " + orjson.dumps(notice))
+
+    async def both() -> bool:
+        return seqs(kept(ann)) == [last] and notice in kept(ann).messages()
+
+    await until(both, "the event and the notice published once follow returned", within=10)
 
 
 def has_frames(viewer: Viewer) -> Callable[[], Awaitable[bool]]:
