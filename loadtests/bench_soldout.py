@@ -7,7 +7,9 @@ process share the other core), a live room, and a flash deal of ``--units`` unit
 buyer. The client process connects ``--viewers`` viewers (raw asyncio sockets; each sends
 ``hello`` and waits for its ``holds``), waits out the deal's countdown and has ``--buyers``
 guests reserve at once over ``--connections`` keep-alive connections, the way a storm's first
-second does. Each viewer notes when a frame carrying ``deal.sold_out`` reached it.
+second does (``--connections 1000``: every buyer on a connection of its own, all sent at once).
+Each viewer notes when a frame carrying ``deal.sold_out`` reached it; each buyer how long its
+answer took from its request's send (the reserve latency a light client sees).
 
 The lag is measured from the last hold, by Redis's clock (its ``expires_ms`` less the hold's
 lifetime; Redis, the server and the clients share this machine's clock), to each viewer's
@@ -21,7 +23,7 @@ figures: past 70 % of a core, its own queue is in the latencies (the verdict say
 ``--tick-s 10`` runs the server with a 10 s room tick, so a sell-out that arrives at once was
 pushed (test_stock_push.py proves the same in the suite). Run:
 ``python loadtests/bench_soldout.py [--viewers 2000] [--units 200] [--buyers 1000]
-[--rounds 3] [--tick-s S] [--json]``.
+[--connections 32] [--rounds 3] [--tick-s S] [--json]``.
 """
 
 from __future__ import annotations
@@ -109,40 +111,55 @@ class Watcher(ViewerProtocol):
         super().data_received(data)
 
 
-async def reserve_all(
-    args: argparse.Namespace, tokens: list[str]
-) -> tuple[list[int], dict[int, int]]:
-    """Every buyer reserves one unit; the holds' expiries, and the answers by status."""
-    host = f"127.0.0.1:{args.port}"
-    body = b'{"qty":1}'
-    expiries: list[int] = []
-    statuses: dict[int, int] = {}
+class Buyers:
+    """``--buyers`` guests over ``--connections`` keep-alive connections, opened before the deal
+    does; each connection sends its buyers' reservations one after another. Each answer's time
+    from its request's send is kept: the reserve latency as a light client sees it."""
 
-    async def connection(mine: list[str]) -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", args.port)
+    def __init__(self, args: argparse.Namespace, tokens: list[str]) -> None:
+        self.args = args
+        shares = (tokens[i :: args.connections] for i in range(args.connections))
+        self.shares = [mine for mine in shares if mine]
+        self.links: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.expiries: list[int] = []  # the holds' (Redis time + the hold's lifetime)
+        self.statuses: dict[int, int] = {}
+        self.latency_ms: list[float] = []
+
+    async def connect(self) -> None:
+        for _ in self.shares:
+            self.links.append(await asyncio.open_connection("127.0.0.1", self.args.port))
+
+    async def reserve(self) -> None:
+        pairs = zip(self.links, self.shares, strict=True)
+        await asyncio.gather(*(self._send(link, mine) for link, mine in pairs))
+
+    async def _send(
+        self, link: tuple[asyncio.StreamReader, asyncio.StreamWriter], mine: list[str]
+    ) -> None:
+        reader, writer = link
+        body = b'{"qty":1}'
         try:
             for token in mine:
+                sent = time.perf_counter()
                 writer.write(
                     (
-                        f"POST /api/deals/{args.deal}/reserve HTTP/1.1\r\nHost: {host}\r\n"
-                        f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
-                        f"Content-Length: {len(body)}\r\n\r\n"
+                        f"POST /api/deals/{self.args.deal}/reserve HTTP/1.1\r\n"
+                        f"Host: 127.0.0.1:{self.args.port}\r\nAuthorization: Bearer {token}\r\n"
+                        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
                     ).encode()
                     + body
                 )
                 head = await reader.readuntil(b"\r\n\r\n")
+                length = re.search(rb"(?i)content-length: *(\d+)", head)
+                assert length is not None, head
+                answer = orjson.loads(await reader.readexactly(int(length.group(1))))
+                self.latency_ms.append((time.perf_counter() - sent) * 1000)
                 status = int(head.split(b" ", 2)[1])
-                length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
-                answer = orjson.loads(await reader.readexactly(length))
-                statuses[status] = statuses.get(status, 0) + 1
+                self.statuses[status] = self.statuses.get(status, 0) + 1
                 if status == 201:
-                    expiries.append(answer["hold"]["expires_ms"])
+                    self.expiries.append(answer["hold"]["expires_ms"])
         finally:
             writer.close()
-
-    shares = [tokens[i :: args.connections] for i in range(args.connections)]
-    await asyncio.gather(*(connection(mine) for mine in shares if mine))
-    return expiries, statuses
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -172,9 +189,12 @@ async def run_clients(args: argparse.Namespace) -> dict[str, Any]:
         viewers += batch
     tokens = [sessions.issue()[1] for _ in range(args.buyers)]
     # The deal opens by Redis's clock, which is this machine's: a moment after it, all at once.
+    buyers = Buyers(args, tokens)
+    await buyers.connect()
     await asyncio.sleep(max(0.0, args.starts_ms / 1000 + 0.05 - time.time()))
     cpu0, server0, wall0 = time.process_time(), cpu_seconds(args.server_pid), time.perf_counter()
-    expiries, statuses = await reserve_all(args, tokens)
+    await buyers.reserve()
+    expiries, statuses = buyers.expiries, buyers.statuses
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(audience.everyone.wait(), SEE_ALL_S)
     wall = time.perf_counter() - wall0
@@ -191,6 +211,9 @@ async def run_clients(args: argparse.Namespace) -> dict[str, Any]:
         "units": args.units,
         "buyers": args.buyers,
         "answers": {str(k): n for k, n in sorted(statuses.items())},
+        "connections": args.connections,
+        "reserve_p50_ms": percentile(sorted(buyers.latency_ms), 0.50),
+        "reserve_p99_ms": percentile(sorted(buyers.latency_ms), 0.99),
         "saw_sold_out": len(lags),
         "lag_p50_ms": percentile(lags, 0.50) if lags else None,
         "lag_p95_ms": percentile(lags, 0.95) if lags else None,
@@ -287,14 +310,16 @@ def table(rows: list[dict[str, Any]]) -> str:
 
     lines = [
         "| round | saw it | lag p50 | p95 | p99 | max ms | hold -> move ms "
-        "| move -> viewer p99 ms | client CPU | server CPU | bare broadcast p50 / p99 ms |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| move -> viewer p99 ms | reserve p50 / p99 ms | client CPU | server CPU "
+        "| bare broadcast p50 / p99 ms |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['round']} | {r['saw_sold_out']} of {r['viewers']} | {ms(r['lag_p50_ms'])} "
             f"| {ms(r['lag_p95_ms'])} | {ms(r['lag_p99_ms'])} | {ms(r['lag_max_ms'])} "
             f"| {ms(r['hold_to_move_ms'])} | {ms(r['move_to_viewer_p99_ms'])} "
+            f"| {ms(r['reserve_p50_ms'])} / {ms(r['reserve_p99_ms'])} "
             f"| {r['client_cpu_share']:.0%} | {r['server_cpu_share']:.0%} "
             f"| {ms(r['floor']['p50_ms'])} / {ms(r['floor']['p99_ms'])} |"
         )

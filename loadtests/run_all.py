@@ -1,18 +1,18 @@
-"""Every benchmark and the two storm scenarios, one after the other (about 15 minutes; each
+"""Every benchmark and the two storm scenarios, one after the other (about ten minutes; each
 step has its own time limit, and the command exits 1 if any step failed or ran out of time):
 
     python loadtests/run_all.py            # needs wrk (apt-get install wrk) for bench_reserve
 
 Runs, each bounded by its own time limit: bench_reserve.py (reserve vs a no-op endpoint,
 pipeline vs raw inserts, ~1 min), bench_fanout.py (room fan-out vs websockets.broadcast(),
-~2 min), bench_soldout.py (a sell-out reaching 2,000 viewers, ~1 min), viewer_memory.py (memory
-and CPU of 1,000 idle viewers, ~2 min), bench_video.py (encode-once vs aiortc's MediaRelay, then glass-to-glass latency at
-10 and 100 viewers, ~5 min), scenarios.py storm (2,000 viewers, a 200-unit deal) and
-scenarios.py reconnect (2,000 viewers drop and come back), ~1 min each. Each script's own
-report is printed as it finishes and kept, with a summary of times and exit codes, in ``--out``
-(default ``loadtests/reports/all-<time>/``). The figures belong in docs/benchmarks.md with the
-commit and date they were measured at. Run it on an otherwise idle machine: the benchmarks
-warn when other processes took CPU during a run.
+~2 min), bench_soldout.py (a sell-out reaching 2,000 viewers, ~1 min), viewer_memory.py
+(memory and CPU of 1,000 idle viewers, ~2 min), bench_video.py (encode-once vs aiortc's
+MediaRelay, then glass-to-glass latency at 10 and 100 viewers, ~5 min), scenarios.py storm
+(2,000 viewers, a 200-unit deal) and scenarios.py reconnect (2,000 viewers drop and come
+back), ~1 min each. Each script's own report is printed as it finishes and kept, with a summary
+of times and exit codes, in ``--out`` (default ``loadtests/reports/all-<time>/``). The figures
+belong in docs/benchmarks.md with the commit and date they were measured at. Run it on an
+otherwise idle machine: the benchmarks warn when other processes took CPU during a run.
 """
 
 from __future__ import annotations

@@ -8,7 +8,10 @@ the memory per idle viewer (as bench_fanout.py reads it). Then the same again wi
 under tracemalloc: the allocations that appeared while the viewers connected, per viewer,
 grouped by file:line. No timing is taken; with ``--idle-s S`` the untraced runs also read the
 server's CPU over S seconds of the viewers doing nothing (issue 21: what an idle room costs).
-Run: ``python loadtests/viewer_memory.py [--viewers 500] [--top 15] [--frames 1] [--idle-s 0]``.
+``--floor N`` instead reads livecart's CPU with N idle viewers as served, then with each of the
+node's loops switched off in turn (its settings set to an hour) and with all of them off: where
+an idle node's CPU goes. Run: ``python loadtests/viewer_memory.py [--viewers 500] [--top 15]
+[--frames 1] [--idle-s 0] [--floor N]``.
 """
 
 from __future__ import annotations
@@ -85,10 +88,12 @@ def server_command(target: str, port: int, frames: int | None) -> list[str]:
 
 
 @contextmanager
-def running(target: str, workdir: Path, frames: int | None) -> Iterator[tuple[Server, str, int]]:
+def running(
+    target: str, workdir: Path, frames: int | None, extra_env: dict[str, str] | None = None
+) -> Iterator[tuple[Server, str, int]]:
     """The server, livecart's secret ("" for the baseline), and the room the viewers join."""
     port = free_port()
-    env = {**os.environ, SNAPSHOT_ENV: str(workdir / f"{target}.snapshot")}
+    env = {**os.environ, SNAPSHOT_ENV: str(workdir / f"{target}.snapshot"), **(extra_env or {})}
     log = workdir / f"{target}.log"
     if target == "baseline":
         with serve(server_command(target, port, frames), port=port, env=env, log=log) as server:
@@ -163,11 +168,16 @@ def hang_up(viewers: list[ViewerProtocol]) -> None:
 
 
 def measure(
-    target: str, workdir: Path, n: int, frames: int | None, idle_s: float = 0
+    target: str,
+    workdir: Path,
+    n: int,
+    frames: int | None,
+    idle_s: float = 0,
+    extra_env: dict[str, str] | None = None,
 ) -> dict[str, object]:
     """RSS per viewer (untraced run) or the tracemalloc difference (traced run); with
     ``idle_s``, the server's CPU share of a core over that long with the viewers connected."""
-    with running(target, workdir, frames) as (server, secret, room):
+    with running(target, workdir, frames, extra_env) as (server, secret, room):
         port = server.port
         snap_path = workdir / f"{target}.snapshot"
         before = snapshot(server, snap_path) if frames is not None else None
@@ -192,6 +202,32 @@ def measure(
             "after": after,
             "idle_cpu": idle,
         }
+
+
+# The node's own loops, each switched off in turn for --floor (an hour is "never" in a run):
+# the money passes over SQL, the room ticker (moves, sweep share, reports), lapsed holds and
+# deal clocks, the order pipeline's stream reads, the reconcile pass, and websocket keepalive.
+FLOOR_LOOPS = {
+    "order sweeper": {"LIVECART_MONEY_INTERVAL_S": "3600"},
+    "room ticker": {"LIVECART_ROOM_TICK_S": "3600"},
+    "hold sweeper": {"LIVECART_SWEEP_INTERVAL_MS": "3600000"},
+    "order pipeline": {"LIVECART_RUN_WORKER": "0"},
+    "reconcile pass": {"LIVECART_RECONCILE_INTERVAL_S": "3600"},
+    "keepalive pings": {"LIVECART_WS_PING_INTERVAL_S": "3600"},
+}
+
+
+def floor(workdir: Path, n: int, idle_s: float) -> list[tuple[str, float]]:
+    """The server's CPU with ``n`` idle viewers: as it is, with each of its loops switched off
+    in turn, and with all of them off. What a loop costs is the first less its own line."""
+    runs = {"as served": {}, **{f"{name} off": env for name, env in FLOOR_LOOPS.items()}}
+    runs["all of them off"] = {k: v for env in FLOOR_LOOPS.values() for k, v in env.items()}
+    shares = []
+    for name, env in runs.items():
+        say(f"livecart, {n} idle viewers, {name} ...")
+        got = measure("livecart", workdir, n, None, idle_s, env)
+        shares.append((name, float(got["idle_cpu"])))  # type: ignore[arg-type]
+    return shares
 
 
 def top_sites(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, n: int, top: int) -> str:
@@ -225,7 +261,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--idle-s", type=float, default=0, help="also read the server's CPU over this long idle"
     )
+    p.add_argument(
+        "--floor",
+        type=int,
+        metavar="N",
+        help="instead: livecart's idle CPU with N viewers, each of its loops switched off in turn",
+    )
     args = p.parse_args(argv)
+    if args.floor is not None:
+        idle_s = args.idle_s or 30.0
+        with tempfile.TemporaryDirectory(prefix="livecart-floor-") as tmp:
+            shares = floor(Path(tmp), args.floor, idle_s)
+        print(f"livecart's CPU with {args.floor} viewers idle for {idle_s:g} s:")
+        for name, share in shares:
+            print(f"  {share:7.2%} of a core  {name}")
+        return 0
     if not 1 <= args.viewers <= 1000:
         p.error("--viewers: 1 to 1000")
     rss: dict[str, float] = {}
