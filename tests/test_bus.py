@@ -103,15 +103,22 @@ class Subscribed:
     clients: set[str]  # ids of the bus's connections to the server
 
 
-@pytest.fixture
-async def running(node: Node) -> AsyncIterator[Subscribed]:
-    """The node's bus, running: it subscribes to a room once a viewer joins it here."""
-    task = asyncio.create_task(node.bus.run(asyncio.Event()))
-    await asyncio.wait_for(node.bus.ready.wait(), 10)
+@contextlib.asynccontextmanager
+async def bus_running(bus: RoomBus) -> AsyncIterator[Subscribed]:
+    """The bus, running until the block ends."""
+    task = asyncio.create_task(bus.run(asyncio.Event()))
+    await asyncio.wait_for(bus.ready.wait(), 10)
     yield Subscribed(task, set())
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+@pytest.fixture
+async def running(node: Node) -> AsyncIterator[Subscribed]:
+    """The node's bus, running: it subscribes to a room once a viewer joins it here."""
+    async with bus_running(node.bus) as subscribed:
+        yield subscribed
 
 
 async def room_subscribers(redis: Redis, node: Node, kill: bool = False) -> set[str]:
@@ -353,12 +360,8 @@ async def slow_running(
         netloc += f"127.0.0.1:{await link.to(parts.port)}"
         url = urlunsplit(parts._replace(netloc=netloc))
     node.bus = RoomBus(url, node.keys, node.store, node.hub)
-    task = asyncio.create_task(node.bus.run(asyncio.Event()))
-    await asyncio.wait_for(node.bus.ready.wait(), 10)
-    yield Subscribed(task, set())
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    async with bus_running(node.bus) as subscribed:
+        yield subscribed
     await link.close()
 
 
