@@ -24,15 +24,20 @@ pytestmark = pytest.mark.storage
 CALM_WS_ENV = {**WS_ENV, "LIVECART_WS_PING_INTERVAL_S": "60", "LIVECART_WS_PING_TIMEOUT_S": "60"}
 
 
+def calm_node(
+    name: str, redis_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    log = tmp_path_factory.mktemp(name) / "server.log"
+    running = start_server(redis_url, database_url, log, **CALM_WS_ENV)
+    yield running
+    stop_server(running)
+
+
 @pytest.fixture(scope="module")
 def node_b(
     redis_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    running = start_server(
-        redis_url, database_url, tmp_path_factory.mktemp("node-b") / "server.log", **CALM_WS_ENV
-    )
-    yield running
-    stop_server(running)
+    yield from calm_node("node-b", redis_url, database_url, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -41,11 +46,7 @@ def node_a(
 ) -> Iterator[Server]:
     """Another node like node_b, for the busiest test (the session's ``server`` pings every
     second for the protocol tests' idle closes)."""
-    running = start_server(
-        redis_url, database_url, tmp_path_factory.mktemp("node-a") / "server.log", **CALM_WS_ENV
-    )
-    yield running
-    stop_server(running)
+    yield from calm_node("node-a", redis_url, database_url, tmp_path_factory)
 
 
 async def test_events_cross_nodes_in_order(
