@@ -13,7 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, Request, Response
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    Request,
+    Response,
+    expect,
+)
 
 CHROMIUM = os.environ.get("LIVECART_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -210,3 +218,12 @@ class CuttableProxy:
         for task in list(self._pipes):
             task.cancel()
         await asyncio.gather(*self._pipes, return_exceptions=True)
+
+
+async def joined(page: Page, timeout_ms: float = 5_000) -> None:
+    """The page's room socket has its welcome: the room is followed and its events and notices
+    reach the page. The banner must be there first: a locator that matches nothing counts as
+    hidden, and a page whose navigation has committed may not have parsed its body yet."""
+    banner = page.locator("#connection")
+    await expect(banner).to_be_attached(timeout=timeout_ms)
+    await expect(banner).to_be_hidden(timeout=timeout_ms)

@@ -205,20 +205,23 @@ def server(
 def storm_server(
     redis_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    """A second node on the same stores with the default keepalive (a ping every 20 s, 20 s to
-    answer), for tests that hold hundreds of websockets in one test process. The shared test
-    server pings every second to test idle closes quickly, and hundreds of viewers in one busy
-    test process can miss a one-second pong on a loaded machine (closed 1011)."""
+    """A second node on the same stores with the default settings (a ping every 20 s, 20 s to
+    answer, a 10 s hello timeout), for tests that hold hundreds of websockets in one test
+    process: they open a whole wave before any of it says hello, which can take longer than
+    WS_ENV's two-second hello timeout on a busy machine."""
     running = start_server(redis_url, database_url, tmp_path_factory.mktemp("storm") / "server.log")
     yield running
     stop_server(running)
 
 
-# Short websocket timers so the protocol tests see hello timeouts and idle closes quickly.
+# A short hello timeout so the protocol tests see it quickly. Keepalive pings a minute apart:
+# on a loaded two-core machine a one-second pong deadline closed a browser's or a test
+# client's socket mid-test (1011), and a closed studio misses its notices. The keepalive
+# itself is tested on its own node (test_gateway's ``pinging_server``).
 WS_ENV = {
     "LIVECART_WS_HELLO_TIMEOUT_S": "2",
-    "LIVECART_WS_PING_INTERVAL_S": "1",
-    "LIVECART_WS_PING_TIMEOUT_S": "1",
+    "LIVECART_WS_PING_INTERVAL_S": "60",
+    "LIVECART_WS_PING_TIMEOUT_S": "60",
     "LIVECART_ALLOWED_ORIGINS": "https://shop.example",
 }
 
@@ -240,9 +243,9 @@ def tight_server(
         LIVECART_ROOM_LOG_MAXLEN="5",
         LIVECART_CHAT_WINDOW_MS=str(TIGHT_CHAT_WINDOW_MS),
         LIVECART_WS_MAX_BUFFER="65536",
-        # Long keepalive: a viewer that stops reading must be dropped for its buffer here,
-        # not for missing pongs.
-        **{**WS_ENV, "LIVECART_WS_PING_INTERVAL_S": "60", "LIVECART_WS_PING_TIMEOUT_S": "60"},
+        # WS_ENV's keepalive is long: a viewer that stops reading must be dropped for its
+        # buffer here, not for missing pongs.
+        **WS_ENV,
     )
     yield running
     stop_server(running)
@@ -252,7 +255,7 @@ def tight_server(
 def narrow_server(
     redis_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    """A node whose only difference is a 64 KiB send buffer per viewer (and a long keepalive):
+    """A node whose only difference is a 64 KiB send buffer per viewer:
     for dropping a viewer that stops reading. tight_server's five-event room log would make a
     pin storm's viewers resync first whenever the bus lags the log (a cluster's shard
     subscription, just made, can), which is not the drop under test."""
@@ -261,7 +264,7 @@ def narrow_server(
         database_url,
         tmp_path_factory.mktemp("narrow") / "server.log",
         LIVECART_WS_MAX_BUFFER="65536",
-        **{**WS_ENV, "LIVECART_WS_PING_INTERVAL_S": "60", "LIVECART_WS_PING_TIMEOUT_S": "60"},
+        **WS_ENV,
     )
     yield running
     stop_server(running)

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.browser import DESKTOP, PHONE, new_page
+from tests.browser import DESKTOP, PHONE, joined, new_page
 from tests.conftest import SellerAccount, viewer_headers
 from tests.harness import Server
 from tests.helpers import until
@@ -84,7 +84,7 @@ async def test_the_studio_sparklines_move_with_the_rooms_traffic(
         await sign_in(creator, base, shop.token, then=f"/studio/{room}")
         viewer = phone.page
         await viewer.goto(f"{base}/live/{room}?lang=en")
-        await expect(viewer.locator("#connection")).to_be_hidden()
+        await joined(viewer)
 
         # The phone opens the bag (two products shown) and one product in it.
         await viewer.click("#bag-button")

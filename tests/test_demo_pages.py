@@ -22,6 +22,7 @@ from tests.browser import (
     PHONE,
     ROOM_TOP,
     Watched,
+    joined,
     new_page,
     overflowing,
     overlapping,
@@ -112,7 +113,7 @@ async def test_a_viewer_fills_a_cart_from_the_demo_bag_and_pays_once(
     try:
         page = viewer.page
         await page.goto(demo.watch)
-        await expect(page.locator("#connection")).to_be_hidden()
+        await joined(page)
         await expect(page.locator("#bag-count")).to_have_text("2")
 
         # The bag: the pinned jacket first, then the mug.
@@ -213,7 +214,7 @@ async def test_a_viewer_fills_a_cart_from_the_demo_bag_and_pays_once(
         # In Arabic the sheets read right to left and fit the phone.
         ar = arabic.page
         await ar.goto(demo.watch)
-        await expect(ar.locator("#connection")).to_be_hidden()
+        await joined(ar)
         assert await ar.evaluate("document.documentElement.dir") == "rtl"
         await ar.click("#bag-button")
         await ar.locator("#bag-items .bag-item button").first.click()
@@ -248,7 +249,7 @@ async def test_a_viewer_signs_up_during_the_live_and_keeps_the_hold_and_the_cart
     try:
         page = viewer.page
         await page.goto(demo.watch)
-        await expect(page.locator("#connection")).to_be_hidden()
+        await joined(page)
         await page.click("#bag-button")
         mug = page.locator("#bag-items .bag-item", has_text="Stoneware mug")
         await mug.locator("button").click()
@@ -314,7 +315,7 @@ async def test_a_newcomer_buys_the_demo_deal_on_a_phone_and_sees_the_live_end(
         path = demo.studio.removeprefix(demo.base)
         await sign_in(creator, demo.base, demo.token, then=path)
         # The page's script is running (its room socket is up, the bag drawn) before the tap.
-        await expect(creator.locator("#connection")).to_be_hidden()
+        await joined(creator)
         await expect(creator.locator("#bag .bag-item")).to_have_count(2)
         await creator.click("#go-live")
         await expect(creator.locator("#room-status")).to_have_text("live · on air", timeout=20_000)

@@ -28,7 +28,7 @@ from playwright.async_api import Browser, expect
 
 from kernel.db import Database
 from live.media import publisher as synthetic
-from tests.browser import DESKTOP, new_page
+from tests.browser import DESKTOP, joined, new_page
 from tests.conftest import SellerAccount, start_server
 from tests.harness import Server, stop_server
 from tests.helpers import http_room, make_seller
@@ -53,7 +53,13 @@ missing = [e for e in ("webrtcbin", "nicesrc", "vp8enc", "x264enc", "opusenc", "
            if Gst.ElementFactory.find(e) is None]
 assert not missing, missing
 """
-ENCODER_ENV = {**MEDIA_ENV, "LIVECART_VIDEO_KEYFRAME_INTERVAL_S": "2"}
+# A connect deadline far past any handshake here, so that an encoder that is told "DTLS
+# failed" was told so by the handshake, and a slow one on a loaded machine still connects.
+ENCODER_ENV = {
+    **MEDIA_ENV,
+    "LIVECART_VIDEO_KEYFRAME_INTERVAL_S": "2",
+    "LIVECART_WEBRTC_CONNECT_TIMEOUT_S": "60",
+}
 
 
 def gstreamer_or_skip() -> None:
@@ -237,10 +243,9 @@ async def test_an_encoder_whose_dtls_fails_is_told_logged_and_ended(
         )
         answered = await post_offer(encoder_server, room, creator.token, forged)
         assert answered.status_code == 201, answered.text
-        begun = time.monotonic()
         await pc.setRemoteDescription(RTCSessionDescription(answered.text, "answer"))
-        failed = await studio.next("stream.failed", within=5)
-        assert time.monotonic() - begun < 5
+        # Before the 60 s connect deadline, and said to be the handshake's failure.
+        failed = await studio.next("stream.failed", within=50)
         assert failed["code"] == "dtls_failed" and failed["reason"].startswith("DTLS failed")
         peer_url = f"{encoder_server.base_url}{answered.headers['location']}"
         gone = await client.delete(peer_url, headers={"Authorization": f"Bearer {creator.token}"})
@@ -269,7 +274,7 @@ async def test_the_studio_page_says_why_an_encoder_could_not_connect(
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     try:
         await sign_in(studio.page, encoder_server.base_url, creator.token, f"/studio/{room}")
-        await expect(studio.page.locator("#connection")).to_be_hidden()
+        await joined(studio.page)
         pc.addTrack(synthetic.TestPatternCamera(640, 360, 30, detail=False))
         await pc.setLocalDescription(await pc.createOffer())
         forged = re.sub(
@@ -280,7 +285,7 @@ async def test_the_studio_page_says_why_an_encoder_could_not_connect(
         answered = await post_offer(encoder_server, room, creator.token, forged)
         await pc.setRemoteDescription(RTCSessionDescription(answered.text, "answer"))
         await expect(studio.page.locator("#video-error")).to_have_text(
-            re.compile(r"^The encoder could not connect: DTLS failed"), timeout=10_000
+            re.compile(r"^The encoder could not connect: DTLS failed"), timeout=50_000
         )
         # The helper's product picture is an example.com address, which does not resolve.
         studio.problems = [p for p in studio.problems if "ERR_NAME_NOT_RESOLVED" not in p]

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.browser import DESKTOP, PHONE, new_page, overflowing
+from tests.browser import DESKTOP, PHONE, joined, new_page, overflowing
 from tests.conftest import SellerAccount, viewer_headers
 from tests.harness import Server
 from tests.test_pages import ADDRESS, CARD, sign_in
@@ -76,7 +76,7 @@ async def test_an_auction_and_a_giveaway_from_the_studio_to_the_phones(
         a, b = viewer_a.page, viewer_b.page
         for page in (a, b):
             await page.goto(f"{base}/live/{room_id}?lang=en")
-            await expect(page.locator("#connection")).to_be_hidden()
+            await joined(page)
 
         # A 20-second auction whose last 15 seconds are anti-snipe: a bid then moves the close.
         await creator.fill("#auction-start", "10.00")
@@ -175,7 +175,7 @@ async def test_a_sold_out_product_is_waited_for_from_the_bag_and_paid_when_a_uni
     try:
         page = viewer.page
         await page.goto(f"{base}/live/{room_id}?lang=en")
-        await expect(page.locator("#connection")).to_be_hidden()
+        await joined(page)
         await page.click("#bag-button")
         await (
             page.locator("#bag-items .bag-item", has_text="Stoneware mug").locator("button").click()

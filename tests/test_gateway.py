@@ -7,7 +7,7 @@ import asyncio
 import socket
 import struct
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -18,8 +18,14 @@ from websockets.exceptions import InvalidStatus
 
 from kernel.db import Database
 from live.keys import LiveKeys
-from tests.conftest import PREFIX, TIGHT_CHAT_WINDOW_MS, SellerAccount
-from tests.harness import Server
+from tests.conftest import (
+    PREFIX,
+    TIGHT_CHAT_WINDOW_MS,
+    WS_ENV,
+    SellerAccount,
+    start_server,
+)
+from tests.harness import Server, stop_server
 from tests.helpers import http_flash_deal, http_room, make_seller, until, until_flash_deal_live
 from tests.wsclient import WsViewer, raw_viewer
 from web.auth import GuestSessions
@@ -50,6 +56,19 @@ async def live(server: Server, shop: SellerAccount) -> AsyncIterator[LiveRoom]:
         deal = await http_flash_deal(http, shop, room, sku, quantity=10, limit=2)
         await until_flash_deal_live(http, room, int(deal["deal_id"]))
         yield LiveRoom(shop, room, product, sku, deal)
+
+
+@pytest.fixture(scope="module")
+def pinging_server(
+    redis_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """A node on the same stores that pings every second and waits a second for the pong, for
+    the keepalive test alone (WS_ENV's pings are a minute apart)."""
+    fast = {"LIVECART_WS_PING_INTERVAL_S": "1", "LIVECART_WS_PING_TIMEOUT_S": "1"}
+    log = tmp_path_factory.mktemp("pinging") / "server.log"
+    running = start_server(redis_url, database_url, log, **{**WS_ENV, **fast})
+    yield running
+    stop_server(running)
 
 
 def token(sessions: GuestSessions) -> tuple[str, str]:
@@ -703,11 +722,11 @@ async def test_oversized_message_closes_1009(
 
 
 async def test_idle_connection_is_pinged_then_closed(
-    server: Server, live: LiveRoom, sessions: GuestSessions
+    pinging_server: Server, live: LiveRoom, sessions: GuestSessions
 ) -> None:
     """A client that never answers pings (a raw socket that says hello, then only listens) is
     closed by the server."""
-    with raw_viewer(server.base_url, live.room, token(sessions)[1]) as sock:
+    with raw_viewer(pinging_server.base_url, live.room, token(sessions)[1]) as sock:
         deadline = time.monotonic() + 10
         received = b""
         while time.monotonic() < deadline:

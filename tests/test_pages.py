@@ -27,6 +27,7 @@ from tests.browser import (
     PHONE,
     CuttableProxy,
     Watched,
+    joined,
     new_page,
 )
 from tests.conftest import SellerAccount, start_server
@@ -156,7 +157,7 @@ async def test_a_whole_live_sale_in_the_browser(
         # Two viewers open the room on their phones: the creator's video plays for both.
         for viewer in (viewer_a, viewer_b):
             await viewer.page.goto(f"{base}/live/{room_id}")
-            await expect(viewer.page.locator("#connection")).to_be_hidden()
+            await joined(viewer.page)
         await asyncio.gather(video_plays(viewer_a.page), video_plays(viewer_b.page))
 
         # The pin reaches both. (The bag's rows keep their titles on one line: the viewer's
@@ -259,7 +260,7 @@ async def test_a_whole_live_sale_in_the_browser(
         await creator.set_viewport_size(DESKTOP_SIZE)
         await creator.goto(f"{base}/studio/{room_id}")
         # The page's script is running (its room socket up, the bag drawn) before the tap.
-        await expect(creator.locator("#connection")).to_be_hidden()
+        await joined(creator)
         await expect(creator.locator("#bag .bag-item")).to_have_count(2)
         await creator.click("#go-live")
         await expect(creator.locator("#room-status")).to_have_text("live · on air", timeout=20_000)
@@ -353,7 +354,7 @@ async def test_a_dropped_connection_shows_reconnecting_and_resumes_without_a_gap
         page = viewer.page
         page.on("websocket", record)
         await page.goto(f"http://127.0.0.1:{proxy.port}/live/{room_id}")
-        await expect(page.locator("#connection")).to_be_hidden()
+        await joined(page)
         await _chat(port, room_id, sessions, "before the tunnel")
         await expect(page.locator(".chat-text", has_text="before the tunnel")).to_be_visible()
 
@@ -364,7 +365,7 @@ async def test_a_dropped_connection_shows_reconnecting_and_resumes_without_a_gap
         await page.wait_for_timeout(1500)
         proxy.restore()
 
-        await expect(page.locator("#connection")).to_be_hidden(timeout=20_000)
+        await joined(page, 20_000)
         # It resumed from the last event it had: the missed line came as a replay, not as part
         # of a fresh snapshot.
         hellos = [m for m in sent if m["type"] == "hello"]

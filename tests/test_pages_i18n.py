@@ -25,7 +25,7 @@ from playwright.async_api import Browser, Locator, Page, expect
 from catalog import service
 from catalog.models import Sku
 from kernel.db import Database
-from tests.browser import PHONE, new_page, overflowing
+from tests.browser import PHONE, joined, new_page, overflowing
 from tests.conftest import SellerAccount, start_server
 from tests.harness import Server, stop_server
 from tests.test_pages import ADDRESS as PAY_ADDRESS
@@ -310,7 +310,7 @@ async def test_chat_and_send_are_readable_over_a_white_video_frame(
     try:
         page = viewer.page
         await page.goto(f"{base}/live/{room_id}")
-        await expect(page.locator("#connection")).to_be_hidden()
+        await joined(page)
         await _chat(base, room_id, sessions, "can you see me?")
         line = page.locator(".chat-text", has_text="can you see me?")
         await expect(line).to_be_visible()

@@ -19,16 +19,11 @@ from web.auth import GuestSessions
 pytestmark = pytest.mark.storage
 
 
-# Nothing here tests keepalive: a one-second pong missed on a loaded machine (the cluster
-# step, two workers) would close a viewer with 1011 mid-test, so these nodes ping rarely.
-CALM_WS_ENV = {**WS_ENV, "LIVECART_WS_PING_INTERVAL_S": "60", "LIVECART_WS_PING_TIMEOUT_S": "60"}
-
-
-def calm_node(
+def another_node(
     name: str, redis_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
     log = tmp_path_factory.mktemp(name) / "server.log"
-    running = start_server(redis_url, database_url, log, **CALM_WS_ENV)
+    running = start_server(redis_url, database_url, log, **WS_ENV)
     yield running
     stop_server(running)
 
@@ -37,16 +32,15 @@ def calm_node(
 def node_b(
     redis_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    yield from calm_node("node-b", redis_url, database_url, tmp_path_factory)
+    yield from another_node("node-b", redis_url, database_url, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def node_a(
     redis_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    """Another node like node_b, for the busiest test (the session's ``server`` pings every
-    second for the protocol tests' idle closes)."""
-    yield from calm_node("node-a", redis_url, database_url, tmp_path_factory)
+    """Another node like node_b, for the busiest test."""
+    yield from another_node("node-a", redis_url, database_url, tmp_path_factory)
 
 
 async def test_events_cross_nodes_in_order(
