@@ -19,28 +19,15 @@ from web.auth import GuestSessions
 pytestmark = pytest.mark.storage
 
 
-def another_node(
-    name: str, redis_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Server]:
-    log = tmp_path_factory.mktemp(name) / "server.log"
-    running = start_server(redis_url, database_url, log, **WS_ENV)
-    yield running
-    stop_server(running)
-
-
 @pytest.fixture(scope="module")
 def node_b(
     redis_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    yield from another_node("node-b", redis_url, database_url, tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def node_a(
-    redis_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Server]:
-    """Another node like node_b, for the busiest test."""
-    yield from another_node("node-a", redis_url, database_url, tmp_path_factory)
+    running = start_server(
+        redis_url, database_url, tmp_path_factory.mktemp("node-b") / "server.log", **WS_ENV
+    )
+    yield running
+    stop_server(running)
 
 
 async def test_events_cross_nodes_in_order(
@@ -132,7 +119,7 @@ async def test_a_buy_on_one_node_is_sold_out_everywhere(
 
 
 async def test_one_auction_with_bidders_on_both_nodes(
-    node_a: Server,
+    server: Server,
     node_b: Server,
     http: httpx.AsyncClient,
     seller: SellerAccount,
@@ -147,7 +134,7 @@ async def test_one_auction_with_bidders_on_both_nodes(
     assert made.status_code == 201, made.text
     aid = made.json()["auction"]["auction_id"]
     bidders: list[tuple[str, WsViewer]] = []
-    for node in (node_a, node_b):
+    for node in (server, node_b):
         for _ in range(10):
             user, token = sessions.issue()
             card = {"card": "4242424242424242"}
