@@ -445,10 +445,11 @@ class Node:
     server: Server
     database_url: str
     secret: str
+    env: dict[str, str]  # the server's environment, for another node on the same stores
 
 
 @contextmanager
-def livecart_node(workdir: Path, name: str, **extra_env: str) -> Iterator[Node]:
+def livecart_node(workdir: Path, name: str, nice: int = 0, **extra_env: str) -> Iterator[Node]:
     from web.embedded import EmbeddedValkey
     from web.migrate import upgrade
 
@@ -474,10 +475,22 @@ def livecart_node(workdir: Path, name: str, **extra_env: str) -> Iterator[Node]:
             "LIVECART_DATA_DIR": str(workdir),
             **extra_env,
         }
-        command = [*pinned(SERVER_CPU), *livecart("serve")]
+        niced = ["nice", "-n", str(nice)] if nice else []
+        command = [*pinned(SERVER_CPU), *niced, *livecart("serve")]
         log = workdir / f"livecart-{name}.log"
         with serve(command, port=port, env=env, log=log, ready_path="/readyz") as server:
-            yield Node(server, database_url, secret)
+            yield Node(server, database_url, secret, env)
+
+
+@contextmanager
+def another_node(node: Node, workdir: Path, name: str) -> Iterator[Server]:
+    """A second ``livecart serve`` on ``node``'s Valkey and SQL, pinned to the same core."""
+    port = free_port()
+    env = {**node.env, "LIVECART_PORT": str(port)}
+    command = [*pinned(SERVER_CPU), *livecart("serve")]
+    log = workdir / f"livecart-{name}.log"
+    with serve(command, port=port, env=env, log=log, ready_path="/readyz") as server:
+        yield server
 
 
 def run_livecart(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:

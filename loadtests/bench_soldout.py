@@ -21,9 +21,14 @@ send to each viewer's receipt. The client's own CPU share over the burst is prin
 figures: past 70 % of a core, its own queue is in the latencies (the verdict says so).
 
 ``--tick-s 10`` runs the server with a 10 s room tick, so a sell-out that arrives at once was
-pushed (test_stock_push.py proves the same in the suite). Run:
+pushed (test_stock_push.py proves the same in the suite).
+
+``--nodes 2`` puts the viewers on a second ``livecart serve`` of the same Valkey and SQL,
+pinned to the same core as the first, which takes the buyers (decision 0052: websockets on
+nodes of their own); ``--buyers-nice N`` runs the buyers' node at that nice level. The server
+CPU printed is then both processes'. Run:
 ``python loadtests/bench_soldout.py [--viewers 2000] [--units 200] [--buyers 1000]
-[--connections 32] [--rounds 3] [--tick-s S] [--json]``.
+[--connections 32] [--rounds 3] [--tick-s S] [--nodes 1|2] [--buyers-nice N] [--json]``.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ from loadtests.bench_fanout import (
     CLIENT_CPU,
     Tally,
     ViewerProtocol,
+    another_node,
     cpu_seconds,
     livecart_node,
     livecart_room,
@@ -176,7 +182,7 @@ async def run_clients(args: argparse.Namespace) -> dict[str, Any]:
     for start in range(0, args.viewers, 250):
         batch = [
             Watcher(
-                f"127.0.0.1:{args.port}",
+                f"127.0.0.1:{args.viewer_port or args.port}",
                 f"/ws/rooms/{args.room}",
                 orjson.dumps({"type": "hello", "token": sessions.issue()[1]}),
                 audience,
@@ -184,7 +190,7 @@ async def run_clients(args: argparse.Namespace) -> dict[str, Any]:
             for _ in range(start, min(start + 250, args.viewers))
         ]
         for v in batch:
-            await loop.create_connection(lambda v=v: v, "127.0.0.1", args.port)
+            await loop.create_connection(lambda v=v: v, "127.0.0.1", args.viewer_port or args.port)
         await asyncio.wait_for(asyncio.gather(*(v.ready for v in batch)), 60)
         viewers += batch
     tokens = [sessions.issue()[1] for _ in range(args.buyers)]
@@ -192,13 +198,16 @@ async def run_clients(args: argparse.Namespace) -> dict[str, Any]:
     buyers = Buyers(args, tokens)
     await buyers.connect()
     await asyncio.sleep(max(0.0, args.starts_ms / 1000 + 0.05 - time.time()))
-    cpu0, server0, wall0 = time.process_time(), cpu_seconds(args.server_pid), time.perf_counter()
+    pids = [args.server_pid, *([args.viewer_pid] if args.viewer_pid else [])]
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    server0 = sum(cpu_seconds(pid) for pid in pids)
     await buyers.reserve()
     expiries, statuses = buyers.expiries, buyers.statuses
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(audience.everyone.wait(), SEE_ALL_S)
     wall = time.perf_counter() - wall0
-    cpu, server_cpu = time.process_time() - cpu0, cpu_seconds(args.server_pid) - server0
+    cpu = time.process_time() - cpu0
+    server_cpu = sum(cpu_seconds(pid) for pid in pids) - server0
     if len(expiries) != args.units:
         raise RuntimeError(f"{len(expiries)} holds for {args.units} units: {statuses}")
     last_hold_ms = max(expiries) - HOLD_TTL_S * 1000
@@ -208,6 +217,7 @@ async def run_clients(args: argparse.Namespace) -> dict[str, Any]:
     fanout = sorted(v.sold_out_ns / 1e6 - move_ms for v in viewers if v.sold_out_ns and move_ms)
     return {
         "viewers": args.viewers,
+        "nodes": 2 if args.viewer_port else 1,  # the viewers on a node of their own, or not
         "units": args.units,
         "buyers": args.buyers,
         "answers": {str(k): n for k, n in sorted(statuses.items())},
@@ -268,7 +278,15 @@ def one_round(args: argparse.Namespace, workdir: Path, name: str) -> dict[str, A
     }
     if args.tick_s is not None:
         env["LIVECART_ROOM_TICK_S"] = str(args.tick_s)
-    with livecart_node(workdir, name, **env) as node:
+    with contextlib.ExitStack() as stack:
+        node = stack.enter_context(livecart_node(workdir, name, args.buyers_nice, **env))
+        # --nodes 2: the viewers on a second node of the same stores and the same core, so
+        # the burst's HTTP answers and the room's push and fan-out run in separate processes.
+        watched = (
+            stack.enter_context(another_node(node, workdir, f"{name}-b"))
+            if args.nodes == 2
+            else None
+        )
         base = node.server.base_url
         seller = livecart_seller(node.database_url)
         room = livecart_room(base, node.database_url, seller)
@@ -288,6 +306,7 @@ def one_round(args: argparse.Namespace, workdir: Path, name: str) -> dict[str, A
             f"--units={args.units}",
             f"--buyers={args.buyers}",
             f"--connections={args.connections}",
+            *([f"--viewer-port={watched.port}", f"--viewer-pid={watched.pid}"] if watched else []),
         ]
         out = subprocess.run(cmd, capture_output=True, timeout=300)
         if out.returncode != 0:
@@ -349,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("--port", "--server-pid", "--room", "--deal", "--starts-ms"):
         c.add_argument(name, type=int, required=True)
     c.add_argument("--secret", required=True)
+    c.add_argument("--viewer-port", type=int, default=None)
+    c.add_argument("--viewer-pid", type=int, default=None)
     for parser in (p, c):
         parser.add_argument("--viewers", type=int, default=2000)
         parser.add_argument("--units", type=int, default=200)
@@ -356,6 +377,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument("--connections", type=int, default=32)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--tick-s", type=float, default=None)
+    p.add_argument(
+        "--nodes",
+        type=int,
+        choices=(1, 2),
+        default=1,
+        help="2: viewers on a second node (same Valkey, SQL and core), buyers on the first",
+    )
+    p.add_argument("--buyers-nice", type=int, default=0, help="the nice level of the buyers' node")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     if args.command == "clients":

@@ -7,14 +7,20 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import tomllib
+from pathlib import Path
 
 import pytest
+from starlette.routing import WebSocketRoute
 
 from tests.source import ROOT
+from web.app import create_app
 from web.cli import SERVING, parser
+from web.route_index import RouteIndex
+from web.settings import Settings
 
 DEPLOY = ROOT / "deploy"
 
@@ -33,6 +39,29 @@ def test_haproxy_accepts_the_configuration() -> None:
         [haproxy(), "-c", "-f", str(DEPLOY / "haproxy.cfg")], capture_output=True, text=True
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_the_realtime_nodes_option_is_a_valid_configuration(tmp_path: Path) -> None:
+    """The commented routing of websockets to nodes of their own (decision 0052), switched
+    on, is accepted by HAProxy and sends it every websocket path livecart serves."""
+    config = (DEPLOY / "haproxy.cfg").read_text()
+    assert config.count("#realtime ") >= 5
+    switched_on = tmp_path / "haproxy.cfg"
+    switched_on.write_text(config.replace("#realtime ", ""))
+    checked = subprocess.run(
+        [haproxy(), "-c", "-f", str(switched_on)], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    realtime = re.search(r"acl realtime path_beg (\S+)$", switched_on.read_text(), re.MULTILINE)
+    assert realtime is not None
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("LIVECART_SECRET_KEY", secrets.token_urlsafe(32))
+        app = create_app(Settings())
+    (index,) = app.router.routes
+    assert isinstance(index, RouteIndex)
+    sockets = [route.path for route in index.routes if isinstance(route, WebSocketRoute)]
+    assert sockets
+    assert all(path.startswith(realtime.group(1)) for path in sockets), sockets
 
 
 def test_the_load_balancer_checks_and_routes_paths_livecart_serves() -> None:

@@ -172,18 +172,20 @@ def test_bench_video_reads_frame_numbers_back_for_latency() -> None:
     assert step["delivered"] > 0 and step["load_cpu"] > 0, step
 
 
-def test_bench_soldout_times_a_pushed_sell_out_at_every_viewer() -> None:
+@pytest.mark.parametrize("nodes", [["--nodes", "1"], ["--nodes", "2", "--buyers-nice", "5"]])
+def test_bench_soldout_times_a_pushed_sell_out_at_every_viewer(nodes: list[str]) -> None:
     """loadtests/bench_soldout.py at a tiny size, its server's room tick set to an hour: every
-    viewer must still see the sell-out (pushed, not ticked), and the lags be sane. Only sanity
-    is asserted, never a wall-clock bound."""
+    viewer must still see the sell-out (pushed, not ticked; with two nodes, across them), and
+    the lags be sane. Only sanity is asserted, never a wall-clock bound."""
     ran = subprocess.run(
         [sys.executable, str(ROOT / "loadtests" / "bench_soldout.py"), "--viewers", "20",
          "--units", "3", "--buyers", "6", "--connections", "2", "--rounds", "1",
-         "--tick-s", "3600", "--json"],
+         "--tick-s", "3600", *nodes, "--json"],
         capture_output=True, text=True, timeout=180, cwd=ROOT,
     )  # fmt: skip
     assert ran.returncode == 0, ran.stderr[-3000:]
     (row,) = json.loads(ran.stdout)
+    assert row["nodes"] == int(nodes[1]), row
     assert row["answers"] == {"201": 3, "409": 3}, row  # 3 units held, 3 buyers refused
     assert row["saw_sold_out"] == 20, row
     assert row["moves_seen"] == 1, row  # one move emitted it, and every viewer got that one
