@@ -654,6 +654,10 @@ class Connection:
                 }
             )
         )
+        if self.role == "creator":
+            failure = await gw.store.last_stream_failure(self.room_id)
+            if failure is not None:  # told when it happened; this studio may not have been here
+                messages.append(failure)
         self.send(*messages)
         gw.hub.caught_up(self.viewer, upto)
         for hold in mine:

@@ -24,6 +24,9 @@ class RoomKeys:
     viewers: str  # hash: node id -> "<count>:<reported at ms>"
     likes: str  # integer: likes so far
     stream: str  # string: id of the room's video publisher; expires unless its node renews it
+    # string: the last `stream.failed` told to the creator (JSON), until a stream starts or
+    # STREAM_FAILURE_KEPT_S pass: a studio that joins or comes back later is told it too
+    stream_failed: str
     peak: str  # sorted set, one member "viewers": the most viewers seen at once (ZADD GT)
     # string: server ms when the room was last seen hosted (its creator connected on some node,
     # its video on, or a process hosting it, as the demo does); the sweeper ends a room left
@@ -113,6 +116,7 @@ class LiveKeys:
             viewers=f"{base}:viewers",
             likes=f"{base}:likes",
             stream=f"{base}:stream",
+            stream_failed=f"{base}:stream-failed",
             peak=f"{base}:peak",
             hosted=f"{base}:hosted",
             seen=f"{base}:seen",

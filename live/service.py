@@ -408,6 +408,7 @@ async def _abandoned(store: RoomStore, room_id: int, hosted: bool, sweep: RoomSw
 
 async def start_stream(session: AsyncSession, store: RoomStore, room_id: int) -> Committed:
     """The creator's video arrived: tell viewers (the room goes live with it if need be)."""
+    await store.forget_stream_failure(room_id)  # a studio joining now needs no old failure
     done = await store.update(room_id, lambda r: rules.start_stream(r, now_ms()))
     await _mirror(session, done.change.room)
     return done

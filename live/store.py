@@ -34,6 +34,8 @@ NUDGE = b"!"
 LogEntries = list[tuple[str, dict[str, str]]]
 # A node's viewer count older than this is from a node that stopped reporting: not counted.
 VIEWER_REPORT_STALE_MS = 5000
+# How long a creator who joins later is still told of their encoder's last failed connection.
+STREAM_FAILURE_KEPT_S = 600
 
 
 class Snapshot(NamedTuple):
@@ -316,6 +318,23 @@ class RoomStore:
     async def release_stream(self, room_id: int, holder: str) -> None:
         k = self.keys.room(room_id)
         await self.redis.fcall("lc_stream_release", 1, k.stream, holder)
+
+    async def stream_failed(self, room_id: int, owner: str, message: dict[str, object]) -> None:
+        """Tell the creator's connections, on whichever node they are, that an encoder's
+        connection failed, and keep the notice for a studio that joins or comes back later
+        (a notice is not a room event: nothing replays it)."""
+        k = self.keys.room(room_id)
+        body = orjson.dumps(message)
+        await self.redis.set(k.stream_failed, body, ex=STREAM_FAILURE_KEPT_S)  # kept, then told
+        await self.redis.spublish(k.channel, b"@" + owner.encode() + b" " + body)
+
+    async def last_stream_failure(self, room_id: int) -> bytes | None:
+        """The ``stream.failed`` notice kept for the creator, if no stream started since."""
+        found: str | bytes | None = await self.redis.get(self.keys.room(room_id).stream_failed)
+        return found.encode() if isinstance(found, str) else found
+
+    async def forget_stream_failure(self, room_id: int) -> None:
+        await self.redis.delete(self.keys.room(room_id).stream_failed)
 
     async def mark_hosted(self, room_id: int, now: int) -> None:
         # KEEPTTL: a mark racing the room's end keeps the expiry the end gave the key.

@@ -226,27 +226,48 @@ async def test_an_obs_shaped_offer_goes_live(
         await watcher.close()
 
 
+async def publish_with_a_forged_fingerprint(
+    server: Server, room: int, token: str, pc: RTCPeerConnection
+) -> httpx.Response:
+    """An offer whose fingerprint is not the publisher's certificate's: the handshake fails."""
+    pc.addTrack(synthetic.TestPatternCamera(640, 360, 30, detail=False))
+    await pc.setLocalDescription(await pc.createOffer())
+    forged = re.sub(
+        r"a=fingerprint:sha-256 \S+",
+        "a=fingerprint:sha-256 " + ":".join(["AB"] * 32),
+        pc.localDescription.sdp,
+    )
+    answered = await post_offer(server, room, token, forged)
+    assert answered.status_code == 201, answered.text
+    await pc.setRemoteDescription(RTCSessionDescription(answered.text, "answer"))
+    return answered
+
+
 async def test_an_encoder_whose_dtls_fails_is_told_logged_and_ended(
-    encoder_server: Server, client: httpx.AsyncClient, room: int, creator: SellerAccount
+    encoder_server: Server,
+    client: httpx.AsyncClient,
+    room: int,
+    creator: SellerAccount,
+    sessions: GuestSessions,
 ) -> None:
-    """The offer's fingerprint is not the publisher's certificate's: the handshake fails."""
     studio = await WsViewer.open(encoder_server.base_url, room)
     assert (await studio.hello(creator.token))["role"] == "creator"
+    later = await WsViewer.open(encoder_server.base_url, room)
+    viewer = await WsViewer.open(encoder_server.base_url, room)
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    pc.addTrack(synthetic.TestPatternCamera(640, 360, 30, detail=False))
     try:
-        await pc.setLocalDescription(await pc.createOffer())
-        forged = re.sub(
-            r"a=fingerprint:sha-256 \S+",
-            "a=fingerprint:sha-256 " + ":".join(["AB"] * 32),
-            pc.localDescription.sdp,
-        )
-        answered = await post_offer(encoder_server, room, creator.token, forged)
-        assert answered.status_code == 201, answered.text
-        await pc.setRemoteDescription(RTCSessionDescription(answered.text, "answer"))
+        answered = await publish_with_a_forged_fingerprint(encoder_server, room, creator.token, pc)
         # Before the 60 s connect deadline, and said to be the handshake's failure.
         failed = await studio.next("stream.failed", within=50)
         assert failed["code"] == "dtls_failed" and failed["reason"].startswith("DTLS failed")
+        # A studio that opens (or reconnects) afterwards is told with its welcome; a viewer's
+        # connection is not (its welcome, snapshot and holds come in one frame, as the
+        # notice would).
+        await later.hello(creator.token)
+        assert await later.next("stream.failed") == failed
+        await viewer.hello(sessions.issue()[1])
+        await viewer.next("holds")
+        assert "stream.failed" not in [m["type"] for m in viewer.messages]
         peer_url = f"{encoder_server.base_url}{answered.headers['location']}"
         gone = await client.delete(peer_url, headers={"Authorization": f"Bearer {creator.token}"})
         assert gone.status_code == 404
@@ -264,7 +285,36 @@ async def test_an_encoder_whose_dtls_fails_is_told_logged_and_ended(
         assert state["stream"] is None
     finally:
         await pc.close()
+        for ws in (studio, later, viewer):
+            await ws.close()
+
+
+async def test_a_stream_that_starts_ends_the_failure_a_studio_is_told_of(
+    encoder_server: Server, room: int, creator: SellerAccount
+) -> None:
+    studio = await WsViewer.open(encoder_server.base_url, room)
+    await studio.hello(creator.token)
+    failing = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    good = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    later = await WsViewer.open(encoder_server.base_url, room)
+    try:
+        await publish_with_a_forged_fingerprint(encoder_server, room, creator.token, failing)
+        await studio.next("stream.failed", within=50)
+        good.addTrack(synthetic.TestPatternCamera(640, 360, 30, detail=False))
+        await good.setLocalDescription(await good.createOffer())
+        answered = await post_offer(encoder_server, room, creator.token, good.localDescription.sdp)
+        assert answered.status_code == 201, answered.text
+        await good.setRemoteDescription(RTCSessionDescription(answered.text, "answer"))
+        await studio.next("stream.started", within=30)
+        # The encoder is on air now: a studio opening it is not told of the failure before.
+        await later.hello(creator.token)
+        await later.next("holds")  # the notice would have come in the same frame
+        assert "stream.failed" not in [m["type"] for m in later.messages]
+    finally:
+        await failing.close()
+        await good.close()
         await studio.close()
+        await later.close()
 
 
 async def test_the_studio_page_says_why_an_encoder_could_not_connect(

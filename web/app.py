@@ -375,9 +375,10 @@ def build_broadcasts(svc: Services) -> Broadcasts:
         return snap is not None and snap.room["status"] != RoomStatus.ENDED
 
     async def failed(room_id: int, owner: str, code: str, reason: str) -> None:
-        # To the creator's own connections (the studio), on whichever node they are.
+        # To the creator's own connections (the studio), on whichever node they are, and kept
+        # for one that joins later.
         message = {"type": "stream.failed", "code": code, "reason": reason, "ms": now_ms()}
-        await svc.rooms.send_to_user(room_id, owner, message)
+        await svc.rooms.stream_failed(room_id, owner, message)
 
     lock = StreamLock(svc.rooms, ttl_s=15.0)
     return Broadcasts(media_config(settings), lock, started, ended, room_open, on_failed=failed)
