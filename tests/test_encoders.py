@@ -325,15 +325,7 @@ async def test_the_studio_page_says_why_an_encoder_could_not_connect(
     try:
         await sign_in(studio.page, encoder_server.base_url, creator.token, f"/studio/{room}")
         await joined(studio.page)
-        pc.addTrack(synthetic.TestPatternCamera(640, 360, 30, detail=False))
-        await pc.setLocalDescription(await pc.createOffer())
-        forged = re.sub(
-            r"a=fingerprint:sha-256 \S+",
-            "a=fingerprint:sha-256 " + ":".join(["CD"] * 32),
-            pc.localDescription.sdp,
-        )
-        answered = await post_offer(encoder_server, room, creator.token, forged)
-        await pc.setRemoteDescription(RTCSessionDescription(answered.text, "answer"))
+        await publish_with_a_forged_fingerprint(encoder_server, room, creator.token, pc)
         await expect(studio.page.locator("#video-error")).to_have_text(
             re.compile(r"^The encoder could not connect: DTLS failed"), timeout=50_000
         )
