@@ -323,10 +323,9 @@ class RoomStore:
         """Tell the creator's connections, on whichever node they are, that an encoder's
         connection failed, and keep the notice for a studio that joins or comes back later
         (a notice is not a room event: nothing replays it)."""
-        k = self.keys.room(room_id)
-        body = orjson.dumps(message)
-        await self.redis.set(k.stream_failed, body, ex=STREAM_FAILURE_KEPT_S)  # kept, then told
-        await self.redis.spublish(k.channel, b"@" + owner.encode() + b" " + body)
+        kept = self.keys.room(room_id).stream_failed
+        await self.redis.set(kept, orjson.dumps(message), ex=STREAM_FAILURE_KEPT_S)
+        await self.send_to_user(room_id, owner, message)  # kept first, then told
 
     async def last_stream_failure(self, room_id: int) -> bytes | None:
         """The ``stream.failed`` notice kept for the creator, if no stream started since."""
