@@ -475,10 +475,7 @@ def livecart_node(workdir: Path, name: str, nice: int = 0, **extra_env: str) -> 
             "LIVECART_DATA_DIR": str(workdir),
             **extra_env,
         }
-        niced = ["nice", "-n", str(nice)] if nice else []
-        command = [*pinned(SERVER_CPU), *niced, *livecart("serve")]
-        log = workdir / f"livecart-{name}.log"
-        with serve(command, port=port, env=env, log=log, ready_path="/readyz") as server:
+        with serve_pinned(env, port, workdir / f"livecart-{name}.log", nice) as server:
             yield Node(server, database_url, secret, env)
 
 
@@ -487,10 +484,15 @@ def another_node(node: Node, workdir: Path, name: str) -> Iterator[Server]:
     """A second ``livecart serve`` on ``node``'s Valkey and SQL, pinned to the same core."""
     port = free_port()
     env = {**node.env, "LIVECART_PORT": str(port)}
-    command = [*pinned(SERVER_CPU), *livecart("serve")]
-    log = workdir / f"livecart-{name}.log"
-    with serve(command, port=port, env=env, log=log, ready_path="/readyz") as server:
+    with serve_pinned(env, port, workdir / f"livecart-{name}.log") as server:
         yield server
+
+
+def serve_pinned(env: dict[str, str], port: int, log: Path, nice: int = 0) -> Any:
+    """``livecart serve`` pinned to SERVER_CPU, at ``nice`` if not 0."""
+    niced = ["nice", "-n", str(nice)] if nice else []
+    command = [*pinned(SERVER_CPU), *niced, *livecart("serve")]
+    return serve(command, port=port, env=env, log=log, ready_path="/readyz")
 
 
 def run_livecart(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
