@@ -20,8 +20,10 @@ from catalog.models import Deal
 from checkout.models import Order
 from kernel.clock import now_ms
 from kernel.db import Database
+from live import figures
 from live.analytics import FLUSH_S, MINUTE_MS, Minute, RoomAnalytics, Tally, rates
 from live.models import LiveRoom, RoomMinute
+from live.room_sales import by_currency, leading, sales_select
 
 log = logging.getLogger("livecart.analytics")
 DAY_MS = 24 * 3600 * 1000
@@ -66,21 +68,18 @@ async def stored_minutes(conn: AsyncConnection, room_id: int) -> list[Minute]:
     ]
 
 
-def _sales_query(bucket_ms: int) -> Any:
+def _bucketed(bucket_ms: int, money_in: str) -> Any:
+    """Orders and units of every currency, money of ``money_in`` only, per bucket of paid time."""
     paid = col(Order.paid_ms)
-    bucket = paid - paid % bucket_ms
-    return select(
-        bucket.label("bucket"),
-        func.count(col(Order.id)),
-        func.coalesce(func.sum(col(Order.quantity)), 0),
-        func.coalesce(func.sum(col(Order.total)), 0),
-        func.coalesce(func.sum(col(Order.total) - col(Order.refunded)), 0),
-    ).join(Deal, col(Deal.id) == col(Order.deal_id))
+    return sales_select((paid - paid % bucket_ms).label("bucket"), money_in=money_in)
 
 
-async def sales_by_minute(conn: AsyncConnection, room_id: int) -> dict[int, tuple[int, ...]]:
-    """Per minute the orders of the room's deals were paid in: orders, units, GMV gross, net."""
-    query = _sales_query(MINUTE_MS).where(col(Deal.room_id) == room_id).group_by("bucket")
+async def sales_by_minute(
+    conn: AsyncConnection, room_id: int, money_in: str
+) -> dict[int, tuple[int, ...]]:
+    """Per minute the orders of the room's deals were paid in: orders, units, GMV gross and net
+    in ``money_in``."""
+    query = _bucketed(MINUTE_MS, money_in).where(col(Deal.room_id) == room_id).group_by("bucket")
     return {int(row[0]): tuple(int(v) for v in row[1:]) for row in await conn.execute(query)}
 
 
@@ -94,10 +93,11 @@ def with_sales(minutes: Iterable[Minute], sales: dict[int, tuple[int, ...]]) -> 
     return [by_start[start] for start in sorted(by_start)]
 
 
-async def daily(conn: AsyncConnection, shop_id: int, days: int, now: int) -> list[dict[str, Any]]:
+async def daily(conn: AsyncConnection, shop_id: int, days: int, now: int) -> dict[str, Any]:
     """The shop's rooms per UTC day for the last ``days`` days (today included), oldest first:
     the archived minutes' counts summed (viewers: the most at once that day), and the sales of
-    its rooms' deals paid that day. Rooms still live are not in it until they end."""
+    its rooms' deals paid that day, their money in the period's leading currency; with every
+    currency's sales over the period. Rooms still live are not in it until they end."""
     since = now - now % DAY_MS - (days - 1) * DAY_MS
     rows: dict[int, dict[str, Any]] = {
         since + n * DAY_MS: {name: 0 for name in (*STORED, *SALES)} for n in range(days)
@@ -118,16 +118,28 @@ async def daily(conn: AsyncConnection, shop_id: int, days: int, now: int) -> lis
     for found in await conn.execute(counts):
         if int(found[0]) in rows:
             rows[int(found[0])].update(zip(STORED, (int(v or 0) for v in found[1:]), strict=True))
-    sales = (
-        _sales_query(DAY_MS)
+    shops_rooms = (col(LiveRoom.shop_id) == shop_id, col(Order.paid_ms) >= since)
+    currencies = await by_currency(
+        conn,
+        sales_select(col(Order.currency))
         .join(LiveRoom, col(LiveRoom.id) == col(Deal.room_id))
-        .where(col(LiveRoom.shop_id) == shop_id, col(Order.paid_ms) >= since)
+        .where(*shops_rooms),
+    )
+    lead = leading(currencies).currency
+    sales = (
+        _bucketed(DAY_MS, lead)
+        .join(LiveRoom, col(LiveRoom.id) == col(Deal.room_id))
+        .where(*shops_rooms)
         .group_by("bucket")
     )
     for found in await conn.execute(sales):
         if int(found[0]) in rows:
             rows[int(found[0])].update(zip(SALES, (int(v) for v in found[1:]), strict=True))
-    return [{"day_ms": at, **rows[at]} for at in sorted(rows)]
+    return {
+        "currency": lead,
+        "sales": [c.json() for c in currencies],
+        "days": [{"day_ms": at, **rows[at]} for at in sorted(rows)],
+    }
 
 
 def totals(minutes: Sequence[Minute], unique_viewers: int) -> dict[str, Any]:
@@ -151,7 +163,9 @@ async def room_report(session: AsyncSession, analytics: RoomAnalytics, row: Live
     else:
         minutes, unique = await stored_minutes(conn, row.id), row.unique_viewers
         source = "sql"
-    minutes = with_sales(minutes, await sales_by_minute(conn, row.id))
+    currencies = await figures.sales_of_room(session, row.id)
+    lead = leading(currencies).currency
+    minutes = with_sales(minutes, await sales_by_minute(conn, row.id, lead))
     summed = totals(minutes, unique)
     return {
         "room_id": row.id,
@@ -161,6 +175,8 @@ async def room_report(session: AsyncSession, analytics: RoomAnalytics, row: Live
         "totals": {
             **summed,
             **rates(summed["clicks"], summed["impressions"], summed["orders"], unique),
+            "currency": lead,
+            "sales": [c.json() for c in currencies],
         },
     }
 

@@ -29,6 +29,7 @@ from checkout.ledger import Account
 from checkout.settlement import settle_due
 from kernel.clock import now_ms
 from kernel.db import Database
+from live.room_sales import CurrencySales, leading
 from tests.conftest import SellerAccount, viewer_headers
 from tests.harness import Server
 from tests.helpers import (
@@ -436,6 +437,86 @@ async def test_todays_sales_and_a_rooms_figures_are_net_of_refunds(
         assert "GMV (gross)" in after and "GMV (net of refunds)" in after
 
 
+async def test_a_room_that_sells_in_two_currencies_adds_up_neither_into_the_other(
+    server: Server,
+    http: httpx.AsyncClient,
+    seller: SellerAccount,
+    sessions: GuestSessions,
+) -> None:
+    """Decision 0053: two orders of a USD deal and one of a EUR deal in one room. Every report
+    gives each currency its own money; the counts are of every order; the money drawn per
+    minute or day is the leading currency's (most orders) alone."""
+    room, _product, dollars = await http_room(http, seller)
+    made = await http.post(
+        f"/api/shops/{seller.shop.id}/products", headers=seller.headers, json={"title": "Scarf"}
+    )
+    product = made.json()["product"]["id"]
+    euros = await http.post(
+        f"/api/products/{product}/skus",
+        headers=seller.headers,
+        json={"variant": "L", "list_price": 9900, "currency": "EUR", "stock": 100},
+    )
+    assert euros.status_code == 201, euros.text
+    bagged = await http.post(
+        f"/api/rooms/{room}/bag", headers=seller.headers, json={"product_id": product}
+    )
+    assert bagged.status_code == 200, bagged.text
+    # Both deals count down at once: a countdown is ten seconds at the least.
+    deals = [
+        (await http_flash_deal(http, seller, room, sku, quantity=5, limit=2), buyers)
+        for sku, buyers in ((dollars, 2), (euros.json()["sku"]["id"], 1))
+    ]
+    for deal, buyers in deals:
+        await until_flash_deal_live(http, room, deal["deal_id"])
+        for n in range(buyers):
+            _, buyer = viewer_headers(sessions)
+            hold = await reserve(http, deal["deal_id"], buyer, qty=1)
+            paid = await checkout(http, hold["id"], buyer, key=f"currencies-{deal['deal_id']}-{n}")
+            assert paid.status_code == 201, paid.text
+            await poll(
+                lambda buyer=buyer: http.get("/api/orders", headers=buyer),
+                lambda r: r.status_code == 200 and len(r.json()["orders"]) == 1,
+            )
+    each = [
+        {"currency": "EUR", "orders": 1, "units": 1, "gmv": 4900, "net_gmv": 4900},
+        {"currency": "USD", "orders": 2, "units": 2, "gmv": 9800, "net_gmv": 9800},
+    ]
+
+    found = await http.get(f"/api/rooms/{room}/figures", headers=seller.headers)
+    figures = found.json()["figures"]
+    assert figures["sales"] == each
+    assert (figures["orders"], figures["units_sold"], figures["buyers"]) == (3, 3, 3)
+    assert (figures["currency"], figures["gmv"], figures["net_gmv"]) == ("USD", 9800, 9800)
+
+    found = await http.get(f"/api/rooms/{room}/analytics", headers=seller.headers)
+    report = found.json()["analytics"]
+    totals = report["totals"]
+    assert (totals["sales"], totals["currency"]) == (each, "USD")
+    assert (totals["orders"], totals["units"], totals["gmv"], totals["net_gmv"]) == (
+        3,
+        3,
+        9800,
+        9800,
+    )
+    assert sum(m["gmv"] for m in report["minutes"]) == 9800
+
+    path = f"/api/shops/{seller.shop.id}/analytics/daily"
+    daily = (await http.get(path, params={"days": 1}, headers=seller.headers)).json()
+    assert (daily["currency"], daily["sales"]) == ("USD", each)
+    assert [(d["orders"], d["gmv"]) for d in daily["days"]] == [(3, 9800)]
+    as_csv = await http.get(f"{path}.csv", params={"days": 1}, headers=seller.headers)
+    [row] = list(csv.DictReader(io.StringIO(as_csv.text)))
+    assert (row["orders"], row["gmv"], row["currency"]) == ("3", "9800", "USD")
+
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as browser_like:
+        await sign_in(browser_like, seller.token)
+        page = html.unescape((await browser_like.get("/seller")).text)
+    row_html = re.search(rf'<tr id="room-{room}">(.*?)</tr>', page, re.S)
+    assert row_html is not None
+    gross = re.search(r'class="gmv">(.*?)</td>', row_html[1])
+    assert gross is not None and gross[1] == "€49.00 · $98.00"
+
+
 @pytest.fixture
 def own_url(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'net.db'}"
@@ -611,3 +692,15 @@ async def test_the_finance_tab_shows_earnings_withdraws_and_lists_the_statement(
         )
         assert thief.status_code == 404
         assert (await finance(http, seller))["payout_method"] == "acct_page"
+
+
+def test_the_leading_currency_has_the_most_orders_then_the_larger_gross_then_the_first_code() -> (
+    None
+):
+    def sales(currency: str, orders: int, gmv: int) -> CurrencySales:
+        return CurrencySales(currency, orders, orders, gmv, gmv)
+
+    assert leading([]).currency == "USD"  # nothing sold yet
+    assert leading([sales("EUR", 1, 90_000), sales("USD", 2, 100)]).currency == "USD"
+    assert leading([sales("EUR", 2, 900), sales("USD", 2, 100)]).currency == "EUR"
+    assert leading([sales("JPY", 2, 100), sales("GBP", 2, 100)]).currency == "GBP"

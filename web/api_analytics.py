@@ -33,7 +33,8 @@ DAYS = Param(
     f"How many days back, today included: 1 to {MAX_DAYS} (default 30)",
     {"type": "integer", "minimum": 1, "maximum": MAX_DAYS, "default": 30},
 )
-DAILY_COLUMNS = ("day", *analytics_sql.STORED, *analytics_sql.SALES)
+# The money columns are in the last one's currency: the period's leading one (decision 0053).
+DAILY_COLUMNS = ("day", *analytics_sql.STORED, *analytics_sql.SALES, "currency")
 CSV_DISPOSITION = Param("Content-Disposition", "attachment; filename=...", required=True)
 
 
@@ -57,7 +58,7 @@ async def room_analytics(request: Request) -> Response:
     return JSONResponse({"analytics": report, "server_ms": now_ms()})
 
 
-async def _daily(request: Request) -> tuple[int, list[dict[str, Any]]]:
+async def _daily(request: Request) -> tuple[int, dict[str, Any]]:
     me = await seller(request)
     shop_id: int = request.path_params["shop_id"]
     days = _days(request)
@@ -92,7 +93,7 @@ def _days(request: Request) -> int:
 )
 async def daily_analytics(request: Request) -> Response:
     shop_id, found = await _daily(request)
-    return JSONResponse({"shop_id": shop_id, "days": found})
+    return JSONResponse({"shop_id": shop_id, **found})
 
 
 @api.route(
@@ -115,18 +116,19 @@ async def daily_analytics(request: Request) -> Response:
 )
 async def daily_analytics_csv(request: Request) -> Response:
     shop_id, found = await _daily(request)
-    name = f"analytics-shop-{shop_id}-{len(found)}-days.csv"
+    name = f"analytics-shop-{shop_id}-{len(found['days'])}-days.csv"
     return Response(
-        daily_csv(found),
+        daily_csv(found["days"], found["currency"]),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
 
 
-def daily_csv(days: list[dict[str, Any]]) -> str:
+def daily_csv(days: list[dict[str, Any]], currency: str) -> str:
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\r\n")
     writer.writerow(DAILY_COLUMNS)
     for day in days:
-        writer.writerow([iso_utc(day["day_ms"])[:10], *(day[n] for n in DAILY_COLUMNS[1:])])
+        figures = (day[n] for n in DAILY_COLUMNS[1:-1])
+        writer.writerow([iso_utc(day["day_ms"])[:10], *figures, currency])
     return text.getvalue()

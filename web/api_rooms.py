@@ -140,7 +140,7 @@ async def get_room(request: Request) -> Response:
     "GET",
     "/api/rooms/{room_id:id}/figures",
     "Your room's figures: viewers (now, peak), units held, orders, units sold, GMV gross and "
-    "net of refunds, conversion",
+    "net of refunds (per currency), conversion",
     auth="seller",
     duty=Duty.READ,
     tag="rooms",

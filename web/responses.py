@@ -853,15 +853,26 @@ class RoomList(Out):
     rooms: list[RoomRow]
 
 
+class CurrencySales(Out):
+    """What the orders paid in one currency came to; money never adds up across currencies."""
+
+    currency: str
+    orders: int
+    units: int
+    gmv: int  # gross, minor units: the orders' totals, refunded or not
+    net_gmv: int  # less what was given back of them since
+
+
 class Figures(Out):
     viewers: int
     peak_viewers: int
     held: int
     orders: int
     units_sold: int
-    gmv: int  # gross: the orders' totals, refunded or not
+    gmv: int  # gross, in ``currency``: the orders' totals, refunded or not
     net_gmv: int  # net: the totals less what was refunded of them
-    currency: str
+    currency: str  # the leading one: most orders were paid in it (decision 0053)
+    sales: list[CurrencySales]  # every currency's, by its code
     buyers: int
     conversion: float
 
@@ -889,9 +900,9 @@ class AnalyticsMinute(Rates):
     impressions: int
     clicks: int
     carts: int
-    orders: int  # paid in this minute
+    orders: int  # paid in this minute, in any currency
     units: int
-    gmv: int  # minor units: the orders' totals
+    gmv: int  # minor units of the totals' ``currency``: those orders' totals in it
     net_gmv: int  # less what was refunded of them since
 
 
@@ -908,6 +919,8 @@ class AnalyticsTotals(Rates):
     units: int
     gmv: int
     net_gmv: int
+    currency: str  # the leading one (decision 0053): the minutes' and totals' money is in it
+    sales: list[CurrencySales]
 
 
 class RoomAnalytics(Out):
@@ -941,6 +954,8 @@ class AnalyticsDay(Out):
 
 class DailyAnalyticsAnswer(Out):
     shop_id: int
+    currency: str  # the period's leading one (decision 0053): the days' money is in it
+    sales: list[CurrencySales]  # the period's, every currency's
     days: list[AnalyticsDay]
 
 

@@ -377,8 +377,10 @@ async function refreshFigures() {
     $("fig-viewers").textContent = figures.viewers;
     $("fig-held").textContent = figures.held;
     $("fig-sold").textContent = figures.units_sold;
-    $("fig-gmv").textContent = money(figures.gmv, figures.currency);
-    $("fig-net-gmv").textContent = money(figures.net_gmv, figures.currency);
+    // Money in two currencies never adds up (decision 0053): each currency sold in, side by side.
+    const sales = figures.sales.length ? figures.sales : [{ ...figures, gmv: 0, net_gmv: 0 }];
+    $("fig-gmv").textContent = sales.map((s) => money(s.gmv, s.currency)).join(" · ");
+    $("fig-net-gmv").textContent = sales.map((s) => money(s.net_gmv, s.currency)).join(" · ");
     $("fig-conversion").textContent = `${(figures.conversion * 100).toFixed(1)}%`;
   } catch {
     // the next refresh will tell
