@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from redis.asyncio import Redis
-from sqlalchemy import String, case, except_, func, literal, or_, select, union_all
+from sqlalchemy import String, and_, case, except_, func, literal, or_, select, union_all
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
@@ -37,7 +37,7 @@ from checkout.hold_states import HoldState
 from checkout.holds import DealCounters, HoldStore
 from checkout.keys import Keyspace, deal_id_of_hold
 from checkout.ledger import Account
-from checkout.models import Dispute, LedgerEntry, Order, Refund
+from checkout.models import AffiliateAttribution, Dispute, LedgerEntry, Order, Refund
 from checkout.orders import OrderStatus
 from checkout.payments import (
     VOID_KEY_PREFIX,
@@ -203,6 +203,7 @@ class LedgerAudit:
     provider_refund_mismatches: list[Finding]  # refund, key, amount/status on both sides
     unknown_provider_refunds: list[Finding]  # refund (the provider's id), key, charge, amount
     charge_mismatches: list[Finding]  # charge, key, amount_refunded, expected
+    commission_mismatches: list[Finding]  # order, expected, ledger: platform:commissions' share
     # For an operator, not failures. Refunds the provider refused (the order's status and
     # restock stayed: goods and money are separate decisions) ...
     failed_refunds: list[Finding]  # refund, key, order, amount, currency
@@ -488,6 +489,50 @@ async def _chargebacks(conn: AsyncConnection) -> list[Finding]:
     ]
 
 
+async def _commissions(conn: AsyncConnection) -> list[Finding]:
+    """What ``platform:commissions`` holds of each order is what ``commissions.follow`` would
+    bring it to now (decision 0046): for an attributed order nothing before delivery, then its
+    rate on what the buyer kept (the base less what was given back), rounded down; for any
+    other order nothing at all."""
+    held = (
+        select(
+            col(LedgerEntry.reference).label("reference"),
+            (-func.sum(entry_amount)).label("held"),
+        )
+        .where(entry_account == Account.COMMISSIONS.value)
+        .group_by(col(LedgerEntry.reference))
+        .subquery()
+    )
+    given_back = case(
+        (col(Order.refunded) < col(Order.total), col(Order.refunded)), else_=col(Order.total)
+    )
+    kept = col(AffiliateAttribution.base) - given_back
+    delivered = col(Order.delivered_ms).is_not(None)
+    owed = case(
+        (and_(delivered, kept > 0), kept * col(AffiliateAttribution.rate_bp) // 10_000), else_=0
+    )
+    in_ledger = func.coalesce(held.c.held, 0)
+    reference = _name("order:", col(AffiliateAttribution.order_id))
+    attributed = (
+        select(col(AffiliateAttribution.order_id), owed, in_ledger)
+        .join(Order, col(Order.id) == col(AffiliateAttribution.order_id))
+        .outerjoin(held, held.c.reference == reference)
+        .where(owed != in_ledger)
+    )
+    unattributed = select(held.c.reference, held.c.held).where(
+        held.c.reference.not_in(select(reference))
+    )
+    found = [
+        {"order": order_id, "expected": int(expected), "ledger": int(ledger)}
+        for order_id, expected, ledger in await _all(conn, attributed)
+    ]
+    found += [
+        {"order": _id_in(str(ref)), "expected": 0, "ledger": int(ledger)}
+        for ref, ledger in await _all(conn, unattributed)
+    ]
+    return sorted(found, key=lambda f: f["order"] or 0)
+
+
 async def _notices(conn: AsyncConnection) -> dict[str, list[Finding]]:
     failed = select(
         col(Refund.id),
@@ -610,6 +655,7 @@ async def audit_ledger(db: Database, provider: SandboxProvider, keyspace: str) -
             **await _orders(conn),
             "refunds_in_flight": await _in_flight(conn),
             "chargebacks_in_flight": await _chargebacks(conn),
+            "commission_mismatches": await _commissions(conn),
             **await _notices(conn),
         }
         at_provider = await _provider(conn, provider, keyspace)

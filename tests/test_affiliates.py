@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from redis.asyncio import Redis
+from sqlalchemy import update
 from sqlmodel import col, select
 
 from checkout.audit import NOTICES, audit_ledger
@@ -378,6 +379,61 @@ async def test_commission_is_earned_on_delivery_and_given_back_with_a_refund(
         if name not in NOTICES and isinstance(findings, list)
     }
     assert {k: v for k, v in about_order.items() if v} == {}
+    await _a_changed_commission_is_found(db, provider, order["id"])
+
+
+async def _a_changed_commission_is_found(
+    db: Database, provider: SandboxProvider, order_id: int
+) -> None:
+    """The audit recomputes each order's commission: 100 more held for the order (the shop's
+    line moved with it, so the transaction still balances) is found, and so is a commission
+    under an order nobody sold for a creator. The entries are put back after."""
+    earned = col(LedgerEntry.txn) == f"commission:{order_id}"
+    is_commission = col(LedgerEntry.account) == Account.COMMISSIONS.value
+    stray = 10**9  # no attribution: no order at all
+    tampers = [
+        (
+            [
+                update(LedgerEntry)
+                .where(earned, is_commission)
+                .values(amount=LedgerEntry.amount - 100),
+                update(LedgerEntry)
+                .where(earned, ~is_commission)
+                .values(amount=LedgerEntry.amount + 100),
+            ],
+            [{"order": order_id, "expected": 0, "ledger": 100}],
+        ),
+        (
+            [update(LedgerEntry).where(earned).values(reference=f"order:{stray}")],
+            [
+                {"order": order_id, "expected": 0, "ledger": -2700},
+                {"order": stray, "expected": 0, "ledger": 2700},
+            ],
+        ),
+    ]
+    for statements, expected in tampers:
+        async with db.session() as session:
+            before = (await session.exec(select(LedgerEntry).where(earned))).all()
+            kept = [(e.id, e.amount, e.reference) for e in before]
+            for statement in statements:
+                await session.exec(statement)
+            await session.commit()
+        try:
+            found = await audit_ledger(db, provider, PREFIX)
+            mine = [f for f in found.commission_mismatches if f["order"] in (order_id, stray)]
+            assert mine == expected
+            assert not found.ok
+        finally:
+            async with db.session() as session:
+                for entry_id, amount, reference in kept:
+                    await session.exec(
+                        update(LedgerEntry)
+                        .where(col(LedgerEntry.id) == entry_id)
+                        .values(amount=amount, reference=reference)
+                    )
+                await session.commit()
+    found = await audit_ledger(db, provider, PREFIX)
+    assert [f for f in found.commission_mismatches if f["order"] in (order_id, stray)] == []
 
 
 def order_txn(finding: dict[str, Any], order_id: int) -> bool:
