@@ -229,10 +229,16 @@ async def offered_product(session: AsyncSession, creator: Seller, product_id: in
 
 
 async def create_affiliate_deal(
-    session: AsyncSession, creator: Seller, sku_id: int, terms: DealTerms, room_id: int
+    session: AsyncSession,
+    creator: Seller,
+    sku_id: int,
+    terms: DealTerms,
+    room_id: int,
+    room_shop_id: int,
 ) -> Deal:
     """A creator's deal on another shop's SKU: the shop's deal (its stock, its price floor, its
-    order), with the attribution's source written in the same commit."""
+    order), with the attribution's source written in the same commit. ``room_shop_id``: the
+    creator's shop the room belongs to, which the commissions are paid into (decision 0054)."""
     assert creator.id is not None
     sku = await catalog.get_sku(session, sku_id)
     offer = await offer_for(session, creator, sku.product_id)
@@ -255,6 +261,7 @@ async def create_affiliate_deal(
             deal_id=deal.id,
             room_id=room_id,
             creator_id=creator.id,
+            creator_shop_id=room_shop_id,
             plan_id=offer.plan_id,
             rate_bp=offer.rate_bp,
         )

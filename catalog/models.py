@@ -175,5 +175,7 @@ class AffiliateDeal(SQLModel, table=True):
     deal_id: int = Field(foreign_key="deals.id", primary_key=True)
     room_id: int = Field(index=True)  # a plain id: the catalog knows nothing of rooms
     creator_id: int = Field(foreign_key="sellers.id", index=True)
+    # The room's shop: where the deal's commissions go at settlement (decision 0054).
+    creator_shop_id: int = Field(sa_column_kwargs={"server_default": "0"})
     plan_id: int = Field(foreign_key="affiliate_plans.id", index=True)
     rate_bp: int

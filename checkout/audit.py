@@ -203,7 +203,7 @@ class LedgerAudit:
     provider_refund_mismatches: list[Finding]  # refund, key, amount/status on both sides
     unknown_provider_refunds: list[Finding]  # refund (the provider's id), key, charge, amount
     charge_mismatches: list[Finding]  # charge, key, amount_refunded, expected
-    commission_mismatches: list[Finding]  # order, expected, ledger: platform:commissions' share
+    commission_mismatches: list[Finding]  # order, side (owed, waiting), expected, ledger
     # For an operator, not failures. Refunds the provider refused (the order's status and
     # restock stayed: goods and money are separate decisions) ...
     failed_refunds: list[Finding]  # refund, key, order, amount, currency
@@ -490,16 +490,23 @@ async def _chargebacks(conn: AsyncConnection) -> list[Finding]:
 
 
 async def _commissions(conn: AsyncConnection) -> list[Finding]:
-    """What ``platform:commissions`` holds of each order is what ``commissions.follow`` would
-    bring it to now (decision 0046): for an attributed order nothing before delivery, then its
-    rate on what the buyer kept (the base less what was given back), rounded down; for any
-    other order nothing at all."""
-    held = (
+    """Each order's commission, from both sides (decisions 0046, 0054). What the selling shop's
+    lines in ``platform:commissions`` hold is what ``commissions.follow`` would bring them to
+    now: for an attributed order nothing before delivery, then its rate on what the buyer kept
+    (the base less what was given back), rounded down; for any other order nothing. And what
+    the account still holds for the order is all of that until it settles, none after (paid
+    into the creator's shop). A finding names the order, the side, what it should hold, what
+    the ledger holds."""
+    commission_lines = entry_account == Account.COMMISSIONS.value
+    sellers = col(LedgerEntry.shop_id) == col(Order.shop_id)
+    per_order = (
         select(
             col(LedgerEntry.reference).label("reference"),
-            (-func.sum(entry_amount)).label("held"),
+            (-func.sum(case((sellers, entry_amount), else_=0))).label("owed"),
+            (-func.sum(entry_amount)).label("waiting"),
         )
-        .where(entry_account == Account.COMMISSIONS.value)
+        .join(Order, col(LedgerEntry.reference) == _name("order:", col(Order.id)))
+        .where(commission_lines)
         .group_by(col(LedgerEntry.reference))
         .subquery()
     )
@@ -511,26 +518,43 @@ async def _commissions(conn: AsyncConnection) -> list[Finding]:
     owed = case(
         (and_(delivered, kept > 0), kept * col(AffiliateAttribution.rate_bp) // 10_000), else_=0
     )
-    in_ledger = func.coalesce(held.c.held, 0)
+    waiting = case((col(Order.settled_ms).is_(None), owed), else_=0)
+    in_ledger, still_held = (
+        func.coalesce(per_order.c.owed, 0),
+        func.coalesce(per_order.c.waiting, 0),
+    )
     reference = _name("order:", col(AffiliateAttribution.order_id))
     attributed = (
-        select(col(AffiliateAttribution.order_id), owed, in_ledger)
+        select(col(AffiliateAttribution.order_id), owed, in_ledger, waiting, still_held)
         .join(Order, col(Order.id) == col(AffiliateAttribution.order_id))
-        .outerjoin(held, held.c.reference == reference)
-        .where(owed != in_ledger)
+        .outerjoin(per_order, per_order.c.reference == reference)
+        .where(or_(owed != in_ledger, waiting != still_held))
     )
-    unattributed = select(held.c.reference, held.c.held).where(
-        held.c.reference.not_in(select(reference))
+    any_order = (
+        select(col(LedgerEntry.reference), -func.sum(entry_amount))
+        .where(commission_lines, col(LedgerEntry.reference).not_in(select(reference)))
+        .group_by(col(LedgerEntry.reference))
     )
-    found = [
-        {"order": order_id, "expected": int(expected), "ledger": int(ledger)}
-        for order_id, expected, ledger in await _all(conn, attributed)
-    ]
+    found: list[Finding] = []
+    for order_id, should, holds, should_wait, waits in await _all(conn, attributed):
+        if should != holds:
+            found.append(
+                {"order": order_id, "side": "owed", "expected": int(should), "ledger": int(holds)}
+            )
+        if should_wait != waits:
+            found.append(
+                {
+                    "order": order_id,
+                    "side": "waiting",
+                    "expected": int(should_wait),
+                    "ledger": int(waits),
+                }
+            )
     found += [
-        {"order": _id_in(str(ref)), "expected": 0, "ledger": int(ledger)}
-        for ref, ledger in await _all(conn, unattributed)
+        {"order": _id_in(str(ref)), "side": "owed", "expected": 0, "ledger": int(held)}
+        for ref, held in await _all(conn, any_order)
     ]
-    return sorted(found, key=lambda f: f["order"] or 0)
+    return sorted(found, key=lambda f: (f["order"] or 0, f["side"]))
 
 
 async def _notices(conn: AsyncConnection) -> dict[str, list[Finding]]:

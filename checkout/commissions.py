@@ -2,7 +2,11 @@
 earned when it is delivered, on what the buyer kept: ``follow`` posts the difference between
 that and what the ledger holds, inside the transaction that moved the order (delivery, a refund
 granted, a refund refused), under a name made from that move, so a retried move posts nothing
-twice and the amounts never drift."""
+twice and the amounts never drift.
+
+Until the order settles the commission waits in ``platform:commissions``; settlement pays it
+into the shop of the creator's room (``pay_over``, decision 0054), and a move after that goes
+on to that shop in the same transaction, so the creator's balance follows what the order owes."""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from catalog.models import AffiliateDeal
 from checkout import ledger, ledger_store
 from checkout.ledger import Account
 from checkout.models import AffiliateAttribution, LedgerEntry, Order
@@ -26,26 +31,45 @@ def earned_name(order_id: int) -> str:
     return f"commission:{order_id}"
 
 
+def paid_name(order_id: int) -> str:
+    return ledger.then(earned_name(order_id), "paid")
+
+
 def refund_name(order_id: int, refund_id: int, step: str = "") -> str:
     name = ledger.then(earned_name(order_id), f"refund:{refund_id}")
     return ledger.then(name, step) if step else name
 
 
-async def follow(conn: AsyncConnection, order_id: int, txn: str, now: int) -> int:
-    """Bring the order's commission in the ledger to what it is owed now; the amount posted."""
+async def _attributed(
+    conn: AsyncConnection, order_id: int
+) -> tuple[AffiliateAttribution, Order, int] | None:
+    """The order's attribution, the order, and the shop its commission is paid into."""
     found = (
         await conn.execute(
-            core_select(AffiliateAttribution).where(col(AffiliateAttribution.order_id) == order_id)
+            core_select(AffiliateAttribution, col(AffiliateDeal.creator_shop_id))
+            .join(Order, col(Order.id) == col(AffiliateAttribution.order_id))
+            .join(AffiliateDeal, col(AffiliateDeal.deal_id) == col(Order.deal_id))
+            .where(col(AffiliateAttribution.order_id) == order_id)
         )
     ).first()
     if found is None:
-        return 0
+        return None
     attribution = AffiliateAttribution.model_validate(found._mapping)
     row = (await conn.execute(core_select(Order).where(col(Order.id) == order_id))).one()
-    order = Order.model_validate(row._mapping)
+    return attribution, Order.model_validate(row._mapping), int(found.creator_shop_id)
+
+
+async def follow(conn: AsyncConnection, order_id: int, txn: str, now: int) -> int:
+    """Bring the order's commission in the ledger to what it is owed now; the amount posted.
+    What it owes is held on the selling shop's side (its lines in ``platform:commissions``);
+    once settled, the move goes on to the creator's shop (``txn`` then ``creator``)."""
+    found = await _attributed(conn, order_id)
+    if found is None:
+        return 0
+    attribution, order, creator_shop_id = found
     kept = max(attribution.base - min(order.refunded, order.total), 0)
     owed = 0 if order.delivered_ms is None else ledger.commission(kept, attribution.rate_bp)
-    held = -await ledger_store.order_sum(conn, order_id, Account.COMMISSIONS)
+    held = -await ledger_store.order_sum(conn, order_id, Account.COMMISSIONS, order.shop_id)
     move = owed - held
     if move:
         shop_account = Account.PENDING if order.settled_ms is None else Account.AVAILABLE
@@ -56,7 +80,28 @@ async def follow(conn: AsyncConnection, order_id: int, txn: str, now: int) -> in
             ),
             now,
         )
+        if order.settled_ms is not None:
+            paid = ledger.commission_paid(
+                ledger.then(txn, "creator"), order_id, creator_shop_id, order.currency, move
+            )
+            await ledger_store.post(conn, paid, now)
     return move
+
+
+async def pay_over(conn: AsyncConnection, order_id: int, now: int) -> int:
+    """At settlement, in its transaction: what ``platform:commissions`` holds for the order
+    goes into the shop of the creator's room, withdrawable there. The amount paid."""
+    found = await _attributed(conn, order_id)
+    if found is None:
+        return 0
+    _, order, creator_shop_id = found
+    waiting = -await ledger_store.order_sum(conn, order_id, Account.COMMISSIONS)
+    if waiting:
+        paid = ledger.commission_paid(
+            paid_name(order_id), order_id, creator_shop_id, order.currency, waiting
+        )
+        await ledger_store.post(conn, paid, now)
+    return waiting
 
 
 # -- what the dashboards read ------------------------------------------------------------------
@@ -68,7 +113,8 @@ AWAITING = (OrderStatus.PAID.value, OrderStatus.AWAITING_SHIPMENT.value, OrderSt
 @dataclass
 class Totals:
     """One currency's commissions: ``pending`` on orders not delivered yet (what they would
-    earn now), ``earned`` net of what was given back, ``given_back`` with refunds."""
+    earn now), ``earned`` net of what was given back, ``given_back`` with refunds, ``paid``
+    what of ``earned`` reached the creator's shop with the orders' settlement (decision 0054)."""
 
     currency: str
     orders: int = 0
@@ -76,6 +122,7 @@ class Totals:
     pending: int = 0
     earned: int = 0
     given_back: int = 0
+    paid: int = 0
 
     def json(self) -> dict[str, Any]:
         return asdict(self)
@@ -117,12 +164,15 @@ async def totals(
         for creator, currency, n, sales, waiting in rows.all()
     }
     amount = col(LedgerEntry.amount)
+    # The selling shop's lines say what the order owes; the creator's shop's, what was paid.
+    sellers = col(LedgerEntry.shop_id) == col(AffiliateAttribution.shop_id)
     entries = await conn.execute(
         core_select(
             col(AffiliateAttribution.creator_id),
             col(LedgerEntry.currency),
-            -func.sum(amount),
-            func.sum(case((amount > 0, amount), else_=0)),
+            -func.sum(case((sellers, amount), else_=0)),
+            func.sum(case((and_(sellers, amount > 0), amount), else_=0)),
+            func.sum(case((sellers, 0), else_=amount)),
         )
         .join(
             LedgerEntry,
@@ -132,7 +182,7 @@ async def totals(
         .where(scope, col(LedgerEntry.account) == Account.COMMISSIONS.value)
         .group_by(col(AffiliateAttribution.creator_id), col(LedgerEntry.currency))
     )
-    for creator, currency, earned, back in entries.all():
+    for creator, currency, earned, back, paid in entries.all():
         row = found.setdefault((creator, currency), Totals(currency))
-        row.earned, row.given_back = int(earned or 0), int(back or 0)
+        row.earned, row.given_back, row.paid = int(earned or 0), int(back or 0), int(paid or 0)
     return found

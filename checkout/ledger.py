@@ -24,7 +24,9 @@ class Account(enum.StrEnum):
     CHARGEBACKS = "platform:chargebacks"  # taken back for open disputes (0 when none)
     PAYOUTS = "platform:payouts"  # money sent to sellers' banks
     # Creators' commissions earned on delivered orders (decision 0046), less those given back:
-    # taken from the selling shop, held for the creators its attributions name.
+    # taken from the selling shop, held for the creators its attributions name until the order
+    # settles, then paid into the creator's shop (decision 0054). Its lines name the shop whose
+    # money moved: the selling shop's for what the order owes, the creator's for what was paid.
     COMMISSIONS = "platform:commissions"
 
 
@@ -106,6 +108,21 @@ def commission_moved(
         currency,
         Line(shop_account, amount),
         Line(Account.COMMISSIONS, -amount),
+    )
+
+
+def commission_paid(
+    txn: str, order_id: int, creator_shop_id: int, currency: str, amount: int
+) -> Transaction:
+    """``amount`` of the order's commission leaves the creators' account for the shop of the
+    creator's room, withdrawable there (decision 0054); negative, it is taken back from it."""
+    return _txn(
+        txn,
+        f"order:{order_id}",
+        creator_shop_id,
+        currency,
+        Line(Account.COMMISSIONS, amount),
+        Line(Account.AVAILABLE, -amount),
     )
 
 

@@ -40,12 +40,16 @@ async def post(conn: AsyncConnection, txn: Transaction, at_ms: int | None = None
     )
 
 
-async def order_sum(conn: AsyncConnection, order_id: int, account: Account) -> int:
-    """The sum of one order's entries in ``account``."""
+async def order_sum(
+    conn: AsyncConnection, order_id: int, account: Account, shop_id: int | None = None
+) -> int:
+    """The sum of one order's entries in ``account`` (of those naming ``shop_id``, if given)."""
     query = core_select(func.coalesce(func.sum(col(LedgerEntry.amount)), 0)).where(
         col(LedgerEntry.reference) == f"order:{order_id}",
         col(LedgerEntry.account) == account.value,
     )
+    if shop_id is not None:
+        query = query.where(col(LedgerEntry.shop_id) == shop_id)
     return int((await conn.execute(query)).scalar_one())
 
 

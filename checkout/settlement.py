@@ -1,7 +1,9 @@
 """Settlement (decision 0027, section 3): a number of days after an order is delivered, its net
 amount (the total, less the fee, less refunds) moves from the shop's pending balance to its
-available one, and the order is completed. An order with an open buyer request or an open
-dispute waits until it is resolved; one never marked delivered never settles."""
+available one, and the order is completed; a creator's commission on it is paid into the shop
+of the creator's room in the same transaction (decision 0054). An order with an open buyer
+request or an open dispute waits until it is resolved; one never marked delivered never
+settles."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from sqlalchemy import and_, exists, insert, update
 from sqlalchemy import select as core_select
 from sqlmodel import col
 
-from checkout import disputes, ledger, ledger_store, order_store
+from checkout import commissions, disputes, ledger, ledger_store, order_store
 from checkout.ledger import Account
 from checkout.models import Order, OrderEvent, ReturnRequest
 from checkout.orders import OrderStatus
@@ -89,6 +91,8 @@ async def settle(db: Database, order_id: int, now: int) -> bool:
         await ledger_store.post(
             conn, ledger.settlement(order_id, order.shop_id, order.currency, net), now
         )
+        # A creator's commission on the order is paid into their shop with it (decision 0054).
+        await commissions.pay_over(conn, order_id, now)
         if order.status != OrderStatus.COMPLETED.value:
             await conn.execute(
                 insert(OrderEvent).values(

@@ -202,7 +202,7 @@ async def schedule_deal(
         deal = await catalog.create_deal(session, seller, terms.sku_id, deal_terms, room_id=room_id)
     else:  # another shop's SKU, under a plan open to this creator (decision 0046)
         deal = await affiliates.create_affiliate_deal(
-            session, seller, terms.sku_id, deal_terms, room_id
+            session, seller, terms.sku_id, deal_terms, room_id, snap.room["shop_id"]
         )
     return await open_deal(
         session, store, holds, room_id, deal, hold_ttl_ms=hold_ttl_ms, pay_ttl_ms=pay_ttl_ms

@@ -22,6 +22,8 @@ from checkout.keys import Keyspace
 from checkout.ledger import Account
 from checkout.models import AffiliateAttribution, LedgerEntry, Order
 from checkout.payments import SandboxProvider
+from checkout.settlement import settle
+from kernel.clock import now_ms
 from kernel.db import Database
 from tests.conftest import PREFIX, SellerAccount, viewer_headers
 from tests.harness import Server
@@ -34,6 +36,7 @@ from tests.helpers import (
     reserve,
     until_flash_deal_live,
 )
+from tests.test_finance import set_method, usd, withdraw
 from tests.test_seller_pages import sign_in
 from web.auth import GuestSessions
 
@@ -401,13 +404,17 @@ async def _a_changed_commission_is_found(
                 .where(earned, ~is_commission)
                 .values(amount=LedgerEntry.amount + 100),
             ],
-            [{"order": order_id, "expected": 0, "ledger": 100}],
+            [
+                {"order": order_id, "side": "owed", "expected": 0, "ledger": 100},
+                {"order": order_id, "side": "waiting", "expected": 0, "ledger": 100},
+            ],
         ),
         (
             [update(LedgerEntry).where(earned).values(reference=f"order:{stray}")],
             [
-                {"order": order_id, "expected": 0, "ledger": -2700},
-                {"order": stray, "expected": 0, "ledger": 2700},
+                {"order": order_id, "side": "owed", "expected": 0, "ledger": -2700},
+                {"order": order_id, "side": "waiting", "expected": 0, "ledger": -2700},
+                {"order": stray, "side": "owed", "expected": 0, "ledger": 2700},
             ],
         ),
     ]
@@ -434,6 +441,63 @@ async def _a_changed_commission_is_found(
                 await session.commit()
     found = await audit_ledger(db, provider, PREFIX)
     assert [f for f in found.commission_mismatches if f["order"] in (order_id, stray)] == []
+
+
+async def test_a_settled_commission_is_paid_into_the_creators_shop_and_follows_a_refund(
+    http: httpx.AsyncClient,
+    db: Database,
+    seller: SellerAccount,
+    sessions: GuestSessions,
+    redis: Redis,
+) -> None:
+    """Decision 0054: settling the order pays its commission into the shop of the creator's
+    room, where the creator withdraws it as any shop's money; a refund after that takes its
+    share back from there, and the books agree from both sides throughout."""
+    o = await offered(http, db, seller)
+    room = await creator_room(http, o)
+    order = await buy(http, sessions, await creator_deal(http, o, room), qty=2)
+    await deliver(http, o.shop, order["id"])
+    (totals,) = (await mine(http, o.creator))["commissions"]
+    assert (totals["earned"], totals["paid"]) == (2700, 0)
+    assert (await usd(http, o.creator))["available"] == 0
+    shop_before = await usd(http, o.shop)
+
+    assert await settle(db, order["id"], now_ms())
+    (totals,) = (await mine(http, o.creator))["commissions"]
+    assert (totals["earned"], totals["paid"]) == (2700, 2700)
+    assert (await usd(http, o.creator))["available"] == 2700
+    shop_after = await usd(http, o.shop)
+    # The shop's part moved from pending to available; the commission was taken at delivery.
+    assert shop_after["pending"] == 0
+    assert shop_after["available"] == shop_before["pending"] + shop_before["available"]
+    provider = SandboxProvider(redis, Keyspace(PREFIX).sandbox)
+    await no_finding_about(db, provider, order["id"])
+
+    refunded = await http.post(
+        f"/api/orders/{order['id']}/refund",
+        headers={**o.shop.headers, "Idempotency-Key": "after-settling"},
+        json={"amount": 9000},
+    )
+    assert refunded.status_code == 200, refunded.text
+    (totals,) = (await mine(http, o.creator))["commissions"]
+    assert (totals["earned"], totals["given_back"], totals["paid"]) == (1350, 1350, 1350)
+    assert (await usd(http, o.creator))["available"] == 1350
+    await no_finding_about(db, provider, order["id"])
+
+    assert (await set_method(http, o.creator, "acct_creator_1")).status_code == 200
+    taken = await withdraw(http, o.creator)
+    assert taken.status_code == 201, taken.text
+    assert taken.json()["payout"]["amount"] == 1350
+
+
+async def no_finding_about(db: Database, provider: SandboxProvider, order_id: int) -> None:
+    found = await audit_ledger(db, provider, PREFIX)
+    about_order = {
+        name: [f for f in findings if f.get("order") == order_id or order_txn(f, order_id)]
+        for name, findings in vars(found).items()
+        if name not in NOTICES and isinstance(findings, list)
+    }
+    assert {k: v for k, v in about_order.items() if v} == {}
 
 
 def order_txn(finding: dict[str, Any], order_id: int) -> bool:

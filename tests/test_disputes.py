@@ -696,7 +696,7 @@ async def creator_orders(stores: Stores, n: int) -> list[Order]:
     ``order_store.transition``, which earns the commission."""
     deal = await stores.live_deal(quantity=2 * n)
     async with stores.db.session() as session:
-        creator, _, _ = await service.create_seller(session, "Creator", "c@example.com")
+        creator, creator_shop, _ = await service.create_seller(session, "Creator", "c@example.com")
         sku = await session.get(Sku, deal.sku_id)
         assert sku is not None and creator.id is not None
         plan = await affiliates.create_plan(
@@ -712,6 +712,7 @@ async def creator_orders(stores: Stores, n: int) -> list[Order]:
                 deal_id=deal.id or 0,
                 room_id=1,
                 creator_id=creator.id,
+                creator_shop_id=creator_shop.id or 0,
                 plan_id=plan.id or 0,
                 rate_bp=RATE_BP,
             )

@@ -1126,6 +1126,7 @@ class CommissionTotals(Out):
     pending: int
     earned: int
     given_back: int
+    paid: int  # of earned, what reached the creator's shop with the orders' settlement
 
 
 class RoomSales(Out):
