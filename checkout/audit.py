@@ -32,6 +32,7 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
 
+from catalog.models import AffiliateDeal
 from checkout import ledger
 from checkout.hold_states import HoldState
 from checkout.holds import DealCounters, HoldStore
@@ -203,7 +204,7 @@ class LedgerAudit:
     provider_refund_mismatches: list[Finding]  # refund, key, amount/status on both sides
     unknown_provider_refunds: list[Finding]  # refund (the provider's id), key, charge, amount
     charge_mismatches: list[Finding]  # charge, key, amount_refunded, expected
-    commission_mismatches: list[Finding]  # order, side (owed, waiting), expected, ledger
+    commission_mismatches: list[Finding]  # order, side (owed, paid, waiting), expected, ledger
     # For an operator, not failures. Refunds the provider refused (the order's status and
     # restock stayed: goods and money are separate decisions) ...
     failed_refunds: list[Finding]  # refund, key, order, amount, currency
@@ -490,22 +491,28 @@ async def _chargebacks(conn: AsyncConnection) -> list[Finding]:
 
 
 async def _commissions(conn: AsyncConnection) -> list[Finding]:
-    """Each order's commission, from both sides (decisions 0046, 0054). What the selling shop's
-    lines in ``platform:commissions`` hold is what ``commissions.follow`` would bring them to
-    now: for an attributed order nothing before delivery, then its rate on what the buyer kept
-    (the base less what was given back), rounded down; for any other order nothing. And what
-    the account still holds for the order is all of that until it settles, none after (paid
-    into the creator's shop). A finding names the order, the side, what it should hold, what
-    the ledger holds."""
+    """Each order's commission, from every side (decisions 0046, 0054). ``owed``: the selling
+    shop's lines in ``platform:commissions`` hold what ``commissions.follow`` would bring them
+    to now: for an attributed order nothing before delivery, then its rate on what the buyer
+    kept (the base less what was given back), rounded down; for any other order nothing.
+    ``paid``: the lines naming the deal's creator's shop hold all of it once the order settled,
+    none before. ``waiting``: what the account still holds for the order is the rest. (Three
+    sides agreeing leave no line naming another shop.) A finding names the order, the side,
+    what it should hold and what the ledger holds."""
     commission_lines = entry_account == Account.COMMISSIONS.value
-    sellers = col(LedgerEntry.shop_id) == col(Order.shop_id)
+
+    def lines_of(shop_id: Any) -> Any:
+        return func.sum(case((col(LedgerEntry.shop_id) == shop_id, entry_amount), else_=0))
+
     per_order = (
         select(
             col(LedgerEntry.reference).label("reference"),
-            (-func.sum(case((sellers, entry_amount), else_=0))).label("owed"),
+            (-lines_of(col(Order.shop_id))).label("owed"),
+            lines_of(col(AffiliateDeal.creator_shop_id)).label("paid"),
             (-func.sum(entry_amount)).label("waiting"),
         )
         .join(Order, col(LedgerEntry.reference) == _name("order:", col(Order.id)))
+        .outerjoin(AffiliateDeal, col(AffiliateDeal.deal_id) == col(Order.deal_id))
         .where(commission_lines)
         .group_by(col(LedgerEntry.reference))
         .subquery()
@@ -518,17 +525,25 @@ async def _commissions(conn: AsyncConnection) -> list[Finding]:
     owed = case(
         (and_(delivered, kept > 0), kept * col(AffiliateAttribution.rate_bp) // 10_000), else_=0
     )
-    waiting = case((col(Order.settled_ms).is_(None), owed), else_=0)
-    in_ledger, still_held = (
-        func.coalesce(per_order.c.owed, 0),
-        func.coalesce(per_order.c.waiting, 0),
-    )
+    # Paid over at settlement, into a known shop (a deal from before migration 0024 whose
+    # room was gone has none, and its commission stays in the pool).
+    payable = and_(col(Order.settled_ms).is_not(None), col(AffiliateDeal.creator_shop_id) > 0)
+    paid = case((payable, owed), else_=0)
+    sides = {
+        "owed": (owed, func.coalesce(per_order.c.owed, 0)),
+        "paid": (paid, func.coalesce(per_order.c.paid, 0)),
+        "waiting": (owed - paid, func.coalesce(per_order.c.waiting, 0)),
+    }
     reference = _name("order:", col(AffiliateAttribution.order_id))
     attributed = (
-        select(col(AffiliateAttribution.order_id), owed, in_ledger, waiting, still_held)
+        select(
+            col(AffiliateAttribution.order_id),
+            *(value for pair in sides.values() for value in pair),
+        )
         .join(Order, col(Order.id) == col(AffiliateAttribution.order_id))
+        .join(AffiliateDeal, col(AffiliateDeal.deal_id) == col(Order.deal_id))
         .outerjoin(per_order, per_order.c.reference == reference)
-        .where(or_(owed != in_ledger, waiting != still_held))
+        .where(or_(*(should != holds for should, holds in sides.values())))
     )
     any_order = (
         select(col(LedgerEntry.reference), -func.sum(entry_amount))
@@ -536,20 +551,11 @@ async def _commissions(conn: AsyncConnection) -> list[Finding]:
         .group_by(col(LedgerEntry.reference))
     )
     found: list[Finding] = []
-    for order_id, should, holds, should_wait, waits in await _all(conn, attributed):
-        if should != holds:
-            found.append(
-                {"order": order_id, "side": "owed", "expected": int(should), "ledger": int(holds)}
-            )
-        if should_wait != waits:
-            found.append(
-                {
-                    "order": order_id,
-                    "side": "waiting",
-                    "expected": int(should_wait),
-                    "ledger": int(waits),
-                }
-            )
+    for order_id, *values in await _all(conn, attributed):
+        for n, side in enumerate(sides):
+            should, holds = int(values[2 * n]), int(values[2 * n + 1])
+            if should != holds:
+                found.append({"order": order_id, "side": side, "expected": should, "ledger": holds})
     found += [
         {"order": _id_in(str(ref)), "side": "owed", "expected": 0, "ledger": int(held)}
         for ref, held in await _all(conn, any_order)

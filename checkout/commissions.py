@@ -10,6 +10,7 @@ on to that shop in the same transaction, so the creator's balance follows what t
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -25,6 +26,8 @@ from checkout import ledger, ledger_store
 from checkout.ledger import Account
 from checkout.models import AffiliateAttribution, LedgerEntry, Order
 from checkout.orders import OrderStatus
+
+log = logging.getLogger("livecart.commissions")
 
 
 def earned_name(order_id: int) -> str:
@@ -71,20 +74,24 @@ async def follow(conn: AsyncConnection, order_id: int, txn: str, now: int) -> in
     owed = 0 if order.delivered_ms is None else ledger.commission(kept, attribution.rate_bp)
     held = -await ledger_store.order_sum(conn, order_id, Account.COMMISSIONS, order.shop_id)
     move = owed - held
-    if move:
-        shop_account = Account.PENDING if order.settled_ms is None else Account.AVAILABLE
-        await ledger_store.post(
-            conn,
-            ledger.commission_moved(
-                txn, order_id, order.shop_id, order.currency, move, shop_account
-            ),
-            now,
+    if not move:
+        return 0
+    to_creator = order.settled_ms is not None and creator_shop_id > 0
+    if to_creator:
+        # Settled by a node that did not pay commissions over yet (a rolling upgrade past
+        # migration 0024): what waits is paid first, before this move reaches the pool.
+        await pay_over(conn, order_id, now)
+    shop_account = Account.PENDING if order.settled_ms is None else Account.AVAILABLE
+    await ledger_store.post(
+        conn,
+        ledger.commission_moved(txn, order_id, order.shop_id, order.currency, move, shop_account),
+        now,
+    )
+    if to_creator:
+        paid = ledger.commission_paid(
+            ledger.then(txn, "creator"), order_id, creator_shop_id, order.currency, move
         )
-        if order.settled_ms is not None:
-            paid = ledger.commission_paid(
-                ledger.then(txn, "creator"), order_id, creator_shop_id, order.currency, move
-            )
-            await ledger_store.post(conn, paid, now)
+        await ledger_store.post(conn, paid, now)
     return move
 
 
@@ -95,6 +102,11 @@ async def pay_over(conn: AsyncConnection, order_id: int, now: int) -> int:
     if found is None:
         return 0
     _, order, creator_shop_id = found
+    if creator_shop_id <= 0:
+        # A deal from before migration 0024 whose room is gone: the commission stays in the
+        # pool, where the audit (``commission_mismatches``) does not expect it paid.
+        log.warning("order %s: no creator's shop to pay its commission into", order_id)
+        return 0
     waiting = -await ledger_store.order_sum(conn, order_id, Account.COMMISSIONS)
     if waiting:
         paid = ledger.commission_paid(

@@ -565,15 +565,13 @@ async def count_by_status(session: AsyncSession, shop_ids: Sequence[int]) -> dic
     }
 
 
-async def sales_since(
-    session: AsyncSession, shop_ids: Sequence[int], since_ms: int
-) -> tuple[int, int]:
-    """(orders, total in minor units) paid since ``since_ms`` in the shops."""
-    query = core_select(func.count(), func.coalesce(func.sum(col(Order.total)), 0)).where(
+async def orders_since(session: AsyncSession, shop_ids: Sequence[int], since_ms: int) -> int:
+    """How many orders were paid since ``since_ms`` in the shops, whatever their currency (the
+    money is the ledger's, per currency: ``finance_store.net_sales_since``)."""
+    query = core_select(func.count()).where(
         col(Order.shop_id).in_(shop_ids), col(Order.paid_ms) >= since_ms
     )
-    count, total = (await (await session.connection()).execute(query)).one()
-    return int(count), int(total)
+    return int((await (await session.connection()).execute(query)).scalar_one())
 
 
 @dataclass(frozen=True)

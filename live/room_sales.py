@@ -59,8 +59,9 @@ async def by_currency(conn: AsyncConnection, query: Any) -> list[CurrencySales]:
 
 
 def leading(sales: Sequence[CurrencySales]) -> CurrencySales:
-    """The currency most orders were paid in; of two with as many, the larger gross, then the
-    first by its code, so a report names the same one each time it is read."""
+    """The currency most orders were paid in; of two with as many, the first by its code (not
+    the larger gross: minor units of two currencies do not compare), so a report names the
+    same one each time it is read."""
     if not sales:
         return CurrencySales(NO_SALES_CURRENCY, 0, 0, 0, 0)
-    return min(sales, key=lambda s: (-s.orders, -s.gmv, s.currency))
+    return min(sales, key=lambda s: (-s.orders, s.currency))

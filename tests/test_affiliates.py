@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from redis.asyncio import Redis
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlmodel import col, select
 
 from checkout.audit import NOTICES, audit_ledger
@@ -488,6 +488,63 @@ async def test_a_settled_commission_is_paid_into_the_creators_shop_and_follows_a
     taken = await withdraw(http, o.creator)
     assert taken.status_code == 201, taken.text
     assert taken.json()["payout"]["amount"] == 1350
+
+
+async def test_a_commission_settled_without_being_paid_is_paid_with_the_next_move(
+    http: httpx.AsyncClient,
+    db: Database,
+    seller: SellerAccount,
+    sessions: GuestSessions,
+    redis: Redis,
+) -> None:
+    """An order a node from before decision 0054 settled (its commission left in the pool, as
+    here once the pay-over lines are taken out) is found by the audit, and its next move pays
+    what waits into the creator's shop before going on there. Paid lines naming another shop
+    than the deal's creator's are found too."""
+    o = await offered(http, db, seller)
+    room = await creator_room(http, o)
+    order = await buy(http, sessions, await creator_deal(http, o, room), qty=2)
+    await deliver(http, o.shop, order["id"])
+    assert await settle(db, order["id"], now_ms())
+    paid_lines = col(LedgerEntry.txn) == f"commission:{order['id']}:paid"
+    async with db.session() as session:
+        await session.exec(delete(LedgerEntry).where(paid_lines))
+        await session.commit()
+    provider = SandboxProvider(redis, Keyspace(PREFIX).sandbox)
+    assert await commission_findings(db, provider, order["id"]) == [
+        {"order": order["id"], "side": "paid", "expected": 2700, "ledger": 0},
+        {"order": order["id"], "side": "waiting", "expected": 0, "ledger": 2700},
+    ]
+
+    refunded = await http.post(
+        f"/api/orders/{order['id']}/refund",
+        headers={**o.shop.headers, "Idempotency-Key": "after-an-old-settlement"},
+        json={"amount": 9000},
+    )
+    assert refunded.status_code == 200, refunded.text
+    assert (await usd(http, o.creator))["available"] == 1350
+    await no_finding_about(db, provider, order["id"])
+
+    async with db.session() as session:
+        await session.exec(update(LedgerEntry).where(paid_lines).values(shop_id=10**9))
+        await session.commit()
+    try:
+        assert await commission_findings(db, provider, order["id"]) == [
+            {"order": order["id"], "side": "paid", "expected": 1350, "ledger": -1350}
+        ]
+    finally:
+        async with db.session() as session:
+            back = update(LedgerEntry).where(paid_lines).values(shop_id=o.creator.shop.id)
+            await session.exec(back)
+            await session.commit()
+    await no_finding_about(db, provider, order["id"])
+
+
+async def commission_findings(
+    db: Database, provider: SandboxProvider, order_id: int
+) -> list[dict[str, Any]]:
+    found = await audit_ledger(db, provider, PREFIX)
+    return [f for f in found.commission_mismatches if f["order"] == order_id]
 
 
 async def no_finding_about(db: Database, provider: SandboxProvider, order_id: int) -> None:

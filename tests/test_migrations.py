@@ -254,3 +254,85 @@ def test_an_account_has_one_default_address_whoever_writes(tmp_path: Path) -> No
             == []
         )
     command.upgrade(config, "head")
+
+
+def insert_row(db: sqlite3.Connection, table: str, **values: object) -> None:
+    """A row with ``values`` and a zero or an empty string in every other column that needs
+    one (SQLite leaves foreign keys unchecked here: the rows stand alone)."""
+    for _, name, kind, notnull, default, primary in db.execute(f"PRAGMA table_info({table})"):
+        if notnull and default is None and not primary and name not in values:
+            values[name] = "" if "CHAR" in kind.upper() or "TEXT" in kind.upper() else 0
+    columns = ", ".join(values)
+    marks = ", ".join("?" for _ in values)
+    db.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", tuple(values.values()))
+
+
+def test_commissions_of_orders_settled_before_0024_are_paid_into_the_rooms_shop(
+    tmp_path: Path,
+) -> None:
+    """Decision 0054: 0024 gives each affiliate deal its room's shop and pays that shop what
+    platform:commissions still holds for the deal's orders that had settled; an order not
+    settled keeps its commission waiting for its settlement."""
+    path = tmp_path / "old.db"
+    config = alembic_config(f"sqlite:///{path}")
+    command.upgrade(config, "0023")
+    with sqlite3.connect(path) as db:
+        insert_row(db, "rooms", id=5, shop_id=7, seller_id=2, title="Creator live")
+        insert_row(
+            db, "affiliate_deals", deal_id=1, room_id=5, creator_id=2, plan_id=1, rate_bp=1500
+        )
+        for order_id, settled in ((10, 1_700_000_000_000), (11, None)):
+            insert_row(
+                db,
+                "orders",
+                id=order_id,
+                deal_id=1,
+                shop_id=3,
+                currency="USD",
+                settled_ms=settled,
+                hold_id=f"h{order_id}",
+                payment_ref=f"ch_{order_id}",
+            )
+            insert_row(
+                db,
+                "affiliate_attributions",
+                order_id=order_id,
+                room_id=5,
+                creator_id=2,
+                plan_id=1,
+                shop_id=3,
+                rate_bp=1500,
+                base=18_000,
+                currency="USD",
+            )
+            for line, account, amount in (
+                (0, "shop:pending", 2700),
+                (1, "platform:commissions", -2700),
+            ):
+                insert_row(
+                    db,
+                    "ledger_entries",
+                    txn=f"commission:{order_id}",
+                    line=line,
+                    account=account,
+                    shop_id=3,
+                    amount=amount,
+                    currency="USD",
+                    reference=f"order:{order_id}",
+                )
+    command.upgrade(config, "head")
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT creator_shop_id FROM affiliate_deals").fetchall() == [(7,)]
+        paid = db.execute(
+            "SELECT txn, line, account, shop_id, amount, reference FROM ledger_entries"
+            " WHERE txn LIKE '%:paid' ORDER BY line"
+        ).fetchall()
+        pool = db.execute(
+            "SELECT reference, SUM(amount) FROM ledger_entries"
+            " WHERE account = 'platform:commissions' GROUP BY reference ORDER BY reference"
+        ).fetchall()
+    assert paid == [
+        ("commission:10:paid", 0, "platform:commissions", 7, 2700, "order:10"),
+        ("commission:10:paid", 1, "shop:available", 7, -2700, "order:10"),
+    ]
+    assert pool == [("order:10", 0), ("order:11", -2700)]  # 11 waits for its settlement

@@ -469,7 +469,7 @@ async def _center(
         every_sku = {o.sku_id for o in orders} | {x.sku_id for got in bought.values() for x in got}
         lines = await order_store.item_lines(session, sorted(every_sku))
         midnight = _midnight_utc_ms()
-        today = await order_store.sales_since(session, shop_ids, midnight)
+        orders_today = await order_store.orders_since(session, shop_ids, midnight)
         # "Today's sales" is net: today's sales less today's refunds, from the ledger.
         net_today = await finance_store.net_sales_since(
             await session.connection(), shop_ids, midnight
@@ -510,7 +510,7 @@ async def _center(
             "out_of_stock": [
                 (p["title"], sku) for p in on_sale for sku in p["skus"] if sku["free"] <= 0
             ],
-            "today_orders": today[0],
+            "today_orders": orders_today,
             "today_sales": sorted(net_today.values(), key=lambda sales: sales.currency),
             "late_dispatch": late_dispatch,
             "returns_pending": returns_pending,
