@@ -175,6 +175,30 @@ async def deliver(http: httpx.AsyncClient, shop: SellerAccount, order_id: int) -
         assert moved.status_code == 200, moved.text
 
 
+async def delivered_creator_order(
+    http: httpx.AsyncClient, db: Database, shop: SellerAccount, sessions: GuestSessions
+) -> tuple[Offered, dict[str, Any]]:
+    """An order of two units (18,000, a commission of 2,700) sold in a creator's room under the
+    shop's plan, and delivered: its commission earned."""
+    o = await offered(http, db, shop)
+    room = await creator_room(http, o)
+    order = await buy(http, sessions, await creator_deal(http, o, room), qty=2)
+    await deliver(http, o.shop, order["id"])
+    return o, order
+
+
+async def refund(
+    http: httpx.AsyncClient, shop: SellerAccount, order_id: int, key: str, amount: int | None = None
+) -> None:
+    """The shop refunds the order, whole or ``amount`` of it."""
+    refunded = await http.post(
+        f"/api/orders/{order_id}/refund",
+        headers={**shop.headers, "Idempotency-Key": key},
+        json={} if amount is None else {"amount": amount},
+    )
+    assert refunded.status_code == 200, refunded.text
+
+
 async def offers(http: httpx.AsyncClient, who: SellerAccount) -> list[dict[str, Any]]:
     r = await http.get("/api/affiliate/offers", headers=who.headers)
     assert r.status_code == 200, r.text
@@ -345,19 +369,10 @@ async def test_commission_is_earned_on_delivery_and_given_back_with_a_refund(
     again = await http.post(f"/api/orders/{order['id']}/deliver", headers=o.shop.headers, json={})
     assert again.status_code == 409
 
-    refunded = await http.post(
-        f"/api/orders/{order['id']}/refund",
-        headers={**o.shop.headers, "Idempotency-Key": "half"},
-        json={"amount": 9000},
-    )
-    assert refunded.status_code == 200, refunded.text
+    await refund(http, o.shop, order["id"], "half", amount=9000)
     (totals,) = (await mine(http, o.creator))["commissions"]
     assert (totals["earned"], totals["given_back"], totals["sales"]) == (1350, 1350, 9000)
-    rest = await http.post(
-        f"/api/orders/{order['id']}/refund",
-        headers={**o.shop.headers, "Idempotency-Key": "rest"},
-    )
-    assert rest.status_code == 200, rest.text
+    await refund(http, o.shop, order["id"], "rest")
     (totals,) = (await mine(http, o.creator))["commissions"]
     assert (totals["earned"], totals["given_back"]) == (0, 2700)
 
@@ -453,10 +468,7 @@ async def test_a_settled_commission_is_paid_into_the_creators_shop_and_follows_a
     """Decision 0054: settling the order pays its commission into the shop of the creator's
     room, where the creator withdraws it as any shop's money; a refund after that takes its
     share back from there, and the books agree from both sides throughout."""
-    o = await offered(http, db, seller)
-    room = await creator_room(http, o)
-    order = await buy(http, sessions, await creator_deal(http, o, room), qty=2)
-    await deliver(http, o.shop, order["id"])
+    o, order = await delivered_creator_order(http, db, seller, sessions)
     (totals,) = (await mine(http, o.creator))["commissions"]
     assert (totals["earned"], totals["paid"]) == (2700, 0)
     assert (await usd(http, o.creator))["available"] == 0
@@ -473,12 +485,7 @@ async def test_a_settled_commission_is_paid_into_the_creators_shop_and_follows_a
     provider = SandboxProvider(redis, Keyspace(PREFIX).sandbox)
     await no_finding_about(db, provider, order["id"])
 
-    refunded = await http.post(
-        f"/api/orders/{order['id']}/refund",
-        headers={**o.shop.headers, "Idempotency-Key": "after-settling"},
-        json={"amount": 9000},
-    )
-    assert refunded.status_code == 200, refunded.text
+    await refund(http, o.shop, order["id"], "after-settling", amount=9000)
     (totals,) = (await mine(http, o.creator))["commissions"]
     assert (totals["earned"], totals["given_back"], totals["paid"]) == (1350, 1350, 1350)
     assert (await usd(http, o.creator))["available"] == 1350
@@ -501,10 +508,7 @@ async def test_a_commission_settled_without_being_paid_is_paid_with_the_next_mov
     here once the pay-over lines are taken out) is found by the audit, and its next move pays
     what waits into the creator's shop before going on there. Paid lines naming another shop
     than the deal's creator's are found too."""
-    o = await offered(http, db, seller)
-    room = await creator_room(http, o)
-    order = await buy(http, sessions, await creator_deal(http, o, room), qty=2)
-    await deliver(http, o.shop, order["id"])
+    o, order = await delivered_creator_order(http, db, seller, sessions)
     assert await settle(db, order["id"], now_ms())
     paid_lines = col(LedgerEntry.txn) == f"commission:{order['id']}:paid"
     async with db.session() as session:
@@ -516,12 +520,7 @@ async def test_a_commission_settled_without_being_paid_is_paid_with_the_next_mov
         {"order": order["id"], "side": "waiting", "expected": 0, "ledger": 2700},
     ]
 
-    refunded = await http.post(
-        f"/api/orders/{order['id']}/refund",
-        headers={**o.shop.headers, "Idempotency-Key": "after-an-old-settlement"},
-        json={"amount": 9000},
-    )
-    assert refunded.status_code == 200, refunded.text
+    await refund(http, o.shop, order["id"], "after-an-old-settlement", amount=9000)
     assert (await usd(http, o.creator))["available"] == 1350
     await no_finding_about(db, provider, order["id"])
 
