@@ -52,12 +52,13 @@ def upgrade() -> None:
             sa.text(
                 "INSERT INTO ledger_entries"
                 " (txn, line, account, shop_id, amount, currency, created_ms, reference)"
-                " SELECT 'commission:' || CAST(w.order_id AS VARCHAR) || CAST(:step AS VARCHAR),"
+                " SELECT 'commission:' || CAST(w.order_id AS VARCHAR)"
+                " || ':' || CAST(:step AS VARCHAR),"
                 " CAST(:line AS INTEGER), CAST(:account AS VARCHAR), w.shop_id,"
                 " CAST(:sign AS INTEGER) * w.held, w.currency, CAST(:now AS BIGINT),"
                 f" 'order:' || CAST(w.order_id AS VARCHAR) FROM ({WAITING}) w"
             ),
-            {"step": ":paid", "line": line, "account": account, "sign": sign, "now": now},
+            {"step": "paid", "line": line, "account": account, "sign": sign, "now": now},
         )
 
 
