@@ -11,6 +11,7 @@ class CatalogErrorCode(ErrorCode):
 
     SELLER_EXISTS = "seller_exists"
     SHOP_NOT_FOUND = "shop_not_found"
+    HANDLE_TAKEN = "handle_taken"  # racing requests kept taking the new shop's address
     PRODUCT_NOT_FOUND = "product_not_found"
     PRODUCT_ARCHIVED = "product_archived"
     PRODUCT_HAS_LIVE_DEAL = "product_has_live_deal"

@@ -28,6 +28,10 @@ from people.staff import TOKEN_PREFIX, hash_token, new_token
 # only scheduled can be left: starting it is refused once its product is archived.)
 SELLING_DEAL_STATUSES = (DealStatus.LIVE,)
 
+# Passes at making a shop when racing requests take its handle: the first retry already draws
+# a random suffix, so a fourth clash would take three draws of 16.7 M values colliding.
+HANDLE_TRIES = 4
+
 
 async def rotate_token(session: AsyncSession, stamps: AuthStamps, seller: Seller) -> str:
     """Give the seller a new API token; the old one (and every browser signed in with it)
@@ -45,26 +49,32 @@ async def create_seller(
     session: AsyncSession, name: str, email: str, shop_name: str | None = None
 ) -> tuple[Seller, Shop, str]:
     """Create a seller with one shop; return the API token, which is not stored anywhere."""
-    existing = await session.exec(select(Seller).where(Seller.email == email))
+    shop_name = shop_name or f"{name}'s shop"
+    for _ in range(HANDLE_TRIES):
+        await _refuse_taken_email(session, email)
+        token = new_token()
+        seller = Seller(name=name, email=email, token_hash=hash_token(token), created_ms=now_ms())
+        session.add(seller)
+        try:
+            await session.flush()
+            assert seller.id is not None
+            shop = await _add_shop(session, seller.id, shop_name)
+            await session.commit()
+        except IntegrityError:
+            # A sign-up racing this one took the e-mail (refused on the next pass) or the
+            # shop's handle (the next pass sees it taken and draws another).
+            await session.rollback()
+            continue
+        return seller, shop, token
+    raise _handle_race(shop_name)
+
+
+async def _refuse_taken_email(session: AsyncSession, email: str) -> None:
+    existing = await session.exec(select(Seller.id).where(Seller.email == email))
     if existing.first() is not None:
         raise Conflict(
             "A seller with this email already exists.", code=CatalogErrorCode.SELLER_EXISTS
         )
-    token = new_token()
-    seller = Seller(name=name, email=email, token_hash=hash_token(token), created_ms=now_ms())
-    session.add(seller)
-    await session.flush()
-    assert seller.id is not None
-    shop_name = shop_name or f"{name}'s shop"
-    shop = Shop(
-        seller_id=seller.id,
-        name=shop_name,
-        handle=await _free_handle(session, shop_name),
-        created_ms=now_ms(),
-    )
-    session.add(shop)
-    await session.commit()
-    return seller, shop, token
 
 
 async def seller_for_token(session: AsyncSession, token: str) -> Seller:
@@ -84,23 +94,45 @@ async def shops_of(session: AsyncSession, seller: Seller) -> Sequence[Shop]:
 
 async def create_shop(session: AsyncSession, seller: Seller, name: str) -> Shop:
     assert seller.id is not None
+    seller_id = seller.id  # read before a rollback expires the seller
+    for _ in range(HANDLE_TRIES):
+        shop = await _add_shop(session, seller_id, name)
+        try:
+            await session.commit()
+        except IntegrityError:  # a racing request took the handle: the next pass draws another
+            await session.rollback()
+            continue
+        return shop
+    raise _handle_race(name)
+
+
+async def _add_shop(session: AsyncSession, seller_id: int, name: str) -> Shop:
     shop = Shop(
-        seller_id=seller.id,
+        seller_id=seller_id,
         name=name,
         handle=await _free_handle(session, name),
         created_ms=now_ms(),
     )
     session.add(shop)
-    await session.commit()
     return shop
 
 
 async def _free_handle(session: AsyncSession, name: str) -> str:
+    """The name's handle, or, taken, the name's with a random suffix. Only the unique index
+    decides: a racing request may take it before this one commits (callers draw again)."""
     base = handle_for(name) or "shop"
     handle = base
     while (await session.exec(select(Shop.id).where(Shop.handle == handle))).first() is not None:
-        handle = f"{base}-{secrets.token_hex(2)}"
+        handle = f"{base}-{secrets.token_hex(3)}"
     return handle
+
+
+def _handle_race(name: str) -> Conflict:
+    return Conflict(
+        "Other shops took this name's address while it was being made; try again.",
+        code=CatalogErrorCode.HANDLE_TAKEN,
+        name=name[:60],
+    )
 
 
 async def shop_by_handle(session: AsyncSession, handle: str) -> Shop:

@@ -175,6 +175,7 @@ _BY_STATUS: dict[int, tuple[ErrorCode, ...]] = {
         CheckoutErrorCode.NO_PAYOUT_METHOD,
         CheckoutErrorCode.PAYOUT_LIMIT,
         CatalogErrorCode.SELLER_EXISTS,
+        CatalogErrorCode.HANDLE_TAKEN,
         PeopleErrorCode.EMAIL_TAKEN,
         PeopleErrorCode.GUEST_CLAIMED,
         PeopleErrorCode.TOO_MANY_ADDRESSES,
