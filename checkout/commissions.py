@@ -30,8 +30,11 @@ from checkout.orders import OrderStatus
 log = logging.getLogger("livecart.commissions")
 
 
+EARNED = "commission:"
+
+
 def earned_name(order_id: int) -> str:
-    return f"commission:{order_id}"
+    return f"{EARNED}{order_id}"
 
 
 def paid_name(order_id: int) -> str:
@@ -125,7 +128,8 @@ AWAITING = (OrderStatus.PAID.value, OrderStatus.AWAITING_SHIPMENT.value, OrderSt
 @dataclass
 class Totals:
     """One currency's commissions: ``pending`` on orders not delivered yet (what they would
-    earn now), ``earned`` net of what was given back, ``given_back`` with refunds, ``paid``
+    earn now), ``earned`` net of what was given back, ``given_back`` with refunds and lost
+    disputes after delivery (net of refunds the provider refused and disputes won), ``paid``
     what of ``earned`` reached the creator's shop with the orders' settlement (decision 0054)."""
 
     currency: str
@@ -178,12 +182,18 @@ async def totals(
     amount = col(LedgerEntry.amount)
     # The selling shop's lines say what the order owes; the creator's shop's, what was paid.
     sellers = col(LedgerEntry.shop_id) == col(AffiliateAttribution.shop_id)
+    # What the order earned on delivery is posted under one name; every later move (a refund
+    # granted, or refused and so reversed; a dispute lost, or won back) under its own.
+    # Summed, those later moves are what was given back and stayed given back.
+    later = col(LedgerEntry.txn) != literal(EARNED) + cast(
+        col(AffiliateAttribution.order_id), String
+    )
     entries = await conn.execute(
         core_select(
             col(AffiliateAttribution.creator_id),
             col(LedgerEntry.currency),
             -func.sum(case((sellers, amount), else_=0)),
-            func.sum(case((and_(sellers, amount > 0), amount), else_=0)),
+            func.sum(case((and_(sellers, later), amount), else_=0)),
             func.sum(case((sellers, 0), else_=amount)),
         )
         .join(

@@ -17,11 +17,14 @@ from redis.asyncio import Redis
 from sqlalchemy import delete, update
 from sqlmodel import col, select
 
+from checkout import webhooks
 from checkout.audit import NOTICES, audit_ledger
+from checkout.holds import HoldStore
 from checkout.keys import Keyspace
 from checkout.ledger import Account
-from checkout.models import AffiliateAttribution, LedgerEntry, Order
-from checkout.payments import SandboxProvider
+from checkout.models import AffiliateAttribution, LedgerEntry, Order, Refund
+from checkout.payments import PENDING_REFUNDS_CARD, RefundStatus, SandboxProvider
+from checkout.refunds import Refunds
 from checkout.settlement import settle
 from kernel.clock import now_ms
 from kernel.db import Database
@@ -142,11 +145,15 @@ async def creator_deal(
 
 
 async def buy(
-    http: httpx.AsyncClient, sessions: GuestSessions, deal: int, qty: int = 1
+    http: httpx.AsyncClient,
+    sessions: GuestSessions,
+    deal: int,
+    qty: int = 1,
+    card: str = "4242424242424242",
 ) -> dict[str, Any]:
     _, buyer = viewer_headers(sessions)
     hold = await reserve(http, deal, buyer, qty=qty)
-    paid = await checkout(http, hold["id"], buyer, key=secrets.token_hex(4))
+    paid = await checkout(http, hold["id"], buyer, card=card, key=secrets.token_hex(4))
     assert paid.status_code == 201, paid.text
     orders = await poll(lambda: orders_seen_by(http, buyer), lambda found: len(found) > 0)
     assert len(orders) == 1, "the pipeline did not write the order"
@@ -456,6 +463,35 @@ async def _a_changed_commission_is_found(
                 await session.commit()
     found = await audit_ledger(db, provider, PREFIX)
     assert [f for f in found.commission_mismatches if f["order"] in (order_id, stray)] == []
+
+
+async def test_a_refund_the_provider_refuses_gives_no_commission_back(
+    http: httpx.AsyncClient,
+    db: Database,
+    seller: SellerAccount,
+    sessions: GuestSessions,
+    redis: Redis,
+    holds: HoldStore,
+    keys: Keyspace,
+) -> None:
+    o = await offered(http, db, seller)
+    room = await creator_room(http, o)
+    deal = await creator_deal(http, o, room)
+    order = await buy(http, sessions, deal, qty=2, card=PENDING_REFUNDS_CARD)
+    await deliver(http, o.shop, order["id"])
+    await refund(http, o.shop, order["id"], "half", amount=9000)
+    (totals,) = (await mine(http, o.creator))["commissions"]
+    assert (totals["earned"], totals["given_back"]) == (1350, 1350)  # granted, not yet decided
+
+    sandbox = SandboxProvider(redis, keys.sandbox)
+    async with db.session() as session:
+        (pending,) = (
+            await session.exec(select(Refund).where(Refund.order_id == order["id"]))
+        ).all()
+    assert await sandbox.finish_refund(pending.provider_ref, RefundStatus.FAILED)
+    await webhooks.pull_events(db, Refunds(db, holds, sandbox, keys.prefix), sandbox)
+    (totals,) = (await mine(http, o.creator))["commissions"]
+    assert (totals["earned"], totals["given_back"], totals["sales"]) == (2700, 0, 18_000)
 
 
 async def test_a_settled_commission_is_paid_into_the_creators_shop_and_follows_a_refund(
