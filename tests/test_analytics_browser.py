@@ -18,6 +18,7 @@ from tests.browser import DESKTOP, PHONE, joined, new_page
 from tests.conftest import SellerAccount, viewer_headers
 from tests.harness import Server
 from tests.helpers import until
+from tests.test_finance import two_currency_room
 from tests.test_pages import shop as shop  # the fixture: a jacket and a mug
 from tests.test_pages import sign_in
 from tests.wsclient import WsViewer
@@ -115,6 +116,28 @@ async def test_the_studio_sparklines_move_with_the_rooms_traffic(
             await ws.ws.close()
         await studio_ctx.close()
         await phone_ctx.close()
+
+
+async def test_the_studio_shows_each_currencys_sales_apart(
+    browser: Browser,
+    server: Server,
+    http: httpx.AsyncClient,
+    seller: SellerAccount,
+    sessions: GuestSessions,
+) -> None:
+    """Decision 0053 on the studio's tiles: a room that sold in dollars and euros shows both
+    amounts, joined, never one sum (studio.js joins the figures' ``sales``)."""
+    room = await two_currency_room(http, seller, sessions)
+    ctx, watched = await new_page(browser, "studio", **DESKTOP)
+    try:
+        page = watched.page
+        await sign_in(page, server.base_url, seller.token, then=f"/studio/{room}")
+        await expect(page.locator("#fig-gmv")).to_have_text("€49.00 · $98.00", timeout=30_000)
+        await expect(page.locator("#fig-net-gmv")).to_have_text("€49.00 · $98.00")
+        await expect(page.locator("#fig-sold")).to_have_text("3")
+        watched.assert_clean()
+    finally:
+        await ctx.close()
 
 
 async def test_the_seller_center_draws_an_ended_lives_minutes_and_the_shops_days(

@@ -437,16 +437,13 @@ async def test_todays_sales_and_a_rooms_figures_are_net_of_refunds(
         assert "GMV (gross)" in after and "GMV (net of refunds)" in after
 
 
-async def test_a_room_that_sells_in_two_currencies_adds_up_neither_into_the_other(
-    server: Server,
-    http: httpx.AsyncClient,
-    seller: SellerAccount,
-    sessions: GuestSessions,
-) -> None:
-    """Decision 0053: two orders of a USD deal and one of a EUR deal in one room. Every report
-    gives each currency its own money; the counts are of every order; the money drawn per
-    minute or day is the leading currency's (most orders) alone."""
-    room, _product, dollars = await http_room(http, seller)
+async def two_currency_room(
+    http: httpx.AsyncClient, seller: SellerAccount, sessions: GuestSessions
+) -> int:
+    """A live room that sold two units of a USD deal ($49.00 each) and one of a EUR deal
+    (€49.00), to three buyers; its id once the three orders are written. Its pictures are the
+    server's own, so a browser can show it."""
+    room, _product, dollars = await http_room(http, seller, image="/static/img/jacket.svg")
     made = await http.post(
         f"/api/shops/{seller.shop.id}/products", headers=seller.headers, json={"title": "Scarf"}
     )
@@ -477,6 +474,19 @@ async def test_a_room_that_sells_in_two_currencies_adds_up_neither_into_the_othe
                 lambda buyer=buyer: http.get("/api/orders", headers=buyer),
                 lambda r: r.status_code == 200 and len(r.json()["orders"]) == 1,
             )
+    return room
+
+
+async def test_a_room_that_sells_in_two_currencies_adds_up_neither_into_the_other(
+    server: Server,
+    http: httpx.AsyncClient,
+    seller: SellerAccount,
+    sessions: GuestSessions,
+) -> None:
+    """Decision 0053: two orders of a USD deal and one of a EUR deal in one room. Every report
+    gives each currency its own money; the counts are of every order; the money drawn per
+    minute or day is the leading currency's (most orders) alone."""
+    room = await two_currency_room(http, seller, sessions)
     each = [
         {"currency": "EUR", "orders": 1, "units": 1, "gmv": 4900, "net_gmv": 4900},
         {"currency": "USD", "orders": 2, "units": 2, "gmv": 9800, "net_gmv": 9800},
