@@ -10,12 +10,13 @@ the room's sequence numbers and, when its connection drops, comes back through H
 ``last_seq`` after 0.2-2 s. Buyers reserve one unit and pay with the sandbox card, repeating a
 refused or failed call with the same request id and Idempotency-Key, as the pages do.
 
-The verdict: nothing oversold and no paid order lost (every checkout a buyer saw succeed is an
-order in SQL, ``livecart audit``'s deal books pass, ``livecart reconcile`` finds nothing), every
-viewer back in the room with no gap in its events; and the figures: holds a buyer was told of
-and later lost (the loss window; 0 with ``LIVECART_REDIS_WAIT_REPLICAS=1``), how long the
-deal's slot refused calls after the kill, and how long the killed node's viewers took to be
-back. Bounded: it gives up after ``--timeout`` seconds.
+The verdict: nothing oversold and no paid order lost (every checkout a buyer saw succeed, or
+answered ``hold_already_paid`` to a retry, is an order in SQL, ``livecart audit``'s deal books
+pass, ``livecart reconcile`` finds nothing), every viewer back in the room with no gap in its
+events; and the figures: holds a buyer was told of and later lost (the loss window; 0 with
+``LIVECART_REDIS_WAIT_REPLICAS=1``), how long the deal's slot refused calls after the kill, and
+how long the killed node's viewers took to be back. Bounded: it gives up after ``--timeout``
+seconds.
 
 Run: ``python loadtests/failover.py [--runs 3] [--json]`` (needs haproxy and PostgreSQL at
 ``--database-url``, a server whose ``test`` database it may use to create its own).
@@ -148,6 +149,7 @@ class Storm:
     told_holds: int = 0  # reservations answered 201
     lost_holds: list[str] = field(default_factory=list)  # told, then hold_not_found
     sold_out: int = 0
+    already_paid: int = 0  # of ``paid``: a retry answered hold_already_paid
     statuses: dict[str, int] = field(default_factory=dict)
     calls: list[tuple[float, float, bool]] = field(default_factory=list)  # start, end, 2xx
     primary_killed: float | None = None
@@ -298,6 +300,13 @@ async def buy(storm: Storm, http: httpx.AsyncClient, deal_id: int, buyer: str, t
     paid = await call(storm, http, f"/api/holds/{hold}/checkout", {"card": CARD}, headers)
     if paid.status_code in (200, 201):
         storm.paid[hold] = buyer
+    elif paid.json()["error"]["code"] == "hold_already_paid":
+        # The buyer's own hold (no one else can pay it), sold by one of their tries whose
+        # answer was cut: a retry around the failover answered this, not the sale (seen once
+        # in CI, cause not yet traced). Told paid all the same, and the verdict still wants
+        # its order in SQL (``paid_without_order``); counted apart so it stays seen.
+        storm.paid[hold] = buyer
+        storm.already_paid += 1
     elif paid.json()["error"]["code"] == "hold_not_found":
         storm.lost_holds.append(hold)  # told of, then forgotten: the loss window
     else:
@@ -397,6 +406,7 @@ async def storm(args: argparse.Namespace, stage: Stage) -> dict[str, Any]:
         "units": args.units,
         "seconds": round(seconds, 1),
         "paid": len(found.paid),
+        "paid_told_already_paid": found.already_paid,
         "holds_told": found.told_holds,
         "holds_lost_after_told": len(found.lost_holds),
         "answers_sold_out": found.sold_out,
