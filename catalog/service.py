@@ -66,6 +66,7 @@ async def create_seller(
             await session.rollback()
             continue
         return seller, shop, token
+    await _refuse_taken_email(session, email)  # the last clash may have been the e-mail
     raise _handle_race(shop_name)
 
 
